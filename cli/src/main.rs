@@ -1,5 +1,6 @@
 //! `baton`: validate CodePipeline declarations and run pipelines on one machine.
 
+mod simulate;
 mod validate;
 
 use std::path::PathBuf;
@@ -25,11 +26,27 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run the engine over a declaration with simulated action results and print the execution.
+    Simulate {
+        /// The pipeline's home region.
+        #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+        region: String,
+        /// Make an action fail, as STAGE/ACTION (repeatable).
+        #[arg(long, value_name = "STAGE/ACTION")]
+        fail: Vec<String>,
+        /// The declaration file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { region, files } => validate::run(&files, &region),
+        Command::Simulate { region, fail, file } => simulate::run(&file, &region, &fail)
+            .unwrap_or_else(|e| {
+                eprintln!("baton: {e:#}");
+                ExitCode::from(2)
+            }),
     }
 }

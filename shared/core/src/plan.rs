@@ -1,1 +1,251 @@
-//! Plan.
+//! A validated pipeline, in the shape the engine runs: stages with their actions grouped by
+//! `runOrder`, regions resolved, timeouts filled in.
+//!
+//! A [`Plan`] can only be made from a declaration that passed [`crate::declaration::validate`],
+//! so the engine never meets a dangling artifact, an unknown mode or an empty stage.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog;
+use crate::declaration::{ActionDeclaration, PipelineDeclaration, ValidationError, validate};
+
+/// How executions of one pipeline share its stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionMode {
+    /// One execution per stage; a newer waiting execution supersedes an older one.
+    Superseded,
+    /// One execution per stage; waiting executions go first in, first out.
+    Queued,
+    /// No stage locks: executions run independently.
+    Parallel,
+}
+
+impl ExecutionMode {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Superseded => "SUPERSEDED",
+            Self::Queued => "QUEUED",
+            Self::Parallel => "PARALLEL",
+        }
+    }
+}
+
+/// How a stage is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RetryMode {
+    /// Re-run the failed actions; succeeded ones keep their results.
+    FailedActions,
+    /// Re-run the whole stage from its first action.
+    AllActions,
+}
+
+/// Category, owner, provider and version of an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionType {
+    #[allow(missing_docs)]
+    pub category: String,
+    #[allow(missing_docs)]
+    pub owner: String,
+    #[allow(missing_docs)]
+    pub provider: String,
+    #[allow(missing_docs)]
+    pub version: String,
+}
+
+impl ActionType {
+    /// Whether this is CodePipeline's manual approval.
+    pub fn is_manual_approval(&self) -> bool {
+        self.category == "Approval" && self.provider == "Manual"
+    }
+}
+
+/// One action, ready to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionPlan {
+    #[allow(missing_docs)]
+    pub name: String,
+    #[allow(missing_docs)]
+    pub action_type: ActionType,
+    #[allow(missing_docs)]
+    pub run_order: u32,
+    /// As declared; references are resolved when the action starts.
+    pub configuration: IndexMap<String, String>,
+    /// Commands of the `Commands` action.
+    pub commands: Vec<String>,
+    /// Names of the consumed artifacts.
+    pub input_artifacts: Vec<String>,
+    /// Names of the produced artifacts.
+    pub output_artifacts: Vec<String>,
+    /// Where the action's output variables are published.
+    pub namespace: Option<String>,
+    /// The region the action runs in (the pipeline's unless declared).
+    pub region: String,
+    /// Role to assume, for actions in another account.
+    pub role_arn: Option<String>,
+    /// How long the action may run.
+    pub timeout_minutes: u32,
+}
+
+/// One stage, with its actions and their `runOrder` groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagePlan {
+    #[allow(missing_docs)]
+    pub name: String,
+    /// In declaration order.
+    pub actions: Vec<ActionPlan>,
+    /// Indices into `actions`, one group per distinct `runOrder`, lowest first.
+    pub groups: Vec<Vec<usize>>,
+    /// `onFailure: {result: RETRY}`: one automatic retry in this mode.
+    pub auto_retry: Option<RetryMode>,
+}
+
+/// A pipeline ready to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    #[allow(missing_docs)]
+    pub name: String,
+    /// The structure version executions record.
+    pub version: i64,
+    #[allow(missing_docs)]
+    pub mode: ExecutionMode,
+    /// The account the pipeline lives in; goes into events and ARNs.
+    pub account: String,
+    /// The pipeline's home region.
+    pub region: String,
+    /// `source` of the public events; CodePipeline's is `aws.codepipeline`.
+    pub event_source: String,
+    /// Declared pipeline variables and their defaults.
+    pub variables: Vec<(String, Option<String>)>,
+    #[allow(missing_docs)]
+    pub stages: Vec<StagePlan>,
+}
+
+/// Where a pipeline lives: the parts of its identity that are not in its declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// 12-digit account id.
+    pub account: String,
+    /// The home region.
+    pub region: String,
+    /// `source` of the public events.
+    pub event_source: String,
+}
+
+impl Plan {
+    /// Validates `pipeline` and turns it into a plan.
+    ///
+    /// # Errors
+    /// Every rule the declaration breaks.
+    pub fn from_declaration(
+        pipeline: &PipelineDeclaration,
+        placement: &Placement,
+    ) -> Result<Self, Vec<ValidationError>> {
+        let errors = validate(pipeline, &placement.region);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mode = match pipeline.execution_mode.as_deref() {
+            Some("QUEUED") => ExecutionMode::Queued,
+            Some("PARALLEL") => ExecutionMode::Parallel,
+            _ => ExecutionMode::Superseded,
+        };
+        let stages = pipeline
+            .stages
+            .iter()
+            .map(|stage| {
+                let actions: Vec<ActionPlan> =
+                    stage.actions.iter().map(|a| action_plan(a, &placement.region)).collect();
+                let auto_retry = stage
+                    .on_failure
+                    .as_ref()
+                    .filter(|f| f.result.as_deref() == Some("RETRY"))
+                    .map(|f| {
+                        match f.retry_configuration.as_ref().and_then(|r| r.retry_mode.as_deref()) {
+                            Some("ALL_ACTIONS") => RetryMode::AllActions,
+                            _ => RetryMode::FailedActions,
+                        }
+                    });
+                StagePlan { name: stage.name.clone(), groups: groups(&actions), actions, auto_retry }
+            })
+            .collect();
+        let variables = pipeline
+            .variables
+            .iter()
+            .flatten()
+            .map(|v| (v.name.clone(), v.default_value.clone()))
+            .collect();
+        Ok(Self {
+            name: pipeline.name.clone(),
+            version: pipeline.version.unwrap_or(1),
+            mode,
+            account: placement.account.clone(),
+            region: placement.region.clone(),
+            event_source: placement.event_source.clone(),
+            variables,
+            stages,
+        })
+    }
+
+    /// The pipeline's ARN, as CodePipeline forms it.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:codepipeline:{}:{}:{}", self.region, self.account, self.name)
+    }
+
+    /// The index of the stage called `name`.
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.name == name)
+    }
+}
+
+impl StagePlan {
+    /// The index of the action called `name`.
+    pub fn action_index(&self, name: &str) -> Option<usize> {
+        self.actions.iter().position(|a| a.name == name)
+    }
+}
+
+/// Groups action indices by `runOrder`, lowest first; declaration order inside a group.
+pub fn groups(actions: &[ActionPlan]) -> Vec<Vec<usize>> {
+    let mut orders: Vec<u32> = actions.iter().map(|a| a.run_order).collect();
+    orders.sort_unstable();
+    orders.dedup();
+    orders
+        .into_iter()
+        .map(|order| (0..actions.len()).filter(|&i| actions[i].run_order == order).collect())
+        .collect()
+}
+
+fn action_plan(action: &ActionDeclaration, home_region: &str) -> ActionPlan {
+    let t = &action.action_type_id;
+    let timeout = action
+        .timeout_in_minutes
+        .and_then(|m| u32::try_from(m).ok())
+        .unwrap_or_else(|| catalog::default_timeout_minutes(&t.category, &t.provider));
+    ActionPlan {
+        name: action.name.clone(),
+        action_type: ActionType {
+            category: t.category.clone(),
+            owner: t.owner.clone(),
+            provider: t.provider.clone(),
+            version: t.version.clone(),
+        },
+        run_order: action.run_order.and_then(|r| u32::try_from(r).ok()).unwrap_or(1),
+        configuration: action.configuration.clone().unwrap_or_default(),
+        commands: action.commands.clone().unwrap_or_default(),
+        input_artifacts: action.input_artifacts.iter().flatten().map(|a| a.name.clone()).collect(),
+        output_artifacts: action
+            .output_artifacts
+            .iter()
+            .flatten()
+            .map(|a| a.name.clone())
+            .collect(),
+        namespace: action.namespace.clone(),
+        region: action.region.clone().unwrap_or_else(|| home_region.to_string()),
+        role_arn: action.role_arn.clone(),
+        timeout_minutes: timeout,
+    }
+}

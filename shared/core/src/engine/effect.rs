@@ -1,0 +1,69 @@
+//! What the engine asks its caller to do, in order.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::state::{Artifact, ExecutionId, Millis};
+use crate::events::PublicEvent;
+use crate::plan::ActionType;
+
+/// Everything a provider needs to run one action attempt: the internal `Action Requested`
+/// event that the action worker (or, for manual approvals, the approval function) consumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRequest {
+    #[allow(missing_docs)]
+    pub pipeline: String,
+    #[allow(missing_docs)]
+    pub pipeline_version: i64,
+    #[allow(missing_docs)]
+    pub execution_id: ExecutionId,
+    #[allow(missing_docs)]
+    pub stage: String,
+    #[allow(missing_docs)]
+    pub action: String,
+    /// Must come back in the completion.
+    pub attempt: u32,
+    #[allow(missing_docs)]
+    pub action_type: ActionType,
+    /// With every `#{...}` resolved.
+    pub configuration: IndexMap<String, String>,
+    /// With every `#{...}` resolved.
+    pub commands: Vec<String>,
+    /// The consumed artifacts and where they are.
+    pub input_artifacts: Vec<Artifact>,
+    /// Names of the artifacts to produce.
+    pub output_artifacts: Vec<String>,
+    /// Where to run.
+    pub region: String,
+    /// Role to assume.
+    pub role_arn: Option<String>,
+    /// When the attempt times out.
+    pub deadline: Millis,
+    /// The approval token, for manual approvals.
+    pub token: Option<String>,
+}
+
+/// A notice for people: sent to the pipeline's failure topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureNotice {
+    #[allow(missing_docs)]
+    pub pipeline: String,
+    #[allow(missing_docs)]
+    pub execution_id: ExecutionId,
+    /// The stage that failed.
+    pub stage: String,
+    /// The failed actions and why, as `Action: message`.
+    pub failures: Vec<String>,
+}
+
+/// One thing the caller must do after saving the new state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect")]
+pub enum Effect {
+    /// Publish a CodePipeline-shaped state-change event.
+    Publish(PublicEvent),
+    /// Run an action attempt.
+    RequestAction(Box<ActionRequest>),
+    /// Tell people an execution failed.
+    NotifyFailure(FailureNotice),
+}

@@ -1,0 +1,129 @@
+//! What the engine consumes: events from the other functions and commands from people.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::state::{ActionError, Artifact, ExecutionId, Millis, Trigger};
+use crate::plan::RetryMode;
+
+/// How an action attempt ended, as its provider reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status")]
+pub enum ActionOutcome {
+    /// The action did its work.
+    Succeeded {
+        /// Output variables, published under the action's namespace.
+        #[serde(default)]
+        output_variables: BTreeMap<String, String>,
+        /// The artifacts it produced.
+        #[serde(default)]
+        artifacts: Vec<Artifact>,
+        /// `external-execution-summary`.
+        #[serde(default)]
+        summary: Option<String>,
+        /// `external-execution-id`.
+        #[serde(default)]
+        external_id: Option<String>,
+        /// `external-execution-url`.
+        #[serde(default)]
+        external_url: Option<String>,
+    },
+    /// The action failed.
+    Failed {
+        #[allow(missing_docs)]
+        error: ActionError,
+        /// `external-execution-id`.
+        #[serde(default)]
+        external_id: Option<String>,
+        /// `external-execution-url`.
+        #[serde(default)]
+        external_url: Option<String>,
+    },
+}
+
+/// One thing that happened to a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Input {
+    /// Start an execution with this id. A second start with the same id changes nothing.
+    Start {
+        #[allow(missing_docs)]
+        execution_id: ExecutionId,
+        #[allow(missing_docs)]
+        trigger: Trigger,
+        /// Overrides of declared pipeline variables.
+        #[serde(default)]
+        variables: BTreeMap<String, String>,
+    },
+    /// A provider finished an action attempt.
+    ActionCompleted {
+        #[allow(missing_docs)]
+        execution_id: ExecutionId,
+        #[allow(missing_docs)]
+        stage: String,
+        #[allow(missing_docs)]
+        action: String,
+        /// The attempt that finished; any other attempt's result is stale.
+        attempt: u32,
+        #[allow(missing_docs)]
+        outcome: ActionOutcome,
+    },
+    /// `PutApprovalResult`: a person decided a waiting manual approval.
+    ApprovalDecided {
+        #[allow(missing_docs)]
+        stage: String,
+        #[allow(missing_docs)]
+        action: String,
+        /// The approval's token, from the notice or the pipeline state.
+        token: String,
+        #[allow(missing_docs)]
+        approved: bool,
+        #[allow(missing_docs)]
+        summary: String,
+        /// Who decided.
+        by: String,
+    },
+    /// `StopPipelineExecution`.
+    Stop {
+        #[allow(missing_docs)]
+        execution_id: ExecutionId,
+        /// Abandon in-progress actions instead of waiting for them.
+        abandon: bool,
+        #[allow(missing_docs)]
+        reason: String,
+    },
+    /// `RetryStageExecution`.
+    Retry {
+        #[allow(missing_docs)]
+        execution_id: ExecutionId,
+        #[allow(missing_docs)]
+        stage: String,
+        #[allow(missing_docs)]
+        mode: RetryMode,
+    },
+    /// `DisableStageTransition` (inbound).
+    DisableTransition {
+        #[allow(missing_docs)]
+        stage: String,
+        #[allow(missing_docs)]
+        reason: String,
+    },
+    /// `EnableStageTransition` (inbound).
+    EnableTransition {
+        #[allow(missing_docs)]
+        stage: String,
+    },
+    /// Time passed: actions past their deadline time out.
+    Tick,
+}
+
+/// What comes with every input from outside the engine: the time, and fresh randomness for
+/// anything the engine names (approval tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Env {
+    /// Now.
+    pub now: Millis,
+    /// 128 random bits; approval tokens are drawn from them.
+    pub entropy: u128,
+}

@@ -1,0 +1,820 @@
+//! The transitions. One `Machine` applies one input; see the table in the module above.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::effect::{ActionRequest, Effect, FailureNotice};
+use super::input::{ActionOutcome, Env, Input};
+use super::state::*;
+use super::{Rejection, Step};
+use crate::events::{ActionEvent, Origin, execution_result, format_uuid};
+use crate::plan::{ExecutionMode, Plan, RetryMode};
+use crate::variables;
+
+pub(super) struct Machine<'a> {
+    plan: &'a Plan,
+    state: &'a mut PipelineState,
+    env: Env,
+    step: Step,
+    tokens_drawn: u64,
+}
+
+impl<'a> Machine<'a> {
+    pub(super) fn new(plan: &'a Plan, state: &'a mut PipelineState, env: Env) -> Self {
+        let n = plan.stages.len();
+        let lanes = &mut state.lanes;
+        // A state saved before the pipeline gained stages is widened, never truncated.
+        for v in [&mut lanes.holders, &mut lanes.latest] {
+            if v.len() < n {
+                v.resize(n, None);
+            }
+        }
+        if lanes.waiting.len() < n {
+            lanes.waiting.resize(n, Default::default());
+        }
+        if lanes.disabled.len() < n {
+            lanes.disabled.resize(n, None);
+        }
+        Self { plan, state, env, step: Step::default(), tokens_drawn: 0 }
+    }
+
+    pub(super) fn apply(mut self, input: &Input) -> Result<Step, Rejection> {
+        match input {
+            Input::Start { execution_id, trigger, variables } => {
+                self.start(execution_id, trigger, variables)?
+            }
+            Input::ActionCompleted { execution_id, stage, action, attempt, outcome } => {
+                self.complete(execution_id, stage, action, *attempt, outcome)?
+            }
+            Input::ApprovalDecided { stage, action, token, approved, summary, by } => {
+                self.decide(stage, action, token, *approved, summary, by)?
+            }
+            Input::Stop { execution_id, abandon, reason } => {
+                self.stop(execution_id, *abandon, reason)?
+            }
+            Input::Retry { execution_id, stage, mode } => self.retry(execution_id, stage, *mode)?,
+            Input::DisableTransition { stage, reason } => self.disable(stage, reason)?,
+            Input::EnableTransition { stage } => self.enable(stage)?,
+            Input::Tick => self.tick(),
+        }
+        Ok(self.step)
+    }
+
+    // ---- inputs ---------------------------------------------------------------------------
+
+    fn start(
+        &mut self,
+        id: &str,
+        trigger: &Trigger,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<(), Rejection> {
+        if self.state.executions.contains_key(id) {
+            return Ok(()); // the same start delivered again
+        }
+        let variables = self.resolve_pipeline_variables(overrides)?;
+        let now = self.env.now;
+        let arrival = self.state.lanes.arrivals;
+        self.state.lanes.arrivals += 1;
+        self.step.lanes_changed = true;
+        let stages = self
+            .plan
+            .stages
+            .iter()
+            .map(|s| StageRun {
+                status: None,
+                attempt: 0,
+                auto_retried: false,
+                manual_retries: 0,
+                actions: s.actions.iter().map(|_| ActionRun::new()).collect(),
+            })
+            .collect();
+        let execution = Execution {
+            id: id.to_string(),
+            pipeline_version: self.plan.version,
+            status: ExecutionStatus::InProgress,
+            status_summary: None,
+            trigger: trigger.clone(),
+            variables,
+            place: Place::Waiting(0),
+            arrival,
+            started_at: now,
+            updated_at: now,
+            stages,
+            outputs: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
+            stop: None,
+        };
+        self.state.executions.insert(id.to_string(), execution);
+        self.touch(id);
+        let trigger_json = json!({"trigger-type": trigger.trigger_type, "trigger-detail": trigger.trigger_detail});
+        self.publish_pipeline(id, "STARTED", Some(("execution-trigger", trigger_json)));
+        self.join(id, 0);
+        Ok(())
+    }
+
+    fn resolve_pipeline_variables(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Rejection> {
+        if let Some(unknown) =
+            overrides.keys().find(|k| !self.plan.variables.iter().any(|(n, _)| n == *k))
+        {
+            return Err(Rejection::InvalidVariables(format!(
+                "pipeline variable \"{unknown}\" is not declared by pipeline \"{}\"",
+                self.plan.name
+            )));
+        }
+        let mut values = BTreeMap::new();
+        for (name, default) in &self.plan.variables {
+            let value = overrides.get(name).or(default.as_ref()).ok_or_else(|| {
+                Rejection::InvalidVariables(format!(
+                    "pipeline variable \"{name}\" has no default value, so the start must give one"
+                ))
+            })?;
+            values.insert(name.clone(), value.clone());
+        }
+        Ok(values)
+    }
+
+    fn complete(
+        &mut self,
+        id: &str,
+        stage: &str,
+        action: &str,
+        attempt: u32,
+        outcome: &ActionOutcome,
+    ) -> Result<(), Rejection> {
+        let (s, a) = self.locate(stage, action)?;
+        let exec = self
+            .state
+            .executions
+            .get_mut(id)
+            .ok_or_else(|| Rejection::ExecutionNotFound(id.to_string()))?;
+        let run = &mut exec.stages[s].actions[a];
+        if run.attempt != attempt || run.status != ActionStatus::InProgress {
+            return Ok(()); // a duplicate, or the result of an attempt that is no longer current
+        }
+        run.updated_at = Some(self.env.now);
+        run.deadline = None;
+        match outcome {
+            ActionOutcome::Succeeded {
+                output_variables,
+                artifacts,
+                summary,
+                external_id,
+                external_url,
+            } => {
+                run.status = ActionStatus::Succeeded;
+                run.output_variables = output_variables.clone();
+                run.outputs = artifacts.clone();
+                run.summary = summary.clone();
+                run.external_id = external_id.clone();
+                run.external_url = external_url.clone();
+                run.error = None;
+                for artifact in artifacts {
+                    exec.artifacts.insert(artifact.name.clone(), artifact.location.clone());
+                }
+                if let Some(ns) = &self.plan.stages[s].actions[a].namespace {
+                    exec.outputs.insert(ns.clone(), output_variables.clone());
+                }
+            }
+            ActionOutcome::Failed { error, external_id, external_url } => {
+                run.status = ActionStatus::Failed;
+                run.error = Some(error.clone());
+                run.external_id = external_id.clone();
+                run.external_url = external_url.clone();
+            }
+        }
+        self.touch(id);
+        self.publish_action_end(id, s, a);
+        self.drive(id);
+        Ok(())
+    }
+
+    fn decide(
+        &mut self,
+        stage: &str,
+        action: &str,
+        token: &str,
+        approved: bool,
+        summary: &str,
+        by: &str,
+    ) -> Result<(), Rejection> {
+        let (s, a) = self.locate(stage, action)?;
+        if !self.plan.stages[s].actions[a].action_type.is_manual_approval() {
+            return Err(Rejection::InvalidApprovalToken);
+        }
+        let holder = self.state.executions.values().find(|e| {
+            e.stages[s].actions[a].token.as_deref() == Some(token)
+        });
+        let Some(exec) = holder else {
+            return Err(Rejection::InvalidApprovalToken);
+        };
+        if exec.stages[s].actions[a].status != ActionStatus::InProgress {
+            return Err(Rejection::ApprovalAlreadyCompleted);
+        }
+        let id = exec.id.clone();
+        let now = self.env.now;
+        let Some(exec) = self.state.executions.get_mut(&id) else { return Ok(()) };
+        let run = &mut exec.stages[s].actions[a];
+        run.updated_at = Some(now);
+        run.deadline = None;
+        run.summary = Some(summary.to_string());
+        run.decided_by = Some(by.to_string());
+        if approved {
+            run.status = ActionStatus::Succeeded;
+        } else {
+            run.status = ActionStatus::Failed;
+            run.error = Some(ActionError {
+                code: "Rejected".into(),
+                message: format!("Rejected by {by}: {summary}"),
+            });
+        }
+        self.touch(&id);
+        self.publish_action_end(&id, s, a);
+        self.drive(&id);
+        Ok(())
+    }
+
+    fn stop(&mut self, id: &str, abandon: bool, reason: &str) -> Result<(), Rejection> {
+        let exec = self
+            .state
+            .executions
+            .get(id)
+            .ok_or_else(|| Rejection::ExecutionNotFound(id.to_string()))?;
+        if exec.status.is_ended() {
+            return Err(Rejection::NotStoppable(format!(
+                "execution {id} cannot be stopped: it is already {:?}",
+                exec.status
+            )));
+        }
+        if exec.status == ExecutionStatus::Stopping && !abandon {
+            return Err(Rejection::DuplicatedStopRequest(id.to_string()));
+        }
+        let place = exec.place;
+        let was_stopping = exec.status == ExecutionStatus::Stopping;
+        self.touch(id);
+        let request = StopRequest { abandon, reason: reason.to_string() };
+        match place {
+            Place::Waiting(i) => {
+                self.state.lanes.waiting[i].retain(|w| w != id);
+                self.step.lanes_changed = true;
+                let comments = json!({"reason": reason});
+                self.publish_pipeline(id, "STOPPING", Some(("stop-execution-comments", comments)));
+                if let Some(e) = self.state.executions.get_mut(id) {
+                    e.status = ExecutionStatus::Stopped;
+                    e.status_summary = Some(reason.to_string());
+                    e.place = Place::Done;
+                    e.stop = Some(request);
+                    e.updated_at = self.env.now;
+                }
+                self.publish_pipeline(id, "STOPPED", None);
+            }
+            Place::InStage(i) => {
+                if let Some(e) = self.state.executions.get_mut(id) {
+                    e.status = ExecutionStatus::Stopping;
+                    e.stop = Some(request);
+                    e.stages[i].status = Some(StageStatus::Stopping);
+                    e.updated_at = self.env.now;
+                }
+                if !was_stopping {
+                    let comments = json!({"reason": reason});
+                    self.publish_pipeline(
+                        id,
+                        "STOPPING",
+                        Some(("stop-execution-comments", comments)),
+                    );
+                    self.publish_stage(id, i, "STOPPING");
+                }
+                if abandon {
+                    self.abandon_running(id, i);
+                }
+                self.drive(id);
+            }
+            Place::Halted(_) | Place::Done => {}
+        }
+        Ok(())
+    }
+
+    fn retry(&mut self, id: &str, stage: &str, mode: RetryMode) -> Result<(), Rejection> {
+        let s = self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        let exec = self
+            .state
+            .executions
+            .get(id)
+            .ok_or_else(|| Rejection::ExecutionNotFound(id.to_string()))?;
+        if !matches!(exec.status, ExecutionStatus::Failed | ExecutionStatus::Stopped) {
+            return Err(Rejection::StageNotRetryable(format!(
+                "stage \"{stage}\" cannot be retried: execution {id} is {:?}",
+                exec.status
+            )));
+        }
+        if exec.place != Place::Halted(s) {
+            return Err(Rejection::StageNotRetryable(format!(
+                "stage \"{stage}\" cannot be retried: execution {id} did not fail or stop in it"
+            )));
+        }
+        let parallel = self.plan.mode == ExecutionMode::Parallel;
+        let lanes = &self.state.lanes;
+        let latest = lanes.latest[s].as_deref() == Some(id);
+        if !parallel && (!latest || lanes.holders[s].as_ref().is_some_and(|h| h != id)) {
+            return Err(Rejection::NotLatestPipelineExecution {
+                execution: id.to_string(),
+                stage: stage.to_string(),
+            });
+        }
+        if !parallel {
+            self.state.lanes.holders[s] = Some(id.to_string());
+            self.step.lanes_changed = true;
+        }
+        if let Some(e) = self.state.executions.get_mut(id) {
+            e.status = ExecutionStatus::InProgress;
+            e.status_summary = None;
+            e.stop = None;
+            e.place = Place::InStage(s);
+            e.updated_at = self.env.now;
+            let run = &mut e.stages[s];
+            run.manual_retries += 1;
+            reset_for_retry(run, mode);
+        }
+        self.touch(id);
+        self.publish_pipeline(id, "RESUMED", None);
+        self.publish_stage(id, s, "RESUMED");
+        self.drive(id);
+        Ok(())
+    }
+
+    fn disable(&mut self, stage: &str, reason: &str) -> Result<(), Rejection> {
+        let s = self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        if self.state.lanes.disabled[s].is_none() {
+            self.state.lanes.disabled[s] =
+                Some(DisabledTransition { reason: reason.to_string(), at: self.env.now });
+            self.step.lanes_changed = true;
+        }
+        Ok(())
+    }
+
+    fn enable(&mut self, stage: &str) -> Result<(), Rejection> {
+        let s = self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        if self.state.lanes.disabled[s].take().is_some() {
+            self.step.lanes_changed = true;
+            self.admit(s);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self) {
+        let now = self.env.now;
+        let mut expired = Vec::new();
+        for e in self.state.executions.values() {
+            let Place::InStage(s) = e.place else { continue };
+            for (a, run) in e.stages[s].actions.iter().enumerate() {
+                if run.status == ActionStatus::InProgress && run.deadline.is_some_and(|d| d <= now)
+                {
+                    expired.push((e.id.clone(), s, a));
+                }
+            }
+        }
+        for (id, s, a) in expired {
+            let plan_action = &self.plan.stages[s].actions[a];
+            let message = if plan_action.action_type.is_manual_approval() {
+                format!("The approval was not decided within {} minutes", plan_action.timeout_minutes)
+            } else {
+                format!("The action did not finish within {} minutes", plan_action.timeout_minutes)
+            };
+            if let Some(e) = self.state.executions.get_mut(&id) {
+                let run = &mut e.stages[s].actions[a];
+                run.status = ActionStatus::Failed;
+                run.deadline = None;
+                run.updated_at = Some(now);
+                run.error = Some(ActionError { code: "TimedOut".into(), message });
+            }
+            self.touch(&id);
+            self.publish_action_end(&id, s, a);
+            self.drive(&id);
+        }
+    }
+
+    // ---- lanes ----------------------------------------------------------------------------
+
+    /// The execution asks to enter stage `s`: it waits in line, superseding or being
+    /// superseded in SUPERSEDED mode, and enters when the lane lets it.
+    fn join(&mut self, id: &str, s: usize) {
+        if let Some(e) = self.state.executions.get_mut(id) {
+            e.place = Place::Waiting(s);
+        }
+        self.step.lanes_changed = true;
+        self.state.lanes.waiting[s].push_back(id.to_string());
+        if self.plan.mode == ExecutionMode::Superseded {
+            // Only the newest waiting execution survives; superseding happens between stages.
+            let line: Vec<ExecutionId> = self.state.lanes.waiting[s].drain(..).collect();
+            let arrival = |x: &ExecutionId| self.state.executions.get(x).map_or(0, |e| e.arrival);
+            let newest = line.iter().max_by_key(|x| arrival(x)).cloned();
+            for other in line {
+                if Some(&other) == newest.as_ref() {
+                    self.state.lanes.waiting[s].push_back(other);
+                } else {
+                    self.supersede(&other, newest.as_deref().unwrap_or_default());
+                }
+            }
+        }
+        self.admit(s);
+    }
+
+    /// Lets waiting executions into stage `s` while its transition and lock allow.
+    fn admit(&mut self, s: usize) {
+        let parallel = self.plan.mode == ExecutionMode::Parallel;
+        loop {
+            let lanes = &mut self.state.lanes;
+            if lanes.disabled[s].is_some() || (!parallel && lanes.holders[s].is_some()) {
+                return;
+            }
+            let Some(id) = lanes.waiting[s].pop_front() else { return };
+            if !parallel {
+                lanes.holders[s] = Some(id.clone());
+            }
+            lanes.latest[s] = Some(id.clone());
+            self.step.lanes_changed = true;
+            self.enter(&id, s);
+        }
+    }
+
+    /// Frees stage `s` if `id` holds it, and lets the next execution in.
+    fn release(&mut self, id: &str, s: usize) {
+        if self.state.lanes.holders[s].as_deref() == Some(id) {
+            self.state.lanes.holders[s] = None;
+            self.step.lanes_changed = true;
+        }
+        self.admit(s);
+    }
+
+    fn supersede(&mut self, id: &str, by: &str) {
+        if let Some(e) = self.state.executions.get_mut(id) {
+            e.status = ExecutionStatus::Superseded;
+            e.status_summary = Some(format!("Superseded by execution {by}"));
+            e.place = Place::Done;
+            e.updated_at = self.env.now;
+        }
+        self.touch(id);
+        self.publish_pipeline(id, "SUPERSEDED", None);
+    }
+
+    // ---- inside a stage -------------------------------------------------------------------
+
+    fn enter(&mut self, id: &str, s: usize) {
+        if let Some(e) = self.state.executions.get_mut(id) {
+            e.place = Place::InStage(s);
+            e.updated_at = self.env.now;
+            let run = &mut e.stages[s];
+            run.status = Some(StageStatus::InProgress);
+            run.attempt = 1;
+        }
+        self.touch(id);
+        self.publish_stage(id, s, "STARTED");
+        self.drive(id);
+    }
+
+    /// Moves an execution on as far as it can go without waiting for anything outside.
+    fn drive(&mut self, id: &str) {
+        loop {
+            let Some(e) = self.state.executions.get(id) else { return };
+            let Place::InStage(s) = e.place else { return };
+            let run = &e.stages[s];
+            if run.actions.iter().any(|a| a.status == ActionStatus::InProgress) {
+                return;
+            }
+            if e.stop.is_some() {
+                return self.halt_stopped(id, s);
+            }
+            if run.actions.iter().any(|a| matches!(a.status, ActionStatus::Failed | ActionStatus::Abandoned)) {
+                return self.stage_failed(id, s);
+            }
+            let next_group = self.plan.stages[s].groups.iter().find_map(|g| {
+                let pending: Vec<usize> =
+                    g.iter().copied().filter(|&a| run.actions[a].status == ActionStatus::Pending).collect();
+                (!pending.is_empty()).then_some(pending)
+            });
+            match next_group {
+                Some(group) => {
+                    for a in group {
+                        self.start_action(id, s, a);
+                    }
+                }
+                None => return self.stage_succeeded(id, s),
+            }
+        }
+    }
+
+    fn start_action(&mut self, id: &str, s: usize, a: usize) {
+        let plan_action = &self.plan.stages[s].actions[a];
+        let token = plan_action.action_type.is_manual_approval().then(|| self.draw_token());
+        let now = self.env.now;
+        let Some(e) = self.state.executions.get_mut(id) else { return };
+        let prepared = prepare(self.plan, e, s, a);
+        let run = &mut e.stages[s].actions[a];
+        run.attempt += 1;
+        run.started_at = Some(now);
+        run.updated_at = Some(now);
+        run.output_variables.clear();
+        run.outputs.clear();
+        run.summary = None;
+        run.external_id = None;
+        run.external_url = None;
+        run.decided_by = None;
+        run.error = None;
+        self.step.touched.insert(id.to_string());
+        match prepared {
+            Ok((configuration, commands, inputs)) => {
+                let deadline = now + i64::from(plan_action.timeout_minutes) * 60_000;
+                run.status = ActionStatus::InProgress;
+                run.deadline = Some(deadline);
+                run.token = token.clone();
+                run.resolved_configuration = Some(configuration.clone());
+                run.inputs = inputs.clone();
+                let request = ActionRequest {
+                    pipeline: self.plan.name.clone(),
+                    pipeline_version: e.pipeline_version,
+                    execution_id: id.to_string(),
+                    stage: self.plan.stages[s].name.clone(),
+                    action: plan_action.name.clone(),
+                    attempt: run.attempt,
+                    action_type: plan_action.action_type.clone(),
+                    configuration,
+                    commands,
+                    input_artifacts: inputs,
+                    output_artifacts: plan_action.output_artifacts.clone(),
+                    region: plan_action.region.clone(),
+                    role_arn: plan_action.role_arn.clone(),
+                    deadline,
+                    token,
+                };
+                self.publish_action(id, s, a, "STARTED");
+                self.step.effects.push(Effect::RequestAction(Box::new(request)));
+            }
+            Err(error) => {
+                // Fails before reaching a provider: there is nothing to run.
+                run.status = ActionStatus::Failed;
+                run.token = None;
+                run.deadline = None;
+                run.error = Some(error);
+                self.publish_action_end(id, s, a);
+            }
+        }
+    }
+
+    fn stage_succeeded(&mut self, id: &str, s: usize) {
+        let last = s + 1 == self.plan.stages.len();
+        if let Some(e) = self.state.executions.get_mut(id) {
+            e.stages[s].status = Some(StageStatus::Succeeded);
+            e.updated_at = self.env.now;
+            if last {
+                e.status = ExecutionStatus::Succeeded;
+                e.place = Place::Done;
+            }
+        }
+        self.touch(id);
+        self.publish_stage(id, s, "SUCCEEDED");
+        if last {
+            self.publish_pipeline(id, "SUCCEEDED", None);
+            self.release(id, s);
+        } else {
+            // Leave the stage before joining the next line, so the next execution can take it.
+            self.release(id, s);
+            self.join(id, s + 1);
+        }
+    }
+
+    fn stage_failed(&mut self, id: &str, s: usize) {
+        let auto = self.plan.stages[s].auto_retry;
+        let Some(e) = self.state.executions.get_mut(id) else { return };
+        if let (Some(mode), false) = (auto, e.stages[s].auto_retried) {
+            // onFailure RETRY: exactly one automatic attempt.
+            e.stages[s].auto_retried = true;
+            reset_for_retry(&mut e.stages[s], mode);
+            self.touch(id);
+            self.publish_stage(id, s, "RESUMED");
+            return self.drive(id);
+        }
+        let stage_name = &self.plan.stages[s].name;
+        let failures: Vec<String> = e.stages[s]
+            .actions
+            .iter()
+            .zip(&self.plan.stages[s].actions)
+            .filter_map(|(run, plan)| {
+                run.error.as_ref().filter(|_| run.status == ActionStatus::Failed).map(|err| {
+                    format!("{}: {}", plan.name, err.message)
+                })
+            })
+            .collect();
+        e.stages[s].status = Some(StageStatus::Failed);
+        e.status = ExecutionStatus::Failed;
+        e.place = Place::Halted(s);
+        e.updated_at = self.env.now;
+        e.status_summary = Some(format!("Stage {stage_name} failed: {}", failures.join("; ")));
+        self.touch(id);
+        self.publish_stage(id, s, "FAILED");
+        self.publish_pipeline(id, "FAILED", None);
+        self.step.effects.push(Effect::NotifyFailure(FailureNotice {
+            pipeline: self.plan.name.clone(),
+            execution_id: id.to_string(),
+            stage: stage_name.clone(),
+            failures,
+        }));
+        self.release(id, s);
+    }
+
+    fn halt_stopped(&mut self, id: &str, s: usize) {
+        if let Some(e) = self.state.executions.get_mut(id) {
+            e.stages[s].status = Some(StageStatus::Stopped);
+            e.status = ExecutionStatus::Stopped;
+            e.place = Place::Halted(s);
+            e.updated_at = self.env.now;
+            e.status_summary = e.stop.as_ref().map(|r| r.reason.clone());
+            e.stop = None;
+        }
+        self.touch(id);
+        self.publish_stage(id, s, "STOPPED");
+        self.publish_pipeline(id, "STOPPED", None);
+        self.release(id, s);
+    }
+
+    fn abandon_running(&mut self, id: &str, s: usize) {
+        let now = self.env.now;
+        let Some(e) = self.state.executions.get_mut(id) else { return };
+        let running: Vec<usize> = (0..e.stages[s].actions.len())
+            .filter(|&a| e.stages[s].actions[a].status == ActionStatus::InProgress)
+            .collect();
+        for &a in &running {
+            let run = &mut e.stages[s].actions[a];
+            run.status = ActionStatus::Abandoned;
+            run.deadline = None;
+            run.updated_at = Some(now);
+        }
+        for a in running {
+            self.publish_action(id, s, a, "ABANDONED");
+        }
+    }
+
+    // ---- helpers --------------------------------------------------------------------------
+
+    fn locate(&self, stage: &str, action: &str) -> Result<(usize, usize), Rejection> {
+        let s = self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        let a = self.plan.stages[s].action_index(action).ok_or_else(|| {
+            Rejection::ActionNotFound { stage: stage.into(), action: action.into() }
+        })?;
+        Ok((s, a))
+    }
+
+    fn touch(&mut self, id: &str) {
+        if !self.step.touched.contains(id) {
+            self.step.touched.insert(id.to_string());
+        }
+    }
+
+    /// An approval token: a UUID drawn from the input's entropy, distinct per action started.
+    fn draw_token(&mut self) -> String {
+        self.tokens_drawn += 1;
+        let mix = splitmix(self.tokens_drawn ^ (self.env.entropy as u64));
+        let high = splitmix((self.env.entropy >> 64) as u64 ^ mix);
+        format_uuid((u128::from(high) << 64) | u128::from(mix))
+    }
+
+    fn origin<'b>(plan: &'b Plan, e: &'b Execution, now: Millis, attempt: u32) -> Origin<'b> {
+        Origin { plan, execution_id: &e.id, now, attempt }
+    }
+
+    fn publish_pipeline(&mut self, id: &str, state: &str, extra: Option<(&str, serde_json::Value)>) {
+        let Some(e) = self.state.executions.get(id) else { return };
+        let attempt = 1 + e.stages.iter().map(|s| s.manual_retries).sum::<u32>();
+        let event = Self::origin(self.plan, e, self.env.now, attempt).pipeline(state, extra);
+        self.step.effects.push(Effect::Publish(event));
+    }
+
+    fn publish_stage(&mut self, id: &str, s: usize, state: &str) {
+        let Some(e) = self.state.executions.get(id) else { return };
+        let attempt = stage_attempt(&e.stages[s]);
+        let event = Self::origin(self.plan, e, self.env.now, attempt)
+            .stage(&self.plan.stages[s].name, state);
+        self.step.effects.push(Effect::Publish(event));
+    }
+
+    fn publish_action(&mut self, id: &str, s: usize, a: usize, state: &str) {
+        let Some(e) = self.state.executions.get(id) else { return };
+        let run = &e.stages[s].actions[a];
+        let plan_action = &self.plan.stages[s].actions[a];
+        let event = Self::origin(self.plan, e, self.env.now, stage_attempt(&e.stages[s])).action(
+            ActionEvent {
+                stage: &self.plan.stages[s].name,
+                action: &plan_action.name,
+                action_attempt: run.attempt,
+                state,
+                region: &plan_action.region,
+                action_type: &plan_action.action_type,
+                input_artifacts: (state == "STARTED").then_some(run.inputs.as_slice()),
+                output_artifacts: None,
+                result: None,
+            },
+        );
+        self.step.effects.push(Effect::Publish(event));
+    }
+
+    /// SUCCEEDED or FAILED, with the execution result.
+    fn publish_action_end(&mut self, id: &str, s: usize, a: usize) {
+        let Some(e) = self.state.executions.get(id) else { return };
+        let run = &e.stages[s].actions[a];
+        let plan_action = &self.plan.stages[s].actions[a];
+        let succeeded = run.status == ActionStatus::Succeeded;
+        let summary = run.error.as_ref().map(|x| x.message.as_str()).or(run.summary.as_deref());
+        let result = execution_result(
+            run.external_url.as_deref(),
+            summary,
+            run.external_id.as_deref(),
+            run.error.as_ref().map(|x| x.code.as_str()),
+        );
+        let event = Self::origin(self.plan, e, self.env.now, stage_attempt(&e.stages[s])).action(
+            ActionEvent {
+                stage: &self.plan.stages[s].name,
+                action: &plan_action.name,
+                action_attempt: run.attempt,
+                state: if succeeded { "SUCCEEDED" } else { "FAILED" },
+                region: &plan_action.region,
+                action_type: &plan_action.action_type,
+                input_artifacts: None,
+                output_artifacts: succeeded.then_some(run.outputs.as_slice()),
+                result: Some(result),
+            },
+        );
+        self.step.effects.push(Effect::Publish(event));
+    }
+}
+
+fn stage_attempt(run: &StageRun) -> u32 {
+    run.attempt.max(1)
+}
+
+/// Puts a stage back to run again: every action (ALL_ACTIONS) or the failed ones.
+fn reset_for_retry(run: &mut StageRun, mode: RetryMode) {
+    run.attempt += 1;
+    run.status = Some(StageStatus::InProgress);
+    for action in &mut run.actions {
+        let again = match mode {
+            RetryMode::AllActions => true,
+            RetryMode::FailedActions => {
+                matches!(action.status, ActionStatus::Failed | ActionStatus::Abandoned)
+            }
+        };
+        if again {
+            action.status = ActionStatus::Pending;
+            action.token = None;
+        }
+    }
+}
+
+type Prepared = (indexmap::IndexMap<String, String>, Vec<String>, Vec<Artifact>);
+
+/// Resolves an action's configuration, commands and input artifacts at the moment it starts.
+fn prepare(plan: &Plan, e: &Execution, s: usize, a: usize) -> Result<Prepared, ActionError> {
+    let action = &plan.stages[s].actions[a];
+    let lookup = |ns: &str, key: &str| -> Option<String> {
+        match ns {
+            "codepipeline" if key == "PipelineExecutionId" => Some(e.id.clone()),
+            "variables" => e.variables.get(key).cloned(),
+            _ => e.outputs.get(ns).and_then(|vars| vars.get(key)).cloned(),
+        }
+    };
+    let unresolved = |what: String| ActionError {
+        code: "VariableNotResolved".into(),
+        message: format!("#{{{what}}} has no value in this execution"),
+    };
+    let mut configuration = indexmap::IndexMap::new();
+    for (k, v) in &action.configuration {
+        configuration.insert(k.clone(), variables::resolve(v, lookup).map_err(unresolved)?);
+    }
+    let commands = action
+        .commands
+        .iter()
+        .map(|c| variables::resolve(c, lookup).map_err(unresolved))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = action
+        .input_artifacts
+        .iter()
+        .map(|name| {
+            e.artifacts
+                .get(name)
+                .map(|location| Artifact { name: name.clone(), location: location.clone() })
+                .ok_or_else(|| ActionError {
+                    code: "ArtifactMissing".into(),
+                    message: format!("input artifact \"{name}\" was not produced in this execution"),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((configuration, commands, inputs))
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}

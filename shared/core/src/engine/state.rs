@@ -1,0 +1,289 @@
+//! What the engine remembers: the executions of one pipeline and the lanes they share.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch. Time only enters the engine with an input.
+pub type Millis = i64;
+
+/// An execution id (a UUID in CodePipeline's format).
+pub type ExecutionId = String;
+
+/// The API's `PipelineExecution.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecutionStatus {
+    #[allow(missing_docs)]
+    InProgress,
+    /// A stop-and-wait was asked; in-progress actions are finishing.
+    Stopping,
+    /// Ended by a stop; its stage can be retried.
+    Stopped,
+    #[allow(missing_docs)]
+    Succeeded,
+    /// Replaced by a newer execution while waiting between stages; never resumes.
+    Superseded,
+    /// Ended by a failed stage; the stage can be retried.
+    Failed,
+    /// Ended because the pipeline changed underneath it.
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    /// Whether nothing more happens unless someone retries a stage.
+    pub fn is_ended(self) -> bool {
+        !matches!(self, Self::InProgress | Self::Stopping)
+    }
+
+    /// Whether nothing can ever happen to the execution again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Superseded | Self::Cancelled)
+    }
+}
+
+/// The API's `StageExecution.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StageStatus {
+    #[allow(missing_docs)]
+    InProgress,
+    #[allow(missing_docs)]
+    Stopping,
+    #[allow(missing_docs)]
+    Stopped,
+    #[allow(missing_docs)]
+    Succeeded,
+    #[allow(missing_docs)]
+    Failed,
+    #[allow(missing_docs)]
+    Cancelled,
+}
+
+/// The API's `ActionExecution.status`, plus `Pending` for an action not yet started in the
+/// current stage attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionStatus {
+    /// Waiting for its `runOrder` group (or never started).
+    Pending,
+    #[allow(missing_docs)]
+    InProgress,
+    #[allow(missing_docs)]
+    Succeeded,
+    #[allow(missing_docs)]
+    Failed,
+    /// Left running when the execution was stopped with abandon.
+    Abandoned,
+}
+
+/// Where an execution is in its pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Place {
+    /// Waiting to enter this stage (behind a lock or a disabled transition).
+    Waiting(usize),
+    /// Running this stage.
+    InStage(usize),
+    /// Ended in this stage (failed or stopped there); a retry re-enters it.
+    Halted(usize),
+    /// Nothing more to run.
+    Done,
+}
+
+/// What started an execution: CodePipeline's `ExecutionTrigger`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Trigger {
+    /// `StartPipelineExecution`, `CloudWatchEvent`, `Webhook`, ...
+    pub trigger_type: String,
+    /// Who or what: a user ARN, an event id...
+    pub trigger_detail: String,
+}
+
+/// Where an artifact is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactLocation {
+    /// The bucket (or local store) it is in.
+    pub bucket: String,
+    /// The object key.
+    pub key: String,
+}
+
+/// An artifact an action produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    #[allow(missing_docs)]
+    pub name: String,
+    #[allow(missing_docs)]
+    pub location: ArtifactLocation,
+}
+
+/// Why an action failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionError {
+    /// `JobFailed`, `TimedOut`, `Rejected`, ...
+    pub code: String,
+    #[allow(missing_docs)]
+    pub message: String,
+}
+
+/// One action in one execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRun {
+    #[allow(missing_docs)]
+    pub status: ActionStatus,
+    /// How many times the action was started in this execution; 0 = never.
+    pub attempt: u32,
+    #[allow(missing_docs)]
+    pub started_at: Option<Millis>,
+    #[allow(missing_docs)]
+    pub updated_at: Option<Millis>,
+    /// When the running attempt times out.
+    pub deadline: Option<Millis>,
+    /// The approval token of a waiting manual approval.
+    pub token: Option<String>,
+    /// The configuration with references resolved, as the provider received it.
+    pub resolved_configuration: Option<IndexMap<String, String>>,
+    /// The action's output variables.
+    pub output_variables: BTreeMap<String, String>,
+    /// What the provider said about the run.
+    pub summary: Option<String>,
+    /// The provider's id for the run (build id, stack id...).
+    pub external_id: Option<String>,
+    /// A link to the run in the provider.
+    pub external_url: Option<String>,
+    /// Why the action failed.
+    pub error: Option<ActionError>,
+    /// Who approved or rejected a manual approval.
+    pub decided_by: Option<String>,
+    /// Artifacts consumed by the current attempt.
+    pub inputs: Vec<Artifact>,
+    /// Artifacts produced by the current attempt.
+    pub outputs: Vec<Artifact>,
+}
+
+impl ActionRun {
+    pub(crate) fn new() -> Self {
+        Self {
+            status: ActionStatus::Pending,
+            attempt: 0,
+            started_at: None,
+            updated_at: None,
+            deadline: None,
+            token: None,
+            resolved_configuration: None,
+            output_variables: BTreeMap::new(),
+            summary: None,
+            external_id: None,
+            external_url: None,
+            error: None,
+            decided_by: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// One stage in one execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRun {
+    /// `None` until the execution enters the stage.
+    pub status: Option<StageStatus>,
+    /// 1 on entry, +1 per retry.
+    pub attempt: u32,
+    /// Whether the one automatic retry (`onFailure: RETRY`) was used.
+    pub auto_retried: bool,
+    /// Manual retries so far.
+    pub manual_retries: u32,
+    /// In the order of the stage's actions.
+    pub actions: Vec<ActionRun>,
+}
+
+/// A stop someone asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopRequest {
+    /// STOP_AND_ABANDON rather than STOP_AND_WAIT.
+    pub abandon: bool,
+    #[allow(missing_docs)]
+    pub reason: String,
+}
+
+/// One run of the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    #[allow(missing_docs)]
+    pub id: ExecutionId,
+    /// The pipeline structure version the execution runs.
+    pub pipeline_version: i64,
+    #[allow(missing_docs)]
+    pub status: ExecutionStatus,
+    /// Why it ended, for `statusSummary`.
+    pub status_summary: Option<String>,
+    #[allow(missing_docs)]
+    pub trigger: Trigger,
+    /// Pipeline variables with their resolved values.
+    pub variables: BTreeMap<String, String>,
+    #[allow(missing_docs)]
+    pub place: Place,
+    /// Order of arrival among the pipeline's executions.
+    pub arrival: u64,
+    #[allow(missing_docs)]
+    pub started_at: Millis,
+    #[allow(missing_docs)]
+    pub updated_at: Millis,
+    /// In the order of the pipeline's stages.
+    pub stages: Vec<StageRun>,
+    /// Output variables by namespace, for `#{ns.key}`.
+    pub outputs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Artifacts produced so far, by name.
+    pub artifacts: BTreeMap<String, ArtifactLocation>,
+    /// A stop in progress.
+    pub stop: Option<StopRequest>,
+}
+
+/// A disabled inbound transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisabledTransition {
+    #[allow(missing_docs)]
+    pub reason: String,
+    #[allow(missing_docs)]
+    pub at: Millis,
+}
+
+/// What executions of one pipeline share: stage locks, waiting lines, transitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Lanes {
+    /// The execution that holds each stage (not used in PARALLEL mode).
+    pub holders: Vec<Option<ExecutionId>>,
+    /// Executions waiting to enter each stage, oldest first.
+    pub waiting: Vec<VecDeque<ExecutionId>>,
+    /// Disabled inbound transitions by stage.
+    pub disabled: Vec<Option<DisabledTransition>>,
+    /// The execution that entered each stage last (only it may retry the stage).
+    pub latest: Vec<Option<ExecutionId>>,
+    /// Arrivals so far; orders executions.
+    pub arrivals: u64,
+}
+
+/// Everything the engine knows about one pipeline's runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PipelineState {
+    #[allow(missing_docs)]
+    pub lanes: Lanes,
+    /// Executions by id. A store may keep only the ones an input touches: see
+    /// [`crate::engine::Step::touched`].
+    pub executions: BTreeMap<ExecutionId, Execution>,
+}
+
+impl PipelineState {
+    /// A fresh state for a pipeline of `stages` stages.
+    pub fn new(stages: usize) -> Self {
+        Self {
+            lanes: Lanes {
+                holders: vec![None; stages],
+                waiting: vec![VecDeque::new(); stages],
+                disabled: vec![None; stages],
+                latest: vec![None; stages],
+                arrivals: 0,
+            },
+            executions: BTreeMap::new(),
+        }
+    }
+}

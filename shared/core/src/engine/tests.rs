@@ -1,0 +1,624 @@
+//! Given/when/then tests of each transition and each duplicate or stale arm.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::plan::{ActionPlan, ActionType, ExecutionMode, Plan, RetryMode, StagePlan, groups};
+
+fn action(name: &str, category: &str, provider: &str, run_order: u32) -> ActionPlan {
+    ActionPlan {
+        name: name.into(),
+        action_type: ActionType {
+            category: category.into(),
+            owner: "AWS".into(),
+            provider: provider.into(),
+            version: "1".into(),
+        },
+        run_order,
+        configuration: Default::default(),
+        commands: vec![],
+        input_artifacts: vec![],
+        output_artifacts: vec![],
+        namespace: None,
+        region: "us-east-1".into(),
+        role_arn: None,
+        timeout_minutes: crate::catalog::default_timeout_minutes(category, provider),
+    }
+}
+
+fn build(name: &str, order: u32) -> ActionPlan {
+    action(name, "Build", "CodeBuild", order)
+}
+
+fn plan(mode: ExecutionMode, stages: Vec<(&str, Vec<ActionPlan>)>) -> Plan {
+    Plan {
+        name: "p".into(),
+        version: 1,
+        mode,
+        account: "111111111111".into(),
+        region: "us-east-1".into(),
+        event_source: "baton.codepipeline".into(),
+        variables: vec![],
+        stages: stages
+            .into_iter()
+            .map(|(n, actions)| StagePlan {
+                name: n.into(),
+                groups: groups(&actions),
+                actions,
+                auto_retry: None,
+            })
+            .collect(),
+    }
+}
+
+/// Source -> Build -> Deploy, one action each.
+fn three_stages(mode: ExecutionMode) -> Plan {
+    plan(
+        mode,
+        vec![
+            ("Source", vec![action("Src", "Source", "CodeCommit", 1)]),
+            ("Build", vec![build("Compile", 1)]),
+            ("Deploy", vec![action("Ship", "Deploy", "S3", 1)]),
+        ],
+    )
+}
+
+struct World {
+    plan: Plan,
+    state: PipelineState,
+    now: Millis,
+}
+
+impl World {
+    fn given(plan: Plan) -> Self {
+        let state = PipelineState::new(plan.stages.len());
+        Self { plan, state, now: 1_700_000_000_000 }
+    }
+
+    fn when(&mut self, input: Input) -> Result<Step, Rejection> {
+        self.now += 1000;
+        let env = Env { now: self.now, entropy: u128::from(self.now as u64) << 3 };
+        apply(&self.plan, &mut self.state, &input, env)
+    }
+
+    fn ok(&mut self, input: Input) -> Step {
+        self.when(input).expect("input accepted")
+    }
+
+    fn start(&mut self, id: &str) -> Step {
+        self.ok(Input::Start { execution_id: id.into(), trigger: Trigger::default(), variables: BTreeMap::new() })
+    }
+
+    fn finish(&mut self, id: &str, stage: &str, action: &str, ok: bool) -> Step {
+        let attempt = self.action(id, stage, action).attempt;
+        self.ok(completion(id, stage, action, attempt, ok))
+    }
+
+    fn exec(&self, id: &str) -> &Execution {
+        &self.state.executions[id]
+    }
+
+    fn action(&self, id: &str, stage: &str, action: &str) -> &ActionRun {
+        let s = self.plan.stage_index(stage).unwrap();
+        let a = self.plan.stages[s].action_index(action).unwrap();
+        &self.exec(id).stages[s].actions[a]
+    }
+
+    fn status(&self, id: &str) -> ExecutionStatus {
+        self.exec(id).status
+    }
+}
+
+fn completion(id: &str, stage: &str, action: &str, attempt: u32, ok: bool) -> Input {
+    let outcome = if ok {
+        ActionOutcome::Succeeded {
+            output_variables: BTreeMap::new(),
+            artifacts: vec![],
+            summary: None,
+            external_id: None,
+            external_url: None,
+        }
+    } else {
+        ActionOutcome::Failed {
+            error: ActionError { code: "JobFailed".into(), message: "boom".into() },
+            external_id: None,
+            external_url: None,
+        }
+    };
+    Input::ActionCompleted {
+        execution_id: id.into(),
+        stage: stage.into(),
+        action: action.into(),
+        attempt,
+        outcome,
+    }
+}
+
+fn requested(step: &Step) -> Vec<String> {
+    step.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RequestAction(r) => Some(format!("{}/{}#{}", r.stage, r.action, r.attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn published(step: &Step) -> Vec<String> {
+    step.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Publish(p) => {
+                let d = &p.detail;
+                let place = [d.get("stage"), d.get("action")]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                Some(format!("{} {}", place, d["state"].as_str().unwrap_or_default()).trim().to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_start_enters_the_first_stage_and_requests_its_actions() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    let step = w.start("e1");
+    assert_eq!(requested(&step), vec!["Source/Src#1"]);
+    assert_eq!(published(&step), vec!["STARTED", "Source STARTED", "Source/Src STARTED"]);
+    assert_eq!(w.exec("e1").place, Place::InStage(0));
+}
+
+#[test]
+fn an_execution_runs_every_stage_in_order_and_succeeds() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    assert_eq!(requested(&w.finish("e1", "Source", "Src", true)), vec!["Build/Compile#1"]);
+    assert_eq!(requested(&w.finish("e1", "Build", "Compile", true)), vec!["Deploy/Ship#1"]);
+    let last = w.finish("e1", "Deploy", "Ship", true);
+    assert_eq!(published(&last), vec!["Deploy/Ship SUCCEEDED", "Deploy SUCCEEDED", "SUCCEEDED"]);
+    assert_eq!(w.status("e1"), ExecutionStatus::Succeeded);
+    assert!(w.state.lanes.holders.iter().all(Option::is_none));
+}
+
+#[test]
+fn run_order_groups_run_in_order_and_actions_of_a_group_in_parallel() {
+    let mut w = World::given(plan(
+        ExecutionMode::Superseded,
+        vec![
+            ("Source", vec![action("Src", "Source", "S3", 1)]),
+            ("Test", vec![build("A", 1), build("B", 1), build("C", 2)]),
+        ],
+    ));
+    w.start("e1");
+    assert_eq!(requested(&w.finish("e1", "Source", "Src", true)), vec!["Test/A#1", "Test/B#1"]);
+    assert!(requested(&w.finish("e1", "Test", "A", true)).is_empty(), "B still runs");
+    assert_eq!(requested(&w.finish("e1", "Test", "B", true)), vec!["Test/C#1"]);
+}
+
+#[test]
+fn a_stage_fails_only_after_the_other_actions_of_its_group_finish() {
+    let mut w = World::given(plan(
+        ExecutionMode::Superseded,
+        vec![
+            ("Source", vec![action("Src", "Source", "S3", 1)]),
+            ("Test", vec![build("A", 1), build("B", 1), build("C", 2)]),
+            ("Deploy", vec![action("Ship", "Deploy", "S3", 1)]),
+        ],
+    ));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    let step = w.finish("e1", "Test", "A", false);
+    assert_eq!(published(&step), vec!["Test/A FAILED"]);
+    assert_eq!(w.status("e1"), ExecutionStatus::InProgress);
+    let step = w.finish("e1", "Test", "B", true);
+    assert!(requested(&step).is_empty(), "C and Deploy never start");
+    assert_eq!(published(&step), vec!["Test/B SUCCEEDED", "Test FAILED", "FAILED"]);
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+    assert_eq!(w.exec("e1").stages[2].status, None);
+    assert!(step.effects.iter().any(|e| matches!(e, Effect::NotifyFailure(n) if n.stage == "Test")));
+}
+
+#[test]
+fn a_duplicate_action_completed_changes_nothing() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    let input = completion("e1", "Source", "Src", 1, true);
+    w.ok(input.clone());
+    let before = w.state.clone();
+    let again = w.ok(input);
+    assert!(again.is_noop());
+    assert_eq!(w.state, before);
+}
+
+#[test]
+fn a_completion_for_an_older_attempt_changes_nothing() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    w.finish("e1", "Build", "Compile", false);
+    w.ok(Input::Retry { execution_id: "e1".into(), stage: "Build".into(), mode: RetryMode::FailedActions });
+    assert_eq!(w.action("e1", "Build", "Compile").attempt, 2);
+    let before = w.state.clone();
+    assert!(w.ok(completion("e1", "Build", "Compile", 1, true)).is_noop());
+    assert_eq!(w.state, before);
+}
+
+#[test]
+fn a_duplicate_start_changes_nothing() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    let before = w.state.clone();
+    assert!(w.start("e1").is_noop());
+    assert_eq!(w.state, before);
+}
+
+#[test]
+fn a_completion_for_an_unknown_execution_or_action_is_rejected() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    assert_eq!(
+        w.when(completion("nope", "Source", "Src", 1, true)),
+        Err(Rejection::ExecutionNotFound("nope".into()))
+    );
+    w.start("e1");
+    assert!(matches!(
+        w.when(completion("e1", "Source", "Nope", 1, true)),
+        Err(Rejection::ActionNotFound { .. })
+    ));
+}
+
+#[test]
+fn a_disabled_transition_holds_executions_until_it_is_enabled() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.ok(Input::DisableTransition { stage: "Build".into(), reason: "freeze".into() });
+    w.start("e1");
+    assert!(requested(&w.finish("e1", "Source", "Src", true)).is_empty());
+    assert_eq!(w.exec("e1").place, Place::Waiting(1));
+    assert!(w.ok(Input::DisableTransition { stage: "Build".into(), reason: "again".into() }).is_noop());
+    let step = w.ok(Input::EnableTransition { stage: "Build".into() });
+    assert_eq!(requested(&step), vec!["Build/Compile#1"]);
+    assert!(w.ok(Input::EnableTransition { stage: "Build".into() }).is_noop());
+}
+
+#[test]
+fn in_superseded_mode_a_newer_waiting_execution_supersedes_an_older_one() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true); // e1 holds Build
+    w.start("e2");
+    w.finish("e2", "Source", "Src", true); // e2 waits before Build
+    w.start("e3");
+    let step = w.finish("e3", "Source", "Src", true); // e3 waits too and supersedes e2
+    assert_eq!(w.status("e2"), ExecutionStatus::Superseded);
+    assert!(published(&step).contains(&"SUPERSEDED".to_string()));
+    assert_eq!(w.exec("e3").place, Place::Waiting(1));
+    let step = w.finish("e1", "Build", "Compile", true);
+    assert_eq!(requested(&step), vec!["Deploy/Ship#1", "Build/Compile#1"]);
+    assert_eq!(w.exec("e3").place, Place::InStage(1));
+}
+
+#[test]
+fn in_superseded_mode_a_start_waits_while_the_first_stage_is_held() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    assert!(requested(&w.start("e2")).is_empty());
+    w.start("e3");
+    assert_eq!(w.status("e2"), ExecutionStatus::Superseded);
+    assert_eq!(requested(&w.finish("e1", "Source", "Src", true)), vec!["Build/Compile#1", "Source/Src#1"]);
+}
+
+#[test]
+fn in_queued_mode_waiting_executions_go_first_in_first_out() {
+    let mut w = World::given(three_stages(ExecutionMode::Queued));
+    w.start("e1");
+    w.start("e2");
+    w.start("e3");
+    assert_eq!(w.status("e2"), ExecutionStatus::InProgress);
+    w.finish("e1", "Source", "Src", true);
+    assert_eq!(w.exec("e2").place, Place::InStage(0));
+    assert_eq!(w.exec("e3").place, Place::Waiting(0));
+    w.finish("e2", "Source", "Src", true);
+    assert_eq!(w.exec("e3").place, Place::InStage(0));
+}
+
+#[test]
+fn in_parallel_mode_executions_share_stages() {
+    let mut w = World::given(three_stages(ExecutionMode::Parallel));
+    w.start("e1");
+    w.start("e2");
+    assert_eq!(w.exec("e1").place, Place::InStage(0));
+    assert_eq!(w.exec("e2").place, Place::InStage(0));
+    assert!(w.state.lanes.holders.iter().all(Option::is_none));
+}
+
+#[test]
+fn stop_and_wait_lets_running_actions_finish_then_stops() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    let step = w.ok(Input::Stop { execution_id: "e1".into(), abandon: false, reason: "hold".into() });
+    assert_eq!(published(&step), vec!["STOPPING", "Source STOPPING"]);
+    assert_eq!(w.status("e1"), ExecutionStatus::Stopping);
+    assert_eq!(
+        w.when(Input::Stop { execution_id: "e1".into(), abandon: false, reason: "again".into() }),
+        Err(Rejection::DuplicatedStopRequest("e1".into()))
+    );
+    let step = w.finish("e1", "Source", "Src", true);
+    assert!(requested(&step).is_empty());
+    assert_eq!(published(&step), vec!["Source/Src SUCCEEDED", "Source STOPPED", "STOPPED"]);
+    assert_eq!(w.status("e1"), ExecutionStatus::Stopped);
+    assert!(w.state.lanes.holders[0].is_none());
+}
+
+#[test]
+fn stop_and_abandon_abandons_running_actions_and_ignores_their_late_results() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    let step = w.ok(Input::Stop { execution_id: "e1".into(), abandon: true, reason: "now".into() });
+    assert_eq!(published(&step), vec!["STOPPING", "Source STOPPING", "Source/Src ABANDONED", "Source STOPPED", "STOPPED"]);
+    assert_eq!(w.action("e1", "Source", "Src").status, ActionStatus::Abandoned);
+    assert!(w.ok(completion("e1", "Source", "Src", 1, true)).is_noop());
+    assert!(matches!(
+        w.when(Input::Stop { execution_id: "e1".into(), abandon: true, reason: "x".into() }),
+        Err(Rejection::NotStoppable(_))
+    ));
+}
+
+#[test]
+fn a_stop_and_wait_can_be_escalated_to_abandon() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    w.ok(Input::Stop { execution_id: "e1".into(), abandon: false, reason: "a".into() });
+    w.ok(Input::Stop { execution_id: "e1".into(), abandon: true, reason: "b".into() });
+    assert_eq!(w.status("e1"), ExecutionStatus::Stopped);
+}
+
+#[test]
+fn a_waiting_execution_can_be_stopped() {
+    let mut w = World::given(three_stages(ExecutionMode::Queued));
+    w.start("e1");
+    w.start("e2");
+    w.ok(Input::Stop { execution_id: "e2".into(), abandon: false, reason: "no".into() });
+    assert_eq!(w.status("e2"), ExecutionStatus::Stopped);
+    assert!(w.state.lanes.waiting[0].is_empty());
+}
+
+#[test]
+fn retry_failed_actions_reruns_only_the_failed_ones() {
+    let mut w = World::given(plan(
+        ExecutionMode::Superseded,
+        vec![("Source", vec![action("Src", "Source", "S3", 1)]), ("Test", vec![build("A", 1), build("B", 1)])],
+    ));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    w.finish("e1", "Test", "A", false);
+    w.finish("e1", "Test", "B", true);
+    let step = w.ok(Input::Retry { execution_id: "e1".into(), stage: "Test".into(), mode: RetryMode::FailedActions });
+    assert_eq!(requested(&step), vec!["Test/A#2"]);
+    assert_eq!(published(&step)[..2], ["RESUMED".to_string(), "Test RESUMED".to_string()]);
+    assert_eq!(w.status("e1"), ExecutionStatus::InProgress);
+    w.finish("e1", "Test", "A", true);
+    assert_eq!(w.status("e1"), ExecutionStatus::Succeeded);
+}
+
+#[test]
+fn retry_all_actions_reruns_the_whole_stage() {
+    let mut w = World::given(plan(
+        ExecutionMode::Superseded,
+        vec![("Source", vec![action("Src", "Source", "S3", 1)]), ("Test", vec![build("A", 1), build("B", 2)])],
+    ));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    w.finish("e1", "Test", "A", true);
+    w.finish("e1", "Test", "B", false);
+    let step = w.ok(Input::Retry { execution_id: "e1".into(), stage: "Test".into(), mode: RetryMode::AllActions });
+    assert_eq!(requested(&step), vec!["Test/A#2"]);
+}
+
+#[test]
+fn a_running_stage_or_another_stage_cannot_be_retried() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    let retry = |stage: &str| Input::Retry { execution_id: "e1".into(), stage: stage.into(), mode: RetryMode::AllActions };
+    assert!(matches!(w.when(retry("Source")), Err(Rejection::StageNotRetryable(_))));
+    w.finish("e1", "Source", "Src", true);
+    w.finish("e1", "Build", "Compile", false);
+    assert!(matches!(w.when(retry("Deploy")), Err(Rejection::StageNotRetryable(_))));
+    assert!(matches!(w.when(retry("Nope")), Err(Rejection::StageNotFound(_))));
+}
+
+#[test]
+fn only_the_latest_execution_in_a_stage_can_retry_it() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    w.start("e2");
+    w.finish("e2", "Source", "Src", true); // waits for Build
+    w.finish("e1", "Build", "Compile", false); // e1 fails, e2 enters Build
+    assert_eq!(
+        w.when(Input::Retry { execution_id: "e1".into(), stage: "Build".into(), mode: RetryMode::FailedActions }),
+        Err(Rejection::NotLatestPipelineExecution { execution: "e1".into(), stage: "Build".into() })
+    );
+}
+
+#[test]
+fn an_automatic_retry_happens_once() {
+    let mut p = three_stages(ExecutionMode::Superseded);
+    p.stages[1].auto_retry = Some(RetryMode::FailedActions);
+    let mut w = World::given(p);
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    let step = w.finish("e1", "Build", "Compile", false);
+    assert_eq!(requested(&step), vec!["Build/Compile#2"]);
+    w.finish("e1", "Build", "Compile", false);
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+}
+
+fn approval_plan() -> Plan {
+    let mut gate = action("Gate", "Approval", "Manual", 1);
+    gate.timeout_minutes = 10;
+    plan(
+        ExecutionMode::Superseded,
+        vec![
+            ("Source", vec![action("Src", "Source", "S3", 1)]),
+            ("Approve", vec![gate]),
+            ("Deploy", vec![action("Ship", "Deploy", "S3", 1)]),
+        ],
+    )
+}
+
+fn decide(token: &str, approved: bool) -> Input {
+    Input::ApprovalDecided {
+        stage: "Approve".into(),
+        action: "Gate".into(),
+        token: token.into(),
+        approved,
+        summary: "looks good".into(),
+        by: "alice".into(),
+    }
+}
+
+#[test]
+fn an_approval_waits_with_a_token_and_continues_when_approved() {
+    let mut w = World::given(approval_plan());
+    w.start("e1");
+    let step = w.finish("e1", "Source", "Src", true);
+    let token = match &step.effects.iter().find(|e| matches!(e, Effect::RequestAction(_))) {
+        Some(Effect::RequestAction(r)) => r.token.clone().expect("approval token"),
+        _ => panic!("approval requested"),
+    };
+    assert_eq!(token.len(), 36);
+    assert_eq!(w.when(decide("wrong", true)), Err(Rejection::InvalidApprovalToken));
+    assert_eq!(requested(&w.ok(decide(&token, true))), vec!["Deploy/Ship#1"]);
+    assert_eq!(w.action("e1", "Approve", "Gate").decided_by.as_deref(), Some("alice"));
+    let before = w.state.clone();
+    assert_eq!(w.when(decide(&token, false)), Err(Rejection::ApprovalAlreadyCompleted));
+    assert_eq!(w.state, before);
+}
+
+#[test]
+fn a_rejected_approval_fails_the_execution() {
+    let mut w = World::given(approval_plan());
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    let token = w.action("e1", "Approve", "Gate").token.clone().unwrap();
+    w.ok(decide(&token, false));
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+    assert_eq!(w.action("e1", "Approve", "Gate").error.as_ref().unwrap().code, "Rejected");
+}
+
+#[test]
+fn an_approval_times_out_after_its_timeout() {
+    let mut w = World::given(approval_plan());
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    assert!(w.ok(Input::Tick).is_noop(), "not yet due");
+    w.now += 10 * 60_000;
+    let step = w.ok(Input::Tick);
+    assert!(published(&step).contains(&"Approve/Gate FAILED".to_string()));
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+    assert_eq!(w.action("e1", "Approve", "Gate").error.as_ref().unwrap().code, "TimedOut");
+    assert!(w.ok(Input::Tick).is_noop());
+}
+
+#[test]
+fn actions_time_out_after_their_provider_default() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    w.now += 59 * 60_000;
+    assert!(w.ok(Input::Tick).is_noop());
+    w.now += 60_000;
+    w.ok(Input::Tick);
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+}
+
+#[test]
+fn variables_resolve_when_the_action_starts_and_outputs_feed_later_actions() {
+    let mut p = three_stages(ExecutionMode::Superseded);
+    p.variables = vec![("env".into(), Some("dev".into()))];
+    p.stages[0].actions[0].namespace = Some("SourceVariables".into());
+    p.stages[1].actions[0].configuration.insert(
+        "EnvironmentVariables".into(),
+        "#{SourceVariables.CommitId}@#{variables.env}/#{codepipeline.PipelineExecutionId}".into(),
+    );
+    let mut w = World::given(p);
+    w.ok(Input::Start {
+        execution_id: "e1".into(),
+        trigger: Trigger::default(),
+        variables: [("env".to_string(), "prod".to_string())].into(),
+    });
+    let step = w.ok(Input::ActionCompleted {
+        execution_id: "e1".into(),
+        stage: "Source".into(),
+        action: "Src".into(),
+        attempt: 1,
+        outcome: ActionOutcome::Succeeded {
+            output_variables: [("CommitId".to_string(), "abc123".to_string())].into(),
+            artifacts: vec![],
+            summary: None,
+            external_id: None,
+            external_url: None,
+        },
+    });
+    let Some(Effect::RequestAction(r)) = step.effects.iter().find(|e| matches!(e, Effect::RequestAction(_))) else {
+        panic!("build requested")
+    };
+    assert_eq!(r.configuration["EnvironmentVariables"], "abc123@prod/e1");
+}
+
+#[test]
+fn an_unresolvable_variable_fails_the_action_without_running_it() {
+    let mut p = three_stages(ExecutionMode::Superseded);
+    p.stages[0].actions[0].namespace = Some("Src".into());
+    p.stages[1].actions[0].configuration.insert("X".into(), "#{Src.Missing}".into());
+    let mut w = World::given(p);
+    w.start("e1");
+    let step = w.finish("e1", "Source", "Src", true);
+    assert!(requested(&step).is_empty());
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+    assert_eq!(w.action("e1", "Build", "Compile").error.as_ref().unwrap().code, "VariableNotResolved");
+}
+
+#[test]
+fn a_start_with_an_undeclared_variable_is_rejected() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    let r = w.when(Input::Start {
+        execution_id: "e1".into(),
+        trigger: Trigger::default(),
+        variables: [("nope".to_string(), "1".to_string())].into(),
+    });
+    assert!(matches!(r, Err(Rejection::InvalidVariables(_))));
+    assert!(w.state.executions.is_empty());
+}
+
+#[test]
+fn input_artifacts_come_from_the_producing_action() {
+    let mut p = three_stages(ExecutionMode::Superseded);
+    p.stages[0].actions[0].output_artifacts = vec!["SourceOutput".into()];
+    p.stages[1].actions[0].input_artifacts = vec!["SourceOutput".into()];
+    let mut w = World::given(p);
+    w.start("e1");
+    let step = w.ok(Input::ActionCompleted {
+        execution_id: "e1".into(),
+        stage: "Source".into(),
+        action: "Src".into(),
+        attempt: 1,
+        outcome: ActionOutcome::Succeeded {
+            output_variables: BTreeMap::new(),
+            artifacts: vec![Artifact {
+                name: "SourceOutput".into(),
+                location: ArtifactLocation { bucket: "b".into(), key: "k".into() },
+            }],
+            summary: None,
+            external_id: None,
+            external_url: None,
+        },
+    });
+    let Some(Effect::RequestAction(r)) = step.effects.iter().find(|e| matches!(e, Effect::RequestAction(_))) else {
+        panic!("build requested")
+    };
+    assert_eq!(r.input_artifacts[0].location.key, "k");
+}

@@ -1,0 +1,399 @@
+//! Deterministic simulation: random pipelines and executions driven through random
+//! interleavings, duplicated, reordered and delayed inputs, with the engine's invariants checked
+//! after every step. A failing schedule shrinks, and proptest keeps its seed under
+//! `proptest-regressions/` so it is replayed first from then on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use baton_core::engine::*;
+use baton_core::plan::{ActionPlan, ActionType, ExecutionMode, Plan, RetryMode, StagePlan, groups};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    mode: ExecutionMode,
+    /// Per stage after the source stage: (runOrder of each action, is approval).
+    stages: Vec<Vec<(u32, bool)>>,
+    auto_retry_stage: Option<usize>,
+    executions: usize,
+    schedule: Vec<u32>,
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    let mode = prop_oneof![
+        Just(ExecutionMode::Superseded),
+        Just(ExecutionMode::Queued),
+        Just(ExecutionMode::Parallel)
+    ];
+    let stage = prop::collection::vec((1u32..=3, prop::bool::weighted(0.15)), 1..=3);
+    (
+        mode,
+        prop::collection::vec(stage, 1..=3),
+        prop::option::weighted(0.3, 1usize..=3),
+        1usize..=4,
+        prop::collection::vec(any::<u32>(), 10..=90),
+    )
+        .prop_map(|(mode, stages, auto_retry_stage, executions, schedule)| Scenario {
+            mode,
+            stages,
+            auto_retry_stage,
+            executions,
+            schedule,
+        })
+}
+
+fn action(name: String, category: &str, provider: &str, run_order: u32) -> ActionPlan {
+    ActionPlan {
+        name,
+        action_type: ActionType {
+            category: category.into(),
+            owner: "AWS".into(),
+            provider: provider.into(),
+            version: "1".into(),
+        },
+        run_order,
+        configuration: Default::default(),
+        commands: vec![],
+        input_artifacts: vec![],
+        output_artifacts: vec![],
+        namespace: None,
+        region: "us-east-1".into(),
+        role_arn: None,
+        timeout_minutes: 30,
+    }
+}
+
+fn build_plan(s: &Scenario) -> Plan {
+    let mut stages = vec![StagePlan {
+        name: "Source".into(),
+        actions: vec![action("Src".into(), "Source", "S3", 1)],
+        groups: vec![vec![0]],
+        auto_retry: None,
+    }];
+    for (i, spec) in s.stages.iter().enumerate() {
+        let actions: Vec<ActionPlan> = spec
+            .iter()
+            .enumerate()
+            .map(|(j, &(order, approval))| {
+                let (c, p) = if approval { ("Approval", "Manual") } else { ("Build", "CodeBuild") };
+                action(format!("A{j}"), c, p, order)
+            })
+            .collect();
+        stages.push(StagePlan {
+            name: format!("S{}", i + 1),
+            groups: groups(&actions),
+            actions,
+            auto_retry: (s.auto_retry_stage == Some(i + 1)).then_some(RetryMode::FailedActions),
+        });
+    }
+    Plan {
+        name: "sim".into(),
+        version: 1,
+        mode: s.mode,
+        account: "111111111111".into(),
+        region: "us-east-1".into(),
+        event_source: "baton.codepipeline".into(),
+        variables: vec![],
+        stages,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Outstanding {
+    execution: String,
+    stage: String,
+    action: String,
+    attempt: u32,
+    token: Option<String>,
+}
+
+struct Sim {
+    plan: Plan,
+    state: PipelineState,
+    now: Millis,
+    started: usize,
+    outstanding: Vec<Outstanding>,
+    delivered: Vec<Input>,
+    requested: BTreeSet<(String, String, String, u32)>,
+    /// Terminal pipeline events seen, and accepted retries, per execution.
+    terminal_events: BTreeMap<String, u32>,
+    retries: BTreeMap<String, u32>,
+}
+
+impl Sim {
+    fn new(plan: Plan) -> Self {
+        let state = PipelineState::new(plan.stages.len());
+        Self {
+            plan,
+            state,
+            now: 1_700_000_000_000,
+            started: 0,
+            outstanding: vec![],
+            delivered: vec![],
+            requested: BTreeSet::new(),
+            terminal_events: BTreeMap::new(),
+            retries: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one input and checks every invariant against the state before it.
+    fn deliver(&mut self, input: Input) -> Result<(), TestCaseError> {
+        self.now += 1_000;
+        let before = self.state.clone();
+        let env = Env { now: self.now, entropy: u128::from(self.now as u64).wrapping_mul(0x9e37_79b9) };
+        let result = apply(&self.plan, &mut self.state, &input, env);
+        let step = match result {
+            Ok(step) => step,
+            Err(_) => {
+                prop_assert_eq!(&self.state, &before, "a rejected input changed the state");
+                return Ok(());
+            }
+        };
+        if let Input::Retry { execution_id, .. } = &input {
+            *self.retries.entry(execution_id.clone()).or_default() += 1;
+        }
+        for effect in &step.effects {
+            match effect {
+                Effect::RequestAction(r) => {
+                    let key = (r.execution_id.clone(), r.stage.clone(), r.action.clone(), r.attempt);
+                    prop_assert!(self.requested.insert(key), "action attempt requested twice: {:?}", r);
+                    prop_assert_eq!(
+                        self.state.executions[&r.execution_id].status,
+                        ExecutionStatus::InProgress,
+                        "an action was requested for an execution that is not running"
+                    );
+                    self.outstanding.push(Outstanding {
+                        execution: r.execution_id.clone(),
+                        stage: r.stage.clone(),
+                        action: r.action.clone(),
+                        attempt: r.attempt,
+                        token: r.token.clone(),
+                    });
+                }
+                Effect::Publish(e) if e.detail_type == baton_core::events::PIPELINE_DETAIL_TYPE => {
+                    let state = e.detail["state"].as_str().unwrap_or_default();
+                    if ["SUCCEEDED", "FAILED", "STOPPED", "SUPERSEDED", "CANCELED"].contains(&state) {
+                        let id = e.detail["execution-id"].as_str().unwrap_or_default().to_string();
+                        *self.terminal_events.entry(id).or_default() += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.check(&before, &input)?;
+        self.delivered.push(input);
+        Ok(())
+    }
+
+    fn check(&self, before: &PipelineState, input: &Input) -> Result<(), TestCaseError> {
+        for (id, e) in &self.state.executions {
+            let retries = self.retries.get(id).copied().unwrap_or(0);
+            let terminal = self.terminal_events.get(id).copied().unwrap_or(0);
+            // Exactly one terminal status per run of the execution, and it is kept.
+            prop_assert!(terminal <= 1 + retries, "{id}: {terminal} terminal events, {retries} retries");
+            prop_assert_eq!(terminal == 1 + retries, e.status.is_ended(), "{}: status {:?}", id, e.status);
+            if let Some(old) = before.executions.get(id) {
+                if old.status.is_final() {
+                    prop_assert_eq!(old.status, e.status, "{} left a final status", id);
+                }
+                if old.status.is_ended() && old.status != e.status {
+                    let retried = matches!(input, Input::Retry { execution_id, .. } if execution_id == id);
+                    prop_assert!(retried, "{id} left {:?} without a retry", old.status);
+                }
+            }
+            // Nothing runs after the stage an execution halted in.
+            if let Place::Halted(s) = e.place {
+                for later in &e.stages[s + 1..] {
+                    prop_assert!(later.status.is_none(), "{id}: a stage after the failed one ran");
+                }
+            }
+            if e.status.is_ended() {
+                let running = e.stages.iter().flat_map(|s| &s.actions).any(|a| a.status == ActionStatus::InProgress);
+                prop_assert!(!running, "{id} ended with an action in progress");
+            }
+            if let Place::Waiting(s) = e.place {
+                let n = self.state.lanes.waiting[s].iter().filter(|w| *w == id).count();
+                prop_assert_eq!(n, 1, "{} waits at stage {} but is not in its line once", id, s);
+            }
+        }
+        for s in 0..self.plan.stages.len() {
+            let inside: Vec<&String> = self
+                .state
+                .executions
+                .iter()
+                .filter(|(_, e)| e.place == Place::InStage(s))
+                .map(|(id, _)| id)
+                .collect();
+            if self.plan.mode != ExecutionMode::Parallel {
+                prop_assert!(inside.len() <= 1, "stage {s} holds {:?}", inside);
+                prop_assert_eq!(inside.first().copied(), self.state.lanes.holders[s].as_ref());
+            }
+            if self.plan.mode == ExecutionMode::Superseded {
+                prop_assert!(self.state.lanes.waiting[s].len() <= 1, "two executions wait at {s}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers an input again and checks that it changes nothing.
+    fn redeliver(&mut self, input: Input) -> Result<(), TestCaseError> {
+        let retried_since = match &input {
+            Input::Stop { execution_id, .. } => self.retries.get(execution_id).copied().unwrap_or(0) > 0,
+            _ => false,
+        };
+        if retried_since
+            || matches!(
+                input,
+                Input::Retry { .. } | Input::Tick | Input::DisableTransition { .. } | Input::EnableTransition { .. }
+            )
+        {
+            // Commands, not events: a retry, a toggle, or a stop after a retry is a new request
+            // each time. A tick is time passing. Their own repeats are unit-tested.
+            return Ok(());
+        }
+        let before = self.state.clone();
+        let env = Env { now: self.now, entropy: 1 };
+        match apply(&self.plan, &mut self.state, &input, env) {
+            Ok(step) => prop_assert!(step.is_noop(), "duplicate {:?} had effects {:?}", input, step.effects),
+            Err(_) => {}
+        }
+        prop_assert_eq!(&self.state, &before, "a duplicate input changed the state");
+        Ok(())
+    }
+
+    fn completion(&self, o: &Outstanding, ok: bool) -> Input {
+        match &o.token {
+            Some(token) => Input::ApprovalDecided {
+                stage: o.stage.clone(),
+                action: o.action.clone(),
+                token: token.clone(),
+                approved: ok,
+                summary: "sim".into(),
+                by: "sim".into(),
+            },
+            None => Input::ActionCompleted {
+                execution_id: o.execution.clone(),
+                stage: o.stage.clone(),
+                action: o.action.clone(),
+                attempt: o.attempt,
+                outcome: if ok {
+                    ActionOutcome::Succeeded {
+                        output_variables: BTreeMap::new(),
+                        artifacts: vec![],
+                        summary: None,
+                        external_id: None,
+                        external_url: None,
+                    }
+                } else {
+                    ActionOutcome::Failed {
+                        error: ActionError { code: "JobFailed".into(), message: "sim".into() },
+                        external_id: None,
+                        external_url: None,
+                    }
+                },
+            },
+        }
+    }
+
+    fn start_next(&mut self) -> Result<(), TestCaseError> {
+        self.started += 1;
+        let id = format!("e{}", self.started);
+        self.deliver(Input::Start { execution_id: id, trigger: Trigger::default(), variables: BTreeMap::new() })
+    }
+
+    fn pick_execution(&self, c: u32) -> Option<String> {
+        let ids: Vec<&String> = self.state.executions.keys().collect();
+        (!ids.is_empty()).then(|| ids[c as usize % ids.len()].clone())
+    }
+
+    fn run_choice(&mut self, c: u32, total: usize) -> Result<(), TestCaseError> {
+        let pick = c >> 4;
+        match c % 16 {
+            0..=6 if !self.outstanding.is_empty() => {
+                let o = self.outstanding.remove(pick as usize % self.outstanding.len());
+                let input = self.completion(&o, pick % 5 != 0);
+                self.deliver(input)?;
+            }
+            0..=7 if self.started < total => self.start_next()?,
+            8 | 9 if !self.delivered.is_empty() => {
+                let input = self.delivered[pick as usize % self.delivered.len()].clone();
+                self.redeliver(input)?;
+            }
+            10 => {
+                if let Some(id) = self.pick_execution(pick) {
+                    self.deliver(Input::Stop { execution_id: id, abandon: pick % 2 == 0, reason: "sim".into() })?;
+                }
+            }
+            11 | 12 => {
+                if let Some(id) = self.pick_execution(pick) {
+                    if let Place::Halted(s) = self.state.executions[&id].place {
+                        let mode = if pick % 2 == 0 { RetryMode::FailedActions } else { RetryMode::AllActions };
+                        let stage = self.plan.stages[s].name.clone();
+                        self.deliver(Input::Retry { execution_id: id, stage, mode })?;
+                    }
+                }
+            }
+            13 => {
+                let s = 1 + pick as usize % (self.plan.stages.len() - 1);
+                let stage = self.plan.stages[s].name.clone();
+                let input = if self.state.lanes.disabled[s].is_some() {
+                    Input::EnableTransition { stage }
+                } else {
+                    Input::DisableTransition { stage, reason: "sim".into() }
+                };
+                self.deliver(input)?;
+            }
+            14 => {
+                self.now += i64::from(pick % 40) * 60_000;
+                self.deliver(Input::Tick)?;
+            }
+            _ => {
+                // Late delivery of something already sent (reordering with a delay).
+                if let Some(o) = self.outstanding.first().cloned() {
+                    self.outstanding.remove(0);
+                    self.outstanding.push(o);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets everything finish: transitions enabled, every start made, every action succeeding.
+    fn drain(&mut self, total: usize) -> Result<(), TestCaseError> {
+        for s in 0..self.plan.stages.len() {
+            if self.state.lanes.disabled[s].is_some() {
+                let stage = self.plan.stages[s].name.clone();
+                self.deliver(Input::EnableTransition { stage })?;
+            }
+        }
+        while self.started < total {
+            self.start_next()?;
+        }
+        let mut guard = 0;
+        while let Some(o) = self.outstanding.pop() {
+            let input = self.completion(&o, true);
+            self.deliver(input)?;
+            guard += 1;
+            prop_assert!(guard < 10_000, "the schedule never settles");
+        }
+        for (id, e) in &self.state.executions {
+            prop_assert!(e.status.is_ended(), "{id} is stuck {:?} at {:?}", e.status, e.place);
+        }
+        prop_assert!(self.state.lanes.holders.iter().all(Option::is_none), "a stage is still held");
+        prop_assert!(self.state.lanes.waiting.iter().all(|w| w.is_empty()), "an execution still waits");
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_schedules_keep_every_invariant(s in scenario()) {
+        let mut sim = Sim::new(build_plan(&s));
+        for &c in &s.schedule {
+            sim.run_choice(c, s.executions)?;
+        }
+        sim.drain(s.executions)?;
+    }
+}

@@ -1,0 +1,31 @@
+# Baton: the two commands a new user needs are `make run` and `make test`.
+.PHONY: run test lint bench validate build clean
+
+CARGO ?= cargo
+
+## run: run the example release pipeline (engine with simulated action results)
+run:
+	$(CARGO) run --quiet -p baton -- simulate examples/release-pipeline.json
+
+## test: formatting, lints and every test of the workspace
+test: lint
+	$(CARGO) test --workspace
+
+## lint: rustfmt and clippy, warnings denied
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench: measured figures, one per line as `name: value unit`
+bench:
+	@$(CARGO) bench --quiet -p baton-core --bench engine 2>/dev/null
+
+## validate: check every example and fixture declaration
+validate:
+	$(CARGO) run --quiet -p baton -- validate examples/*.json tests/fixtures/declarations/valid/*.json
+
+build:
+	$(CARGO) build --release -p baton
+
+clean:
+	$(CARGO) clean

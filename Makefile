@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 ## run: run the example release pipeline (engine with simulated action results)
 run:
-	$(CARGO) run --quiet -p baton -- simulate examples/release-pipeline.json
+	$(CARGO) run --quiet -p baton-cli -- simulate examples/release-pipeline.json
 
 ## test: formatting, lints and every test of the workspace
 test: lint
@@ -22,10 +22,10 @@ bench:
 
 ## validate: check every example and fixture declaration
 validate:
-	$(CARGO) run --quiet -p baton -- validate examples/*.json tests/fixtures/declarations/valid/*.json
+	$(CARGO) run --quiet -p baton-cli -- validate examples/*.json tests/fixtures/declarations/valid/*.json
 
 build:
-	$(CARGO) build --release -p baton
+	$(CARGO) build --release -p baton-cli
 
 clean:
 	$(CARGO) clean

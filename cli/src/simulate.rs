@@ -19,8 +19,8 @@ use baton_core::plan::{Placement, Plan};
 const EPOCH: i64 = 1_767_225_600_000;
 
 pub(crate) fn run(file: &Path, region: &str, fail: &[String]) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let doc = PipelineDocument::parse(&text).with_context(|| format!("{}", file.display()))?;
     let placement = Placement {
         account: "000000000000".into(),
@@ -37,17 +37,35 @@ pub(crate) fn run(file: &Path, region: &str, fail: &[String]) -> Result<ExitCode
         }
     };
     for f in fail {
-        let known = plan.stages.iter().any(|s| s.actions.iter().any(|a| *f == format!("{}/{}", s.name, a.name)));
+        let known = plan
+            .stages
+            .iter()
+            .any(|s| s.actions.iter().any(|a| *f == format!("{}/{}", s.name, a.name)));
         if !known {
             bail!("--fail {f}: the pipeline has no action named STAGE/ACTION like that");
         }
     }
-    println!("Simulating pipeline \"{}\" ({} mode, {} stages); actions succeed unless --fail names them.", plan.name, plan.mode.as_str(), plan.stages.len());
-    let mut sim = Simulation { plan: &plan, state: PipelineState::new(plan.stages.len()), now: EPOCH, queue: BTreeMap::new(), fail, seq: 0 };
+    println!(
+        "Simulating pipeline \"{}\" ({} mode, {} stages); actions succeed unless --fail names them.",
+        plan.name,
+        plan.mode.as_str(),
+        plan.stages.len()
+    );
+    let mut sim = Simulation {
+        plan: &plan,
+        state: PipelineState::new(plan.stages.len()),
+        now: EPOCH,
+        queue: BTreeMap::new(),
+        fail,
+        seq: 0,
+    };
     let execution_id = uuid_from(&format!("{}|simulate", plan.name));
     sim.apply(Input::Start {
         execution_id: execution_id.clone(),
-        trigger: Trigger { trigger_type: "StartPipelineExecution".into(), trigger_detail: "baton simulate".into() },
+        trigger: Trigger {
+            trigger_type: "StartPipelineExecution".into(),
+            trigger_detail: "baton simulate".into(),
+        },
         variables: BTreeMap::new(),
     })?;
     while let Some(((at, _), input)) = sim.queue.pop_first() {
@@ -60,7 +78,11 @@ pub(crate) fn run(file: &Path, region: &str, fail: &[String]) -> Result<ExitCode
     if let Some(summary) = &execution.status_summary {
         println!("  {summary}");
     }
-    Ok(if format!("{:?}", execution.status) == "Succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if format!("{:?}", execution.status) == "Succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 struct Simulation<'a> {
@@ -76,13 +98,20 @@ struct Simulation<'a> {
 impl Simulation<'_> {
     fn apply(&mut self, input: Input) -> Result<()> {
         let env = Env { now: self.now, entropy: u128::from(self.seq) << 64 | 0x5eed };
-        let step = apply(self.plan, &mut self.state, &input, env).context("the engine refused an input")?;
+        let step = apply(self.plan, &mut self.state, &input, env)
+            .context("the engine refused an input")?;
         for effect in step.effects {
             match effect {
                 Effect::Publish(event) => print_event(self.now, &event.detail),
                 Effect::RequestAction(request) => self.schedule(&request),
                 Effect::NotifyFailure(n) => {
-                    println!("{}  notice: pipeline {} failed in stage {}: {}", clock(self.now), n.pipeline, n.stage, n.failures.join("; "));
+                    println!(
+                        "{}  notice: pipeline {} failed in stage {}: {}",
+                        clock(self.now),
+                        n.pipeline,
+                        n.stage,
+                        n.failures.join("; ")
+                    );
                 }
             }
         }
@@ -122,7 +151,10 @@ impl Simulation<'_> {
     fn outcome(&self, r: &ActionRequest, fail: bool) -> ActionOutcome {
         if fail {
             return ActionOutcome::Failed {
-                error: ActionError { code: "JobFailed".into(), message: "failed on purpose (--fail)".into() },
+                error: ActionError {
+                    code: "JobFailed".into(),
+                    message: "failed on purpose (--fail)".into(),
+                },
                 external_id: None,
                 external_url: None,
             };
@@ -141,7 +173,8 @@ impl Simulation<'_> {
         let mut output_variables = BTreeMap::new();
         if r.action_type.category == "Source" {
             let commit = uuid_from(&r.execution_id).replace('-', "");
-            output_variables.insert("CommitId".to_string(), commit[..40.min(commit.len())].to_string());
+            output_variables
+                .insert("CommitId".to_string(), commit[..40.min(commit.len())].to_string());
             output_variables.insert("CommitMessage".to_string(), "Simulated commit".to_string());
             for key in ["BranchName", "RepositoryName"] {
                 if let Some(v) = r.configuration.get(key) {
@@ -170,7 +203,12 @@ fn print_event(now: i64, d: &serde_json::Value) {
     let detail = d
         .get("execution-result")
         .and_then(|r| r.get("error-code"))
-        .map(|_| format!(" ({})", d["execution-result"]["external-execution-summary"].as_str().unwrap_or_default()))
+        .map(|_| {
+            format!(
+                " ({})",
+                d["execution-result"]["external-execution-summary"].as_str().unwrap_or_default()
+            )
+        })
         .unwrap_or_default();
     println!("{}  {line}{detail}", clock(now));
 }

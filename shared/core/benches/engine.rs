@@ -22,7 +22,12 @@ fn action(name: String, category: &str, provider: &str) -> ActionPlan {
             version: "1".into(),
         },
         run_order: 1,
-        configuration: [("ProjectName".to_string(), "bench-#{codepipeline.PipelineExecutionId}".to_string())].into_iter().collect(),
+        configuration: [(
+            "ProjectName".to_string(),
+            "bench-#{codepipeline.PipelineExecutionId}".to_string(),
+        )]
+        .into_iter()
+        .collect(),
         commands: vec![],
         input_artifacts: vec![],
         output_artifacts: vec![],
@@ -30,6 +35,9 @@ fn action(name: String, category: &str, provider: &str) -> ActionPlan {
         region: "us-east-1".into(),
         role_arn: None,
         timeout_minutes: 60,
+        output_artifact_files: vec![],
+        output_variables: vec![],
+        environment_variables: vec![],
     }
 }
 
@@ -45,7 +53,12 @@ fn plan(stages: Vec<Vec<ActionPlan>>) -> Plan {
         stages: stages
             .into_iter()
             .enumerate()
-            .map(|(i, actions)| StagePlan { name: format!("S{i}"), groups: groups(&actions), actions, auto_retry: None })
+            .map(|(i, actions)| StagePlan {
+                name: format!("S{i}"),
+                groups: groups(&actions),
+                actions,
+                auto_retry: None,
+            })
             .collect(),
     }
 }
@@ -56,10 +69,15 @@ fn run_once(plan: &Plan, n: u64) -> u64 {
     let id = format!("exec-{n}");
     let mut now = 1_700_000_000_000;
     let mut steps = 0;
-    let mut pending = vec![Input::Start { execution_id: id.clone(), trigger: Trigger::default(), variables: BTreeMap::new() }];
+    let mut pending = vec![Input::Start {
+        execution_id: id.clone(),
+        trigger: Trigger::default(),
+        variables: BTreeMap::new(),
+    }];
     while let Some(input) = pending.pop() {
         now += 1;
-        let step = apply(plan, &mut state, &input, Env { now, entropy: u128::from(n) }).expect("accepted");
+        let step =
+            apply(plan, &mut state, &input, Env { now, entropy: u128::from(n) }).expect("accepted");
         steps += 1;
         for effect in step.effects {
             if let Effect::RequestAction(r) = effect {
@@ -101,7 +119,13 @@ fn measure(name: &str, plan: &Plan) {
 fn main() {
     let sequential = plan(
         (0..40)
-            .map(|i| vec![action(format!("A{i}"), if i == 0 { "Source" } else { "Build" }, if i == 0 { "S3" } else { "CodeBuild" })])
+            .map(|i| {
+                vec![action(
+                    format!("A{i}"),
+                    if i == 0 { "Source" } else { "Build" },
+                    if i == 0 { "S3" } else { "CodeBuild" },
+                )]
+            })
             .collect(),
     );
     measure("engine_sequential_40_stages", &sequential);

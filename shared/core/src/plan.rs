@@ -88,6 +88,12 @@ pub struct ActionPlan {
     pub role_arn: Option<String>,
     /// How long the action may run.
     pub timeout_minutes: u32,
+    /// Files the `Commands` action keeps in each output artifact, by artifact name.
+    pub output_artifact_files: Vec<(String, Vec<String>)>,
+    /// Variables the `Commands` action exports.
+    pub output_variables: Vec<String>,
+    /// Environment of the `Commands` action, as (name, value, type).
+    pub environment_variables: Vec<(String, String, String)>,
 }
 
 /// One stage, with its actions and their `runOrder` groups.
@@ -169,7 +175,12 @@ impl Plan {
                             _ => RetryMode::FailedActions,
                         }
                     });
-                StagePlan { name: stage.name.clone(), groups: groups(&actions), actions, auto_retry }
+                StagePlan {
+                    name: stage.name.clone(),
+                    groups: groups(&actions),
+                    actions,
+                    auto_retry,
+                }
             })
             .collect();
         let variables = pipeline
@@ -247,5 +258,24 @@ fn action_plan(action: &ActionDeclaration, home_region: &str) -> ActionPlan {
         region: action.region.clone().unwrap_or_else(|| home_region.to_string()),
         role_arn: action.role_arn.clone(),
         timeout_minutes: timeout,
+        output_artifact_files: action
+            .output_artifacts
+            .iter()
+            .flatten()
+            .filter_map(|a| a.files.clone().map(|f| (a.name.clone(), f)))
+            .collect(),
+        output_variables: action.output_variables.clone().unwrap_or_default(),
+        environment_variables: action
+            .environment_variables
+            .iter()
+            .flatten()
+            .map(|v| {
+                (
+                    v.name.clone(),
+                    v.value.clone(),
+                    v.var_type.clone().unwrap_or_else(|| "PLAINTEXT".into()),
+                )
+            })
+            .collect(),
     }
 }

@@ -41,6 +41,12 @@ pub struct ActionRequest {
     pub deadline: Millis,
     /// The approval token, for manual approvals.
     pub token: Option<String>,
+    /// Files kept in each output artifact (`Commands` action), by artifact name.
+    pub output_artifact_files: Vec<(String, Vec<String>)>,
+    /// Variables to export (`Commands` action).
+    pub output_variables: Vec<String>,
+    /// Environment variables (`Commands` action) as (name, value, type), values resolved.
+    pub environment_variables: Vec<(String, String, String)>,
 }
 
 /// A notice for people: sent to the pipeline's failure topic.

@@ -107,7 +107,8 @@ impl<'a> Machine<'a> {
         };
         self.state.executions.insert(id.to_string(), execution);
         self.touch(id);
-        let trigger_json = json!({"trigger-type": trigger.trigger_type, "trigger-detail": trigger.trigger_detail});
+        let trigger_json =
+            json!({"trigger-type": trigger.trigger_type, "trigger-detail": trigger.trigger_detail});
         self.publish_pipeline(id, "STARTED", Some(("execution-trigger", trigger_json)));
         self.join(id, 0);
         Ok(())
@@ -205,9 +206,11 @@ impl<'a> Machine<'a> {
         if !self.plan.stages[s].actions[a].action_type.is_manual_approval() {
             return Err(Rejection::InvalidApprovalToken);
         }
-        let holder = self.state.executions.values().find(|e| {
-            e.stages[s].actions[a].token.as_deref() == Some(token)
-        });
+        let holder = self
+            .state
+            .executions
+            .values()
+            .find(|e| e.stages[s].actions[a].token.as_deref() == Some(token));
         let Some(exec) = holder else {
             return Err(Rejection::InvalidApprovalToken);
         };
@@ -298,7 +301,8 @@ impl<'a> Machine<'a> {
     }
 
     fn retry(&mut self, id: &str, stage: &str, mode: RetryMode) -> Result<(), Rejection> {
-        let s = self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        let s =
+            self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
         let exec = self
             .state
             .executions
@@ -346,7 +350,8 @@ impl<'a> Machine<'a> {
     }
 
     fn disable(&mut self, stage: &str, reason: &str) -> Result<(), Rejection> {
-        let s = self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        let s =
+            self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
         if self.state.lanes.disabled[s].is_none() {
             self.state.lanes.disabled[s] =
                 Some(DisabledTransition { reason: reason.to_string(), at: self.env.now });
@@ -356,7 +361,8 @@ impl<'a> Machine<'a> {
     }
 
     fn enable(&mut self, stage: &str) -> Result<(), Rejection> {
-        let s = self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        let s =
+            self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
         if self.state.lanes.disabled[s].take().is_some() {
             self.step.lanes_changed = true;
             self.admit(s);
@@ -379,7 +385,10 @@ impl<'a> Machine<'a> {
         for (id, s, a) in expired {
             let plan_action = &self.plan.stages[s].actions[a];
             let message = if plan_action.action_type.is_manual_approval() {
-                format!("The approval was not decided within {} minutes", plan_action.timeout_minutes)
+                format!(
+                    "The approval was not decided within {} minutes",
+                    plan_action.timeout_minutes
+                )
             } else {
                 format!("The action did not finish within {} minutes", plan_action.timeout_minutes)
             };
@@ -487,12 +496,19 @@ impl<'a> Machine<'a> {
             if e.stop.is_some() {
                 return self.halt_stopped(id, s);
             }
-            if run.actions.iter().any(|a| matches!(a.status, ActionStatus::Failed | ActionStatus::Abandoned)) {
+            if run
+                .actions
+                .iter()
+                .any(|a| matches!(a.status, ActionStatus::Failed | ActionStatus::Abandoned))
+            {
                 return self.stage_failed(id, s);
             }
             let next_group = self.plan.stages[s].groups.iter().find_map(|g| {
-                let pending: Vec<usize> =
-                    g.iter().copied().filter(|&a| run.actions[a].status == ActionStatus::Pending).collect();
+                let pending: Vec<usize> = g
+                    .iter()
+                    .copied()
+                    .filter(|&a| run.actions[a].status == ActionStatus::Pending)
+                    .collect();
                 (!pending.is_empty()).then_some(pending)
             });
             match next_group {
@@ -525,7 +541,7 @@ impl<'a> Machine<'a> {
         run.error = None;
         self.step.touched.insert(id.to_string());
         match prepared {
-            Ok((configuration, commands, inputs)) => {
+            Ok((configuration, commands, inputs, environment_variables)) => {
                 let deadline = now + i64::from(plan_action.timeout_minutes) * 60_000;
                 run.status = ActionStatus::InProgress;
                 run.deadline = Some(deadline);
@@ -548,6 +564,9 @@ impl<'a> Machine<'a> {
                     role_arn: plan_action.role_arn.clone(),
                     deadline,
                     token,
+                    output_artifact_files: plan_action.output_artifact_files.clone(),
+                    output_variables: plan_action.output_variables.clone(),
+                    environment_variables,
                 };
                 self.publish_action(id, s, a, "STARTED");
                 self.step.effects.push(Effect::RequestAction(Box::new(request)));
@@ -602,9 +621,10 @@ impl<'a> Machine<'a> {
             .iter()
             .zip(&self.plan.stages[s].actions)
             .filter_map(|(run, plan)| {
-                run.error.as_ref().filter(|_| run.status == ActionStatus::Failed).map(|err| {
-                    format!("{}: {}", plan.name, err.message)
-                })
+                run.error
+                    .as_ref()
+                    .filter(|_| run.status == ActionStatus::Failed)
+                    .map(|err| format!("{}: {}", plan.name, err.message))
             })
             .collect();
         e.stages[s].status = Some(StageStatus::Failed);
@@ -659,7 +679,8 @@ impl<'a> Machine<'a> {
     // ---- helpers --------------------------------------------------------------------------
 
     fn locate(&self, stage: &str, action: &str) -> Result<(usize, usize), Rejection> {
-        let s = self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        let s =
+            self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
         let a = self.plan.stages[s].action_index(action).ok_or_else(|| {
             Rejection::ActionNotFound { stage: stage.into(), action: action.into() }
         })?;
@@ -684,7 +705,12 @@ impl<'a> Machine<'a> {
         Origin { plan, execution_id: &e.id, now, attempt }
     }
 
-    fn publish_pipeline(&mut self, id: &str, state: &str, extra: Option<(&str, serde_json::Value)>) {
+    fn publish_pipeline(
+        &mut self,
+        id: &str,
+        state: &str,
+        extra: Option<(&str, serde_json::Value)>,
+    ) {
         let Some(e) = self.state.executions.get(id) else { return };
         let attempt = 1 + e.stages.iter().map(|s| s.manual_retries).sum::<u32>();
         let event = Self::origin(self.plan, e, self.env.now, attempt).pipeline(state, extra);
@@ -771,7 +797,8 @@ fn reset_for_retry(run: &mut StageRun, mode: RetryMode) {
     }
 }
 
-type Prepared = (indexmap::IndexMap<String, String>, Vec<String>, Vec<Artifact>);
+type Prepared =
+    (indexmap::IndexMap<String, String>, Vec<String>, Vec<Artifact>, Vec<(String, String, String)>);
 
 /// Resolves an action's configuration, commands and input artifacts at the moment it starts.
 fn prepare(plan: &Plan, e: &Execution, s: usize, a: usize) -> Result<Prepared, ActionError> {
@@ -805,11 +832,20 @@ fn prepare(plan: &Plan, e: &Execution, s: usize, a: usize) -> Result<Prepared, A
                 .map(|location| Artifact { name: name.clone(), location: location.clone() })
                 .ok_or_else(|| ActionError {
                     code: "ArtifactMissing".into(),
-                    message: format!("input artifact \"{name}\" was not produced in this execution"),
+                    message: format!(
+                        "input artifact \"{name}\" was not produced in this execution"
+                    ),
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((configuration, commands, inputs))
+    let environment = action
+        .environment_variables
+        .iter()
+        .map(|(n, v, t)| {
+            Ok((n.clone(), variables::resolve(v, lookup).map_err(unresolved)?, t.clone()))
+        })
+        .collect::<Result<Vec<_>, ActionError>>()?;
+    Ok((configuration, commands, inputs, environment))
 }
 
 fn splitmix(mut x: u64) -> u64 {

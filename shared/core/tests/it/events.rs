@@ -46,7 +46,10 @@ fn completed(id: &str, stage: &str, action: &str, attempt: u32, ok: bool) -> Inp
             output_variables: BTreeMap::new(),
             artifacts: vec![Artifact {
                 name: "SourceOutput".into(),
-                location: ArtifactLocation { bucket: "artifact-bucket".into(), key: "myPipeline/SourceOutput/x.zip".into() },
+                location: ArtifactLocation {
+                    bucket: "artifact-bucket".into(),
+                    key: "myPipeline/SourceOutput/x.zip".into(),
+                },
             }],
             summary: Some("done".into()),
             external_id: Some("ext-1".into()),
@@ -54,12 +57,21 @@ fn completed(id: &str, stage: &str, action: &str, attempt: u32, ok: bool) -> Inp
         }
     } else {
         ActionOutcome::Failed {
-            error: ActionError { code: "JobFailed".into(), message: "Deployment d-1 failed".into() },
+            error: ActionError {
+                code: "JobFailed".into(),
+                message: "Deployment d-1 failed".into(),
+            },
             external_id: Some("d-1".into()),
             external_url: Some("https://example.com/d-1".into()),
         }
     };
-    Input::ActionCompleted { execution_id: id.into(), stage: stage.into(), action: action.into(), attempt, outcome }
+    Input::ActionCompleted {
+        execution_id: id.into(),
+        stage: stage.into(),
+        action: action.into(),
+        attempt,
+        outcome,
+    }
 }
 
 /// Drives executions through every state CodePipeline publishes and returns the events.
@@ -80,38 +92,77 @@ fn every_event() -> Vec<PublicEvent> {
     };
     let start = |id: &str| Input::Start {
         execution_id: id.into(),
-        trigger: Trigger { trigger_type: "StartPipelineExecution".into(), trigger_detail: "arn:aws:sts::123456789012:assumed-role/Admin/me".into() },
+        trigger: Trigger {
+            trigger_type: "StartPipelineExecution".into(),
+            trigger_detail: "arn:aws:sts::123456789012:assumed-role/Admin/me".into(),
+        },
         variables: BTreeMap::new(),
     };
     run(&mut state, start("e1"));
     run(&mut state, completed("e1", "Source", "Source", 1, true));
     let token = state.executions["e1"].stages[1].actions[0].token.clone().unwrap();
-    run(&mut state, Input::ApprovalDecided { stage: "Approve".into(), action: "Gate".into(), token, approved: true, summary: "ok".into(), by: "me".into() });
+    run(
+        &mut state,
+        Input::ApprovalDecided {
+            stage: "Approve".into(),
+            action: "Gate".into(),
+            token,
+            approved: true,
+            summary: "ok".into(),
+            by: "me".into(),
+        },
+    );
     run(&mut state, completed("e1", "Deploy", "Deploy", 1, false));
-    run(&mut state, Input::Retry { execution_id: "e1".into(), stage: "Deploy".into(), mode: RetryMode::FailedActions });
+    run(
+        &mut state,
+        Input::Retry {
+            execution_id: "e1".into(),
+            stage: "Deploy".into(),
+            mode: RetryMode::FailedActions,
+        },
+    );
     run(&mut state, completed("e1", "Deploy", "Deploy", 2, true));
     run(&mut state, start("e2"));
     run(&mut state, start("e3"));
     run(&mut state, start("e4")); // supersedes e3
-    run(&mut state, Input::Stop { execution_id: "e2".into(), abandon: true, reason: "enough".into() });
+    run(
+        &mut state,
+        Input::Stop { execution_id: "e2".into(), abandon: true, reason: "enough".into() },
+    );
     events
 }
 
 #[test]
 fn every_public_event_decodes_as_the_lambda_events_type() {
     let events = every_event();
-    let states: Vec<String> = events.iter().map(|e| format!("{}:{}", e.detail_type, e.detail["state"])).collect();
-    for needed in ["STARTED", "SUCCEEDED", "FAILED", "RESUMED", "SUPERSEDED", "STOPPING", "STOPPED", "ABANDONED"] {
-        assert!(states.iter().any(|s| s.ends_with(&format!("\"{needed}\""))), "no {needed} event in {states:?}");
+    let states: Vec<String> =
+        events.iter().map(|e| format!("{}:{}", e.detail_type, e.detail["state"])).collect();
+    for needed in [
+        "STARTED",
+        "SUCCEEDED",
+        "FAILED",
+        "RESUMED",
+        "SUPERSEDED",
+        "STOPPING",
+        "STOPPED",
+        "ABANDONED",
+    ] {
+        assert!(
+            states.iter().any(|s| s.ends_with(&format!("\"{needed}\""))),
+            "no {needed} event in {states:?}"
+        );
     }
     for event in &events {
         let json = serde_json::to_value(event).unwrap();
-        let decoded: CodePipelineCloudWatchEvent = serde_json::from_value(json.clone())
-            .unwrap_or_else(|e| panic!("{e}: {json}"));
+        let decoded: CodePipelineCloudWatchEvent =
+            serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{e}: {json}"));
         assert_eq!(decoded.detail_type.as_deref(), Some(event.detail_type.as_str()));
         assert_eq!(decoded.detail.state, event.detail["state"].as_str().unwrap());
         assert_eq!(decoded.detail.execution_id.as_deref(), event.detail["execution-id"].as_str());
-        assert_eq!(decoded.resources, vec!["arn:aws:codepipeline:us-west-2:123456789012:myPipeline"]);
+        assert_eq!(
+            decoded.resources,
+            vec!["arn:aws:codepipeline:us-west-2:123456789012:myPipeline"]
+        );
         assert_eq!(decoded.account_id.as_deref(), Some("123456789012"));
     }
 }
@@ -168,8 +219,12 @@ fn same_shape(path: &str, doc: &Value, ours: &Value) {
             same_shape(&format!("{path}.{k}"), v, theirs);
         }
         for k in o.keys() {
-            let allowed = ["pipeline-execution-attempt", "output-artifacts", "error-code", "input-artifacts"];
-            assert!(d.contains_key(k) || allowed.contains(&k.as_str()), "{path}.{k} is not in the documented event");
+            let allowed =
+                ["pipeline-execution-attempt", "output-artifacts", "error-code", "input-artifacts"];
+            assert!(
+                d.contains_key(k) || allowed.contains(&k.as_str()),
+                "{path}.{k} is not in the documented event"
+            );
         }
     }
 }
@@ -194,7 +249,10 @@ fn a_failed_action_event_carries_the_error_code_and_summary() {
         .find(|e| e.detail.get("action").is_some() && e.detail["state"] == "FAILED")
         .unwrap();
     assert_eq!(failed.detail["execution-result"]["error-code"], "JobFailed");
-    assert_eq!(failed.detail["execution-result"]["external-execution-summary"], "Deployment d-1 failed");
+    assert_eq!(
+        failed.detail["execution-result"]["external-execution-summary"],
+        "Deployment d-1 failed"
+    );
     assert_eq!(failed.detail["execution-result"]["external-execution-id"], "d-1");
 }
 

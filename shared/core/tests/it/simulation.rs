@@ -60,6 +60,9 @@ fn action(name: String, category: &str, provider: &str, run_order: u32) -> Actio
         region: "us-east-1".into(),
         role_arn: None,
         timeout_minutes: 30,
+        output_artifact_files: vec![],
+        output_variables: vec![],
+        environment_variables: vec![],
     }
 }
 
@@ -140,7 +143,8 @@ impl Sim {
     fn deliver(&mut self, input: Input) -> Result<(), TestCaseError> {
         self.now += 1_000;
         let before = self.state.clone();
-        let env = Env { now: self.now, entropy: u128::from(self.now as u64).wrapping_mul(0x9e37_79b9) };
+        let env =
+            Env { now: self.now, entropy: u128::from(self.now as u64).wrapping_mul(0x9e37_79b9) };
         let result = apply(&self.plan, &mut self.state, &input, env);
         let step = match result {
             Ok(step) => step,
@@ -155,8 +159,13 @@ impl Sim {
         for effect in &step.effects {
             match effect {
                 Effect::RequestAction(r) => {
-                    let key = (r.execution_id.clone(), r.stage.clone(), r.action.clone(), r.attempt);
-                    prop_assert!(self.requested.insert(key), "action attempt requested twice: {:?}", r);
+                    let key =
+                        (r.execution_id.clone(), r.stage.clone(), r.action.clone(), r.attempt);
+                    prop_assert!(
+                        self.requested.insert(key),
+                        "action attempt requested twice: {:?}",
+                        r
+                    );
                     prop_assert_eq!(
                         self.state.executions[&r.execution_id].status,
                         ExecutionStatus::InProgress,
@@ -172,7 +181,8 @@ impl Sim {
                 }
                 Effect::Publish(e) if e.detail_type == baton_core::events::PIPELINE_DETAIL_TYPE => {
                     let state = e.detail["state"].as_str().unwrap_or_default();
-                    if ["SUCCEEDED", "FAILED", "STOPPED", "SUPERSEDED", "CANCELED"].contains(&state) {
+                    if ["SUCCEEDED", "FAILED", "STOPPED", "SUPERSEDED", "CANCELED"].contains(&state)
+                    {
                         let id = e.detail["execution-id"].as_str().unwrap_or_default().to_string();
                         *self.terminal_events.entry(id).or_default() += 1;
                     }
@@ -190,14 +200,24 @@ impl Sim {
             let retries = self.retries.get(id).copied().unwrap_or(0);
             let terminal = self.terminal_events.get(id).copied().unwrap_or(0);
             // Exactly one terminal status per run of the execution, and it is kept.
-            prop_assert!(terminal <= 1 + retries, "{id}: {terminal} terminal events, {retries} retries");
-            prop_assert_eq!(terminal == 1 + retries, e.status.is_ended(), "{}: status {:?}", id, e.status);
+            prop_assert!(
+                terminal <= 1 + retries,
+                "{id}: {terminal} terminal events, {retries} retries"
+            );
+            prop_assert_eq!(
+                terminal == 1 + retries,
+                e.status.is_ended(),
+                "{}: status {:?}",
+                id,
+                e.status
+            );
             if let Some(old) = before.executions.get(id) {
                 if old.status.is_final() {
                     prop_assert_eq!(old.status, e.status, "{} left a final status", id);
                 }
                 if old.status.is_ended() && old.status != e.status {
-                    let retried = matches!(input, Input::Retry { execution_id, .. } if execution_id == id);
+                    let retried =
+                        matches!(input, Input::Retry { execution_id, .. } if execution_id == id);
                     prop_assert!(retried, "{id} left {:?} without a retry", old.status);
                 }
             }
@@ -208,7 +228,11 @@ impl Sim {
                 }
             }
             if e.status.is_ended() {
-                let running = e.stages.iter().flat_map(|s| &s.actions).any(|a| a.status == ActionStatus::InProgress);
+                let running = e
+                    .stages
+                    .iter()
+                    .flat_map(|s| &s.actions)
+                    .any(|a| a.status == ActionStatus::InProgress);
                 prop_assert!(!running, "{id} ended with an action in progress");
             }
             if let Place::Waiting(s) = e.place {
@@ -238,13 +262,18 @@ impl Sim {
     /// Delivers an input again and checks that it changes nothing.
     fn redeliver(&mut self, input: Input) -> Result<(), TestCaseError> {
         let retried_since = match &input {
-            Input::Stop { execution_id, .. } => self.retries.get(execution_id).copied().unwrap_or(0) > 0,
+            Input::Stop { execution_id, .. } => {
+                self.retries.get(execution_id).copied().unwrap_or(0) > 0
+            }
             _ => false,
         };
         if retried_since
             || matches!(
                 input,
-                Input::Retry { .. } | Input::Tick | Input::DisableTransition { .. } | Input::EnableTransition { .. }
+                Input::Retry { .. }
+                    | Input::Tick
+                    | Input::DisableTransition { .. }
+                    | Input::EnableTransition { .. }
             )
         {
             // Commands, not events: a retry, a toggle, or a stop after a retry is a new request
@@ -253,9 +282,8 @@ impl Sim {
         }
         let before = self.state.clone();
         let env = Env { now: self.now, entropy: 1 };
-        match apply(&self.plan, &mut self.state, &input, env) {
-            Ok(step) => prop_assert!(step.is_noop(), "duplicate {:?} had effects {:?}", input, step.effects),
-            Err(_) => {}
+        if let Ok(step) = apply(&self.plan, &mut self.state, &input, env) {
+            prop_assert!(step.is_noop(), "duplicate {:?} had effects {:?}", input, step.effects);
         }
         prop_assert_eq!(&self.state, &before, "a duplicate input changed the state");
         Ok(())
@@ -298,7 +326,11 @@ impl Sim {
     fn start_next(&mut self) -> Result<(), TestCaseError> {
         self.started += 1;
         let id = format!("e{}", self.started);
-        self.deliver(Input::Start { execution_id: id, trigger: Trigger::default(), variables: BTreeMap::new() })
+        self.deliver(Input::Start {
+            execution_id: id,
+            trigger: Trigger::default(),
+            variables: BTreeMap::new(),
+        })
     }
 
     fn pick_execution(&self, c: u32) -> Option<String> {
@@ -321,13 +353,21 @@ impl Sim {
             }
             10 => {
                 if let Some(id) = self.pick_execution(pick) {
-                    self.deliver(Input::Stop { execution_id: id, abandon: pick % 2 == 0, reason: "sim".into() })?;
+                    self.deliver(Input::Stop {
+                        execution_id: id,
+                        abandon: pick % 2 == 0,
+                        reason: "sim".into(),
+                    })?;
                 }
             }
             11 | 12 => {
                 if let Some(id) = self.pick_execution(pick) {
                     if let Place::Halted(s) = self.state.executions[&id].place {
-                        let mode = if pick % 2 == 0 { RetryMode::FailedActions } else { RetryMode::AllActions };
+                        let mode = if pick % 2 == 0 {
+                            RetryMode::FailedActions
+                        } else {
+                            RetryMode::AllActions
+                        };
                         let stage = self.plan.stages[s].name.clone();
                         self.deliver(Input::Retry { execution_id: id, stage, mode })?;
                     }
@@ -380,7 +420,10 @@ impl Sim {
             prop_assert!(e.status.is_ended(), "{id} is stuck {:?} at {:?}", e.status, e.place);
         }
         prop_assert!(self.state.lanes.holders.iter().all(Option::is_none), "a stage is still held");
-        prop_assert!(self.state.lanes.waiting.iter().all(|w| w.is_empty()), "an execution still waits");
+        prop_assert!(
+            self.state.lanes.waiting.iter().all(|w| w.is_empty()),
+            "an execution still waits"
+        );
         Ok(())
     }
 }

@@ -3,9 +3,10 @@
 
 CARGO ?= cargo
 
-## run: run the example release pipeline (engine with simulated action results)
+## run: set up a demo repository and run the example release pipeline on it, for real
 run:
-	$(CARGO) run --quiet -p baton-cli -- simulate examples/release-pipeline.json
+	$(CARGO) build --quiet -p baton-cli
+	bash examples/demo/run.sh
 
 ## test: formatting, lints and every test of the workspace
 test: lint
@@ -19,6 +20,7 @@ lint:
 ## bench: measured figures, one per line as `name: value unit`
 bench:
 	@$(CARGO) bench --quiet -p baton-core --bench engine 2>/dev/null
+	@$(CARGO) bench --quiet -p baton --bench embedded 2>/dev/null
 
 ## validate: check every example and fixture declaration
 validate:

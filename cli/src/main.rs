@@ -1,16 +1,22 @@
 //! `baton`: validate CodePipeline declarations and run pipelines on one machine.
 
+mod local;
 mod simulate;
 mod validate;
+mod view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "baton", version, about = "A release orchestrator that speaks CodePipeline.")]
 struct Cli {
+    /// The Baton home: state, artifacts, logs, local repositories and buckets.
+    #[arg(long, global = true, env = "BATON_HOME", default_value = ".baton")]
+    home: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,16 +43,139 @@ enum Command {
         /// The declaration file.
         file: PathBuf,
     },
+    /// Create or update the pipeline from FILE, start it, and show it live until it ends.
+    Run {
+        /// The declaration file.
+        file: PathBuf,
+        /// The pipeline's home region.
+        #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+        region: String,
+        /// A pipeline variable for this execution, as NAME=VALUE (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Keep running this home after the execution ends, so pushes start new executions.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Start an execution of a pipeline.
+    Start {
+        pipeline: String,
+        /// A pipeline variable, as NAME=VALUE (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+    },
+    /// Carry on and watch an execution (the latest by default) until it ends; resumes work left
+    /// by a stopped or killed baton.
+    Wait { pipeline: String, execution: Option<String> },
+    /// Show an execution (the latest one by default), with waiting approvals.
+    Status { pipeline: String, execution: Option<String> },
+    /// List a pipeline's executions, newest first.
+    History { pipeline: String },
+    /// Print the logs of an execution's actions.
+    Logs { pipeline: String, execution: String, stage: Option<String>, action: Option<String> },
+    /// Approve a waiting manual approval.
+    Approve {
+        pipeline: String,
+        stage: String,
+        action: String,
+        #[arg(long, default_value = "Approved with the baton CLI")]
+        summary: String,
+    },
+    /// Reject a waiting manual approval.
+    Reject {
+        pipeline: String,
+        stage: String,
+        action: String,
+        #[arg(long, default_value = "Rejected with the baton CLI")]
+        summary: String,
+    },
+    /// Retry the failed actions of a stage (all of them with --all) in its latest execution.
+    Retry {
+        pipeline: String,
+        stage: String,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Stop an execution: let running actions finish, or abandon them.
+    Stop {
+        pipeline: String,
+        execution: String,
+        #[arg(long)]
+        abandon: bool,
+        #[arg(long, default_value = "Stopped with the baton CLI")]
+        reason: String,
+    },
+    /// Hold executions before a stage.
+    DisableTransition {
+        pipeline: String,
+        stage: String,
+        #[arg(long, default_value = "Disabled with the baton CLI")]
+        reason: String,
+    },
+    /// Let executions into a stage again.
+    EnableTransition { pipeline: String, stage: String },
+    /// Tell Baton a branch of a local repository changed: starts the pipelines that watch it.
+    Push {
+        repository: String,
+        #[arg(default_value = "main")]
+        branch: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Validate { region, files } => validate::run(&files, &region),
-        Command::Simulate { region, fail, file } => simulate::run(&file, &region, &fail)
-            .unwrap_or_else(|e| {
-                eprintln!("baton: {e:#}");
-                ExitCode::from(2)
-            }),
+    let filter = std::env::var("BATON_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Validate { region, files } => return validate::run(&files, &region),
+        Command::Simulate { region, fail, file } => simulate::run(&file, &region, &fail),
+        other => runtime().and_then(|rt| rt.block_on(local_command(&cli.home, other))),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("baton: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitCode> {
+    use Command::*;
+    match command {
+        Run { file, region, vars, watch } => local::run(home, &file, &region, &vars, watch).await,
+        Start { pipeline, vars } => local::start(home, &pipeline, &vars).await,
+        Wait { pipeline, execution } => local::wait(home, &pipeline, execution.as_deref()).await,
+        Status { pipeline, execution } => {
+            local::status(home, &pipeline, execution.as_deref()).await
+        }
+        History { pipeline } => local::history(home, &pipeline).await,
+        Logs { pipeline, execution, stage, action } => {
+            let which = stage.as_deref().zip(action.as_deref());
+            local::logs(home, &pipeline, &execution, which).await
+        }
+        Approve { pipeline, stage, action, summary } => {
+            local::decide(home, &pipeline, &stage, &action, true, &summary).await
+        }
+        Reject { pipeline, stage, action, summary } => {
+            local::decide(home, &pipeline, &stage, &action, false, &summary).await
+        }
+        Retry { pipeline, stage, all } => local::retry(home, &pipeline, &stage, all).await,
+        Stop { pipeline, execution, abandon, reason } => {
+            local::stop(home, &pipeline, &execution, abandon, &reason).await
+        }
+        DisableTransition { pipeline, stage, reason } => {
+            local::transition(home, &pipeline, &stage, false, &reason).await
+        }
+        EnableTransition { pipeline, stage } => {
+            local::transition(home, &pipeline, &stage, true, "").await
+        }
+        Push { repository, branch } => local::push(home, &repository, &branch).await,
+        Validate { .. } | Simulate { .. } => Ok(ExitCode::SUCCESS),
     }
 }

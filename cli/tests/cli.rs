@@ -1,4 +1,8 @@
 //! Tests of the `baton` binary, as one test binary: each subcommand's tests are in `cli/<name>.rs`
 //! (a bare `mod x;` would look in `tests/`, where cargo also builds every file as its own binary).
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop loudly
+
+#[path = "cli/run.rs"]
+mod run;
 #[path = "cli/validate.rs"]
 mod validate;

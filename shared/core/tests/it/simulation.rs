@@ -343,7 +343,7 @@ impl Sim {
         match c % 16 {
             0..=6 if !self.outstanding.is_empty() => {
                 let o = self.outstanding.remove(pick as usize % self.outstanding.len());
-                let input = self.completion(&o, pick % 5 != 0);
+                let input = self.completion(&o, !pick.is_multiple_of(5));
                 self.deliver(input)?;
             }
             0..=7 if self.started < total => self.start_next()?,
@@ -355,22 +355,22 @@ impl Sim {
                 if let Some(id) = self.pick_execution(pick) {
                     self.deliver(Input::Stop {
                         execution_id: id,
-                        abandon: pick % 2 == 0,
+                        abandon: pick.is_multiple_of(2),
                         reason: "sim".into(),
                     })?;
                 }
             }
             11 | 12 => {
-                if let Some(id) = self.pick_execution(pick) {
-                    if let Place::Halted(s) = self.state.executions[&id].place {
-                        let mode = if pick % 2 == 0 {
-                            RetryMode::FailedActions
-                        } else {
-                            RetryMode::AllActions
-                        };
-                        let stage = self.plan.stages[s].name.clone();
-                        self.deliver(Input::Retry { execution_id: id, stage, mode })?;
-                    }
+                if let Some(id) = self.pick_execution(pick)
+                    && let Place::Halted(s) = self.state.executions[&id].place
+                {
+                    let mode = if pick.is_multiple_of(2) {
+                        RetryMode::FailedActions
+                    } else {
+                        RetryMode::AllActions
+                    };
+                    let stage = self.plan.stages[s].name.clone();
+                    self.deliver(Input::Retry { execution_id: id, stage, mode })?;
                 }
             }
             13 => {

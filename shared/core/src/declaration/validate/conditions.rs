@@ -87,11 +87,8 @@ fn check_rule(cx: &Context<'_>, pos: Pos, skips: bool, rule: &RuleDeclaration) -
     let mut messages = Vec::new();
     messages.extend(text::token("name", &rule.name, 1, 100, Charset::Name));
     let spec = check_rule_type(rule, &mut messages);
-    if let (true, Some(spec)) = (skips, spec) {
-        if !spec.allows_skip {
-            messages
-                .push("result SKIP only works with LambdaInvoke and VariableCheck rules".into());
-        }
+    if skips && spec.is_some_and(|s| !s.allows_skip) {
+        messages.push("result SKIP only works with LambdaInvoke and VariableCheck rules".into());
     }
     if let Some(config) = &rule.configuration {
         messages.extend(check_map(cx, pos, config, &RULE_CONFIG));

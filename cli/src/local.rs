@@ -1,0 +1,463 @@
+//! The commands that work on a Baton home: run, start, status, history, logs, approve, reject,
+//! retry, stop, transitions and push.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use baton::embedded::{Embedded, EmbeddedConfig};
+use baton::ports::clock::{Clock, SystemClock};
+use baton::ports::state::{PipelineRecord, StateStore};
+use baton::service::{Outcome, SourcePush};
+use baton_core::declaration::PipelineDocument;
+use baton_core::engine::{ActionStatus, Execution, ExecutionStatus, Input, Place, Trigger};
+use baton_core::plan::RetryMode;
+use tokio::sync::watch;
+
+use crate::view::{Live, short, table};
+
+/// `baton.toml` in the Baton home: local stand-ins for what AWS would define.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// CodeCommit repository name -> folder.
+    #[serde(default)]
+    repositories: std::collections::HashMap<String, PathBuf>,
+    /// CodeBuild project name -> buildspec file.
+    #[serde(default)]
+    projects: std::collections::HashMap<String, PathBuf>,
+}
+
+fn settings(home: &Path) -> Result<Settings> {
+    let path = home.join("baton.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+        Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Opens the home, with every action runnable at once up to a sensible bound.
+pub(crate) fn open(home: &Path, quiet: bool) -> Result<Arc<Embedded>> {
+    let settings = settings(home)?;
+    let config = EmbeddedConfig {
+        home: home.to_path_buf(),
+        repositories: settings.repositories,
+        projects: settings.projects,
+        quiet,
+        workers: 64,
+        providers: None,
+    };
+    Ok(Arc::new(Embedded::open(&config)?))
+}
+
+async fn record(rt: &Embedded, pipeline: &str) -> Result<PipelineRecord> {
+    rt.store.get_pipeline(pipeline).await?.ok_or_else(|| {
+        anyhow!("there is no pipeline named \"{pipeline}\" in {}", rt.home.display())
+    })
+}
+
+fn variables(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow!("--var {p}: write NAME=VALUE"))
+        })
+        .collect()
+}
+
+/// `baton run FILE`.
+pub(crate) async fn run(
+    home: &Path,
+    file: &Path,
+    region: &str,
+    vars: &[String],
+    keep_running: bool,
+) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let doc = PipelineDocument::parse(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let rt = open(home, false)?;
+    let record =
+        rt.put_pipeline(&doc, region).await.map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let name = record.plan.name.clone();
+    let trigger = Trigger {
+        trigger_type: "StartPipelineExecution".into(),
+        trigger_detail: "baton run".into(),
+    };
+    let id = rt.trigger.start(&name, trigger, variables(vars)?).await?;
+    println!("Started execution {id} of pipeline \"{name}\" (version {}).", record.plan.version);
+    let status = follow(&rt, &name, &id, keep_running).await?;
+    Ok(exit_for(status))
+}
+
+/// `baton start PIPELINE`.
+pub(crate) async fn start(home: &Path, pipeline: &str, vars: &[String]) -> Result<ExitCode> {
+    let rt = open(home, false)?;
+    record(&rt, pipeline).await?;
+    let trigger = Trigger {
+        trigger_type: "StartPipelineExecution".into(),
+        trigger_detail: "baton start".into(),
+    };
+    let id = rt.trigger.start(pipeline, trigger, variables(vars)?).await?;
+    println!("Started execution {id} of pipeline \"{pipeline}\".");
+    settle_or_leave(&rt, pipeline, &id).await
+}
+
+/// Shows the execution live while this process dispatches, until it ends (or, with
+/// `keep_running`, until interrupted). When another process dispatches for this home, only
+/// watches.
+async fn follow(
+    rt: &Arc<Embedded>,
+    pipeline: &str,
+    id: &str,
+    keep_running: bool,
+) -> Result<ExecutionStatus> {
+    let plan = record(rt, pipeline).await?.plan;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let lock = rt.try_lock();
+    let dispatcher = lock.as_ref().map(|_| tokio::spawn(Arc::clone(rt).dispatch(stop_rx)));
+    if lock.is_none() {
+        println!("Another baton process is running this home; watching its progress.");
+    }
+    let mut live = Live::new();
+    let status = loop {
+        if let Some(e) = rt.store.execution(pipeline, id).await? {
+            live.show(&plan, &e, SystemClock.now());
+            if e.status.is_ended() {
+                break e.status;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = tokio::signal::ctrl_c() => bail!("interrupted; the execution goes on when baton runs again in this home"),
+        }
+    };
+    if keep_running && dispatcher.is_some() {
+        println!(
+            "Execution ended; still running this home (pushes start new executions). Ctrl-C to stop."
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    let _ = stop_tx.send(true);
+    if let Some(d) = dispatcher {
+        let _ = d.await;
+    }
+    Ok(status)
+}
+
+/// After a command: when no other process dispatches for this home, carry the execution on
+/// here until it ends or waits for a person.
+async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result<ExitCode> {
+    let Some(lock) = rt.try_lock() else {
+        println!("The baton process running this home picks it up.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let plan = record(rt, pipeline).await?.plan;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let dispatcher = tokio::spawn(Arc::clone(rt).dispatch(stop_rx));
+    let mut live = Live::new();
+    let last = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(e) = rt.store.execution(pipeline, id).await? else { continue };
+        live.show(&plan, &e, SystemClock.now());
+        if e.status.is_ended() || waits_for_a_person(&e) {
+            break e;
+        }
+    };
+    let _ = stop_tx.send(true);
+    let _ = dispatcher.await;
+    drop(lock);
+    if waits_for_a_person(&last) {
+        println!(
+            "Waiting for approval: baton approve {pipeline} STAGE ACTION (see baton status {pipeline})."
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(exit_for(last.status))
+}
+
+fn waits_for_a_person(e: &Execution) -> bool {
+    let Place::InStage(s) = e.place else { return false };
+    let running: Vec<_> =
+        e.stages[s].actions.iter().filter(|a| a.status == ActionStatus::InProgress).collect();
+    !running.is_empty() && running.iter().all(|a| a.token.is_some())
+}
+
+fn exit_for(status: ExecutionStatus) -> ExitCode {
+    if status == ExecutionStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `baton wait PIPELINE [EXECUTION]`.
+pub(crate) async fn wait(home: &Path, pipeline: &str, execution: Option<&str>) -> Result<ExitCode> {
+    let rt = open(home, false)?;
+    record(&rt, pipeline).await?;
+    let e = match execution {
+        Some(id) => find_execution(&rt, pipeline, id).await?,
+        None => latest(&rt, pipeline).await?,
+    };
+    let status = follow(&rt, pipeline, &e.id, false).await?;
+    Ok(exit_for(status))
+}
+
+async fn latest(rt: &Embedded, pipeline: &str) -> Result<Execution> {
+    rt.store
+        .executions(pipeline, 1)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has not run yet"))
+}
+
+/// `baton status PIPELINE [EXECUTION]`.
+pub(crate) async fn status(
+    home: &Path,
+    pipeline: &str,
+    execution: Option<&str>,
+) -> Result<ExitCode> {
+    let rt = open(home, true)?;
+    let plan = record(&rt, pipeline).await?.plan;
+    let e = match execution {
+        Some(id) => find_execution(&rt, pipeline, id).await?,
+        None => latest(&rt, pipeline).await?,
+    };
+    print!("{}", table(&plan, &e, SystemClock.now()));
+    for (s, stage) in plan.stages.iter().enumerate() {
+        for (a, action) in stage.actions.iter().enumerate() {
+            let r = &e.stages[s].actions[a];
+            if let (ActionStatus::InProgress, Some(token)) = (r.status, &r.token) {
+                println!("  approval {}/{} is waiting; token {token}", stage.name, action.name);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn find_execution(rt: &Embedded, pipeline: &str, id: &str) -> Result<Execution> {
+    if let Some(e) = rt.store.execution(pipeline, id).await? {
+        return Ok(e);
+    }
+    // Accept the short id the views print.
+    let matches: Vec<Execution> = rt
+        .store
+        .executions(pipeline, 1000)
+        .await?
+        .into_iter()
+        .filter(|e| e.id.starts_with(id))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches.into_iter().next().ok_or_else(|| anyhow!("unreachable"))?),
+        0 => bail!("pipeline \"{pipeline}\" has no execution {id}"),
+        _ => bail!("{id} matches several executions of \"{pipeline}\"; give more of the id"),
+    }
+}
+
+/// `baton history PIPELINE`.
+pub(crate) async fn history(home: &Path, pipeline: &str) -> Result<ExitCode> {
+    let rt = open(home, true)?;
+    record(&rt, pipeline).await?;
+    let executions = rt.store.executions(pipeline, 50).await?;
+    if executions.is_empty() {
+        println!("Pipeline \"{pipeline}\" has not run yet.");
+    }
+    for e in executions {
+        let took = crate::view::secs(e.updated_at - e.started_at);
+        println!(
+            "{}  {:<10}  {}  {:>8}  {}  {}",
+            e.id,
+            format!("{:?}", e.status),
+            baton_core::events::rfc3339(e.started_at),
+            took,
+            e.trigger.trigger_type,
+            e.status_summary.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton logs PIPELINE EXECUTION [STAGE ACTION]`.
+pub(crate) async fn logs(
+    home: &Path,
+    pipeline: &str,
+    execution: &str,
+    action: Option<(&str, &str)>,
+) -> Result<ExitCode> {
+    let rt = open(home, true)?;
+    let plan = record(&rt, pipeline).await?.plan;
+    let e = find_execution(&rt, pipeline, execution).await?;
+    let dir: PathBuf = rt.home.join("logs").join(pipeline).join(&e.id);
+    let mut shown = 0;
+    for (s, stage) in plan.stages.iter().enumerate() {
+        for (a, act) in stage.actions.iter().enumerate() {
+            if action.is_some_and(|(st, ac)| st != stage.name || ac != act.name) {
+                continue;
+            }
+            let attempt = e.stages[s].actions[a].attempt;
+            let path = dir.join(format!("{}.{}.{attempt}.log", stage.name, act.name));
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                println!("==> {}/{} (attempt {attempt}) <==\n{text}", stage.name, act.name);
+                shown += 1;
+            }
+        }
+    }
+    if shown == 0 {
+        bail!(
+            "no logs for execution {} of \"{pipeline}\"{}",
+            short(&e.id),
+            action.map(|(s, a)| format!(" at {s}/{a}")).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton approve|reject PIPELINE STAGE ACTION`.
+pub(crate) async fn decide(
+    home: &Path,
+    pipeline: &str,
+    stage: &str,
+    action: &str,
+    approved: bool,
+    summary: &str,
+) -> Result<ExitCode> {
+    let rt = open(home, false)?;
+    let plan = record(&rt, pipeline).await?.plan;
+    let s = plan
+        .stage_index(stage)
+        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has no stage \"{stage}\""))?;
+    let a = plan.stages[s]
+        .action_index(action)
+        .ok_or_else(|| anyhow!("stage \"{stage}\" has no action \"{action}\""))?;
+    let waiting = rt
+        .store
+        .executions(pipeline, 1000)
+        .await?
+        .into_iter()
+        .find(|e| {
+            e.stages[s].actions[a].status == ActionStatus::InProgress
+                && e.stages[s].actions[a].token.is_some()
+        })
+        .ok_or_else(|| {
+            anyhow!("no execution of \"{pipeline}\" is waiting for approval at {stage}/{action}")
+        })?;
+    let token = waiting.stages[s].actions[a].token.clone().unwrap_or_default();
+    let by = std::env::var("USER").unwrap_or_else(|_| "baton CLI".into());
+    let input = Input::ApprovalDecided {
+        stage: stage.into(),
+        action: action.into(),
+        token,
+        approved,
+        summary: summary.into(),
+        by: by.clone(),
+    };
+    command(
+        &rt,
+        pipeline,
+        &waiting.id,
+        input,
+        &format!("{} by {by}", if approved { "Approved" } else { "Rejected" }),
+    )
+    .await
+}
+
+/// Applies a command and carries on the execution if nobody else runs this home.
+async fn command(
+    rt: &Arc<Embedded>,
+    pipeline: &str,
+    id: &str,
+    input: Input,
+    done: &str,
+) -> Result<ExitCode> {
+    match rt.apply(pipeline, input).await? {
+        Outcome::Rejected(r) => bail!("{r}"),
+        Outcome::Unchanged => println!("Nothing to do: that was already done."),
+        Outcome::Applied { .. } => println!("{done}."),
+    }
+    settle_or_leave(rt, pipeline, id).await
+}
+
+/// `baton retry PIPELINE STAGE [--all]`.
+pub(crate) async fn retry(home: &Path, pipeline: &str, stage: &str, all: bool) -> Result<ExitCode> {
+    let rt = open(home, false)?;
+    let plan = record(&rt, pipeline).await?.plan;
+    let s = plan
+        .stage_index(stage)
+        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has no stage \"{stage}\""))?;
+    let e = rt
+        .store
+        .executions(pipeline, 1000)
+        .await?
+        .into_iter()
+        .find(|e| e.stages[s].status.is_some())
+        .ok_or_else(|| anyhow!("no execution of \"{pipeline}\" has run stage \"{stage}\""))?;
+    let mode = if all { RetryMode::AllActions } else { RetryMode::FailedActions };
+    let input = Input::Retry { execution_id: e.id.clone(), stage: stage.into(), mode };
+    command(
+        &rt,
+        pipeline,
+        &e.id,
+        input,
+        &format!("Retrying stage {stage} of execution {}", short(&e.id)),
+    )
+    .await
+}
+
+/// `baton stop PIPELINE EXECUTION`.
+pub(crate) async fn stop(
+    home: &Path,
+    pipeline: &str,
+    execution: &str,
+    abandon: bool,
+    reason: &str,
+) -> Result<ExitCode> {
+    let rt = open(home, false)?;
+    record(&rt, pipeline).await?;
+    let e = find_execution(&rt, pipeline, execution).await?;
+    let input = Input::Stop { execution_id: e.id.clone(), abandon, reason: reason.into() };
+    command(&rt, pipeline, &e.id, input, &format!("Stopping execution {}", short(&e.id))).await
+}
+
+/// `baton disable-transition|enable-transition PIPELINE STAGE`.
+pub(crate) async fn transition(
+    home: &Path,
+    pipeline: &str,
+    stage: &str,
+    enable: bool,
+    reason: &str,
+) -> Result<ExitCode> {
+    let rt = open(home, false)?;
+    record(&rt, pipeline).await?;
+    let input = if enable {
+        Input::EnableTransition { stage: stage.into() }
+    } else {
+        Input::DisableTransition { stage: stage.into(), reason: reason.into() }
+    };
+    match rt.apply(pipeline, input).await? {
+        Outcome::Rejected(r) => bail!("{r}"),
+        _ => println!("Transition into {stage} {}.", if enable { "enabled" } else { "disabled" }),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton push REPOSITORY [BRANCH]`.
+pub(crate) async fn push(home: &Path, repository: &str, branch: &str) -> Result<ExitCode> {
+    let rt = open(home, false)?;
+    let push = SourcePush { repository: repository.into(), branch: branch.into(), commit: None };
+    let started = rt.trigger.on_push(&push).await?;
+    if started.is_empty() {
+        println!("No pipeline watches {repository} branch {branch}.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut code = ExitCode::SUCCESS;
+    for (pipeline, id) in started {
+        println!("Push to {repository}/{branch} started execution {id} of \"{pipeline}\".");
+        code = settle_or_leave(&rt, &pipeline, &id).await?;
+    }
+    Ok(code)
+}

@@ -1,0 +1,189 @@
+//! `baton run` and the commands around it, as a person uses them: separate processes on one
+//! Baton home, including a `kill -9` in the middle of an execution.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn baton(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_baton"));
+    c.arg("--home").arg(home).env_remove("BATON_HOME").env("CI", "true");
+    c
+}
+
+fn output(mut c: Command) -> Output {
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Source -> Build (counts its runs) -> Test (sleeps, then counts) -> Approval -> Deploy.
+fn setup(home: &Path, test_sleep: u32) -> std::path::PathBuf {
+    let repo = home.join("git/app");
+    std::fs::create_dir_all(&repo).unwrap();
+    let counts = home.join("counts");
+    std::fs::create_dir_all(&counts).unwrap();
+    let c = counts.display();
+    std::fs::write(
+        repo.join("buildspec.yml"),
+        format!(
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - echo run >> {c}/build\n      - mkdir -p out && echo site > out/index.html\nartifacts:\n  files: ['**/*']\n  base-directory: out\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("test.yml"),
+        format!("version: 0.2\nphases:\n  build:\n    commands:\n      - sleep {test_sleep}\n      - echo run >> {c}/test\n"),
+    )
+    .unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    std::fs::write(home.join("baton.toml"), "[projects]\napp-test = \"test.yml\"\n").unwrap();
+    let pipeline = home.join("pipeline.json");
+    std::fs::write(&pipeline, PIPELINE).unwrap();
+    pipeline
+}
+
+const PIPELINE: &str = r#"{"name": "app", "roleArn": "arn:aws:iam::111111111111:role/p",
+  "artifactStore": {"type": "S3", "location": "artifacts"},
+  "stages": [
+    {"name": "Source", "actions": [{"name": "Checkout",
+      "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+      "configuration": {"RepositoryName": "app", "BranchName": "main"}, "outputArtifacts": [{"name": "Src"}]}]},
+    {"name": "Build", "actions": [{"name": "Compile",
+      "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+      "configuration": {"ProjectName": "app-build"}, "inputArtifacts": [{"name": "Src"}], "outputArtifacts": [{"name": "Site"}]}]},
+    {"name": "Test", "actions": [{"name": "Slow",
+      "actionTypeId": {"category": "Test", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+      "configuration": {"ProjectName": "app-test"}, "inputArtifacts": [{"name": "Src"}]}]},
+    {"name": "Approve", "actions": [{"name": "Gate",
+      "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]},
+    {"name": "Deploy", "actions": [{"name": "Site",
+      "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+      "configuration": {"BucketName": "site", "Extract": "true"}, "inputArtifacts": [{"name": "Site"}]}]}
+  ]}"#;
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spawn_run(home: &Path, pipeline: &Path) -> Child {
+    let mut c = baton(home);
+    c.arg("run").arg(pipeline).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+#[test]
+fn an_approval_from_another_process_lets_the_run_finish() {
+    let home = tempfile::tempdir().unwrap();
+    let pipeline = setup(home.path(), 0);
+    let run = spawn_run(home.path(), &pipeline);
+    wait_until("the approval waits", || {
+        text(&output({
+            let mut c = baton(home.path());
+            c.args(["status", "app"]);
+            c
+        }))
+        .contains("approval Approve/Gate is waiting")
+    });
+    let mut approve = baton(home.path());
+    approve.args(["approve", "app", "Approve", "Gate", "--summary", "looks good"]);
+    let o = output(approve);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("Succeeded"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("s3/site/index.html")).unwrap().trim(),
+        "site"
+    );
+    // A second approval finds nothing waiting: one clear sentence, no panic.
+    let mut again = baton(home.path());
+    again.args(["approve", "app", "Approve", "Gate"]);
+    let o = output(again);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).starts_with("baton: no execution of \"app\" is waiting for approval"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_run_killed_midway_resumes_without_running_finished_actions_again() {
+    let home = tempfile::tempdir().unwrap();
+    let pipeline = setup(home.path(), 3);
+    let mut run = spawn_run(home.path(), &pipeline);
+    let counts = home.path().join("counts");
+    // Kill -9 while the slow test runs: the build has finished, the test has not.
+    wait_until("the test action runs", || {
+        lines(&counts.join("build")) == 1
+            && std::fs::read_dir(home.path().join("logs/app")).is_ok_and(|mut d| {
+                d.next().is_some_and(|e| e.is_ok_and(|e| e.path().join("Test.Slow.1.log").exists()))
+            })
+    });
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert_eq!(lines(&counts.join("test")), 0, "the test was interrupted");
+
+    // Approve in advance is impossible; resume, approve when asked, and finish.
+    let mut resume = baton(home.path());
+    resume.args(["wait", "app"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let resumed = resume.spawn().unwrap();
+    wait_until("the approval waits after the resume", || {
+        text(&output({
+            let mut c = baton(home.path());
+            c.args(["status", "app"]);
+            c
+        }))
+        .contains("approval Approve/Gate is waiting")
+    });
+    let mut approve = baton(home.path());
+    approve.args(["approve", "app", "Approve", "Gate"]);
+    assert!(output(approve).status.success());
+    let o = resumed.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(lines(&counts.join("build")), 1, "a finished action ran again");
+    assert_eq!(
+        lines(&counts.join("test")),
+        1,
+        "the interrupted action did not finish exactly once"
+    );
+}
+
+#[test]
+fn commands_on_unknown_things_fail_with_one_sentence() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [vec!["status", "nope"], vec!["start", "nope"], vec!["retry", "nope", "Build"]] {
+        let mut c = baton(home.path());
+        c.args(&args);
+        let o = output(c);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let t = text(&o);
+        assert_eq!(t.trim().lines().count(), 1, "{t}");
+        assert!(t.starts_with("baton: there is no pipeline named \"nope\""), "{t}");
+    }
+}

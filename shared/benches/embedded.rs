@@ -1,0 +1,307 @@
+//! Embedded-runtime figures for `make bench`, one per line as `name: value unit`.
+//!
+//! - W1: 40 sequential stages of one no-op action, end to end, durable writes (median of runs).
+//! - W3: one stage of 50 parallel no-op actions, then a join.
+//! - W4: 1,000 executions of a 5-stage no-op pipeline started at once in PARALLEL mode.
+//! - W5: a 1 GiB artifact through 3 stages (pass-through actions), throughput and peak RSS.
+//!
+//! The no-op providers run in process, so the figures are the runtime's own cost: the engine,
+//! SQLite, the delivery queue, the artifact store.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use baton::embedded::{Embedded, EmbeddedConfig};
+use baton::ports::clock::{Clock, SystemClock};
+use baton::ports::provider::{
+    ActionProvider, Job, JobResult, LocalArtifact, ProviderError, ProviderRegistry,
+};
+use baton::ports::state::StateStore;
+use baton_core::declaration::PipelineDocument;
+use baton_core::engine::{Execution, Trigger};
+use serde_json::json;
+use tokio::sync::watch;
+
+/// Succeeds at once; passes its first input through as its output artifacts; records when it
+/// finished, for transition latency.
+struct NoOp;
+
+#[async_trait]
+impl ActionProvider for NoOp {
+    async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
+        let output_artifacts = match job.inputs.first() {
+            Some(input) => job
+                .request
+                .output_artifacts
+                .iter()
+                .map(|name| LocalArtifact { name: name.clone(), path: input.path.clone() })
+                .collect(),
+            None => job
+                .request
+                .output_artifacts
+                .iter()
+                .map(|name| LocalArtifact { name: name.clone(), path: source_zip() })
+                .collect(),
+        };
+        let finished = SystemClock.now().to_string();
+        Ok(JobResult::Succeeded {
+            output_artifacts,
+            output_variables: BTreeMap::from([("finished".to_string(), finished)]),
+            summary: None,
+            external_id: None,
+            external_url: None,
+        })
+    }
+}
+
+/// The artifact W5's source action produces.
+static SOURCE_ZIP: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+fn source_zip() -> std::path::PathBuf {
+    SOURCE_ZIP.get().cloned().unwrap_or_else(|| "/nonexistent".into())
+}
+
+fn registry() -> ProviderRegistry {
+    let mut r = ProviderRegistry::default();
+    r.register("Source", "Custom", "NoOp", Arc::new(NoOp));
+    r.register("Build", "Custom", "NoOp", Arc::new(NoOp));
+    r
+}
+
+fn action(name: &str, category: &str, inputs: &[&str], outputs: &[&str]) -> serde_json::Value {
+    json!({"name": name, "actionTypeId": {"category": category, "owner": "Custom", "provider": "NoOp", "version": "1"},
+           "inputArtifacts": inputs.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+           "outputArtifacts": outputs.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()})
+}
+
+fn pipeline(name: &str, mode: &str, stages: Vec<Vec<serde_json::Value>>) -> PipelineDocument {
+    let stages: Vec<_> = stages
+        .into_iter()
+        .enumerate()
+        .map(|(i, actions)| json!({"name": format!("S{i}"), "actions": actions}))
+        .collect();
+    let doc = json!({"name": name, "roleArn": "arn:aws:iam::111111111111:role/bench", "executionMode": mode,
+        "artifactStore": {"type": "S3", "location": "bench"}, "stages": stages});
+    PipelineDocument::from_value(doc).unwrap()
+}
+
+fn sequential(n: usize) -> PipelineDocument {
+    let mut stages = vec![vec![action("Src", "Source", &[], &[])]];
+    for i in 1..n {
+        stages.push(vec![action(&format!("A{i}"), "Build", &[], &[])]);
+    }
+    pipeline("w1", "SUPERSEDED", stages)
+}
+
+struct Bench {
+    rt: Arc<Embedded>,
+    stop: watch::Sender<bool>,
+    _home: tempfile::TempDir,
+}
+
+async fn runtime() -> Bench {
+    let home = tempfile::tempdir().unwrap();
+    let config = EmbeddedConfig {
+        home: home.path().to_path_buf(),
+        quiet: true,
+        workers: 64,
+        providers: Some(registry()),
+        ..EmbeddedConfig::default()
+    };
+    let rt = Arc::new(Embedded::open(&config).unwrap());
+    std::mem::forget(rt.try_lock().unwrap());
+    let (stop, rx) = watch::channel(false);
+    tokio::spawn(Arc::clone(&rt).dispatch(rx));
+    Bench { rt, stop, _home: home }
+}
+
+async fn run_to_end(rt: &Embedded, pipeline: &str, n: usize) -> Vec<Execution> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Trigger {
+            trigger_type: "StartPipelineExecution".into(),
+            trigger_detail: "bench".into(),
+        };
+        ids.push(rt.trigger.start(pipeline, t, BTreeMap::new()).await.unwrap());
+    }
+    let mut done = Vec::with_capacity(n);
+    for id in ids {
+        loop {
+            let e = rt.store.execution(pipeline, &id).await.unwrap();
+            if let Some(e) = e.filter(|e| e.status.is_ended()) {
+                assert_eq!(format!("{:?}", e.status), "Succeeded", "{:?}", e.status_summary);
+                done.push(e);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    done
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [i64], p: f64) -> i64 {
+    v.sort_unstable();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Time from one action's provider finishing to the next action starting, in milliseconds.
+fn transition_latencies(e: &Execution) -> Vec<i64> {
+    let runs: Vec<_> = e.stages.iter().flat_map(|s| &s.actions).collect();
+    runs.windows(2)
+        .filter_map(|w| {
+            let finished: i64 = w[0].output_variables.get("finished")?.parse().ok()?;
+            Some(w[1].started_at? - finished)
+        })
+        .collect()
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn w1() {
+    let b = runtime().await;
+    b.rt.put_pipeline(&sequential(40), "us-east-1").await.unwrap();
+    run_to_end(&b.rt, "w1", 1).await;
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        run_to_end(&b.rt, "w1", 1).await;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    let m = median(times);
+    println!("w1_sequential_40_stages: {:.3} s", m);
+    // Each stage is two transitions: the action requested, and its completion applied.
+    println!("w1_per_transition: {:.2} ms", m * 1000.0 / 80.0);
+    let _ = b.stop.send(true);
+}
+
+async fn w3() {
+    let b = runtime().await;
+    let wide: Vec<_> = (0..50).map(|i| action(&format!("P{i}"), "Build", &[], &[])).collect();
+    let doc = pipeline(
+        "w3",
+        "SUPERSEDED",
+        vec![
+            vec![action("Src", "Source", &[], &[])],
+            wide,
+            vec![action("Join", "Build", &[], &[])],
+        ],
+    );
+    b.rt.put_pipeline(&doc, "us-east-1").await.unwrap();
+    run_to_end(&b.rt, "w3", 1).await;
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        run_to_end(&b.rt, "w3", 1).await;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    println!("w3_parallel_50_then_join: {:.3} s", median(times));
+    let _ = b.stop.send(true);
+}
+
+async fn w4() {
+    let b = runtime().await;
+    let stages = (0..5)
+        .map(|i| vec![action(&format!("A{i}"), if i == 0 { "Source" } else { "Build" }, &[], &[])])
+        .collect();
+    b.rt.put_pipeline(&pipeline("w4", "PARALLEL", stages), "us-east-1").await.unwrap();
+    let start = Instant::now();
+    let done = run_to_end(&b.rt, "w4", 1000).await;
+    let secs = start.elapsed().as_secs_f64();
+    let transitions = done.len() * 5 * 2;
+    let mut latencies: Vec<i64> = done.iter().flat_map(transition_latencies).collect();
+    println!("w4_1000_parallel_executions: {:.2} s", secs);
+    println!("w4_transitions_per_second: {:.0} transitions/s", transitions as f64 / secs);
+    println!("w4_transition_latency_p50: {} ms", percentile(&mut latencies, 0.50));
+    println!("w4_transition_latency_p99: {} ms", percentile(&mut latencies, 0.99));
+    println!("w4_peak_rss: {:.1} MiB", peak_rss_mib());
+    let _ = b.stop.send(true);
+}
+
+/// Writes a zip holding one stored (uncompressed) member of `size` pseudo-random bytes.
+fn big_zip(path: &std::path::Path, size: u64) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    zip.start_file("payload.bin", options).unwrap();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut written = 0;
+    while written < size {
+        for b in chunk.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        zip.write_all(&chunk).unwrap();
+        written += chunk.len() as u64;
+    }
+    zip.finish().unwrap();
+}
+
+async fn w5() {
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("source.zip");
+    big_zip(&source, 1 << 30);
+    SOURCE_ZIP.set(source).unwrap();
+    let b = runtime().await;
+    let doc = pipeline(
+        "w5",
+        "SUPERSEDED",
+        vec![
+            vec![action("Src", "Source", &[], &["Big"])],
+            vec![action("Pass", "Build", &["Big"], &["Big2"])],
+            vec![action("Last", "Build", &["Big2"], &[])],
+        ],
+    );
+    b.rt.put_pipeline(&doc, "us-east-1").await.unwrap();
+    let start = Instant::now();
+    run_to_end(&b.rt, "w5", 1).await;
+    let secs = start.elapsed().as_secs_f64();
+    // Bytes moved: stored by the source, read and stored by Pass, read by Last.
+    println!("w5_1gib_through_3_stages: {:.2} s", secs);
+    println!("w5_throughput: {:.0} MiB/s", 4.0 * 1024.0 / secs);
+    println!("w5_peak_rss: {:.1} MiB", peak_rss_mib());
+    let _ = b.stop.send(true);
+}
+
+/// Each workload runs in a process of its own, so peak memory is that workload's alone.
+fn main() {
+    let workload = std::env::args().skip(1).find(|a| a.starts_with('w'));
+    let Some(workload) = workload else {
+        let me = std::env::current_exe().unwrap();
+        for w in ["w1", "w3", "w4", "w5"] {
+            let status = std::process::Command::new(&me).arg(w).status().unwrap();
+            assert!(status.success(), "{w} failed");
+        }
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    match workload.as_str() {
+        "w1" => rt.block_on(w1()),
+        "w3" => rt.block_on(w3()),
+        "w4" => rt.block_on(w4()),
+        "w5" => rt.block_on(w5()),
+        other => panic!("unknown workload {other}"),
+    }
+}

@@ -1,0 +1,6 @@
+//! The ports on one machine: an embedded database, encrypted files, an in-process bus.
+
+pub mod console_notifier;
+pub mod file_artifacts;
+pub mod local_bus;
+pub mod sql_state;

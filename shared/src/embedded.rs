@@ -1,0 +1,365 @@
+//! The embedded runtime: the four handlers in one process, on SQLite, encrypted files and the
+//! in-process bus, rooted in one folder (the Baton home).
+//!
+//! Any `baton` process may apply commands to the state; one process per home (the holder of
+//! `runtime.lock`) dispatches deliveries. After a crash, the next dispatcher takes every queued
+//! delivery again and re-sends outbox entries that were saved but never published.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_core::declaration::PipelineDocument;
+use baton_core::engine::{ActionRequest, Input};
+use baton_core::plan::{Placement, Plan};
+use tokio::sync::{Semaphore, watch};
+use tracing::{error, warn};
+
+use crate::adapters::local::console_notifier::ConsoleNotifier;
+use crate::adapters::local::file_artifacts::FileArtifactStore;
+use crate::adapters::local::local_bus::{Delivery, LocalBus};
+use crate::adapters::local::sql_state::SqlStateStore;
+use crate::bus_events::PipelineInput;
+use crate::ports::clock::{Clock, SystemClock};
+use crate::ports::provider::ProviderRegistry;
+use crate::ports::state::{PipelineRecord, StateStore, StoreError};
+use crate::providers::local::{LocalProviderConfig, registry};
+use crate::routing::Target;
+use crate::service::{
+    ActionWorker, ErrorKind, Notices, Outcome, ServiceError, StageAdvance, Trigger,
+};
+
+/// How the embedded runtime is set up.
+#[derive(Clone, Default)]
+pub struct EmbeddedConfig {
+    /// The Baton home.
+    pub home: PathBuf,
+    /// CodeCommit repository names mapped to local paths (default: `<home>/git/<name>`).
+    pub repositories: HashMap<String, PathBuf>,
+    /// CodeBuild project names mapped to buildspec files.
+    pub projects: HashMap<String, PathBuf>,
+    /// Keep notices off the terminal.
+    pub quiet: bool,
+    /// Actions run at once by this process.
+    pub workers: usize,
+    /// Providers to use instead of the local ones (benchmarks, tests).
+    pub providers: Option<ProviderRegistry>,
+}
+
+/// Why the embedded runtime cannot do something, in one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// The declaration breaks rules; one line per broken rule.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    #[allow(missing_docs)]
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[allow(missing_docs)]
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The home folder cannot be used.
+    #[error("cannot use the Baton home {path}: {source}")]
+    Home {
+        #[allow(missing_docs)]
+        path: String,
+        #[allow(missing_docs)]
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The runtime's parts.
+pub struct Embedded {
+    #[allow(missing_docs)]
+    pub home: PathBuf,
+    #[allow(missing_docs)]
+    pub store: Arc<SqlStateStore>,
+    #[allow(missing_docs)]
+    pub bus: Arc<LocalBus>,
+    #[allow(missing_docs)]
+    pub providers: ProviderRegistry,
+    #[allow(missing_docs)]
+    pub stage_advance: Arc<StageAdvance>,
+    #[allow(missing_docs)]
+    pub worker: Arc<ActionWorker>,
+    #[allow(missing_docs)]
+    pub trigger: Trigger,
+    #[allow(missing_docs)]
+    pub notices: Arc<Notices>,
+    workers: usize,
+}
+
+/// Held by the one process that dispatches for a home; released when dropped.
+pub struct RuntimeLock(#[allow(dead_code)] File);
+
+impl Embedded {
+    /// Opens (creating if needed) the runtime in `config.home`.
+    ///
+    /// # Errors
+    /// When the home cannot be created or its database opened.
+    pub fn open(config: &EmbeddedConfig) -> Result<Self, EmbeddedError> {
+        let home = config.home.clone();
+        let home_error = |source| EmbeddedError::Home { path: home.display().to_string(), source };
+        std::fs::create_dir_all(&home).map_err(home_error)?;
+        let db = home.join("baton.db");
+        let store = Arc::new(SqlStateStore::open(&db)?);
+        let bus = Arc::new(LocalBus::open(&db, Some(home.join("events.jsonl")))?);
+        let artifacts =
+            Arc::new(FileArtifactStore::open(&home).map_err(|e| EmbeddedError::Service(e.into()))?);
+        let providers = config.providers.clone().unwrap_or_else(|| {
+            registry(&LocalProviderConfig {
+                git_root: home.join("git"),
+                s3_root: home.join("s3"),
+                repositories: config.repositories.clone(),
+                projects: config.projects.clone(),
+            })
+        });
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let stage_advance = Arc::new(StageAdvance::new(store.clone(), bus.clone(), clock));
+        let worker = Arc::new(ActionWorker::new(
+            store.clone(),
+            bus.clone(),
+            artifacts,
+            providers.clone(),
+            home.clone(),
+        ));
+        let trigger = Trigger::new(store.clone(), bus.clone());
+        let notifier = Arc::new(ConsoleNotifier::new(home.join("notices.log"), config.quiet));
+        let notices = Arc::new(Notices::new(notifier));
+        Ok(Self {
+            home,
+            store,
+            bus,
+            providers,
+            stage_advance,
+            worker,
+            trigger,
+            notices,
+            workers: config.workers.max(1),
+        })
+    }
+
+    /// Takes the dispatcher's lock, if no other process of this home holds it.
+    pub fn try_lock(&self) -> Option<RuntimeLock> {
+        let file = File::create(self.home.join("runtime.lock")).ok()?;
+        file.try_lock().ok()?;
+        Some(RuntimeLock(file))
+    }
+
+    /// Creates the pipeline, or updates it (version + 1) if it exists.
+    ///
+    /// # Errors
+    /// [`EmbeddedError::Invalid`] with every broken rule, and every action that cannot run on
+    /// this machine; store errors.
+    pub async fn put_pipeline(
+        &self,
+        doc: &PipelineDocument,
+        region: &str,
+    ) -> Result<PipelineRecord, EmbeddedError> {
+        let mut declaration = doc.pipeline.clone();
+        let existing = self.store.get_pipeline(&declaration.name).await?;
+        declaration.version = Some(existing.as_ref().map_or(1, |r| r.plan.version + 1));
+        let placement = Placement {
+            account: "000000000000".into(),
+            region: region.into(),
+            event_source: "baton.codepipeline".into(),
+        };
+        let plan = Plan::from_declaration(&declaration, &placement).map_err(|errors| {
+            EmbeddedError::Invalid(errors.iter().map(ToString::to_string).collect())
+        })?;
+        let refusals = self.providers.refusals(&plan);
+        if !refusals.is_empty() {
+            return Err(EmbeddedError::Invalid(refusals));
+        }
+        let now = SystemClock.now();
+        let record = PipelineRecord {
+            declaration,
+            plan,
+            created: existing.as_ref().map_or(now, |r| r.created),
+            updated: now,
+        };
+        match existing {
+            // Unchanged declarations keep their version: running the same file twice is not an update.
+            Some(old) if same_structure(&old.declaration, &record.declaration) => Ok(old),
+            Some(_) => {
+                self.store.update_pipeline(&record).await?;
+                Ok(record)
+            }
+            None => {
+                self.store.create_pipeline(&record).await?;
+                Ok(record)
+            }
+        }
+    }
+
+    /// Applies an input now, in this process (commands from the CLI).
+    ///
+    /// # Errors
+    /// As [`StageAdvance::handle`].
+    pub async fn apply(&self, pipeline: &str, input: Input) -> Result<Outcome, EmbeddedError> {
+        Ok(self.stage_advance.handle(PipelineInput { pipeline: pipeline.into(), input }).await?)
+    }
+
+    /// Dispatches deliveries until `stop` turns true. Call only while holding the lock.
+    pub async fn dispatch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        reap_orphans(&self.home.join("work"));
+        if let Err(e) = self.bus.reset_claims() {
+            error!(error = %e, "cannot reset delivery claims");
+        }
+        let permits = Arc::new(Semaphore::new(self.workers));
+        let queued = self.bus.queued();
+        let mut last_sweep = 0;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let mut handled = self.drain(Target::StageAdvance, 256).await;
+            handled += self.drain(Target::Notices, 16).await;
+            handled += self.drain(Target::Approval, 16).await;
+            handled += self.spawn_workers(&permits);
+            let now = SystemClock.now();
+            if now - last_sweep >= 1_000 {
+                last_sweep = now;
+                self.sweep().await;
+            }
+            if handled == 0 {
+                tokio::select! {
+                    _ = queued.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Handles the due deliveries of a quick target one by one.
+    async fn drain(&self, target: Target, limit: usize) -> usize {
+        let deliveries = match self.bus.claim(target, limit) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "cannot read the delivery queue");
+                return 0;
+            }
+        };
+        let n = deliveries.len();
+        for d in deliveries {
+            let result = match target {
+                Target::StageAdvance => self.handle_stage_advance(&d).await,
+                _ => self.notices.handle(&d.event).await,
+            };
+            settle(&self.bus, &d, result);
+        }
+        n
+    }
+
+    async fn handle_stage_advance(&self, d: &Delivery) -> Result<(), ServiceError> {
+        let message = d.event.pipeline_input()?;
+        if let Outcome::Rejected(r) = self.stage_advance.handle(message).await? {
+            warn!(reason = %r, "input rejected");
+        }
+        Ok(())
+    }
+
+    /// Starts as many action deliveries as there are free workers.
+    fn spawn_workers(self: &Arc<Self>, permits: &Arc<Semaphore>) -> usize {
+        let free = permits.available_permits();
+        if free == 0 {
+            return 0;
+        }
+        let deliveries = self.bus.claim(Target::ActionWorker, free).unwrap_or_default();
+        let n = deliveries.len();
+        for d in deliveries {
+            let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+                let _ = self.bus.retry_later(d.seq, 0);
+                continue;
+            };
+            let this = Arc::clone(self);
+            tokio::spawn(async move {
+                let result = match d.event.action_request() {
+                    Ok(request) => this.run_action(request).await,
+                    Err(e) => Err(e.into()),
+                };
+                settle(&this.bus, &d, result);
+                drop(permit);
+            });
+        }
+        n
+    }
+
+    async fn run_action(&self, request: ActionRequest) -> Result<(), ServiceError> {
+        self.worker.run(request).await
+    }
+
+    /// Re-sends outbox entries a crashed writer left, and lets time pass for timeouts.
+    async fn sweep(&self) {
+        if let Err(e) = self.stage_advance.sweep_outbox(2_000).await {
+            warn!(error = %e, "outbox sweep failed");
+        }
+        let Ok(names) = self.store.list_pipelines().await else { return };
+        for name in names {
+            if let Err(e) = self.apply(&name, Input::Tick).await {
+                warn!(pipeline = %name, error = %e, "tick failed");
+            }
+        }
+    }
+
+    /// The Baton home.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+}
+
+fn same_structure(
+    a: &baton_core::declaration::PipelineDeclaration,
+    b: &baton_core::declaration::PipelineDeclaration,
+) -> bool {
+    let mut a = a.clone();
+    a.version = b.version;
+    &a == b
+}
+
+/// Kills processes left running in action work folders by a dispatcher that died (`kill -9`
+/// spares a build's process group): their attempts are about to run again, and the old run must
+/// not finish beside the new one. Looks at each process's working directory in `/proc`.
+fn reap_orphans(work: &Path) {
+    let Ok(work) = work.canonicalize() else { return };
+    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    let me = std::process::id().to_string();
+    for entry in procs.flatten() {
+        let pid = entry.file_name().to_string_lossy().to_string();
+        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let inside =
+            std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&work));
+        if inside {
+            warn!(pid = %pid, "stopping a process left by an interrupted action");
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    }
+}
+
+/// Deliveries are tried this many times (with back-off) before they are dead-lettered, as an
+/// EventBridge target's retry policy does.
+const MAX_ATTEMPTS: u32 = 10;
+
+/// Completes, retries or dead-letters a delivery after its handler ran.
+fn settle(bus: &LocalBus, d: &Delivery, result: Result<(), ServiceError>) {
+    let outcome = match result {
+        Ok(()) => bus.complete(d.seq),
+        Err(e) if e.kind() == ErrorKind::Permanent || d.attempts + 1 >= MAX_ATTEMPTS => {
+            warn!(target = d.target.name(), error = %e, "dead-lettering an event that can never succeed");
+            bus.dead_letter(d.seq, &e.to_string())
+        }
+        Err(e) => {
+            warn!(target = d.target.name(), error = %e, "handler failed; will retry");
+            bus.retry_later(d.seq, d.attempts)
+        }
+    };
+    if let Err(e) = outcome {
+        error!(error = %e, "cannot update the delivery queue");
+    }
+}

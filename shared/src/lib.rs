@@ -1,0 +1,21 @@
+//! Baton's services, ports and adapters.
+//!
+//! - [`ports`]: what the services need from the world (state, artifacts, bus, notices, clock,
+//!   providers), as traits over domain types.
+//! - [`service`]: the handlers of the four functions (trigger, stage-advance, action-worker,
+//!   approval), written once against the ports.
+//! - [`adapters`]: the ports on one machine (SQLite, encrypted files, an in-process bus).
+//! - [`providers`]: action providers that run on one machine.
+//! - [`bus_events`]: the events the functions exchange.
+#![warn(missing_docs)]
+
+pub mod adapters;
+pub mod bus_events;
+pub mod embedded;
+pub mod ports;
+pub mod providers;
+pub mod routing;
+pub mod service;
+pub mod testing;
+
+pub use baton_core as core;

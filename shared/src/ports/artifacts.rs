@@ -1,0 +1,69 @@
+//! The artifact store: zip archives, per region, encrypted, streamed through files so memory
+//! does not grow with an artifact's size.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use baton_core::engine::ArtifactLocation;
+
+use super::BoxError;
+
+/// How an artifact store fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// There is no such artifact (or no store for that region).
+    #[error("artifact {0} does not exist")]
+    NotFound(String),
+    /// The artifact was changed or corrupted since it was written, or the key is wrong. Never
+    /// retry: the data cannot be trusted.
+    #[error("artifact {0} failed its integrity check")]
+    Tampered(String),
+    /// The store could not be read or written. Safe to retry.
+    #[error("artifact store unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Where an artifact is written: pipeline, execution and artifact name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactKey {
+    #[allow(missing_docs)]
+    pub pipeline: String,
+    #[allow(missing_docs)]
+    pub execution_id: String,
+    #[allow(missing_docs)]
+    pub artifact: String,
+    /// The action attempt that produced it, so a retry never overwrites what an earlier
+    /// attempt's consumers may still be reading.
+    pub attempt: u32,
+}
+
+/// Encrypted, per-region artifact storage.
+#[async_trait]
+pub trait ArtifactStore: Send + Sync {
+    /// Stores the file at `source` as an artifact in `region`'s store.
+    async fn put(
+        &self,
+        region: &str,
+        key: &ArtifactKey,
+        source: &Path,
+    ) -> Result<ArtifactLocation, ArtifactError>;
+    /// Writes the artifact's verified plaintext to `dest`.
+    async fn get(
+        &self,
+        region: &str,
+        location: &ArtifactLocation,
+        dest: &Path,
+    ) -> Result<(), ArtifactError>;
+    /// Copies an artifact into another region's store, encrypted with that region's key.
+    async fn copy_to_region(
+        &self,
+        from_region: &str,
+        location: &ArtifactLocation,
+        to_region: &str,
+    ) -> Result<ArtifactLocation, ArtifactError>;
+    /// The region whose store holds `location`, if this store knows it.
+    fn region_of(&self, location: &ArtifactLocation) -> Option<String> {
+        let _ = location;
+        None
+    }
+}

@@ -1,0 +1,130 @@
+//! Action providers: the code that does an action's work (a build, a deploy, a checkout).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use baton_core::engine::ActionRequest;
+use baton_core::plan::{ActionPlan, ActionType};
+
+use super::BoxError;
+
+/// An artifact as a local zip file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalArtifact {
+    #[allow(missing_docs)]
+    pub name: String,
+    /// A zip archive.
+    pub path: PathBuf,
+}
+
+/// One action attempt, prepared for a provider.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// What the engine asked for, configuration resolved.
+    pub request: ActionRequest,
+    /// The input artifacts, downloaded and verified, in declaration order.
+    pub inputs: Vec<LocalArtifact>,
+    /// A fresh folder the provider owns for this attempt.
+    pub work_dir: PathBuf,
+    /// Where the provider writes the action's log.
+    pub log_path: PathBuf,
+}
+
+/// How an action attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobResult {
+    /// The action did its work; outputs are zip files to store.
+    Succeeded {
+        #[allow(missing_docs)]
+        output_artifacts: Vec<LocalArtifact>,
+        #[allow(missing_docs)]
+        output_variables: BTreeMap<String, String>,
+        #[allow(missing_docs)]
+        summary: Option<String>,
+        #[allow(missing_docs)]
+        external_id: Option<String>,
+        #[allow(missing_docs)]
+        external_url: Option<String>,
+    },
+    /// The action failed for a reason the pipeline's users must see.
+    Failed {
+        /// `JobFailed`, `TimedOut`, `ConfigurationError`...
+        code: String,
+        #[allow(missing_docs)]
+        message: String,
+    },
+}
+
+/// How a provider fails to run at all (not a failed action).
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider's service could not be reached. Retry later.
+    #[error("provider unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Does the work of one kind of action.
+#[async_trait]
+pub trait ActionProvider: Send + Sync {
+    /// Refuses, before a run starts, an action this provider cannot run here. The message
+    /// names what to configure.
+    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+        let _ = action;
+        Ok(())
+    }
+    /// Runs one attempt.
+    async fn run(&self, job: &Job) -> Result<JobResult, ProviderError>;
+}
+
+/// Providers by category, owner and provider name.
+#[derive(Default, Clone)]
+pub struct ProviderRegistry {
+    providers: HashMap<(String, String, String), Arc<dyn ActionProvider>>,
+}
+
+impl ProviderRegistry {
+    /// Registers `provider` for actions of this category, owner and provider name.
+    pub fn register(
+        &mut self,
+        category: &str,
+        owner: &str,
+        provider: &str,
+        implementation: Arc<dyn ActionProvider>,
+    ) {
+        self.providers.insert((category.into(), owner.into(), provider.into()), implementation);
+    }
+
+    /// The provider for `action_type`.
+    pub fn get(&self, t: &ActionType) -> Option<&Arc<dyn ActionProvider>> {
+        self.providers.get(&(t.category.clone(), t.owner.clone(), t.provider.clone()))
+    }
+
+    /// Every action of `plan` that cannot run here, as one sentence each.
+    pub fn refusals(&self, plan: &baton_core::plan::Plan) -> Vec<String> {
+        let mut refusals = Vec::new();
+        for stage in &plan.stages {
+            for action in &stage.actions {
+                if action.action_type.is_manual_approval() {
+                    continue;
+                }
+                let t = &action.action_type;
+                let why = match self.get(t) {
+                    None => Err(format!(
+                        "provider {}/{}/{} needs a real AWS service; configure an AWS endpoint to run it",
+                        t.owner, t.category, t.provider
+                    )),
+                    Some(p) => p.check(action),
+                };
+                if let Err(why) = why {
+                    refusals.push(format!(
+                        "stage \"{}\", action \"{}\": {why}",
+                        stage.name, action.name
+                    ));
+                }
+            }
+        }
+        refusals
+    }
+}

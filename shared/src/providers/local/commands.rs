@@ -1,0 +1,118 @@
+//! `AWS/Compute/Commands` (V2 pipelines): runs the action's `commands` in its unpacked first
+//! input, as CodePipeline does on CodeBuild compute, through the same shared-shell runner as
+//! the CodeBuild provider. Its `outputVariables` become output variables and each output
+//! artifact is zipped from that artifact's `files` patterns.
+
+use async_trait::async_trait;
+use baton_core::plan::ActionPlan;
+
+use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
+
+use super::Failure;
+use super::buildspec::Phase;
+use super::glob::Selection;
+use super::shell::{BuildEnd, Runner, RunnerConfig};
+use super::workspace::{Workspace, check_env_pair, check_env_type, check_identifier};
+
+/// Runs the `Commands` action locally.
+#[derive(Debug, Clone, Default)]
+pub struct CommandsProvider;
+
+impl CommandsProvider {
+    /// The provider; it needs no settings.
+    pub fn new() -> Self {
+        Self
+    }
+
+    async fn execute(&self, job: &Job) -> Result<JobResult, Failure> {
+        let request = &job.request;
+        if request.commands.is_empty() {
+            return Err(Failure::configuration("The Commands action needs at least one command."));
+        }
+        for name in &request.output_variables {
+            check_identifier(name)?;
+        }
+        let ws = Workspace::prepare(job, None).await?;
+        let mut env = vec![
+            ("AWS_REGION".to_string(), request.region.clone()),
+            ("AWS_DEFAULT_REGION".to_string(), request.region.clone()),
+        ];
+        for (name, value, kind) in &request.environment_variables {
+            check_env_type(name, kind).map_err(Failure::configuration)?;
+            env.push((name.clone(), value.clone()));
+        }
+        env.extend(ws.source_env());
+        env.push(("CODEBUILD_INITIATOR".to_string(), format!("codepipeline/{}", request.pipeline)));
+        for (name, value) in &env {
+            check_env_pair(name, value)?;
+        }
+        let mut runner = Runner::start(RunnerConfig {
+            shell: Default::default(),
+            dir: ws.src.clone(),
+            env,
+            scratch: ws.scratch.clone(),
+            exported: request.output_variables.clone(),
+            log: job.log_path.clone(),
+            deadline: request.deadline,
+        })
+        .map_err(|e| Failure::job(format!("The commands could not start: {e}.")))?;
+        let log_err =
+            |e: std::io::Error| Failure::job(format!("The action log could not be written: {e}."));
+        let phase = Phase { commands: request.commands.clone(), ..Phase::default() };
+        let end = runner.run_phases(&[("BUILD", &phase)]).await.map_err(log_err)?;
+        let variables = runner.exported_values().map_err(log_err)?;
+        // Dropping the runner kills anything the commands left in the background.
+        drop(runner);
+        match end {
+            BuildEnd::Succeeded => {}
+            BuildEnd::Failed(message) => return Err(Failure::job(message)),
+            BuildEnd::TimedOut => {
+                return Err(Failure::timed_out(
+                    "The commands timed out: the action's deadline passed and every process they started was stopped.",
+                ));
+            }
+        }
+        Ok(JobResult::Succeeded {
+            output_artifacts: outputs(&ws, job).await?,
+            output_variables: variables,
+            summary: None,
+            external_id: None,
+            external_url: None,
+        })
+    }
+}
+
+/// Zips each output artifact from its `files` patterns, relative to the primary source.
+async fn outputs(ws: &Workspace, job: &Job) -> Result<Vec<LocalArtifact>, Failure> {
+    let mut packed = Vec::new();
+    for name in &job.request.output_artifacts {
+        let files = job
+            .request
+            .output_artifact_files
+            .iter()
+            .find(|(artifact, _)| artifact == name)
+            .map(|(_, files)| files.clone())
+            .filter(|files| !files.is_empty())
+            .ok_or_else(|| {
+                Failure::configuration(format!(
+                    "The output artifact {name} lists no files to keep."
+                ))
+            })?;
+        packed.push(ws.package(name, Selection { files, ..Selection::default() }).await?);
+    }
+    Ok(packed)
+}
+
+#[async_trait]
+impl ActionProvider for CommandsProvider {
+    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+        action
+            .environment_variables
+            .iter()
+            .try_for_each(|(name, _, kind)| check_env_type(name, kind))
+    }
+
+    async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
+        Ok(self.execute(job).await.unwrap_or_else(JobResult::from))
+    }
+}

@@ -1,0 +1,158 @@
+//! Providers that run on one machine: CodePipeline's everyday actions (CodeCommit and S3
+//! sources, CodeBuild builds and tests, the V2 `Commands` action, S3 deploys) done with local
+//! files, the `git` binary and `bash`, so a pipeline runs without an AWS account.
+//!
+//! - [`archive`]: safe zip and unzip, shared by every provider (artifacts are zips).
+//! - [`codecommit`]: `AWS/Source/CodeCommit` from local git repositories.
+//! - [`s3`]: `AWS/Source/S3` and `AWS/Deploy/S3` on a folder standing in for S3.
+//! - [`codebuild`]: `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild` running a buildspec.
+//! - [`commands`]: `AWS/Compute/Commands` running the action's commands.
+//!
+//! [`registry`] puts them all in one [`ProviderRegistry`].
+
+pub mod archive;
+mod buildspec;
+pub mod codebuild;
+pub mod codecommit;
+pub mod commands;
+mod glob;
+pub mod s3;
+mod shell;
+mod workspace;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use crate::ports::provider::{JobResult, ProviderRegistry};
+
+/// Where the local providers find their repositories, buckets and build projects.
+#[derive(Debug, Clone, Default)]
+pub struct LocalProviderConfig {
+    /// Folder holding one git repository per CodeCommit repository name.
+    pub git_root: PathBuf,
+    /// Folder standing in for S3: one subfolder per bucket, object keys as paths below it.
+    pub s3_root: PathBuf,
+    /// CodeCommit repository names mapped to repositories outside `git_root`.
+    pub repositories: HashMap<String, PathBuf>,
+    /// CodeBuild project names mapped to the buildspec file each one uses.
+    pub projects: HashMap<String, PathBuf>,
+}
+
+/// Every local provider, registered under CodePipeline's category, owner and provider names.
+pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
+    let codecommit =
+        codecommit::CodeCommitProvider::new(home.git_root.clone(), home.repositories.clone());
+    let s3_source = s3::S3SourceProvider::new(home.s3_root.clone());
+    let s3_deploy = s3::S3DeployProvider::new(home.s3_root.clone());
+    let codebuild = Arc::new(codebuild::CodeBuildProvider::new(home.projects.clone()));
+    let mut registry = ProviderRegistry::default();
+    registry.register("Source", "AWS", "CodeCommit", Arc::new(codecommit));
+    registry.register("Source", "AWS", "S3", Arc::new(s3_source));
+    registry.register("Deploy", "AWS", "S3", Arc::new(s3_deploy));
+    registry.register("Build", "AWS", "CodeBuild", codebuild.clone());
+    registry.register("Test", "AWS", "CodeBuild", codebuild);
+    registry.register("Compute", "AWS", "Commands", Arc::new(commands::CommandsProvider::new()));
+    registry
+}
+
+/// Why an attempt failed, before it becomes a [`JobResult::Failed`]; lets providers use `?`.
+#[derive(Debug)]
+struct Failure {
+    code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    /// The action is configured in a way that cannot work (a missing repository, a bad key).
+    fn configuration(message: impl Into<String>) -> Self {
+        Self { code: "ConfigurationError", message: message.into() }
+    }
+
+    /// The action's own work failed (a build command, an unreadable artifact).
+    fn job(message: impl Into<String>) -> Self {
+        Self { code: "JobFailed", message: message.into() }
+    }
+
+    /// The action ran past its deadline.
+    fn timed_out(message: impl Into<String>) -> Self {
+        Self { code: "TimedOut", message: message.into() }
+    }
+}
+
+impl From<Failure> for JobResult {
+    fn from(f: Failure) -> Self {
+        JobResult::Failed { code: f.code.to_string(), message: f.message }
+    }
+}
+
+/// The value of a required configuration key, or a failure naming it.
+fn required<'a>(config: &'a IndexMap<String, String>, key: &str) -> Result<&'a str, Failure> {
+    match config.get(key).map(|v| v.trim()) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(Failure::configuration(format!("The action configuration needs {key}."))),
+    }
+}
+
+/// Whether an unresolved configuration value still holds a `#{...}` reference, so it can only
+/// be judged once resolved at run time.
+fn has_reference(value: &str) -> bool {
+    value.contains("#{")
+}
+
+/// Runs blocking file work (zip, copy, hash) off the async threads, turning a panic or a
+/// cancelled task into a failure instead of tearing the worker down.
+async fn blocking<T, F>(work: F) -> Result<T, Failure>
+where
+    F: FnOnce() -> Result<T, Failure> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(Failure::job(format!("A file operation stopped unexpectedly: {e}.")))
+    })
+}
+
+/// The current UTC time as CodeBuild prints it in logs: `2024/05/02 10:00:00.123456`.
+fn log_timestamp() -> String {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}/{m:02}/{d:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_micros()
+    )
+}
+
+/// Year, month and day of a day count since 1970-01-01 (Howard Hinnant's algorithm), so log
+/// timestamps need no date crate.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+}

@@ -1,0 +1,382 @@
+//! Runs build commands the way CodeBuild's buildspec version 0.2 does: one after another, as
+//! if in one shell, so a variable set or a `cd` done by one command is seen by the next, across
+//! phases too. Used by the CodeBuild and `Commands` providers.
+//!
+//! Each block of commands (a phase's `commands` or its `finally`) runs as one bash script that
+//! first sources the state the previous block saved (variables, functions, working directory)
+//! and saves its own on exit. Separate scripts let `finally` run even after a command calls
+//! `exit`. Shell options (`set -e` and the like) do not carry over between blocks.
+//!
+//! Every process of a build lives in one process group, anchored by a `cat` that waits on a
+//! pipe we hold, so the group (and its number) exists for the whole build. A passed deadline
+//! stops the group with TERM, then KILL; when the build ends, whatever it left running in the
+//! background is killed, as CodeBuild's container teardown would. Output goes straight to the
+//! log file, never through memory.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use super::buildspec::{OnFailure, Phase, Shell};
+use super::log_timestamp;
+
+/// Host variables a build still sees: enough to find tools, nothing that leaks the worker's
+/// own settings or credentials (CodeBuild's container does not see its host either).
+const PASSED_THROUGH: [&str; 8] =
+    ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR"];
+
+/// Used when the host has no `PATH` at all.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How long a timed-out build may take to stop after TERM before it gets KILL.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// Where and how a build's commands run.
+pub(crate) struct RunnerConfig {
+    pub(crate) shell: Shell,
+    /// Where the first command starts (the primary source).
+    pub(crate) dir: PathBuf,
+    /// Variables on top of the host's basics, later entries winning.
+    pub(crate) env: Vec<(String, String)>,
+    /// A private folder for scripts and saved state.
+    pub(crate) scratch: PathBuf,
+    /// Variables whose final values the build exports.
+    pub(crate) exported: Vec<String>,
+    pub(crate) log: PathBuf,
+    /// Epoch milliseconds.
+    pub(crate) deadline: i64,
+}
+
+/// Runs blocks of commands in one shared shell state.
+pub(crate) struct Runner {
+    config: RunnerConfig,
+    log: File,
+    deadline: Instant,
+    /// Holds the process group open; its pid is the group id.
+    anchor: Child,
+    group: u32,
+    blocks: usize,
+}
+
+/// How one block ended.
+enum BlockEnd {
+    Succeeded,
+    Failed(CommandFailure),
+    TimedOut,
+}
+
+/// The command that failed and why.
+struct CommandFailure {
+    command: String,
+    reason: String,
+}
+
+impl CommandFailure {
+    /// CodeBuild's wording for a failed command.
+    fn message(&self) -> String {
+        format!("Error while executing command: {}. Reason: {}", self.command, self.reason)
+    }
+}
+
+/// How a whole build ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BuildEnd {
+    Succeeded,
+    /// The first failure, in CodeBuild's words.
+    Failed(String),
+    TimedOut,
+}
+
+impl Runner {
+    /// Opens the log and starts the process group's anchor.
+    pub(crate) fn start(config: RunnerConfig) -> io::Result<Self> {
+        fs::create_dir_all(&config.scratch)?;
+        let log = OpenOptions::new().create(true).append(true).open(&config.log)?;
+        let anchor = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let group = anchor
+            .id()
+            .ok_or_else(|| io::Error::other("the process group's anchor exited at once"))?;
+        let deadline = instant_of(config.deadline);
+        Ok(Self { config, log, deadline, anchor, group, blocks: 0 })
+    }
+
+    /// Appends one CodeBuild-style line (`[Container] <time> <text>`) to the log.
+    pub(crate) fn log(&mut self, text: &str) -> io::Result<()> {
+        writeln!(self.log, "[Container] {} {text}", log_timestamp())
+    }
+
+    /// Runs the phases in order with CodeBuild's transitions: after a failure, `on-failure:
+    /// CONTINUE` goes on, `ABORT` stops, and by default only a failed `BUILD` goes on (to
+    /// `POST_BUILD`, with `CODEBUILD_BUILD_SUCCEEDING=0`).
+    pub(crate) async fn run_phases(&mut self, phases: &[(&str, &Phase)]) -> io::Result<BuildEnd> {
+        let mut first_failure: Option<String> = None;
+        for &(name, phase) in phases {
+            self.log(&format!("Entering phase {name}"))?;
+            let failure = match self.run_phase(phase, first_failure.is_none()).await? {
+                Ok(()) => None,
+                Err(None) => {
+                    self.log(&format!("Phase complete: {name} State: TIMED_OUT"))?;
+                    return Ok(BuildEnd::TimedOut);
+                }
+                Err(Some(f)) => Some(f),
+            };
+            let Some(failure) = failure else {
+                self.log(&format!("Phase complete: {name} State: SUCCEEDED"))?;
+                self.log("Phase context status code:  Message: ")?;
+                continue;
+            };
+            let message = failure.message();
+            self.log(&format!("Phase complete: {name} State: FAILED"))?;
+            self.log(&format!(
+                "Phase context status code: COMMAND_EXECUTION_ERROR Message: {message}"
+            ))?;
+            first_failure.get_or_insert(message);
+            if !goes_on_after_failure(name, phase.on_failure) {
+                break;
+            }
+        }
+        Ok(first_failure.map_or(BuildEnd::Succeeded, BuildEnd::Failed))
+    }
+
+    /// The final values of the exported variables that are set.
+    pub(crate) fn exported_values(&self) -> io::Result<BTreeMap<String, String>> {
+        let bytes = match fs::read(self.config.scratch.join("exports")) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(bytes
+            .split(|&b| b == 0)
+            .filter_map(|pair| {
+                let text = String::from_utf8_lossy(pair);
+                let (name, value) = text.split_once('=')?;
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect())
+    }
+
+    /// A phase's commands, then its `finally` even if a command failed. `Err(None)`: timed out.
+    async fn run_phase(
+        &mut self,
+        phase: &Phase,
+        succeeding: bool,
+    ) -> io::Result<Result<(), Option<CommandFailure>>> {
+        let mut failure = match self.run_block(&phase.commands, succeeding).await? {
+            BlockEnd::TimedOut => return Ok(Err(None)),
+            BlockEnd::Failed(f) => Some(f),
+            BlockEnd::Succeeded => None,
+        };
+        match self.run_block(&phase.finally, succeeding && failure.is_none()).await? {
+            BlockEnd::TimedOut => return Ok(Err(None)),
+            BlockEnd::Failed(f) => {
+                failure.get_or_insert(f);
+            }
+            BlockEnd::Succeeded => {}
+        }
+        Ok(failure.map_or(Ok(()), |f| Err(Some(f))))
+    }
+
+    /// Runs one block of commands as one script in the build's process group.
+    async fn run_block(&mut self, commands: &[String], succeeding: bool) -> io::Result<BlockEnd> {
+        if commands.is_empty() {
+            return Ok(BlockEnd::Succeeded);
+        }
+        if Instant::now() >= self.deadline {
+            return Ok(BlockEnd::TimedOut);
+        }
+        if let Some(bad) = commands.iter().find(|c| c.contains('\0')) {
+            let reason = "the command holds a NUL byte".to_string();
+            return Ok(BlockEnd::Failed(CommandFailure { command: bad.clone(), reason }));
+        }
+        self.blocks += 1;
+        let script = self.config.scratch.join(format!("block-{}.sh", self.blocks));
+        let current = self.config.scratch.join("current");
+        let _ = fs::remove_file(&current);
+        fs::write(&script, self.script(commands))?;
+        let mut child = self.command(&script, succeeding)?.spawn()?;
+        let status = match tokio::time::timeout_at(self.deadline, child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                self.stop_group(&mut child).await;
+                return Ok(BlockEnd::TimedOut);
+            }
+        };
+        if status.success() {
+            return Ok(BlockEnd::Succeeded);
+        }
+        let index = fs::read_to_string(&current).ok().and_then(|s| s.trim().parse::<usize>().ok());
+        let command = index.and_then(|i| commands.get(i)).cloned().unwrap_or_default();
+        Ok(BlockEnd::Failed(CommandFailure { command, reason: reason(status) }))
+    }
+
+    /// The process for one script: a clean environment, output to the log, in the group.
+    fn command(&self, script: &std::path::Path, succeeding: bool) -> io::Result<Command> {
+        let mut cmd = Command::new("bash");
+        if self.config.shell == Shell::Posix {
+            cmd.arg("--posix");
+        }
+        cmd.arg(script).current_dir(&self.config.dir).env_clear();
+        for name in PASSED_THROUGH {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
+        if std::env::var_os("PATH").is_none() {
+            cmd.env("PATH", DEFAULT_PATH);
+        }
+        for (name, value) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("LC_") {
+                cmd.env(name, value);
+            }
+        }
+        cmd.envs(self.config.env.iter().map(|(k, v)| (k, v)))
+            .env("CODEBUILD_BUILD_SUCCEEDING", if succeeding { "1" } else { "0" })
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(self.log.try_clone()?))
+            .stderr(Stdio::from(self.log.try_clone()?))
+            .process_group(self.group as i32)
+            .kill_on_drop(true);
+        Ok(cmd)
+    }
+
+    /// The script for one block: restore state, run each command, save state on exit.
+    fn script(&self, commands: &[String]) -> String {
+        let scratch = &self.config.scratch;
+        let path = |name: &str| quote(&scratch.join(name).to_string_lossy());
+        let exported: Vec<String> = self.config.exported.iter().map(|n| quote(n)).collect();
+        let mut s = String::new();
+        let _ = writeln!(s, "__baton_state={}", path("state.sh"));
+        let _ = writeln!(s, "__baton_current={}", path("current"));
+        let _ = writeln!(s, "__baton_exports={}", path("exports"));
+        let _ = writeln!(s, "__baton_exported=({})", exported.join(" "));
+        s.push_str(PRELUDE);
+        for (i, command) in commands.iter().enumerate() {
+            let _ = writeln!(s, "printf '%s' {i} > \"$__baton_current\"");
+            let _ = writeln!(s, "__baton_log {}", quote(&format!("Running command {command}")));
+            let _ = writeln!(s, "eval {}", quote(command));
+            let failed =
+                quote(&format!("Command did not exit successfully {command} exit status "));
+            let _ = writeln!(
+                s,
+                "__baton_rc=$?; if [ \"$__baton_rc\" -ne 0 ]; then \
+                 __baton_log {failed}\"$__baton_rc\"; exit \"$__baton_rc\"; fi"
+            );
+        }
+        s.push_str("exit 0\n");
+        s
+    }
+
+    /// Stops a timed-out build: TERM to the whole group, then KILL to what is left.
+    async fn stop_group(&mut self, child: &mut Child) {
+        signal_group(self.group, "TERM").await;
+        if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_err() {
+            signal_group(self.group, "KILL").await;
+        }
+        let _ = child.wait().await;
+        // Background processes may linger after the script itself exits; the build is over.
+        signal_group(self.group, "KILL").await;
+    }
+}
+
+impl Drop for Runner {
+    /// Kills whatever the build left running (servers started with `&`, say), as the end of a
+    /// CodeBuild build discards its container. Synchronous because `Drop` is; `kill` is quick.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.group)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.anchor.start_kill();
+    }
+}
+
+/// Whether the build goes on to the next phase after `phase` failed.
+fn goes_on_after_failure(phase: &str, on_failure: Option<OnFailure>) -> bool {
+    match on_failure {
+        Some(OnFailure::Continue) => true,
+        Some(OnFailure::Abort) => false,
+        // CodeBuild's transitions: a failed INSTALL or PRE_BUILD ends the build; a failed
+        // BUILD still runs POST_BUILD.
+        None => phase == "BUILD",
+    }
+}
+
+/// Sends `signal` to every process in `group` with the `kill` binary (this crate forbids the
+/// `unsafe` a direct `kill(2)` would need).
+async fn signal_group(group: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{group}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+}
+
+/// Why a script stopped, in the words of CodeBuild's (Go) agent.
+fn reason(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(9)) => "signal: killed".to_string(),
+        (None, Some(15)) => "signal: terminated".to_string(),
+        (None, Some(sig)) => format!("signal: {sig}"),
+        (None, None) => "unknown exit status".to_string(),
+    }
+}
+
+/// The deadline (epoch milliseconds) as a monotonic instant.
+fn instant_of(deadline_ms: i64) -> Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let left = u64::try_from(deadline_ms.saturating_sub(now_ms)).unwrap_or(0);
+    Instant::now() + Duration::from_millis(left)
+}
+
+/// `text` as one single-quoted shell word.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Restores the previous block's state and defines the helpers; saving runs on exit.
+///
+/// The save skips bash's own and read-only variables (they cannot be re-declared) and the
+/// `CODEBUILD_*` ones, which the runner sets afresh for each block (`CODEBUILD_BUILD_SUCCEEDING`
+/// changes between phases).
+const PRELUDE: &str = r#"if [ -f "$__baton_state" ]; then . "$__baton_state"; fi
+__baton_log() { local TZ=UTC; printf '[Container] %(%Y/%m/%d %H:%M:%S)T.%s %s\n' -1 "${EPOCHREALTIME#*[.,]}" "$1"; }
+__baton_save() {
+  set +eu
+  local __baton_n IFS=$' \t\n'
+  {
+    for __baton_n in $(compgen -v); do
+      case "$__baton_n" in
+        __baton_*|BASH|BASH_*|BASHOPTS|BASHPID|COLUMNS|COMP_*|DIRSTACK|EPOCHREALTIME|EPOCHSECONDS|EUID|FUNCNAME|GROUPS|HISTCMD|IFS|LINENO|LINES|OLDPWD|OPTARG|OPTERR|OPTIND|PIPESTATUS|PPID|PS4|PWD|RANDOM|SECONDS|SHELLOPTS|SHLVL|SRANDOM|UID|_|CODEBUILD_*) continue ;;
+      esac
+      case "${!__baton_n@a}" in *r*) continue ;; esac
+      declare -p "$__baton_n" 2>/dev/null
+    done
+    for __baton_n in $(compgen -A function); do
+      case "$__baton_n" in __baton_*) continue ;; esac
+      declare -f "$__baton_n"
+    done
+    printf 'cd -- %q\n' "$PWD"
+  } > "$__baton_state"
+  for __baton_n in "${__baton_exported[@]}"; do
+    if [ -n "${!__baton_n+x}" ]; then printf '%s=%s\0' "$__baton_n" "${!__baton_n}"; fi
+  done > "$__baton_exports"
+}
+trap __baton_save EXIT
+"#;

@@ -1,0 +1,3 @@
+//! Action providers.
+
+pub mod local;

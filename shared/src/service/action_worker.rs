@@ -1,0 +1,193 @@
+//! action-worker: runs one action attempt with its provider.
+//!
+//! Before running, it checks that the attempt is still the current one, so an event delivered
+//! again after the action finished does not run it twice. Inputs are fetched from the action's
+//! own region (copied there first when they were produced elsewhere), outputs are stored in it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use baton_core::engine::{
+    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, Input,
+};
+use tracing::info;
+
+use super::ServiceError;
+use crate::bus_events::BusEvent;
+use crate::ports::artifacts::{ArtifactKey, ArtifactStore};
+use crate::ports::bus::EventBus;
+use crate::ports::provider::{Job, JobResult, LocalArtifact, ProviderRegistry};
+use crate::ports::state::StateStore;
+
+/// The action-worker service.
+pub struct ActionWorker {
+    store: Arc<dyn StateStore>,
+    bus: Arc<dyn EventBus>,
+    artifacts: Arc<dyn ArtifactStore>,
+    providers: ProviderRegistry,
+    /// Work folders and logs live under here.
+    home: PathBuf,
+}
+
+impl ActionWorker {
+    #[allow(missing_docs)]
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        bus: Arc<dyn EventBus>,
+        artifacts: Arc<dyn ArtifactStore>,
+        providers: ProviderRegistry,
+        home: PathBuf,
+    ) -> Self {
+        Self { store, bus, artifacts, providers, home }
+    }
+
+    /// Where the log of an action attempt is written.
+    pub fn log_path(home: &Path, r: &ActionRequest) -> PathBuf {
+        home.join("logs")
+            .join(&r.pipeline)
+            .join(&r.execution_id)
+            .join(format!("{}.{}.{}.log", r.stage, r.action, r.attempt))
+    }
+
+    /// Runs the attempt `request` names, unless it is no longer current.
+    ///
+    /// # Errors
+    /// Retryable errors when a port is unavailable; the action's own failure is not an error but
+    /// a `Failed` completion.
+    pub async fn run(&self, request: ActionRequest) -> Result<(), ServiceError> {
+        if !self.is_current(&request).await? {
+            info!(execution_id = %request.execution_id, action = %request.action, "attempt no longer current; not running it");
+            return Ok(());
+        }
+        let outcome = match self.perform(&request).await {
+            Ok(outcome) => outcome,
+            Err(e) if e.kind() == super::ErrorKind::Permanent => {
+                failed("JobFailed", &e.to_string())
+            }
+            Err(e) => return Err(e),
+        };
+        let input = Input::ActionCompleted {
+            execution_id: request.execution_id.clone(),
+            stage: request.stage.clone(),
+            action: request.action.clone(),
+            attempt: request.attempt,
+            outcome,
+        };
+        self.bus.publish(&[BusEvent::for_input(&request.pipeline, input)]).await?;
+        Ok(())
+    }
+
+    async fn is_current(&self, r: &ActionRequest) -> Result<bool, ServiceError> {
+        let Some(record) = self.store.get_pipeline(&r.pipeline).await? else { return Ok(false) };
+        let Some(e) = self.store.execution(&r.pipeline, &r.execution_id).await? else {
+            return Ok(false);
+        };
+        let (Some(s), Some(a)) = (
+            record.plan.stage_index(&r.stage),
+            record
+                .plan
+                .stage_index(&r.stage)
+                .and_then(|s| record.plan.stages[s].action_index(&r.action)),
+        ) else {
+            return Ok(false);
+        };
+        let run = &e.stages[s].actions[a];
+        Ok(run.attempt == r.attempt && run.status == ActionStatus::InProgress)
+    }
+
+    async fn perform(&self, r: &ActionRequest) -> Result<ActionOutcome, ServiceError> {
+        let Some(provider) = self.providers.get(&r.action_type) else {
+            let t = &r.action_type;
+            return Ok(failed(
+                "ConfigurationError",
+                &format!(
+                    "no provider for {}/{}/{} on this runtime",
+                    t.owner, t.category, t.provider
+                ),
+            ));
+        };
+        let work_dir = self
+            .home
+            .join("work")
+            .join(&r.execution_id)
+            .join(format!("{}.{}.{}", r.stage, r.action, r.attempt));
+        if work_dir.exists() {
+            std::fs::remove_dir_all(&work_dir)
+                .map_err(|e| ServiceError::io("cannot clear the work folder", e))?;
+        }
+        let inputs_dir = work_dir.join("inputs");
+        std::fs::create_dir_all(&inputs_dir)
+            .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+        let log_path = Self::log_path(&self.home, r);
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ServiceError::io("cannot create the log folder", e))?;
+        }
+        let mut inputs = Vec::with_capacity(r.input_artifacts.len());
+        for artifact in &r.input_artifacts {
+            inputs.push(self.fetch(r, artifact, &inputs_dir).await?);
+        }
+        let job = Job { request: r.clone(), inputs, work_dir: work_dir.join("run"), log_path };
+        std::fs::create_dir_all(&job.work_dir)
+            .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+        let result = provider.run(&job).await?;
+        let outcome = match result {
+            JobResult::Failed { code, message } => failed(&code, &message),
+            JobResult::Succeeded {
+                output_artifacts,
+                output_variables,
+                summary,
+                external_id,
+                external_url,
+            } => {
+                let mut artifacts = Vec::with_capacity(output_artifacts.len());
+                for out in output_artifacts {
+                    let key = ArtifactKey {
+                        pipeline: r.pipeline.clone(),
+                        execution_id: r.execution_id.clone(),
+                        artifact: out.name.clone(),
+                        attempt: r.attempt,
+                    };
+                    let location = self.artifacts.put(&r.region, &key, &out.path).await?;
+                    artifacts.push(Artifact { name: out.name, location });
+                }
+                ActionOutcome::Succeeded {
+                    output_variables,
+                    artifacts,
+                    summary,
+                    external_id,
+                    external_url,
+                }
+            }
+        };
+        // The attempt's folder is scratch space; logs and artifacts live elsewhere.
+        let _ = std::fs::remove_dir_all(&work_dir);
+        Ok(outcome)
+    }
+
+    /// Downloads one input into `dir`, copying it into the action's region first if needed.
+    async fn fetch(
+        &self,
+        r: &ActionRequest,
+        artifact: &Artifact,
+        dir: &Path,
+    ) -> Result<LocalArtifact, ServiceError> {
+        let mut location = artifact.location.clone();
+        if let Some(home_region) = self.artifacts.region_of(&location)
+            && home_region != r.region
+        {
+            location = self.artifacts.copy_to_region(&home_region, &location, &r.region).await?;
+        }
+        let path = dir.join(format!("{}.zip", artifact.name));
+        self.artifacts.get(&r.region, &location, &path).await?;
+        Ok(LocalArtifact { name: artifact.name.clone(), path })
+    }
+}
+
+fn failed(code: &str, message: &str) -> ActionOutcome {
+    ActionOutcome::Failed {
+        error: ActionError { code: code.into(), message: message.into() },
+        external_id: None,
+        external_url: None,
+    }
+}

@@ -1,0 +1,154 @@
+//! stage-advance: applies one input to a pipeline's executions.
+//!
+//! Load what the input needs, let the engine decide, save with a condition on every version read
+//! (the outbox goes in the same write), then publish. A conflict means another invocation got
+//! there first: load again and re-apply; the engine makes a repeated input a no-op.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use baton_core::engine::{self, Env, Input, PipelineState, Rejection};
+use tracing::{debug, warn};
+
+use super::ServiceError;
+use crate::bus_events::{BusEvent, PipelineInput};
+use crate::ports::bus::EventBus;
+use crate::ports::clock::{Clock, entropy};
+use crate::ports::state::{Changes, Scope, StateStore, StoreError, Versioned};
+
+/// Saving gives up after this many conflicts in a row; the event is then retried later.
+const MAX_CONFLICTS: usize = 20;
+
+/// What applying an input did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The state changed; this many events were published.
+    Applied {
+        /// Events published.
+        published: usize,
+    },
+    /// A duplicate or stale input: nothing changed.
+    Unchanged,
+    /// A command that cannot apply now (the API reports it to its caller).
+    Rejected(Rejection),
+}
+
+/// The stage-advance service.
+pub struct StageAdvance {
+    store: Arc<dyn StateStore>,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+}
+
+impl StageAdvance {
+    #[allow(missing_docs)]
+    pub fn new(store: Arc<dyn StateStore>, bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, bus, clock }
+    }
+
+    /// Applies a decoded bus event.
+    ///
+    /// # Errors
+    /// [`ServiceError::Permanent`] for an unknown pipeline; retryable errors when the store or
+    /// the bus is unavailable.
+    pub async fn handle(&self, message: PipelineInput) -> Result<Outcome, ServiceError> {
+        let PipelineInput { pipeline, input } = message;
+        let record = self.store.get_pipeline(&pipeline).await?.ok_or_else(|| {
+            ServiceError::Permanent(format!("pipeline {pipeline} does not exist"))
+        })?;
+        let plan = &record.plan;
+        let scope = scope_of(&input);
+        for _ in 0..MAX_CONFLICTS {
+            let snapshot = self.store.load(&pipeline, &scope).await?;
+            let versions: BTreeMap<String, u64> =
+                snapshot.executions.iter().map(|e| (e.value.id.clone(), e.version)).collect();
+            let mut state = PipelineState {
+                lanes: snapshot.lanes.value.clone(),
+                executions: snapshot
+                    .executions
+                    .into_iter()
+                    .map(|e| (e.value.id.clone(), e.value))
+                    .collect(),
+            };
+            if state.lanes.holders.is_empty() {
+                state.lanes = PipelineState::new(plan.stages.len()).lanes;
+            }
+            let env = Env {
+                now: self.clock.now(),
+                entropy: entropy()
+                    .map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?,
+            };
+            let step = match engine::apply(plan, &mut state, &input, env) {
+                Ok(step) => step,
+                Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+            };
+            if step.is_noop() {
+                return Ok(Outcome::Unchanged);
+            }
+            let outbox: Vec<BusEvent> =
+                step.effects.into_iter().map(|e| BusEvent::for_effect(plan, e)).collect();
+            let changes = Changes {
+                lanes: step.lanes_changed.then(|| Versioned {
+                    version: snapshot.lanes.version,
+                    value: state.lanes.clone(),
+                }),
+                executions: step
+                    .touched
+                    .iter()
+                    .filter_map(|id| state.executions.get(id))
+                    .map(|e| Versioned {
+                        version: versions.get(&e.id).copied().unwrap_or(0),
+                        value: e.clone(),
+                    })
+                    .collect(),
+                outbox: outbox.clone(),
+            };
+            match self.store.save(&pipeline, changes).await {
+                Ok(seqs) => return self.publish(&outbox, &seqs).await,
+                Err(StoreError::Conflict(_)) => debug!(pipeline, "conflict; applying again"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict(pipeline).into())
+    }
+
+    /// Publishes what was just saved and clears it from the outbox. If publishing fails the
+    /// events stay in the outbox, where the sweeper finds them.
+    async fn publish(&self, events: &[BusEvent], seqs: &[i64]) -> Result<Outcome, ServiceError> {
+        if let Err(e) = self.bus.publish(events).await {
+            warn!(error = %e, "publishing failed; the sweeper will send the events again");
+            return Ok(Outcome::Applied { published: 0 });
+        }
+        self.store.ack_outbox(seqs).await?;
+        Ok(Outcome::Applied { published: events.len() })
+    }
+
+    /// Publishes outbox entries older than `age_millis` that their writer never acknowledged
+    /// (it crashed between saving and publishing). Returns how many were sent.
+    ///
+    /// # Errors
+    /// When the store or the bus is unavailable.
+    pub async fn sweep_outbox(&self, age_millis: i64) -> Result<usize, ServiceError> {
+        let pending = self.store.pending_outbox(self.clock.now() - age_millis, 100).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let events: Vec<BusEvent> = pending.iter().map(|p| p.event.clone()).collect();
+        self.bus.publish(&events).await?;
+        let seqs: Vec<i64> = pending.iter().map(|p| p.seq).collect();
+        self.store.ack_outbox(&seqs).await?;
+        Ok(events.len())
+    }
+}
+
+/// The executions an input needs besides those waiting in the lanes.
+fn scope_of(input: &Input) -> Scope {
+    match input {
+        Input::Start { execution_id, .. }
+        | Input::ActionCompleted { execution_id, .. }
+        | Input::Stop { execution_id, .. }
+        | Input::Retry { execution_id, .. } => Scope::One(execution_id.clone()),
+        Input::ApprovalDecided { .. } | Input::Tick => Scope::Active,
+        Input::DisableTransition { .. } | Input::EnableTransition { .. } => Scope::LanesOnly,
+    }
+}

@@ -1,0 +1,131 @@
+//! Contract suites: what every adapter of a port must do, run against each adapter (the
+//! embedded one here, the AWS one against a wire-protocol emulator).
+
+use baton_core::engine::{Execution, ExecutionStatus, Lanes, Place, Trigger};
+use serde_json::json;
+
+use crate::bus_events::BusEvent;
+use crate::ports::state::{Changes, Scope, StateStore, StoreError, Versioned};
+
+fn execution(id: &str, status: ExecutionStatus, arrival: u64) -> Execution {
+    Execution {
+        id: id.into(),
+        pipeline_version: 1,
+        status,
+        status_summary: None,
+        trigger: Trigger::default(),
+        variables: Default::default(),
+        place: Place::Waiting(0),
+        arrival,
+        started_at: 1_000 + arrival as i64,
+        updated_at: 1_000,
+        stages: vec![],
+        outputs: Default::default(),
+        artifacts: Default::default(),
+        stop: None,
+    }
+}
+
+fn event(n: u32) -> BusEvent {
+    BusEvent {
+        source: "test".into(),
+        detail_type: "Test".into(),
+        resources: vec![],
+        detail: json!({"n": n}),
+    }
+}
+
+/// Runs every state-store rule against `store`, on a pipeline named `pipeline` that the store
+/// does not hold yet. Panics with the rule that broke.
+pub async fn state_store_contract(store: &dyn StateStore, pipeline: &str) {
+    // A fresh pipeline has empty lanes at version 0 and no executions.
+    let snap = store.load(pipeline, &Scope::One("e1".into())).await.expect("load");
+    assert_eq!(snap.lanes.version, 0);
+    assert!(snap.executions.is_empty());
+
+    // The first save of new items wins; its outbox entries come back in order.
+    let mut lanes = Lanes { holders: vec![Some("e1".into())], ..Lanes::default() };
+    let first = Changes {
+        lanes: Some(Versioned { version: 0, value: lanes.clone() }),
+        executions: vec![Versioned {
+            version: 0,
+            value: execution("e1", ExecutionStatus::InProgress, 0),
+        }],
+        outbox: vec![event(1), event(2)],
+    };
+    let seqs = store.save(pipeline, first.clone()).await.expect("first save");
+    assert_eq!(seqs.len(), 2);
+    assert!(seqs[0] < seqs[1]);
+
+    // The same write again (stale versions) conflicts and writes nothing.
+    let again = store.save(pipeline, Changes { outbox: vec![event(3)], ..first }).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "a stale save must conflict: {again:?}");
+    let pending = store.pending_outbox(i64::MAX, 10).await.expect("outbox");
+    assert_eq!(
+        pending.iter().map(|p| p.event.detail["n"].as_u64()).collect::<Vec<_>>(),
+        vec![Some(1), Some(2)]
+    );
+
+    // A save at the current versions wins and bumps them.
+    let snap = store.load(pipeline, &Scope::One("e1".into())).await.expect("load");
+    assert_eq!(snap.lanes.version, 1);
+    assert_eq!(snap.executions.len(), 1);
+    let mut e1 = snap.executions[0].clone();
+    e1.value.status = ExecutionStatus::Succeeded;
+    lanes.holders = vec![None];
+    let next = Changes {
+        lanes: Some(Versioned { version: 1, value: lanes.clone() }),
+        executions: vec![e1.clone()],
+        outbox: vec![],
+    };
+    store.save(pipeline, next).await.expect("save at current versions");
+
+    // Two writers that read the same version: exactly one wins.
+    let stale = Changes { lanes: None, executions: vec![e1], outbox: vec![] };
+    assert!(matches!(store.save(pipeline, stale).await, Err(StoreError::Conflict(_))));
+
+    // A conflict on one item leaves every other item of the write untouched.
+    let mixed = Changes {
+        lanes: Some(Versioned { version: 2, value: Lanes::default() }),
+        executions: vec![Versioned {
+            version: 1,
+            value: execution("e1", ExecutionStatus::Failed, 0),
+        }],
+        outbox: vec![event(9)],
+    };
+    assert!(matches!(store.save(pipeline, mixed).await, Err(StoreError::Conflict(_))));
+    let snap = store.load(pipeline, &Scope::Active).await.expect("load");
+    assert_eq!(snap.lanes.version, 2, "the lanes were written by a failed save");
+    assert_eq!(snap.lanes.value.holders, vec![None]);
+
+    // Scopes: Active reads only executions that have not ended; waiting ones are always read.
+    let more = Changes {
+        lanes: Some(Versioned {
+            version: 2,
+            value: Lanes { waiting: vec![["e3".to_string()].into()], ..Lanes::default() },
+        }),
+        executions: vec![
+            Versioned { version: 0, value: execution("e2", ExecutionStatus::InProgress, 1) },
+            Versioned { version: 0, value: execution("e3", ExecutionStatus::InProgress, 2) },
+        ],
+        outbox: vec![],
+    };
+    store.save(pipeline, more).await.expect("save more");
+    let active = store.load(pipeline, &Scope::Active).await.expect("load");
+    let ids: Vec<&str> = active.executions.iter().map(|e| e.value.id.as_str()).collect();
+    assert_eq!(ids, vec!["e2", "e3"], "ended executions are not active");
+    let lanes_only = store.load(pipeline, &Scope::LanesOnly).await.expect("load");
+    assert_eq!(lanes_only.executions.len(), 1, "waiting executions come with the lanes");
+    let newest = store.executions(pipeline, 2).await.expect("list");
+    assert_eq!(newest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["e3", "e2"]);
+
+    // The outbox keeps entries until acknowledged, and only those.
+    store.ack_outbox(&seqs[..1]).await.expect("ack");
+    let pending = store.pending_outbox(i64::MAX, 10).await.expect("outbox");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].seq, seqs[1]);
+    assert!(
+        store.pending_outbox(0, 10).await.expect("outbox").is_empty(),
+        "older_than filters recent entries"
+    );
+}

@@ -1,0 +1,245 @@
+//! The embedded runtime end to end: a git repository, a buildspec, an approval and S3 deploys in
+//! two regions, run by the dispatcher in this process.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton::embedded::{Embedded, EmbeddedConfig};
+use baton::ports::state::StateStore;
+use baton::service::Outcome;
+use baton_core::declaration::PipelineDocument;
+use baton_core::engine::{ActionStatus, Execution, ExecutionStatus, Input, Trigger};
+use tokio::sync::watch;
+
+const PIPELINE: &str = r##"{
+  "pipeline": {
+    "name": "app",
+    "roleArn": "arn:aws:iam::111111111111:role/pipeline",
+    "artifactStores": {
+      "us-east-1": {"type": "S3", "location": "artifacts-east"},
+      "eu-west-1": {"type": "S3", "location": "artifacts-west"}
+    },
+    "stages": [
+      {"name": "Source", "actions": [{"name": "Checkout",
+        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+        "configuration": {"RepositoryName": "app", "BranchName": "main"},
+        "outputArtifacts": [{"name": "Src"}], "namespace": "SourceVariables"}]},
+      {"name": "Build", "actions": [{"name": "Compile",
+        "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+        "configuration": {"ProjectName": "app",
+          "EnvironmentVariables": "[{\"name\":\"COMMIT\",\"value\":\"#{SourceVariables.CommitId}\",\"type\":\"PLAINTEXT\"}]"},
+        "inputArtifacts": [{"name": "Src"}], "outputArtifacts": [{"name": "Site"}]}]},
+      {"name": "Approve", "actions": [{"name": "Gate",
+        "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]},
+      {"name": "Deploy", "actions": [
+        {"name": "East", "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+         "configuration": {"BucketName": "site-east", "Extract": "true"}, "inputArtifacts": [{"name": "Site"}]},
+        {"name": "West", "region": "eu-west-1",
+         "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+         "configuration": {"BucketName": "site-west", "Extract": "true"}, "inputArtifacts": [{"name": "Site"}]}]}
+    ]
+  }
+}"##;
+
+const BUILDSPEC: &str = "version: 0.2
+phases:
+  build:
+    commands:
+      - mkdir -p dist
+      - echo \"hello from $COMMIT\" > dist/index.html
+      - FAIL_BUILD_IF_PRESENT
+artifacts:
+  files: ['**/*']
+  base-directory: dist
+";
+
+fn git(repo: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+/// A home with the `app` repository whose build fails when `fail` is set.
+fn home_with_repo(fail: bool) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("git/app");
+    std::fs::create_dir_all(&repo).unwrap();
+    let spec = BUILDSPEC.replace("FAIL_BUILD_IF_PRESENT", if fail { "exit 3" } else { "true" });
+    std::fs::write(repo.join("buildspec.yml"), spec).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    home
+}
+
+struct Running {
+    rt: Arc<Embedded>,
+    stop: watch::Sender<bool>,
+    dispatcher: tokio::task::JoinHandle<()>,
+}
+
+async fn start_runtime(home: &Path) -> Running {
+    let config = EmbeddedConfig {
+        home: home.to_path_buf(),
+        quiet: true,
+        workers: 8,
+        ..EmbeddedConfig::default()
+    };
+    let rt = Arc::new(Embedded::open(&config).unwrap());
+    let doc = PipelineDocument::parse(PIPELINE).unwrap();
+    rt.put_pipeline(&doc, "us-east-1").await.unwrap();
+    std::mem::forget(rt.try_lock().expect("no other dispatcher"));
+    let (stop, rx) = watch::channel(false);
+    let dispatcher = tokio::spawn(Arc::clone(&rt).dispatch(rx));
+    Running { rt, stop, dispatcher }
+}
+
+async fn wait_for(
+    rt: &Embedded,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Execution) -> bool,
+) -> Execution {
+    for _ in 0..600 {
+        if let Some(e) = rt.store.execution("app", id).await.unwrap()
+            && done(&e)
+        {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e = rt.store.execution("app", id).await.unwrap();
+    panic!("execution never {what}: {e:#?}");
+}
+
+fn waiting_token(e: &Execution) -> Option<String> {
+    let gate = &e.stages[2].actions[0];
+    (gate.status == ActionStatus::InProgress).then(|| gate.token.clone()).flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_runs_from_commit_to_two_regions() {
+    let home = home_with_repo(false);
+    let running = start_runtime(home.path()).await;
+    let rt = &running.rt;
+    let trigger =
+        Trigger { trigger_type: "StartPipelineExecution".into(), trigger_detail: "test".into() };
+    let id = rt.trigger.start("app", trigger, BTreeMap::new()).await.unwrap();
+
+    let waiting = wait_for(rt, &id, "reached the approval", |e| waiting_token(e).is_some()).await;
+    let commit = waiting.outputs["SourceVariables"]["CommitId"].clone();
+    assert_eq!(commit.len(), 40);
+    let decision = Input::ApprovalDecided {
+        stage: "Approve".into(),
+        action: "Gate".into(),
+        token: waiting_token(&waiting).unwrap(),
+        approved: true,
+        summary: "ship it".into(),
+        by: "tester".into(),
+    };
+    assert!(matches!(rt.apply("app", decision.clone()).await.unwrap(), Outcome::Applied { .. }));
+    assert!(
+        matches!(rt.apply("app", decision).await.unwrap(), Outcome::Rejected(_)),
+        "a token works once"
+    );
+
+    let done = wait_for(rt, &id, "ended", |e| e.status.is_ended()).await;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{:?}", done.status_summary);
+    for bucket in ["site-east", "site-west"] {
+        let page = std::fs::read_to_string(home.path().join("s3").join(bucket).join("index.html"))
+            .unwrap();
+        assert_eq!(page.trim(), format!("hello from {commit}"), "{bucket} got the built page");
+    }
+    // The artifact was produced in the home region; the eu-west-1 action read it from a copy in
+    // the eu-west-1 store, encrypted with that region's key.
+    let site = &done.stages[1].actions[0].outputs[0].location;
+    assert_eq!(site.bucket, "baton-local-us-east-1");
+    let copy = home.path().join("artifacts/eu-west-1").join(&site.key);
+    let original = home.path().join("artifacts/us-east-1").join(&site.key);
+    assert!(copy.exists(), "no copy in eu-west-1 at {}", copy.display());
+    assert_ne!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&original).unwrap(),
+        "the copy was not re-encrypted"
+    );
+    let keys: Vec<_> = ["us-east-1", "eu-west-1"]
+        .iter()
+        .map(|r| std::fs::read(home.path().join(format!("keys/{r}.key"))).unwrap())
+        .collect();
+    assert_ne!(keys[0], keys[1], "each region has its own key");
+    // Public events were journaled, ending with the pipeline's success.
+    let journal = std::fs::read_to_string(home.path().join("events.jsonl")).unwrap();
+    let last = journal.lines().last().unwrap();
+    assert!(
+        last.contains("CodePipeline Pipeline Execution State Change") && last.contains("SUCCEEDED"),
+        "{last}"
+    );
+    let _ = running.stop.send(true);
+    running.dispatcher.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_build_fails_the_execution_and_sends_a_notice() {
+    let home = home_with_repo(true);
+    let running = start_runtime(home.path()).await;
+    let rt = &running.rt;
+    let trigger =
+        Trigger { trigger_type: "StartPipelineExecution".into(), trigger_detail: "test".into() };
+    let id = rt.trigger.start("app", trigger, BTreeMap::new()).await.unwrap();
+    let done = wait_for(rt, &id, "ended", |e| e.status.is_ended()).await;
+    assert_eq!(done.status, ExecutionStatus::Failed);
+    let build = &done.stages[1].actions[0];
+    assert!(
+        build.error.as_ref().unwrap().message.contains("exit 3")
+            || build.error.as_ref().unwrap().message.contains("exit status 3"),
+        "{:?}",
+        build.error
+    );
+    assert_eq!(done.stages[2].status, None, "nothing ran after the failed stage");
+    // The failure notice went out (written to the notices log on one machine).
+    for _ in 0..100 {
+        if std::fs::read_to_string(home.path().join("notices.log"))
+            .is_ok_and(|t| t.contains("failed in stage Build"))
+        {
+            let _ = running.stop.send(true);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no failure notice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_event_is_dead_lettered_and_changes_nothing() {
+    let home = home_with_repo(false);
+    let running = start_runtime(home.path()).await;
+    let rt = &running.rt;
+    let bad = baton::bus_events::BusEvent {
+        source: "baton".into(),
+        detail_type: baton::bus_events::ACTION_COMPLETED.into(),
+        resources: vec![],
+        detail: serde_json::json!({"pipeline": "app", "input": {"type": "ActionCompleted", "nonsense": true}}),
+    };
+    rt.bus.enqueue(baton::routing::Target::StageAdvance, &bad).unwrap();
+    for _ in 0..100 {
+        let dead = rt.bus.dead_letters().unwrap();
+        if let Some((target, reason, _)) = dead.first() {
+            assert_eq!(target, "stage-advance");
+            assert!(reason.contains("malformed"), "{reason}");
+            assert!(rt.store.executions("app", 10).await.unwrap().is_empty());
+            let _ = running.stop.send(true);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the malformed event was not dead-lettered");
+}

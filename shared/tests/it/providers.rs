@@ -1,0 +1,955 @@
+//! The local providers against real `git` and `bash`: safe archives, CodeCommit from a git
+//! repository, S3 source and deploy on a folder, CodeBuild buildspecs (shared shell, phase
+//! transitions, artifacts, timeouts) and the `Commands` action.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use baton::core::engine::ActionRequest;
+use baton::core::plan::{ActionPlan, ActionType};
+use baton::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact};
+use baton::providers::local::archive::{self, ArchiveError, ExtractLimits};
+use baton::providers::local::codebuild::CodeBuildProvider;
+use baton::providers::local::codecommit::CodeCommitProvider;
+use baton::providers::local::commands::CommandsProvider;
+use baton::providers::local::s3::{S3DeployProvider, S3SourceProvider};
+use baton::providers::local::{LocalProviderConfig, registry};
+use indexmap::IndexMap;
+use tempfile::TempDir;
+use zip::write::SimpleFileOptions;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn action_type(category: &str, provider: &str) -> ActionType {
+    ActionType {
+        category: category.into(),
+        owner: "AWS".into(),
+        provider: provider.into(),
+        version: "1".into(),
+    }
+}
+
+fn request(t: ActionType, config: &[(&str, &str)], outputs: &[&str]) -> ActionRequest {
+    ActionRequest {
+        pipeline: "demo".into(),
+        pipeline_version: 1,
+        execution_id: "0c5c7a4e-1111-2222-3333-444455556666".into(),
+        stage: "Build".into(),
+        action: "Act".into(),
+        attempt: 1,
+        action_type: t,
+        configuration: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        commands: Vec::new(),
+        input_artifacts: Vec::new(),
+        output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
+        region: "eu-west-1".into(),
+        role_arn: None,
+        deadline: now_ms() + 120_000,
+        token: None,
+        output_artifact_files: Vec::new(),
+        output_variables: Vec::new(),
+        environment_variables: Vec::new(),
+    }
+}
+
+fn plan(t: ActionType, config: &[(&str, &str)]) -> ActionPlan {
+    ActionPlan {
+        name: "Act".into(),
+        action_type: t,
+        run_order: 1,
+        configuration: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<IndexMap<_, _>>(),
+        commands: Vec::new(),
+        input_artifacts: Vec::new(),
+        output_artifacts: Vec::new(),
+        namespace: None,
+        region: "eu-west-1".into(),
+        role_arn: None,
+        timeout_minutes: 60,
+        output_artifact_files: Vec::new(),
+        output_variables: Vec::new(),
+        environment_variables: Vec::new(),
+    }
+}
+
+/// A job with a fresh work folder and log under `dir`.
+fn job(dir: &Path, request: ActionRequest, inputs: Vec<LocalArtifact>) -> Job {
+    let n = fs::read_dir(dir).unwrap().count();
+    Job {
+        request,
+        inputs,
+        work_dir: dir.join(format!("work-{n}")),
+        log_path: dir.join(format!("log-{n}.txt")),
+    }
+}
+
+/// Writes `files` under `dir` (creating folders) and returns `dir`.
+fn tree(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    for (path, content) in files {
+        let p = dir.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// A zip artifact named `name` holding `files`.
+fn artifact(scratch: &Path, name: &str, files: &[(&str, &str)]) -> LocalArtifact {
+    let dir = tree(&scratch.join(format!("tree-{name}")), files);
+    let path = scratch.join(format!("{name}.zip"));
+    archive::zip_dir(&dir, &path).unwrap();
+    LocalArtifact { name: name.into(), path }
+}
+
+/// The files of a zip, by name.
+fn zip_contents(path: &Path) -> BTreeMap<String, String> {
+    let mut zip = zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        if f.is_dir() {
+            continue;
+        }
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        out.insert(f.name().to_string(), s);
+    }
+    out
+}
+
+fn succeeded(
+    result: JobResult,
+) -> (Vec<LocalArtifact>, BTreeMap<String, String>, Option<String>, Option<String>) {
+    match result {
+        JobResult::Succeeded {
+            output_artifacts, output_variables, summary, external_id, ..
+        } => (output_artifacts, output_variables, summary, external_id),
+        JobResult::Failed { code, message } => panic!("expected success, got {code}: {message}"),
+    }
+}
+
+fn failed(result: JobResult) -> (String, String) {
+    match result {
+        JobResult::Failed { code, message } => (code, message),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// A zip with one entry of each given name, written without any safety check.
+fn raw_zip(path: &Path, names: &[&str]) {
+    let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    for name in names {
+        zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+        zip.write_all(b"evil").unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// Every file under `dir`, relative.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if dir.exists() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                out.extend(files_under(&entry.path()).into_iter().map(|f| format!("{name}/{f}")));
+            } else {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Archives
+
+#[test]
+fn archive_round_trips_a_nested_directory() {
+    let dir = TempDir::new().unwrap();
+    let src = tree(
+        &dir.path().join("src"),
+        &[
+            ("a.txt", "top"),
+            ("nested/deeper/b.txt", "deep"),
+            ("nested/run.sh", "#!/bin/sh\necho hi\n"),
+        ],
+    );
+    fs::create_dir_all(src.join("empty")).unwrap();
+    fs::set_permissions(src.join("nested/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    let zip = dir.path().join("a.zip");
+    archive::zip_dir(&src, &zip).unwrap();
+
+    let out = dir.path().join("out");
+    archive::extract(&zip, &out).unwrap();
+    assert_eq!(files_under(&out), vec!["a.txt", "nested/deeper/b.txt", "nested/run.sh"]);
+    assert_eq!(fs::read_to_string(out.join("nested/deeper/b.txt")).unwrap(), "deep");
+    assert!(out.join("empty").is_dir());
+    let mode = fs::metadata(out.join("nested/run.sh")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0o111, "executables stay executable");
+    let mode = fs::metadata(out.join("a.txt")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0, "plain files stay plain");
+}
+
+#[test]
+fn archive_refuses_entries_that_escape_and_writes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let absolute = dir.path().join("absolute-evil.txt");
+    let absolute_name = absolute.to_string_lossy().into_owned();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["fine.txt", "../evil.txt"],
+        vec!["fine.txt", absolute_name.as_str()],
+        vec!["fine.txt", "sub/../../evil.txt"],
+        vec!["fine.txt", "..\\evil.txt"],
+        vec!["fine.txt", "C:/evil.txt"],
+    ];
+    for (i, names) in cases.iter().enumerate() {
+        let zip = dir.path().join(format!("evil-{i}.zip"));
+        raw_zip(&zip, names);
+        let target = dir.path().join(format!("target-{i}"));
+        let err = archive::extract(&zip, &target).unwrap_err();
+        assert!(matches!(err, ArchiveError::Unsafe { .. }), "{names:?}: {err}");
+        assert!(
+            files_under(&target).is_empty(),
+            "{names:?}: nothing is written, not even fine.txt"
+        );
+    }
+    assert!(!dir.path().join("evil.txt").exists());
+    assert!(!absolute.exists());
+}
+
+#[test]
+fn archive_refuses_symlink_entries() {
+    let dir = TempDir::new().unwrap();
+    let zip = dir.path().join("link.zip");
+    let mut w = zip::ZipWriter::new(fs::File::create(&zip).unwrap());
+    w.add_symlink("link", "/etc/passwd", SimpleFileOptions::default()).unwrap();
+    w.finish().unwrap();
+    let target = dir.path().join("target");
+    let err = archive::extract(&zip, &target).unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(fs::symlink_metadata(target.join("link")).is_err());
+}
+
+#[test]
+fn archive_caps_entries_and_size() {
+    let dir = TempDir::new().unwrap();
+    let src =
+        tree(&dir.path().join("src"), &[("a", "1234567890"), ("b", "1234567890"), ("c", "x")]);
+    let zip = dir.path().join("a.zip");
+    archive::zip_dir(&src, &zip).unwrap();
+    let few = ExtractLimits { max_entries: 2, ..ExtractLimits::default() };
+    let err = archive::extract_with_limits(&zip, &dir.path().join("t1"), few).unwrap_err();
+    assert!(matches!(err, ArchiveError::TooManyEntries { count: 3, limit: 2 }), "{err}");
+    let small = ExtractLimits { max_bytes: 15, ..ExtractLimits::default() };
+    let err = archive::extract_with_limits(&zip, &dir.path().join("t2"), small).unwrap_err();
+    assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
+    assert_eq!(archive::MAX_ENTRIES, 100_000);
+}
+
+#[test]
+fn archive_zips_chosen_files() {
+    let dir = TempDir::new().unwrap();
+    let src = tree(&dir.path().join("src"), &[("a/b.txt", "b"), ("c.txt", "c")]);
+    let zip = dir.path().join("some.zip");
+    archive::zip_files(&src, &[PathBuf::from("a/b.txt")], &zip).unwrap();
+    assert_eq!(zip_contents(&zip), BTreeMap::from([("a/b.txt".to_string(), "b".to_string())]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// CodeCommit
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Tester",
+            "-c",
+            "user.email=tester@example.com",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .env_remove("GIT_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `root/app`: two commits on `main`.
+fn two_commit_repo(root: &Path) -> PathBuf {
+    let repo = root.join("app");
+    fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    tree(&repo, &[("a.txt", "one")]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "First commit"]);
+    tree(&repo, &[("a.txt", "two"), ("lib/b.txt", "bee")]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "Second commit\n\nWith a body line."]);
+    repo
+}
+
+#[tokio::test]
+async fn codecommit_archives_the_branch_head_with_codecommit_variables() {
+    let dir = TempDir::new().unwrap();
+    let root = dir.path().join("git");
+    let repo = two_commit_repo(&root);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let provider = CodeCommitProvider::new(root.clone(), HashMap::new());
+    let config = [("RepositoryName", "app"), ("BranchName", "main")];
+    let req = request(action_type("Source", "CodeCommit"), &config, &["Source"]);
+    let (artifacts, vars, summary, external_id) =
+        succeeded(provider.run(&job(&jobs, req, vec![])).await.unwrap());
+
+    assert_eq!(artifacts.len(), 1);
+    assert_eq!(artifacts[0].name, "Source");
+    let files = zip_contents(&artifacts[0].path);
+    assert_eq!(files.get("a.txt").map(String::as_str), Some("two"));
+    assert_eq!(files.get("lib/b.txt").map(String::as_str), Some("bee"));
+
+    let head = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    assert_eq!(vars["CommitId"], head);
+    assert_eq!(vars["CommitMessage"], git(&repo, &["log", "-1", "--format=%B"]).trim_end());
+    assert_eq!(vars["CommitMessage"], "Second commit\n\nWith a body line.");
+    assert_eq!(vars["AuthorDate"], git(&repo, &["log", "-1", "--format=%aI"]).trim());
+    assert_eq!(vars["CommitterDate"], git(&repo, &["log", "-1", "--format=%cI"]).trim());
+    assert_eq!(vars["BranchName"], "main");
+    assert_eq!(vars["RepositoryName"], "app");
+    assert_eq!(summary.as_deref(), Some("Second commit"));
+    assert_eq!(external_id.as_deref(), Some(head.as_str()));
+}
+
+#[tokio::test]
+async fn codecommit_reads_a_mapped_bare_repository() {
+    let dir = TempDir::new().unwrap();
+    let repo = two_commit_repo(&dir.path().join("work"));
+    let bare = dir.path().join("elsewhere/app.git");
+    git(dir.path(), &["clone", "-q", "--bare", &repo.to_string_lossy(), &bare.to_string_lossy()]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let provider = CodeCommitProvider::new(
+        dir.path().join("nowhere"),
+        HashMap::from([("App".to_string(), bare)]),
+    );
+    let req = request(
+        action_type("Source", "CodeCommit"),
+        &[("RepositoryName", "App"), ("BranchName", "main")],
+        &["S"],
+    );
+    let (artifacts, vars, _, _) = succeeded(provider.run(&job(&jobs, req, vec![])).await.unwrap());
+    assert_eq!(zip_contents(&artifacts[0].path)["a.txt"], "two");
+    assert_eq!(vars["RepositoryName"], "App");
+}
+
+#[tokio::test]
+async fn codecommit_fails_on_a_missing_branch_or_repository() {
+    let dir = TempDir::new().unwrap();
+    let root = dir.path().join("git");
+    two_commit_repo(&root);
+    fs::create_dir_all(root.join("plain")).unwrap();
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let provider = CodeCommitProvider::new(root.clone(), HashMap::new());
+    let t = action_type("Source", "CodeCommit");
+
+    let req = request(t.clone(), &[("RepositoryName", "app"), ("BranchName", "release")], &["S"]);
+    let (code, message) = failed(provider.run(&job(&jobs, req, vec![])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("release") && message.contains("app"), "{message}");
+
+    let req = request(t.clone(), &[("RepositoryName", "gone"), ("BranchName", "main")], &["S"]);
+    let (code, message) = failed(provider.run(&job(&jobs, req, vec![])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains(&root.join("gone").to_string_lossy().into_owned()), "{message}");
+
+    // A plain folder inside git_root is not a repository, even though git_root's own parents
+    // might be (the fence keeps git from climbing).
+    let req = request(t.clone(), &[("RepositoryName", "plain"), ("BranchName", "main")], &["S"]);
+    let (code, message) = failed(provider.run(&job(&jobs, req, vec![])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("not a git repository"), "{message}");
+
+    for bad in ["../app", "a/b", "..", "x\\y"] {
+        let err =
+            provider.check(&plan(t.clone(), &[("RepositoryName", bad), ("BranchName", "main")]));
+        assert!(err.is_err(), "{bad} should be refused");
+    }
+    assert!(provider.check(&plan(t, &[("RepositoryName", "app"), ("BranchName", "main")])).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3
+
+#[tokio::test]
+async fn s3_source_copies_the_object_with_etag_and_version() {
+    let dir = TempDir::new().unwrap();
+    let s3 = dir.path().join("s3");
+    let scratch = dir.path().join("scratch");
+    fs::create_dir_all(&scratch).unwrap();
+    let zip = artifact(&scratch, "app", &[("index.html", "<h1>hi</h1>")]);
+    let object = s3.join("bucket/releases/app.zip");
+    fs::create_dir_all(object.parent().unwrap()).unwrap();
+    fs::copy(&zip.path, &object).unwrap();
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+
+    let provider = S3SourceProvider::new(s3.clone());
+    let t = action_type("Source", "S3");
+    let req = request(
+        t.clone(),
+        &[("S3Bucket", "bucket"), ("S3ObjectKey", "releases/app.zip")],
+        &["Src"],
+    );
+    let (artifacts, vars, _, external_id) =
+        succeeded(provider.run(&job(&jobs, req, vec![])).await.unwrap());
+    assert_eq!(fs::read(&artifacts[0].path).unwrap(), fs::read(&object).unwrap());
+    assert_eq!(artifacts[0].name, "Src");
+    let etag = &vars["ETag"];
+    assert_eq!(etag.len(), 32);
+    assert!(etag.chars().all(|c| c.is_ascii_hexdigit()));
+    let mtime = fs::metadata(&object).unwrap().modified().unwrap();
+    let nanos = mtime.duration_since(UNIX_EPOCH).unwrap().as_nanos().to_string();
+    assert_eq!(vars["VersionId"], nanos);
+    assert_eq!(external_id, Some(nanos));
+
+    // Not a zip: the job fails. A key climbing out is refused before and during the run.
+    fs::write(s3.join("bucket/notes.txt"), "plain text").unwrap();
+    let req = request(t.clone(), &[("S3Bucket", "bucket"), ("S3ObjectKey", "notes.txt")], &["Src"]);
+    let (code, message) = failed(provider.run(&job(&jobs, req, vec![])).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("not a zip"), "{message}");
+
+    let escape = [("S3Bucket", "bucket"), ("S3ObjectKey", "../../secret.zip")];
+    let (code, _) = failed(
+        provider.run(&job(&jobs, request(t.clone(), &escape, &["Src"]), vec![])).await.unwrap(),
+    );
+    assert_eq!(code, "ConfigurationError");
+    assert!(provider.check(&plan(t.clone(), &escape)).is_err());
+    assert!(
+        provider.check(&plan(t.clone(), &[("S3Bucket", ".."), ("S3ObjectKey", "a.zip")])).is_err()
+    );
+    assert!(
+        provider
+            .check(&plan(t.clone(), &[("S3Bucket", "b"), ("S3ObjectKey", "/etc/x.zip")]))
+            .is_err()
+    );
+
+    let missing = [("S3Bucket", "bucket"), ("S3ObjectKey", "nope.zip")];
+    let (code, message) =
+        failed(provider.run(&job(&jobs, request(t, &missing, &["Src"]), vec![])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("nope.zip"), "{message}");
+}
+
+#[tokio::test]
+async fn s3_deploy_extracts_or_copies() {
+    let dir = TempDir::new().unwrap();
+    let s3 = dir.path().join("s3");
+    let scratch = dir.path().join("scratch");
+    fs::create_dir_all(&scratch).unwrap();
+    let site = artifact(&scratch, "Site", &[("index.html", "home"), ("css/site.css", "body{}")]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let provider = S3DeployProvider::new(s3.clone());
+    let t = action_type("Deploy", "S3");
+
+    let config = [("BucketName", "web"), ("Extract", "true"), ("ObjectKey", "site/v1")];
+    let (_, _, summary, _) = succeeded(
+        provider
+            .run(&job(&jobs, request(t.clone(), &config, &[]), vec![site.clone()]))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(files_under(&s3.join("web/site/v1")), vec!["css/site.css", "index.html"]);
+    assert_eq!(fs::read_to_string(s3.join("web/site/v1/index.html")).unwrap(), "home");
+    assert!(summary.unwrap().contains("s3://web/site/v1"));
+
+    let config = [("BucketName", "root"), ("Extract", "true")];
+    succeeded(
+        provider
+            .run(&job(&jobs, request(t.clone(), &config, &[]), vec![site.clone()]))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(fs::read_to_string(s3.join("root/css/site.css")).unwrap(), "body{}");
+
+    let config = [("BucketName", "web"), ("Extract", "false"), ("ObjectKey", "releases/site.zip")];
+    succeeded(
+        provider
+            .run(&job(&jobs, request(t.clone(), &config, &[]), vec![site.clone()]))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(fs::read(s3.join("web/releases/site.zip")).unwrap(), fs::read(&site.path).unwrap());
+
+    let config = [("BucketName", "web"), ("Extract", "false")];
+    let (code, message) = failed(
+        provider
+            .run(&job(&jobs, request(t.clone(), &config, &[]), vec![site.clone()]))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("ObjectKey"), "{message}");
+
+    let config = [("BucketName", "web"), ("Extract", "true"), ("ObjectKey", "../../outside")];
+    let (code, _) = failed(
+        provider.run(&job(&jobs, request(t.clone(), &config, &[]), vec![site])).await.unwrap(),
+    );
+    assert_eq!(code, "ConfigurationError");
+    assert!(!dir.path().join("outside").exists());
+    assert!(provider.check(&plan(t.clone(), &config)).is_err());
+    assert!(
+        provider.check(&plan(t.clone(), &[("BucketName", "a/b"), ("Extract", "true")])).is_err()
+    );
+    assert!(
+        provider.check(&plan(t.clone(), &[("BucketName", "web"), ("Extract", "maybe")])).is_err()
+    );
+    assert!(provider.check(&plan(t, &[("BucketName", "web"), ("Extract", "true")])).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// CodeBuild
+
+const FULL_BUILDSPEC: &str = r#"version: 0.2
+env:
+  variables:
+    GREETING: hello
+    OVERRIDDEN: from-buildspec
+  exported-variables:
+    - VERSION
+    - GREETING
+    - NEVER_SET
+phases:
+  install:
+    commands:
+      - echo "installing $GREETING"
+  pre_build:
+    commands:
+      - VERSION=1.2.3
+      - mkdir -p out/bin docs && cd out
+      - shout() { echo "SHOUT $*"; }
+  build:
+    commands:
+      - echo "building $VERSION in $(basename "$PWD")"
+      - echo "$VERSION" > bin/version.txt
+      - echo "$OVERRIDDEN" > bin/override.txt
+      - echo "$CODEBUILD_BUILD_ID" > bin/build-id.txt
+      - echo manual > ../docs/manual.md
+      - shout "$CODEBUILD_INITIATOR"
+  post_build:
+    commands:
+      - echo "post_build sees succeeding=$CODEBUILD_BUILD_SUCCEEDING"
+artifacts:
+  files:
+    - '**/*'
+  base-directory: out
+  discard-paths: yes
+  secondary-artifacts:
+    Docs:
+      files:
+        - docs/*
+"#;
+
+fn codebuild_request(config: &[(&str, &str)], outputs: &[&str]) -> ActionRequest {
+    request(action_type("Build", "CodeBuild"), config, outputs)
+}
+
+#[tokio::test]
+async fn codebuild_runs_a_buildspec_in_one_shared_shell() {
+    let dir = TempDir::new().unwrap();
+    let src = artifact(dir.path(), "Src", &[("buildspec.yml", FULL_BUILDSPEC)]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let env = r#"[{"name":"OVERRIDDEN","value":"from-action","type":"PLAINTEXT"}]"#;
+    let req = codebuild_request(
+        &[("ProjectName", "proj"), ("EnvironmentVariables", env)],
+        &["BuildOutput", "Docs"],
+    );
+    let exec = req.execution_id.clone();
+    let j = job(&jobs, req, vec![src]);
+    let (artifacts, vars, _, external_id) =
+        succeeded(CodeBuildProvider::default().run(&j).await.unwrap());
+
+    assert_eq!(
+        vars.get("VERSION").map(String::as_str),
+        Some("1.2.3"),
+        "pre_build's variable is exported"
+    );
+    assert_eq!(vars.get("GREETING").map(String::as_str), Some("hello"));
+    assert!(!vars.contains_key("NEVER_SET"));
+    assert_eq!(external_id, Some(format!("proj:{exec}")));
+
+    assert_eq!(
+        artifacts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["BuildOutput", "Docs"]
+    );
+    let primary = zip_contents(&artifacts[0].path);
+    assert_eq!(
+        primary,
+        BTreeMap::from([
+            ("build-id.txt".to_string(), format!("proj:{exec}\n")),
+            ("override.txt".to_string(), "from-action\n".to_string()),
+            ("version.txt".to_string(), "1.2.3\n".to_string()),
+        ]),
+        "base-directory out, discard-paths drops bin/, the action's variable wins"
+    );
+    assert_eq!(
+        zip_contents(&artifacts[1].path),
+        BTreeMap::from([("docs/manual.md".to_string(), "manual\n".to_string())])
+    );
+
+    let log = fs::read_to_string(&j.log_path).unwrap();
+    for phase in
+        ["DOWNLOAD_SOURCE", "INSTALL", "PRE_BUILD", "BUILD", "POST_BUILD", "UPLOAD_ARTIFACTS"]
+    {
+        assert!(
+            log.contains(&format!("Phase complete: {phase} State: SUCCEEDED")),
+            "{phase} in:\n{log}"
+        );
+    }
+    assert!(log.contains("[Container] "), "{log}");
+    assert!(log.contains("Entering phase BUILD"), "{log}");
+    assert!(log.contains("Running command echo \"installing $GREETING\""), "{log}");
+    assert!(log.contains("installing hello\n"), "{log}");
+    assert!(log.contains("building 1.2.3 in out\n"), "the working directory carries over:\n{log}");
+    assert!(log.contains("SHOUT codepipeline/demo\n"), "functions carry over:\n{log}");
+    assert!(log.contains("post_build sees succeeding=1\n"), "{log}");
+}
+
+#[tokio::test]
+async fn codebuild_failed_build_still_runs_finally_and_post_build() {
+    let dir = TempDir::new().unwrap();
+    let spec = r#"version: 0.2
+phases:
+  pre_build:
+    commands:
+      - echo pre-ran
+  build:
+    commands:
+      - echo before
+      - "false"
+      - echo NEVER-PRINTED
+    finally:
+      - echo finally-ran
+  post_build:
+    commands:
+      - echo "post_build-ran succeeding=$CODEBUILD_BUILD_SUCCEEDING"
+artifacts:
+  files: ['**/*']
+"#;
+    let src = artifact(dir.path(), "Src", &[("buildspec.yml", spec)]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let j = job(&jobs, codebuild_request(&[("ProjectName", "p")], &["Out"]), vec![src]);
+    let (code, message) = failed(CodeBuildProvider::default().run(&j).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert_eq!(message, "Error while executing command: false. Reason: exit status 1");
+    let log = fs::read_to_string(&j.log_path).unwrap();
+    assert!(log.contains("pre-ran\n") && log.contains("before\n"), "{log}");
+    assert!(!log.contains("NEVER-PRINTED\n"), "{log}");
+    assert!(log.contains("finally-ran\n"), "{log}");
+    assert!(log.contains("post_build-ran succeeding=0\n"), "{log}");
+    assert!(log.contains("Command did not exit successfully false exit status 1"), "{log}");
+    assert!(log.contains("Phase complete: BUILD State: FAILED"), "{log}");
+    assert!(
+        log.contains("Phase context status code: COMMAND_EXECUTION_ERROR Message: Error while executing command: false. Reason: exit status 1"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn codebuild_failed_install_skips_the_later_phases() {
+    let dir = TempDir::new().unwrap();
+    let spec = r#"version: 0.2
+phases:
+  install:
+    commands:
+      - exit 7
+  pre_build:
+    commands: [echo PRE-RAN]
+  build:
+    commands: [echo BUILD-RAN]
+  post_build:
+    commands: [echo POST-RAN]
+"#;
+    let src = artifact(dir.path(), "Src", &[("buildspec.yml", spec)]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let j = job(&jobs, codebuild_request(&[("ProjectName", "p")], &[]), vec![src]);
+    let (code, message) = failed(CodeBuildProvider::default().run(&j).await.unwrap());
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("JobFailed", "Error while executing command: exit 7. Reason: exit status 7")
+    );
+    let log = fs::read_to_string(&j.log_path).unwrap();
+    for never in ["PRE-RAN", "BUILD-RAN", "POST-RAN", "Entering phase PRE_BUILD"] {
+        assert!(!log.contains(never), "{never} in:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn codebuild_on_failure_continue_and_abort() {
+    let dir = TempDir::new().unwrap();
+    let spec = r#"version: 0.2
+phases:
+  pre_build:
+    on-failure: CONTINUE
+    commands:
+      - test 1 = 2
+  build:
+    on-failure: ABORT
+    commands:
+      - echo "build-ran succeeding=$CODEBUILD_BUILD_SUCCEEDING"
+      - "false"
+  post_build:
+    commands:
+      - echo POST-RAN
+"#;
+    let src = artifact(dir.path(), "Src", &[("buildspec.yml", spec)]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let j = job(&jobs, codebuild_request(&[("ProjectName", "p")], &[]), vec![src]);
+    let (code, message) = failed(CodeBuildProvider::default().run(&j).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert_eq!(
+        message, "Error while executing command: test 1 = 2. Reason: exit status 1",
+        "the first failure is reported"
+    );
+    let log = fs::read_to_string(&j.log_path).unwrap();
+    assert!(log.contains("build-ran succeeding=0\n"), "CONTINUE went on to BUILD:\n{log}");
+    assert!(!log.contains("POST-RAN"), "ABORT stopped before POST_BUILD:\n{log}");
+}
+
+#[tokio::test]
+async fn codebuild_sees_secondary_inputs_and_the_primary_source() {
+    let dir = TempDir::new().unwrap();
+    let spec = r#"version: 0.2
+phases:
+  build:
+    commands:
+      - cat "$CODEBUILD_SRC_DIR_Extra/data.txt" > combined.txt
+      - cat own.txt >> combined.txt
+artifacts:
+  files: [combined.txt]
+"#;
+    let extra = artifact(dir.path(), "Extra", &[("data.txt", "extra-data\n")]);
+    let src = artifact(dir.path(), "Src", &[("buildspec.yml", spec), ("own.txt", "own-data\n")]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    // The primary source is the second input: PrimarySource decides, not the order.
+    let req = codebuild_request(&[("ProjectName", "p"), ("PrimarySource", "Src")], &["Out"]);
+    let j = job(&jobs, req, vec![extra, src]);
+    let (artifacts, _, _, _) = succeeded(CodeBuildProvider::default().run(&j).await.unwrap());
+    assert_eq!(zip_contents(&artifacts[0].path)["combined.txt"], "extra-data\nown-data\n");
+}
+
+#[tokio::test]
+async fn codebuild_uses_the_project_buildspec_and_reports_a_missing_one() {
+    let dir = TempDir::new().unwrap();
+    let spec = "version: 0.2\nphases:\n  build:\n    commands: [echo custom > made.txt]\nartifacts:\n  files: [made.txt]\n";
+    let src = artifact(dir.path(), "Src", &[("ci/custom.yml", spec)]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let provider = CodeBuildProvider::new(HashMap::from([(
+        "custom".to_string(),
+        PathBuf::from("ci/custom.yml"),
+    )]));
+    let j =
+        job(&jobs, codebuild_request(&[("ProjectName", "custom")], &["Out"]), vec![src.clone()]);
+    let (artifacts, _, _, _) = succeeded(provider.run(&j).await.unwrap());
+    assert_eq!(zip_contents(&artifacts[0].path)["made.txt"], "custom\n");
+
+    let j = job(&jobs, codebuild_request(&[("ProjectName", "other")], &["Out"]), vec![src]);
+    let (code, message) = failed(provider.run(&j).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert!(
+        message.starts_with("YAML_FILE_ERROR") && message.contains("buildspec.yml"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn codebuild_fails_when_no_artifact_file_matches() {
+    let dir = TempDir::new().unwrap();
+    let spec = "version: 0.2\nphases:\n  build:\n    commands: [echo hi]\nartifacts:\n  files: ['dist/**/*']\n";
+    let src = artifact(dir.path(), "Src", &[("buildspec.yml", spec)]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let j = job(&jobs, codebuild_request(&[("ProjectName", "p")], &["Out"]), vec![src]);
+    let (code, message) = failed(CodeBuildProvider::default().run(&j).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("no matching artifact paths found"), "{message}");
+}
+
+/// Processes of process group `group` that are still alive (zombies are dead, only unreaped).
+fn live_members(group: &str) -> Vec<String> {
+    let mut alive = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == group && fields[0] != "Z" && fields[0] != "X" {
+            alive.push(stat);
+        }
+    }
+    alive
+}
+
+#[tokio::test]
+async fn codebuild_times_out_and_kills_every_process() {
+    let dir = TempDir::new().unwrap();
+    let spec = r#"version: 0.2
+phases:
+  build:
+    commands:
+      - ps -o pgid= -p $$ | tr -d ' ' > "$CODEBUILD_SRC_DIR/../group.txt"
+      - sleep 33 &
+      - sleep 30
+"#;
+    let src = artifact(dir.path(), "Src", &[("buildspec.yml", spec)]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let mut req = codebuild_request(&[("ProjectName", "p")], &[]);
+    req.deadline = now_ms() + 1_000;
+    let j = job(&jobs, req, vec![src]);
+    let started = Instant::now();
+    let (code, _) = failed(CodeBuildProvider::default().run(&j).await.unwrap());
+    assert_eq!(code, "TimedOut");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let group = fs::read_to_string(j.work_dir.join("group.txt")).unwrap().trim().to_string();
+    assert!(!group.is_empty());
+    // Killed processes vanish within moments; allow the kernel a little time.
+    let mut alive = live_members(&group);
+    for _ in 0..20 {
+        if alive.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        alive = live_members(&group);
+    }
+    assert!(alive.is_empty(), "still running: {alive:?}");
+}
+
+#[test]
+fn codebuild_check_refuses_what_needs_aws() {
+    let provider = CodeBuildProvider::default();
+    let t = action_type("Build", "CodeBuild");
+    for kind in ["SECRETS_MANAGER", "PARAMETER_STORE"] {
+        let env = format!(r#"[{{"name":"TOKEN","value":"prod/token","type":"{kind}"}}]"#);
+        let err = provider
+            .check(&plan(t.clone(), &[("ProjectName", "p"), ("EnvironmentVariables", &env)]))
+            .unwrap_err();
+        assert!(
+            err.contains("TOKEN")
+                && err.contains(kind)
+                && err.contains("cannot be resolved locally"),
+            "{err}"
+        );
+    }
+    let env = r##"[{"name":"A","value":"1","type":"PLAINTEXT"},{"name":"B","value":"#{Vars.b}"}]"##;
+    assert!(
+        provider
+            .check(&plan(t.clone(), &[("ProjectName", "p"), ("EnvironmentVariables", env)]))
+            .is_ok()
+    );
+    assert!(
+        provider
+            .check(&plan(t, &[("ProjectName", "p"), ("EnvironmentVariables", "not json")]))
+            .is_err()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+#[tokio::test]
+async fn commands_run_and_produce_variables_and_artifacts() {
+    let dir = TempDir::new().unwrap();
+    let src = artifact(dir.path(), "Src", &[("hello.txt", "from-input")]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let mut req = request(action_type("Compute", "Commands"), &[], &["Out"]);
+    req.commands = vec![
+        "export NAME=world".into(),
+        "mkdir -p dist/sub && echo \"hi $NAME $GREETING\" > dist/sub/out.txt".into(),
+        "RESULT=$(cat hello.txt)".into(),
+        "echo \"src=$CODEBUILD_SRC_DIR\"".into(),
+    ];
+    req.output_variables = vec!["RESULT".into(), "NAME".into()];
+    req.environment_variables = vec![("GREETING".into(), "there".into(), "PLAINTEXT".into())];
+    req.output_artifact_files = vec![("Out".into(), vec!["dist/**/*".into()])];
+    let j = job(&jobs, req, vec![src]);
+    let (artifacts, vars, _, _) = succeeded(CommandsProvider::new().run(&j).await.unwrap());
+    assert_eq!(vars["RESULT"], "from-input");
+    assert_eq!(vars["NAME"], "world");
+    assert_eq!(
+        zip_contents(&artifacts[0].path),
+        BTreeMap::from([("dist/sub/out.txt".to_string(), "hi world there\n".to_string())])
+    );
+    let log = fs::read_to_string(&j.log_path).unwrap();
+    assert!(log.contains(&format!("src={}\n", j.work_dir.join("src").display())), "{log}");
+}
+
+#[tokio::test]
+async fn commands_fail_with_codebuilds_message() {
+    let dir = TempDir::new().unwrap();
+    let src = artifact(dir.path(), "Src", &[("a.txt", "a")]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let mut req = request(action_type("Compute", "Commands"), &[], &[]);
+    req.commands = vec!["echo ok".into(), "ls does-not-exist".into(), "echo NEVER".into()];
+    let j = job(&jobs, req, vec![src]);
+    let (code, message) = failed(CommandsProvider::new().run(&j).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert_eq!(message, "Error while executing command: ls does-not-exist. Reason: exit status 2");
+    assert!(!fs::read_to_string(&j.log_path).unwrap().contains("NEVER\n"));
+}
+
+#[test]
+fn commands_check_refuses_secret_variables() {
+    let mut p = plan(action_type("Compute", "Commands"), &[]);
+    p.environment_variables = vec![("TOKEN".into(), "prod/token".into(), "SECRETS_MANAGER".into())];
+    let err = CommandsProvider::new().check(&p).unwrap_err();
+    assert!(err.contains("cannot be resolved locally"), "{err}");
+    p.environment_variables = vec![("A".into(), "1".into(), "PLAINTEXT".into())];
+    assert!(CommandsProvider::new().check(&p).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+
+#[test]
+fn registry_holds_every_local_provider() {
+    let reg = registry(&LocalProviderConfig::default());
+    for (category, provider) in [
+        ("Source", "CodeCommit"),
+        ("Source", "S3"),
+        ("Deploy", "S3"),
+        ("Build", "CodeBuild"),
+        ("Test", "CodeBuild"),
+        ("Compute", "Commands"),
+    ] {
+        assert!(reg.get(&action_type(category, provider)).is_some(), "{category}/{provider}");
+    }
+    assert!(reg.get(&action_type("Deploy", "CloudFormation")).is_none());
+}

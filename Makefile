@@ -1,21 +1,26 @@
 # Baton: the two commands a new user needs are `make run` and `make test`.
-.PHONY: run test lint bench validate build clean
+.PHONY: run test lint bench validate build deploy clean
 
 CARGO ?= cargo
+EMULATORS := scripts/emulators.sh
+VENV := target/emu/venv
 
 ## run: set up a demo repository and run the example release pipeline on it, for real
 run:
 	$(CARGO) build --quiet -p baton-cli
 	bash examples/demo/run.sh
 
-## test: formatting, lints and every test of the workspace
+## test: formatting, lints, then every test of the workspace with local AWS (moto) on loopback
 test: lint
-	$(CARGO) test --workspace
+	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
+	  eval "$$(bash $(EMULATORS) env)" && $(CARGO) test --workspace
 
-## lint: rustfmt and clippy, warnings denied
+## lint: rustfmt, clippy (warnings denied), cfn-lint on template.yaml and infra/
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@bash $(EMULATORS) install
+	$(VENV)/bin/cfn-lint template.yaml infra/*.yaml
 
 ## bench: measured figures, one per line as `name: value unit`
 bench:
@@ -26,8 +31,16 @@ bench:
 validate:
 	$(CARGO) run --quiet -p baton-cli -- validate examples/*.json tests/fixtures/declarations/valid/*.json
 
+## build: package the four Lambda functions with cargo-lambda and print each package's size
 build:
-	$(CARGO) build --release -p baton-cli
+	@bash $(EMULATORS) install-lambda
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release \
+	  -p trigger -p stage-advance -p action-worker -p approval
+	@for f in target/lambda/*/bootstrap; do echo "$$(dirname $$f | xargs basename): $$(du -k $$f | cut -f1) KiB"; done
+
+## deploy: deploy template.yaml with SAM (guided the first time); see infra/README.md
+deploy: build
+	sam deploy --guided
 
 clean:
 	$(CARGO) clean

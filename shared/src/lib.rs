@@ -11,7 +11,10 @@
 
 pub mod adapters;
 pub mod bus_events;
+pub mod config;
 pub mod embedded;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod ports;
 pub mod providers;
 pub mod routing;

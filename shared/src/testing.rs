@@ -129,3 +129,67 @@ pub async fn state_store_contract(store: &dyn StateStore, pipeline: &str) {
         "older_than filters recent entries"
     );
 }
+
+/// Runs every artifact-store rule against `store`, which must serve `home` and `other` regions.
+/// Panics with the rule that broke.
+pub async fn artifact_store_contract(
+    store: &dyn crate::ports::artifacts::ArtifactStore,
+    home: &str,
+    other: &str,
+    scratch: &std::path::Path,
+) {
+    use crate::ports::artifacts::{ArtifactError, ArtifactKey};
+    let source = scratch.join("contract-source.zip");
+    // Larger than one encryption chunk or upload part boundary is not needed for the contract;
+    // a few hundred KiB of varied bytes is.
+    let bytes: Vec<u8> =
+        (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&source, &bytes).expect("write source");
+    let key = ArtifactKey {
+        pipeline: "contract".into(),
+        execution_id: format!("e-{}", std::process::id()),
+        artifact: "Out".into(),
+        attempt: 1,
+    };
+
+    let location = store.put(home, &key, &source).await.expect("put");
+    assert_eq!(
+        store.region_of(&location).as_deref(),
+        Some(home),
+        "region_of names the writing region"
+    );
+    let back = scratch.join("contract-back.zip");
+    store.get(home, &location, &back).await.expect("get");
+    assert_eq!(
+        std::fs::read(&back).expect("read back"),
+        bytes,
+        "a round trip returns the same bytes"
+    );
+
+    // Another attempt never overwrites what an earlier attempt's readers may be reading.
+    let second =
+        store.put(home, &ArtifactKey { attempt: 2, ..key.clone() }, &source).await.expect("put");
+    assert_ne!(second, location, "attempts get their own locations");
+
+    // The other region does not have it until it is copied there.
+    let missing = store.get(other, &location, &scratch.join("contract-missing.zip")).await;
+    assert!(matches!(missing, Err(ArtifactError::NotFound(_))), "{missing:?}");
+    assert!(!scratch.join("contract-missing.zip").exists(), "a failed get leaves no file");
+    let copied = store.copy_to_region(home, &location, other).await.expect("copy");
+    assert_eq!(
+        store.region_of(&copied).as_deref(),
+        Some(other),
+        "the copy lives in the other region"
+    );
+    let there = scratch.join("contract-there.zip");
+    store.get(other, &copied, &there).await.expect("get the copy");
+    assert_eq!(std::fs::read(&there).expect("read copy"), bytes);
+
+    // Unknown artifacts are NotFound, not an I/O failure to retry.
+    let unknown = baton_core::engine::ArtifactLocation {
+        bucket: location.bucket.clone(),
+        key: "contract/none/Out/1.zip".into(),
+    };
+    let r = store.get(home, &unknown, &scratch.join("contract-unknown.zip")).await;
+    assert!(matches!(r, Err(ArtifactError::NotFound(_))), "{r:?}");
+}

@@ -1,3 +1,5 @@
 //! Action providers.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod local;

@@ -14,4 +14,4 @@ pub use action_worker::ActionWorker;
 pub use error::{ErrorKind, ServiceError};
 pub use notices::Notices;
 pub use stage_advance::{Outcome, StageAdvance};
-pub use trigger::{SourcePush, Trigger};
+pub use trigger::{SourceChange, SourcePush, Trigger};

@@ -23,6 +23,53 @@ pub struct SourcePush {
     pub commit: Option<String>,
 }
 
+/// A change in a source that may start pipelines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceChange {
+    /// A push to a CodeCommit branch.
+    Push(SourcePush),
+    /// An object written to an S3 bucket.
+    Upload {
+        #[allow(missing_docs)]
+        bucket: String,
+        #[allow(missing_docs)]
+        key: String,
+        /// The object version, if the bucket is versioned.
+        version: Option<String>,
+    },
+}
+
+impl SourceChange {
+    /// Reads CodeCommit's "Repository State Change" (branch created or updated) or S3's
+    /// "Object Created" event.
+    ///
+    /// # Errors
+    /// A sentence saying why the event is not a source change.
+    pub fn from_event(event: &BusEvent) -> Result<Self, String> {
+        let d = &event.detail;
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+        match (event.source.as_str(), event.detail_type.as_str()) {
+            ("aws.codecommit", "CodeCommit Repository State Change") => {
+                if d["referenceType"] != "branch" {
+                    return Err("the change is not to a branch".into());
+                }
+                Ok(Self::Push(SourcePush {
+                    repository: text(&d["repositoryName"])
+                        .ok_or("the event has no repositoryName")?,
+                    branch: text(&d["referenceName"]).ok_or("the event has no referenceName")?,
+                    commit: text(&d["commitId"]),
+                }))
+            }
+            ("aws.s3", "Object Created") => Ok(Self::Upload {
+                bucket: text(&d["bucket"]["name"]).ok_or("the event has no bucket name")?,
+                key: text(&d["object"]["key"]).ok_or("the event has no object key")?,
+                version: text(&d["object"]["version-id"]),
+            }),
+            (source, kind) => Err(format!("\"{kind}\" from {source} is not a source change")),
+        }
+    }
+}
+
 /// The trigger service.
 pub struct Trigger {
     store: Arc<dyn StateStore>,
@@ -63,28 +110,118 @@ impl Trigger {
     /// # Errors
     /// As [`Trigger::start`].
     pub async fn on_push(&self, push: &SourcePush) -> Result<Vec<(String, String)>, ServiceError> {
+        self.on_change(&SourceChange::Push(push.clone())).await
+    }
+
+    /// Starts every pipeline whose source action watches what changed.
+    ///
+    /// # Errors
+    /// As [`Trigger::start`].
+    pub async fn on_change(
+        &self,
+        change: &SourceChange,
+    ) -> Result<Vec<(String, String)>, ServiceError> {
         let mut started = Vec::new();
         for name in self.store.list_pipelines().await? {
             let Some(record) = self.store.get_pipeline(&name).await? else { continue };
             let Some(first) = record.plan.stages.first() else { continue };
-            let watches = first.actions.iter().any(|a| {
-                a.action_type.provider == "CodeCommit"
-                    && a.configuration.get("RepositoryName") == Some(&push.repository)
-                    && a.configuration.get("BranchName") == Some(&push.branch)
-            });
-            if watches {
-                let detail = match &push.commit {
-                    Some(c) => format!("{}/{}@{c}", push.repository, push.branch),
-                    None => format!("{}/{}", push.repository, push.branch),
-                };
+            if first.actions.iter().any(|a| watches(a, change)) {
                 let trigger = ExecutionTrigger {
                     trigger_type: "CloudWatchEvent".into(),
-                    trigger_detail: detail,
+                    trigger_detail: describe(change),
                 };
                 let id = self.start(&name, trigger, BTreeMap::new()).await?;
                 started.push((name, id));
             }
         }
         Ok(started)
+    }
+}
+
+fn watches(action: &baton_core::plan::ActionPlan, change: &SourceChange) -> bool {
+    let config = |k: &str| action.configuration.get(k).map(String::as_str);
+    match change {
+        SourceChange::Push(p) => {
+            action.action_type.provider == "CodeCommit"
+                && config("RepositoryName") == Some(p.repository.as_str())
+                && config("BranchName") == Some(p.branch.as_str())
+        }
+        SourceChange::Upload { bucket, key, .. } => {
+            action.action_type.provider == "S3"
+                && action.action_type.category == "Source"
+                && config("S3Bucket") == Some(bucket.as_str())
+                && config("S3ObjectKey") == Some(key.as_str())
+        }
+    }
+}
+
+fn describe(change: &SourceChange) -> String {
+    match change {
+        SourceChange::Push(p) => match &p.commit {
+            Some(c) => format!("{}/{}@{c}", p.repository, p.branch),
+            None => format!("{}/{}", p.repository, p.branch),
+        },
+        SourceChange::Upload { bucket, key, version } => match version {
+            Some(v) => format!("s3://{bucket}/{key}?versionId={v}"),
+            None => format!("s3://{bucket}/{key}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(source: &str, kind: &str, detail: serde_json::Value) -> BusEvent {
+        BusEvent { source: source.into(), detail_type: kind.into(), resources: vec![], detail }
+    }
+
+    #[test]
+    fn a_codecommit_branch_update_is_a_push() {
+        let e = event(
+            "aws.codecommit",
+            "CodeCommit Repository State Change",
+            json!({
+            "event": "referenceUpdated", "repositoryName": "app", "referenceType": "branch",
+            "referenceName": "main", "commitId": "abc"}),
+        );
+        assert_eq!(
+            SourceChange::from_event(&e),
+            Ok(SourceChange::Push(SourcePush {
+                repository: "app".into(),
+                branch: "main".into(),
+                commit: Some("abc".into())
+            }))
+        );
+    }
+
+    #[test]
+    fn a_tag_push_and_other_events_are_not_source_changes() {
+        let tag = event(
+            "aws.codecommit",
+            "CodeCommit Repository State Change",
+            json!({
+            "repositoryName": "app", "referenceType": "tag", "referenceName": "v1"}),
+        );
+        assert!(SourceChange::from_event(&tag).is_err());
+        assert!(SourceChange::from_event(&event("aws.ec2", "Whatever", json!({}))).is_err());
+    }
+
+    #[test]
+    fn an_s3_object_created_is_an_upload() {
+        let e = event(
+            "aws.s3",
+            "Object Created",
+            json!({"bucket": {"name": "b"}, "object": {"key": "app.zip", "version-id": "v1"}}),
+        );
+        assert_eq!(
+            SourceChange::from_event(&e),
+            Ok(SourceChange::Upload {
+                bucket: "b".into(),
+                key: "app.zip".into(),
+                version: Some("v1".into())
+            })
+        );
     }
 }

@@ -390,3 +390,12 @@ proptest! {
         round_trip(len, seed)?;
     }
 }
+
+#[tokio::test]
+async fn the_file_store_keeps_the_artifact_store_contract() {
+    let home = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let store =
+        baton::adapters::local::file_artifacts::FileArtifactStore::open(home.path()).unwrap();
+    baton::testing::artifact_store_contract(&store, "us-east-1", "eu-west-1", scratch.path()).await;
+}

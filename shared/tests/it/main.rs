@@ -2,6 +2,11 @@
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop loudly
 
 mod artifacts;
+mod aws_artifacts;
+mod aws_bus;
+mod aws_providers;
+mod aws_state;
+mod aws_support;
 mod embedded;
 mod providers;
 mod routing;

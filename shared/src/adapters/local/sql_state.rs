@@ -17,11 +17,18 @@ use crate::ports::state::*;
 /// SQLite-backed [`StateStore`].
 pub struct SqlStateStore {
     conn: Mutex<Connection>,
+    /// Parsed pipeline records by name, with the revision they were read at: every input reads
+    /// its pipeline, and parsing the declaration each time would dominate a transition.
+    pipelines: Mutex<std::collections::HashMap<String, (Revision, PipelineRecord)>>,
 }
+
+/// A pipeline row's `rev` and `updated`: together they change on every write.
+type Revision = (i64, i64);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS pipelines (
-  name TEXT PRIMARY KEY, record TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+  name TEXT PRIMARY KEY, record TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,
+  rev INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS lanes (
   pipeline TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS executions (
@@ -61,7 +68,7 @@ impl SqlStateStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self { conn: Mutex::new(conn), pipelines: Mutex::default() })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -116,7 +123,7 @@ impl StateStore for SqlStateStore {
         let name = &record.plan.name;
         let n = conn
             .execute(
-                "UPDATE pipelines SET record = ?2, updated = ?3 WHERE name = ?1",
+                "UPDATE pipelines SET record = ?2, updated = ?3, rev = rev + 1 WHERE name = ?1",
                 params![name, to_json(record)?, record.updated],
             )
             .map_err(unavailable)?;
@@ -128,11 +135,26 @@ impl StateStore for SqlStateStore {
 
     async fn get_pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError> {
         let conn = self.conn();
-        let text: Option<String> = conn
-            .query_row("SELECT record FROM pipelines WHERE name = ?1", [name], |r| r.get(0))
+        // A deleted and recreated pipeline starts again at rev 1, but not at the same instant.
+        let rev: Option<(i64, i64)> = conn
+            .query_row("SELECT rev, updated FROM pipelines WHERE name = ?1", [name], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(unavailable)?;
-        text.map(|t| from_json(&t)).transpose()
+        let Some(rev) = rev else { return Ok(None) };
+        let mut cache = self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cached_rev, record)) = cache.get(name)
+            && *cached_rev == rev
+        {
+            return Ok(Some(record.clone()));
+        }
+        let text: String = conn
+            .query_row("SELECT record FROM pipelines WHERE name = ?1", [name], |r| r.get(0))
+            .map_err(unavailable)?;
+        let record: PipelineRecord = from_json(&text)?;
+        cache.insert(name.to_string(), (rev, record.clone()));
+        Ok(Some(record))
     }
 
     async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {

@@ -1,0 +1,10 @@
+//! The ports on AWS: DynamoDB, S3 with KMS, EventBridge, SNS, STS.
+//!
+//! Every SDK type and SDK error stays in this module; the ports see domain types only.
+
+pub mod dynamodb_state;
+pub mod eventbridge_bus;
+pub mod s3_artifacts;
+pub mod sdk;
+pub mod sns_notifier;
+pub mod sts_roles;

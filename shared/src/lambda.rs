@@ -1,0 +1,241 @@
+//! What the four Lambda functions share: turning an invocation into a bus event, keeping what
+//! can never succeed in the dead-letter queue, and telling Lambda which failures to retry.
+//!
+//! A handler returns an error only for failures worth a retry (a dependency was unavailable).
+//! A malformed event or one that can never apply is logged and dead-lettered, then reported as
+//! handled: returning an error would make Lambda and EventBridge retry it until it expires.
+
+use lambda_runtime::Diagnostic;
+use serde_json::Value;
+use tracing::{error, warn};
+
+use crate::bus_events::BusEvent;
+use crate::service::{ErrorKind, ServiceError};
+
+/// Where malformed events go: the SQS queue `template.yaml` gives every function.
+pub struct DeadLetters {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: Option<String>,
+}
+
+impl DeadLetters {
+    #[allow(missing_docs)]
+    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: Option<String>) -> Self {
+        Self { sqs, queue_url }
+    }
+
+    /// Keeps `payload` with the reason. If even that fails the event is only logged, never
+    /// retried: a malformed event stays malformed.
+    pub async fn keep(&self, function: &str, reason: &str, payload: &Value) {
+        warn!(function, reason, "dead-lettering an event that can never succeed");
+        let Some(url) = &self.queue_url else { return };
+        let body = serde_json::json!({"function": function, "reason": reason, "event": payload});
+        if let Err(e) =
+            self.sqs.send_message().queue_url(url).message_body(body.to_string()).send().await
+        {
+            error!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "cannot reach the dead-letter queue");
+        }
+    }
+}
+
+/// A failure Lambda should retry; its `error_type` says which dependency failed.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HandlerError(#[from] pub ServiceError);
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match &e.0 {
+            ServiceError::Store(_) => "Baton.StateUnavailable",
+            ServiceError::Bus(_) => "Baton.BusUnavailable",
+            ServiceError::Artifacts(_) => "Baton.ArtifactsUnavailable",
+            ServiceError::Provider(_) => "Baton.ProviderUnavailable",
+            ServiceError::Notice(_) => "Baton.NoticeUnavailable",
+            _ => "Baton.Failed",
+        };
+        Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
+/// Reads an EventBridge invocation as a bus event. The payload is taken as plain JSON so that
+/// a malformed event reaches our code (and the dead-letter queue) instead of failing inside the
+/// runtime's decoder.
+///
+/// # Errors
+/// A sentence saying what is missing.
+pub fn bus_event(payload: &Value) -> Result<BusEvent, String> {
+    let text = |k: &str| payload.get(k).and_then(Value::as_str).map(str::to_owned);
+    let source = text("source").ok_or("the event has no source")?;
+    let detail_type = text("detail-type").ok_or("the event has no detail-type")?;
+    let detail = payload.get("detail").cloned().ok_or("the event has no detail")?;
+    let resources = payload
+        .get("resources")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    Ok(BusEvent { source, detail_type, resources, detail })
+}
+
+/// Maps a service result to what the handler returns: success, dead-letter, or retry.
+///
+/// # Errors
+/// Only retryable failures.
+pub async fn settle(
+    function: &str,
+    result: Result<(), ServiceError>,
+    dead_letters: &DeadLetters,
+    payload: &Value,
+) -> Result<(), HandlerError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::Permanent => {
+            dead_letters.keep(function, &e.to_string(), payload).await;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The AWS side of every function, built once per cold start from [`Config`]: the same
+/// services as the embedded runtime, on DynamoDB, S3 with KMS, EventBridge and SNS.
+pub struct Aws {
+    store: std::sync::Arc<crate::adapters::aws::dynamodb_state::DynamoDbStateStore>,
+    bus: std::sync::Arc<crate::adapters::aws::eventbridge_bus::EventBridgeBus>,
+    artifacts: std::sync::Arc<crate::adapters::aws::s3_artifacts::S3ArtifactStore>,
+    roles: std::sync::Arc<crate::adapters::aws::sts_roles::RoleAssumer>,
+    config: crate::config::Config,
+    sdk: aws_config::SdkConfig,
+    dead_letters: DeadLetters,
+}
+
+impl Aws {
+    /// Makes the clients and adapters.
+    pub async fn connect(config: &crate::config::Config) -> Self {
+        use crate::adapters::aws::{dynamodb_state, eventbridge_bus, s3_artifacts, sdk, sts_roles};
+        let sdk = sdk::load(None).await;
+        let buckets = config
+            .artifact_buckets
+            .iter()
+            .map(|(region, bucket)| {
+                let kms_key_arn = config.artifact_keys.get(region).cloned().unwrap_or_default();
+                (
+                    region.clone(),
+                    s3_artifacts::ArtifactBucket { bucket: bucket.clone(), kms_key_arn },
+                )
+            })
+            .collect();
+        Self {
+            store: std::sync::Arc::new(dynamodb_state::DynamoDbStateStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                config.table.clone(),
+                config.retention_days,
+            )),
+            bus: std::sync::Arc::new(eventbridge_bus::EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(&sdk),
+                config.bus.clone(),
+            )),
+            artifacts: std::sync::Arc::new(s3_artifacts::S3ArtifactStore::new(
+                sdk.clone(),
+                buckets,
+            )),
+            roles: std::sync::Arc::new(sts_roles::RoleAssumer::new(sdk.clone())),
+            dead_letters: DeadLetters::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                config.dead_letter_queue.clone(),
+            ),
+            config: config.clone(),
+            sdk,
+        }
+    }
+
+    /// The stage-advance service.
+    pub fn stage_advance(&self) -> crate::service::StageAdvance {
+        crate::service::StageAdvance::new(
+            self.store.clone(),
+            self.bus.clone(),
+            std::sync::Arc::new(crate::ports::clock::SystemClock),
+        )
+    }
+
+    /// The action-worker service, with the AWS providers; scratch space in `/tmp`.
+    pub fn action_worker(&self) -> crate::service::ActionWorker {
+        let mut providers = crate::ports::provider::ProviderRegistry::default();
+        crate::providers::aws::register(&mut providers, self.roles.clone());
+        crate::service::ActionWorker::new(
+            self.store.clone(),
+            self.bus.clone(),
+            self.artifacts.clone(),
+            providers,
+            std::env::temp_dir().join("baton"),
+        )
+    }
+
+    /// The trigger service.
+    pub fn trigger(&self) -> crate::service::Trigger {
+        crate::service::Trigger::new(self.store.clone(), self.bus.clone())
+    }
+
+    /// Approval notices on the approvals topic.
+    pub fn approval_notices(&self) -> crate::service::Notices {
+        let sns = aws_sdk_sns::Client::new(&self.sdk);
+        crate::service::Notices::new(std::sync::Arc::new(
+            crate::adapters::aws::sns_notifier::SnsNotifier::new(
+                sns,
+                self.config.approval_topic.clone(),
+            ),
+        ))
+    }
+
+    /// Where malformed events go.
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.dead_letters
+    }
+
+    /// Lets time pass on every pipeline (timeouts). Returns how many pipelines were ticked.
+    ///
+    /// # Errors
+    /// When the store or bus is unavailable.
+    pub async fn tick_all(
+        &self,
+        service: &crate::service::StageAdvance,
+    ) -> Result<usize, ServiceError> {
+        use crate::ports::state::StateStore;
+        let names = self.store.list_pipelines().await?;
+        for name in &names {
+            let input = crate::bus_events::PipelineInput {
+                pipeline: name.clone(),
+                input: baton_core::engine::Input::Tick,
+            };
+            service.handle(input).await?;
+        }
+        Ok(names.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eventbridge_envelope_becomes_a_bus_event() {
+        let payload = serde_json::json!({"version": "0", "id": "1", "source": "baton",
+            "detail-type": "Baton Tick", "resources": ["arn:x"], "detail": {"pipeline": "p"}});
+        let e = bus_event(&payload).unwrap();
+        assert_eq!((e.source.as_str(), e.detail_type.as_str()), ("baton", "Baton Tick"));
+        assert_eq!(e.resources, vec!["arn:x"]);
+    }
+
+    #[test]
+    fn an_envelope_without_detail_type_is_refused_with_a_reason() {
+        let payload = serde_json::json!({"source": "baton", "detail": {}});
+        assert_eq!(bus_event(&payload).unwrap_err(), "the event has no detail-type");
+    }
+
+    #[test]
+    fn a_retryable_failure_names_its_dependency() {
+        let e = HandlerError(ServiceError::Store(crate::ports::state::StoreError::Conflict(
+            "p".into(),
+        )));
+        assert_eq!(Diagnostic::from(e).error_type, "Baton.StateUnavailable");
+    }
+}

@@ -1,0 +1,386 @@
+//! `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`: starts a build of `ProjectName` in the
+//! action's account and region and waits for it to end.
+//!
+//! # Contract
+//!
+//! `StartBuild` with `EnvironmentVariables` (CodePipeline's JSON array of `{name, value,
+//! type}`) as overrides, then `BatchGetBuilds` with a [`Backoff`] until the build ends. If the
+//! request's deadline passes first, the build is stopped (`StopBuild`) and the action times
+//! out. [`build_verdict`] decides what a build status means and, for a failure, quotes the
+//! failed phase and CodeBuild's context for it; it is unit-tested for every failure status
+//! since moto's CodeBuild always succeeds. A succeeded build's exported variables
+//! (`env.exported-variables`) become the action's output variables.
+//!
+//! # What this does not do (yet)
+//!
+//! The build runs the project's own configured source: the action's input artifacts, which
+//! arrive as local zips, are not handed to CodeBuild, and an action that declares output
+//! artifacts is refused, since the build's artifacts are not collected. Both need the
+//! artifacts in S3 where CodeBuild can read and write them (source and artifact overrides
+//! pointing at the artifact bucket, with the bucket's KMS key as `encryptionKeyOverride`),
+//! which the artifact store, not the provider, knows about.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_codebuild::Client;
+use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType};
+use baton_core::plan::ActionPlan;
+use serde_json::Value;
+use tracing::warn;
+
+use super::{
+    Backoff, Failure, Stop, finish, has_reference, optional, required, sdk_config, sdk_stop,
+    time_left, url_encode,
+};
+use crate::adapters::aws::sts_roles::RoleAssumer;
+use crate::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
+
+/// A build as the action sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildView {
+    /// `IN_PROGRESS`, `SUCCEEDED`, `FAILED`, `FAULT`, `STOPPED`, `TIMED_OUT`.
+    pub status: String,
+    /// In the order CodeBuild ran them.
+    pub phases: Vec<PhaseView>,
+}
+
+/// One phase of a build.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PhaseView {
+    /// `INSTALL`, `BUILD`...
+    pub phase: String,
+    /// `None` while the phase runs.
+    pub status: Option<String>,
+    /// CodeBuild's `statusCode: message` lines for the phase.
+    pub contexts: Vec<String>,
+}
+
+/// What a build's status means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildVerdict {
+    /// Still running: poll again.
+    Running,
+    #[allow(missing_docs)]
+    Succeeded,
+    /// The build failed; the message says how and where.
+    Failed(String),
+}
+
+/// What a build status means, with the failed phase's context in a failure's message.
+pub fn build_verdict(build: &BuildView) -> BuildVerdict {
+    let how = match build.status.as_str() {
+        "IN_PROGRESS" | "" => return BuildVerdict::Running,
+        "SUCCEEDED" => return BuildVerdict::Succeeded,
+        "FAILED" => "failed",
+        "FAULT" => "failed with a CodeBuild fault",
+        "STOPPED" => "was stopped",
+        "TIMED_OUT" => "timed out",
+        other => {
+            return BuildVerdict::Failed(format!("The build ended in an unknown status {other}."));
+        }
+    };
+    let failed_phase = build
+        .phases
+        .iter()
+        .find(|p| p.status.as_deref().is_some_and(|s| s != "SUCCEEDED" && s != "IN_PROGRESS"));
+    BuildVerdict::Failed(match failed_phase {
+        Some(phase) if phase.contexts.is_empty() => format!(
+            "The build {how}: phase {} {}.",
+            phase.phase,
+            phase.status.as_deref().unwrap_or_default()
+        ),
+        Some(phase) => format!(
+            "The build {how}: phase {} {}: {}",
+            phase.phase,
+            phase.status.as_deref().unwrap_or_default(),
+            phase.contexts.join("; ")
+        ),
+        None => format!("The build {how}."),
+    })
+}
+
+fn view(build: &Build) -> BuildView {
+    BuildView {
+        status: build.build_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        phases: build
+            .phases()
+            .iter()
+            .map(|p| PhaseView {
+                phase: p.phase_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+                status: p.phase_status().map(|s| s.as_str().to_owned()),
+                contexts: p
+                    .contexts()
+                    .iter()
+                    .filter_map(|c| {
+                        let message = c.message().unwrap_or("").trim();
+                        match c.status_code() {
+                            Some(code) if !message.is_empty() => Some(format!("{code}: {message}")),
+                            Some(code) => Some(code.to_owned()),
+                            None if !message.is_empty() => Some(message.to_owned()),
+                            None => None,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// `EnvironmentVariables`: a JSON array of `{"name", "value", "type"}`, type `PLAINTEXT` when
+/// left out.
+fn parse_environment(value: &str) -> Result<Vec<(String, String, String)>, String> {
+    let parsed: Value = serde_json::from_str(value)
+        .map_err(|e| format!("EnvironmentVariables is not valid JSON: {e}"))?;
+    let Value::Array(items) = parsed else {
+        return Err("EnvironmentVariables must be a JSON array".into());
+    };
+    items
+        .iter()
+        .map(|item| {
+            let field = |key: &str| item.get(key).and_then(Value::as_str);
+            let name = field("name").filter(|n| !n.is_empty()).ok_or_else(|| {
+                "every EnvironmentVariables entry needs a \"name\" string".to_owned()
+            })?;
+            let value = field("value").ok_or_else(|| {
+                format!("EnvironmentVariables entry {name} needs a \"value\" string")
+            })?;
+            let kind = field("type").unwrap_or("PLAINTEXT");
+            if !["PLAINTEXT", "PARAMETER_STORE", "SECRETS_MANAGER"].contains(&kind) {
+                return Err(format!(
+                    "EnvironmentVariables entry {name}: type \"{kind}\" is not PLAINTEXT, \
+                     PARAMETER_STORE or SECRETS_MANAGER"
+                ));
+            }
+            Ok((name.to_owned(), value.to_owned(), kind.to_owned()))
+        })
+        .collect()
+}
+
+/// Runs CodeBuild builds.
+#[derive(Clone)]
+pub struct CodeBuildProvider {
+    roles: Arc<RoleAssumer>,
+    backoff: Backoff,
+}
+
+impl fmt::Debug for CodeBuildProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodeBuildProvider").field("backoff", &self.backoff).finish()
+    }
+}
+
+impl CodeBuildProvider {
+    /// Starts builds with the action's role and region from `roles`.
+    pub fn new(roles: Arc<RoleAssumer>) -> Self {
+        Self { roles, backoff: Backoff::default() }
+    }
+
+    /// Polls with `backoff` instead of the default.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    async fn build(&self, job: &Job) -> Result<JobResult, Stop> {
+        let config = &job.request.configuration;
+        let project = required(config, "ProjectName")?;
+        if !job.request.output_artifacts.is_empty() {
+            return Err(Failure::configuration(OUTPUTS_REFUSED).into());
+        }
+        let environment = optional(config, "EnvironmentVariables")
+            .map(parse_environment)
+            .transpose()
+            .map_err(Failure::configuration)?
+            .unwrap_or_default();
+        let overrides = environment
+            .into_iter()
+            .map(|(name, value, kind)| {
+                EnvironmentVariable::builder()
+                    .name(name)
+                    .value(value)
+                    .r#type(EnvironmentVariableType::from(kind.as_str()))
+                    .build()
+                    .map_err(|e| Failure::configuration(format!("EnvironmentVariables: {e}.")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = Client::new(&sdk_config(&self.roles, &job.request).await?);
+        let started = client
+            .start_build()
+            .project_name(project)
+            .set_environment_variables_override(Some(overrides).filter(|o| !o.is_empty()))
+            .send()
+            .await
+            .map_err(sdk_stop("StartBuild"))?;
+        let id = started
+            .build_value()
+            .and_then(Build::id)
+            .ok_or_else(|| Failure::job("StartBuild answered without a build id."))?
+            .to_owned();
+        let region = &job.request.region;
+        let url = format!(
+            "https://{region}.console.aws.amazon.com/codesuite/codebuild/projects/{project}/build/{}/?region={region}",
+            url_encode(&id)
+        );
+        let mut delay = self.backoff.first;
+        loop {
+            let builds = client
+                .batch_get_builds()
+                .ids(&id)
+                .send()
+                .await
+                .map_err(sdk_stop("BatchGetBuilds"))?;
+            let build = builds
+                .builds()
+                .first()
+                .ok_or_else(|| Failure::job(format!("The build {id} is not found.")))?;
+            match build_verdict(&view(build)) {
+                BuildVerdict::Succeeded => {
+                    let variables: BTreeMap<String, String> = build
+                        .exported_environment_variables()
+                        .iter()
+                        .filter_map(|v| {
+                            Some((v.name()?.to_owned(), v.value().unwrap_or("").to_owned()))
+                        })
+                        .collect();
+                    return Ok(JobResult::Succeeded {
+                        output_artifacts: Vec::new(),
+                        output_variables: variables,
+                        summary: Some(format!("Build {id} succeeded")),
+                        external_id: Some(id),
+                        external_url: Some(url),
+                    });
+                }
+                BuildVerdict::Failed(message) => {
+                    return Err(Failure::job(format!("{message} ({url})")).into());
+                }
+                BuildVerdict::Running => {}
+            }
+            let left = time_left(job.request.deadline);
+            if left.is_zero() {
+                // The build would go on (and be billed) with no one waiting for it.
+                if let Err(e) = client.stop_build().id(&id).send().await {
+                    warn!(build = id, error = %aws_sdk_codebuild::error::DisplayErrorContext(&e), "StopBuild failed");
+                }
+                return Err(Failure::timed_out(format!(
+                    "The build {id} was stopped: the action's deadline passed."
+                ))
+                .into());
+            }
+            tokio::time::sleep(delay.min(left)).await;
+            delay = self.backoff.next(delay);
+        }
+    }
+}
+
+const OUTPUTS_REFUSED: &str = "The AWS CodeBuild provider does not collect output artifacts \
+    yet; remove the action's output artifacts or run it with the local provider.";
+
+#[async_trait]
+impl ActionProvider for CodeBuildProvider {
+    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+        let config = &action.configuration;
+        if config.get("ProjectName").is_none_or(|v| v.trim().is_empty()) {
+            return Err("the action configuration needs ProjectName".into());
+        }
+        if let Some(env) = config.get("EnvironmentVariables").filter(|v| !has_reference(v)) {
+            parse_environment(env)?;
+        }
+        if config.get("BatchEnabled").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+            return Err("batch builds (BatchEnabled) are not supported by this provider".into());
+        }
+        if !action.output_artifacts.is_empty() {
+            return Err(OUTPUTS_REFUSED.into());
+        }
+        Ok(())
+    }
+
+    async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
+        finish(self.build(job).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(status: &str, phases: &[(&str, Option<&str>, &[&str])]) -> BuildView {
+        BuildView {
+            status: status.into(),
+            phases: phases
+                .iter()
+                .map(|(phase, status, contexts)| PhaseView {
+                    phase: (*phase).into(),
+                    status: status.map(str::to_owned),
+                    contexts: contexts.iter().map(|c| (*c).to_owned()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_running_build_is_polled_again_and_a_succeeded_one_succeeds() {
+        assert_eq!(build_verdict(&build("IN_PROGRESS", &[])), BuildVerdict::Running);
+        assert_eq!(
+            build_verdict(&build("SUCCEEDED", &[("BUILD", Some("SUCCEEDED"), &[])])),
+            BuildVerdict::Succeeded
+        );
+    }
+
+    #[test]
+    fn every_failure_status_fails_with_the_failed_phase_and_its_context() {
+        for (status, how) in [
+            ("FAILED", "failed"),
+            ("FAULT", "CodeBuild fault"),
+            ("STOPPED", "was stopped"),
+            ("TIMED_OUT", "timed out"),
+        ] {
+            let b = build(
+                status,
+                &[
+                    ("INSTALL", Some("SUCCEEDED"), &[]),
+                    (
+                        "BUILD",
+                        Some(if status == "STOPPED" { "STOPPED" } else { "FAILED" }),
+                        &["COMMAND_EXECUTION_ERROR: Error while executing command: make"],
+                    ),
+                    ("POST_BUILD", None, &[]),
+                ],
+            );
+            let BuildVerdict::Failed(message) = build_verdict(&b) else {
+                panic!("{status} did not fail");
+            };
+            assert!(message.contains(how), "{message}");
+            assert!(message.contains("phase BUILD"), "{message}");
+            assert!(message.contains("COMMAND_EXECUTION_ERROR"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_failure_without_phase_details_still_says_how_it_ended() {
+        assert_eq!(
+            build_verdict(&build("FAULT", &[])),
+            BuildVerdict::Failed("The build failed with a CodeBuild fault.".into())
+        );
+        assert!(matches!(build_verdict(&build("EXPLODED", &[])), BuildVerdict::Failed(_)));
+    }
+
+    #[test]
+    fn environment_variables_follow_codepipelines_format() {
+        let parsed = parse_environment(
+            r#"[{"name":"STAGE","value":"prod"},{"name":"TOKEN","value":"/p/t","type":"PARAMETER_STORE"}]"#,
+        );
+        assert_eq!(
+            parsed,
+            Ok(vec![
+                ("STAGE".into(), "prod".into(), "PLAINTEXT".into()),
+                ("TOKEN".into(), "/p/t".into(), "PARAMETER_STORE".into()),
+            ])
+        );
+        assert!(parse_environment(r#"[{"name":"X","value":"1","type":"SECRET"}]"#).is_err());
+        assert!(parse_environment(r#"{"name":"X"}"#).is_err());
+        assert!(parse_environment(r#"[{"value":"1"}]"#).is_err());
+    }
+}

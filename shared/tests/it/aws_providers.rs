@@ -1,0 +1,755 @@
+//! The AWS providers against moto, and against fakes where moto cannot fail.
+//!
+//! On moto: a CloudFormation deploy through an assumed role into account 222222222222 (the
+//! stack lands there, not in the pipeline account), its no-op update, change sets and
+//! deletion; S3 deploys extracted and not; the S3 source; a CodeBuild build; the session name
+//! STS records. With a fake [`StackApi`]: rollbacks, failed creations replaced, timeouts and
+//! refusals, since moto's CloudFormation never fails a stack.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, VersioningConfiguration};
+use aws_sdk_sts::config::ProvideCredentials;
+use baton::adapters::aws::sdk;
+use baton::adapters::aws::sts_roles::RoleAssumer;
+use baton::core::engine::ActionRequest;
+use baton::core::plan::ActionType;
+use baton::ports::provider::ProviderRegistry;
+use baton::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
+use baton::providers::aws::cloudformation::{
+    CfnError, ChangeSet, CloudFormationProvider, Stack, StackApi, StackInput, Update,
+};
+use baton::providers::aws::codebuild::CodeBuildProvider;
+use baton::providers::aws::s3_deploy::S3DeployProvider;
+use baton::providers::aws::s3_source::S3SourceProvider;
+use baton::providers::aws::{Backoff, register};
+use baton::providers::local::archive;
+use tempfile::TempDir;
+
+use crate::aws_artifacts::{bucket, kms_keys};
+use crate::aws_support::{sdk_config, unique};
+
+const PIPELINE_REGION: &str = "us-east-1";
+const DEPLOY_REGION: &str = "eu-west-1";
+const DEPLOY_ROLE: &str = "arn:aws:iam::222222222222:role/Deploy";
+const FAST: Backoff =
+    Backoff { first: Duration::from_millis(5), longest: Duration::from_millis(20) };
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn request(
+    category: &str,
+    provider: &str,
+    config: &[(&str, &str)],
+    outputs: &[&str],
+) -> ActionRequest {
+    ActionRequest {
+        pipeline: "release".into(),
+        pipeline_version: 1,
+        execution_id: "0c5c7a4e-1111-2222-3333-444455556666".into(),
+        stage: "Deploy".into(),
+        action: "Act".into(),
+        attempt: 1,
+        action_type: ActionType {
+            category: category.into(),
+            owner: "AWS".into(),
+            provider: provider.into(),
+            version: "1".into(),
+        },
+        configuration: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        commands: Vec::new(),
+        input_artifacts: Vec::new(),
+        output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
+        region: DEPLOY_REGION.into(),
+        role_arn: None,
+        deadline: now_ms() + 120_000,
+        token: None,
+        output_artifact_files: Vec::new(),
+        output_variables: Vec::new(),
+        environment_variables: Vec::new(),
+    }
+}
+
+/// A job in a fresh folder, with `inputs` as (artifact name, zip path).
+fn job(dir: &TempDir, request: ActionRequest, inputs: &[(&str, &Path)]) -> Job {
+    let work_dir = dir.path().join(unique("work"));
+    std::fs::create_dir_all(&work_dir).unwrap();
+    Job {
+        request,
+        inputs: inputs
+            .iter()
+            .map(|(name, path)| LocalArtifact { name: name.to_string(), path: path.to_path_buf() })
+            .collect(),
+        log_path: work_dir.join("action.log"),
+        work_dir,
+    }
+}
+
+/// Zips `files` (relative path, contents) into `dir/<name>.zip`.
+fn zip_of(dir: &TempDir, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let src = dir.path().join(unique(name));
+    for (path, contents) in files {
+        let path = src.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+    let zip = dir.path().join(format!("{}.zip", unique(name)));
+    archive::zip_dir(&src, &zip).unwrap();
+    zip
+}
+
+fn zip_entry(zip: &Path, name: &str) -> String {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    let mut text = String::new();
+    archive.by_name(name).unwrap().read_to_string(&mut text).unwrap();
+    text
+}
+
+fn succeeded(result: JobResult) -> (Vec<LocalArtifact>, BTreeMap<String, String>, Option<String>) {
+    match result {
+        JobResult::Succeeded { output_artifacts, output_variables, external_id, .. } => {
+            (output_artifacts, output_variables, external_id)
+        }
+        JobResult::Failed { code, message } => panic!("the action failed: {code}: {message}"),
+    }
+}
+
+fn failed(result: JobResult) -> (String, String) {
+    match result {
+        JobResult::Failed { code, message } => (code, message),
+        other => panic!("the action did not fail: {other:?}"),
+    }
+}
+
+async fn roles() -> Arc<RoleAssumer> {
+    Arc::new(RoleAssumer::new(sdk_config(PIPELINE_REGION).await))
+}
+
+const TOPIC_TEMPLATE: &str = r#"{
+  "Parameters": {
+    "TopicName": {"Type": "String"},
+    "Team": {"Type": "String", "Default": "none"}
+  },
+  "Resources": {
+    "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Ref": "TopicName"}}}
+  },
+  "Outputs": {
+    "TopicArn": {"Value": {"Ref": "Topic"}},
+    "Team": {"Value": {"Ref": "Team"}}
+  }
+}"#;
+
+// ---------------------------------------------------------------------------------------------
+// CloudFormation on moto
+
+#[tokio::test]
+async fn a_stack_deployed_through_an_assumed_role_lands_in_the_other_account() {
+    let dir = TempDir::new().unwrap();
+    let roles = roles().await;
+    let provider = CloudFormationProvider::new(roles.clone()).with_backoff(FAST);
+    let stack = unique("baton-topic");
+    let topic = unique("topic");
+    let source = zip_of(
+        &dir,
+        "src",
+        &[
+            ("infra/topic.json", TOPIC_TEMPLATE.as_bytes()),
+            (
+                "infra/prod.json",
+                br#"{"Parameters": {"Team": "payments"}, "Tags": {"app": "baton"}}"#,
+            ),
+        ],
+    );
+    let overrides = format!(r#"{{"TopicName": "{topic}"}}"#);
+    let config = [
+        ("ActionMode", "CREATE_UPDATE"),
+        ("StackName", stack.as_str()),
+        ("TemplatePath", "Src::infra/topic.json"),
+        ("TemplateConfiguration", "Src::infra/prod.json"),
+        ("ParameterOverrides", overrides.as_str()),
+        ("OutputFileName", "outputs.json"),
+    ];
+    let mut deploy = request("Deploy", "CloudFormation", &config, &["StackOut"]);
+    deploy.role_arn = Some(DEPLOY_ROLE.into());
+
+    let created = provider.run(&job(&dir, deploy.clone(), &[("Src", &source)])).await.unwrap();
+
+    let (artifacts, variables, stack_id) = succeeded(created);
+    let topic_arn = format!("arn:aws:sns:{DEPLOY_REGION}:222222222222:{topic}");
+    assert_eq!(variables.get("TopicArn"), Some(&topic_arn));
+    assert_eq!(variables.get("Team").map(String::as_str), Some("payments"));
+    assert!(stack_id.unwrap().contains(":222222222222:stack/"));
+    assert_eq!(artifacts.len(), 1);
+    assert_eq!(artifacts[0].name, "StackOut");
+    let outputs: serde_json::Value =
+        serde_json::from_str(&zip_entry(&artifacts[0].path, "outputs.json")).unwrap();
+    assert_eq!(outputs["TopicArn"], topic_arn.as_str());
+    // Where it landed: the deploy account sees it, the pipeline account does not.
+    let assumed = roles.config(Some(DEPLOY_ROLE), DEPLOY_REGION, "check").await.unwrap();
+    let there = aws_sdk_cloudformation::Client::new(&assumed);
+    let described = there.describe_stacks().stack_name(&stack).send().await.unwrap();
+    assert_eq!(described.stacks()[0].stack_status().unwrap().as_str(), "CREATE_COMPLETE");
+    let tags: Vec<_> = described.stacks()[0].tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(tags, [(Some("app"), Some("baton"))]);
+    let here = aws_sdk_cloudformation::Client::new(&sdk_config(DEPLOY_REGION).await);
+    assert!(here.describe_stacks().stack_name(&stack).send().await.is_err());
+
+    // The same deploy again changes nothing, which is success.
+    let again = provider.run(&job(&dir, deploy.clone(), &[("Src", &source)])).await.unwrap();
+    let (_, variables, _) = succeeded(again);
+    assert_eq!(variables.get("TopicArn"), Some(&topic_arn));
+
+    let mut delete = request(
+        "Deploy",
+        "CloudFormation",
+        &[("ActionMode", "DELETE_ONLY"), ("StackName", stack.as_str())],
+        &[],
+    );
+    delete.role_arn = Some(DEPLOY_ROLE.into());
+    succeeded(provider.run(&job(&dir, delete.clone(), &[])).await.unwrap());
+    assert!(there.describe_stacks().stack_name(&stack).send().await.is_err());
+    // Deleting what is not there is success too.
+    succeeded(provider.run(&job(&dir, delete, &[])).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_change_set_is_created_then_executed() {
+    let dir = TempDir::new().unwrap();
+    let provider = CloudFormationProvider::new(roles().await).with_backoff(FAST);
+    let stack = unique("baton-cs");
+    let topic = unique("topic");
+    let source = zip_of(&dir, "src", &[("topic.json", TOPIC_TEMPLATE.as_bytes())]);
+    let overrides = format!(r#"{{"TopicName": "{topic}", "Team": 7}}"#);
+    let replace = request(
+        "Deploy",
+        "CloudFormation",
+        &[
+            ("ActionMode", "CHANGE_SET_REPLACE"),
+            ("StackName", stack.as_str()),
+            ("ChangeSetName", "release"),
+            ("TemplatePath", "Src::topic.json"),
+            ("ParameterOverrides", overrides.as_str()),
+        ],
+        &[],
+    );
+    let execute = request(
+        "Deploy",
+        "CloudFormation",
+        &[
+            ("ActionMode", "CHANGE_SET_EXECUTE"),
+            ("StackName", stack.as_str()),
+            ("ChangeSetName", "release"),
+        ],
+        &[],
+    );
+
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk_config(DEPLOY_REGION).await);
+    let status =
+        |stacks: aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput| {
+            stacks.stacks()[0].stack_status().unwrap().as_str().to_owned()
+        };
+
+    succeeded(provider.run(&job(&dir, replace, &[("Src", &source)])).await.unwrap());
+    let pending = cfn.describe_stacks().stack_name(&stack).send().await.unwrap();
+    assert_eq!(status(pending), "REVIEW_IN_PROGRESS");
+    succeeded(provider.run(&job(&dir, execute, &[])).await.unwrap());
+
+    let executed = cfn.describe_stacks().stack_name(&stack).send().await.unwrap();
+    let parameters: BTreeMap<_, _> = executed.stacks()[0]
+        .parameters()
+        .iter()
+        .map(|p| (p.parameter_key().unwrap().to_owned(), p.parameter_value().unwrap().to_owned()))
+        .collect();
+    assert_eq!(parameters.get("Team").map(String::as_str), Some("7"), "a number, as a string");
+    assert_eq!(parameters.get("TopicName"), Some(&topic));
+    assert_eq!(status(executed), "CREATE_COMPLETE");
+    // Outputs are not asserted: moto does not report a stack's outputs after it executes a
+    // change set (AWS does); the direct deploy test covers outputs.
+}
+
+#[tokio::test]
+async fn a_template_that_is_not_in_the_inputs_is_a_configuration_error() {
+    let dir = TempDir::new().unwrap();
+    let provider = CloudFormationProvider::new(roles().await).with_backoff(FAST);
+    let source = zip_of(&dir, "src", &[("topic.json", TOPIC_TEMPLATE.as_bytes())]);
+    let cases = [
+        ("Other::topic.json", "not an input"),
+        ("Src::missing.json", "has no file missing.json"),
+        ("topic.json", "ArtifactName::path"),
+    ];
+    for (path, expected) in cases {
+        let deploy = request(
+            "Deploy",
+            "CloudFormation",
+            &[("ActionMode", "CREATE_UPDATE"), ("StackName", "never"), ("TemplatePath", path)],
+            &[],
+        );
+
+        let (code, message) =
+            failed(provider.run(&job(&dir, deploy, &[("Src", &source)])).await.unwrap());
+
+        assert_eq!(code, "ConfigurationError", "{message}");
+        assert!(message.contains(expected), "{path}: {message}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CloudFormation failure paths, on a fake (moto never fails a stack)
+
+/// Scripted CloudFormation: each `describe_stack` pops the next answer (the last one stays),
+/// other calls are recorded and answered from fixed results.
+#[derive(Default)]
+struct FakeStacks {
+    answers: Mutex<VecDeque<Option<Stack>>>,
+    calls: Mutex<Vec<String>>,
+    update: Mutex<Option<Result<Update, CfnError>>>,
+    create: Mutex<Option<CfnError>>,
+}
+
+impl FakeStacks {
+    fn answering(answers: &[Option<(&str, Option<&str>)>]) -> Arc<Self> {
+        let fake = Self::default();
+        *fake.answers.lock().unwrap() = answers
+            .iter()
+            .map(|a| {
+                a.map(|(status, reason)| Stack {
+                    id: "arn:aws:cloudformation:eu-west-1:222222222222:stack/app/1".into(),
+                    status: status.into(),
+                    reason: reason.map(str::to_owned),
+                    outputs: BTreeMap::from([("Url".to_owned(), "https://x".to_owned())]),
+                })
+            })
+            .collect();
+        Arc::new(fake)
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn record(&self, call: &str) {
+        self.calls.lock().unwrap().push(call.to_owned());
+    }
+}
+
+#[async_trait]
+impl StackApi for FakeStacks {
+    async fn describe_stack(&self, _stack: &str) -> Result<Option<Stack>, CfnError> {
+        let mut answers = self.answers.lock().unwrap();
+        let answer = if answers.len() > 1 { answers.pop_front() } else { answers.front().cloned() };
+        Ok(answer.flatten())
+    }
+
+    async fn create_stack(&self, _input: &StackInput) -> Result<String, CfnError> {
+        self.record("create");
+        match self.create.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok("arn:aws:cloudformation:eu-west-1:222222222222:stack/app/2".into()),
+        }
+    }
+
+    async fn update_stack(&self, _input: &StackInput) -> Result<Update, CfnError> {
+        self.record("update");
+        self.update.lock().unwrap().take().unwrap_or(Ok(Update::Started))
+    }
+
+    async fn delete_stack(&self, _stack: &str, _role: Option<&str>) -> Result<(), CfnError> {
+        self.record("delete");
+        Ok(())
+    }
+
+    async fn create_change_set(&self, _: &StackInput, _: &str, _: bool) -> Result<(), CfnError> {
+        self.record("create_change_set");
+        Ok(())
+    }
+
+    async fn describe_change_set(&self, _: &str, _: &str) -> Result<Option<ChangeSet>, CfnError> {
+        Ok(None)
+    }
+
+    async fn delete_change_set(&self, _: &str, _: &str) -> Result<(), CfnError> {
+        self.record("delete_change_set");
+        Ok(())
+    }
+
+    async fn execute_change_set(&self, _: &str, _: &str) -> Result<(), CfnError> {
+        self.record("execute_change_set");
+        Ok(())
+    }
+}
+
+async fn run_fake(
+    fake: &Arc<FakeStacks>,
+    mode: &str,
+    deadline_ms: i64,
+) -> Result<JobResult, ProviderError> {
+    let dir = TempDir::new().unwrap();
+    let source = zip_of(&dir, "src", &[("t.json", b"{\"Resources\": {}}")]);
+    let provider = CloudFormationProvider::with_api(fake.clone()).with_backoff(FAST);
+    let mut deploy = request(
+        "Deploy",
+        "CloudFormation",
+        &[("ActionMode", mode), ("StackName", "app"), ("TemplatePath", "Src::t.json")],
+        &[],
+    );
+    deploy.deadline = now_ms() + deadline_ms;
+    provider.run(&job(&dir, deploy, &[("Src", &source)])).await
+}
+
+#[tokio::test]
+async fn an_update_that_rolls_back_fails_with_the_stacks_reason() {
+    let fake = FakeStacks::answering(&[
+        Some(("UPDATE_COMPLETE", None)),
+        Some(("UPDATE_IN_PROGRESS", None)),
+        Some(("UPDATE_ROLLBACK_IN_PROGRESS", Some("Resource Topic failed: name taken"))),
+        Some(("UPDATE_ROLLBACK_COMPLETE", Some("Resource Topic failed: name taken"))),
+    ]);
+
+    let (code, message) = failed(run_fake(&fake, "CREATE_UPDATE", 60_000).await.unwrap());
+
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("UPDATE_ROLLBACK_COMPLETE"), "{message}");
+    assert!(message.contains("Resource Topic failed: name taken"), "{message}");
+    assert_eq!(fake.calls(), ["update"]);
+}
+
+#[tokio::test]
+async fn a_creation_that_rolls_back_fails() {
+    let fake = FakeStacks::answering(&[
+        None,
+        Some(("CREATE_IN_PROGRESS", None)),
+        Some(("ROLLBACK_IN_PROGRESS", None)),
+        Some(("ROLLBACK_COMPLETE", Some("The following resource(s) failed to create: [Topic]."))),
+    ]);
+
+    let (code, message) = failed(run_fake(&fake, "CREATE_UPDATE", 60_000).await.unwrap());
+
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("ROLLBACK_COMPLETE"), "{message}");
+    assert!(message.contains("failed to create: [Topic]"), "{message}");
+    assert_eq!(fake.calls(), ["create"]);
+}
+
+#[tokio::test]
+async fn replace_on_failure_deletes_a_failed_stack_and_creates_it_again() {
+    let fake = FakeStacks::answering(&[
+        Some(("ROLLBACK_COMPLETE", None)),
+        Some(("DELETE_IN_PROGRESS", None)),
+        Some(("DELETE_COMPLETE", None)),
+        Some(("CREATE_IN_PROGRESS", None)),
+        Some(("CREATE_COMPLETE", None)),
+    ]);
+
+    let (_, variables, _) = succeeded(run_fake(&fake, "REPLACE_ON_FAILURE", 60_000).await.unwrap());
+
+    assert_eq!(fake.calls(), ["delete", "create"]);
+    assert_eq!(variables.get("Url").map(String::as_str), Some("https://x"));
+}
+
+#[tokio::test]
+async fn create_update_leaves_a_failed_stack_to_cloudformation() {
+    let fake = FakeStacks::answering(&[Some(("ROLLBACK_COMPLETE", None))]);
+    *fake.update.lock().unwrap() = Some(Err(CfnError::Refused {
+        code: "ValidationError".into(),
+        message: "Stack:app is in ROLLBACK_COMPLETE state and can not be updated.".into(),
+    }));
+
+    let (code, message) = failed(run_fake(&fake, "CREATE_UPDATE", 60_000).await.unwrap());
+
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("UpdateStack failed: ValidationError"), "{message}");
+    assert_eq!(fake.calls(), ["update"]);
+}
+
+#[tokio::test]
+async fn a_stack_still_in_progress_at_the_deadline_times_out() {
+    let fake = FakeStacks::answering(&[None, Some(("CREATE_IN_PROGRESS", None))]);
+
+    let (code, message) = failed(run_fake(&fake, "CREATE_UPDATE", 100).await.unwrap());
+
+    assert_eq!(code, "TimedOut");
+    assert!(message.contains("CREATE_IN_PROGRESS"), "{message}");
+}
+
+#[tokio::test]
+async fn a_stack_in_progress_is_waited_for_before_acting() {
+    let fake = FakeStacks::answering(&[
+        Some(("UPDATE_IN_PROGRESS", None)),
+        Some(("UPDATE_COMPLETE", None)),
+        Some(("UPDATE_IN_PROGRESS", None)),
+        Some(("UPDATE_COMPLETE", None)),
+    ]);
+
+    succeeded(run_fake(&fake, "CREATE_UPDATE", 60_000).await.unwrap());
+
+    assert_eq!(fake.calls(), ["update"]);
+}
+
+#[tokio::test]
+async fn throttling_is_retryable_and_a_refusal_is_not() {
+    let fake = FakeStacks::answering(&[None]);
+    *fake.create.lock().unwrap() = Some(CfnError::Unavailable("throttled".into()));
+    let throttled = run_fake(&fake, "CREATE_UPDATE", 60_000).await;
+    assert!(matches!(throttled, Err(ProviderError::Unavailable(_))), "{throttled:?}");
+
+    *fake.create.lock().unwrap() = Some(CfnError::Refused {
+        code: "InsufficientCapabilitiesException".into(),
+        message: "Requires capabilities : [CAPABILITY_IAM]".into(),
+    });
+    let (code, message) = failed(run_fake(&fake, "CREATE_UPDATE", 60_000).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("CAPABILITY_IAM"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3 and CodeBuild on moto
+
+#[tokio::test]
+async fn an_extracting_s3_deploy_writes_every_file_under_the_prefix() {
+    let dir = TempDir::new().unwrap();
+    let config = sdk_config(DEPLOY_REGION).await;
+    let s3 = sdk::s3(&config);
+    let site = bucket(&config, "baton-site").await;
+    let key = kms_keys(&config, 1).await.remove(0);
+    let artifact = zip_of(
+        &dir,
+        "site",
+        &[("index.html", b"<h1>hi</h1>"), ("assets/app.js", b"go()"), ("assets/raw.bin", b"\0")],
+    );
+    let deploy = request(
+        "Deploy",
+        "S3",
+        &[
+            ("BucketName", site.as_str()),
+            ("Extract", "true"),
+            ("ObjectKey", "v1/"),
+            ("KMSEncryptionKeyARN", key.as_str()),
+            ("CacheControl", "max-age=60"),
+            ("CannedACL", "private"),
+        ],
+        &[],
+    );
+    let provider = S3DeployProvider::new(roles().await);
+
+    succeeded(provider.run(&job(&dir, deploy, &[("Site", &artifact)])).await.unwrap());
+
+    let listed = s3.list_objects_v2().bucket(&site).send().await.unwrap();
+    let mut keys: Vec<_> = listed.contents().iter().map(|o| o.key().unwrap().to_owned()).collect();
+    keys.sort();
+    assert_eq!(keys, ["v1/assets/app.js", "v1/assets/raw.bin", "v1/index.html"]);
+    for (key_name, content_type) in
+        [("v1/index.html", "text/html"), ("v1/assets/app.js", "application/javascript")]
+    {
+        let head = s3.head_object().bucket(&site).key(key_name).send().await.unwrap();
+        assert_eq!(head.content_type(), Some(content_type));
+        assert_eq!(head.cache_control(), Some("max-age=60"));
+        assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::AwsKms));
+        assert_eq!(head.ssekms_key_id(), Some(key.as_str()));
+    }
+    let page = s3.get_object().bucket(&site).key("v1/index.html").send().await.unwrap();
+    assert_eq!(page.body.collect().await.unwrap().into_bytes().as_ref(), b"<h1>hi</h1>");
+}
+
+#[tokio::test]
+async fn a_non_extracting_s3_deploy_uploads_the_zip_as_one_object() {
+    let dir = TempDir::new().unwrap();
+    let config = sdk_config(DEPLOY_REGION).await;
+    let s3 = sdk::s3(&config);
+    let target = bucket(&config, "baton-drop").await;
+    let artifact = zip_of(&dir, "build", &[("app.jar", b"jar bytes")]);
+    let deploy = request(
+        "Deploy",
+        "S3",
+        &[("BucketName", target.as_str()), ("Extract", "false"), ("ObjectKey", "builds/app.zip")],
+        &[],
+    );
+    let provider = S3DeployProvider::new(roles().await);
+
+    succeeded(provider.run(&job(&dir, deploy, &[("Build", &artifact)])).await.unwrap());
+
+    let object = s3.get_object().bucket(&target).key("builds/app.zip").send().await.unwrap();
+    assert_eq!(object.content_type(), Some("application/zip"));
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(bytes.as_ref(), std::fs::read(&artifact).unwrap().as_slice());
+    let missing_key =
+        request("Deploy", "S3", &[("BucketName", target.as_str()), ("Extract", "false")], &[]);
+    let (code, _) =
+        failed(provider.run(&job(&dir, missing_key, &[("Build", &artifact)])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+}
+
+#[tokio::test]
+async fn an_s3_source_fetches_the_zip_with_its_etag_and_version() {
+    let dir = TempDir::new().unwrap();
+    let config = sdk_config(PIPELINE_REGION).await;
+    let s3 = sdk::s3(&config);
+    let sources = bucket(&config, "baton-src").await;
+    s3.put_bucket_versioning()
+        .bucket(&sources)
+        .versioning_configuration(
+            VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let zip = zip_of(&dir, "app", &[("README.md", b"hello")]);
+    let put = s3
+        .put_object()
+        .bucket(&sources)
+        .key("app/source.zip")
+        .body(ByteStream::from_path(&zip).await.unwrap())
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket(&sources)
+        .key("app/notes.txt")
+        .body(ByteStream::from_static(b"not a zip"))
+        .send()
+        .await
+        .unwrap();
+    let provider = S3SourceProvider::new(roles().await);
+    let fetch = |key: &str| {
+        let mut r = request(
+            "Source",
+            "S3",
+            &[("S3Bucket", sources.as_str()), ("S3ObjectKey", key)],
+            &["SourceArtifact"],
+        );
+        r.region = PIPELINE_REGION.into();
+        r
+    };
+
+    let (artifacts, variables, _) =
+        succeeded(provider.run(&job(&dir, fetch("app/source.zip"), &[])).await.unwrap());
+
+    assert_eq!(artifacts[0].name, "SourceArtifact");
+    assert_eq!(std::fs::read(&artifacts[0].path).unwrap(), std::fs::read(&zip).unwrap());
+    assert_eq!(
+        variables.get("ETag").map(String::as_str),
+        Some(put.e_tag().unwrap().trim_matches('"'))
+    );
+    assert_eq!(variables.get("VersionId").map(String::as_str), put.version_id());
+    let (code, message) =
+        failed(provider.run(&job(&dir, fetch("app/notes.txt"), &[])).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("not a zip"), "{message}");
+    let (code, _) = failed(provider.run(&job(&dir, fetch("app/missing.zip"), &[])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+}
+
+#[tokio::test]
+async fn a_codebuild_build_that_succeeds_names_the_build() {
+    let dir = TempDir::new().unwrap();
+    let config = sdk_config(DEPLOY_REGION).await;
+    let codebuild = aws_sdk_codebuild::Client::new(&config);
+    let project = unique("baton-build");
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+        ProjectSource, SourceType,
+    };
+    codebuild
+        .create_project()
+        .name(&project)
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::S3)
+                .location("bucket/source.zip")
+                .build()
+                .unwrap(),
+        )
+        .artifacts(ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build().unwrap())
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::LinuxContainer)
+                .image("aws/codebuild/standard:7.0")
+                .compute_type(ComputeType::BuildGeneral1Small)
+                .build()
+                .unwrap(),
+        )
+        .service_role("arn:aws:iam::123456789012:role/Build")
+        .send()
+        .await
+        .unwrap();
+    let provider = CodeBuildProvider::new(roles().await).with_backoff(FAST);
+    let build = request(
+        "Build",
+        "CodeBuild",
+        &[
+            ("ProjectName", project.as_str()),
+            ("EnvironmentVariables", r#"[{"name":"STAGE","value":"prod","type":"PLAINTEXT"}]"#),
+        ],
+        &[],
+    );
+
+    let result = provider.run(&job(&dir, build, &[])).await.unwrap();
+
+    let JobResult::Succeeded { external_id, external_url, .. } = result else {
+        panic!("the build failed: {result:?}");
+    };
+    assert!(external_id.unwrap().starts_with(&format!("{project}:")));
+    assert!(external_url.unwrap().contains("/codebuild/projects/"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// STS
+
+#[tokio::test]
+async fn an_assumed_session_is_named_after_the_execution_and_reused() {
+    let roles = roles().await;
+    let execution = "6f1d2c3b-aaaa-bbbb-cccc-0123456789ab";
+
+    let assumed = roles.config(Some(DEPLOY_ROLE), DEPLOY_REGION, execution).await.unwrap();
+    let again = roles.config(Some(DEPLOY_ROLE), DEPLOY_REGION, "another-execution").await.unwrap();
+    let own = roles.config(None, DEPLOY_REGION, execution).await.unwrap();
+
+    let identity = aws_sdk_sts::Client::new(&assumed).get_caller_identity().send().await.unwrap();
+    assert_eq!(identity.account(), Some("222222222222"));
+    let arn = identity.arn().unwrap();
+    assert!(arn.ends_with(&format!("assumed-role/Deploy/baton-{execution}")), "{arn}");
+    assert_eq!(assumed.region().unwrap().as_ref(), DEPLOY_REGION);
+    let key = |c: &aws_config::SdkConfig| {
+        let provider = c.credentials_provider().unwrap();
+        async move { provider.provide_credentials().await.unwrap().access_key_id().to_owned() }
+    };
+    assert_eq!(key(&assumed).await, key(&again).await, "cached for the role and region");
+    let own_identity = aws_sdk_sts::Client::new(&own).get_caller_identity().send().await.unwrap();
+    assert_eq!(own_identity.account(), Some("123456789012"));
+    assert_eq!(own.region().unwrap().as_ref(), DEPLOY_REGION);
+}
+
+#[tokio::test]
+async fn every_aws_provider_is_registered_under_codepipelines_names() {
+    let mut registry = ProviderRegistry::default();
+    register(&mut registry, roles().await);
+    let names: HashMap<(&str, &str), bool> = [
+        ("Deploy", "CloudFormation"),
+        ("Deploy", "S3"),
+        ("Source", "S3"),
+        ("Build", "CodeBuild"),
+        ("Test", "CodeBuild"),
+    ]
+    .into_iter()
+    .map(|(category, provider)| {
+        let t = ActionType {
+            category: category.into(),
+            owner: "AWS".into(),
+            provider: provider.into(),
+            version: "1".into(),
+        };
+        ((category, provider), registry.get(&t).is_some())
+    })
+    .collect();
+    assert!(names.values().all(|&found| found), "{names:?}");
+}

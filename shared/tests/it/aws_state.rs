@@ -1,0 +1,305 @@
+//! The DynamoDB state store against moto: the shared contract, then what only DynamoDB can get
+//! wrong (racing transactions, expiry, item limits). Each test has its own table.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use baton::adapters::aws::dynamodb_state::{DynamoDbStateStore, create_table};
+use baton::bus_events::BusEvent;
+use baton::core::declaration::PipelineDocument;
+use baton::core::engine::{Execution, ExecutionStatus, Lanes, Place, Trigger};
+use baton::core::plan::{Placement, Plan};
+use baton::ports::state::{Changes, PipelineRecord, Scope, StateStore, StoreError, Versioned};
+use baton::testing::state_store_contract;
+use serde_json::json;
+
+use crate::aws_support::{sdk_config, unique};
+
+const RETENTION_DAYS: u32 = 30;
+
+async fn fresh_store() -> (DynamoDbStateStore, aws_sdk_dynamodb::Client, String) {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config("eu-west-1").await);
+    let table = unique("baton-state");
+    create_table(&client, &table).await.unwrap();
+    (DynamoDbStateStore::new(client.clone(), table.clone(), RETENTION_DAYS), client, table)
+}
+
+fn execution(id: &str, status: ExecutionStatus) -> Execution {
+    Execution {
+        id: id.into(),
+        pipeline_version: 1,
+        status,
+        status_summary: None,
+        trigger: Trigger::default(),
+        variables: Default::default(),
+        place: Place::InStage(0),
+        arrival: 0,
+        started_at: 1_000,
+        updated_at: 1_000,
+        stages: vec![],
+        outputs: Default::default(),
+        artifacts: Default::default(),
+        stop: None,
+    }
+}
+
+fn event(n: u32) -> BusEvent {
+    BusEvent {
+        source: "test".into(),
+        detail_type: "Test".into(),
+        resources: vec![],
+        detail: json!({ "n": n }),
+    }
+}
+
+fn lanes(holder: &str) -> Lanes {
+    Lanes { holders: vec![Some(holder.into())], ..Lanes::default() }
+}
+
+/// Saves `e1` (in progress, holding stage 0) at version 0; both are at version 1 after.
+async fn seed(store: &DynamoDbStateStore, pipeline: &str) {
+    let changes = Changes {
+        lanes: Some(Versioned { version: 0, value: lanes("e1") }),
+        executions: vec![Versioned {
+            version: 0,
+            value: execution("e1", ExecutionStatus::InProgress),
+        }],
+        outbox: vec![event(0)],
+    };
+    store.save(pipeline, changes).await.unwrap();
+}
+
+async fn raw_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    sk: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the item exists")
+}
+
+fn record(name: &str) -> PipelineRecord {
+    let text = include_str!("../../../examples/release-pipeline.json");
+    let mut declaration = PipelineDocument::parse(text).unwrap().pipeline;
+    declaration.name = name.into();
+    declaration.version = Some(1);
+    let placement = Placement {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        event_source: "baton.codepipeline".into(),
+    };
+    let plan = Plan::from_declaration(&declaration, &placement).unwrap();
+    PipelineRecord { declaration, plan, created: 1, updated: 1 }
+}
+
+#[tokio::test]
+async fn the_dynamodb_store_keeps_the_contract() {
+    let (store, _, _) = fresh_store().await;
+    state_store_contract(&store, "contract").await;
+}
+
+#[tokio::test]
+async fn two_concurrent_saves_from_the_same_read_let_exactly_one_win() {
+    let (store, _, _) = fresh_store().await;
+    let store = Arc::new(store);
+    seed(&store, "race").await;
+    let snap = store.load("race", &Scope::One("e1".into())).await.unwrap();
+    let attempt = |status: ExecutionStatus, n: u32| {
+        let store = Arc::clone(&store);
+        let mut e1 = snap.executions[0].clone();
+        e1.value.status = status;
+        let changes = Changes {
+            lanes: Some(Versioned { version: snap.lanes.version, value: lanes("e1") }),
+            executions: vec![e1],
+            outbox: vec![event(n)],
+        };
+        tokio::spawn(async move { (status, n, store.save("race", changes).await) })
+    };
+    let first = attempt(ExecutionStatus::Succeeded, 1);
+    let second = attempt(ExecutionStatus::Failed, 2);
+    let results = [first.await.unwrap(), second.await.unwrap()];
+
+    let winners: Vec<_> = results.iter().filter(|r| r.2.is_ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one save wins: {results:?}");
+    let losers: Vec<_> = results.iter().filter(|r| r.2.is_err()).collect();
+    assert!(matches!(losers[0].2, Err(StoreError::Conflict(_))), "{results:?}");
+    let (status, n, _) = winners[0];
+    let stored = store.execution("race", "e1").await.unwrap().unwrap();
+    assert_eq!(stored.status, *status, "the winner's write is the one stored");
+    let outbox: Vec<u64> = store
+        .pending_outbox(i64::MAX, 10)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.event.detail["n"].as_u64())
+        .collect();
+    assert_eq!(outbox, vec![0, u64::from(*n)], "only the winner's events are in the outbox");
+}
+
+#[tokio::test]
+async fn a_transaction_with_one_stale_item_writes_nothing() {
+    let (store, _, _) = fresh_store().await;
+    seed(&store, "stale").await;
+    let before = store.load("stale", &Scope::Active).await.unwrap();
+
+    // Lanes and a new execution at the right versions, e1 at a stale one.
+    let changes = Changes {
+        lanes: Some(Versioned { version: 1, value: lanes("e2") }),
+        executions: vec![
+            Versioned { version: 0, value: execution("e2", ExecutionStatus::InProgress) },
+            Versioned { version: 0, value: execution("e1", ExecutionStatus::Failed) },
+        ],
+        outbox: vec![event(7)],
+    };
+    let result = store.save("stale", changes).await;
+
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    let after = store.load("stale", &Scope::Active).await.unwrap();
+    assert_eq!(after, before, "the lanes and e1 are as they were");
+    assert!(store.execution("stale", "e2").await.unwrap().is_none(), "e2 was not created");
+    assert_eq!(store.pending_outbox(i64::MAX, 10).await.unwrap().len(), 1, "no outbox entry");
+}
+
+#[tokio::test]
+async fn an_ended_execution_expires_after_the_retention_and_a_reopened_one_does_not() {
+    let (store, client, table) = fresh_store().await;
+    seed(&store, "ttl").await;
+    let live = raw_item(&client, &table, "PIPELINE#ttl", "EXECUTION#e1").await;
+    assert!(!live.contains_key("expires_at"), "a running execution never expires");
+
+    let mut e1 = store.load("ttl", &Scope::One("e1".into())).await.unwrap().executions[0].clone();
+    e1.value.status = ExecutionStatus::Failed;
+    let changes = Changes { lanes: None, executions: vec![e1.clone()], outbox: vec![] };
+    store.save("ttl", changes).await.unwrap();
+
+    let ended = raw_item(&client, &table, "PIPELINE#ttl", "EXECUTION#e1").await;
+    let Some(AttributeValue::N(expires_at)) = ended.get("expires_at") else {
+        panic!("an ended execution has a numeric expires_at: {ended:?}")
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let expected = now + i64::from(RETENTION_DAYS) * 86_400;
+    let expires_at: i64 = expires_at.parse().unwrap();
+    assert!((expires_at - expected).abs() < 120, "{expires_at} is not about {expected}");
+
+    // A stage retry re-opens a failed execution: it must not expire while it runs.
+    e1.version += 1;
+    e1.value.status = ExecutionStatus::InProgress;
+    store.save("ttl", Changes { lanes: None, executions: vec![e1], outbox: vec![] }).await.unwrap();
+    let reopened = raw_item(&client, &table, "PIPELINE#ttl", "EXECUTION#e1").await;
+    assert!(!reopened.contains_key("expires_at"));
+}
+
+#[tokio::test]
+async fn an_execution_over_400_kb_is_refused_with_a_clear_error() {
+    let (store, _, _) = fresh_store().await;
+    let mut huge = execution("e-huge", ExecutionStatus::InProgress);
+    huge.variables.insert("blob".into(), "x".repeat(450 * 1024));
+    let changes = Changes {
+        lanes: None,
+        executions: vec![Versioned { version: 0, value: huge }],
+        outbox: vec![],
+    };
+
+    let result = store.save("big", changes).await;
+
+    let Err(StoreError::Unavailable(source)) = result else {
+        panic!("expected Unavailable, got {result:?}")
+    };
+    let message = source.to_string();
+    assert!(message.contains("execution e-huge of pipeline big"), "{message}");
+    assert!(message.contains("400 KB"), "{message}");
+    assert!(store.execution("big", "e-huge").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_save_over_the_transaction_limit_is_refused_before_sending() {
+    let (store, _, _) = fresh_store().await;
+    let changes =
+        Changes { lanes: None, executions: vec![], outbox: (0..101).map(event).collect() };
+
+    let result = store.save("many", changes).await;
+
+    let Err(StoreError::Unavailable(source)) = result else {
+        panic!("expected Unavailable, got {result:?}")
+    };
+    assert!(source.to_string().contains("at most 100 items"), "{source}");
+    assert!(store.pending_outbox(i64::MAX, 200).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn pipelines_are_created_once_listed_sorted_and_deleted_with_their_executions() {
+    let (store, client, table) = fresh_store().await;
+    store.create_pipeline(&record("beta")).await.unwrap();
+    store.create_pipeline(&record("alpha")).await.unwrap();
+    let again = store.create_pipeline(&record("beta")).await;
+    assert!(matches!(again, Err(StoreError::Exists(_))), "{again:?}");
+    let missing = store.update_pipeline(&record("gamma")).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert_eq!(store.list_pipelines().await.unwrap(), vec!["alpha", "beta"]);
+    let mut updated = record("beta");
+    updated.updated = 2;
+    store.update_pipeline(&updated).await.unwrap();
+    assert_eq!(store.get_pipeline("beta").await.unwrap(), Some(updated));
+
+    // More executions than one BatchWriteItem takes.
+    let executions = (0..30)
+        .map(|i| Versioned {
+            version: 0,
+            value: execution(&format!("e{i}"), ExecutionStatus::Succeeded),
+        })
+        .collect();
+    let changes = Changes { lanes: None, executions, outbox: vec![] };
+    store.save("beta", changes).await.unwrap();
+    assert_eq!(store.executions("beta", 100).await.unwrap().len(), 30);
+
+    store.delete_pipeline("beta").await.unwrap();
+
+    assert_eq!(store.list_pipelines().await.unwrap(), vec!["alpha"]);
+    assert!(store.get_pipeline("beta").await.unwrap().is_none());
+    let left = client
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("PIPELINE#beta".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.count(), 0, "nothing of the pipeline is left");
+    let twice = store.delete_pipeline("beta").await;
+    assert!(matches!(twice, Err(StoreError::NotFound(_))), "{twice:?}");
+}
+
+#[tokio::test]
+async fn the_outbox_pages_oldest_first_across_saves() {
+    let (store, _, _) = fresh_store().await;
+    let mut seqs = Vec::new();
+    for n in 0..5 {
+        let changes = Changes {
+            lanes: None,
+            executions: vec![],
+            outbox: vec![event(2 * n), event(2 * n + 1)],
+        };
+        seqs.extend(store.save("outbox", changes).await.unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sequence numbers increase: {seqs:?}");
+
+    let first = store.pending_outbox(i64::MAX, 3).await.unwrap();
+    assert_eq!(first.iter().map(|p| p.seq).collect::<Vec<_>>(), seqs[..3]);
+    store.ack_outbox(&seqs[..3]).await.unwrap();
+    let rest = store.pending_outbox(i64::MAX, 100).await.unwrap();
+    let ns: Vec<u64> = rest.iter().filter_map(|p| p.event.detail["n"].as_u64()).collect();
+    assert_eq!(ns, (3..10).collect::<Vec<u64>>());
+    let saved_at = rest[0].saved_at;
+    assert!(store.pending_outbox(saved_at - 1, 100).await.unwrap().is_empty());
+    assert!(!store.pending_outbox(saved_at, 100).await.unwrap().is_empty());
+}

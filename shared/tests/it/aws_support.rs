@@ -1,0 +1,170 @@
+//! AWS on loopback for the adapter tests: one moto server per test binary, SDK configuration
+//! pointing at it, and unique resource names.
+//!
+//! `make test` starts moto itself and exports `BATON_TEST_AWS_ENDPOINT`; without it, the first
+//! test that needs AWS starts `moto_server` on a free loopback port and every later test
+//! shares it. Tests isolate themselves by naming their tables, buses and queues with
+//! [`unique`], never by resetting the server (a reset would wipe the other tests' resources).
+//! AWS tests are never skipped: without moto they fail, saying how to get it.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+const ENDPOINT_VARIABLE: &str = "BATON_TEST_AWS_ENDPOINT";
+
+/// The server this binary started; kept (never dropped) so its control pipe stays open.
+static SERVER: OnceLock<(String, Child)> = OnceLock::new();
+
+/// The AWS endpoint the tests use: `BATON_TEST_AWS_ENDPOINT`, or a moto server started once
+/// for the whole test binary.
+pub(crate) async fn endpoint() -> String {
+    if let Ok(endpoint) = std::env::var(ENDPOINT_VARIABLE) {
+        return endpoint;
+    }
+    // Starting and probing block for about a second, once; the other tests wait for it.
+    tokio::task::spawn_blocking(|| SERVER.get_or_init(start_moto).0.clone())
+        .await
+        .expect("starting moto_server panicked")
+}
+
+/// SDK configuration for `region` on the test endpoint, with moto's conventional static
+/// credentials (no real credentials are ever read).
+pub(crate) async fn sdk_config(region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(endpoint().await)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
+        .load()
+        .await
+}
+
+/// A resource name no other test (or earlier run against the same server) uses: `prefix`,
+/// the time in milliseconds and a counter, lowercase.
+pub(crate) fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{millis}-{n}").to_lowercase()
+}
+
+fn moto_binary() -> Option<PathBuf> {
+    let pinned =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/emu/venv/bin/moto_server");
+    if pinned.is_file() {
+        return Some(pinned);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join("moto_server")).find(|p| p.is_file())
+}
+
+fn start_moto() -> (String, Child) {
+    let moto = moto_binary().unwrap_or_else(|| {
+        panic!("moto_server not found: run `bash scripts/emulators.sh install` or `make test`")
+    });
+    // Port 0 lets the kernel pick a free port; moto binds it right after we release it.
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("no free loopback port")
+        .port();
+    let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/emu");
+    std::fs::create_dir_all(&log_dir).expect("cannot create target/emu");
+    let log = log_dir.join(format!("moto-test-{port}.log"));
+    // moto runs under a shell that holds our end of a pipe on stdin: when this test binary
+    // exits (however it exits), the pipe closes, `read` returns, and the shell stops moto.
+    // No server outlives the tests, and no PID file is needed.
+    let script = r#"
+        "$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 </dev/null &
+        moto=$!
+        read _ || true
+        kill "$moto" 2>/dev/null
+        wait "$moto" 2>/dev/null
+    "#;
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&moto)
+        .arg(port.to_string())
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot run sh to start moto_server");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !answers(port) {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not answer on {endpoint} within 30 s; see {}",
+            moto.display(),
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (endpoint, child)
+}
+
+/// Whether moto answers an HTTP request on its management API.
+fn answers(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    let mut head = [0u8; 12];
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && head.starts_with(b"HTTP/1.")
+}
+
+/// Drains `queue`, waiting up to `patience` for `expected` messages; returns their bodies.
+/// Stops early once `expected` arrived; with `expected == 0` it waits the whole time.
+pub(crate) async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    expected: usize,
+    patience: Duration,
+) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline && (expected == 0 || bodies.len() < expected) {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        for m in out.messages() {
+            bodies.push(m.body().unwrap_or_default().to_owned());
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await.unwrap();
+            }
+        }
+    }
+    bodies
+}
+
+/// Creates a queue; returns its URL and ARN.
+pub(crate) async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn =
+        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    (url, arn)
+}

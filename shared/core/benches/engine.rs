@@ -10,35 +10,17 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use baton_core::engine::*;
-use baton_core::plan::{ActionPlan, ActionType, ExecutionMode, Plan, StagePlan, groups};
+use baton_core::plan::{ActionPlan, ExecutionMode, Plan, StagePlan, groups};
 
 fn action(name: String, category: &str, provider: &str) -> ActionPlan {
-    ActionPlan {
-        name,
-        action_type: ActionType {
-            category: category.into(),
-            owner: "AWS".into(),
-            provider: provider.into(),
-            version: "1".into(),
-        },
-        run_order: 1,
-        configuration: [(
-            "ProjectName".to_string(),
-            "bench-#{codepipeline.PipelineExecutionId}".to_string(),
-        )]
-        .into_iter()
-        .collect(),
-        commands: vec![],
-        input_artifacts: vec![],
-        output_artifacts: vec![],
-        namespace: None,
-        region: "us-east-1".into(),
-        role_arn: None,
-        timeout_minutes: 60,
-        output_artifact_files: vec![],
-        output_variables: vec![],
-        environment_variables: vec![],
-    }
+    let mut action = ActionPlan::new(&name, category, "AWS", provider, 1);
+    action.region = "us-east-1".into();
+    action.timeout_minutes = 60;
+    // Every step resolves a reference, as real configurations do.
+    action
+        .configuration
+        .insert("ProjectName".into(), "bench-#{codepipeline.PipelineExecutionId}".into());
+    action
 }
 
 fn plan(stages: Vec<Vec<ActionPlan>>) -> Plan {

@@ -212,6 +212,34 @@ impl Plan {
     }
 }
 
+impl ActionPlan {
+    /// An action of the given type and `runOrder`, in the home region, with no configuration,
+    /// artifacts or variables, and its provider's default timeout.
+    pub fn new(name: &str, category: &str, owner: &str, provider: &str, run_order: u32) -> Self {
+        Self {
+            name: name.into(),
+            action_type: ActionType {
+                category: category.into(),
+                owner: owner.into(),
+                provider: provider.into(),
+                version: "1".into(),
+            },
+            run_order,
+            configuration: IndexMap::new(),
+            commands: vec![],
+            input_artifacts: vec![],
+            output_artifacts: vec![],
+            namespace: None,
+            region: String::new(),
+            role_arn: None,
+            timeout_minutes: catalog::default_timeout_minutes(category, provider),
+            output_artifact_files: vec![],
+            output_variables: vec![],
+            environment_variables: vec![],
+        }
+    }
+}
+
 impl StagePlan {
     /// The index of the action called `name`.
     pub fn action_index(&self, name: &str) -> Option<usize> {

@@ -3,29 +3,12 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::plan::{ActionPlan, ActionType, ExecutionMode, Plan, RetryMode, StagePlan, groups};
+use crate::plan::{ActionPlan, ExecutionMode, Plan, RetryMode, StagePlan, groups};
 
 fn action(name: &str, category: &str, provider: &str, run_order: u32) -> ActionPlan {
     ActionPlan {
-        name: name.into(),
-        action_type: ActionType {
-            category: category.into(),
-            owner: "AWS".into(),
-            provider: provider.into(),
-            version: "1".into(),
-        },
-        run_order,
-        configuration: Default::default(),
-        commands: vec![],
-        input_artifacts: vec![],
-        output_artifacts: vec![],
-        namespace: None,
         region: "us-east-1".into(),
-        role_arn: None,
-        timeout_minutes: crate::catalog::default_timeout_minutes(category, provider),
-        output_artifact_files: vec![],
-        output_variables: vec![],
-        environment_variables: vec![],
+        ..ActionPlan::new(name, category, "AWS", provider, run_order)
     }
 }
 

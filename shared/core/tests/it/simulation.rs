@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use baton_core::engine::*;
-use baton_core::plan::{ActionPlan, ActionType, ExecutionMode, Plan, RetryMode, StagePlan, groups};
+use baton_core::plan::{ActionPlan, ExecutionMode, Plan, RetryMode, StagePlan, groups};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -44,25 +44,9 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 
 fn action(name: String, category: &str, provider: &str, run_order: u32) -> ActionPlan {
     ActionPlan {
-        name,
-        action_type: ActionType {
-            category: category.into(),
-            owner: "AWS".into(),
-            provider: provider.into(),
-            version: "1".into(),
-        },
-        run_order,
-        configuration: Default::default(),
-        commands: vec![],
-        input_artifacts: vec![],
-        output_artifacts: vec![],
-        namespace: None,
         region: "us-east-1".into(),
-        role_arn: None,
         timeout_minutes: 30,
-        output_artifact_files: vec![],
-        output_variables: vec![],
-        environment_variables: vec![],
+        ..ActionPlan::new(&name, category, "AWS", provider, run_order)
     }
 }
 

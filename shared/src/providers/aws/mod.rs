@@ -82,35 +82,7 @@ impl Backoff {
     }
 }
 
-/// Why an attempt failed, before it becomes a [`JobResult::Failed`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Failure {
-    code: &'static str,
-    message: String,
-}
-
-impl Failure {
-    /// The action is configured in a way that cannot work.
-    fn configuration(message: impl Into<String>) -> Self {
-        Self { code: "ConfigurationError", message: message.into() }
-    }
-
-    /// The action's own work failed (AWS refused a request, a build failed).
-    fn job(message: impl Into<String>) -> Self {
-        Self { code: "JobFailed", message: message.into() }
-    }
-
-    /// The action ran past its deadline.
-    fn timed_out(message: impl Into<String>) -> Self {
-        Self { code: "TimedOut", message: message.into() }
-    }
-}
-
-impl From<Failure> for JobResult {
-    fn from(f: Failure) -> Self {
-        JobResult::Failed { code: f.code.to_string(), message: f.message }
-    }
-}
+pub(crate) use super::Failure;
 
 /// Why a provider stopped: the action failed, or AWS could not be used right now.
 #[derive(Debug)]

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
-use crate::ports::provider::{JobResult, ProviderRegistry};
+use crate::ports::provider::ProviderRegistry;
 
 /// Where the local providers find their repositories, buckets and build projects.
 #[derive(Debug, Clone, Default)]
@@ -58,35 +58,7 @@ pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
     registry
 }
 
-/// Why an attempt failed, before it becomes a [`JobResult::Failed`]; lets providers use `?`.
-#[derive(Debug)]
-struct Failure {
-    code: &'static str,
-    message: String,
-}
-
-impl Failure {
-    /// The action is configured in a way that cannot work (a missing repository, a bad key).
-    fn configuration(message: impl Into<String>) -> Self {
-        Self { code: "ConfigurationError", message: message.into() }
-    }
-
-    /// The action's own work failed (a build command, an unreadable artifact).
-    fn job(message: impl Into<String>) -> Self {
-        Self { code: "JobFailed", message: message.into() }
-    }
-
-    /// The action ran past its deadline.
-    fn timed_out(message: impl Into<String>) -> Self {
-        Self { code: "TimedOut", message: message.into() }
-    }
-}
-
-impl From<Failure> for JobResult {
-    fn from(f: Failure) -> Self {
-        JobResult::Failed { code: f.code.to_string(), message: f.message }
-    }
-}
+pub(crate) use super::Failure;
 
 /// The value of a required configuration key, or a failure naming it.
 fn required<'a>(config: &'a IndexMap<String, String>, key: &str) -> Result<&'a str, Failure> {
@@ -120,7 +92,7 @@ fn log_timestamp() -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = now.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
+    let (y, m, d) = baton_core::events::civil_from_days(days as i64);
     format!(
         "{y:04}/{m:02}/{d:02} {:02}:{:02}:{:02}.{:06}",
         rem / 3600,
@@ -128,31 +100,4 @@ fn log_timestamp() -> String {
         rem % 60,
         now.subsec_micros()
     )
-}
-
-/// Year, month and day of a day count since 1970-01-01 (Howard Hinnant's algorithm), so log
-/// timestamps need no date crate.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::civil_from_days;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-    }
 }

@@ -29,6 +29,19 @@ struct Settings {
     /// CodeBuild project name -> buildspec file.
     #[serde(default)]
     projects: std::collections::HashMap<String, PathBuf>,
+    /// AWS for the providers with no local meaning (CloudFormation...): needs `--features aws`.
+    aws: Option<AwsSettings>,
+}
+
+/// `[aws]` in `baton.toml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
+struct AwsSettings {
+    /// The region of the SDK clients (default: the SDK's own chain).
+    region: Option<String>,
+    /// Another endpoint than AWS's, such as a local emulator.
+    endpoint: Option<String>,
 }
 
 fn settings(home: &Path) -> Result<Settings> {
@@ -43,16 +56,33 @@ fn settings(home: &Path) -> Result<Settings> {
 }
 
 /// Opens the home, with every action runnable at once up to a sensible bound.
-pub(crate) fn open(home: &Path, quiet: bool) -> Result<Arc<Embedded>> {
+pub(crate) async fn open(home: &Path, quiet: bool) -> Result<Arc<Embedded>> {
     let settings = settings(home)?;
-    let config = EmbeddedConfig {
+    #[allow(unused_mut)]
+    let mut config = EmbeddedConfig {
         home: home.to_path_buf(),
         repositories: settings.repositories,
         projects: settings.projects,
         quiet,
         workers: 64,
-        providers: None,
+        ..EmbeddedConfig::default()
     };
+    match settings.aws {
+        #[cfg(feature = "aws")]
+        Some(aws) => {
+            let sdk = baton::adapters::aws::sdk::load_with(
+                aws.region.as_deref(),
+                aws.endpoint.as_deref(),
+            )
+            .await;
+            config.aws = Some(sdk);
+        }
+        #[cfg(not(feature = "aws"))]
+        Some(_) => bail!(
+            "baton.toml has an [aws] section, but this baton was built without AWS: build it with `cargo build -p baton-cli --features aws`"
+        ),
+        None => {}
+    }
     Ok(Arc::new(Embedded::open(&config)?))
 }
 
@@ -84,7 +114,7 @@ pub(crate) async fn run(
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let doc = PipelineDocument::parse(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    let rt = open(home, false)?;
+    let rt = open(home, false).await?;
     let record =
         rt.put_pipeline(&doc, region).await.map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let name = record.plan.name.clone();
@@ -100,7 +130,7 @@ pub(crate) async fn run(
 
 /// `baton start PIPELINE`.
 pub(crate) async fn start(home: &Path, pipeline: &str, vars: &[String]) -> Result<ExitCode> {
-    let rt = open(home, false)?;
+    let rt = open(home, false).await?;
     record(&rt, pipeline).await?;
     let trigger = Trigger {
         trigger_type: "StartPipelineExecution".into(),
@@ -197,7 +227,7 @@ fn exit_for(status: ExecutionStatus) -> ExitCode {
 
 /// `baton wait PIPELINE [EXECUTION]`.
 pub(crate) async fn wait(home: &Path, pipeline: &str, execution: Option<&str>) -> Result<ExitCode> {
-    let rt = open(home, false)?;
+    let rt = open(home, false).await?;
     record(&rt, pipeline).await?;
     let e = match execution {
         Some(id) => find_execution(&rt, pipeline, id).await?,
@@ -222,7 +252,7 @@ pub(crate) async fn status(
     pipeline: &str,
     execution: Option<&str>,
 ) -> Result<ExitCode> {
-    let rt = open(home, true)?;
+    let rt = open(home, true).await?;
     let plan = record(&rt, pipeline).await?.plan;
     let e = match execution {
         Some(id) => find_execution(&rt, pipeline, id).await?,
@@ -261,7 +291,7 @@ async fn find_execution(rt: &Embedded, pipeline: &str, id: &str) -> Result<Execu
 
 /// `baton history PIPELINE`.
 pub(crate) async fn history(home: &Path, pipeline: &str) -> Result<ExitCode> {
-    let rt = open(home, true)?;
+    let rt = open(home, true).await?;
     record(&rt, pipeline).await?;
     let executions = rt.store.executions(pipeline, 50).await?;
     if executions.is_empty() {
@@ -289,7 +319,7 @@ pub(crate) async fn logs(
     execution: &str,
     action: Option<(&str, &str)>,
 ) -> Result<ExitCode> {
-    let rt = open(home, true)?;
+    let rt = open(home, true).await?;
     let plan = record(&rt, pipeline).await?.plan;
     let e = find_execution(&rt, pipeline, execution).await?;
     let dir: PathBuf = rt.home.join("logs").join(pipeline).join(&e.id);
@@ -326,7 +356,7 @@ pub(crate) async fn decide(
     approved: bool,
     summary: &str,
 ) -> Result<ExitCode> {
-    let rt = open(home, false)?;
+    let rt = open(home, false).await?;
     let plan = record(&rt, pipeline).await?.plan;
     let s = plan
         .stage_index(stage)
@@ -384,7 +414,7 @@ async fn command(
 
 /// `baton retry PIPELINE STAGE [--all]`.
 pub(crate) async fn retry(home: &Path, pipeline: &str, stage: &str, all: bool) -> Result<ExitCode> {
-    let rt = open(home, false)?;
+    let rt = open(home, false).await?;
     let plan = record(&rt, pipeline).await?.plan;
     let s = plan
         .stage_index(stage)
@@ -416,7 +446,7 @@ pub(crate) async fn stop(
     abandon: bool,
     reason: &str,
 ) -> Result<ExitCode> {
-    let rt = open(home, false)?;
+    let rt = open(home, false).await?;
     record(&rt, pipeline).await?;
     let e = find_execution(&rt, pipeline, execution).await?;
     let input = Input::Stop { execution_id: e.id.clone(), abandon, reason: reason.into() };
@@ -431,7 +461,7 @@ pub(crate) async fn transition(
     enable: bool,
     reason: &str,
 ) -> Result<ExitCode> {
-    let rt = open(home, false)?;
+    let rt = open(home, false).await?;
     record(&rt, pipeline).await?;
     let input = if enable {
         Input::EnableTransition { stage: stage.into() }
@@ -447,7 +477,7 @@ pub(crate) async fn transition(
 
 /// `baton push REPOSITORY [BRANCH]`.
 pub(crate) async fn push(home: &Path, repository: &str, branch: &str) -> Result<ExitCode> {
-    let rt = open(home, false)?;
+    let rt = open(home, false).await?;
     let push = SourcePush { repository: repository.into(), branch: branch.into(), commit: None };
     let started = rt.trigger.on_push(&push).await?;
     if started.is_empty() {

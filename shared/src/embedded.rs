@@ -46,6 +46,10 @@ pub struct EmbeddedConfig {
     pub workers: usize,
     /// Providers to use instead of the local ones (benchmarks, tests).
     pub providers: Option<ProviderRegistry>,
+    /// AWS to run the actions that have no local meaning (CloudFormation, CodeBuild projects in
+    /// AWS...): the SDK configuration, endpoint included.
+    #[cfg(feature = "aws")]
+    pub aws: Option<aws_config::SdkConfig>,
 }
 
 /// Why the embedded runtime cannot do something, in one sentence.
@@ -109,14 +113,7 @@ impl Embedded {
         let bus = Arc::new(LocalBus::open(&db, Some(home.join("events.jsonl")))?);
         let artifacts =
             Arc::new(FileArtifactStore::open(&home).map_err(|e| EmbeddedError::Service(e.into()))?);
-        let providers = config.providers.clone().unwrap_or_else(|| {
-            registry(&LocalProviderConfig {
-                git_root: home.join("git"),
-                s3_root: home.join("s3"),
-                repositories: config.repositories.clone(),
-                projects: config.projects.clone(),
-            })
-        });
+        let providers = config.providers.clone().unwrap_or_else(|| local_providers(config));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let stage_advance = Arc::new(StageAdvance::new(store.clone(), bus.clone(), clock));
         let worker = Arc::new(ActionWorker::new(
@@ -319,6 +316,26 @@ fn same_structure(
     let mut a = a.clone();
     a.version = b.version;
     &a == b
+}
+
+/// The local providers; with AWS configured, the AWS ones too for what has no local meaning.
+fn local_providers(config: &EmbeddedConfig) -> ProviderRegistry {
+    let local = registry(&LocalProviderConfig {
+        git_root: config.home.join("git"),
+        s3_root: config.home.join("s3"),
+        repositories: config.repositories.clone(),
+        projects: config.projects.clone(),
+    });
+    #[cfg(feature = "aws")]
+    if let Some(sdk) = &config.aws {
+        let mut both = ProviderRegistry::default();
+        let roles = Arc::new(crate::adapters::aws::sts_roles::RoleAssumer::new(sdk.clone()));
+        crate::providers::aws::register(&mut both, roles);
+        // Where a local meaning exists (S3 folders, buildspecs, git), it stays the local one.
+        both.extend(local);
+        return both;
+    }
+    local
 }
 
 /// Kills processes left running in action work folders by a dispatcher that died (`kill -9`

@@ -96,6 +96,11 @@ impl ProviderRegistry {
         self.providers.insert((category.into(), owner.into(), provider.into()), implementation);
     }
 
+    /// Adds every provider of `other`, replacing those registered under the same names.
+    pub fn extend(&mut self, other: ProviderRegistry) {
+        self.providers.extend(other.providers);
+    }
+
     /// The provider for `action_type`.
     pub fn get(&self, t: &ActionType) -> Option<&Arc<dyn ActionProvider>> {
         self.providers.get(&(t.category.clone(), t.owner.clone(), t.provider.clone()))
@@ -112,7 +117,7 @@ impl ProviderRegistry {
                 let t = &action.action_type;
                 let why = match self.get(t) {
                     None => Err(format!(
-                        "provider {}/{}/{} needs a real AWS service; configure an AWS endpoint to run it",
+                        "provider {}/{}/{} needs a real AWS service; build baton with `--features aws` and add an [aws] section to baton.toml to run it",
                         t.owner, t.category, t.provider
                     )),
                     Some(p) => p.check(action),

@@ -243,3 +243,99 @@ async fn a_malformed_event_is_dead_lettered_and_changes_nothing() {
     }
     panic!("the malformed event was not dead-lettered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_aws_configured_a_cloudformation_deploy_runs_against_it() {
+    use aws_sdk_cloudformation::Client;
+    let home = tempfile::tempdir().unwrap();
+    // The source: a zip holding a template, in a local bucket folder.
+    let bucket = home.path().join("s3/src");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let file = std::fs::File::create(bucket.join("infra.zip")).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    zip.start_file("template.yaml", zip::write::SimpleFileOptions::default()).unwrap();
+    std::io::Write::write_all(
+        &mut zip,
+        b"Resources:\n  Topic:\n    Type: AWS::SNS::Topic\nOutputs:\n  TopicArn:\n    Value: !Ref Topic\n",
+    )
+    .unwrap();
+    zip.finish().unwrap();
+    let stack = crate::aws_support::unique("baton-local-cfn");
+    let pipeline = serde_json::json!({"name": "infra", "roleArn": "arn:aws:iam::111111111111:role/p",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "stages": [
+          {"name": "Source", "actions": [{"name": "Zip",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"S3Bucket": "src", "S3ObjectKey": "infra.zip"}, "outputArtifacts": [{"name": "Src"}]}]},
+          {"name": "Deploy", "actions": [{"name": "Stack", "namespace": "StackOutputs",
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CloudFormation", "version": "1"},
+            "configuration": {"ActionMode": "CREATE_UPDATE", "StackName": stack, "TemplatePath": "Src::template.yaml"},
+            "inputArtifacts": [{"name": "Src"}]}]}]});
+    let sdk = crate::aws_support::sdk_config("us-east-1").await;
+    let config = EmbeddedConfig {
+        home: home.path().to_path_buf(),
+        quiet: true,
+        workers: 4,
+        aws: Some(sdk.clone()),
+        ..EmbeddedConfig::default()
+    };
+    let rt = Arc::new(Embedded::open(&config).unwrap());
+    let doc = PipelineDocument::from_value(pipeline).unwrap();
+    rt.put_pipeline(&doc, "us-east-1").await.unwrap();
+    std::mem::forget(rt.try_lock().unwrap());
+    let (stop, rx) = watch::channel(false);
+    tokio::spawn(Arc::clone(&rt).dispatch(rx));
+    let trigger =
+        Trigger { trigger_type: "StartPipelineExecution".into(), trigger_detail: "test".into() };
+    let id = rt.trigger.start("infra", trigger, BTreeMap::new()).await.unwrap();
+    let mut done = None;
+    for _ in 0..600 {
+        if let Some(e) =
+            rt.store.execution("infra", &id).await.unwrap().filter(|e| e.status.is_ended())
+        {
+            done = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = done.expect("the execution ended");
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{:?}", done.status_summary);
+    let stacks = Client::new(&sdk).describe_stacks().stack_name(&stack).send().await.unwrap();
+    assert_eq!(stacks.stacks().len(), 1, "the stack exists on the configured AWS endpoint");
+    assert!(
+        done.outputs["StackOutputs"]["TopicArn"].starts_with("arn:aws:sns:"),
+        "{:?}",
+        done.outputs
+    );
+    let _ = stop.send(true);
+}
+
+#[test]
+fn without_aws_an_action_with_no_local_meaning_is_refused_before_the_run() {
+    let home = tempfile::tempdir().unwrap();
+    let rt = Embedded::open(&EmbeddedConfig {
+        home: home.path().to_path_buf(),
+        ..EmbeddedConfig::default()
+    })
+    .unwrap();
+    let doc = PipelineDocument::from_value(serde_json::json!({"name": "x", "roleArn": "arn:aws:iam::111111111111:role/p",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "stages": [
+          {"name": "Source", "actions": [{"name": "Zip",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"S3Bucket": "src", "S3ObjectKey": "k.zip"}, "outputArtifacts": [{"name": "Src"}]}]},
+          {"name": "Deploy", "actions": [{"name": "Ecs",
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"},
+            "configuration": {"ClusterName": "c", "ServiceName": "s"}, "inputArtifacts": [{"name": "Src"}]}]}]}))
+    .unwrap();
+    let err = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(rt.put_pipeline(&doc, "us-east-1"))
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "stage \"Deploy\", action \"Ecs\": provider AWS/Deploy/ECS needs a real AWS service"
+        ),
+        "{err}"
+    );
+}

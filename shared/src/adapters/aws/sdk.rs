@@ -19,6 +19,18 @@ pub async fn load(region: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
+/// Like [`load`], with an explicit endpoint (a local emulator, or AWS itself when `None`).
+pub async fn load_with(region: Option<&str>, endpoint: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r.to_owned()));
+    }
+    if let Some(e) = endpoint {
+        loader = loader.endpoint_url(e);
+    }
+    loader.load().await
+}
+
 /// An S3 client for `config`; path-style addressing when an endpoint override is in force,
 /// since emulators do not serve virtual-hosted buckets.
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {

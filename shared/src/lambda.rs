@@ -109,10 +109,14 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// Makes the clients and adapters.
+    /// Makes the clients and adapters, with the SDK's configuration chain.
     pub async fn connect(config: &crate::config::Config) -> Self {
-        use crate::adapters::aws::{dynamodb_state, eventbridge_bus, s3_artifacts, sdk, sts_roles};
-        let sdk = sdk::load(None).await;
+        Self::connect_with(config, crate::adapters::aws::sdk::load(None).await)
+    }
+
+    /// Makes the clients and adapters on a given SDK configuration (tests: a local emulator).
+    pub fn connect_with(config: &crate::config::Config, sdk: aws_config::SdkConfig) -> Self {
+        use crate::adapters::aws::{dynamodb_state, eventbridge_bus, s3_artifacts, sts_roles};
         let buckets = config
             .artifact_buckets
             .iter()

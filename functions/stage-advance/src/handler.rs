@@ -34,3 +34,116 @@ pub(crate) async fn handle(
     };
     settle("stage-advance", result, aws.dead_letters(), &payload).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use aws_config::{BehaviorVersion, Region};
+    use baton::adapters::aws::dynamodb_state::create_table;
+    use baton::config::Config;
+    use lambda_runtime::{Context, LambdaEvent};
+
+    use super::*;
+
+    /// The emulator `make test` starts; these tests are never skipped.
+    fn endpoint() -> String {
+        std::env::var("BATON_TEST_AWS_ENDPOINT")
+            .expect("BATON_TEST_AWS_ENDPOINT is not set: run these tests with `make test`")
+    }
+
+    async fn sdk() -> aws_config::SdkConfig {
+        let creds =
+            aws_credential_types::Credentials::new("testing", "testing", None, None, "test");
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint())
+            .credentials_provider(creds)
+            .load()
+            .await
+    }
+
+    async fn aws_with_queue() -> (Aws, aws_sdk_sqs::Client, String) {
+        let sdk = sdk().await;
+        let unique = format!(
+            "sa-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        );
+        create_table(&aws_sdk_dynamodb::Client::new(&sdk), &unique).await.unwrap();
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue = sqs
+            .create_queue()
+            .queue_name(&unique)
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let vars: BTreeMap<&str, String> = BTreeMap::from([
+            ("BATON_TABLE", unique.clone()),
+            ("BATON_BUS", unique.clone()),
+            ("BATON_ARTIFACT_BUCKETS", format!("us-east-1={unique}")),
+            (
+                "BATON_ARTIFACT_KEYS",
+                "us-east-1=arn:aws:kms:us-east-1:123456789012:key/x".to_string(),
+            ),
+            ("BATON_FAILURE_TOPIC", "arn:aws:sns:us-east-1:123456789012:f".to_string()),
+            ("BATON_APPROVAL_TOPIC", "arn:aws:sns:us-east-1:123456789012:a".to_string()),
+            ("BATON_DEAD_LETTER_QUEUE", queue.clone()),
+        ]);
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        (Aws::connect_with(&config, sdk), sqs, queue)
+    }
+
+    async fn dead_lettered(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<Value> {
+        let out =
+            sqs.receive_message().queue_url(queue).max_number_of_messages(10).send().await.unwrap();
+        out.messages().iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_malformed_event_is_dead_lettered_not_retried() {
+        let (aws, sqs, queue) = aws_with_queue().await;
+        let service = aws.stage_advance();
+        let payload = serde_json::json!({"source": "baton", "detail": {"pipeline": "p"}});
+        let result = handle(&service, &aws, LambdaEvent::new(payload, Context::default())).await;
+        assert!(result.is_ok(), "a malformed event must not be retried");
+        let kept = dead_lettered(&sqs, &queue).await;
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0]["reason"], "the event has no detail-type");
+        assert_eq!(kept[0]["event"]["detail"]["pipeline"], "p");
+    }
+
+    #[tokio::test]
+    async fn an_input_for_an_unknown_pipeline_is_dead_lettered() {
+        let (aws, sqs, queue) = aws_with_queue().await;
+        let service = aws.stage_advance();
+        let payload = serde_json::json!({"version": "0", "id": "1", "source": "baton",
+            "detail-type": "Baton Tick", "detail": {"pipeline": "nope", "input": {"type": "Tick"}}});
+        let result = handle(&service, &aws, LambdaEvent::new(payload, Context::default())).await;
+        assert!(result.is_ok());
+        let kept = dead_lettered(&sqs, &queue).await;
+        assert_eq!(kept[0]["reason"], "pipeline nope does not exist");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_table_is_a_retryable_failure() {
+        let broken = Config::from_lookup(|k| match k {
+            "BATON_TABLE" => Some("no-such-table".into()),
+            "BATON_ARTIFACT_BUCKETS" => Some("us-east-1=b".into()),
+            "BATON_ARTIFACT_KEYS" => Some("us-east-1=k".into()),
+            "BATON_RETENTION_DAYS" | "BATON_DEAD_LETTER_QUEUE" => None,
+            _ => Some("x".into()),
+        })
+        .unwrap();
+        let aws = Aws::connect_with(&broken, sdk().await);
+        let service = aws.stage_advance();
+        let payload = serde_json::json!({"source": "baton", "detail-type": "Baton Tick",
+            "detail": {"pipeline": "p", "input": {"type": "Tick"}}});
+        let result = handle(&service, &aws, LambdaEvent::new(payload, Context::default())).await;
+        let err = result.expect_err("a missing table is worth a retry, not a dead letter");
+        assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "Baton.StateUnavailable");
+    }
+}

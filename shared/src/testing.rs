@@ -193,3 +193,51 @@ pub async fn artifact_store_contract(
     let r = store.get(home, &unknown, &scratch.join("contract-unknown.zip")).await;
     assert!(matches!(r, Err(ArtifactError::NotFound(_))), "{r:?}");
 }
+
+/// Runs the event-bus rules against `bus`, which must route by [`crate::routing::rules`].
+/// `delivered(target, expected)` returns what reached `target` since its last call, waiting as
+/// long as the adapter needs for `expected` events (and a moment, when `expected` is 0).
+pub async fn event_bus_contract<F, Fut>(bus: &dyn crate::ports::bus::EventBus, mut delivered: F)
+where
+    F: FnMut(crate::routing::Target, usize) -> Fut,
+    Fut: std::future::Future<Output = Vec<BusEvent>>,
+{
+    use crate::routing::Target;
+    bus.publish(&[]).await.expect("publishing nothing is fine");
+
+    // Inputs for stage-advance arrive whole, each once.
+    let ticks: Vec<BusEvent> = (0..13)
+        .map(|n| BusEvent::for_input(&format!("contract-{n}"), baton_core::engine::Input::Tick))
+        .collect();
+    bus.publish(&ticks).await.expect("publish");
+    let mut got = delivered(Target::StageAdvance, 13).await;
+    got.sort_by(|a, b| a.detail["pipeline"].as_str().cmp(&b.detail["pipeline"].as_str()));
+    let mut want = ticks.clone();
+    want.sort_by(|a, b| a.detail["pipeline"].as_str().cmp(&b.detail["pipeline"].as_str()));
+    assert_eq!(got, want, "stage-advance gets every input, intact, once");
+
+    // Action requests go by category: approvals to the approval function, the rest to workers.
+    let request = |category: &str| BusEvent {
+        source: crate::bus_events::SOURCE.into(),
+        detail_type: crate::bus_events::ACTION_REQUESTED.into(),
+        resources: vec!["arn:aws:codepipeline:us-east-1:111111111111:contract".into()],
+        detail: json!({"action_type": {"category": category, "owner": "AWS", "provider": "X", "version": "1"}}),
+    };
+    bus.publish(&[request("Build"), request("Approval")]).await.expect("publish");
+    let workers = delivered(Target::ActionWorker, 1).await;
+    let approvals = delivered(Target::Approval, 1).await;
+    assert_eq!(workers, vec![request("Build")]);
+    assert_eq!(approvals, vec![request("Approval")]);
+
+    // Public state changes have no internal consumer.
+    let public = BusEvent {
+        source: "baton.codepipeline".into(),
+        detail_type: baton_core::events::PIPELINE_DETAIL_TYPE.into(),
+        resources: vec![],
+        detail: json!({"state": "FAILED"}),
+    };
+    bus.publish(&[public]).await.expect("publish");
+    for target in [Target::StageAdvance, Target::ActionWorker, Target::Approval, Target::Notices] {
+        assert!(delivered(target, 0).await.is_empty(), "{target:?} got a public event");
+    }
+}

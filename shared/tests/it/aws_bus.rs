@@ -260,3 +260,39 @@ async fn a_failed_request_is_unavailable_first_and_partial_after_progress() {
     let expected: Vec<usize> = (10..25).collect();
     assert!(matches!(&result, Err(BusError::Partial(ix)) if ix == &expected), "{result:?}");
 }
+
+#[tokio::test]
+async fn eventbridge_keeps_the_event_bus_contract_with_the_templates_rules() {
+    use baton::routing::{Target, rules};
+    let config = sdk_config(REGION).await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let bus = unique("baton-contract");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    // One queue per function stands in for it: moto cannot invoke Lambda.
+    let mut queues = HashMap::new();
+    for rule in rules() {
+        queues.insert(rule.target, bus_with_rule(&events, &sqs, &bus, &rule.pattern).await);
+    }
+    let eventbridge = EventBridgeBus::new(events, bus);
+    let delivered = |target: Target, expected: usize| {
+        let (sqs, url) = (sqs.clone(), queues[&target].clone());
+        async move {
+            let patience = Duration::from_secs(if expected == 0 { 2 } else { 20 });
+            receive(&sqs, &url, expected, patience)
+                .await
+                .iter()
+                .map(|body| {
+                    let e: Value = serde_json::from_str(body).unwrap();
+                    BusEvent {
+                        source: e["source"].as_str().unwrap().into(),
+                        detail_type: e["detail-type"].as_str().unwrap().into(),
+                        resources: serde_json::from_value(e["resources"].clone()).unwrap(),
+                        detail: e["detail"].clone(),
+                    }
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    baton::testing::event_bus_contract(&eventbridge, delivered).await;
+}

@@ -53,3 +53,18 @@ fn the_local_bus_and_the_template_have_the_same_rules() {
         rules().into_iter().map(|r| (r.name.to_string(), r.pattern)).collect();
     assert_eq!(in_template, local);
 }
+
+#[tokio::test]
+async fn the_local_bus_keeps_the_event_bus_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = baton::adapters::local::local_bus::LocalBus::open(&dir.path().join("baton.db"), None)
+        .unwrap();
+    let delivered = |target, _expected| {
+        let claimed = bus.claim(target, 100).unwrap();
+        for d in &claimed {
+            bus.complete(d.seq).unwrap();
+        }
+        async move { claimed.into_iter().map(|d| d.event).collect::<Vec<_>>() }
+    };
+    baton::testing::event_bus_contract(&bus, delivered).await;
+}

@@ -35,3 +35,21 @@ impl From<Failure> for JobResult {
         JobResult::Failed { code: f.code.to_string(), message: f.message }
     }
 }
+
+/// Whether an unresolved configuration value still holds a `#{...}` reference, so it can only
+/// be judged once resolved at run time.
+pub(crate) fn has_reference(value: &str) -> bool {
+    value.contains("#{")
+}
+
+/// Runs blocking file work (zip, copy, hash) off the async threads, turning a panic or a
+/// cancelled task into a failure instead of tearing the worker down.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, Failure>
+where
+    F: FnOnce() -> Result<T, Failure> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(Failure::job(format!("A file operation stopped unexpectedly: {e}.")))
+    })
+}

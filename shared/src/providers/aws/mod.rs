@@ -190,23 +190,7 @@ fn optional<'a>(config: &'a IndexMap<String, String>, key: &str) -> Option<&'a s
     config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
-/// Whether an unresolved configuration value still holds a `#{...}` reference, so it can only
-/// be judged once resolved at run time.
-fn has_reference(value: &str) -> bool {
-    value.contains("#{")
-}
-
-/// Runs blocking file work (zip, unzip) off the async threads, turning a panic or a cancelled
-/// task into a failure.
-async fn blocking<T, F>(work: F) -> Result<T, Failure>
-where
-    F: FnOnce() -> Result<T, Failure> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(Failure::job(format!("A file operation stopped unexpectedly: {e}.")))
-    })
-}
+pub(crate) use super::{blocking, has_reference};
 
 /// Milliseconds since the epoch, the unit of [`ActionRequest::deadline`].
 fn now_ms() -> i64 {

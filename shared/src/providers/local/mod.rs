@@ -68,23 +68,7 @@ fn required<'a>(config: &'a IndexMap<String, String>, key: &str) -> Result<&'a s
     }
 }
 
-/// Whether an unresolved configuration value still holds a `#{...}` reference, so it can only
-/// be judged once resolved at run time.
-fn has_reference(value: &str) -> bool {
-    value.contains("#{")
-}
-
-/// Runs blocking file work (zip, copy, hash) off the async threads, turning a panic or a
-/// cancelled task into a failure instead of tearing the worker down.
-async fn blocking<T, F>(work: F) -> Result<T, Failure>
-where
-    F: FnOnce() -> Result<T, Failure> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(Failure::job(format!("A file operation stopped unexpectedly: {e}.")))
-    })
-}
+pub(crate) use super::{blocking, has_reference};
 
 /// The current UTC time as CodeBuild prints it in logs: `2024/05/02 10:00:00.123456`.
 fn log_timestamp() -> String {

@@ -7,7 +7,8 @@ use serde_json::json;
 use crate::bus_events::BusEvent;
 use crate::ports::state::{Changes, Scope, StateStore, StoreError, Versioned};
 
-fn execution(id: &str, status: ExecutionStatus, arrival: u64) -> Execution {
+/// An execution with nothing run yet, for store tests.
+pub fn execution(id: &str, status: ExecutionStatus, arrival: u64) -> Execution {
     Execution {
         id: id.into(),
         pipeline_version: 1,
@@ -26,7 +27,8 @@ fn execution(id: &str, status: ExecutionStatus, arrival: u64) -> Execution {
     }
 }
 
-fn event(n: u32) -> BusEvent {
+/// A test event numbered `n`.
+pub fn event(n: u32) -> BusEvent {
     BusEvent {
         source: "test".into(),
         detail_type: "Test".into(),

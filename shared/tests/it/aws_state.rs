@@ -6,13 +6,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use baton::adapters::aws::dynamodb_state::{DynamoDbStateStore, create_table};
-use baton::bus_events::BusEvent;
 use baton::core::declaration::PipelineDocument;
-use baton::core::engine::{Execution, ExecutionStatus, Lanes, Place, Trigger};
+use baton::core::engine::{Execution, ExecutionStatus, Lanes};
 use baton::core::plan::{Placement, Plan};
 use baton::ports::state::{Changes, PipelineRecord, Scope, StateStore, StoreError, Versioned};
+use baton::testing::event;
 use baton::testing::state_store_contract;
-use serde_json::json;
 
 use crate::aws_support::{sdk_config, unique};
 
@@ -26,31 +25,7 @@ async fn fresh_store() -> (DynamoDbStateStore, aws_sdk_dynamodb::Client, String)
 }
 
 fn execution(id: &str, status: ExecutionStatus) -> Execution {
-    Execution {
-        id: id.into(),
-        pipeline_version: 1,
-        status,
-        status_summary: None,
-        trigger: Trigger::default(),
-        variables: Default::default(),
-        place: Place::InStage(0),
-        arrival: 0,
-        started_at: 1_000,
-        updated_at: 1_000,
-        stages: vec![],
-        outputs: Default::default(),
-        artifacts: Default::default(),
-        stop: None,
-    }
-}
-
-fn event(n: u32) -> BusEvent {
-    BusEvent {
-        source: "test".into(),
-        detail_type: "Test".into(),
-        resources: vec![],
-        detail: json!({ "n": n }),
-    }
+    baton::testing::execution(id, status, 0)
 }
 
 fn lanes(holder: &str) -> Lanes {

@@ -196,24 +196,7 @@ impl S3ArtifactStore {
         if parts > MAX_PARTS {
             return Err(S3Error::TooManyParts { size, part: PART_BYTES, parts }.into());
         }
-        let created = client
-            .create_multipart_upload()
-            .bucket(&bucket.bucket)
-            .key(key)
-            .content_type(CONTENT_TYPE)
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .ssekms_key_id(&bucket.kms_key_arn)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .send()
-            .await
-            .map_err(sdk_error("CreateMultipartUpload"))?;
-        let upload_id = created
-            .upload_id()
-            .ok_or(S3Error::Incomplete {
-                operation: "CreateMultipartUpload",
-                what: "an upload id",
-            })?
-            .to_owned();
+        let upload_id = create_upload(client, bucket, key, Some(ChecksumAlgorithm::Crc32)).await?;
         let uploaded = async {
             let mut completed = Vec::with_capacity(parts as usize);
             // Part numbers start at 1; there are at most 10,000, so they fit an i32.
@@ -247,24 +230,10 @@ impl S3ArtifactStore {
                         .build(),
                 );
             }
-            client
-                .complete_multipart_upload()
-                .bucket(&bucket.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder().set_parts(Some(completed)).build(),
-                )
-                .send()
-                .await
-                .map_err(sdk_error("CompleteMultipartUpload"))?;
-            Ok(())
+            Ok(completed)
         }
         .await;
-        if uploaded.is_err() {
-            abort(client, &bucket.bucket, key, &upload_id).await;
-        }
-        uploaded
+        finish_upload(client, &bucket.bucket, key, &upload_id, uploaded).await
     }
 
     async fn copy_multipart(
@@ -277,23 +246,7 @@ impl S3ArtifactStore {
     ) -> Result<(), ArtifactError> {
         let part_size = self.copy_part.max(size.div_ceil(MAX_PARTS));
         let parts = size.div_ceil(part_size).max(1);
-        let created = client
-            .create_multipart_upload()
-            .bucket(&to.bucket)
-            .key(key)
-            .content_type(CONTENT_TYPE)
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .ssekms_key_id(&to.kms_key_arn)
-            .send()
-            .await
-            .map_err(sdk_error("CreateMultipartUpload"))?;
-        let upload_id = created
-            .upload_id()
-            .ok_or(S3Error::Incomplete {
-                operation: "CreateMultipartUpload",
-                what: "an upload id",
-            })?
-            .to_owned();
+        let upload_id = create_upload(client, to, key, None).await?;
         let copied = async {
             let mut completed = Vec::with_capacity(parts as usize);
             for (number, index) in (1_i32..).zip(0..parts) {
@@ -314,25 +267,65 @@ impl S3ArtifactStore {
                 completed
                     .push(CompletedPart::builder().part_number(number).set_e_tag(e_tag).build());
             }
-            client
-                .complete_multipart_upload()
-                .bucket(&to.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder().set_parts(Some(completed)).build(),
-                )
-                .send()
-                .await
-                .map_err(sdk_error("CompleteMultipartUpload"))?;
-            Ok(())
+            Ok(completed)
         }
         .await;
-        if copied.is_err() {
-            abort(client, &to.bucket, key, &upload_id).await;
-        }
-        copied
+        finish_upload(client, &to.bucket, key, &upload_id, copied).await
     }
+}
+
+/// Starts a multipart upload into `to`, encrypted with its region's key; returns the upload id.
+async fn create_upload(
+    client: &Client,
+    to: &ArtifactBucket,
+    key: &str,
+    checksum: Option<ChecksumAlgorithm>,
+) -> Result<String, ArtifactError> {
+    let created = client
+        .create_multipart_upload()
+        .bucket(&to.bucket)
+        .key(key)
+        .content_type(CONTENT_TYPE)
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&to.kms_key_arn)
+        .set_checksum_algorithm(checksum)
+        .send()
+        .await
+        .map_err(sdk_error("CreateMultipartUpload"))?;
+    let upload_id = created
+        .upload_id()
+        .ok_or(S3Error::Incomplete { operation: "CreateMultipartUpload", what: "an upload id" })?;
+    Ok(upload_id.to_owned())
+}
+
+/// Completes the upload with its parts, or aborts it (so no parts are left billed) when sending
+/// the parts or completing failed.
+async fn finish_upload(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    parts: Result<Vec<CompletedPart>, ArtifactError>,
+) -> Result<(), ArtifactError> {
+    let finished = match parts {
+        Ok(completed) => client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder().set_parts(Some(completed)).build(),
+            )
+            .send()
+            .await
+            .map(drop)
+            .map_err(sdk_error("CompleteMultipartUpload")),
+        Err(e) => Err(e),
+    };
+    if finished.is_err() {
+        abort(client, bucket, key, upload_id).await;
+    }
+    finished
 }
 
 #[async_trait]

@@ -10,8 +10,10 @@ run:
 	$(CARGO) build --quiet -p baton-cli
 	bash examples/demo/run.sh
 
-## test: formatting, lints, then every test of the workspace with local AWS (moto) on loopback
+## test: formatting, lints, then every test of the workspace with local AWS (moto), an SMTP
+## server and headless Chromium, all on loopback
 test: lint
+	@bash scripts/browser.sh
 	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
 	  eval "$$(bash $(EMULATORS) env)" && $(CARGO) test --workspace
 

@@ -9,13 +9,26 @@ MOTO_PORT=${MOTO_PORT:-5055}
 # 5.2.1 answers CompleteMultipartUpload with a root element the Rust SDK rejects; 5.2.5 fixes it.
 MOTO_VERSION=5.2.5
 CFN_LINT_VERSION=1.58.0
+AIOSMTPD_VERSION=1.4.6
+AWSCLI_VERSION=1.46.3
+SELENIUM_VERSION=4.50.0
 mkdir -p "$EMU_DIR"
 
+# Everything the tests talk to, pinned: the AWS emulator, the template linter, an SMTP server that
+# receives approval mail, the AWS CLI and boto3 that call the control API, and Selenium, which
+# drives Debian's headless Chromium through the approval page.
+requirements() {
+  printf '%s\n' "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
+    "aiosmtpd==$AIOSMTPD_VERSION" "awscli==$AWSCLI_VERSION" "selenium==$SELENIUM_VERSION"
+}
+
 install() {
-  if [ ! -x "$EMU_DIR/venv/bin/moto_server" ] || [ ! -x "$EMU_DIR/venv/bin/cfn-lint" ]; then
-    python3 -m venv "$EMU_DIR/venv"
-    "$EMU_DIR/venv/bin/pip" install -q --disable-pip-version-check \
-      "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+  local stamp="$EMU_DIR/venv/.requirements"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(requirements)" ]; then
+    [ -x "$EMU_DIR/venv/bin/pip" ] || python3 -m venv "$EMU_DIR/venv"
+    requirements >"$EMU_DIR/requirements.txt"
+    "$EMU_DIR/venv/bin/pip" install -q --disable-pip-version-check -r "$EMU_DIR/requirements.txt"
+    requirements >"$stamp"
   fi
 }
 

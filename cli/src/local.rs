@@ -22,7 +22,7 @@ use crate::view::{Live, short, table};
 /// `baton.toml` in the Baton home: local stand-ins for what AWS would define.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+pub(crate) struct Settings {
     /// CodeCommit repository name -> folder.
     #[serde(default)]
     repositories: std::collections::HashMap<String, PathBuf>,
@@ -31,6 +31,20 @@ struct Settings {
     projects: std::collections::HashMap<String, PathBuf>,
     /// AWS for the providers with no local meaning (CloudFormation...): needs `--features aws`.
     aws: Option<AwsSettings>,
+    /// The credentials of `baton serve`'s control API.
+    pub(crate) api: Option<crate::serve::ApiSettings>,
+    /// Mail for approval and failure notices, through an SMTP relay.
+    smtp: Option<baton::adapters::local::smtp_notifier::SmtpSettings>,
+    /// Where approval links point.
+    approvals: Option<ApprovalLinkSettings>,
+}
+
+/// `[approvals]` in `baton.toml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalLinkSettings {
+    /// The address people reach `baton serve` at (default `http://127.0.0.1:8642`).
+    url: Option<String>,
 }
 
 /// `[aws]` in `baton.toml`.
@@ -44,7 +58,7 @@ struct AwsSettings {
     endpoint: Option<String>,
 }
 
-fn settings(home: &Path) -> Result<Settings> {
+pub(crate) fn settings(home: &Path) -> Result<Settings> {
     let path = home.join("baton.toml");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -57,6 +71,16 @@ fn settings(home: &Path) -> Result<Settings> {
 
 /// Opens the home, with every action runnable at once up to a sensible bound.
 pub(crate) async fn open(home: &Path, quiet: bool) -> Result<Arc<Embedded>> {
+    open_serving(home, quiet, None).await
+}
+
+/// Opens the home for `baton serve`, whose own address is where approval links point unless
+/// `[approvals] url` says otherwise.
+pub(crate) async fn open_serving(
+    home: &Path,
+    quiet: bool,
+    serving_at: Option<String>,
+) -> Result<Arc<Embedded>> {
     let settings = settings(home)?;
     #[allow(unused_mut)]
     let mut config = EmbeddedConfig {
@@ -65,6 +89,8 @@ pub(crate) async fn open(home: &Path, quiet: bool) -> Result<Arc<Embedded>> {
         projects: settings.projects,
         quiet,
         workers: 64,
+        smtp: settings.smtp,
+        approval_url: settings.approvals.and_then(|a| a.url).or(serving_at),
         ..EmbeddedConfig::default()
     };
     match settings.aws {

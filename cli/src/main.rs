@@ -1,6 +1,7 @@
 //! `baton`: validate CodePipeline declarations and run pipelines on one machine.
 
 mod local;
+mod serve;
 mod simulate;
 mod validate;
 mod view;
@@ -114,6 +115,18 @@ enum Command {
     },
     /// Let executions into a stage again.
     EnableTransition { pipeline: String, stage: String },
+    /// Serve CodePipeline's API (for the AWS CLI, boto3, the SDKs) and run this home's executions.
+    Serve {
+        /// The port to listen on (0: any free port; the URL is printed).
+        #[arg(long, default_value_t = baton::embedded::DEFAULT_SERVE_PORT)]
+        port: u16,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// The region the API answers for: callers sign for it, pipelines are created in it.
+        #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+        region: String,
+    },
     /// Tell Baton a branch of a local repository changed: starts the pipelines that watch it.
     Push {
         repository: String,
@@ -176,6 +189,7 @@ async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitC
             local::transition(home, &pipeline, &stage, true, "").await
         }
         Push { repository, branch } => local::push(home, &repository, &branch).await,
+        Serve { port, bind, region } => serve::serve(home, &bind, port, &region).await,
         Validate { .. } | Simulate { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -2,6 +2,12 @@
 //! (a bare `mod x;` would look in `tests/`, where cargo also builds every file as its own binary).
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop loudly
 
+#[path = "cli/api.rs"]
+mod api;
+#[path = "cli/api_sdk.rs"]
+mod api_sdk;
+#[path = "cli/approvals.rs"]
+mod approvals;
 #[path = "cli/run.rs"]
 mod run;
 #[path = "cli/validate.rs"]

@@ -20,16 +20,24 @@ use tracing::{error, warn};
 use crate::adapters::local::console_notifier::ConsoleNotifier;
 use crate::adapters::local::file_artifacts::FileArtifactStore;
 use crate::adapters::local::local_bus::{Delivery, LocalBus};
+use crate::adapters::local::smtp_notifier::{SmtpNotifier, SmtpSettings};
 use crate::adapters::local::sql_state::SqlStateStore;
 use crate::bus_events::PipelineInput;
 use crate::ports::clock::{Clock, SystemClock};
+use crate::ports::notices::{AllOf, Notifier};
 use crate::ports::provider::ProviderRegistry;
 use crate::ports::state::{PipelineRecord, StateStore, StoreError};
 use crate::providers::local::{LocalProviderConfig, registry};
 use crate::routing::Target;
 use crate::service::{
-    ActionWorker, ErrorKind, Notices, Outcome, ServiceError, StageAdvance, Trigger,
+    ActionWorker, ApprovalSettings, Approvals, ErrorKind, Notices, Outcome, ServiceError,
+    StageAdvance, Trigger,
 };
+
+/// `baton serve`'s port unless told otherwise.
+pub const DEFAULT_SERVE_PORT: u16 = 8642;
+/// Where approval links point unless configured: `baton serve` on its default port.
+pub const DEFAULT_APPROVAL_URL: &str = "http://127.0.0.1:8642";
 
 /// How the embedded runtime is set up.
 #[derive(Clone, Default)]
@@ -46,6 +54,12 @@ pub struct EmbeddedConfig {
     pub workers: usize,
     /// Providers to use instead of the local ones (benchmarks, tests).
     pub providers: Option<ProviderRegistry>,
+    /// Mail for notices, besides the terminal.
+    pub smtp: Option<SmtpSettings>,
+    /// Where approval links point: `baton serve`'s address (default [`DEFAULT_APPROVAL_URL`]).
+    pub approval_url: Option<String>,
+    /// The clock (tests move time on; default the system's).
+    pub clock: Option<Arc<dyn Clock>>,
     /// AWS to run the actions that have no local meaning (CloudFormation, CodeBuild projects in
     /// AWS...): the SDK configuration, endpoint included.
     #[cfg(feature = "aws")]
@@ -93,6 +107,8 @@ pub struct Embedded {
     pub trigger: Trigger,
     #[allow(missing_docs)]
     pub notices: Arc<Notices>,
+    /// Approval notices and the pages behind their links.
+    pub approvals: Arc<Approvals>,
     workers: usize,
 }
 
@@ -114,8 +130,8 @@ impl Embedded {
         let artifacts =
             Arc::new(FileArtifactStore::open(&home).map_err(|e| EmbeddedError::Service(e.into()))?);
         let providers = config.providers.clone().unwrap_or_else(|| local_providers(config));
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let stage_advance = Arc::new(StageAdvance::new(store.clone(), bus.clone(), clock));
+        let clock: Arc<dyn Clock> = config.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let stage_advance = Arc::new(StageAdvance::new(store.clone(), bus.clone(), clock.clone()));
         let worker = Arc::new(ActionWorker::new(
             store.clone(),
             bus.clone(),
@@ -124,8 +140,28 @@ impl Embedded {
             home.clone(),
         ));
         let trigger = Trigger::new(store.clone(), bus.clone());
-        let notifier = Arc::new(ConsoleNotifier::new(home.join("notices.log"), config.quiet));
-        let notices = Arc::new(Notices::new(notifier));
+        let mut notifiers: Vec<Arc<dyn Notifier>> =
+            vec![Arc::new(ConsoleNotifier::new(home.join("notices.log"), config.quiet))];
+        if let Some(smtp) = &config.smtp {
+            let mail = SmtpNotifier::new(smtp)
+                .map_err(|e| EmbeddedError::Invalid(vec![format!("[smtp] {e}")]))?;
+            notifiers.push(Arc::new(mail));
+        }
+        let notifier: Arc<dyn Notifier> = Arc::new(AllOf(notifiers));
+        let notices = Arc::new(Notices::new(notifier.clone()));
+        let approvals = Arc::new(Approvals::new(
+            store.clone(),
+            store.clone(),
+            bus.clone(),
+            notifier,
+            clock,
+            ApprovalSettings {
+                base_url: config
+                    .approval_url
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_APPROVAL_URL.to_owned()),
+            },
+        ));
         Ok(Self {
             home,
             store,
@@ -135,6 +171,7 @@ impl Embedded {
             worker,
             trigger,
             notices,
+            approvals,
             workers: config.workers.max(1),
         })
     }
@@ -159,24 +196,14 @@ impl Embedded {
         let mut declaration = doc.pipeline.clone();
         let existing = self.store.get_pipeline(&declaration.name).await?;
         declaration.version = Some(existing.as_ref().map_or(1, |r| r.plan.version + 1));
-        let placement = Placement {
-            account: "000000000000".into(),
-            region: region.into(),
-            event_source: "baton.codepipeline".into(),
-        };
-        let plan = Plan::from_declaration(&declaration, &placement).map_err(|errors| {
-            EmbeddedError::Invalid(errors.iter().map(ToString::to_string).collect())
-        })?;
-        let refusals = self.providers.refusals(&plan);
-        if !refusals.is_empty() {
-            return Err(EmbeddedError::Invalid(refusals));
-        }
+        let plan = plan_pipeline(&declaration, &placement(region), &self.providers)?;
         let now = SystemClock.now();
         let record = PipelineRecord {
             declaration,
             plan,
             created: existing.as_ref().map_or(now, |r| r.created),
             updated: now,
+            tags: existing.as_ref().map(|r| r.tags.clone()).unwrap_or_default(),
         };
         match existing {
             // Unchanged declarations keep their version: running the same file twice is not an update.
@@ -245,6 +272,7 @@ impl Embedded {
         for d in deliveries {
             let result = match target {
                 Target::StageAdvance => self.handle_stage_advance(&d).await,
+                Target::Approval => self.approvals.handle(&d.event).await,
                 _ => self.notices.handle(&d.event).await,
             };
             settle(&self.bus, &d, result);
@@ -307,6 +335,36 @@ impl Embedded {
     pub fn home(&self) -> &Path {
         &self.home
     }
+}
+
+/// Where pipelines of the embedded runtime live: one local account, events under Baton's own
+/// `source`.
+pub fn placement(region: &str) -> Placement {
+    Placement {
+        account: "000000000000".into(),
+        region: region.into(),
+        event_source: "baton.codepipeline".into(),
+    }
+}
+
+/// Validates a declaration (its `version` already set) and refuses actions that `providers`
+/// cannot run: the one check `baton run` and the control API share.
+///
+/// # Errors
+/// [`EmbeddedError::Invalid`] with every broken rule, or with every action that cannot run.
+pub fn plan_pipeline(
+    declaration: &baton_core::declaration::PipelineDeclaration,
+    placement: &Placement,
+    providers: &ProviderRegistry,
+) -> Result<Plan, EmbeddedError> {
+    let plan = Plan::from_declaration(declaration, placement).map_err(|errors| {
+        EmbeddedError::Invalid(errors.iter().map(ToString::to_string).collect())
+    })?;
+    let refusals = providers.refusals(&plan);
+    if !refusals.is_empty() {
+        return Err(EmbeddedError::Invalid(refusals));
+    }
+    Ok(plan)
 }
 
 fn same_structure(

@@ -179,15 +179,29 @@ impl Aws {
         crate::service::Trigger::new(self.store.clone(), self.bus.clone())
     }
 
-    /// Approval notices on the approvals topic.
-    pub fn approval_notices(&self) -> crate::service::Notices {
+    /// Approval notices on the approvals topic (or the action's `NotificationArn`), and the
+    /// pages behind their links.
+    pub fn approvals(&self) -> crate::service::Approvals {
         let sns = aws_sdk_sns::Client::new(&self.sdk);
-        crate::service::Notices::new(std::sync::Arc::new(
-            crate::adapters::aws::sns_notifier::SnsNotifier::new(
-                sns,
-                self.config.approval_topic.clone(),
-            ),
-        ))
+        let notifier = crate::adapters::aws::sns_notifier::SnsNotifier::new(
+            sns,
+            self.config.approval_topic.clone(),
+        );
+        crate::service::Approvals::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.bus.clone(),
+            std::sync::Arc::new(notifier),
+            std::sync::Arc::new(crate::ports::clock::SystemClock),
+            crate::service::ApprovalSettings {
+                base_url: self.config.approval_url.clone().unwrap_or_default(),
+            },
+        )
+    }
+
+    /// The configuration the functions were started with.
+    pub fn config(&self) -> &crate::config::Config {
+        &self.config
     }
 
     /// Where malformed events go.

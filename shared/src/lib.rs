@@ -7,9 +7,11 @@
 //! - [`adapters`]: the ports on one machine (SQLite, encrypted files, an in-process bus).
 //! - [`providers`]: action providers that run on one machine.
 //! - [`bus_events`]: the events the functions exchange.
+//! - [`api`]: the control API, CodePipeline's own protocol over the store and the services.
 #![warn(missing_docs)]
 
 pub mod adapters;
+pub mod api;
 pub mod bus_events;
 pub mod config;
 pub mod embedded;

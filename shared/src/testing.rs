@@ -243,3 +243,53 @@ where
         assert!(delivered(target, 0).await.is_empty(), "{target:?} got a public event");
     }
 }
+
+/// The approval-links contract every [`ApprovalLinks`](crate::ports::approvals::ApprovalLinks)
+/// adapter keeps: a record reads back as written; an unused record can be replaced (a request
+/// delivered again) and a used one cannot; of two uses exactly one wins.
+///
+/// # Panics
+/// When the adapter breaks the contract.
+#[allow(clippy::unwrap_used)] // a broken contract should stop the test loudly
+pub async fn approval_links_contract(links: &dyn crate::ports::approvals::ApprovalLinks) {
+    use crate::ports::approvals::{ApprovalLink, LinkUse};
+    let link = ApprovalLink {
+        id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        approve_hash: "a".repeat(64),
+        reject_hash: "b".repeat(64),
+        pipeline: "p".into(),
+        execution_id: "e1".into(),
+        stage: "Approve".into(),
+        action: "Gate".into(),
+        attempt: 1,
+        expires: 2_000_000_000_000,
+        created: 1_000,
+        used: None,
+    };
+    assert_eq!(links.get_link(&link.id).await.unwrap(), None);
+    assert!(links.put_link(&link).await.unwrap());
+    assert_eq!(links.get_link(&link.id).await.unwrap().as_ref(), Some(&link));
+    let again = ApprovalLink { approve_hash: "c".repeat(64), ..link.clone() };
+    assert!(links.put_link(&again).await.unwrap(), "an unused record is replaced");
+    assert_eq!(links.get_link(&link.id).await.unwrap().unwrap().approve_hash, again.approve_hash);
+
+    let first = LinkUse { by: "ana".into(), at: 5, approved: true };
+    let second = LinkUse { by: "bo".into(), at: 6, approved: false };
+    let (a, b) = tokio::join!(links.use_link(&link.id, &first), links.use_link(&link.id, &second));
+    assert!(a.is_ok() ^ b.is_ok(), "exactly one use wins: {a:?} {b:?}");
+    let winner = if a.is_ok() { first } else { second };
+    let stored = links.get_link(&link.id).await.unwrap().unwrap();
+    assert_eq!(stored.used.as_ref(), Some(&winner));
+    assert!(
+        matches!(links.use_link(&link.id, &winner).await, Err(StoreError::Conflict(_))),
+        "a used record cannot be used again"
+    );
+    assert!(!links.put_link(&link).await.unwrap(), "a used record is never replaced");
+    assert_eq!(links.get_link(&link.id).await.unwrap().unwrap().used, Some(winner));
+    assert!(matches!(
+        links
+            .use_link("BBBBBBBBBBBBBBBBBBBBBB", &LinkUse { by: "x".into(), at: 1, approved: true })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}

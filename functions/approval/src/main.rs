@@ -1,6 +1,7 @@
-//! `approval` Lambda: sends the notice when an execution reaches a manual approval.
+//! `approval` Lambda: sends the notice when an execution reaches a manual approval, and serves
+//! the pages behind the notice's approve and reject links (as the approval pages function).
 //!
-//! Wiring only. The notice lives in `baton::service::Notices`.
+//! Wiring only. The notice and the pages live in `baton::service::Approvals`.
 
 mod handler;
 
@@ -13,7 +14,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let aws = Aws::connect(&config).await;
-    let notices = aws.approval_notices();
-    let (notices, aws) = (&notices, &aws);
-    run(service_fn(move |event| async move { handler::handle(notices, aws, event).await })).await
+    let approvals = aws.approvals();
+    let (approvals, aws) = (&approvals, &aws);
+    run(service_fn(move |event| async move { handler::handle(approvals, aws, event).await })).await
 }

@@ -13,7 +13,7 @@ pub(crate) async fn handle(
 ) -> Result<(), HandlerError> {
     let (payload, context) = event.into_parts();
     if payload.get("sweep").is_some() {
-        let sent = service.sweep_outbox(60_000).await?;
+        let sent = service.sweep_outbox(aws.config().outbox_grace_millis).await?;
         let ticked = aws.tick_all(service).await?;
         info!(sent, ticked, "sweep done");
         return Ok(());
@@ -134,7 +134,9 @@ mod tests {
             "BATON_TABLE" => Some("no-such-table".into()),
             "BATON_ARTIFACT_BUCKETS" => Some("us-east-1=b".into()),
             "BATON_ARTIFACT_KEYS" => Some("us-east-1=k".into()),
-            "BATON_RETENTION_DAYS" | "BATON_DEAD_LETTER_QUEUE" => None,
+            "BATON_RETENTION_DAYS" | "BATON_DEAD_LETTER_QUEUE" | "BATON_OUTBOX_GRACE_SECONDS" => {
+                None
+            }
             _ => Some("x".into()),
         })
         .unwrap();

@@ -3,6 +3,7 @@
 //! No SDK type appears here. Each adapter (embedded, AWS, in-memory) implements these and
 //! translates its own errors at the boundary.
 
+pub mod approvals;
 pub mod artifacts;
 pub mod bus;
 pub mod clock;

@@ -20,6 +20,19 @@ pub struct PipelineRecord {
     pub created: Millis,
     /// When it was last updated.
     pub updated: Millis,
+    /// The pipeline's tags (`TagResource`), in the order they were added. Records written before
+    /// tags existed read as untagged.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// A resource tag, as CodePipeline's `Tag`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    #[allow(missing_docs)]
+    pub key: String,
+    #[allow(missing_docs)]
+    pub value: String,
 }
 
 /// An item read with the version it had; saving it back requires that version to be current.

@@ -5,12 +5,16 @@
 //! so the caller dead-letters it instead of retrying.
 
 mod action_worker;
+mod approval_page;
+mod approvals;
 mod error;
 mod notices;
 mod stage_advance;
 mod trigger;
 
 pub use action_worker::ActionWorker;
+pub use approval_page::{HEADERS as APPROVAL_PAGE_HEADERS, Page};
+pub use approvals::{ApprovalSettings, Approvals, DecisionForm};
 pub use error::{ErrorKind, ServiceError};
 pub use notices::Notices;
 pub use stage_advance::{Outcome, StageAdvance};

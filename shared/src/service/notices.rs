@@ -1,12 +1,11 @@
-//! Notices for people: failure notices, and the approval notice until approvals have their own
-//! function with signed links.
+//! Failure notices for people. Approval notices come from [`super::Approvals`].
 
 use std::sync::Arc;
 
-use baton_core::engine::{ActionRequest, FailureNotice};
+use baton_core::engine::FailureNotice;
 
 use super::ServiceError;
-use crate::bus_events::{ACTION_REQUESTED, BusEvent, FAILURE_NOTICE};
+use crate::bus_events::{BusEvent, FAILURE_NOTICE};
 use crate::ports::notices::{Notice, Notifier};
 
 /// Turns bus events into notices.
@@ -38,11 +37,8 @@ impl Notices {
                         n.stage,
                         n.failures.join("\n")
                     ),
+                    text: None,
                 }
-            }
-            ACTION_REQUESTED => {
-                let r: ActionRequest = event.decode()?;
-                approval_notice(&r)
             }
             other => {
                 return Err(crate::bus_events::DecodeError::UnexpectedType(other.into()).into());
@@ -50,28 +46,5 @@ impl Notices {
         };
         self.notifier.send(&notice).await?;
         Ok(())
-    }
-}
-
-fn approval_notice(r: &ActionRequest) -> Notice {
-    let custom = r.configuration.get("CustomData").map(String::as_str).unwrap_or_default();
-    let link = r.configuration.get("ExternalEntityLink").map(String::as_str).unwrap_or_default();
-    Notice {
-        topic: r.configuration.get("NotificationArn").cloned(),
-        subject: format!("APPROVAL NEEDED: {} / {} / {}", r.pipeline, r.stage, r.action),
-        message: format!(
-            "Pipeline {} is waiting for approval at {}/{} (execution {}).\n{custom}\n{link}\n\
-             Approve with: baton approve {} {} {}\nReject with:  baton reject {} {} {}",
-            r.pipeline,
-            r.stage,
-            r.action,
-            r.execution_id,
-            r.pipeline,
-            r.stage,
-            r.action,
-            r.pipeline,
-            r.stage,
-            r.action
-        ),
     }
 }

@@ -30,7 +30,7 @@ fn event(source: &str, n: usize) -> BusEvent {
 }
 
 /// A bus with one rule matching `pattern`, targeting a fresh queue; returns the queue URL.
-async fn bus_with_rule(
+pub(crate) async fn bus_with_rule(
     events: &aws_sdk_eventbridge::Client,
     sqs: &aws_sdk_sqs::Client,
     bus: &str,
@@ -124,10 +124,16 @@ async fn a_notice_reaches_its_topic_or_the_default_one_with_an_acceptable_subjec
         topic: Some("ops".into()),
         subject: format!("Pipeline «release» failed\nin stage {}", "Deploy".repeat(30)),
         message: "Execution 1 failed.\nline two".into(),
+        text: None,
     };
     notifier.send(&failure).await.unwrap();
-    let approval =
-        Notice { topic: Some(approvals), subject: "Approve?".into(), message: "ok?".into() };
+    // With a text for people, mail gets the text and every other protocol the JSON.
+    let approval = Notice {
+        topic: Some(approvals),
+        subject: "Approve?".into(),
+        message: r#"{"approval":{"pipelineName":"app"}}"#.into(),
+        text: Some("Approve: https://example.invalid/a".into()),
+    };
     notifier.send(&approval).await.unwrap();
 
     let raw = receive(&sqs, &raw_url, 1, Duration::from_secs(10)).await;
@@ -140,7 +146,11 @@ async fn a_notice_reaches_its_topic_or_the_default_one_with_an_acceptable_subjec
     assert!(subject.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{subject}");
     assert_eq!(envelope["Message"], json!(failure.message));
     let approvals = receive(&sqs, &approvals_url, 1, Duration::from_secs(10)).await;
-    assert_eq!(approvals, vec!["ok?".to_owned()], "a topic ARN in the notice is used");
+    assert_eq!(
+        approvals,
+        vec![r#"{"approval":{"pipelineName":"app"}}"#.to_owned()],
+        "a topic ARN in the notice is used, and machines get the JSON"
+    );
 }
 
 /// A `PutEvents` that refuses entries as scripted and records every request.

@@ -74,13 +74,14 @@ fn record(name: &str) -> PipelineRecord {
         event_source: "baton.codepipeline".into(),
     };
     let plan = Plan::from_declaration(&declaration, &placement).unwrap();
-    PipelineRecord { declaration, plan, created: 1, updated: 1 }
+    PipelineRecord { declaration, plan, created: 1, updated: 1, tags: Vec::new() }
 }
 
 #[tokio::test]
 async fn the_dynamodb_store_keeps_the_contract() {
     let (store, _, _) = fresh_store().await;
     state_store_contract(&store, "contract").await;
+    baton::testing::approval_links_contract(&store).await;
 }
 
 #[tokio::test]

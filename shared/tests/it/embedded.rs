@@ -14,7 +14,7 @@ use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{ActionStatus, Execution, ExecutionStatus, Input, Trigger};
 use tokio::sync::watch;
 
-const PIPELINE: &str = r##"{
+pub(crate) const PIPELINE: &str = r##"{
   "pipeline": {
     "name": "app",
     "roleArn": "arn:aws:iam::111111111111:role/pipeline",
@@ -69,7 +69,7 @@ fn git(repo: &Path, args: &[&str]) {
 }
 
 /// A home with the `app` repository whose build fails when `fail` is set.
-fn home_with_repo(fail: bool) -> tempfile::TempDir {
+pub(crate) fn home_with_repo(fail: bool) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     let repo = home.path().join("git/app");
     std::fs::create_dir_all(&repo).unwrap();
@@ -81,19 +81,23 @@ fn home_with_repo(fail: bool) -> tempfile::TempDir {
     home
 }
 
-struct Running {
-    rt: Arc<Embedded>,
-    stop: watch::Sender<bool>,
-    dispatcher: tokio::task::JoinHandle<()>,
+pub(crate) struct Running {
+    pub(crate) rt: Arc<Embedded>,
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) dispatcher: tokio::task::JoinHandle<()>,
 }
 
 async fn start_runtime(home: &Path) -> Running {
-    let config = EmbeddedConfig {
+    start_runtime_with(EmbeddedConfig {
         home: home.to_path_buf(),
         quiet: true,
         workers: 8,
         ..EmbeddedConfig::default()
-    };
+    })
+    .await
+}
+
+pub(crate) async fn start_runtime_with(config: EmbeddedConfig) -> Running {
     let rt = Arc::new(Embedded::open(&config).unwrap());
     let doc = PipelineDocument::parse(PIPELINE).unwrap();
     rt.put_pipeline(&doc, "us-east-1").await.unwrap();
@@ -103,7 +107,7 @@ async fn start_runtime(home: &Path) -> Running {
     Running { rt, stop, dispatcher }
 }
 
-async fn wait_for(
+pub(crate) async fn wait_for(
     rt: &Embedded,
     id: &str,
     what: &str,
@@ -121,7 +125,7 @@ async fn wait_for(
     panic!("execution never {what}: {e:#?}");
 }
 
-fn waiting_token(e: &Execution) -> Option<String> {
+pub(crate) fn waiting_token(e: &Execution) -> Option<String> {
     let gate = &e.stages[2].actions[0];
     (gate.status == ActionStatus::InProgress).then(|| gate.token.clone()).flatten()
 }

@@ -1,7 +1,9 @@
 //! Integration tests of Baton's services and adapters, built as one binary.
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop loudly
 
+mod approvals;
 mod artifacts;
+mod aws_approvals;
 mod aws_artifacts;
 mod aws_bus;
 mod aws_providers;

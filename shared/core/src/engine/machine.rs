@@ -427,8 +427,41 @@ impl<'a> Machine<'a> {
                     self.supersede(&other, newest.as_deref().unwrap_or_default());
                 }
             }
+            if let Some(newest) = newest {
+                self.replace_waiting_approval(s, &newest);
+            }
         }
         self.admit(s);
+    }
+
+    /// Baton's `SupersedeWaitingApproval` option: when a newer execution reaches a stage whose
+    /// holder only waits for people to approve (on approvals that have the option), the holder
+    /// is superseded and its approvals are cancelled, so nobody approves an old revision.
+    fn replace_waiting_approval(&mut self, s: usize, newest: &str) {
+        let Some(holder) = self.state.lanes.holders[s].clone() else { return };
+        let Some(e) = self.state.executions.get(&holder) else { return };
+        let newer = self.state.executions.get(newest).is_some_and(|n| n.arrival > e.arrival);
+        let running: Vec<usize> = (0..e.stages[s].actions.len())
+            .filter(|&a| e.stages[s].actions[a].status == ActionStatus::InProgress)
+            .collect();
+        let only_waiting_for_people = !running.is_empty()
+            && running
+                .iter()
+                .all(|&a| supersedes_waiting_approval(&self.plan.stages[s].actions[a]));
+        if !newer || !only_waiting_for_people || e.stop.is_some() {
+            return;
+        }
+        self.abandon_running(&holder, s);
+        if let Some(e) = self.state.executions.get_mut(&holder) {
+            e.stages[s].status = Some(StageStatus::Cancelled);
+            for a in running {
+                e.stages[s].actions[a].token = None;
+            }
+        }
+        self.publish_stage(&holder, s, "CANCELED");
+        self.supersede(&holder, newest);
+        self.state.lanes.holders[s] = None;
+        self.step.lanes_changed = true;
     }
 
     /// Lets waiting executions into stage `s` while its transition and lock allow.
@@ -773,6 +806,16 @@ impl<'a> Machine<'a> {
         );
         self.step.effects.push(Effect::Publish(event));
     }
+}
+
+/// Whether a waiting manual approval gives way to a newer execution (a Baton-only setting:
+/// `"SupersedeWaitingApproval": "true"` in the action's configuration).
+fn supersedes_waiting_approval(action: &crate::plan::ActionPlan) -> bool {
+    action.action_type.is_manual_approval()
+        && action
+            .configuration
+            .get("SupersedeWaitingApproval")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 fn stage_attempt(run: &StageRun) -> u32 {

@@ -534,6 +534,45 @@ fn an_approval_waits_with_a_token_and_continues_when_approved() {
 }
 
 #[test]
+fn by_default_a_newer_execution_waits_behind_a_waiting_approval() {
+    let mut w = World::given(approval_plan());
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    w.start("e2");
+    w.finish("e2", "Source", "Src", true);
+    assert_eq!(w.exec("e2").place, Place::Waiting(1), "CodePipeline's behaviour");
+    assert_eq!(w.action("e1", "Approve", "Gate").status, ActionStatus::InProgress);
+}
+
+#[test]
+fn with_supersede_waiting_approval_a_newer_execution_replaces_the_one_waiting_for_people() {
+    let mut p = approval_plan();
+    p.stages[1].actions[0].configuration.insert("SupersedeWaitingApproval".into(), "true".into());
+    let mut w = World::given(p);
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    let old_token = w.action("e1", "Approve", "Gate").token.clone().unwrap();
+    w.start("e2");
+    let step = w.finish("e2", "Source", "Src", true);
+    assert_eq!(w.status("e1"), ExecutionStatus::Superseded);
+    assert_eq!(w.exec("e1").status_summary.as_deref(), Some("Superseded by execution e2"));
+    assert_eq!(w.action("e1", "Approve", "Gate").status, ActionStatus::Abandoned);
+    assert_eq!(w.exec("e1").stages[1].status, Some(StageStatus::Cancelled));
+    assert_eq!(requested(&step), vec!["Approve/Gate#1"], "e2 waits for approval in its place");
+    assert_eq!(w.exec("e2").place, Place::InStage(1));
+    assert_eq!(w.state.lanes.holders[1].as_deref(), Some("e2"));
+    assert_eq!(
+        w.when(decide(&old_token, true)),
+        Err(Rejection::InvalidApprovalToken),
+        "the old approval can no longer be decided"
+    );
+    let token = w.action("e2", "Approve", "Gate").token.clone().unwrap();
+    w.ok(decide(&token, true));
+    w.finish("e2", "Deploy", "Ship", true);
+    assert_eq!(w.status("e2"), ExecutionStatus::Succeeded);
+}
+
+#[test]
 fn a_rejected_approval_fails_the_execution() {
     let mut w = World::given(approval_plan());
     w.start("e1");

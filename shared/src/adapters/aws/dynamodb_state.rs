@@ -16,6 +16,7 @@
 //! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (JSON), `expires_at` once ended |
 //! | `PIPELINES`       | `<name>`         | none: the sorted listing                                |
 //! | `OUTBOX`          | `<seq>` (19 digits) | `seq`, `saved_at`, `pipeline`, `event` (JSON)        |
+//! | `APPROVAL#<id>`   | `LINK`           | `body` (JSON), `used` (JSON) once used, `expires_at`    |
 //!
 //! Why this shape: everything one input reads lives in its pipeline's partition, so a load is
 //! a `GetItem` of the lanes plus one `GetItem` per execution named (or, for [`Scope::Active`],
@@ -65,7 +66,7 @@ const PIPELINE_SK: &str = "PIPELINE";
 const LANES_SK: &str = "LANES";
 const EXECUTION_PREFIX: &str = "EXECUTION#";
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// What goes wrong inside the adapter; always reaches callers as [`StoreError::Unavailable`].
 #[derive(Debug, thiserror::Error)]
@@ -101,29 +102,29 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
 }
 
 /// Maps an SDK (or request-building) error once, keeping it as the source.
-fn sdk<E: std::error::Error + Send + Sync + 'static>(
+pub(super) fn sdk<E: std::error::Error + Send + Sync + 'static>(
     operation: &'static str,
 ) -> impl FnOnce(E) -> StoreError {
     move |e| unavailable(DynamoError::Sdk { operation, source: Box::new(e) })
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(unavailable)
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(unavailable)
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(super) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+pub(super) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
@@ -148,7 +149,7 @@ fn malformed(item: &Item, attribute: &'static str) -> StoreError {
     unavailable(DynamoError::Malformed { pk: key_part("pk"), sk: key_part("sk"), attribute })
 }
 
-fn get_s<'a>(item: &'a Item, attribute: &'static str) -> Result<&'a str, StoreError> {
+pub(super) fn get_s<'a>(item: &'a Item, attribute: &'static str) -> Result<&'a str, StoreError> {
     match item.get(attribute) {
         Some(AttributeValue::S(v)) => Ok(v),
         _ => Err(malformed(item, attribute)),
@@ -243,8 +244,8 @@ fn condition_failed(error: &TransactWriteItemsError) -> bool {
 
 /// DynamoDB-backed [`StateStore`].
 pub struct DynamoDbStateStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     retention_secs: i64,
     /// The last outbox sequence base handed out by this process; see [`Self::next_seq_base`].
     last_seq: AtomicI64,
@@ -286,7 +287,7 @@ impl DynamoDbStateStore {
         bump(previous)
     }
 
-    async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()

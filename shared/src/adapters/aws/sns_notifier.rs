@@ -5,7 +5,8 @@
 //! topic names mean nothing on AWS). The subject is made acceptable to SNS rather than
 //! refused, because a notice must not be lost over its subject line: SNS wants subjects of
 //! fewer than 100 characters, without line breaks or control characters, and email clients
-//! want ASCII. A message over SNS's 256 KB limit is refused before sending.
+//! want ASCII. A message over SNS's 256 KB limit is refused before sending. A notice with a text
+//! for people is sent with `MessageStructure=json`: mail gets the text, machines the JSON.
 
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
@@ -85,10 +86,17 @@ pub fn sns_subject(subject: &str) -> Option<String> {
 #[async_trait]
 impl Notifier for SnsNotifier {
     async fn send(&self, notice: &Notice) -> Result<(), NoticeError> {
-        if notice.message.len() > MAX_MESSAGE_BYTES {
+        // A notice with a text for people goes out per protocol: email subscribers read the
+        // text, every other subscriber (SQS, Lambda, HTTPS, email-json) gets the JSON.
+        let structured = notice.text.is_some();
+        let body = match &notice.text {
+            Some(text) => serde_json::json!({"default": notice.message, "email": text}).to_string(),
+            None => notice.message.clone(),
+        };
+        if body.len() > MAX_MESSAGE_BYTES {
             return Err(NoticeError(Box::new(SnsError::TooLarge {
                 subject: notice.subject.clone(),
-                bytes: notice.message.len(),
+                bytes: body.len(),
             })));
         }
         let topic = self.topic_for(notice);
@@ -97,7 +105,8 @@ impl Notifier for SnsNotifier {
             .publish()
             .topic_arn(topic)
             .set_subject(sns_subject(&notice.subject))
-            .message(&notice.message)
+            .message(&body)
+            .set_message_structure(structured.then(|| "json".to_owned()))
             .send()
             .await;
         match result {

@@ -24,14 +24,14 @@ impl ConsoleNotifier {
 impl Notifier for ConsoleNotifier {
     async fn send(&self, notice: &Notice) -> Result<(), NoticeError> {
         if !self.quiet {
-            eprintln!("\n== {} ==\n{}\n", notice.subject, notice.message);
+            eprintln!("\n== {} ==\n{}\n", notice.subject, notice.for_people());
         }
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .map_err(|e| NoticeError(Box::new(e)))?;
-        writeln!(file, "== {} ==\n{}\n", notice.subject, notice.message)
+        writeln!(file, "== {} ==\n{}\n", notice.subject, notice.for_people())
             .map_err(|e| NoticeError(Box::new(e)))
     }
 }

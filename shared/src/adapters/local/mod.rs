@@ -3,4 +3,6 @@
 pub mod console_notifier;
 pub mod file_artifacts;
 pub mod local_bus;
+pub mod smtp_notifier;
+pub mod sql_approvals;
 pub mod sql_state;

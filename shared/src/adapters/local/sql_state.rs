@@ -38,6 +38,8 @@ CREATE INDEX IF NOT EXISTS executions_active ON executions (pipeline, ended);
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, saved_at INTEGER NOT NULL,
   event TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approval_links (
+  id TEXT PRIMARY KEY, body TEXT NOT NULL, used TEXT);
 ";
 
 pub(crate) fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -71,17 +73,17 @@ impl SqlStateStore {
         Ok(Self { conn: Mutex::new(conn), pipelines: Mutex::default() })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll back).
         self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(unavailable)
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(unavailable)
 }
 

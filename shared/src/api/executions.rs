@@ -1,0 +1,427 @@
+//! StartPipelineExecution, StopPipelineExecution, GetPipelineExecution, ListPipelineExecutions,
+//! RetryStageExecution, PutApprovalResult, ListActionExecutions.
+
+use std::collections::BTreeMap;
+
+use baton_core::engine::{Execution, Input, Trigger};
+use baton_core::events::format_uuid;
+use baton_core::plan::{Plan, RetryMode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::pagination::Page;
+use super::wire::{action_status, compact, execution_status, input, secs};
+use super::{ApiError, Ctx};
+use crate::ports::clock::entropy;
+
+/// Executions read for a listing; CodePipeline keeps twelve months of history.
+const HISTORY: usize = 100_000;
+
+#[derive(Deserialize)]
+struct VariableIn {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartIn {
+    name: String,
+    #[serde(default)]
+    variables: Vec<VariableIn>,
+    #[serde(default)]
+    client_request_token: Option<String>,
+    #[serde(default)]
+    source_revisions: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StopIn {
+    pipeline_name: String,
+    pipeline_execution_id: String,
+    #[serde(default)]
+    abandon: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecutionIn {
+    pipeline_name: String,
+    pipeline_execution_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StageFilter {
+    stage_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecutionFilter {
+    #[serde(default)]
+    succeeded_in_stage: Option<StageFilter>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListIn {
+    pipeline_name: String,
+    #[serde(default)]
+    filter: Option<ExecutionFilter>,
+    #[serde(default)]
+    next_token: Option<String>,
+    #[serde(default)]
+    max_results: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetryIn {
+    pipeline_name: String,
+    stage_name: String,
+    pipeline_execution_id: String,
+    retry_mode: String,
+}
+
+#[derive(Deserialize)]
+struct ApprovalResultIn {
+    summary: String,
+    status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApprovalIn {
+    pipeline_name: String,
+    stage_name: String,
+    action_name: String,
+    result: ApprovalResultIn,
+    token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LatestIn {
+    pipeline_execution_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionFilter {
+    #[serde(default)]
+    pipeline_execution_id: Option<String>,
+    #[serde(default)]
+    latest_in_pipeline_execution: Option<LatestIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionListIn {
+    pipeline_name: String,
+    #[serde(default)]
+    filter: Option<ActionFilter>,
+    #[serde(default)]
+    next_token: Option<String>,
+    #[serde(default)]
+    max_results: Option<i64>,
+}
+
+impl Ctx<'_> {
+    pub(super) async fn start_execution(&self, body: Value) -> Result<Value, ApiError> {
+        let StartIn { name, variables, client_request_token, source_revisions } = input(body)?;
+        self.pipeline(&name).await?;
+        if !source_revisions.is_empty() {
+            return Err(ApiError::validation(
+                "sourceRevisions are not supported by Baton: source actions always take the latest revision",
+            ));
+        }
+        let mut overrides = BTreeMap::new();
+        for v in variables {
+            if overrides.insert(v.name.clone(), v.value).is_some() {
+                return Err(ApiError::validation(format!(
+                    "Variable '{}' is given more than once",
+                    v.name
+                )));
+            }
+        }
+        let execution_id = match &client_request_token {
+            Some(token) => {
+                let valid = (1..=128).contains(&token.len())
+                    && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if !valid {
+                    return Err(ApiError::constraint(
+                        "clientRequestToken",
+                        &format!("'{token}'"),
+                        "Member must satisfy regular expression pattern: ^[a-zA-Z0-9-]+$",
+                    ));
+                }
+                idempotent_id(&name, token)
+            }
+            None => format_uuid(
+                entropy()
+                    .map_err(|e| ApiError::internal(&format!("no randomness for an id: {e}")))?,
+            ),
+        };
+        let trigger = Trigger {
+            trigger_type: "StartPipelineExecution".into(),
+            trigger_detail: self.caller.to_string(),
+        };
+        // A start with an id that exists changes nothing: the same token gives the same id.
+        let input =
+            Input::Start { execution_id: execution_id.clone(), trigger, variables: overrides };
+        self.apply(&name, input).await?;
+        Ok(json!({"pipelineExecutionId": execution_id}))
+    }
+
+    pub(super) async fn stop_execution(&self, body: Value) -> Result<Value, ApiError> {
+        let StopIn { pipeline_name, pipeline_execution_id, abandon, reason } = input(body)?;
+        self.pipeline(&pipeline_name).await?;
+        let input = Input::Stop {
+            execution_id: pipeline_execution_id.clone(),
+            abandon,
+            reason: reason.unwrap_or_default(),
+        };
+        self.apply(&pipeline_name, input).await?;
+        Ok(json!({"pipelineExecutionId": pipeline_execution_id}))
+    }
+
+    pub(super) async fn get_execution(&self, body: Value) -> Result<Value, ApiError> {
+        let ExecutionIn { pipeline_name, pipeline_execution_id } = input(body)?;
+        let record = self.pipeline(&pipeline_name).await?;
+        let e = self.execution(&pipeline_name, &pipeline_execution_id).await?;
+        let artifacts: Vec<Value> = e
+            .artifacts
+            .iter()
+            .map(|(name, at)| json!({"name": name, "revisionId": at.key}))
+            .collect();
+        let variables: Vec<Value> = e
+            .variables
+            .iter()
+            .map(|(name, value)| json!({"name": name, "resolvedValue": value}))
+            .collect();
+        Ok(json!({"pipelineExecution": compact(json!({
+            "pipelineName": pipeline_name,
+            "pipelineVersion": e.pipeline_version,
+            "pipelineExecutionId": e.id,
+            "status": execution_status(e.status),
+            "statusSummary": e.status_summary,
+            "artifactRevisions": artifacts,
+            "variables": variables,
+            "trigger": trigger_json(&e.trigger),
+            "executionMode": record.plan.mode.as_str(),
+            "executionType": "STANDARD",
+        }))}))
+    }
+
+    pub(super) async fn list_executions(&self, body: Value) -> Result<Value, ApiError> {
+        let ListIn { pipeline_name, filter, next_token, max_results } = input(body)?;
+        let record = self.pipeline(&pipeline_name).await?;
+        let list = format!("executions/{pipeline_name}");
+        let page = Page::read(&list, next_token.as_deref(), max_results, 100, 100)?;
+        let mut executions = self.api.store.executions(&pipeline_name, HISTORY).await?;
+        if let Some(stage) = filter.and_then(|f| f.succeeded_in_stage) {
+            let s = record.plan.stage_index(&stage.stage_name);
+            executions.retain(|e| {
+                s.and_then(|s| e.stages.get(s)).and_then(|r| r.status)
+                    == Some(baton_core::engine::StageStatus::Succeeded)
+            });
+        }
+        let (executions, next) = page.slice(&list, executions);
+        let summaries: Vec<Value> = executions
+            .iter()
+            .map(|e| {
+                compact(json!({
+                    "pipelineExecutionId": e.id,
+                    "status": execution_status(e.status),
+                    "statusSummary": e.status_summary,
+                    "startTime": secs(e.started_at),
+                    "lastUpdateTime": secs(e.updated_at),
+                    "sourceRevisions": source_revisions(&record.plan, e),
+                    "trigger": trigger_json(&e.trigger),
+                    "stopTrigger": e.stop.as_ref().map(|s| json!({"reason": s.reason})),
+                    "executionMode": record.plan.mode.as_str(),
+                    "executionType": "STANDARD",
+                }))
+            })
+            .collect();
+        let mut out = json!({"pipelineExecutionSummaries": summaries});
+        if let Some(token) = next {
+            out["nextToken"] = json!(token);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn retry_stage(&self, body: Value) -> Result<Value, ApiError> {
+        let RetryIn { pipeline_name, stage_name, pipeline_execution_id, retry_mode } = input(body)?;
+        let mode = match retry_mode.as_str() {
+            "FAILED_ACTIONS" => RetryMode::FailedActions,
+            "ALL_ACTIONS" => RetryMode::AllActions,
+            other => {
+                return Err(ApiError::constraint(
+                    "retryMode",
+                    &format!("'{other}'"),
+                    "Member must satisfy enum value set: [FAILED_ACTIONS, ALL_ACTIONS]",
+                ));
+            }
+        };
+        self.pipeline(&pipeline_name).await?;
+        let input =
+            Input::Retry { execution_id: pipeline_execution_id.clone(), stage: stage_name, mode };
+        self.apply(&pipeline_name, input).await?;
+        Ok(json!({"pipelineExecutionId": pipeline_execution_id}))
+    }
+
+    pub(super) async fn put_approval_result(&self, body: Value) -> Result<Value, ApiError> {
+        let ApprovalIn { pipeline_name, stage_name, action_name, result, token } = input(body)?;
+        let approved = match result.status.as_str() {
+            "Approved" => true,
+            "Rejected" => false,
+            other => {
+                return Err(ApiError::constraint(
+                    "result.status",
+                    &format!("'{other}'"),
+                    "Member must satisfy enum value set: [Approved, Rejected]",
+                ));
+            }
+        };
+        self.pipeline(&pipeline_name).await?;
+        let input = Input::ApprovalDecided {
+            stage: stage_name,
+            action: action_name,
+            token,
+            approved,
+            summary: result.summary,
+            by: self.caller.to_string(),
+        };
+        self.apply(&pipeline_name, input).await?;
+        Ok(json!({"approvedAt": secs(self.api.clock.now())}))
+    }
+
+    pub(super) async fn list_action_executions(&self, body: Value) -> Result<Value, ApiError> {
+        let ActionListIn { pipeline_name, filter, next_token, max_results } = input(body)?;
+        let record = self.pipeline(&pipeline_name).await?;
+        let list = format!("actions/{pipeline_name}");
+        let page = Page::read(&list, next_token.as_deref(), max_results, 100, 100)?;
+        let wanted = filter.and_then(|f| {
+            f.pipeline_execution_id
+                .or(f.latest_in_pipeline_execution.map(|l| l.pipeline_execution_id))
+        });
+        let executions = match &wanted {
+            Some(id) => vec![self.execution(&pipeline_name, id).await?],
+            None => self.api.store.executions(&pipeline_name, HISTORY).await?,
+        };
+        let details: Vec<Value> =
+            executions.iter().flat_map(|e| action_details(&record.plan, e)).collect();
+        let (details, next) = page.slice(&list, details);
+        let mut out = json!({"actionExecutionDetails": details});
+        if let Some(token) = next {
+            out["nextToken"] = json!(token);
+        }
+        Ok(out)
+    }
+
+    /// One execution, or `PipelineExecutionNotFoundException`.
+    pub(super) async fn execution(&self, pipeline: &str, id: &str) -> Result<Execution, ApiError> {
+        self.api
+            .store
+            .execution(pipeline, id)
+            .await?
+            .ok_or_else(|| ApiError::execution_not_found(pipeline, id))
+    }
+}
+
+/// The execution id a `clientRequestToken` stands for: the same pipeline and token always give
+/// the same id, so a repeated start finds the execution it started and changes nothing.
+fn idempotent_id(pipeline: &str, token: &str) -> String {
+    let digest = Sha256::digest(format!("{pipeline}\n{token}").as_bytes());
+    let mut bits = [0u8; 16];
+    bits.copy_from_slice(&digest[..16]);
+    format_uuid(u128::from_be_bytes(bits))
+}
+
+/// An action attempt's id: stable for one attempt of one action in one execution.
+pub(super) fn action_execution_id(
+    execution: &str,
+    stage: &str,
+    action: &str,
+    attempt: u32,
+) -> String {
+    idempotent_id(execution, &format!("{stage}\n{action}\n{attempt}"))
+}
+
+pub(super) fn trigger_json(t: &Trigger) -> Value {
+    json!({"triggerType": t.trigger_type, "triggerDetail": t.trigger_detail})
+}
+
+/// What the source actions of the first stage fetched: CodeCommit's commit, S3's version.
+fn source_revisions(plan: &Plan, e: &Execution) -> Vec<Value> {
+    let (Some(stage), Some(run)) = (plan.stages.first(), e.stages.first()) else { return vec![] };
+    stage
+        .actions
+        .iter()
+        .zip(&run.actions)
+        .filter(|(a, _)| a.action_type.category == "Source")
+        .filter_map(|(a, r)| {
+            let id = r.output_variables.get("CommitId").or(r.output_variables.get("VersionId"))?;
+            Some(compact(json!({
+                "actionName": a.name,
+                "revisionId": id,
+                "revisionSummary": r.output_variables.get("CommitMessage"),
+            })))
+        })
+        .collect()
+}
+
+/// Every started action of an execution, as `ActionExecutionDetail`s.
+fn action_details(plan: &Plan, e: &Execution) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (stage, run) in plan.stages.iter().zip(&e.stages) {
+        for (action, r) in stage.actions.iter().zip(&run.actions) {
+            let Some(status) = action_status(r.status) else { continue };
+            let artifacts = |list: &[baton_core::engine::Artifact]| -> Vec<Value> {
+                list.iter()
+                    .map(|a| {
+                        json!({"name": a.name, "s3location": {"bucket": a.location.bucket, "key": a.location.key}})
+                    })
+                    .collect()
+            };
+            let t = &action.action_type;
+            out.push(compact(json!({
+                "pipelineExecutionId": e.id,
+                "actionExecutionId": action_execution_id(&e.id, &stage.name, &action.name, r.attempt),
+                "pipelineVersion": e.pipeline_version,
+                "stageName": stage.name,
+                "actionName": action.name,
+                "startTime": r.started_at.map(secs),
+                "lastUpdateTime": r.updated_at.map(secs),
+                "updatedBy": r.decided_by,
+                "status": status,
+                "input": {
+                    "actionTypeId": {"category": t.category, "owner": t.owner, "provider": t.provider, "version": t.version},
+                    "configuration": action.configuration,
+                    "resolvedConfiguration": r.resolved_configuration,
+                    "roleArn": action.role_arn,
+                    "region": action.region,
+                    "inputArtifacts": artifacts(&r.inputs),
+                    "namespace": action.namespace,
+                },
+                "output": {
+                    "outputArtifacts": artifacts(&r.outputs),
+                    "executionResult": {
+                        "externalExecutionId": r.external_id,
+                        "externalExecutionSummary": r.summary,
+                        "externalExecutionUrl": r.external_url,
+                        "errorDetails": r.error.as_ref().map(|err| json!({"code": err.code, "message": err.message})),
+                    },
+                    "outputVariables": r.output_variables,
+                },
+            })));
+        }
+    }
+    out
+}

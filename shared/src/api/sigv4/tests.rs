@@ -1,0 +1,170 @@
+//! The verifier against signatures made by AWS's own signer (`aws-sigv4`), and against
+//! AWS's published example.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign as aws_sign};
+use aws_sigv4::sign::v4;
+
+use super::*;
+
+const KEY: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+const NOW: i64 = 1_440_938_160; // 2015-08-30T12:36:00Z
+
+/// Headers of a CodePipeline call, signed by `aws-sigv4` at `at`.
+fn signed_by_aws(body: &[u8], at: i64, region: &str, service: &str) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("host".to_string(), "127.0.0.1:8080".to_string()),
+        ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
+        ("x-amz-target".to_string(), "CodePipeline_20150709.ListPipelines".to_string()),
+    ];
+    let identity = Credentials::new(KEY, SECRET, None, None, "test").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(UNIX_EPOCH + Duration::from_secs(at as u64))
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        "http://127.0.0.1:8080/",
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _) = aws_sign(request, &params).unwrap().into_parts();
+    for (name, value) in instructions.headers() {
+        headers.push((name.to_string(), value.to_string()));
+    }
+    headers
+}
+
+fn check(headers: &[(String, String)], body: &[u8], now: i64) -> Result<String, AuthError> {
+    let request = Signable { method: "POST", path: "/", query: "", headers, body };
+    let expected = Expected { region: "us-east-1", service: "codepipeline", now };
+    verify(&request, &expected, |k| (k == KEY).then(|| SECRET.to_string()))
+}
+
+#[test]
+fn a_request_signed_by_aws_sigv4_is_accepted() {
+    let body = br#"{"maxResults": 10}"#;
+    let headers = signed_by_aws(body, NOW, "us-east-1", "codepipeline");
+    assert_eq!(check(&headers, body, NOW + 60), Ok(KEY.to_string()));
+}
+
+#[test]
+fn a_changed_body_or_signed_header_breaks_the_signature() {
+    let body = br#"{"maxResults": 10}"#;
+    let headers = signed_by_aws(body, NOW, "us-east-1", "codepipeline");
+    let e = check(&headers, br#"{"maxResults": 11}"#, NOW).unwrap_err();
+    assert_eq!(e.code(), "InvalidSignatureException");
+    assert!(e.to_string().starts_with("The request signature we calculated does not match"));
+    let mut other = headers.clone();
+    for (n, v) in &mut other {
+        if n == "x-amz-target" {
+            *v = "CodePipeline_20150709.DeletePipeline".into();
+        }
+    }
+    assert_eq!(check(&other, body, NOW).unwrap_err().code(), "InvalidSignatureException");
+}
+
+#[test]
+fn a_wrong_secret_is_an_invalid_signature_and_an_unknown_key_is_unrecognized() {
+    let body = b"{}";
+    let headers = signed_by_aws(body, NOW, "us-east-1", "codepipeline");
+    let request = Signable { method: "POST", path: "/", query: "", headers: &headers, body };
+    let expected = Expected { region: "us-east-1", service: "codepipeline", now: NOW };
+    let wrong = verify(&request, &expected, |_| Some("not-the-secret".into())).unwrap_err();
+    assert_eq!(wrong.code(), "InvalidSignatureException");
+    let unknown = verify(&request, &expected, |_| None).unwrap_err();
+    assert_eq!(unknown, AuthError::UnknownKey);
+    assert_eq!(unknown.code(), "UnrecognizedClientException");
+}
+
+#[test]
+fn another_service_region_or_a_stale_date_is_refused() {
+    let body = b"{}";
+    let s3 = signed_by_aws(body, NOW, "us-east-1", "s3");
+    let e = check(&s3, body, NOW).unwrap_err();
+    assert_eq!(e.to_string(), "Credential should be scoped to correct service: 'codepipeline'. ");
+    let west = signed_by_aws(body, NOW, "us-west-2", "codepipeline");
+    assert_eq!(check(&west, body, NOW).unwrap_err().code(), "InvalidSignatureException");
+    let fresh = signed_by_aws(body, NOW, "us-east-1", "codepipeline");
+    let late = check(&fresh, body, NOW + MAX_SKEW_SECS + 1).unwrap_err();
+    assert!(late.to_string().starts_with("Signature expired: 20150830T123600Z"), "{late}");
+    let early = check(&fresh, body, NOW - MAX_SKEW_SECS - 1).unwrap_err();
+    assert!(early.to_string().starts_with("Signature not yet current"), "{early}");
+    assert!(check(&fresh, body, NOW + MAX_SKEW_SECS).is_ok());
+}
+
+#[test]
+fn no_authorization_is_missing_and_a_partial_one_is_incomplete() {
+    let headers = vec![("host".to_string(), "h".to_string())];
+    assert_eq!(check(&headers, b"{}", NOW), Err(AuthError::Missing));
+    let mut partial = headers.clone();
+    partial.push((
+        "authorization".into(),
+        format!("{ALGORITHM} Credential={KEY}/20150830/us-east-1/codepipeline/aws4_request"),
+    ));
+    partial.push(("x-amz-date".into(), "20150830T123600Z".into()));
+    let e = check(&partial, b"{}", NOW).unwrap_err();
+    assert_eq!(e.code(), "IncompleteSignatureException");
+    assert!(e.to_string().contains("requires 'Signature' parameter"), "{e}");
+}
+
+#[test]
+fn our_signer_agrees_with_aws_sigv4() {
+    let body = br#"{"name": "p"}"#;
+    let theirs = signed_by_aws(body, NOW, "us-east-1", "codepipeline");
+    let base: Vec<(String, String)> = theirs[..3].to_vec();
+    let request = Signable { method: "POST", path: "/", query: "", headers: &base, body };
+    let key = SigningKey {
+        access_key: KEY,
+        secret_key: SECRET,
+        region: "us-east-1",
+        service: "codepipeline",
+    };
+    let (date, ours) = sign(&request, &key, NOW);
+    let their_auth = theirs.iter().find(|(n, _)| n == "authorization").unwrap().1.clone();
+    assert_eq!(date, "20150830T123600Z");
+    assert_eq!(ours, their_auth);
+}
+
+/// AWS's documented example ("get-vanilla-query-order-key-case" of the SigV4 test suite): the
+/// canonical query sorts and encodes, and the signature is the published one.
+#[test]
+fn the_published_test_suite_example_verifies() {
+    let headers = vec![
+        ("Host".to_string(), "example.amazonaws.com".to_string()),
+        ("X-Amz-Date".to_string(), "20150830T123600Z".to_string()),
+        (
+            "Authorization".to_string(),
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500".to_string(),
+        ),
+    ];
+    let request = Signable {
+        method: "GET",
+        path: "/",
+        query: "Param2=value2&Param1=value1",
+        headers: &headers,
+        body: b"",
+    };
+    let expected = Expected { region: "us-east-1", service: "service", now: NOW };
+    assert_eq!(verify(&request, &expected, |_| Some(SECRET.into())), Ok(KEY.to_string()));
+}
+
+#[test]
+fn amz_dates_round_trip() {
+    assert_eq!(parse_amz_date("20150830T123600Z"), Some(NOW));
+    assert_eq!(format_amz_date(NOW), "20150830T123600Z");
+    assert_eq!(
+        parse_amz_date("20240229T000000Z").map(format_amz_date).as_deref(),
+        Some("20240229T000000Z")
+    );
+    assert_eq!(parse_amz_date("2015-08-30T12:36:00Z"), None);
+}

@@ -15,7 +15,7 @@ run:
 test: lint
 	@bash scripts/browser.sh
 	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
-	  eval "$$(bash $(EMULATORS) env)" && $(CARGO) test --workspace
+	  eval "$$(bash $(EMULATORS) env)" && $(CARGO) build --workspace --bins && $(CARGO) test --workspace
 
 ## lint: rustfmt, clippy (warnings denied), cfn-lint on template.yaml and infra/
 lint:
@@ -28,16 +28,21 @@ lint:
 bench:
 	@$(CARGO) bench --quiet -p baton-core --bench engine 2>/dev/null
 	@$(CARGO) bench --quiet -p baton --bench embedded 2>/dev/null
+	@$(CARGO) build --quiet --workspace --bins
+	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
+	  eval "$$(bash $(EMULATORS) env)" && \
+	  $(CARGO) test --quiet -p baton-e2e --test e2e a_release_runs_across_accounts_and_regions >/dev/null 2>&1 && \
+	  cat target/e2e-figures.txt
 
 ## validate: check every example and fixture declaration
 validate:
 	$(CARGO) run --quiet -p baton-cli -- validate examples/*.json tests/fixtures/declarations/valid/*.json
 
-## build: package the four Lambda functions with cargo-lambda and print each package's size
+## build: package the five Lambda functions with cargo-lambda and print each package's size
 build:
 	@bash $(EMULATORS) install-lambda
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release \
-	  -p trigger -p stage-advance -p action-worker -p approval
+	  -p trigger -p stage-advance -p action-worker -p approval -p api
 	@for f in target/lambda/*/bootstrap; do echo "$$(dirname $$f | xargs basename): $$(du -k $$f | cut -f1) KiB"; done
 
 ## deploy: deploy template.yaml with SAM (guided the first time); see infra/README.md

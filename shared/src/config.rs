@@ -28,6 +28,8 @@ pub struct Config {
     pub outbox_grace_millis: i64,
     /// The approval endpoint (the approval pages function's URL) that links in notices use.
     pub approval_url: Option<String>,
+    /// The account pipelines live in (their ARNs), `BATON_ACCOUNT_ID`.
+    pub account_id: String,
 }
 
 impl fmt::Debug for Config {
@@ -118,6 +120,9 @@ impl Config {
             retention_days,
             outbox_grace_millis,
             approval_url: lookup("BATON_APPROVAL_URL").filter(|v| !v.is_empty()),
+            account_id: lookup("BATON_ACCOUNT_ID")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "000000000000".into()),
         })
     }
 }

@@ -172,6 +172,7 @@ impl Aws {
             providers,
             std::env::temp_dir().join("baton"),
         )
+        .with_claims(self.store.clone())
     }
 
     /// The trigger service.
@@ -202,6 +203,24 @@ impl Aws {
     /// The configuration the functions were started with.
     pub fn config(&self) -> &crate::config::Config {
         &self.config
+    }
+
+    /// The control API, for the API function: IAM verifies callers before the function runs,
+    /// so no credentials are configured here.
+    pub fn control_api(&self) -> crate::api::ControlApi {
+        let mut providers = crate::ports::provider::ProviderRegistry::default();
+        crate::providers::aws::register(&mut providers, self.roles.clone());
+        crate::api::ControlApi::new(crate::api::ApiParts {
+            store: self.store.clone(),
+            stage_advance: std::sync::Arc::new(self.stage_advance()),
+            providers,
+            placement: baton_core::plan::Placement {
+                account: self.config.account_id.clone(),
+                region: self.sdk.region().map_or_else(|| "us-east-1".to_owned(), |r| r.to_string()),
+                event_source: "baton.codepipeline".into(),
+            },
+            credentials: crate::api::Credentials::new(),
+        })
     }
 
     /// Where malformed events go.

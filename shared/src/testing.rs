@@ -293,3 +293,22 @@ pub async fn approval_links_contract(links: &dyn crate::ports::approvals::Approv
         Err(StoreError::Conflict(_))
     ));
 }
+
+/// The action-claims contract: a live claim keeps others out, an expired one is taken over,
+/// and of two simultaneous claims exactly one wins.
+///
+/// # Panics
+/// When the adapter breaks the contract.
+#[allow(clippy::unwrap_used)] // a broken contract should stop the test loudly
+pub async fn action_claims_contract(claims: &dyn crate::ports::state::ActionClaims) {
+    let key = "p/e1/Build/Compile/1";
+    assert!(claims.claim(key, 1_000, 61_000).await.unwrap(), "a fresh attempt is claimed");
+    assert!(!claims.claim(key, 2_000, 62_000).await.unwrap(), "a live claim keeps others out");
+    assert!(claims.claim(key, 61_000, 121_000).await.unwrap(), "an expired claim is taken over");
+    assert!(claims.claim("p/e1/Build/Compile/2", 2_000, 62_000).await.unwrap());
+    let (a, b) = tokio::join!(
+        claims.claim("p/e2/Build/Compile/1", 5, 60_005),
+        claims.claim("p/e2/Build/Compile/1", 5, 60_005)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one of two simultaneous claims wins");
+}

@@ -20,7 +20,8 @@ pub(crate) async fn handle(
             let span = info_span!("action_worker", execution_id = %request.execution_id,
                 stage = %request.stage, action = %request.action, attempt = request.attempt,
                 request_id = %context.request_id);
-            worker.run(request).instrument(span).await
+            let until = i64::try_from(context.deadline).unwrap_or(i64::MAX);
+            worker.run_once(request, until).instrument(span).await
         }
         Err(e) => Err(e),
     };

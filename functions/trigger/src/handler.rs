@@ -17,7 +17,7 @@ pub(crate) async fn handle(
         .map_err(ServiceError::Permanent)
         .and_then(|e| SourceChange::from_event(&e).map_err(ServiceError::Permanent))
     {
-        Ok(change) => trigger.on_change(&change).await.map(|started| {
+        Ok(change) => trigger.on_change(&change, payload["id"].as_str()).await.map(|started| {
             info!(started = started.len(), "source change handled");
         }),
         Err(e) => Err(e),

@@ -96,6 +96,18 @@ pub struct ActionPlan {
     pub environment_variables: Vec<(String, String, String)>,
 }
 
+impl ActionPlan {
+    /// Whether this waiting manual approval gives way to a newer execution (Baton's
+    /// `"SupersedeWaitingApproval": "true"`, SUPERSEDED mode only).
+    pub fn gives_way_to_newer(&self) -> bool {
+        self.action_type.is_manual_approval()
+            && self
+                .configuration
+                .get("SupersedeWaitingApproval")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
 /// One stage, with its actions and their `runOrder` groups.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StagePlan {
@@ -199,6 +211,12 @@ impl Plan {
             variables,
             stages,
         })
+    }
+
+    /// Whether any manual approval gives way to newer executions: stage-advance then loads the
+    /// executions holding stages too, not only those waiting for them.
+    pub fn replaces_waiting_approvals(&self) -> bool {
+        self.stages.iter().flat_map(|s| &s.actions).any(ActionPlan::gives_way_to_newer)
     }
 
     /// The pipeline's ARN, as CodePipeline forms it.

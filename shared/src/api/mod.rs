@@ -74,6 +74,11 @@ pub struct ApiReply {
 }
 
 impl ApiReply {
+    /// CodePipeline's answer to a request that carries no credentials.
+    pub fn missing_authentication() -> Self {
+        ApiError::from(sigv4::AuthError::Missing).reply()
+    }
+
     /// The body as JSON (`Null` if it is not), for tests and logs.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)

@@ -139,3 +139,13 @@ pub trait StateStore: Send + Sync {
     /// Marks entries published.
     async fn ack_outbox(&self, seqs: &[i64]) -> Result<(), StoreError>;
 }
+
+/// Claims on action attempts: the action-worker takes one before running an attempt, so a
+/// request delivered twice while the first delivery is still running does not run it twice.
+#[async_trait]
+pub trait ActionClaims: Send + Sync {
+    /// Claims `attempt` (a key naming pipeline, execution, stage, action and attempt) until
+    /// `until`. `false` when a claim on it is still live at `now`: another worker has it. An
+    /// expired claim is taken over, since its worker ran out of time without finishing.
+    async fn claim(&self, attempt: &str, now: Millis, until: Millis) -> Result<bool, StoreError>;
+}

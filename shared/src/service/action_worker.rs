@@ -16,8 +16,9 @@ use super::ServiceError;
 use crate::bus_events::BusEvent;
 use crate::ports::artifacts::{ArtifactKey, ArtifactStore};
 use crate::ports::bus::EventBus;
+use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::provider::{Job, JobResult, LocalArtifact, ProviderRegistry};
-use crate::ports::state::StateStore;
+use crate::ports::state::{ActionClaims, StateStore};
 
 /// The action-worker service.
 pub struct ActionWorker {
@@ -27,6 +28,8 @@ pub struct ActionWorker {
     providers: ProviderRegistry,
     /// Work folders and logs live under here.
     home: PathBuf,
+    /// Where attempts are claimed, on runtimes that may deliver a request twice at once.
+    claims: Option<Arc<dyn ActionClaims>>,
 }
 
 impl ActionWorker {
@@ -38,7 +41,38 @@ impl ActionWorker {
         providers: ProviderRegistry,
         home: PathBuf,
     ) -> Self {
-        Self { store, bus, artifacts, providers, home }
+        Self { store, bus, artifacts, providers, home, claims: None }
+    }
+
+    /// Claims each attempt before running it (EventBridge may deliver a request twice, and both
+    /// copies would find the attempt current until its completion is applied).
+    pub fn with_claims(mut self, claims: Arc<dyn ActionClaims>) -> Self {
+        self.claims = Some(claims);
+        self
+    }
+
+    /// Runs the attempt like [`Self::run`], once: it is claimed until `until` (the end of this
+    /// invocation), and a copy of the request arriving meanwhile is dropped. A worker that dies
+    /// leaves the claim to expire, so a later redelivery runs the attempt again.
+    ///
+    /// # Errors
+    /// As [`Self::run`].
+    pub async fn run_once(&self, request: ActionRequest, until: i64) -> Result<(), ServiceError> {
+        if let Some(claims) = &self.claims {
+            let key = format!(
+                "{}/{}/{}/{}/{}",
+                request.pipeline,
+                request.execution_id,
+                request.stage,
+                request.action,
+                request.attempt
+            );
+            if !claims.claim(&key, SystemClock.now(), until).await? {
+                info!(execution_id = %request.execution_id, action = %request.action, "attempt claimed by another delivery; not running it again");
+                return Ok(());
+            }
+        }
+        self.run(request).await
     }
 
     /// Where the log of an action attempt is written.

@@ -68,7 +68,10 @@ pub(crate) enum Verdict {
     /// Past its deadline.
     Expired,
     /// A newer execution replaced this one.
-    Superseded,
+    Superseded {
+        /// The newer execution's id.
+        by: Option<String>,
+    },
     /// The execution was stopped.
     Stopped,
     /// No longer waiting (the stage was retried with new links, or the execution is gone).
@@ -151,12 +154,16 @@ pub(crate) fn render(details: &Details, verdict: &Verdict, approve: bool) -> Pag
             "Expired".to_owned(),
             format!("<h1>Expired</h1>{facts}<p>This approval expired; the action failed.</p>"),
         ),
-        Verdict::Superseded => (
+        Verdict::Superseded { by } => (
             410,
             "Superseded".to_owned(),
             format!(
-                "<h1>Superseded</h1>{facts}<p>This execution was superseded by a newer execution \
-                 of the pipeline; approve that one instead.</p>"
+                "<h1>Superseded</h1>{facts}<p>This execution was superseded by {}; approve that \
+                 one instead.</p>",
+                by.as_deref().map_or("a newer execution".to_owned(), |id| format!(
+                    "execution {}",
+                    escape(id)
+                ))
             ),
         ),
         Verdict::Stopped => (
@@ -269,7 +276,9 @@ mod tests {
         let waiting = render(&details(), &Verdict::Waiting { token: "t".into() }, false);
         assert!(waiting.html.contains("<form method=\"post\">"));
         assert!(waiting.html.contains(">Reject</button>"));
-        for verdict in [Verdict::Expired, Verdict::Superseded, Verdict::Stopped, Verdict::Gone] {
+        let superseded = Verdict::Superseded { by: Some("e-2".into()) };
+        assert!(render(&details(), &superseded, true).html.contains("superseded by execution e-2"));
+        for verdict in [Verdict::Expired, superseded, Verdict::Stopped, Verdict::Gone] {
             let page = render(&details(), &verdict, true);
             assert!(!page.html.contains("<form"), "{verdict:?}");
             assert_eq!(page.status, 410);

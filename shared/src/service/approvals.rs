@@ -468,7 +468,13 @@ fn verdict(
         return Verdict::Expired;
     }
     match execution.status {
-        ExecutionStatus::Superseded => Verdict::Superseded,
+        ExecutionStatus::Superseded => Verdict::Superseded {
+            by: execution
+                .status_summary
+                .as_deref()
+                .and_then(|s| s.strip_prefix("Superseded by execution "))
+                .map(str::to_owned),
+        },
         ExecutionStatus::Stopped | ExecutionStatus::Stopping => Verdict::Stopped,
         _ => Verdict::Gone,
     }

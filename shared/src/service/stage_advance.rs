@@ -57,7 +57,16 @@ impl StageAdvance {
             ServiceError::Permanent(format!("pipeline {pipeline} does not exist"))
         })?;
         let plan = &record.plan;
-        let scope = scope_of(&input);
+        let scope = match scope_of(&input) {
+            // Replacing a waiting approval needs the execution holding the stage as well.
+            Scope::One(_) | Scope::LanesOnly
+                if plan.mode == baton_core::plan::ExecutionMode::Superseded
+                    && plan.replaces_waiting_approvals() =>
+            {
+                Scope::Active
+            }
+            scope => scope,
+        };
         for _ in 0..MAX_CONFLICTS {
             let snapshot = self.store.load(&pipeline, &scope).await?;
             let versions: BTreeMap<String, u64> =

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use baton_core::engine::{Input, Trigger as ExecutionTrigger};
-use baton_core::events::format_uuid;
+use baton_core::events::{format_uuid, uuid_from};
 
 use super::ServiceError;
 use crate::bus_events::BusEvent;
@@ -93,11 +93,20 @@ impl Trigger {
         trigger: ExecutionTrigger,
         variables: BTreeMap<String, String>,
     ) -> Result<String, ServiceError> {
+        let bits = entropy().map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?;
+        self.start_as(pipeline, format_uuid(bits), trigger, variables).await
+    }
+
+    async fn start_as(
+        &self,
+        pipeline: &str,
+        execution_id: String,
+        trigger: ExecutionTrigger,
+        variables: BTreeMap<String, String>,
+    ) -> Result<String, ServiceError> {
         if self.store.get_pipeline(pipeline).await?.is_none() {
             return Err(ServiceError::Permanent(format!("pipeline {pipeline} does not exist")));
         }
-        let bits = entropy().map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?;
-        let execution_id = format_uuid(bits);
         let input = Input::Start { execution_id: execution_id.clone(), trigger, variables };
         self.bus.publish(&[BusEvent::for_input(pipeline, input)]).await?;
         Ok(execution_id)
@@ -110,16 +119,19 @@ impl Trigger {
     /// # Errors
     /// As [`Trigger::start`].
     pub async fn on_push(&self, push: &SourcePush) -> Result<Vec<(String, String)>, ServiceError> {
-        self.on_change(&SourceChange::Push(push.clone())).await
+        self.on_change(&SourceChange::Push(push.clone()), None).await
     }
 
-    /// Starts every pipeline whose source action watches what changed.
+    /// Starts every pipeline whose source action watches what changed. With the id of the
+    /// event that told of the change, each execution id is derived from it, so the same event
+    /// delivered twice starts nothing the second time (the engine ignores a repeated start).
     ///
     /// # Errors
     /// As [`Trigger::start`].
     pub async fn on_change(
         &self,
         change: &SourceChange,
+        event_id: Option<&str>,
     ) -> Result<Vec<(String, String)>, ServiceError> {
         let mut started = Vec::new();
         for name in self.store.list_pipelines().await? {
@@ -130,7 +142,13 @@ impl Trigger {
                     trigger_type: "CloudWatchEvent".into(),
                     trigger_detail: describe(change),
                 };
-                let id = self.start(&name, trigger, BTreeMap::new()).await?;
+                let id = match event_id {
+                    Some(event) => {
+                        let id = uuid_from(&format!("{name}\n{event}"));
+                        self.start_as(&name, id, trigger, BTreeMap::new()).await?
+                    }
+                    None => self.start(&name, trigger, BTreeMap::new()).await?,
+                };
                 started.push((name, id));
             }
         }

@@ -14,7 +14,9 @@ use baton::ports::clock::{Clock, ManualClock, SystemClock};
 use baton::ports::state::StateStore;
 use baton_core::engine::{ActionStatus, ExecutionStatus, Trigger};
 
-use super::embedded::{home_with_repo, start_runtime_with, wait_for, waiting_token};
+use super::embedded::{
+    PIPELINE, home_with_repo, start_runtime_for, start_runtime_with, wait_for, waiting_token,
+};
 
 /// aiosmtpd, writing every message it receives into a maildir.
 pub(crate) struct SmtpServer {
@@ -257,4 +259,48 @@ async fn an_approval_past_its_deadline_fails_and_its_links_say_expired() {
 
 async fn approvals_page(rt: &baton::embedded::Embedded, path: &str) -> baton::service::Page {
     rt.approvals.serve("GET", path, b"").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_supersede_waiting_approval_the_older_links_say_which_execution_replaced_them() {
+    let smtp = SmtpServer::start();
+    let home = home_with_repo(false);
+    let pipeline = PIPELINE.replace(
+        r#""actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}"#,
+        r#""actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
+           "configuration": {"SupersedeWaitingApproval": "true"}"#,
+    );
+    assert_ne!(pipeline, PIPELINE);
+    let config = EmbeddedConfig {
+        home: home.path().to_path_buf(),
+        quiet: true,
+        workers: 4,
+        smtp: Some(SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: smtp.port,
+            from: "baton@example.invalid".into(),
+            to: vec!["release@example.invalid".into()],
+        }),
+        approval_url: Some("http://approvals.test".into()),
+        ..EmbeddedConfig::default()
+    };
+    let running = start_runtime_for(config, &pipeline).await;
+    let rt = &running.rt;
+    let trigger =
+        || Trigger { trigger_type: "StartPipelineExecution".into(), trigger_detail: "t".into() };
+    let first = rt.trigger.start("app", trigger(), Default::default()).await.unwrap();
+    wait_for(rt, &first, "reached the approval", |e| waiting_token(e).is_some()).await;
+    let old = link(&smtp.wait_for_mail(1).await[0], "Approve: ");
+
+    let second = rt.trigger.start("app", trigger(), Default::default()).await.unwrap();
+    wait_for(rt, &second, "reached the approval", |e| waiting_token(e).is_some()).await;
+    let replaced = rt.store.execution("app", &first).await.unwrap().unwrap();
+    assert_eq!(replaced.status, ExecutionStatus::Superseded);
+    let page = rt.approvals.serve("POST", &old, b"name=late").await;
+    assert_eq!(page.status, 410, "{}", page.html);
+    assert!(page.html.contains(&format!("superseded by execution {second}")), "{}", page.html);
+    let new = link(&smtp.wait_for_mail(2).await[1], "Approve: ");
+    assert_eq!(rt.approvals.serve("GET", &new, b"").await.status, 200);
+    let _ = running.stop.send(true);
+    running.dispatcher.await.unwrap();
 }

@@ -82,6 +82,7 @@ async fn the_dynamodb_store_keeps_the_contract() {
     let (store, _, _) = fresh_store().await;
     state_store_contract(&store, "contract").await;
     baton::testing::approval_links_contract(&store).await;
+    baton::testing::action_claims_contract(&store).await;
 }
 
 #[tokio::test]

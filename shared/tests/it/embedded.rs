@@ -98,8 +98,12 @@ async fn start_runtime(home: &Path) -> Running {
 }
 
 pub(crate) async fn start_runtime_with(config: EmbeddedConfig) -> Running {
+    start_runtime_for(config, PIPELINE).await
+}
+
+pub(crate) async fn start_runtime_for(config: EmbeddedConfig, pipeline: &str) -> Running {
     let rt = Arc::new(Embedded::open(&config).unwrap());
-    let doc = PipelineDocument::parse(PIPELINE).unwrap();
+    let doc = PipelineDocument::parse(pipeline).unwrap();
     rt.put_pipeline(&doc, "us-east-1").await.unwrap();
     std::mem::forget(rt.try_lock().expect("no other dispatcher"));
     let (stop, rx) = watch::channel(false);

@@ -9,6 +9,7 @@ async fn the_sqlite_store_keeps_the_contract() {
     let store = SqlStateStore::open(&dir.path().join("baton.db")).unwrap();
     state_store_contract(&store, "contract").await;
     baton::testing::approval_links_contract(&store).await;
+    baton::testing::action_claims_contract(&store).await;
 }
 
 #[tokio::test]

@@ -445,9 +445,7 @@ impl<'a> Machine<'a> {
             .filter(|&a| e.stages[s].actions[a].status == ActionStatus::InProgress)
             .collect();
         let only_waiting_for_people = !running.is_empty()
-            && running
-                .iter()
-                .all(|&a| supersedes_waiting_approval(&self.plan.stages[s].actions[a]));
+            && running.iter().all(|&a| self.plan.stages[s].actions[a].gives_way_to_newer());
         if !newer || !only_waiting_for_people || e.stop.is_some() {
             return;
         }
@@ -806,16 +804,6 @@ impl<'a> Machine<'a> {
         );
         self.step.effects.push(Effect::Publish(event));
     }
-}
-
-/// Whether a waiting manual approval gives way to a newer execution (a Baton-only setting:
-/// `"SupersedeWaitingApproval": "true"` in the action's configuration).
-fn supersedes_waiting_approval(action: &crate::plan::ActionPlan) -> bool {
-    action.action_type.is_manual_approval()
-        && action
-            .configuration
-            .get("SupersedeWaitingApproval")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 fn stage_attempt(run: &StageRun) -> u32 {

@@ -1,4 +1,5 @@
-//! Approval link records on AWS, in the state table: `APPROVAL#<id>` / `LINK`.
+//! Approval link records (`APPROVAL#<id>` / `LINK`) and action claims (`CLAIM#<attempt>` /
+//! `CLAIM`) on AWS, in the state table.
 //!
 //! The record expires (DynamoDB TTL) 30 days after its links do, long enough for a late click
 //! to still be told "expired" rather than "invalid link".
@@ -7,7 +8,36 @@ use async_trait::async_trait;
 
 use super::dynamodb_state::{DynamoDbStateStore, from_json, get_s, key, n, s, sdk, to_json};
 use crate::ports::approvals::{ApprovalLink, ApprovalLinks, LinkUse};
-use crate::ports::state::StoreError;
+use crate::ports::state::{ActionClaims, StoreError};
+
+#[async_trait]
+impl ActionClaims for DynamoDbStateStore {
+    async fn claim(&self, attempt: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+        let mut item = key(format!("CLAIM#{attempt}"), "CLAIM");
+        item.insert("until".into(), n(until));
+        item.insert("expires_at".into(), n(until / 1000 + 24 * 3600));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #until <= :now")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk("PutItem")(e)),
+        }
+    }
+}
 
 const LINK_SK: &str = "LINK";
 const KEEP_AFTER_EXPIRY_SECS: i64 = 30 * 24 * 3600;

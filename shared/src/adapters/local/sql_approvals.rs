@@ -1,11 +1,26 @@
-//! Approval link records on one machine, in the state database.
+//! Approval link records and action claims on one machine, in the state database.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 use super::sql_state::{SqlStateStore, from_json, to_json, unavailable};
 use crate::ports::approvals::{ApprovalLink, ApprovalLinks, LinkUse};
-use crate::ports::state::StoreError;
+use crate::ports::state::{ActionClaims, StoreError};
+
+#[async_trait]
+impl ActionClaims for SqlStateStore {
+    async fn claim(&self, attempt: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .conn()
+            .execute(
+                "INSERT INTO action_claims (attempt, until) VALUES (?1, ?2)
+                 ON CONFLICT (attempt) DO UPDATE SET until = excluded.until WHERE until <= ?3",
+                params![attempt, until, now],
+            )
+            .map_err(unavailable)?;
+        Ok(changed == 1)
+    }
+}
 
 #[async_trait]
 impl ApprovalLinks for SqlStateStore {

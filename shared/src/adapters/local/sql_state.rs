@@ -38,6 +38,8 @@ CREATE INDEX IF NOT EXISTS executions_active ON executions (pipeline, ended);
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, saved_at INTEGER NOT NULL,
   event TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS action_claims (
+  attempt TEXT PRIMARY KEY, until INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS approval_links (
   id TEXT PRIMARY KEY, body TEXT NOT NULL, used TEXT);
 ";

@@ -1,0 +1,170 @@
+//! What one release costs: requests by service and operation, DynamoDB capacity units,
+//! EventBridge events and Lambda invocations per pipeline action, and their price.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::proxy::{Call, by_operation};
+use crate::runtime::Record;
+
+/// us-east-1 list prices in USD, from the AWS pricing pages as published in January 2025
+/// (DynamoDB on-demand after its November 2024 price cut), not re-checked since.
+pub mod price {
+    /// Lambda, per request.
+    pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
+    /// Lambda x86, per GB-second.
+    pub const LAMBDA_GB_SECOND: f64 = 0.000_016_666_7;
+    /// EventBridge custom events, per event (64 KB chunk) published.
+    pub const EVENTBRIDGE_EVENT: f64 = 1.00 / 1e6;
+    /// DynamoDB on-demand, per write request unit.
+    pub const DYNAMODB_WRITE_UNIT: f64 = 0.625 / 1e6;
+    /// DynamoDB on-demand, per read request unit.
+    pub const DYNAMODB_READ_UNIT: f64 = 0.125 / 1e6;
+    /// S3 Standard PUT, COPY, POST, LIST, per request.
+    pub const S3_WRITE: f64 = 0.005 / 1e3;
+    /// S3 Standard GET, HEAD and the rest, per request.
+    pub const S3_READ: f64 = 0.0004 / 1e3;
+    /// SNS publish, per request.
+    pub const SNS_PUBLISH: f64 = 0.50 / 1e6;
+    /// SQS, per request.
+    pub const SQS_REQUEST: f64 = 0.40 / 1e6;
+    /// KMS, per request.
+    pub const KMS_REQUEST: f64 = 0.03 / 1e4;
+    /// CodePipeline V2, per action execution minute: what Baton replaces.
+    pub const CODEPIPELINE_V2_ACTION_MINUTE: f64 = 0.002;
+}
+
+/// The measured run.
+pub struct Run<'a> {
+    /// Actions the execution ran.
+    pub actions: usize,
+    /// Requests the functions made.
+    pub calls: &'a [Call],
+    /// Invocations.
+    pub records: &'a [Record],
+    /// Memory by function, MB.
+    pub memory_mb: BTreeMap<String, u64>,
+    /// Binary sizes by function, bytes.
+    pub binary_bytes: BTreeMap<String, u64>,
+    /// Start-up (spawn to first `/next`) by function.
+    pub startup: BTreeMap<String, Duration>,
+}
+
+/// The figures as `name: value unit` lines.
+pub fn render(run: &Run<'_>) -> String {
+    let per = |n: f64| n / run.actions.max(1) as f64;
+    let mut out = String::new();
+    let mut line = |name: &str, value: String, unit: &str| {
+        let _ = writeln!(out, "{name}: {value} {unit}");
+    };
+    line("e2e.release.actions", run.actions.to_string(), "actions");
+    line(
+        "e2e.requests_per_action.total",
+        format!("{:.2}", per(run.calls.len() as f64)),
+        "requests",
+    );
+    for (op, n) in by_operation(run.calls) {
+        line(&format!("e2e.requests_per_action.{op}"), format!("{:.2}", per(n as f64)), "requests");
+    }
+    let mut by_function: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in run.calls {
+        *by_function.entry(&c.function).or_default() += 1;
+    }
+    for (f, n) in &by_function {
+        line(
+            &format!("e2e.requests_per_action.by_function.{f}"),
+            format!("{:.2}", per(*n as f64)),
+            "requests",
+        );
+    }
+    let write_units: f64 = run.calls.iter().map(|c| c.write_units).sum();
+    let read_units: f64 = run.calls.iter().map(|c| c.read_units).sum();
+    line("e2e.dynamodb_write_units_per_action", format!("{:.2}", per(write_units)), "WRU");
+    line("e2e.dynamodb_read_units_per_action", format!("{:.2}", per(read_units)), "RRU");
+    let events: Vec<&String> = run.calls.iter().flat_map(|c| c.events.iter()).collect();
+    line("e2e.eventbridge_events_per_action", format!("{:.2}", per(events.len() as f64)), "events");
+    let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &events {
+        *by_type.entry(e.replace(' ', "_")).or_default() += 1;
+    }
+    for (t, n) in by_type {
+        line(
+            &format!("e2e.eventbridge_events_per_action.{t}"),
+            format!("{:.2}", per(n as f64)),
+            "events",
+        );
+    }
+    line(
+        "e2e.lambda_invocations_per_action",
+        format!("{:.2}", per(run.records.len() as f64)),
+        "invocations",
+    );
+    let mut gb_seconds = 0.0;
+    let mut invocations: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in run.records {
+        *invocations.entry(&r.function).or_default() += 1;
+        let memory = run.memory_mb.get(&r.function).copied().unwrap_or(128) as f64 / 1024.0;
+        // Lambda bills each invocation by the millisecond.
+        gb_seconds += memory * (r.duration.as_millis().max(1) as f64 / 1000.0);
+    }
+    for (f, n) in invocations {
+        line(
+            &format!("e2e.lambda_invocations_per_action.{f}"),
+            format!("{:.2}", per(n as f64)),
+            "invocations",
+        );
+    }
+    line("e2e.lambda_gb_seconds_per_action", format!("{:.4}", per(gb_seconds)), "GB-s");
+
+    let count = |service: &str, pred: &dyn Fn(&str) -> bool| {
+        run.calls.iter().filter(|c| c.service == service && pred(&c.operation)).count() as f64
+    };
+    let s3_writes = count("s3", &|op| {
+        matches!(
+            op,
+            "PutObject"
+                | "CopyObject"
+                | "UploadPart"
+                | "UploadPartCopy"
+                | "CreateMultipartUpload"
+                | "CompleteMultipartUpload"
+                | "ListObjects"
+        )
+    });
+    let s3_reads = count("s3", &|_| true) - s3_writes;
+    let costs = [
+        ("lambda_requests", run.records.len() as f64 * price::LAMBDA_REQUEST),
+        ("lambda_compute", gb_seconds * price::LAMBDA_GB_SECOND),
+        ("eventbridge", events.len() as f64 * price::EVENTBRIDGE_EVENT),
+        (
+            "dynamodb",
+            write_units * price::DYNAMODB_WRITE_UNIT + read_units * price::DYNAMODB_READ_UNIT,
+        ),
+        ("s3", s3_writes * price::S3_WRITE + s3_reads * price::S3_READ),
+        ("sns", count("sns", &|op| op == "Publish") * price::SNS_PUBLISH),
+        ("sqs", count("sqs", &|_| true) * price::SQS_REQUEST),
+        ("kms", count("kms", &|_| true) * price::KMS_REQUEST),
+    ];
+    let total: f64 = costs.iter().map(|(_, c)| c).sum();
+    for (name, cost) in costs {
+        line(&format!("e2e.cost_per_action.{name}"), format!("{:.9}", per(cost)), "USD");
+    }
+    line("e2e.cost_per_action.total", format!("{:.9}", per(total)), "USD");
+    line(
+        "e2e.cost_per_action.codepipeline_v2_one_minute",
+        format!("{:.9}", price::CODEPIPELINE_V2_ACTION_MINUTE),
+        "USD",
+    );
+    for (f, bytes) in &run.binary_bytes {
+        line(&format!("e2e.binary_size.{f}"), (bytes / 1024).to_string(), "KiB");
+    }
+    for (f, d) in &run.startup {
+        line(
+            &format!("e2e.startup_to_ready.{f}"),
+            format!("{:.1}", d.as_secs_f64() * 1000.0),
+            "ms",
+        );
+    }
+    out
+}

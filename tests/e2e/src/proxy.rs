@@ -1,0 +1,309 @@
+//! A counting proxy in front of moto: every AWS request a function makes passes here, so the
+//! scenario can say how many requests of each service and operation an action costs, and how
+//! many DynamoDB capacity units and EventBridge events they amount to.
+//!
+//! One listener per function, so each request is attributed to the function that made it.
+//! The service comes from the SigV4 credential scope; the operation from `X-Amz-Target`, the
+//! `Action` of a query-protocol form, or the S3 method and path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+
+/// One request a function made.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Call {
+    /// The function (binary name) whose listener took it.
+    pub function: String,
+    /// `dynamodb`, `s3`, `events`...
+    pub service: String,
+    /// `TransactWriteItems`, `PutObject`...
+    pub operation: String,
+    /// From the credential scope.
+    pub region: String,
+    /// The request path (S3: `/bucket/key`).
+    pub path: String,
+    /// The response status.
+    pub status: u16,
+    /// DynamoDB write request units this request consumed (computed from item sizes).
+    pub write_units: f64,
+    /// DynamoDB read request units.
+    pub read_units: f64,
+    /// `PutEvents`: the detail-types of the entries.
+    pub events: Vec<String>,
+}
+
+/// The proxy: listeners by function, and what passed.
+#[derive(Clone)]
+pub struct Proxy {
+    upstream: SocketAddr,
+    calls: Arc<Mutex<Vec<Call>>>,
+    /// Sizes of items written, by key, so a later delete is charged what it removes.
+    sizes: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Proxy {
+    /// A proxy to `upstream` (moto's `http://host:port`).
+    pub fn new(upstream: &str) -> Result<Self> {
+        let addr = upstream.trim_start_matches("http://").trim_end_matches('/');
+        Ok(Self {
+            upstream: addr.parse().with_context(|| format!("moto endpoint {upstream}"))?,
+            calls: Arc::default(),
+            sizes: Arc::default(),
+        })
+    }
+
+    /// Starts a listener for `function`; returns its endpoint URL.
+    pub async fn listen(&self, function: &str) -> Result<String> {
+        self.listen_hanging(function, None).await
+    }
+
+    /// Like [`Self::listen`], but requests of operation `hang` are recorded and never answered:
+    /// a dependency that hangs, so the function can be killed in the middle of that call.
+    pub async fn listen_hanging(
+        &self,
+        function: &str,
+        hang: Option<&'static str>,
+    ) -> Result<String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (proxy, function) = (self.clone(), function.to_owned());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (proxy, function) = (proxy.clone(), function.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let (proxy, function) = (proxy.clone(), function.clone());
+                        async move { proxy.forward(&function, req, hang).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(url)
+    }
+
+    /// Everything recorded so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Forgets what was recorded (between the phases of a scenario).
+    pub fn clear(&self) {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    async fn forward(
+        &self,
+        function: &str,
+        req: Request<Incoming>,
+        hang: Option<&'static str>,
+    ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+        let (parts, body) = req.into_parts();
+        let body = body.collect().await?.to_bytes();
+        let mut call = classify(function, &parts, &body);
+        if hang == Some(call.operation.as_str()) {
+            self.record(call);
+            return std::future::pending().await;
+        }
+        let upstream = Request::from_parts(parts, Full::new(body.clone()));
+        let response = match self.send(upstream).await {
+            Ok(r) => r,
+            Err(e) => {
+                call.status = 502;
+                self.record(call);
+                let mut r = Response::new(Full::new(Bytes::from(format!("proxy: {e:#}"))));
+                *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+                return Ok(r);
+            }
+        };
+        let (parts, rbody) = response.into_parts();
+        let rbody = rbody.collect().await?.to_bytes();
+        call.status = parts.status.as_u16();
+        if call.service == "dynamodb" && call.status == 200 {
+            self.capacity(&mut call, &body, &rbody);
+        }
+        self.record(call);
+        Ok(Response::from_parts(parts, Full::new(rbody)))
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>> {
+        let stream = TcpStream::connect(self.upstream).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(sender.send_request(req).await?)
+    }
+
+    fn record(&self, call: Call) {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
+    }
+
+    /// DynamoDB's on-demand units for a successful request: writes 1 per KB of item (2 in a
+    /// transaction), strongly consistent reads 1 per 4 KB. moto does not return
+    /// `ConsumedCapacity` for transactions (and returns 1 for any `PutItem`), so the units are
+    /// computed from the item sizes here, as DynamoDB defines them.
+    fn capacity(&self, call: &mut Call, request: &[u8], response: &[u8]) {
+        let req: Value = serde_json::from_slice(request).unwrap_or_default();
+        let resp: Value = serde_json::from_slice(response).unwrap_or_default();
+        let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
+        let write = |item: &Value, factor: f64, sizes: &mut HashMap<String, usize>| {
+            let size = item_size(item);
+            sizes.insert(item_key(item), size);
+            factor * (size.div_ceil(1024).max(1) as f64)
+        };
+        let read_factor = if req["ConsistentRead"] == Value::Bool(true) { 1.0 } else { 0.5 };
+        match call.operation.as_str() {
+            "PutItem" => call.write_units = write(&req["Item"], 1.0, &mut sizes),
+            "UpdateItem" => {
+                // The item after the update is not in the request: charge key and new values.
+                let size = item_size(&req["Key"]) + item_size(&req["ExpressionAttributeValues"]);
+                call.write_units = size.div_ceil(1024).max(1) as f64;
+            }
+            "DeleteItem" => {
+                let size = sizes.remove(&item_key(&req["Key"])).unwrap_or(1);
+                call.write_units = size.div_ceil(1024).max(1) as f64;
+            }
+            "TransactWriteItems" => {
+                for op in req["TransactItems"].as_array().into_iter().flatten() {
+                    if let Some(item) = op.get("Put").map(|p| &p["Item"]) {
+                        call.write_units += write(item, 2.0, &mut sizes);
+                    } else if let Some(key) = op.get("Delete").map(|d| &d["Key"]) {
+                        let size = sizes.remove(&item_key(key)).unwrap_or(1);
+                        call.write_units += 2.0 * (size.div_ceil(1024).max(1) as f64);
+                    } else {
+                        call.write_units += 2.0;
+                    }
+                }
+            }
+            "GetItem" => {
+                let size = item_size(&resp["Item"]);
+                call.read_units = read_factor * (size.div_ceil(4096).max(1) as f64);
+            }
+            "Query" | "Scan" => {
+                let size: usize =
+                    resp["Items"].as_array().into_iter().flatten().map(item_size).sum();
+                call.read_units = read_factor * (size.div_ceil(4096).max(1) as f64);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `pk|sk` of an item or key.
+fn item_key(item: &Value) -> String {
+    format!("{}|{}", item["pk"]["S"].as_str().unwrap_or(""), item["sk"]["S"].as_str().unwrap_or(""))
+}
+
+/// An item's size as DynamoDB counts it: attribute names plus values.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html>
+pub fn item_size(item: &Value) -> usize {
+    item.as_object().map_or(0, |m| m.iter().map(|(k, v)| k.len() + value_size(v)).sum())
+}
+
+fn value_size(v: &Value) -> usize {
+    let Some((kind, inner)) = v.as_object().and_then(|m| m.iter().next()) else { return 0 };
+    match kind.as_str() {
+        "S" => inner.as_str().map_or(0, str::len),
+        // A number takes about one byte per two significant digits, plus one.
+        "N" => inner.as_str().map_or(1, |n| n.trim_start_matches(['-', '0']).len().div_ceil(2) + 1),
+        "B" => inner.as_str().map_or(0, |b| b.len() * 3 / 4),
+        "BOOL" | "NULL" => 1,
+        "SS" | "NS" | "BS" => {
+            inner.as_array().map_or(0, |a| a.iter().map(|s| s.as_str().map_or(0, str::len)).sum())
+        }
+        "L" => 3 + inner.as_array().map_or(0, |a| a.iter().map(|e| 1 + value_size(e)).sum()),
+        "M" => {
+            3 + inner
+                .as_object()
+                .map_or(0, |m| m.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum())
+        }
+        _ => 0,
+    }
+}
+
+/// Service, operation and region of a request.
+fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) -> Call {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    // Credential=AKID/date/region/service/aws4_request
+    let scope: Vec<&str> = header("authorization")
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split(',').next())
+        .map(|c| c.split('/').collect())
+        .unwrap_or_default();
+    let region = scope.get(2).copied().unwrap_or_default().to_owned();
+    let service = scope.get(3).copied().unwrap_or("unknown").to_owned();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("");
+    let target = header("x-amz-target");
+    let operation = if let Some((_, op)) = target.rsplit_once('.') {
+        op.to_owned()
+    } else if service == "s3" {
+        s3_operation(parts.method.as_str(), &path, query, !header("x-amz-copy-source").is_empty())
+    } else {
+        form_action(body).or_else(|| form_action(query.as_bytes())).unwrap_or_else(|| "?".into())
+    };
+    let events = if operation == "PutEvents" {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|b| b["Entries"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e["DetailType"].as_str().unwrap_or("").to_owned())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Call { function: function.into(), service, operation, region, path, events, ..Call::default() }
+}
+
+fn form_action(body: &[u8]) -> Option<String> {
+    std::str::from_utf8(body)
+        .ok()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .map(str::to_owned)
+}
+
+fn s3_operation(method: &str, path: &str, query: &str, copy: bool) -> String {
+    let has = |k: &str| query.split('&').any(|kv| kv == k || kv.starts_with(&format!("{k}=")));
+    let object = path.trim_start_matches('/').contains('/');
+    match (method, object) {
+        ("PUT", true) if copy && has("partNumber") => "UploadPartCopy",
+        ("PUT", true) if copy => "CopyObject",
+        ("PUT", true) if has("partNumber") => "UploadPart",
+        ("PUT", true) => "PutObject",
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("POST", true) if has("uploads") => "CreateMultipartUpload",
+        ("POST", true) if has("uploadId") => "CompleteMultipartUpload",
+        ("DELETE", true) if has("uploadId") => "AbortMultipartUpload",
+        ("DELETE", true) => "DeleteObject",
+        ("GET", false) => "ListObjects",
+        ("HEAD", false) => "HeadBucket",
+        ("PUT", false) => "PutBucket",
+        (m, _) => return format!("{m}?"),
+    }
+    .to_owned()
+}
+
+/// Counts of `calls` by `service:operation`.
+pub fn by_operation(calls: &[Call]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for c in calls {
+        *counts.entry(format!("{}:{}", c.service, c.operation)).or_insert(0) += 1;
+    }
+    counts
+}

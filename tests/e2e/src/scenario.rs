@@ -1,0 +1,331 @@
+//! The release of the issue: an S3 upload in account 111111111111, us-east-1, starts source →
+//! build (CodeBuild) → manual approval → in parallel a CloudFormation stack in account
+//! 222222222222, eu-west-1 (through `roleArn`) and an S3 deploy in us-west-2.
+
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_dynamodb::types::AttributeValue;
+use baton_core::declaration::PipelineDocument;
+use baton_core::engine::{Execution, ExecutionStatus};
+use baton_core::plan::{Placement, Plan};
+use serde_json::{Value, json};
+
+use crate::stack::{HOME, PIPELINE_ACCOUNT, Stack, TARGET_ACCOUNT};
+
+/// The deploy role the cross-account action assumes (`infra/target-account.yaml`).
+pub const DEPLOY_ROLE: &str = "arn:aws:iam::222222222222:role/baton-deploy";
+
+/// What one release names.
+#[derive(Debug, Clone)]
+pub struct Release {
+    #[allow(missing_docs)]
+    pub pipeline: String,
+    /// The versioned source bucket (EventBridge notifications on).
+    pub source_bucket: String,
+    #[allow(missing_docs)]
+    pub source_key: String,
+    #[allow(missing_docs)]
+    pub project: String,
+    /// The CloudFormation stack made in 222222222222/eu-west-1.
+    pub stack_name: String,
+    /// The S3 deploy's bucket in us-west-2.
+    pub site_bucket: String,
+}
+
+impl Release {
+    /// Names for `stack`; `build_project` is the CodeBuild project the build action names
+    /// (one that does not exist makes the build fail).
+    pub fn new(stack: &Stack, suffix: &str) -> Self {
+        let n = format!("{}-{suffix}", stack.name);
+        Self {
+            pipeline: format!("{n}-release"),
+            source_bucket: format!("{n}-source"),
+            source_key: "app/source.zip".into(),
+            project: format!("{n}-build"),
+            stack_name: format!("{n}-app"),
+            site_bucket: format!("{n}-site"),
+        }
+    }
+
+    /// The pipeline declaration, CodePipeline's JSON.
+    pub fn declaration(&self, stack: &Stack, project: &str) -> Value {
+        let stores: serde_json::Map<String, Value> = stack
+            .buckets
+            .iter()
+            .map(|(region, bucket)| {
+                (
+                    region.clone(),
+                    json!({"type": "S3", "location": bucket,
+                    "encryptionKey": {"id": stack.keys_by_region[region], "type": "KMS"}}),
+                )
+            })
+            .collect();
+        let kind = |category: &str, provider: &str| json!({"category": category, "owner": "AWS", "provider": provider, "version": "1"});
+        json!({"pipeline": {
+            "name": self.pipeline,
+            "roleArn": format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/baton-pipeline"),
+            "artifactStores": stores,
+            "pipelineType": "V2",
+            "executionMode": "QUEUED",
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Upload", "actionTypeId": kind("Source", "S3"), "runOrder": 1,
+                    "configuration": {"S3Bucket": self.source_bucket, "S3ObjectKey": self.source_key,
+                        "PollForSourceChanges": "false"},
+                    "outputArtifacts": [{"name": "SourceOutput"}], "inputArtifacts": []}]},
+                {"name": "Build", "actions": [{
+                    "name": "Build", "actionTypeId": kind("Build", "CodeBuild"), "runOrder": 1,
+                    "configuration": {"ProjectName": project},
+                    "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": []}]},
+                {"name": "Approve", "actions": [{
+                    "name": "Release", "actionTypeId": kind("Approval", "Manual"), "runOrder": 1,
+                    "configuration": {"CustomData": "Release to eu-west-1 and us-west-2?"}}]},
+                {"name": "Deploy", "actions": [
+                    {"name": "Stack", "actionTypeId": kind("Deploy", "CloudFormation"), "runOrder": 1,
+                     "region": "eu-west-1", "roleArn": DEPLOY_ROLE,
+                     "configuration": {"ActionMode": "CREATE_UPDATE", "StackName": self.stack_name,
+                        "TemplatePath": "SourceOutput::template.json"},
+                     "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": []},
+                    {"name": "Site", "actionTypeId": kind("Deploy", "S3"), "runOrder": 1,
+                     "region": "us-west-2",
+                     "configuration": {"BucketName": self.site_bucket, "Extract": "true"},
+                     "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": []}
+                ]}
+            ]
+        }})
+    }
+
+    /// Creates the pipeline (what `CreatePipeline` stores), the source bucket, the CodeBuild
+    /// project and the site bucket.
+    pub async fn prepare(&self, stack: &Stack, project: &str) -> Result<()> {
+        let home = stack.sdk(HOME).await;
+        let s3 = s3(&home);
+        s3.create_bucket().bucket(&self.source_bucket).send().await?;
+        s3.put_bucket_versioning()
+            .bucket(&self.source_bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await?;
+        s3.put_bucket_notification_configuration()
+            .bucket(&self.source_bucket)
+            .notification_configuration(
+                aws_sdk_s3::types::NotificationConfiguration::builder()
+                    .event_bridge_configuration(
+                        aws_sdk_s3::types::EventBridgeConfiguration::builder().build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+        let west = s3_client(&stack.sdk("us-west-2").await);
+        west.create_bucket()
+            .bucket(&self.site_bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                    .build(),
+            )
+            .send()
+            .await?;
+        use aws_sdk_codebuild::types::{
+            ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+            ProjectSource, SourceType,
+        };
+        aws_sdk_codebuild::Client::new(&home)
+            .create_project()
+            .name(&self.project)
+            .source(
+                ProjectSource::builder()
+                    .r#type(SourceType::S3)
+                    .location(format!("{}/{}", self.source_bucket, self.source_key))
+                    .build()?,
+            )
+            .artifacts(ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build()?)
+            .environment(
+                ProjectEnvironment::builder()
+                    .r#type(EnvironmentType::LinuxContainer)
+                    .image("aws/codebuild/standard:7.0")
+                    .compute_type(ComputeType::BuildGeneral1Small)
+                    .build()?,
+            )
+            .service_role(format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/codebuild"))
+            .send()
+            .await?;
+        self.create_pipeline(stack, project).await
+    }
+
+    async fn create_pipeline(&self, stack: &Stack, project: &str) -> Result<()> {
+        let text = self.declaration(stack, project).to_string();
+        let mut declaration = PipelineDocument::parse(&text).map_err(|e| anyhow!("{e}"))?.pipeline;
+        declaration.version = Some(1);
+        let placement = Placement {
+            account: PIPELINE_ACCOUNT.into(),
+            region: HOME.into(),
+            event_source: "baton.codepipeline".into(),
+        };
+        let plan = Plan::from_declaration(&declaration, &placement).map_err(|errors| {
+            anyhow!(
+                "the declaration is invalid: {}",
+                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            )
+        })?;
+        let now = now_ms();
+        let record = json!({"declaration": declaration, "plan": plan, "created": now,
+            "updated": now, "tags": []});
+        // The items the state store's create_pipeline writes: the record and the listing.
+        let dynamodb = aws_sdk_dynamodb::Client::new(&stack.sdk(HOME).await);
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        dynamodb
+            .put_item()
+            .table_name(&stack.table)
+            .item("pk", s(&format!("PIPELINE#{}", self.pipeline)))
+            .item("sk", s("PIPELINE"))
+            .item("record", s(&record.to_string()))
+            .item("created", AttributeValue::N(now.to_string()))
+            .item("updated", AttributeValue::N(now.to_string()))
+            .send()
+            .await?;
+        dynamodb
+            .put_item()
+            .table_name(&stack.table)
+            .item("pk", s("PIPELINES"))
+            .item("sk", s(&self.pipeline))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Uploads the source zip: a CloudFormation template and a web page.
+    pub async fn upload_source(&self, stack: &Stack) -> Result<()> {
+        let template = json!({
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {"Notices": {"Type": "AWS::SNS::Topic",
+                "Properties": {"TopicName": format!("{}-notices", self.stack_name)}}},
+            "Outputs": {"TopicArn": {"Value": {"Ref": "Notices"}}}
+        });
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file("template.json", options)?;
+        zip.write_all(template.to_string().as_bytes())?;
+        zip.start_file("index.html", options)?;
+        zip.write_all(b"<h1>release</h1>\n")?;
+        let bytes = zip.finish()?.into_inner();
+        s3(&stack.sdk(HOME).await)
+            .put_object()
+            .bucket(&self.source_bucket)
+            .key(&self.source_key)
+            .body(bytes.into())
+            .send()
+            .await
+            .context("uploading the source")?;
+        Ok(())
+    }
+
+    /// The pipeline's executions, from the table.
+    pub async fn executions(&self, stack: &Stack) -> Result<Vec<Execution>> {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&stack.sdk(HOME).await);
+        let out = dynamodb
+            .query()
+            .table_name(&stack.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :e)")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(format!("PIPELINE#{}", self.pipeline)),
+            )
+            .expression_attribute_values(":e", AttributeValue::S("EXECUTION#".into()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.items()
+            .iter()
+            .map(|item| match item.get("body") {
+                Some(AttributeValue::S(body)) => Ok(serde_json::from_str(body)?),
+                _ => bail!("an execution item has no body"),
+            })
+            .collect()
+    }
+
+    /// Waits until an execution exists and satisfies `done`; returns it.
+    pub async fn wait_for(
+        &self,
+        stack: &Stack,
+        what: &str,
+        patience: Duration,
+        done: impl Fn(&Execution) -> bool,
+    ) -> Result<Execution> {
+        let deadline = Instant::now() + patience;
+        let mut last = None;
+        while Instant::now() < deadline {
+            if let Some(e) = self.executions(stack).await?.into_iter().next() {
+                if done(&e) {
+                    return Ok(e);
+                }
+                last = Some(e);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("waited {patience:?} for {what}; the execution is {}", describe(last.as_ref()))
+    }
+}
+
+/// One line per stage and action: status and error.
+pub fn describe(e: Option<&Execution>) -> String {
+    let Some(e) = e else { return "not started".into() };
+    let mut out = format!("{:?}", e.status);
+    for (i, s) in e.stages.iter().enumerate() {
+        out.push_str(&format!("; stage {i}={:?}[", s.status));
+        for a in &s.actions {
+            out.push_str(&format!("{:?}#{} {:?} ", a.status, a.attempt, a.error));
+        }
+        out.push(']');
+    }
+    out
+}
+
+/// Whether the execution ended.
+pub fn ended(e: &Execution) -> bool {
+    !matches!(e.status, ExecutionStatus::InProgress | ExecutionStatus::Stopping)
+}
+
+/// An S3 client on `sdk` with path-style addressing (moto serves no virtual hosts).
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build(),
+    )
+}
+
+fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    s3_client(sdk)
+}
+
+/// Where a stack named `name` exists: (account, region) pairs among the scenario's.
+pub async fn stack_placements(stack: &Stack, name: &str) -> Result<Vec<(String, String)>> {
+    let target = crate::stack::assume(&stack.endpoint, DEPLOY_ROLE, Some(&stack.keys)).await?;
+    let mut found = Vec::new();
+    for (account, keys) in [(PIPELINE_ACCOUNT, &stack.keys), (TARGET_ACCOUNT, &target)] {
+        for region in ["us-east-1", "eu-west-1", "us-west-2"] {
+            let cfn = aws_sdk_cloudformation::Client::new(&keys.sdk(&stack.endpoint, region).await);
+            let exists = cfn.describe_stacks().stack_name(name).send().await.is_ok_and(|o| {
+                o.stacks()
+                    .iter()
+                    .any(|s| s.stack_status().is_some_and(|st| st.as_str() == "CREATE_COMPLETE"))
+            });
+            if exists {
+                found.push((account.to_owned(), region.to_owned()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
+}

@@ -1,0 +1,290 @@
+//! `template.yaml` read as data: the functions (binary, memory, timeout), the rules with their
+//! exact event patterns, the resources' properties, and a resolver for `!Ref`, `!Sub` and
+//! `!GetAtt` so the functions' environment comes from the template's own `Globals`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+
+/// The parsed template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// The whole document.
+    pub doc: Yaml,
+}
+
+/// A Lambda function of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// Logical id, e.g. `StageAdvanceFunction`.
+    pub logical_id: String,
+    /// The binary's name: the last folder of `CodeUri` (`target/lambda/<bin>/`).
+    pub binary: String,
+    /// MB, for the GB-second price.
+    pub memory_mb: u64,
+    #[allow(missing_docs)]
+    pub timeout_secs: u64,
+}
+
+/// Where a rule sends matching events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleTarget {
+    /// A function of the template, by binary name.
+    Function(String),
+    /// An SNS topic (logical id), given `$.detail` when `input_path_detail`.
+    Topic {
+        #[allow(missing_docs)]
+        logical_id: String,
+        #[allow(missing_docs)]
+        input_path_detail: bool,
+    },
+}
+
+/// An EventBridge rule of the template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// `<resource>` or `<function>.<event>`.
+    pub name: String,
+    /// The event pattern, exactly as written.
+    pub pattern: Json,
+    /// `true` for the functions' own bus (`EventBusName: !Ref EventsBus`), `false` for the
+    /// account's default bus (AWS services' events).
+    pub custom_bus: bool,
+    #[allow(missing_docs)]
+    pub target: RuleTarget,
+}
+
+/// Values the resolver substitutes.
+#[derive(Debug, Clone, Default)]
+pub struct Bindings {
+    /// `!Ref X` and `${X}`.
+    pub refs: BTreeMap<String, String>,
+    /// `!GetAtt X.Attr` and `${X.Attr}`.
+    pub atts: BTreeMap<String, String>,
+}
+
+impl Template {
+    /// Reads `template.yaml`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let doc: Yaml = serde_yaml::from_str(&text).context("template.yaml is not YAML")?;
+        Ok(Self { doc })
+    }
+
+    /// The resource `logical_id`.
+    pub fn resource(&self, logical_id: &str) -> Result<&Yaml> {
+        self.doc
+            .get("Resources")
+            .and_then(|r| r.get(logical_id))
+            .ok_or_else(|| anyhow!("template.yaml has no resource {logical_id}"))
+    }
+
+    /// The properties of resource `logical_id`.
+    pub fn properties(&self, logical_id: &str) -> Result<&Yaml> {
+        self.resource(logical_id)?
+            .get("Properties")
+            .ok_or_else(|| anyhow!("resource {logical_id} has no Properties"))
+    }
+
+    /// Logical ids of every resource of `kind`, in template order.
+    pub fn resources_of(&self, kind: &str) -> Vec<String> {
+        let Some(Yaml::Mapping(resources)) = self.doc.get("Resources") else { return Vec::new() };
+        resources
+            .iter()
+            .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some(kind))
+            .filter_map(|(k, _)| k.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// A parameter's default.
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        scalar(self.doc.get("Parameters")?.get(name)?.get("Default")?)
+    }
+
+    /// The functions, with `Globals` applied.
+    pub fn functions(&self) -> Result<Vec<Function>> {
+        let globals = self.doc.get("Globals").and_then(|g| g.get("Function"));
+        let global_num = |k: &str| globals.and_then(|g| g.get(k)).and_then(Yaml::as_u64);
+        self.resources_of("AWS::Serverless::Function")
+            .into_iter()
+            .map(|id| {
+                let p = self.properties(&id)?;
+                let code_uri = p
+                    .get("CodeUri")
+                    .and_then(Yaml::as_str)
+                    .ok_or_else(|| anyhow!("{id} has no CodeUri"))?;
+                let binary = code_uri
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| anyhow!("{id}: CodeUri {code_uri} names no folder"))?
+                    .to_owned();
+                let num = |k: &str| p.get(k).and_then(Yaml::as_u64).or_else(|| global_num(k));
+                Ok(Function {
+                    logical_id: id.clone(),
+                    binary,
+                    memory_mb: num("MemorySize").unwrap_or(128),
+                    timeout_secs: num("Timeout").unwrap_or(3),
+                })
+            })
+            .collect()
+    }
+
+    /// Every EventBridge rule: the functions' `EventBridgeRule` events and the
+    /// `AWS::Events::Rule` resources.
+    pub fn rules(&self) -> Result<Vec<Rule>> {
+        let mut rules = Vec::new();
+        for f in self.functions()? {
+            let Some(Yaml::Mapping(events)) = self.properties(&f.logical_id)?.get("Events") else {
+                continue;
+            };
+            for (name, event) in events {
+                if event.get("Type").and_then(Yaml::as_str) != Some("EventBridgeRule") {
+                    continue;
+                }
+                let name = name.as_str().unwrap_or_default();
+                let p = event.get("Properties").ok_or_else(|| anyhow!("{name}: no Properties"))?;
+                rules.push(Rule {
+                    name: format!("{}.{name}", f.logical_id),
+                    pattern: to_json(
+                        p.get("Pattern").ok_or_else(|| anyhow!("{name}: no Pattern"))?,
+                    )?,
+                    custom_bus: p.get("EventBusName").is_some(),
+                    target: RuleTarget::Function(f.binary.clone()),
+                });
+            }
+        }
+        for id in self.resources_of("AWS::Events::Rule") {
+            let p = self.properties(&id)?;
+            let targets = p.get("Targets").and_then(Yaml::as_sequence).cloned().unwrap_or_default();
+            for t in targets {
+                let arn = t.get("Arn").ok_or_else(|| anyhow!("{id}: a target has no Arn"))?;
+                let Some(topic) = ref_name(arn).filter(|r| {
+                    self.resource(r).ok().and_then(|r| r.get("Type")).and_then(Yaml::as_str)
+                        == Some("AWS::SNS::Topic")
+                }) else {
+                    bail!("{id}: only SNS topic targets are emulated");
+                };
+                rules.push(Rule {
+                    name: id.clone(),
+                    pattern: to_json(
+                        p.get("EventPattern").ok_or_else(|| anyhow!("{id}: no EventPattern"))?,
+                    )?,
+                    custom_bus: p.get("EventBusName").is_some(),
+                    target: RuleTarget::Topic {
+                        logical_id: topic.to_owned(),
+                        input_path_detail: t.get("InputPath").and_then(Yaml::as_str)
+                            == Some("$.detail"),
+                    },
+                });
+            }
+        }
+        Ok(rules)
+    }
+
+    /// `Globals.Function.Environment.Variables`, resolved.
+    pub fn function_environment(&self, bindings: &Bindings) -> Result<BTreeMap<String, String>> {
+        let vars = self
+            .doc
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Environment"))
+            .and_then(|e| e.get("Variables"))
+            .and_then(Yaml::as_mapping)
+            .ok_or_else(|| anyhow!("template.yaml has no Globals.Function.Environment"))?;
+        vars.iter()
+            .map(|(k, v)| {
+                let k = k.as_str().unwrap_or_default().to_owned();
+                let v = resolve(v, bindings).with_context(|| format!("resolving {k}"))?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+}
+
+/// `!Ref X` → `X`.
+fn ref_name(v: &Yaml) -> Option<&str> {
+    match v {
+        Yaml::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
+        _ => None,
+    }
+}
+
+fn scalar(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Number(n) => Some(n.to_string()),
+        Yaml::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A value with `!Ref`, `!Sub` and `!GetAtt` substituted from `b`.
+pub fn resolve(v: &Yaml, b: &Bindings) -> Result<String> {
+    if let Some(s) = scalar(v) {
+        return Ok(s);
+    }
+    let Yaml::Tagged(t) = v else { bail!("cannot resolve {v:?}") };
+    let text = t.value.as_str().ok_or_else(|| anyhow!("!{} of a non-string", t.tag))?;
+    let lookup = |name: &str| -> Result<String> {
+        match name.split_once('.') {
+            Some(_) => b.atts.get(name).cloned(),
+            None => b.refs.get(name).cloned(),
+        }
+        .ok_or_else(|| anyhow!("nothing bound to {name}"))
+    };
+    if t.tag == "Ref" || t.tag == "GetAtt" {
+        lookup(text)
+    } else if t.tag == "Sub" {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').ok_or_else(|| anyhow!("unclosed ${{ in {text}"))?;
+            out.push_str(&lookup(&rest[start + 2..start + end])?);
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    } else {
+        bail!("unsupported tag !{}", t.tag)
+    }
+}
+
+/// YAML to JSON (patterns, policies); tags are refused, since a pattern has none.
+pub fn to_json(v: &Yaml) -> Result<Json> {
+    Ok(match v {
+        Yaml::Null => Json::Null,
+        Yaml::Bool(b) => Json::Bool(*b),
+        Yaml::Number(n) => serde_json::to_value(n)?,
+        Yaml::String(s) => Json::String(s.clone()),
+        Yaml::Sequence(items) => Json::Array(items.iter().map(to_json).collect::<Result<_>>()?),
+        Yaml::Mapping(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| Ok((scalar(k).unwrap_or_default(), to_json(v)?)))
+                .collect::<Result<_>>()?,
+        ),
+        Yaml::Tagged(t) => bail!("unexpected !{} in a JSON value", t.tag),
+    })
+}
+
+/// Like [`to_json`], with tags resolved from `b` (key policies).
+pub fn to_json_resolved(v: &Yaml, b: &Bindings) -> Result<Json> {
+    Ok(match v {
+        Yaml::Tagged(_) => Json::String(resolve(v, b)?),
+        Yaml::Sequence(items) => {
+            Json::Array(items.iter().map(|i| to_json_resolved(i, b)).collect::<Result<_>>()?)
+        }
+        Yaml::Mapping(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| Ok((scalar(k).unwrap_or_default(), to_json_resolved(v, b)?)))
+                .collect::<Result<_>>()?,
+        ),
+        other => to_json(other)?,
+    })
+}

@@ -1,0 +1,385 @@
+//! The end-to-end proof: a release across accounts and regions on emulated AWS, run by the
+//! built function binaries, with a failing variant and injected faults.
+
+// A test binary: its helpers panic on what the tests would.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use baton_core::engine::{ActionStatus, Execution, ExecutionStatus};
+use baton_e2e::delivery::{outbox_len, snapshot};
+use baton_e2e::scenario::{Release, describe, ended, stack_placements};
+use baton_e2e::stack::{HOME, TARGET_ACCOUNT};
+use baton_e2e::{FaultPlan, Harness, approval, figures};
+use serde_json::Value;
+
+const STAGES: [(&str, &[&str]); 4] = [
+    ("Source", &["Upload"]),
+    ("Build", &["Build"]),
+    ("Approve", &["Release"]),
+    ("Deploy", &["Stack", "Site"]),
+];
+
+/// Waits up to `patience` for a value `find` picks out of `collected`.
+async fn wait_collected<T>(
+    collected: &baton_e2e::delivery::Collected,
+    patience: Duration,
+    find: impl Fn(&[Value]) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(found) = find(&snapshot(collected)) {
+            return Some(found);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What went wrong on the way, for a failing assertion's message.
+async fn diagnostics(h: &Harness) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&h.stack.sdk(HOME).await);
+    let dead = sqs
+        .receive_message()
+        .queue_url(&h.stack.dead_letter_queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .map(|o| o.messages().iter().map(|m| m.body().unwrap_or("").to_owned()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    format!(
+        "function errors: {:?}\ndead letters: {dead:?}\nlogs: target/e2e/{}/logs",
+        snapshot(&h.delivery.errors),
+        h.stack.name
+    )
+}
+
+/// Runs the release up to its end: upload, approval notice read and decided, end.
+async fn run_release(h: &Harness, release: &Release) -> Execution {
+    release.upload_source(&h.stack).await.unwrap();
+    let waiting = release
+        .wait_for(&h.stack, "the manual approval", Duration::from_secs(60), |e| {
+            ended(e) || e.stages[2].actions[0].status == ActionStatus::InProgress
+        })
+        .await
+        .unwrap();
+    if ended(&waiting) {
+        return waiting;
+    }
+    let pipeline = release.pipeline.clone();
+    let notice = wait_collected(&h.delivery.approval_notices, Duration::from_secs(20), |n| {
+        n.iter().find_map(|n| approval::read(n, &pipeline, "Approve", "Release"))
+    })
+    .await;
+    let Some(notice) = notice else {
+        panic!(
+            "no notice naming {pipeline} / Approve / Release reached the approvals topic: {:?}\n{}",
+            snapshot(&h.delivery.approval_notices),
+            diagnostics(h).await
+        );
+    };
+    let state_token =
+        waiting.stages[2].actions[0].token.clone().expect("a waiting approval has a token");
+    if let Some(token) = &notice.token {
+        assert_eq!(token, &state_token, "the notice's token is the one in the execution's state");
+    }
+    let events = aws_sdk_eventbridge::Client::new(&h.stack.sdk(HOME).await);
+    approval::decide(&events, &h.stack.bus, &notice, &state_token, true).await.unwrap();
+    release.wait_for(&h.stack, "the end", Duration::from_secs(60), ended).await.unwrap()
+}
+
+fn public_states(events: &[Value], execution: &str) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["detail"]["execution-id"] == execution)
+        .map(|e| {
+            let d = &e["detail"];
+            let what = match (d["stage"].as_str(), d["action"].as_str()) {
+                (Some(s), Some(a)) => format!("action {s}/{a}"),
+                (Some(s), None) => format!("stage {s}"),
+                _ => "pipeline".to_owned(),
+            };
+            (what, d["state"].as_str().unwrap_or("").to_owned())
+        })
+        .collect()
+}
+
+/// Every action ran exactly once: one attempt in the state, and one provider call each.
+fn assert_each_action_ran_once(h: &Harness, e: &Execution, release: &Release) {
+    for (i, (_, actions)) in STAGES.iter().enumerate() {
+        for (j, name) in actions.iter().enumerate() {
+            assert_eq!(e.stages[i].actions[j].attempt, 1, "{name} ran more than one attempt");
+        }
+    }
+    let calls = h.proxy.calls();
+    let count = |service: &str, op: &str, path: &str| {
+        calls
+            .iter()
+            .filter(|c| c.service == service && c.operation == op && c.path.contains(path))
+            .count()
+    };
+    assert_eq!(count("s3", "GetObject", &release.source_bucket), 1, "the source was fetched once");
+    assert_eq!(count("codebuild", "StartBuild", ""), 1, "one build");
+    assert_eq!(count("cloudformation", "CreateStack", ""), 1, "one stack creation");
+    // The site is the source's two files, each put once.
+    assert_eq!(count("s3", "PutObject", &release.site_bucket), 2, "each site file put once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_release_runs_across_accounts_and_regions() {
+    let h = Harness::start(2, FaultPlan::default()).await.unwrap();
+    let release = Release::new(&h.stack, "ok");
+    release.prepare(&h.stack, &release.project).await.unwrap();
+    let e = run_release(&h, &release).await;
+    assert_eq!(
+        e.status,
+        ExecutionStatus::Succeeded,
+        "{}\n{}",
+        describe(Some(&e)),
+        diagnostics(&h).await
+    );
+
+    // The stack exists in the target account and region only.
+    let placements = stack_placements(&h.stack, &release.stack_name).await.unwrap();
+    assert_eq!(placements, vec![(TARGET_ACCOUNT.to_owned(), "eu-west-1".to_owned())]);
+
+    // The eu-west-1 action read its input from the eu-west-1 bucket, encrypted with that
+    // region's key.
+    let eu_bucket = &h.stack.buckets["eu-west-1"];
+    let eu_reads: Vec<_> = h
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            c.function == "action-worker" && c.operation == "GetObject" && c.region == "eu-west-1"
+        })
+        .collect();
+    assert!(!eu_reads.is_empty(), "the eu-west-1 action fetched nothing in eu-west-1");
+    for read in &eu_reads {
+        assert!(
+            read.path.starts_with(&format!("/{eu_bucket}/")),
+            "read outside the eu bucket: {}",
+            read.path
+        );
+    }
+    let eu_s3 = baton_e2e::scenario::s3_client(&h.stack.sdk("eu-west-1").await);
+    let key = eu_reads[0].path.trim_start_matches(&format!("/{eu_bucket}/")).to_owned();
+    let head = eu_s3.head_object().bucket(eu_bucket).key(&key).send().await.unwrap();
+    assert_eq!(head.ssekms_key_id(), Some(h.stack.keys_by_region["eu-west-1"].as_str()));
+    let west_s3 = baton_e2e::scenario::s3_client(&h.stack.sdk("us-west-2").await);
+    let page =
+        west_s3.get_object().bucket(&release.site_bucket).key("index.html").send().await.unwrap();
+    assert_eq!(page.body.collect().await.unwrap().into_bytes().as_ref(), b"<h1>release</h1>\n");
+
+    // Every public state change was published, once.
+    let id = e.id.clone();
+    let events = wait_collected(&h.delivery.public_events, Duration::from_secs(10), |events| {
+        let states = public_states(events, &id);
+        states.contains(&("pipeline".into(), "SUCCEEDED".into())).then_some(states)
+    })
+    .await
+    .expect("the pipeline's SUCCEEDED event was not published");
+    let mut expected = vec![
+        ("pipeline".to_owned(), "STARTED".to_owned()),
+        ("pipeline".into(), "SUCCEEDED".into()),
+    ];
+    for (stage, actions) in STAGES {
+        expected.push((format!("stage {stage}"), "STARTED".into()));
+        expected.push((format!("stage {stage}"), "SUCCEEDED".into()));
+        for a in actions {
+            expected.push((format!("action {stage}/{a}"), "STARTED".into()));
+            expected.push((format!("action {stage}/{a}"), "SUCCEEDED".into()));
+        }
+    }
+    let (mut got, mut want) = (events.clone(), expected);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert_each_action_ran_once(&h, &e, &release);
+
+    write_figures(&h, 5);
+}
+
+fn write_figures(h: &Harness, actions: usize) {
+    let calls = h.proxy.calls();
+    let records = h.records.lock().unwrap().clone();
+    let memory_mb = h.functions.iter().map(|f| (f.binary.clone(), f.memory_mb)).collect();
+    let binary_bytes = h
+        .functions
+        .iter()
+        .map(|f| {
+            let bin = baton_e2e::runtime::binary(&baton_e2e::workspace(), &f.binary);
+            (f.binary.clone(), std::fs::metadata(bin).map_or(0, |m| m.len()))
+        })
+        .collect();
+    let startup: BTreeMap<String, Duration> = h
+        .pools
+        .iter()
+        .filter_map(|(name, pool)| pool.startups().into_iter().min().map(|d| (name.clone(), d)))
+        .collect();
+    let run = figures::Run {
+        actions,
+        calls: &calls,
+        records: &records,
+        memory_mb,
+        binary_bytes,
+        startup,
+    };
+    let text = figures::render(&run);
+    let path = baton_e2e::workspace().join("target/e2e-figures.txt");
+    std::fs::write(&path, &text).unwrap();
+    assert!(text.contains("e2e.cost_per_action.total:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_build_sends_a_failure_notice_and_fails_the_execution() {
+    let h = Harness::start(1, FaultPlan::default()).await.unwrap();
+    let release = Release::new(&h.stack, "fail");
+    // moto's builds always succeed; a project that does not exist is refused by StartBuild.
+    let missing = format!("{}-missing", release.project);
+    release.prepare(&h.stack, &missing).await.unwrap();
+    release.upload_source(&h.stack).await.unwrap();
+    let e = release.wait_for(&h.stack, "the end", Duration::from_secs(60), ended).await.unwrap();
+    assert_eq!(e.status, ExecutionStatus::Failed, "{}", describe(Some(&e)));
+    let error = e.stages[1].actions[0].error.clone().expect("the build action has an error");
+    assert!(error.message.contains("StartBuild"), "{error:?}");
+
+    let pipeline = release.pipeline.clone();
+    let notice = wait_collected(&h.delivery.failure_notices, Duration::from_secs(20), |n| {
+        n.iter()
+            .filter_map(|env| serde_json::from_str::<Value>(env["Message"].as_str()?).ok())
+            .find(|m| m["pipeline"] == pipeline.as_str())
+    })
+    .await;
+    let Some(notice) = notice else {
+        panic!("no failure notice reached the failures topic\n{}", diagnostics(&h).await);
+    };
+    assert_eq!(notice["stage"], "Build");
+    assert_eq!(notice["execution_id"], e.id.as_str());
+    assert!(notice["failures"].to_string().contains("StartBuild"), "{notice}");
+    let calls = h.proxy.calls();
+    assert!(!calls.iter().any(|c| c.operation == "CreateStack"), "nothing was deployed");
+    assert!(snapshot(&h.delivery.approval_notices).is_empty(), "no approval was asked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn faults_leave_each_action_run_once_and_the_execution_right() {
+    let plan = FaultPlan {
+        duplicate: false,
+        simultaneous_completions_of: Some("Deploy".into()),
+        kill_on: Some("Baton Approval Decided".into()),
+    };
+    let h = Harness::start(2, plan).await.unwrap();
+    let release = Release::new(&h.stack, "faults");
+    release.prepare(&h.stack, &release.project).await.unwrap();
+    release.upload_source(&h.stack).await.unwrap();
+    let waiting = release
+        .wait_for(&h.stack, "the manual approval", Duration::from_secs(60), |e| {
+            ended(e) || e.stages[2].actions[0].status == ActionStatus::InProgress
+        })
+        .await
+        .unwrap();
+    assert!(!ended(&waiting), "{}\n{}", describe(Some(&waiting)), diagnostics(&h).await);
+    let token = waiting.stages[2].actions[0].token.clone().unwrap();
+    let notice = approval::Notice {
+        pipeline: release.pipeline.clone(),
+        stage: "Approve".into(),
+        action: "Release".into(),
+        token: Some(token.clone()),
+        approve_link: None,
+        reject_link: None,
+        subject: String::new(),
+    };
+    let events = aws_sdk_eventbridge::Client::new(&h.stack.sdk(HOME).await);
+    approval::decide(&events, &h.stack.bus, &notice, &token, true).await.unwrap();
+
+    // The stage-advance that applies the decision saves, then hangs publishing and is killed.
+    let kill = h.kill.clone().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kill.done.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the doomed stage-advance never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pending = *kill.pending_at_kill.lock().unwrap();
+    assert!(pending > 0, "the killed function had saved nothing to the outbox");
+    assert!(
+        h.proxy
+            .calls()
+            .iter()
+            .any(|c| c.function == "stage-advance-doomed" && c.operation == "PutEvents"),
+        "the doomed function was killed before it tried to publish: the fault did not happen"
+    );
+    // Its retry is a duplicate, so nothing moves until the sweeper re-sends the outbox.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !h.proxy.calls().iter().any(|c| c.operation == "CreateStack"),
+        "deployed before the sweep: {:?}",
+        h.proxy
+            .calls()
+            .iter()
+            .filter(|c| c.operation == "PutEvents")
+            .map(|c| (&c.function, &c.events))
+            .collect::<Vec<_>>()
+    );
+    assert!(outbox(&h).await >= pending);
+    let swept =
+        h.pool("stage-advance").unwrap().invoke(serde_json::json!({"sweep": true})).await.unwrap();
+    assert!(swept.is_ok(), "the sweep failed: {swept:?}");
+
+    let e = release.wait_for(&h.stack, "the end", Duration::from_secs(60), ended).await.unwrap();
+    assert_eq!(
+        e.status,
+        ExecutionStatus::Succeeded,
+        "{}\n{}",
+        describe(Some(&e)),
+        diagnostics(&h).await
+    );
+    assert_each_action_ran_once(&h, &e, &release);
+    // The last invocation acknowledges its entries just after saving the end; give it time.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox(&h).await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(outbox(&h).await, 0, "the outbox was left with entries");
+
+    // Both deploy completions were applied although they raced; every state change was
+    // published (the sweep may send one twice, which consumers tolerate as CodePipeline's do).
+    let id = e.id.clone();
+    let states = wait_collected(&h.delivery.public_events, Duration::from_secs(10), |events| {
+        let states = public_states(events, &id);
+        states.contains(&("pipeline".into(), "SUCCEEDED".into())).then_some(states)
+    })
+    .await
+    .expect("the pipeline's SUCCEEDED event was not published");
+    let got: BTreeSet<_> = states.into_iter().collect();
+    for (stage, actions) in STAGES {
+        assert!(got.contains(&(format!("stage {stage}"), "SUCCEEDED".into())), "{stage}: {got:?}");
+        for a in actions {
+            assert!(
+                got.contains(&(format!("action {stage}/{a}"), "SUCCEEDED".into())),
+                "{a}: {got:?}"
+            );
+        }
+    }
+}
+
+async fn outbox(h: &Harness) -> usize {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&h.stack.sdk(HOME).await);
+    outbox_len(&dynamodb, &h.stack.table).await
+}
+
+/// Every event on the functions' bus is delivered twice: actions still run once (the worker
+/// claims each attempt before running it) and stage-advance ignores the repeated inputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_event_delivered_twice_runs_each_action_once() {
+    let plan = FaultPlan { duplicate: true, ..FaultPlan::default() };
+    let h = Harness::start(2, plan).await.unwrap();
+    let release = Release::new(&h.stack, "twice");
+    release.prepare(&h.stack, &release.project).await.unwrap();
+    let e = run_release(&h, &release).await;
+    assert_eq!(e.status, ExecutionStatus::Succeeded, "{}", describe(Some(&e)));
+    assert_each_action_ran_once(&h, &e, &release);
+}

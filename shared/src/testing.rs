@@ -312,3 +312,126 @@ pub async fn action_claims_contract(claims: &dyn crate::ports::state::ActionClai
     );
     assert!(a.unwrap() ^ b.unwrap(), "exactly one of two simultaneous claims wins");
 }
+
+/// A function's AWS side on the test emulator (`BATON_TEST_AWS_ENDPOINT`, which `make test`
+/// sets): a fresh table, bus and dead-letter queue, and a queue that receives every `baton`
+/// event put on the bus, for handler tests.
+#[cfg(feature = "lambda")]
+pub struct LambdaFixture {
+    /// The function's clients and adapters.
+    pub aws: crate::lambda::Aws,
+    /// An SQS client on the emulator.
+    pub sqs: aws_sdk_sqs::Client,
+    /// Where malformed events are dead-lettered.
+    pub dead_letters: String,
+    /// Where the internal events the function publishes arrive.
+    pub published: String,
+}
+
+#[cfg(feature = "lambda")]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a fixture that cannot be set up should stop loudly
+impl LambdaFixture {
+    /// Creates the resources, named after `prefix` and the time, in us-east-1.
+    pub async fn new(prefix: &str) -> Self {
+        let endpoint = std::env::var("BATON_TEST_AWS_ENDPOINT")
+            .expect("BATON_TEST_AWS_ENDPOINT is not set: run these tests with `make test`");
+        let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(creds)
+            .load()
+            .await;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("{prefix}-{}-{nanos}", std::process::id());
+        crate::adapters::aws::dynamodb_state::create_table(
+            &aws_sdk_dynamodb::Client::new(&sdk),
+            &name,
+        )
+        .await
+        .unwrap();
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue = |n: String| {
+            let sqs = sqs.clone();
+            async move {
+                let url = sqs.create_queue().queue_name(n).send().await.unwrap().queue_url.unwrap();
+                let arn = sqs
+                    .get_queue_attributes()
+                    .queue_url(&url)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .send()
+                    .await
+                    .unwrap()
+                    .attributes
+                    .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+                    .clone();
+                (url, arn)
+            }
+        };
+        let (dead_letters, _) = queue(format!("{name}-dlq")).await;
+        let (published, published_arn) = queue(format!("{name}-out")).await;
+        let events = aws_sdk_eventbridge::Client::new(&sdk);
+        events.create_event_bus().name(&name).send().await.unwrap();
+        events
+            .put_rule()
+            .name(&name)
+            .event_bus_name(&name)
+            .event_pattern(json!({"source": [crate::bus_events::SOURCE]}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id("out")
+            .arn(published_arn)
+            .build()
+            .unwrap();
+        events
+            .put_targets()
+            .rule(&name)
+            .event_bus_name(&name)
+            .targets(target)
+            .send()
+            .await
+            .unwrap();
+        let vars = std::collections::BTreeMap::from([
+            ("BATON_TABLE", name.clone()),
+            ("BATON_BUS", name.clone()),
+            ("BATON_ARTIFACT_BUCKETS", format!("us-east-1={name}")),
+            ("BATON_ARTIFACT_KEYS", "us-east-1=arn:aws:kms:us-east-1:123456789012:key/x".into()),
+            ("BATON_FAILURE_TOPIC", "arn:aws:sns:us-east-1:123456789012:f".into()),
+            ("BATON_APPROVAL_TOPIC", "arn:aws:sns:us-east-1:123456789012:a".into()),
+            ("BATON_DEAD_LETTER_QUEUE", dead_letters.clone()),
+            ("BATON_APPROVAL_URL", "https://approvals.example.invalid/".into()),
+        ]);
+        let config =
+            crate::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("a valid config");
+        let aws = crate::lambda::Aws::connect_with(&config, sdk);
+        Self { aws, sqs, dead_letters, published }
+    }
+
+    /// The bodies of what reached `queue` within a few seconds (at least `expected`).
+    pub async fn received(&self, queue: &str, expected: usize) -> Vec<serde_json::Value> {
+        let mut found = Vec::new();
+        for _ in 0..10 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(if found.len() >= expected { 0 } else { 1 })
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() && found.len() >= expected {
+                break;
+            }
+            found.extend(
+                messages.iter().map(|m| serde_json::from_str(m.body().unwrap_or("null")).unwrap()),
+            );
+        }
+        found
+    }
+}

@@ -57,3 +57,54 @@ fn body_bytes(request: &LambdaFunctionUrlRequest) -> Vec<u8> {
         body.as_bytes().to_vec()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use baton::testing::LambdaFixture;
+    use lambda_runtime::{Context, LambdaEvent};
+    use serde_json::json;
+
+    use super::*;
+
+    fn url_request(method: &str, path: &str, body: &str) -> Value {
+        json!({"version": "2.0", "rawPath": path, "rawQueryString": "",
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+            "requestContext": {"accountId": "anonymous", "requestId": "r-1",
+                "domainName": "abc.lambda-url.us-east-1.on.aws", "domainPrefix": "abc",
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1", "userAgent": "mail-scanner"},
+                "time": "24/Nov/2026:16:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64},
+            "body": body, "isBase64Encoded": false})
+    }
+
+    #[tokio::test]
+    async fn a_link_that_is_not_ours_gets_the_invalid_link_page_with_safe_headers() {
+        let f = LambdaFixture::new("approval").await;
+        let approvals = f.aws.approvals();
+        let path = format!("/approvals/{}/{}", "A".repeat(22), "B".repeat(43));
+        for method in ["GET", "POST"] {
+            let event = LambdaEvent::new(url_request(method, &path, "name=x"), Context::default());
+            let reply = handle(&approvals, &f.aws, event).await.unwrap();
+            assert_eq!(reply["statusCode"], json!(404), "{reply}");
+            assert_eq!(reply["headers"]["referrer-policy"], json!("no-referrer"));
+            assert_eq!(reply["headers"]["cache-control"], json!("no-store"));
+            assert!(reply["body"].as_str().unwrap().contains("This approval link is not valid."));
+        }
+        let other = LambdaEvent::new(url_request("GET", "/", ""), Context::default());
+        assert_eq!(handle(&approvals, &f.aws, other).await.unwrap()["statusCode"], json!(404));
+        assert!(f.received(&f.published, 0).await.is_empty(), "nothing was decided");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_approval_request_is_dead_lettered_not_retried() {
+        let f = LambdaFixture::new("approval").await;
+        let approvals = f.aws.approvals();
+        let payload = json!({"source": "baton", "detail-type": "Baton Action Requested",
+            "detail": {"pipeline": "p"}});
+        let reply = handle(&approvals, &f.aws, LambdaEvent::new(payload, Context::default())).await;
+        assert_eq!(reply.unwrap(), Value::Null, "a malformed event must not be retried");
+        let kept = f.received(&f.dead_letters, 1).await;
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0]["event"]["detail"]["pipeline"], json!("p"));
+    }
+}

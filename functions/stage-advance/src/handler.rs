@@ -37,64 +37,28 @@ pub(crate) async fn handle(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use aws_config::{BehaviorVersion, Region};
-    use baton::adapters::aws::dynamodb_state::create_table;
     use baton::config::Config;
+    use baton::testing::LambdaFixture;
     use lambda_runtime::{Context, LambdaEvent};
 
     use super::*;
 
-    /// The emulator `make test` starts; these tests are never skipped.
-    fn endpoint() -> String {
-        std::env::var("BATON_TEST_AWS_ENDPOINT")
-            .expect("BATON_TEST_AWS_ENDPOINT is not set: run these tests with `make test`")
+    async fn aws_with_queue() -> (Aws, aws_sdk_sqs::Client, String) {
+        let f = LambdaFixture::new("sa").await;
+        (f.aws, f.sqs, f.dead_letters)
     }
 
     async fn sdk() -> aws_config::SdkConfig {
+        let endpoint = std::env::var("BATON_TEST_AWS_ENDPOINT")
+            .expect("BATON_TEST_AWS_ENDPOINT is not set: run these tests with `make test`");
         let creds =
             aws_credential_types::Credentials::new("testing", "testing", None, None, "test");
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint())
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
             .credentials_provider(creds)
             .load()
             .await
-    }
-
-    async fn aws_with_queue() -> (Aws, aws_sdk_sqs::Client, String) {
-        let sdk = sdk().await;
-        let unique = format!(
-            "sa-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-        );
-        create_table(&aws_sdk_dynamodb::Client::new(&sdk), &unique).await.unwrap();
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queue = sqs
-            .create_queue()
-            .queue_name(&unique)
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_string();
-        let vars: BTreeMap<&str, String> = BTreeMap::from([
-            ("BATON_TABLE", unique.clone()),
-            ("BATON_BUS", unique.clone()),
-            ("BATON_ARTIFACT_BUCKETS", format!("us-east-1={unique}")),
-            (
-                "BATON_ARTIFACT_KEYS",
-                "us-east-1=arn:aws:kms:us-east-1:123456789012:key/x".to_string(),
-            ),
-            ("BATON_FAILURE_TOPIC", "arn:aws:sns:us-east-1:123456789012:f".to_string()),
-            ("BATON_APPROVAL_TOPIC", "arn:aws:sns:us-east-1:123456789012:a".to_string()),
-            ("BATON_DEAD_LETTER_QUEUE", queue.clone()),
-        ]);
-        let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-        (Aws::connect_with(&config, sdk), sqs, queue)
     }
 
     async fn dead_lettered(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<Value> {

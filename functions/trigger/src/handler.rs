@@ -24,3 +24,66 @@ pub(crate) async fn handle(
     };
     settle("trigger", result, aws.dead_letters(), &payload).await
 }
+
+#[cfg(test)]
+mod tests {
+    use baton::testing::LambdaFixture;
+    use lambda_runtime::{Context, LambdaEvent};
+    use serde_json::json;
+
+    use super::*;
+
+    const PIPELINE: &str = r#"{"pipeline": {"name": "web",
+      "roleArn": "arn:aws:iam::111111111111:role/pipeline",
+      "artifactStore": {"type": "S3", "location": "artifacts"},
+      "stages": [
+        {"name": "Source", "actions": [{"name": "Fetch",
+          "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+          "configuration": {"S3Bucket": "uploads", "S3ObjectKey": "web.zip"},
+          "outputArtifacts": [{"name": "Code"}]}]},
+        {"name": "Approve", "actions": [{"name": "Gate",
+          "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}
+      ]}}"#;
+
+    fn upload(id: &str, key: &str) -> LambdaEvent<Value> {
+        let payload = json!({"version": "0", "id": id, "source": "aws.s3",
+            "detail-type": "Object Created", "account": "111111111111", "region": "us-east-1",
+            "resources": ["arn:aws:s3:::uploads"],
+            "detail": {"bucket": {"name": "uploads"}, "object": {"key": key, "version-id": "v1"}}});
+        LambdaEvent::new(payload, Context::default())
+    }
+
+    #[tokio::test]
+    async fn an_upload_starts_the_watching_pipeline_once_however_often_it_is_delivered() {
+        let f = LambdaFixture::new("trigger").await;
+        let created = f.aws.control_api().call("CreatePipeline", PIPELINE.as_bytes(), "t").await;
+        assert_eq!(created.status, 200, "{}", created.json());
+        let trigger = f.aws.trigger();
+        for _ in 0..2 {
+            handle(&trigger, &f.aws, upload("event-1", "web.zip")).await.unwrap();
+        }
+        handle(&trigger, &f.aws, upload("event-2", "other.zip")).await.unwrap();
+        let starts = f.received(&f.published, 2).await;
+        assert_eq!(starts.len(), 2, "one start per delivery of the watched upload: {starts:?}");
+        for start in &starts {
+            assert_eq!(start["detail-type"], json!("Baton Execution Requested"));
+            assert_eq!(start["detail"]["pipeline"], json!("web"));
+        }
+        let id = |e: &Value| e["detail"]["input"]["execution_id"].clone();
+        assert!(!id(&starts[0]).is_null(), "{}", starts[0]);
+        assert_eq!(id(&starts[0]), id(&starts[1]), "a repeated event starts the same execution");
+    }
+
+    #[tokio::test]
+    async fn an_event_that_is_no_source_change_is_dead_lettered() {
+        let f = LambdaFixture::new("trigger").await;
+        let payload = json!({"source": "aws.codecommit",
+            "detail-type": "CodeCommit Repository State Change",
+            "detail": {"referenceType": "tag", "repositoryName": "app", "referenceName": "v1"}});
+        let trigger = f.aws.trigger();
+        let result = handle(&trigger, &f.aws, LambdaEvent::new(payload, Context::default())).await;
+        assert!(result.is_ok(), "a bad event must not be retried");
+        let kept = f.received(&f.dead_letters, 1).await;
+        assert_eq!(kept[0]["reason"], json!("the change is not to a branch"));
+    }
+}

@@ -1,11 +1,10 @@
 //! The manual approval, as a person does it: read the notice that reached the approvals topic,
 //! check what it asks, decide.
 //!
-//! [`decide`] is the one place a decision is made. It puts "Baton Approval Decided" on the bus,
-//! which is what `PutApprovalResult` and `baton approve` do. The notice also carries the signed
-//! approve and reject links when the approval function sends them ([`Notice::approve_link`]);
-//! deciding through the function URL means POSTing to that link in [`decide`] instead, with
-//! nothing else in the scenario changing.
+//! [`decide_by_link`] decides as a person does: it opens the notice's link through the approval
+//! pages function's URL (the GET decides nothing), then POSTs the page's form. [`decide`] puts
+//! "Baton Approval Decided" on the bus directly, which is what `PutApprovalResult` and `baton
+//! approve` do; the fault scenarios use it where the link is not what they test.
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Value, json};
@@ -97,4 +96,42 @@ pub async fn decide(
         return Err(anyhow!("the decision was refused: {:?}", out.entries()));
     }
     Ok(())
+}
+
+/// A function URL request for `link` as Lambda delivers it (AuthType NONE: no authorizer).
+fn url_request(link: &str, method: &str, body: &str) -> Result<Value> {
+    let rest = link.split_once("://").map_or(link, |(_, r)| r);
+    let (domain, path) = rest.split_at(rest.find('/').ok_or_else(|| anyhow!("no path in {link}"))?);
+    Ok(json!({"version": "2.0", "rawPath": path, "rawQueryString": "",
+        "headers": {"content-type": "application/x-www-form-urlencoded", "host": domain},
+        "requestContext": {"accountId": "anonymous", "requestId": "e2e", "domainName": domain,
+            "domainPrefix": domain.split('.').next().unwrap_or_default(),
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1", "userAgent": "baton-e2e"},
+            "time": "24/Nov/2026:16:00:00 +0000", "timeEpoch": 0},
+        "body": body, "isBase64Encoded": false}))
+}
+
+/// Follows the notice's approve (or reject) link through the approval pages function: the GET
+/// must show the confirmation page, the POST of its form decides. Returns the final page.
+pub async fn decide_by_link(
+    pages: &crate::runtime::Pool,
+    notice: &Notice,
+    approve: bool,
+) -> Result<String> {
+    let link = if approve { &notice.approve_link } else { &notice.reject_link };
+    let link = link.as_deref().ok_or_else(|| anyhow!("the notice carries no links"))?;
+    let shown = pages.invoke(url_request(link, "GET", "")?).await?.map_err(|e| anyhow!("{e}"))?;
+    let verb = if approve { "Approve" } else { "Reject" };
+    anyhow::ensure!(
+        shown["statusCode"] == 200
+            && shown["body"].as_str().is_some_and(|b| b.contains(&format!("{verb} this release?"))),
+        "the link did not open the confirmation page: {shown}"
+    );
+    let decided = pages
+        .invoke(url_request(link, "POST", "name=e2e&comment=Approved+by+the+end-to-end+test")?)
+        .await?
+        .map_err(|e| anyhow!("{e}"))?;
+    anyhow::ensure!(decided["statusCode"] == 200, "the POST did not decide: {decided}");
+    Ok(decided["body"].as_str().unwrap_or_default().to_owned())
 }

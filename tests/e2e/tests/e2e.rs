@@ -86,9 +86,37 @@ async fn run_release(h: &Harness, release: &Release) -> Execution {
     if let Some(token) = &notice.token {
         assert_eq!(token, &state_token, "the notice's token is the one in the execution's state");
     }
-    let events = aws_sdk_eventbridge::Client::new(&h.stack.sdk(HOME).await);
-    approval::decide(&events, &h.stack.bus, &notice, &state_token, true).await.unwrap();
-    release.wait_for(&h.stack, "the end", Duration::from_secs(60), ended).await.unwrap()
+    // As a person: the link in the notice, through the approval pages function's URL. A request
+    // delivered twice sends a second notice whose links replace the first one's, so the newest
+    // notice that opens its page is the one followed.
+    let pages = h.pool("approval").unwrap();
+    let mut decided = None;
+    for _ in 0..40 {
+        let notices: Vec<approval::Notice> = snapshot(&h.delivery.approval_notices)
+            .iter()
+            .filter_map(|n| approval::read(n, &pipeline, "Approve", "Release"))
+            .collect();
+        for n in notices.iter().rev() {
+            if let Ok(page) = approval::decide_by_link(&pages, n, true).await {
+                decided = Some((n.clone(), page));
+                break;
+            }
+        }
+        if decided.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (notice, page) = decided.expect("no approve link in a notice opened its page");
+    assert!(page.contains("e2e (approval link)"), "{page}");
+    let done = release.wait_for(&h.stack, "the end", Duration::from_secs(60), ended).await.unwrap();
+    if done.status == ExecutionStatus::Succeeded {
+        let gate = &done.stages[2].actions[0];
+        assert_eq!(gate.decided_by.as_deref(), Some("e2e (approval link)"));
+        let again = approval::decide_by_link(&pages, &notice, true).await;
+        assert!(again.is_err(), "a used link decided again");
+    }
+    done
 }
 
 fn public_states(events: &[Value], execution: &str) -> Vec<(String, String)> {

@@ -1,6 +1,7 @@
 //! `baton`: validate CodePipeline declarations and run pipelines on one machine.
 
 mod local;
+mod remote;
 mod serve;
 mod simulate;
 mod validate;
@@ -18,6 +19,10 @@ struct Cli {
     /// The Baton home: state, artifacts, logs, local repositories and buckets.
     #[arg(long, global = true, env = "BATON_HOME", default_value = ".baton")]
     home: PathBuf,
+    /// Drive another Baton through its control API (`baton serve`, http://host:port) instead of
+    /// the home: start, status, history, approve, reject, retry, stop and the transitions.
+    #[arg(long, global = true, env = "BATON_ENDPOINT", value_name = "URL")]
+    endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -143,10 +148,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let result = match cli.command {
-        Command::Validate { region, files } => return validate::run(&files, &region),
-        Command::Simulate { region, fail, file } => simulate::run(&file, &region, &fail),
-        other => runtime().and_then(|rt| rt.block_on(local_command(&cli.home, other))),
+    let result = match (cli.endpoint, cli.command) {
+        (Some(endpoint), command) => remote_command(&endpoint, command),
+        (None, Command::Validate { region, files }) => return validate::run(&files, &region),
+        (None, Command::Simulate { region, fail, file }) => simulate::run(&file, &region, &fail),
+        (None, other) => runtime().and_then(|rt| rt.block_on(local_command(&cli.home, other))),
     };
     result.unwrap_or_else(|e| {
         eprintln!("baton: {e:#}");
@@ -156,6 +162,57 @@ fn main() -> ExitCode {
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// A command against another Baton's control API; the commands that need a local home refuse.
+fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
+    use Command::*;
+    let local_only = match &command {
+        Run { .. } => "run",
+        Wait { .. } => "wait",
+        Logs { .. } => "logs",
+        Push { .. } => "push",
+        Serve { .. } => "serve",
+        Validate { .. } => "validate",
+        Simulate { .. } => "simulate",
+        _ => "",
+    };
+    if !local_only.is_empty() {
+        anyhow::bail!(
+            "`baton {local_only}` works on a local Baton home only: drop --endpoint (or unset BATON_ENDPOINT)"
+        );
+    }
+    let client = remote::Client::new(endpoint)?;
+    runtime()?.block_on(async {
+        match command {
+            Start { pipeline, vars } => remote::start(&client, &pipeline, &vars).await,
+            Status { pipeline, execution } => {
+                remote::status(&client, &pipeline, execution.as_deref()).await
+            }
+            History { pipeline } => remote::history(&client, &pipeline).await,
+            Approve { pipeline, stage, action, summary } => {
+                remote::decide(&client, &pipeline, &stage, &action, true, &summary).await
+            }
+            Reject { pipeline, stage, action, summary } => {
+                remote::decide(&client, &pipeline, &stage, &action, false, &summary).await
+            }
+            Retry { pipeline, stage, all } => remote::retry(&client, &pipeline, &stage, all).await,
+            Stop { pipeline, execution, abandon, reason } => {
+                remote::stop(&client, &pipeline, &execution, abandon, &reason).await
+            }
+            DisableTransition { pipeline, stage, reason } => {
+                remote::transition(&client, &pipeline, &stage, false, &reason).await
+            }
+            EnableTransition { pipeline, stage } => {
+                remote::transition(&client, &pipeline, &stage, true, "").await
+            }
+            // Refused above.
+            Run { .. } | Wait { .. } | Logs { .. } | Push { .. } | Serve { .. } => {
+                Ok(ExitCode::from(2))
+            }
+            Validate { .. } | Simulate { .. } => Ok(ExitCode::from(2)),
+        }
+    })
 }
 
 async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitCode> {

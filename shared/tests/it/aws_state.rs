@@ -180,7 +180,17 @@ async fn an_ended_execution_expires_after_the_retention_and_a_reopened_one_does_
 async fn an_execution_over_400_kb_is_refused_with_a_clear_error() {
     let (store, _, _) = fresh_store().await;
     let mut huge = execution("e-huge", ExecutionStatus::InProgress);
-    huge.variables.insert("blob".into(), "x".repeat(450 * 1024));
+    // Bodies are stored deflated, so the blob must not compress: pseudo-random printable text.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: String = (0..900 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 94) as u8)
+        })
+        .collect();
+    huge.variables.insert("blob".into(), noise);
     let changes = Changes {
         lanes: None,
         executions: vec![Versioned { version: 0, value: huge }],
@@ -201,8 +211,13 @@ async fn an_execution_over_400_kb_is_refused_with_a_clear_error() {
 #[tokio::test]
 async fn a_save_over_the_transaction_limit_is_refused_before_sending() {
     let (store, _, _) = fresh_store().await;
-    let changes =
-        Changes { lanes: None, executions: vec![], outbox: (0..101).map(event).collect() };
+    let executions = (0..101)
+        .map(|n| Versioned {
+            version: 0,
+            value: execution(&format!("e{n}"), ExecutionStatus::InProgress),
+        })
+        .collect();
+    let changes = Changes { lanes: None, executions, outbox: vec![event(0)] };
 
     let result = store.save("many", changes).await;
 

@@ -246,6 +246,10 @@ impl Release {
             .iter()
             .map(|item| match item.get("body") {
                 Some(AttributeValue::S(body)) => Ok(serde_json::from_str(body)?),
+                // The store keeps bodies deflated (write units are counted per kilobyte).
+                Some(AttributeValue::B(packed)) => {
+                    Ok(serde_json::from_reader(flate2::read::DeflateDecoder::new(packed.as_ref()))?)
+                }
                 _ => bail!("an execution item has no body"),
             })
             .collect()

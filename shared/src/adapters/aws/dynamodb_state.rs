@@ -13,9 +13,9 @@
 //! |-------------------|------------------|---------------------------------------------------------|
 //! | `PIPELINE#<name>` | `PIPELINE`       | `record` (JSON), `created`, `updated`                   |
 //! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON)                                |
-//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (JSON), `expires_at` once ended |
+//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended |
 //! | `PIPELINES`       | `<name>`         | none: the sorted listing                                |
-//! | `OUTBOX`          | `<seq>` (19 digits) | `seq`, `saved_at`, `pipeline`, `event` (JSON)        |
+//! | `OUTBOX`          | `<seq>` (19 digits) | one save's events: `seq` (the base), `saved_at`, `pipeline`, `count`, `events` (deflated JSON list), `seqs` after a partial ack |
 //! | `APPROVAL#<id>`   | `LINK`           | `body` (JSON), `used` (JSON) once used, `expires_at`    |
 //!
 //! Why this shape: everything one input reads lives in its pipeline's partition, so a load is
@@ -91,6 +91,8 @@ enum DynamoError {
          TransactWriteItems takes at most 100 items and 4 MB"
     )]
     TransactionTooLarge { pipeline: String, items: usize, bytes: usize },
+    #[error("a save of pipeline {pipeline} has {count} events; one save takes fewer than 1000")]
+    TooManyEvents { pipeline: String, count: usize },
     #[error("outbox sequence numbers collided {ATTEMPTS} times in a row")]
     SeqCollisions,
     #[error("table {0} did not become active")]
@@ -149,6 +151,34 @@ fn malformed(item: &Item, attribute: &'static str) -> StoreError {
     unavailable(DynamoError::Malformed { pk: key_part("pk"), sk: key_part("sk"), attribute })
 }
 
+/// Stores `json` deflated. Write units are counted per kilobyte of item, and execution bodies
+/// and event batches (repetitive JSON) shrink to a fifth or less, so this is most of the cost of
+/// a save.
+fn packed(json: &str) -> Result<AttributeValue, StoreError> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(json.as_bytes()).map_err(unavailable)?;
+    Ok(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+        encoder.finish().map_err(unavailable)?,
+    )))
+}
+
+/// The JSON an attribute holds: deflated (binary) or, as items written before packing, text.
+fn unpacked(item: &Item, attribute: &'static str) -> Result<String, StoreError> {
+    match item.get(attribute) {
+        Some(AttributeValue::S(text)) => Ok(text.clone()),
+        Some(AttributeValue::B(blob)) => {
+            use std::io::Read as _;
+            let mut text = String::new();
+            flate2::read::DeflateDecoder::new(blob.as_ref())
+                .read_to_string(&mut text)
+                .map_err(|_| malformed(item, attribute))?;
+            Ok(text)
+        }
+        _ => Err(malformed(item, attribute)),
+    }
+}
+
 pub(super) fn get_s<'a>(item: &'a Item, attribute: &'static str) -> Result<&'a str, StoreError> {
     match item.get(attribute) {
         Some(AttributeValue::S(v)) => Ok(v),
@@ -164,7 +194,7 @@ fn get_n<T: std::str::FromStr>(item: &Item, attribute: &'static str) -> Result<T
 }
 
 fn versioned_execution(item: &Item) -> Result<Versioned<Execution>, StoreError> {
-    Ok(Versioned { version: get_n(item, "version")?, value: from_json(get_s(item, "body")?)? })
+    Ok(Versioned { version: get_n(item, "version")?, value: from_json(&unpacked(item, "body")?)? })
 }
 
 /// An item's size as DynamoDB counts it: attribute names plus values. Numbers are counted at
@@ -175,6 +205,7 @@ fn item_size(item: &Item) -> usize {
             name.len()
                 + match value {
                     AttributeValue::S(v) => v.len(),
+                    AttributeValue::B(v) => v.as_ref().len(),
                     AttributeValue::N(_) => 21,
                     _ => 1,
                 }
@@ -380,7 +411,7 @@ impl DynamoDbStateStore {
         item.insert("ended".into(), n(u8::from(ended)));
         item.insert("started".into(), n(x.started_at));
         item.insert("arrival".into(), n(x.arrival));
-        item.insert("body".into(), s(to_json(x)?));
+        item.insert("body".into(), packed(&to_json(x)?)?);
         // A put replaces the whole item, so an execution a retry re-opens loses its expiry.
         if ended {
             item.insert("expires_at".into(), n(now_secs.saturating_add(self.retention_secs)));
@@ -396,13 +427,44 @@ impl DynamoDbStateStore {
         Ok(item)
     }
 
-    fn outbox_item(pipeline: &str, seq: i64, event: &str) -> Item {
-        let mut item = key(OUTBOX_PK, seq_sk(seq));
-        item.insert("seq".into(), n(seq));
-        item.insert("saved_at".into(), n(seq / (SEQS_PER_MICRO * 1_000)));
+    /// The outbox entries of one save, as one item keyed by the save's base sequence number:
+    /// entry `i` has sequence number `base + i`. One item, not one per event, because each
+    /// item costs at least one write unit (two in a transaction) and one delete.
+    fn outbox_item(pipeline: &str, base: i64, events: &AttributeValue, count: usize) -> Item {
+        let mut item = key(OUTBOX_PK, seq_sk(base));
+        item.insert("seq".into(), n(base));
+        item.insert("saved_at".into(), n(base / (SEQS_PER_MICRO * 1_000)));
         item.insert("pipeline".into(), s(pipeline));
-        item.insert("event".into(), s(event));
+        item.insert("count".into(), n(count));
+        item.insert("events".into(), events.clone());
         item
+    }
+
+    /// Acknowledges some entries of a save: the others are written back, with their sequence
+    /// numbers, in place of the save's item.
+    async fn ack_part(&self, base: i64, acked: &[i64]) -> Result<(), StoreError> {
+        let Some(item) = self.get_item(key(OUTBOX_PK, seq_sk(base))).await? else {
+            return Ok(());
+        };
+        let left: Vec<OutboxEntry> =
+            outbox_entries(&item)?.into_iter().filter(|e| !acked.contains(&e.seq)).collect();
+        if left.is_empty() {
+            return self.delete_items(vec![key(OUTBOX_PK, seq_sk(base))]).await;
+        }
+        let pipeline = get_s(&item, "pipeline")?;
+        let events: Vec<&BusEvent> = left.iter().map(|e| &e.event).collect();
+        let mut rewritten =
+            Self::outbox_item(pipeline, base, &packed(&to_json(&events)?)?, left.len());
+        rewritten.insert("saved_at".into(), n(left[0].saved_at));
+        rewritten.insert("seqs".into(), AttributeValue::L(left.iter().map(|e| n(e.seq)).collect()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(rewritten))
+            .send()
+            .await
+            .map_err(sdk("PutItem"))?;
+        Ok(())
     }
 
     fn outbox_put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
@@ -414,6 +476,32 @@ impl DynamoDbStateStore {
             .map_err(sdk("TransactWriteItems"))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
+}
+
+/// The entries an outbox item holds: entry `i` is `base + i`, unless a partial acknowledgement
+/// left an explicit list of sequence numbers.
+fn outbox_entries(item: &Item) -> Result<Vec<OutboxEntry>, StoreError> {
+    let base: i64 = get_n(item, "seq")?;
+    let saved_at = get_n(item, "saved_at")?;
+    let events: Vec<BusEvent> = from_json(&unpacked(item, "events")?)?;
+    let seqs: Vec<i64> = match item.get("seqs") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::N(x) => x.parse().map_err(|_| malformed(item, "seqs")),
+                _ => Err(malformed(item, "seqs")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => (0..events.len() as i64).map(|i| base + i).collect(),
+    };
+    if seqs.len() != events.len() {
+        return Err(malformed(item, "seqs"));
+    }
+    Ok(seqs
+        .into_iter()
+        .zip(events)
+        .map(|(seq, event)| OutboxEntry { seq, saved_at, event })
+        .collect())
 }
 
 /// Waits before attempt `attempt` (none before the first): 50 ms, 100 ms, 200 ms...
@@ -674,19 +762,27 @@ impl StateStore for DynamoDbStateStore {
             bytes += item_size(&item);
             state.push(versioned_put(&self.table, item, e.version)?);
         }
-        let events = changes.outbox.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
-        for (event, text) in changes.outbox.iter().zip(&events) {
-            let size = item_size(&Self::outbox_item(pipeline, i64::MAX, text));
+        let count = changes.outbox.len();
+        // Entries of a save are numbered base + i within the base's block of sequence numbers.
+        if count >= SEQS_PER_MICRO as usize {
+            return Err(unavailable(DynamoError::TooManyEvents {
+                pipeline: pipeline.to_owned(),
+                count,
+            }));
+        }
+        let events = packed(&to_json(&changes.outbox)?)?;
+        if count > 0 {
+            let size = item_size(&Self::outbox_item(pipeline, i64::MAX, &events, count));
             if size > MAX_ITEM_BYTES {
                 return Err(unavailable(DynamoError::ItemTooLarge {
                     pipeline: pipeline.to_owned(),
-                    what: format!("a \"{}\" outbox event", event.detail_type),
+                    what: format!("the {count} outbox events"),
                     bytes: size,
                 }));
             }
             bytes += size;
         }
-        let items = state.len() + events.len();
+        let items = state.len() + usize::from(count > 0);
         if items == 0 {
             return Ok(Vec::new());
         }
@@ -701,10 +797,11 @@ impl StateStore for DynamoDbStateStore {
             state.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect();
         for _ in 0..ATTEMPTS {
             let base = self.next_seq_base();
-            let seqs: Vec<i64> = (0..events.len() as i64).map(|i| base + i).collect();
+            let seqs: Vec<i64> = (0..count as i64).map(|i| base + i).collect();
             let mut transaction = state.clone();
-            for (seq, text) in seqs.iter().zip(&events) {
-                transaction.push(self.outbox_put(Self::outbox_item(pipeline, *seq, text))?);
+            if count > 0 {
+                transaction
+                    .push(self.outbox_put(Self::outbox_item(pipeline, base, &events, count))?);
             }
             let result = self
                 .client
@@ -729,7 +826,7 @@ impl StateStore for DynamoDbStateStore {
 
     async fn execution(&self, pipeline: &str, id: &str) -> Result<Option<Execution>, StoreError> {
         match self.get_item(key(pipeline_pk(pipeline), execution_sk(id))).await? {
-            Some(item) => Ok(Some(from_json(get_s(&item, "body")?)?)),
+            Some(item) => Ok(Some(from_json(&unpacked(&item, "body")?)?)),
             None => Ok(None),
         }
     }
@@ -744,7 +841,7 @@ impl StateStore for DynamoDbStateStore {
             .map(|i| Ok((get_n::<i64>(i, "started")?, get_n::<u64>(i, "arrival")?, i)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         rows.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
-        rows.into_iter().take(limit).map(|(_, _, i)| from_json(get_s(i, "body")?)).collect()
+        rows.into_iter().take(limit).map(|(_, _, i)| from_json(&unpacked(i, "body")?)).collect()
     }
 
     async fn pending_outbox(
@@ -777,20 +874,50 @@ impl StateStore for DynamoDbStateStore {
                 .await
                 .map_err(sdk("Query"))?;
             for item in out.items.unwrap_or_default() {
-                entries.push(OutboxEntry {
-                    seq: get_n(&item, "seq")?,
-                    saved_at: get_n(&item, "saved_at")?,
-                    event: from_json::<BusEvent>(get_s(&item, "event")?)?,
-                });
+                entries.extend(outbox_entries(&item)?);
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() && entries.len() < limit => start = Some(k),
-                _ => return Ok(entries),
+                _ => {
+                    // An item holds a whole save; the last one read may bring more than asked.
+                    entries.truncate(limit);
+                    return Ok(entries);
+                }
             }
         }
     }
 
     async fn ack_outbox(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        self.delete_items(seqs.iter().map(|seq| key(OUTBOX_PK, seq_sk(*seq))).collect()).await
+        // An entry's item is its save's: the base is the sequence number rounded down.
+        let mut saves: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for seq in seqs {
+            saves.entry(seq - seq.rem_euclid(SEQS_PER_MICRO)).or_default().push(*seq);
+        }
+        for (base, mut acked) in saves {
+            acked.sort_unstable();
+            acked.dedup();
+            // The usual case, every entry of a save at once: one conditional delete.
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(OUTBOX_PK, seq_sk(base))))
+                .condition_expression("attribute_not_exists(pk) OR #count = :count")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_values(":count", n(acked.len()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                {
+                    self.ack_part(base, &acked).await?;
+                }
+                Err(e) => return Err(sdk("DeleteItem")(e)),
+            }
+        }
+        Ok(())
     }
 }

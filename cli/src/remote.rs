@@ -1,0 +1,480 @@
+//! `baton --endpoint URL ...`: the commands that drive pipelines (start, status, history,
+//! approve, reject, retry, stop, transitions), against another Baton's control API instead of
+//! a local home. Each is one or two of CodePipeline's own calls, signed with SigV4.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use baton::api::CONTENT_TYPE;
+use baton::api::sigv4::{Signable, SigningKey, sign};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::view::{secs, short};
+
+/// How long one call may take, connection included: a Baton answers every call at once.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A signed JSON 1.1 client of one control API endpoint.
+pub(crate) struct Client {
+    url: String,
+    /// `host[:port]` as given: the `Host` header, and what signatures cover.
+    authority: String,
+    /// Where to connect: the authority with the port made explicit.
+    address: String,
+    access_key: String,
+    secret_key: String,
+    region: String,
+}
+
+impl Client {
+    /// A client of `url` (`http://host[:port]`), with credentials and region from the
+    /// environment as the AWS tools take them, else `baton serve`'s defaults.
+    pub(crate) fn new(url: &str) -> Result<Self> {
+        let (authority, address) = parse_endpoint(url)?;
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (access_key, secret_key) =
+            match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                (Some(k), Some(s)) => (k, s),
+                (None, None) => (
+                    crate::serve::DEFAULT_ACCESS_KEY_ID.to_owned(),
+                    crate::serve::DEFAULT_SECRET_ACCESS_KEY.to_owned(),
+                ),
+                _ => bail!("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither"),
+            };
+        let region =
+            env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or("us-east-1".into());
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            authority,
+            address,
+            access_key,
+            secret_key,
+            region,
+        })
+    }
+
+    /// Calls `operation`; its output, or the API's error as one sentence naming the exception.
+    pub(crate) async fn call(&self, operation: &str, input: &Value) -> Result<Value> {
+        let body = input.to_string().into_bytes();
+        let mut headers = vec![
+            ("host".to_owned(), self.authority.clone()),
+            ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
+            ("x-amz-target".to_owned(), format!("CodePipeline_20150709.{operation}")),
+        ];
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let key = SigningKey {
+            access_key: &self.access_key,
+            secret_key: &self.secret_key,
+            region: &self.region,
+            service: "codepipeline",
+        };
+        let request =
+            Signable { method: "POST", path: "/", query: "", headers: &headers, body: &body };
+        let (date, authorization) = sign(&request, &key, now);
+        headers.push(("x-amz-date".to_owned(), date));
+        headers.push(("authorization".to_owned(), authorization));
+        let (status, reply) = tokio::time::timeout(TIMEOUT, self.post(&headers, &body))
+            .await
+            .map_err(|_| anyhow!("{} did not answer within {}s", self.url, TIMEOUT.as_secs()))??;
+        let json: Option<Value> = if reply.iter().all(u8::is_ascii_whitespace) {
+            Some(json!({}))
+        } else {
+            serde_json::from_slice(&reply).ok()
+        };
+        match (status, json) {
+            (200, Some(v)) => Ok(v),
+            (_, Some(v)) if v.get("__type").is_some() => Err(api_error(&v)),
+            _ => bail!(
+                "{} answered HTTP {status} to {operation}, not as CodePipeline's API does: is it a baton serve?",
+                self.url
+            ),
+        }
+    }
+
+    /// One `POST /` over HTTP/1.1 on its own connection: the status and the body.
+    async fn post(&self, headers: &[(String, String)], body: &[u8]) -> Result<(u16, Vec<u8>)> {
+        let mut stream = TcpStream::connect(&self.address)
+            .await
+            .map_err(|e| anyhow!("cannot reach {}: {e}", self.url))?;
+        let mut head = String::from("POST / HTTP/1.1\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        // One request per connection: the end of the stream is the end of the reply.
+        head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+        let lost = |e: std::io::Error| anyhow!("the connection to {} failed: {e}", self.url);
+        stream.write_all(head.as_bytes()).await.map_err(lost)?;
+        stream.write_all(body).await.map_err(lost)?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.map_err(lost)?;
+        parse_response(&response)
+            .ok_or_else(|| anyhow!("{} did not answer with HTTP/1.1", self.url))
+    }
+}
+
+/// `http://host[:port][/]` into the authority as given and the address to connect to.
+fn parse_endpoint(url: &str) -> Result<(String, String)> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        // The default build has no TLS stack (axum serves plain HTTP/1.1, and the SDKs' TLS
+        // comes only with `--features aws`); a TLS client is not worth its dependencies for
+        // this, when the AWS CLI already signs and speaks TLS to the same API.
+        bail!(
+            "--endpoint {url}: baton speaks plain http only; use an http:// endpoint, or the AWS CLI (aws codepipeline ... --endpoint-url {url}) for https"
+        );
+    }
+    let Some(rest) = lower.starts_with("http://").then(|| &url["http://".len()..]) else {
+        bail!("--endpoint {url}: give the control API's URL, as http://host:port");
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        bail!("--endpoint {url}: give the control API's URL, as http://host:port, with no path");
+    }
+    // A port after the last colon, unless that colon is inside an IPv6 literal.
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && !port.contains(']'));
+    let address = if has_port { authority.to_owned() } else { format!("{authority}:80") };
+    Ok((authority.to_owned(), address))
+}
+
+/// The status and body of a whole HTTP/1.1 response.
+fn parse_response(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let body = &raw[end + 4..];
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
+    let mut chunked = false;
+    let mut length = None;
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.to_ascii_lowercase().contains("chunked");
+        } else if name.eq_ignore_ascii_case("content-length") {
+            length = value.parse::<usize>().ok();
+        }
+    }
+    if chunked {
+        return dechunk(body).map(|b| (status, b));
+    }
+    let body = match length {
+        Some(n) => body.get(..n)?,
+        None => body,
+    };
+    Some((status, body.to_vec()))
+}
+
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&rest[..eol]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
+    }
+}
+
+/// `{"__type": "...Exception", "message": ...}` as `<message> (<ExceptionName>)`.
+fn api_error(v: &Value) -> anyhow::Error {
+    let raw = v["__type"].as_str().unwrap_or("UnknownError");
+    // Some services prefix a namespace (`com.amazonaws...#Name`) or suffix a URL (`Name:http...`).
+    let code = raw.rsplit('#').next().unwrap_or(raw);
+    let code = code.split(':').next().unwrap_or(code);
+    let message = v["message"].as_str().or_else(|| v["Message"].as_str()).unwrap_or("").trim();
+    if message.is_empty() {
+        anyhow!("the call failed ({code})")
+    } else {
+        anyhow!("{message} ({code})")
+    }
+}
+
+fn text<'v>(v: &'v Value, key: &str) -> &'v str {
+    v[key].as_str().unwrap_or("")
+}
+
+/// `baton start PIPELINE`: StartPipelineExecution.
+pub(crate) async fn start(client: &Client, pipeline: &str, vars: &[String]) -> Result<ExitCode> {
+    let variables = vars
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(name, value)| json!({"name": name, "value": value}))
+                .ok_or_else(|| anyhow!("--var {p}: write NAME=VALUE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut input = json!({"name": pipeline});
+    if !variables.is_empty() {
+        input["variables"] = json!(variables);
+    }
+    let out = client.call("StartPipelineExecution", &input).await?;
+    let id = text(&out, "pipelineExecutionId");
+    println!("Started execution {id} of pipeline \"{pipeline}\".");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The full id of an execution given as an id or the short id the views print.
+async fn resolve(client: &Client, pipeline: &str, id: &str) -> Result<String> {
+    let listed = client
+        .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 100}))
+        .await?;
+    let ids: Vec<&str> =
+        summaries(&listed).iter().map(|e| text(e, "pipelineExecutionId")).collect();
+    if ids.contains(&id) {
+        return Ok(id.to_owned());
+    }
+    let matches: Vec<&&str> = ids.iter().filter(|e| e.starts_with(id)).collect();
+    match matches.as_slice() {
+        [one] => Ok((**one).to_owned()),
+        // Unknown here: the API says so in its own words.
+        [] => Ok(id.to_owned()),
+        _ => bail!("{id} matches several executions of \"{pipeline}\"; give more of the id"),
+    }
+}
+
+fn summaries(listed: &Value) -> &[Value] {
+    listed["pipelineExecutionSummaries"].as_array().map_or(&[], Vec::as_slice)
+}
+
+fn stages(state: &Value) -> &[Value] {
+    state["stageStates"].as_array().map_or(&[], Vec::as_slice)
+}
+
+fn actions(stage: &Value) -> &[Value] {
+    stage["actionStates"].as_array().map_or(&[], Vec::as_slice)
+}
+
+/// `baton status PIPELINE [EXECUTION]`: GetPipelineState and GetPipelineExecution.
+pub(crate) async fn status(
+    client: &Client,
+    pipeline: &str,
+    execution: Option<&str>,
+) -> Result<ExitCode> {
+    let state = client.call("GetPipelineState", &json!({"name": pipeline})).await?;
+    let id = match execution {
+        Some(id) => resolve(client, pipeline, id).await?,
+        None => {
+            let listed = client
+                .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 1}))
+                .await?;
+            let latest = summaries(&listed).first().map(|e| text(e, "pipelineExecutionId"));
+            latest
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has not run yet"))?
+                .to_owned()
+        }
+    };
+    let input = json!({"pipelineName": pipeline, "pipelineExecutionId": id});
+    let e = client.call("GetPipelineExecution", &input).await?;
+    print!("{}", table(pipeline, &state, &e["pipelineExecution"], &id));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The execution as the local `status` shows it, from what the API says: stages this execution
+/// has not reached (or that a newer one holds) show `-`; then the waiting approvals, tokens
+/// included, whichever execution they belong to.
+fn table(pipeline: &str, state: &Value, e: &Value, id: &str) -> String {
+    let mut out = format!("Pipeline {pipeline}  execution {}  {}\n", short(id), text(e, "status"));
+    let stages = stages(state);
+    let swidth = stages.iter().map(|s| text(s, "stageName").len()).max().unwrap_or(5).max(5);
+    let width = stages
+        .iter()
+        .flat_map(actions)
+        .map(|a| text(a, "actionName").len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let mut approvals = Vec::new();
+    for stage in stages {
+        let name = text(stage, "stageName");
+        let latest = &stage["latestExecution"];
+        let ours = text(latest, "pipelineExecutionId") == id;
+        let held = stage["inboundExecutions"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|x| text(x, "pipelineExecutionId") == id));
+        let stage_status = match (ours, held) {
+            (true, _) => text(latest, "status"),
+            (false, true) => "Waiting",
+            (false, false) => "-",
+        };
+        for (a, action) in actions(stage).iter().enumerate() {
+            let run = &action["latestExecution"];
+            let (status, detail) = if ours && run.is_object() {
+                let detail = match (text(run, "status"), run["token"].as_str()) {
+                    ("Failed", _) => format!(": {}", text(&run["errorDetails"], "message")),
+                    ("InProgress", Some(_)) => ": waiting for approval".to_owned(),
+                    _ => String::new(),
+                };
+                (text(run, "status"), detail)
+            } else {
+                ("-", String::new())
+            };
+            let (sname, sstatus) = if a == 0 { (name, stage_status) } else { ("", "") };
+            out.push_str(&format!(
+                "  {sname:<swidth$}  {sstatus:<11} {:<width$}  {status}{detail}\n",
+                text(action, "actionName")
+            ));
+            if let (Some(token), "InProgress") = (run["token"].as_str(), text(run, "status")) {
+                let of = text(latest, "pipelineExecutionId");
+                let whose =
+                    if of == id { String::new() } else { format!(" (execution {})", short(of)) };
+                approvals.push(format!(
+                    "  approval {name}/{} is waiting; token {token}{whose}\n",
+                    text(action, "actionName")
+                ));
+            }
+        }
+        if stage["inboundTransitionState"]["enabled"] == json!(false) {
+            let reason = text(&stage["inboundTransitionState"], "disabledReason");
+            out.push_str(&format!("  transition into {name} disabled: {reason}\n"));
+        }
+    }
+    if let Some(summary) = e["statusSummary"].as_str() {
+        out.push_str(&format!("  {summary}\n"));
+    }
+    out.extend(approvals);
+    out
+}
+
+/// `baton history PIPELINE`: ListPipelineExecutions.
+pub(crate) async fn history(client: &Client, pipeline: &str) -> Result<ExitCode> {
+    let listed = client
+        .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 50}))
+        .await?;
+    let executions = summaries(&listed);
+    if executions.is_empty() {
+        println!("Pipeline \"{pipeline}\" has not run yet.");
+    }
+    // The API gives times as seconds since the epoch, with milliseconds as fractions.
+    let millis = |v: &Value| (v.as_f64().unwrap_or(0.0) * 1000.0).round() as i64;
+    for e in executions {
+        let (started, updated) = (millis(&e["startTime"]), millis(&e["lastUpdateTime"]));
+        println!(
+            "{}  {:<10}  {}  {:>8}  {}  {}",
+            text(e, "pipelineExecutionId"),
+            text(e, "status"),
+            baton_core::events::rfc3339(started),
+            secs(updated - started),
+            text(&e["trigger"], "triggerType"),
+            text(e, "statusSummary"),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton approve|reject PIPELINE STAGE ACTION`: the token from GetPipelineState, then
+/// PutApprovalResult.
+pub(crate) async fn decide(
+    client: &Client,
+    pipeline: &str,
+    stage: &str,
+    action: &str,
+    approved: bool,
+    summary: &str,
+) -> Result<ExitCode> {
+    let state = client.call("GetPipelineState", &json!({"name": pipeline})).await?;
+    let s = stages(&state)
+        .iter()
+        .find(|s| text(s, "stageName") == stage)
+        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has no stage \"{stage}\""))?;
+    let a = actions(s)
+        .iter()
+        .find(|a| text(a, "actionName") == action)
+        .ok_or_else(|| anyhow!("stage \"{stage}\" has no action \"{action}\""))?;
+    let run = &a["latestExecution"];
+    let token =
+        run["token"].as_str().filter(|_| text(run, "status") == "InProgress").ok_or_else(|| {
+            anyhow!("no execution of \"{pipeline}\" is waiting for approval at {stage}/{action}")
+        })?;
+    let verdict = if approved { "Approved" } else { "Rejected" };
+    let input = json!({
+        "pipelineName": pipeline,
+        "stageName": stage,
+        "actionName": action,
+        "result": {"summary": summary, "status": verdict},
+        "token": token,
+    });
+    client.call("PutApprovalResult", &input).await?;
+    let id = text(&s["latestExecution"], "pipelineExecutionId");
+    println!("{verdict} {stage}/{action} of execution {}.", short(id));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton retry PIPELINE STAGE [--all]`: the stage's latest execution from GetPipelineState,
+/// then RetryStageExecution.
+pub(crate) async fn retry(
+    client: &Client,
+    pipeline: &str,
+    stage: &str,
+    all: bool,
+) -> Result<ExitCode> {
+    let state = client.call("GetPipelineState", &json!({"name": pipeline})).await?;
+    let s = stages(&state)
+        .iter()
+        .find(|s| text(s, "stageName") == stage)
+        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has no stage \"{stage}\""))?;
+    let id = s["latestExecution"]["pipelineExecutionId"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no execution of \"{pipeline}\" has run stage \"{stage}\""))?;
+    let input = json!({
+        "pipelineName": pipeline,
+        "stageName": stage,
+        "pipelineExecutionId": id,
+        "retryMode": if all { "ALL_ACTIONS" } else { "FAILED_ACTIONS" },
+    });
+    client.call("RetryStageExecution", &input).await?;
+    println!("Retrying stage {stage} of execution {}.", short(id));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton stop PIPELINE EXECUTION`: StopPipelineExecution.
+pub(crate) async fn stop(
+    client: &Client,
+    pipeline: &str,
+    execution: &str,
+    abandon: bool,
+    reason: &str,
+) -> Result<ExitCode> {
+    let id = resolve(client, pipeline, execution).await?;
+    let input = json!({
+        "pipelineName": pipeline,
+        "pipelineExecutionId": id,
+        "abandon": abandon,
+        "reason": reason,
+    });
+    client.call("StopPipelineExecution", &input).await?;
+    println!("Stopping execution {}.", short(&id));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton disable-transition|enable-transition PIPELINE STAGE`: the stage's inbound transition.
+pub(crate) async fn transition(
+    client: &Client,
+    pipeline: &str,
+    stage: &str,
+    enable: bool,
+    reason: &str,
+) -> Result<ExitCode> {
+    let mut input =
+        json!({"pipelineName": pipeline, "stageName": stage, "transitionType": "Inbound"});
+    let operation = if enable {
+        "EnableStageTransition"
+    } else {
+        input["reason"] = json!(reason);
+        "DisableStageTransition"
+    };
+    client.call(operation, &input).await?;
+    println!("Transition into {stage} {}.", if enable { "enabled" } else { "disabled" });
+    Ok(ExitCode::SUCCESS)
+}

@@ -26,6 +26,9 @@ use baton::providers::aws::cloudformation::{
     CfnError, ChangeSet, CloudFormationProvider, Stack, StackApi, StackInput, Update,
 };
 use baton::providers::aws::codebuild::CodeBuildProvider;
+use baton::providers::aws::codecommit_source::{
+    CodeCommitSourceProvider, CommitInfo, FolderListing, RepoError, RepositoryApi,
+};
 use baton::providers::aws::s3_deploy::S3DeployProvider;
 use baton::providers::aws::s3_source::S3SourceProvider;
 use baton::providers::aws::{Backoff, register};
@@ -752,4 +755,140 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
     })
     .collect();
     assert!(names.values().all(|&found| found), "{names:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// CodeCommit source, against a fake repository (moto's CodeCommit has no branches or trees)
+
+/// A repository with one branch, `main`, whose head has `files` (path, content, executable).
+struct FakeRepository {
+    files: Vec<(&'static str, &'static str, bool)>,
+    unavailable: bool,
+}
+
+const HEAD: &str = "4c1d0e3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
+
+#[async_trait]
+impl RepositoryApi for FakeRepository {
+    async fn branch_head(&self, repository: &str, branch: &str) -> Result<String, RepoError> {
+        if self.unavailable {
+            return Err(RepoError::Unavailable("connection reset".into()));
+        }
+        match (repository, branch) {
+            ("app", "main") => Ok(HEAD.into()),
+            _ => Err(RepoError::Missing(format!(
+                "The branch {branch} of repository {repository} does not exist."
+            ))),
+        }
+    }
+
+    async fn commit(&self, _: &str, commit: &str) -> Result<CommitInfo, RepoError> {
+        assert_eq!(commit, HEAD);
+        Ok(CommitInfo {
+            message: "Ship the new page\n\nLonger text.".into(),
+            author_date: "1795000000 +0000".into(),
+            committer_date: "1795000100 +0000".into(),
+        })
+    }
+
+    async fn folder(&self, _: &str, commit: &str, path: &str) -> Result<FolderListing, RepoError> {
+        assert_eq!(commit, HEAD, "the tree is read at the commit the branch pointed to");
+        let prefix = if path == "/" { "/".to_owned() } else { format!("{path}/") };
+        let mut listing = FolderListing::default();
+        for (file, _, executable) in &self.files {
+            let Some(rest) = file.strip_prefix(&prefix) else { continue };
+            match rest.split_once('/') {
+                None => listing.files.push((file.to_string(), file.to_string(), *executable)),
+                Some((dir, _)) => {
+                    let sub = format!("{prefix}{dir}");
+                    if !listing.folders.contains(&sub) {
+                        listing.folders.push(sub);
+                    }
+                }
+            }
+        }
+        Ok(listing)
+    }
+
+    async fn blob(&self, _: &str, blob: &str) -> Result<Vec<u8>, RepoError> {
+        let (_, content, _) = self.files.iter().find(|(f, _, _)| *f == blob).unwrap();
+        Ok(content.as_bytes().to_vec())
+    }
+}
+
+async fn run_codecommit(
+    repo: FakeRepository,
+    branch: &str,
+) -> (TempDir, Result<JobResult, ProviderError>) {
+    let dir = TempDir::new().unwrap();
+    let provider = CodeCommitSourceProvider::with_api(Arc::new(repo));
+    let request = request(
+        "Source",
+        "CodeCommit",
+        &[("RepositoryName", "app"), ("BranchName", branch)],
+        &["Src"],
+    );
+    let job = job(&dir, request, &[]);
+    let result = provider.run(&job).await;
+    (dir, result)
+}
+
+#[tokio::test]
+async fn a_codecommit_source_zips_the_branch_head_with_codepipelines_variables() {
+    let repo = FakeRepository {
+        files: vec![
+            ("/README.md", "hello", false),
+            ("/bin/deploy.sh", "#!/bin/sh\necho ok", true),
+            ("/src/lib/page.html", "<p>page</p>", false),
+        ],
+        unavailable: false,
+    };
+    let (_dir, result) = run_codecommit(repo, "main").await;
+    let JobResult::Succeeded { output_artifacts, output_variables, summary, external_id, .. } =
+        result.unwrap()
+    else {
+        panic!("the source failed")
+    };
+    assert_eq!(output_variables["CommitId"], HEAD);
+    assert_eq!(output_variables["BranchName"], "main");
+    assert_eq!(output_variables["RepositoryName"], "app");
+    assert_eq!(output_variables["CommitMessage"], "Ship the new page\n\nLonger text.");
+    assert_eq!(output_variables["AuthorDate"], "1795000000 +0000");
+    assert_eq!(output_variables["CommitterDate"], "1795000100 +0000");
+    assert_eq!(summary.as_deref(), Some("Ship the new page (3 files)"));
+    assert_eq!(external_id.as_deref(), Some(HEAD));
+    let mut zip =
+        zip::ZipArchive::new(std::fs::File::open(&output_artifacts[0].path).unwrap()).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+    names.sort();
+    assert_eq!(names, vec!["README.md", "bin/deploy.sh", "src/lib/page.html"]);
+    let mut page = String::new();
+    zip.by_name("src/lib/page.html").unwrap().read_to_string(&mut page).unwrap();
+    assert_eq!(page, "<p>page</p>");
+    let mode = zip.by_name("bin/deploy.sh").unwrap().unix_mode().unwrap();
+    assert_eq!(mode & 0o111, 0o111, "executables stay executable: {mode:o}");
+    assert_eq!(zip.by_name("README.md").unwrap().unix_mode().unwrap() & 0o111, 0);
+}
+
+#[tokio::test]
+async fn a_missing_branch_fails_as_a_configuration_error_and_an_outage_is_retryable() {
+    let repo = FakeRepository { files: vec![], unavailable: false };
+    let (_dir, result) = run_codecommit(repo, "release").await;
+    let (code, message) = failed(result.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert_eq!(message, "The branch release of repository app does not exist.");
+
+    let down = FakeRepository { files: vec![], unavailable: true };
+    let (_dir, result) = run_codecommit(down, "main").await;
+    assert!(matches!(result, Err(ProviderError::Unavailable(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_tree_entry_that_climbs_out_of_the_zip_fails_the_action() {
+    let repo =
+        FakeRepository { files: vec![("/../../etc/cron.d/x", "evil", false)], unavailable: false };
+    let (_dir, result) = run_codecommit(repo, "main").await;
+    let (code, message) = failed(result.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("unusable path"), "{message}");
 }

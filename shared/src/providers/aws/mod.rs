@@ -16,6 +16,7 @@
 
 pub mod cloudformation;
 pub mod codebuild;
+pub mod codecommit_source;
 pub mod s3_deploy;
 pub mod s3_source;
 
@@ -51,6 +52,12 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<RoleAssumer>) {
         "AWS",
         "S3",
         Arc::new(s3_deploy::S3DeployProvider::new(roles.clone())),
+    );
+    registry.register(
+        "Source",
+        "AWS",
+        "CodeCommit",
+        Arc::new(codecommit_source::CodeCommitSourceProvider::new(roles.clone())),
     );
     registry.register("Source", "AWS", "S3", Arc::new(s3_source::S3SourceProvider::new(roles)));
     registry.register("Build", "AWS", "CodeBuild", codebuild.clone());

@@ -43,7 +43,10 @@ build:
 	@bash $(EMULATORS) install-lambda
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release \
 	  -p trigger -p stage-advance -p action-worker -p approval -p api
-	@for f in target/lambda/*/bootstrap; do echo "$$(dirname $$f | xargs basename): $$(du -k $$f | cut -f1) KiB"; done
+	@for f in target/lambda/*/bootstrap; do \
+	  n=$$(basename $$(dirname $$f)); \
+	  z=$$(python3 -c "import io,sys,zipfile; b=io.BytesIO(); z=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED); z.write(sys.argv[1],'bootstrap'); z.close(); print(len(b.getvalue())//1024)" $$f); \
+	  echo "package_$$n: $$z KiB zipped ($$(du -k $$f | cut -f1) KiB unzipped)"; done
 
 ## deploy: deploy template.yaml with SAM (guided the first time); see infra/README.md
 deploy: build

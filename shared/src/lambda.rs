@@ -76,6 +76,20 @@ pub fn bus_event(payload: &Value) -> Result<BusEvent, String> {
     Ok(BusEvent { source, detail_type, resources, detail })
 }
 
+/// The body of a function URL request as bytes: Lambda base64-encodes bodies it does not take
+/// for text, and a body that does not decode is empty (the operation then refuses it).
+pub fn function_url_body(
+    request: &aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest,
+) -> Vec<u8> {
+    use base64::Engine as _;
+    let body = request.body.as_deref().unwrap_or_default();
+    if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap_or_default()
+    } else {
+        body.as_bytes().to_vec()
+    }
+}
+
 /// Maps a service result to what the handler returns: success, dead-letter, or retry.
 ///
 /// # Errors

@@ -404,6 +404,7 @@ impl LambdaFixture {
             ("BATON_APPROVAL_TOPIC", "arn:aws:sns:us-east-1:123456789012:a".into()),
             ("BATON_DEAD_LETTER_QUEUE", dead_letters.clone()),
             ("BATON_APPROVAL_URL", "https://approvals.example.invalid/".into()),
+            ("BATON_ACCOUNT_ID", "111111111111".into()),
         ]);
         let config =
             crate::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("a valid config");
@@ -434,4 +435,42 @@ impl LambdaFixture {
         }
         found
     }
+}
+
+/// A pipeline for handler tests: an S3 source (`uploads`/`web.zip`), then a manual approval.
+#[cfg(feature = "lambda")]
+pub const S3_SOURCED_PIPELINE: &str = r#"{"pipeline": {"name": "web",
+  "roleArn": "arn:aws:iam::111111111111:role/pipeline",
+  "artifactStore": {"type": "S3", "location": "artifacts"},
+  "stages": [
+    {"name": "Source", "actions": [{"name": "Fetch",
+      "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+      "configuration": {"S3Bucket": "uploads", "S3ObjectKey": "web.zip"},
+      "outputArtifacts": [{"name": "Code"}]}]},
+    {"name": "Approve", "actions": [{"name": "Gate",
+      "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}
+  ]}}"#;
+
+/// A function URL request as Lambda delivers it. `iam_caller` is the principal AWS_IAM auth
+/// verified; `None` is a URL with AuthType NONE.
+#[cfg(feature = "lambda")]
+pub fn function_url_request(
+    method: &str,
+    path: &str,
+    headers: serde_json::Value,
+    body: &str,
+    iam_caller: Option<&str>,
+) -> serde_json::Value {
+    let authorizer = iam_caller.map(|arn| {
+        json!({"iam": {"userArn": arn, "accessKey": "AKIAEXAMPLE", "accountId": "111111111111",
+            "callerId": "AIDAEXAMPLE", "userId": "AIDAEXAMPLE"}})
+    });
+    json!({
+        "version": "2.0", "rawPath": path, "rawQueryString": "", "headers": headers,
+        "requestContext": {"accountId": "111111111111", "requestId": "r-1",
+            "authorizer": authorizer, "domainName": "abc.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abc", "http": {"method": method, "path": path,
+            "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "time": "24/Nov/2026:16:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64},
+        "body": body, "isBase64Encoded": false})
 }

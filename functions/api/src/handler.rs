@@ -4,6 +4,7 @@
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use baton::api::{CONTENT_TYPE, ControlApi};
+use baton::lambda::function_url_body;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
@@ -30,7 +31,7 @@ pub(crate) async fn handle(api: &ControlApi, event: LambdaEvent<Value>) -> Value
                 .and_then(|iam| iam.user_arn.clone());
             match caller {
                 Some(caller) if method == "POST" => {
-                    api.call(&operation, &body_bytes(&request), &caller).await
+                    api.call(&operation, &function_url_body(&request), &caller).await
                 }
                 Some(_) => api.call("", b"", "").await,
                 None => {
@@ -54,94 +55,31 @@ pub(crate) async fn handle(api: &ControlApi, event: LambdaEvent<Value>) -> Value
     })
 }
 
-fn body_bytes(request: &LambdaFunctionUrlRequest) -> Vec<u8> {
-    use base64::Engine as _;
-    let body = request.body.as_deref().unwrap_or_default();
-    if request.is_base64_encoded {
-        base64::engine::general_purpose::STANDARD.decode(body).unwrap_or_default()
-    } else {
-        body.as_bytes().to_vec()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use aws_config::{BehaviorVersion, Region};
-    use baton::adapters::aws::dynamodb_state::create_table;
-    use baton::config::Config;
-    use baton::lambda::Aws;
+    use baton::testing::{LambdaFixture, S3_SOURCED_PIPELINE as PIPELINE, function_url_request};
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::{Value, json};
 
     use super::*;
 
-    /// The emulator `make test` starts; these tests are never skipped.
-    fn endpoint() -> String {
-        std::env::var("BATON_TEST_AWS_ENDPOINT")
-            .expect("BATON_TEST_AWS_ENDPOINT is not set: run these tests with `make test`")
-    }
-
     async fn api() -> ControlApi {
-        let creds =
-            aws_credential_types::Credentials::new("testing", "testing", None, None, "test");
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint())
-            .credentials_provider(creds)
-            .load()
-            .await;
-        let table = format!(
-            "api-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-        );
-        create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await.unwrap();
-        let config = Config::from_lookup(|k| match k {
-            "BATON_TABLE" => Some(table.clone()),
-            "BATON_ARTIFACT_BUCKETS" => Some("us-east-1=artifacts".into()),
-            "BATON_ARTIFACT_KEYS" => Some("us-east-1=arn:aws:kms:us-east-1:1:key/k".into()),
-            "BATON_ACCOUNT_ID" => Some("111111111111".into()),
-            "BATON_BUS" | "BATON_FAILURE_TOPIC" | "BATON_APPROVAL_TOPIC" => Some("x".into()),
-            _ => None,
-        })
-        .unwrap();
-        Aws::connect_with(&config, sdk).control_api()
+        LambdaFixture::new("api").await.aws.control_api()
     }
 
-    /// A function URL request as Lambda delivers it, with `caller` as the IAM principal.
+    /// A call of `operation` through the URL, with `caller` as the IAM principal.
     fn request(operation: &str, body: &str, caller: Option<&str>) -> LambdaEvent<Value> {
-        let authorizer = caller.map(|arn| {
-            json!({"iam": {"userArn": arn, "accessKey": "AKIAEXAMPLE", "accountId": "111111111111",
-                "callerId": "AIDAEXAMPLE", "userId": "AIDAEXAMPLE"}})
-        });
-        let payload = json!({
-            "version": "2.0", "rawPath": "/", "rawQueryString": "",
-            "headers": {"x-amz-target": format!("CodePipeline_20150709.{operation}"),
-                "content-type": "application/x-amz-json-1.1"},
-            "requestContext": {"accountId": "111111111111", "requestId": "r-1",
-                "authorizer": authorizer, "domainName": "abc.lambda-url.us-east-1.on.aws",
-                "domainPrefix": "abc", "http": {"method": "POST", "path": "/",
-                "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "aws-cli"},
-                "time": "24/Nov/2026:16:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64},
-            "body": body, "isBase64Encoded": false});
-        LambdaEvent::new(payload, Context::default())
+        let headers = json!({"x-amz-target": format!("CodePipeline_20150709.{operation}"),
+            "content-type": "application/x-amz-json-1.1"});
+        LambdaEvent::new(
+            function_url_request("POST", "/", headers, body, caller),
+            Context::default(),
+        )
     }
 
     fn body(reply: &Value) -> Value {
         serde_json::from_str(reply["body"].as_str().unwrap()).unwrap()
     }
-
-    const PIPELINE: &str = r#"{"pipeline": {"name": "web",
-      "roleArn": "arn:aws:iam::111111111111:role/pipeline",
-      "artifactStore": {"type": "S3", "location": "artifacts"},
-      "stages": [
-        {"name": "Source", "actions": [{"name": "Fetch",
-          "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-          "configuration": {"S3Bucket": "uploads", "S3ObjectKey": "web.zip"},
-          "outputArtifacts": [{"name": "Code"}]}]},
-        {"name": "Approve", "actions": [{"name": "Gate",
-          "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}
-      ]}}"#;
 
     #[tokio::test]
     async fn operations_run_for_the_iam_caller_and_answer_as_codepipeline_does() {

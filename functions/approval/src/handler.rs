@@ -2,7 +2,7 @@
 //! or a request to the function URL (the page behind a link, or the decision it posts).
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
-use baton::lambda::{Aws, HandlerError, bus_event, settle};
+use baton::lambda::{Aws, HandlerError, bus_event, function_url_body, settle};
 use baton::service::{APPROVAL_PAGE_HEADERS, Approvals, ServiceError};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Map, Value, json};
@@ -30,7 +30,7 @@ async fn page(approvals: &Approvals, payload: Value) -> Value {
         Ok(request) => {
             let method = request.request_context.http.method.clone().unwrap_or_default();
             let path = request.raw_path.clone().unwrap_or_default();
-            let body = body_bytes(&request);
+            let body = function_url_body(&request);
             approvals.serve(&method, &path, &body).await
         }
         Err(e) => {
@@ -48,33 +48,17 @@ async fn page(approvals: &Approvals, payload: Value) -> Value {
     })
 }
 
-fn body_bytes(request: &LambdaFunctionUrlRequest) -> Vec<u8> {
-    use base64::Engine as _;
-    let body = request.body.as_deref().unwrap_or_default();
-    if request.is_base64_encoded {
-        base64::engine::general_purpose::STANDARD.decode(body).unwrap_or_default()
-    } else {
-        body.as_bytes().to_vec()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use baton::testing::LambdaFixture;
+    use baton::testing::{LambdaFixture, function_url_request};
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::json;
 
     use super::*;
 
     fn url_request(method: &str, path: &str, body: &str) -> Value {
-        json!({"version": "2.0", "rawPath": path, "rawQueryString": "",
-            "headers": {"content-type": "application/x-www-form-urlencoded"},
-            "requestContext": {"accountId": "anonymous", "requestId": "r-1",
-                "domainName": "abc.lambda-url.us-east-1.on.aws", "domainPrefix": "abc",
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                    "sourceIp": "127.0.0.1", "userAgent": "mail-scanner"},
-                "time": "24/Nov/2026:16:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64},
-            "body": body, "isBase64Encoded": false})
+        let headers = json!({"content-type": "application/x-www-form-urlencoded"});
+        function_url_request(method, path, headers, body, None)
     }
 
     #[tokio::test]

@@ -27,23 +27,11 @@ pub(crate) async fn handle(
 
 #[cfg(test)]
 mod tests {
-    use baton::testing::LambdaFixture;
+    use baton::testing::{LambdaFixture, S3_SOURCED_PIPELINE as PIPELINE};
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::json;
 
     use super::*;
-
-    const PIPELINE: &str = r#"{"pipeline": {"name": "web",
-      "roleArn": "arn:aws:iam::111111111111:role/pipeline",
-      "artifactStore": {"type": "S3", "location": "artifacts"},
-      "stages": [
-        {"name": "Source", "actions": [{"name": "Fetch",
-          "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-          "configuration": {"S3Bucket": "uploads", "S3ObjectKey": "web.zip"},
-          "outputArtifacts": [{"name": "Code"}]}]},
-        {"name": "Approve", "actions": [{"name": "Gate",
-          "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}
-      ]}}"#;
 
     fn upload(id: &str, key: &str) -> LambdaEvent<Value> {
         let payload = json!({"version": "0", "id": id, "source": "aws.s3",

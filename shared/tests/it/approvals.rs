@@ -67,6 +67,23 @@ impl SmtpServer {
         panic!("the SMTP server did not start on port {port}");
     }
 
+    /// A runtime in `home` that mails its notices here, with links under `http://approvals.test`.
+    pub(crate) fn config(&self, home: &Path) -> EmbeddedConfig {
+        EmbeddedConfig {
+            home: home.to_path_buf(),
+            quiet: true,
+            workers: 4,
+            smtp: Some(SmtpSettings {
+                host: "127.0.0.1".into(),
+                port: self.port,
+                from: "Baton <baton@example.invalid>".into(),
+                to: vec!["release@example.invalid".into()],
+            }),
+            approval_url: Some("http://approvals.test".into()),
+            ..EmbeddedConfig::default()
+        }
+    }
+
     /// Waits until `count` messages arrived; returns them all, oldest first, decoded.
     pub(crate) async fn wait_for_mail(&self, count: usize) -> Vec<String> {
         let new = self.maildir.path().join("mail/new");
@@ -128,20 +145,7 @@ fn altered(path: &str, at: usize) -> String {
 async fn an_approval_mail_link_shows_a_page_and_only_its_post_decides_once() {
     let smtp = SmtpServer::start();
     let home = home_with_repo(false);
-    let running = start_runtime_with(EmbeddedConfig {
-        home: home.path().to_path_buf(),
-        quiet: true,
-        workers: 4,
-        smtp: Some(SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: smtp.port,
-            from: "Baton <baton@example.invalid>".into(),
-            to: vec!["release@example.invalid".into()],
-        }),
-        approval_url: Some("http://approvals.test".into()),
-        ..EmbeddedConfig::default()
-    })
-    .await;
+    let running = start_runtime_with(smtp.config(home.path())).await;
     let rt = &running.rt;
     let trigger =
         Trigger { trigger_type: "StartPipelineExecution".into(), trigger_detail: "t".into() };
@@ -215,18 +219,8 @@ async fn an_approval_past_its_deadline_fails_and_its_links_say_expired() {
     let home = home_with_repo(false);
     let clock = Arc::new(ManualClock::at(SystemClock.now()));
     let running = start_runtime_with(EmbeddedConfig {
-        home: home.path().to_path_buf(),
-        quiet: true,
-        workers: 4,
-        smtp: Some(SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: smtp.port,
-            from: "baton@example.invalid".into(),
-            to: vec!["release@example.invalid".into()],
-        }),
-        approval_url: Some("http://approvals.test".into()),
         clock: Some(clock.clone()),
-        ..EmbeddedConfig::default()
+        ..smtp.config(home.path())
     })
     .await;
     let rt = &running.rt;
@@ -271,19 +265,7 @@ async fn with_supersede_waiting_approval_the_older_links_say_which_execution_rep
            "configuration": {"SupersedeWaitingApproval": "true"}"#,
     );
     assert_ne!(pipeline, PIPELINE);
-    let config = EmbeddedConfig {
-        home: home.path().to_path_buf(),
-        quiet: true,
-        workers: 4,
-        smtp: Some(SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: smtp.port,
-            from: "baton@example.invalid".into(),
-            to: vec!["release@example.invalid".into()],
-        }),
-        approval_url: Some("http://approvals.test".into()),
-        ..EmbeddedConfig::default()
-    };
+    let config = smtp.config(home.path());
     let running = start_runtime_for(config, &pipeline).await;
     let rt = &running.rt;
     let trigger =

@@ -6,7 +6,9 @@
 
 use async_trait::async_trait;
 
-use super::dynamodb_state::{DynamoDbStateStore, from_json, get_s, key, n, s, sdk, to_json};
+use super::dynamodb_state::{
+    DynamoDbStateStore, condition_refused, from_json, get_s, key, n, s, sdk, to_json,
+};
 use crate::ports::approvals::{ApprovalLink, ApprovalLinks, LinkUse};
 use crate::ports::state::{ActionClaims, StoreError};
 
@@ -28,12 +30,7 @@ impl ActionClaims for DynamoDbStateStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(e) if condition_refused(&e) => Ok(false),
             Err(e) => Err(sdk("PutItem")(e)),
         }
     }
@@ -62,12 +59,7 @@ impl ApprovalLinks for DynamoDbStateStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(e) if condition_refused(&e) => Ok(false),
             Err(e) => Err(sdk("PutItem")(e)),
         }
     }
@@ -97,10 +89,7 @@ impl ApprovalLinks for DynamoDbStateStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if condition_refused(&e) => {
                 Err(StoreError::Conflict(format!("approval link {id}")))
             }
             Err(e) => Err(sdk("UpdateItem")(e)),

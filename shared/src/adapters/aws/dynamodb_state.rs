@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
@@ -177,6 +177,13 @@ fn unpacked(item: &Item, attribute: &'static str) -> Result<String, StoreError> 
         }
         _ => Err(malformed(item, attribute)),
     }
+}
+
+/// Whether a conditional write was refused because its condition did not hold (every write
+/// operation has its own error type; the code is the same).
+pub(super) fn condition_refused<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(ProvideErrorMetadata::code)
+        == Some("ConditionalCheckFailedException")
 }
 
 pub(super) fn get_s<'a>(item: &'a Item, attribute: &'static str) -> Result<&'a str, StoreError> {
@@ -655,10 +662,7 @@ impl StateStore for DynamoDbStateStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if condition_refused(&e) => {
                 Err(StoreError::NotFound(format!("pipeline {name}")))
             }
             Err(e) => Err(sdk("PutItem")(e)),
@@ -909,10 +913,7 @@ impl StateStore for DynamoDbStateStore {
                 .await;
             match result {
                 Ok(_) => {}
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-                {
+                Err(e) if condition_refused(&e) => {
                     self.ack_part(base, &acked).await?;
                 }
                 Err(e) => return Err(sdk("DeleteItem")(e)),

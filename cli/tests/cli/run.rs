@@ -1,6 +1,7 @@
 //! `baton run` and the commands around it, as a person uses them: separate processes on one
 //! Baton home, including a `kill -9` in the middle of an execution.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -90,6 +91,41 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Polls `baton status` until the approval waits; when it never does, says what the process
+/// that should have got there printed.
+fn wait_for_the_approval(home: &Path, runner: &mut Child) {
+    let start = Instant::now();
+    loop {
+        let status = text(&output({
+            let mut c = baton(home);
+            c.args(["status", "app"]);
+            c
+        }));
+        if status.contains("approval Approve/Gate is waiting") {
+            return;
+        }
+        let ended = runner.try_wait().unwrap().is_some();
+        if ended || start.elapsed() > Duration::from_secs(60) {
+            let _ = runner.kill();
+            let mut printed = String::new();
+            for pipe in [
+                runner.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+                runner.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut pipe = pipe;
+                let _ = pipe.read_to_string(&mut printed);
+            }
+            panic!(
+                "the approval never waited (runner ended: {ended}); status:\n{status}\nrunner printed:\n{printed}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn spawn_run(home: &Path, pipeline: &Path) -> Child {
     let mut c = baton(home);
     c.arg("run").arg(pipeline).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -100,15 +136,8 @@ fn spawn_run(home: &Path, pipeline: &Path) -> Child {
 fn an_approval_from_another_process_lets_the_run_finish() {
     let home = tempfile::tempdir().unwrap();
     let pipeline = setup(home.path(), 0);
-    let run = spawn_run(home.path(), &pipeline);
-    wait_until("the approval waits", || {
-        text(&output({
-            let mut c = baton(home.path());
-            c.args(["status", "app"]);
-            c
-        }))
-        .contains("approval Approve/Gate is waiting")
-    });
+    let mut run = spawn_run(home.path(), &pipeline);
+    wait_for_the_approval(home.path(), &mut run);
     let mut approve = baton(home.path());
     approve.args(["approve", "app", "Approve", "Gate", "--summary", "looks good"]);
     let o = output(approve);
@@ -152,15 +181,8 @@ fn a_run_killed_midway_resumes_without_running_finished_actions_again() {
     // Approve in advance is impossible; resume, approve when asked, and finish.
     let mut resume = baton(home.path());
     resume.args(["wait", "app"]).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let resumed = resume.spawn().unwrap();
-    wait_until("the approval waits after the resume", || {
-        text(&output({
-            let mut c = baton(home.path());
-            c.args(["status", "app"]);
-            c
-        }))
-        .contains("approval Approve/Gate is waiting")
-    });
+    let mut resumed = resume.spawn().unwrap();
+    wait_for_the_approval(home.path(), &mut resumed);
     let mut approve = baton(home.path());
     approve.args(["approve", "app", "Approve", "Gate"]);
     assert!(output(approve).status.success());

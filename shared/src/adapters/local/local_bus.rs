@@ -60,11 +60,7 @@ impl LocalBus {
     /// # Errors
     /// When the database cannot be opened.
     pub fn open(path: &Path, journal: Option<PathBuf>) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
-        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let conn = super::sqlite::open(path, SCHEMA).map_err(unavailable)?;
         Ok(Self {
             conn: Mutex::new(conn),
             rules: rules(),
@@ -229,7 +225,7 @@ impl EventBus for LocalBus {
         let bus_error = |e: rusqlite::Error| BusError::Unavailable(Box::new(e));
         {
             let mut conn = self.conn();
-            let tx = conn.transaction().map_err(bus_error)?;
+            let tx = super::sqlite::write(&mut conn).map_err(bus_error)?;
             for event in events {
                 let routed = targets(&self.rules, event);
                 if routed.is_empty() {

@@ -6,3 +6,4 @@ pub mod local_bus;
 pub mod smtp_notifier;
 pub mod sql_approvals;
 pub mod sql_state;
+mod sqlite;

@@ -54,8 +54,7 @@ impl SqlStateStore {
     /// # Errors
     /// [`StoreError::Unavailable`] when the file cannot be opened or its schema created.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        Self::init(conn)
+        Ok(Self::with(super::sqlite::open(path, SCHEMA).map_err(unavailable)?))
     }
 
     /// An in-memory database, for tests.
@@ -63,16 +62,11 @@ impl SqlStateStore {
     /// # Errors
     /// As [`SqlStateStore::open`].
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(unavailable)?)
+        Ok(Self::with(super::sqlite::in_memory(SCHEMA).map_err(unavailable)?))
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
-        // Another `baton` process (a CLI command) may write while the runtime runs.
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
-        conn.execute_batch(SCHEMA).map_err(unavailable)?;
-        Ok(Self { conn: Mutex::new(conn), pipelines: Mutex::default() })
+    fn with(conn: Connection) -> Self {
+        Self { conn: Mutex::new(conn), pipelines: Mutex::default() }
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -175,7 +169,7 @@ impl StateStore for SqlStateStore {
 
     async fn delete_pipeline(&self, name: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(unavailable)?;
+        let tx = super::sqlite::write(&mut conn).map_err(unavailable)?;
         let n = tx.execute("DELETE FROM pipelines WHERE name = ?1", [name]).map_err(unavailable)?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("pipeline {name}")));
@@ -226,7 +220,7 @@ impl StateStore for SqlStateStore {
 
     async fn save(&self, pipeline: &str, changes: Changes) -> Result<Vec<i64>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(unavailable)?;
+        let tx = super::sqlite::write(&mut conn).map_err(unavailable)?;
         let conflict = || StoreError::Conflict(pipeline.to_string());
         if let Some(lanes) = &changes.lanes {
             let body = to_json(&lanes.value)?;
@@ -324,7 +318,7 @@ impl StateStore for SqlStateStore {
 
     async fn ack_outbox(&self, seqs: &[i64]) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(unavailable)?;
+        let tx = super::sqlite::write(&mut conn).map_err(unavailable)?;
         for seq in seqs {
             tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq]).map_err(unavailable)?;
         }

@@ -36,6 +36,10 @@ use crate::service::{
 
 /// `baton serve`'s port unless told otherwise.
 pub const DEFAULT_SERVE_PORT: u16 = 8642;
+
+/// How often this runtime looks at work running elsewhere (an AWS build started from here):
+/// it hears no service events, so looking is how it learns the work ended.
+const CHECK_RUNNING_EVERY_MILLIS: i64 = 5_000;
 /// Where approval links point unless configured: `baton serve` on its default port.
 pub const DEFAULT_APPROVAL_URL: &str = "http://127.0.0.1:8642";
 
@@ -132,13 +136,17 @@ impl Embedded {
         let providers = config.providers.clone().unwrap_or_else(|| local_providers(config));
         let clock: Arc<dyn Clock> = config.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         let stage_advance = Arc::new(StageAdvance::new(store.clone(), bus.clone(), clock.clone()));
-        let worker = Arc::new(ActionWorker::new(
-            store.clone(),
-            bus.clone(),
-            artifacts,
-            providers.clone(),
-            home.clone(),
-        ));
+        let worker = Arc::new(
+            ActionWorker::new(
+                store.clone(),
+                bus.clone(),
+                artifacts,
+                providers.clone(),
+                store.clone(),
+                home.clone(),
+            )
+            .with_check_interval(CHECK_RUNNING_EVERY_MILLIS),
+        );
         let trigger = Trigger::new(store.clone(), bus.clone());
         let mut notifiers: Vec<Arc<dyn Notifier>> =
             vec![Arc::new(ConsoleNotifier::new(home.join("notices.log"), config.quiet))];
@@ -322,6 +330,10 @@ impl Embedded {
     async fn sweep(&self) {
         if let Err(e) = self.stage_advance.sweep_outbox(2_000).await {
             warn!(error = %e, "outbox sweep failed");
+        }
+        // No service events reach this machine: running work (builds on AWS) is looked at.
+        if let Err(e) = self.worker.check_due(16).await {
+            warn!(error = %e, "cannot look at running jobs");
         }
         let Ok(names) = self.store.list_pipelines().await else { return };
         for name in names {

@@ -184,6 +184,7 @@ impl Aws {
             self.bus.clone(),
             self.artifacts.clone(),
             providers,
+            self.store.clone(),
             std::env::temp_dir().join("baton"),
         )
         .with_claims(self.store.clone())

@@ -313,6 +313,76 @@ pub async fn action_claims_contract(claims: &dyn crate::ports::state::ActionClai
     assert!(a.unwrap() ^ b.unwrap(), "exactly one of two simultaneous claims wins");
 }
 
+/// A build action's request in execution `execution_id` of `pipeline`, attempt 1.
+pub fn build_request(pipeline: &str, execution_id: &str) -> baton_core::engine::ActionRequest {
+    baton_core::engine::ActionRequest {
+        pipeline: pipeline.into(),
+        pipeline_version: 1,
+        execution_id: execution_id.into(),
+        stage: "Build".into(),
+        action: "Compile".into(),
+        attempt: 1,
+        action_type: baton_core::plan::ActionType {
+            category: "Build".into(),
+            owner: "AWS".into(),
+            provider: "CodeBuild".into(),
+            version: "1".into(),
+        },
+        configuration: Default::default(),
+        commands: vec![],
+        input_artifacts: vec![],
+        output_artifacts: vec![],
+        region: "us-east-1".into(),
+        role_arn: None,
+        deadline: 0,
+        token: None,
+        output_artifact_files: vec![],
+        output_variables: vec![],
+        environment_variables: vec![],
+    }
+}
+
+/// What every [`RunningJobs`](crate::ports::jobs::RunningJobs) must do: keep a job until it is
+/// removed, replace it by key, and list the due ones earliest first. Expects a store with no
+/// other jobs.
+#[allow(clippy::unwrap_used)] // a broken contract should stop the test loudly
+pub async fn running_jobs_contract(jobs: &dyn crate::ports::jobs::RunningJobs) {
+    use crate::ports::jobs::RunningJob;
+    let job = |n: u32, check_at: i64| RunningJob {
+        key: RunningJob::key_for("CodeBuild", &format!("app:{n}")),
+        request: build_request("p", &format!("e{n}")),
+        external_id: format!("app:{n}"),
+        external_url: Some(format!("https://builds.example/{n}")),
+        check_at,
+    };
+    let ours = |due: Vec<RunningJob>| -> Vec<String> { due.into_iter().map(|j| j.key).collect() };
+    let (first, second, later) = (job(1, 2_000), job(2, 1_000), job(3, 9_000));
+    for j in [&first, &second, &later] {
+        jobs.put_job(j).await.unwrap();
+    }
+    assert_eq!(jobs.get_job(&first.key).await.unwrap().as_ref(), Some(&first), "kept whole");
+    assert_eq!(jobs.get_job("CodeBuild#none:0").await.unwrap(), None);
+    assert_eq!(
+        ours(jobs.due_jobs(5_000, 100).await.unwrap()),
+        vec![second.key.clone(), first.key.clone()],
+        "due ones only, earliest first"
+    );
+    let moved = RunningJob { check_at: 20_000, ..first.clone() };
+    jobs.put_job(&moved).await.unwrap();
+    assert_eq!(jobs.get_job(&first.key).await.unwrap(), Some(moved), "replaced by key");
+    assert_eq!(ours(jobs.due_jobs(5_000, 100).await.unwrap()), vec![second.key.clone()]);
+    jobs.remove_job(&second.key).await.unwrap();
+    jobs.remove_job(&second.key).await.unwrap();
+    assert_eq!(jobs.get_job(&second.key).await.unwrap(), None, "removed, twice without error");
+    assert_eq!(
+        ours(jobs.due_jobs(i64::MAX, 100).await.unwrap()),
+        vec![later.key.clone(), first.key.clone()]
+    );
+    for j in [&first, &later] {
+        jobs.remove_job(&j.key).await.unwrap();
+    }
+}
+
 /// A function's AWS side on the test emulator (`BATON_TEST_AWS_ENDPOINT`, which `make test`
 /// sets): a fresh table, bus and dead-letter queue, and a queue that receives every `baton`
 /// event put on the bus, for handler tests.

@@ -1,10 +1,15 @@
-//! Decodes an action request, runs it, maps errors.
+//! Decodes an invocation (an action request, CodeBuild's "Build State Change", or the
+//! schedule's look at running jobs), calls the worker, maps errors.
 
 use baton::lambda::{Aws, HandlerError, bus_event, settle};
+use baton::providers::aws::codebuild::finished_build_key;
 use baton::service::{ActionWorker, ServiceError};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use tracing::{Instrument, info_span};
+use tracing::{Instrument, info, info_span};
+
+/// Running jobs one scheduled invocation looks at; more wait for the next minute.
+const CHECKS_PER_INVOCATION: usize = 50;
 
 pub(crate) async fn handle(
     worker: &ActionWorker,
@@ -12,26 +17,34 @@ pub(crate) async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<(), HandlerError> {
     let (payload, context) = event.into_parts();
-    let result = match bus_event(&payload)
-        .map_err(ServiceError::Permanent)
-        .and_then(|e| Ok(e.action_request()?))
-    {
-        Ok(request) => {
-            let span = info_span!("action_worker", execution_id = %request.execution_id,
-                stage = %request.stage, action = %request.action, attempt = request.attempt,
-                request_id = %context.request_id);
-            let until = i64::try_from(context.deadline).unwrap_or(i64::MAX);
-            worker.run_once(request, until).instrument(span).await
-        }
+    if payload.get("check_running").is_some() {
+        let looked = worker.check_due(CHECKS_PER_INVOCATION).await?;
+        info!(looked, "running jobs checked");
+        return Ok(());
+    }
+    let result = match bus_event(&payload).map_err(ServiceError::Permanent) {
+        Ok(e) if e.source == "aws.codebuild" => match finished_build_key(&e.detail) {
+            Ok(key) => {
+                worker.resume(&key).instrument(info_span!("build_finished", job = %key)).await
+            }
+            Err(why) => Err(ServiceError::Permanent(why)),
+        },
+        Ok(e) => match e.action_request() {
+            Ok(request) => {
+                let span = info_span!("action_worker", execution_id = %request.execution_id,
+                    stage = %request.stage, action = %request.action, attempt = request.attempt,
+                    request_id = %context.request_id);
+                let until = i64::try_from(context.deadline).unwrap_or(i64::MAX);
+                worker.run_once(request, until).instrument(span).await
+            }
+            Err(e) => Err(e.into()),
+        },
         Err(e) => Err(e),
     };
     settle("action-worker", result, aws.dead_letters(), &payload).await
 }
-
 #[cfg(test)]
 mod tests {
-    use baton::core::engine::ActionRequest;
-    use baton::core::plan::ActionType;
     use baton::testing::LambdaFixture;
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::json;
@@ -39,31 +52,7 @@ mod tests {
     use super::*;
 
     fn request(pipeline: &str) -> Value {
-        let request = ActionRequest {
-            pipeline: pipeline.into(),
-            pipeline_version: 1,
-            execution_id: "e-1".into(),
-            stage: "Build".into(),
-            action: "Compile".into(),
-            attempt: 1,
-            action_type: ActionType {
-                category: "Build".into(),
-                owner: "AWS".into(),
-                provider: "CodeBuild".into(),
-                version: "1".into(),
-            },
-            configuration: Default::default(),
-            commands: vec![],
-            input_artifacts: vec![],
-            output_artifacts: vec![],
-            region: "us-east-1".into(),
-            role_arn: None,
-            deadline: 0,
-            token: None,
-            output_artifact_files: vec![],
-            output_variables: vec![],
-            environment_variables: vec![],
-        };
+        let request = baton::testing::build_request(pipeline, "e-1");
         json!({"version": "0", "id": "1", "source": "baton",
             "detail-type": "Baton Action Requested", "detail": request})
     }
@@ -89,5 +78,41 @@ mod tests {
         let kept = f.received(&f.dead_letters, 1).await;
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0]["event"]["detail"]["attempt"], json!("first"));
+    }
+
+    fn build_state_change(build_id: Value) -> Value {
+        json!({"version": "0", "id": "2", "source": "aws.codebuild",
+            "detail-type": "CodeBuild Build State Change",
+            "detail": {"build-status": "SUCCEEDED", "project-name": "app", "build-id": build_id}})
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_build_baton_did_not_start_is_ignored() {
+        let f = LambdaFixture::new("worker").await;
+        let worker = f.aws.action_worker();
+        let arn = json!("arn:aws:codebuild:us-east-1:111111111111:build/someone-else:42");
+        let event = LambdaEvent::new(build_state_change(arn), Context::default());
+        handle(&worker, &f.aws, event).await.unwrap();
+        assert!(f.received(&f.published, 0).await.is_empty(), "no completion");
+        assert!(f.received(&f.dead_letters, 0).await.is_empty(), "and nothing to dead-letter");
+    }
+
+    #[tokio::test]
+    async fn a_build_event_without_a_build_arn_is_dead_lettered() {
+        let f = LambdaFixture::new("worker").await;
+        let worker = f.aws.action_worker();
+        let event = LambdaEvent::new(build_state_change(json!(7)), Context::default());
+        assert!(handle(&worker, &f.aws, event).await.is_ok(), "not retried");
+        let kept = f.received(&f.dead_letters, 1).await;
+        assert_eq!(kept[0]["event"]["source"], json!("aws.codebuild"));
+    }
+
+    #[tokio::test]
+    async fn the_scheduled_look_with_nothing_running_does_nothing() {
+        let f = LambdaFixture::new("worker").await;
+        let worker = f.aws.action_worker();
+        let event = LambdaEvent::new(json!({"check_running": true}), Context::default());
+        handle(&worker, &f.aws, event).await.unwrap();
+        assert!(f.received(&f.published, 0).await.is_empty());
     }
 }

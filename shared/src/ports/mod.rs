@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod artifacts;
 pub mod bus;
 pub mod clock;
+pub mod jobs;
 pub mod notices;
 pub mod provider;
 pub mod state;

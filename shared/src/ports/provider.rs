@@ -48,6 +48,15 @@ pub enum JobResult {
         #[allow(missing_docs)]
         external_url: Option<String>,
     },
+    /// The provider started work elsewhere that goes on after this call (a build): the worker
+    /// records it and asks [`ActionProvider::resume`] later, when the service says it ended or
+    /// when a periodic check comes due.
+    Running {
+        /// The provider's id for the work, which the service's events name too.
+        external_id: String,
+        #[allow(missing_docs)]
+        external_url: Option<String>,
+    },
     /// The action failed for a reason the pipeline's users must see.
     Failed {
         /// `JobFailed`, `TimedOut`, `ConfigurationError`...
@@ -76,6 +85,30 @@ pub trait ActionProvider: Send + Sync {
     }
     /// Runs one attempt.
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError>;
+    /// Asks how work that [`ActionProvider::run`] left [`JobResult::Running`] stands:
+    /// `Running` again while it goes on. Called past the request's deadline, it stops the work
+    /// and fails the attempt as timed out.
+    async fn resume(
+        &self,
+        request: &ActionRequest,
+        external_id: &str,
+    ) -> Result<JobResult, ProviderError> {
+        let _ = (request, external_id);
+        Ok(JobResult::Failed {
+            code: "JobFailed".into(),
+            message: "This provider cannot follow work that outlives its run.".into(),
+        })
+    }
+    /// Stops running work whose attempt no longer counts (the execution was stopped, or the
+    /// action timed out): nobody waits for it, and it would go on being billed.
+    async fn cancel(
+        &self,
+        request: &ActionRequest,
+        external_id: &str,
+    ) -> Result<(), ProviderError> {
+        let _ = (request, external_id);
+        Ok(())
+    }
 }
 
 /// Providers by category, owner and provider name.

@@ -3,6 +3,11 @@
 //! Before running, it checks that the attempt is still the current one, so an event delivered
 //! again after the action finished does not run it twice. Inputs are fetched from the action's
 //! own region (copied there first when they were produced elsewhere), outputs are stored in it.
+//!
+//! A provider whose work outlives the invocation (a build) answers `Running`: the attempt is
+//! recorded as a [`RunningJob`] and completed later by [`ActionWorker::resume`], when the
+//! service's own event says the work ended, or by [`ActionWorker::check_due`], which asks
+//! again every so often in case that event never comes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,13 +15,14 @@ use std::sync::Arc;
 use baton_core::engine::{
     ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, Input,
 };
-use tracing::info;
+use tracing::{info, warn};
 
 use super::ServiceError;
 use crate::bus_events::BusEvent;
 use crate::ports::artifacts::{ArtifactKey, ArtifactStore};
 use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, SystemClock};
+use crate::ports::jobs::{RunningJob, RunningJobs};
 use crate::ports::provider::{Job, JobResult, LocalArtifact, ProviderRegistry};
 use crate::ports::state::{ActionClaims, StateStore};
 
@@ -30,7 +36,15 @@ pub struct ActionWorker {
     home: PathBuf,
     /// Where attempts are claimed, on runtimes that may deliver a request twice at once.
     claims: Option<Arc<dyn ActionClaims>>,
+    /// Attempts whose work goes on elsewhere.
+    jobs: Arc<dyn RunningJobs>,
+    /// How long after a look at running work the next one is due, when no event came first.
+    check_every: i64,
 }
+
+/// The default pause between two looks at running work: AWS services announce the end of a
+/// job on EventBridge, so this only bounds the delay when such an event is lost.
+pub(crate) const DEFAULT_CHECK_EVERY_MILLIS: i64 = 60_000;
 
 impl ActionWorker {
     #[allow(missing_docs)]
@@ -39,9 +53,25 @@ impl ActionWorker {
         bus: Arc<dyn EventBus>,
         artifacts: Arc<dyn ArtifactStore>,
         providers: ProviderRegistry,
+        jobs: Arc<dyn RunningJobs>,
         home: PathBuf,
     ) -> Self {
-        Self { store, bus, artifacts, providers, home, claims: None }
+        Self {
+            store,
+            bus,
+            artifacts,
+            providers,
+            home,
+            claims: None,
+            jobs,
+            check_every: DEFAULT_CHECK_EVERY_MILLIS,
+        }
+    }
+
+    /// Looks at running work every `millis` instead of [`DEFAULT_CHECK_EVERY_MILLIS`].
+    pub fn with_check_interval(mut self, millis: i64) -> Self {
+        self.check_every = millis.max(1);
+        self
     }
 
     /// Claims each attempt before running it (EventBridge may deliver a request twice, and both
@@ -94,20 +124,87 @@ impl ActionWorker {
             return Ok(());
         }
         let outcome = match self.perform(&request).await {
-            Ok(outcome) => outcome,
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => return Ok(()),
             Err(e) if e.kind() == super::ErrorKind::Permanent => {
                 failed("JobFailed", &e.to_string())
             }
             Err(e) => return Err(e),
         };
+        self.complete(&request, outcome).await
+    }
+
+    /// Picks up the running job `key` ([`RunningJob::key_for`]) because its service announced
+    /// a change. A key that names no job (work Baton did not start, or already completed) is
+    /// ignored.
+    ///
+    /// # Errors
+    /// Retryable errors when a port or the provider's service is unavailable.
+    pub async fn resume(&self, key: &str) -> Result<(), ServiceError> {
+        match self.jobs.get_job(key).await? {
+            Some(job) => self.follow(job).await,
+            None => {
+                info!(job = key, "no running job has this key; nothing to do");
+                Ok(())
+            }
+        }
+    }
+
+    /// Looks at up to `limit` running jobs whose next look is due, one after the other, and
+    /// returns how many. One job's failure is logged and leaves it for the next check.
+    ///
+    /// # Errors
+    /// When the running jobs cannot be listed.
+    pub async fn check_due(&self, limit: usize) -> Result<usize, ServiceError> {
+        let due = self.jobs.due_jobs(SystemClock.now(), limit).await?;
+        let n = due.len();
+        for job in due {
+            let key = job.key.clone();
+            if let Err(e) = self.follow(job).await {
+                warn!(job = %key, error = %e, "cannot look at a running job; trying again later");
+            }
+        }
+        Ok(n)
+    }
+
+    async fn follow(&self, job: RunningJob) -> Result<(), ServiceError> {
+        let r = &job.request;
+        let Some(provider) = self.providers.get(&r.action_type) else {
+            warn!(job = %job.key, "no provider here for a running job; forgetting it");
+            return Ok(self.jobs.remove_job(&job.key).await?);
+        };
+        if !self.is_current(r).await? {
+            info!(job = %job.key, execution_id = %r.execution_id, "attempt no longer current; stopping its work");
+            if let Err(e) = provider.cancel(r, &job.external_id).await {
+                warn!(job = %job.key, error = %e, "cannot stop the work of a stale attempt");
+            }
+            return Ok(self.jobs.remove_job(&job.key).await?);
+        }
+        let outcome = match provider.resume(r, &job.external_id).await? {
+            JobResult::Running { .. } => {
+                let next = RunningJob { check_at: SystemClock.now() + self.check_every, ..job };
+                return Ok(self.jobs.put_job(&next).await?);
+            }
+            done => self.outcome(r, done).await?,
+        };
+        let Some(outcome) = outcome else { return Ok(()) };
+        self.complete(r, outcome).await?;
+        Ok(self.jobs.remove_job(&job.key).await?)
+    }
+
+    async fn complete(
+        &self,
+        r: &ActionRequest,
+        outcome: ActionOutcome,
+    ) -> Result<(), ServiceError> {
         let input = Input::ActionCompleted {
-            execution_id: request.execution_id.clone(),
-            stage: request.stage.clone(),
-            action: request.action.clone(),
-            attempt: request.attempt,
+            execution_id: r.execution_id.clone(),
+            stage: r.stage.clone(),
+            action: r.action.clone(),
+            attempt: r.attempt,
             outcome,
         };
-        self.bus.publish(&[BusEvent::for_input(&request.pipeline, input)]).await?;
+        self.bus.publish(&[BusEvent::for_input(&r.pipeline, input)]).await?;
         Ok(())
     }
 
@@ -129,16 +226,17 @@ impl ActionWorker {
         Ok(run.attempt == r.attempt && run.status == ActionStatus::InProgress)
     }
 
-    async fn perform(&self, r: &ActionRequest) -> Result<ActionOutcome, ServiceError> {
+    /// Runs the attempt; `None` when its work goes on elsewhere and was recorded.
+    async fn perform(&self, r: &ActionRequest) -> Result<Option<ActionOutcome>, ServiceError> {
         let Some(provider) = self.providers.get(&r.action_type) else {
             let t = &r.action_type;
-            return Ok(failed(
+            return Ok(Some(failed(
                 "ConfigurationError",
                 &format!(
                     "no provider for {}/{}/{} on this runtime",
                     t.owner, t.category, t.provider
                 ),
-            ));
+            )));
         };
         let work_dir = self
             .home
@@ -164,9 +262,37 @@ impl ActionWorker {
         let job = Job { request: r.clone(), inputs, work_dir: work_dir.join("run"), log_path };
         std::fs::create_dir_all(&job.work_dir)
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
-        let result = provider.run(&job).await?;
+        let result = provider.run(&job).await;
         let outcome = match result {
+            Ok(result) => self.outcome(r, result).await,
+            Err(e) => Err(e.into()),
+        };
+        // The attempt's folder is scratch space; logs and artifacts live elsewhere.
+        let _ = std::fs::remove_dir_all(&work_dir);
+        outcome
+    }
+
+    /// What a provider's answer means for the attempt: outputs stored, or the running work
+    /// recorded (`None`).
+    async fn outcome(
+        &self,
+        r: &ActionRequest,
+        result: JobResult,
+    ) -> Result<Option<ActionOutcome>, ServiceError> {
+        Ok(Some(match result {
             JobResult::Failed { code, message } => failed(&code, &message),
+            JobResult::Running { external_id, external_url } => {
+                let job = RunningJob {
+                    key: RunningJob::key_for(&r.action_type.provider, &external_id),
+                    request: r.clone(),
+                    external_id,
+                    external_url,
+                    check_at: SystemClock.now() + self.check_every,
+                };
+                info!(job = %job.key, execution_id = %r.execution_id, "work started; following it");
+                self.jobs.put_job(&job).await?;
+                return Ok(None);
+            }
             JobResult::Succeeded {
                 output_artifacts,
                 output_variables,
@@ -193,10 +319,7 @@ impl ActionWorker {
                     external_url,
                 }
             }
-        };
-        // The attempt's folder is scratch space; logs and artifacts live elsewhere.
-        let _ = std::fs::remove_dir_all(&work_dir);
-        Ok(outcome)
+        }))
     }
 
     /// Downloads one input into `dir`, copying it into the action's region first if needed.

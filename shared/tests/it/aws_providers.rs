@@ -125,6 +125,7 @@ fn succeeded(result: JobResult) -> (Vec<LocalArtifact>, BTreeMap<String, String>
             (output_artifacts, output_variables, external_id)
         }
         JobResult::Failed { code, message } => panic!("the action failed: {code}: {message}"),
+        running @ JobResult::Running { .. } => panic!("the action did not end: {running:?}"),
     }
 }
 
@@ -653,7 +654,7 @@ async fn an_s3_source_fetches_the_zip_with_its_etag_and_version() {
 }
 
 #[tokio::test]
-async fn a_codebuild_build_that_succeeds_names_the_build() {
+async fn a_codebuild_build_is_started_then_followed_to_its_end() {
     let dir = TempDir::new().unwrap();
     let config = sdk_config(DEPLOY_REGION).await;
     let codebuild = aws_sdk_codebuild::Client::new(&config);
@@ -685,7 +686,7 @@ async fn a_codebuild_build_that_succeeds_names_the_build() {
         .send()
         .await
         .unwrap();
-    let provider = CodeBuildProvider::new(roles().await).with_backoff(FAST);
+    let provider = CodeBuildProvider::new(roles().await);
     let build = request(
         "Build",
         "CodeBuild",
@@ -696,13 +697,32 @@ async fn a_codebuild_build_that_succeeds_names_the_build() {
         &[],
     );
 
-    let result = provider.run(&job(&dir, build, &[])).await.unwrap();
+    // Starting answers at once with the build to follow; it is not waited for.
+    let started = provider.run(&job(&dir, build.clone(), &[])).await.unwrap();
+    let JobResult::Running { external_id: id, external_url } = started else {
+        panic!("the build was not left running: {started:?}");
+    };
+    assert!(id.starts_with(&format!("{project}:")), "{id}");
+    assert!(external_url.unwrap().contains(&format!("/codebuild/projects/{project}/")));
 
-    let JobResult::Succeeded { external_id, external_url, .. } = result else {
+    // Looking again (moto's builds end at the first look) gives the verdict.
+    let result = provider.resume(&build, &id).await.unwrap();
+    let JobResult::Succeeded { external_id, external_url, summary, .. } = result else {
         panic!("the build failed: {result:?}");
     };
-    assert!(external_id.unwrap().starts_with(&format!("{project}:")));
+    assert_eq!(external_id.as_deref(), Some(id.as_str()));
     assert!(external_url.unwrap().contains("/codebuild/projects/"));
+    assert_eq!(summary, Some(format!("Build {id} succeeded")));
+
+    // A build that is not there fails the attempt with its id, not the worker.
+    let gone = format!("{project}:00000000-0000-0000-0000-000000000000");
+    match provider.resume(&build, &gone).await.unwrap() {
+        JobResult::Failed { code, message } => {
+            assert_eq!(code, "JobFailed");
+            assert!(message.contains(&gone), "{message}");
+        }
+        other => panic!("a missing build did not fail: {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ async fn the_dynamodb_store_keeps_the_contract() {
     state_store_contract(&store, "contract").await;
     baton::testing::approval_links_contract(&store).await;
     baton::testing::action_claims_contract(&store).await;
+    baton::testing::running_jobs_contract(&store).await;
 }
 
 #[tokio::test]

@@ -12,4 +12,5 @@ mod aws_support;
 mod embedded;
 mod providers;
 mod routing;
+mod running_jobs;
 mod state;

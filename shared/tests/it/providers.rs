@@ -137,6 +137,7 @@ fn succeeded(
             output_artifacts, output_variables, summary, external_id, ..
         } => (output_artifacts, output_variables, summary, external_id),
         JobResult::Failed { code, message } => panic!("expected success, got {code}: {message}"),
+        running @ JobResult::Running { .. } => panic!("expected success, got {running:?}"),
     }
 }
 

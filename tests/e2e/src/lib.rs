@@ -3,6 +3,7 @@
 //! an SQS queue, and every AWS request the functions make counted on its way to moto.
 
 pub mod approval;
+pub mod codebuild;
 pub mod delivery;
 pub mod figures;
 pub mod proxy;
@@ -69,6 +70,8 @@ pub struct Harness {
     /// The kill fault's state, when planned.
     pub kill: Option<Arc<Kill>>,
     launches: BTreeMap<String, Launch>,
+    /// CodeBuild's part: builds' ends announced on the default bus.
+    _builds: codebuild::BuildAnnouncer,
 }
 
 impl Harness {
@@ -138,7 +141,19 @@ impl Harness {
             kill: kill.clone(),
         };
         let delivery = Delivery::start(&stack, pools.clone(), faults).await?;
-        Ok(Self { template, stack, proxy, pools, functions, delivery, records, kill, launches })
+        let builds = codebuild::BuildAnnouncer::start(&stack).await;
+        Ok(Self {
+            template,
+            stack,
+            proxy,
+            pools,
+            functions,
+            delivery,
+            records,
+            kill,
+            launches,
+            _builds: builds,
+        })
     }
 
     /// The pool of `binary`.

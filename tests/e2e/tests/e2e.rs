@@ -228,6 +228,21 @@ async fn a_release_runs_across_accounts_and_regions() {
     assert_eq!(got, want);
     assert_each_action_ran_once(&h, &e, &release);
 
+    // The build was started, left running, and completed when CodeBuild announced its end.
+    let records = h.records.lock().unwrap().clone();
+    assert!(
+        records.iter().any(|r| r.function == "action-worker"
+            && r.kind == "CodeBuild Build State Change"
+            && r.ok),
+        "the build's end never reached the action-worker: {:?}",
+        records.iter().map(|r| (&r.function, &r.kind)).collect::<Vec<_>>()
+    );
+    let build = &e.stages[1].actions[0];
+    assert!(
+        build.external_id.as_deref().is_some_and(|id| id.starts_with(&release.project)),
+        "{build:?}"
+    );
+
     write_figures(&h, 5);
 }
 

@@ -17,6 +17,8 @@
 //! | `PIPELINES`       | `<name>`         | none: the sorted listing                                |
 //! | `OUTBOX`          | `<seq>` (19 digits) | one save's events: `seq` (the base), `saved_at`, `pipeline`, `count`, `events` (deflated JSON list), `seqs` after a partial ack |
 //! | `APPROVAL#<id>`   | `LINK`           | `body` (JSON), `used` (JSON) once used, `expires_at`    |
+//! | `CLAIM#<attempt>` | `CLAIM`          | `until`, `expires_at`                                   |
+//! | `JOBS`            | `<provider>#<external id>` | `check_at`, `body` (JSON), `expires_at`       |
 //!
 //! Why this shape: everything one input reads lives in its pipeline's partition, so a load is
 //! a `GetItem` of the lanes plus one `GetItem` per execution named (or, for [`Scope::Active`],
@@ -193,7 +195,10 @@ pub(super) fn get_s<'a>(item: &'a Item, attribute: &'static str) -> Result<&'a s
     }
 }
 
-fn get_n<T: std::str::FromStr>(item: &Item, attribute: &'static str) -> Result<T, StoreError> {
+pub(super) fn get_n<T: std::str::FromStr>(
+    item: &Item,
+    attribute: &'static str,
+) -> Result<T, StoreError> {
     match item.get(attribute) {
         Some(AttributeValue::N(v)) => v.parse().map_err(|_| malformed(item, attribute)),
         _ => Err(malformed(item, attribute)),

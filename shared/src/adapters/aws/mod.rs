@@ -3,6 +3,7 @@
 //! Every SDK type and SDK error stays in this module; the ports see domain types only.
 
 pub mod dynamodb_approvals;
+pub mod dynamodb_jobs;
 pub mod dynamodb_state;
 pub mod eventbridge_bus;
 pub mod s3_artifacts;

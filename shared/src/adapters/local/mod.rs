@@ -5,5 +5,6 @@ pub mod file_artifacts;
 pub mod local_bus;
 pub mod smtp_notifier;
 pub mod sql_approvals;
+pub mod sql_jobs;
 pub mod sql_state;
 mod sqlite;

@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS action_claims (
   attempt TEXT PRIMARY KEY, until INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS approval_links (
   id TEXT PRIMARY KEY, body TEXT NOT NULL, used TEXT);
+CREATE TABLE IF NOT EXISTS running_jobs (
+  key TEXT PRIMARY KEY, check_at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS running_jobs_due ON running_jobs (check_at);
 ";
 
 pub(crate) fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {

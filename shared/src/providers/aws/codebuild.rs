@@ -1,12 +1,15 @@
 //! `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`: starts a build of `ProjectName` in the
-//! action's account and region and waits for it to end.
+//! action's account and region, and finishes when the build ends.
 //!
 //! # Contract
 //!
-//! `StartBuild` with `EnvironmentVariables` (CodePipeline's JSON array of `{name, value,
-//! type}`) as overrides, then `BatchGetBuilds` with a [`Backoff`] until the build ends. If the
-//! request's deadline passes first, the build is stopped (`StopBuild`) and the action times
-//! out. [`build_verdict`] decides what a build status means and, for a failure, quotes the
+//! `run` calls `StartBuild` with `EnvironmentVariables` (CodePipeline's JSON array of `{name,
+//! value, type}`) as overrides and answers `Running` with the build id at once: a build may
+//! take hours, far past a Lambda invocation. The worker then calls `resume` when CodeBuild's
+//! "Build State Change" event for that build arrives (or when its periodic check comes due);
+//! `resume` reads the build with one `BatchGetBuilds`. Past the request's deadline a running
+//! build is stopped (`StopBuild`) and the action times out; `cancel` stops the build of an
+//! attempt that no longer counts. [`build_verdict`] decides what a build status means and, for a failure, quotes the
 //! failed phase and CodeBuild's context for it; it is unit-tested for every failure status
 //! since moto's CodeBuild always succeeds. A succeeded build's exported variables
 //! (`env.exported-variables`) become the action's output variables.
@@ -27,13 +30,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType};
+use baton_core::engine::ActionRequest;
 use baton_core::plan::ActionPlan;
 use serde_json::Value;
 use tracing::warn;
 
 use super::{
-    Backoff, Failure, Stop, finish, has_reference, optional, required, sdk_config, sdk_stop,
-    time_left, url_encode,
+    Failure, Stop, finish, has_reference, optional, required, sdk_config, sdk_stop, time_left,
+    url_encode,
 };
 use crate::adapters::aws::sts_roles::RoleAssumer;
 use crate::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
@@ -163,25 +167,18 @@ fn parse_environment(value: &str) -> Result<Vec<(String, String, String)>, Strin
 #[derive(Clone)]
 pub struct CodeBuildProvider {
     roles: Arc<RoleAssumer>,
-    backoff: Backoff,
 }
 
 impl fmt::Debug for CodeBuildProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CodeBuildProvider").field("backoff", &self.backoff).finish()
+        f.debug_struct("CodeBuildProvider").finish_non_exhaustive()
     }
 }
 
 impl CodeBuildProvider {
     /// Starts builds with the action's role and region from `roles`.
     pub fn new(roles: Arc<RoleAssumer>) -> Self {
-        Self { roles, backoff: Backoff::default() }
-    }
-
-    /// Polls with `backoff` instead of the default.
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
+        Self { roles }
     }
 
     async fn build(&self, job: &Job) -> Result<JobResult, Stop> {
@@ -219,59 +216,84 @@ impl CodeBuildProvider {
             .and_then(Build::id)
             .ok_or_else(|| Failure::job("StartBuild answered without a build id."))?
             .to_owned();
-        let region = &job.request.region;
-        let url = format!(
-            "https://{region}.console.aws.amazon.com/codesuite/codebuild/projects/{project}/build/{}/?region={region}",
-            url_encode(&id)
-        );
-        let mut delay = self.backoff.first;
-        loop {
-            let builds = client
-                .batch_get_builds()
-                .ids(&id)
-                .send()
-                .await
-                .map_err(sdk_stop("BatchGetBuilds"))?;
-            let build = builds
-                .builds()
-                .first()
-                .ok_or_else(|| Failure::job(format!("The build {id} is not found.")))?;
-            match build_verdict(&view(build)) {
-                BuildVerdict::Succeeded => {
-                    let variables: BTreeMap<String, String> = build
-                        .exported_environment_variables()
-                        .iter()
-                        .filter_map(|v| {
-                            Some((v.name()?.to_owned(), v.value().unwrap_or("").to_owned()))
-                        })
-                        .collect();
-                    return Ok(JobResult::Succeeded {
-                        output_artifacts: Vec::new(),
-                        output_variables: variables,
-                        summary: Some(format!("Build {id} succeeded")),
-                        external_id: Some(id),
-                        external_url: Some(url),
-                    });
-                }
-                BuildVerdict::Failed(message) => {
-                    return Err(Failure::job(format!("{message} ({url})")).into());
-                }
-                BuildVerdict::Running => {}
+        let external_url = Some(console_url(&job.request.region, &id));
+        Ok(JobResult::Running { external_id: id, external_url })
+    }
+
+    /// One look at build `id`: its verdict, or `Running`; past the deadline, stopped.
+    async fn look(&self, request: &ActionRequest, id: &str) -> Result<JobResult, Stop> {
+        let client = Client::new(&sdk_config(&self.roles, request).await?);
+        let builds =
+            client.batch_get_builds().ids(id).send().await.map_err(sdk_stop("BatchGetBuilds"))?;
+        let build = builds
+            .builds()
+            .first()
+            .ok_or_else(|| Failure::job(format!("The build {id} is not found.")))?;
+        let url = console_url(&request.region, id);
+        match build_verdict(&view(build)) {
+            BuildVerdict::Succeeded => {
+                let variables: BTreeMap<String, String> = build
+                    .exported_environment_variables()
+                    .iter()
+                    .filter_map(|v| {
+                        Some((v.name()?.to_owned(), v.value().unwrap_or("").to_owned()))
+                    })
+                    .collect();
+                Ok(JobResult::Succeeded {
+                    output_artifacts: Vec::new(),
+                    output_variables: variables,
+                    summary: Some(format!("Build {id} succeeded")),
+                    external_id: Some(id.to_owned()),
+                    external_url: Some(url),
+                })
             }
-            let left = time_left(job.request.deadline);
-            if left.is_zero() {
+            BuildVerdict::Failed(message) => Err(Failure::job(format!("{message} ({url})")).into()),
+            BuildVerdict::Running if time_left(request.deadline).is_zero() => {
                 // The build would go on (and be billed) with no one waiting for it.
-                if let Err(e) = client.stop_build().id(&id).send().await {
-                    warn!(build = id, error = %aws_sdk_codebuild::error::DisplayErrorContext(&e), "StopBuild failed");
-                }
-                return Err(Failure::timed_out(format!(
+                stop(&client, id).await;
+                Err(Failure::timed_out(format!(
                     "The build {id} was stopped: the action's deadline passed."
                 ))
-                .into());
+                .into())
             }
-            tokio::time::sleep(delay.min(left)).await;
-            delay = self.backoff.next(delay);
+            BuildVerdict::Running => {
+                Ok(JobResult::Running { external_id: id.to_owned(), external_url: Some(url) })
+            }
         }
+    }
+}
+
+/// The running-job key ([`RunningJob::key_for`](crate::ports::jobs::RunningJob::key_for)) of
+/// the build a "CodeBuild Build State Change" event's `detail` is about: its `build-id` is the
+/// build's ARN, `arn:aws:codebuild:<region>:<account>:build/<project>:<uuid>`.
+///
+/// # Errors
+/// A sentence saying what the detail lacks.
+pub fn finished_build_key(detail: &Value) -> Result<String, String> {
+    let arn = detail
+        .get("build-id")
+        .and_then(Value::as_str)
+        .ok_or("the CodeBuild event has no build-id")?;
+    let id = arn
+        .split_once(":build/")
+        .map(|(_, id)| id)
+        .filter(|id| id.contains(':'))
+        .ok_or_else(|| format!("the CodeBuild event's build-id {arn} is not a build ARN"))?;
+    Ok(crate::ports::jobs::RunningJob::key_for("CodeBuild", id))
+}
+
+/// The build's page in the CodeBuild console, the action's external link.
+fn console_url(region: &str, id: &str) -> String {
+    let project = id.split_once(':').map_or(id, |(p, _)| p);
+    format!(
+        "https://{region}.console.aws.amazon.com/codesuite/codebuild/projects/{project}/build/{}/?region={region}",
+        url_encode(id)
+    )
+}
+
+async fn stop(client: &Client, id: &str) {
+    if let Err(e) = client.stop_build().id(id).send().await {
+        warn!(build = id, error = %aws_sdk_codebuild::error::DisplayErrorContext(&e), "StopBuild failed");
     }
 }
 
@@ -299,6 +321,28 @@ impl ActionProvider for CodeBuildProvider {
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
         finish(self.build(job).await)
+    }
+
+    async fn resume(
+        &self,
+        request: &ActionRequest,
+        external_id: &str,
+    ) -> Result<JobResult, ProviderError> {
+        finish(self.look(request, external_id).await)
+    }
+
+    async fn cancel(
+        &self,
+        request: &ActionRequest,
+        external_id: &str,
+    ) -> Result<(), ProviderError> {
+        match sdk_config(&self.roles, request).await {
+            Ok(config) => stop(&Client::new(&config), external_id).await,
+            Err(e) => {
+                warn!(build = external_id, error = ?e, "cannot reach CodeBuild to stop a build")
+            }
+        }
+        Ok(())
     }
 }
 
@@ -365,6 +409,20 @@ mod tests {
             BuildVerdict::Failed("The build failed with a CodeBuild fault.".into())
         );
         assert!(matches!(build_verdict(&build("EXPLODED", &[])), BuildVerdict::Failed(_)));
+    }
+
+    #[test]
+    fn a_build_state_change_names_the_running_job_of_its_build() {
+        let detail = serde_json::json!({"build-status": "SUCCEEDED", "project-name": "app",
+            "build-id": "arn:aws:codebuild:us-east-1:111111111111:build/app:8c1e-42"});
+        assert_eq!(finished_build_key(&detail), Ok("CodeBuild#app:8c1e-42".to_owned()));
+        for bad in [
+            serde_json::json!({"build-status": "SUCCEEDED"}),
+            serde_json::json!({"build-id": "arn:aws:codebuild:us-east-1:1:project/app"}),
+            serde_json::json!({"build-id": "arn:aws:codebuild:us-east-1:1:build/no-uuid"}),
+        ] {
+            assert!(finished_build_key(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -28,10 +28,10 @@ lint:
 bench:
 	@$(CARGO) bench --quiet -p baton-core --bench engine 2>/dev/null
 	@$(CARGO) bench --quiet -p baton --bench embedded 2>/dev/null
-	@$(CARGO) build --quiet --workspace --bins
+	@$(MAKE) --no-print-directory build >/dev/null 2>&1
 	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
 	  eval "$$(bash $(EMULATORS) env)" && \
-	  $(CARGO) test --quiet -p baton-e2e --test e2e a_release_runs_across_accounts_and_regions >/dev/null 2>&1 && \
+	  BATON_E2E_PACKAGES=1 $(CARGO) test --quiet -p baton-e2e --test e2e a_release_runs_across_accounts_and_regions >/dev/null 2>&1 && \
 	  cat target/e2e-figures.txt
 
 ## validate: check every example and fixture declaration

@@ -298,9 +298,19 @@ async fn init_error(State(l): State<Listener>, body: Bytes) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// The built binary `name` under the workspace's target folder.
+/// The built binary `name` under the workspace's target folder: the debug build, or with
+/// `BATON_E2E_PACKAGES` set, the Lambda package `make build` made (what AWS would run).
 pub fn binary(workspace: &Path, name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace.join("target"), PathBuf::from);
-    target.join("debug").join(name)
+    if runs_packages() {
+        target.join("lambda").join(name).join("bootstrap")
+    } else {
+        target.join("debug").join(name)
+    }
+}
+
+/// Whether the harness runs the Lambda packages rather than debug builds.
+pub fn runs_packages() -> bool {
+    std::env::var_os("BATON_E2E_PACKAGES").is_some_and(|v| !v.is_empty())
 }

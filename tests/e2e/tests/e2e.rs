@@ -250,12 +250,15 @@ fn write_figures(h: &Harness, actions: usize) {
     let calls = h.proxy.calls();
     let records = h.records.lock().unwrap().clone();
     let memory_mb = h.functions.iter().map(|f| (f.binary.clone(), f.memory_mb)).collect();
+    let packaged = baton_e2e::runtime::runs_packages();
     let binary_bytes = h
         .functions
         .iter()
         .map(|f| {
             let bin = baton_e2e::runtime::binary(&baton_e2e::workspace(), &f.binary);
-            (f.binary.clone(), std::fs::metadata(bin).map_or(0, |m| m.len()))
+            let size = std::fs::metadata(&bin).map_or(0, |m| m.len());
+            let zipped = if packaged { figures::zipped_size(&bin).unwrap_or(0) } else { 0 };
+            (f.binary.clone(), (size, zipped))
         })
         .collect();
     let startup: BTreeMap<String, Duration> = h
@@ -269,6 +272,7 @@ fn write_figures(h: &Harness, actions: usize) {
         records: &records,
         memory_mb,
         binary_bytes,
+        packaged,
         startup,
     };
     let text = figures::render(&run);

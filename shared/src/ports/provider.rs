@@ -88,12 +88,11 @@ pub trait ActionProvider: Send + Sync {
     /// Asks how work that [`ActionProvider::run`] left [`JobResult::Running`] stands:
     /// `Running` again while it goes on. Called past the request's deadline, it stops the work
     /// and fails the attempt as timed out.
-    async fn resume(
-        &self,
-        request: &ActionRequest,
-        external_id: &str,
-    ) -> Result<JobResult, ProviderError> {
-        let _ = (request, external_id);
+    ///
+    /// `job` has the request, a fresh work folder for outputs and the log path, but no
+    /// inputs: what the work needs from them was handed over when it started.
+    async fn resume(&self, job: &Job, external_id: &str) -> Result<JobResult, ProviderError> {
+        let _ = (job, external_id);
         Ok(JobResult::Failed {
             code: "JobFailed".into(),
             message: "This provider cannot follow work that outlives its run.".into(),

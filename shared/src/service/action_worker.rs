@@ -180,16 +180,43 @@ impl ActionWorker {
             }
             return Ok(self.jobs.remove_job(&job.key).await?);
         }
-        let outcome = match provider.resume(r, &job.external_id).await? {
-            JobResult::Running { .. } => {
+        let (work_dir, log_path) = self.scratch(r, "resume")?;
+        let look =
+            Job { request: r.clone(), inputs: Vec::new(), work_dir: work_dir.clone(), log_path };
+        let result = match provider.resume(&look, &job.external_id).await {
+            Ok(JobResult::Running { .. }) => {
+                let _ = std::fs::remove_dir_all(&work_dir);
                 let next = RunningJob { check_at: SystemClock.now() + self.check_every, ..job };
                 return Ok(self.jobs.put_job(&next).await?);
             }
-            done => self.outcome(r, done).await?,
+            Ok(done) => self.outcome(r, done).await,
+            Err(e) => Err(e.into()),
         };
-        let Some(outcome) = outcome else { return Ok(()) };
+        let _ = std::fs::remove_dir_all(&work_dir);
+        let Some(outcome) = result? else { return Ok(()) };
         self.complete(r, outcome).await?;
         Ok(self.jobs.remove_job(&job.key).await?)
+    }
+
+    /// A fresh work folder for one step (`run`, `resume`) of an attempt, and its log's path.
+    fn scratch(&self, r: &ActionRequest, step: &str) -> Result<(PathBuf, PathBuf), ServiceError> {
+        let work_dir = self
+            .home
+            .join("work")
+            .join(&r.execution_id)
+            .join(format!("{}.{}.{}.{step}", r.stage, r.action, r.attempt));
+        if work_dir.exists() {
+            std::fs::remove_dir_all(&work_dir)
+                .map_err(|e| ServiceError::io("cannot clear the work folder", e))?;
+        }
+        std::fs::create_dir_all(&work_dir)
+            .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+        let log_path = Self::log_path(&self.home, r);
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ServiceError::io("cannot create the log folder", e))?;
+        }
+        Ok((work_dir, log_path))
     }
 
     async fn complete(
@@ -238,23 +265,10 @@ impl ActionWorker {
                 ),
             )));
         };
-        let work_dir = self
-            .home
-            .join("work")
-            .join(&r.execution_id)
-            .join(format!("{}.{}.{}", r.stage, r.action, r.attempt));
-        if work_dir.exists() {
-            std::fs::remove_dir_all(&work_dir)
-                .map_err(|e| ServiceError::io("cannot clear the work folder", e))?;
-        }
+        let (work_dir, log_path) = self.scratch(r, "run")?;
         let inputs_dir = work_dir.join("inputs");
         std::fs::create_dir_all(&inputs_dir)
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
-        let log_path = Self::log_path(&self.home, r);
-        if let Some(dir) = log_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| ServiceError::io("cannot create the log folder", e))?;
-        }
         let mut inputs = Vec::with_capacity(r.input_artifacts.len());
         for artifact in &r.input_artifacts {
             inputs.push(self.fetch(r, artifact, &inputs_dir).await?);

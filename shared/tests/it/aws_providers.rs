@@ -487,6 +487,70 @@ async fn a_stack_still_in_progress_at_the_deadline_times_out() {
 }
 
 #[tokio::test]
+async fn a_stack_that_outlasts_the_worker_is_handed_over_and_followed_until_it_settles() {
+    let fake = FakeStacks::answering(&[
+        None,
+        Some(("CREATE_IN_PROGRESS", None)),
+        Some(("CREATE_IN_PROGRESS", None)),
+        Some(("CREATE_COMPLETE", None)),
+    ]);
+    let dir = TempDir::new().unwrap();
+    let source = zip_of(&dir, "src", &[("t.json", b"{\"Resources\": {}}")]);
+    let provider = CloudFormationProvider::with_api(fake.clone())
+        .with_backoff(FAST)
+        .with_wait_in_worker(Duration::ZERO);
+    let deploy = request(
+        "Deploy",
+        "CloudFormation",
+        &[
+            ("ActionMode", "CREATE_UPDATE"),
+            ("StackName", "app"),
+            ("TemplatePath", "Src::t.json"),
+            ("OutputFileName", "outputs.json"),
+        ],
+        &["Outputs"],
+    );
+
+    // The worker starts the creation and hands it over instead of waiting.
+    let started = provider.run(&job(&dir, deploy.clone(), &[("Src", &source)])).await.unwrap();
+    let JobResult::Running { external_id: stack, external_url } = started else {
+        panic!("the creation was not handed over: {started:?}");
+    };
+    assert!(stack.ends_with(":stack/app/1"), "{stack}");
+    assert!(external_url.unwrap().contains("cloudformation"));
+
+    // Later looks need no inputs: still creating, then created with its outputs.
+    let again = provider.resume(&job(&dir, deploy.clone(), &[]), &stack).await.unwrap();
+    assert!(matches!(again, JobResult::Running { .. }), "{again:?}");
+    let (artifacts, variables, id) =
+        succeeded(provider.resume(&job(&dir, deploy, &[]), &stack).await.unwrap());
+    assert_eq!(id.as_deref(), Some(stack.as_str()));
+    assert_eq!(variables.get("Url").map(String::as_str), Some("https://x"));
+    assert!(zip_entry(&artifacts[0].path, "outputs.json").contains("https://x"));
+    assert_eq!(fake.calls(), ["create"], "the stack was created once");
+}
+
+#[tokio::test]
+async fn a_handed_over_stack_still_in_progress_past_the_deadline_times_out() {
+    let fake = FakeStacks::answering(&[Some(("UPDATE_IN_PROGRESS", None))]);
+    let dir = TempDir::new().unwrap();
+    let provider = CloudFormationProvider::with_api(fake.clone()).with_backoff(FAST);
+    let mut deploy = request(
+        "Deploy",
+        "CloudFormation",
+        &[("ActionMode", "CREATE_UPDATE"), ("StackName", "app"), ("TemplatePath", "Src::t.json")],
+        &[],
+    );
+    deploy.deadline = now_ms() - 1;
+
+    let stack = "arn:aws:cloudformation:eu-west-1:222222222222:stack/app/1";
+    let (code, message) = failed(provider.resume(&job(&dir, deploy, &[]), stack).await.unwrap());
+
+    assert_eq!(code, "TimedOut");
+    assert!(message.contains("UPDATE_IN_PROGRESS"), "{message}");
+}
+
+#[tokio::test]
 async fn a_stack_in_progress_is_waited_for_before_acting() {
     let fake = FakeStacks::answering(&[
         Some(("UPDATE_IN_PROGRESS", None)),
@@ -706,7 +770,7 @@ async fn a_codebuild_build_is_started_then_followed_to_its_end() {
     assert!(external_url.unwrap().contains(&format!("/codebuild/projects/{project}/")));
 
     // Looking again (moto's builds end at the first look) gives the verdict.
-    let result = provider.resume(&build, &id).await.unwrap();
+    let result = provider.resume(&job(&dir, build.clone(), &[]), &id).await.unwrap();
     let JobResult::Succeeded { external_id, external_url, summary, .. } = result else {
         panic!("the build failed: {result:?}");
     };
@@ -716,7 +780,7 @@ async fn a_codebuild_build_is_started_then_followed_to_its_end() {
 
     // A build that is not there fails the attempt with its id, not the worker.
     let gone = format!("{project}:00000000-0000-0000-0000-000000000000");
-    match provider.resume(&build, &gone).await.unwrap() {
+    match provider.resume(&job(&dir, build, &[]), &gone).await.unwrap() {
         JobResult::Failed { code, message } => {
             assert_eq!(code, "JobFailed");
             assert!(message.contains(&gone), "{message}");

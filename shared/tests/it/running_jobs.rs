@@ -65,7 +65,7 @@ impl ActionProvider for Builds {
         })
     }
 
-    async fn resume(&self, _: &ActionRequest, id: &str) -> Result<JobResult, ProviderError> {
+    async fn resume(&self, _: &Job, id: &str) -> Result<JobResult, ProviderError> {
         if self.looks.fetch_add(1, Ordering::SeqCst) + 1 < self.finish_at {
             return Ok(JobResult::Running { external_id: id.into(), external_url: None });
         }

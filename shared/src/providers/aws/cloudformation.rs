@@ -14,7 +14,9 @@
 //!
 //! A stack still in an `*_IN_PROGRESS` state is waited for before acting. "No updates are to
 //! be performed" (and a change set without changes) is success. After acting, `DescribeStacks`
-//! is polled with a [`Backoff`] until the stack settles or the request's deadline passes;
+//! is polled with a [`Backoff`] until the stack settles, for up to [`DEFAULT_WAIT_IN_WORKER`]:
+//! an operation still going on then is handed over (`Running` with the stack's id) and `resume`
+//! looks again on the worker's later checks, until it settles or the request's deadline passes;
 //! [`stack_verdict`] decides what a status means, so every failure status is unit-tested
 //! even though moto's CloudFormation never fails a stack. The stack's outputs become the
 //! action's output variables and, with `OutputFileName`, a JSON file in the one output
@@ -518,28 +520,51 @@ enum Apis {
 pub struct CloudFormationProvider {
     apis: Apis,
     backoff: Backoff,
+    /// How long the worker waits for a stack operation it started before handing it over.
+    wait_in_worker: Duration,
 }
+
+/// Most stacks settle within this; a longer operation is followed by the worker's later looks,
+/// so no stack is bounded by one Lambda invocation's 15 minutes.
+pub const DEFAULT_WAIT_IN_WORKER: Duration = Duration::from_secs(120);
 
 impl fmt::Debug for CloudFormationProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CloudFormationProvider").field("backoff", &self.backoff).finish()
+        f.debug_struct("CloudFormationProvider")
+            .field("backoff", &self.backoff)
+            .field("wait_in_worker", &self.wait_in_worker)
+            .finish()
     }
 }
 
 impl CloudFormationProvider {
     /// Calls CloudFormation with the action's role and region.
     pub fn new(roles: Arc<RoleAssumer>) -> Self {
-        Self { apis: Apis::Sdk(roles), backoff: Backoff::default() }
+        Self {
+            apis: Apis::Sdk(roles),
+            backoff: Backoff::default(),
+            wait_in_worker: DEFAULT_WAIT_IN_WORKER,
+        }
     }
 
     /// Sends every call to `api`, whatever the action's role and region (a fake, in tests).
     pub fn with_api(api: Arc<dyn StackApi>) -> Self {
-        Self { apis: Apis::Fixed(api), backoff: Backoff::default() }
+        Self {
+            apis: Apis::Fixed(api),
+            backoff: Backoff::default(),
+            wait_in_worker: DEFAULT_WAIT_IN_WORKER,
+        }
     }
 
     /// Polls with `backoff` instead of the default.
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Hands a stack operation over after `wait` instead of [`DEFAULT_WAIT_IN_WORKER`].
+    pub fn with_wait_in_worker(mut self, wait: Duration) -> Self {
+        self.wait_in_worker = wait;
         self
     }
 
@@ -556,7 +581,13 @@ impl CloudFormationProvider {
     async fn deploy(&self, job: &Job) -> Result<JobResult, Stop> {
         let settings = Settings::parse(job)?;
         let api = self.api(job).await?;
-        let run = Run { api: api.as_ref(), job, settings: &settings, backoff: self.backoff };
+        let run = Run {
+            api: api.as_ref(),
+            job,
+            settings: &settings,
+            backoff: self.backoff,
+            hand_over_at: time_now() + self.wait_in_worker,
+        };
         match settings.mode {
             Mode::CreateUpdate | Mode::ReplaceOnFailure => run.create_or_update().await,
             Mode::DeleteOnly => run.delete().await,
@@ -597,6 +628,31 @@ impl ActionProvider for CloudFormationProvider {
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
         finish(self.deploy(job).await)
     }
+
+    /// One look at the stack operation `run` handed over (`external_id` is the stack's id).
+    async fn resume(&self, job: &Job, external_id: &str) -> Result<JobResult, ProviderError> {
+        finish(self.look(job, external_id).await)
+    }
+}
+
+impl CloudFormationProvider {
+    async fn look(&self, job: &Job, stack_id: &str) -> Result<JobResult, Stop> {
+        let settings = Settings::parse(job)?;
+        let api = self.api(job).await?;
+        // Already past its hand-over: `conclude` looks once and hands over again if need be.
+        let run = Run {
+            api: api.as_ref(),
+            job,
+            settings: &settings,
+            backoff: self.backoff,
+            hand_over_at: time_now(),
+        };
+        run.conclude(stack_id, settings.mode == Mode::DeleteOnly).await
+    }
+}
+
+fn time_now() -> std::time::Instant {
+    std::time::Instant::now()
 }
 
 /// One action attempt.
@@ -605,6 +661,8 @@ struct Run<'a> {
     job: &'a Job,
     settings: &'a Settings,
     backoff: Backoff,
+    /// When the final wait for a started operation stops and hands it over.
+    hand_over_at: std::time::Instant,
 }
 
 /// Maps a [`CfnError`] of `operation` to a [`Stop`].
@@ -692,9 +750,36 @@ impl Run<'_> {
         }
     }
 
-    /// Waits for the operation just started on `stack_id` and turns its end into a result.
+    /// Waits for the operation just started on `stack_id` until it ends (its result), the
+    /// hand-over time (`Running`: the worker looks again later) or the deadline (timed out).
     async fn conclude(&self, stack_id: &str, want_deleted: bool) -> Result<JobResult, Stop> {
-        let settled = self.settle(stack_id).await?;
+        let mut delay = self.backoff.first;
+        let settled = loop {
+            let current =
+                self.api.describe_stack(stack_id).await.map_err(cfn_stop("DescribeStacks"))?;
+            let Some(stack) = current else { break None };
+            if stack_verdict(&stack.status, stack.reason.as_deref()) != StackVerdict::InProgress {
+                break Some(stack);
+            }
+            if time_left(self.deadline()).is_zero() {
+                return Err(Failure::timed_out(format!(
+                    "The stack {} was still in {} when the action's deadline passed.",
+                    self.name(),
+                    stack.status
+                ))
+                .into());
+            }
+            if std::time::Instant::now() >= self.hand_over_at {
+                return Ok(JobResult::Running {
+                    external_id: stack.id.clone(),
+                    external_url: Some(console_url(&self.job.request.region, &stack.id)),
+                });
+            }
+            let until_hand_over =
+                self.hand_over_at.saturating_duration_since(std::time::Instant::now());
+            self.pause(delay.min(until_hand_over)).await;
+            delay = self.backoff.next(delay);
+        };
         let verdict = match &settled {
             None => StackVerdict::Deleted,
             Some(stack) => stack_verdict(&stack.status, stack.reason.as_deref()),
@@ -868,14 +953,7 @@ impl Run<'_> {
     }
 
     fn succeeded(&self, stack_id: Option<&str>, status: &str) -> JobResult {
-        let region = &self.job.request.region;
-        let external_url = stack_id.map(|id| {
-            format!(
-                "https://{region}.console.aws.amazon.com/cloudformation/home?region={region}\
-                 #/stacks/stackinfo?stackId={}",
-                url_encode(id)
-            )
-        });
+        let external_url = stack_id.map(|id| console_url(&self.job.request.region, id));
         JobResult::Succeeded {
             output_artifacts: Vec::new(),
             output_variables: BTreeMap::new(),
@@ -884,6 +962,15 @@ impl Run<'_> {
             external_url,
         }
     }
+}
+
+/// The stack's page in the CloudFormation console, the action's external link.
+fn console_url(region: &str, stack_id: &str) -> String {
+    format!(
+        "https://{region}.console.aws.amazon.com/cloudformation/home?region={region}\
+         #/stacks/stackinfo?stackId={}",
+        url_encode(stack_id)
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

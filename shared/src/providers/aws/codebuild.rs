@@ -323,12 +323,8 @@ impl ActionProvider for CodeBuildProvider {
         finish(self.build(job).await)
     }
 
-    async fn resume(
-        &self,
-        request: &ActionRequest,
-        external_id: &str,
-    ) -> Result<JobResult, ProviderError> {
-        finish(self.look(request, external_id).await)
+    async fn resume(&self, job: &Job, external_id: &str) -> Result<JobResult, ProviderError> {
+        finish(self.look(&job.request, external_id).await)
     }
 
     async fn cancel(

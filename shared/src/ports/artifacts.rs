@@ -66,4 +66,20 @@ pub trait ArtifactStore: Send + Sync {
         let _ = location;
         None
     }
+    /// Where `key` lives in `region`'s store and the KMS key that encrypts it there, for an
+    /// AWS service that reads and writes artifacts in place (a CodeBuild build); `None` where
+    /// no AWS service can reach the store (files on one machine).
+    fn in_place(&self, region: &str, key: &ArtifactKey) -> Option<InPlace> {
+        let _ = (region, key);
+        None
+    }
+}
+
+/// An artifact's place in a store that AWS services can read and write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InPlace {
+    /// The bucket and object key.
+    pub location: ArtifactLocation,
+    /// The ARN of the KMS key objects there are encrypted with.
+    pub kms_key_arn: String,
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use baton_core::engine::ActionRequest;
+use baton_core::engine::{ActionRequest, ArtifactLocation};
 use baton_core::plan::{ActionPlan, ActionType};
 
 use super::BoxError;
@@ -30,6 +30,21 @@ pub struct Job {
     pub work_dir: PathBuf,
     /// Where the provider writes the action's log.
     pub log_path: PathBuf,
+    /// For a provider that works on artifacts in place
+    /// ([`ActionProvider::works_in_place`]), where they are, when the store can tell; its
+    /// `inputs` are then left undownloaded.
+    pub in_place: Option<InPlaceArtifacts>,
+}
+
+/// The attempt's artifacts in a store an AWS service reads and writes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InPlaceArtifacts {
+    /// Each input artifact by name, in the action's region, in declaration order.
+    pub inputs: Vec<(String, ArtifactLocation)>,
+    /// Where each declared output artifact is to be written, by name.
+    pub outputs: Vec<(String, ArtifactLocation)>,
+    /// The KMS key of the action's region's store: what the service encrypts outputs with.
+    pub kms_key_arn: String,
 }
 
 /// How an action attempt ended.
@@ -82,6 +97,12 @@ pub trait ActionProvider: Send + Sync {
     fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let _ = action;
         Ok(())
+    }
+    /// Whether the provider hands its service the artifacts' places instead of files: its
+    /// inputs are not downloaded when [`Job::in_place`] is given, and on success its outputs
+    /// are taken to be at the places [`InPlaceArtifacts::outputs`] named.
+    fn works_in_place(&self) -> bool {
+        false
     }
     /// Runs one attempt.
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError>;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use baton_core::engine::{
-    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, Input,
+    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation, Input,
 };
 use tracing::{info, warn};
 
@@ -23,7 +23,7 @@ use crate::ports::artifacts::{ArtifactKey, ArtifactStore};
 use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::jobs::{RunningJob, RunningJobs};
-use crate::ports::provider::{Job, JobResult, LocalArtifact, ProviderRegistry};
+use crate::ports::provider::{InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderRegistry};
 use crate::ports::state::{ActionClaims, StateStore};
 
 /// The action-worker service.
@@ -181,15 +181,22 @@ impl ActionWorker {
             return Ok(self.jobs.remove_job(&job.key).await?);
         }
         let (work_dir, log_path) = self.scratch(r, "resume")?;
-        let look =
-            Job { request: r.clone(), inputs: Vec::new(), work_dir: work_dir.clone(), log_path };
+        let in_place =
+            if provider.works_in_place() { self.in_place(r, false).await? } else { None };
+        let look = Job {
+            request: r.clone(),
+            inputs: Vec::new(),
+            work_dir: work_dir.clone(),
+            log_path,
+            in_place: in_place.clone(),
+        };
         let result = match provider.resume(&look, &job.external_id).await {
             Ok(JobResult::Running { .. }) => {
                 let _ = std::fs::remove_dir_all(&work_dir);
                 let next = RunningJob { check_at: SystemClock.now() + self.check_every, ..job };
                 return Ok(self.jobs.put_job(&next).await?);
             }
-            Ok(done) => self.outcome(r, done).await,
+            Ok(done) => self.outcome(r, done, in_place.as_ref()).await,
             Err(e) => Err(e.into()),
         };
         let _ = std::fs::remove_dir_all(&work_dir);
@@ -269,16 +276,25 @@ impl ActionWorker {
         let inputs_dir = work_dir.join("inputs");
         std::fs::create_dir_all(&inputs_dir)
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+        let in_place = if provider.works_in_place() { self.in_place(r, true).await? } else { None };
         let mut inputs = Vec::with_capacity(r.input_artifacts.len());
-        for artifact in &r.input_artifacts {
-            inputs.push(self.fetch(r, artifact, &inputs_dir).await?);
+        if in_place.is_none() {
+            for artifact in &r.input_artifacts {
+                inputs.push(self.fetch(r, artifact, &inputs_dir).await?);
+            }
         }
-        let job = Job { request: r.clone(), inputs, work_dir: work_dir.join("run"), log_path };
+        let job = Job {
+            request: r.clone(),
+            inputs,
+            work_dir: work_dir.join("run"),
+            log_path,
+            in_place: in_place.clone(),
+        };
         std::fs::create_dir_all(&job.work_dir)
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
         let result = provider.run(&job).await;
         let outcome = match result {
-            Ok(result) => self.outcome(r, result).await,
+            Ok(result) => self.outcome(r, result, in_place.as_ref()).await,
             Err(e) => Err(e.into()),
         };
         // The attempt's folder is scratch space; logs and artifacts live elsewhere.
@@ -292,6 +308,7 @@ impl ActionWorker {
         &self,
         r: &ActionRequest,
         result: JobResult,
+        in_place: Option<&InPlaceArtifacts>,
     ) -> Result<Option<ActionOutcome>, ServiceError> {
         Ok(Some(match result {
             JobResult::Failed { code, message } => failed(&code, &message),
@@ -325,6 +342,12 @@ impl ActionWorker {
                     let location = self.artifacts.put(&r.region, &key, &out.path).await?;
                     artifacts.push(Artifact { name: out.name, location });
                 }
+                // What the provider's service wrote in place (a build's artifacts).
+                for (name, location) in in_place.map(|p| p.outputs.clone()).unwrap_or_default() {
+                    if !artifacts.iter().any(|a| a.name == name) {
+                        artifacts.push(Artifact { name, location });
+                    }
+                }
                 ActionOutcome::Succeeded {
                     output_variables,
                     artifacts,
@@ -336,6 +359,53 @@ impl ActionWorker {
         }))
     }
 
+    /// The attempt's artifacts in place, when the store can tell: inputs (copied into the
+    /// action's region first if `with_inputs`) and where outputs are to be written.
+    async fn in_place(
+        &self,
+        r: &ActionRequest,
+        with_inputs: bool,
+    ) -> Result<Option<InPlaceArtifacts>, ServiceError> {
+        let key = |artifact: &str| ArtifactKey {
+            pipeline: r.pipeline.clone(),
+            execution_id: r.execution_id.clone(),
+            artifact: artifact.to_owned(),
+            attempt: r.attempt,
+        };
+        // The region's key comes with any place in it; this probe names no real artifact.
+        let Some(probe) = self.artifacts.in_place(&r.region, &key("in-place")) else {
+            return Ok(None);
+        };
+        let mut inputs = Vec::new();
+        if with_inputs {
+            for artifact in &r.input_artifacts {
+                inputs.push((artifact.name.clone(), self.in_region(r, artifact).await?));
+            }
+        }
+        let mut outputs = Vec::new();
+        for name in &r.output_artifacts {
+            let Some(place) = self.artifacts.in_place(&r.region, &key(name)) else {
+                return Ok(None);
+            };
+            outputs.push((name.clone(), place.location));
+        }
+        Ok(Some(InPlaceArtifacts { inputs, outputs, kms_key_arn: probe.kms_key_arn }))
+    }
+
+    /// Where `artifact` is in the action's region, copied there first if it was made elsewhere.
+    async fn in_region(
+        &self,
+        r: &ActionRequest,
+        artifact: &Artifact,
+    ) -> Result<ArtifactLocation, ServiceError> {
+        match self.artifacts.region_of(&artifact.location) {
+            Some(home) if home != r.region => {
+                Ok(self.artifacts.copy_to_region(&home, &artifact.location, &r.region).await?)
+            }
+            _ => Ok(artifact.location.clone()),
+        }
+    }
+
     /// Downloads one input into `dir`, copying it into the action's region first if needed.
     async fn fetch(
         &self,
@@ -343,12 +413,7 @@ impl ActionWorker {
         artifact: &Artifact,
         dir: &Path,
     ) -> Result<LocalArtifact, ServiceError> {
-        let mut location = artifact.location.clone();
-        if let Some(home_region) = self.artifacts.region_of(&location)
-            && home_region != r.region
-        {
-            location = self.artifacts.copy_to_region(&home_region, &location, &r.region).await?;
-        }
+        let location = self.in_region(r, artifact).await?;
         let path = dir.join(format!("{}.zip", artifact.name));
         self.artifacts.get(&r.region, &location, &path).await?;
         Ok(LocalArtifact { name: artifact.name.clone(), path })

@@ -96,6 +96,7 @@ fn job(dir: &TempDir, request: ActionRequest, inputs: &[(&str, &Path)]) -> Job {
             .collect(),
         log_path: work_dir.join("action.log"),
         work_dir,
+        in_place: None,
     }
 }
 

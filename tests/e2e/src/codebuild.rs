@@ -1,7 +1,10 @@
-//! What CodeBuild does on AWS and moto does not: announce the end of each build on the
-//! account's default event bus ("CodeBuild Build State Change"), which the template's
-//! `CodeBuildFinished` rule routes to the action-worker. Builds are read straight from moto,
-//! not through the counting proxy: these are CodeBuild's calls, not Baton's.
+//! What CodeBuild does on AWS and moto does not: run the build on the source Baton named
+//! (`sourceLocationOverride`, an object in the artifact bucket), write its artifact where Baton
+//! said (`artifactsOverride`, encrypted with `encryptionKeyOverride`), and announce the end on
+//! the account's default event bus ("CodeBuild Build State Change"), which the template's
+//! `CodeBuildFinished` rule routes to the action-worker. The stand-in build passes its source
+//! through and adds `built-by.txt` with the build's id. Its S3 and EventBridge calls go straight
+//! to moto, not through the counting proxy: they are CodeBuild's, not Baton's.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -10,6 +13,7 @@ use anyhow::{Context, Result};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::json;
 
+use crate::proxy::Proxy;
 use crate::stack::{HOME, Stack};
 
 /// Announces builds' ends until dropped.
@@ -26,15 +30,19 @@ impl Drop for BuildAnnouncer {
 impl BuildAnnouncer {
     /// Watches the pipeline account's builds in the home region, of the projects this stack's
     /// scenarios create (named after the stack: other tests share the emulator).
-    pub async fn start(stack: &Stack) -> Self {
+    pub async fn start(stack: &Stack, proxy: Proxy) -> Self {
         let sdk = stack.sdk(HOME).await;
-        let prefix = format!("{}-", stack.name);
-        let codebuild = aws_sdk_codebuild::Client::new(&sdk);
-        let events = aws_sdk_eventbridge::Client::new(&sdk);
+        let aws = Aws {
+            codebuild: aws_sdk_codebuild::Client::new(&sdk),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
+            s3: crate::scenario::s3_client(&sdk),
+            proxy,
+            prefix: format!("{}-", stack.name),
+        };
         let task = tokio::spawn(async move {
             let mut announced = BTreeSet::new();
             loop {
-                if let Err(e) = announce_ended(&codebuild, &events, &prefix, &mut announced).await {
+                if let Err(e) = announce_ended(&aws, &mut announced).await {
                     eprintln!("cannot announce builds: {e:#}");
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -44,15 +52,22 @@ impl BuildAnnouncer {
     }
 }
 
-async fn announce_ended(
-    codebuild: &aws_sdk_codebuild::Client,
-    events: &aws_sdk_eventbridge::Client,
-    prefix: &str,
-    announced: &mut BTreeSet<String>,
-) -> Result<()> {
+struct Aws {
+    codebuild: aws_sdk_codebuild::Client,
+    events: aws_sdk_eventbridge::Client,
+    s3: aws_sdk_s3::Client,
+    proxy: Proxy,
+    /// Of the projects to watch.
+    prefix: String,
+}
+
+async fn announce_ended(aws: &Aws, announced: &mut BTreeSet<String>) -> Result<()> {
+    let (codebuild, events) = (&aws.codebuild, &aws.events);
     let ids = codebuild.list_builds().send().await.context("ListBuilds")?.ids.unwrap_or_default();
-    let new: Vec<String> =
-        ids.into_iter().filter(|id| id.starts_with(prefix) && !announced.contains(id)).collect();
+    let new: Vec<String> = ids
+        .into_iter()
+        .filter(|id| id.starts_with(&aws.prefix) && !announced.contains(id))
+        .collect();
     if new.is_empty() {
         return Ok(());
     }
@@ -62,6 +77,17 @@ async fn announce_ended(
         let (Some(id), Some(arn)) = (build.id(), build.arn()) else { continue };
         if status == "IN_PROGRESS" {
             continue;
+        }
+        let start = aws
+            .proxy
+            .calls()
+            .into_iter()
+            .rev()
+            .filter(|c| c.operation == "StartBuild")
+            .filter_map(|c| c.request)
+            .find(|r| r["projectName"].as_str() == build.project_name());
+        if let Some(start) = start {
+            run_build(&aws.s3, id, &start).await.with_context(|| format!("running {id}"))?;
         }
         let detail = json!({
             "build-status": status,
@@ -80,5 +106,44 @@ async fn announce_ended(
             announced.insert(id.to_owned());
         }
     }
+    Ok(())
+}
+
+/// The build: its source zip, plus `built-by.txt`, as its artifact.
+async fn run_build(s3: &aws_sdk_s3::Client, id: &str, start: &serde_json::Value) -> Result<()> {
+    use std::io::{Read, Write};
+    let Some(source) = start["sourceLocationOverride"].as_str() else { return Ok(()) };
+    let artifacts = &start["artifactsOverride"];
+    let (Some(bucket), Some(path), Some(name)) =
+        (artifacts["location"].as_str(), artifacts["path"].as_str(), artifacts["name"].as_str())
+    else {
+        return Ok(());
+    };
+    let (src_bucket, src_key) = source.split_once('/').context("source is not bucket/key")?;
+    let object = s3.get_object().bucket(src_bucket).key(src_key).send().await?;
+    let bytes = object.body.collect().await?.into_bytes();
+    let mut source = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec()))?;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for i in 0..source.len() {
+        let mut entry = source.by_index(i)?;
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        out.start_file(entry.name(), options)?;
+        out.write_all(&data)?;
+    }
+    out.start_file("built-by.txt", options)?;
+    out.write_all(id.as_bytes())?;
+    let zipped = out.finish()?.into_inner();
+    let mut put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(format!("{path}/{name}"))
+        .body(zipped.into())
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms);
+    if let Some(key) = start["encryptionKeyOverride"].as_str() {
+        put = put.ssekms_key_id(key);
+    }
+    put.send().await.context("writing the build's artifact")?;
     Ok(())
 }

@@ -141,7 +141,7 @@ impl Harness {
             kill: kill.clone(),
         };
         let delivery = Delivery::start(&stack, pools.clone(), faults).await?;
-        let builds = codebuild::BuildAnnouncer::start(&stack).await;
+        let builds = codebuild::BuildAnnouncer::start(&stack, proxy.clone()).await;
         Ok(Self {
             template,
             stack,

@@ -40,6 +40,8 @@ pub struct Call {
     pub read_units: f64,
     /// `PutEvents`: the detail-types of the entries.
     pub events: Vec<String>,
+    /// CodeBuild: the request's JSON, for the harness's stand-in build to read its overrides.
+    pub request: Option<Value>,
 }
 
 /// The proxy: listeners by function, and what passed.
@@ -133,6 +135,9 @@ impl Proxy {
         call.status = parts.status.as_u16();
         if call.service == "dynamodb" && call.status == 200 {
             self.capacity(&mut call, &body, &rbody);
+        }
+        if call.service == "codebuild" {
+            call.request = serde_json::from_slice(&body).ok();
         }
         self.record(call);
         Ok(Response::from_parts(parts, Full::new(rbody)))

@@ -78,7 +78,7 @@ impl Release {
                 {"name": "Build", "actions": [{
                     "name": "Build", "actionTypeId": kind("Build", "CodeBuild"), "runOrder": 1,
                     "configuration": {"ProjectName": project},
-                    "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": []}]},
+                    "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": [{"name": "BuildOutput"}]}]},
                 {"name": "Approve", "actions": [{
                     "name": "Release", "actionTypeId": kind("Approval", "Manual"), "runOrder": 1,
                     "configuration": {"CustomData": "Release to eu-west-1 and us-west-2?"}}]},
@@ -91,7 +91,7 @@ impl Release {
                     {"name": "Site", "actionTypeId": kind("Deploy", "S3"), "runOrder": 1,
                      "region": "us-west-2",
                      "configuration": {"BucketName": self.site_bucket, "Extract": "true"},
-                     "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": []}
+                     "inputArtifacts": [{"name": "BuildOutput"}], "outputArtifacts": []}
                 ]}
             ]
         }})

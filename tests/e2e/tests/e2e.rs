@@ -152,8 +152,9 @@ fn assert_each_action_ran_once(h: &Harness, e: &Execution, release: &Release) {
     assert_eq!(count("s3", "GetObject", &release.source_bucket), 1, "the source was fetched once");
     assert_eq!(count("codebuild", "StartBuild", ""), 1, "one build");
     assert_eq!(count("cloudformation", "CreateStack", ""), 1, "one stack creation");
-    // The site is the source's two files, each put once.
-    assert_eq!(count("s3", "PutObject", &release.site_bucket), 2, "each site file put once");
+    // The site is the build's artifact: the source's two files and the build's own, each put
+    // once.
+    assert_eq!(count("s3", "PutObject", &release.site_bucket), 3, "each site file put once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -238,10 +239,35 @@ async fn a_release_runs_across_accounts_and_regions() {
         records.iter().map(|r| (&r.function, &r.kind)).collect::<Vec<_>>()
     );
     let build = &e.stages[1].actions[0];
-    assert!(
-        build.external_id.as_deref().is_some_and(|id| id.starts_with(&release.project)),
-        "{build:?}"
+    let build_id = build.external_id.clone().unwrap_or_default();
+    assert!(build_id.starts_with(&release.project), "{build:?}");
+
+    // CodeBuild was handed the source artifact in place, and told to write its own artifact
+    // into the home bucket with the home key; the us-west-2 site is that artifact.
+    let start = h
+        .proxy
+        .calls()
+        .into_iter()
+        .find_map(|c| (c.operation == "StartBuild").then_some(c.request).flatten())
+        .expect("StartBuild was recorded");
+    let home_bucket = &h.stack.buckets[HOME];
+    let source = start["sourceLocationOverride"].as_str().unwrap_or_default();
+    assert!(source.starts_with(&format!("{home_bucket}/{}/", release.pipeline)), "{start}");
+    assert!(source.ends_with("/SourceOutput/1.zip"), "{start}");
+    assert_eq!(start["sourceTypeOverride"], "S3");
+    assert_eq!(start["artifactsOverride"]["location"].as_str(), Some(home_bucket.as_str()));
+    assert_eq!(
+        start["encryptionKeyOverride"].as_str(),
+        Some(h.stack.keys_by_region[HOME].as_str())
     );
+    let built_by = west_s3
+        .get_object()
+        .bucket(&release.site_bucket)
+        .key("built-by.txt")
+        .send()
+        .await
+        .expect("the site holds the build's artifact");
+    assert_eq!(built_by.body.collect().await.unwrap().into_bytes().as_ref(), build_id.as_bytes());
 
     write_figures(&h, 5);
 }

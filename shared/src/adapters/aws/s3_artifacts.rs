@@ -48,7 +48,7 @@ use tracing::warn;
 
 use super::sdk;
 use crate::ports::BoxError;
-use crate::ports::artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
+use crate::ports::artifacts::{ArtifactError, ArtifactKey, ArtifactStore, InPlace};
 
 /// Files larger than this are uploaded in parts of this size.
 pub const PART_BYTES: u64 = 16 * 1024 * 1024;
@@ -459,6 +459,17 @@ impl ArtifactStore for S3ArtifactStore {
             .iter()
             .find(|(_, b)| b.bucket == location.bucket)
             .map(|(region, _)| region.clone())
+    }
+
+    fn in_place(&self, region: &str, key: &ArtifactKey) -> Option<InPlace> {
+        let bucket = self.buckets.get(region)?;
+        Some(InPlace {
+            location: ArtifactLocation {
+                bucket: bucket.bucket.clone(),
+                key: object_key(key).ok()?,
+            },
+            kms_key_arn: bucket.kms_key_arn.clone(),
+        })
     }
 }
 

@@ -14,14 +14,15 @@
 //! since moto's CodeBuild always succeeds. A succeeded build's exported variables
 //! (`env.exported-variables`) become the action's output variables.
 //!
-//! # What this does not do (yet)
+//! # Artifacts
 //!
-//! The build runs the project's own configured source: the action's input artifacts, which
-//! arrive as local zips, are not handed to CodeBuild, and an action that declares output
-//! artifacts is refused, since the build's artifacts are not collected. Both need the
-//! artifacts in S3 where CodeBuild can read and write them (source and artifact overrides
-//! pointing at the artifact bucket, with the bucket's KMS key as `encryptionKeyOverride`),
-//! which the artifact store, not the provider, knows about.
+//! On AWS the worker hands the build the artifacts' places in the S3 artifact store
+//! ([`Job::in_place`]) instead of files: the primary input (`PrimarySource`, else the first)
+//! becomes the build's S3 source, the other inputs secondary sources, the outputs S3 artifacts
+//! encrypted with the region's key (`encryptionKeyOverride`). The project's service role needs
+//! read and write on the artifact bucket and use of that key. Without a store CodeBuild can
+//! reach (one machine with `[aws]`), the project's own source is built and output artifacts are
+//! refused.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,8 +30,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_codebuild::Client;
-use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType};
-use baton_core::engine::ActionRequest;
+use aws_sdk_codebuild::types::{
+    ArtifactNamespace, ArtifactPackaging, ArtifactsType, Build, EnvironmentVariable,
+    EnvironmentVariableType, ProjectArtifacts, ProjectSource, SourceType,
+};
+use baton_core::engine::{ActionRequest, ArtifactLocation};
 use baton_core::plan::ActionPlan;
 use serde_json::Value;
 use tracing::warn;
@@ -40,7 +44,7 @@ use super::{
     url_encode,
 };
 use crate::adapters::aws::sts_roles::RoleAssumer;
-use crate::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
+use crate::ports::provider::{ActionProvider, InPlaceArtifacts, Job, JobResult, ProviderError};
 
 /// A build as the action sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -184,9 +188,13 @@ impl CodeBuildProvider {
     async fn build(&self, job: &Job) -> Result<JobResult, Stop> {
         let config = &job.request.configuration;
         let project = required(config, "ProjectName")?;
-        if !job.request.output_artifacts.is_empty() {
-            return Err(Failure::configuration(OUTPUTS_REFUSED).into());
-        }
+        let places = match &job.in_place {
+            Some(places) => Some(build_places(places, optional(config, "PrimarySource"))?),
+            None if !job.request.output_artifacts.is_empty() => {
+                return Err(Failure::configuration(OUTPUTS_REFUSED).into());
+            }
+            None => None,
+        };
         let environment = optional(config, "EnvironmentVariables")
             .map(parse_environment)
             .transpose()
@@ -204,13 +212,20 @@ impl CodeBuildProvider {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let client = Client::new(&sdk_config(&self.roles, &job.request).await?);
-        let started = client
+        let mut start = client
             .start_build()
             .project_name(project)
-            .set_environment_variables_override(Some(overrides).filter(|o| !o.is_empty()))
-            .send()
-            .await
-            .map_err(sdk_stop("StartBuild"))?;
+            .set_environment_variables_override(Some(overrides).filter(|o| !o.is_empty()));
+        if let Some(places) = places {
+            start = start
+                .set_source_type_override(places.source.as_ref().map(|_| SourceType::S3))
+                .set_source_location_override(places.source)
+                .set_secondary_sources_override(Some(places.secondary_sources))
+                .set_artifacts_override(places.artifacts)
+                .set_secondary_artifacts_override(Some(places.secondary_artifacts))
+                .encryption_key_override(places.kms_key_arn);
+        }
+        let started = start.send().await.map_err(sdk_stop("StartBuild"))?;
         let id = started
             .build_value()
             .and_then(Build::id)
@@ -297,8 +312,74 @@ async fn stop(client: &Client, id: &str) {
     }
 }
 
-const OUTPUTS_REFUSED: &str = "The AWS CodeBuild provider does not collect output artifacts \
-    yet; remove the action's output artifacts or run it with the local provider.";
+const OUTPUTS_REFUSED: &str = "A CodeBuild build writes its output artifacts to the S3 \
+    artifact store, which this runtime does not use; remove the action's output artifacts or \
+    run it on AWS.";
+
+/// What a build is told of the attempt's artifacts, CodePipeline's way: the primary input is
+/// the build's source, the other inputs secondary sources named after their artifacts (so
+/// `CODEBUILD_SRC_DIR_<name>` finds them), the first output the build's artifacts and the
+/// others secondary artifacts whose identifiers are the artifacts' names.
+#[derive(Debug, Default, PartialEq)]
+struct BuildPlaces {
+    source: Option<String>,
+    secondary_sources: Vec<ProjectSource>,
+    artifacts: Option<ProjectArtifacts>,
+    secondary_artifacts: Vec<ProjectArtifacts>,
+    kms_key_arn: String,
+}
+
+fn build_places(places: &InPlaceArtifacts, primary: Option<&str>) -> Result<BuildPlaces, Failure> {
+    let invalid = |e: aws_sdk_codebuild::error::BuildError| {
+        Failure::configuration(format!("The build's artifacts cannot be described: {e}."))
+    };
+    let primary = match primary {
+        Some(name) => places.inputs.iter().find(|(n, _)| n == name).ok_or_else(|| {
+            Failure::configuration(format!(
+                "PrimarySource {name} is not one of the action's input artifacts."
+            ))
+        })?,
+        None => match places.inputs.first() {
+            Some(first) => first,
+            None => {
+                &(String::new(), ArtifactLocation { bucket: String::new(), key: String::new() })
+            }
+        },
+    };
+    let mut out = BuildPlaces { kms_key_arn: places.kms_key_arn.clone(), ..BuildPlaces::default() };
+    if !primary.0.is_empty() {
+        out.source = Some(format!("{}/{}", primary.1.bucket, primary.1.key));
+    }
+    for (name, location) in places.inputs.iter().filter(|(n, _)| *n != primary.0) {
+        out.secondary_sources.push(
+            ProjectSource::builder()
+                .r#type(SourceType::S3)
+                .location(format!("{}/{}", location.bucket, location.key))
+                .source_identifier(name)
+                .build()
+                .map_err(invalid)?,
+        );
+    }
+    for (i, (name, location)) in places.outputs.iter().enumerate() {
+        let (path, file) = location.key.rsplit_once('/').unwrap_or(("", location.key.as_str()));
+        let artifacts = ProjectArtifacts::builder()
+            .r#type(ArtifactsType::S3)
+            .location(&location.bucket)
+            .path(path)
+            .name(file)
+            .namespace_type(ArtifactNamespace::None)
+            .packaging(ArtifactPackaging::Zip)
+            .encryption_disabled(false)
+            .override_artifact_name(false);
+        if i == 0 {
+            out.artifacts = Some(artifacts.build().map_err(invalid)?);
+        } else {
+            out.secondary_artifacts
+                .push(artifacts.artifact_identifier(name).build().map_err(invalid)?);
+        }
+    }
+    Ok(out)
+}
 
 #[async_trait]
 impl ActionProvider for CodeBuildProvider {
@@ -313,10 +394,18 @@ impl ActionProvider for CodeBuildProvider {
         if config.get("BatchEnabled").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
             return Err("batch builds (BatchEnabled) are not supported by this provider".into());
         }
-        if !action.output_artifacts.is_empty() {
-            return Err(OUTPUTS_REFUSED.into());
+        if let Some(primary) = config.get("PrimarySource").filter(|p| !has_reference(p))
+            && !action.input_artifacts.iter().any(|a| a == primary)
+        {
+            return Err(format!(
+                "PrimarySource {primary} is not one of the action's input artifacts"
+            ));
         }
         Ok(())
+    }
+
+    fn works_in_place(&self) -> bool {
+        true
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
@@ -405,6 +494,52 @@ mod tests {
             BuildVerdict::Failed("The build failed with a CodeBuild fault.".into())
         );
         assert!(matches!(build_verdict(&build("EXPLODED", &[])), BuildVerdict::Failed(_)));
+    }
+
+    fn places(inputs: &[&str], outputs: &[&str]) -> InPlaceArtifacts {
+        let at = |name: &str| ArtifactLocation {
+            bucket: "artifacts-east".into(),
+            key: format!("app/e-1/{name}/1.zip"),
+        };
+        InPlaceArtifacts {
+            inputs: inputs.iter().map(|n| ((*n).to_owned(), at(n))).collect(),
+            outputs: outputs.iter().map(|n| ((*n).to_owned(), at(n))).collect(),
+            kms_key_arn: "arn:aws:kms:us-east-1:111111111111:key/k".into(),
+        }
+    }
+
+    #[test]
+    fn the_first_input_is_the_source_and_the_others_secondary_sources_named_after_them() {
+        let built = build_places(&places(&["Src", "Tools"], &["Site", "Docs"]), None).unwrap();
+        assert_eq!(built.source.as_deref(), Some("artifacts-east/app/e-1/Src/1.zip"));
+        assert_eq!(built.secondary_sources.len(), 1);
+        assert_eq!(built.secondary_sources[0].source_identifier(), Some("Tools"));
+        assert_eq!(
+            built.secondary_sources[0].location(),
+            Some("artifacts-east/app/e-1/Tools/1.zip")
+        );
+        let artifacts = built.artifacts.expect("the first output is the build's artifacts");
+        assert_eq!(artifacts.location(), Some("artifacts-east"));
+        assert_eq!(artifacts.path(), Some("app/e-1/Site"));
+        assert_eq!(artifacts.name(), Some("1.zip"));
+        assert_eq!(artifacts.packaging(), Some(&ArtifactPackaging::Zip));
+        assert_eq!(artifacts.namespace_type(), Some(&ArtifactNamespace::None));
+        assert_eq!(built.secondary_artifacts.len(), 1);
+        assert_eq!(built.secondary_artifacts[0].artifact_identifier(), Some("Docs"));
+        assert_eq!(built.kms_key_arn, "arn:aws:kms:us-east-1:111111111111:key/k");
+    }
+
+    #[test]
+    fn primary_source_picks_the_source_and_must_name_an_input() {
+        let built = build_places(&places(&["Src", "Tools"], &[]), Some("Tools")).unwrap();
+        assert_eq!(built.source.as_deref(), Some("artifacts-east/app/e-1/Tools/1.zip"));
+        assert_eq!(built.secondary_sources[0].source_identifier(), Some("Src"));
+        assert!(built.artifacts.is_none());
+        let refused = build_places(&places(&["Src"], &[]), Some("Nope")).unwrap_err();
+        assert_eq!(refused.code, "ConfigurationError");
+        assert!(refused.message.contains("PrimarySource Nope"), "{}", refused.message);
+        // No inputs: the project's own source is built.
+        assert_eq!(build_places(&places(&[], &[]), None).unwrap().source, None);
     }
 
     #[test]

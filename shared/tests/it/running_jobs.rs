@@ -139,11 +139,13 @@ async fn a_build_that_outlives_the_worker_completes_when_its_end_is_announced() 
     assert_eq!(build.summary.as_deref(), Some("build app:1 passed"));
     assert_eq!(build.external_id.as_deref(), Some("app:1"));
     assert_eq!(rt.store.get_job(&job.key).await.unwrap(), None);
-    assert_eq!(builds.looks.load(Ordering::SeqCst), 2);
+    // Two looks; the runtime's own periodic look may add one on a very slow machine.
+    let looks = builds.looks.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&looks), "{looks} looks");
 
     // The same announcement again (EventBridge delivers at least once) changes nothing.
     rt.worker.resume(&job.key).await.unwrap();
-    assert_eq!(builds.looks.load(Ordering::SeqCst), 2);
+    assert_eq!(builds.looks.load(Ordering::SeqCst), looks, "a finished build is not asked about");
     // So does one about a build Baton never started.
     rt.worker.resume("CodeBuild#other:1").await.unwrap();
     assert!(builds.cancelled.lock().unwrap().is_empty());

@@ -242,8 +242,9 @@ async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result
 
 fn waits_for_a_person(e: &Execution) -> bool {
     let Place::InStage(s) = e.place else { return false };
+    let Some(stage) = e.stages.get(s) else { return false };
     let running: Vec<_> =
-        e.stages[s].actions.iter().filter(|a| a.status == ActionStatus::InProgress).collect();
+        stage.actions.iter().filter(|a| a.status == ActionStatus::InProgress).collect();
     !running.is_empty() && running.iter().all(|a| a.token.is_some())
 }
 
@@ -285,7 +286,7 @@ pub(crate) async fn status(
         None => latest(&rt, pipeline).await?,
     };
     print!("{}", table(&plan, &e, SystemClock.now()));
-    for (s, stage) in plan.stages.iter().enumerate() {
+    for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(&plan)) {
         for (a, action) in stage.actions.iter().enumerate() {
             let r = &e.stages[s].actions[a];
             if let (ActionStatus::InProgress, Some(token)) = (r.status, &r.token) {
@@ -350,6 +351,14 @@ pub(crate) async fn logs(
     let e = find_execution(&rt, pipeline, execution).await?;
     let dir: PathBuf = rt.home.join("logs").join(pipeline).join(&e.id);
     let mut shown = 0;
+    if !e.runs(&plan) {
+        bail!(
+            "execution {} ran version {} of \"{pipeline}\", which has changed since; its logs are in {}",
+            short(&e.id),
+            e.pipeline_version,
+            dir.display()
+        );
+    }
     for (s, stage) in plan.stages.iter().enumerate() {
         for (a, act) in stage.actions.iter().enumerate() {
             if action.is_some_and(|(st, ac)| st != stage.name || ac != act.name) {
@@ -396,7 +405,8 @@ pub(crate) async fn decide(
         .await?
         .into_iter()
         .find(|e| {
-            e.stages[s].actions[a].status == ActionStatus::InProgress
+            e.runs(&plan)
+                && e.stages[s].actions[a].status == ActionStatus::InProgress
                 && e.stages[s].actions[a].token.is_some()
         })
         .ok_or_else(|| {
@@ -450,7 +460,7 @@ pub(crate) async fn retry(home: &Path, pipeline: &str, stage: &str, all: bool) -
         .executions(pipeline, 1000)
         .await?
         .into_iter()
-        .find(|e| e.stages[s].status.is_some())
+        .find(|e| e.runs(&plan) && e.stages[s].status.is_some())
         .ok_or_else(|| anyhow!("no execution of \"{pipeline}\" has run stage \"{stage}\""))?;
     let mode = if all { RetryMode::AllActions } else { RetryMode::FailedActions };
     let input = Input::Retry { execution_id: e.id.clone(), stage: stage.into(), mode };

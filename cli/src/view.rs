@@ -54,8 +54,8 @@ impl Live {
             status.clone(),
             format!("{elapsed:>7}  execution {} {status}", short(&e.id)),
         );
-        for (s, stage) in plan.stages.iter().enumerate() {
-            let run = &e.stages[s];
+        for (stage, run) in plan.stages.iter().zip(&e.stages).filter(|_| e.runs(plan)) {
+            let s = plan.stage_index(&stage.name).unwrap_or_default();
             if let Some(st) = run.status {
                 let v = format!("{st:?}#{}", run.attempt);
                 note(format!("s{s}"), v, format!("{elapsed:>7}    {} {st:?}", stage.name));
@@ -101,6 +101,13 @@ pub(crate) fn table(plan: &Plan, e: &Execution, now: Millis) -> String {
         e.status,
         secs(end - e.started_at)
     );
+    if !e.runs(plan) {
+        out.push_str(&format!(
+            "  It ran version {} of the pipeline, which is now at version {}: its stages are not shown.\n",
+            e.pipeline_version, plan.version
+        ));
+        return out;
+    }
     let width = plan
         .stages
         .iter()

@@ -125,8 +125,10 @@ impl Embedded {
     /// # Errors
     /// When the home cannot be created or its database opened.
     pub fn open(config: &EmbeddedConfig) -> Result<Self, EmbeddedError> {
-        let home = config.home.clone();
-        let home_error = |source| EmbeddedError::Home { path: home.display().to_string(), source };
+        let home_error =
+            |source| EmbeddedError::Home { path: config.home.display().to_string(), source };
+        // Absolute, because providers run tools (git, build commands) in other folders.
+        let home = std::path::absolute(&config.home).map_err(home_error)?;
         std::fs::create_dir_all(&home).map_err(home_error)?;
         let db = home.join("baton.db");
         let store = Arc::new(SqlStateStore::open(&db)?);
@@ -218,6 +220,8 @@ impl Embedded {
             Some(old) if same_structure(&old.declaration, &record.declaration) => Ok(old),
             Some(_) => {
                 self.store.update_pipeline(&record).await?;
+                // Executions of the old declaration are cancelled now, not at the next tick.
+                self.apply(&record.plan.name, Input::Tick).await?;
                 Ok(record)
             }
             None => {

@@ -209,3 +209,67 @@ fn commands_on_unknown_things_fail_with_one_sentence() {
         assert!(t.starts_with("baton: there is no pipeline named \"nope\""), "{t}");
     }
 }
+
+#[test]
+fn a_pipeline_updated_during_a_run_cancels_the_old_execution_and_nothing_breaks() {
+    let home = tempfile::tempdir().unwrap();
+    let pipeline = setup(home.path(), 0);
+    let mut run = spawn_run(home.path(), &pipeline);
+    wait_for_the_approval(home.path(), &mut run);
+    run.kill().unwrap();
+    run.wait().unwrap();
+
+    // Version 2 has one more stage before the approval.
+    let extra = r#"{"name": "Extra", "actions": [{"name": "Hold",
+      "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]},
+    {"name": "Approve""#;
+    let v2 = home.path().join("pipeline-v2.json");
+    std::fs::write(&v2, PIPELINE.replacen(r#"{"name": "Approve""#, extra, 1)).unwrap();
+    let mut updated = spawn_run(home.path(), &v2);
+    let history = || {
+        text(&output({
+            let mut c = baton(home.path());
+            c.args(["history", "app"]);
+            c
+        }))
+    };
+    wait_until("the old execution is cancelled", || history().contains("Cancelled"));
+    let old =
+        history().lines().find(|l| l.contains("Cancelled")).map(|l| l[..8].to_owned()).unwrap();
+    assert!(history().contains("declaration was updated"), "{}", history());
+
+    // Its status says which version it ran instead of reading it through the new stages.
+    let mut status = baton(home.path());
+    status.args(["status", "app", &old]);
+    let o = output(status);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("ran version 1"), "{}", text(&o));
+    // Its approval is gone: one sentence, no panic.
+    let mut approve = baton(home.path());
+    approve.args(["approve", "app", "Approve", "Gate"]);
+    let o = output(approve);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).starts_with("baton: no execution of \"app\" is waiting"), "{}", text(&o));
+    updated.kill().unwrap();
+    updated.wait().unwrap();
+}
+
+#[test]
+fn a_relative_home_runs_like_an_absolute_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let pipeline = setup(&home, 0);
+    // Tools such as git run in other folders: a path relative to here must still hold.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_baton"));
+    c.current_dir(dir.path())
+        .args(["--home", "h", "run"])
+        .arg(&pipeline)
+        .env_remove("BATON_HOME")
+        .env("CI", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut run = c.spawn().unwrap();
+    wait_for_the_approval(&home, &mut run);
+    run.kill().unwrap();
+    run.wait().unwrap();
+}

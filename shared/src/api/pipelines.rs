@@ -1,6 +1,7 @@
 //! CreatePipeline, GetPipeline, UpdatePipeline, DeletePipeline, ListPipelines.
 
 use baton_core::declaration::{PipelineDeclaration, PipelineDocument};
+use baton_core::engine::Input;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -8,6 +9,7 @@ use super::pagination::Page;
 use super::tags::{TagIn, checked_tags, tags_json};
 use super::wire::{input, secs};
 use super::{ApiError, Ctx};
+use crate::bus_events::PipelineInput;
 use crate::embedded::{EmbeddedError, plan_pipeline};
 use crate::ports::state::{PipelineRecord, StoreError};
 
@@ -98,6 +100,11 @@ impl Ctx<'_> {
             tags: existing.tags,
         };
         self.api.store.update_pipeline(&record).await?;
+        // CodePipeline cancels executions of the old declaration at once; so does a tick.
+        let tick = PipelineInput { pipeline: record.plan.name.clone(), input: Input::Tick };
+        if let Err(e) = self.api.stage_advance.handle(tick).await {
+            tracing::warn!(error = %e, "executions of the old declaration are cancelled at the next sweep");
+        }
         Ok(json!({"pipeline": record.declaration}))
     }
 

@@ -256,6 +256,10 @@ impl ActionWorker {
         ) else {
             return Ok(false);
         };
+        // An execution of an older declaration is being cancelled; nothing of it runs.
+        if !e.runs(&record.plan) {
+            return Ok(false);
+        }
         let run = &e.stages[s].actions[a];
         Ok(run.attempt == r.attempt && run.status == ActionStatus::InProgress)
     }

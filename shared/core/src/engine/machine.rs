@@ -40,6 +40,18 @@ impl<'a> Machine<'a> {
     }
 
     pub(super) fn apply(mut self, input: &Input) -> Result<Step, Rejection> {
+        // Executions of an older declaration are set aside while the input applies: their
+        // stages are not this plan's, so nothing here may look into them.
+        let aside = self.cancel_outdated();
+        let applied = self.apply_current(input);
+        for e in aside {
+            self.state.executions.insert(e.id.clone(), e);
+        }
+        applied?;
+        Ok(self.step)
+    }
+
+    fn apply_current(&mut self, input: &Input) -> Result<(), Rejection> {
         match input {
             Input::Start { execution_id, trigger, variables } => {
                 self.start(execution_id, trigger, variables)?
@@ -58,7 +70,68 @@ impl<'a> Machine<'a> {
             Input::EnableTransition { stage } => self.enable(stage)?,
             Input::Tick => self.tick(),
         }
-        Ok(self.step)
+        Ok(())
+    }
+
+    /// CodePipeline ends an execution in progress when its pipeline's declaration is updated
+    /// ("Cancelled"): each one loaded here is cancelled, its stage locks released for the
+    /// executions of the new declaration, and every execution of an older declaration is
+    /// returned, taken out of the state.
+    fn cancel_outdated(&mut self) -> Vec<Execution> {
+        let outdated: Vec<ExecutionId> = self
+            .state
+            .executions
+            .values()
+            .filter(|e| e.pipeline_version != self.plan.version)
+            .map(|e| e.id.clone())
+            .collect();
+        let mut released = std::collections::BTreeSet::new();
+        for id in &outdated {
+            let lanes = &mut self.state.lanes;
+            for (s, holder) in lanes.holders.iter_mut().enumerate() {
+                if holder.as_deref() == Some(id.as_str()) {
+                    *holder = None;
+                    released.insert(s);
+                    self.step.lanes_changed = true;
+                }
+            }
+            for line in &mut lanes.waiting {
+                let before = line.len();
+                line.retain(|w| w != id);
+                self.step.lanes_changed |= line.len() != before;
+            }
+            let Some(e) = self.state.executions.get_mut(id) else { continue };
+            if e.status.is_ended() {
+                continue;
+            }
+            e.status = ExecutionStatus::Cancelled;
+            e.status_summary = Some(
+                "The pipeline's declaration was updated before the execution could be completed"
+                    .into(),
+            );
+            e.place = Place::Done;
+            e.updated_at = self.env.now;
+            for stage in &mut e.stages {
+                if matches!(stage.status, Some(StageStatus::InProgress | StageStatus::Stopping)) {
+                    stage.status = Some(StageStatus::Cancelled);
+                }
+                for action in &mut stage.actions {
+                    if action.status == ActionStatus::InProgress {
+                        action.status = ActionStatus::Abandoned;
+                    }
+                    action.token = None;
+                }
+            }
+            self.touch(id);
+            self.publish_pipeline(id, "CANCELED", None);
+        }
+        let aside =
+            outdated.iter().filter_map(|id| self.state.executions.remove(id)).collect::<Vec<_>>();
+        // A lock of a stage the new declaration no longer has guards nothing.
+        for s in released.into_iter().filter(|s| *s < self.plan.stages.len()) {
+            self.admit(s);
+        }
+        aside
     }
 
     // ---- inputs ---------------------------------------------------------------------------

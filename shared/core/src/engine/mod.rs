@@ -114,6 +114,14 @@ pub fn apply(
     input: &Input,
     env: Env,
 ) -> Result<Step, Rejection> {
+    // Cancelling executions of an older declaration changes the state before the input is
+    // judged; a rejected input must leave no trace, so that work happens on a copy.
+    if state.executions.values().any(|e| e.pipeline_version != plan.version) {
+        let mut next = state.clone();
+        let step = machine::Machine::new(plan, &mut next, env).apply(input)?;
+        *state = next;
+        return Ok(step);
+    }
     machine::Machine::new(plan, state, env).apply(input)
 }
 

@@ -287,3 +287,18 @@ impl PipelineState {
         }
     }
 }
+
+impl Execution {
+    /// Whether this execution ran `plan`'s declaration: only then do its stages and actions
+    /// line up with the plan's. An execution of an older version (the pipeline was updated
+    /// since) must not be read through the current plan.
+    pub fn runs(&self, plan: &crate::plan::Plan) -> bool {
+        self.pipeline_version == plan.version
+            && self.stages.len() == plan.stages.len()
+            && self
+                .stages
+                .iter()
+                .zip(&plan.stages)
+                .all(|(run, stage)| run.actions.len() == stage.actions.len())
+    }
+}

@@ -703,3 +703,75 @@ fn input_artifacts_come_from_the_producing_action() {
     };
     assert_eq!(r.input_artifacts[0].location.key, "k");
 }
+
+// ---- a declaration updated under running executions -------------------------------------
+
+/// Version 2 of [`three_stages`]: a Test stage before Deploy.
+fn updated(mode: ExecutionMode) -> Plan {
+    let mut p = plan(
+        mode,
+        vec![
+            ("Source", vec![action("Src", "Source", "CodeCommit", 1)]),
+            ("Build", vec![build("Compile", 1)]),
+            ("Test", vec![action("Check", "Test", "CodeBuild", 1)]),
+            ("Deploy", vec![action("Ship", "Deploy", "S3", 1)]),
+        ],
+    );
+    p.version = 2;
+    p
+}
+
+#[test]
+fn an_update_cancels_the_running_execution_and_frees_its_stage_for_the_new_declaration() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    let stale_build = w.action("e1", "Build", "Compile").attempt;
+    // e2 waits in front of Build, which e1 holds.
+    w.start("e2");
+    w.finish("e2", "Source", "Src", true);
+    assert_eq!(w.exec("e2").place, Place::Waiting(1));
+
+    w.plan = updated(ExecutionMode::Superseded);
+    // e2 started on version 1 too: both are of the old declaration.
+    let step = w.ok(Input::Tick);
+    assert_eq!(w.status("e1"), ExecutionStatus::Cancelled);
+    assert_eq!(w.status("e2"), ExecutionStatus::Cancelled);
+    assert_eq!(w.exec("e1").stages[1].actions[0].status, ActionStatus::Abandoned);
+    assert!(w.exec("e1").status_summary.as_deref().unwrap_or("").contains("updated"));
+    assert!(published(&step).iter().any(|p| p.contains("CANCELED")), "{:?}", published(&step));
+    assert_eq!(w.state.lanes.holders[1], None, "the Build lock is released");
+    assert!(w.state.lanes.waiting.iter().all(|l| l.is_empty()));
+
+    // The old build's late completion changes nothing and crashes nothing.
+    let late = w.when(completion("e1", "Build", "Compile", stale_build, true));
+    assert!(late.map_or(true, |s| s.effects.is_empty()));
+    assert_eq!(w.status("e1"), ExecutionStatus::Cancelled);
+
+    // An execution of the new declaration runs through all four stages.
+    w.start("e3");
+    for (stage, action) in
+        [("Source", "Src"), ("Build", "Compile"), ("Test", "Check"), ("Deploy", "Ship")]
+    {
+        w.finish("e3", stage, action, true);
+    }
+    assert_eq!(w.status("e3"), ExecutionStatus::Succeeded);
+}
+
+#[test]
+fn a_rejected_input_leaves_an_outdated_execution_as_it_was() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    let before = w.state.clone();
+    w.plan = updated(ExecutionMode::Superseded);
+    let refused = w.when(Input::Retry {
+        execution_id: "e1".into(),
+        stage: "Build".into(),
+        mode: RetryMode::FailedActions,
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(w.state, before, "nothing changed, not even the cancellation");
+    // The next tick cancels it for good.
+    w.ok(Input::Tick);
+    assert_eq!(w.status("e1"), ExecutionStatus::Cancelled);
+}

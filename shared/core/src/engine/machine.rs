@@ -43,7 +43,24 @@ impl<'a> Machine<'a> {
         // Executions of an older declaration are set aside while the input applies: their
         // stages are not this plan's, so nothing here may look into them.
         let aside = self.cancel_outdated();
-        let applied = self.apply_current(input);
+        let ran_old = |id: &str| {
+            aside.iter().find(|e| e.id == id).map(|e| {
+                format!(
+                    "execution {id} ran version {} of the pipeline, which has been updated since",
+                    e.pipeline_version
+                )
+            })
+        };
+        let refused = match input {
+            Input::Retry { execution_id, .. } => ran_old(execution_id)
+                .map(|why| Rejection::StageNotRetryable(format!("{why}; start a new execution"))),
+            Input::Stop { execution_id, .. } => ran_old(execution_id).map(Rejection::NotStoppable),
+            _ => None,
+        };
+        let applied = match refused {
+            Some(rejection) => Err(rejection),
+            None => self.apply_current(input),
+        };
         for e in aside {
             self.state.executions.insert(e.id.clone(), e);
         }

@@ -775,3 +775,28 @@ fn a_rejected_input_leaves_an_outdated_execution_as_it_was() {
     w.ok(Input::Tick);
     assert_eq!(w.status("e1"), ExecutionStatus::Cancelled);
 }
+
+#[test]
+fn a_failed_execution_of_an_older_declaration_cannot_be_retried_or_stopped() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", false);
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+    w.plan = updated(ExecutionMode::Superseded);
+    let retry = Input::Retry {
+        execution_id: "e1".into(),
+        stage: "Source".into(),
+        mode: RetryMode::FailedActions,
+    };
+    match w.when(retry) {
+        Err(Rejection::StageNotRetryable(why)) => {
+            assert!(why.contains("ran version 1"), "{why}");
+        }
+        other => panic!("the retry was not refused as not retryable: {other:?}"),
+    }
+    let stop = Input::Stop { execution_id: "e1".into(), abandon: true, reason: "x".into() };
+    assert!(matches!(w.when(stop), Err(Rejection::NotStoppable(_))));
+    // An ended execution is left as it ended.
+    w.ok(Input::Tick);
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+}

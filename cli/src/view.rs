@@ -54,8 +54,8 @@ impl Live {
             status.clone(),
             format!("{elapsed:>7}  execution {} {status}", short(&e.id)),
         );
-        for (stage, run) in plan.stages.iter().zip(&e.stages).filter(|_| e.runs(plan)) {
-            let s = plan.stage_index(&stage.name).unwrap_or_default();
+        for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(plan)) {
+            let run = &e.stages[s];
             if let Some(st) = run.status {
                 let v = format!("{st:?}#{}", run.attempt);
                 note(format!("s{s}"), v, format!("{elapsed:>7}    {} {st:?}", stage.name));

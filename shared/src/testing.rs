@@ -355,7 +355,7 @@ pub async fn running_jobs_contract(jobs: &dyn crate::ports::jobs::RunningJobs) {
         external_url: Some(format!("https://builds.example/{n}")),
         check_at,
     };
-    let ours = |due: Vec<RunningJob>| -> Vec<String> { due.into_iter().map(|j| j.key).collect() };
+    let keys = |due: Vec<RunningJob>| -> Vec<String> { due.into_iter().map(|j| j.key).collect() };
     let (first, second, later) = (job(1, 2_000), job(2, 1_000), job(3, 9_000));
     for j in [&first, &second, &later] {
         jobs.put_job(j).await.unwrap();
@@ -363,19 +363,19 @@ pub async fn running_jobs_contract(jobs: &dyn crate::ports::jobs::RunningJobs) {
     assert_eq!(jobs.get_job(&first.key).await.unwrap().as_ref(), Some(&first), "kept whole");
     assert_eq!(jobs.get_job("CodeBuild#none:0").await.unwrap(), None);
     assert_eq!(
-        ours(jobs.due_jobs(5_000, 100).await.unwrap()),
+        keys(jobs.due_jobs(5_000, 100).await.unwrap()),
         vec![second.key.clone(), first.key.clone()],
         "due ones only, earliest first"
     );
     let moved = RunningJob { check_at: 20_000, ..first.clone() };
     jobs.put_job(&moved).await.unwrap();
     assert_eq!(jobs.get_job(&first.key).await.unwrap(), Some(moved), "replaced by key");
-    assert_eq!(ours(jobs.due_jobs(5_000, 100).await.unwrap()), vec![second.key.clone()]);
+    assert_eq!(keys(jobs.due_jobs(5_000, 100).await.unwrap()), vec![second.key.clone()]);
     jobs.remove_job(&second.key).await.unwrap();
     jobs.remove_job(&second.key).await.unwrap();
     assert_eq!(jobs.get_job(&second.key).await.unwrap(), None, "removed, twice without error");
     assert_eq!(
-        ours(jobs.due_jobs(i64::MAX, 100).await.unwrap()),
+        keys(jobs.due_jobs(i64::MAX, 100).await.unwrap()),
         vec![later.key.clone(), first.key.clone()]
     );
     for j in [&first, &later] {

@@ -343,8 +343,20 @@ impl DynamoDbStateStore {
         Ok(out.item)
     }
 
+    /// Writes `item` unconditionally.
+    pub(super) async fn put_item(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk("PutItem"))?;
+        Ok(())
+    }
+
     /// Every item of a query, following pages.
-    async fn query_all(
+    pub(super) async fn query_all(
         &self,
         pk: String,
         sk_prefix: Option<&str>,
@@ -404,7 +416,7 @@ impl DynamoDbStateStore {
     /// Deletes `keys` (absent ones are no error), one `DeleteItem` each, concurrently: as for
     /// [`Self::get_items`], the role grants no `BatchWriteItem`, and a plain delete costs one
     /// write unit where a transactional one costs two.
-    async fn delete_items(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+    pub(super) async fn delete_items(&self, keys: Vec<Item>) -> Result<(), StoreError> {
         let requests = keys.into_iter().map(|k| {
             let request = self.client.delete_item().table_name(&self.table).set_key(Some(k));
             async move { request.send().await.map(drop).map_err(sdk("DeleteItem")) }
@@ -469,14 +481,7 @@ impl DynamoDbStateStore {
             Self::outbox_item(pipeline, base, &packed(&to_json(&events)?)?, left.len());
         rewritten.insert("saved_at".into(), n(left[0].saved_at));
         rewritten.insert("seqs".into(), AttributeValue::L(left.iter().map(|e| n(e.seq)).collect()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(rewritten))
-            .send()
-            .await
-            .map_err(sdk("PutItem"))?;
-        Ok(())
+        self.put_item(rewritten).await
     }
 
     fn outbox_put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {

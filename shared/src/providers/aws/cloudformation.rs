@@ -34,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_cloudformation::Client;
@@ -586,7 +586,7 @@ impl CloudFormationProvider {
             job,
             settings: &settings,
             backoff: self.backoff,
-            hand_over_at: time_now() + self.wait_in_worker,
+            hand_over_at: Instant::now() + self.wait_in_worker,
         };
         match settings.mode {
             Mode::CreateUpdate | Mode::ReplaceOnFailure => run.create_or_update().await,
@@ -594,6 +594,21 @@ impl CloudFormationProvider {
             Mode::ChangeSetReplace => run.replace_change_set().await,
             Mode::ChangeSetExecute => run.execute_change_set().await,
         }
+    }
+
+    /// One look at the stack operation `run` handed over (`stack_id`).
+    async fn look(&self, job: &Job, stack_id: &str) -> Result<JobResult, Stop> {
+        let settings = Settings::parse(job)?;
+        let api = self.api(job).await?;
+        // Already past its hand-over: `conclude` looks once and hands over again if need be.
+        let run = Run {
+            api: api.as_ref(),
+            job,
+            settings: &settings,
+            backoff: self.backoff,
+            hand_over_at: Instant::now(),
+        };
+        run.conclude(stack_id, settings.mode == Mode::DeleteOnly).await
     }
 }
 
@@ -635,26 +650,6 @@ impl ActionProvider for CloudFormationProvider {
     }
 }
 
-impl CloudFormationProvider {
-    async fn look(&self, job: &Job, stack_id: &str) -> Result<JobResult, Stop> {
-        let settings = Settings::parse(job)?;
-        let api = self.api(job).await?;
-        // Already past its hand-over: `conclude` looks once and hands over again if need be.
-        let run = Run {
-            api: api.as_ref(),
-            job,
-            settings: &settings,
-            backoff: self.backoff,
-            hand_over_at: time_now(),
-        };
-        run.conclude(stack_id, settings.mode == Mode::DeleteOnly).await
-    }
-}
-
-fn time_now() -> std::time::Instant {
-    std::time::Instant::now()
-}
-
 /// One action attempt.
 struct Run<'a> {
     api: &'a dyn StackApi,
@@ -662,7 +657,7 @@ struct Run<'a> {
     settings: &'a Settings,
     backoff: Backoff,
     /// When the final wait for a started operation stops and hands it over.
-    hand_over_at: std::time::Instant,
+    hand_over_at: Instant,
 }
 
 /// Maps a [`CfnError`] of `operation` to a [`Stop`].
@@ -769,14 +764,13 @@ impl Run<'_> {
                 ))
                 .into());
             }
-            if std::time::Instant::now() >= self.hand_over_at {
+            if Instant::now() >= self.hand_over_at {
                 return Ok(JobResult::Running {
                     external_id: stack.id.clone(),
                     external_url: Some(console_url(&self.job.request.region, &stack.id)),
                 });
             }
-            let until_hand_over =
-                self.hand_over_at.saturating_duration_since(std::time::Instant::now());
+            let until_hand_over = self.hand_over_at.saturating_duration_since(Instant::now());
             self.pause(delay.min(until_hand_over)).await;
             delay = self.backoff.next(delay);
         };

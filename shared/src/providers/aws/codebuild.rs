@@ -34,7 +34,7 @@ use aws_sdk_codebuild::types::{
     ArtifactNamespace, ArtifactPackaging, ArtifactsType, Build, EnvironmentVariable,
     EnvironmentVariableType, ProjectArtifacts, ProjectSource, SourceType,
 };
-use baton_core::engine::{ActionRequest, ArtifactLocation};
+use baton_core::engine::ActionRequest;
 use baton_core::plan::ActionPlan;
 use serde_json::Value;
 use tracing::warn;
@@ -334,23 +334,20 @@ fn build_places(places: &InPlaceArtifacts, primary: Option<&str>) -> Result<Buil
         Failure::configuration(format!("The build's artifacts cannot be described: {e}."))
     };
     let primary = match primary {
-        Some(name) => places.inputs.iter().find(|(n, _)| n == name).ok_or_else(|| {
+        Some(name) => Some(places.inputs.iter().find(|(n, _)| n == name).ok_or_else(|| {
             Failure::configuration(format!(
                 "PrimarySource {name} is not one of the action's input artifacts."
             ))
-        })?,
-        None => match places.inputs.first() {
-            Some(first) => first,
-            None => {
-                &(String::new(), ArtifactLocation { bucket: String::new(), key: String::new() })
-            }
-        },
+        })?),
+        None => places.inputs.first(),
     };
-    let mut out = BuildPlaces { kms_key_arn: places.kms_key_arn.clone(), ..BuildPlaces::default() };
-    if !primary.0.is_empty() {
-        out.source = Some(format!("{}/{}", primary.1.bucket, primary.1.key));
-    }
-    for (name, location) in places.inputs.iter().filter(|(n, _)| *n != primary.0) {
+    let primary_name = primary.map(|(name, _)| name.as_str());
+    let mut out = BuildPlaces {
+        source: primary.map(|(_, at)| format!("{}/{}", at.bucket, at.key)),
+        kms_key_arn: places.kms_key_arn.clone(),
+        ..BuildPlaces::default()
+    };
+    for (name, location) in places.inputs.iter().filter(|(n, _)| Some(n.as_str()) != primary_name) {
         out.secondary_sources.push(
             ProjectSource::builder()
                 .r#type(SourceType::S3)
@@ -433,6 +430,8 @@ impl ActionProvider for CodeBuildProvider {
 
 #[cfg(test)]
 mod tests {
+    use baton_core::engine::ArtifactLocation;
+
     use super::*;
 
     fn build(status: &str, phases: &[(&str, Option<&str>, &[&str])]) -> BuildView {

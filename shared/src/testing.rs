@@ -415,7 +415,11 @@ impl LambdaFixture {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let name = format!("{prefix}-{}-{nanos}", std::process::id());
+        // Tests of one binary run at once and may read the same clock tick: a counter keeps
+        // their tables apart.
+        static FIXTURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = FIXTURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{prefix}-{}-{n}-{nanos}", std::process::id());
         crate::adapters::aws::dynamodb_state::create_table(
             &aws_sdk_dynamodb::Client::new(&sdk),
             &name,

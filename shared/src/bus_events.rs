@@ -24,13 +24,12 @@ pub struct BusEvent {
     pub detail: Value,
 }
 
-use baton_core::engine::{ActionRequest, Effect, Input};
+use baton_core::engine::{ActionOutcome, ActionRequest, Effect, Input, Millis};
+use baton_core::events::{ACTION_DETAIL_TYPE, PIPELINE_DETAIL_TYPE, action_end};
 use baton_core::plan::Plan;
 
 /// `detail-type` of a start (trigger → stage-advance).
 pub const EXECUTION_REQUESTED: &str = "Baton Execution Requested";
-/// `detail-type` of an action request (stage-advance → action-worker or approval).
-pub const ACTION_REQUESTED: &str = "Baton Action Requested";
 /// `detail-type` of an action result (action-worker → stage-advance).
 pub const ACTION_COMPLETED: &str = "Baton Action Completed";
 /// `detail-type` of an approval decision (approval → stage-advance).
@@ -39,8 +38,19 @@ pub const APPROVAL_DECIDED: &str = "Baton Approval Decided";
 pub const STAGE_COMMAND: &str = "Baton Stage Command";
 /// `detail-type` of the sweeper's tick (time passing: timeouts).
 pub const TICK: &str = "Baton Tick";
-/// `detail-type` of a failure notice for people.
-pub const FAILURE_NOTICE: &str = "Baton Failure Notice";
+
+/// `source` of the public, CodePipeline-shaped events (CodePipeline's own is `aws.codepipeline`).
+pub const PUBLIC_SOURCE: &str = "baton.codepipeline";
+/// The field of a public action `STARTED` event that carries the attempt's [`ActionRequest`] to
+/// the worker (or, for a manual approval, to the approval function).
+pub const REQUEST_FIELD: &str = "baton-action-request";
+/// The field of a public action `SUCCEEDED`/`FAILED` event, published by whoever ran the action,
+/// that carries the completion ([`PipelineInput`]) to stage-advance.
+pub const COMPLETION_FIELD: &str = "baton-action-completion";
+/// The field of a public pipeline `FAILED` event that carries the [`FailureNotice`] for people.
+///
+/// [`FailureNotice`]: baton_core::engine::FailureNotice
+pub const FAILURE_FIELD: &str = "baton-failure-notice";
 
 /// The detail of every event stage-advance consumes: which pipeline, and the engine input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,27 +98,97 @@ impl BusEvent {
         Self::internal(detail_type, vec![], serde_json::to_value(detail).unwrap_or(Value::Null))
     }
 
-    /// The event for one engine effect.
-    pub fn for_effect(plan: &Plan, effect: Effect) -> Self {
-        let arn = plan.arn();
-        match effect {
-            Effect::Publish(e) => Self {
-                source: e.source,
-                detail_type: e.detail_type,
-                resources: e.resources,
-                detail: e.detail,
-            },
-            Effect::RequestAction(r) => Self::internal(
-                ACTION_REQUESTED,
-                vec![arn],
-                serde_json::to_value(*r).unwrap_or(Value::Null),
-            ),
-            Effect::NotifyFailure(n) => Self::internal(
-                FAILURE_NOTICE,
-                vec![arn],
-                serde_json::to_value(n).unwrap_or(Value::Null),
-            ),
+    /// The events for an engine step's effects, in order.
+    ///
+    /// Internal messages ride on the public events they go with, so a run costs no events
+    /// beyond CodePipeline's own: an action request on its action's `STARTED` event
+    /// ([`REQUEST_FIELD`]), a failure notice on its execution's `FAILED` event
+    /// ([`FAILURE_FIELD`]). The engine always publishes those events just before; should one be
+    /// missing, the message gets a bare event of the same detail-type, so it is never lost.
+    pub fn for_effects(plan: &Plan, effects: Vec<Effect>) -> Vec<Self> {
+        let mut events: Vec<Self> = Vec::with_capacity(effects.len());
+        for effect in effects {
+            let (carrier, field, detail) = match effect {
+                Effect::Publish(e) => {
+                    events.push(Self {
+                        source: e.source,
+                        detail_type: e.detail_type,
+                        resources: e.resources,
+                        detail: e.detail,
+                    });
+                    continue;
+                }
+                Effect::RequestAction(r) => {
+                    let detail = serde_json::to_value(&*r).unwrap_or(Value::Null);
+                    let key = [
+                        ("execution-id", r.execution_id.as_str()),
+                        ("stage", r.stage.as_str()),
+                        ("action", r.action.as_str()),
+                        ("state", "STARTED"),
+                    ];
+                    (public(plan, ACTION_DETAIL_TYPE, &key), REQUEST_FIELD, detail)
+                }
+                Effect::NotifyFailure(n) => {
+                    let key = [("execution-id", n.execution_id.as_str()), ("state", "FAILED")];
+                    let detail = serde_json::to_value(&n).unwrap_or(Value::Null);
+                    (public(plan, PIPELINE_DETAIL_TYPE, &key), FAILURE_FIELD, detail)
+                }
+            };
+            let found = events.iter_mut().rev().find(|e| {
+                e.detail_type == carrier.detail_type
+                    && carrier
+                        .detail
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .all(|(k, v)| k == "pipeline" || e.detail.get(k) == Some(v))
+            });
+            let target = match found {
+                Some(event) => event,
+                None => {
+                    events.push(carrier);
+                    events.last_mut().expect("just pushed")
+                }
+            };
+            if let Some(d) = target.detail.as_object_mut() {
+                d.insert(field.into(), detail);
+            }
         }
+        events
+    }
+
+    /// The public end of an action attempt, published by whoever ran it: CodePipeline's
+    /// `SUCCEEDED` or `FAILED` event, carrying the completion to stage-advance
+    /// ([`COMPLETION_FIELD`]).
+    pub fn action_completed(request: &ActionRequest, outcome: ActionOutcome, now: Millis) -> Self {
+        let event = action_end(request, &outcome, now);
+        let input = Input::ActionCompleted {
+            execution_id: request.execution_id.clone(),
+            stage: request.stage.clone(),
+            action: request.action.clone(),
+            attempt: request.attempt,
+            outcome,
+        };
+        let completion = PipelineInput { pipeline: request.pipeline.clone(), input };
+        let mut detail = event.detail;
+        if let Some(d) = detail.as_object_mut() {
+            d.insert(COMPLETION_FIELD.into(), serde_json::to_value(completion).unwrap_or_default());
+        }
+        Self {
+            source: event.source,
+            detail_type: event.detail_type,
+            resources: event.resources,
+            detail,
+        }
+    }
+
+    /// The state a public action event announced, when it carries a completion: stage-advance
+    /// must not publish that event again.
+    pub fn announced_end(&self) -> Option<&str> {
+        if self.detail_type != ACTION_DETAIL_TYPE || self.detail.get(COMPLETION_FIELD).is_none() {
+            return None;
+        }
+        self.detail["state"].as_str()
     }
 
     /// Decodes the input of an event for stage-advance.
@@ -120,6 +200,7 @@ impl BusEvent {
             EXECUTION_REQUESTED | ACTION_COMPLETED | APPROVAL_DECIDED | STAGE_COMMAND | TICK => {
                 self.decode()
             }
+            ACTION_DETAIL_TYPE => self.field(COMPLETION_FIELD),
             other => Err(DecodeError::UnexpectedType(other.into())),
         }
     }
@@ -130,9 +211,29 @@ impl BusEvent {
     /// [`DecodeError`] for any other event or a malformed detail.
     pub fn action_request(&self) -> Result<ActionRequest, DecodeError> {
         match self.detail_type.as_str() {
-            ACTION_REQUESTED => self.decode(),
+            ACTION_DETAIL_TYPE => self.field(REQUEST_FIELD),
             other => Err(DecodeError::UnexpectedType(other.into())),
         }
+    }
+
+    /// Decodes the failure notice a pipeline `FAILED` event carries.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for any other event or a malformed detail.
+    pub fn failure_notice(&self) -> Result<baton_core::engine::FailureNotice, DecodeError> {
+        match self.detail_type.as_str() {
+            PIPELINE_DETAIL_TYPE => self.field(FAILURE_FIELD),
+            other => Err(DecodeError::UnexpectedType(other.into())),
+        }
+    }
+
+    /// Decodes the detail's `field` as `T`; a missing field is malformed.
+    fn field<T: serde::de::DeserializeOwned>(&self, field: &str) -> Result<T, DecodeError> {
+        let value = self.detail.get(field).cloned().unwrap_or(Value::Null);
+        serde_json::from_value(value).map_err(|source| DecodeError::Malformed {
+            detail_type: format!("{} ({field})", self.detail_type),
+            source,
+        })
     }
 
     /// Decodes the detail as `T`.
@@ -144,5 +245,21 @@ impl BusEvent {
             detail_type: self.detail_type.clone(),
             source,
         })
+    }
+}
+
+/// A bare public event of `detail_type` for `plan`, with `key` as its detail: what a message
+/// rides on when the event it goes with is missing.
+fn public(plan: &Plan, detail_type: &str, key: &[(&str, &str)]) -> BusEvent {
+    let mut detail = serde_json::Map::new();
+    detail.insert("pipeline".into(), Value::String(plan.name.clone()));
+    for (k, v) in key {
+        detail.insert((*k).into(), Value::String((*v).into()));
+    }
+    BusEvent {
+        source: plan.event_source.clone(),
+        detail_type: detail_type.into(),
+        resources: vec![plan.arn()],
+        detail: Value::Object(detail),
     }
 }

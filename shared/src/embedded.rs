@@ -293,8 +293,7 @@ impl Embedded {
     }
 
     async fn handle_stage_advance(&self, d: &Delivery) -> Result<(), ServiceError> {
-        let message = d.event.pipeline_input()?;
-        if let Outcome::Rejected(r) = self.stage_advance.handle(message).await? {
+        if let Outcome::Rejected(r) = self.stage_advance.handle_event(&d.event).await? {
             warn!(reason = %r, "input rejected");
         }
         Ok(())

@@ -6,6 +6,8 @@
 
 use serde_json::{Value, json};
 
+use baton_core::events::{ACTION_DETAIL_TYPE, PIPELINE_DETAIL_TYPE};
+
 use crate::bus_events::*;
 
 /// A function that consumes events.
@@ -52,7 +54,16 @@ pub struct Rule {
 }
 
 /// The bus's rules.
+///
+/// Action requests, results and failure notices ride on the public events they go with (see
+/// [`BusEvent::for_effects`]), so the rules that route them match CodePipeline's detail-types
+/// and the field that carries the message.
 pub fn rules() -> Vec<Rule> {
+    let started = |category: Value| {
+        json!({"source": [PUBLIC_SOURCE], "detail-type": [ACTION_DETAIL_TYPE],
+            "detail": {"state": ["STARTED"],
+                REQUEST_FIELD: {"action_type": {"category": [category]}}}})
+    };
     vec![
         Rule {
             name: "StageAdvanceRule",
@@ -61,21 +72,27 @@ pub fn rules() -> Vec<Rule> {
                 EXECUTION_REQUESTED, ACTION_COMPLETED, APPROVAL_DECIDED, STAGE_COMMAND, TICK]}),
         },
         Rule {
+            name: "ActionResultRule",
+            target: Target::StageAdvance,
+            pattern: json!({"source": [PUBLIC_SOURCE], "detail-type": [ACTION_DETAIL_TYPE],
+                "detail": {"state": ["SUCCEEDED", "FAILED"],
+                    COMPLETION_FIELD: {"pipeline": [{"exists": true}]}}}),
+        },
+        Rule {
             name: "ActionWorkerRule",
             target: Target::ActionWorker,
-            pattern: json!({"source": [SOURCE], "detail-type": [ACTION_REQUESTED],
-                "detail": {"action_type": {"category": [{"anything-but": "Approval"}]}}}),
+            pattern: started(json!({"anything-but": "Approval"})),
         },
         Rule {
             name: "ApprovalRule",
             target: Target::Approval,
-            pattern: json!({"source": [SOURCE], "detail-type": [ACTION_REQUESTED],
-                "detail": {"action_type": {"category": ["Approval"]}}}),
+            pattern: started(json!("Approval")),
         },
         Rule {
             name: "FailureNoticeRule",
             target: Target::Notices,
-            pattern: json!({"source": [SOURCE], "detail-type": [FAILURE_NOTICE]}),
+            pattern: json!({"source": [PUBLIC_SOURCE], "detail-type": [PIPELINE_DETAIL_TYPE],
+                "detail": {"state": ["FAILED"], FAILURE_FIELD: {"pipeline": [{"exists": true}]}}}),
         },
     ]
 }
@@ -175,29 +192,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn action_requests_go_to_the_worker_or_to_approval_by_category() {
-        let rules = rules();
-        let build = event(ACTION_REQUESTED, json!({"action_type": {"category": "Build"}}));
-        let gate = event(ACTION_REQUESTED, json!({"action_type": {"category": "Approval"}}));
-        assert_eq!(targets(&rules, &build), vec![Target::ActionWorker]);
-        assert_eq!(targets(&rules, &gate), vec![Target::Approval]);
+    fn started(category: &str) -> BusEvent {
+        BusEvent {
+            source: PUBLIC_SOURCE.into(),
+            detail_type: ACTION_DETAIL_TYPE.into(),
+            resources: vec![],
+            detail: json!({"state": "STARTED",
+                REQUEST_FIELD: {"action_type": {"category": category}}}),
+        }
     }
 
     #[test]
-    fn inputs_go_to_stage_advance_and_public_events_nowhere() {
+    fn action_requests_go_to_the_worker_or_to_approval_by_category() {
         let rules = rules();
-        assert_eq!(
-            targets(&rules, &event(ACTION_COMPLETED, json!({}))),
-            vec![Target::StageAdvance]
-        );
-        let public = BusEvent {
-            source: "baton.codepipeline".into(),
-            detail_type: "CodePipeline Pipeline Execution State Change".into(),
-            resources: vec![],
-            detail: json!({"state": "FAILED"}),
-        };
-        assert!(targets(&rules, &public).is_empty());
+        assert_eq!(targets(&rules, &started("Build")), vec![Target::ActionWorker]);
+        assert_eq!(targets(&rules, &started("Approval")), vec![Target::Approval]);
+    }
+
+    #[test]
+    fn results_go_to_stage_advance_and_plain_public_events_nowhere() {
+        let rules = rules();
+        let mut result = started("Build");
+        result.detail = json!({"state": "SUCCEEDED", COMPLETION_FIELD: {"pipeline": "p"}});
+        assert_eq!(targets(&rules, &result), vec![Target::StageAdvance]);
+        assert_eq!(targets(&rules, &event(TICK, json!({}))), vec![Target::StageAdvance]);
+        let mut failed = started("Build");
+        failed.detail_type = PIPELINE_DETAIL_TYPE.into();
+        failed.detail = json!({"state": "FAILED", FAILURE_FIELD: {"pipeline": "p"}});
+        assert_eq!(targets(&rules, &failed), vec![Target::Notices]);
+        // What users see without a carried message, and a STARTED event of another source.
+        for (detail_type, detail) in [
+            (PIPELINE_DETAIL_TYPE, json!({"state": "FAILED"})),
+            (ACTION_DETAIL_TYPE, json!({"state": "STARTED"})),
+            (ACTION_DETAIL_TYPE, json!({"state": "SUCCEEDED"})),
+        ] {
+            let plain = BusEvent { detail_type: detail_type.into(), detail, ..started("Build") };
+            assert!(targets(&rules, &plain).is_empty(), "{plain:?} reaches nothing");
+        }
+        let foreign = BusEvent { source: "aws.codepipeline".into(), ..started("Build") };
+        assert!(targets(&rules, &foreign).is_empty());
     }
 
     #[test]

@@ -220,10 +220,11 @@ where
 
     // Action requests go by category: approvals to the approval function, the rest to workers.
     let request = |category: &str| BusEvent {
-        source: crate::bus_events::SOURCE.into(),
-        detail_type: crate::bus_events::ACTION_REQUESTED.into(),
+        source: crate::bus_events::PUBLIC_SOURCE.into(),
+        detail_type: baton_core::events::ACTION_DETAIL_TYPE.into(),
         resources: vec!["arn:aws:codepipeline:us-east-1:111111111111:contract".into()],
-        detail: json!({"action_type": {"category": category, "owner": "AWS", "provider": "X", "version": "1"}}),
+        detail: json!({"state": "STARTED", crate::bus_events::REQUEST_FIELD: {"action_type":
+            {"category": category, "owner": "AWS", "provider": "X", "version": "1"}}}),
     };
     bus.publish(&[request("Build"), request("Approval")]).await.expect("publish");
     let workers = delivered(Target::ActionWorker, 1).await;
@@ -231,14 +232,29 @@ where
     assert_eq!(workers, vec![request("Build")]);
     assert_eq!(approvals, vec![request("Approval")]);
 
-    // Public state changes have no internal consumer.
-    let public = BusEvent {
-        source: "baton.codepipeline".into(),
-        detail_type: baton_core::events::PIPELINE_DETAIL_TYPE.into(),
-        resources: vec![],
-        detail: json!({"state": "FAILED"}),
+    // Results and failure notices ride on public events: to stage-advance, and to the notices.
+    let carried = |detail_type: &str, detail: serde_json::Value| BusEvent {
+        source: crate::bus_events::PUBLIC_SOURCE.into(),
+        detail_type: detail_type.into(),
+        resources: vec!["arn:aws:codepipeline:us-east-1:111111111111:contract".into()],
+        detail,
     };
-    bus.publish(&[public]).await.expect("publish");
+    let result = carried(
+        baton_core::events::ACTION_DETAIL_TYPE,
+        json!({"state": "FAILED", crate::bus_events::COMPLETION_FIELD: {"pipeline": "contract"}}),
+    );
+    let notice = carried(
+        baton_core::events::PIPELINE_DETAIL_TYPE,
+        json!({"state": "FAILED", crate::bus_events::FAILURE_FIELD: {"pipeline": "contract"}}),
+    );
+    bus.publish(&[result.clone(), notice.clone()]).await.expect("publish");
+    assert_eq!(delivered(Target::StageAdvance, 1).await, vec![result]);
+    assert_eq!(delivered(Target::Notices, 1).await, vec![notice]);
+
+    // Public state changes that carry nothing have no internal consumer.
+    let public = carried(baton_core::events::PIPELINE_DETAIL_TYPE, json!({"state": "FAILED"}));
+    let started = carried(baton_core::events::ACTION_DETAIL_TYPE, json!({"state": "STARTED"}));
+    bus.publish(&[public, started]).await.expect("publish");
     for target in [Target::StageAdvance, Target::ActionWorker, Target::Approval, Target::Notices] {
         assert!(delivered(target, 0).await.is_empty(), "{target:?} got a public event");
     }
@@ -339,6 +355,12 @@ pub fn build_request(pipeline: &str, execution_id: &str) -> baton_core::engine::
         output_artifact_files: vec![],
         output_variables: vec![],
         environment_variables: vec![],
+        announce: baton_core::events::Announce {
+            source: crate::bus_events::PUBLIC_SOURCE.into(),
+            account: "111111111111".into(),
+            home_region: "us-east-1".into(),
+            execution_attempt: 1,
+        },
     }
 }
 
@@ -452,7 +474,10 @@ impl LambdaFixture {
             .put_rule()
             .name(&name)
             .event_bus_name(&name)
-            .event_pattern(json!({"source": [crate::bus_events::SOURCE]}).to_string())
+            .event_pattern(
+                json!({"source": [crate::bus_events::SOURCE, crate::bus_events::PUBLIC_SOURCE]})
+                    .to_string(),
+            )
             .send()
             .await
             .unwrap();

@@ -53,8 +53,9 @@ mod tests {
 
     fn request(pipeline: &str) -> Value {
         let request = baton::testing::build_request(pipeline, "e-1");
-        json!({"version": "0", "id": "1", "source": "baton",
-            "detail-type": "Baton Action Requested", "detail": request})
+        json!({"version": "0", "id": "1", "source": "baton.codepipeline",
+            "detail-type": "CodePipeline Action Execution State Change",
+            "detail": {"state": "STARTED", "baton-action-request": request}})
     }
 
     #[tokio::test]
@@ -72,12 +73,12 @@ mod tests {
         let f = LambdaFixture::new("worker").await;
         let worker = f.aws.action_worker();
         let mut payload = request("p");
-        payload["detail"]["attempt"] = json!("first");
+        payload["detail"]["baton-action-request"]["attempt"] = json!("first");
         let result = handle(&worker, &f.aws, LambdaEvent::new(payload, Context::default())).await;
         assert!(result.is_ok(), "a malformed event must not be retried");
         let kept = f.received(&f.dead_letters, 1).await;
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0]["event"]["detail"]["attempt"], json!("first"));
+        assert_eq!(kept[0]["event"]["detail"]["baton-action-request"]["attempt"], json!("first"));
     }
 
     fn build_state_change(build_id: Value) -> Value {

@@ -83,12 +83,13 @@ mod tests {
     async fn a_malformed_approval_request_is_dead_lettered_not_retried() {
         let f = LambdaFixture::new("approval").await;
         let approvals = f.aws.approvals();
-        let payload = json!({"source": "baton", "detail-type": "Baton Action Requested",
-            "detail": {"pipeline": "p"}});
+        let payload = json!({"source": "baton.codepipeline",
+            "detail-type": "CodePipeline Action Execution State Change",
+            "detail": {"state": "STARTED", "baton-action-request": {"pipeline": "p"}}});
         let reply = handle(&approvals, &f.aws, LambdaEvent::new(payload, Context::default())).await;
         assert_eq!(reply.unwrap(), Value::Null, "a malformed event must not be retried");
         let kept = f.received(&f.dead_letters, 1).await;
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0]["event"]["detail"]["pipeline"], json!("p"));
+        assert_eq!(kept[0]["event"]["detail"]["baton-action-request"]["pipeline"], json!("p"));
     }
 }

@@ -18,13 +18,10 @@ pub(crate) async fn handle(
         info!(sent, ticked, "sweep done");
         return Ok(());
     }
-    let result = match bus_event(&payload)
-        .map_err(ServiceError::Permanent)
-        .and_then(|e| Ok(e.pipeline_input()?))
-    {
-        Ok(input) => {
-            let span = info_span!("stage_advance", pipeline = %input.pipeline, request_id = %context.request_id);
-            service.handle(input).instrument(span).await.map(|outcome| {
+    let result = match bus_event(&payload).map_err(ServiceError::Permanent) {
+        Ok(event) => {
+            let span = info_span!("stage_advance", detail_type = %event.detail_type, request_id = %context.request_id);
+            service.handle_event(&event).instrument(span).await.map(|outcome| {
                 if let Outcome::Rejected(r) = outcome {
                     info!(reason = %r, "input rejected");
                 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::engine::{Artifact, Millis};
+use crate::engine::{ActionOutcome, ActionRequest, Artifact, Millis};
 use crate::plan::{ActionType, Plan};
 
 /// `detail-type` of pipeline execution events.
@@ -42,37 +42,84 @@ pub struct PublicEvent {
     pub detail: Value,
 }
 
+/// What every public event of an action attempt carries besides its state: whoever ends the
+/// attempt (the engine, or the worker announcing its result) builds the same event from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce {
+    /// `source` of the public events.
+    pub source: String,
+    /// The pipeline's account.
+    pub account: String,
+    /// The pipeline's home region (the action's own region is in the detail).
+    pub home_region: String,
+    /// `pipeline-execution-attempt` of the attempt's stage.
+    pub execution_attempt: u32,
+}
+
+impl Announce {
+    /// What the events of `plan` carry, for a stage in its `execution_attempt`.
+    pub fn of(plan: &Plan, execution_attempt: u32) -> Self {
+        Self {
+            source: plan.event_source.clone(),
+            account: plan.account.clone(),
+            home_region: plan.region.clone(),
+            execution_attempt,
+        }
+    }
+}
+
 /// Where an event happened, inside one execution.
 pub(crate) struct Origin<'a> {
-    pub(crate) plan: &'a Plan,
+    pub(crate) pipeline: &'a str,
+    /// The pipeline's structure version.
+    pub(crate) version: i64,
+    pub(crate) source: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) region: &'a str,
     pub(crate) execution_id: &'a str,
     pub(crate) now: Millis,
     /// `pipeline-execution-attempt`: 1, +1 per retry of the stage concerned.
     pub(crate) attempt: u32,
 }
 
-impl Origin<'_> {
+impl<'a> Origin<'a> {
+    pub(crate) fn of(plan: &'a Plan, execution_id: &'a str, now: Millis, attempt: u32) -> Self {
+        Self {
+            pipeline: &plan.name,
+            version: plan.version,
+            source: &plan.event_source,
+            account: &plan.account,
+            region: &plan.region,
+            execution_id,
+            now,
+            attempt,
+        }
+    }
+
     fn envelope(&self, detail_type: &str, detail: Map<String, Value>, key: &str) -> PublicEvent {
         let id_seed = format!("{}|{}|{}|{}", self.execution_id, detail_type, key, self.attempt);
         PublicEvent {
             version: "0".into(),
             id: uuid_from(&id_seed),
             detail_type: detail_type.into(),
-            source: self.plan.event_source.clone(),
-            account: self.plan.account.clone(),
+            source: self.source.into(),
+            account: self.account.into(),
             time: rfc3339(self.now),
-            region: self.plan.region.clone(),
-            resources: vec![self.plan.arn()],
+            region: self.region.into(),
+            resources: vec![format!(
+                "arn:aws:codepipeline:{}:{}:{}",
+                self.region, self.account, self.pipeline
+            )],
             detail: Value::Object(detail),
         }
     }
 
     fn base(&self, state: &str) -> Map<String, Value> {
         let mut d = Map::new();
-        d.insert("pipeline".into(), json!(self.plan.name));
+        d.insert("pipeline".into(), json!(self.pipeline));
         d.insert("execution-id".into(), json!(self.execution_id));
         d.insert("state".into(), json!(state));
-        d.insert("version".into(), json!(self.plan.version));
+        d.insert("version".into(), json!(self.version));
         d.insert("pipeline-execution-attempt".into(), json!(self.attempt));
         d
     }
@@ -126,6 +173,56 @@ pub(crate) struct ActionEvent<'a> {
     pub(crate) input_artifacts: Option<&'a [Artifact]>,
     pub(crate) output_artifacts: Option<&'a [Artifact]>,
     pub(crate) result: Option<Value>,
+}
+
+/// The public SUCCEEDED or FAILED event of the attempt `request` names, ending with `outcome`:
+/// the event the engine publishes when it applies that outcome. The worker publishes it itself,
+/// carrying the outcome to stage-advance, so the result costs one event rather than two.
+pub fn action_end(request: &ActionRequest, outcome: &ActionOutcome, now: Millis) -> PublicEvent {
+    let a = &request.announce;
+    let origin = Origin {
+        pipeline: &request.pipeline,
+        version: request.pipeline_version,
+        source: &a.source,
+        account: &a.account,
+        region: &a.home_region,
+        execution_id: &request.execution_id,
+        now,
+        attempt: a.execution_attempt.max(1),
+    };
+    let (state, outputs, result) = match outcome {
+        ActionOutcome::Succeeded { artifacts, summary, external_id, external_url, .. } => (
+            "SUCCEEDED",
+            Some(artifacts.as_slice()),
+            execution_result(
+                external_url.as_deref(),
+                summary.as_deref(),
+                external_id.as_deref(),
+                None,
+            ),
+        ),
+        ActionOutcome::Failed { error, external_id, external_url } => (
+            "FAILED",
+            None,
+            execution_result(
+                external_url.as_deref(),
+                Some(&error.message),
+                external_id.as_deref(),
+                Some(&error.code),
+            ),
+        ),
+    };
+    origin.action(ActionEvent {
+        stage: &request.stage,
+        action: &request.action,
+        action_attempt: request.attempt,
+        state,
+        region: &request.region,
+        action_type: &request.action_type,
+        input_artifacts: None,
+        output_artifacts: outputs,
+        result: Some(result),
+    })
 }
 
 /// CodePipeline's `execution-result` object.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use baton_core::engine::{
-    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation, Input,
+    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation,
 };
 use tracing::{info, warn};
 
@@ -231,14 +231,8 @@ impl ActionWorker {
         r: &ActionRequest,
         outcome: ActionOutcome,
     ) -> Result<(), ServiceError> {
-        let input = Input::ActionCompleted {
-            execution_id: r.execution_id.clone(),
-            stage: r.stage.clone(),
-            action: r.action.clone(),
-            attempt: r.attempt,
-            outcome,
-        };
-        self.bus.publish(&[BusEvent::for_input(&r.pipeline, input)]).await?;
+        // The public end of the attempt carries the result: one event, not two.
+        self.bus.publish(&[BusEvent::action_completed(r, outcome, SystemClock.now())]).await?;
         Ok(())
     }
 

@@ -20,7 +20,8 @@ use tracing::{info, warn};
 
 use super::ServiceError;
 use super::approval_page::{self, Details, Page, Verdict};
-use crate::bus_events::{ACTION_REQUESTED, BusEvent, DecodeError};
+use super::stage_advance::{Outcome, StageAdvance};
+use crate::bus_events::{BusEvent, PipelineInput};
 use crate::ports::approvals::{ApprovalLink, ApprovalLinks, LinkUse};
 use crate::ports::bus::EventBus;
 use crate::ports::clock::Clock;
@@ -90,15 +91,16 @@ impl Approvals {
         Self { store, links, bus, notifier, clock, settings }
     }
 
+    fn stage_advance(&self) -> StageAdvance {
+        StageAdvance::new(Arc::clone(&self.store), Arc::clone(&self.bus), Arc::clone(&self.clock))
+    }
+
     /// Makes the links of a manual approval that started and sends its notice.
     ///
     /// # Errors
     /// A decode error (dead-letter); store or notifier errors (retry).
     pub async fn handle(&self, event: &BusEvent) -> Result<(), ServiceError> {
-        if event.detail_type != ACTION_REQUESTED {
-            return Err(DecodeError::UnexpectedType(event.detail_type.clone()).into());
-        }
-        let request: ActionRequest = event.decode()?;
+        let request: ActionRequest = event.action_request()?;
         let Some(token) = request.token.clone() else {
             return Err(ServiceError::Permanent(format!(
                 "the approval request for {}/{} carries no token",
@@ -197,7 +199,11 @@ impl Approvals {
             summary,
             by,
         };
-        self.bus.publish(&[BusEvent::for_input(&followed.link.pipeline, input)]).await?;
+        // Applied here, as the control API applies `PutApprovalResult`: no event to carry it.
+        let message = PipelineInput { pipeline: followed.link.pipeline.clone(), input };
+        if let Outcome::Rejected(why) = self.stage_advance().handle(message).await? {
+            warn!(link = followed.link.id, reason = %why, "the decision came too late to apply");
+        }
         info!(
             link = followed.link.id,
             approved = followed.approve,

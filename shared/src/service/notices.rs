@@ -5,7 +5,7 @@ use std::sync::Arc;
 use baton_core::engine::FailureNotice;
 
 use super::ServiceError;
-use crate::bus_events::{BusEvent, FAILURE_NOTICE};
+use crate::bus_events::BusEvent;
 use crate::ports::notices::{Notice, Notifier};
 
 /// Turns bus events into notices.
@@ -24,24 +24,19 @@ impl Notices {
     /// # Errors
     /// A decode error (dead-letter) or the notifier's error (retry).
     pub async fn handle(&self, event: &BusEvent) -> Result<(), ServiceError> {
-        let notice = match event.detail_type.as_str() {
-            FAILURE_NOTICE => {
-                let n: FailureNotice = event.decode()?;
-                Notice {
-                    topic: None,
-                    subject: format!("Pipeline {} failed in stage {}", n.pipeline, n.stage),
-                    message: format!(
-                        "Execution {} of pipeline {} failed in stage {}.\n{}",
-                        n.execution_id,
-                        n.pipeline,
-                        n.stage,
-                        n.failures.join("\n")
-                    ),
-                    text: None,
-                }
-            }
-            other => {
-                return Err(crate::bus_events::DecodeError::UnexpectedType(other.into()).into());
+        let notice = {
+            let n: FailureNotice = event.failure_notice()?;
+            Notice {
+                topic: None,
+                subject: format!("Pipeline {} failed in stage {}", n.pipeline, n.stage),
+                message: format!(
+                    "Execution {} of pipeline {} failed in stage {}.\n{}",
+                    n.execution_id,
+                    n.pipeline,
+                    n.stage,
+                    n.failures.join("\n")
+                ),
+                text: None,
             }
         };
         self.notifier.send(&notice).await?;

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use baton_core::engine::{self, Env, Input, PipelineState, Rejection};
+use baton_core::engine::{self, Effect, Env, Input, PipelineState, Rejection};
+use baton_core::events::ACTION_DETAIL_TYPE;
 use tracing::{debug, warn};
 
 use super::ServiceError;
@@ -46,12 +47,29 @@ impl StageAdvance {
         Self { store, bus, clock }
     }
 
-    /// Applies a decoded bus event.
+    /// Applies a bus event: an internal input, or an action's public end carrying its
+    /// completion (whose public event is then not published again).
+    ///
+    /// # Errors
+    /// A decode error (dead-letter); otherwise as [`Self::handle`].
+    pub async fn handle_event(&self, event: &BusEvent) -> Result<Outcome, ServiceError> {
+        self.apply(event.pipeline_input()?, event.announced_end()).await
+    }
+
+    /// Applies an input.
     ///
     /// # Errors
     /// [`ServiceError::Permanent`] for an unknown pipeline; retryable errors when the store or
     /// the bus is unavailable.
     pub async fn handle(&self, message: PipelineInput) -> Result<Outcome, ServiceError> {
+        self.apply(message, None).await
+    }
+
+    async fn apply(
+        &self,
+        message: PipelineInput,
+        announced: Option<&str>,
+    ) -> Result<Outcome, ServiceError> {
         let PipelineInput { pipeline, input } = message;
         let record = self.store.get_pipeline(&pipeline).await?.ok_or_else(|| {
             ServiceError::Permanent(format!("pipeline {pipeline} does not exist"))
@@ -94,8 +112,11 @@ impl StageAdvance {
             if step.is_noop() {
                 return Ok(Outcome::Unchanged);
             }
-            let outbox: Vec<BusEvent> =
-                step.effects.into_iter().map(|e| BusEvent::for_effect(plan, e)).collect();
+            let mut effects = step.effects;
+            if let Some(state) = announced {
+                effects.retain(|e| !announces(e, &input, state));
+            }
+            let outbox = BusEvent::for_effects(plan, effects);
             let changes = Changes {
                 lanes: step.lanes_changed.then(|| Versioned {
                     version: snapshot.lanes.version,
@@ -148,6 +169,23 @@ impl StageAdvance {
         self.store.ack_outbox(&seqs).await?;
         Ok(events.len())
     }
+}
+
+/// Whether `effect` publishes the action end that `input` (a completion) came announced as.
+/// Only an end in the announced state is left out: should the engine see the attempt end
+/// otherwise, its own event still goes out.
+fn announces(effect: &Effect, input: &Input, state: &str) -> bool {
+    let (Effect::Publish(event), Input::ActionCompleted { execution_id, stage, action, .. }) =
+        (effect, input)
+    else {
+        return false;
+    };
+    let d = &event.detail;
+    event.detail_type == ACTION_DETAIL_TYPE
+        && d["execution-id"] == execution_id.as_str()
+        && d["stage"] == stage.as_str()
+        && d["action"] == action.as_str()
+        && d["state"] == state
 }
 
 /// The executions an input needs besides those waiting in the lanes.

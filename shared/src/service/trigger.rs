@@ -7,8 +7,10 @@ use baton_core::engine::{Input, Trigger as ExecutionTrigger};
 use baton_core::events::{format_uuid, uuid_from};
 
 use super::ServiceError;
-use crate::bus_events::BusEvent;
+use super::stage_advance::{Outcome, StageAdvance};
+use crate::bus_events::{BusEvent, PipelineInput};
 use crate::ports::bus::EventBus;
+use crate::ports::clock::SystemClock;
 use crate::ports::clock::entropy;
 use crate::ports::state::StateStore;
 
@@ -108,7 +110,16 @@ impl Trigger {
             return Err(ServiceError::Permanent(format!("pipeline {pipeline} does not exist")));
         }
         let input = Input::Start { execution_id: execution_id.clone(), trigger, variables };
-        self.bus.publish(&[BusEvent::for_input(pipeline, input)]).await?;
+        // Applied here, as the control API applies its commands: no event to carry the start.
+        let stage_advance = StageAdvance::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.bus),
+            Arc::new(SystemClock),
+        );
+        let message = PipelineInput { pipeline: pipeline.into(), input };
+        if let Outcome::Rejected(why) = stage_advance.handle(message).await? {
+            return Err(ServiceError::Permanent(format!("cannot start {pipeline}: {why}")));
+        }
         Ok(execution_id)
     }
 

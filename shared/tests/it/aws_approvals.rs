@@ -9,7 +9,7 @@ use std::time::Duration;
 use baton::adapters::aws::dynamodb_state::{DynamoDbStateStore, create_table};
 use baton::adapters::aws::eventbridge_bus::EventBridgeBus;
 use baton::adapters::aws::sns_notifier::SnsNotifier;
-use baton::bus_events::{APPROVAL_DECIDED, BusEvent};
+use baton::bus_events::{BusEvent, PUBLIC_SOURCE};
 use baton::ports::clock::{Clock, SystemClock};
 use baton::ports::state::{Changes, PipelineRecord, StateStore, Versioned};
 use baton::service::{ApprovalSettings, Approvals};
@@ -17,6 +17,7 @@ use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{
     self, ActionOutcome, Artifact, ArtifactLocation, Effect, Env, Input, PipelineState, Trigger,
 };
+use baton_core::events::ACTION_DETAIL_TYPE;
 use baton_core::plan::{Placement, Plan};
 use serde_json::{Value, json};
 
@@ -90,18 +91,17 @@ async fn waiting_at_the_approval(store: &DynamoDbStateStore) -> (Plan, BusEvent)
         },
     };
     let step = engine::apply(&plan, &mut state, &fetched, env(2)).unwrap();
-    let request = step
-        .effects
+    assert!(step.effects.iter().any(|e| matches!(e, Effect::RequestAction(_))));
+    let event = BusEvent::for_effects(&plan, step.effects)
         .into_iter()
-        .find(|e| matches!(e, Effect::RequestAction(_)))
-        .expect("the approval was requested");
+        .find(|e| e.action_request().is_ok())
+        .expect("the approval was requested on its STARTED event");
     let changes = Changes {
         lanes: Some(Versioned { version: 0, value: state.lanes.clone() }),
         executions: vec![Versioned { version: 0, value: state.executions[&id].clone() }],
         outbox: Vec::new(),
     };
     store.save("web", changes).await.unwrap();
-    let event = BusEvent::for_effect(&plan, request);
     (plan, event)
 }
 
@@ -133,7 +133,8 @@ async fn the_approval_notice_on_sns_carries_codepipeline_json_and_links_that_dec
         &events,
         &sqs,
         &bus,
-        &json!({"source": ["baton"], "detail-type": [APPROVAL_DECIDED]}),
+        &json!({"source": [PUBLIC_SOURCE], "detail-type": [ACTION_DETAIL_TYPE],
+            "detail": {"action": ["Gate"], "state": ["SUCCEEDED", "FAILED"]}}),
     )
     .await;
 
@@ -182,20 +183,16 @@ async fn the_approval_notice_on_sns_carries_codepipeline_json_and_links_that_dec
     assert_eq!(page.status, 200, "{}", page.html);
     let again = approvals.serve("POST", &reject, b"name=Bo").await;
     assert_eq!(again.status, 409, "{}", again.html);
+    // The decision is applied at once: the approval's public end is on the bus.
     let decided = receive(&sqs, &decisions_url, 1, Duration::from_secs(10)).await;
     assert_eq!(decided.len(), 1);
     let event: BusEvent = serde_json::from_str(&decided[0]).unwrap();
-    let input = event.pipeline_input().unwrap();
-    assert_eq!(input.pipeline, "web");
-    match input.input {
-        Input::ApprovalDecided { approved, by, token: sent, stage, action, .. } => {
-            assert!(approved);
-            assert_eq!(by, "Ana (approval link)");
-            assert_eq!(sent, token);
-            assert_eq!((stage.as_str(), action.as_str()), ("Approve", "Gate"));
-        }
-        other => panic!("not a decision: {other:?}"),
-    }
+    assert_eq!(event.detail["state"], json!("SUCCEEDED"));
+    let stored = store.execution("web", "e-1").await.unwrap().unwrap();
+    let gate = &stored.stages[1].actions[0];
+    assert_eq!(gate.status, baton_core::engine::ActionStatus::Succeeded);
+    assert_eq!(gate.decided_by.as_deref(), Some("Ana (approval link)"));
+    assert_eq!(gate.summary.as_deref(), Some("Approved through the approval link"));
     let late = receive(&sqs, &decisions_url, 0, Duration::from_secs(2)).await;
     assert!(late.is_empty(), "the second POST decided too: {late:?}");
 }

@@ -37,6 +37,17 @@ pub(crate) async fn bus_with_rule(
     pattern: &Value,
 ) -> String {
     let (url, arn) = queue(sqs, &unique("baton-bus-q")).await;
+    rule_to_queue(events, bus, pattern, arn).await;
+    url
+}
+
+/// A rule on `bus` with `pattern`, sending to the queue `arn`.
+async fn rule_to_queue(
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    pattern: &Value,
+    arn: String,
+) {
     let rule = unique("baton-rule");
     events
         .put_rule()
@@ -49,7 +60,6 @@ pub(crate) async fn bus_with_rule(
     let target =
         aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().unwrap();
     events.put_targets().rule(&rule).event_bus_name(bus).targets(target).send().await.unwrap();
-    url
 }
 
 #[tokio::test]
@@ -279,14 +289,18 @@ async fn eventbridge_keeps_the_event_bus_contract_with_the_templates_rules() {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let bus = unique("baton-contract");
     events.create_event_bus().name(&bus).send().await.unwrap();
-    // One queue per function stands in for it: moto cannot invoke Lambda.
-    let mut queues = HashMap::new();
+    // One queue per function stands in for it (moto cannot invoke Lambda): every rule of
+    // the function sends there.
+    let mut queues: HashMap<Target, (String, String)> = HashMap::new();
     for rule in rules() {
-        queues.insert(rule.target, bus_with_rule(&events, &sqs, &bus, &rule.pattern).await);
+        if let std::collections::hash_map::Entry::Vacant(slot) = queues.entry(rule.target) {
+            slot.insert(queue(&sqs, &unique("baton-contract-q")).await);
+        }
+        rule_to_queue(&events, &bus, &rule.pattern, queues[&rule.target].1.clone()).await;
     }
     let eventbridge = EventBridgeBus::new(events, bus);
     let delivered = |target: Target, expected: usize| {
-        let (sqs, url) = (sqs.clone(), queues[&target].clone());
+        let (sqs, url) = (sqs.clone(), queues[&target].0.clone());
         async move {
             let patience = Duration::from_secs(if expected == 0 { 2 } else { 20 });
             receive(&sqs, &url, expected, patience)

@@ -81,6 +81,7 @@ fn request(
         output_artifact_files: Vec::new(),
         output_variables: Vec::new(),
         environment_variables: Vec::new(),
+        announce: Default::default(),
     }
 }
 

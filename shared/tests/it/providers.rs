@@ -59,6 +59,7 @@ fn request(t: ActionType, config: &[(&str, &str)], outputs: &[&str]) -> ActionRe
         output_artifact_files: Vec::new(),
         output_variables: Vec::new(),
         environment_variables: Vec::new(),
+        announce: Default::default(),
     }
 }
 

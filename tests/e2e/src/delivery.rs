@@ -26,8 +26,8 @@ pub struct Faults {
     /// Every match on the functions' bus is delivered a second time once the first delivery
     /// was handled.
     pub duplicate: bool,
-    /// "Baton Action Completed" events of this stage are held until two arrived, then both
-    /// are delivered at once.
+    /// Action results (public SUCCEEDED/FAILED events carrying a completion) of this stage are
+    /// held until two arrived, then both are delivered at once.
     pub simultaneous_completions_of: Option<String>,
     /// The first match of `detail_type` goes to `pool` instead (a stage-advance whose
     /// EventBridge never answers), which is killed once its save reached the outbox.
@@ -196,8 +196,11 @@ impl Ctx {
     async fn deliver(self: Arc<Self>, route: &RuleQueue, event: Value, handle: String) {
         let queue = &route.queue_url;
         match &route.rule.target {
-            RuleTarget::Topic { logical_id, input_path_detail } => {
-                let message = if *input_path_detail { &event["detail"] } else { &event };
+            RuleTarget::Topic { logical_id, input_path } => {
+                // A plain `$.a.b` path, as the template's InputPath is.
+                let path = input_path.as_deref().unwrap_or("$").trim_start_matches('$');
+                let message =
+                    path.split('.').filter(|p| !p.is_empty()).fold(&event, |v, part| &v[part]);
                 let topic = self.topics.get(logical_id).cloned().unwrap_or_default();
                 let sent =
                     self.sns.publish().topic_arn(topic).message(message.to_string()).send().await;
@@ -254,9 +257,7 @@ impl Ctx {
     /// both at the same instant. Returns whether the event was taken care of.
     async fn hold(&self, event: &Value, handle: &str, queue: &str, pool: &Arc<Pool>) -> bool {
         let Some(stage) = &self.faults.simultaneous_completions_of else { return false };
-        if event["detail-type"] != "Baton Action Completed"
-            || event["detail"]["input"]["stage"] != **stage
-        {
+        if event["detail"]["baton-action-completion"]["input"]["stage"] != **stage {
             return false;
         }
         let pair = {

@@ -84,6 +84,19 @@ pub fn render(run: &Run<'_>) -> String {
     let write_units: f64 = run.calls.iter().map(|c| c.write_units).sum();
     let read_units: f64 = run.calls.iter().map(|c| c.read_units).sum();
     line("e2e.dynamodb_write_units_per_action", format!("{:.2}", per(write_units)), "WRU");
+    let mut by_item: BTreeMap<String, f64> = BTreeMap::new();
+    for c in run.calls {
+        for (kind, units) in &c.write_units_by_item {
+            *by_item.entry(format!("{}:{kind}", c.operation)).or_default() += units;
+        }
+    }
+    for (kind, units) in by_item {
+        line(
+            &format!("e2e.dynamodb_write_units_per_action.{kind}"),
+            format!("{:.2}", per(units)),
+            "WRU",
+        );
+    }
     line("e2e.dynamodb_read_units_per_action", format!("{:.2}", per(read_units)), "RRU");
     let events: Vec<&String> = run.calls.iter().flat_map(|c| c.events.iter()).collect();
     line("e2e.eventbridge_events_per_action", format!("{:.2}", per(events.len() as f64)), "events");

@@ -38,6 +38,8 @@ pub struct Call {
     pub write_units: f64,
     /// DynamoDB read request units.
     pub read_units: f64,
+    /// The write units by kind of item written (`execution`, `lanes`, `outbox`...).
+    pub write_units_by_item: Vec<(&'static str, f64)>,
     /// `PutEvents`: the detail-types of the entries.
     pub events: Vec<String>,
     /// CodeBuild: the request's JSON, for the harness's stand-in build to read its overrides.
@@ -163,30 +165,43 @@ impl Proxy {
         let req: Value = serde_json::from_slice(request).unwrap_or_default();
         let resp: Value = serde_json::from_slice(response).unwrap_or_default();
         let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
-        let write = |item: &Value, factor: f64, sizes: &mut HashMap<String, usize>| {
+        let mut by_item = Vec::new();
+        let write = |item: &Value,
+                     factor: f64,
+                     sizes: &mut HashMap<String, usize>,
+                     by_item: &mut Vec<(&'static str, f64)>| {
             let size = item_size(item);
             sizes.insert(item_key(item), size);
-            factor * (size.div_ceil(1024).max(1) as f64)
+            let units = factor * (size.div_ceil(1024).max(1) as f64);
+            by_item.push((item_kind(item), units));
+            units
         };
         let read_factor = if req["ConsistentRead"] == Value::Bool(true) { 1.0 } else { 0.5 };
         match call.operation.as_str() {
-            "PutItem" => call.write_units = write(&req["Item"], 1.0, &mut sizes),
+            "PutItem" => call.write_units = write(&req["Item"], 1.0, &mut sizes, &mut by_item),
             "UpdateItem" => {
-                // The item after the update is not in the request: charge key and new values.
-                let size = item_size(&req["Key"]) + item_size(&req["ExpressionAttributeValues"]);
+                // An update is charged the larger of the item before and after. The item after
+                // is not in the request: take the size last written, or key plus new values.
+                let written = sizes.get(&item_key(&req["Key"])).copied().unwrap_or(0);
+                let size = written
+                    .max(item_size(&req["Key"]) + item_size(&req["ExpressionAttributeValues"]));
                 call.write_units = size.div_ceil(1024).max(1) as f64;
+                by_item.push((item_kind(&req["Key"]), call.write_units));
             }
             "DeleteItem" => {
                 let size = sizes.remove(&item_key(&req["Key"])).unwrap_or(1);
                 call.write_units = size.div_ceil(1024).max(1) as f64;
+                by_item.push((item_kind(&req["Key"]), call.write_units));
             }
             "TransactWriteItems" => {
                 for op in req["TransactItems"].as_array().into_iter().flatten() {
                     if let Some(item) = op.get("Put").map(|p| &p["Item"]) {
-                        call.write_units += write(item, 2.0, &mut sizes);
+                        call.write_units += write(item, 2.0, &mut sizes, &mut by_item);
                     } else if let Some(key) = op.get("Delete").map(|d| &d["Key"]) {
                         let size = sizes.remove(&item_key(key)).unwrap_or(1);
-                        call.write_units += 2.0 * (size.div_ceil(1024).max(1) as f64);
+                        let units = 2.0 * (size.div_ceil(1024).max(1) as f64);
+                        by_item.push((item_kind(key), units));
+                        call.write_units += units;
                     } else {
                         call.write_units += 2.0;
                     }
@@ -203,6 +218,22 @@ impl Proxy {
             }
             _ => {}
         }
+        call.write_units_by_item = by_item;
+    }
+}
+
+/// What kind of Baton item a key names, by its key's shape.
+fn item_kind(item: &Value) -> &'static str {
+    let pk = item["pk"]["S"].as_str().unwrap_or("");
+    let sk = item["sk"]["S"].as_str().unwrap_or("");
+    match (pk, sk) {
+        ("OUTBOX", _) => "outbox",
+        ("JOBS", _) => "running_job",
+        (_, "LANES") => "lanes",
+        (_, sk) if sk.starts_with("EXECUTION#") => "execution",
+        (pk, _) if pk.starts_with("CLAIM#") => "claim",
+        (pk, _) if pk.starts_with("APPROVAL#") => "approval_link",
+        _ => "other",
     }
 }
 

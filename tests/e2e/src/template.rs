@@ -34,12 +34,12 @@ pub struct Function {
 pub enum RuleTarget {
     /// A function of the template, by binary name.
     Function(String),
-    /// An SNS topic (logical id), given `$.detail` when `input_path_detail`.
+    /// An SNS topic (logical id), given the part of the event at `input_path` (`$.a.b`).
     Topic {
         #[allow(missing_docs)]
         logical_id: String,
         #[allow(missing_docs)]
-        input_path_detail: bool,
+        input_path: Option<String>,
     },
 }
 
@@ -178,8 +178,7 @@ impl Template {
                     custom_bus: p.get("EventBusName").is_some(),
                     target: RuleTarget::Topic {
                         logical_id: topic.to_owned(),
-                        input_path_detail: t.get("InputPath").and_then(Yaml::as_str)
-                            == Some("$.detail"),
+                        input_path: t.get("InputPath").and_then(Yaml::as_str).map(str::to_owned),
                     },
                 });
             }

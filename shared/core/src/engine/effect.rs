@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::state::{Artifact, ExecutionId, Millis};
-use crate::events::PublicEvent;
+use crate::events::{Announce, PublicEvent};
 use crate::plan::ActionType;
 
 /// Everything a provider needs to run one action attempt: the internal `Action Requested`
@@ -47,6 +47,10 @@ pub struct ActionRequest {
     pub output_variables: Vec<String>,
     /// Environment variables (`Commands` action) as (name, value, type), values resolved.
     pub environment_variables: Vec<(String, String, String)>,
+    /// What the attempt's public events carry, to announce its end: see
+    /// [`crate::events::action_end`].
+    #[serde(default)]
+    pub announce: Announce,
 }
 
 /// A notice for people: sent to the pipeline's failure topic.

@@ -8,7 +8,7 @@ use super::effect::{ActionRequest, Effect, FailureNotice};
 use super::input::{ActionOutcome, Env, Input};
 use super::state::*;
 use super::{Rejection, Step};
-use crate::events::{ActionEvent, Origin, execution_result, format_uuid};
+use crate::events::{ActionEvent, Announce, Origin, execution_result, format_uuid};
 use crate::plan::{ExecutionMode, Plan, RetryMode};
 use crate::variables;
 
@@ -688,6 +688,7 @@ impl<'a> Machine<'a> {
                     output_artifact_files: plan_action.output_artifact_files.clone(),
                     output_variables: plan_action.output_variables.clone(),
                     environment_variables,
+                    announce: Announce::of(self.plan, stage_attempt(&e.stages[s])),
                 };
                 self.publish_action(id, s, a, "STARTED");
                 self.step.effects.push(Effect::RequestAction(Box::new(request)));
@@ -823,7 +824,7 @@ impl<'a> Machine<'a> {
     }
 
     fn origin<'b>(plan: &'b Plan, e: &'b Execution, now: Millis, attempt: u32) -> Origin<'b> {
-        Origin { plan, execution_id: &e.id, now, attempt }
+        Origin::of(plan, &e.id, now, attempt)
     }
 
     fn publish_pipeline(

@@ -800,3 +800,74 @@ fn a_failed_execution_of_an_older_declaration_cannot_be_retried_or_stopped() {
     w.ok(Input::Tick);
     assert_eq!(w.status("e1"), ExecutionStatus::Failed);
 }
+
+/// The worker announces an attempt's end itself ([`crate::events::action_end`]); stage-advance
+/// then leaves out the engine's own copy, so the two must be the same event.
+#[test]
+fn an_announced_end_is_the_event_the_engine_publishes() {
+    let requests = |step: &Step| -> Vec<ActionRequest> {
+        step.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::RequestAction(r) => Some((**r).clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let ended = |step: &Step| -> Vec<crate::events::PublicEvent> {
+        step.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Publish(p)
+                    if p.detail_type == crate::events::ACTION_DETAIL_TYPE
+                        && p.detail["state"] != "STARTED" =>
+                {
+                    Some(p.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    let source = requests(&w.start("e1")).remove(0);
+    let built = ActionOutcome::Succeeded {
+        output_variables: BTreeMap::from([("k".into(), "v".into())]),
+        artifacts: vec![Artifact {
+            name: "Out".into(),
+            location: ArtifactLocation { bucket: "b".into(), key: "k/out.zip".into() },
+        }],
+        summary: Some("done".into()),
+        external_id: Some("x-1".into()),
+        external_url: Some("https://example.test/x-1".into()),
+    };
+    let step = w.ok(Input::ActionCompleted {
+        execution_id: "e1".into(),
+        stage: "Source".into(),
+        action: "Src".into(),
+        attempt: source.attempt,
+        outcome: built.clone(),
+    });
+    let end = ended(&step).remove(0);
+    let announced = crate::events::action_end(&source, &built, w.now);
+    assert_eq!((&announced.source, &announced.resources), (&end.source, &end.resources));
+    assert_eq!(announced.detail, end.detail);
+    assert_eq!(announced.id, end.id, "a re-sent copy keeps its id");
+
+    // A failure, in the stage's second attempt.
+    let compile = requests(&step).remove(0);
+    let step = w.finish("e1", "Build", "Compile", false);
+    let failed = completion("e1", "Build", "Compile", compile.attempt, false);
+    let Input::ActionCompleted { outcome, .. } = failed else { unreachable!() };
+    assert_eq!(crate::events::action_end(&compile, &outcome, w.now).detail, ended(&step)[0].detail);
+    let step = w.ok(Input::Retry {
+        execution_id: "e1".into(),
+        stage: "Build".into(),
+        mode: RetryMode::FailedActions,
+    });
+    let again = requests(&step).remove(0);
+    assert_eq!(again.announce.execution_attempt, 2);
+    let step = w.finish("e1", "Build", "Compile", false);
+    let announced = crate::events::action_end(&again, &outcome, w.now);
+    assert_eq!(announced.detail, ended(&step)[0].detail);
+    assert_eq!(announced.detail["pipeline-execution-attempt"], 2);
+}

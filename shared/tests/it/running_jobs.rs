@@ -180,3 +180,64 @@ async fn running_jobs_keep_their_contract_on_one_machine() {
     let store = baton::adapters::local::sql_state::SqlStateStore::in_memory().unwrap();
     baton::testing::running_jobs_contract(&store).await;
 }
+
+/// Counts the claims it is asked for, and grants each.
+#[derive(Default)]
+struct CountedClaims(AtomicUsize);
+
+#[async_trait]
+impl baton::ports::state::ActionClaims for CountedClaims {
+    async fn claim(
+        &self,
+        _: &str,
+        _: i64,
+        _: i64,
+    ) -> Result<bool, baton::ports::state::StoreError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+}
+
+/// A provider whose twice-at-once runs do no harm (it reads, or writes the same again).
+struct Harmless;
+
+#[async_trait]
+impl ActionProvider for Harmless {
+    fn runs_safely_twice(&self) -> bool {
+        true
+    }
+    async fn run(&self, _: &Job) -> Result<JobResult, ProviderError> {
+        unreachable!("the attempt is not current: nothing runs")
+    }
+}
+
+#[tokio::test]
+async fn only_attempts_that_must_not_run_twice_are_claimed() {
+    use baton::adapters::local::sql_state::SqlStateStore;
+    use baton::adapters::local::{file_artifacts::FileArtifactStore, local_bus::LocalBus};
+    let home = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqlStateStore::open(&home.path().join("baton.db")).unwrap());
+    let bus = Arc::new(LocalBus::open(&home.path().join("baton.db"), None).unwrap());
+    let artifacts = Arc::new(FileArtifactStore::open(home.path()).unwrap());
+    let mut providers = ProviderRegistry::default();
+    providers.register("Source", "AWS", "S3", Arc::new(Harmless));
+    let builds = Builds { finish_at: 1, looks: AtomicUsize::new(0), cancelled: Mutex::default() };
+    providers.register("Build", "AWS", "CodeBuild", Arc::new(builds));
+    let claims = Arc::new(CountedClaims::default());
+    let worker = baton::service::ActionWorker::new(
+        store.clone(),
+        bus,
+        artifacts,
+        providers,
+        store,
+        home.path().to_path_buf(),
+    )
+    .with_claims(claims.clone());
+    let mut source = baton::testing::build_request("app", "e-1");
+    source.action_type.category = "Source".into();
+    source.action_type.provider = "S3".into();
+    worker.run_once(source, i64::MAX).await.unwrap();
+    assert_eq!(claims.0.load(Ordering::SeqCst), 0, "a harmless provider runs unclaimed");
+    worker.run_once(baton::testing::build_request("app", "e-1"), i64::MAX).await.unwrap();
+    assert_eq!(claims.0.load(Ordering::SeqCst), 1, "a build is claimed before it starts");
+}

@@ -5,7 +5,9 @@
 //! item outlives its attempt's deadline by a day at most (DynamoDB TTL), in case it is never
 //! looked at again.
 
-use super::dynamodb_state::{DynamoDbStateStore, from_json, get_n, get_s, key, n, s, to_json};
+use super::dynamodb_state::{
+    DynamoDbStateStore, from_json, get_n, key, n, packed, to_json, unpacked,
+};
 use crate::ports::jobs::{RunningJob, RunningJobs};
 use crate::ports::state::StoreError;
 use async_trait::async_trait;
@@ -18,7 +20,9 @@ impl RunningJobs for DynamoDbStateStore {
     async fn put_job(&self, job: &RunningJob) -> Result<(), StoreError> {
         let mut item = key(JOBS_PK, job.key.as_str());
         item.insert("check_at".into(), n(job.check_at));
-        item.insert("body".into(), s(to_json(job)?));
+        // Deflated like execution bodies: a request is repetitive JSON, and a write unit is
+        // counted per kilobyte.
+        item.insert("body".into(), packed(&to_json(job)?)?);
         let deadline = job.request.deadline.max(job.check_at);
         item.insert("expires_at".into(), n(deadline / 1000 + KEEP_AFTER_DEADLINE_SECS));
         self.put_item(item).await
@@ -26,7 +30,7 @@ impl RunningJobs for DynamoDbStateStore {
 
     async fn get_job(&self, job_key: &str) -> Result<Option<RunningJob>, StoreError> {
         let item = self.get_item(key(JOBS_PK, job_key)).await?;
-        item.map(|item| from_json(get_s(&item, "body")?)).transpose()
+        item.map(|item| from_json(&unpacked(&item, "body")?)).transpose()
     }
 
     async fn remove_job(&self, job_key: &str) -> Result<(), StoreError> {
@@ -39,7 +43,7 @@ impl RunningJobs for DynamoDbStateStore {
         for item in self.query_all(JOBS_PK.to_owned(), None, false).await? {
             let check_at: i64 = get_n(&item, "check_at")?;
             if check_at <= now {
-                due.push((check_at, from_json::<RunningJob>(get_s(&item, "body")?)?));
+                due.push((check_at, from_json::<RunningJob>(&unpacked(&item, "body")?)?));
             }
         }
         due.sort_by_key(|(at, _)| *at);

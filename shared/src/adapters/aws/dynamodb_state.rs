@@ -156,7 +156,7 @@ fn malformed(item: &Item, attribute: &'static str) -> StoreError {
 /// Stores `json` deflated. Write units are counted per kilobyte of item, and execution bodies
 /// and event batches (repetitive JSON) shrink to a fifth or less, so this is most of the cost of
 /// a save.
-fn packed(json: &str) -> Result<AttributeValue, StoreError> {
+pub(super) fn packed(json: &str) -> Result<AttributeValue, StoreError> {
     use std::io::Write as _;
     let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(json.as_bytes()).map_err(unavailable)?;
@@ -166,7 +166,7 @@ fn packed(json: &str) -> Result<AttributeValue, StoreError> {
 }
 
 /// The JSON an attribute holds: deflated (binary) or, as items written before packing, text.
-fn unpacked(item: &Item, attribute: &'static str) -> Result<String, StoreError> {
+pub(super) fn unpacked(item: &Item, attribute: &'static str) -> Result<String, StoreError> {
     match item.get(attribute) {
         Some(AttributeValue::S(text)) => Ok(text.clone()),
         Some(AttributeValue::B(blob)) => {

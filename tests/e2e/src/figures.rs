@@ -97,6 +97,16 @@ pub fn render(run: &Run<'_>) -> String {
             "WRU",
         );
     }
+    let mut sizes: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (kind, size) in run.calls.iter().flat_map(|c| c.item_bytes.iter()) {
+        sizes.entry(kind).or_default().push(*size);
+    }
+    for (kind, all) in sizes {
+        let mean = all.iter().sum::<usize>() / all.len().max(1);
+        line(&format!("e2e.dynamodb_item_bytes_mean.{kind}"), mean.to_string(), "bytes");
+        let max = all.iter().max().copied().unwrap_or(0);
+        line(&format!("e2e.dynamodb_item_bytes_max.{kind}"), max.to_string(), "bytes");
+    }
     line("e2e.dynamodb_read_units_per_action", format!("{:.2}", per(read_units)), "RRU");
     let events: Vec<&String> = run.calls.iter().flat_map(|c| c.events.iter()).collect();
     line("e2e.eventbridge_events_per_action", format!("{:.2}", per(events.len() as f64)), "events");

@@ -40,6 +40,8 @@ pub struct Call {
     pub read_units: f64,
     /// The write units by kind of item written (`execution`, `lanes`, `outbox`...).
     pub write_units_by_item: Vec<(&'static str, f64)>,
+    /// The size of each item put, by kind, in bytes as DynamoDB counts them.
+    pub item_bytes: Vec<(&'static str, usize)>,
     /// `PutEvents`: the detail-types of the entries.
     pub events: Vec<String>,
     /// CodeBuild: the request's JSON, for the harness's stand-in build to read its overrides.
@@ -166,11 +168,13 @@ impl Proxy {
         let resp: Value = serde_json::from_slice(response).unwrap_or_default();
         let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut by_item = Vec::new();
-        let write = |item: &Value,
-                     factor: f64,
-                     sizes: &mut HashMap<String, usize>,
-                     by_item: &mut Vec<(&'static str, f64)>| {
+        let mut bytes = Vec::new();
+        let mut write = |item: &Value,
+                         factor: f64,
+                         sizes: &mut HashMap<String, usize>,
+                         by_item: &mut Vec<(&'static str, f64)>| {
             let size = item_size(item);
+            bytes.push((item_kind(item), size));
             sizes.insert(item_key(item), size);
             let units = factor * (size.div_ceil(1024).max(1) as f64);
             by_item.push((item_kind(item), units));
@@ -219,6 +223,7 @@ impl Proxy {
             _ => {}
         }
         call.write_units_by_item = by_item;
+        call.item_bytes = bytes;
     }
 }
 

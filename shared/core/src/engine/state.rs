@@ -132,30 +132,43 @@ pub struct ActionRun {
     /// How many times the action was started in this execution; 0 = never.
     pub attempt: u32,
     #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Millis>,
     #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Millis>,
     /// When the running attempt times out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Millis>,
     /// The approval token of a waiting manual approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// The configuration with references resolved, as the provider received it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_configuration: Option<IndexMap<String, String>>,
     /// The action's output variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub output_variables: BTreeMap<String, String>,
     /// What the provider said about the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     /// The provider's id for the run (build id, stack id...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     /// A link to the run in the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_url: Option<String>,
     /// Why the action failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ActionError>,
     /// Who approved or rejected a manual approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
     /// Artifacts consumed by the current attempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<Artifact>,
     /// Artifacts produced by the current attempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<Artifact>,
 }
 
@@ -189,8 +202,10 @@ pub struct StageRun {
     /// 1 on entry, +1 per retry.
     pub attempt: u32,
     /// Whether the one automatic retry (`onFailure: RETRY`) was used.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub auto_retried: bool,
     /// Manual retries so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub manual_retries: u32,
     /// In the order of the stage's actions.
     pub actions: Vec<ActionRun>,
@@ -215,10 +230,12 @@ pub struct Execution {
     #[allow(missing_docs)]
     pub status: ExecutionStatus,
     /// Why it ended, for `statusSummary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_summary: Option<String>,
     #[allow(missing_docs)]
     pub trigger: Trigger,
     /// Pipeline variables with their resolved values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
     #[allow(missing_docs)]
     pub place: Place,
@@ -231,10 +248,13 @@ pub struct Execution {
     /// In the order of the pipeline's stages.
     pub stages: Vec<StageRun>,
     /// Output variables by namespace, for `#{ns.key}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, BTreeMap<String, String>>,
     /// Artifacts produced so far, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub artifacts: BTreeMap<String, ArtifactLocation>,
     /// A stop in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopRequest>,
 }
 
@@ -301,4 +321,14 @@ impl Execution {
                 .zip(&plan.stages)
                 .all(|(run, stage)| run.actions.len() == stage.actions.len())
     }
+}
+
+// Stored executions leave out what is empty or at its default: DynamoDB counts write units per
+// kilobyte of item, and most fields of most actions are empty.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

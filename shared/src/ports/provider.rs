@@ -104,12 +104,6 @@ pub trait ActionProvider: Send + Sync {
     fn works_in_place(&self) -> bool {
         false
     }
-    /// Whether running the same attempt twice at once does no harm (it reads, or writes the
-    /// same objects again): the worker then does not claim the attempt first, which saves a
-    /// write per action. A provider that starts something (a build, a stack) must say no.
-    fn runs_safely_twice(&self) -> bool {
-        false
-    }
     /// Runs one attempt.
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError>;
     /// Asks how work that [`ActionProvider::run`] left [`JobResult::Running`] stands:

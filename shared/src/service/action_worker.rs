@@ -88,9 +88,7 @@ impl ActionWorker {
     /// # Errors
     /// As [`Self::run`].
     pub async fn run_once(&self, request: ActionRequest, until: i64) -> Result<(), ServiceError> {
-        let harmless_twice =
-            self.providers.get(&request.action_type).is_some_and(|p| p.runs_safely_twice());
-        if let Some(claims) = self.claims.as_ref().filter(|_| !harmless_twice) {
+        if let Some(claims) = &self.claims {
             let key = format!(
                 "{}/{}/{}/{}/{}",
                 request.pipeline,

@@ -204,11 +204,6 @@ async fn write_tree(
 
 #[async_trait]
 impl ActionProvider for CodeCommitSourceProvider {
-    /// Twice at once reads a commit and writes the same zip: no claim needed.
-    fn runs_safely_twice(&self) -> bool {
-        true
-    }
-
     fn check(&self, action: &ActionPlan) -> Result<(), String> {
         for key in ["RepositoryName", "BranchName"] {
             let value = action.configuration.get(key).map(|v| v.trim()).unwrap_or("");

@@ -121,11 +121,6 @@ impl S3DeployProvider {
 
 #[async_trait]
 impl ActionProvider for S3DeployProvider {
-    /// Twice at once writes the same objects again: no claim needed.
-    fn runs_safely_twice(&self) -> bool {
-        true
-    }
-
     fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let config = &action.configuration;
         let literal = |key: &str| {

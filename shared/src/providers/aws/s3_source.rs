@@ -94,11 +94,6 @@ fn write_failure(path: &Path, e: std::io::Error) -> Stop {
 
 #[async_trait]
 impl ActionProvider for S3SourceProvider {
-    /// Twice at once copies one object version to the same place: no claim needed.
-    fn runs_safely_twice(&self) -> bool {
-        true
-    }
-
     fn check(&self, action: &ActionPlan) -> Result<(), String> {
         for key in ["S3Bucket", "S3ObjectKey"] {
             let value = action.configuration.get(key).map(|v| v.trim()).unwrap_or("");

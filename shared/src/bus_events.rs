@@ -1,7 +1,10 @@
 //! The events the functions exchange on the bus, in EventBridge's envelope.
 //!
-//! Internal events use the source [`SOURCE`] and a `Baton ...` detail-type; the public,
-//! CodePipeline-shaped state changes travel on the same bus with their own detail-types.
+//! The functions' messages ride on the public, CodePipeline-shaped state changes, in a field of
+//! their own: an action's request on its `STARTED` event, its result on its `SUCCEEDED` or
+//! `FAILED` event, a failure notice on the execution's `FAILED` event. So a run publishes
+//! CodePipeline's events and nothing else. What has no public event to ride on (a command, the
+//! sweeper's tick) is an internal event: source [`SOURCE`], a `Baton ...` detail-type.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,11 +31,12 @@ use baton_core::engine::{ActionOutcome, ActionRequest, Effect, Input, Millis};
 use baton_core::events::{ACTION_DETAIL_TYPE, PIPELINE_DETAIL_TYPE, action_end};
 use baton_core::plan::Plan;
 
-/// `detail-type` of a start (trigger → stage-advance).
+/// `detail-type` of a start. The trigger applies starts itself; the event remains for replays.
 pub const EXECUTION_REQUESTED: &str = "Baton Execution Requested";
-/// `detail-type` of an action result (action-worker → stage-advance).
+/// `detail-type` of an action result, where no public event carries it (replays).
 pub const ACTION_COMPLETED: &str = "Baton Action Completed";
-/// `detail-type` of an approval decision (approval → stage-advance).
+/// `detail-type` of an approval decision. The approval pages apply decisions themselves; the
+/// event remains for replays and for tools that decide on the bus.
 pub const APPROVAL_DECIDED: &str = "Baton Approval Decided";
 /// `detail-type` of a stop, retry or transition change (API → stage-advance).
 pub const STAGE_COMMAND: &str = "Baton Stage Command";
@@ -160,6 +164,10 @@ impl BusEvent {
     /// The public end of an action attempt, published by whoever ran it: CodePipeline's
     /// `SUCCEEDED` or `FAILED` event, carrying the completion to stage-advance
     /// ([`COMPLETION_FIELD`]).
+    ///
+    /// A request recorded before requests said how to announce (`announce` empty: a build
+    /// started by an older version) gets the internal event instead, so its result still
+    /// arrives.
     pub fn action_completed(request: &ActionRequest, outcome: ActionOutcome, now: Millis) -> Self {
         let event = action_end(request, &outcome, now);
         let input = Input::ActionCompleted {
@@ -169,6 +177,9 @@ impl BusEvent {
             attempt: request.attempt,
             outcome,
         };
+        if request.announce.source.is_empty() {
+            return Self::for_input(&request.pipeline, input);
+        }
         let completion = PipelineInput { pipeline: request.pipeline.clone(), input };
         let mut detail = event.detail;
         if let Some(d) = detail.as_object_mut() {
@@ -261,5 +272,109 @@ fn public(plan: &Plan, detail_type: &str, key: &[(&str, &str)]) -> BusEvent {
         detail_type: detail_type.into(),
         resources: vec![plan.arn()],
         detail: Value::Object(detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use baton_core::engine::{ActionError, FailureNotice};
+    use baton_core::events::{ACTION_DETAIL_TYPE, PIPELINE_DETAIL_TYPE, PublicEvent};
+    use serde_json::json;
+
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            name: "p".into(),
+            version: 1,
+            mode: baton_core::plan::ExecutionMode::Superseded,
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            event_source: PUBLIC_SOURCE.into(),
+            variables: vec![],
+            stages: vec![],
+        }
+    }
+
+    fn public(detail_type: &str, detail: Value) -> Effect {
+        Effect::Publish(PublicEvent {
+            version: "0".into(),
+            id: "x".into(),
+            detail_type: detail_type.into(),
+            source: PUBLIC_SOURCE.into(),
+            account: "111111111111".into(),
+            time: "t".into(),
+            region: "us-east-1".into(),
+            resources: vec![],
+            detail,
+        })
+    }
+
+    fn request(action: &str) -> ActionRequest {
+        ActionRequest { action: action.into(), ..crate::testing::build_request("p", "e1") }
+    }
+
+    #[test]
+    fn requests_and_notices_ride_on_their_own_public_events() {
+        let started = |action: &str| {
+            public(
+                ACTION_DETAIL_TYPE,
+                json!({"execution-id": "e1", "stage": "Build", "action": action, "state": "STARTED"}),
+            )
+        };
+        let notice = FailureNotice {
+            pipeline: "p".into(),
+            execution_id: "e1".into(),
+            stage: "Build".into(),
+            failures: vec!["A: boom".into()],
+        };
+        let effects = vec![
+            started("A"),
+            Effect::RequestAction(Box::new(request("A"))),
+            started("B"),
+            Effect::RequestAction(Box::new(request("B"))),
+            public(PIPELINE_DETAIL_TYPE, json!({"execution-id": "e1", "state": "FAILED"})),
+            Effect::NotifyFailure(notice.clone()),
+        ];
+        let events = BusEvent::for_effects(&plan(), effects);
+        assert_eq!(events.len(), 3, "no event of their own: {events:#?}");
+        assert_eq!(events[0].action_request().unwrap().action, "A");
+        assert_eq!(events[1].action_request().unwrap().action, "B");
+        assert_eq!(events[2].failure_notice().unwrap(), notice);
+    }
+
+    #[test]
+    fn a_request_without_its_started_event_still_gets_an_event_that_reaches_the_worker() {
+        let events =
+            BusEvent::for_effects(&plan(), vec![Effect::RequestAction(Box::new(request("A")))]);
+        assert_eq!(events.len(), 1);
+        let rules = crate::routing::rules();
+        assert_eq!(
+            crate::routing::targets(&rules, &events[0]),
+            vec![crate::routing::Target::ActionWorker]
+        );
+        assert_eq!(events[0].action_request().unwrap(), request("A"));
+    }
+
+    #[test]
+    fn a_result_is_the_public_end_and_carries_the_completion() {
+        let failed = ActionOutcome::Failed {
+            error: ActionError { code: "JobFailed".into(), message: "boom".into() },
+            external_id: None,
+            external_url: None,
+        };
+        let event = BusEvent::action_completed(&request("A"), failed.clone(), 0);
+        assert_eq!(
+            (event.source.as_str(), event.detail_type.as_str()),
+            (PUBLIC_SOURCE, ACTION_DETAIL_TYPE)
+        );
+        assert_eq!(event.announced_end(), Some("FAILED"));
+        let input = event.pipeline_input().unwrap();
+        assert!(matches!(input.input, Input::ActionCompleted { outcome, .. } if outcome == failed));
+
+        let older = ActionRequest { announce: Default::default(), ..request("A") };
+        let event = BusEvent::action_completed(&older, failed, 0);
+        assert_eq!(event.detail_type, ACTION_COMPLETED, "a request without `announce`");
+        assert_eq!(event.announced_end(), None);
     }
 }

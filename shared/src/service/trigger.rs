@@ -106,9 +106,7 @@ impl Trigger {
         trigger: ExecutionTrigger,
         variables: BTreeMap<String, String>,
     ) -> Result<String, ServiceError> {
-        if self.store.get_pipeline(pipeline).await?.is_none() {
-            return Err(ServiceError::Permanent(format!("pipeline {pipeline} does not exist")));
-        }
+        // An unknown pipeline is refused by stage-advance (Permanent), without a read here.
         let input = Input::Start { execution_id: execution_id.clone(), trigger, variables };
         // Applied here, as the control API applies its commands: no event to carry the start.
         let stage_advance = StageAdvance::new(

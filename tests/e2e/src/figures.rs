@@ -108,6 +108,13 @@ pub fn render(run: &Run<'_>) -> String {
         line(&format!("e2e.dynamodb_item_bytes_max.{kind}"), max.to_string(), "bytes");
     }
     line("e2e.dynamodb_read_units_per_action", format!("{:.2}", per(read_units)), "RRU");
+    let mut reads: BTreeMap<String, f64> = BTreeMap::new();
+    for c in run.calls.iter().filter(|c| c.operation == "GetItem") {
+        *reads.entry(format!("{}.{}", c.function, c.read_kind)).or_default() += 1.0;
+    }
+    for (kind, n) in reads {
+        line(&format!("e2e.dynamodb_gets_per_action.{kind}"), format!("{:.2}", per(n)), "requests");
+    }
     let events: Vec<&String> = run.calls.iter().flat_map(|c| c.events.iter()).collect();
     line("e2e.eventbridge_events_per_action", format!("{:.2}", per(events.len() as f64)), "events");
     let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
@@ -142,6 +149,14 @@ pub fn render(run: &Run<'_>) -> String {
         );
     }
     line("e2e.lambda_gb_seconds_per_action", format!("{:.4}", per(gb_seconds)), "GB-s");
+    let mut durations: BTreeMap<&str, Vec<u128>> = BTreeMap::new();
+    for r in run.records {
+        durations.entry(&r.function).or_default().push(r.duration.as_millis());
+    }
+    for (f, all) in durations {
+        let max = all.iter().max().copied().unwrap_or(0);
+        line(&format!("e2e.lambda_longest_invocation.{f}"), max.to_string(), "ms");
+    }
 
     let count = |service: &str, pred: &dyn Fn(&str) -> bool| {
         run.calls.iter().filter(|c| c.service == service && pred(&c.operation)).count() as f64

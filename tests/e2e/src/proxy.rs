@@ -40,6 +40,8 @@ pub struct Call {
     pub read_units: f64,
     /// The write units by kind of item written (`execution`, `lanes`, `outbox`...).
     pub write_units_by_item: Vec<(&'static str, f64)>,
+    /// `GetItem`: the kind of item read.
+    pub read_kind: &'static str,
     /// The size of each item put, by kind, in bytes as DynamoDB counts them.
     pub item_bytes: Vec<(&'static str, usize)>,
     /// `PutEvents`: the detail-types of the entries.
@@ -214,6 +216,7 @@ impl Proxy {
             "GetItem" => {
                 let size = item_size(&resp["Item"]);
                 call.read_units = read_factor * (size.div_ceil(4096).max(1) as f64);
+                call.read_kind = item_kind(&req["Key"]);
             }
             "Query" | "Scan" => {
                 let size: usize =
@@ -233,6 +236,7 @@ fn item_kind(item: &Value) -> &'static str {
     let sk = item["sk"]["S"].as_str().unwrap_or("");
     match (pk, sk) {
         ("OUTBOX", _) => "outbox",
+        (_, "PIPELINE") => "pipeline",
         ("JOBS", _) => "running_job",
         (_, "LANES") => "lanes",
         (_, sk) if sk.starts_with("EXECUTION#") => "execution",

@@ -524,9 +524,11 @@ pub struct CloudFormationProvider {
     wait_in_worker: Duration,
 }
 
-/// Most stacks settle within this; a longer operation is followed by the worker's later looks,
-/// so no stack is bounded by one Lambda invocation's 15 minutes.
-pub const DEFAULT_WAIT_IN_WORKER: Duration = Duration::from_secs(120);
+/// A no-op update or a small stack settles within this; a longer operation is followed by the
+/// worker's later looks (once a minute on AWS), so no stack is bounded by one Lambda
+/// invocation's 15 minutes. Short because Lambda bills the wait: two minutes at the worker's
+/// 512 MB would cost $0.001, fifty times what the rest of an action costs.
+pub const DEFAULT_WAIT_IN_WORKER: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for CloudFormationProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -191,6 +191,19 @@ async fn a_release_runs_from_commit_to_two_regions() {
         last.contains("CodePipeline Pipeline Execution State Change") && last.contains("SUCCEEDED"),
         "{last}"
     );
+    // Every action's start and end is there once (the end published by the worker), shaped as
+    // CodePipeline's, without the messages that rode on them.
+    let actions = journal.lines().filter(|l| l.contains("Action Execution State Change"));
+    let states: Vec<String> = actions
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .inspect(|e| {
+            let keys = e["detail"].as_object().unwrap().keys();
+            assert!(!keys.into_iter().any(|k| k.starts_with("baton-")), "{e}");
+        })
+        .map(|e| format!("{}/{}", e["detail"]["action"], e["detail"]["state"]))
+        .collect();
+    let ends = states.iter().filter(|s| s.ends_with("\"SUCCEEDED\"")).count();
+    assert_eq!(ends * 2, states.len(), "one start and one end per action: {states:?}");
     let _ = running.stop.send(true);
     running.dispatcher.await.unwrap();
 }

@@ -198,7 +198,12 @@ impl LocalBus {
         if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
             let mut text = String::new();
             for e in public {
-                if let Ok(line) = serde_json::to_string(e) {
+                // People read the public events here: without the messages that ride on them.
+                let mut e = e.clone();
+                if let Some(detail) = e.detail.as_object_mut() {
+                    detail.retain(|k, _| !k.starts_with("baton-"));
+                }
+                if let Ok(line) = serde_json::to_string(&e) {
                     text.push_str(&line);
                     text.push('\n');
                 }

@@ -40,7 +40,8 @@ pub struct ApprovalSettings {
 pub struct Approvals {
     store: Arc<dyn StateStore>,
     links: Arc<dyn ApprovalLinks>,
-    bus: Arc<dyn EventBus>,
+    /// Decisions are applied here, as the control API applies `PutApprovalResult`.
+    stage_advance: StageAdvance,
     notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
     settings: ApprovalSettings,
@@ -88,11 +89,8 @@ impl Approvals {
         clock: Arc<dyn Clock>,
         settings: ApprovalSettings,
     ) -> Self {
-        Self { store, links, bus, notifier, clock, settings }
-    }
-
-    fn stage_advance(&self) -> StageAdvance {
-        StageAdvance::new(Arc::clone(&self.store), Arc::clone(&self.bus), Arc::clone(&self.clock))
+        let stage_advance = StageAdvance::new(Arc::clone(&store), bus, Arc::clone(&clock));
+        Self { store, links, stage_advance, notifier, clock, settings }
     }
 
     /// Makes the links of a manual approval that started and sends its notice.
@@ -199,9 +197,8 @@ impl Approvals {
             summary,
             by,
         };
-        // Applied here, as the control API applies `PutApprovalResult`: no event to carry it.
         let message = PipelineInput { pipeline: followed.link.pipeline.clone(), input };
-        if let Outcome::Rejected(why) = self.stage_advance().handle(message).await? {
+        if let Outcome::Rejected(why) = self.stage_advance.handle(message).await? {
             warn!(link = followed.link.id, reason = %why, "the decision came too late to apply");
         }
         info!(

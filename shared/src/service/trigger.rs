@@ -75,13 +75,15 @@ impl SourceChange {
 /// The trigger service.
 pub struct Trigger {
     store: Arc<dyn StateStore>,
-    bus: Arc<dyn EventBus>,
+    /// Starts are applied here, as the control API applies its commands: no event carries them.
+    stage_advance: StageAdvance,
 }
 
 impl Trigger {
     #[allow(missing_docs)]
     pub fn new(store: Arc<dyn StateStore>, bus: Arc<dyn EventBus>) -> Self {
-        Self { store, bus }
+        let stage_advance = StageAdvance::new(Arc::clone(&store), bus, Arc::new(SystemClock));
+        Self { store, stage_advance }
     }
 
     /// Starts an execution of `pipeline`; returns its id.
@@ -108,14 +110,8 @@ impl Trigger {
     ) -> Result<String, ServiceError> {
         // An unknown pipeline is refused by stage-advance (Permanent), without a read here.
         let input = Input::Start { execution_id: execution_id.clone(), trigger, variables };
-        // Applied here, as the control API applies its commands: no event to carry the start.
-        let stage_advance = StageAdvance::new(
-            Arc::clone(&self.store),
-            Arc::clone(&self.bus),
-            Arc::new(SystemClock),
-        );
         let message = PipelineInput { pipeline: pipeline.into(), input };
-        if let Outcome::Rejected(why) = stage_advance.handle(message).await? {
+        if let Outcome::Rejected(why) = self.stage_advance.handle(message).await? {
             return Err(ServiceError::Permanent(format!("cannot start {pipeline}: {why}")));
         }
         Ok(execution_id)

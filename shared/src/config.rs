@@ -23,9 +23,6 @@ pub struct Config {
     pub dead_letter_queue: Option<String>,
     /// Days finished executions are kept.
     pub retention_days: u32,
-    /// How old an unpublished outbox entry must be before the sweeper re-sends it: its writer
-    /// may still be publishing it. `BATON_OUTBOX_GRACE_SECONDS`, 60 by default.
-    pub outbox_grace_millis: i64,
     /// The approval endpoint (the approval pages function's URL) that links in notices use.
     pub approval_url: Option<String>,
     /// The account pipelines live in (their ARNs), `BATON_ACCOUNT_ID`.
@@ -94,18 +91,6 @@ impl Config {
                 0
             }),
         };
-        let outbox_grace_millis = match lookup("BATON_OUTBOX_GRACE_SECONDS") {
-            None => 60_000,
-            Some(v) => v.trim().parse::<u32>().map_or_else(
-                |_| {
-                    problems.push(format!(
-                        "BATON_OUTBOX_GRACE_SECONDS is not a number of seconds: {v}"
-                    ));
-                    0
-                },
-                |secs| i64::from(secs) * 1000,
-            ),
-        };
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -118,7 +103,6 @@ impl Config {
             approval_topic,
             dead_letter_queue: lookup("BATON_DEAD_LETTER_QUEUE").filter(|v| !v.is_empty()),
             retention_days,
-            outbox_grace_millis,
             approval_url: lookup("BATON_APPROVAL_URL").filter(|v| !v.is_empty()),
             account_id: lookup("BATON_ACCOUNT_ID")
                 .filter(|v| !v.is_empty())
@@ -168,22 +152,6 @@ mod tests {
         .unwrap();
         assert_eq!(c.artifact_buckets["eu-west-1"], "b");
         assert_eq!(c.retention_days, 365);
-        assert_eq!(c.outbox_grace_millis, 60_000);
-    }
-
-    #[test]
-    fn the_outbox_grace_is_read_in_seconds() {
-        let c = Config::from_lookup(lookup(&[
-            ("BATON_TABLE", "t"),
-            ("BATON_BUS", "b"),
-            ("BATON_ARTIFACT_BUCKETS", "us-east-1=a"),
-            ("BATON_ARTIFACT_KEYS", "us-east-1=k1"),
-            ("BATON_FAILURE_TOPIC", "f"),
-            ("BATON_APPROVAL_TOPIC", "a"),
-            ("BATON_OUTBOX_GRACE_SECONDS", "0"),
-        ]))
-        .unwrap();
-        assert_eq!(c.outbox_grace_millis, 0);
     }
 
     #[test]

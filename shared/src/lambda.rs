@@ -243,6 +243,35 @@ impl Aws {
         &self.dead_letters
     }
 
+    /// Publishes the events that a batch of the table's stream records carries, record by
+    /// record in order. Returns Lambda's batch response: a record that could not be published
+    /// is reported with its sequence number, so Lambda retries from it and nothing is dropped
+    /// (events of the records before it may go out twice, as any at-least-once delivery). A
+    /// record that cannot be read is dead-lettered and skipped: it would never read.
+    pub async fn relay(&self, payload: &Value) -> Value {
+        use crate::adapters::aws::dynamodb_relay::{record_events, sequence_number};
+        use crate::ports::bus::EventBus;
+        let records = payload.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
+        for record in &records {
+            let events = match record_events(record) {
+                Ok(events) => events,
+                Err(reason) => {
+                    self.dead_letters.keep("stage-advance", &reason, record).await;
+                    continue;
+                }
+            };
+            if events.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.bus.publish(&events).await {
+                warn!(error = %e, "relaying saved events failed; Lambda retries from this record");
+                return serde_json::json!({"batchItemFailures":
+                    [{"itemIdentifier": sequence_number(record).unwrap_or_default()}]});
+            }
+        }
+        serde_json::json!({"batchItemFailures": []})
+    }
+
     /// Lets time pass on every pipeline (timeouts). Returns how many pipelines were ticked.
     ///
     /// # Errors

@@ -45,6 +45,9 @@ pub async fn state_store_contract(store: &dyn StateStore, pipeline: &str) {
     assert_eq!(snap.lanes.version, 0);
     assert!(snap.executions.is_empty());
 
+    // A store that relays its events itself keeps no outbox: its own suite checks the relay.
+    let outbox = !store.relays_outbox();
+
     // The first save of new items wins; its outbox entries come back in order.
     let mut lanes = Lanes { holders: vec![Some("e1".into())], ..Lanes::default() };
     let first = Changes {
@@ -56,17 +59,21 @@ pub async fn state_store_contract(store: &dyn StateStore, pipeline: &str) {
         outbox: vec![event(1), event(2)],
     };
     let seqs = store.save(pipeline, first.clone()).await.expect("first save");
-    assert_eq!(seqs.len(), 2);
-    assert!(seqs[0] < seqs[1]);
+    if outbox {
+        assert_eq!(seqs.len(), 2);
+        assert!(seqs[0] < seqs[1]);
+    }
 
     // The same write again (stale versions) conflicts and writes nothing.
     let again = store.save(pipeline, Changes { outbox: vec![event(3)], ..first }).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "a stale save must conflict: {again:?}");
-    let pending = store.pending_outbox(i64::MAX, 10).await.expect("outbox");
-    assert_eq!(
-        pending.iter().map(|p| p.event.detail["n"].as_u64()).collect::<Vec<_>>(),
-        vec![Some(1), Some(2)]
-    );
+    if outbox {
+        let pending = store.pending_outbox(i64::MAX, 10).await.expect("outbox");
+        assert_eq!(
+            pending.iter().map(|p| p.event.detail["n"].as_u64()).collect::<Vec<_>>(),
+            vec![Some(1), Some(2)]
+        );
+    }
 
     // A save at the current versions wins and bumps them.
     let snap = store.load(pipeline, &Scope::One("e1".into())).await.expect("load");
@@ -86,11 +93,13 @@ pub async fn state_store_contract(store: &dyn StateStore, pipeline: &str) {
     let stale = Changes { lanes: None, executions: vec![e1], outbox: vec![] };
     assert!(matches!(store.save(pipeline, stale).await, Err(StoreError::Conflict(_))));
 
-    // A conflict on one item leaves every other item of the write untouched.
+    // A conflict on one item leaves every other item of the write untouched. (Versions are
+    // the store's own: only "the one read" and "an older one" mean anything.)
+    let read = store.load(pipeline, &Scope::One("e1".into())).await.expect("load");
     let mixed = Changes {
         lanes: Some(Versioned { version: 2, value: Lanes::default() }),
         executions: vec![Versioned {
-            version: 1,
+            version: read.executions[0].version - 1,
             value: execution("e1", ExecutionStatus::Failed, 0),
         }],
         outbox: vec![event(9)],
@@ -122,6 +131,9 @@ pub async fn state_store_contract(store: &dyn StateStore, pipeline: &str) {
     assert_eq!(newest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["e3", "e2"]);
 
     // The outbox keeps entries until acknowledged, and only those.
+    if !outbox {
+        return;
+    }
     store.ack_outbox(&seqs[..1]).await.expect("ack");
     let pending = store.pending_outbox(i64::MAX, 10).await.expect("outbox");
     assert_eq!(pending.len(), 1);

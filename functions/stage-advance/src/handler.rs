@@ -1,4 +1,5 @@
-//! Decodes an invocation (a bus event or the sweeper's schedule), calls the service, maps errors.
+//! Decodes an invocation (a bus event, a batch of the table's stream records, or the sweeper's
+//! schedule), calls the service, maps errors.
 
 use baton::lambda::{Aws, HandlerError, bus_event, settle};
 use baton::service::{Outcome, ServiceError, StageAdvance};
@@ -10,13 +11,16 @@ pub(crate) async fn handle(
     service: &StageAdvance,
     aws: &Aws,
     event: LambdaEvent<Value>,
-) -> Result<(), HandlerError> {
+) -> Result<Value, HandlerError> {
     let (payload, context) = event.into_parts();
+    if payload.get("Records").is_some() {
+        // The events saves wrote with their state, from the table's stream.
+        return Ok(aws.relay(&payload).await);
+    }
     if payload.get("sweep").is_some() {
-        let sent = service.sweep_outbox(aws.config().outbox_grace_millis).await?;
         let ticked = aws.tick_all(service).await?;
-        info!(sent, ticked, "sweep done");
-        return Ok(());
+        info!(ticked, "sweep done");
+        return Ok(Value::Null);
     }
     let result = match bus_event(&payload).map_err(ServiceError::Permanent) {
         Ok(event) => {
@@ -29,7 +33,7 @@ pub(crate) async fn handle(
         }
         Err(e) => Err(e),
     };
-    settle("stage-advance", result, aws.dead_letters(), &payload).await
+    settle("stage-advance", result, aws.dead_letters(), &payload).await.map(|()| Value::Null)
 }
 
 #[cfg(test)]
@@ -95,9 +99,7 @@ mod tests {
             "BATON_TABLE" => Some("no-such-table".into()),
             "BATON_ARTIFACT_BUCKETS" => Some("us-east-1=b".into()),
             "BATON_ARTIFACT_KEYS" => Some("us-east-1=k".into()),
-            "BATON_RETENTION_DAYS" | "BATON_DEAD_LETTER_QUEUE" | "BATON_OUTBOX_GRACE_SECONDS" => {
-                None
-            }
+            "BATON_RETENTION_DAYS" | "BATON_DEAD_LETTER_QUEUE" => None,
             _ => Some("x".into()),
         })
         .unwrap();

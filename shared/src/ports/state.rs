@@ -129,6 +129,13 @@ pub trait StateStore: Send + Sync {
     /// The pipeline's executions, newest first.
     async fn executions(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError>;
 
+    /// Whether the store publishes saved events itself (through a change stream and a relay),
+    /// so that its callers must not. Such a store keeps no outbox: nothing is pending and
+    /// nothing needs acknowledging.
+    fn relays_outbox(&self) -> bool {
+        false
+    }
+
     /// Outbox entries not yet published, oldest first; `older_than` skips recent ones, which
     /// their writer is still publishing.
     async fn pending_outbox(

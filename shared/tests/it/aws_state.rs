@@ -13,7 +13,7 @@ use baton::ports::state::{Changes, PipelineRecord, Scope, StateStore, StoreError
 use baton::testing::event;
 use baton::testing::state_store_contract;
 
-use crate::aws_support::{sdk_config, unique};
+use crate::aws_support::{sdk_config, stream_events, unique};
 
 const RETENTION_DAYS: u32 = 30;
 
@@ -88,7 +88,7 @@ async fn the_dynamodb_store_keeps_the_contract() {
 
 #[tokio::test]
 async fn two_concurrent_saves_from_the_same_read_let_exactly_one_win() {
-    let (store, _, _) = fresh_store().await;
+    let (store, client, table) = fresh_store().await;
     let store = Arc::new(store);
     seed(&store, "race").await;
     let snap = store.load("race", &Scope::One("e1".into())).await.unwrap();
@@ -114,19 +114,13 @@ async fn two_concurrent_saves_from_the_same_read_let_exactly_one_win() {
     let (status, n, _) = winners[0];
     let stored = store.execution("race", "e1").await.unwrap().unwrap();
     assert_eq!(stored.status, *status, "the winner's write is the one stored");
-    let outbox: Vec<u64> = store
-        .pending_outbox(i64::MAX, 10)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|p| p.event.detail["n"].as_u64())
-        .collect();
-    assert_eq!(outbox, vec![0, u64::from(*n)], "only the winner's events are in the outbox");
+    let relayed = relayed(&client, &table).await;
+    assert_eq!(relayed, vec![0, u64::from(*n)], "only the winner's events reach the stream");
 }
 
 #[tokio::test]
 async fn a_transaction_with_one_stale_item_writes_nothing() {
-    let (store, _, _) = fresh_store().await;
+    let (store, client, table) = fresh_store().await;
     seed(&store, "stale").await;
     let before = store.load("stale", &Scope::Active).await.unwrap();
 
@@ -145,21 +139,24 @@ async fn a_transaction_with_one_stale_item_writes_nothing() {
     let after = store.load("stale", &Scope::Active).await.unwrap();
     assert_eq!(after, before, "the lanes and e1 are as they were");
     assert!(store.execution("stale", "e2").await.unwrap().is_none(), "e2 was not created");
-    assert_eq!(store.pending_outbox(i64::MAX, 10).await.unwrap().len(), 1, "no outbox entry");
+    assert_eq!(relayed(&client, &table).await, vec![0], "the failed save's events went out");
 }
 
 #[tokio::test]
 async fn an_ended_execution_expires_after_the_retention_and_a_reopened_one_does_not() {
     let (store, client, table) = fresh_store().await;
     seed(&store, "ttl").await;
-    let live = raw_item(&client, &table, "PIPELINE#ttl", "EXECUTION#e1").await;
-    assert!(!live.contains_key("expires_at"), "a running execution never expires");
+    // e1 holds a stage: it lives in the lanes item, which never expires.
+    let lanes_item = raw_item(&client, &table, "PIPELINE#ttl", "LANES").await;
+    assert!(lanes_item.contains_key("x:e1"), "a holder lives in the lanes item: {lanes_item:?}");
+    assert!(!lanes_item.contains_key("expires_at"), "the lanes item never expires");
 
     let mut e1 = store.load("ttl", &Scope::One("e1".into())).await.unwrap().executions[0].clone();
     e1.value.status = ExecutionStatus::Failed;
-    let changes = Changes { lanes: None, executions: vec![e1.clone()], outbox: vec![] };
+    let changes = Changes { lanes: None, executions: vec![e1], outbox: vec![] };
     store.save("ttl", changes).await.unwrap();
 
+    // Ended, it moved to an item of its own, with an expiry; the lanes item no longer has it.
     let ended = raw_item(&client, &table, "PIPELINE#ttl", "EXECUTION#e1").await;
     let Some(AttributeValue::N(expires_at)) = ended.get("expires_at") else {
         panic!("an ended execution has a numeric expires_at: {ended:?}")
@@ -168,9 +165,15 @@ async fn an_ended_execution_expires_after_the_retention_and_a_reopened_one_does_
     let expected = now + i64::from(RETENTION_DAYS) * 86_400;
     let expires_at: i64 = expires_at.parse().unwrap();
     assert!((expires_at - expected).abs() < 120, "{expires_at} is not about {expected}");
+    let lanes_item = raw_item(&client, &table, "PIPELINE#ttl", "LANES").await;
+    assert!(!lanes_item.contains_key("x:e1"), "moved out, not copied: {lanes_item:?}");
+    assert_eq!(
+        store.execution("ttl", "e1").await.unwrap().unwrap().status,
+        ExecutionStatus::Failed
+    );
 
     // A stage retry re-opens a failed execution: it must not expire while it runs.
-    e1.version += 1;
+    let mut e1 = store.load("ttl", &Scope::One("e1".into())).await.unwrap().executions[0].clone();
     e1.value.status = ExecutionStatus::InProgress;
     store.save("ttl", Changes { lanes: None, executions: vec![e1], outbox: vec![] }).await.unwrap();
     let reopened = raw_item(&client, &table, "PIPELINE#ttl", "EXECUTION#e1").await;
@@ -226,7 +229,7 @@ async fn a_save_over_the_transaction_limit_is_refused_before_sending() {
         panic!("expected Unavailable, got {result:?}")
     };
     assert!(source.to_string().contains("at most 100 items"), "{source}");
-    assert!(store.pending_outbox(i64::MAX, 200).await.unwrap().is_empty());
+    assert!(store.execution("many", "e0").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -273,26 +276,46 @@ async fn pipelines_are_created_once_listed_sorted_and_deleted_with_their_executi
 }
 
 #[tokio::test]
-async fn the_outbox_pages_oldest_first_across_saves() {
-    let (store, _, _) = fresh_store().await;
-    let mut seqs = Vec::new();
-    for n in 0..5 {
-        let changes = Changes {
-            lanes: None,
-            executions: vec![],
-            outbox: vec![event(2 * n), event(2 * n + 1)],
-        };
-        seqs.extend(store.save("outbox", changes).await.unwrap());
-    }
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sequence numbers increase: {seqs:?}");
+async fn each_save_s_events_ride_on_the_item_it_writes_and_reach_the_stream_in_order() {
+    let (store, client, table) = fresh_store().await;
+    // 1. A new holder: one write of the lanes item, with the events.
+    seed(&store, "relay").await;
+    // 2. The holder changes, the lanes do not: the lanes item again.
+    let mut e1 = store.load("relay", &Scope::LanesOnly).await.unwrap().executions[0].clone();
+    e1.value.updated_at = 2_000;
+    let changes = Changes { lanes: None, executions: vec![e1.clone()], outbox: vec![event(1)] };
+    store.save("relay", changes).await.unwrap();
+    // 3. An execution that holds no stage (PARALLEL mode): its own item carries them.
+    let e2 = Versioned { version: 0, value: execution("e2", ExecutionStatus::InProgress) };
+    let changes = Changes { lanes: None, executions: vec![e2], outbox: vec![event(2)] };
+    store.save("relay", changes).await.unwrap();
+    // 4. Events alone: the pipeline's events item.
+    store
+        .save("relay", Changes { lanes: None, executions: vec![], outbox: vec![event(3)] })
+        .await
+        .unwrap();
+    // 5. A save without events leaves none behind on the item it writes.
+    e1.version += 1;
+    e1.value.updated_at = 3_000;
+    store
+        .save("relay", Changes { lanes: None, executions: vec![e1], outbox: vec![] })
+        .await
+        .unwrap();
 
-    let first = store.pending_outbox(i64::MAX, 3).await.unwrap();
-    assert_eq!(first.iter().map(|p| p.seq).collect::<Vec<_>>(), seqs[..3]);
-    store.ack_outbox(&seqs[..3]).await.unwrap();
-    let rest = store.pending_outbox(i64::MAX, 100).await.unwrap();
-    let ns: Vec<u64> = rest.iter().filter_map(|p| p.event.detail["n"].as_u64()).collect();
-    assert_eq!(ns, (3..10).collect::<Vec<u64>>());
-    let saved_at = rest[0].saved_at;
-    assert!(store.pending_outbox(saved_at - 1, 100).await.unwrap().is_empty());
-    assert!(!store.pending_outbox(saved_at, 100).await.unwrap().is_empty());
+    assert_eq!(relayed(&client, &table).await, vec![0, 1, 2, 3]);
+    let lanes_item = raw_item(&client, &table, "PIPELINE#relay", "LANES").await;
+    assert!(!lanes_item.contains_key("events"), "old events were left: {lanes_item:?}");
+    assert!(
+        raw_item(&client, &table, "PIPELINE#relay", "EXECUTION#e2").await.contains_key("events")
+    );
+    let snap = store.load("relay", &Scope::Active).await.unwrap();
+    let ids: Vec<&str> = snap.executions.iter().map(|e| e.value.id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e2"], "residents and own items load alike");
+    assert_eq!(snap.executions[0].value.updated_at, 3_000);
+    assert_eq!(store.executions("relay", 10).await.unwrap().len(), 2);
+}
+
+/// The `n` of every event the table's stream carries, in stream order.
+async fn relayed(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<u64> {
+    stream_events(client, table).await.iter().filter_map(|e| e.detail["n"].as_u64()).collect()
 }

@@ -168,3 +168,50 @@ pub(crate) async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, Str
         attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
     (url, arn)
 }
+
+/// Every event the table's stream carries, in stream order: what the outbox relay publishes.
+pub(crate) async fn stream_events(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Vec<baton::bus_events::BusEvent> {
+    use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
+    let arn = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .expect("the table has a stream");
+    let region = client.config().region().map_or("us-east-1".into(), ToString::to_string);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk_config(&region).await);
+    let description = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
+    let mut all = Vec::new();
+    for shard in description.stream_description().unwrap().shards() {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id().unwrap())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        while let Some(i) = iterator {
+            let out = streams.get_records().shard_iterator(i).send().await.unwrap();
+            if out.records().is_empty() {
+                break;
+            }
+            for record in out.records() {
+                let image = record.dynamodb().and_then(|d| d.new_image.as_ref());
+                if let Some(StreamValue::B(blob)) = image.and_then(|i| i.get("events")) {
+                    let events = baton::adapters::aws::dynamodb_relay::events_in(blob.as_ref());
+                    all.extend(events.unwrap());
+                }
+            }
+            iterator = out.next_shard_iterator;
+        }
+    }
+    all
+}

@@ -29,8 +29,8 @@ pub struct Faults {
     /// Action results (public SUCCEEDED/FAILED events carrying a completion) of this stage are
     /// held until two arrived, then both are delivered at once.
     pub simultaneous_completions_of: Option<String>,
-    /// The first match of `detail_type` goes to `pool` instead (a stage-advance whose
-    /// EventBridge never answers), which is killed once its save reached the outbox.
+    /// The first match of `detail_type` goes to `pool` instead (a stage-advance whose save
+    /// lands but is never answered), which is killed once it saved.
     pub kill: Option<std::sync::Arc<Kill>>,
 }
 
@@ -40,18 +40,14 @@ pub struct Kill {
     pub detail_type: String,
     /// The doomed function.
     pub pool: tokio::sync::Mutex<Pool>,
-    /// Shows when the doomed function reached its (hanging) PutEvents.
+    /// Shows when the doomed function saved.
     pub proxy: crate::proxy::Proxy,
-    /// The table whose `OUTBOX` partition holds what it saved.
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    #[allow(missing_docs)]
-    pub table: String,
     /// Set once the process was killed with saved, unpublished events.
     pub done: AtomicBool,
     /// Woken when `done` is set.
     pub notify: Notify,
-    /// How many outbox entries were pending at the kill.
-    pub pending_at_kill: Mutex<usize>,
+    /// How many writes the doomed function made before the kill.
+    pub writes_at_kill: Mutex<usize>,
 }
 
 /// Messages the harness read from a queue it collects (public events, notices).
@@ -111,6 +107,20 @@ impl Delivery {
             ]),
         });
         let mut tasks = Vec::new();
+        if let Some(arn) = &stack.stream_arn {
+            let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+            for source in &stack.stream_sources {
+                let Some(pool) = ctx.pools.get(&source.function).cloned() else { continue };
+                tasks.push(tokio::spawn(crate::streams::relay(
+                    streams.clone(),
+                    arn.clone(),
+                    source.clone(),
+                    pool,
+                    ctx.faults.duplicate,
+                    errors.clone(),
+                )));
+            }
+        }
         for route in &stack.rules {
             let (ctx, route) = (ctx.clone(), route.clone());
             tasks.push(tokio::spawn(async move { ctx.route(route).await }));
@@ -297,16 +307,26 @@ impl Ctx {
         let doomed = event.clone();
         let invocation = {
             let pool: &Pool = &pool;
-            // The invocation never ends (its PutEvents hangs); it is raced against the outbox.
+            // The invocation never ends (its save is never answered); it is raced against
+            // the save landing.
             let call = pool.invoke(doomed);
             let deadline = Instant::now() + Duration::from_secs(30);
             let watch = async {
                 loop {
-                    let publishing = kill.proxy.calls().iter().any(|c| {
-                        c.function == "stage-advance-doomed" && c.operation == "PutEvents"
-                    });
-                    if publishing || Instant::now() > deadline {
-                        return outbox_len(&kill.dynamodb, &kill.table).await;
+                    let writes = kill
+                        .proxy
+                        .calls()
+                        .iter()
+                        .filter(|c| {
+                            c.function == "stage-advance-doomed"
+                                && matches!(
+                                    c.operation.as_str(),
+                                    "UpdateItem" | "PutItem" | "TransactWriteItems"
+                                )
+                        })
+                        .count();
+                    if writes > 0 || Instant::now() > deadline {
+                        return writes;
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -319,26 +339,10 @@ impl Ctx {
         if let Some(instance) = pool.instances.first_mut() {
             let _ = instance.kill().await;
         }
-        *kill.pending_at_kill.lock().unwrap_or_else(PoisonError::into_inner) =
+        *kill.writes_at_kill.lock().unwrap_or_else(PoisonError::into_inner) =
             invocation.unwrap_or(0);
         kill.done.store(true, Ordering::SeqCst);
         kill.notify.notify_waiters();
         true
     }
-}
-
-/// How many events wait in the table's outbox.
-pub async fn outbox_len(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> usize {
-    dynamodb
-        .query()
-        .table_name(table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("OUTBOX".into()),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .map_or(0, |o| o.items().len())
 }

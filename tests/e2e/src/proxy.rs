@@ -75,8 +75,9 @@ impl Proxy {
         self.listen_hanging(function, None).await
     }
 
-    /// Like [`Self::listen`], but requests of operation `hang` are recorded and never answered:
-    /// a dependency that hangs, so the function can be killed in the middle of that call.
+    /// Like [`Self::listen`], but requests of operation `hang` are carried out and recorded,
+    /// and their answer never comes back: the function can be killed after that call took
+    /// effect and before it learned so.
     pub async fn listen_hanging(
         &self,
         function: &str,
@@ -121,10 +122,7 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let body = body.collect().await?.to_bytes();
         let mut call = classify(function, &parts, &body);
-        if hang == Some(call.operation.as_str()) {
-            self.record(call);
-            return std::future::pending().await;
-        }
+        let hangs = hang == Some(call.operation.as_str());
         let upstream = Request::from_parts(parts, Full::new(body.clone()));
         let response = match self.send(upstream).await {
             Ok(r) => r,
@@ -146,6 +144,10 @@ impl Proxy {
             call.request = serde_json::from_slice(&body).ok();
         }
         self.record(call);
+        if hangs {
+            // The request took effect; its caller never learns it.
+            return std::future::pending().await;
+        }
         Ok(Response::from_parts(parts, Full::new(rbody)))
     }
 

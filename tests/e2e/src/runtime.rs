@@ -77,7 +77,7 @@ impl Instance {
 pub struct Record {
     #[allow(missing_docs)]
     pub function: String,
-    /// The payload's detail-type, or `sweep`.
+    /// The payload's detail-type, `sweep` or `stream`.
     pub kind: String,
     #[allow(missing_docs)]
     pub ok: bool,
@@ -209,7 +209,11 @@ impl Pool {
     /// Invokes the function with `payload` and waits for its outcome.
     pub async fn invoke(&self, payload: Value) -> Result<Outcome> {
         let kind = payload.get("detail-type").and_then(Value::as_str).map_or_else(
-            || if payload.get("sweep").is_some() { "sweep".into() } else { "?".into() },
+            || match () {
+                () if payload.get("sweep").is_some() => "sweep".into(),
+                () if payload.get("Records").is_some() => "stream".into(),
+                () => "?".into(),
+            },
             str::to_owned,
         );
         let (reply, answer) = oneshot::channel();

@@ -13,7 +13,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    SseSpecification, TimeToLiveSpecification,
+    SseSpecification, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
@@ -130,6 +130,10 @@ pub struct Stack {
     pub dead_letter_queue: String,
     /// Every rule of the template, with its queue.
     pub rules: Vec<RuleQueue>,
+    /// The table's stream, when the template gives it one.
+    pub stream_arn: Option<String>,
+    /// The template's event source mappings on that stream.
+    pub stream_sources: Vec<crate::template::StreamSource>,
     /// The catch-all rule's queue (`source: baton.codepipeline`).
     pub public_events_queue: String,
     /// SQS subscriptions of the approvals and failures topics.
@@ -178,6 +182,13 @@ impl Stack {
 
         let table = format!("{name}-executions");
         create_table(&aws_sdk_dynamodb::Client::new(&home), template, &table).await?;
+        let stream_arn = aws_sdk_dynamodb::Client::new(&home)
+            .describe_table()
+            .table_name(&table)
+            .send()
+            .await?
+            .table
+            .and_then(|t| t.latest_stream_arn);
         b.refs.insert("ExecutionsTable".into(), table.clone());
 
         let bus_name = crate::template::resolve(
@@ -301,6 +312,8 @@ impl Stack {
             buckets,
             keys_by_region,
             rules,
+            stream_arn,
+            stream_sources: template.stream_sources()?,
             public_events_queue,
             approval_notices_queue,
             failure_notices_queue,
@@ -386,6 +399,16 @@ async fn create_table(
     }
     if let Some(mode) = p.get("BillingMode").and_then(Yaml::as_str) {
         req = req.billing_mode(BillingMode::from(mode));
+    }
+    if let Some(view) =
+        p.get("StreamSpecification").and_then(|s| s.get("StreamViewType")).and_then(Yaml::as_str)
+    {
+        req = req.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
+                .build()?,
+        );
     }
     if let Some(sse) =
         p.get("SSESpecification").and_then(|s| s.get("SSEEnabled")).and_then(Yaml::as_bool)

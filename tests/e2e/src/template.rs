@@ -57,6 +57,17 @@ pub struct Rule {
     pub target: RuleTarget,
 }
 
+/// A Lambda event source mapping on the table's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSource {
+    /// The function's binary name.
+    pub function: String,
+    /// The mapping's filter patterns (a record passes if it matches any).
+    pub filters: Vec<Json>,
+    /// Records per invocation at most.
+    pub batch_size: usize,
+}
+
 /// Values the resolver substitutes.
 #[derive(Debug, Clone, Default)]
 pub struct Bindings {
@@ -184,6 +195,38 @@ impl Template {
             }
         }
         Ok(rules)
+    }
+
+    /// The event source mappings on the executions table's stream.
+    pub fn stream_sources(&self) -> Result<Vec<StreamSource>> {
+        let functions = self.functions()?;
+        let mut sources = Vec::new();
+        for id in self.resources_of("AWS::Lambda::EventSourceMapping") {
+            let p = self.properties(&id)?;
+            let target = p.get("FunctionName").and_then(ref_name);
+            let function = functions
+                .iter()
+                .find(|f| Some(f.logical_id.as_str()) == target)
+                .ok_or_else(|| anyhow!("{id}: FunctionName is no function of the template"))?;
+            let filters = p
+                .get("FilterCriteria")
+                .and_then(|f| f.get("Filters"))
+                .and_then(Yaml::as_sequence)
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|f| {
+                    let text = f.get("Pattern").and_then(Yaml::as_str).unwrap_or("{}");
+                    serde_json::from_str(text).with_context(|| format!("{id}: a filter's Pattern"))
+                })
+                .collect::<Result<_>>()?;
+            sources.push(StreamSource {
+                function: function.binary.clone(),
+                filters,
+                batch_size: p.get("BatchSize").and_then(Yaml::as_u64).unwrap_or(100) as usize,
+            });
+        }
+        Ok(sources)
     }
 
     /// `Globals.Function.Environment.Variables`, resolved.

@@ -32,20 +32,20 @@
 //! but listings right after a write (the CLI, the contract suite) should see it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+    TransactWriteItem, Update,
 };
 use baton_core::engine::{Execution, Lanes, Millis};
-use tracing::warn;
 
+use super::dynamodb_writes as writes;
 use crate::bus_events::BusEvent;
 use crate::ports::BoxError;
 use crate::ports::state::*;
@@ -57,15 +57,16 @@ const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>
 const MAX_TRANSACTION_ITEMS: usize = 100;
 const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
-/// How often a save whose outbox key was taken is sent again.
-const ATTEMPTS: u32 = 5;
-/// Sequence numbers per microsecond: room for every entry of one save (at most 100).
-const SEQS_PER_MICRO: i64 = 1_000;
+/// Events larger than this (deflated) go on an item of their own, in the same transaction, so
+/// that they never push a state item over its limit.
+const MAX_CARRIED_EVENTS_BYTES: usize = 64 * 1024;
 
 const PIPELINES_PK: &str = "PIPELINES";
-const OUTBOX_PK: &str = "OUTBOX";
 const PIPELINE_SK: &str = "PIPELINE";
 const LANES_SK: &str = "LANES";
+const EVENTS_SK: &str = "EVENTS";
+/// Marks an execution's own item as a tombstone: the execution lives in the lanes item.
+const RESIDENT_MARK: &str = "resident";
 const EXECUTION_PREFIX: &str = "EXECUTION#";
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -93,10 +94,6 @@ enum DynamoError {
          TransactWriteItems takes at most 100 items and 4 MB"
     )]
     TransactionTooLarge { pipeline: String, items: usize, bytes: usize },
-    #[error("a save of pipeline {pipeline} has {count} events; one save takes fewer than 1000")]
-    TooManyEvents { pipeline: String, count: usize },
-    #[error("outbox sequence numbers collided {ATTEMPTS} times in a row")]
-    SeqCollisions,
     #[error("table {0} did not become active")]
     TableNotActive(String),
 }
@@ -140,11 +137,6 @@ fn execution_sk(id: &str) -> String {
     format!("{EXECUTION_PREFIX}{id}")
 }
 
-/// Zero-padded so that the string order of keys is the numeric order of sequence numbers.
-fn seq_sk(seq: i64) -> String {
-    format!("{seq:019}")
-}
-
 fn malformed(item: &Item, attribute: &'static str) -> StoreError {
     let key_part = |k: &str| match item.get(k) {
         Some(AttributeValue::S(v)) => v.clone(),
@@ -171,15 +163,18 @@ pub(super) fn unpacked(item: &Item, attribute: &'static str) -> Result<String, S
     match item.get(attribute) {
         Some(AttributeValue::S(text)) => Ok(text.clone()),
         Some(AttributeValue::B(blob)) => {
-            use std::io::Read as _;
-            let mut text = String::new();
-            flate2::read::DeflateDecoder::new(blob.as_ref())
-                .read_to_string(&mut text)
-                .map_err(|_| malformed(item, attribute))?;
-            Ok(text)
+            inflated(blob.as_ref()).map_err(|_| malformed(item, attribute))
         }
         _ => Err(malformed(item, attribute)),
     }
+}
+
+/// The text deflated in `bytes`.
+pub(crate) fn inflated(bytes: &[u8]) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    flate2::read::DeflateDecoder::new(bytes).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Whether a conditional write was refused because its condition did not hold (every write
@@ -233,49 +228,132 @@ fn now_micros() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// A put conditioned on the version the item was read at: absent for version 0, equal
-/// otherwise. The stored version becomes `version + 1`.
-fn versioned_put(table: &str, mut item: Item, version: u64) -> Result<Put, StoreError> {
-    item.insert("version".into(), n(version + 1));
-    let put = Put::builder().table_name(table).set_item(Some(item));
-    let put = if version == 0 {
-        put.condition_expression("attribute_not_exists(pk)")
-    } else {
-        put.condition_expression("#version = :read")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":read", n(version))
-    };
-    put.build().map_err(sdk("TransactWriteItems"))
+/// A write's condition and update as DynamoDB expressions, for a plain write or the same one
+/// inside a transaction.
+#[derive(Default)]
+struct Expression {
+    update: Option<String>,
+    condition: Option<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
 }
 
-/// How a cancelled transaction is answered.
-enum Cancelled {
-    /// A state item's condition failed, or another transaction held one of its items.
-    Conflict,
-    /// Only an outbox key was taken (another save in the same microsecond): try new keys.
-    SeqTaken,
-    /// Anything else.
-    Other,
+impl Expression {
+    /// Conditioned on the item's version being `read` (absent for 0).
+    fn at_version(read: u64) -> Self {
+        let mut e = Self::default();
+        if read == 0 {
+            e.condition = Some("attribute_not_exists(pk)".into());
+        } else {
+            e.condition = Some("#version = :read".into());
+            e.names.insert("#version".into(), "version".into());
+            e.values.insert(":read".into(), n(read));
+        }
+        e
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
 }
 
-fn cancelled(error: &TransactWriteItemsError, state_items: usize) -> Cancelled {
-    let TransactWriteItemsError::TransactionCanceledException(e) = error else {
-        return Cancelled::Other;
-    };
-    let mut seq_taken = false;
-    for (i, reason) in e.cancellation_reasons().iter().enumerate() {
-        match reason.code() {
-            // TransactionConflict: another transaction was writing one of the items. Reloading
-            // and applying again is the right answer, exactly as for a moved version.
-            Some("ConditionalCheckFailed" | "TransactionConflict") if i < state_items => {
-                return Cancelled::Conflict;
+/// The update of the lanes item: the new version, lanes and residents, and this save's events
+/// (or none: an update leaves other attributes in place, so old events must go).
+fn lanes_expression(l: &writes::LanesWrite, events: Option<&Item>) -> Expression {
+    let mut e = Expression::at_version(l.read);
+    let mut set = vec!["#version = :next".to_owned()];
+    let mut remove = Vec::new();
+    e.names.insert("#version".into(), "version".into());
+    e.values.insert(":next".into(), n(l.read + 1));
+    if let Some(body) = &l.body {
+        set.push("#body = :body".into());
+        e.names.insert("#body".into(), "body".into());
+        e.values.insert(":body".into(), s(body.clone()));
+    }
+    for (i, (name, value)) in l.set.iter().enumerate() {
+        set.push(format!("#x{i} = :x{i}"));
+        e.names.insert(format!("#x{i}"), name.clone());
+        e.values.insert(format!(":x{i}"), value.clone());
+    }
+    for (i, name) in l.remove.iter().enumerate() {
+        remove.push(format!("#r{i}"));
+        e.names.insert(format!("#r{i}"), name.clone());
+    }
+    for (i, name) in l.absent.iter().enumerate() {
+        let condition = e.condition.take().unwrap_or_default();
+        e.condition = Some(format!("{condition} AND attribute_not_exists(#a{i})"));
+        e.names.insert(format!("#a{i}"), name.clone());
+    }
+    for (i, attribute) in [writes::EVENTS, writes::EVENT_COUNT].into_iter().enumerate() {
+        e.names.insert(format!("#e{i}"), attribute.into());
+        match events.and_then(|ev| ev.get(attribute)) {
+            Some(value) => {
+                set.push(format!("#e{i} = :e{i}"));
+                e.values.insert(format!(":e{i}"), value.clone());
             }
-            Some("ConditionalCheckFailed") => seq_taken = true,
-            Some("None") | None => {}
-            Some(_) => return Cancelled::Other,
+            None => remove.push(format!("#e{i}")),
         }
     }
-    if seq_taken { Cancelled::SeqTaken } else { Cancelled::Other }
+    let mut update = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    e.update = Some(update);
+    e
+}
+
+/// The update that writes a moved-out execution's item: every attribute of `item`, the
+/// tombstone mark gone, the version one more than whatever it was (0 for none).
+fn moved_out(item: Item) -> Expression {
+    let mut e = Expression::default();
+    let mut set = Vec::new();
+    for (i, (name, value)) in item.into_iter().filter(|(k, _)| k != "pk" && k != "sk").enumerate() {
+        set.push(format!("#s{i} = :s{i}"));
+        e.names.insert(format!("#s{i}"), name);
+        e.values.insert(format!(":s{i}"), value);
+    }
+    e.names.insert("#version".into(), "version".into());
+    e.names.insert("#mark".into(), RESIDENT_MARK.into());
+    e.values.insert(":one".into(), n(1));
+    e.update = Some(format!("SET {} REMOVE #mark ADD #version :one", set.join(", ")));
+    e
+}
+
+/// The residents of a lanes item, at the lanes item's version marked [`writes::RESIDENT`].
+fn residents(item: &Item) -> Result<Vec<Versioned<Execution>>, StoreError> {
+    let version: u64 = get_n(item, "version")?;
+    let mut found = Vec::new();
+    for (name, value) in item {
+        if !name.starts_with(writes::RESIDENT_PREFIX) {
+            continue;
+        }
+        let AttributeValue::B(blob) = value else { return Err(malformed(item, "resident")) };
+        let json = inflated(blob.as_ref()).map_err(|_| malformed(item, "resident"))?;
+        found.push(Versioned { version: writes::RESIDENT | version, value: from_json(&json)? });
+    }
+    Ok(found)
+}
+
+/// One write of a save.
+enum Write {
+    /// An update of the item at the key.
+    Update(Item, Expression),
+    Put(Item, Expression),
+}
+
+/// Whether a transaction was cancelled because an item moved since it was read: its condition
+/// failed, or another transaction was writing it. Reloading and applying again is the answer.
+fn conflicted(error: &TransactWriteItemsError) -> bool {
+    let TransactWriteItemsError::TransactionCanceledException(e) = error else {
+        return false;
+    };
+    e.cancellation_reasons()
+        .iter()
+        .any(|r| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict")))
 }
 
 /// Whether a transaction was cancelled because a condition failed (not a conflict or a limit).
@@ -291,44 +369,13 @@ pub struct DynamoDbStateStore {
     pub(super) client: Client,
     pub(super) table: String,
     retention_secs: i64,
-    /// The last outbox sequence base handed out by this process; see [`Self::next_seq_base`].
-    last_seq: AtomicI64,
 }
 
 impl DynamoDbStateStore {
     /// A store on `table`. Ended executions expire `retention_days` after their last write
     /// (DynamoDB's TTL deletes them some time after that).
     pub fn new(client: Client, table: String, retention_days: u32) -> Self {
-        Self {
-            client,
-            table,
-            retention_secs: i64::from(retention_days) * 86_400,
-            last_seq: AtomicI64::new(0),
-        }
-    }
-
-    /// The first outbox sequence number of a save; its entries take `base + index`.
-    ///
-    /// Sequence numbers are the save's time in microseconds × 1,000 + index, rather than a
-    /// counter item: a transaction cannot return an updated counter, and reading one first
-    /// would serialise every pipeline's saves on one item. Time-based numbers need no extra
-    /// request, sort oldest first, and give `saved_at` back (seq / 10^6 = milliseconds). They
-    /// stay below `i64::MAX` until the year 2262. Within this process they strictly increase
-    /// even if the clock steps back; two processes saving in the same microsecond could pick
-    /// the same key, which the outbox put's `attribute_not_exists` condition catches, and the
-    /// save is sent again with new numbers (nothing was written).
-    fn next_seq_base(&self) -> i64 {
-        let candidate = now_micros().saturating_mul(SEQS_PER_MICRO);
-        let bump = |last: i64| candidate.max(last.saturating_add(SEQS_PER_MICRO));
-        // The closure always returns Some, so this is always Ok.
-        let previous =
-            match self
-                .last_seq
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(bump(last)))
-            {
-                Ok(p) | Err(p) => p,
-            };
-        bump(previous)
+        Self { client, table, retention_secs: i64::from(retention_days) * 86_400 }
     }
 
     pub(super) async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
@@ -425,6 +472,185 @@ impl DynamoDbStateStore {
         concurrently(requests).await.map(drop)
     }
 
+    /// A save's events as the attributes that carry them; none for a save without events.
+    fn events_attributes(
+        &self,
+        pipeline: &str,
+        events: &[BusEvent],
+    ) -> Result<Option<Item>, StoreError> {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let item = Item::from([
+            (writes::EVENTS.to_owned(), packed(&to_json(&events)?)?),
+            (writes::EVENT_COUNT.to_owned(), n(events.len())),
+        ]);
+        let bytes = item_size(&item);
+        if bytes > MAX_ITEM_BYTES {
+            return Err(unavailable(DynamoError::ItemTooLarge {
+                pipeline: pipeline.to_owned(),
+                what: format!("the {} events of one save", events.len()),
+                bytes,
+            }));
+        }
+        Ok(Some(item))
+    }
+
+    /// Sends one save: a single conditional write when it touches one item (the usual case),
+    /// otherwise one transaction. The events go on the lanes item if it is written, else on an
+    /// execution's item, else (or when large) on the pipeline's `EVENTS` item.
+    async fn send(
+        &self,
+        pipeline: &str,
+        planned: writes::Writes,
+        events: Option<Item>,
+        now_secs: i64,
+    ) -> Result<(), StoreError> {
+        let pk = pipeline_pk(pipeline);
+        let mut ops = Vec::new();
+        let mut bytes = 0;
+        let mut events = events;
+        let large = events.as_ref().is_some_and(|e| item_size(e) > MAX_CARRIED_EVENTS_BYTES);
+        if let Some(l) = &planned.lanes {
+            let carried = if large { None } else { events.take() };
+            bytes += l
+                .set
+                .iter()
+                .map(|(k, v)| item_size(&Item::from([(k.clone(), v.clone())])))
+                .sum::<usize>()
+                + l.body.as_ref().map_or(0, String::len)
+                + carried.as_ref().map_or(0, item_size);
+            ops.push(Write::Update(
+                key(pk.clone(), LANES_SK),
+                lanes_expression(l, carried.as_ref()),
+            ));
+        }
+        for w in planned.own {
+            match w {
+                writes::OwnWrite::Put { mut item, read } => {
+                    if !large && let Some(ev) = events.take() {
+                        item.extend(ev);
+                    }
+                    item.insert("version".into(), n(read + 1));
+                    bytes += item_size(&item);
+                    ops.push(Write::Put(item, Expression::at_version(read)));
+                }
+                writes::OwnWrite::MoveOut { mut item } => {
+                    if !large && let Some(ev) = events.take() {
+                        item.extend(ev);
+                    }
+                    bytes += item_size(&item);
+                    ops.push(Write::Update(key(pk.clone(), get_s(&item, "sk")?), moved_out(item)));
+                }
+                writes::OwnWrite::MoveIn { id, read } => {
+                    let mut tombstone = key(pk.clone(), execution_sk(&id));
+                    tombstone.insert("version".into(), n(read + 1));
+                    tombstone.insert(RESIDENT_MARK.into(), n(1));
+                    ops.push(Write::Put(tombstone, Expression::at_version(read)));
+                }
+            }
+        }
+        if let Some(ev) = events {
+            let mut item = key(pk.clone(), EVENTS_SK);
+            item.extend(ev);
+            // Only the stream needs it; TTL removes it.
+            item.insert("expires_at".into(), n(now_secs.saturating_add(86_400)));
+            bytes += item_size(&item);
+            ops.push(Write::Put(item, Expression::default()));
+        }
+        if ops.len() > MAX_TRANSACTION_ITEMS || bytes > MAX_TRANSACTION_BYTES {
+            return Err(unavailable(DynamoError::TransactionTooLarge {
+                pipeline: pipeline.to_owned(),
+                items: ops.len(),
+                bytes,
+            }));
+        }
+        match ops.len() {
+            0 => Ok(()),
+            1 => self.send_one(pipeline, ops.remove(0)).await,
+            _ => self.send_transaction(pipeline, ops).await,
+        }
+    }
+
+    async fn send_one(&self, pipeline: &str, op: Write) -> Result<(), StoreError> {
+        let conflict = || StoreError::Conflict(pipeline.to_owned());
+        match op {
+            Write::Update(k, e) => {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(k))
+                    .set_update_expression(e.update.clone())
+                    .set_condition_expression(e.condition.clone())
+                    .set_expression_attribute_names(e.names())
+                    .set_expression_attribute_values(e.values())
+                    .send()
+                    .await;
+                match result {
+                    Err(err) if condition_refused(&err) => Err(conflict()),
+                    other => other.map(drop).map_err(sdk("UpdateItem")),
+                }
+            }
+            Write::Put(item, e) => {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .set_condition_expression(e.condition.clone())
+                    .set_expression_attribute_names(e.names())
+                    .set_expression_attribute_values(e.values())
+                    .send()
+                    .await;
+                match result {
+                    Err(err) if condition_refused(&err) => Err(conflict()),
+                    other => other.map(drop).map_err(sdk("PutItem")),
+                }
+            }
+        }
+    }
+
+    async fn send_transaction(&self, pipeline: &str, ops: Vec<Write>) -> Result<(), StoreError> {
+        let build = sdk("TransactWriteItems");
+        let mut items = Vec::with_capacity(ops.len());
+        for op in ops {
+            let item = match op {
+                Write::Update(k, e) => TransactWriteItem::builder().update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(k))
+                        .set_update_expression(e.update.clone())
+                        .set_condition_expression(e.condition.clone())
+                        .set_expression_attribute_names(e.names())
+                        .set_expression_attribute_values(e.values())
+                        .build()
+                        .map_err(sdk("TransactWriteItems"))?,
+                ),
+                Write::Put(item, e) => TransactWriteItem::builder().put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .set_condition_expression(e.condition.clone())
+                        .set_expression_attribute_names(e.names())
+                        .set_expression_attribute_values(e.values())
+                        .build()
+                        .map_err(sdk("TransactWriteItems"))?,
+                ),
+            };
+            items.push(item.build());
+        }
+        let result =
+            self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(conflicted) => {
+                Err(StoreError::Conflict(pipeline.to_owned()))
+            }
+            Err(e) => Err(build(e)),
+        }
+    }
+
     fn execution_item(
         &self,
         pipeline: &str,
@@ -451,75 +677,6 @@ impl DynamoDbStateStore {
         }
         Ok(item)
     }
-
-    /// The outbox entries of one save, as one item keyed by the save's base sequence number:
-    /// entry `i` has sequence number `base + i`. One item, not one per event, because each
-    /// item costs at least one write unit (two in a transaction) and one delete.
-    fn outbox_item(pipeline: &str, base: i64, events: &AttributeValue, count: usize) -> Item {
-        let mut item = key(OUTBOX_PK, seq_sk(base));
-        item.insert("seq".into(), n(base));
-        item.insert("saved_at".into(), n(base / (SEQS_PER_MICRO * 1_000)));
-        item.insert("pipeline".into(), s(pipeline));
-        item.insert("count".into(), n(count));
-        item.insert("events".into(), events.clone());
-        item
-    }
-
-    /// Acknowledges some entries of a save: the others are written back, with their sequence
-    /// numbers, in place of the save's item.
-    async fn ack_part(&self, base: i64, acked: &[i64]) -> Result<(), StoreError> {
-        let Some(item) = self.get_item(key(OUTBOX_PK, seq_sk(base))).await? else {
-            return Ok(());
-        };
-        let left: Vec<OutboxEntry> =
-            outbox_entries(&item)?.into_iter().filter(|e| !acked.contains(&e.seq)).collect();
-        if left.is_empty() {
-            return self.delete_items(vec![key(OUTBOX_PK, seq_sk(base))]).await;
-        }
-        let pipeline = get_s(&item, "pipeline")?;
-        let events: Vec<&BusEvent> = left.iter().map(|e| &e.event).collect();
-        let mut rewritten =
-            Self::outbox_item(pipeline, base, &packed(&to_json(&events)?)?, left.len());
-        rewritten.insert("saved_at".into(), n(left[0].saved_at));
-        rewritten.insert("seqs".into(), AttributeValue::L(left.iter().map(|e| n(e.seq)).collect()));
-        self.put_item(rewritten).await
-    }
-
-    fn outbox_put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(sdk("TransactWriteItems"))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-}
-
-/// The entries an outbox item holds: entry `i` is `base + i`, unless a partial acknowledgement
-/// left an explicit list of sequence numbers.
-fn outbox_entries(item: &Item) -> Result<Vec<OutboxEntry>, StoreError> {
-    let base: i64 = get_n(item, "seq")?;
-    let saved_at = get_n(item, "saved_at")?;
-    let events: Vec<BusEvent> = from_json(&unpacked(item, "events")?)?;
-    let seqs: Vec<i64> = match item.get("seqs") {
-        Some(AttributeValue::L(list)) => list
-            .iter()
-            .map(|v| match v {
-                AttributeValue::N(x) => x.parse().map_err(|_| malformed(item, "seqs")),
-                _ => Err(malformed(item, "seqs")),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => (0..events.len() as i64).map(|i| base + i).collect(),
-    };
-    if seqs.len() != events.len() {
-        return Err(malformed(item, "seqs"));
-    }
-    Ok(seqs
-        .into_iter()
-        .zip(events)
-        .map(|(seq, event)| OutboxEntry { seq, saved_at, event })
-        .collect())
 }
 
 /// Waits before attempt `attempt` (none before the first): 50 ms, 100 ms, 200 ms...
@@ -557,7 +714,7 @@ where
 }
 
 /// Creates a table with Baton's key schema (`pk`/`sk` strings, on-demand billing, TTL on
-/// `expires_at`) and waits until it is active. For tests and first-time setup; production
+/// `expires_at`, a stream of new images for the relay) and waits until it is active. For tests and first-time setup; production
 /// tables come from `template.yaml`.
 ///
 /// # Errors
@@ -585,6 +742,13 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .attribute_definitions(attribute("sk")?)
         .key_schema(key_element("pk", KeyType::Hash)?)
         .key_schema(key_element("sk", KeyType::Range)?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(sdk("CreateTable"))?,
+        )
         .send()
         .await;
     if let Err(e) = created {
@@ -712,14 +876,17 @@ impl StateStore for DynamoDbStateStore {
 
     async fn load(&self, pipeline: &str, scope: &Scope) -> Result<Snapshot, StoreError> {
         let pk = pipeline_pk(pipeline);
+        let mut found: HashMap<String, Versioned<Execution>> = HashMap::new();
         let lanes = match self.get_item(key(pk.clone(), LANES_SK)).await? {
-            Some(item) => Versioned {
-                version: get_n(&item, "version")?,
-                value: from_json::<Lanes>(get_s(&item, "body")?)?,
-            },
+            Some(item) => {
+                found.extend(residents(&item)?.into_iter().map(|r| (r.value.id.clone(), r)));
+                Versioned {
+                    version: get_n(&item, "version")?,
+                    value: from_json::<Lanes>(get_s(&item, "body")?)?,
+                }
+            }
             None => Versioned { version: 0, value: Lanes::default() },
         };
-        let mut found: HashMap<String, Versioned<Execution>> = HashMap::new();
         let mut wanted: Vec<String> = lanes.value.waiting.iter().flatten().cloned().collect();
         match scope {
             Scope::One(id) => wanted.push(id.clone()),
@@ -729,9 +896,10 @@ impl StateStore for DynamoDbStateStore {
                 // (and bills) the ended executions still within their retention too. A
                 // sparse GSI on an `active` attribute would read only the live ones; the
                 // template declares no GSI yet, and active loads are rare.
+                // Residents are active and came with the lanes.
                 for item in self.query_all(pk.clone(), Some(EXECUTION_PREFIX), true).await? {
                     let e = versioned_execution(&item)?;
-                    found.insert(e.value.id.clone(), e);
+                    found.entry(e.value.id.clone()).or_insert(e);
                 }
             }
         }
@@ -744,6 +912,9 @@ impl StateStore for DynamoDbStateStore {
             .collect();
         if !missing.is_empty() {
             for item in self.get_items(missing).await? {
+                if item.contains_key(RESIDENT_MARK) {
+                    continue;
+                }
                 let e = versioned_execution(&item)?;
                 found.insert(e.value.id.clone(), e);
             }
@@ -754,182 +925,63 @@ impl StateStore for DynamoDbStateStore {
     }
 
     async fn save(&self, pipeline: &str, changes: Changes) -> Result<Vec<i64>, StoreError> {
-        let pk = pipeline_pk(pipeline);
         let now_secs = now_micros() / 1_000_000;
-        let mut state = Vec::with_capacity(1 + changes.executions.len());
-        let mut bytes = 0;
-        if let Some(lanes) = &changes.lanes {
-            let mut item = key(pk.clone(), LANES_SK);
-            item.insert("body".into(), s(to_json(&lanes.value)?));
-            let size = item_size(&item) + "version".len() + 21;
-            if size > MAX_ITEM_BYTES {
-                return Err(unavailable(DynamoError::ItemTooLarge {
-                    pipeline: pipeline.to_owned(),
-                    what: "the lanes".into(),
-                    bytes: size,
-                }));
-            }
-            bytes += size;
-            state.push(versioned_put(&self.table, item, lanes.version)?);
-        }
-        for e in &changes.executions {
-            let item = self.execution_item(pipeline, &e.value, now_secs)?;
-            bytes += item_size(&item);
-            state.push(versioned_put(&self.table, item, e.version)?);
-        }
-        let count = changes.outbox.len();
-        // Entries of a save are numbered base + i within the base's block of sequence numbers.
-        if count >= SEQS_PER_MICRO as usize {
-            return Err(unavailable(DynamoError::TooManyEvents {
-                pipeline: pipeline.to_owned(),
-                count,
-            }));
-        }
-        let events = packed(&to_json(&changes.outbox)?)?;
-        if count > 0 {
-            let size = item_size(&Self::outbox_item(pipeline, i64::MAX, &events, count));
-            if size > MAX_ITEM_BYTES {
-                return Err(unavailable(DynamoError::ItemTooLarge {
-                    pipeline: pipeline.to_owned(),
-                    what: format!("the {count} outbox events"),
-                    bytes: size,
-                }));
-            }
-            bytes += size;
-        }
-        let items = state.len() + usize::from(count > 0);
-        if items == 0 {
-            return Ok(Vec::new());
-        }
-        if items > MAX_TRANSACTION_ITEMS || bytes > MAX_TRANSACTION_BYTES {
-            return Err(unavailable(DynamoError::TransactionTooLarge {
-                pipeline: pipeline.to_owned(),
-                items,
-                bytes,
-            }));
-        }
-        let state: Vec<TransactWriteItem> =
-            state.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect();
-        for _ in 0..ATTEMPTS {
-            let base = self.next_seq_base();
-            let seqs: Vec<i64> = (0..count as i64).map(|i| base + i).collect();
-            let mut transaction = state.clone();
-            if count > 0 {
-                transaction
-                    .push(self.outbox_put(Self::outbox_item(pipeline, base, &events, count))?);
-            }
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(transaction))
-                .send()
-                .await;
-            let e = match result {
-                Ok(_) => return Ok(seqs),
-                Err(e) => e,
-            };
-            match e.as_service_error().map(|se| cancelled(se, state.len())) {
-                Some(Cancelled::Conflict) => return Err(StoreError::Conflict(pipeline.to_owned())),
-                Some(Cancelled::SeqTaken) => {
-                    warn!(pipeline, error = %DisplayErrorContext(&e), "outbox key taken; saving again");
-                }
-                Some(Cancelled::Other) | None => return Err(sdk("TransactWriteItems")(e)),
-            }
-        }
-        Err(unavailable(DynamoError::SeqCollisions))
+        let writes =
+            writes::plan(pipeline, &changes, |x| self.execution_item(pipeline, x, now_secs))?;
+        let events = self.events_attributes(pipeline, &changes.outbox)?;
+        self.send(pipeline, writes, events, now_secs).await?;
+        // Nothing to acknowledge: the stream relay publishes what was written.
+        Ok(Vec::new())
+    }
+
+    fn relays_outbox(&self) -> bool {
+        true
     }
 
     async fn execution(&self, pipeline: &str, id: &str) -> Result<Option<Execution>, StoreError> {
-        match self.get_item(key(pipeline_pk(pipeline), execution_sk(id))).await? {
-            Some(item) => Ok(Some(from_json(&unpacked(&item, "body")?)?)),
-            None => Ok(None),
+        if let Some(item) = self.get_item(key(pipeline_pk(pipeline), execution_sk(id))).await?
+            && !item.contains_key(RESIDENT_MARK)
+        {
+            return Ok(Some(from_json(&unpacked(&item, "body")?)?));
         }
+        // Not in an item of its own: it may hold a stage, and live in the lanes item.
+        let Some(lanes) = self.get_item(key(pipeline_pk(pipeline), LANES_SK)).await? else {
+            return Ok(None);
+        };
+        Ok(residents(&lanes)?.into_iter().map(|r| r.value).find(|x| x.id == id))
     }
 
     async fn executions(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
         // The sort key is the id, not the start time, so this reads every execution still
         // within retention and sorts here. Fine for the CLI's listing at today's volumes; a
         // GSI on (pipeline, started) would make it a bounded Query.
-        let items = self.query_all(pipeline_pk(pipeline), Some(EXECUTION_PREFIX), false).await?;
-        let mut rows = items
-            .iter()
-            .map(|i| Ok((get_n::<i64>(i, "started")?, get_n::<u64>(i, "arrival")?, i)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        rows.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
-        rows.into_iter().take(limit).map(|(_, _, i)| from_json(&unpacked(i, "body")?)).collect()
+        // One Query of the whole partition: the executions' own items and the lanes item with
+        // the residents.
+        let mut all = Vec::new();
+        for item in self.query_all(pipeline_pk(pipeline), None, false).await? {
+            match get_s(&item, "sk")? {
+                LANES_SK => all.extend(residents(&item)?.into_iter().map(|r| r.value)),
+                sk if sk.starts_with(EXECUTION_PREFIX) && !item.contains_key(RESIDENT_MARK) => {
+                    all.push(from_json::<Execution>(&unpacked(&item, "body")?)?);
+                }
+                _ => {}
+            }
+        }
+        all.sort_by_key(|x| std::cmp::Reverse((x.started_at, x.arrival)));
+        all.truncate(limit);
+        Ok(all)
     }
 
     async fn pending_outbox(
         &self,
-        older_than: Millis,
-        limit: usize,
+        _older_than: Millis,
+        _limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        // saved_at <= older_than  <=>  seq < (older_than + 1) ms in sequence units, so the
-        // key condition alone selects the entries and Limit counts exactly what we keep.
-        let per_milli = SEQS_PER_MICRO * 1_000;
-        let bound = older_than.saturating_add(1).saturating_mul(per_milli).saturating_sub(1);
-        let mut entries = Vec::new();
-        if bound < 0 || limit == 0 {
-            return Ok(entries);
-        }
-        let mut start: Option<Item> = None;
-        loop {
-            let remaining = i32::try_from(limit - entries.len()).unwrap_or(i32::MAX);
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND sk <= :bound")
-                .expression_attribute_values(":pk", s(OUTBOX_PK))
-                .expression_attribute_values(":bound", s(seq_sk(bound)))
-                .limit(remaining)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk("Query"))?;
-            for item in out.items.unwrap_or_default() {
-                entries.extend(outbox_entries(&item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && entries.len() < limit => start = Some(k),
-                _ => {
-                    // An item holds a whole save; the last one read may bring more than asked.
-                    entries.truncate(limit);
-                    return Ok(entries);
-                }
-            }
-        }
+        // The events ride on the state items; the table's stream is the outbox.
+        Ok(Vec::new())
     }
 
-    async fn ack_outbox(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        // An entry's item is its save's: the base is the sequence number rounded down.
-        let mut saves: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
-        for seq in seqs {
-            saves.entry(seq - seq.rem_euclid(SEQS_PER_MICRO)).or_default().push(*seq);
-        }
-        for (base, mut acked) in saves {
-            acked.sort_unstable();
-            acked.dedup();
-            // The usual case, every entry of a save at once: one conditional delete.
-            let result = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key(OUTBOX_PK, seq_sk(base))))
-                .condition_expression("attribute_not_exists(pk) OR #count = :count")
-                .expression_attribute_names("#count", "count")
-                .expression_attribute_values(":count", n(acked.len()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                Err(e) if condition_refused(&e) => {
-                    self.ack_part(base, &acked).await?;
-                }
-                Err(e) => return Err(sdk("DeleteItem")(e)),
-            }
-        }
+    async fn ack_outbox(&self, _seqs: &[i64]) -> Result<(), StoreError> {
         Ok(())
     }
 }

@@ -4,7 +4,9 @@
 
 pub mod dynamodb_approvals;
 pub mod dynamodb_jobs;
+pub mod dynamodb_relay;
 pub mod dynamodb_state;
+mod dynamodb_writes;
 pub mod eventbridge_bus;
 pub mod s3_artifacts;
 pub mod sdk;

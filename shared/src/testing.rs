@@ -430,6 +430,8 @@ pub struct LambdaFixture {
     pub dead_letters: String,
     /// Where the internal events the function publishes arrive.
     pub published: String,
+    /// The fixture's table.
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 #[cfg(feature = "lambda")]
@@ -454,12 +456,8 @@ impl LambdaFixture {
         static FIXTURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = FIXTURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{prefix}-{}-{n}-{nanos}", std::process::id());
-        crate::adapters::aws::dynamodb_state::create_table(
-            &aws_sdk_dynamodb::Client::new(&sdk),
-            &name,
-        )
-        .await
-        .unwrap();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        crate::adapters::aws::dynamodb_state::create_table(&dynamodb, &name).await.unwrap();
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue = |n: String| {
             let sqs = sqs.clone();
@@ -520,7 +518,30 @@ impl LambdaFixture {
         let config =
             crate::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("a valid config");
         let aws = crate::lambda::Aws::connect_with(&config, sdk);
-        Self { aws, sqs, dead_letters, published }
+        Self { aws, sqs, dead_letters, published, dynamodb }
+    }
+
+    /// The events `pipeline`'s last save wrote on its lanes item, for the outbox relay.
+    pub async fn saved_events(&self, pipeline: &str) -> Vec<BusEvent> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.aws.config().table)
+            .key("pk", AttributeValue::S(format!("PIPELINE#{pipeline}")))
+            .key("sk", AttributeValue::S("LANES".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_default();
+        match item.get("events") {
+            Some(AttributeValue::B(blob)) => {
+                crate::adapters::aws::dynamodb_relay::events_in(blob.as_ref()).unwrap()
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// The bodies of what reached `queue` within a few seconds (at least `expected`).

@@ -123,6 +123,7 @@ impl Proxy {
         let body = body.collect().await?.to_bytes();
         let mut call = classify(function, &parts, &body);
         let hangs = hang == Some(call.operation.as_str());
+        let parts_headers = parts.headers.clone();
         let upstream = Request::from_parts(parts, Full::new(body.clone()));
         let response = match self.send(upstream).await {
             Ok(r) => r,
@@ -138,7 +139,8 @@ impl Proxy {
         let rbody = rbody.collect().await?.to_bytes();
         call.status = parts.status.as_u16();
         if call.service == "dynamodb" && call.status == 200 {
-            self.capacity(&mut call, &body, &rbody);
+            let after = self.sizes_after(&call.operation, &parts_headers, &body).await;
+            self.capacity(&mut call, &body, &rbody, &after);
         }
         if call.service == "codebuild" {
             call.request = serde_json::from_slice(&body).ok();
@@ -159,6 +161,56 @@ impl Proxy {
         Ok(sender.send_request(req).await?)
     }
 
+    /// The size of each item a successful write touched, read back from moto (0: gone), by
+    /// `pk|sk`. The read reuses the write's headers (moto routes by them) and is not recorded.
+    async fn sizes_after(
+        &self,
+        operation: &str,
+        headers: &hyper::HeaderMap,
+        request: &[u8],
+    ) -> HashMap<String, usize> {
+        let req: Value = serde_json::from_slice(request).unwrap_or_default();
+        let keys: Vec<(String, Value)> = match operation {
+            "PutItem" => vec![(
+                req["TableName"].as_str().unwrap_or_default().to_owned(),
+                req["Item"].clone(),
+            )],
+            "UpdateItem" | "DeleteItem" => {
+                vec![(req["TableName"].as_str().unwrap_or_default().to_owned(), req["Key"].clone())]
+            }
+            "TransactWriteItems" => req["TransactItems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|op| op.as_object()?.values().next().cloned())
+                .map(|w| {
+                    let item = if w.get("Item").is_some() { &w["Item"] } else { &w["Key"] };
+                    (w["TableName"].as_str().unwrap_or_default().to_owned(), item.clone())
+                })
+                .collect(),
+            _ => return HashMap::new(),
+        };
+        let mut sizes = HashMap::new();
+        for (table, item) in keys {
+            let key = serde_json::json!({"pk": item["pk"], "sk": item["sk"]});
+            let body = serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true});
+            let mut get = Request::new(Full::new(Bytes::from(body.to_string())));
+            *get.method_mut() = hyper::Method::POST;
+            *get.uri_mut() = "/".parse().expect("a valid path");
+            *get.headers_mut() = headers.clone();
+            get.headers_mut().remove(hyper::header::CONTENT_LENGTH);
+            get.headers_mut().insert(
+                "x-amz-target",
+                hyper::header::HeaderValue::from_static("DynamoDB_20120810.GetItem"),
+            );
+            let Ok(response) = self.send(get).await else { continue };
+            let Ok(got) = response.into_body().collect().await else { continue };
+            let got: Value = serde_json::from_slice(&got.to_bytes()).unwrap_or_default();
+            sizes.insert(item_key(&key), item_size(&got["Item"]));
+        }
+        sizes
+    }
+
     fn record(&self, call: Call) {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
     }
@@ -167,52 +219,41 @@ impl Proxy {
     /// transaction), strongly consistent reads 1 per 4 KB. moto does not return
     /// `ConsumedCapacity` for transactions (and returns 1 for any `PutItem`), so the units are
     /// computed from the item sizes here, as DynamoDB defines them.
-    fn capacity(&self, call: &mut Call, request: &[u8], response: &[u8]) {
+    fn capacity(
+        &self,
+        call: &mut Call,
+        request: &[u8],
+        response: &[u8],
+        after: &HashMap<String, usize>,
+    ) {
         let req: Value = serde_json::from_slice(request).unwrap_or_default();
         let resp: Value = serde_json::from_slice(response).unwrap_or_default();
         let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut by_item = Vec::new();
         let mut bytes = Vec::new();
-        let mut write = |item: &Value,
-                         factor: f64,
-                         sizes: &mut HashMap<String, usize>,
-                         by_item: &mut Vec<(&'static str, f64)>| {
-            let size = item_size(item);
-            bytes.push((item_kind(item), size));
-            sizes.insert(item_key(item), size);
-            let units = factor * (size.div_ceil(1024).max(1) as f64);
-            by_item.push((item_kind(item), units));
+        // A write is charged the larger of the item before and after it, per KB (twice in a
+        // transaction): sizes after come from reading the item back, before from the last.
+        let mut charge = |key: &Value, factor: f64, sizes: &mut HashMap<String, usize>| {
+            let k = item_key(key);
+            let before = sizes.get(&k).copied().unwrap_or(0);
+            let now = after.get(&k).copied().unwrap_or(0);
+            if now > 0 {
+                bytes.push((item_kind(key), now));
+                sizes.insert(k, now);
+            } else {
+                sizes.remove(&k);
+            }
+            let units = factor * (before.max(now).div_ceil(1024).max(1) as f64);
+            by_item.push((item_kind(key), units));
             units
         };
         let read_factor = if req["ConsistentRead"] == Value::Bool(true) { 1.0 } else { 0.5 };
         match call.operation.as_str() {
-            "PutItem" => call.write_units = write(&req["Item"], 1.0, &mut sizes, &mut by_item),
-            "UpdateItem" => {
-                // An update is charged the larger of the item before and after. The item after
-                // is not in the request: take the size last written, or key plus new values.
-                let written = sizes.get(&item_key(&req["Key"])).copied().unwrap_or(0);
-                let size = written
-                    .max(item_size(&req["Key"]) + item_size(&req["ExpressionAttributeValues"]));
-                call.write_units = size.div_ceil(1024).max(1) as f64;
-                by_item.push((item_kind(&req["Key"]), call.write_units));
-            }
-            "DeleteItem" => {
-                let size = sizes.remove(&item_key(&req["Key"])).unwrap_or(1);
-                call.write_units = size.div_ceil(1024).max(1) as f64;
-                by_item.push((item_kind(&req["Key"]), call.write_units));
-            }
+            "PutItem" => call.write_units = charge(&req["Item"], 1.0, &mut sizes),
+            "UpdateItem" | "DeleteItem" => call.write_units = charge(&req["Key"], 1.0, &mut sizes),
             "TransactWriteItems" => {
-                for op in req["TransactItems"].as_array().into_iter().flatten() {
-                    if let Some(item) = op.get("Put").map(|p| &p["Item"]) {
-                        call.write_units += write(item, 2.0, &mut sizes, &mut by_item);
-                    } else if let Some(key) = op.get("Delete").map(|d| &d["Key"]) {
-                        let size = sizes.remove(&item_key(key)).unwrap_or(1);
-                        let units = 2.0 * (size.div_ceil(1024).max(1) as f64);
-                        by_item.push((item_kind(key), units));
-                        call.write_units += units;
-                    } else {
-                        call.write_units += 2.0;
-                    }
+                for key in transaction_keys(&req) {
+                    call.write_units += charge(&key, 2.0, &mut sizes);
                 }
             }
             "GetItem" => {
@@ -230,6 +271,22 @@ impl Proxy {
         call.write_units_by_item = by_item;
         call.item_bytes = bytes;
     }
+}
+
+/// The keys a transaction writes.
+fn transaction_keys(req: &Value) -> Vec<Value> {
+    req["TransactItems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|op| {
+            op.get("Put")
+                .map(|p| &p["Item"])
+                .or_else(|| op.get("Update").map(|u| &u["Key"]))
+                .or_else(|| op.get("Delete").map(|d| &d["Key"]))
+        })
+        .map(|item| serde_json::json!({"pk": item["pk"], "sk": item["sk"]}))
+        .collect()
 }
 
 /// What kind of Baton item a key names, by its key's shape.

@@ -227,32 +227,49 @@ impl Release {
         Ok(())
     }
 
-    /// The pipeline's executions, from the table.
+    /// The pipeline's executions, from the table: those in items of their own, and those
+    /// holding a stage, which live in the lanes item (`x:<id>` attributes).
     pub async fn executions(&self, stack: &Stack) -> Result<Vec<Execution>> {
         let dynamodb = aws_sdk_dynamodb::Client::new(&stack.sdk(HOME).await);
         let out = dynamodb
             .query()
             .table_name(&stack.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :e)")
+            .key_condition_expression("pk = :pk")
             .expression_attribute_values(
                 ":pk",
                 AttributeValue::S(format!("PIPELINE#{}", self.pipeline)),
             )
-            .expression_attribute_values(":e", AttributeValue::S("EXECUTION#".into()))
             .consistent_read(true)
             .send()
             .await?;
-        out.items()
-            .iter()
-            .map(|item| match item.get("body") {
-                Some(AttributeValue::S(body)) => Ok(serde_json::from_str(body)?),
-                // The store keeps bodies deflated (write units are counted per kilobyte).
-                Some(AttributeValue::B(packed)) => {
+        // The store keeps bodies deflated (write units are counted per kilobyte).
+        let read = |v: &AttributeValue| -> Result<Execution> {
+            match v {
+                AttributeValue::B(packed) => {
                     Ok(serde_json::from_reader(flate2::read::DeflateDecoder::new(packed.as_ref()))?)
                 }
-                _ => bail!("an execution item has no body"),
-            })
-            .collect()
+                _ => bail!("an execution body is not deflated JSON"),
+            }
+        };
+        let mut all = Vec::new();
+        for item in out.items() {
+            let sk = match item.get("sk") {
+                Some(AttributeValue::S(sk)) => sk.as_str(),
+                _ => continue,
+            };
+            if sk == "LANES" {
+                for (name, v) in item {
+                    if name.starts_with("x:") {
+                        all.push(read(v)?);
+                    }
+                }
+            } else if sk.starts_with("EXECUTION#") && !item.contains_key("resident") {
+                all.push(read(
+                    item.get("body").ok_or_else(|| anyhow::anyhow!("{sk} has no body"))?,
+                )?);
+            }
+        }
+        Ok(all)
     }
 
     /// Waits until an execution exists and satisfies `done`; returns it.

@@ -166,7 +166,7 @@ fn matches(pattern: &Value, value: &Value) -> bool {
             _ => value.get(k).is_some_and(|v| matches(p, v)),
         }),
         Value::Array(options) => options.iter().any(|o| match o.get("exists") {
-            Some(Value::Bool(wanted)) => !value.is_null() == *wanted,
+            Some(Value::Bool(wanted)) => value.is_null() != *wanted,
             _ => o == value,
         }),
         _ => pattern == value,

@@ -183,7 +183,6 @@ fn function_env(
         ("AWS_SESSION_TOKEN", stack.keys.session_token.clone()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
         ("BATON_AWS_ENDPOINT", endpoint.to_owned()),
-        // The sweeper re-sends at once what it finds, so the kill fault needs no minute's wait.
         ("TMPDIR", tmp.display().to_string()),
         ("RUST_LOG", "info".to_owned()),
     ] {

@@ -38,7 +38,7 @@ pub struct Call {
     pub write_units: f64,
     /// DynamoDB read request units.
     pub read_units: f64,
-    /// The write units by kind of item written (`execution`, `lanes`, `outbox`...).
+    /// The write units by kind of item written (`execution`, `lanes`, `claim`...).
     pub write_units_by_item: Vec<(&'static str, f64)>,
     /// `GetItem`: the kind of item read.
     pub read_kind: &'static str,
@@ -294,10 +294,10 @@ fn item_kind(item: &Value) -> &'static str {
     let pk = item["pk"]["S"].as_str().unwrap_or("");
     let sk = item["sk"]["S"].as_str().unwrap_or("");
     match (pk, sk) {
-        ("OUTBOX", _) => "outbox",
         (_, "PIPELINE") => "pipeline",
         ("JOBS", _) => "running_job",
         (_, "LANES") => "lanes",
+        (_, "EVENTS") => "events",
         (_, sk) if sk.starts_with("EXECUTION#") => "execution",
         (pk, _) if pk.starts_with("CLAIM#") => "claim",
         (pk, _) if pk.starts_with("APPROVAL#") => "approval_link",

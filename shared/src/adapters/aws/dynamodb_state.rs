@@ -2,31 +2,35 @@
 //! [`SqlStateStore`](crate::adapters::local::sql_state::SqlStateStore).
 //!
 //! Contract: every item carries a version; [`StateStore::save`] writes the lanes, the
-//! executions and the outbox entries of one input in ONE `TransactWriteItems`, each state item
-//! conditioned on the version it was read at, so either all of it lands or nothing does and
-//! the caller gets [`StoreError::Conflict`].
+//! executions and the events of one input either as one conditional write (the usual case) or
+//! in ONE `TransactWriteItems`, each state item conditioned on the version it was read at, so
+//! either all of it lands or nothing does and the caller gets [`StoreError::Conflict`].
 //!
-//! Layout (one table, string keys `pk`/`sk`, TTL attribute `expires_at`, as `template.yaml`
-//! declares it):
+//! The outbox is the table's stream: a save's events ride on an item it writes (see
+//! `dynamodb_writes`), and stage-advance relays them from the stream (see `dynamodb_relay`).
+//! So [`StateStore::relays_outbox`] is true, and nothing is pending or acknowledged here.
+//!
+//! Layout (one table, string keys `pk`/`sk`, TTL attribute `expires_at`, a stream of new
+//! images, as `template.yaml` declares it):
 //!
 //! | `pk`              | `sk`             | attributes                                              |
 //! |-------------------|------------------|---------------------------------------------------------|
 //! | `PIPELINE#<name>` | `PIPELINE`       | `record` (JSON), `created`, `updated`                   |
-//! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON)                                |
-//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended |
+//! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON), `x:<id>` (deflated JSON) per execution holding a stage, `events`/`event_count` of the last save |
+//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`; or a tombstone (`version`, `resident`) while the execution lives in `LANES` |
+//! | `PIPELINE#<name>` | `EVENTS`         | `events`/`event_count` of a save that wrote no state item, `expires_at` |
 //! | `PIPELINES`       | `<name>`         | none: the sorted listing                                |
-//! | `OUTBOX`          | `<seq>` (19 digits) | one save's events: `seq` (the base), `saved_at`, `pipeline`, `count`, `events` (deflated JSON list), `seqs` after a partial ack |
 //! | `APPROVAL#<id>`   | `LINK`           | `body` (JSON), `used` (JSON) once used, `expires_at`    |
 //! | `CLAIM#<attempt>` | `CLAIM`          | `until`, `expires_at`                                   |
 //! | `JOBS`            | `<provider>#<external id>` | `check_at`, `body` (JSON), `expires_at`       |
 //!
 //! Why this shape: everything one input reads lives in its pipeline's partition, so a load is
-//! a `GetItem` of the lanes plus one `GetItem` per execution named (or, for [`Scope::Active`],
-//! a `Query` of that partition) and never a `Scan`. Only the actions the functions' role in
-//! `template.yaml` grants are used: no `BatchGetItem`/`BatchWriteItem`. The outbox has its own partition because the sweeper reads
-//! it across pipelines, oldest first, which the zero-padded sequence key gives for free. A
-//! release orchestrator writes a few items per second at most, far below one partition's
-//! 1,000 writes per second, so the single `OUTBOX` and `PIPELINES` partitions are not hot.
+//! a `GetItem` of the lanes (with the executions holding stages) plus one `GetItem` per other
+//! execution named (or, for [`Scope::Active`], a `Query` of that partition) and never a `Scan`.
+//! Only the actions the functions' role in `template.yaml` grants are used: no
+//! `BatchGetItem`/`BatchWriteItem`. A release orchestrator writes a few items per second at
+//! most, far below one partition's 1,000 writes per second, so the `PIPELINES` partition is
+//! not hot.
 //!
 //! Reads are strongly consistent: a stage-advance that read a stale copy would only conflict,
 //! but listings right after a write (the CLI, the contract suite) should see it.

@@ -322,3 +322,72 @@ async fn each_save_s_events_ride_on_the_item_it_writes_and_reach_the_stream_in_o
 async fn relayed(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<u64> {
     stream_events(client, table).await.iter().filter_map(|e| e.detail["n"].as_u64()).collect()
 }
+
+/// QUEUED mode (or SUPERSEDED with a waiting line): an execution waits in an item of its own,
+/// then enters a stage and moves into the lanes item, then ends and moves out again. Its own
+/// item's version only grows meanwhile, so a writer holding an old one always conflicts.
+#[tokio::test]
+async fn a_waiting_execution_moves_in_when_it_enters_a_stage_and_out_when_it_ends() {
+    let (store, client, table) = fresh_store().await;
+    seed(&store, "queued").await;
+    // e2 arrives and waits behind e1.
+    let waiting = Lanes {
+        holders: vec![Some("e1".into())],
+        waiting: vec![["e2".to_string()].into()],
+        ..Lanes::default()
+    };
+    let changes = Changes {
+        lanes: Some(Versioned { version: 1, value: waiting }),
+        executions: vec![Versioned {
+            version: 0,
+            value: execution("e2", ExecutionStatus::InProgress),
+        }],
+        outbox: vec![],
+    };
+    store.save("queued", changes).await.unwrap();
+    let snap = store.load("queued", &Scope::LanesOnly).await.unwrap();
+    let e2_waiting = snap.executions.iter().find(|e| e.value.id == "e2").unwrap().clone();
+    assert!(!raw_item(&client, &table, "PIPELINE#queued", "LANES").await.contains_key("x:e2"));
+
+    // e1 ends; e2 enters the stage.
+    let mut e1 = store.load("queued", &Scope::One("e1".into())).await.unwrap();
+    let mut e1 =
+        e1.executions.remove(e1.executions.iter().position(|e| e.value.id == "e1").unwrap());
+    e1.value.status = ExecutionStatus::Succeeded;
+    let mut e2 = e2_waiting.clone();
+    e2.value.updated_at = 5_000;
+    let changes = Changes {
+        lanes: Some(Versioned { version: snap.lanes.version, value: lanes("e2") }),
+        executions: vec![e1, e2],
+        outbox: vec![event(1)],
+    };
+    store.save("queued", changes).await.unwrap();
+    let lanes_item = raw_item(&client, &table, "PIPELINE#queued", "LANES").await;
+    assert!(lanes_item.contains_key("x:e2") && !lanes_item.contains_key("x:e1"), "{lanes_item:?}");
+    let tombstone = raw_item(&client, &table, "PIPELINE#queued", "EXECUTION#e2").await;
+    assert!(tombstone.contains_key("resident") && !tombstone.contains_key("body"), "{tombstone:?}");
+    assert_eq!(store.execution("queued", "e2").await.unwrap().unwrap().updated_at, 5_000);
+    let listed = store.executions("queued", 10).await.unwrap();
+    assert_eq!(listed.len(), 2, "each execution listed once: {listed:?}");
+
+    // A writer still holding e2's waiting version conflicts and writes nothing.
+    let stale = Changes { lanes: None, executions: vec![e2_waiting.clone()], outbox: vec![] };
+    assert!(matches!(store.save("queued", stale).await, Err(StoreError::Conflict(_))));
+
+    // e2 ends and moves out, at a version above any it had before.
+    let snap = store.load("queued", &Scope::One("e2".into())).await.unwrap();
+    let mut e2 = snap.executions.into_iter().find(|e| e.value.id == "e2").unwrap();
+    e2.value.status = ExecutionStatus::Failed;
+    let changes = Changes {
+        lanes: Some(Versioned { version: snap.lanes.version, value: Lanes::default() }),
+        executions: vec![e2],
+        outbox: vec![],
+    };
+    store.save("queued", changes).await.unwrap();
+    let moved = store.load("queued", &Scope::One("e2".into())).await.unwrap();
+    let e2 = moved.executions.iter().find(|e| e.value.id == "e2").unwrap();
+    assert_eq!(e2.value.status, ExecutionStatus::Failed);
+    assert!(e2.version > e2_waiting.version + 1, "{} after {}", e2.version, e2_waiting.version);
+    let stale = Changes { lanes: None, executions: vec![e2_waiting], outbox: vec![] };
+    assert!(matches!(store.save("queued", stale).await, Err(StoreError::Conflict(_))));
+}

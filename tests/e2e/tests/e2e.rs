@@ -228,6 +228,20 @@ async fn a_release_runs_across_accounts_and_regions() {
     want.sort();
     assert_eq!(got, want);
     assert_each_action_ran_once(&h, &e, &release);
+    // Only the worker (results) and stage-advance (the outbox relay) publish: the trigger and
+    // the approval pages save, and the stream carries what they saved. Their roles in
+    // template.yaml have no events:PutEvents.
+    let publishers: BTreeSet<String> = h
+        .proxy
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "PutEvents")
+        .map(|c| c.function.clone())
+        .collect();
+    assert!(
+        publishers.iter().all(|f| f == "action-worker" || f == "stage-advance"),
+        "{publishers:?}"
+    );
 
     // The build was started, left running, and completed when CodeBuild announced its end.
     let records = h.records.lock().unwrap().clone();

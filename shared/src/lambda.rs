@@ -260,6 +260,14 @@ impl Aws {
                     continue;
                 }
             };
+            // An event EventBridge can never take would hold back every record after it.
+            let (events, oversized): (Vec<_>, Vec<_>) =
+                events.into_iter().partition(crate::adapters::aws::eventbridge_bus::can_be_sent);
+            for event in &oversized {
+                let reason = "the event is over EventBridge's 256 KB limit";
+                let kept = serde_json::to_value(event).unwrap_or_default();
+                self.dead_letters.keep("stage-advance", reason, &kept).await;
+            }
             if events.is_empty() {
                 continue;
             }

@@ -569,6 +569,26 @@ impl LambdaFixture {
     }
 }
 
+/// A record of the table's stream as Lambda delivers it to the outbox relay: a write of the
+/// lanes item carrying `events`.
+#[cfg(feature = "lambda")]
+pub fn stream_record(sequence_number: &str, events: &[BusEvent]) -> serde_json::Value {
+    use base64::Engine as _;
+    let aws_sdk_dynamodb::types::AttributeValue::B(blob) =
+        crate::adapters::aws::dynamodb_state::packed(
+            &serde_json::to_string(events).expect("events serialise"),
+        )
+        .expect("deflate never fails in memory")
+    else {
+        unreachable!("packed is binary")
+    };
+    let events64 = base64::engine::general_purpose::STANDARD.encode(blob.as_ref());
+    json!({"eventID": sequence_number, "eventName": "MODIFY", "eventSource": "aws:dynamodb",
+        "dynamodb": {"Keys": {"pk": {"S": "PIPELINE#web"}, "sk": {"S": "LANES"}},
+            "NewImage": {"events": {"B": events64}, "event_count": {"N": events.len().to_string()}},
+            "SequenceNumber": sequence_number, "StreamViewType": "NEW_IMAGE"}})
+}
+
 /// A pipeline for handler tests: an S3 source (`uploads`/`web.zip`), then a manual approval.
 #[cfg(feature = "lambda")]
 pub const S3_SOURCED_PIPELINE: &str = r#"{"pipeline": {"name": "web",

@@ -94,6 +94,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_relay_publishes_saved_events_and_dead_letters_what_eventbridge_can_never_take() {
+        let f = LambdaFixture::new("relay").await;
+        let service = f.aws.stage_advance();
+        // Public events, which the fixture's rule collects.
+        let event = |n| baton::bus_events::BusEvent {
+            source: baton::bus_events::PUBLIC_SOURCE.into(),
+            ..baton::testing::event(n)
+        };
+        let mut huge = event(2);
+        huge.detail = serde_json::json!({"blob": "x".repeat(300 * 1024)});
+        let records = serde_json::json!({"Records": [
+            baton::testing::stream_record("100", &[event(1)]),
+            baton::testing::stream_record("101", &[huge, event(3)]),
+            {"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "102"}},
+        ]});
+        let answer =
+            handle(&service, &f.aws, LambdaEvent::new(records, Context::default())).await.unwrap();
+        assert_eq!(answer, serde_json::json!({"batchItemFailures": []}), "nothing to retry");
+        let kept = dead_lettered(&f.sqs, &f.dead_letters).await;
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(kept[0]["reason"], "the event is over EventBridge's 256 KB limit");
+        assert_eq!(kept[0]["event"]["detail"]["blob"].as_str().map(str::len), Some(300 * 1024));
+        let published = f.received(&f.published, 2).await;
+        let ns: Vec<_> = published.iter().map(|e| e["detail"]["n"].clone()).collect();
+        assert_eq!(ns, vec![serde_json::json!(1), serde_json::json!(3)], "in order, once each");
+    }
+
+    #[tokio::test]
     async fn an_unreachable_table_is_a_retryable_failure() {
         let broken = Config::from_lookup(|k| match k {
             "BATON_TABLE" => Some("no-such-table".into()),

@@ -391,3 +391,29 @@ async fn a_waiting_execution_moves_in_when_it_enters_a_stage_and_out_when_it_end
     let stale = Changes { lanes: None, executions: vec![e2_waiting], outbox: vec![] };
     assert!(matches!(store.save("queued", stale).await, Err(StoreError::Conflict(_))));
 }
+
+/// A tombstone the lanes item does not explain is an execution that moved in after the lanes
+/// were read: readers read again rather than take the execution for missing.
+#[tokio::test]
+async fn readers_that_meet_an_unexplained_tombstone_read_again_and_then_give_up() {
+    let (store, client, table) = fresh_store().await;
+    seed(&store, "moving").await;
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("PIPELINE#moving".into()))
+        .item("sk", AttributeValue::S("EXECUTION#e9".into()))
+        .item("version", AttributeValue::N("2".into()))
+        .item("resident", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    let one = store.load("moving", &Scope::One("e9".into())).await;
+    assert!(matches!(one, Err(StoreError::Conflict(_))), "{one:?}");
+    let active = store.load("moving", &Scope::Active).await;
+    assert!(matches!(active, Err(StoreError::Conflict(_))), "{active:?}");
+    let got = store.execution("moving", "e9").await;
+    assert!(matches!(got, Err(StoreError::Conflict(_))), "{got:?}");
+    // A tombstone the lanes explain is simply the resident's old place.
+    assert!(store.load("moving", &Scope::One("e1".into())).await.is_ok());
+}

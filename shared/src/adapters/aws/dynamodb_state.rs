@@ -69,6 +69,8 @@ const PIPELINES_PK: &str = "PIPELINES";
 const PIPELINE_SK: &str = "PIPELINE";
 const LANES_SK: &str = "LANES";
 const EVENTS_SK: &str = "EVENTS";
+/// How often a read that met an execution moving between items is made again.
+const READ_ATTEMPTS: u32 = 5;
 /// Marks an execution's own item as a tombstone: the execution lives in the lanes item.
 const RESIDENT_MARK: &str = "resident";
 const EXECUTION_PREFIX: &str = "EXECUTION#";
@@ -153,7 +155,7 @@ fn malformed(item: &Item, attribute: &'static str) -> StoreError {
 /// and event batches (repetitive JSON) shrink to a fifth or less, so this is most of the cost of
 /// a save. The best level: a few kilobytes take well under a millisecond either way, and each
 /// kilobyte saved is a write unit.
-pub(super) fn packed(json: &str) -> Result<AttributeValue, StoreError> {
+pub(crate) fn packed(json: &str) -> Result<AttributeValue, StoreError> {
     use std::io::Write as _;
     let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(json.as_bytes()).map_err(unavailable)?;
@@ -433,9 +435,11 @@ impl DynamoDbStateStore {
             if filter_active {
                 // The filter saves transfer, not read units: DynamoDB bills what the key
                 // condition reads. Active loads are rare (approvals, ticks); see `load`.
+                // Tombstones too: `load` must see an execution that moved into the lanes item.
                 q = q
-                    .filter_expression("#ended = :zero")
+                    .filter_expression("#ended = :zero OR attribute_exists(#mark)")
                     .expression_attribute_names("#ended", "ended")
+                    .expression_attribute_names("#mark", RESIDENT_MARK)
                     .expression_attribute_values(":zero", n(0));
             }
             let out = q.send().await.map_err(sdk("Query"))?;
@@ -474,6 +478,74 @@ impl DynamoDbStateStore {
             async move { request.send().await.map(drop).map_err(sdk("DeleteItem")) }
         });
         concurrently(requests).await.map(drop)
+    }
+
+    /// One read of what [`StateStore::load`] returns; `None` when an execution moved into the
+    /// lanes item after they were read (its own item is a tombstone the lanes did not explain).
+    async fn load_once(
+        &self,
+        pipeline: &str,
+        scope: &Scope,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let pk = pipeline_pk(pipeline);
+        let mut found: HashMap<String, Versioned<Execution>> = HashMap::new();
+        let lanes = match self.get_item(key(pk.clone(), LANES_SK)).await? {
+            Some(item) => {
+                found.extend(residents(&item)?.into_iter().map(|r| (r.value.id.clone(), r)));
+                Versioned {
+                    version: get_n(&item, "version")?,
+                    value: from_json::<Lanes>(get_s(&item, "body")?)?,
+                }
+            }
+            None => Versioned { version: 0, value: Lanes::default() },
+        };
+        let moved_in = |item: &Item, found: &HashMap<String, Versioned<Execution>>| {
+            let id = get_s(item, "sk").map(|sk| sk.trim_start_matches(EXECUTION_PREFIX));
+            item.contains_key(RESIDENT_MARK) && id.is_ok_and(|id| !found.contains_key(id))
+        };
+        let mut wanted: Vec<String> = lanes.value.waiting.iter().flatten().cloned().collect();
+        match scope {
+            Scope::One(id) => wanted.push(id.clone()),
+            Scope::LanesOnly => {}
+            Scope::Active => {
+                // A Query of the pipeline's partition with a filter: no Scan, but it reads
+                // (and bills) the ended executions still within their retention too. A
+                // sparse GSI on an `active` attribute would read only the live ones; the
+                // template declares no GSI yet, and active loads are rare.
+                for item in self.query_all(pk.clone(), Some(EXECUTION_PREFIX), true).await? {
+                    if moved_in(&item, &found) {
+                        return Ok(None);
+                    }
+                    if item.contains_key(RESIDENT_MARK) {
+                        continue;
+                    }
+                    let e = versioned_execution(&item)?;
+                    found.entry(e.value.id.clone()).or_insert(e);
+                }
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        let missing: Vec<Item> = wanted
+            .iter()
+            .filter(|id| !found.contains_key(*id))
+            .map(|id| key(pk.clone(), execution_sk(id)))
+            .collect();
+        if !missing.is_empty() {
+            for item in self.get_items(missing).await? {
+                if moved_in(&item, &found) {
+                    return Ok(None);
+                }
+                if item.contains_key(RESIDENT_MARK) {
+                    continue;
+                }
+                let e = versioned_execution(&item)?;
+                found.insert(e.value.id.clone(), e);
+            }
+        }
+        let mut executions: Vec<Versioned<Execution>> = found.into_values().collect();
+        executions.sort_by(|a, b| a.value.id.cmp(&b.value.id));
+        Ok(Some(Snapshot { lanes, executions }))
     }
 
     /// A save's events as the attributes that carry them; none for a save without events.
@@ -515,15 +587,28 @@ impl DynamoDbStateStore {
         let mut bytes = 0;
         let mut events = events;
         let large = events.as_ref().is_some_and(|e| item_size(e) > MAX_CARRIED_EVENTS_BYTES);
+        // Events go on an execution's item only if both stay within DynamoDB's item limit.
+        let fits = |item: &Item, events: Option<&Item>| {
+            !large && item_size(item) + events.map_or(0, item_size) + 64 <= MAX_ITEM_BYTES
+        };
         if let Some(l) = &planned.lanes {
-            let carried = if large { None } else { events.take() };
-            bytes += l
+            let written = l
                 .set
                 .iter()
                 .map(|(k, v)| item_size(&Item::from([(k.clone(), v.clone())])))
                 .sum::<usize>()
-                + l.body.as_ref().map_or(0, String::len)
-                + carried.as_ref().map_or(0, item_size);
+                + l.body.as_ref().map_or(0, String::len);
+            // What this update writes must fit, with room for the residents it leaves as they
+            // are (at most one per stage, each at most 4 KB deflated).
+            if written > MAX_ITEM_BYTES / 2 {
+                return Err(unavailable(DynamoError::ItemTooLarge {
+                    pipeline: pipeline.to_owned(),
+                    what: "the lanes".into(),
+                    bytes: written,
+                }));
+            }
+            let carried = if large { None } else { events.take() };
+            bytes += written + carried.as_ref().map_or(0, item_size);
             ops.push(Write::Update(
                 key(pk.clone(), LANES_SK),
                 lanes_expression(l, carried.as_ref()),
@@ -532,7 +617,9 @@ impl DynamoDbStateStore {
         for w in planned.own {
             match w {
                 writes::OwnWrite::Put { mut item, read } => {
-                    if !large && let Some(ev) = events.take() {
+                    if fits(&item, events.as_ref())
+                        && let Some(ev) = events.take()
+                    {
                         item.extend(ev);
                     }
                     item.insert("version".into(), n(read + 1));
@@ -540,7 +627,9 @@ impl DynamoDbStateStore {
                     ops.push(Write::Put(item, Expression::at_version(read)));
                 }
                 writes::OwnWrite::MoveOut { mut item } => {
-                    if !large && let Some(ev) = events.take() {
+                    if fits(&item, events.as_ref())
+                        && let Some(ev) = events.take()
+                    {
                         item.extend(ev);
                     }
                     bytes += item_size(&item);
@@ -557,8 +646,10 @@ impl DynamoDbStateStore {
         if let Some(ev) = events {
             let mut item = key(pk.clone(), EVENTS_SK);
             item.extend(ev);
-            // Only the stream needs it; TTL removes it.
+            // Only the stream needs it; TTL removes it. A put that changes nothing writes no
+            // stream record, so each save's item differs by its time.
             item.insert("expires_at".into(), n(now_secs.saturating_add(86_400)));
+            item.insert("saved_at".into(), n(now_micros()));
             bytes += item_size(&item);
             ops.push(Write::Put(item, Expression::default()));
         }
@@ -879,53 +970,14 @@ impl StateStore for DynamoDbStateStore {
     }
 
     async fn load(&self, pipeline: &str, scope: &Scope) -> Result<Snapshot, StoreError> {
-        let pk = pipeline_pk(pipeline);
-        let mut found: HashMap<String, Versioned<Execution>> = HashMap::new();
-        let lanes = match self.get_item(key(pk.clone(), LANES_SK)).await? {
-            Some(item) => {
-                found.extend(residents(&item)?.into_iter().map(|r| (r.value.id.clone(), r)));
-                Versioned {
-                    version: get_n(&item, "version")?,
-                    value: from_json::<Lanes>(get_s(&item, "body")?)?,
-                }
-            }
-            None => Versioned { version: 0, value: Lanes::default() },
-        };
-        let mut wanted: Vec<String> = lanes.value.waiting.iter().flatten().cloned().collect();
-        match scope {
-            Scope::One(id) => wanted.push(id.clone()),
-            Scope::LanesOnly => {}
-            Scope::Active => {
-                // A Query of the pipeline's partition with a filter: no Scan, but it reads
-                // (and bills) the ended executions still within their retention too. A
-                // sparse GSI on an `active` attribute would read only the live ones; the
-                // template declares no GSI yet, and active loads are rare.
-                // Residents are active and came with the lanes.
-                for item in self.query_all(pk.clone(), Some(EXECUTION_PREFIX), true).await? {
-                    let e = versioned_execution(&item)?;
-                    found.entry(e.value.id.clone()).or_insert(e);
-                }
+        // The lanes item is read before the executions' own items, so an execution that moved
+        // into it in between shows as a tombstone: then everything is read again.
+        for _ in 0..READ_ATTEMPTS {
+            if let Some(snapshot) = self.load_once(pipeline, scope).await? {
+                return Ok(snapshot);
             }
         }
-        wanted.sort();
-        wanted.dedup();
-        let missing: Vec<Item> = wanted
-            .iter()
-            .filter(|id| !found.contains_key(*id))
-            .map(|id| key(pk.clone(), execution_sk(id)))
-            .collect();
-        if !missing.is_empty() {
-            for item in self.get_items(missing).await? {
-                if item.contains_key(RESIDENT_MARK) {
-                    continue;
-                }
-                let e = versioned_execution(&item)?;
-                found.insert(e.value.id.clone(), e);
-            }
-        }
-        let mut executions: Vec<Versioned<Execution>> = found.into_values().collect();
-        executions.sort_by(|a, b| a.value.id.cmp(&b.value.id));
-        Ok(Snapshot { lanes, executions })
+        Err(StoreError::Conflict(pipeline.to_owned()))
     }
 
     async fn save(&self, pipeline: &str, changes: Changes) -> Result<Vec<i64>, StoreError> {
@@ -943,16 +995,21 @@ impl StateStore for DynamoDbStateStore {
     }
 
     async fn execution(&self, pipeline: &str, id: &str) -> Result<Option<Execution>, StoreError> {
-        if let Some(item) = self.get_item(key(pipeline_pk(pipeline), execution_sk(id))).await?
-            && !item.contains_key(RESIDENT_MARK)
-        {
-            return Ok(Some(from_json(&unpacked(&item, "body")?)?));
+        // The lanes item first (where a running execution usually is), then its own item: a
+        // move into the lanes item in between shows as a tombstone, and the lanes are read again.
+        for _ in 0..READ_ATTEMPTS {
+            if let Some(lanes) = self.get_item(key(pipeline_pk(pipeline), LANES_SK)).await?
+                && let Some(r) = residents(&lanes)?.into_iter().find(|r| r.value.id == id)
+            {
+                return Ok(Some(r.value));
+            }
+            match self.get_item(key(pipeline_pk(pipeline), execution_sk(id))).await? {
+                Some(item) if item.contains_key(RESIDENT_MARK) => {}
+                Some(item) => return Ok(Some(from_json(&unpacked(&item, "body")?)?)),
+                None => return Ok(None),
+            }
         }
-        // Not in an item of its own: it may hold a stage, and live in the lanes item.
-        let Some(lanes) = self.get_item(key(pipeline_pk(pipeline), LANES_SK)).await? else {
-            return Ok(None);
-        };
-        Ok(residents(&lanes)?.into_iter().map(|r| r.value).find(|x| x.id == id))
+        Err(StoreError::Conflict(pipeline.to_owned()))
     }
 
     async fn executions(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {

@@ -55,6 +55,20 @@ impl Entry<'_> {
     }
 }
 
+/// Whether `event` can ever be sent: EventBridge refuses an entry over [`MAX_REQUEST_BYTES`],
+/// however often it is tried.
+pub fn can_be_sent(event: &BusEvent) -> bool {
+    let detail = serde_json::to_string(&event.detail).map_or(0, |d| d.len());
+    let entry = Entry {
+        index: 0,
+        source: &event.source,
+        detail_type: &event.detail_type,
+        detail: String::new(),
+        resources: &event.resources,
+    };
+    entry.size() + detail <= MAX_REQUEST_BYTES
+}
+
 /// One `PutEvents` request.
 #[async_trait]
 pub trait PutEvents: Send + Sync {

@@ -48,8 +48,9 @@ pub struct Delivery {
 pub struct LocalBus {
     conn: Mutex<Connection>,
     rules: Vec<Rule>,
-    /// Public events are appended here, one JSON object a line, for people to follow.
-    journal: Option<PathBuf>,
+    /// Public events are appended here, one JSON object a line, for people to follow. Opened
+    /// once: a run publishes thousands of times.
+    journal: Option<Mutex<std::fs::File>>,
     /// Wakes this process's dispatcher when something is queued.
     queued: Arc<Notify>,
 }
@@ -64,7 +65,15 @@ impl LocalBus {
         Ok(Self {
             conn: Mutex::new(conn),
             rules: rules(),
-            journal,
+            // The journal is for people; without it the runtime still runs.
+            journal: journal.and_then(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .ok()
+                    .map(Mutex::new)
+            }),
             queued: Arc::new(Notify::new()),
         })
     }
@@ -188,14 +197,14 @@ impl LocalBus {
     }
 
     fn journal(&self, events: &[BusEvent]) {
-        let Some(path) = &self.journal else { return };
+        let Some(file) = &self.journal else { return };
         let public: Vec<&BusEvent> =
             events.iter().filter(|e| e.source != crate::bus_events::SOURCE).collect();
         if public.is_empty() {
             return;
         }
         // The journal is for people; losing a line of it never affects an execution.
-        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        {
             let mut text = String::new();
             for e in public {
                 // People read the public events here: without the messages that ride on them.
@@ -208,6 +217,7 @@ impl LocalBus {
                     text.push('\n');
                 }
             }
+            let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let _ = file.write_all(text.as_bytes());
         }
     }

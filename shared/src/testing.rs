@@ -569,10 +569,9 @@ impl LambdaFixture {
     }
 }
 
-/// A record of the table's stream as Lambda delivers it to the outbox relay: a write of the
-/// lanes item carrying `events`.
-#[cfg(feature = "lambda")]
-pub fn stream_record(sequence_number: &str, events: &[BusEvent]) -> serde_json::Value {
+/// `events` as a stream record shows the attribute carrying them: deflated JSON, in base64.
+#[cfg(feature = "aws")]
+pub fn events_blob(events: &[BusEvent]) -> String {
     use base64::Engine as _;
     let aws_sdk_dynamodb::types::AttributeValue::B(blob) =
         crate::adapters::aws::dynamodb_state::packed(
@@ -582,10 +581,17 @@ pub fn stream_record(sequence_number: &str, events: &[BusEvent]) -> serde_json::
     else {
         unreachable!("packed is binary")
     };
-    let events64 = base64::engine::general_purpose::STANDARD.encode(blob.as_ref());
+    base64::engine::general_purpose::STANDARD.encode(blob.as_ref())
+}
+
+/// A record of the table's stream as Lambda delivers it to the outbox relay: a write of the
+/// lanes item carrying `events`.
+#[cfg(feature = "lambda")]
+pub fn stream_record(sequence_number: &str, events: &[BusEvent]) -> serde_json::Value {
     json!({"eventID": sequence_number, "eventName": "MODIFY", "eventSource": "aws:dynamodb",
         "dynamodb": {"Keys": {"pk": {"S": "PIPELINE#web"}, "sk": {"S": "LANES"}},
-            "NewImage": {"events": {"B": events64}, "event_count": {"N": events.len().to_string()}},
+            "NewImage": {"events": {"B": events_blob(events)},
+                "event_count": {"N": events.len().to_string()}},
             "SequenceNumber": sequence_number, "StreamViewType": "NEW_IMAGE"}})
 }
 

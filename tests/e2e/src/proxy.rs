@@ -139,8 +139,10 @@ impl Proxy {
         let rbody = rbody.collect().await?.to_bytes();
         call.status = parts.status.as_u16();
         if call.service == "dynamodb" && call.status == 200 {
-            let after = self.sizes_after(&call.operation, &parts_headers, &body).await;
-            self.capacity(&mut call, &body, &rbody, &after);
+            let req: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let written = written_keys(&call.operation, &req);
+            let after = self.sizes_after(&parts_headers, &written).await;
+            self.capacity(&mut call, &req, &rbody, &written, &after);
         }
         if call.service == "codebuild" {
             call.request = serde_json::from_slice(&body).ok();
@@ -165,34 +167,11 @@ impl Proxy {
     /// `pk|sk`. The read reuses the write's headers (moto routes by them) and is not recorded.
     async fn sizes_after(
         &self,
-        operation: &str,
         headers: &hyper::HeaderMap,
-        request: &[u8],
+        written: &[(String, Value)],
     ) -> HashMap<String, usize> {
-        let req: Value = serde_json::from_slice(request).unwrap_or_default();
-        let keys: Vec<(String, Value)> = match operation {
-            "PutItem" => vec![(
-                req["TableName"].as_str().unwrap_or_default().to_owned(),
-                req["Item"].clone(),
-            )],
-            "UpdateItem" | "DeleteItem" => {
-                vec![(req["TableName"].as_str().unwrap_or_default().to_owned(), req["Key"].clone())]
-            }
-            "TransactWriteItems" => req["TransactItems"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|op| op.as_object()?.values().next().cloned())
-                .map(|w| {
-                    let item = if w.get("Item").is_some() { &w["Item"] } else { &w["Key"] };
-                    (w["TableName"].as_str().unwrap_or_default().to_owned(), item.clone())
-                })
-                .collect(),
-            _ => return HashMap::new(),
-        };
         let mut sizes = HashMap::new();
-        for (table, item) in keys {
-            let key = serde_json::json!({"pk": item["pk"], "sk": item["sk"]});
+        for (table, key) in written {
             let body = serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true});
             let mut get = Request::new(Full::new(Bytes::from(body.to_string())));
             *get.method_mut() = hyper::Method::POST;
@@ -206,7 +185,7 @@ impl Proxy {
             let Ok(response) = self.send(get).await else { continue };
             let Ok(got) = response.into_body().collect().await else { continue };
             let got: Value = serde_json::from_slice(&got.to_bytes()).unwrap_or_default();
-            sizes.insert(item_key(&key), item_size(&got["Item"]));
+            sizes.insert(item_key(key), item_size(&got["Item"]));
         }
         sizes
     }
@@ -222,11 +201,11 @@ impl Proxy {
     fn capacity(
         &self,
         call: &mut Call,
-        request: &[u8],
+        req: &Value,
         response: &[u8],
+        written: &[(String, Value)],
         after: &HashMap<String, usize>,
     ) {
-        let req: Value = serde_json::from_slice(request).unwrap_or_default();
         let resp: Value = serde_json::from_slice(response).unwrap_or_default();
         let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut by_item = Vec::new();
@@ -249,11 +228,10 @@ impl Proxy {
         };
         let read_factor = if req["ConsistentRead"] == Value::Bool(true) { 1.0 } else { 0.5 };
         match call.operation.as_str() {
-            "PutItem" => call.write_units = charge(&req["Item"], 1.0, &mut sizes),
-            "UpdateItem" | "DeleteItem" => call.write_units = charge(&req["Key"], 1.0, &mut sizes),
-            "TransactWriteItems" => {
-                for key in transaction_keys(&req) {
-                    call.write_units += charge(&key, 2.0, &mut sizes);
+            "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" => {
+                let factor = if call.operation == "TransactWriteItems" { 2.0 } else { 1.0 };
+                for (_, key) in written {
+                    call.write_units += charge(key, factor, &mut sizes);
                 }
             }
             "GetItem" => {
@@ -273,20 +251,28 @@ impl Proxy {
     }
 }
 
-/// The keys a transaction writes.
-fn transaction_keys(req: &Value) -> Vec<Value> {
-    req["TransactItems"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|op| {
-            op.get("Put")
-                .map(|p| &p["Item"])
-                .or_else(|| op.get("Update").map(|u| &u["Key"]))
-                .or_else(|| op.get("Delete").map(|d| &d["Key"]))
-        })
-        .map(|item| serde_json::json!({"pk": item["pk"], "sk": item["sk"]}))
-        .collect()
+/// The table and key of each item a write request writes.
+fn written_keys(operation: &str, req: &Value) -> Vec<(String, Value)> {
+    let entry = |w: &Value, item: &Value| {
+        let key = serde_json::json!({"pk": item["pk"], "sk": item["sk"]});
+        (w["TableName"].as_str().unwrap_or_default().to_owned(), key)
+    };
+    match operation {
+        "PutItem" => vec![entry(req, &req["Item"])],
+        "UpdateItem" | "DeleteItem" => vec![entry(req, &req["Key"])],
+        "TransactWriteItems" => req["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|op| {
+                op.get("Put")
+                    .map(|p| entry(p, &p["Item"]))
+                    .or_else(|| op.get("Update").map(|u| entry(u, &u["Key"])))
+                    .or_else(|| op.get("Delete").map(|d| entry(d, &d["Key"])))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// What kind of Baton item a key names, by its key's shape.

@@ -56,21 +56,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::adapters::aws::dynamodb_state::packed;
-    use crate::testing::event;
+    use crate::testing::{event, events_blob as blob};
 
     fn record(name: &str, image: Value) -> Value {
         json!({"eventName": name, "eventSource": "aws:dynamodb",
                "dynamodb": {"SequenceNumber": "42", "NewImage": image}})
-    }
-
-    fn blob(events: &[BusEvent]) -> String {
-        let aws_sdk_dynamodb::types::AttributeValue::B(b) =
-            packed(&serde_json::to_string(events).unwrap()).unwrap()
-        else {
-            unreachable!("packed is binary")
-        };
-        base64::engine::general_purpose::STANDARD.encode(b.as_ref())
     }
 
     #[test]

@@ -746,10 +746,12 @@ impl DynamoDbStateStore {
         }
     }
 
+    /// An execution's own item, around its deflated `body`.
     fn execution_item(
         &self,
         pipeline: &str,
         x: &Execution,
+        body: AttributeValue,
         now_secs: i64,
     ) -> Result<Item, StoreError> {
         let ended = x.status.is_ended();
@@ -757,7 +759,7 @@ impl DynamoDbStateStore {
         item.insert("ended".into(), n(u8::from(ended)));
         item.insert("started".into(), n(x.started_at));
         item.insert("arrival".into(), n(x.arrival));
-        item.insert("body".into(), packed(&to_json(x)?)?);
+        item.insert("body".into(), body);
         // A put replaces the whole item, so an execution a retry re-opens loses its expiry.
         if ended {
             item.insert("expires_at".into(), n(now_secs.saturating_add(self.retention_secs)));
@@ -982,8 +984,9 @@ impl StateStore for DynamoDbStateStore {
 
     async fn save(&self, pipeline: &str, changes: Changes) -> Result<Vec<i64>, StoreError> {
         let now_secs = now_micros() / 1_000_000;
-        let writes =
-            writes::plan(pipeline, &changes, |x| self.execution_item(pipeline, x, now_secs))?;
+        let writes = writes::plan(pipeline, &changes, |x, body| {
+            self.execution_item(pipeline, x, body, now_secs)
+        })?;
         let events = self.events_attributes(pipeline, &changes.outbox)?;
         self.send(pipeline, writes, events, now_secs).await?;
         // Nothing to acknowledge: the stream relay publishes what was written.

@@ -88,19 +88,13 @@ pub(super) enum OwnWrite {
 pub(super) fn plan(
     pipeline: &str,
     changes: &Changes,
-    own_item: impl Fn(&Execution) -> Result<Item, StoreError>,
+    own_item: impl Fn(&Execution, AttributeValue) -> Result<Item, StoreError>,
 ) -> Result<Writes, StoreError> {
     let holders: Option<HashSet<&str>> = changes
         .lanes
         .as_ref()
         .map(|l| l.value.holders.iter().flatten().map(String::as_str).collect());
-    let mut lanes = changes.lanes.as_ref().map(|l| {
-        Ok::<_, StoreError>(LanesWrite {
-            read: l.version,
-            body: Some(to_json(&l.value)?),
-            ..LanesWrite::default()
-        })
-    });
+    let body = changes.lanes.as_ref().map(|l| to_json(&l.value)).transpose()?;
     let mut lanes_read: Option<u64> = changes.lanes.as_ref().map(|l| l.version);
     let mut own = Vec::new();
     let mut writes_lanes = |read: u64| -> Result<(), StoreError> {
@@ -119,8 +113,10 @@ pub(super) fn plan(
         let x = &e.value;
         let was_resident = e.version & RESIDENT != 0;
         let read = e.version & !RESIDENT;
-        let body = packed(&to_json(x)?)?;
-        let small = matches!(&body, AttributeValue::B(b) if b.as_ref().len() <= MAX_RESIDENT_BYTES);
+        // Deflated once, for whichever item it lands in.
+        let packed = packed(&to_json(x)?)?;
+        let small =
+            matches!(&packed, AttributeValue::B(b) if b.as_ref().len() <= MAX_RESIDENT_BYTES);
         let holds = match &holders {
             Some(h) => h.contains(x.id.as_str()),
             None => was_resident,
@@ -129,15 +125,15 @@ pub(super) fn plan(
         match (was_resident, stays) {
             (true, true) => {
                 writes_lanes(read)?;
-                set.push((resident_attribute(&x.id), body));
+                set.push((resident_attribute(&x.id), packed));
             }
             (true, false) => {
                 writes_lanes(read)?;
                 remove.push(resident_attribute(&x.id));
-                own.push(OwnWrite::MoveOut { item: own_item(x)? });
+                own.push(OwnWrite::MoveOut { item: own_item(x, packed)? });
             }
             (false, true) => {
-                set.push((resident_attribute(&x.id), body));
+                set.push((resident_attribute(&x.id), packed));
                 if read > 0 {
                     own.push(OwnWrite::MoveIn { id: x.id.clone(), read });
                 }
@@ -146,20 +142,14 @@ pub(super) fn plan(
                 if read == 0 {
                     absent.push(resident_attribute(&x.id));
                 }
-                own.push(OwnWrite::Put { item: own_item(x)?, read });
+                own.push(OwnWrite::Put { item: own_item(x, packed)?, read });
             }
         }
     }
-    if lanes.is_none() && (!set.is_empty() || !remove.is_empty()) {
-        // Only residents changed: the lanes item is written at the version they were read at.
-        lanes = Some(Ok(LanesWrite { read: lanes_read.unwrap_or(0), ..LanesWrite::default() }));
-    }
-    let lanes = lanes.transpose()?.map(|mut l| {
-        l.set = set;
-        l.remove = remove;
-        l.absent = absent;
-        l
-    });
+    // Only residents changed: the lanes item is written at the version they were read at.
+    let touched = body.is_some() || !set.is_empty() || !remove.is_empty();
+    let lanes =
+        touched.then(|| LanesWrite { read: lanes_read.unwrap_or(0), body, set, remove, absent });
     Ok(Writes { lanes, own })
 }
 
@@ -171,7 +161,7 @@ mod tests {
     use crate::ports::state::Versioned;
     use crate::testing::execution;
 
-    fn item(x: &Execution) -> Result<Item, StoreError> {
+    fn item(x: &Execution, _body: AttributeValue) -> Result<Item, StoreError> {
         Ok(Item::from([("id".to_owned(), AttributeValue::S(x.id.clone()))]))
     }
 

@@ -4,6 +4,7 @@ mod local;
 mod remote;
 mod serve;
 mod simulate;
+mod tls;
 mod validate;
 mod view;
 

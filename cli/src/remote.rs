@@ -63,6 +63,9 @@ impl Client {
             ("host".to_owned(), self.authority.clone()),
             ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
             ("x-amz-target".to_owned(), format!("CodePipeline_20150709.{operation}")),
+            // Signed, and new for every call, as the SDKs send it: the server's logs can tell
+            // two identical calls apart.
+            ("amz-sdk-invocation-id".to_owned(), invocation_id()),
         ];
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -477,4 +480,8 @@ pub(crate) async fn transition(
     client.call(operation, &input).await?;
     println!("Transition into {stage} {}.", if enable { "enabled" } else { "disabled" });
     Ok(ExitCode::SUCCESS)
+}
+
+fn invocation_id() -> String {
+    baton_core::events::format_uuid(baton::ports::clock::entropy().unwrap_or_default())
 }

@@ -1,12 +1,12 @@
 //! `baton serve`: CodePipeline's API over HTTP (`POST /`, JSON 1.1, SigV4) beside the embedded
 //! runtime's dispatcher, so the AWS CLI, boto3 and the SDKs drive this home.
 
-use std::net::SocketAddr;
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -19,43 +19,180 @@ use baton::service::{APPROVAL_PAGE_HEADERS, Approvals};
 use baton_core::events::format_uuid;
 use tokio::sync::watch;
 
-/// The access key `baton serve` accepts when `baton.toml` has no `[api]`: for one machine only.
+/// The access key `baton serve` accepts when nothing else is configured: on loopback only.
 pub(crate) const DEFAULT_ACCESS_KEY_ID: &str = "baton";
-/// The secret key that goes with [`DEFAULT_ACCESS_KEY_ID`].
+/// The secret key that goes with [`DEFAULT_ACCESS_KEY_ID`]. It is in the README, so it
+/// protects nothing from another machine.
 pub(crate) const DEFAULT_SECRET_ACCESS_KEY: &str = "baton-local-secret";
 
-/// `[api]` in `baton.toml`: the credentials callers sign with.
+/// Environment variables that set the API's credentials, before `[api]` in `baton.toml`.
+const ACCESS_KEY_VAR: &str = "BATON_API_ACCESS_KEY_ID";
+const SECRET_KEY_VAR: &str = "BATON_API_SECRET_ACCESS_KEY";
+
+/// `[api]` in `baton.toml`: the credentials callers sign with, and how the API is exposed
+/// beyond loopback.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApiSettings {
     access_key_id: Option<String>,
     secret_access_key: Option<String>,
+    /// PEM certificate chain and private key: `baton serve` speaks https.
+    tls_certificate: Option<PathBuf>,
+    tls_private_key: Option<PathBuf>,
+    /// A TLS-terminating proxy is in front, so plain HTTP may listen beyond loopback.
+    #[serde(default)]
+    tls_terminated_by_proxy: bool,
+}
+
+/// Where the API's credentials come from, for the start-up banner (never the secret itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CredentialSource {
+    /// The documented pair, good on loopback only.
+    Default,
+    /// `BATON_API_ACCESS_KEY_ID` and `BATON_API_SECRET_ACCESS_KEY`.
+    Environment,
+    /// `[api]` in this file.
+    File(PathBuf),
+}
+
+/// The credentials `baton serve` accepts, and where they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiCredentials {
+    pub(crate) access_key: String,
+    pub(crate) secret: String,
+    pub(crate) source: CredentialSource,
+}
+
+/// How `baton serve` listens, once the exposure rules allow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Http,
+    Https { certificate: PathBuf, private_key: PathBuf },
 }
 
 impl ApiSettings {
-    fn credentials(&self) -> (String, String) {
-        (
-            self.access_key_id.clone().unwrap_or_else(|| DEFAULT_ACCESS_KEY_ID.into()),
-            self.secret_access_key.clone().unwrap_or_else(|| DEFAULT_SECRET_ACCESS_KEY.into()),
-        )
+    /// The credentials: the environment's, else `baton.toml`'s, else the default pair.
+    ///
+    /// # Errors
+    /// Half a pair, or a secret in a `baton.toml` that other users can read.
+    pub(crate) fn credentials(
+        &self,
+        toml: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ApiCredentials> {
+        let pair = |key: Option<String>, secret: Option<String>, place: &str| match (key, secret) {
+            (Some(k), Some(s)) if !k.is_empty() && !s.is_empty() => Ok(Some((k, s))),
+            (None, None) => Ok(None),
+            _ => Err(anyhow!("{place} must set both the access key id and the secret access key")),
+        };
+        if let Some((access_key, secret)) = pair(
+            env(ACCESS_KEY_VAR),
+            env(SECRET_KEY_VAR),
+            &format!("{ACCESS_KEY_VAR} and {SECRET_KEY_VAR}"),
+        )? {
+            return Ok(ApiCredentials {
+                access_key,
+                secret,
+                source: CredentialSource::Environment,
+            });
+        }
+        let place = format!("[api] in {}", toml.display());
+        match pair(self.access_key_id.clone(), self.secret_access_key.clone(), &place)? {
+            Some((access_key, secret)) => {
+                refuse_if_others_can_read(toml)?;
+                Ok(ApiCredentials {
+                    access_key,
+                    secret,
+                    source: CredentialSource::File(toml.into()),
+                })
+            }
+            None => Ok(ApiCredentials {
+                access_key: DEFAULT_ACCESS_KEY_ID.into(),
+                secret: DEFAULT_SECRET_ACCESS_KEY.into(),
+                source: CredentialSource::Default,
+            }),
+        }
     }
+
+    /// Whether the API may listen on `ip` with `credentials`, and how. Loopback takes anything;
+    /// any other address, where strangers reach it, needs credentials of one's own and TLS
+    /// (here, or in a proxy in front), since the API runs the commands a pipeline declares.
+    ///
+    /// # Errors
+    /// One sentence saying what to configure.
+    pub(crate) fn transport(&self, ip: IpAddr, credentials: &ApiCredentials) -> Result<Transport> {
+        let tls = match (&self.tls_certificate, &self.tls_private_key) {
+            (Some(c), Some(k)) => {
+                Some(Transport::Https { certificate: c.clone(), private_key: k.clone() })
+            }
+            (None, None) => None,
+            _ => bail!("[api] needs both tls_certificate and tls_private_key, or neither"),
+        };
+        if ip.is_loopback() {
+            return Ok(tls.unwrap_or(Transport::Http));
+        }
+        if credentials.source == CredentialSource::Default
+            || credentials.secret == DEFAULT_SECRET_ACCESS_KEY
+        {
+            bail!(
+                "baton serve will not listen on {ip} with the default credentials, which anyone can read: set access_key_id and secret_access_key under [api] in baton.toml (or {ACCESS_KEY_VAR} and {SECRET_KEY_VAR}), or listen on 127.0.0.1"
+            );
+        }
+        match tls {
+            Some(t) => Ok(t),
+            None if self.tls_terminated_by_proxy => Ok(Transport::Http),
+            None => bail!(
+                "baton serve will not listen on {ip} over plain HTTP: set tls_certificate and tls_private_key under [api] in baton.toml, or tls_terminated_by_proxy = true if a TLS proxy is in front"
+            ),
+        }
+    }
+}
+
+/// A secret in a file others can read is a secret no more: refuse, as ssh refuses such keys.
+fn refuse_if_others_can_read(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} holds the API's secret key but other users can read it: run chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// `baton serve [--bind ADDR] [--port N]`: serves until Ctrl-C or SIGTERM.
 pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> Result<ExitCode> {
     let settings = crate::local::settings(home)?.api.unwrap_or_default();
-    let (access_key, secret) = settings.credentials();
-    let listener = tokio::net::TcpListener::bind((bind, port))
+    let toml = home.join("baton.toml");
+    let credentials = settings.credentials(&toml, |name| std::env::var(name).ok())?;
+    // Checked before listening, so a refused address is never open, even for a moment.
+    let wanted = tokio::net::lookup_host((bind, port))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| anyhow!("cannot listen on {bind}:{port}: not an address of this machine"))?;
+    let transport = settings.transport(wanted.ip(), &credentials)?;
+    let listener = tokio::net::TcpListener::bind(wanted)
         .await
         .with_context(|| format!("cannot listen on {bind}:{port}"))?;
     let addr: SocketAddr = listener.local_addr()?;
+    let scheme = match transport {
+        Transport::Http => "http",
+        Transport::Https { .. } => "https",
+    };
     // Links are for people: an unspecified bind address is reached through loopback here.
     let link_host =
         if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
-    let serving_at = format!("http://{link_host}:{}", addr.port());
+    let serving_at = format!("{scheme}://{link_host}:{}", addr.port());
     let rt = crate::local::open_serving(home, false, Some(serving_at)).await?;
-    let credentials = Credentials::from([(access_key.clone(), secret.clone())]);
-    let api = Arc::new(ControlApi::embedded(&rt, region, credentials));
+    let accepted =
+        Credentials::from([(credentials.access_key.clone(), credentials.secret.clone())]);
+    let api = Arc::new(ControlApi::embedded(&rt, region, accepted));
     let app = approval_pages(Router::new().fallback(call).with_state(api), &rt);
     let (stop_tx, stop_rx) = watch::channel(false);
     let lock = rt.try_lock();
@@ -66,18 +203,44 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
         );
     }
     eprintln!("Baton control API for {} in {region}", rt.home.display());
-    eprintln!("  access key id:     {access_key}");
-    eprintln!("  secret access key: {secret}");
-    eprintln!("  aws codepipeline list-pipelines --endpoint-url http://{addr} --region {region}");
-    eprintln!("Listening on http://{addr}");
+    print_credentials(&credentials);
+    eprintln!(
+        "  aws codepipeline list-pipelines --endpoint-url {scheme}://{addr} --region {region}"
+    );
+    eprintln!("Listening on {scheme}://{addr}");
 
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    match transport {
+        Transport::Http => {
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        }
+        Transport::Https { certificate, private_key } => {
+            let tls = crate::tls::TlsListener::new(listener, &certificate, &private_key)?;
+            axum::serve(tls, app).with_graceful_shutdown(shutdown()).await?;
+        }
+    }
     let _ = stop_tx.send(true);
     if let Some(d) = dispatcher {
         let _ = d.await;
     }
     drop(lock);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Names where the credentials come from; prints the secret only when it is the documented
+/// default, which is no secret.
+fn print_credentials(c: &ApiCredentials) {
+    eprintln!("  access key id:     {}", c.access_key);
+    match &c.source {
+        CredentialSource::Default => {
+            eprintln!("  secret access key: {} (the default, accepted on loopback only)", c.secret);
+        }
+        CredentialSource::Environment => {
+            eprintln!("  secret access key: from {SECRET_KEY_VAR}");
+        }
+        CredentialSource::File(path) => {
+            eprintln!("  secret access key: from [api] in {}", path.display());
+        }
+    }
 }
 
 /// The pages behind approval links: `GET /approvals/{id}/{secret}` shows one, the `POST` from
@@ -158,5 +321,101 @@ async fn shutdown() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(toml: &str) -> ApiSettings {
+        toml::from_str(toml).unwrap()
+    }
+
+    fn own() -> ApiCredentials {
+        ApiCredentials {
+            access_key: "ops".into(),
+            secret: "a long secret".into(),
+            source: CredentialSource::Environment,
+        }
+    }
+
+    fn default_pair() -> ApiCredentials {
+        let none = |_: &str| None;
+        ApiSettings::default().credentials(Path::new("/nonexistent/baton.toml"), none).unwrap()
+    }
+
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const ANY: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+    const LAN: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, 20));
+
+    #[test]
+    fn loopback_takes_the_default_credentials_and_plain_http() {
+        assert_eq!(default_pair().source, CredentialSource::Default);
+        assert_eq!(
+            ApiSettings::default().transport(LOOPBACK, &default_pair()).unwrap(),
+            Transport::Http
+        );
+        let v6 = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+        assert_eq!(ApiSettings::default().transport(v6, &default_pair()).unwrap(), Transport::Http);
+    }
+
+    #[test]
+    fn another_address_needs_credentials_of_ones_own() {
+        for ip in [ANY, LAN] {
+            let e = ApiSettings::default().transport(ip, &default_pair()).unwrap_err().to_string();
+            assert!(e.contains("default credentials"), "{e}");
+            // The default secret under another key id is no better.
+            let renamed = ApiCredentials { access_key: "x".into(), ..default_pair() };
+            let renamed = ApiCredentials { source: CredentialSource::Environment, ..renamed };
+            assert!(ApiSettings::default().transport(ip, &renamed).is_err());
+        }
+    }
+
+    #[test]
+    fn another_address_needs_tls_here_or_in_a_proxy() {
+        let e = ApiSettings::default().transport(ANY, &own()).unwrap_err().to_string();
+        assert!(e.contains("over plain HTTP") && e.contains("tls_certificate"), "{e}");
+        let proxied = settings("tls_terminated_by_proxy = true");
+        assert_eq!(proxied.transport(ANY, &own()).unwrap(), Transport::Http);
+        let tls = settings("tls_certificate = \"c.pem\"\ntls_private_key = \"k.pem\"");
+        assert_eq!(
+            tls.transport(LAN, &own()).unwrap(),
+            Transport::Https { certificate: "c.pem".into(), private_key: "k.pem".into() }
+        );
+        let half = settings("tls_certificate = \"c.pem\"");
+        assert!(half.transport(LOOPBACK, &own()).is_err(), "half a TLS identity is refused");
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_then_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("baton.toml");
+        std::fs::write(&toml, "").unwrap();
+        let from_file = settings("access_key_id = \"f\"\nsecret_access_key = \"fs\"");
+        let env = |name: &str| match name {
+            ACCESS_KEY_VAR => Some("e".to_owned()),
+            SECRET_KEY_VAR => Some("es".to_owned()),
+            _ => None,
+        };
+        let c = from_file.credentials(&toml, env).unwrap();
+        assert_eq!((c.access_key.as_str(), c.source), ("e", CredentialSource::Environment));
+        let half = |name: &str| (name == ACCESS_KEY_VAR).then(|| "e".to_owned());
+        assert!(from_file.credentials(&toml, half).is_err(), "half a pair is refused");
+    }
+
+    #[test]
+    fn a_secret_in_a_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("baton.toml");
+        std::fs::write(&toml, "").unwrap();
+        std::fs::set_permissions(&toml, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let from_file = settings("access_key_id = \"f\"\nsecret_access_key = \"fs\"");
+        let e = from_file.credentials(&toml, |_| None).unwrap_err().to_string();
+        assert!(e.contains("other users can read it: run chmod 600"), "{e}");
+        std::fs::set_permissions(&toml, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = from_file.credentials(&toml, |_| None).unwrap();
+        assert_eq!(c.source, CredentialSource::File(toml));
     }
 }

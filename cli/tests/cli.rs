@@ -12,5 +12,7 @@ mod approvals;
 mod remote;
 #[path = "cli/run.rs"]
 mod run;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/validate.rs"]
 mod validate;

@@ -119,6 +119,20 @@ pub struct Embedded {
 /// Held by the one process that dispatches for a home; released when dropped.
 pub struct RuntimeLock(#[allow(dead_code)] File);
 
+/// Creates the home `0700`, or takes an existing one back to `0700`: it holds the approval
+/// tokens, the links in `notices.log`, the artifact keys and the actions' logs, none of which
+/// is for other users of the machine.
+fn make_private_home(home: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(home)?;
+    let mode = std::fs::metadata(home)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))?;
+        tracing::info!(home = %home.display(), "the Baton home is now private (mode 0700)");
+    }
+    Ok(())
+}
+
 impl Embedded {
     /// Opens (creating if needed) the runtime in `config.home`.
     ///
@@ -129,7 +143,7 @@ impl Embedded {
             |source| EmbeddedError::Home { path: config.home.display().to_string(), source };
         // Absolute, because providers run tools (git, build commands) in other folders.
         let home = std::path::absolute(&config.home).map_err(home_error)?;
-        std::fs::create_dir_all(&home).map_err(home_error)?;
+        make_private_home(&home).map_err(home_error)?;
         let db = home.join("baton.db");
         let store = Arc::new(SqlStateStore::open(&db)?);
         let bus = Arc::new(LocalBus::open(&db, Some(home.join("events.jsonl")))?);

@@ -544,10 +544,49 @@ impl LambdaFixture {
         }
     }
 
-    /// The bodies of what reached `queue` within a few seconds (at least `expected`).
+    /// Everything that reaches any of `queues` while waiting as long as [`Self::received`]
+    /// would wait for a message that comes: a test that nothing was published must give it
+    /// the time to be.
+    pub async fn nothing_in(&self, queues: &[&str]) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + Self::PATIENCE;
+        let mut waits = Vec::new();
+        for queue in queues {
+            let (sqs, queue) = (self.sqs.clone(), (*queue).to_owned());
+            waits.push(tokio::spawn(async move {
+                let mut found = Vec::new();
+                while tokio::time::Instant::now() < deadline {
+                    let out = sqs
+                        .receive_message()
+                        .queue_url(&queue)
+                        .max_number_of_messages(10)
+                        .wait_time_seconds(1)
+                        .send()
+                        .await
+                        .unwrap();
+                    found.extend(
+                        out.messages
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|m| serde_json::from_str(m.body().unwrap_or("null")).unwrap()),
+                    );
+                }
+                found
+            }));
+        }
+        let mut found = Vec::new();
+        for wait in waits {
+            found.extend(wait.await.unwrap());
+        }
+        found
+    }
+
+    /// How long [`Self::received`] waits, at most, for what it expects.
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The bodies of what reached `queue` within [`Self::PATIENCE`] (at least `expected`).
     pub async fn received(&self, queue: &str, expected: usize) -> Vec<serde_json::Value> {
         let mut found = Vec::new();
-        for _ in 0..10 {
+        for _ in 0..Self::PATIENCE.as_secs() {
             let out = self
                 .sqs
                 .receive_message()
@@ -631,4 +670,83 @@ pub fn function_url_request(
             "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
             "time": "24/Nov/2026:16:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64},
         "body": body, "isBase64Encoded": false})
+}
+
+/// A state store whose next `failures` saves fail as an unreachable store does; everything
+/// else goes to `inner`. For showing what a write that fails leaves behind.
+pub struct FailingSaves {
+    inner: std::sync::Arc<dyn StateStore>,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+impl FailingSaves {
+    #[allow(missing_docs)]
+    pub fn new(inner: std::sync::Arc<dyn StateStore>, failures: usize) -> Self {
+        Self { inner, failures: std::sync::atomic::AtomicUsize::new(failures) }
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for FailingSaves {
+    async fn create_pipeline(
+        &self,
+        record: &crate::ports::state::PipelineRecord,
+    ) -> Result<(), StoreError> {
+        self.inner.create_pipeline(record).await
+    }
+    async fn update_pipeline(
+        &self,
+        record: &crate::ports::state::PipelineRecord,
+    ) -> Result<(), StoreError> {
+        self.inner.update_pipeline(record).await
+    }
+    async fn get_pipeline(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::ports::state::PipelineRecord>, StoreError> {
+        self.inner.get_pipeline(name).await
+    }
+    async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.list_pipelines().await
+    }
+    async fn delete_pipeline(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete_pipeline(name).await
+    }
+    async fn load(
+        &self,
+        pipeline: &str,
+        scope: &Scope,
+    ) -> Result<crate::ports::state::Snapshot, StoreError> {
+        self.inner.load(pipeline, scope).await
+    }
+    async fn save(&self, pipeline: &str, changes: Changes) -> Result<Vec<i64>, StoreError> {
+        use std::sync::atomic::Ordering;
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Unavailable("the store failed this save (test)".into()));
+        }
+        self.inner.save(pipeline, changes).await
+    }
+    async fn execution(&self, pipeline: &str, id: &str) -> Result<Option<Execution>, StoreError> {
+        self.inner.execution(pipeline, id).await
+    }
+    async fn executions(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        self.inner.executions(pipeline, limit).await
+    }
+    fn relays_outbox(&self) -> bool {
+        self.inner.relays_outbox()
+    }
+    async fn pending_outbox(
+        &self,
+        older_than: baton_core::engine::Millis,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::state::OutboxEntry>, StoreError> {
+        self.inner.pending_outbox(older_than, limit).await
+    }
+    async fn ack_outbox(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        self.inner.ack_outbox(seqs).await
+    }
 }

@@ -37,16 +37,38 @@ impl Server {
 
     /// As [`Server::start`], with `extra` appended to the home's `baton.toml`.
     pub(crate) fn start_with(extra: &str) -> Self {
+        let (server, banner) = Self::spawn(extra, &[], &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            banner.contains(ACCESS_KEY) && banner.contains(SECRET_KEY),
+            "the default credentials are not printed:\n{banner}"
+        );
+        server
+    }
+
+    /// `baton serve` on a home set up as [`Server::start`]'s, with `extra` appended to its
+    /// `baton.toml` (made private), `args` after `serve` and `env` set: the server and what
+    /// it printed before listening, or everything it printed if it stopped before listening.
+    pub(crate) fn spawn(
+        extra: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<(Self, String), String> {
+        use std::os::unix::fs::PermissionsExt;
         let home = tempfile::tempdir().unwrap();
         setup(home.path());
         let toml = home.path().join("baton.toml");
         let settings = std::fs::read_to_string(&toml).unwrap() + extra;
         std::fs::write(&toml, settings).unwrap();
+        std::fs::set_permissions(&toml, std::fs::Permissions::from_mode(0o600)).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
             .arg("--home")
             .arg(home.path())
             .args(["serve", "--port", "0", "--region", REGION])
+            .args(args)
             .env_remove("BATON_HOME")
+            .env_remove("BATON_API_ACCESS_KEY_ID")
+            .env_remove("BATON_API_SECRET_ACCESS_KEY")
+            .envs(env.iter().copied())
             .env("CI", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -57,7 +79,8 @@ impl Server {
         let mut seen = String::new();
         let url = loop {
             let Some(Ok(line)) = lines.next() else {
-                panic!("baton serve stopped before listening:\n{seen}");
+                let _ = child.wait();
+                return Err(seen);
             };
             seen.push_str(&line);
             seen.push('\n');
@@ -65,13 +88,9 @@ impl Server {
                 break url.trim().to_string();
             }
         };
-        assert!(
-            seen.contains(ACCESS_KEY) && seen.contains(SECRET_KEY),
-            "credentials not printed:\n{seen}"
-        );
         // Keep reading so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Self { child, url, home }
+        Ok((Self { child, url, home }, seen))
     }
 
     /// The file that lets the `Check` stage pass.
@@ -645,7 +664,7 @@ pub(crate) fn signed(
     secret: &str,
 ) -> Vec<(String, String)> {
     use baton::api::sigv4;
-    let host = server.url.trim_start_matches("http://").to_string();
+    let host = server.url.split_once("://").map_or(server.url.as_str(), |(_, h)| h).to_string();
     let mut headers = vec![
         ("host".to_string(), host),
         ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),

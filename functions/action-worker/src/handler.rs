@@ -64,8 +64,11 @@ mod tests {
         let worker = f.aws.action_worker();
         let event = LambdaEvent::new(request("gone"), Context::default());
         handle(&worker, &f.aws, event).await.unwrap();
-        assert!(f.received(&f.published, 0).await.is_empty(), "no completion for a stale request");
-        assert!(f.received(&f.dead_letters, 0).await.is_empty(), "and nothing to dead-letter");
+        let arrived = f.nothing_in(&[&f.published, &f.dead_letters]).await;
+        assert!(
+            arrived.is_empty(),
+            "no completion for a stale request, nothing dead-lettered: {arrived:?}"
+        );
     }
 
     #[tokio::test]
@@ -94,8 +97,8 @@ mod tests {
         let arn = json!("arn:aws:codebuild:us-east-1:111111111111:build/someone-else:42");
         let event = LambdaEvent::new(build_state_change(arn), Context::default());
         handle(&worker, &f.aws, event).await.unwrap();
-        assert!(f.received(&f.published, 0).await.is_empty(), "no completion");
-        assert!(f.received(&f.dead_letters, 0).await.is_empty(), "and nothing to dead-letter");
+        let arrived = f.nothing_in(&[&f.published, &f.dead_letters]).await;
+        assert!(arrived.is_empty(), "no completion, nothing dead-lettered: {arrived:?}");
     }
 
     #[tokio::test]
@@ -114,6 +117,7 @@ mod tests {
         let worker = f.aws.action_worker();
         let event = LambdaEvent::new(json!({"check_running": true}), Context::default());
         handle(&worker, &f.aws, event).await.unwrap();
-        assert!(f.received(&f.published, 0).await.is_empty());
+        let arrived = f.nothing_in(&[&f.published, &f.dead_letters]).await;
+        assert!(arrived.is_empty(), "{arrived:?}");
     }
 }

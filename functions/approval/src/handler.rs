@@ -76,7 +76,8 @@ mod tests {
         }
         let other = LambdaEvent::new(url_request("GET", "/", ""), Context::default());
         assert_eq!(handle(&approvals, &f.aws, other).await.unwrap()["statusCode"], json!(404));
-        assert!(f.received(&f.published, 0).await.is_empty(), "nothing was decided");
+        let arrived = f.nothing_in(&[&f.published, &f.dead_letters]).await;
+        assert!(arrived.is_empty(), "nothing was decided: {arrived:?}");
     }
 
     #[tokio::test]

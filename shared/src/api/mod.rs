@@ -194,11 +194,9 @@ impl ControlApi {
             headers: request.headers,
             body: request.body,
         };
-        let expected = sigv4::Expected {
-            region: &self.placement.region,
-            service: SIGNING_SERVICE,
-            now: self.clock.now().div_euclid(1_000),
-        };
+        let now = self.clock.now().div_euclid(1_000);
+        let expected =
+            sigv4::Expected { region: &self.placement.region, service: SIGNING_SERVICE, now };
         sigv4::verify(&signable, &expected, |key| self.credentials.get(key).cloned())
     }
 

@@ -99,11 +99,7 @@ pub fn verify(
                     .into(),
             )
         })?;
-    if !auth.signed_headers.iter().any(|h| h == "host") {
-        return Err(AuthError::Invalid(
-            "'Host' must be a 'SignedHeader' in the AWS Authorization.".into(),
-        ));
-    }
+    require_signed(request.headers, &auth.signed_headers)?;
     let Some(when) = parse_amz_date(&amz_date) else {
         return Err(AuthError::Incomplete(format!(
             "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
@@ -155,6 +151,38 @@ pub fn verify(
         ));
     }
     Ok(auth.access_key)
+}
+
+/// Headers a signature must cover when the request carries them: without them a signature
+/// made for one operation (`X-Amz-Target`), body type or session would be good for another.
+const MUST_SIGN_WHEN_PRESENT: [(&str, &str); 4] = [
+    ("x-amz-date", "X-Amz-Date"),
+    ("x-amz-target", "X-Amz-Target"),
+    ("content-type", "Content-Type"),
+    ("x-amz-security-token", "X-Amz-Security-Token"),
+];
+
+/// Refuses a signature that leaves out `host`, or a header of [`MUST_SIGN_WHEN_PRESENT`] that
+/// the request carries (`date` stands in for `x-amz-date` only when that is absent).
+fn require_signed(headers: &[(String, String)], signed: &[String]) -> Result<(), AuthError> {
+    let is_signed = |name: &str| signed.iter().any(|h| h == name);
+    let refuse = |display: &str| {
+        Err(AuthError::Incomplete(format!(
+            "'{display}' must be a 'SignedHeader' in the AWS Authorization."
+        )))
+    };
+    if !is_signed("host") {
+        return refuse("Host");
+    }
+    for (name, display) in MUST_SIGN_WHEN_PRESENT {
+        if header(headers, name).is_some() && !is_signed(name) {
+            return refuse(display);
+        }
+    }
+    if header(headers, "x-amz-date").is_none() && !is_signed("date") {
+        return refuse("Date");
+    }
+    Ok(())
 }
 
 /// Keys and scope to sign with.

@@ -171,15 +171,6 @@ impl Approvals {
         } else {
             format!("{} (approval link)", truncate(name, 100))
         };
-        let used = LinkUse { by: by.clone(), at: self.clock.now(), approved: followed.approve };
-        match self.links.use_link(&followed.link.id, &used).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                let (details, verdict) = self.examine(&followed).await?;
-                return Ok(approval_page::render(&details, &verdict, followed.approve));
-            }
-            Err(e) => return Err(e.into()),
-        }
         let comment = form.comment.trim();
         let summary = if comment.is_empty() {
             format!(
@@ -195,11 +186,24 @@ impl Approvals {
             token,
             approved: followed.approve,
             summary,
-            by,
+            by: by.clone(),
         };
+        // The decision is the execution's conditional write, which the engine makes once per
+        // approval (two links clicked at once: one applies, the other is refused). The link is
+        // spent by that write, not before it: a decision that fails to apply leaves the link
+        // as it was, so the person's next click still decides.
         let message = PipelineInput { pipeline: followed.link.pipeline.clone(), input };
         if let Outcome::Rejected(why) = self.stage_advance.handle(message).await? {
-            warn!(link = followed.link.id, reason = %why, "the decision came too late to apply");
+            info!(link = followed.link.id, reason = %why, "the approval could not be decided here");
+            let (details, verdict) = self.examine(&followed).await?;
+            return Ok(approval_page::render(&details, &verdict, followed.approve));
+        }
+        let used = LinkUse { by, at: self.clock.now(), approved: followed.approve };
+        // Marks the record for the page's "already approved by"; the execution already says so
+        // if this write is lost.
+        match self.links.use_link(&followed.link.id, &used).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => warn!(link = followed.link.id, error = %e, "the link's use was not recorded"),
         }
         info!(
             link = followed.link.id,

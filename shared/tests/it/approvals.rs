@@ -174,9 +174,13 @@ async fn an_approval_mail_link_shows_a_page_and_only_its_post_decides_once() {
     assert_eq!(page.status, 200, "{}", page.html);
     assert!(page.html.contains("Approve this release?") && page.html.contains(&commit));
     assert!(page.html.contains("<form method=\"post\">"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Decisions apply synchronously (no bus hop), so what a GET would have decided is stored
+    // by the time it answers: read at once.
     let still = rt.store.execution("app", &id).await.unwrap().unwrap();
-    assert!(waiting_token(&still).is_some(), "a GET decided the approval");
+    assert_eq!(waiting_token(&still), waiting_token(&waiting), "a GET decided the approval");
+    let link_id = approve.split('/').nth(2).unwrap();
+    let record = baton::ports::approvals::ApprovalLinks::get_link(rt.store.as_ref(), link_id);
+    assert_eq!(record.await.unwrap().unwrap().used, None, "a GET spent the link");
 
     // A link with one character changed, in the secret or in the id, is refused, and says no more.
     for path in [altered(&approve, 0), altered(&approve, 50), altered(&approve, 60)] {
@@ -285,4 +289,68 @@ async fn with_supersede_waiting_approval_the_older_links_say_which_execution_rep
     assert_eq!(rt.approvals.serve("GET", &new, b"").await.status, 200);
     let _ = running.stop.send(true);
     running.dispatcher.await.unwrap();
+}
+
+/// Keeps the notices it is given.
+#[derive(Default)]
+struct Kept(std::sync::Mutex<Vec<baton::ports::notices::Notice>>);
+
+#[async_trait::async_trait]
+impl baton::ports::notices::Notifier for Kept {
+    async fn send(
+        &self,
+        notice: &baton::ports::notices::Notice,
+    ) -> Result<(), baton::ports::notices::NoticeError> {
+        self.0.lock().unwrap().push(notice.clone());
+        Ok(())
+    }
+}
+
+/// A link was once spent before its decision was applied: when applying failed, the click was
+/// lost and the link said "already used". Now the decision's own write spends it.
+#[tokio::test]
+async fn a_decision_that_cannot_be_saved_leaves_its_link_usable_on_sqlite() {
+    use baton::adapters::local::local_bus::LocalBus;
+    use baton::adapters::local::sql_state::SqlStateStore;
+    use baton::service::{ApprovalSettings, Approvals};
+    use baton::testing::FailingSaves;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("baton.db");
+    let store = Arc::new(SqlStateStore::open(&db).unwrap());
+    let bus = Arc::new(LocalBus::open(&db, None).unwrap());
+    let (_plan, request) = super::aws_approvals::waiting_at_the_approval(store.as_ref()).await;
+    let kept = Arc::new(Kept::default());
+    let approvals_over = |state: Arc<dyn StateStore>| {
+        Approvals::new(
+            state,
+            store.clone(),
+            bus.clone(),
+            kept.clone(),
+            Arc::new(SystemClock),
+            ApprovalSettings { base_url: "http://approvals.test".into() },
+        )
+    };
+    let approvals = approvals_over(store.clone());
+    approvals.handle(&request).await.unwrap();
+    let notice = kept.0.lock().unwrap()[0].clone();
+    let message: serde_json::Value = serde_json::from_str(&notice.message).unwrap();
+    let approve = message["approval"]["approveLink"].as_str().unwrap();
+    let approve = approve.trim_start_matches("http://approvals.test").to_owned();
+
+    let failing = approvals_over(Arc::new(FailingSaves::new(store.clone(), 1)));
+    let failed = failing.serve("POST", &approve, b"name=Ana").await;
+    assert_eq!(failed.status, 503, "{}", failed.html);
+    let gate = |e: baton_core::engine::Execution| e.stages[1].actions[0].clone();
+    let stored = gate(store.execution("web", "e-1").await.unwrap().unwrap());
+    assert_eq!(stored.status, ActionStatus::InProgress, "nothing was decided");
+
+    let page = approvals.serve("POST", &approve, b"name=Ana").await;
+    assert_eq!(page.status, 200, "the link still decides: {}", page.html);
+    let stored = gate(store.execution("web", "e-1").await.unwrap().unwrap());
+    assert_eq!(stored.status, ActionStatus::Succeeded);
+    assert_eq!(stored.decided_by.as_deref(), Some("Ana (approval link)"));
+    // And it decides once.
+    let again = approvals.serve("POST", &approve, b"name=Bo").await;
+    assert_eq!(again.status, 409, "{}", again.html);
 }

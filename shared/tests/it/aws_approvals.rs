@@ -13,6 +13,7 @@ use baton::bus_events::BusEvent;
 use baton::ports::clock::{Clock, SystemClock};
 use baton::ports::state::{Changes, PipelineRecord, StateStore, Versioned};
 use baton::service::{ApprovalSettings, Approvals};
+use baton::testing::FailingSaves;
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{
     self, ActionOutcome, Artifact, ArtifactLocation, Effect, Env, Input, PipelineState, Trigger,
@@ -45,7 +46,7 @@ const PIPELINE: &str = r##"{"pipeline": {
   ]}}"##;
 
 /// Runs the engine to the approval and stores what it produced; returns the approval request.
-async fn waiting_at_the_approval(store: &DynamoDbStateStore) -> (Plan, BusEvent) {
+pub(crate) async fn waiting_at_the_approval(store: &dyn StateStore) -> (Plan, BusEvent) {
     let doc = PipelineDocument::parse(PIPELINE).unwrap();
     let placement = Placement {
         account: "111111111111".into(),
@@ -141,11 +142,11 @@ async fn the_approval_notice_on_sns_carries_codepipeline_json_and_links_that_dec
     let bus = unique("baton-bus");
     events.create_event_bus().name(&bus).send().await.unwrap();
 
-    let (_plan, request) = waiting_at_the_approval(&store).await;
+    let (_plan, request) = waiting_at_the_approval(store.as_ref()).await;
     let approvals = Approvals::new(
         store.clone(),
         store.clone(),
-        Arc::new(EventBridgeBus::new(events, bus)),
+        Arc::new(EventBridgeBus::new(events, bus.clone())),
         Arc::new(SnsNotifier::new(sns, topic)),
         Arc::new(SystemClock),
         ApprovalSettings { base_url: URL.into() },
@@ -181,8 +182,22 @@ async fn the_approval_notice_on_sns_carries_codepipeline_json_and_links_that_dec
     assert!(page.html.contains("Reject this release?") && page.html.contains("object version v42"));
     assert!(gate_ends().await.is_empty(), "a GET decided");
 
+    // A decision that cannot be saved spends nothing: the same link decides afterwards.
+    let failing = Approvals::new(
+        Arc::new(FailingSaves::new(store.clone(), 1)),
+        store.clone(),
+        Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&config), bus.clone())),
+        Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&config), "unused".into())),
+        Arc::new(SystemClock),
+        ApprovalSettings { base_url: URL.into() },
+    );
+    let failed = failing.serve("POST", &approve, b"name=Ana").await;
+    assert_eq!(failed.status, 503, "{}", failed.html);
+    assert!(gate_ends().await.is_empty(), "a failed save decided");
+
     let page = approvals.serve("POST", &approve, b"name=Ana").await;
     assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("Approved"), "{}", page.html);
     let again = approvals.serve("POST", &reject, b"name=Bo").await;
     assert_eq!(again.status, 409, "{}", again.html);
     // The decision is applied at once: the approval's public end is saved for the relay.

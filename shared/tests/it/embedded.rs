@@ -211,6 +211,9 @@ async fn a_release_runs_from_commit_to_two_regions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_build_fails_the_execution_and_sends_a_notice() {
     let home = home_with_repo(true);
+    // As a home made by hand with the usual umask would be; Baton takes it back.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let running = start_runtime(home.path()).await;
     let rt = &running.rt;
     let trigger =
@@ -231,6 +234,12 @@ async fn a_failing_build_fails_the_execution_and_sends_a_notice() {
         if std::fs::read_to_string(home.path().join("notices.log"))
             .is_ok_and(|t| t.contains("failed in stage Build"))
         {
+            // Notices carry approval links: the log and its home are for their owner only.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode(&home.path().join("notices.log")) & 0o777, 0o600);
+            assert_eq!(mode(&home.path().join("baton.db")) & 0o777, 0o600);
+            assert_eq!(mode(home.path()) & 0o777, 0o700);
             let _ = running.stop.send(true);
             return;
         }

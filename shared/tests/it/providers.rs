@@ -264,6 +264,67 @@ fn archive_caps_entries_and_size() {
     assert_eq!(archive::MAX_ENTRIES, 100_000);
 }
 
+/// A deploy folder may hold a link from an earlier run (or planted there): an entry whose path
+/// runs through it would be written wherever it points.
+#[test]
+fn archive_refuses_to_write_through_a_link_already_in_the_target() {
+    let dir = TempDir::new().unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let target = dir.path().join("target");
+    fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&outside, target.join("site")).unwrap();
+    std::os::unix::fs::symlink(outside.join("victim.txt"), target.join("file.txt")).unwrap();
+    for name in ["site/index.html", "file.txt"] {
+        let zip = dir.path().join("through-link.zip");
+        raw_zip(&zip, &[name]);
+        let err = archive::extract(&zip, &target).unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::Unsafe { entry, .. } if entry == name),
+            "{name}: {err}"
+        );
+        assert!(err.to_string().contains("symbolic link already sits on its path"), "{err}");
+    }
+    assert!(files_under(&outside).is_empty(), "nothing was written through the links");
+}
+
+/// Sizes in a zip's headers are the archive's word, not a fact: one that understates them
+/// passes the check made before writing, and must still stop at the limit while writing.
+#[test]
+fn archive_stops_at_the_limit_when_headers_understate_sizes() {
+    let dir = TempDir::new().unwrap();
+    let zip = dir.path().join("liar.zip");
+    let content = vec![b'x'; 10_000];
+    {
+        let mut w = zip::ZipWriter::new(fs::File::create(&zip).unwrap());
+        let stored =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        w.start_file("big.txt", stored).unwrap();
+        std::io::Write::write_all(&mut w, &content).unwrap();
+        w.finish().unwrap();
+    }
+    // Say 1 byte where there are 10,000, in the local header (offset 22) and the central
+    // directory (offset 24); the compressed size, which the reader needs, stays true.
+    let mut bytes = fs::read(&zip).unwrap();
+    let mut patched = 0;
+    for i in 0..bytes.len().saturating_sub(4) {
+        let offset = match &bytes[i..i + 4] {
+            [0x50, 0x4b, 0x03, 0x04] => 22,
+            [0x50, 0x4b, 0x01, 0x02] => 24,
+            _ => continue,
+        };
+        bytes[i + offset..i + offset + 4].copy_from_slice(&1u32.to_le_bytes());
+        patched += 1;
+    }
+    assert_eq!(patched, 2, "one local header and one central directory entry");
+    fs::write(&zip, &bytes).unwrap();
+    let limits = ExtractLimits { max_bytes: 1_000, ..ExtractLimits::default() };
+    let target = dir.path().join("target");
+    let err = archive::extract_with_limits(&zip, &target, limits).unwrap_err();
+    assert!(matches!(err, ArchiveError::TooLarge { limit: 1_000 }), "{err}");
+    assert!(files_under(&target).is_empty(), "the partial file is removed");
+}
+
 #[test]
 fn archive_zips_chosen_files() {
     let dir = TempDir::new().unwrap();

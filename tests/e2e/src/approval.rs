@@ -112,6 +112,21 @@ fn url_request(link: &str, method: &str, body: &str) -> Result<Value> {
         "body": body, "isBase64Encoded": false}))
 }
 
+/// Opens the notice's approve (or reject) link through the approval pages function (a GET,
+/// which decides nothing): the page's HTTP status and its HTML.
+pub async fn open_link(
+    pages: &crate::runtime::Pool,
+    notice: &Notice,
+    approve: bool,
+) -> Result<(u16, String)> {
+    let link = if approve { &notice.approve_link } else { &notice.reject_link };
+    let link = link.as_deref().ok_or_else(|| anyhow!("the notice carries no links"))?;
+    let shown = pages.invoke(url_request(link, "GET", "")?).await?.map_err(|e| anyhow!("{e}"))?;
+    let status = shown["statusCode"].as_u64().and_then(|s| u16::try_from(s).ok());
+    let status = status.ok_or_else(|| anyhow!("no status in {shown}"))?;
+    Ok((status, shown["body"].as_str().unwrap_or_default().to_owned()))
+}
+
 /// Follows the notice's approve (or reject) link through the approval pages function: the GET
 /// must show the confirmation page, the POST of its form decides. Returns the final page.
 pub async fn decide_by_link(

@@ -83,9 +83,8 @@ async fn run_release(h: &Harness, release: &Release) -> Execution {
     };
     let state_token =
         waiting.stages[2].actions[0].token.clone().expect("a waiting approval has a token");
-    if let Some(token) = &notice.token {
-        assert_eq!(token, &state_token, "the notice's token is the one in the execution's state");
-    }
+    let token = notice.token.as_ref().expect("the notice carries CodePipeline's approval token");
+    assert_eq!(token, &state_token, "the notice's token is the one in the execution's state");
     // As a person: the link in the notice, through the approval pages function's URL. A request
     // delivered twice sends a second notice whose links replace the first one's, so the newest
     // notice that opens its page is the one followed.
@@ -113,8 +112,9 @@ async fn run_release(h: &Harness, release: &Release) -> Execution {
     if done.status == ExecutionStatus::Succeeded {
         let gate = &done.stages[2].actions[0];
         assert_eq!(gate.decided_by.as_deref(), Some("e2e (approval link)"));
-        let again = approval::decide_by_link(&pages, &notice, true).await;
-        assert!(again.is_err(), "a used link decided again");
+        let (status, page) = approval::open_link(&pages, &notice, true).await.unwrap();
+        assert_eq!(status, 409, "a used link must say it was used: {page}");
+        assert!(page.contains("e2e (approval link)"), "it names who decided: {page}");
     }
     done
 }

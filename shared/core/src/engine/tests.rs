@@ -438,7 +438,14 @@ fn retry_all_actions_reruns_the_whole_stage() {
         stage: "Test".into(),
         mode: RetryMode::AllActions,
     });
+    // Every action runs again, in its runOrder: A (which had succeeded) first, then B.
     assert_eq!(requested(&step), vec!["Test/A#2"]);
+    assert_eq!(w.status("e1"), ExecutionStatus::InProgress);
+    let next = w.finish("e1", "Test", "A", true);
+    assert_eq!(requested(&next), vec!["Test/B#2"], "the second runOrder group runs again");
+    assert_eq!(w.status("e1"), ExecutionStatus::InProgress, "not done before B's new attempt");
+    w.finish("e1", "Test", "B", true);
+    assert_eq!(w.status("e1"), ExecutionStatus::Succeeded);
 }
 
 #[test]

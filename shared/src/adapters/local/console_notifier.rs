@@ -1,7 +1,7 @@
 //! Notices on one machine: printed for the person at the terminal and kept in a file.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
@@ -26,12 +26,20 @@ impl Notifier for ConsoleNotifier {
         if !self.quiet {
             eprintln!("\n== {} ==\n{}\n", notice.subject, notice.for_people());
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|e| NoticeError(Box::new(e)))?;
+        let mut file = private_append(&self.log).map_err(|e| NoticeError(Box::new(e)))?;
         writeln!(file, "== {} ==\n{}\n", notice.subject, notice.for_people())
             .map_err(|e| NoticeError(Box::new(e)))
     }
+}
+
+/// Opens the log to append, readable by its owner only: approval notices carry links that
+/// decide, and whoever reads one can use it. A log left readable by an older Baton is made
+/// private too.
+fn private_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }

@@ -17,6 +17,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Errors
 /// When the file cannot be opened, or stays locked past the timeout.
 pub(crate) fn open(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
+    create_private(path)?;
     let started = Instant::now();
     loop {
         match try_open(path, schema) {
@@ -25,6 +26,20 @@ pub(crate) fn open(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
             }
             done => return done,
         }
+    }
+}
+
+/// Creates the file `0600` if it is new: it holds approval tokens and the queue of work. SQLite
+/// gives its `-wal` and `-shm` files the database's own mode.
+fn create_private(path: &Path) -> rusqlite::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot create {}: {e}", path.display())),
+        )),
     }
 }
 

@@ -168,3 +168,81 @@ fn amz_dates_round_trip() {
     );
     assert_eq!(parse_amz_date("2015-08-30T12:36:00Z"), None);
 }
+
+/// Headers of a CodePipeline call signed by `aws-sigv4` over only `signed` of them (as a
+/// hand-made client could sign), then sent with all of them.
+fn signed_over(signed: &[&str], body: &[u8]) -> Vec<(String, String)> {
+    let all = signed_by_aws(body, NOW, "us-east-1", "codepipeline");
+    let mut base: Vec<(String, String)> =
+        all[..3].iter().filter(|(n, _)| signed.contains(&n.as_str())).cloned().collect();
+    let request = Signable { method: "POST", path: "/", query: "", headers: &base, body };
+    let key = SigningKey {
+        access_key: KEY,
+        secret_key: SECRET,
+        region: "us-east-1",
+        service: "codepipeline",
+    };
+    let (date, authorization) = sign(&request, &key, NOW);
+    for (n, v) in &all[..3] {
+        if !signed.contains(&n.as_str()) {
+            base.push((n.clone(), v.clone()));
+        }
+    }
+    base.push(("x-amz-date".into(), date));
+    base.push(("authorization".into(), authorization));
+    base
+}
+
+/// A signature over `host;x-amz-date` alone was good for any operation: `X-Amz-Target` could
+/// be changed from a read to a delete. Every header that names what is authorised must be
+/// signed when it is sent.
+#[test]
+fn a_signature_must_cover_the_operation_the_body_type_and_the_date() {
+    let body = b"{}";
+    let full = signed_over(&["host", "content-type", "x-amz-target"], body);
+    assert_eq!(check(&full, body, NOW), Ok(KEY.to_string()));
+    for (left_out, display) in [("x-amz-target", "X-Amz-Target"), ("content-type", "Content-Type")]
+    {
+        let signed: Vec<&str> = ["host", "content-type", "x-amz-target"]
+            .into_iter()
+            .filter(|h| *h != left_out)
+            .collect();
+        let mut headers = signed_over(&signed, body);
+        // The attack: the operation changed after signing.
+        for (n, v) in &mut headers {
+            if n == "x-amz-target" {
+                *v = "CodePipeline_20150709.DeletePipeline".into();
+            }
+        }
+        let e = check(&headers, body, NOW).unwrap_err();
+        assert_eq!(e.code(), "IncompleteSignatureException", "{left_out}");
+        assert_eq!(
+            e.to_string(),
+            format!("'{display}' must be a 'SignedHeader' in the AWS Authorization.")
+        );
+    }
+    // x-amz-date itself, and a session token when one is sent.
+    let mut unsigned_date = full.clone();
+    for (n, v) in &mut unsigned_date {
+        if n == "authorization" {
+            *v = v.replace(";x-amz-date", "");
+        }
+    }
+    let e = check(&unsigned_date, body, NOW).unwrap_err();
+    assert_eq!(e.to_string(), "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.");
+    let mut with_token = full.clone();
+    with_token.push(("x-amz-security-token".into(), "session".into()));
+    let e = check(&with_token, body, NOW).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization."
+    );
+    let mut no_host = full;
+    for (n, v) in &mut no_host {
+        if n == "authorization" {
+            *v = v.replace("SignedHeaders=content-type;host;", "SignedHeaders=content-type;");
+        }
+    }
+    let e = check(&no_host, body, NOW).unwrap_err();
+    assert_eq!(e.to_string(), "'Host' must be a 'SignedHeader' in the AWS Authorization.");
+}

@@ -161,7 +161,11 @@ impl Embedded {
                 store.clone(),
                 home.clone(),
             )
-            .with_check_interval(CHECK_RUNNING_EVERY_MILLIS),
+            .with_check_interval(CHECK_RUNNING_EVERY_MILLIS)
+            .with_clock(clock.clone())
+            // The outbox may send a request twice after a crash between publishing and
+            // acknowledging it, and both copies could be handed to workers at once.
+            .with_claims(store.clone()),
         );
         let trigger = Trigger::new(store.clone(), bus.clone());
         let mut notifiers: Vec<Arc<dyn Notifier>> =
@@ -259,6 +263,9 @@ impl Embedded {
         if let Err(e) = self.bus.reset_claims() {
             error!(error = %e, "cannot reset delivery claims");
         }
+        if let Err(e) = self.store.clear_action_claims() {
+            error!(error = %e, "cannot clear the claims of an earlier process's workers");
+        }
         let permits = Arc::new(Semaphore::new(self.workers));
         let queued = self.bus.queued();
         let mut last_sweep = 0;
@@ -340,7 +347,10 @@ impl Embedded {
     }
 
     async fn run_action(&self, request: ActionRequest) -> Result<(), ServiceError> {
-        self.worker.run(request).await
+        // Claimed until the attempt's own deadline: this process runs it to its end or dies,
+        // and a new dispatcher clears what a dead one held.
+        let until = request.deadline;
+        self.worker.run_once(request, until).await
     }
 
     /// Re-sends outbox entries a crashed writer left, and lets time pass for timeouts.

@@ -339,6 +339,15 @@ pub async fn action_claims_contract(claims: &dyn crate::ports::state::ActionClai
         claims.claim("p/e2/Build/Compile/1", 5, 60_005)
     );
     assert!(a.unwrap() ^ b.unwrap(), "exactly one of two simultaneous claims wins");
+    // A worker that fails gives its claim up, so the request's next delivery runs the attempt;
+    // a release naming another claim's time leaves that claim alone.
+    let key = "p/e3/Build/Compile/1";
+    assert!(claims.claim(key, 1_000, 61_000).await.unwrap());
+    claims.release(key, 99_000).await.unwrap();
+    assert!(!claims.claim(key, 2_000, 62_000).await.unwrap(), "released someone else's claim");
+    claims.release(key, 61_000).await.unwrap();
+    assert!(claims.claim(key, 2_000, 62_000).await.unwrap(), "a released claim is free");
+    claims.release("p/never/claimed/x/1", 1).await.unwrap();
 }
 
 /// A build action's request in execution `execution_id` of `pipeline`, attempt 1.

@@ -155,4 +155,7 @@ pub trait ActionClaims: Send + Sync {
     /// `until`. `false` when a claim on it is still live at `now`: another worker has it. An
     /// expired claim is taken over, since its worker ran out of time without finishing.
     async fn claim(&self, attempt: &str, now: Millis, until: Millis) -> Result<bool, StoreError>;
+    /// Gives up the claim on `attempt` taken until `until`, if it is still that one (not one
+    /// another worker took over since), so the next delivery of the request runs it.
+    async fn release(&self, attempt: &str, until: Millis) -> Result<(), StoreError>;
 }

@@ -40,6 +40,8 @@ pub struct ActionWorker {
     jobs: Arc<dyn RunningJobs>,
     /// How long after a look at running work the next one is due, when no event came first.
     check_every: i64,
+    /// Claims, running jobs' next looks and completions are timed by it.
+    clock: Arc<dyn Clock>,
 }
 
 /// The default pause between two looks at running work: AWS services announce the end of a
@@ -65,7 +67,14 @@ impl ActionWorker {
             claims: None,
             jobs,
             check_every: DEFAULT_CHECK_EVERY_MILLIS,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Uses `clock` instead of the system's (the embedded runtime's, or a test's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Looks at running work every `millis` instead of [`DEFAULT_CHECK_EVERY_MILLIS`].
@@ -82,27 +91,31 @@ impl ActionWorker {
     }
 
     /// Runs the attempt like [`Self::run`], once: it is claimed until `until` (the end of this
-    /// invocation), and a copy of the request arriving meanwhile is dropped. A worker that dies
-    /// leaves the claim to expire, so a later redelivery runs the attempt again.
+    /// invocation), and a copy of the request arriving meanwhile is dropped. A worker that
+    /// fails gives the claim up, so the retry of its delivery runs the attempt; one that dies
+    /// leaves the claim to expire, with the same effect later.
     ///
     /// # Errors
     /// As [`Self::run`].
     pub async fn run_once(&self, request: ActionRequest, until: i64) -> Result<(), ServiceError> {
-        if let Some(claims) = &self.claims {
-            let key = format!(
-                "{}/{}/{}/{}/{}",
-                request.pipeline,
-                request.execution_id,
-                request.stage,
-                request.action,
-                request.attempt
-            );
-            if !claims.claim(&key, SystemClock.now(), until).await? {
-                info!(execution_id = %request.execution_id, action = %request.action, "attempt claimed by another delivery; not running it again");
-                return Ok(());
-            }
+        let Some(claims) = &self.claims else { return self.run(request).await };
+        let key = format!(
+            "{}/{}/{}/{}/{}",
+            request.pipeline, request.execution_id, request.stage, request.action, request.attempt
+        );
+        if !claims.claim(&key, self.clock.now(), until).await? {
+            info!(execution_id = %request.execution_id, action = %request.action, "attempt claimed by another delivery; not running it again");
+            return Ok(());
         }
-        self.run(request).await
+        let result = self.run(request).await;
+        // Kept, the claim would drop the retry as a duplicate (Lambda retries well within an
+        // invocation's time), and the attempt would wait for its time-out instead.
+        if result.is_err()
+            && let Err(e) = claims.release(&key, until).await
+        {
+            warn!(attempt = %key, error = %e, "cannot give up the claim; it expires at the invocation's end");
+        }
+        result
     }
 
     /// Where the log of an action attempt is written.
@@ -156,7 +169,7 @@ impl ActionWorker {
     /// # Errors
     /// When the running jobs cannot be listed.
     pub async fn check_due(&self, limit: usize) -> Result<usize, ServiceError> {
-        let due = self.jobs.due_jobs(SystemClock.now(), limit).await?;
+        let due = self.jobs.due_jobs(self.clock.now(), limit).await?;
         let n = due.len();
         for job in due {
             let key = job.key.clone();
@@ -193,7 +206,7 @@ impl ActionWorker {
         let result = match provider.resume(&look, &job.external_id).await {
             Ok(JobResult::Running { .. }) => {
                 let _ = std::fs::remove_dir_all(&work_dir);
-                let next = RunningJob { check_at: SystemClock.now() + self.check_every, ..job };
+                let next = RunningJob { check_at: self.clock.now() + self.check_every, ..job };
                 return Ok(self.jobs.put_job(&next).await?);
             }
             Ok(done) => self.outcome(r, done, in_place.as_ref()).await,
@@ -232,7 +245,7 @@ impl ActionWorker {
         outcome: ActionOutcome,
     ) -> Result<(), ServiceError> {
         // The public end of the attempt carries the result: one event, not two.
-        self.bus.publish(&[BusEvent::action_completed(r, outcome, SystemClock.now())]).await?;
+        self.bus.publish(&[BusEvent::action_completed(r, outcome, self.clock.now())]).await?;
         Ok(())
     }
 
@@ -316,7 +329,7 @@ impl ActionWorker {
                     request: r.clone(),
                     external_id,
                     external_url,
-                    check_at: SystemClock.now() + self.check_every,
+                    check_at: self.clock.now() + self.check_every,
                 };
                 info!(job = %job.key, execution_id = %r.execution_id, "work started; following it");
                 self.jobs.put_job(&job).await?;

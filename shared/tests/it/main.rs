@@ -10,6 +10,7 @@ mod aws_providers;
 mod aws_state;
 mod aws_support;
 mod embedded;
+mod handler_simulation;
 mod providers;
 mod routing;
 mod running_jobs;

@@ -34,6 +34,25 @@ impl ActionClaims for DynamoDbStateStore {
             Err(e) => Err(sdk("PutItem")(e)),
         }
     }
+
+    async fn release(&self, attempt: &str, until: i64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("CLAIM#{attempt}"), "CLAIM")))
+            .condition_expression("#until = :until")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":until", n(until))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Taken over by another worker since, or gone: not ours to give up.
+            Err(e) if condition_refused(&e) => Ok(()),
+            Err(e) => Err(sdk("DeleteItem")(e)),
+        }
+    }
 }
 
 const LINK_SK: &str = "LINK";

@@ -20,6 +20,16 @@ impl ActionClaims for SqlStateStore {
             .map_err(unavailable)?;
         Ok(changed == 1)
     }
+
+    async fn release(&self, attempt: &str, until: i64) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM action_claims WHERE attempt = ?1 AND until = ?2",
+                params![attempt, until],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -64,5 +74,17 @@ impl ApprovalLinks for SqlStateStore {
             1 => Ok(()),
             _ => Err(StoreError::Conflict(format!("approval link {id}"))),
         }
+    }
+}
+
+impl SqlStateStore {
+    /// Drops every claim on action attempts: the dispatcher that starts on a home calls it,
+    /// since the one lock it holds means no worker of an earlier process is still running.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn clear_action_claims(&self) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM action_claims", []).map_err(unavailable)?;
+        Ok(())
     }
 }

@@ -192,7 +192,7 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     let rt = crate::local::open_serving(home, false, Some(serving_at)).await?;
     let accepted =
         Credentials::from([(credentials.access_key.clone(), credentials.secret.clone())]);
-    let api = Arc::new(ControlApi::embedded(&rt, region, accepted));
+    let api = Arc::new(rt.control_api(region, accepted));
     let app = approval_pages(Router::new().fallback(call).with_state(api), &rt);
     let (stop_tx, stop_rx) = watch::channel(false);
     let lock = rt.try_lock();

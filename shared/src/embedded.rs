@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{ActionRequest, Input};
-use baton_core::plan::{Placement, Plan};
+use baton_core::plan::Placement;
 use tokio::sync::{Semaphore, watch};
 use tracing::{error, warn};
 
@@ -22,6 +22,7 @@ use crate::adapters::local::file_artifacts::FileArtifactStore;
 use crate::adapters::local::local_bus::{Delivery, LocalBus};
 use crate::adapters::local::smtp_notifier::{SmtpNotifier, SmtpSettings};
 use crate::adapters::local::sql_state::SqlStateStore;
+use crate::api::{ApiParts, ControlApi, Credentials};
 use crate::bus_events::PipelineInput;
 use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::notices::{AllOf, Notifier};
@@ -30,8 +31,8 @@ use crate::ports::state::{PipelineRecord, StateStore, StoreError};
 use crate::providers::local::{LocalProviderConfig, registry};
 use crate::routing::Target;
 use crate::service::{
-    ActionWorker, ApprovalSettings, Approvals, ErrorKind, Notices, Outcome, ServiceError,
-    StageAdvance, Trigger,
+    ActionWorker, AdminError, ApprovalSettings, Approvals, ErrorKind, Notices, Outcome,
+    PipelineAdmin, ServiceError, StageAdvance, Trigger,
 };
 
 /// `baton serve`'s port unless told otherwise.
@@ -114,6 +115,7 @@ pub struct Embedded {
     /// Approval notices and the pages behind their links.
     pub approvals: Arc<Approvals>,
     workers: usize,
+    clock: Arc<dyn Clock>,
 }
 
 /// Held by the one process that dispatches for a home; released when dropped.
@@ -167,7 +169,7 @@ impl Embedded {
             // acknowledging it, and both copies could be handed to workers at once.
             .with_claims(store.clone()),
         );
-        let trigger = Trigger::new(store.clone(), bus.clone());
+        let trigger = Trigger::new(store.clone(), stage_advance.clone());
         let mut notifiers: Vec<Arc<dyn Notifier>> =
             vec![Arc::new(ConsoleNotifier::new(home.join("notices.log"), config.quiet))];
         if let Some(smtp) = &config.smtp {
@@ -182,7 +184,7 @@ impl Embedded {
             store.clone(),
             bus.clone(),
             notifier,
-            clock,
+            clock.clone(),
             ApprovalSettings {
                 base_url: config
                     .approval_url
@@ -201,6 +203,7 @@ impl Embedded {
             notices,
             approvals,
             workers: config.workers.max(1),
+            clock,
         })
     }
 
@@ -211,7 +214,7 @@ impl Embedded {
         Some(RuntimeLock(file))
     }
 
-    /// Creates the pipeline, or updates it (version + 1) if it exists.
+    /// Creates the pipeline, or updates it (version + 1) if its declaration changed.
     ///
     /// # Errors
     /// [`EmbeddedError::Invalid`] with every broken rule, and every action that cannot run on
@@ -221,32 +224,34 @@ impl Embedded {
         doc: &PipelineDocument,
         region: &str,
     ) -> Result<PipelineRecord, EmbeddedError> {
-        let mut declaration = doc.pipeline.clone();
-        let existing = self.store.get_pipeline(&declaration.name).await?;
-        declaration.version = Some(existing.as_ref().map_or(1, |r| r.plan.version + 1));
-        let plan = plan_pipeline(&declaration, &placement(region), &self.providers)?;
-        let now = SystemClock.now();
-        let record = PipelineRecord {
-            declaration,
-            plan,
-            created: existing.as_ref().map_or(now, |r| r.created),
-            updated: now,
-            tags: existing.as_ref().map(|r| r.tags.clone()).unwrap_or_default(),
-        };
-        match existing {
-            // Unchanged declarations keep their version: running the same file twice is not an update.
-            Some(old) if same_structure(&old.declaration, &record.declaration) => Ok(old),
-            Some(_) => {
-                self.store.update_pipeline(&record).await?;
-                // Executions of the old declaration are cancelled now, not at the next tick.
-                self.apply(&record.plan.name, Input::Tick).await?;
-                Ok(record)
-            }
-            None => {
-                self.store.create_pipeline(&record).await?;
-                Ok(record)
-            }
-        }
+        self.pipeline_admin(region).put(doc.pipeline.clone()).await.map_err(|e| match e {
+            AdminError::Invalid(messages) => EmbeddedError::Invalid(messages),
+            AdminError::Store(e) => EmbeddedError::Store(e),
+            other => EmbeddedError::Invalid(vec![other.to_string()]),
+        })
+    }
+
+    /// Creates and updates this home's pipelines in `region`.
+    pub fn pipeline_admin(&self, region: &str) -> PipelineAdmin {
+        PipelineAdmin::new(
+            self.store.clone(),
+            self.stage_advance.clone(),
+            self.providers.clone(),
+            placement(region),
+            self.clock.clone(),
+        )
+    }
+
+    /// CodePipeline's API over this home, creating pipelines in `region`.
+    pub fn control_api(&self, region: &str, credentials: Credentials) -> ControlApi {
+        ControlApi::new(ApiParts {
+            store: self.store.clone(),
+            stage_advance: self.stage_advance.clone(),
+            providers: self.providers.clone(),
+            placement: placement(region),
+            credentials,
+        })
+        .with_clock(self.clock.clone())
     }
 
     /// Applies an input now, in this process (commands from the CLI).
@@ -384,35 +389,6 @@ pub fn placement(region: &str) -> Placement {
         region: region.into(),
         event_source: "baton.codepipeline".into(),
     }
-}
-
-/// Validates a declaration (its `version` already set) and refuses actions that `providers`
-/// cannot run: the one check `baton run` and the control API share.
-///
-/// # Errors
-/// [`EmbeddedError::Invalid`] with every broken rule, or with every action that cannot run.
-pub fn plan_pipeline(
-    declaration: &baton_core::declaration::PipelineDeclaration,
-    placement: &Placement,
-    providers: &ProviderRegistry,
-) -> Result<Plan, EmbeddedError> {
-    let plan = Plan::from_declaration(declaration, placement).map_err(|errors| {
-        EmbeddedError::Invalid(errors.iter().map(ToString::to_string).collect())
-    })?;
-    let refusals = providers.refusals(&plan);
-    if !refusals.is_empty() {
-        return Err(EmbeddedError::Invalid(refusals));
-    }
-    Ok(plan)
-}
-
-fn same_structure(
-    a: &baton_core::declaration::PipelineDeclaration,
-    b: &baton_core::declaration::PipelineDeclaration,
-) -> bool {
-    let mut a = a.clone();
-    a.version = b.version;
-    &a == b
 }
 
 /// The local providers; with AWS configured, the AWS ones too for what has no local meaning.

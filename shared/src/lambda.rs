@@ -192,7 +192,7 @@ impl Aws {
 
     /// The trigger service.
     pub fn trigger(&self) -> crate::service::Trigger {
-        crate::service::Trigger::new(self.store.clone(), self.bus.clone())
+        crate::service::Trigger::new(self.store.clone(), std::sync::Arc::new(self.stage_advance()))
     }
 
     /// Approval notices on the approvals topic (or the action's `NotificationArn`), and the

@@ -26,11 +26,10 @@ use serde_json::Value;
 pub use error::ApiError;
 
 use crate::bus_events::PipelineInput;
-use crate::embedded::Embedded;
 use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::provider::ProviderRegistry;
 use crate::ports::state::{PipelineRecord, StateStore};
-use crate::service::{Outcome, StageAdvance};
+use crate::service::{Outcome, PipelineAdmin, StageAdvance};
 
 /// `X-Amz-Target` is this prefix, a dot, and the operation's name.
 pub const TARGET_PREFIX: &str = "CodePipeline_20150709";
@@ -140,21 +139,21 @@ impl ControlApi {
         }
     }
 
-    /// The API over an embedded runtime, creating pipelines in `region`.
-    pub fn embedded(rt: &Embedded, region: &str, credentials: Credentials) -> Self {
-        Self::new(ApiParts {
-            store: rt.store.clone(),
-            stage_advance: rt.stage_advance.clone(),
-            providers: rt.providers.clone(),
-            placement: crate::embedded::placement(region),
-            credentials,
-        })
-    }
-
     /// Uses `clock` instead of the system's (tests).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Creates and updates pipelines, as `baton run` does.
+    fn admin(&self) -> PipelineAdmin {
+        PipelineAdmin::new(
+            self.store.clone(),
+            self.stage_advance.clone(),
+            self.providers.clone(),
+            self.placement.clone(),
+            self.clock.clone(),
+        )
     }
 
     /// The region the API answers for.

@@ -1,7 +1,6 @@
 //! CreatePipeline, GetPipeline, UpdatePipeline, DeletePipeline, ListPipelines.
 
 use baton_core::declaration::{PipelineDeclaration, PipelineDocument};
-use baton_core::engine::Input;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -9,9 +8,8 @@ use super::pagination::Page;
 use super::tags::{TagIn, checked_tags, tags_json};
 use super::wire::{input, secs};
 use super::{ApiError, Ctx};
-use crate::bus_events::PipelineInput;
-use crate::embedded::{EmbeddedError, plan_pipeline};
-use crate::ports::state::{PipelineRecord, StoreError};
+use crate::ports::state::StoreError;
+use crate::service::AdminError;
 
 #[derive(Deserialize)]
 struct CreateIn {
@@ -44,20 +42,10 @@ struct ListIn {
 impl Ctx<'_> {
     pub(super) async fn create_pipeline(&self, body: Value) -> Result<Value, ApiError> {
         let CreateIn { pipeline, tags } = input(body)?;
-        let mut declaration = declaration(pipeline)?;
+        let declaration = declaration(pipeline)?;
         let tags = checked_tags(tags)?;
-        if self.api.store.get_pipeline(&declaration.name).await?.is_some() {
-            return Err(name_in_use(&declaration.name));
-        }
-        declaration.version = Some(1);
-        let plan = self.plan(&declaration)?;
-        let now = self.api.clock.now();
-        let record = PipelineRecord { declaration, plan, created: now, updated: now, tags };
-        match self.api.store.create_pipeline(&record).await {
-            Ok(()) => {}
-            Err(StoreError::Exists(_)) => return Err(name_in_use(&record.plan.name)),
-            Err(e) => return Err(e.into()),
-        }
+        let record =
+            self.api.admin().create(declaration, tags).await.map_err(|e| self.refused(e))?;
         Ok(json!({"pipeline": record.declaration, "tags": tags_json(&record.tags)}))
     }
 
@@ -88,23 +76,8 @@ impl Ctx<'_> {
 
     pub(super) async fn update_pipeline(&self, body: Value) -> Result<Value, ApiError> {
         let UpdateIn { pipeline } = input(body)?;
-        let mut declaration = declaration(pipeline)?;
-        let existing = self.pipeline(&declaration.name).await?;
-        declaration.version = Some(existing.plan.version + 1);
-        let plan = self.plan(&declaration)?;
-        let record = PipelineRecord {
-            declaration,
-            plan,
-            created: existing.created,
-            updated: self.api.clock.now(),
-            tags: existing.tags,
-        };
-        self.api.store.update_pipeline(&record).await?;
-        // CodePipeline cancels executions of the old declaration at once; so does a tick.
-        let tick = PipelineInput { pipeline: record.plan.name.clone(), input: Input::Tick };
-        if let Err(e) = self.api.stage_advance.handle(tick).await {
-            tracing::warn!(error = %e, "executions of the old declaration are cancelled at the next sweep");
-        }
+        let record =
+            self.api.admin().update(declaration(pipeline)?).await.map_err(|e| self.refused(e))?;
         Ok(json!({"pipeline": record.declaration}))
     }
 
@@ -141,15 +114,19 @@ impl Ctx<'_> {
         }
         Ok(out)
     }
+}
 
-    /// Validates the declaration and refuses what this runtime cannot run, as `baton run` does.
-    fn plan(&self, declaration: &PipelineDeclaration) -> Result<baton_core::plan::Plan, ApiError> {
-        plan_pipeline(declaration, &self.api.placement, &self.api.providers).map_err(|e| match e {
-            EmbeddedError::Invalid(messages) => {
-                ApiError::new("InvalidStructureException", messages.join("; "))
+impl Ctx<'_> {
+    /// CodePipeline's exception for what the pipeline admin refused.
+    fn refused(&self, e: AdminError) -> ApiError {
+        match e {
+            AdminError::Invalid(_) => ApiError::new("InvalidStructureException", e.to_string()),
+            AdminError::NameInUse(_) => ApiError::new("PipelineNameInUseException", e.to_string()),
+            AdminError::NotFound(name) => {
+                ApiError::pipeline_not_found(&self.api.placement.account, &name)
             }
-            other => ApiError::internal(&other),
-        })
+            AdminError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -165,11 +142,4 @@ fn declaration(pipeline: Value) -> Result<PipelineDeclaration, ApiError> {
         )
     })?;
     Ok(doc.pipeline)
-}
-
-fn name_in_use(name: &str) -> ApiError {
-    ApiError::new(
-        "PipelineNameInUseException",
-        format!("A pipeline with the name '{name}' already exists"),
-    )
 }

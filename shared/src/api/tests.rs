@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::embedded::EmbeddedConfig;
+use crate::embedded::{Embedded, EmbeddedConfig};
 
 const CALLER: &str = "arn:aws:iam::000000000000:user/test";
 
@@ -37,7 +37,7 @@ fn fixture() -> Fixture {
         EmbeddedConfig { home: home.path().to_path_buf(), quiet: true, ..Default::default() };
     let rt = Embedded::open(&config).unwrap();
     let credentials = Credentials::from([("AKID".to_string(), "secret".to_string())]);
-    Fixture { api: ControlApi::embedded(&rt, "us-east-1", credentials), _home: home }
+    Fixture { api: rt.control_api("us-east-1", credentials), _home: home }
 }
 
 impl Fixture {

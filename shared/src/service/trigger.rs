@@ -9,8 +9,6 @@ use baton_core::events::{format_uuid, uuid_from};
 use super::ServiceError;
 use super::stage_advance::{Outcome, StageAdvance};
 use crate::bus_events::{BusEvent, PipelineInput};
-use crate::ports::bus::EventBus;
-use crate::ports::clock::SystemClock;
 use crate::ports::clock::entropy;
 use crate::ports::state::StateStore;
 
@@ -76,13 +74,12 @@ impl SourceChange {
 pub struct Trigger {
     store: Arc<dyn StateStore>,
     /// Starts are applied here, as the control API applies its commands: no event carries them.
-    stage_advance: StageAdvance,
+    stage_advance: Arc<StageAdvance>,
 }
 
 impl Trigger {
-    #[allow(missing_docs)]
-    pub fn new(store: Arc<dyn StateStore>, bus: Arc<dyn EventBus>) -> Self {
-        let stage_advance = StageAdvance::new(Arc::clone(&store), bus, Arc::new(SystemClock));
+    /// Starts pipelines of `store` through `stage_advance`, whose clock times them.
+    pub fn new(store: Arc<dyn StateStore>, stage_advance: Arc<StageAdvance>) -> Self {
         Self { store, stage_advance }
     }
 

@@ -13,6 +13,14 @@ const KEY: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const NOW: i64 = 1_440_938_160; // 2015-08-30T12:36:00Z
 
+/// The test key, for our own signer.
+const OUR_KEY: SigningKey<'static> = SigningKey {
+    access_key: KEY,
+    secret_key: SECRET,
+    region: "us-east-1",
+    service: "codepipeline",
+};
+
 /// Headers of a CodePipeline call, signed by `aws-sigv4` at `at`.
 fn signed_by_aws(body: &[u8], at: i64, region: &str, service: &str) -> Vec<(String, String)> {
     let mut headers = vec![
@@ -123,13 +131,7 @@ fn our_signer_agrees_with_aws_sigv4() {
     let theirs = signed_by_aws(body, NOW, "us-east-1", "codepipeline");
     let base: Vec<(String, String)> = theirs[..3].to_vec();
     let request = Signable { method: "POST", path: "/", query: "", headers: &base, body };
-    let key = SigningKey {
-        access_key: KEY,
-        secret_key: SECRET,
-        region: "us-east-1",
-        service: "codepipeline",
-    };
-    let (date, ours) = sign(&request, &key, NOW);
+    let (date, ours) = sign(&request, &OUR_KEY, NOW);
     let their_auth = theirs.iter().find(|(n, _)| n == "authorization").unwrap().1.clone();
     assert_eq!(date, "20150830T123600Z");
     assert_eq!(ours, their_auth);
@@ -176,13 +178,7 @@ fn signed_over(signed: &[&str], body: &[u8]) -> Vec<(String, String)> {
     let mut base: Vec<(String, String)> =
         all[..3].iter().filter(|(n, _)| signed.contains(&n.as_str())).cloned().collect();
     let request = Signable { method: "POST", path: "/", query: "", headers: &base, body };
-    let key = SigningKey {
-        access_key: KEY,
-        secret_key: SECRET,
-        region: "us-east-1",
-        service: "codepipeline",
-    };
-    let (date, authorization) = sign(&request, &key, NOW);
+    let (date, authorization) = sign(&request, &OUR_KEY, NOW);
     for (n, v) in &all[..3] {
         if !signed.contains(&n.as_str()) {
             base.push((n.clone(), v.clone()));

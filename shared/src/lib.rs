@@ -12,15 +12,14 @@
 
 pub mod adapters;
 pub mod api;
-pub mod bus_events;
 pub mod config;
 pub mod embedded;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod ports;
 pub mod providers;
-pub mod routing;
 pub mod service;
 pub mod testing;
 
 pub use baton_core as core;
+pub use baton_protocol::{bus_events, routing};

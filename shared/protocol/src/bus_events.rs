@@ -311,7 +311,16 @@ mod tests {
     }
 
     fn request(action: &str) -> ActionRequest {
-        ActionRequest { action: action.into(), ..crate::testing::build_request("p", "e1") }
+        serde_json::from_value(json!({
+            "pipeline": "p", "pipeline_version": 1, "execution_id": "e1", "stage": "Build",
+            "action": action, "attempt": 1, "region": "us-east-1", "deadline": 0,
+            "action_type": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+            "configuration": {}, "commands": [], "input_artifacts": [], "output_artifacts": [],
+            "output_artifact_files": [], "output_variables": [], "environment_variables": [],
+            "announce": {"source": PUBLIC_SOURCE, "account": "111111111111",
+                "home_region": "us-east-1", "execution_attempt": 1}
+        }))
+        .unwrap()
     }
 
     #[test]

@@ -169,7 +169,8 @@ impl Embedded {
             // acknowledging it, and both copies could be handed to workers at once.
             .with_claims(store.clone()),
         );
-        let trigger = Trigger::new(store.clone(), stage_advance.clone());
+        let trigger =
+            Trigger::new(store.clone(), stage_advance.clone()).with_providers(providers.clone());
         let mut notifiers: Vec<Arc<dyn Notifier>> =
             vec![Arc::new(ConsoleNotifier::new(home.join("notices.log"), config.quiet))];
         if let Some(smtp) = &config.smtp {

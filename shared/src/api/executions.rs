@@ -134,7 +134,9 @@ struct ActionListIn {
 impl Ctx<'_> {
     pub(super) async fn start_execution(&self, body: Value) -> Result<Value, ApiError> {
         let StartIn { name, variables, client_request_token, source_revisions } = input(body)?;
-        self.pipeline(&name).await?;
+        let record = self.pipeline(&name).await?;
+        // Accepted at create as CodePipeline accepts it; refused here, before anything runs.
+        self.api.admin().runnable(&record.plan).map_err(|e| self.refused(e))?;
         if !source_revisions.is_empty() {
             return Err(ApiError::validation(
                 "sourceRevisions are not supported by Baton: source actions always take the latest revision",

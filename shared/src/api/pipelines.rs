@@ -118,13 +118,14 @@ impl Ctx<'_> {
 
 impl Ctx<'_> {
     /// CodePipeline's exception for what the pipeline admin refused.
-    fn refused(&self, e: AdminError) -> ApiError {
+    pub(super) fn refused(&self, e: AdminError) -> ApiError {
         match e {
             AdminError::Invalid(_) => ApiError::new("InvalidStructureException", e.to_string()),
             AdminError::NameInUse(_) => ApiError::new("PipelineNameInUseException", e.to_string()),
             AdminError::NotFound(name) => {
                 ApiError::pipeline_not_found(&self.api.placement.account, &name)
             }
+            AdminError::NotRunnable(_) => ApiError::validation(e.to_string()),
             AdminError::Store(e) => e.into(),
         }
     }

@@ -169,10 +169,7 @@ impl ProviderRegistry {
                 }
                 let t = &action.action_type;
                 let why = match self.get(t) {
-                    None => Err(format!(
-                        "provider {}/{}/{} needs a real AWS service; build baton with `--features aws` and add an [aws] section to baton.toml to run it",
-                        t.owner, t.category, t.provider
-                    )),
+                    None => Err(missing_provider(t)),
                     Some(p) => p.check(action),
                 };
                 if let Err(why) = why {
@@ -184,5 +181,38 @@ impl ProviderRegistry {
             }
         }
         refusals
+    }
+}
+
+/// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
+pub const AWS_PROVIDED: [(&str, &str, &str); 6] = [
+    ("Deploy", "AWS", "CloudFormation"),
+    ("Deploy", "AWS", "S3"),
+    ("Source", "AWS", "CodeCommit"),
+    ("Source", "AWS", "S3"),
+    ("Build", "AWS", "CodeBuild"),
+    ("Test", "AWS", "CodeBuild"),
+];
+
+/// Why an action of type `t` cannot run on this host, and what would let it: never a build
+/// flag or a setting that would not help.
+fn missing_provider(t: &ActionType) -> String {
+    let name = format!("{}/{}/{}", t.owner, t.category, t.provider);
+    let ours = AWS_PROVIDED.iter().any(|(c, o, p)| {
+        (*c, *o, *p) == (t.category.as_str(), t.owner.as_str(), t.provider.as_str())
+    });
+    if !ours {
+        return format!(
+            "Baton has no provider for {name} actions yet, so this pipeline can be created and kept here but not run"
+        );
+    }
+    if cfg!(feature = "aws") {
+        format!(
+            "{name} runs against AWS: add an [aws] section to baton.toml naming the region (and the endpoint, for an emulator)"
+        )
+    } else {
+        format!(
+            "{name} runs against AWS: use a baton built with `cargo build -p baton-cli --features aws`, with an [aws] section in baton.toml"
+        )
     }
 }

@@ -18,6 +18,6 @@ pub use approval_page::{HEADERS as APPROVAL_PAGE_HEADERS, Page};
 pub use approvals::{ApprovalSettings, Approvals, DecisionForm};
 pub use error::{ErrorKind, ServiceError};
 pub use notices::Notices;
-pub use pipelines::{AdminError, PipelineAdmin};
+pub use pipelines::{AdminError, PipelineAdmin, runnable};
 pub use stage_advance::{Outcome, StageAdvance};
 pub use trigger::{SourceChange, SourcePush, Trigger};

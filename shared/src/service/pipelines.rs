@@ -27,6 +27,9 @@ pub enum AdminError {
     /// Update: there is no pipeline of that name.
     #[error("pipeline {0} does not exist")]
     NotFound(String),
+    /// Start: actions this host cannot run, each with what would let it.
+    #[error("{}", .0.join("; "))]
+    NotRunnable(Vec<String>),
     #[allow(missing_docs)]
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -59,20 +62,23 @@ impl PipelineAdmin {
         &self.placement
     }
 
-    /// Validates a declaration (its `version` already set) and refuses actions this host
-    /// cannot run.
+    /// Validates a declaration (its `version` already set) by CodePipeline's rules. What
+    /// this host can run is not asked here: CodePipeline accepts a pipeline whatever runs it,
+    /// so a user can move one unchanged; [`Self::runnable`] refuses its start instead.
     ///
     /// # Errors
-    /// [`AdminError::Invalid`] with every broken rule, or with every action that cannot run.
+    /// [`AdminError::Invalid`] with every broken rule.
     pub fn plan(&self, declaration: &PipelineDeclaration) -> Result<Plan, AdminError> {
-        let plan = Plan::from_declaration(declaration, &self.placement).map_err(|errors| {
-            AdminError::Invalid(errors.iter().map(ToString::to_string).collect())
-        })?;
-        let refusals = self.providers.refusals(&plan);
-        if !refusals.is_empty() {
-            return Err(AdminError::Invalid(refusals));
-        }
-        Ok(plan)
+        Plan::from_declaration(declaration, &self.placement)
+            .map_err(|errors| AdminError::Invalid(errors.iter().map(ToString::to_string).collect()))
+    }
+
+    /// Whether every action of `plan` can run on this host.
+    ///
+    /// # Errors
+    /// [`AdminError::NotRunnable`] naming each action that cannot, and what would let it.
+    pub fn runnable(&self, plan: &Plan) -> Result<(), AdminError> {
+        runnable(&self.providers, plan)
     }
 
     /// Creates the pipeline at version 1 with `tags`.
@@ -130,8 +136,6 @@ impl PipelineAdmin {
                 let mut same = declaration.clone();
                 same.version = old.declaration.version;
                 if same == old.declaration {
-                    // Still checked: this host may have lost a provider since.
-                    self.plan(&old.declaration)?;
                     return Ok(old);
                 }
                 self.replace(old, declaration).await
@@ -161,4 +165,14 @@ impl PipelineAdmin {
         }
         Ok(record)
     }
+}
+
+/// Whether `providers` run every action of `plan`: the check before any start, so nothing
+/// runs half-way.
+///
+/// # Errors
+/// [`AdminError::NotRunnable`] naming each action that cannot run, and what would let it.
+pub fn runnable(providers: &ProviderRegistry, plan: &Plan) -> Result<(), AdminError> {
+    let refusals = providers.refusals(plan);
+    if refusals.is_empty() { Ok(()) } else { Err(AdminError::NotRunnable(refusals)) }
 }

@@ -10,7 +10,9 @@ use super::ServiceError;
 use super::stage_advance::{Outcome, StageAdvance};
 use crate::bus_events::{BusEvent, PipelineInput};
 use crate::ports::clock::entropy;
+use crate::ports::provider::ProviderRegistry;
 use crate::ports::state::StateStore;
+use tracing::warn;
 
 /// A change in a source: a push to a branch of a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,12 +77,30 @@ pub struct Trigger {
     store: Arc<dyn StateStore>,
     /// Starts are applied here, as the control API applies its commands: no event carries them.
     stage_advance: Arc<StageAdvance>,
+    /// What this host runs, where starts are refused before anything runs (one machine); on
+    /// AWS the worker has every provider the API accepts a start for.
+    providers: Option<ProviderRegistry>,
 }
 
 impl Trigger {
     /// Starts pipelines of `store` through `stage_advance`, whose clock times them.
     pub fn new(store: Arc<dyn StateStore>, stage_advance: Arc<StageAdvance>) -> Self {
-        Self { store, stage_advance }
+        Self { store, stage_advance, providers: None }
+    }
+
+    /// Refuses to start a pipeline with an action `providers` cannot run.
+    pub fn with_providers(mut self, providers: ProviderRegistry) -> Self {
+        self.providers = Some(providers);
+        self
+    }
+
+    /// Why `pipeline` cannot start on this host, if it cannot.
+    async fn refusal(&self, pipeline: &str) -> Result<Option<String>, ServiceError> {
+        let Some(providers) = &self.providers else { return Ok(None) };
+        let Some(record) = self.store.get_pipeline(pipeline).await? else { return Ok(None) };
+        Ok(super::pipelines::runnable(providers, &record.plan)
+            .err()
+            .map(|why| format!("{pipeline} cannot run here: {why}")))
     }
 
     /// Starts an execution of `pipeline`; returns its id.
@@ -106,6 +126,9 @@ impl Trigger {
         variables: BTreeMap<String, String>,
     ) -> Result<String, ServiceError> {
         // An unknown pipeline is refused by stage-advance (Permanent), without a read here.
+        if let Some(why) = self.refusal(pipeline).await? {
+            return Err(ServiceError::Permanent(why));
+        }
         let input = Input::Start { execution_id: execution_id.clone(), trigger, variables };
         let message = PipelineInput { pipeline: pipeline.into(), input };
         if let Outcome::Rejected(why) = self.stage_advance.handle(message).await? {
@@ -140,6 +163,10 @@ impl Trigger {
             let Some(record) = self.store.get_pipeline(&name).await? else { continue };
             let Some(first) = record.plan.stages.first() else { continue };
             if first.actions.iter().any(|a| watches(a, change)) {
+                if let Some(why) = self.refusal(&name).await? {
+                    warn!(pipeline = %name, reason = %why, "not started by the change");
+                    continue;
+                }
                 let trigger = ExecutionTrigger {
                     trigger_type: "CloudWatchEvent".into(),
                     trigger_detail: describe(change),

@@ -340,32 +340,52 @@ async fn with_aws_configured_a_cloudformation_deploy_runs_against_it() {
     let _ = stop.send(true);
 }
 
-#[test]
-fn without_aws_an_action_with_no_local_meaning_is_refused_before_the_run() {
+#[tokio::test]
+async fn an_action_this_machine_cannot_run_is_kept_and_its_start_refused_before_the_run() {
     let home = tempfile::tempdir().unwrap();
     let rt = Embedded::open(&EmbeddedConfig {
         home: home.path().to_path_buf(),
         ..EmbeddedConfig::default()
     })
     .unwrap();
-    let doc = PipelineDocument::from_value(serde_json::json!({"name": "x", "roleArn": "arn:aws:iam::111111111111:role/p",
-        "artifactStore": {"type": "S3", "location": "artifacts"},
-        "stages": [
-          {"name": "Source", "actions": [{"name": "Zip",
-            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-            "configuration": {"S3Bucket": "src", "S3ObjectKey": "k.zip"}, "outputArtifacts": [{"name": "Src"}]}]},
-          {"name": "Deploy", "actions": [{"name": "Ecs",
-            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"},
-            "configuration": {"ClusterName": "c", "ServiceName": "s"}, "inputArtifacts": [{"name": "Src"}]}]}]}))
-    .unwrap();
-    let err = tokio::runtime::Runtime::new()
+    let deploy = |provider: &str| {
+        serde_json::json!({"name": "Ship",
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": provider, "version": "1"},
+            "configuration": {"ClusterName": "c", "ServiceName": "s", "ActionMode": "CREATE_UPDATE",
+                "StackName": "s", "TemplatePath": "Src::t.yaml"},
+            "inputArtifacts": [{"name": "Src"}]})
+    };
+    let doc = |name: &str, provider: &str| {
+        PipelineDocument::from_value(serde_json::json!({"name": name,
+            "roleArn": "arn:aws:iam::111111111111:role/p",
+            "artifactStore": {"type": "S3", "location": "artifacts"},
+            "stages": [
+              {"name": "Source", "actions": [{"name": "Zip",
+                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"S3Bucket": "src", "S3ObjectKey": "k.zip"}, "outputArtifacts": [{"name": "Src"}]}]},
+              {"name": "Deploy", "actions": [deploy(provider)]}]}))
         .unwrap()
-        .block_on(rt.put_pipeline(&doc, "us-east-1"))
-        .unwrap_err();
+    };
+    let start = |name: &'static str| {
+        let trigger =
+            Trigger { trigger_type: "StartPipelineExecution".into(), trigger_detail: "t".into() };
+        rt.trigger.start(name, trigger, Default::default())
+    };
+    // No provider anywhere: said so, with no build flag or setting that would not help.
+    rt.put_pipeline(&doc("ecs", "ECS"), "us-east-1").await.unwrap();
+    let err = start("ecs").await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "ecs cannot run here: stage \"Deploy\", action \"Ship\": Baton has no provider for AWS/Deploy/ECS actions yet, so this pipeline can be created and kept here but not run"
+    );
+    // An AWS provider Baton has: what to configure.
+    rt.put_pipeline(&doc("stack", "CloudFormation"), "us-east-1").await.unwrap();
+    let err = start("stack").await.unwrap_err().to_string();
     assert!(
-        err.to_string().starts_with(
-            "stage \"Deploy\", action \"Ecs\": provider AWS/Deploy/ECS needs a real AWS service"
-        ),
+        err.contains("AWS/Deploy/CloudFormation runs against AWS: add an [aws] section"),
         "{err}"
     );
+    for name in ["ecs", "stack"] {
+        assert!(rt.store.executions(name, 10).await.unwrap().is_empty(), "{name} ran half-way");
+    }
 }

@@ -7,7 +7,8 @@ VENV := target/emu/venv
 
 ## run: set up a demo repository and run the example release pipeline on it, for real
 run:
-	$(CARGO) build --quiet -p baton-cli
+	@echo "make run: builds baton (the first build takes about 4 minutes on 2 cores, later ones seconds), then runs examples/release-pipeline.json on a demo repository under .baton/"
+	$(CARGO) build -p baton-cli
 	bash examples/demo/run.sh
 
 ## test: formatting, lints, then every test of the workspace with local AWS (moto), an SMTP

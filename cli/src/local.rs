@@ -17,6 +17,7 @@ use baton_core::engine::{ActionStatus, Execution, ExecutionStatus, Input, Place,
 use baton_core::plan::RetryMode;
 use tokio::sync::watch;
 
+use crate::names::nearest;
 use crate::view::{Live, short, table};
 
 /// `baton.toml` in the Baton home: local stand-ins for what AWS would define.
@@ -113,8 +114,22 @@ pub(crate) async fn open_serving(
 }
 
 async fn record(rt: &Embedded, pipeline: &str) -> Result<PipelineRecord> {
-    rt.store.get_pipeline(pipeline).await?.ok_or_else(|| {
-        anyhow!("there is no pipeline named \"{pipeline}\" in {}", rt.home.display())
+    if let Some(record) = rt.store.get_pipeline(pipeline).await? {
+        return Ok(record);
+    }
+    let names = rt.store.list_pipelines().await?;
+    bail!(
+        "there is no pipeline named \"{pipeline}\" in {}{}",
+        rt.home.display(),
+        nearest(pipeline, names.iter().map(String::as_str))
+    )
+}
+
+/// The index of `stage` in `plan`, or an error listing the nearest stage names.
+fn stage_of(plan: &baton_core::plan::Plan, stage: &str) -> Result<usize> {
+    plan.stage_index(stage).ok_or_else(|| {
+        let names = plan.stages.iter().map(|s| s.name.as_str());
+        anyhow!("pipeline \"{}\" has no stage \"{stage}\"{}", plan.name, nearest(stage, names))
     })
 }
 
@@ -393,12 +408,11 @@ pub(crate) async fn decide(
 ) -> Result<ExitCode> {
     let rt = open(home, false).await?;
     let plan = record(&rt, pipeline).await?.plan;
-    let s = plan
-        .stage_index(stage)
-        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has no stage \"{stage}\""))?;
-    let a = plan.stages[s]
-        .action_index(action)
-        .ok_or_else(|| anyhow!("stage \"{stage}\" has no action \"{action}\""))?;
+    let s = stage_of(&plan, stage)?;
+    let a = plan.stages[s].action_index(action).ok_or_else(|| {
+        let names = plan.stages[s].actions.iter().map(|a| a.name.as_str());
+        anyhow!("stage \"{stage}\" has no action \"{action}\"{}", nearest(action, names))
+    })?;
     let waiting = rt
         .store
         .executions(pipeline, 1000)
@@ -452,9 +466,7 @@ async fn command(
 pub(crate) async fn retry(home: &Path, pipeline: &str, stage: &str, all: bool) -> Result<ExitCode> {
     let rt = open(home, false).await?;
     let plan = record(&rt, pipeline).await?.plan;
-    let s = plan
-        .stage_index(stage)
-        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has no stage \"{stage}\""))?;
+    let s = stage_of(&plan, stage)?;
     let e = rt
         .store
         .executions(pipeline, 1000)

@@ -1,6 +1,7 @@
 //! `baton`: validate CodePipeline declarations and run pipelines on one machine.
 
 mod local;
+mod names;
 mod remote;
 mod serve;
 mod simulate;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use baton::api::CONTENT_TYPE;
 use baton::api::sigv4::{Signable, SigningKey, sign};
+
+use crate::names::nearest;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -387,14 +389,11 @@ pub(crate) async fn decide(
     summary: &str,
 ) -> Result<ExitCode> {
     let state = client.call("GetPipelineState", &json!({"name": pipeline})).await?;
-    let s = stages(&state)
-        .iter()
-        .find(|s| text(s, "stageName") == stage)
-        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has no stage \"{stage}\""))?;
-    let a = actions(s)
-        .iter()
-        .find(|a| text(a, "actionName") == action)
-        .ok_or_else(|| anyhow!("stage \"{stage}\" has no action \"{action}\""))?;
+    let s = stage_in(&state, pipeline, stage)?;
+    let a = actions(s).iter().find(|a| text(a, "actionName") == action).ok_or_else(|| {
+        let names = actions(s).iter().map(|a| text(a, "actionName"));
+        anyhow!("stage \"{stage}\" has no action \"{action}\"{}", nearest(action, names))
+    })?;
     let run = &a["latestExecution"];
     let token =
         run["token"].as_str().filter(|_| text(run, "status") == "InProgress").ok_or_else(|| {
@@ -423,10 +422,7 @@ pub(crate) async fn retry(
     all: bool,
 ) -> Result<ExitCode> {
     let state = client.call("GetPipelineState", &json!({"name": pipeline})).await?;
-    let s = stages(&state)
-        .iter()
-        .find(|s| text(s, "stageName") == stage)
-        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has no stage \"{stage}\""))?;
+    let s = stage_in(&state, pipeline, stage)?;
     let id = s["latestExecution"]["pipelineExecutionId"]
         .as_str()
         .ok_or_else(|| anyhow!("no execution of \"{pipeline}\" has run stage \"{stage}\""))?;
@@ -484,4 +480,15 @@ pub(crate) async fn transition(
 
 fn invocation_id() -> String {
     baton_core::events::format_uuid(baton::ports::clock::entropy().unwrap_or_default())
+}
+
+/// The stage called `stage` in a `GetPipelineState` answer, or an error listing the nearest.
+fn stage_in<'a>(state: &'a Value, pipeline: &str, stage: &str) -> Result<&'a Value> {
+    stages(state).iter().find(|s| text(s, "stageName") == stage).ok_or_else(|| {
+        let names = stages(state).iter().map(|s| text(s, "stageName"));
+        anyhow!(
+            "pipeline \"{pipeline}\" has no stage \"{stage}\"{}",
+            crate::names::nearest(stage, names)
+        )
+    })
 }

@@ -36,13 +36,17 @@ pub(crate) fn run(file: &Path, region: &str, fail: &[String]) -> Result<ExitCode
             bail!("{} is not a valid pipeline ({} errors)", file.display(), errors.len());
         }
     };
+    let actions: Vec<String> = plan
+        .stages
+        .iter()
+        .flat_map(|s| s.actions.iter().map(move |a| format!("{}/{}", s.name, a.name)))
+        .collect();
     for f in fail {
-        let known = plan
-            .stages
-            .iter()
-            .any(|s| s.actions.iter().any(|a| *f == format!("{}/{}", s.name, a.name)));
-        if !known {
-            bail!("--fail {f}: the pipeline has no action named STAGE/ACTION like that");
+        if !actions.contains(f) {
+            bail!(
+                "--fail {f}: the pipeline has no action STAGE/ACTION like that{}",
+                crate::names::nearest(f, actions.iter().map(String::as_str))
+            );
         }
     }
     println!(

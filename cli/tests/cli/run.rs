@@ -207,7 +207,20 @@ fn commands_on_unknown_things_fail_with_one_sentence() {
         let t = text(&o);
         assert_eq!(t.trim().lines().count(), 1, "{t}");
         assert!(t.starts_with("baton: there is no pipeline named \"nope\""), "{t}");
+        assert!(t.trim_end().ends_with(": there are none"), "{t}");
     }
+    // A name that is nearly right: the nearest that exist are listed.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/release-pipeline.json");
+    let mut c = baton(home.path());
+    c.args(["simulate", "--fail", "Biuld/Compile", example]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert_eq!(t.trim().lines().count(), 1, "{t}");
+    assert!(
+        t.contains("no action STAGE/ACTION like that: the nearest are \"Build/Compile\""),
+        "{t}"
+    );
 }
 
 #[test]

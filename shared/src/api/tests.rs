@@ -74,9 +74,17 @@ async fn a_created_pipeline_reads_back_as_given_with_version_and_metadata() {
     assert_eq!(created["pipeline"]["version"], 1);
     assert_eq!(created["tags"], json!([{"key": "team", "value": "a"}]));
     let got = f.ok("GetPipeline", json!({"name": "p"})).await;
+    // As CodePipeline prints it: what was given, with what it fills where nothing was.
     let mut expected = pipeline("p");
     expected["version"] = json!(1);
+    expected["executionMode"] = json!("SUPERSEDED");
+    expected["stages"][0]["actions"][0]["runOrder"] = json!(1);
+    expected["stages"][0]["actions"][0]["inputArtifacts"] = json!([]);
+    expected["stages"][1]["actions"][0]["runOrder"] = json!(1);
+    expected["stages"][1]["actions"][0]["inputArtifacts"] = json!([]);
+    expected["stages"][1]["actions"][0]["outputArtifacts"] = json!([]);
     assert_eq!(got["pipeline"], expected);
+    assert_eq!(created["pipeline"], expected, "CreatePipeline answers the same");
     assert_eq!(got["metadata"]["pipelineArn"], "arn:aws:codepipeline:us-east-1:000000000000:p");
     assert!(got["metadata"]["created"].as_f64().unwrap() > 1.6e9);
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use baton_core::declaration::PipelineDeclaration;
+use baton_core::declaration::{PipelineDeclaration, fill_as_codepipeline_does};
 use baton_core::engine::Input;
 use baton_core::plan::{Placement, Plan};
 use tracing::warn;
@@ -93,6 +93,7 @@ impl PipelineAdmin {
         if self.store.get_pipeline(&declaration.name).await?.is_some() {
             return Err(AdminError::NameInUse(declaration.name));
         }
+        fill_as_codepipeline_does(&mut declaration);
         declaration.version = Some(1);
         let plan = self.plan(&declaration)?;
         let now = self.clock.now();
@@ -134,6 +135,7 @@ impl PipelineAdmin {
             None => self.create(declaration, Vec::new()).await,
             Some(old) => {
                 let mut same = declaration.clone();
+                fill_as_codepipeline_does(&mut same);
                 same.version = old.declaration.version;
                 if same == old.declaration {
                     return Ok(old);
@@ -148,6 +150,7 @@ impl PipelineAdmin {
         existing: PipelineRecord,
         mut declaration: PipelineDeclaration,
     ) -> Result<PipelineRecord, AdminError> {
+        fill_as_codepipeline_does(&mut declaration);
         declaration.version = Some(existing.plan.version + 1);
         let plan = self.plan(&declaration)?;
         let record = PipelineRecord {

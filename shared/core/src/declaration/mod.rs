@@ -2,8 +2,10 @@
 
 mod document;
 mod model;
+mod printed;
 mod validate;
 
 pub use document::{DocumentError, PipelineDocument};
 pub use model::*;
+pub use printed::fill_as_codepipeline_does;
 pub use validate::{ValidationError, validate};

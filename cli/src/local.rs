@@ -24,6 +24,8 @@ use crate::view::{Live, short, table};
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Settings {
+    /// The account pipelines' ARNs name (12 digits; `BATON_ACCOUNT_ID` wins).
+    account_id: Option<String>,
     /// CodeCommit repository name -> folder.
     #[serde(default)]
     repositories: std::collections::HashMap<String, PathBuf>,
@@ -72,17 +74,38 @@ pub(crate) fn settings(home: &Path) -> Result<Settings> {
 
 /// Opens the home, with every action runnable at once up to a sensible bound.
 pub(crate) async fn open(home: &Path, quiet: bool) -> Result<Arc<Embedded>> {
-    open_serving(home, quiet, None).await
+    open_serving(home, quiet, None, None).await
+}
+
+/// The account this home's pipelines are in: `BATON_ACCOUNT_ID`, else `account_id` in
+/// `baton.toml`, else `fallback` (a 12-digit access key id, as local AWS emulators take it),
+/// else the default.
+fn account(settings: &Settings, fallback: Option<&str>) -> Result<Option<String>> {
+    let given = std::env::var("BATON_ACCOUNT_ID").ok().or_else(|| settings.account_id.clone());
+    if let Some(account) = &given
+        && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
+    {
+        bail!(
+            "the account id must be 12 digits, not \"{account}\" (BATON_ACCOUNT_ID or account_id in baton.toml)"
+        );
+    }
+    let from_key = fallback
+        .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_owned);
+    Ok(given.or(from_key))
 }
 
 /// Opens the home for `baton serve`, whose own address is where approval links point unless
-/// `[approvals] url` says otherwise.
+/// `[approvals] url` says otherwise, and whose API access key id names the account when it is
+/// 12 digits and nothing else does.
 pub(crate) async fn open_serving(
     home: &Path,
     quiet: bool,
     serving_at: Option<String>,
+    access_key: Option<&str>,
 ) -> Result<Arc<Embedded>> {
     let settings = settings(home)?;
+    let account = account(&settings, access_key)?;
     #[allow(unused_mut)]
     let mut config = EmbeddedConfig {
         home: home.to_path_buf(),
@@ -92,6 +115,7 @@ pub(crate) async fn open_serving(
         workers: 64,
         smtp: settings.smtp,
         approval_url: settings.approvals.and_then(|a| a.url).or(serving_at),
+        account,
         ..EmbeddedConfig::default()
     };
     match settings.aws {

@@ -189,7 +189,9 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     let link_host =
         if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     let serving_at = format!("{scheme}://{link_host}:{}", addr.port());
-    let rt = crate::local::open_serving(home, false, Some(serving_at)).await?;
+    let rt =
+        crate::local::open_serving(home, false, Some(serving_at), Some(&credentials.access_key))
+            .await?;
     let accepted =
         Credentials::from([(credentials.access_key.clone(), credentials.secret.clone())]);
     let api = Arc::new(rt.control_api(region, accepted));

@@ -65,6 +65,8 @@ pub struct EmbeddedConfig {
     pub approval_url: Option<String>,
     /// The clock (tests move time on; default the system's).
     pub clock: Option<Arc<dyn Clock>>,
+    /// The account pipelines' ARNs and messages name (default [`DEFAULT_ACCOUNT`]).
+    pub account: Option<String>,
     /// AWS to run the actions that have no local meaning (CloudFormation, CodeBuild projects in
     /// AWS...): the SDK configuration, endpoint included.
     #[cfg(feature = "aws")]
@@ -116,6 +118,7 @@ pub struct Embedded {
     pub approvals: Arc<Approvals>,
     workers: usize,
     clock: Arc<dyn Clock>,
+    account: String,
 }
 
 /// Held by the one process that dispatches for a home; released when dropped.
@@ -205,6 +208,7 @@ impl Embedded {
             approvals,
             workers: config.workers.max(1),
             clock,
+            account: config.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned()),
         })
     }
 
@@ -238,7 +242,7 @@ impl Embedded {
             self.store.clone(),
             self.stage_advance.clone(),
             self.providers.clone(),
-            placement(region),
+            placement(&self.account, region),
             self.clock.clone(),
         )
     }
@@ -249,7 +253,7 @@ impl Embedded {
             store: self.store.clone(),
             stage_advance: self.stage_advance.clone(),
             providers: self.providers.clone(),
-            placement: placement(region),
+            placement: placement(&self.account, region),
             credentials,
         })
         .with_clock(self.clock.clone())
@@ -382,11 +386,14 @@ impl Embedded {
     }
 }
 
-/// Where pipelines of the embedded runtime live: one local account, events under Baton's own
+/// The account of a home that names none, as local AWS emulators default to.
+pub const DEFAULT_ACCOUNT: &str = "000000000000";
+
+/// Where pipelines of the embedded runtime live: one account, events under Baton's own
 /// `source`.
-pub fn placement(region: &str) -> Placement {
+pub fn placement(account: &str, region: &str) -> Placement {
     Placement {
-        account: "000000000000".into(),
+        account: account.into(),
         region: region.into(),
         event_source: "baton.codepipeline".into(),
     }

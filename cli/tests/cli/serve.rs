@@ -124,3 +124,39 @@ fn https(server: &Server, headers: &[(String, String)], body: &[u8]) -> (u16, Va
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
+
+/// ARNs a user builds from their own account (for tags, IAM conditions, event rules) match:
+/// the account comes from BATON_ACCOUNT_ID (or `account_id` in baton.toml), or from a 12-digit
+/// access key id, as local AWS emulators take it.
+#[test]
+fn the_account_in_arns_is_the_one_configured_or_the_access_key_s() {
+    let arn_of = |server: &Server, key: &str, secret: &str| {
+        let body = serde_json::to_vec(&json!({"pipeline": super::api::pipeline()})).unwrap();
+        let create = signed(server, "CreatePipeline", &body, key, secret);
+        assert_eq!(http(server, &create, &body).0, 200);
+        let body = br#"{"name": "app"}"#;
+        let get = signed(server, "GetPipeline", body, key, secret);
+        let (status, reply) = http(server, &get, body);
+        assert_eq!(status, 200, "{reply}");
+        reply["metadata"]["pipelineArn"].as_str().unwrap().to_owned()
+    };
+    let (server, _) = Server::spawn("", &[], &[("BATON_ACCOUNT_ID", "123456789012")]).unwrap();
+    assert_eq!(
+        arn_of(&server, ACCESS_KEY, SECRET_KEY),
+        "arn:aws:codepipeline:us-east-1:123456789012:app"
+    );
+
+    let env = [
+        ("BATON_API_ACCESS_KEY_ID", "111122223333"),
+        ("BATON_API_SECRET_ACCESS_KEY", "a-secret-of-ones-own"),
+    ];
+    let (server, _) = Server::spawn("", &[], &env).unwrap();
+    assert_eq!(
+        arn_of(&server, "111122223333", "a-secret-of-ones-own"),
+        "arn:aws:codepipeline:us-east-1:111122223333:app"
+    );
+
+    let refused =
+        Server::spawn("", &[], &[("BATON_ACCOUNT_ID", "12345")]).err().expect("it listened");
+    assert!(refused.contains("the account id must be 12 digits, not \"12345\""), "{refused}");
+}

@@ -217,8 +217,11 @@ async fn run_schedule(seed: u64) {
     let advance = StageAdvance::new(store.clone(), bus.clone(), clock.clone());
 
     let doc = PipelineDocument::parse(PIPELINE).unwrap();
-    let plan =
-        Plan::from_declaration(&doc.pipeline, &baton::embedded::placement("us-east-1")).unwrap();
+    let plan = Plan::from_declaration(
+        &doc.pipeline,
+        &baton::embedded::placement("111111111111", "us-east-1"),
+    )
+    .unwrap();
     let now = clock.now();
     let record = PipelineRecord {
         declaration: doc.pipeline.clone(),

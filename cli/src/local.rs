@@ -179,7 +179,9 @@ pub(crate) async fn run(
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let doc = PipelineDocument::parse(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    let rt = open(home, false).await?;
+    // The live view says where an approval waits and how to decide it; the notice itself goes
+    // to notices.log (and mail), not across the view.
+    let rt = open(home, true).await?;
     let record =
         rt.put_pipeline(&doc, region).await.map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let name = record.plan.name.clone();

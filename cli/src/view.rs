@@ -11,12 +11,20 @@ use baton_core::plan::Plan;
 pub(crate) struct Live {
     terminal: bool,
     drawn_lines: usize,
-    seen: BTreeMap<String, String>,
+    printed: Printed,
 }
 
 impl Live {
+    /// A table redrawn in place on a terminal; plain lines in order on a pipe, with `CI=true`
+    /// or on a terminal that cannot move its cursor (`TERM=dumb`).
     pub(crate) fn new() -> Self {
-        Self { terminal: std::io::stdout().is_terminal(), drawn_lines: 0, seen: BTreeMap::new() }
+        let plain = std::env::var("CI").is_ok_and(|v| v == "true")
+            || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        Self {
+            terminal: std::io::stdout().is_terminal() && !plain,
+            drawn_lines: 0,
+            printed: Printed::default(),
+        }
     }
 
     /// Shows `e` as it is at `now`.
@@ -24,12 +32,14 @@ impl Live {
         if self.terminal {
             self.redraw(plan, e, now);
         } else {
-            self.print_changes(plan, e, now);
+            for line in self.printed.lines(plan, e) {
+                println!("{line}");
+            }
         }
     }
 
     fn redraw(&mut self, plan: &Plan, e: &Execution, now: Millis) {
-        let text = table(plan, e, now);
+        let text = fit(&table(plan, e, now), columns());
         let mut out = std::io::stdout().lock();
         if self.drawn_lines > 0 {
             let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn_lines);
@@ -38,49 +48,123 @@ impl Live {
         let _ = out.flush();
         self.drawn_lines = text.lines().count();
     }
+}
 
-    fn print_changes(&mut self, plan: &Plan, e: &Execution, now: Millis) {
-        let elapsed = secs(now - e.started_at);
-        let mut lines = Vec::new();
+/// The terminal's width, from `COLUMNS` (shells export it), else 120.
+fn columns() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&c| c >= 20).unwrap_or(120)
+}
+
+/// Each line cut to `width` characters, so none wraps: a wrapped line would throw off the
+/// count of lines to move up by on the next redraw.
+fn fit(text: &str, width: usize) -> String {
+    text.lines().map(|l| format!("{}\n", l.chars().take(width).collect::<String>())).collect()
+}
+
+/// The plain view: every state each execution, stage and action went through, once each and
+/// in the order they happened, even when a look at the execution came too late to see a
+/// state (a quick action is seen only once it has succeeded). Times are the execution's own
+/// (its start to each change, as `baton history` shows them), not when a look happened.
+#[derive(Default)]
+pub(crate) struct Printed(BTreeMap<String, String>);
+
+impl Printed {
+    /// The lines not printed yet for `e`, in order.
+    pub(crate) fn lines(&mut self, plan: &Plan, e: &Execution) -> Vec<String> {
+        let at = |millis: Millis| format!("{:>7}", secs(millis - e.started_at));
+        let mut out = Vec::new();
         let mut note = |key: String, value: String, line: String| {
-            if self.seen.get(&key) != Some(&value) {
-                self.seen.insert(key, value);
-                lines.push(line);
+            if self.0.get(&key) != Some(&value) {
+                self.0.insert(key, value);
+                out.push(line);
             }
         };
-        let status = format!("{:?}", e.status);
-        note(
-            "execution".into(),
-            status.clone(),
-            format!("{elapsed:>7}  execution {} {status}", short(&e.id)),
-        );
-        for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(plan)) {
-            let run = &e.stages[s];
-            if let Some(st) = run.status {
-                let v = format!("{st:?}#{}", run.attempt);
-                note(format!("s{s}"), v, format!("{elapsed:>7}    {} {st:?}", stage.name));
-            }
-            for (a, action) in stage.actions.iter().enumerate() {
-                let r = &run.actions[a];
-                if r.attempt == 0 {
-                    continue;
-                }
-                let v = format!("{:?}#{}", r.status, r.attempt);
-                let extra = action_detail(r);
+        let id = short(&e.id);
+        note("x".into(), String::new(), format!("{}  execution {id} InProgress", at(e.started_at)));
+        if e.runs(plan) {
+            for (s, stage) in plan.stages.iter().enumerate() {
+                let run = &e.stages[s];
+                let Some(status) = run.status else { continue };
+                let started: Vec<&ActionRun> =
+                    run.actions.iter().filter(|r| r.attempt > 0).collect();
+                let began =
+                    started.iter().filter_map(|r| r.started_at).min().unwrap_or(e.updated_at);
+                let attempt = format!("#{}", run.attempt);
                 note(
-                    format!("s{s}a{a}"),
-                    v,
-                    format!(
-                        "{elapsed:>7}      {}/{} {:?} (attempt {}){extra}",
-                        stage.name, action.name, r.status, r.attempt
-                    ),
+                    format!("s{s}"),
+                    attempt.clone(),
+                    format!("{}    {} InProgress", at(began), stage.name),
                 );
+                for (a, action) in stage.actions.iter().enumerate() {
+                    let r = &run.actions[a];
+                    if r.attempt == 0 {
+                        continue;
+                    }
+                    let name = format!("{}/{} (attempt {})", stage.name, action.name, r.attempt);
+                    let first = r.started_at.unwrap_or(began);
+                    let waiting = if r.status == ActionStatus::InProgress {
+                        action_detail(r)
+                    } else {
+                        String::new()
+                    };
+                    note(
+                        format!("s{s}a{a}"),
+                        format!("#{}", r.attempt),
+                        format!("{}      {name} InProgress{waiting}", at(first)),
+                    );
+                    if r.status == ActionStatus::InProgress && r.token.is_some() {
+                        note(
+                            format!("s{s}a{a}approve"),
+                            format!("#{}", r.attempt),
+                            format!("{:>7}        {}", "", approve_hint(plan, stage, action)),
+                        );
+                    }
+                    if r.status != ActionStatus::InProgress {
+                        note(
+                            format!("s{s}a{a}end"),
+                            format!("{:?}#{}", r.status, r.attempt),
+                            format!(
+                                "{}      {name} {:?}{}",
+                                at(r.updated_at.unwrap_or(first)),
+                                r.status,
+                                action_detail(r)
+                            ),
+                        );
+                    }
+                }
+                if status != StageStatus::InProgress {
+                    let ended = started.iter().filter_map(|r| r.updated_at).max().unwrap_or(began);
+                    note(
+                        format!("s{s}end"),
+                        format!("{status:?}{attempt}"),
+                        format!("{}    {} {}", at(ended), stage.name, stage_label(status)),
+                    );
+                }
             }
         }
-        for l in lines {
-            println!("{l}");
+        if e.status.is_ended() {
+            let summary = e.status_summary.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
+            note(
+                "xend".into(),
+                format!("{:?}", e.status),
+                format!("{}  execution {id} {:?}{summary}", at(e.updated_at), e.status),
+            );
         }
+        out
     }
+}
+
+/// How to decide a waiting approval, said where the approval is (the notice itself, with its
+/// links, is in the home's `notices.log` and in the mail).
+fn approve_hint(
+    plan: &Plan,
+    stage: &baton_core::plan::StagePlan,
+    action: &baton_core::plan::ActionPlan,
+) -> String {
+    format!(
+        "approve with: baton approve {} {} {} (or reject; the links are in notices.log)",
+        plan.name, stage.name, action.name
+    )
 }
 
 fn action_detail(r: &ActionRun) -> String {
@@ -144,6 +228,9 @@ pub(crate) fn table(plan: &Plan, e: &Execution, now: Millis) -> String {
                 action.name,
                 action_detail(r)
             ));
+            if r.status == ActionStatus::InProgress && r.token.is_some() {
+                out.push_str(&format!("    {}\n", approve_hint(plan, stage, action)));
+            }
         }
     }
     if let Some(summary) = &e.status_summary {
@@ -176,4 +263,143 @@ pub(crate) fn short(id: &str) -> &str {
 
 pub(crate) fn secs(millis: Millis) -> String {
     format!("{:.1}s", millis.max(0) as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use baton_core::declaration::PipelineDocument;
+    use baton_core::engine::{
+        self, ActionOutcome, Artifact, ArtifactLocation, Env, Input, PipelineState, Trigger,
+    };
+    use baton_core::plan::{Placement, Plan};
+
+    use super::*;
+
+    const PIPELINE: &str = r#"{"name": "release", "roleArn": "arn:aws:iam::111111111111:role/r",
+      "artifactStore": {"type": "S3", "location": "artifacts"},
+      "stages": [
+        {"name": "Source", "actions": [{"name": "Checkout",
+          "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+          "configuration": {"S3Bucket": "b", "S3ObjectKey": "k"}, "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Test", "actions": [
+          {"name": "Lint", "actionTypeId": {"category": "Test", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+           "configuration": {"ProjectName": "l"}, "inputArtifacts": [{"name": "Src"}]},
+          {"name": "Smoke", "actionTypeId": {"category": "Test", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+           "configuration": {"ProjectName": "s"}, "inputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Approve", "actions": [{"name": "Gate",
+          "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]},
+        {"name": "Deploy", "actions": [{"name": "Site",
+          "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+          "configuration": {"BucketName": "site", "Extract": "true"}, "inputArtifacts": [{"name": "Src"}]}]}]}"#;
+
+    /// A recorded release: the execution after each step, with whether the view looked then.
+    /// It looks rarely, as a poll does: quick actions are only seen once they have ended.
+    fn recorded() -> (Plan, Vec<(bool, Execution)>) {
+        let doc = PipelineDocument::parse(PIPELINE).unwrap();
+        let placement = Placement {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            event_source: "baton.codepipeline".into(),
+        };
+        let plan = Plan::from_declaration(&doc.pipeline, &placement).unwrap();
+        let mut state = PipelineState::new(plan.stages.len());
+        let id = "1234abcd-0000-4000-8000-000000000000";
+        let mut seen = Vec::new();
+        let mut step = |state: &mut PipelineState, now: i64, input: Input, looked: bool| {
+            engine::apply(&plan, state, &input, Env { now, entropy: 7 }).unwrap();
+            seen.push((looked, state.executions[id].clone()));
+        };
+        let done = |stage: &str, action: &str| Input::ActionCompleted {
+            execution_id: id.into(),
+            stage: stage.into(),
+            action: action.into(),
+            attempt: 1,
+            outcome: ActionOutcome::Succeeded {
+                output_variables: BTreeMap::new(),
+                artifacts: if stage == "Source" {
+                    vec![Artifact {
+                        name: "Src".into(),
+                        location: ArtifactLocation { bucket: "artifacts".into(), key: "k".into() },
+                    }]
+                } else {
+                    vec![]
+                },
+                summary: None,
+                external_id: None,
+                external_url: None,
+            },
+        };
+        let start = Input::Start {
+            execution_id: id.into(),
+            trigger: Trigger {
+                trigger_type: "StartPipelineExecution".into(),
+                trigger_detail: "t".into(),
+            },
+            variables: BTreeMap::new(),
+        };
+        step(&mut state, 1_000, start, true);
+        step(&mut state, 1_400, done("Source", "Checkout"), false);
+        step(&mut state, 1_900, done("Test", "Lint"), false);
+        step(&mut state, 2_300, done("Test", "Smoke"), true);
+        let token = state.executions[id].stages[2].actions[0].token.clone().unwrap();
+        let decided = Input::ApprovalDecided {
+            stage: "Approve".into(),
+            action: "Gate".into(),
+            token,
+            approved: true,
+            summary: "ok".into(),
+            by: "ana".into(),
+        };
+        step(&mut state, 5_000, decided, false);
+        step(&mut state, 5_600, done("Deploy", "Site"), true);
+        (plan, seen)
+    }
+
+    #[test]
+    fn the_plain_view_prints_every_state_once_in_the_order_it_happened() {
+        let (plan, recorded) = recorded();
+        let mut printed = Printed::default();
+        let mut lines = Vec::new();
+        for (looked, e) in &recorded {
+            if *looked {
+                lines.extend(printed.lines(&plan, e));
+            }
+        }
+        let expected = [
+            "   0.0s  execution 1234abcd InProgress",
+            "   0.0s    Source InProgress",
+            "   0.0s      Source/Checkout (attempt 1) InProgress",
+            "   0.4s      Source/Checkout (attempt 1) Succeeded",
+            "   0.4s    Source Succeeded",
+            "   0.4s    Test InProgress",
+            "   0.4s      Test/Lint (attempt 1) InProgress",
+            "   0.9s      Test/Lint (attempt 1) Succeeded",
+            "   0.4s      Test/Smoke (attempt 1) InProgress",
+            "   1.3s      Test/Smoke (attempt 1) Succeeded",
+            "   1.3s    Test Succeeded",
+            "   1.3s    Approve InProgress",
+            "   1.3s      Approve/Gate (attempt 1) InProgress: waiting for approval",
+            "               approve with: baton approve release Approve Gate (or reject; the links are in notices.log)",
+            "   4.0s      Approve/Gate (attempt 1) Succeeded",
+            "   4.0s    Approve Succeeded",
+            "   4.0s    Deploy InProgress",
+            "   4.0s      Deploy/Site (attempt 1) InProgress",
+            "   4.6s      Deploy/Site (attempt 1) Succeeded",
+            "   4.6s    Deploy Succeeded",
+            "   4.6s  execution 1234abcd Succeeded",
+        ];
+        assert_eq!(lines, expected, "\n{}", lines.join("\n"));
+        // Looking again changes nothing; the last line's time is the execution's own, as
+        // `baton history` shows it.
+        assert!(printed.lines(&plan, &recorded[5].1).is_empty());
+        let last = &recorded[5].1;
+        assert_eq!(secs(last.updated_at - last.started_at), "4.6s");
+    }
+
+    #[test]
+    fn a_terminal_table_is_cut_to_the_width() {
+        assert_eq!(fit("abcdef\nxy\n", 4), "abcd\nxy\n");
+    }
 }

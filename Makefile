@@ -18,9 +18,11 @@ test: lint
 	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
 	  eval "$$(bash $(EMULATORS) env)" && $(CARGO) build --workspace --bins && $(CARGO) test --workspace
 
-## lint: rustfmt, clippy (warnings denied), cfn-lint on template.yaml and infra/
+## lint: rustfmt, the architecture's arrows (ARCHITECTURE.md), clippy (warnings denied),
+## cfn-lint on template.yaml and infra/
 lint:
 	$(CARGO) fmt --all --check
+	python3 scripts/arrows.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@bash $(EMULATORS) install
 	$(VENV)/bin/cfn-lint template.yaml infra/*.yaml

@@ -740,3 +740,41 @@ fn raw_requests_get_the_protocols_errors() {
     let (status, reply) = http(&server, &headers, not_json);
     assert_eq!((status, reply["__type"].as_str()), (400, Some("SerializationException")));
 }
+
+/// The README's table of CodePipeline's operations lists exactly the operations of botocore's
+/// model, and says "served" for exactly those the control API answers.
+#[test]
+fn the_readme_lists_every_operation_of_codepipeline_with_its_state() {
+    let python = tool("BATON_TEST_PYTHON", "python");
+    let model = Command::new(python)
+        .args([
+            "-c",
+            "import botocore.session, json; s = botocore.session.get_session(); \
+             print(json.dumps(sorted(s.get_service_model('codepipeline').operation_names)))",
+        ])
+        .output()
+        .unwrap();
+    assert!(model.status.success(), "{}", String::from_utf8_lossy(&model.stderr));
+    let operations: Vec<String> = serde_json::from_slice(&model.stdout).unwrap();
+    assert_eq!(operations.len(), 44, "{operations:?}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let table = readme.split("<!-- operations:").nth(1).expect("the README's operations table");
+    let rows: Vec<(String, String, String)> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("| operation"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].to_owned(), cells[2].to_owned(), cells[3].to_owned())
+        })
+        .collect();
+    let listed: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(listed, operations.iter().map(String::as_str).collect::<Vec<_>>());
+    for (op, local, aws) in &rows {
+        let served = baton::api::OPERATIONS.contains(&op.as_str());
+        let said = |cell: &str| cell == "served";
+        assert_eq!((said(local), said(aws)), (served, served), "{op}: {local} / {aws}");
+    }
+}

@@ -41,7 +41,7 @@ pub const SIGNING_SERVICE: &str = "codepipeline";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The operations Baton answers.
-pub const OPERATIONS: [&str; 19] = [
+pub const OPERATIONS: [&str; 20] = [
     "CreatePipeline",
     "GetPipeline",
     "UpdatePipeline",
@@ -53,6 +53,7 @@ pub const OPERATIONS: [&str; 19] = [
     "ListPipelineExecutions",
     "GetPipelineState",
     "ListActionExecutions",
+    "ListDeployActionExecutionTargets",
     "RetryStageExecution",
     "PutApprovalResult",
     "EnableStageTransition",
@@ -242,6 +243,7 @@ impl Ctx<'_> {
             "ListPipelineExecutions" => self.list_executions(input).await,
             "GetPipelineState" => self.get_state(input).await,
             "ListActionExecutions" => self.list_action_executions(input).await,
+            "ListDeployActionExecutionTargets" => self.list_deploy_targets(input).await,
             "RetryStageExecution" => self.retry_stage(input).await,
             "PutApprovalResult" => self.put_approval_result(input).await,
             "EnableStageTransition" => self.enable_transition(input).await,

@@ -340,3 +340,28 @@ async fn every_valid_fixture_is_created_and_read_back() {
         );
     }
 }
+
+#[tokio::test]
+async fn deploy_targets_are_listed_for_an_action_execution_that_exists() {
+    let f = fixture();
+    f.ok("CreatePipeline", json!({"pipeline": pipeline("p")})).await;
+    let started = f.ok("StartPipelineExecution", json!({"name": "p"})).await;
+    let actions = f
+        .ok(
+            "ListActionExecutions",
+            json!({"pipelineName": "p", "filter": {"pipelineExecutionId": started["pipelineExecutionId"]}}),
+        )
+        .await;
+    let id = actions["actionExecutionDetails"][0]["actionExecutionId"].as_str().unwrap();
+    // No provider Baton runs deploys to targets (CodeDeploy's instances, ECS's tasks) yet.
+    let found = f.ok("ListDeployActionExecutionTargets", json!({"actionExecutionId": id})).await;
+    assert_eq!(found, json!({"targets": []}));
+    let named = json!({"pipelineName": "p", "actionExecutionId": id});
+    assert_eq!(f.ok("ListDeployActionExecutionTargets", named).await, json!({"targets": []}));
+    let (code, _) =
+        f.err("ListDeployActionExecutionTargets", json!({"actionExecutionId": "nope"})).await;
+    assert_eq!(code, "ActionExecutionNotFoundException");
+    let elsewhere = json!({"pipelineName": "other", "actionExecutionId": id});
+    let (code, _) = f.err("ListDeployActionExecutionTargets", elsewhere).await;
+    assert_eq!(code, "PipelineNotFoundException");
+}

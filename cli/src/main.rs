@@ -140,6 +140,12 @@ enum Command {
         #[arg(default_value = "main")]
         branch: String,
     },
+    /// Print a completion script for a shell: `baton completions bash > /etc/bash_completion.d/baton`,
+    /// `baton completions zsh > "${fpath[1]}/_baton"`, `baton completions fish > ~/.config/fish/completions/baton.fish`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -151,6 +157,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match (cli.endpoint, cli.command) {
+        (_, Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "baton", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
         (Some(endpoint), command) => remote_command(&endpoint, command),
         (None, Command::Validate { region, files }) => return validate::run(&files, &region),
         (None, Command::Simulate { region, fail, file }) => simulate::run(&file, &region, &fail),
@@ -212,7 +223,7 @@ fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
             Run { .. } | Wait { .. } | Logs { .. } | Push { .. } | Serve { .. } => {
                 Ok(ExitCode::from(2))
             }
-            Validate { .. } | Simulate { .. } => Ok(ExitCode::from(2)),
+            Validate { .. } | Simulate { .. } | Completions { .. } => Ok(ExitCode::from(2)),
         }
     })
 }
@@ -249,6 +260,6 @@ async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitC
         }
         Push { repository, branch } => local::push(home, &repository, &branch).await,
         Serve { port, bind, region } => serve::serve(home, &bind, port, &region).await,
-        Validate { .. } | Simulate { .. } => Ok(ExitCode::SUCCESS),
+        Validate { .. } | Simulate { .. } | Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

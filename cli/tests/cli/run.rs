@@ -286,3 +286,18 @@ fn a_relative_home_runs_like_an_absolute_one() {
     run.kill().unwrap();
     run.wait().unwrap();
 }
+
+#[test]
+fn completion_scripts_cover_every_command_for_each_shell() {
+    let home = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let mut c = baton(home.path());
+        c.args(["completions", shell]);
+        let o = output(c);
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&o.stdout).to_string();
+        for command in ["run", "approve", "disable-transition", "serve", "completions"] {
+            assert!(script.contains(command), "{shell} completes no {command}");
+        }
+    }
+}

@@ -11,7 +11,7 @@ use baton::api::sigv4::{Signable, SigningKey, sign};
 
 use crate::names::nearest;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::view::{secs, short};
@@ -26,6 +26,9 @@ pub(crate) struct Client {
     authority: String,
     /// Where to connect: the authority with the port made explicit.
     address: String,
+    /// For an `https://` endpoint: the verifying TLS client and the name the certificate must
+    /// carry.
+    tls: Option<(tokio_rustls::TlsConnector, tokio_rustls::rustls::pki_types::ServerName<'static>)>,
     access_key: String,
     secret_key: String,
     region: String,
@@ -35,7 +38,8 @@ impl Client {
     /// A client of `url` (`http://host[:port]`), with credentials and region from the
     /// environment as the AWS tools take them, else `baton serve`'s defaults.
     pub(crate) fn new(url: &str) -> Result<Self> {
-        let (authority, address) = parse_endpoint(url)?;
+        let Endpoint { authority, address, host, https } = parse_endpoint(url)?;
+        let tls = if https { Some((tls_client()?, server_name(&host, url)?)) } else { None };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let (access_key, secret_key) =
             match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
@@ -52,6 +56,7 @@ impl Client {
             url: url.trim_end_matches('/').to_owned(),
             authority,
             address,
+            tls,
             access_key,
             secret_key,
             region,
@@ -101,9 +106,10 @@ impl Client {
         }
     }
 
-    /// One `POST /` over HTTP/1.1 on its own connection: the status and the body.
+    /// One `POST /` over HTTP/1.1 on its own connection (TLS for https): the status and the
+    /// body.
     async fn post(&self, headers: &[(String, String)], body: &[u8]) -> Result<(u16, Vec<u8>)> {
-        let mut stream = TcpStream::connect(&self.address)
+        let tcp = TcpStream::connect(&self.address)
             .await
             .map_err(|e| anyhow!("cannot reach {}: {e}", self.url))?;
         let mut head = String::from("POST / HTTP/1.1\r\n");
@@ -112,40 +118,115 @@ impl Client {
         }
         // One request per connection: the end of the stream is the end of the reply.
         head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
-        let lost = |e: std::io::Error| anyhow!("the connection to {} failed: {e}", self.url);
-        stream.write_all(head.as_bytes()).await.map_err(lost)?;
-        stream.write_all(body).await.map_err(lost)?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.map_err(lost)?;
+        let response = match &self.tls {
+            None => self.exchange(tcp, head.as_bytes(), body).await?,
+            Some((connector, name)) => {
+                let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
+                    anyhow!("no trusted TLS connection to {}: {e} (set AWS_CA_BUNDLE to a private CA's PEM file)", self.url)
+                })?;
+                self.exchange(stream, head.as_bytes(), body).await?
+            }
+        };
         parse_response(&response)
             .ok_or_else(|| anyhow!("{} did not answer with HTTP/1.1", self.url))
     }
+
+    /// Writes the request and reads the whole answer.
+    async fn exchange(
+        &self,
+        mut stream: impl AsyncRead + AsyncWrite + Unpin,
+        head: &[u8],
+        body: &[u8],
+    ) -> Result<Vec<u8>> {
+        let lost = |e: std::io::Error| anyhow!("the connection to {} failed: {e}", self.url);
+        stream.write_all(head).await.map_err(lost)?;
+        stream.write_all(body).await.map_err(lost)?;
+        let mut response = Vec::new();
+        match stream.read_to_end(&mut response).await {
+            Ok(_) => {}
+            // A server that closes without TLS's close_notify still sent all it had.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+            Err(e) => return Err(lost(e)),
+        }
+        Ok(response)
+    }
 }
 
-/// `http://host[:port][/]` into the authority as given and the address to connect to.
-fn parse_endpoint(url: &str) -> Result<(String, String)> {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        // The default build has no TLS stack (axum serves plain HTTP/1.1, and the SDKs' TLS
-        // comes only with `--features aws`); a TLS client is not worth its dependencies for
-        // this, when the AWS CLI already signs and speaks TLS to the same API.
-        bail!(
-            "--endpoint {url}: baton speaks plain http only; use an http:// endpoint, or the AWS CLI (aws codepipeline ... --endpoint-url {url}) for https"
-        );
+/// A TLS client that trusts the system's roots, and the PEM certificates in `AWS_CA_BUNDLE`
+/// when set (as the AWS CLI does), verifying the server's name.
+fn tls_client() -> Result<tokio_rustls::TlsConnector> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot use is skipped, as the system's own tools do.
+        let _ = roots.add(cert);
     }
-    let Some(rest) = lower.starts_with("http://").then(|| &url["http://".len()..]) else {
-        bail!("--endpoint {url}: give the control API's URL, as http://host:port");
+    if let Some(bundle) = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty()) {
+        let certs = CertificateDer::pem_file_iter(&bundle)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| anyhow!("AWS_CA_BUNDLE {}: {e}", bundle.to_string_lossy()))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| anyhow!("AWS_CA_BUNDLE {}: {e}", bundle.to_string_lossy()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow!("TLS settings: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
+}
+
+/// The name (or address) an https endpoint's certificate must carry.
+fn server_name(
+    host: &str,
+    url: &str,
+) -> Result<tokio_rustls::rustls::pki_types::ServerName<'static>> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    tokio_rustls::rustls::pki_types::ServerName::try_from(bare.to_owned())
+        .map_err(|e| anyhow!("--endpoint {url}: {e}"))
+}
+
+/// An endpoint, read from its URL.
+struct Endpoint {
+    /// `host[:port]` as given.
+    authority: String,
+    /// `host:port`, the port made explicit.
+    address: String,
+    /// The host alone.
+    host: String,
+    https: bool,
+}
+
+/// `http[s]://host[:port][/]` into the authority as given and the address to connect to.
+fn parse_endpoint(url: &str) -> Result<Endpoint> {
+    let lower = url.to_ascii_lowercase();
+    let (https, rest) = if lower.starts_with("https://") {
+        (true, &url["https://".len()..])
+    } else if lower.starts_with("http://") {
+        (false, &url["http://".len()..])
+    } else {
+        bail!(
+            "--endpoint {url}: give the control API's URL, as http://host:port or https://host:port"
+        );
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
-        bail!("--endpoint {url}: give the control API's URL, as http://host:port, with no path");
+        bail!("--endpoint {url}: give the control API's URL, as http(s)://host:port, with no path");
     }
     // A port after the last colon, unless that colon is inside an IPv6 literal.
-    let has_port = authority
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && !port.contains(']'));
-    let address = if has_port { authority.to_owned() } else { format!("{authority}:80") };
-    Ok((authority.to_owned(), address))
+    let port =
+        authority.rsplit_once(':').filter(|(host, port)| !host.is_empty() && !port.contains(']'));
+    let (host, address) = match port {
+        Some((host, _)) => (host.to_owned(), authority.to_owned()),
+        None => (authority.to_owned(), format!("{authority}:{}", if https { 443 } else { 80 })),
+    };
+    Ok(Endpoint { authority: authority.to_owned(), address, host, https })
 }
 
 /// The status and body of a whole HTTP/1.1 response.

@@ -20,7 +20,12 @@ fn call(server: &Server, operation: &str, body: &Value) -> Value {
 }
 
 /// `baton --home HOME --endpoint URL ARGS...`, with `env` set and no ambient AWS settings.
-fn baton_with(home: &Path, endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub(crate) fn baton_with(
+    home: &Path,
+    endpoint: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
     command.arg("--home").arg(home).args(["--endpoint", endpoint]).args(args);
     for name in [
@@ -40,7 +45,7 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -192,7 +197,7 @@ fn api_errors_and_wrong_credentials_are_one_sentence() {
 }
 
 #[test]
-fn local_only_commands_and_https_endpoints_are_refused() {
+fn local_only_commands_and_other_schemes_are_refused() {
     let home = tempfile::tempdir().unwrap();
     let file = home.path().join("pipeline.json");
     std::fs::write(&file, "{}").unwrap();
@@ -218,9 +223,9 @@ fn local_only_commands_and_https_endpoints_are_refused() {
     }
     assert!(!home.path().join("baton.db").exists(), "a refused command opened the home");
 
-    let o = baton_with(home.path(), "https://baton.example.com", &[], &["status", "app"]);
-    let err = refused(&o, "an https endpoint");
-    assert!(err.contains("AWS CLI") && err.contains("http://"), "{err}");
+    let o = baton_with(home.path(), "ftp://baton.example.com", &[], &["status", "app"]);
+    let err = refused(&o, "an endpoint that is not http(s)");
+    assert!(err.contains("http://host:port or https://host:port"), "{err}");
 
     // Nothing listens on port 9: the error names the endpoint.
     let o = baton_with(home.path(), endpoint, &[], &["history", "app"]);

@@ -72,6 +72,23 @@ fn https_with_a_certificate_and_nothing_in_plain_text() {
     let (status, reply) = https(&server, &headers, body);
     assert_eq!((status, reply), (200, json!({"pipelines": []})));
 
+    // The baton command over https: trusting the test CA as the AWS CLI would (AWS_CA_BUNDLE),
+    // its signed call reaches the API; not trusting it, it refuses to talk, saying why.
+    let bundle = fixture("loopback.crt");
+    let home = server.home.path();
+    let trusted = [("AWS_CA_BUNDLE", bundle.to_str().unwrap())];
+    let o = super::remote::baton_with(home, &server.url, &trusted, &["history", "nope"]);
+    let err = super::remote::stderr(&o);
+    assert!(err.contains("(PipelineNotFoundException)"), "{err}");
+    let o = super::remote::baton_with(
+        home,
+        &server.url,
+        &[("AWS_CA_BUNDLE", "")],
+        &["history", "nope"],
+    );
+    let err = super::remote::stderr(&o);
+    assert!(err.contains("no trusted TLS connection to https://127.0.0.1:"), "{err}");
+
     // Plain HTTP to the https port gets no HTTP answer.
     let addr = server.url.trim_start_matches("https://");
     let mut plain = std::net::TcpStream::connect(addr).unwrap();

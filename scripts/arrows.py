@@ -18,6 +18,8 @@ CRATES = {
     "baton-core": set(),
     "baton-protocol": {"baton-core"},
     "baton": {"baton-core", "baton-protocol"},
+    # Dev-dependency only: checked below, not shipped in any crate.
+    "baton-testkit": {"baton", "baton-core", "baton-protocol"},
     "baton-cli": {"baton", "baton-core", "baton-protocol"},
     "trigger": {"baton", "baton-core", "baton-protocol"},
     "stage-advance": {"baton", "baton-core", "baton-protocol"},
@@ -57,6 +59,8 @@ def crate_arrows():
         for d in p["dependencies"]:
             if d["name"] in ours and d["kind"] != "dev" and d["name"] not in CRATES[name]:
                 broken.append(f"crate {name} depends on {d['name']}, which the architecture forbids")
+            if d["name"] == "baton-testkit" and d["kind"] != "dev":
+                broken.append(f"crate {name} ships the test kit: make baton-testkit a dev-dependency")
     return broken
 
 

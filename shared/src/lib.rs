@@ -19,7 +19,6 @@ pub mod lambda;
 pub mod ports;
 pub mod providers;
 pub mod service;
-pub mod testing;
 
 pub use baton_core as core;
 pub use baton_protocol::{bus_events, routing};

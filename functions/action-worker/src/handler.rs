@@ -45,14 +45,14 @@ pub(crate) async fn handle(
 }
 #[cfg(test)]
 mod tests {
-    use baton::testing::LambdaFixture;
+    use baton_testkit::LambdaFixture;
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::json;
 
     use super::*;
 
     fn request(pipeline: &str) -> Value {
-        let request = baton::testing::build_request(pipeline, "e-1");
+        let request = baton_testkit::build_request(pipeline, "e-1");
         json!({"version": "0", "id": "1", "source": "baton.codepipeline",
             "detail-type": "CodePipeline Action Execution State Change",
             "detail": {"state": "STARTED", "baton-action-request": request}})

@@ -57,7 +57,7 @@ pub(crate) async fn handle(api: &ControlApi, event: LambdaEvent<Value>) -> Value
 
 #[cfg(test)]
 mod tests {
-    use baton::testing::{LambdaFixture, S3_SOURCED_PIPELINE as PIPELINE, function_url_request};
+    use baton_testkit::{LambdaFixture, S3_SOURCED_PIPELINE as PIPELINE, function_url_request};
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::{Value, json};
 

@@ -50,7 +50,7 @@ async fn page(approvals: &Approvals, payload: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use baton::testing::{LambdaFixture, function_url_request};
+    use baton_testkit::{LambdaFixture, function_url_request};
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::json;
 

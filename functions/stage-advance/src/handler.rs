@@ -39,7 +39,7 @@ pub(crate) async fn handle(
 #[cfg(test)]
 mod tests {
     use baton::config::Config;
-    use baton::testing::LambdaFixture;
+    use baton_testkit::LambdaFixture;
     use lambda_runtime::{Context, LambdaEvent};
 
     use super::*;
@@ -100,13 +100,13 @@ mod tests {
         // Public events, which the fixture's rule collects.
         let event = |n| baton::bus_events::BusEvent {
             source: baton::bus_events::PUBLIC_SOURCE.into(),
-            ..baton::testing::event(n)
+            ..baton_testkit::event(n)
         };
         let mut huge = event(2);
         huge.detail = serde_json::json!({"blob": "x".repeat(300 * 1024)});
         let records = serde_json::json!({"Records": [
-            baton::testing::stream_record("100", &[event(1)]),
-            baton::testing::stream_record("101", &[huge, event(3)]),
+            baton_testkit::stream_record("100", &[event(1)]),
+            baton_testkit::stream_record("101", &[huge, event(3)]),
             {"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "102"}},
         ]});
         let answer =

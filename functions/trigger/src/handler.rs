@@ -27,7 +27,7 @@ pub(crate) async fn handle(
 
 #[cfg(test)]
 mod tests {
-    use baton::testing::{LambdaFixture, S3_SOURCED_PIPELINE as PIPELINE};
+    use baton_testkit::{LambdaFixture, S3_SOURCED_PIPELINE as PIPELINE};
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::json;
 

@@ -313,7 +313,7 @@ async fn a_decision_that_cannot_be_saved_leaves_its_link_usable_on_sqlite() {
     use baton::adapters::local::local_bus::LocalBus;
     use baton::adapters::local::sql_state::SqlStateStore;
     use baton::service::{ApprovalSettings, Approvals};
-    use baton::testing::FailingSaves;
+    use baton_testkit::FailingSaves;
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("baton.db");

@@ -397,5 +397,5 @@ async fn the_file_store_keeps_the_artifact_store_contract() {
     let scratch = tempfile::tempdir().unwrap();
     let store =
         baton::adapters::local::file_artifacts::FileArtifactStore::open(home.path()).unwrap();
-    baton::testing::artifact_store_contract(&store, "us-east-1", "eu-west-1", scratch.path()).await;
+    baton_testkit::artifact_store_contract(&store, "us-east-1", "eu-west-1", scratch.path()).await;
 }

@@ -13,13 +13,13 @@ use baton::bus_events::BusEvent;
 use baton::ports::clock::{Clock, SystemClock};
 use baton::ports::state::{Changes, PipelineRecord, StateStore, Versioned};
 use baton::service::{ApprovalSettings, Approvals};
-use baton::testing::FailingSaves;
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{
     self, ActionOutcome, Artifact, ArtifactLocation, Effect, Env, Input, PipelineState, Trigger,
 };
 use baton_core::events::ACTION_DETAIL_TYPE;
 use baton_core::plan::{Placement, Plan};
+use baton_testkit::FailingSaves;
 use serde_json::{Value, json};
 
 use crate::aws_support::{queue, receive, sdk_config, stream_events, unique};

@@ -285,5 +285,5 @@ async fn an_object_under_another_key_or_unencrypted_is_refused_as_tampered() {
 #[tokio::test]
 async fn the_s3_store_keeps_the_artifact_store_contract() {
     let f = Fixture::new().await;
-    baton::testing::artifact_store_contract(&f.store(), US, EU, f.dir.path()).await;
+    baton_testkit::artifact_store_contract(&f.store(), US, EU, f.dir.path()).await;
 }

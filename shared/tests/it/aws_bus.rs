@@ -318,5 +318,5 @@ async fn eventbridge_keeps_the_event_bus_contract_with_the_templates_rules() {
                 .collect::<Vec<_>>()
         }
     };
-    baton::testing::event_bus_contract(&eventbridge, delivered).await;
+    baton_testkit::event_bus_contract(&eventbridge, delivered).await;
 }

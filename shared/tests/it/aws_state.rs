@@ -10,8 +10,8 @@ use baton::core::declaration::PipelineDocument;
 use baton::core::engine::{Execution, ExecutionStatus, Lanes};
 use baton::core::plan::{Placement, Plan};
 use baton::ports::state::{Changes, PipelineRecord, Scope, StateStore, StoreError, Versioned};
-use baton::testing::event;
-use baton::testing::state_store_contract;
+use baton_testkit::event;
+use baton_testkit::state_store_contract;
 
 use crate::aws_support::{sdk_config, stream_events, unique};
 
@@ -25,7 +25,7 @@ async fn fresh_store() -> (DynamoDbStateStore, aws_sdk_dynamodb::Client, String)
 }
 
 fn execution(id: &str, status: ExecutionStatus) -> Execution {
-    baton::testing::execution(id, status, 0)
+    baton_testkit::execution(id, status, 0)
 }
 
 fn lanes(holder: &str) -> Lanes {
@@ -81,9 +81,9 @@ fn record(name: &str) -> PipelineRecord {
 async fn the_dynamodb_store_keeps_the_contract() {
     let (store, _, _) = fresh_store().await;
     state_store_contract(&store, "contract").await;
-    baton::testing::approval_links_contract(&store).await;
-    baton::testing::action_claims_contract(&store).await;
-    baton::testing::running_jobs_contract(&store).await;
+    baton_testkit::approval_links_contract(&store).await;
+    baton_testkit::action_claims_contract(&store).await;
+    baton_testkit::running_jobs_contract(&store).await;
 }
 
 #[tokio::test]

@@ -66,5 +66,5 @@ async fn the_local_bus_keeps_the_event_bus_contract() {
         }
         async move { claimed.into_iter().map(|d| d.event).collect::<Vec<_>>() }
     };
-    baton::testing::event_bus_contract(&bus, delivered).await;
+    baton_testkit::event_bus_contract(&bus, delivered).await;
 }

@@ -178,5 +178,5 @@ async fn the_build_of_an_abandoned_attempt_is_stopped_and_forgotten() {
 #[tokio::test]
 async fn running_jobs_keep_their_contract_on_one_machine() {
     let store = baton::adapters::local::sql_state::SqlStateStore::in_memory().unwrap();
-    baton::testing::running_jobs_contract(&store).await;
+    baton_testkit::running_jobs_contract(&store).await;
 }

@@ -1,15 +1,15 @@
 //! The state-store contract, run against the SQLite adapter.
 
 use baton::adapters::local::sql_state::SqlStateStore;
-use baton::testing::state_store_contract;
+use baton_testkit::state_store_contract;
 
 #[tokio::test]
 async fn the_sqlite_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStateStore::open(&dir.path().join("baton.db")).unwrap();
     state_store_contract(&store, "contract").await;
-    baton::testing::approval_links_contract(&store).await;
-    baton::testing::action_claims_contract(&store).await;
+    baton_testkit::approval_links_contract(&store).await;
+    baton_testkit::action_claims_contract(&store).await;
 }
 
 #[tokio::test]

@@ -56,7 +56,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{event, events_blob as blob};
+    use baton_testkit::{event, events_blob as blob};
 
     fn record(name: &str, image: Value) -> Value {
         json!({"eventName": name, "eventSource": "aws:dynamodb",

@@ -155,7 +155,7 @@ fn malformed(item: &Item, attribute: &'static str) -> StoreError {
 /// and event batches (repetitive JSON) shrink to a fifth or less, so this is most of the cost of
 /// a save. The best level: a few kilobytes take well under a millisecond either way, and each
 /// kilobyte saved is a write unit.
-pub(crate) fn packed(json: &str) -> Result<AttributeValue, StoreError> {
+pub fn packed(json: &str) -> Result<AttributeValue, StoreError> {
     use std::io::Write as _;
     let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(json.as_bytes()).map_err(unavailable)?;

@@ -159,7 +159,7 @@ mod tests {
 
     use super::*;
     use crate::ports::state::Versioned;
-    use crate::testing::execution;
+    use baton_testkit::execution;
 
     fn item(x: &Execution, _body: AttributeValue) -> Result<Item, StoreError> {
         Ok(Item::from([("id".to_owned(), AttributeValue::S(x.id.clone()))]))

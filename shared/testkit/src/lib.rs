@@ -1,11 +1,13 @@
-//! Contract suites: what every adapter of a port must do, run against each adapter (the
-//! embedded one here, the AWS one against a wire-protocol emulator).
+//! Baton's test kit, a dev-dependency only: the contract suites every adapter of a port must
+//! pass (run against the embedded adapters and, on a wire-protocol emulator, the AWS ones),
+//! fixtures, and the harness of the Lambda handlers' tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set itself up should stop loudly
 
 use baton_core::engine::{Execution, ExecutionStatus, Lanes, Place, Trigger};
 use serde_json::json;
 
-use crate::bus_events::BusEvent;
-use crate::ports::state::{Changes, Scope, StateStore, StoreError, Versioned};
+use baton::bus_events::BusEvent;
+use baton::ports::state::{Changes, Scope, StateStore, StoreError, Versioned};
 
 /// An execution with nothing run yet, for store tests.
 pub fn execution(id: &str, status: ExecutionStatus, arrival: u64) -> Execution {
@@ -147,12 +149,12 @@ pub async fn state_store_contract(store: &dyn StateStore, pipeline: &str) {
 /// Runs every artifact-store rule against `store`, which must serve `home` and `other` regions.
 /// Panics with the rule that broke.
 pub async fn artifact_store_contract(
-    store: &dyn crate::ports::artifacts::ArtifactStore,
+    store: &dyn baton::ports::artifacts::ArtifactStore,
     home: &str,
     other: &str,
     scratch: &std::path::Path,
 ) {
-    use crate::ports::artifacts::{ArtifactError, ArtifactKey};
+    use baton::ports::artifacts::{ArtifactError, ArtifactKey};
     let source = scratch.join("contract-source.zip");
     // Larger than one encryption chunk or upload part boundary is not needed for the contract;
     // a few hundred KiB of varied bytes is.
@@ -208,15 +210,15 @@ pub async fn artifact_store_contract(
     assert!(matches!(r, Err(ArtifactError::NotFound(_))), "{r:?}");
 }
 
-/// Runs the event-bus rules against `bus`, which must route by [`crate::routing::rules`].
+/// Runs the event-bus rules against `bus`, which must route by [`baton::routing::rules`].
 /// `delivered(target, expected)` returns what reached `target` since its last call, waiting as
 /// long as the adapter needs for `expected` events (and a moment, when `expected` is 0).
-pub async fn event_bus_contract<F, Fut>(bus: &dyn crate::ports::bus::EventBus, mut delivered: F)
+pub async fn event_bus_contract<F, Fut>(bus: &dyn baton::ports::bus::EventBus, mut delivered: F)
 where
-    F: FnMut(crate::routing::Target, usize) -> Fut,
+    F: FnMut(baton::routing::Target, usize) -> Fut,
     Fut: std::future::Future<Output = Vec<BusEvent>>,
 {
-    use crate::routing::Target;
+    use baton::routing::Target;
     bus.publish(&[]).await.expect("publishing nothing is fine");
 
     // Inputs for stage-advance arrive whole, each once.
@@ -232,10 +234,10 @@ where
 
     // Action requests go by category: approvals to the approval function, the rest to workers.
     let request = |category: &str| BusEvent {
-        source: crate::bus_events::PUBLIC_SOURCE.into(),
+        source: baton::bus_events::PUBLIC_SOURCE.into(),
         detail_type: baton_core::events::ACTION_DETAIL_TYPE.into(),
         resources: vec!["arn:aws:codepipeline:us-east-1:111111111111:contract".into()],
-        detail: json!({"state": "STARTED", crate::bus_events::REQUEST_FIELD: {"action_type":
+        detail: json!({"state": "STARTED", baton::bus_events::REQUEST_FIELD: {"action_type":
             {"category": category, "owner": "AWS", "provider": "X", "version": "1"}}}),
     };
     bus.publish(&[request("Build"), request("Approval")]).await.expect("publish");
@@ -246,18 +248,18 @@ where
 
     // Results and failure notices ride on public events: to stage-advance, and to the notices.
     let carried = |detail_type: &str, detail: serde_json::Value| BusEvent {
-        source: crate::bus_events::PUBLIC_SOURCE.into(),
+        source: baton::bus_events::PUBLIC_SOURCE.into(),
         detail_type: detail_type.into(),
         resources: vec!["arn:aws:codepipeline:us-east-1:111111111111:contract".into()],
         detail,
     };
     let result = carried(
         baton_core::events::ACTION_DETAIL_TYPE,
-        json!({"state": "FAILED", crate::bus_events::COMPLETION_FIELD: {"pipeline": "contract"}}),
+        json!({"state": "FAILED", baton::bus_events::COMPLETION_FIELD: {"pipeline": "contract"}}),
     );
     let notice = carried(
         baton_core::events::PIPELINE_DETAIL_TYPE,
-        json!({"state": "FAILED", crate::bus_events::FAILURE_FIELD: {"pipeline": "contract"}}),
+        json!({"state": "FAILED", baton::bus_events::FAILURE_FIELD: {"pipeline": "contract"}}),
     );
     bus.publish(&[result.clone(), notice.clone()]).await.expect("publish");
     assert_eq!(delivered(Target::StageAdvance, 1).await, vec![result]);
@@ -272,15 +274,15 @@ where
     }
 }
 
-/// The approval-links contract every [`ApprovalLinks`](crate::ports::approvals::ApprovalLinks)
+/// The approval-links contract every [`ApprovalLinks`](baton::ports::approvals::ApprovalLinks)
 /// adapter keeps: a record reads back as written; an unused record can be replaced (a request
 /// delivered again) and a used one cannot; of two uses exactly one wins.
 ///
 /// # Panics
 /// When the adapter breaks the contract.
 #[allow(clippy::unwrap_used)] // a broken contract should stop the test loudly
-pub async fn approval_links_contract(links: &dyn crate::ports::approvals::ApprovalLinks) {
-    use crate::ports::approvals::{ApprovalLink, LinkUse};
+pub async fn approval_links_contract(links: &dyn baton::ports::approvals::ApprovalLinks) {
+    use baton::ports::approvals::{ApprovalLink, LinkUse};
     let link = ApprovalLink {
         id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
         approve_hash: "a".repeat(64),
@@ -328,7 +330,7 @@ pub async fn approval_links_contract(links: &dyn crate::ports::approvals::Approv
 /// # Panics
 /// When the adapter breaks the contract.
 #[allow(clippy::unwrap_used)] // a broken contract should stop the test loudly
-pub async fn action_claims_contract(claims: &dyn crate::ports::state::ActionClaims) {
+pub async fn action_claims_contract(claims: &dyn baton::ports::state::ActionClaims) {
     let key = "p/e1/Build/Compile/1";
     assert!(claims.claim(key, 1_000, 61_000).await.unwrap(), "a fresh attempt is claimed");
     assert!(!claims.claim(key, 2_000, 62_000).await.unwrap(), "a live claim keeps others out");
@@ -377,7 +379,7 @@ pub fn build_request(pipeline: &str, execution_id: &str) -> baton_core::engine::
         output_variables: vec![],
         environment_variables: vec![],
         announce: baton_core::events::Announce {
-            source: crate::bus_events::PUBLIC_SOURCE.into(),
+            source: baton::bus_events::PUBLIC_SOURCE.into(),
             account: "111111111111".into(),
             home_region: "us-east-1".into(),
             execution_attempt: 1,
@@ -385,12 +387,12 @@ pub fn build_request(pipeline: &str, execution_id: &str) -> baton_core::engine::
     }
 }
 
-/// What every [`RunningJobs`](crate::ports::jobs::RunningJobs) must do: keep a job until it is
+/// What every [`RunningJobs`](baton::ports::jobs::RunningJobs) must do: keep a job until it is
 /// removed, replace it by key, and list the due ones earliest first. Expects a store with no
 /// other jobs.
 #[allow(clippy::unwrap_used)] // a broken contract should stop the test loudly
-pub async fn running_jobs_contract(jobs: &dyn crate::ports::jobs::RunningJobs) {
-    use crate::ports::jobs::RunningJob;
+pub async fn running_jobs_contract(jobs: &dyn baton::ports::jobs::RunningJobs) {
+    use baton::ports::jobs::RunningJob;
     let job = |n: u32, check_at: i64| RunningJob {
         key: RunningJob::key_for("CodeBuild", &format!("app:{n}")),
         request: build_request("p", &format!("e{n}")),
@@ -429,10 +431,9 @@ pub async fn running_jobs_contract(jobs: &dyn crate::ports::jobs::RunningJobs) {
 /// A function's AWS side on the test emulator (`BATON_TEST_AWS_ENDPOINT`, which `make test`
 /// sets): a fresh table, bus and dead-letter queue, and a queue that receives every `baton`
 /// event put on the bus, for handler tests.
-#[cfg(feature = "lambda")]
 pub struct LambdaFixture {
     /// The function's clients and adapters.
-    pub aws: crate::lambda::Aws,
+    pub aws: baton::lambda::Aws,
     /// An SQS client on the emulator.
     pub sqs: aws_sdk_sqs::Client,
     /// Where malformed events are dead-lettered.
@@ -443,7 +444,6 @@ pub struct LambdaFixture {
     pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
-#[cfg(feature = "lambda")]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a fixture that cannot be set up should stop loudly
 impl LambdaFixture {
     /// Creates the resources, named after `prefix` and the time, in us-east-1.
@@ -466,7 +466,7 @@ impl LambdaFixture {
         let n = FIXTURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{prefix}-{}-{n}-{nanos}", std::process::id());
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        crate::adapters::aws::dynamodb_state::create_table(&dynamodb, &name).await.unwrap();
+        baton::adapters::aws::dynamodb_state::create_table(&dynamodb, &name).await.unwrap();
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue = |n: String| {
             let sqs = sqs.clone();
@@ -494,7 +494,7 @@ impl LambdaFixture {
             .name(&name)
             .event_bus_name(&name)
             .event_pattern(
-                json!({"source": [crate::bus_events::SOURCE, crate::bus_events::PUBLIC_SOURCE]})
+                json!({"source": [baton::bus_events::SOURCE, baton::bus_events::PUBLIC_SOURCE]})
                     .to_string(),
             )
             .send()
@@ -525,8 +525,8 @@ impl LambdaFixture {
             ("BATON_ACCOUNT_ID", "111111111111".into()),
         ]);
         let config =
-            crate::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("a valid config");
-        let aws = crate::lambda::Aws::connect_with(&config, sdk);
+            baton::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("a valid config");
+        let aws = baton::lambda::Aws::connect_with(&config, sdk);
         Self { aws, sqs, dead_letters, published, dynamodb }
     }
 
@@ -547,7 +547,7 @@ impl LambdaFixture {
             .unwrap_or_default();
         match item.get("events") {
             Some(AttributeValue::B(blob)) => {
-                crate::adapters::aws::dynamodb_relay::events_in(blob.as_ref()).unwrap()
+                baton::adapters::aws::dynamodb_relay::events_in(blob.as_ref()).unwrap()
             }
             _ => Vec::new(),
         }
@@ -618,11 +618,10 @@ impl LambdaFixture {
 }
 
 /// `events` as a stream record shows the attribute carrying them: deflated JSON, in base64.
-#[cfg(feature = "aws")]
 pub fn events_blob(events: &[BusEvent]) -> String {
     use base64::Engine as _;
     let aws_sdk_dynamodb::types::AttributeValue::B(blob) =
-        crate::adapters::aws::dynamodb_state::packed(
+        baton::adapters::aws::dynamodb_state::packed(
             &serde_json::to_string(events).expect("events serialise"),
         )
         .expect("deflate never fails in memory")
@@ -634,7 +633,6 @@ pub fn events_blob(events: &[BusEvent]) -> String {
 
 /// A record of the table's stream as Lambda delivers it to the outbox relay: a write of the
 /// lanes item carrying `events`.
-#[cfg(feature = "lambda")]
 pub fn stream_record(sequence_number: &str, events: &[BusEvent]) -> serde_json::Value {
     json!({"eventID": sequence_number, "eventName": "MODIFY", "eventSource": "aws:dynamodb",
         "dynamodb": {"Keys": {"pk": {"S": "PIPELINE#web"}, "sk": {"S": "LANES"}},
@@ -644,7 +642,6 @@ pub fn stream_record(sequence_number: &str, events: &[BusEvent]) -> serde_json::
 }
 
 /// A pipeline for handler tests: an S3 source (`uploads`/`web.zip`), then a manual approval.
-#[cfg(feature = "lambda")]
 pub const S3_SOURCED_PIPELINE: &str = r#"{"pipeline": {"name": "web",
   "roleArn": "arn:aws:iam::111111111111:role/pipeline",
   "artifactStore": {"type": "S3", "location": "artifacts"},
@@ -659,7 +656,6 @@ pub const S3_SOURCED_PIPELINE: &str = r#"{"pipeline": {"name": "web",
 
 /// A function URL request as Lambda delivers it. `iam_caller` is the principal AWS_IAM auth
 /// verified; `None` is a URL with AuthType NONE.
-#[cfg(feature = "lambda")]
 pub fn function_url_request(
     method: &str,
     path: &str,
@@ -699,20 +695,20 @@ impl FailingSaves {
 impl StateStore for FailingSaves {
     async fn create_pipeline(
         &self,
-        record: &crate::ports::state::PipelineRecord,
+        record: &baton::ports::state::PipelineRecord,
     ) -> Result<(), StoreError> {
         self.inner.create_pipeline(record).await
     }
     async fn update_pipeline(
         &self,
-        record: &crate::ports::state::PipelineRecord,
+        record: &baton::ports::state::PipelineRecord,
     ) -> Result<(), StoreError> {
         self.inner.update_pipeline(record).await
     }
     async fn get_pipeline(
         &self,
         name: &str,
-    ) -> Result<Option<crate::ports::state::PipelineRecord>, StoreError> {
+    ) -> Result<Option<baton::ports::state::PipelineRecord>, StoreError> {
         self.inner.get_pipeline(name).await
     }
     async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {
@@ -725,7 +721,7 @@ impl StateStore for FailingSaves {
         &self,
         pipeline: &str,
         scope: &Scope,
-    ) -> Result<crate::ports::state::Snapshot, StoreError> {
+    ) -> Result<baton::ports::state::Snapshot, StoreError> {
         self.inner.load(pipeline, scope).await
     }
     async fn save(&self, pipeline: &str, changes: Changes) -> Result<Vec<i64>, StoreError> {
@@ -752,7 +748,7 @@ impl StateStore for FailingSaves {
         &self,
         older_than: baton_core::engine::Millis,
         limit: usize,
-    ) -> Result<Vec<crate::ports::state::OutboxEntry>, StoreError> {
+    ) -> Result<Vec<baton::ports::state::OutboxEntry>, StoreError> {
         self.inner.pending_outbox(older_than, limit).await
     }
     async fn ack_outbox(&self, seqs: &[i64]) -> Result<(), StoreError> {

@@ -64,6 +64,22 @@ def crate_arrows():
     return broken
 
 
+# The Lambda functions link no embedded runtime: no SQLite in what they are built from.
+FUNCTIONS = ["trigger", "stage-advance", "action-worker", "approval", "api"]
+
+
+def runtime_arrows():
+    broken = []
+    for f in FUNCTIONS:
+        tree = subprocess.run(
+            ["cargo", "tree", "-p", f, "-e", "normal", "--prefix", "none"],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        ).stdout
+        if re.search(r"^rusqlite ", tree, re.M):
+            broken.append(f"the {f} function links rusqlite: it must use baton without the `local` feature")
+    return broken
+
+
 def layer_arrows():
     src = ROOT / "shared" / "src"
     broken = []
@@ -86,12 +102,12 @@ def layer_arrows():
 
 
 def main():
-    broken = crate_arrows() + layer_arrows()
+    broken = crate_arrows() + runtime_arrows() + layer_arrows()
     for b in broken:
         print(f"arrows: {b}")
     if broken:
         sys.exit(1)
-    print(f"arrows: {len(CRATES)} crates and {len(LAYERS)} layers keep the architecture")
+    print(f"arrows: {len(CRATES)} crates and {len(LAYERS)} layers keep the architecture; no function links SQLite")
 
 
 if __name__ == "__main__":

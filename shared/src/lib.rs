@@ -13,6 +13,7 @@
 pub mod adapters;
 pub mod api;
 pub mod config;
+#[cfg(feature = "local")]
 pub mod embedded;
 #[cfg(feature = "lambda")]
 pub mod lambda;

@@ -2,4 +2,5 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "local")]
 pub mod local;

@@ -279,5 +279,6 @@ impl Ctx<'_> {
     }
 }
 
-#[cfg(test)]
+// The API is tested over the embedded runtime.
+#[cfg(all(test, feature = "local"))]
 mod tests;

@@ -1,7 +1,10 @@
-//! Action providers.
+//! Action providers, and [`archive`]: safe zip and unzip, which every provider shares
+//! (artifacts are zips).
 
+pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "local")]
 pub mod local;
 
 use crate::ports::provider::JobResult;

@@ -22,6 +22,7 @@ use baton::core::engine::ActionRequest;
 use baton::core::plan::ActionType;
 use baton::ports::provider::ProviderRegistry;
 use baton::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
+use baton::providers::archive;
 use baton::providers::aws::cloudformation::{
     CfnError, ChangeSet, CloudFormationProvider, Stack, StackApi, StackInput, Update,
 };
@@ -32,7 +33,6 @@ use baton::providers::aws::codecommit_source::{
 use baton::providers::aws::s3_deploy::S3DeployProvider;
 use baton::providers::aws::s3_source::S3SourceProvider;
 use baton::providers::aws::{Backoff, register};
-use baton::providers::local::archive;
 use tempfile::TempDir;
 
 use crate::aws_artifacts::{bucket, kms_keys};

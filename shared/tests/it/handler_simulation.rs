@@ -17,7 +17,7 @@ use baton::ports::provider::{
     ActionProvider, Job, JobResult, LocalArtifact, ProviderError, ProviderRegistry,
 };
 use baton::ports::state::{PipelineRecord, StateStore};
-use baton::providers::local::archive;
+use baton::providers::archive;
 use baton::routing::{Target, rules, targets};
 use baton::service::{ActionWorker, StageAdvance};
 use baton_core::declaration::PipelineDocument;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use baton::core::engine::ActionRequest;
 use baton::core::plan::{ActionPlan, ActionType};
 use baton::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact};
-use baton::providers::local::archive::{self, ArchiveError, ExtractLimits};
+use baton::providers::archive::{self, ArchiveError, ExtractLimits};
 use baton::providers::local::codebuild::CodeBuildProvider;
 use baton::providers::local::codecommit::CodeCommitProvider;
 use baton::providers::local::commands::CommandsProvider;

@@ -3,7 +3,7 @@
 //!
 //! - `Extract` true: every file of the zip becomes an object under the `ObjectKey` prefix
 //!   (the bucket's root without one), with a content type from its extension so a static site
-//!   is served right. The zip is unpacked by [`archive::extract`](crate::providers::local::archive::extract),
+//!   is served right. The zip is unpacked by [`archive::extract`](crate::providers::archive::extract),
 //!   which refuses entries that escape the folder, links and zip bombs.
 //! - `Extract` false: the zip itself becomes the object `ObjectKey`.
 //!
@@ -32,7 +32,7 @@ use super::{
 use crate::adapters::aws::sdk;
 use crate::adapters::aws::sts_roles::RoleAssumer;
 use crate::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
-use crate::providers::local::archive;
+use crate::providers::archive;
 
 /// Uploads in flight at once: enough to hide round trips, few enough to stay clear of S3's
 /// per-prefix request rates and of a Lambda's connection and memory budget.

@@ -2,7 +2,6 @@
 //! sources, CodeBuild builds and tests, the V2 `Commands` action, S3 deploys) done with local
 //! files, the `git` binary and `bash`, so a pipeline runs without an AWS account.
 //!
-//! - [`archive`]: safe zip and unzip, shared by every provider (artifacts are zips).
 //! - [`codecommit`]: `AWS/Source/CodeCommit` from local git repositories.
 //! - [`s3`]: `AWS/Source/S3` and `AWS/Deploy/S3` on a folder standing in for S3.
 //! - [`codebuild`]: `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild` running a buildspec.
@@ -10,7 +9,6 @@
 //!
 //! [`registry`] puts them all in one [`ProviderRegistry`].
 
-pub mod archive;
 mod buildspec;
 pub mod codebuild;
 pub mod codecommit;
@@ -68,7 +66,7 @@ fn required<'a>(config: &'a IndexMap<String, String>, key: &str) -> Result<&'a s
     }
 }
 
-pub(crate) use super::{blocking, has_reference};
+pub(crate) use super::{archive, blocking, has_reference};
 
 /// The current UTC time as CodeBuild prints it in logs: `2024/05/02 10:00:00.123456`.
 fn log_timestamp() -> String {

@@ -39,6 +39,10 @@ LAYERS = {
     "adapters/local": {"adapters", "ports", "bus_events", "routing"},
     "providers/local": {"providers", "ports"},
 }
+# AWS providers get credentials through their port (providers/aws/credentials.rs), not from
+# the STS adapter: of the adapters they may use only the SDK's configuration helpers.
+AWS_PROVIDERS = "providers/aws"
+ADAPTER_BUT_SDK = re.compile(r"crate::adapters::aws::(?!sdk\b)\w+")
 # What a local layer may not reach inside `adapters` and `providers`.
 NOT_AWS = re.compile(r"crate::(adapters|providers)::aws\b")
 
@@ -98,6 +102,10 @@ def layer_arrows():
                     broken.append(f"{f.relative_to(ROOT)} uses crate::{m.group(1)}: the {layer} layer may use only {sorted(allowed)}")
             if layer.endswith("/local") and NOT_AWS.search(text):
                 broken.append(f"{f.relative_to(ROOT)} reaches AWS code from a local layer")
+    for f in sorted((src / AWS_PROVIDERS).rglob("*.rs")):
+        code = "\n".join(l for l in f.read_text().splitlines() if not l.lstrip().startswith("//"))
+        for m in ADAPTER_BUT_SDK.finditer(code):
+            broken.append(f"{f.relative_to(ROOT)} uses {m.group(0)}: AWS providers reach adapters through their ports")
     return broken
 
 

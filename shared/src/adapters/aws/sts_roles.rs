@@ -28,8 +28,6 @@ use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata};
 use tracing::{debug, warn};
 
-use crate::ports::BoxError;
-
 /// Credentials are assumed again once they have less than this left: long enough for an
 /// action that starts now to finish its calls, short of the deploy waits (those re-ask).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -42,32 +40,7 @@ const SESSION_DURATION_SECONDS: i32 = 3600;
 /// <https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>
 const MAX_SESSION_NAME: usize = 64;
 
-/// How getting credentials for a role fails.
-#[derive(Debug, thiserror::Error)]
-pub enum RoleError {
-    /// STS refused to let us assume the role (it does not exist, does not trust this account,
-    /// or the caller may not assume it). Fail the action: retrying cannot help until someone
-    /// changes the role or its trust policy.
-    #[error("cannot assume role {role_arn}: {message}")]
-    Denied {
-        #[allow(missing_docs)]
-        role_arn: String,
-        /// STS's error code and message, for the action's failure message.
-        message: String,
-        #[source]
-        #[allow(missing_docs)]
-        source: BoxError,
-    },
-    /// STS could not be reached, throttled us, or answered without credentials. Retry later.
-    #[error("STS unavailable while assuming role {role_arn}")]
-    Unavailable {
-        #[allow(missing_docs)]
-        role_arn: String,
-        #[source]
-        #[allow(missing_docs)]
-        source: BoxError,
-    },
-}
+pub use crate::providers::aws::credentials::RoleError;
 
 /// Assumed credentials and when they expire.
 #[derive(Clone)]
@@ -218,6 +191,18 @@ fn is_denial(code: &str) -> bool {
             | "InvalidClientTokenId"
             | "ValidationError"
     )
+}
+
+#[async_trait::async_trait]
+impl crate::providers::aws::credentials::RoleCredentials for RoleAssumer {
+    async fn config(
+        &self,
+        role_arn: Option<&str>,
+        region: &str,
+        execution_id: &str,
+    ) -> Result<SdkConfig, RoleError> {
+        RoleAssumer::config(self, role_arn, region, execution_id).await
+    }
 }
 
 #[cfg(test)]

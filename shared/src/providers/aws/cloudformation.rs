@@ -43,11 +43,11 @@ use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Tag};
 use baton_core::plan::ActionPlan;
 use serde_json::Value;
 
+use super::credentials::RoleCredentials;
 use super::{
     Backoff, Failure, SdkFault, Stop, blocking, classify, finish, has_reference, optional,
     read_zip_entry, required, sdk_config, time_left, url_encode, write_zip,
 };
-use crate::adapters::aws::sts_roles::RoleAssumer;
 use crate::ports::BoxError;
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
@@ -510,7 +510,7 @@ async fn override_value(job: &Job, name: &str, value: &Value) -> Result<String, 
 #[derive(Clone)]
 enum Apis {
     /// The SDK, with the action's role and region.
-    Sdk(Arc<RoleAssumer>),
+    Sdk(Arc<dyn RoleCredentials>),
     /// One API for every action (tests).
     Fixed(Arc<dyn StackApi>),
 }
@@ -541,7 +541,7 @@ impl fmt::Debug for CloudFormationProvider {
 
 impl CloudFormationProvider {
     /// Calls CloudFormation with the action's role and region.
-    pub fn new(roles: Arc<RoleAssumer>) -> Self {
+    pub fn new(roles: Arc<dyn RoleCredentials>) -> Self {
         Self {
             apis: Apis::Sdk(roles),
             backoff: Backoff::default(),

@@ -39,11 +39,11 @@ use baton_core::plan::ActionPlan;
 use serde_json::Value;
 use tracing::warn;
 
+use super::credentials::RoleCredentials;
 use super::{
     Failure, Stop, finish, has_reference, optional, required, sdk_config, sdk_stop, time_left,
     url_encode,
 };
-use crate::adapters::aws::sts_roles::RoleAssumer;
 use crate::ports::provider::{ActionProvider, InPlaceArtifacts, Job, JobResult, ProviderError};
 
 /// A build as the action sees it.
@@ -170,7 +170,7 @@ fn parse_environment(value: &str) -> Result<Vec<(String, String, String)>, Strin
 /// Runs CodeBuild builds.
 #[derive(Clone)]
 pub struct CodeBuildProvider {
-    roles: Arc<RoleAssumer>,
+    roles: Arc<dyn RoleCredentials>,
 }
 
 impl fmt::Debug for CodeBuildProvider {
@@ -181,7 +181,7 @@ impl fmt::Debug for CodeBuildProvider {
 
 impl CodeBuildProvider {
     /// Starts builds with the action's role and region from `roles`.
-    pub fn new(roles: Arc<RoleAssumer>) -> Self {
+    pub fn new(roles: Arc<dyn RoleCredentials>) -> Self {
         Self { roles }
     }
 

@@ -18,8 +18,8 @@ use aws_sdk_codecommit::Client;
 use aws_sdk_codecommit::types::FileModeTypeEnum;
 use baton_core::plan::ActionPlan;
 
+use super::credentials::RoleCredentials;
 use super::{Failure, Stop, finish, required, sdk_config, sdk_stop};
-use crate::adapters::aws::sts_roles::RoleAssumer;
 use crate::ports::BoxError;
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
@@ -89,7 +89,7 @@ impl From<RepoError> for Stop {
 #[derive(Clone)]
 enum Apis {
     /// The SDK, with the action's role and region.
-    Sdk(Arc<RoleAssumer>),
+    Sdk(Arc<dyn RoleCredentials>),
     /// One API for every action (tests).
     Fixed(Arc<dyn RepositoryApi>),
 }
@@ -108,7 +108,7 @@ impl std::fmt::Debug for CodeCommitSourceProvider {
 
 impl CodeCommitSourceProvider {
     /// Reads repositories with the action's role and region.
-    pub fn new(roles: Arc<RoleAssumer>) -> Self {
+    pub fn new(roles: Arc<dyn RoleCredentials>) -> Self {
         Self { apis: Apis::Sdk(roles) }
     }
 

@@ -6,7 +6,7 @@
 //! - [`s3_source`] runs `AWS/Source/S3`.
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
 //!
-//! Contract shared by all: clients come from [`RoleAssumer`] for the action's `roleArn` and
+//! Contract shared by all: clients come from [`RoleCredentials`] for the action's `roleArn` and
 //! region, so a cross-account action acts in the other account; inputs arrive as local zips
 //! (the action worker fetched them) and outputs leave as local zips. What a pipeline's users
 //! must see (a refused template, a failed build, a denied role) becomes
@@ -17,6 +17,7 @@
 pub mod cloudformation;
 pub mod codebuild;
 pub mod codecommit_source;
+pub mod credentials;
 pub mod s3_deploy;
 pub mod s3_source;
 
@@ -33,13 +34,13 @@ use baton_core::engine::ActionRequest;
 use indexmap::IndexMap;
 use tracing::warn;
 
-use crate::adapters::aws::sts_roles::{RoleAssumer, RoleError};
 use crate::ports::BoxError;
 use crate::ports::provider::{JobResult, ProviderError, ProviderRegistry};
+use credentials::{RoleCredentials, RoleError};
 
 /// Registers every AWS provider under CodePipeline's category, owner and provider names,
 /// replacing local providers registered under the same names.
-pub fn register(registry: &mut ProviderRegistry, roles: Arc<RoleAssumer>) {
+pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>) {
     let codebuild = Arc::new(codebuild::CodeBuildProvider::new(roles.clone()));
     registry.register(
         "Deploy",
@@ -123,7 +124,10 @@ fn finish(outcome: Result<JobResult, Stop>) -> Result<JobResult, ProviderError> 
 }
 
 /// The SDK configuration for the action's role and region.
-async fn sdk_config(roles: &RoleAssumer, request: &ActionRequest) -> Result<SdkConfig, Stop> {
+async fn sdk_config(
+    roles: &Arc<dyn RoleCredentials>,
+    request: &ActionRequest,
+) -> Result<SdkConfig, Stop> {
     Ok(roles.config(request.role_arn.as_deref(), &request.region, &request.execution_id).await?)
 }
 

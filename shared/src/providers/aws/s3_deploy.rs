@@ -25,12 +25,12 @@ use aws_sdk_s3::types::{ObjectCannedAcl, ServerSideEncryption};
 use baton_core::plan::ActionPlan;
 use tokio::task::JoinSet;
 
+use super::credentials::RoleCredentials;
 use super::{
     Failure, Stop, blocking, finish, has_reference, optional, required, sdk_config, sdk_stop,
     url_encode,
 };
 use crate::adapters::aws::sdk;
-use crate::adapters::aws::sts_roles::RoleAssumer;
 use crate::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
 use crate::providers::archive;
 
@@ -41,7 +41,7 @@ const CONCURRENT_UPLOADS: usize = 8;
 /// Writes an artifact into an S3 bucket, extracted or as one object.
 #[derive(Debug, Clone)]
 pub struct S3DeployProvider {
-    roles: Arc<RoleAssumer>,
+    roles: Arc<dyn RoleCredentials>,
 }
 
 /// How every object is written.
@@ -55,7 +55,7 @@ struct ObjectSettings {
 
 impl S3DeployProvider {
     /// Writes with the action's role and region from `roles`.
-    pub fn new(roles: Arc<RoleAssumer>) -> Self {
+    pub fn new(roles: Arc<dyn RoleCredentials>) -> Self {
         Self { roles }
     }
 

@@ -17,20 +17,20 @@ use aws_sdk_s3::operation::get_object::GetObjectError;
 use baton_core::plan::ActionPlan;
 use tokio::io::AsyncWriteExt;
 
+use super::credentials::RoleCredentials;
 use super::{Failure, Stop, blocking, finish, required, sdk_config, sdk_stop};
 use crate::adapters::aws::sdk;
-use crate::adapters::aws::sts_roles::RoleAssumer;
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
 /// Fetches a zip object from S3 as a source.
 #[derive(Debug, Clone)]
 pub struct S3SourceProvider {
-    roles: Arc<RoleAssumer>,
+    roles: Arc<dyn RoleCredentials>,
 }
 
 impl S3SourceProvider {
     /// Reads objects with the action's role and region from `roles`.
-    pub fn new(roles: Arc<RoleAssumer>) -> Self {
+    pub fn new(roles: Arc<dyn RoleCredentials>) -> Self {
         Self { roles }
     }
 

@@ -65,6 +65,33 @@ impl Client {
 
     /// Calls `operation`; its output, or the API's error as one sentence naming the exception.
     pub(crate) async fn call(&self, operation: &str, input: &Value) -> Result<Value> {
+        let refused = match self.exchange_json(operation, input).await? {
+            Ok(output) => return Ok(output),
+            Err(refused) => refused,
+        };
+        let wanted =
+            input.get("name").or_else(|| input.get("pipelineName")).and_then(Value::as_str);
+        match (refused["__type"].as_str(), wanted) {
+            // Name the pipelines that do exist, nearest first, as the local commands do.
+            (Some(code), Some(wanted)) if code.ends_with("PipelineNotFoundException") => {
+                let listed =
+                    self.exchange_json("ListPipelines", &json!({"maxResults": 1000})).await;
+                let names: Vec<String> = match listed {
+                    Ok(Ok(list)) => list["pipelines"]
+                        .as_array()
+                        .map(|p| p.iter().map(|p| text(p, "name").to_owned()).collect())
+                        .unwrap_or_default(),
+                    _ => return Err(api_error(&refused)),
+                };
+                let nearest = nearest(wanted, names.iter().map(String::as_str));
+                Err(anyhow!("{}{nearest}", api_error(&refused)))
+            }
+            _ => Err(api_error(&refused)),
+        }
+    }
+
+    /// One call: its output, or the API's error body.
+    async fn exchange_json(&self, operation: &str, input: &Value) -> Result<Result<Value, Value>> {
         let body = input.to_string().into_bytes();
         let mut headers = vec![
             ("host".to_owned(), self.authority.clone()),
@@ -97,8 +124,8 @@ impl Client {
             serde_json::from_slice(&reply).ok()
         };
         match (status, json) {
-            (200, Some(v)) => Ok(v),
-            (_, Some(v)) if v.get("__type").is_some() => Err(api_error(&v)),
+            (200, Some(v)) => Ok(Ok(v)),
+            (_, Some(v)) if v.get("__type").is_some() => Ok(Err(v)),
             _ => bail!(
                 "{} answered HTTP {status} to {operation}, not as CodePipeline's API does: is it a baton serve?",
                 self.url

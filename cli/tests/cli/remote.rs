@@ -177,8 +177,15 @@ fn api_errors_and_wrong_credentials_are_one_sentence() {
 
     let o = baton_with(home, &server.url, &[], &["approve", "nope", "Approve", "Release"]);
     let err = refused(&o, "approve on a missing pipeline");
-    assert!(err.ends_with("(PipelineNotFoundException)"), "{err}");
-    assert!(err.contains("'nope'"), "{err}");
+    assert!(err.contains("(PipelineNotFoundException)"), "{err}");
+    assert!(err.contains("'nope'") && err.ends_with(": there are none"), "{err}");
+    // With pipelines there, the nearest names come with the refusal.
+    let input: Value =
+        serde_json::from_str(&std::fs::read_to_string(server.pipeline_file()).unwrap()).unwrap();
+    call(&server, "CreatePipeline", &input);
+    let o = baton_with(home, &server.url, &[], &["history", "apq"]);
+    let err = refused(&o, "history of a misspelt pipeline");
+    assert!(err.ends_with("(PipelineNotFoundException): the only one is \"app\""), "{err}");
 
     let wrong_secret = [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", "wrong")];
     let o = baton_with(home, &server.url, &wrong_secret, &["history", "app"]);

@@ -81,18 +81,14 @@ pub(crate) async fn open(home: &Path, quiet: bool) -> Result<Arc<Embedded>> {
 /// `baton.toml`, else `fallback` (a 12-digit access key id, as local AWS emulators take it),
 /// else the default.
 fn account(settings: &Settings, fallback: Option<&str>) -> Result<Option<String>> {
+    let is_account = |id: &str| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit());
     let given = std::env::var("BATON_ACCOUNT_ID").ok().or_else(|| settings.account_id.clone());
-    if let Some(account) = &given
-        && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if let Some(account) = given.as_deref().filter(|a| !is_account(a)) {
         bail!(
             "the account id must be 12 digits, not \"{account}\" (BATON_ACCOUNT_ID or account_id in baton.toml)"
         );
     }
-    let from_key = fallback
-        .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
-        .map(str::to_owned);
-    Ok(given.or(from_key))
+    Ok(given.or_else(|| fallback.filter(|k| is_account(k)).map(str::to_owned)))
 }
 
 /// Opens the home for `baton serve`, whose own address is where approval links point unless

@@ -39,7 +39,8 @@ impl Client {
     /// environment as the AWS tools take them, else `baton serve`'s defaults.
     pub(crate) fn new(url: &str) -> Result<Self> {
         let Endpoint { authority, address, host, https } = parse_endpoint(url)?;
-        let tls = if https { Some((tls_client()?, server_name(&host, url)?)) } else { None };
+        let tls =
+            if https { Some((crate::tls::client()?, server_name(&host, url)?)) } else { None };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let (access_key, secret_key) =
             match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
@@ -177,36 +178,6 @@ impl Client {
         }
         Ok(response)
     }
-}
-
-/// A TLS client that trusts the system's roots, and the PEM certificates in `AWS_CA_BUNDLE`
-/// when set (as the AWS CLI does), verifying the server's name.
-fn tls_client() -> Result<tokio_rustls::TlsConnector> {
-    use tokio_rustls::rustls::pki_types::CertificateDer;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A system certificate rustls cannot use is skipped, as the system's own tools do.
-        let _ = roots.add(cert);
-    }
-    if let Some(bundle) = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty()) {
-        let certs = CertificateDer::pem_file_iter(&bundle)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| anyhow!("AWS_CA_BUNDLE {}: {e}", bundle.to_string_lossy()))?;
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| anyhow!("AWS_CA_BUNDLE {}: {e}", bundle.to_string_lossy()))?;
-        }
-    }
-    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| anyhow!("TLS settings: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
 }
 
 /// The name (or address) an https endpoint's certificate must carry.

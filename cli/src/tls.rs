@@ -1,4 +1,6 @@
-//! https for `baton serve`: a listener that hands axum connections whose TLS handshake is done.
+//! TLS, both ways: a listener that hands `baton serve`'s axum connections whose handshake is
+//! done, and the verifying client of `baton --endpoint https://...`. Both use the crypto
+//! provider the AWS SDK already builds.
 //!
 //! Handshakes run in tasks of their own, bounded in time, so a client that connects and says
 //! nothing holds up nobody else's connection.
@@ -11,11 +13,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// How long a client has to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,17 +47,47 @@ impl TlsListener {
     }
 }
 
-fn server_config(certificate: &Path, private_key: &Path) -> Result<ServerConfig> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
+/// A TLS client that trusts the system's roots, and the PEM certificates in `AWS_CA_BUNDLE`
+/// when set (as the AWS CLI does), verifying the server's name.
+pub(crate) fn client() -> Result<TlsConnector> {
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot use is skipped, as the system's own tools do.
+        let _ = roots.add(cert);
+    }
+    if let Some(bundle) = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty()) {
+        let bundle = Path::new(&bundle);
+        for cert in certificates(bundle, "AWS_CA_BUNDLE")? {
+            roots.add(cert).map_err(|e| anyhow!("AWS_CA_BUNDLE {}: {e}", bundle.display()))?;
+        }
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS settings")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The PEM certificates in `path`; `what` names the file in errors.
+fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| anyhow!("cannot read the TLS certificate {}: {e}", certificate.display()))?;
+        .map_err(|e| anyhow!("{what} {}: {e}", path.display()))
+}
+
+fn server_config(certificate: &Path, private_key: &Path) -> Result<ServerConfig> {
+    let chain = certificates(certificate, "cannot read the TLS certificate")?;
     if chain.is_empty() {
         return Err(anyhow!("{} holds no PEM certificate", certificate.display()));
     }
     let key = PrivateKeyDer::from_pem_file(private_key)
         .map_err(|e| anyhow!("cannot read the TLS private key {}: {e}", private_key.display()))?;
-    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-    ServerConfig::builder_with_provider(provider)
+    ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS settings")?
         .with_no_client_auth()

@@ -241,7 +241,6 @@ impl Embedded {
         PipelineAdmin::new(
             self.store.clone(),
             self.stage_advance.clone(),
-            self.providers.clone(),
             placement(&self.account, region),
             self.clock.clone(),
         )

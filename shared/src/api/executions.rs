@@ -14,6 +14,7 @@ use super::pagination::Page;
 use super::wire::{action_status, compact, execution_status, input, secs};
 use super::{ApiError, Ctx};
 use crate::ports::clock::entropy;
+use crate::service::runnable;
 
 /// Executions read for a listing; CodePipeline keeps twelve months of history.
 const HISTORY: usize = 100_000;
@@ -136,7 +137,7 @@ impl Ctx<'_> {
         let StartIn { name, variables, client_request_token, source_revisions } = input(body)?;
         let record = self.pipeline(&name).await?;
         // Accepted at create as CodePipeline accepts it; refused here, before anything runs.
-        self.api.admin().runnable(&record.plan).map_err(|e| self.refused(e))?;
+        runnable(&self.api.providers, &record.plan).map_err(|e| self.refused(e))?;
         if !source_revisions.is_empty() {
             return Err(ApiError::validation(
                 "sourceRevisions are not supported by Baton: source actions always take the latest revision",
@@ -347,6 +348,15 @@ fn idempotent_id(pipeline: &str, token: &str) -> String {
 }
 
 /// An action attempt's id: stable for one attempt of one action in one execution.
+pub(super) fn action_execution_id(
+    execution: &str,
+    stage: &str,
+    action: &str,
+    attempt: u32,
+) -> String {
+    idempotent_id(execution, &format!("{stage}\n{action}\n{attempt}"))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TargetsIn {
@@ -400,15 +410,6 @@ impl Ctx<'_> {
             format!("Action execution with id '{wanted}' was not found"),
         ))
     }
-}
-
-pub(super) fn action_execution_id(
-    execution: &str,
-    stage: &str,
-    action: &str,
-    attempt: u32,
-) -> String {
-    idempotent_id(execution, &format!("{stage}\n{action}\n{attempt}"))
 }
 
 pub(super) fn trigger_json(t: &Trigger) -> Value {

@@ -151,7 +151,6 @@ impl ControlApi {
         PipelineAdmin::new(
             self.store.clone(),
             self.stage_advance.clone(),
-            self.providers.clone(),
             self.placement.clone(),
             self.clock.clone(),
         )

@@ -40,7 +40,6 @@ pub struct PipelineAdmin {
     store: Arc<dyn StateStore>,
     /// Cancels executions of a declaration that was replaced.
     stage_advance: Arc<StageAdvance>,
-    providers: ProviderRegistry,
     placement: Placement,
     clock: Arc<dyn Clock>,
 }
@@ -50,11 +49,10 @@ impl PipelineAdmin {
     pub fn new(
         store: Arc<dyn StateStore>,
         stage_advance: Arc<StageAdvance>,
-        providers: ProviderRegistry,
         placement: Placement,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, stage_advance, providers, placement, clock }
+        Self { store, stage_advance, placement, clock }
     }
 
     /// The account and region pipelines are created in.
@@ -64,21 +62,13 @@ impl PipelineAdmin {
 
     /// Validates a declaration (its `version` already set) by CodePipeline's rules. What
     /// this host can run is not asked here: CodePipeline accepts a pipeline whatever runs it,
-    /// so a user can move one unchanged; [`Self::runnable`] refuses its start instead.
+    /// so a user can move one unchanged; [`runnable`] refuses its start instead.
     ///
     /// # Errors
     /// [`AdminError::Invalid`] with every broken rule.
     pub fn plan(&self, declaration: &PipelineDeclaration) -> Result<Plan, AdminError> {
         Plan::from_declaration(declaration, &self.placement)
             .map_err(|errors| AdminError::Invalid(errors.iter().map(ToString::to_string).collect()))
-    }
-
-    /// Whether every action of `plan` can run on this host.
-    ///
-    /// # Errors
-    /// [`AdminError::NotRunnable`] naming each action that cannot, and what would let it.
-    pub fn runnable(&self, plan: &Plan) -> Result<(), AdminError> {
-        runnable(&self.providers, plan)
     }
 
     /// Creates the pipeline at version 1 with `tags`.

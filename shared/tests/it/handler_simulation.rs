@@ -309,13 +309,13 @@ async fn run_schedule(seed: u64) {
             }
         }
     }
-    let states: Vec<_> = futures_status(store.as_ref(), &ids).await;
+    let states: Vec<_> = statuses(store.as_ref(), &ids).await;
     panic!(
         "seed {seed}: not finished after 5,000 steps ({duplicated_requests} duplicated requests): {states:?}"
     );
 }
 
-async fn futures_status(store: &dyn StateStore, ids: &[&str]) -> Vec<Option<ExecutionStatus>> {
+async fn statuses(store: &dyn StateStore, ids: &[&str]) -> Vec<Option<ExecutionStatus>> {
     let mut out = Vec::new();
     for id in ids {
         out.push(store.execution("sim", id).await.unwrap().map(|e| e.status));
@@ -324,7 +324,7 @@ async fn futures_status(store: &dyn StateStore, ids: &[&str]) -> Vec<Option<Exec
 }
 
 async fn finished(store: &dyn StateStore, ids: &[&str]) -> bool {
-    futures_status(store, ids).await.iter().all(|s| s.is_some_and(|s| s.is_ended()))
+    statuses(store, ids).await.iter().all(|s| s.is_some_and(|s| s.is_ended()))
 }
 
 /// Nothing lost: every execution succeeded, each action's last attempt with it. Nothing run

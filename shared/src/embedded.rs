@@ -20,6 +20,7 @@ use tracing::{error, warn};
 use crate::adapters::local::console_notifier::ConsoleNotifier;
 use crate::adapters::local::file_artifacts::FileArtifactStore;
 use crate::adapters::local::local_bus::{Delivery, LocalBus};
+use crate::adapters::local::memory_claims::MemoryClaims;
 use crate::adapters::local::smtp_notifier::{SmtpNotifier, SmtpSettings};
 use crate::adapters::local::sql_state::SqlStateStore;
 use crate::api::{ApiParts, ControlApi, Credentials};
@@ -170,7 +171,7 @@ impl Embedded {
             .with_clock(clock.clone())
             // The outbox may send a request twice after a crash between publishing and
             // acknowledging it, and both copies could be handed to workers at once.
-            .with_claims(store.clone()),
+            .with_claims(Arc::new(MemoryClaims::default())),
         );
         let trigger =
             Trigger::new(store.clone(), stage_advance.clone()).with_providers(providers.clone());
@@ -272,9 +273,6 @@ impl Embedded {
         if let Err(e) = self.bus.reset_claims() {
             error!(error = %e, "cannot reset delivery claims");
         }
-        if let Err(e) = self.store.clear_action_claims() {
-            error!(error = %e, "cannot clear the claims of an earlier process's workers");
-        }
         let permits = Arc::new(Semaphore::new(self.workers));
         let queued = self.bus.queued();
         let mut last_sweep = 0;
@@ -357,7 +355,7 @@ impl Embedded {
 
     async fn run_action(&self, request: ActionRequest) -> Result<(), ServiceError> {
         // Claimed until the attempt's own deadline: this process runs it to its end or dies,
-        // and a new dispatcher clears what a dead one held.
+        // and the claims die with it.
         let until = request.deadline;
         self.worker.run_once(request, until).await
     }

@@ -1,4 +1,5 @@
-//! The state-store contract, run against the SQLite adapter.
+//! The state-store contract, run against the SQLite adapter, and the claims contract against
+//! the embedded runtime's in-memory claims.
 
 use baton::adapters::local::sql_state::SqlStateStore;
 use baton_testkit::state_store_contract;
@@ -10,6 +11,13 @@ async fn the_sqlite_store_keeps_the_contract() {
     state_store_contract(&store, "contract").await;
     baton_testkit::approval_links_contract(&store).await;
     baton_testkit::action_claims_contract(&store).await;
+}
+
+/// The embedded runtime's claims, held in memory by the one dispatching process.
+#[tokio::test]
+async fn the_memory_claims_keep_the_claims_contract() {
+    let claims = baton::adapters::local::memory_claims::MemoryClaims::default();
+    baton_testkit::action_claims_contract(&claims).await;
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 pub mod console_notifier;
 pub mod file_artifacts;
 pub mod local_bus;
+pub mod memory_claims;
 pub mod smtp_notifier;
 pub mod sql_approvals;
 pub mod sql_jobs;

@@ -76,15 +76,3 @@ impl ApprovalLinks for SqlStateStore {
         }
     }
 }
-
-impl SqlStateStore {
-    /// Drops every claim on action attempts: the dispatcher that starts on a home calls it,
-    /// since the one lock it holds means no worker of an earlier process is still running.
-    ///
-    /// # Errors
-    /// When the database cannot be written.
-    pub fn clear_action_claims(&self) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM action_claims", []).map_err(unavailable)?;
-        Ok(())
-    }
-}

@@ -254,6 +254,7 @@ fn stage_label(s: StageStatus) -> &'static str {
         StageStatus::Succeeded => "Succeeded",
         StageStatus::Failed => "Failed",
         StageStatus::Cancelled => "Cancelled",
+        StageStatus::Skipped => "Skipped",
     }
 }
 

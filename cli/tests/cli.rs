@@ -8,6 +8,8 @@ mod api;
 mod api_sdk;
 #[path = "cli/approvals.rs"]
 mod approvals;
+#[path = "cli/conditions.rs"]
+mod conditions;
 #[path = "cli/remote.rs"]
 mod remote;
 #[path = "cli/run.rs"]

@@ -156,7 +156,7 @@ pub(crate) fn invalid_pipeline() -> Value {
     p
 }
 
-fn git(repo: &Path, args: &[&str]) {
+pub(crate) fn git(repo: &Path, args: &[&str]) {
     let ok = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -236,13 +236,13 @@ pub(crate) fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 // ---- the AWS CLI ------------------------------------------------------------------------------
 
-struct Aws<'a> {
-    server: &'a Server,
-    cli: PathBuf,
+pub(crate) struct Aws<'a> {
+    pub(crate) server: &'a Server,
+    pub(crate) cli: PathBuf,
 }
 
 impl Aws<'_> {
-    fn command(&self, args: &[&str]) -> Output {
+    pub(crate) fn command(&self, args: &[&str]) -> Output {
         let home = self.server.home.path();
         Command::new(&self.cli)
             .arg("codepipeline")
@@ -265,7 +265,7 @@ impl Aws<'_> {
     }
 
     /// Runs a command that must succeed; its JSON output (`null` when it prints nothing).
-    fn ok(&self, args: &[&str]) -> Value {
+    pub(crate) fn ok(&self, args: &[&str]) -> Value {
         let o = self.command(args);
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(
@@ -277,7 +277,7 @@ impl Aws<'_> {
     }
 
     /// Runs a command that must fail; the exception's name and the whole message.
-    fn err(&self, args: &[&str]) -> (String, String) {
+    pub(crate) fn err(&self, args: &[&str]) -> (String, String) {
         let o = self.command(args);
         let text = String::from_utf8_lossy(&o.stderr).to_string();
         assert!(

@@ -40,6 +40,7 @@ fn plan(stages: Vec<Vec<ActionPlan>>) -> Plan {
                 groups: groups(&actions),
                 actions,
                 auto_retry: None,
+                conditions: Default::default(),
             })
             .collect(),
     }

@@ -5,6 +5,7 @@
 //! - [`plan`]: a validated pipeline, in the form the engine runs.
 //! - [`engine`]: `(state, input, now) -> (state', effects)` for executions and the stage locks,
 //!   queues and transitions they share.
+//! - [`rules`]: stage conditions' rules that the engine decides itself.
 //! - [`events`]: the public, CodePipeline-shaped state-change events.
 //!
 //! Rule: no I/O, no clock, no randomness. Time and entropy come in with each input.
@@ -15,4 +16,5 @@ pub mod declaration;
 pub mod engine;
 pub mod events;
 pub mod plan;
+pub mod rules;
 pub mod variables;

@@ -8,7 +8,10 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog;
+use crate::declaration::Condition;
 use crate::declaration::{ActionDeclaration, PipelineDeclaration, ValidationError, validate};
+use crate::engine::ConditionKind;
+use crate::rules::{ConditionPlan, ConditionResult, DEFAULT_RULE_TIMEOUT_MINUTES, RulePlan};
 
 /// How executions of one pipeline share its stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +122,54 @@ pub struct StagePlan {
     pub groups: Vec<Vec<usize>>,
     /// `onFailure: {result: RETRY}`: one automatic retry in this mode.
     pub auto_retry: Option<RetryMode>,
+    /// Its conditions (V2).
+    #[serde(default)]
+    pub conditions: StageConditions,
+}
+
+/// A stage's conditions, as the engine runs them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct StageConditions {
+    /// `beforeEntry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_entry: Option<ConditionPlan>,
+    /// `onSuccess`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<ConditionPlan>,
+    /// `onFailure`'s conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<ConditionPlan>,
+    /// `onFailure: {result: ROLLBACK}` with no conditions: every failure rolls back.
+    #[serde(default)]
+    pub rollback_on_failure: bool,
+}
+
+impl StageConditions {
+    /// The condition of `kind`.
+    pub fn get(&self, kind: ConditionKind) -> Option<&ConditionPlan> {
+        match kind {
+            ConditionKind::BeforeEntry => self.before_entry.as_ref(),
+            ConditionKind::OnSuccess => self.on_success.as_ref(),
+            ConditionKind::OnFailure => self.on_failure.as_ref(),
+        }
+    }
+
+    /// Whether a failure here may roll back, so the last success must be remembered.
+    pub fn may_roll_back(&self) -> bool {
+        self.rollback_on_failure
+            || [&self.on_success, &self.on_failure]
+                .into_iter()
+                .flatten()
+                .any(|c| c.result == ConditionResult::Rollback)
+    }
+
+    /// Every rule with the condition it belongs to.
+    pub fn rules(&self) -> impl Iterator<Item = (ConditionKind, &RulePlan)> {
+        [ConditionKind::BeforeEntry, ConditionKind::OnSuccess, ConditionKind::OnFailure]
+            .into_iter()
+            .filter_map(|k| self.get(k).map(|c| (k, c)))
+            .flat_map(|(k, c)| c.rules.iter().map(move |r| (k, r)))
+    }
 }
 
 /// A pipeline ready to run.
@@ -187,11 +238,26 @@ impl Plan {
                             _ => RetryMode::FailedActions,
                         }
                     });
+                let on_failure = stage.on_failure.as_ref();
+                let conditions = StageConditions {
+                    before_entry: stage
+                        .before_entry
+                        .as_ref()
+                        .and_then(|c| condition(&c.conditions)),
+                    on_success: stage.on_success.as_ref().and_then(|c| condition(&c.conditions)),
+                    on_failure: on_failure
+                        .and_then(|f| f.conditions.as_deref())
+                        .and_then(condition),
+                    rollback_on_failure: on_failure.is_some_and(|f| {
+                        f.result.as_deref() == Some("ROLLBACK") && f.conditions.is_none()
+                    }),
+                };
                 StagePlan {
                     name: stage.name.clone(),
                     groups: groups(&actions),
                     actions,
                     auto_retry,
+                    conditions,
                 }
             })
             .collect();
@@ -274,6 +340,31 @@ pub fn groups(actions: &[ActionPlan]) -> Vec<Vec<usize>> {
         .into_iter()
         .map(|order| (0..actions.len()).filter(|&i| actions[i].run_order == order).collect())
         .collect()
+}
+
+/// The one condition a validated condition list holds.
+fn condition(conditions: &[Condition]) -> Option<ConditionPlan> {
+    let c = conditions.first()?;
+    Some(ConditionPlan {
+        result: c
+            .result
+            .as_deref()
+            .and_then(ConditionResult::parse)
+            .unwrap_or(ConditionResult::Fail),
+        rules: c
+            .rules
+            .iter()
+            .map(|r| RulePlan {
+                name: r.name.clone(),
+                provider: r.rule_type_id.provider.clone(),
+                configuration: r.configuration.clone().unwrap_or_default(),
+                timeout_minutes: r
+                    .timeout_in_minutes
+                    .and_then(|m| u32::try_from(m).ok())
+                    .unwrap_or(DEFAULT_RULE_TIMEOUT_MINUTES),
+            })
+            .collect(),
+    })
 }
 
 fn action_plan(action: &ActionDeclaration, home_region: &str) -> ActionPlan {

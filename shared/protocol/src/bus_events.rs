@@ -96,7 +96,9 @@ impl BusEvent {
             Input::Stop { .. }
             | Input::Retry { .. }
             | Input::DisableTransition { .. }
-            | Input::EnableTransition { .. } => STAGE_COMMAND,
+            | Input::EnableTransition { .. }
+            | Input::OverrideCondition { .. }
+            | Input::Rollback { .. } => STAGE_COMMAND,
         };
         let detail = PipelineInput { pipeline: pipeline.into(), input };
         Self::internal(detail_type, vec![], serde_json::to_value(detail).unwrap_or(Value::Null))

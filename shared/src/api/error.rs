@@ -90,6 +90,9 @@ impl From<Rejection> for ApiError {
             Rejection::InvalidApprovalToken => "InvalidApprovalTokenException",
             Rejection::NotStoppable(_) => "PipelineExecutionNotStoppableException",
             Rejection::DuplicatedStopRequest(_) => "DuplicatedStopRequestException",
+            Rejection::ConditionNotOverridable(_) => "ConditionNotOverridableException",
+            Rejection::UnableToRollbackStage(_) => "UnableToRollbackStageException",
+            Rejection::ExecutionOutdated(_) => "PipelineExecutionOutdatedException",
         };
         Self::new(code, message)
     }

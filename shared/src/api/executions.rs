@@ -17,7 +17,7 @@ use crate::ports::clock::entropy;
 use crate::service::runnable;
 
 /// Executions read for a listing; CodePipeline keeps twelve months of history.
-const HISTORY: usize = 100_000;
+pub(super) const HISTORY: usize = 100_000;
 
 #[derive(Deserialize)]
 struct VariableIn {
@@ -217,7 +217,8 @@ impl Ctx<'_> {
             "variables": variables,
             "trigger": trigger_json(&e.trigger),
             "executionMode": record.plan.mode.as_str(),
-            "executionType": "STANDARD",
+            "executionType": execution_type(&e),
+            "rollbackMetadata": rollback_metadata(&e),
         }))}))
     }
 
@@ -248,7 +249,8 @@ impl Ctx<'_> {
                     "trigger": trigger_json(&e.trigger),
                     "stopTrigger": e.stop.as_ref().map(|s| json!({"reason": s.reason})),
                     "executionMode": record.plan.mode.as_str(),
-                    "executionType": "STANDARD",
+                    "executionType": execution_type(e),
+                    "rollbackMetadata": rollback_metadata(e),
                 }))
             })
             .collect();
@@ -410,6 +412,14 @@ impl Ctx<'_> {
             format!("Action execution with id '{wanted}' was not found"),
         ))
     }
+}
+
+fn execution_type(e: &Execution) -> &'static str {
+    if e.rollback.is_some() { "ROLLBACK" } else { "STANDARD" }
+}
+
+fn rollback_metadata(e: &Execution) -> Option<Value> {
+    e.rollback.as_ref().map(|r| json!({"rollbackTargetPipelineExecutionId": r.target}))
 }
 
 pub(super) fn trigger_json(t: &Trigger) -> Value {

@@ -6,6 +6,7 @@
 //! Commands go through the stage-advance service synchronously, so what the engine refuses comes
 //! back to the caller as CodePipeline's exception (see [`error`]).
 
+mod conditions;
 pub mod error;
 mod executions;
 mod pagination;
@@ -41,7 +42,7 @@ pub const SIGNING_SERVICE: &str = "codepipeline";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The operations Baton answers.
-pub const OPERATIONS: [&str; 20] = [
+pub const OPERATIONS: [&str; 24] = [
     "CreatePipeline",
     "GetPipeline",
     "UpdatePipeline",
@@ -62,6 +63,10 @@ pub const OPERATIONS: [&str; 20] = [
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "OverrideStageCondition",
+    "RollbackStage",
+    "ListRuleExecutions",
+    "ListRuleTypes",
 ];
 
 /// An HTTP answer: the status and a JSON body (`application/x-amz-json-1.1`).
@@ -248,6 +253,10 @@ impl Ctx<'_> {
             "EnableStageTransition" => self.enable_transition(input).await,
             "DisableStageTransition" => self.disable_transition(input).await,
             "ListActionTypes" => types::list_action_types(input),
+            "OverrideStageCondition" => self.override_condition(input).await,
+            "RollbackStage" => self.rollback_stage(input).await,
+            "ListRuleExecutions" => self.list_rule_executions(input).await,
+            "ListRuleTypes" => conditions::list_rule_types(input),
             "TagResource" => self.tag_resource(input).await,
             "UntagResource" => self.untag_resource(input).await,
             "ListTagsForResource" => self.list_tags(input).await,

@@ -6,6 +6,7 @@ use baton_core::engine::{Execution, Input, PipelineState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::conditions::condition_states;
 use super::executions::action_execution_id;
 use super::wire::{action_status, compact, input, secs, stage_status};
 use super::{ApiError, Ctx};
@@ -105,16 +106,32 @@ impl Ctx<'_> {
                 None => json!({"enabled": true}),
             };
             let stage_latest = run.and_then(|(e, r)| {
-                r.status.map(|st| json!({"pipelineExecutionId": e.id, "status": stage_status(st)}))
+                r.status.map(|st| {
+                    let kind = if e.rollback.is_some() { "ROLLBACK" } else { "STANDARD" };
+                    json!({"pipelineExecutionId": e.id, "status": stage_status(st), "type": kind})
+                })
             });
-            stages.push(compact(json!({
+            let mut state = compact(json!({
                 "stageName": stage.name,
                 "inboundExecution": waiting.first(),
                 "inboundExecutions": (!waiting.is_empty()).then_some(&waiting),
                 "inboundTransitionState": transition,
                 "actionStates": actions,
                 "latestExecution": stage_latest,
-            })));
+            }));
+            if let (Some((e, r)), Some(fields)) = (run, state.as_object_mut()) {
+                if let Value::Object(conditions) = condition_states(e, s, &r.conditions) {
+                    fields.extend(conditions);
+                }
+                if r.auto_retried || r.manual_retries > 0 {
+                    fields.insert("retryStageMetadata".into(), json!({
+                        "autoStageRetryAttempt": u32::from(r.auto_retried),
+                        "manualStageRetryAttempt": r.manual_retries,
+                        "latestRetryTrigger": if r.manual_retries > 0 { "ManualStageRetry" } else { "AutomatedStageRetry" },
+                    }));
+                }
+            }
+            stages.push(state);
         }
         Ok(json!({
             "pipelineName": name,

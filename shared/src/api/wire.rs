@@ -71,6 +71,7 @@ pub(super) fn stage_status(s: StageStatus) -> &'static str {
         StageStatus::Succeeded => "Succeeded",
         StageStatus::Failed => "Failed",
         StageStatus::Cancelled => "Cancelled",
+        StageStatus::Skipped => "Skipped",
     }
 }
 

@@ -179,6 +179,18 @@ impl ProviderRegistry {
                     ));
                 }
             }
+            for (kind, rule) in stage.conditions.rules() {
+                if !baton_core::rules::ENGINE_RULES.contains(&rule.provider.as_str()) {
+                    refusals.push(format!(
+                        "stage \"{}\", {} rule \"{}\": Baton does not run {} rules yet (it runs {}), so this pipeline can be created and kept here but not run",
+                        stage.name,
+                        kind.as_str(),
+                        rule.name,
+                        rule.provider,
+                        baton_core::rules::ENGINE_RULES.join(" and ")
+                    ));
+                }
+            }
         }
         refusals
     }

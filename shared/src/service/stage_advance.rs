@@ -198,7 +198,9 @@ fn scope_of(input: &Input) -> Scope {
         Input::Start { execution_id, .. }
         | Input::ActionCompleted { execution_id, .. }
         | Input::Stop { execution_id, .. }
-        | Input::Retry { execution_id, .. } => Scope::One(execution_id.clone()),
+        | Input::Retry { execution_id, .. }
+        | Input::OverrideCondition { execution_id, .. }
+        | Input::Rollback { execution_id, .. } => Scope::One(execution_id.clone()),
         Input::ApprovalDecided { .. } | Input::Tick => Scope::Active,
         Input::DisableTransition { .. } | Input::EnableTransition { .. } => Scope::LanesOnly,
     }

@@ -26,6 +26,7 @@ pub fn execution(id: &str, status: ExecutionStatus, arrival: u64) -> Execution {
         outputs: Default::default(),
         artifacts: Default::default(),
         stop: None,
+        rollback: None,
     }
 }
 

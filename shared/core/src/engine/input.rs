@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{ActionError, Artifact, ExecutionId, Millis, Trigger};
+use super::state::{
+    ActionError, Artifact, ConditionKind, ExecutionId, Millis, RollbackPoint, Trigger,
+};
 use crate::plan::RetryMode;
 
 /// How an action attempt ended, as its provider reports it.
@@ -114,7 +116,30 @@ pub enum Input {
         #[allow(missing_docs)]
         stage: String,
     },
-    /// Time passed: actions past their deadline time out.
+    /// `OverrideStageCondition`: a person lets a waiting execution past a condition.
+    OverrideCondition {
+        #[allow(missing_docs)]
+        execution_id: ExecutionId,
+        #[allow(missing_docs)]
+        stage: String,
+        #[allow(missing_docs)]
+        condition: ConditionKind,
+        /// Who overrode it.
+        by: String,
+    },
+    /// `RollbackStage`: a new execution of type ROLLBACK, with this id, re-runs `stage` with
+    /// the inputs `point` recorded. A second rollback with the same id changes nothing.
+    Rollback {
+        #[allow(missing_docs)]
+        execution_id: ExecutionId,
+        #[allow(missing_docs)]
+        stage: String,
+        #[allow(missing_docs)]
+        point: RollbackPoint,
+        #[allow(missing_docs)]
+        trigger: Trigger,
+    },
+    /// Time passed: actions past their deadline time out, waiting conditions look again.
     Tick,
 }
 

@@ -10,6 +10,7 @@ use super::state::*;
 use super::{Rejection, Step};
 use crate::events::{ActionEvent, Announce, Origin, execution_result, format_uuid};
 use crate::plan::{ExecutionMode, Plan, RetryMode};
+use crate::rules::{self, ConditionResult, Verdict};
 use crate::variables;
 
 pub(super) struct Machine<'a> {
@@ -35,6 +36,11 @@ impl<'a> Machine<'a> {
         }
         if lanes.disabled.len() < n {
             lanes.disabled.resize(n, None);
+        }
+        if lanes.rollback_points.len() < n
+            && plan.stages.iter().any(|s| s.conditions.may_roll_back())
+        {
+            lanes.rollback_points.resize(n, None);
         }
         Self { plan, state, env, step: Step::default(), tokens_drawn: 0 }
     }
@@ -85,6 +91,12 @@ impl<'a> Machine<'a> {
             Input::Retry { execution_id, stage, mode } => self.retry(execution_id, stage, *mode)?,
             Input::DisableTransition { stage, reason } => self.disable(stage, reason)?,
             Input::EnableTransition { stage } => self.enable(stage)?,
+            Input::OverrideCondition { execution_id, stage, condition, by } => {
+                self.override_condition(execution_id, stage, *condition, by)?
+            }
+            Input::Rollback { execution_id, stage, point, trigger } => {
+                self.manual_rollback(execution_id, stage, point, trigger)?
+            }
             Input::Tick => self.tick(),
         }
         Ok(())
@@ -177,6 +189,7 @@ impl<'a> Machine<'a> {
                 auto_retried: false,
                 manual_retries: 0,
                 actions: s.actions.iter().map(|_| ActionRun::new()).collect(),
+                conditions: ConditionRuns::default(),
             })
             .collect();
         let execution = Execution {
@@ -194,6 +207,7 @@ impl<'a> Machine<'a> {
             outputs: BTreeMap::new(),
             artifacts: BTreeMap::new(),
             stop: None,
+            rollback: None,
         };
         self.state.executions.insert(id.to_string(), execution);
         self.touch(id);
@@ -472,6 +486,22 @@ impl<'a> Machine<'a> {
                 }
             }
         }
+        let waiting: Vec<(ExecutionId, usize, ConditionKind)> = self
+            .state
+            .executions
+            .values()
+            .filter_map(|e| match e.place {
+                Place::InStage(s) if e.stop.is_none() => {
+                    e.stages[s].conditions.waiting().map(|k| (e.id.clone(), s, k))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, s, kind) in waiting {
+            if self.evaluate(&id, s, kind) {
+                self.drive(&id);
+            }
+        }
         for (id, s, a) in expired {
             let plan_action = &self.plan.stages[s].actions[a];
             let message = if plan_action.action_type.is_manual_approval() {
@@ -504,14 +534,20 @@ impl<'a> Machine<'a> {
             e.place = Place::Waiting(s);
         }
         self.step.lanes_changed = true;
+        if self.is_rollback(id) {
+            // A rollback restores what ran before; it goes first and supersedes nobody.
+            self.state.lanes.waiting[s].push_front(id.to_string());
+            return self.admit(s);
+        }
         self.state.lanes.waiting[s].push_back(id.to_string());
         if self.plan.mode == ExecutionMode::Superseded {
             // Only the newest waiting execution survives; superseding happens between stages.
             let line: Vec<ExecutionId> = self.state.lanes.waiting[s].drain(..).collect();
             let arrival = |x: &ExecutionId| self.state.executions.get(x).map_or(0, |e| e.arrival);
-            let newest = line.iter().max_by_key(|x| arrival(x)).cloned();
+            let newest =
+                line.iter().filter(|x| !self.is_rollback(x)).max_by_key(|x| arrival(x)).cloned();
             for other in line {
-                if Some(&other) == newest.as_ref() {
+                if Some(&other) == newest.as_ref() || self.is_rollback(&other) {
                     self.state.lanes.waiting[s].push_back(other);
                 } else {
                     self.supersede(&other, newest.as_deref().unwrap_or_default());
@@ -599,6 +635,7 @@ impl<'a> Machine<'a> {
             let run = &mut e.stages[s];
             run.status = Some(StageStatus::InProgress);
             run.attempt = 1;
+            run.conditions = ConditionRuns::default();
         }
         self.touch(id);
         self.publish_stage(id, s, "STARTED");
@@ -616,6 +653,16 @@ impl<'a> Machine<'a> {
             }
             if e.stop.is_some() {
                 return self.halt_stopped(id, s);
+            }
+            if run.conditions.waiting().is_some() {
+                return; // a rule waits; a Tick looks again
+            }
+            let conditions = &self.plan.stages[s].conditions;
+            if conditions.before_entry.is_some() && run.conditions.before_entry.is_none() {
+                if self.evaluate(id, s, ConditionKind::BeforeEntry) {
+                    continue;
+                }
+                return;
             }
             if run
                 .actions
@@ -636,6 +683,11 @@ impl<'a> Machine<'a> {
                 Some(group) => {
                     for a in group {
                         self.start_action(id, s, a);
+                    }
+                }
+                None if conditions.on_success.is_some() && run.conditions.on_success.is_none() => {
+                    if !self.evaluate(id, s, ConditionKind::OnSuccess) {
+                        return;
                     }
                 }
                 None => return self.stage_succeeded(id, s),
@@ -705,10 +757,17 @@ impl<'a> Machine<'a> {
     }
 
     fn stage_succeeded(&mut self, id: &str, s: usize) {
-        let last = s + 1 == self.plan.stages.len();
+        // A rollback runs one stage only.
+        let last = s + 1 == self.plan.stages.len() || self.is_rollback(id);
         if let Some(e) = self.state.executions.get_mut(id) {
             e.stages[s].status = Some(StageStatus::Succeeded);
             e.updated_at = self.env.now;
+            if self.plan.stages[s].conditions.may_roll_back()
+                && let Some(point) = RollbackPoint::of(e, s)
+            {
+                self.state.lanes.rollback_points[s] = Some(point);
+                self.step.lanes_changed = true;
+            }
             if last {
                 e.status = ExecutionStatus::Succeeded;
                 e.place = Place::Done;
@@ -737,7 +796,6 @@ impl<'a> Machine<'a> {
             self.publish_stage(id, s, "RESUMED");
             return self.drive(id);
         }
-        let stage_name = &self.plan.stages[s].name;
         let failures: Vec<String> = e.stages[s]
             .actions
             .iter()
@@ -749,6 +807,16 @@ impl<'a> Machine<'a> {
                     .map(|err| format!("{}: {}", plan.name, err.message))
             })
             .collect();
+        self.fail_stage(id, s, failures);
+        self.after_failure(id, s);
+        self.release(id, s);
+    }
+
+    /// Ends the execution in stage `s`, failed for `failures` (`Name: why` each). The caller
+    /// releases the stage once it knows whether a rollback goes in first.
+    fn fail_stage(&mut self, id: &str, s: usize, failures: Vec<String>) {
+        let stage_name = &self.plan.stages[s].name;
+        let Some(e) = self.state.executions.get_mut(id) else { return };
         e.stages[s].status = Some(StageStatus::Failed);
         e.status = ExecutionStatus::Failed;
         e.place = Place::Halted(s);
@@ -763,11 +831,332 @@ impl<'a> Machine<'a> {
             stage: stage_name.clone(),
             failures,
         }));
-        self.release(id, s);
+    }
+
+    // ---- conditions and rollbacks ---------------------------------------------------------
+
+    /// Runs the `kind` condition of stage `s` for execution `id`, records what each rule
+    /// found, and engages the condition's result if it failed. Returns whether the execution
+    /// may go on past it.
+    fn evaluate(&mut self, id: &str, s: usize, kind: ConditionKind) -> bool {
+        let Some(plan) = self.plan.stages[s].conditions.get(kind) else { return true };
+        let now = self.env.now;
+        let Some(e) = self.state.executions.get_mut(id) else { return false };
+        let prior =
+            e.stages[s].conditions.get(kind).filter(|c| c.status == ConditionStatus::InProgress);
+        let started_at = prior.map_or(now, |c| c.started_at);
+        let mut runs = Vec::new();
+        let (mut failed, mut waits) = (Vec::new(), Vec::new());
+        for rule in &plan.rules {
+            let mut resolved = indexmap::IndexMap::new();
+            let mut verdict = None;
+            for (k, v) in &rule.configuration {
+                match variables::resolve(v, lookup(e)) {
+                    Ok(value) => drop(resolved.insert(k.clone(), value)),
+                    Err(what) => {
+                        verdict = Some(Verdict::Fail(format!(
+                            "#{{{what}}} has no value in this execution"
+                        )))
+                    }
+                }
+            }
+            let verdict = verdict.unwrap_or_else(|| rules::evaluate(rule, &resolved, now));
+            let (status, summary) = match verdict {
+                Verdict::Pass(why) => (RuleStatus::Succeeded, why),
+                Verdict::Fail(why) => {
+                    failed.push(format!("rule {}: {why}", rule.name));
+                    (RuleStatus::Failed, why)
+                }
+                // After a failure nothing waits: the stage has ended already.
+                Verdict::Wait(why) if kind == ConditionKind::OnFailure => {
+                    (RuleStatus::Succeeded, why)
+                }
+                Verdict::Wait(why) => {
+                    waits.push((rule, why.clone()));
+                    (RuleStatus::InProgress, why)
+                }
+            };
+            let rule_started = prior
+                .and_then(|c| c.rules.iter().find(|r| r.name == rule.name))
+                .map_or(now, |r| r.started_at);
+            runs.push(RuleRun {
+                name: rule.name.clone(),
+                status,
+                summary,
+                resolved_configuration: resolved,
+                started_at: rule_started,
+                updated_at: now,
+            });
+        }
+        let deadline = prior.and_then(|c| c.deadline).or_else(|| {
+            let longest = waits.iter().map(|(r, _)| r.timeout_minutes).max()?;
+            Some(now + i64::from(longest) * 60_000)
+        });
+        let timed_out = !waits.is_empty() && deadline.is_some_and(|d| now >= d);
+        if timed_out {
+            for (rule, why) in &waits {
+                failed.push(format!(
+                    "rule {}: {why}, and {} minutes passed",
+                    rule.name, rule.timeout_minutes
+                ));
+            }
+            for run in runs.iter_mut().filter(|r| r.status == RuleStatus::InProgress) {
+                run.status = RuleStatus::Failed;
+            }
+        }
+        let (status, summary) = if !failed.is_empty() {
+            (ConditionStatus::Failed, failed.join("; "))
+        } else if let Some((rule, why)) = waits.first() {
+            (ConditionStatus::InProgress, format!("rule {}: {why}", rule.name))
+        } else {
+            (ConditionStatus::Succeeded, "Every rule passed".to_string())
+        };
+        let waiting = status == ConditionStatus::InProgress;
+        *e.stages[s].conditions.slot(kind) = Some(ConditionRun {
+            status,
+            summary: summary.clone(),
+            started_at,
+            updated_at: now,
+            deadline: deadline.filter(|_| waiting),
+            overridden_by: None,
+            rules: runs,
+        });
+        e.updated_at = now;
+        self.touch(id);
+        match status {
+            ConditionStatus::Succeeded => true,
+            ConditionStatus::Failed => {
+                self.engage(id, s, kind, plan.result, &summary);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// What a failed condition does.
+    fn engage(
+        &mut self,
+        id: &str,
+        s: usize,
+        kind: ConditionKind,
+        result: ConditionResult,
+        why: &str,
+    ) {
+        let failure = || vec![format!("{} condition: {why}", kind.as_str())];
+        match (kind, result) {
+            (ConditionKind::OnFailure, ConditionResult::Rollback) => self.roll_back(id, s),
+            (ConditionKind::OnFailure, _) => {} // the stage has failed already
+            (_, ConditionResult::Skip) => self.stage_skipped(id, s),
+            (_, ConditionResult::Rollback) => {
+                self.fail_stage(id, s, failure());
+                self.roll_back(id, s);
+                self.release(id, s);
+            }
+            (ConditionKind::OnSuccess, _) => {
+                self.fail_stage(id, s, failure());
+                self.after_failure(id, s);
+                self.release(id, s);
+            }
+            _ => {
+                self.fail_stage(id, s, failure());
+                self.release(id, s);
+            }
+        }
+    }
+
+    /// `onFailure` after a stage failed: roll back, or check its condition.
+    fn after_failure(&mut self, id: &str, s: usize) {
+        let conditions = &self.plan.stages[s].conditions;
+        if conditions.rollback_on_failure {
+            self.roll_back(id, s);
+        } else if conditions.on_failure.is_some() {
+            self.evaluate(id, s, ConditionKind::OnFailure);
+        }
+    }
+
+    /// An automatic rollback of stage `s` after execution `id` failed in it, to the last
+    /// execution that succeeded there; said in the failed execution's summary when there is
+    /// none to roll back to.
+    fn roll_back(&mut self, id: &str, s: usize) {
+        let point = self.state.lanes.rollback_points.get(s).cloned().flatten();
+        let why_not = if self.plan.mode == ExecutionMode::Parallel {
+            Some("rollback is not available in PARALLEL mode")
+        } else if self.is_rollback(id) {
+            Some("a rollback is not rolled back")
+        } else if point.as_ref().is_none_or(|p| p.pipeline_version != self.plan.version) {
+            Some("no earlier execution of this pipeline version succeeded in the stage")
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            if let Some(e) = self.state.executions.get_mut(id) {
+                let summary = e.status_summary.get_or_insert_with(String::new);
+                summary.push_str(&format!(" (not rolled back: {why})"));
+            }
+            return;
+        }
+        let Some(point) = point else { return };
+        let rollback_id = self.draw_token();
+        let trigger =
+            Trigger { trigger_type: "AutomatedRollback".into(), trigger_detail: id.to_string() };
+        self.start_rollback(&rollback_id, s, &point, &trigger);
+    }
+
+    fn manual_rollback(
+        &mut self,
+        id: &str,
+        stage: &str,
+        point: &RollbackPoint,
+        trigger: &Trigger,
+    ) -> Result<(), Rejection> {
+        if self.state.executions.contains_key(id) {
+            return Ok(()); // the same rollback delivered again
+        }
+        let s =
+            self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        let unable = |why: String| Err(Rejection::UnableToRollbackStage(why));
+        if self.plan.mode == ExecutionMode::Parallel {
+            return unable("stages of a pipeline in PARALLEL mode cannot be rolled back".into());
+        }
+        if self.plan.stages[s].actions.iter().any(|a| a.action_type.category == "Source") {
+            return unable(format!(
+                "stage \"{stage}\" is a source stage, which cannot be rolled back"
+            ));
+        }
+        if point.pipeline_version != self.plan.version {
+            return Err(Rejection::ExecutionOutdated(format!(
+                "execution {} ran version {} of the pipeline, which has been updated since",
+                point.execution_id, point.pipeline_version
+            )));
+        }
+        if let Some(holder) = &self.state.lanes.holders[s] {
+            return unable(format!(
+                "stage \"{stage}\" is running execution {holder}; roll back when it is done"
+            ));
+        }
+        self.start_rollback(id, s, point, trigger);
+        Ok(())
+    }
+
+    fn start_rollback(&mut self, id: &str, s: usize, point: &RollbackPoint, trigger: &Trigger) {
+        let now = self.env.now;
+        let arrival = self.state.lanes.arrivals;
+        self.state.lanes.arrivals += 1;
+        let stages = self
+            .plan
+            .stages
+            .iter()
+            .map(|st| StageRun {
+                status: None,
+                attempt: 0,
+                auto_retried: false,
+                manual_retries: 0,
+                actions: st.actions.iter().map(|_| ActionRun::new()).collect(),
+                conditions: ConditionRuns::default(),
+            })
+            .collect();
+        let execution = Execution {
+            id: id.to_string(),
+            pipeline_version: self.plan.version,
+            status: ExecutionStatus::InProgress,
+            status_summary: None,
+            trigger: trigger.clone(),
+            variables: point.variables.clone(),
+            place: Place::Waiting(s),
+            arrival,
+            started_at: now,
+            updated_at: now,
+            stages,
+            outputs: point.outputs.clone(),
+            artifacts: point.artifacts.clone(),
+            stop: None,
+            rollback: Some(Rollback { target: point.execution_id.clone(), stage: s }),
+        };
+        self.state.executions.insert(id.to_string(), execution);
+        self.touch(id);
+        let trigger_json =
+            json!({"trigger-type": trigger.trigger_type, "trigger-detail": trigger.trigger_detail});
+        self.publish_pipeline(id, "STARTED", Some(("execution-trigger", trigger_json)));
+        self.join(id, s);
+    }
+
+    fn override_condition(
+        &mut self,
+        id: &str,
+        stage: &str,
+        kind: ConditionKind,
+        by: &str,
+    ) -> Result<(), Rejection> {
+        let s =
+            self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
+        let e = self
+            .state
+            .executions
+            .get_mut(id)
+            .ok_or_else(|| Rejection::ExecutionNotFound(id.to_string()))?;
+        let not = |why: String| Err(Rejection::ConditionNotOverridable(why));
+        if kind == ConditionKind::OnFailure {
+            return not("only beforeEntry and onSuccess conditions can be overridden".into());
+        }
+        let waiting = e.place == Place::InStage(s)
+            && e.stages[s]
+                .conditions
+                .get(kind)
+                .is_some_and(|c| c.status == ConditionStatus::InProgress);
+        if !waiting {
+            return not(format!(
+                "execution {id} is not waiting on the {} condition of stage \"{stage}\"",
+                kind.as_str()
+            ));
+        }
+        let now = self.env.now;
+        if let Some(c) = e.stages[s].conditions.slot(kind) {
+            c.status = ConditionStatus::Overridden;
+            c.summary = format!("Overridden by {by}");
+            c.overridden_by = Some(by.to_string());
+            c.updated_at = now;
+            c.deadline = None;
+            abandon_rules(c, now);
+        }
+        e.updated_at = now;
+        self.touch(id);
+        self.drive(id);
+        Ok(())
+    }
+
+    /// A `beforeEntry` condition with result SKIP failed: the stage's actions do not run and
+    /// the execution goes on.
+    fn stage_skipped(&mut self, id: &str, s: usize) {
+        let last = s + 1 == self.plan.stages.len() || self.is_rollback(id);
+        if let Some(e) = self.state.executions.get_mut(id) {
+            e.stages[s].status = Some(StageStatus::Skipped);
+            e.updated_at = self.env.now;
+            if last {
+                e.status = ExecutionStatus::Succeeded;
+                e.place = Place::Done;
+            }
+        }
+        self.touch(id);
+        if last {
+            self.publish_pipeline(id, "SUCCEEDED", None);
+            self.release(id, s);
+        } else {
+            self.release(id, s);
+            self.join(id, s + 1);
+        }
     }
 
     fn halt_stopped(&mut self, id: &str, s: usize) {
+        let now = self.env.now;
         if let Some(e) = self.state.executions.get_mut(id) {
+            if let Some(kind) = e.stages[s].conditions.waiting()
+                && let Some(c) = e.stages[s].conditions.slot(kind)
+            {
+                c.status = ConditionStatus::Cancelled;
+                c.summary = "The execution was stopped while the condition waited".into();
+                c.updated_at = now;
+                abandon_rules(c, now);
+            }
             e.stages[s].status = Some(StageStatus::Stopped);
             e.status = ExecutionStatus::Stopped;
             e.place = Place::Halted(s);
@@ -807,6 +1196,10 @@ impl<'a> Machine<'a> {
             Rejection::ActionNotFound { stage: stage.into(), action: action.into() }
         })?;
         Ok((s, a))
+    }
+
+    fn is_rollback(&self, id: &str) -> bool {
+        self.state.executions.get(id).is_some_and(|e| e.rollback.is_some())
     }
 
     fn touch(&mut self, id: &str) {
@@ -905,6 +1298,13 @@ fn stage_attempt(run: &StageRun) -> u32 {
 fn reset_for_retry(run: &mut StageRun, mode: RetryMode) {
     run.attempt += 1;
     run.status = Some(StageStatus::InProgress);
+    // The actions run again, so their exit conditions are checked again; an entry condition
+    // that failed the stage is checked again too.
+    run.conditions.on_success = None;
+    run.conditions.on_failure = None;
+    if run.conditions.before_entry.as_ref().is_some_and(|c| c.status == ConditionStatus::Failed) {
+        run.conditions.before_entry = None;
+    }
     for action in &mut run.actions {
         let again = match mode {
             RetryMode::AllActions => true,
@@ -925,13 +1325,7 @@ type Prepared =
 /// Resolves an action's configuration, commands and input artifacts at the moment it starts.
 fn prepare(plan: &Plan, e: &Execution, s: usize, a: usize) -> Result<Prepared, ActionError> {
     let action = &plan.stages[s].actions[a];
-    let lookup = |ns: &str, key: &str| -> Option<String> {
-        match ns {
-            "codepipeline" if key == "PipelineExecutionId" => Some(e.id.clone()),
-            "variables" => e.variables.get(key).cloned(),
-            _ => e.outputs.get(ns).and_then(|vars| vars.get(key)).cloned(),
-        }
-    };
+    let lookup = &lookup(e);
     let unresolved = |what: String| ActionError {
         code: "VariableNotResolved".into(),
         message: format!("#{{{what}}} has no value in this execution"),
@@ -968,6 +1362,24 @@ fn prepare(plan: &Plan, e: &Execution, s: usize, a: usize) -> Result<Prepared, A
         })
         .collect::<Result<Vec<_>, ActionError>>()?;
     Ok((configuration, commands, inputs, environment))
+}
+
+/// The values `#{namespace.key}` references read in execution `e`.
+fn lookup(e: &Execution) -> impl Fn(&str, &str) -> Option<String> + '_ {
+    move |ns: &str, key: &str| -> Option<String> {
+        match ns {
+            "codepipeline" if key == "PipelineExecutionId" => Some(e.id.clone()),
+            "variables" => e.variables.get(key).cloned(),
+            _ => e.outputs.get(ns).and_then(|vars| vars.get(key)).cloned(),
+        }
+    }
+}
+
+fn abandon_rules(c: &mut ConditionRun, now: Millis) {
+    for rule in c.rules.iter_mut().filter(|r| r.status == RuleStatus::InProgress) {
+        rule.status = RuleStatus::Abandoned;
+        rule.updated_at = now;
+    }
 }
 
 fn splitmix(mut x: u64) -> u64 {

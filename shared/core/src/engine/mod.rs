@@ -23,6 +23,11 @@
 //! | action    | InProgress  | Tick past its deadline        | Failed (TimedOut)               |
 //! | action    | InProgress  | Stop with abandon             | Abandoned                       |
 //! | action    | any other   | ActionCompleted (stale/dup)   | unchanged, no effect            |
+//! | condition | (none)      | entry, or every action done   | Succeeded, InProgress or Failed |
+//! | condition | InProgress  | Tick: rule passes / times out | Succeeded / Failed              |
+//! | condition | InProgress  | OverrideCondition             | Overridden                      |
+//! | condition | Failed      | its result                    | stage Failed, Skipped, rollback |
+//! | execution | (none)      | Rollback, or a rollback result| a ROLLBACK execution, one stage |
 
 mod effect;
 mod input;
@@ -80,6 +85,15 @@ pub enum Rejection {
     /// `DuplicatedStopRequestException`.
     #[error("execution {0} is already stopping; only a stop with abandon can follow")]
     DuplicatedStopRequest(String),
+    /// `ConditionNotOverridableException`.
+    #[error("{0}")]
+    ConditionNotOverridable(String),
+    /// `UnableToRollbackStageException`.
+    #[error("{0}")]
+    UnableToRollbackStage(String),
+    /// `PipelineExecutionOutdatedException`.
+    #[error("{0}")]
+    ExecutionOutdated(String),
 }
 
 /// What applying one input did.

@@ -57,6 +57,8 @@ pub enum StageStatus {
     Failed,
     #[allow(missing_docs)]
     Cancelled,
+    /// Passed over by a `beforeEntry` condition with result SKIP; its actions did not run.
+    Skipped,
 }
 
 /// The API's `ActionExecution.status`, plus `Pending` for an action not yet started in the
@@ -209,6 +211,193 @@ pub struct StageRun {
     pub manual_retries: u32,
     /// In the order of the stage's actions.
     pub actions: Vec<ActionRun>,
+    /// Its conditions' latest runs.
+    #[serde(default, skip_serializing_if = "ConditionRuns::is_empty")]
+    pub conditions: ConditionRuns,
+}
+
+/// Which of a stage's conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionKind {
+    /// Checked before the stage's actions run.
+    BeforeEntry,
+    /// Checked after every action succeeded.
+    OnSuccess,
+    /// Checked after the stage failed.
+    OnFailure,
+}
+
+impl ConditionKind {
+    /// The declaration's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BeforeEntry => "beforeEntry",
+            Self::OnSuccess => "onSuccess",
+            Self::OnFailure => "onFailure",
+        }
+    }
+}
+
+/// The API's `ConditionExecutionStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionStatus {
+    /// A rule waits (a closed window).
+    InProgress,
+    #[allow(missing_docs)]
+    Succeeded,
+    /// A rule failed: the condition's result was engaged.
+    Failed,
+    /// A person let the execution past it (`OverrideStageCondition`).
+    Overridden,
+    /// The execution stopped or was cancelled while it waited.
+    Cancelled,
+}
+
+/// The API's `RuleExecutionStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuleStatus {
+    #[allow(missing_docs)]
+    InProgress,
+    #[allow(missing_docs)]
+    Succeeded,
+    #[allow(missing_docs)]
+    Failed,
+    /// Left when its condition was overridden or its execution stopped.
+    Abandoned,
+}
+
+/// One evaluation of one rule, recorded with its input and outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRun {
+    #[allow(missing_docs)]
+    pub name: String,
+    #[allow(missing_docs)]
+    pub status: RuleStatus,
+    /// What the rule found.
+    pub summary: String,
+    /// Its configuration with references resolved.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub resolved_configuration: IndexMap<String, String>,
+    #[allow(missing_docs)]
+    pub started_at: Millis,
+    #[allow(missing_docs)]
+    pub updated_at: Millis,
+}
+
+/// The latest run of one condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionRun {
+    #[allow(missing_docs)]
+    pub status: ConditionStatus,
+    /// Why it has its status.
+    pub summary: String,
+    #[allow(missing_docs)]
+    pub started_at: Millis,
+    #[allow(missing_docs)]
+    pub updated_at: Millis,
+    /// Until when a waiting rule may wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Millis>,
+    /// Who overrode it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overridden_by: Option<String>,
+    #[allow(missing_docs)]
+    pub rules: Vec<RuleRun>,
+}
+
+impl ConditionRun {
+    /// Whether the execution may go past it.
+    pub fn lets_pass(&self) -> bool {
+        matches!(self.status, ConditionStatus::Succeeded | ConditionStatus::Overridden)
+    }
+}
+
+/// A stage's conditions' latest runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConditionRuns {
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_entry: Option<ConditionRun>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<ConditionRun>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<ConditionRun>,
+}
+
+impl ConditionRuns {
+    fn is_empty(&self) -> bool {
+        self.before_entry.is_none() && self.on_success.is_none() && self.on_failure.is_none()
+    }
+
+    /// The run of `kind`.
+    pub fn get(&self, kind: ConditionKind) -> Option<&ConditionRun> {
+        match kind {
+            ConditionKind::BeforeEntry => self.before_entry.as_ref(),
+            ConditionKind::OnSuccess => self.on_success.as_ref(),
+            ConditionKind::OnFailure => self.on_failure.as_ref(),
+        }
+    }
+
+    /// The run of `kind`, to change.
+    pub fn slot(&mut self, kind: ConditionKind) -> &mut Option<ConditionRun> {
+        match kind {
+            ConditionKind::BeforeEntry => &mut self.before_entry,
+            ConditionKind::OnSuccess => &mut self.on_success,
+            ConditionKind::OnFailure => &mut self.on_failure,
+        }
+    }
+
+    /// The condition an execution waits on, if any.
+    pub fn waiting(&self) -> Option<ConditionKind> {
+        [ConditionKind::BeforeEntry, ConditionKind::OnSuccess, ConditionKind::OnFailure]
+            .into_iter()
+            .find(|k| self.get(*k).is_some_and(|c| c.status == ConditionStatus::InProgress))
+    }
+}
+
+/// What a rollback execution re-runs: the stage's inputs as an earlier execution that succeeded
+/// in it had them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackPoint {
+    /// The execution rolled back to.
+    pub execution_id: ExecutionId,
+    /// The pipeline version it ran.
+    pub pipeline_version: i64,
+    /// Its pipeline variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// Its output variables by namespace.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Its artifacts by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub artifacts: BTreeMap<String, ArtifactLocation>,
+}
+
+impl RollbackPoint {
+    /// The point to roll stage `s` back to, if `e` can be a rollback target for it: an
+    /// execution (not itself a rollback) that succeeded in that stage.
+    pub fn of(e: &Execution, s: usize) -> Option<Self> {
+        let succeeded = e.stages.get(s).is_some_and(|r| r.status == Some(StageStatus::Succeeded));
+        (succeeded && e.rollback.is_none()).then(|| Self {
+            execution_id: e.id.clone(),
+            pipeline_version: e.pipeline_version,
+            variables: e.variables.clone(),
+            outputs: e.outputs.clone(),
+            artifacts: e.artifacts.clone(),
+        })
+    }
+}
+
+/// What a rollback execution rolls back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollback {
+    /// `rollbackMetadata.rollbackTargetPipelineExecutionId`.
+    pub target: ExecutionId,
+    /// The stage it re-runs.
+    pub stage: usize,
 }
 
 /// A stop someone asked for.
@@ -256,6 +445,9 @@ pub struct Execution {
     /// A stop in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopRequest>,
+    /// Set on an execution of type ROLLBACK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
 }
 
 /// A disabled inbound transition.
@@ -280,6 +472,9 @@ pub struct Lanes {
     pub latest: Vec<Option<ExecutionId>>,
     /// Arrivals so far; orders executions.
     pub arrivals: u64,
+    /// For stages that roll back on failure: the last execution that succeeded in each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_points: Vec<Option<RollbackPoint>>,
 }
 
 /// Everything the engine knows about one pipeline's runs.
@@ -302,6 +497,7 @@ impl PipelineState {
                 disabled: vec![None; stages],
                 latest: vec![None; stages],
                 arrivals: 0,
+                rollback_points: Vec::new(),
             },
             executions: BTreeMap::new(),
         }

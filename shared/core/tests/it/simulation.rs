@@ -56,6 +56,7 @@ fn build_plan(s: &Scenario) -> Plan {
         actions: vec![action("Src".into(), "Source", "S3", 1)],
         groups: vec![vec![0]],
         auto_retry: None,
+        conditions: Default::default(),
     }];
     for (i, spec) in s.stages.iter().enumerate() {
         let actions: Vec<ActionPlan> = spec
@@ -71,6 +72,7 @@ fn build_plan(s: &Scenario) -> Plan {
             groups: groups(&actions),
             actions,
             auto_retry: (s.auto_retry_stage == Some(i + 1)).then_some(RetryMode::FailedActions),
+            conditions: Default::default(),
         });
     }
     Plan {

@@ -93,6 +93,9 @@ fn check_rule(cx: &Context<'_>, pos: Pos, skips: bool, rule: &RuleDeclaration) -
     if let Some(config) = &rule.configuration {
         messages.extend(check_map(cx, pos, config, &RULE_CONFIG));
     }
+    if let Some(config) = &rule.configuration {
+        messages.extend(crate::rules::configuration_errors(&rule.rule_type_id.provider, config));
+    }
     for key in spec.iter().flat_map(|s| s.required) {
         if !rule.configuration.as_ref().is_some_and(|c| c.contains_key(*key)) {
             messages.push(format!(

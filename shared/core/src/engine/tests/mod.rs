@@ -32,6 +32,7 @@ fn plan(mode: ExecutionMode, stages: Vec<(&str, Vec<ActionPlan>)>) -> Plan {
                 groups: groups(&actions),
                 actions,
                 auto_retry: None,
+                conditions: Default::default(),
             })
             .collect(),
     }
@@ -878,3 +879,5 @@ fn an_announced_end_is_the_event_the_engine_publishes() {
     assert_eq!(announced.detail, ended(&step)[0].detail);
     assert_eq!(announced.detail["pipeline-execution-attempt"], 2);
 }
+
+mod conditions;

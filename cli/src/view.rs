@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
-use baton_core::engine::{ActionRun, ActionStatus, Execution, Millis, StageStatus};
+use baton_core::engine::{ActionRun, ActionStatus, ConditionKind, Execution, Millis, StageStatus};
 use baton_core::plan::Plan;
 
 /// Follows one execution as it changes.
@@ -95,6 +95,24 @@ impl Printed {
                     attempt.clone(),
                     format!("{}    {} InProgress", at(began), stage.name),
                 );
+                // Why a stage waits or ended on a condition: a closed window, a failed check.
+                for kind in
+                    [ConditionKind::BeforeEntry, ConditionKind::OnSuccess, ConditionKind::OnFailure]
+                {
+                    if let Some(c) = run.conditions.get(kind) {
+                        note(
+                            format!("s{s}{}", kind.as_str()),
+                            format!("{attempt}{:?}", c.status),
+                            format!(
+                                "{}      {} condition {:?}: {}",
+                                at(c.updated_at),
+                                kind.as_str(),
+                                c.status,
+                                c.summary
+                            ),
+                        );
+                    }
+                }
                 for (a, action) in stage.actions.iter().enumerate() {
                     let r = &run.actions[a];
                     if r.attempt == 0 {
@@ -397,6 +415,52 @@ mod tests {
         assert!(printed.lines(&plan, &recorded[5].1).is_empty());
         let last = &recorded[5].1;
         assert_eq!(secs(last.updated_at - last.started_at), "4.6s");
+    }
+
+    #[test]
+    fn a_stage_held_by_its_entry_condition_says_why() {
+        let mut doc: serde_json::Value = serde_json::from_str(PIPELINE).unwrap();
+        doc["pipelineType"] = "V2".into();
+        doc["stages"][1]["beforeEntry"] = serde_json::json!({"conditions": [{"result": "FAIL",
+            "rules": [{"name": "Never", "configuration": {"Cron": "* * * * * ? 2199"},
+                "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "DeploymentWindow", "version": "1"}}]}]});
+        let doc = PipelineDocument::from_value(doc).unwrap();
+        let placement = Placement {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            event_source: "baton.codepipeline".into(),
+        };
+        let plan = Plan::from_declaration(&doc.pipeline, &placement).unwrap();
+        let mut state = PipelineState::new(plan.stages.len());
+        let start = Input::Start {
+            execution_id: "e".into(),
+            trigger: Trigger::default(),
+            variables: BTreeMap::new(),
+        };
+        let source = Input::ActionCompleted {
+            execution_id: "e".into(),
+            stage: "Source".into(),
+            action: "Checkout".into(),
+            attempt: 1,
+            outcome: ActionOutcome::Succeeded {
+                output_variables: BTreeMap::new(),
+                artifacts: vec![],
+                summary: None,
+                external_id: None,
+                external_url: None,
+            },
+        };
+        for (now, input) in [(1_000, start), (2_000, source)] {
+            engine::apply(&plan, &mut state, &input, Env { now, entropy: 7 }).unwrap();
+        }
+        let lines = Printed::default().lines(&plan, &state.executions["e"]);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(
+                "   1.0s      beforeEntry condition InProgress: rule Never: Outside the window * * * * * ? 2199; waiting for it"
+            ),
+            "{lines:#?}"
+        );
     }
 
     #[test]

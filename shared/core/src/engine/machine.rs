@@ -1299,10 +1299,10 @@ fn reset_for_retry(run: &mut StageRun, mode: RetryMode) {
     run.attempt += 1;
     run.status = Some(StageStatus::InProgress);
     // The actions run again, so their exit conditions are checked again; an entry condition
-    // that failed the stage is checked again too.
+    // that did not let the stage in (failed, or cancelled by a stop) is checked again too.
     run.conditions.on_success = None;
     run.conditions.on_failure = None;
-    if run.conditions.before_entry.as_ref().is_some_and(|c| c.status == ConditionStatus::Failed) {
+    if run.conditions.before_entry.as_ref().is_some_and(|c| !c.lets_pass()) {
         run.conditions.before_entry = None;
     }
     for action in &mut run.actions {

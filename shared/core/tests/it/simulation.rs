@@ -6,7 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use baton_core::engine::*;
-use baton_core::plan::{ActionPlan, ExecutionMode, Plan, RetryMode, StagePlan, groups};
+use baton_core::plan::{
+    ActionPlan, ExecutionMode, Plan, RetryMode, StageConditions, StagePlan, groups,
+};
+use baton_core::rules::{ConditionPlan, ConditionResult, RulePlan};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -15,6 +18,10 @@ struct Scenario {
     /// Per stage after the source stage: (runOrder of each action, is approval).
     stages: Vec<Vec<(u32, bool)>>,
     auto_retry_stage: Option<usize>,
+    /// A stage held by a window open the first half of every hour, waited for 30 minutes.
+    gated_stage: Option<usize>,
+    /// A stage that rolls back on failure.
+    rollback_stage: Option<usize>,
     executions: usize,
     schedule: Vec<u32>,
 }
@@ -30,16 +37,32 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         mode,
         prop::collection::vec(stage, 1..=3),
         prop::option::weighted(0.3, 1usize..=3),
+        prop::option::weighted(0.3, 1usize..=3),
+        prop::option::weighted(0.3, 1usize..=3),
         1usize..=4,
         prop::collection::vec(any::<u32>(), 10..=90),
     )
-        .prop_map(|(mode, stages, auto_retry_stage, executions, schedule)| Scenario {
-            mode,
-            stages,
-            auto_retry_stage,
-            executions,
-            schedule,
-        })
+        .prop_map(
+            |(
+                mode,
+                stages,
+                auto_retry_stage,
+                gated_stage,
+                rollback_stage,
+                executions,
+                schedule,
+            )| {
+                Scenario {
+                    mode,
+                    stages,
+                    auto_retry_stage,
+                    gated_stage,
+                    rollback_stage,
+                    executions,
+                    schedule,
+                }
+            },
+        )
 }
 
 fn action(name: String, category: &str, provider: &str, run_order: u32) -> ActionPlan {
@@ -72,7 +95,7 @@ fn build_plan(s: &Scenario) -> Plan {
             groups: groups(&actions),
             actions,
             auto_retry: (s.auto_retry_stage == Some(i + 1)).then_some(RetryMode::FailedActions),
-            conditions: Default::default(),
+            conditions: conditions(s, i + 1),
         });
     }
     Plan {
@@ -84,6 +107,21 @@ fn build_plan(s: &Scenario) -> Plan {
         event_source: "baton.codepipeline".into(),
         variables: vec![],
         stages,
+    }
+}
+
+fn conditions(s: &Scenario, stage: usize) -> StageConditions {
+    let window = RulePlan {
+        name: "HalfHours".into(),
+        provider: "DeploymentWindow".into(),
+        configuration: [("Cron".to_string(), "* 0-29 * * * ? *".to_string())].into_iter().collect(),
+        timeout_minutes: 30,
+    };
+    StageConditions {
+        before_entry: (s.gated_stage == Some(stage))
+            .then(|| ConditionPlan { result: ConditionResult::Fail, rules: vec![window] }),
+        rollback_on_failure: s.rollback_stage == Some(stage),
+        ..Default::default()
     }
 }
 
@@ -107,6 +145,7 @@ struct Sim {
     /// Terminal pipeline events seen, and accepted retries, per execution.
     terminal_events: BTreeMap<String, u32>,
     retries: BTreeMap<String, u32>,
+    rollbacks: usize,
 }
 
 impl Sim {
@@ -122,6 +161,7 @@ impl Sim {
             requested: BTreeSet::new(),
             terminal_events: BTreeMap::new(),
             retries: BTreeMap::new(),
+            rollbacks: 0,
         }
     }
 
@@ -225,6 +265,46 @@ impl Sim {
                 let n = self.state.lanes.waiting[s].iter().filter(|w| *w == id).count();
                 prop_assert_eq!(n, 1, "{} waits at stage {} but is not in its line once", id, s);
             }
+            // A gated stage's actions never start before its entry condition lets them.
+            for (s, run) in e.stages.iter().enumerate() {
+                if self.plan.stages[s].conditions.before_entry.is_some()
+                    && run.actions.iter().any(|a| a.attempt > 0)
+                {
+                    let entry = run.conditions.before_entry.as_ref();
+                    prop_assert!(
+                        entry.is_some_and(|c| c.lets_pass()),
+                        "{id}: stage {s} ran with its entry condition {:?}",
+                        entry.map(|c| c.status)
+                    );
+                }
+            }
+            // A rollback runs its one stage, on its target's artifacts.
+            if let Some(rollback) = &e.rollback {
+                let target_is_rollback = self
+                    .state
+                    .executions
+                    .get(&rollback.target)
+                    .is_some_and(|t| t.rollback.is_some());
+                prop_assert!(!target_is_rollback, "{id} rolls back to a rollback");
+                for (s, run) in e.stages.iter().enumerate() {
+                    if s != rollback.stage {
+                        prop_assert!(run.status.is_none(), "rollback {id} ran stage {s}");
+                    }
+                }
+                for (name, at) in &e.artifacts {
+                    let made_here =
+                        name.starts_with(&format!("{}.", self.plan.stages[rollback.stage].name));
+                    if !made_here {
+                        prop_assert_eq!(
+                            &at.key,
+                            &rollback.target,
+                            "{}: {} is not the target's",
+                            id,
+                            name
+                        );
+                    }
+                }
+            }
         }
         for s in 0..self.plan.stages.len() {
             let inside: Vec<&String> = self
@@ -239,7 +319,12 @@ impl Sim {
                 prop_assert_eq!(inside.first().copied(), self.state.lanes.holders[s].as_ref());
             }
             if self.plan.mode == ExecutionMode::Superseded {
-                prop_assert!(self.state.lanes.waiting[s].len() <= 1, "two executions wait at {s}");
+                // A rollback waits first and supersedes nobody; of the others, one waits.
+                let others = self.state.lanes.waiting[s]
+                    .iter()
+                    .filter(|w| self.state.executions.get(*w).is_none_or(|e| e.rollback.is_none()))
+                    .count();
+                prop_assert!(others <= 1, "two executions wait at {s}");
             }
         }
         Ok(())
@@ -293,7 +378,15 @@ impl Sim {
                 outcome: if ok {
                     ActionOutcome::Succeeded {
                         output_variables: BTreeMap::new(),
-                        artifacts: vec![],
+                        // Keyed by the execution that made it, so a rollback's inputs can be
+                        // traced to its target.
+                        artifacts: vec![Artifact {
+                            name: format!("{}.{}", o.stage, o.action),
+                            location: ArtifactLocation {
+                                bucket: "sim".into(),
+                                key: o.execution.clone(),
+                            },
+                        }],
                         summary: None,
                         external_id: None,
                         external_url: None,
@@ -325,8 +418,8 @@ impl Sim {
     }
 
     fn run_choice(&mut self, c: u32, total: usize) -> Result<(), TestCaseError> {
-        let pick = c >> 4;
-        match c % 16 {
+        let pick = c >> 5;
+        match c % 18 {
             0..=6 if !self.outstanding.is_empty() => {
                 let o = self.outstanding.remove(pick as usize % self.outstanding.len());
                 let input = self.completion(&o, !pick.is_multiple_of(5));
@@ -373,6 +466,36 @@ impl Sim {
                 self.now += i64::from(pick % 40) * 60_000;
                 self.deliver(Input::Tick)?;
             }
+            15 if pick.is_multiple_of(3) => {
+                if let Some(id) = self.pick_execution(pick)
+                    && let Place::InStage(s) = self.state.executions[&id].place
+                {
+                    let stage = self.plan.stages[s].name.clone();
+                    let by = "sim".into();
+                    let condition = ConditionKind::BeforeEntry;
+                    self.deliver(Input::OverrideCondition {
+                        execution_id: id,
+                        stage,
+                        condition,
+                        by,
+                    })?;
+                }
+            }
+            16 => {
+                let s = 1 + pick as usize % (self.plan.stages.len() - 1);
+                let point = self
+                    .pick_execution(pick)
+                    .and_then(|id| RollbackPoint::of(&self.state.executions[&id], s));
+                if let Some(point) = point {
+                    self.rollbacks += 1;
+                    self.deliver(Input::Rollback {
+                        execution_id: format!("r{}", self.rollbacks),
+                        stage: self.plan.stages[s].name.clone(),
+                        point,
+                        trigger: Trigger::default(),
+                    })?;
+                }
+            }
             _ => {
                 // Late delivery of something already sent (reordering with a delay).
                 if let Some(o) = self.outstanding.first().cloned() {
@@ -396,9 +519,19 @@ impl Sim {
             self.start_next()?;
         }
         let mut guard = 0;
-        while let Some(o) = self.outstanding.pop() {
-            let input = self.completion(&o, true);
-            self.deliver(input)?;
+        loop {
+            match self.outstanding.pop() {
+                Some(o) => {
+                    let input = self.completion(&o, true);
+                    self.deliver(input)?;
+                }
+                // Only time is missing: a closed window opens, or its wait times out.
+                None if self.state.executions.values().any(|e| !e.status.is_ended()) => {
+                    self.now += 15 * 60_000;
+                    self.deliver(Input::Tick)?;
+                }
+                None => break,
+            }
             guard += 1;
             prop_assert!(guard < 10_000, "the schedule never settles");
         }

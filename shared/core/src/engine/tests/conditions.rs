@@ -197,8 +197,19 @@ fn stopping_an_execution_that_waits_on_a_condition_cancels_the_condition() {
     assert_eq!(w.status("e1"), ExecutionStatus::Stopped);
     let run = deploy(&w, "e1").conditions.before_entry.clone().unwrap();
     assert_eq!(run.status, ConditionStatus::Cancelled);
-    w.now = monday(10, 0);
+    w.now = monday(8, 10);
     assert!(requested(&w.ok(Input::Tick)).is_empty(), "a stopped execution does not start");
+    // Retried, the stage looks at its window again: still closed, it waits again.
+    let retry = Input::Retry {
+        execution_id: "e1".into(),
+        stage: "Deploy".into(),
+        mode: RetryMode::FailedActions,
+    };
+    assert!(requested(&w.ok(retry)).is_empty(), "the window is still closed");
+    let run = deploy(&w, "e1").conditions.before_entry.clone().unwrap();
+    assert_eq!(run.status, ConditionStatus::InProgress);
+    w.now = monday(9, 0);
+    assert_eq!(requested(&w.ok(Input::Tick)), vec!["Deploy/Ship#1"]);
 }
 
 #[test]

@@ -197,10 +197,11 @@ impl Ctx<'_> {
         let ExecutionIn { pipeline_name, pipeline_execution_id } = input(body)?;
         let record = self.pipeline(&pipeline_name).await?;
         let e = self.execution(&pipeline_name, &pipeline_execution_id).await?;
+        // As CodePipeline: the source artifacts, each with the revision it holds.
         let artifacts: Vec<Value> = e
-            .artifacts
+            .revisions
             .iter()
-            .map(|(name, at)| json!({"name": name, "revisionId": at.key}))
+            .map(|(name, revision)| json!({"name": name, "revisionId": revision}))
             .collect();
         let variables: Vec<Value> = e
             .variables

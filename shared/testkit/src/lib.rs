@@ -27,6 +27,7 @@ pub fn execution(id: &str, status: ExecutionStatus, arrival: u64) -> Execution {
         artifacts: Default::default(),
         stop: None,
         rollback: None,
+        revisions: Default::default(),
     }
 }
 
@@ -371,6 +372,7 @@ pub fn build_request(pipeline: &str, execution_id: &str) -> baton_core::engine::
         configuration: Default::default(),
         commands: vec![],
         input_artifacts: vec![],
+        input_revisions: vec![],
         output_artifacts: vec![],
         region: "us-east-1".into(),
         role_arn: None,

@@ -73,6 +73,7 @@ fn request(
         configuration: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         commands: Vec::new(),
         input_artifacts: Vec::new(),
+        input_revisions: Vec::new(),
         output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
         region: DEPLOY_REGION.into(),
         role_arn: None,

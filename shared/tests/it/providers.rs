@@ -51,6 +51,7 @@ fn request(t: ActionType, config: &[(&str, &str)], outputs: &[&str]) -> ActionRe
         configuration: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         commands: Vec::new(),
         input_artifacts: Vec::new(),
+        input_revisions: Vec::new(),
         output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
         region: "eu-west-1".into(),
         role_arn: None,
@@ -636,6 +637,28 @@ artifacts:
 
 fn codebuild_request(config: &[(&str, &str)], outputs: &[&str]) -> ActionRequest {
     request(action_type("Build", "CodeBuild"), config, outputs)
+}
+
+/// CodeBuild's `CODEBUILD_RESOLVED_SOURCE_VERSION`: the commit (or object version) the primary
+/// source holds, whichever input is primary.
+#[tokio::test]
+async fn codebuild_sees_the_primary_sources_revision() {
+    let dir = TempDir::new().unwrap();
+    let spec = "version: 0.2\nenv:\n  exported-variables:\n    - REV\nphases:\n  build:\n    commands:\n      - REV=\"$CODEBUILD_RESOLVED_SOURCE_VERSION\"\n";
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    for (primary, expected) in [(None, "abc123"), (Some("Other"), "def456")] {
+        let src = artifact(dir.path(), "Src", &[("buildspec.yml", spec)]);
+        let other = artifact(dir.path(), "Other", &[("buildspec.yml", spec)]);
+        let mut config = vec![("ProjectName", "proj")];
+        config.extend(primary.map(|p| ("PrimarySource", p)));
+        let mut req = codebuild_request(&config, &[]);
+        req.input_revisions =
+            vec![("Other".into(), "def456".into()), ("Src".into(), "abc123".into())];
+        let j = job(&jobs, req, vec![src, other]);
+        let (_, vars, _, _) = succeeded(CodeBuildProvider::default().run(&j).await.unwrap());
+        assert_eq!(vars.get("REV").map(String::as_str), Some(expected), "primary {primary:?}");
+    }
 }
 
 #[tokio::test]

@@ -31,6 +31,9 @@ pub struct ActionRequest {
     pub commands: Vec<String>,
     /// The consumed artifacts and where they are.
     pub input_artifacts: Vec<Artifact>,
+    /// The source revision of each consumed source artifact, as (artifact, revision).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_revisions: Vec<(String, String)>,
     /// Names of the artifacts to produce.
     pub output_artifacts: Vec<String>,
     /// Where to run.

@@ -208,6 +208,7 @@ impl<'a> Machine<'a> {
             artifacts: BTreeMap::new(),
             stop: None,
             rollback: None,
+            revisions: BTreeMap::new(),
         };
         self.state.executions.insert(id.to_string(), execution);
         self.touch(id);
@@ -277,8 +278,16 @@ impl<'a> Machine<'a> {
                 run.external_id = external_id.clone();
                 run.external_url = external_url.clone();
                 run.error = None;
+                let plan_action = &self.plan.stages[s].actions[a];
+                let revision = (plan_action.action_type.category == "Source")
+                    .then(|| source_revision(output_variables))
+                    .flatten();
                 for artifact in artifacts {
                     exec.artifacts.insert(artifact.name.clone(), artifact.location.clone());
+                    match &revision {
+                        Some(r) => drop(exec.revisions.insert(artifact.name.clone(), r.clone())),
+                        None => drop(exec.revisions.remove(&artifact.name)),
+                    }
                 }
                 if let Some(ns) = &self.plan.stages[s].actions[a].namespace {
                     exec.outputs.insert(ns.clone(), output_variables.clone());
@@ -731,6 +740,10 @@ impl<'a> Machine<'a> {
                     action_type: plan_action.action_type.clone(),
                     configuration,
                     commands,
+                    input_revisions: inputs
+                        .iter()
+                        .filter_map(|i| Some((i.name.clone(), e.revisions.get(&i.name)?.clone())))
+                        .collect(),
                     input_artifacts: inputs,
                     output_artifacts: plan_action.output_artifacts.clone(),
                     region: plan_action.region.clone(),
@@ -1071,6 +1084,7 @@ impl<'a> Machine<'a> {
             artifacts: point.artifacts.clone(),
             stop: None,
             rollback: Some(Rollback { target: point.execution_id.clone(), stage: s }),
+            revisions: point.revisions.clone(),
         };
         self.state.executions.insert(id.to_string(), execution);
         self.touch(id);
@@ -1362,6 +1376,12 @@ fn prepare(plan: &Plan, e: &Execution, s: usize, a: usize) -> Result<Prepared, A
         })
         .collect::<Result<Vec<_>, ActionError>>()?;
     Ok((configuration, commands, inputs, environment))
+}
+
+/// The revision a source action's output variables name: CodeCommit's and connections'
+/// commit, S3's object version, ECR's image digest.
+fn source_revision(variables: &BTreeMap<String, String>) -> Option<String> {
+    ["CommitId", "VersionId", "ImageDigest"].iter().find_map(|k| variables.get(*k).cloned())
 }
 
 /// The values `#{namespace.key}` references read in execution `e`.

@@ -374,6 +374,9 @@ pub struct RollbackPoint {
     /// Its artifacts by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub artifacts: BTreeMap<String, ArtifactLocation>,
+    /// Its source revisions by artifact name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revisions: BTreeMap<String, String>,
 }
 
 impl RollbackPoint {
@@ -387,6 +390,7 @@ impl RollbackPoint {
             variables: e.variables.clone(),
             outputs: e.outputs.clone(),
             artifacts: e.artifacts.clone(),
+            revisions: e.revisions.clone(),
         })
     }
 }
@@ -448,6 +452,10 @@ pub struct Execution {
     /// Set on an execution of type ROLLBACK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+    /// The source revision each source artifact holds (a commit id, an object version), by
+    /// artifact name: `artifactRevisions`, and `CODEBUILD_RESOLVED_SOURCE_VERSION` downstream.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revisions: BTreeMap<String, String>,
 }
 
 /// A disabled inbound transition.

@@ -53,7 +53,7 @@ impl CodeBuildProvider {
         ];
         env.extend(spec.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(overrides);
-        env.extend(ws.source_env());
+        env.extend(ws.source_env(&request.input_revisions));
         env.push(("CODEBUILD_BUILD_ID".to_string(), build_id.clone()));
         env.push(("CODEBUILD_INITIATOR".to_string(), format!("codepipeline/{}", request.pipeline)));
         env.push(("CODEBUILD_START_TIME".to_string(), now_millis().to_string()));

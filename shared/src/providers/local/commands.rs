@@ -41,7 +41,7 @@ impl CommandsProvider {
             check_env_type(name, kind).map_err(Failure::configuration)?;
             env.push((name.clone(), value.clone()));
         }
-        env.extend(ws.source_env());
+        env.extend(ws.source_env(&request.input_revisions));
         env.push(("CODEBUILD_INITIATOR".to_string(), format!("codepipeline/{}", request.pipeline)));
         for (name, value) in &env {
             check_env_pair(name, value)?;

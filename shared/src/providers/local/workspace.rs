@@ -14,6 +14,8 @@ use super::{Failure, archive, blocking};
 pub(crate) struct Workspace {
     /// The primary source (`CODEBUILD_SRC_DIR`).
     pub(crate) src: PathBuf,
+    /// The primary source's input artifact, if there is one.
+    primary: Option<String>,
     /// Secondary sources by input artifact name (`CODEBUILD_SRC_DIR_<name>`).
     pub(crate) secondary: Vec<(String, PathBuf)>,
     /// Scripts and saved shell state, out of the build's sight.
@@ -40,6 +42,7 @@ impl Workspace {
         let work = &job.work_dir;
         let mut ws = Workspace {
             src: work.join("src"),
+            primary: job.inputs.get(primary_index).map(|a| a.name.clone()),
             secondary: Vec::new(),
             scratch: work.join(".baton"),
             out: work.join("out"),
@@ -60,10 +63,16 @@ impl Workspace {
         Ok(ws)
     }
 
-    /// `CODEBUILD_SRC_DIR` and one `CODEBUILD_SRC_DIR_<name>` per secondary source.
-    pub(crate) fn source_env(&self) -> Vec<(String, String)> {
+    /// `CODEBUILD_SRC_DIR`, one `CODEBUILD_SRC_DIR_<name>` per secondary source, and
+    /// `CODEBUILD_RESOLVED_SOURCE_VERSION`: the primary source's revision (its commit or object
+    /// version) among `revisions`, as (artifact, revision).
+    pub(crate) fn source_env(&self, revisions: &[(String, String)]) -> Vec<(String, String)> {
         let mut env =
             vec![("CODEBUILD_SRC_DIR".to_string(), self.src.to_string_lossy().into_owned())];
+        let revision = revisions.iter().find(|(name, _)| Some(name) == self.primary.as_ref());
+        if let Some((_, revision)) = revision {
+            env.push(("CODEBUILD_RESOLVED_SOURCE_VERSION".to_string(), revision.clone()));
+        }
         for (name, dir) in &self.secondary {
             env.push((format!("CODEBUILD_SRC_DIR_{name}"), dir.to_string_lossy().into_owned()));
         }

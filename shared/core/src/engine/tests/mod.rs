@@ -712,6 +712,44 @@ fn input_artifacts_come_from_the_producing_action() {
     assert_eq!(r.input_artifacts[0].location.key, "k");
 }
 
+#[test]
+fn a_source_revision_rides_with_its_artifact_to_the_actions_that_read_it() {
+    let mut p = three_stages(ExecutionMode::Superseded);
+    p.stages[0].actions[0].output_artifacts = vec!["SourceOutput".into()];
+    p.stages[1].actions[0].input_artifacts = vec!["SourceOutput".into()];
+    p.stages[1].actions[0].output_artifacts = vec!["Built".into()];
+    p.stages[2].actions[0].input_artifacts = vec!["Built".into(), "SourceOutput".into()];
+    let mut w = World::given(p);
+    w.start("e1");
+    let made = |name: &str, variables: &[(&str, &str)]| ActionOutcome::Succeeded {
+        output_variables: variables.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        artifacts: vec![Artifact {
+            name: name.into(),
+            location: ArtifactLocation { bucket: "b".into(), key: name.into() },
+        }],
+        summary: None,
+        external_id: None,
+        external_url: None,
+    };
+    let complete = |stage: &str, action: &str, outcome| Input::ActionCompleted {
+        execution_id: "e1".into(),
+        stage: stage.into(),
+        action: action.into(),
+        attempt: 1,
+        outcome,
+    };
+    w.ok(complete("Source", "Src", made("SourceOutput", &[("CommitId", "abc123")])));
+    // A build's own CommitId output is not a source revision.
+    let step = w.ok(complete("Build", "Compile", made("Built", &[("CommitId", "nope")])));
+    let Some(Effect::RequestAction(r)) =
+        step.effects.iter().find(|e| matches!(e, Effect::RequestAction(_)))
+    else {
+        panic!("deploy requested")
+    };
+    assert_eq!(r.input_revisions, vec![("SourceOutput".to_string(), "abc123".to_string())]);
+    assert_eq!(w.exec("e1").revisions.len(), 1);
+}
+
 // ---- a declaration updated under running executions -------------------------------------
 
 /// Version 2 of [`three_stages`]: a Test stage before Deploy.

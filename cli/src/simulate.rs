@@ -71,6 +71,7 @@ pub(crate) fn run(file: &Path, region: &str, fail: &[String]) -> Result<ExitCode
             trigger_detail: "baton simulate".into(),
         },
         variables: BTreeMap::new(),
+        source_revisions: Default::default(),
     })?;
     while let Some(((at, _), input)) = sim.queue.pop_first() {
         sim.now = at;

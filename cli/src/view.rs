@@ -357,6 +357,7 @@ mod tests {
                 trigger_detail: "t".into(),
             },
             variables: BTreeMap::new(),
+            source_revisions: Default::default(),
         };
         step(&mut state, 1_000, start, true);
         step(&mut state, 1_400, done("Source", "Checkout"), false);
@@ -436,6 +437,7 @@ mod tests {
             execution_id: "e".into(),
             trigger: Trigger::default(),
             variables: BTreeMap::new(),
+            source_revisions: Default::default(),
         };
         let source = Input::ActionCompleted {
             execution_id: "e".into(),

@@ -194,6 +194,52 @@ fn conditions_and_rollback_run_as_codepipeline_runs_them() {
     ]);
     assert_eq!(code, "UnableToRollbackStageException");
 
+    // A start pinned to v1's commit runs v1, though the branch is at v2.
+    let v1 = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["-C", repo.to_str().unwrap(), "rev-parse", "HEAD~1"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let pinned = aws.ok(&[
+        "start-pipeline-execution",
+        "--name",
+        "rollout",
+        "--source-revisions",
+        &format!("actionName=Checkout,revisionType=COMMIT_ID,revisionValue={v1}"),
+    ])["pipelineExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ran = poll("the pinned start reaches Notify", || {
+        let e = aws.rollout_execution(&pinned);
+        let state = aws.rollout_state();
+        let waiting =
+            stage(&state, "Notify")["latestExecution"]["pipelineExecutionId"] == pinned.as_str();
+        waiting.then_some(e)
+    });
+    assert_eq!(ran["artifactRevisions"], json!([{"name": "Src", "revisionId": v1}]));
+    let (code, _) = aws.err(&[
+        "start-pipeline-execution",
+        "--name",
+        "rollout",
+        "--source-revisions",
+        "actionName=Site,revisionType=COMMIT_ID,revisionValue=abc",
+    ]);
+    assert_eq!(code, "ValidationException");
+    aws.ok(&[
+        "stop-pipeline-execution",
+        "--pipeline-name",
+        "rollout",
+        "--pipeline-execution-id",
+        &pinned,
+        "--abandon",
+    ]);
+
     // A start for another target skips Deploy.
     let skipped = aws.start_rollout("dev");
     poll("Deploy is skipped", || {

@@ -56,6 +56,7 @@ fn run_once(plan: &Plan, n: u64) -> u64 {
         execution_id: id.clone(),
         trigger: Trigger::default(),
         variables: BTreeMap::new(),
+        source_revisions: Default::default(),
     }];
     while let Some(input) = pending.pop() {
         now += 1;

@@ -90,6 +90,7 @@ impl From<Rejection> for ApiError {
             Rejection::InvalidApprovalToken => "InvalidApprovalTokenException",
             Rejection::NotStoppable(_) => "PipelineExecutionNotStoppableException",
             Rejection::DuplicatedStopRequest(_) => "DuplicatedStopRequestException",
+            Rejection::InvalidSourceRevision(_) => "ValidationException",
             Rejection::ConditionNotOverridable(_) => "ConditionNotOverridableException",
             Rejection::UnableToRollbackStage(_) => "UnableToRollbackStageException",
             Rejection::ExecutionOutdated(_) => "PipelineExecutionOutdatedException",

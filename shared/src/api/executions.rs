@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use baton_core::engine::{Execution, Input, Trigger};
+use baton_core::engine::{Execution, Input, SourceRevision, Trigger};
 use baton_core::events::format_uuid;
 use baton_core::plan::{Plan, RetryMode};
 use serde::Deserialize;
@@ -34,7 +34,15 @@ struct StartIn {
     #[serde(default)]
     client_request_token: Option<String>,
     #[serde(default)]
-    source_revisions: Vec<Value>,
+    source_revisions: Vec<SourceRevisionIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SourceRevisionIn {
+    action_name: String,
+    revision_type: String,
+    revision_value: String,
 }
 
 #[derive(Deserialize)]
@@ -138,10 +146,16 @@ impl Ctx<'_> {
         let record = self.pipeline(&name).await?;
         // Accepted at create as CodePipeline accepts it; refused here, before anything runs.
         runnable(&self.api.providers, &record.plan).map_err(|e| self.refused(e))?;
-        if !source_revisions.is_empty() {
-            return Err(ApiError::validation(
-                "sourceRevisions are not supported by Baton: source actions always take the latest revision",
-            ));
+        let mut revisions = BTreeMap::new();
+        for r in source_revisions {
+            let revision =
+                SourceRevision { revision_type: r.revision_type, value: r.revision_value };
+            if revisions.insert(r.action_name.clone(), revision).is_some() {
+                return Err(ApiError::validation(format!(
+                    "sourceRevisions names action '{}' more than once",
+                    r.action_name
+                )));
+            }
         }
         let mut overrides = BTreeMap::new();
         for v in variables {
@@ -175,8 +189,12 @@ impl Ctx<'_> {
             trigger_detail: self.caller.to_string(),
         };
         // A start with an id that exists changes nothing: the same token gives the same id.
-        let input =
-            Input::Start { execution_id: execution_id.clone(), trigger, variables: overrides };
+        let input = Input::Start {
+            execution_id: execution_id.clone(),
+            trigger,
+            variables: overrides,
+            source_revisions: revisions,
+        };
         self.apply(&name, input).await?;
         Ok(json!({"pipelineExecutionId": execution_id}))
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use baton_core::engine::{Input, Trigger as ExecutionTrigger};
+use baton_core::engine::{Input, SourceRevision, Trigger as ExecutionTrigger};
 use baton_core::events::{format_uuid, uuid_from};
 
 use super::ServiceError;
@@ -115,7 +115,7 @@ impl Trigger {
         variables: BTreeMap<String, String>,
     ) -> Result<String, ServiceError> {
         let bits = entropy().map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?;
-        self.start_as(pipeline, format_uuid(bits), trigger, variables).await
+        self.start_as(pipeline, format_uuid(bits), trigger, variables, BTreeMap::new()).await
     }
 
     async fn start_as(
@@ -124,12 +124,18 @@ impl Trigger {
         execution_id: String,
         trigger: ExecutionTrigger,
         variables: BTreeMap<String, String>,
+        source_revisions: BTreeMap<String, SourceRevision>,
     ) -> Result<String, ServiceError> {
         // An unknown pipeline is refused by stage-advance (Permanent), without a read here.
         if let Some(why) = self.refusal(pipeline).await? {
             return Err(ServiceError::Permanent(why));
         }
-        let input = Input::Start { execution_id: execution_id.clone(), trigger, variables };
+        let input = Input::Start {
+            execution_id: execution_id.clone(),
+            trigger,
+            variables,
+            source_revisions,
+        };
         let message = PipelineInput { pipeline: pipeline.into(), input };
         if let Outcome::Rejected(why) = self.stage_advance.handle(message).await? {
             return Err(ServiceError::Permanent(format!("cannot start {pipeline}: {why}")));
@@ -162,7 +168,8 @@ impl Trigger {
         for name in self.store.list_pipelines().await? {
             let Some(record) = self.store.get_pipeline(&name).await? else { continue };
             let Some(first) = record.plan.stages.first() else { continue };
-            if first.actions.iter().any(|a| watches(a, change)) {
+            let watching: Vec<_> = first.actions.iter().filter(|a| watches(a, change)).collect();
+            if !watching.is_empty() {
                 if let Some(why) = self.refusal(&name).await? {
                     warn!(pipeline = %name, reason = %why, "not started by the change");
                     continue;
@@ -171,13 +178,19 @@ impl Trigger {
                     trigger_type: "CloudWatchEvent".into(),
                     trigger_detail: describe(change),
                 };
-                let id = match event_id {
-                    Some(event) => {
-                        let id = uuid_from(&format!("{name}\n{event}"));
-                        self.start_as(&name, id, trigger, BTreeMap::new()).await?
-                    }
-                    None => self.start(&name, trigger, BTreeMap::new()).await?,
+                // The change is the revision the execution runs, as CodePipeline runs it.
+                let revisions = match pinned(change) {
+                    Some(r) => watching.iter().map(|a| (a.name.clone(), r.clone())).collect(),
+                    None => BTreeMap::new(),
                 };
+                let id = match event_id {
+                    Some(event) => uuid_from(&format!("{name}\n{event}")),
+                    None => format_uuid(
+                        entropy()
+                            .map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?,
+                    ),
+                };
+                let id = self.start_as(&name, id, trigger, BTreeMap::new(), revisions).await?;
                 started.push((name, id));
             }
         }
@@ -200,6 +213,16 @@ fn watches(action: &baton_core::plan::ActionPlan, change: &SourceChange) -> bool
                 && config("S3ObjectKey") == Some(key.as_str())
         }
     }
+}
+
+/// The revision a change names, if it names one.
+fn pinned(change: &SourceChange) -> Option<SourceRevision> {
+    let (revision_type, value) = match change {
+        SourceChange::Push(SourcePush { commit: Some(c), .. }) => ("COMMIT_ID", c),
+        SourceChange::Upload { version: Some(v), .. } => ("S3_OBJECT_VERSION_ID", v),
+        _ => return None,
+    };
+    Some(SourceRevision { revision_type: revision_type.into(), value: value.clone() })
 }
 
 fn describe(change: &SourceChange) -> String {

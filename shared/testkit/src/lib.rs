@@ -28,6 +28,7 @@ pub fn execution(id: &str, status: ExecutionStatus, arrival: u64) -> Execution {
         stop: None,
         rollback: None,
         revisions: Default::default(),
+        source_revisions: Default::default(),
     }
 }
 
@@ -373,6 +374,7 @@ pub fn build_request(pipeline: &str, execution_id: &str) -> baton_core::engine::
         commands: vec![],
         input_artifacts: vec![],
         input_revisions: vec![],
+        source_revision: None,
         output_artifacts: vec![],
         region: "us-east-1".into(),
         role_arn: None,

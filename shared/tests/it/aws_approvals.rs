@@ -72,6 +72,7 @@ pub(crate) async fn waiting_at_the_approval(store: &dyn StateStore) -> (Plan, Bu
         execution_id: id.clone(),
         trigger: Trigger { trigger_type: "CloudWatchEvent".into(), trigger_detail: "t".into() },
         variables: BTreeMap::new(),
+        source_revisions: Default::default(),
     };
     engine::apply(&plan, &mut state, &start, env(1)).unwrap();
     let fetched = Input::ActionCompleted {

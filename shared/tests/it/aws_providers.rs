@@ -74,6 +74,7 @@ fn request(
         commands: Vec::new(),
         input_artifacts: Vec::new(),
         input_revisions: Vec::new(),
+        source_revision: None,
         output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
         region: DEPLOY_REGION.into(),
         role_arn: None,
@@ -658,6 +659,60 @@ async fn a_non_extracting_s3_deploy_uploads_the_zip_as_one_object() {
     let (code, _) =
         failed(provider.run(&job(&dir, missing_key, &[("Build", &artifact)])).await.unwrap());
     assert_eq!(code, "ConfigurationError");
+}
+
+/// The upload that started an execution (or `sourceRevisions`) is what it runs, though the
+/// object changed since.
+#[tokio::test]
+async fn an_s3_source_fetches_the_pinned_version_or_key() {
+    let dir = TempDir::new().unwrap();
+    let config = sdk_config(PIPELINE_REGION).await;
+    let s3 = sdk::s3(&config);
+    let sources = bucket(&config, "baton-pinned").await;
+    s3.put_bucket_versioning()
+        .bucket(&sources)
+        .versioning_configuration(
+            VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let put = |key: &'static str, zip: std::path::PathBuf| {
+        let s3 = s3.clone();
+        let bucket = sources.clone();
+        async move {
+            let body = ByteStream::from_path(&zip).await.unwrap();
+            s3.put_object().bucket(bucket).key(key).body(body).send().await.unwrap()
+        }
+    };
+    let first = zip_of(&dir, "one", &[("v.txt", b"1")]);
+    let second = zip_of(&dir, "two", &[("v.txt", b"2")]);
+    let v1 = put("app.zip", first.clone()).await.version_id().unwrap().to_owned();
+    put("app.zip", second.clone()).await;
+    put("other.zip", second.clone()).await;
+    let provider = S3SourceProvider::new(roles().await);
+    let fetch = |kind: &str, value: &str| {
+        let mut r = request(
+            "Source",
+            "S3",
+            &[("S3Bucket", sources.as_str()), ("S3ObjectKey", "app.zip")],
+            &["Src"],
+        );
+        r.region = PIPELINE_REGION.into();
+        r.source_revision = Some(baton_core::engine::SourceRevision {
+            revision_type: kind.into(),
+            value: value.into(),
+        });
+        r
+    };
+    let (artifacts, variables, _) =
+        succeeded(provider.run(&job(&dir, fetch("S3_OBJECT_VERSION_ID", &v1), &[])).await.unwrap());
+    assert_eq!(std::fs::read(&artifacts[0].path).unwrap(), std::fs::read(&first).unwrap());
+    assert_eq!(variables["VersionId"], v1);
+    let (artifacts, _, _) = succeeded(
+        provider.run(&job(&dir, fetch("S3_OBJECT_KEY", "other.zip"), &[])).await.unwrap(),
+    );
+    assert_eq!(std::fs::read(&artifacts[0].path).unwrap(), std::fs::read(&second).unwrap());
 }
 
 #[tokio::test]

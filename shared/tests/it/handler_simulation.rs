@@ -240,6 +240,7 @@ async fn run_schedule(seed: u64) {
                 trigger_detail: "sim".into(),
             },
             variables: BTreeMap::new(),
+            source_revisions: Default::default(),
         };
         advance.handle(PipelineInput { pipeline: "sim".into(), input: start }).await.unwrap();
     }

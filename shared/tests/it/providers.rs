@@ -52,6 +52,7 @@ fn request(t: ActionType, config: &[(&str, &str)], outputs: &[&str]) -> ActionRe
         commands: Vec::new(),
         input_artifacts: Vec::new(),
         input_revisions: Vec::new(),
+        source_revision: None,
         output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
         region: "eu-west-1".into(),
         role_arn: None,

@@ -3,7 +3,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::state::{Artifact, ExecutionId, Millis};
+use super::state::{Artifact, ExecutionId, Millis, SourceRevision};
 use crate::events::{Announce, PublicEvent};
 use crate::plan::ActionType;
 
@@ -31,6 +31,9 @@ pub struct ActionRequest {
     pub commands: Vec<String>,
     /// The consumed artifacts and where they are.
     pub input_artifacts: Vec<Artifact>,
+    /// For a source action: the revision to fetch instead of the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_revision: Option<SourceRevision>,
     /// The source revision of each consumed source artifact, as (artifact, revision).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input_revisions: Vec<(String, String)>,

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::state::{
-    ActionError, Artifact, ConditionKind, ExecutionId, Millis, RollbackPoint, Trigger,
+    ActionError, Artifact, ConditionKind, ExecutionId, Millis, RollbackPoint, SourceRevision,
+    Trigger,
 };
 use crate::plan::RetryMode;
 
@@ -57,6 +58,9 @@ pub enum Input {
         /// Overrides of declared pipeline variables.
         #[serde(default)]
         variables: BTreeMap<String, String>,
+        /// Revisions source actions fetch instead of their latest, by action name.
+        #[serde(default)]
+        source_revisions: BTreeMap<String, SourceRevision>,
     },
     /// A provider finished an action attempt.
     ActionCompleted {

@@ -76,8 +76,8 @@ impl<'a> Machine<'a> {
 
     fn apply_current(&mut self, input: &Input) -> Result<(), Rejection> {
         match input {
-            Input::Start { execution_id, trigger, variables } => {
-                self.start(execution_id, trigger, variables)?
+            Input::Start { execution_id, trigger, variables, source_revisions } => {
+                self.start(execution_id, trigger, variables, source_revisions)?
             }
             Input::ActionCompleted { execution_id, stage, action, attempt, outcome } => {
                 self.complete(execution_id, stage, action, *attempt, outcome)?
@@ -170,11 +170,13 @@ impl<'a> Machine<'a> {
         id: &str,
         trigger: &Trigger,
         overrides: &BTreeMap<String, String>,
+        source_revisions: &BTreeMap<String, SourceRevision>,
     ) -> Result<(), Rejection> {
         if self.state.executions.contains_key(id) {
             return Ok(()); // the same start delivered again
         }
         let variables = self.resolve_pipeline_variables(overrides)?;
+        self.check_source_revisions(source_revisions)?;
         let now = self.env.now;
         let arrival = self.state.lanes.arrivals;
         self.state.lanes.arrivals += 1;
@@ -209,6 +211,7 @@ impl<'a> Machine<'a> {
             stop: None,
             rollback: None,
             revisions: BTreeMap::new(),
+            source_revisions: source_revisions.clone(),
         };
         self.state.executions.insert(id.to_string(), execution);
         self.touch(id);
@@ -241,6 +244,36 @@ impl<'a> Machine<'a> {
             values.insert(name.clone(), value.clone());
         }
         Ok(values)
+    }
+
+    fn check_source_revisions(
+        &self,
+        revisions: &BTreeMap<String, SourceRevision>,
+    ) -> Result<(), Rejection> {
+        for (action, revision) in revisions {
+            let source = self
+                .plan
+                .stages
+                .iter()
+                .flat_map(|s| &s.actions)
+                .find(|a| a.name == *action && a.action_type.category == "Source");
+            let Some(source) = source else {
+                return Err(Rejection::InvalidSourceRevision(format!(
+                    "sourceRevisions names \"{action}\", which is not a source action of pipeline \"{}\"",
+                    self.plan.name
+                )));
+            };
+            let types = SourceRevision::types_for(&source.action_type.provider);
+            if !types.contains(&revision.revision_type.as_str()) {
+                return Err(Rejection::InvalidSourceRevision(format!(
+                    "source action \"{action}\" ({}) takes a revision of type {}, not {}",
+                    source.action_type.provider,
+                    if types.is_empty() { "none".to_string() } else { types.join(" or ") },
+                    revision.revision_type
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn complete(
@@ -745,6 +778,7 @@ impl<'a> Machine<'a> {
                         .filter_map(|i| Some((i.name.clone(), e.revisions.get(&i.name)?.clone())))
                         .collect(),
                     input_artifacts: inputs,
+                    source_revision: e.source_revisions.get(&plan_action.name).cloned(),
                     output_artifacts: plan_action.output_artifacts.clone(),
                     region: plan_action.region.clone(),
                     role_arn: plan_action.role_arn.clone(),
@@ -1085,6 +1119,7 @@ impl<'a> Machine<'a> {
             stop: None,
             rollback: Some(Rollback { target: point.execution_id.clone(), stage: s }),
             revisions: point.revisions.clone(),
+            source_revisions: BTreeMap::new(),
         };
         self.state.executions.insert(id.to_string(), execution);
         self.touch(id);

@@ -85,6 +85,9 @@ pub enum Rejection {
     /// `DuplicatedStopRequestException`.
     #[error("execution {0} is already stopping; only a stop with abandon can follow")]
     DuplicatedStopRequest(String),
+    /// `ValidationException`: a source revision names no source action or a type it cannot take.
+    #[error("{0}")]
+    InvalidSourceRevision(String),
     /// `ConditionNotOverridableException`.
     #[error("{0}")]
     ConditionNotOverridable(String),

@@ -99,6 +99,28 @@ pub struct Trigger {
     pub trigger_detail: String,
 }
 
+/// A source revision a start asks a source action to fetch instead of its latest:
+/// `StartPipelineExecution`'s `sourceRevisions`, or the commit a push or webhook names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRevision {
+    /// `COMMIT_ID`, `IMAGE_DIGEST`, `S3_OBJECT_VERSION_ID` or `S3_OBJECT_KEY`.
+    pub revision_type: String,
+    #[allow(missing_docs)]
+    pub value: String,
+}
+
+impl SourceRevision {
+    /// The revision types a source provider takes, as CodePipeline documents them.
+    pub fn types_for(provider: &str) -> &'static [&'static str] {
+        match provider {
+            "CodeCommit" | "CodeStarSourceConnection" | "GitHub" => &["COMMIT_ID"],
+            "S3" => &["S3_OBJECT_VERSION_ID", "S3_OBJECT_KEY"],
+            "ECR" => &["IMAGE_DIGEST"],
+            _ => &[],
+        }
+    }
+}
+
 /// Where an artifact is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactLocation {
@@ -456,6 +478,9 @@ pub struct Execution {
     /// artifact name: `artifactRevisions`, and `CODEBUILD_RESOLVED_SOURCE_VERSION` downstream.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub revisions: BTreeMap<String, String>,
+    /// The revisions the start asked source actions to fetch, by action name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_revisions: BTreeMap<String, SourceRevision>,
 }
 
 /// A disabled inbound transition.

@@ -97,6 +97,7 @@ fn every_event() -> Vec<PublicEvent> {
             trigger_detail: "arn:aws:sts::123456789012:assumed-role/Admin/me".into(),
         },
         variables: BTreeMap::new(),
+        source_revisions: Default::default(),
     };
     run(&mut state, start("e1"));
     run(&mut state, completed("e1", "Source", "Source", 1, true));

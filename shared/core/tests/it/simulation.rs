@@ -409,6 +409,7 @@ impl Sim {
             execution_id: id,
             trigger: Trigger::default(),
             variables: BTreeMap::new(),
+            source_revisions: Default::default(),
         })
     }
 

@@ -132,7 +132,11 @@ impl CodeCommitSourceProvider {
         let repository = required(config, "RepositoryName")?;
         let branch = required(config, "BranchName")?;
         let api = self.api(job).await?;
-        let commit = api.branch_head(repository, branch).await?;
+        // The commit a push or `sourceRevisions` named, else the branch's head.
+        let commit = match &job.request.source_revision {
+            Some(r) => r.value.clone(),
+            None => api.branch_head(repository, branch).await?,
+        };
         let info = api.commit(repository, &commit).await?;
         let dest = job.work_dir.join("source.zip");
         let written = write_tree(api.as_ref(), repository, &commit, &dest).await?;

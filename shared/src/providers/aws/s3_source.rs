@@ -37,10 +37,18 @@ impl S3SourceProvider {
     async fn fetch(&self, job: &Job) -> Result<JobResult, Stop> {
         let config = &job.request.configuration;
         let bucket = required(config, "S3Bucket")?;
-        let key = required(config, "S3ObjectKey")?;
+        let pinned = job.request.source_revision.as_ref();
+        // `sourceRevisions` may name another key, or a version (as an upload's event does).
+        let key = match pinned.filter(|r| r.revision_type == "S3_OBJECT_KEY") {
+            Some(r) => r.value.as_str(),
+            None => required(config, "S3ObjectKey")?,
+        };
+        let version = pinned.filter(|r| r.revision_type == "S3_OBJECT_VERSION_ID");
         let uri = format!("s3://{bucket}/{key}");
         let client = sdk::s3(&sdk_config(&self.roles, &job.request).await?);
-        let object = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
+        let get = client.get_object().bucket(bucket).key(key);
+        let get = get.set_version_id(version.map(|v| v.value.clone()));
+        let object = get.send().await.map_err(|e| {
             if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) {
                 Stop::Failed(Failure::configuration(format!("The object {uri} does not exist.")))
             } else {

@@ -71,12 +71,22 @@ impl CodeCommitProvider {
                 repo.display()
             ))
         })?;
-        let id = head_of(&repo, branch).await.map_err(|_| {
-            Failure::configuration(format!(
-                "The branch {branch} does not exist in the repository {name} at {}.",
-                repo.display()
-            ))
-        })?;
+        let id = match &job.request.source_revision {
+            // The commit a push or `sourceRevisions` named, else the branch's head.
+            Some(r) => commit_of(&repo, &r.value).await.map_err(|_| {
+                Failure::configuration(format!(
+                    "The commit {} does not exist in the repository {name} at {}.",
+                    r.value,
+                    repo.display()
+                ))
+            })?,
+            None => head_of(&repo, branch).await.map_err(|_| {
+                Failure::configuration(format!(
+                    "The branch {branch} does not exist in the repository {name} at {}.",
+                    repo.display()
+                ))
+            })?,
+        };
         let commit = describe(&repo, id).await?;
         let artifact = self.archive(job, &repo, &commit.id).await?;
         Ok(success(name, branch, commit, artifact))
@@ -134,6 +144,15 @@ async fn head_of(repo: &Path, branch: &str) -> Result<String, String> {
     let spec = format!("refs/heads/{branch}^{{commit}}");
     let id = git(repo, &["rev-parse", "--verify", "--quiet", &spec]).await?;
     Ok(id.trim().to_string())
+}
+
+/// The full id of the commit `id` names (a full or abbreviated hash).
+async fn commit_of(repo: &Path, id: &str) -> Result<String, String> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{id} is not a commit id"));
+    }
+    let spec = format!("{id}^{{commit}}");
+    Ok(git(repo, &["rev-parse", "--verify", "--quiet", &spec]).await?.trim().to_string())
 }
 
 /// Dates (strict ISO 8601, as CodeCommit gives them) and the full message of `id`.

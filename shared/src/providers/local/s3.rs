@@ -37,7 +37,11 @@ impl S3SourceProvider {
     async fn fetch(&self, job: &Job) -> Result<JobResult, Failure> {
         let config = &job.request.configuration;
         let bucket = required(config, "S3Bucket")?;
-        let key = required(config, "S3ObjectKey")?;
+        let pinned = job.request.source_revision.as_ref();
+        let key = match pinned.filter(|r| r.revision_type == "S3_OBJECT_KEY") {
+            Some(r) => r.value.as_str(),
+            None => required(config, "S3ObjectKey")?,
+        };
         check_bucket(bucket).map_err(Failure::configuration)?;
         check_key(key, "S3ObjectKey").map_err(Failure::configuration)?;
         let bucket_dir = self.s3_root.join(bucket);
@@ -57,6 +61,15 @@ impl S3SourceProvider {
         let dest = job.work_dir.join("source.zip");
         let (from, to, uri) = (object.clone(), dest.clone(), format!("s3://{bucket}/{key}"));
         let (etag, version) = blocking(move || copy_source(&from, &to, &uri)).await?;
+        // A folder keeps one version of each object: a start may only name the one it has.
+        if let Some(wanted) = pinned.filter(|r| r.revision_type == "S3_OBJECT_VERSION_ID")
+            && wanted.value != version
+        {
+            return Err(Failure::configuration(format!(
+                "The object {key} in the bucket {bucket} is at version {version}, not {}: the local S3 folder keeps only the latest version.",
+                wanted.value
+            )));
+        }
         let output_artifacts = match job.request.output_artifacts.first() {
             Some(name) => vec![LocalArtifact { name: name.clone(), path: dest }],
             None => Vec::new(),

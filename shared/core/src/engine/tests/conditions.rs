@@ -60,6 +60,7 @@ fn start_with(w: &mut World, id: &str, env: &str) -> Step {
         execution_id: id.into(),
         trigger: Trigger::default(),
         variables: [("env".to_string(), env.to_string())].into(),
+        source_revisions: Default::default(),
     })
 }
 
@@ -367,6 +368,7 @@ fn an_on_success_rollback_result_fails_the_stage_and_rolls_back() {
         execution_id: "e2".into(),
         trigger: Trigger::default(),
         variables: [("env".to_string(), "canary".to_string())].into(),
+        source_revisions: Default::default(),
     });
     bundle_built(&mut w, "e2", "v2");
     let step = w.finish("e2", "Deploy", "Ship", true);

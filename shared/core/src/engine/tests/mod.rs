@@ -77,6 +77,7 @@ impl World {
             execution_id: id.into(),
             trigger: Trigger::default(),
             variables: BTreeMap::new(),
+            source_revisions: Default::default(),
         })
     }
 
@@ -631,6 +632,7 @@ fn variables_resolve_when_the_action_starts_and_outputs_feed_later_actions() {
         execution_id: "e1".into(),
         trigger: Trigger::default(),
         variables: [("env".to_string(), "prod".to_string())].into(),
+        source_revisions: Default::default(),
     });
     let step = w.ok(Input::ActionCompleted {
         execution_id: "e1".into(),
@@ -676,6 +678,7 @@ fn a_start_with_an_undeclared_variable_is_rejected() {
         execution_id: "e1".into(),
         trigger: Trigger::default(),
         variables: [("nope".to_string(), "1".to_string())].into(),
+        source_revisions: Default::default(),
     });
     assert!(matches!(r, Err(Rejection::InvalidVariables(_))));
     assert!(w.state.executions.is_empty());
@@ -748,6 +751,36 @@ fn a_source_revision_rides_with_its_artifact_to_the_actions_that_read_it() {
     };
     assert_eq!(r.input_revisions, vec![("SourceOutput".to_string(), "abc123".to_string())]);
     assert_eq!(w.exec("e1").revisions.len(), 1);
+}
+
+#[test]
+fn a_start_may_pin_a_source_actions_revision_and_only_as_its_provider_takes_it() {
+    let mut w = World::given(three_stages(ExecutionMode::Superseded));
+    let start = |id: &str, action: &str, kind: &str| Input::Start {
+        execution_id: id.into(),
+        trigger: Trigger::default(),
+        variables: BTreeMap::new(),
+        source_revisions: [(
+            action.to_string(),
+            SourceRevision { revision_type: kind.into(), value: "abc123".into() },
+        )]
+        .into(),
+    };
+    let unknown = w.when(start("e1", "Compile", "COMMIT_ID"));
+    assert!(
+        matches!(unknown, Err(Rejection::InvalidSourceRevision(m)) if m.contains("not a source action"))
+    );
+    // Src is a CodeCommit source: commits, not object versions.
+    let wrong = w.when(start("e1", "Src", "S3_OBJECT_VERSION_ID"));
+    assert!(matches!(wrong, Err(Rejection::InvalidSourceRevision(m)) if m.contains("COMMIT_ID")));
+    assert!(w.state.executions.is_empty());
+    let step = w.ok(start("e1", "Src", "COMMIT_ID"));
+    let Some(Effect::RequestAction(r)) =
+        step.effects.iter().find(|e| matches!(e, Effect::RequestAction(_)))
+    else {
+        panic!("source requested")
+    };
+    assert_eq!(r.source_revision.as_ref().map(|s| s.value.as_str()), Some("abc123"));
 }
 
 // ---- a declaration updated under running executions -------------------------------------

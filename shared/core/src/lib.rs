@@ -6,6 +6,7 @@
 //! - [`engine`]: `(state, input, now) -> (state', effects)` for executions and the stage locks,
 //!   queues and transitions they share.
 //! - [`rules`]: stage conditions' rules that the engine decides itself.
+//! - [`triggers`]: which git pushes and pull requests start a pipeline.
 //! - [`events`]: the public, CodePipeline-shaped state-change events.
 //!
 //! Rule: no I/O, no clock, no randomness. Time and entropy come in with each input.
@@ -17,4 +18,5 @@ pub mod engine;
 pub mod events;
 pub mod plan;
 pub mod rules;
+pub mod triggers;
 pub mod variables;

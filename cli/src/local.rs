@@ -32,6 +32,12 @@ pub(crate) struct Settings {
     /// CodeBuild project name -> buildspec file.
     #[serde(default)]
     projects: std::collections::HashMap<String, PathBuf>,
+    /// Connection repository (`FullRepositoryId`) -> folder or git URL.
+    #[serde(default)]
+    connections: std::collections::HashMap<String, String>,
+    /// Secrets that webhook deliveries are signed with.
+    #[serde(default)]
+    pub(crate) webhooks: crate::webhooks::WebhookSettings,
     /// AWS for the providers with no local meaning (CloudFormation...): needs `--features aws`.
     aws: Option<AwsSettings>,
     /// The credentials of `baton serve`'s control API.
@@ -107,6 +113,7 @@ pub(crate) async fn open_serving(
         home: home.to_path_buf(),
         repositories: settings.repositories,
         projects: settings.projects,
+        connections: settings.connections,
         quiet,
         workers: 64,
         smtp: settings.smtp,

@@ -8,6 +8,7 @@ mod simulate;
 mod tls;
 mod validate;
 mod view;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -99,7 +99,7 @@ impl ApiSettings {
         let place = format!("[api] in {}", toml.display());
         match pair(self.access_key_id.clone(), self.secret_access_key.clone(), &place)? {
             Some((access_key, secret)) => {
-                refuse_if_others_can_read(toml)?;
+                refuse_if_others_can_read(toml, "the API's secret key")?;
                 Ok(ApiCredentials {
                     access_key,
                     secret,
@@ -149,7 +149,7 @@ impl ApiSettings {
 }
 
 /// A secret in a file others can read is a secret no more: refuse, as ssh refuses such keys.
-fn refuse_if_others_can_read(path: &Path) -> Result<()> {
+pub(crate) fn refuse_if_others_can_read(path: &Path, what: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
@@ -157,7 +157,7 @@ fn refuse_if_others_can_read(path: &Path) -> Result<()> {
         .mode();
     if mode & 0o077 != 0 {
         bail!(
-            "{} holds the API's secret key but other users can read it: run chmod 600 {}",
+            "{} holds {what} but other users can read it: run chmod 600 {}",
             path.display(),
             path.display()
         );
@@ -167,8 +167,10 @@ fn refuse_if_others_can_read(path: &Path) -> Result<()> {
 
 /// `baton serve [--bind ADDR] [--port N]`: serves until Ctrl-C or SIGTERM.
 pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> Result<ExitCode> {
-    let settings = crate::local::settings(home)?.api.unwrap_or_default();
+    let all = crate::local::settings(home)?;
     let toml = home.join("baton.toml");
+    let hook_secrets = all.webhooks.secrets(&toml)?;
+    let settings = all.api.unwrap_or_default();
     let credentials = settings.credentials(&toml, |name| std::env::var(name).ok())?;
     // Checked before listening, so a refused address is never open, even for a moment.
     let wanted = tokio::net::lookup_host((bind, port))
@@ -195,7 +197,9 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     let accepted =
         Credentials::from([(credentials.access_key.clone(), credentials.secret.clone())]);
     let api = Arc::new(rt.control_api(region, accepted));
+    let hosts: Vec<&str> = hook_secrets.keys().map(|h| h.name()).collect();
     let app = approval_pages(Router::new().fallback(call).with_state(api), &rt);
+    let app = crate::webhooks::routes(app, &rt, hook_secrets);
     let (stop_tx, stop_rx) = watch::channel(false);
     let lock = rt.try_lock();
     let dispatcher = lock.as_ref().map(|_| tokio::spawn(Arc::clone(&rt).dispatch(stop_rx)));
@@ -209,6 +213,9 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     eprintln!(
         "  aws codepipeline list-pipelines --endpoint-url {scheme}://{addr} --region {region}"
     );
+    for host in hosts {
+        eprintln!("  webhooks from {host}: {scheme}://{addr}/webhooks/{host}");
+    }
     eprintln!("Listening on {scheme}://{addr}");
 
     match transport {

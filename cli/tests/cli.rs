@@ -18,3 +18,5 @@ mod run;
 mod serve;
 #[path = "cli/validate.rs"]
 mod validate;
+#[path = "cli/webhooks.rs"]
+mod webhooks;

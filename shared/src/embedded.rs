@@ -54,6 +54,9 @@ pub struct EmbeddedConfig {
     pub repositories: HashMap<String, PathBuf>,
     /// CodeBuild project names mapped to buildspec files.
     pub projects: HashMap<String, PathBuf>,
+    /// Connection repositories (`FullRepositoryId`) mapped to a folder or a git URL (default:
+    /// `<home>/git/<owner>/<repo>`).
+    pub connections: HashMap<String, String>,
     /// Keep notices off the terminal.
     pub quiet: bool,
     /// Actions run at once by this process.
@@ -403,6 +406,8 @@ fn local_providers(config: &EmbeddedConfig) -> ProviderRegistry {
         s3_root: config.home.join("s3"),
         repositories: config.repositories.clone(),
         projects: config.projects.clone(),
+        connections: config.connections.clone(),
+        cache_root: config.home.join("cache/connections"),
     });
     #[cfg(feature = "aws")]
     if let Some(sdk) = &config.aws {

@@ -12,6 +12,7 @@ mod notices;
 mod pipelines;
 mod stage_advance;
 mod trigger;
+pub mod webhooks;
 
 pub use action_worker::ActionWorker;
 pub use approval_page::{HEADERS as APPROVAL_PAGE_HEADERS, Page};

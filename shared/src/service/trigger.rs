@@ -198,6 +198,65 @@ impl Trigger {
     }
 }
 
+impl Trigger {
+    /// Starts every pipeline whose connection source action on `delivery`'s repository the
+    /// event starts, under the pipeline's V2 triggers (or its `BranchName` without one), each
+    /// on the event's commit. The execution id comes from the delivery's id, so a redelivery
+    /// starts nothing twice. Returns the (pipeline, execution id) pairs started.
+    ///
+    /// # Errors
+    /// As [`Trigger::start`].
+    pub async fn on_git_event(
+        &self,
+        host: &str,
+        delivery: &super::webhooks::Delivery,
+    ) -> Result<Vec<(String, String)>, ServiceError> {
+        let Some(event) = &delivery.event else { return Ok(Vec::new()) };
+        let mut started = Vec::new();
+        for name in self.store.list_pipelines().await? {
+            let Some(record) = self.store.get_pipeline(&name).await? else { continue };
+            let triggers = record.declaration.triggers.clone().unwrap_or_default();
+            let Some(first) = record.plan.stages.first() else { continue };
+            let config =
+                |a: &baton_core::plan::ActionPlan, k: &str| a.configuration.get(k).cloned();
+            let watching: Vec<_> = first
+                .actions
+                .iter()
+                .filter(|a| {
+                    a.action_type.provider == "CodeStarSourceConnection"
+                        && config(a, "FullRepositoryId").as_deref()
+                            == Some(delivery.repository.as_str())
+                        && baton_core::triggers::starts(
+                            &triggers,
+                            &a.name,
+                            config(a, "BranchName").as_deref(),
+                            config(a, "DetectChanges")
+                                .is_none_or(|d| !d.eq_ignore_ascii_case("false")),
+                            event,
+                        )
+                })
+                .collect();
+            let Some(action) = watching.first() else { continue };
+            if let Some(why) = self.refusal(&name).await? {
+                warn!(pipeline = %name, reason = %why, "not started by the webhook");
+                continue;
+            }
+            let trigger = ExecutionTrigger {
+                trigger_type: "WebhookV2".into(),
+                trigger_detail: config(action, "ConnectionArn")
+                    .unwrap_or_else(|| delivery.repository.clone()),
+            };
+            let revision =
+                SourceRevision { revision_type: "COMMIT_ID".into(), value: event.commit.clone() };
+            let revisions = watching.iter().map(|a| (a.name.clone(), revision.clone())).collect();
+            let id = uuid_from(&format!("{name}\n{host}\n{}", delivery.id));
+            let id = self.start_as(&name, id, trigger, BTreeMap::new(), revisions).await?;
+            started.push((name, id));
+        }
+        Ok(started)
+    }
+}
+
 fn watches(action: &baton_core::plan::ActionPlan, change: &SourceChange) -> bool {
     let config = |k: &str| action.configuration.get(k).map(String::as_str);
     match change {

@@ -17,6 +17,7 @@ use baton::providers::archive::{self, ArchiveError, ExtractLimits};
 use baton::providers::local::codebuild::CodeBuildProvider;
 use baton::providers::local::codecommit::CodeCommitProvider;
 use baton::providers::local::commands::CommandsProvider;
+use baton::providers::local::connection::ConnectionSourceProvider;
 use baton::providers::local::s3::{S3DeployProvider, S3SourceProvider};
 use baton::providers::local::{LocalProviderConfig, registry};
 use indexmap::IndexMap;
@@ -334,6 +335,91 @@ fn archive_zips_chosen_files() {
     let zip = dir.path().join("some.zip");
     archive::zip_files(&src, &[PathBuf::from("a/b.txt")], &zip).unwrap();
     assert_eq!(zip_contents(&zip), BTreeMap::from([("a/b.txt".to_string(), "b".to_string())]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections (GitHub, GitLab, Bitbucket)
+
+/// A repository at `path` with `src/v.txt` at "one" then "two"; the two commit ids.
+fn two_commits(path: &Path) -> (String, String) {
+    fs::create_dir_all(path.join("src")).unwrap();
+    git(path, &["init", "-q", "-b", "main"]);
+    let mut ids = Vec::new();
+    for v in ["one", "two"] {
+        fs::write(path.join("src/v.txt"), v).unwrap();
+        git(path, &["add", "-A"]);
+        git(path, &["commit", "-q", "-m", v]);
+        ids.push(git(path, &["rev-parse", "HEAD"]).trim().to_string());
+    }
+    (ids[0].clone(), ids[1].clone())
+}
+
+fn connection_request(format: &str) -> ActionRequest {
+    request(
+        action_type("Source", "CodeStarSourceConnection"),
+        &[
+            ("ConnectionArn", "arn:aws:codeconnections:us-east-1:111111111111:connection/x"),
+            ("FullRepositoryId", "octo/app"),
+            ("BranchName", "main"),
+            ("OutputArtifactFormat", format),
+        ],
+        &["Src"],
+    )
+}
+
+/// The entry names of a zip, and the text of `file` in it.
+fn zip_names_and(path: &Path, file: &str) -> (Vec<String>, String) {
+    let mut zip = zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap();
+    let names = zip.file_names().map(str::to_owned).collect();
+    let mut text = String::new();
+    zip.by_name(file).unwrap().read_to_string(&mut text).unwrap();
+    (names, text)
+}
+
+#[tokio::test]
+async fn a_connection_source_mirrors_a_remote_and_clones_with_history_when_asked() {
+    let dir = TempDir::new().unwrap();
+    let remote = dir.path().join("remote");
+    let (first, second) = two_commits(&remote);
+    let remotes = HashMap::from([("octo/app".to_string(), format!("file://{}", remote.display()))]);
+    let provider =
+        ConnectionSourceProvider::new(dir.path().join("git"), remotes, dir.path().join("cache"));
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+
+    let (artifacts, vars, _, _) =
+        succeeded(provider.run(&job(&jobs, connection_request("CODE_ZIP"), vec![])).await.unwrap());
+    let (names, text) = zip_names_and(&artifacts[0].path, "src/v.txt");
+    assert_eq!(text, "two");
+    assert!(!names.iter().any(|n| n.starts_with(".git")), "CODE_ZIP holds the files only");
+    assert_eq!(vars["CommitId"], second);
+    assert_eq!(vars["FullRepositoryName"], "octo/app");
+    assert_eq!(
+        vars["ConnectionArn"],
+        "arn:aws:codeconnections:us-east-1:111111111111:connection/x"
+    );
+    assert_eq!(vars["BranchName"], "main");
+    assert_eq!(vars["CommitMessage"], "two");
+
+    // A new commit on the remote is fetched into the mirror; a pinned commit is what runs.
+    fs::write(remote.join("src/v.txt"), "three").unwrap();
+    git(&remote, &["commit", "-q", "-am", "three"]);
+    let mut pinned = connection_request("CODEBUILD_CLONE_REF");
+    pinned.source_revision = Some(baton::core::engine::SourceRevision {
+        revision_type: "COMMIT_ID".into(),
+        value: first.clone(),
+    });
+    let (artifacts, vars, _, _) =
+        succeeded(provider.run(&job(&jobs, pinned, vec![])).await.unwrap());
+    let (names, text) = zip_names_and(&artifacts[0].path, "src/v.txt");
+    assert_eq!((vars["CommitId"].as_str(), text.as_str()), (first.as_str(), "one"));
+    assert!(
+        names.iter().any(|n| n == ".git/HEAD"),
+        "CODEBUILD_CLONE_REF holds the clone: {names:?}"
+    );
+    let (artifacts, _, _, _) =
+        succeeded(provider.run(&job(&jobs, connection_request("CODE_ZIP"), vec![])).await.unwrap());
+    assert_eq!(zip_names_and(&artifacts[0].path, "src/v.txt").1, "three", "fetched again");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1036,6 +1122,7 @@ fn registry_holds_every_local_provider() {
         ("Build", "CodeBuild"),
         ("Test", "CodeBuild"),
         ("Compute", "Commands"),
+        ("Source", "CodeStarSourceConnection"),
     ] {
         assert!(reg.get(&action_type(category, provider)).is_some(), "{category}/{provider}");
     }

@@ -6,40 +6,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use async_trait::async_trait;
 use baton_core::plan::ActionPlan;
-use tokio::process::Command;
 
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
+use super::git::{Commit, commit_of, describe, git, head_of};
 use super::{Failure, has_reference, required};
-
-/// Variables a caller's environment could set to point git at another repository.
-const GIT_REDIRECTS: [&str; 7] = [
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-];
 
 /// Reads CodeCommit repositories from local git repositories.
 #[derive(Debug, Clone, Default)]
 pub struct CodeCommitProvider {
     git_root: PathBuf,
     repositories: HashMap<String, PathBuf>,
-}
-
-/// What `git` says about the commit at a branch head.
-struct Commit {
-    id: String,
-    message: String,
-    author_date: String,
-    committer_date: String,
 }
 
 impl CodeCommitProvider {
@@ -138,35 +118,6 @@ fn check_repository_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The commit id at `refs/heads/<branch>`. The full ref keeps a branch named like an option
-/// (`-x`) from being read as one.
-async fn head_of(repo: &Path, branch: &str) -> Result<String, String> {
-    let spec = format!("refs/heads/{branch}^{{commit}}");
-    let id = git(repo, &["rev-parse", "--verify", "--quiet", &spec]).await?;
-    Ok(id.trim().to_string())
-}
-
-/// The full id of the commit `id` names (a full or abbreviated hash).
-async fn commit_of(repo: &Path, id: &str) -> Result<String, String> {
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("{id} is not a commit id"));
-    }
-    let spec = format!("{id}^{{commit}}");
-    Ok(git(repo, &["rev-parse", "--verify", "--quiet", &spec]).await?.trim().to_string())
-}
-
-/// Dates (strict ISO 8601, as CodeCommit gives them) and the full message of `id`.
-async fn describe(repo: &Path, id: String) -> Result<Commit, Failure> {
-    let text = git(repo, &["show", "-s", "--format=%aI%x00%cI%x00%B", &id])
-        .await
-        .map_err(|e| Failure::job(format!("Could not read commit {id}: {e}")))?;
-    let mut parts = text.splitn(3, '\0');
-    let author_date = parts.next().unwrap_or_default().to_string();
-    let committer_date = parts.next().unwrap_or_default().to_string();
-    let message = parts.next().unwrap_or_default().trim_end().to_string();
-    Ok(Commit { id, message, author_date, committer_date })
-}
-
 fn success(
     repository: &str,
     branch: &str,
@@ -188,31 +139,5 @@ fn success(
         summary: Some(summary),
         external_id: Some(commit.id),
         external_url: None,
-    }
-}
-
-/// Runs `git -C repo args`, returning stdout (small: ids and one commit's message) or stderr.
-///
-/// `GIT_CEILING_DIRECTORIES` stops git from climbing to an enclosing repository when `repo`
-/// itself is not one, and the caller's `GIT_DIR`-style variables are dropped.
-async fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
-    let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(repo).args(args);
-    for var in GIT_REDIRECTS {
-        cmd.env_remove(var);
-    }
-    if let Some(parent) = repo.parent() {
-        cmd.env("GIT_CEILING_DIRECTORIES", parent);
-    }
-    let out = cmd
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| format!("git could not run: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 }

@@ -3,6 +3,7 @@
 //! files, the `git` binary and `bash`, so a pipeline runs without an AWS account.
 //!
 //! - [`codecommit`]: `AWS/Source/CodeCommit` from local git repositories.
+//! - [`connection`]: `AWS/Source/CodeStarSourceConnection` from git remotes.
 //! - [`s3`]: `AWS/Source/S3` and `AWS/Deploy/S3` on a folder standing in for S3.
 //! - [`codebuild`]: `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild` running a buildspec.
 //! - [`commands`]: `AWS/Compute/Commands` running the action's commands.
@@ -13,6 +14,8 @@ mod buildspec;
 pub mod codebuild;
 pub mod codecommit;
 pub mod commands;
+pub mod connection;
+mod git;
 mod glob;
 pub mod s3;
 mod shell;
@@ -37,6 +40,10 @@ pub struct LocalProviderConfig {
     pub repositories: HashMap<String, PathBuf>,
     /// CodeBuild project names mapped to the buildspec file each one uses.
     pub projects: HashMap<String, PathBuf>,
+    /// Connection repositories (`FullRepositoryId`) mapped to a folder or a git URL.
+    pub connections: HashMap<String, String>,
+    /// Where mirrors of remote repositories are kept.
+    pub cache_root: PathBuf,
 }
 
 /// Every local provider, registered under CodePipeline's category, owner and provider names.
@@ -49,6 +56,12 @@ pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
     let mut registry = ProviderRegistry::default();
     registry.register("Source", "AWS", "CodeCommit", Arc::new(codecommit));
     registry.register("Source", "AWS", "S3", Arc::new(s3_source));
+    let connection = connection::ConnectionSourceProvider::new(
+        home.git_root.clone(),
+        home.connections.clone(),
+        home.cache_root.clone(),
+    );
+    registry.register("Source", "AWS", "CodeStarSourceConnection", Arc::new(connection));
     registry.register("Deploy", "AWS", "S3", Arc::new(s3_deploy));
     registry.register("Build", "AWS", "CodeBuild", codebuild.clone());
     registry.register("Test", "AWS", "CodeBuild", codebuild);

@@ -1,0 +1,123 @@
+//! `POST /webhooks/{github,gitlab,bitbucket}` on `baton serve`: signed deliveries from a
+//! repository host start the pipelines whose connection source and triggers they match.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use baton::embedded::Embedded;
+use baton::service::webhooks::{self, Host, WebhookError};
+use serde_json::json;
+
+/// `[webhooks]` in `baton.toml`: the secret each host signs its deliveries with.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebhookSettings {
+    /// GitHub's webhook secret (`X-Hub-Signature-256`).
+    github_secret: Option<String>,
+    /// GitLab's secret token (`X-Gitlab-Token`).
+    gitlab_token: Option<String>,
+    /// Bitbucket Cloud's webhook secret (`X-Hub-Signature`).
+    bitbucket_secret: Option<String>,
+}
+
+/// Environment variables that set a host's secret, before `[webhooks]` in `baton.toml`.
+const VARIABLES: [(Host, &str); 3] = [
+    (Host::GitHub, "BATON_GITHUB_WEBHOOK_SECRET"),
+    (Host::GitLab, "BATON_GITLAB_WEBHOOK_TOKEN"),
+    (Host::Bitbucket, "BATON_BITBUCKET_WEBHOOK_SECRET"),
+];
+
+impl WebhookSettings {
+    /// Each host's secret: from the environment, else from `toml` (which must then be private).
+    pub(crate) fn secrets(&self, toml: &Path) -> Result<HashMap<Host, String>> {
+        let mut secrets = HashMap::new();
+        let in_file = [
+            (Host::GitHub, &self.github_secret),
+            (Host::GitLab, &self.gitlab_token),
+            (Host::Bitbucket, &self.bitbucket_secret),
+        ];
+        for ((host, variable), (_, from_file)) in VARIABLES.iter().zip(in_file) {
+            let secret = match std::env::var(variable).ok().filter(|s| !s.is_empty()) {
+                Some(s) => s,
+                None => match from_file.clone().filter(|s| !s.is_empty()) {
+                    Some(s) => {
+                        crate::serve::refuse_if_others_can_read(toml, "a webhook secret")?;
+                        s
+                    }
+                    None => continue,
+                },
+            };
+            secrets.insert(*host, secret);
+        }
+        Ok(secrets)
+    }
+}
+
+struct Hooks {
+    rt: Arc<Embedded>,
+    secrets: HashMap<Host, String>,
+}
+
+/// The webhook routes, beside `router`.
+pub(crate) fn routes(router: Router, rt: &Arc<Embedded>, secrets: HashMap<Host, String>) -> Router {
+    let hooks = Arc::new(Hooks { rt: Arc::clone(rt), secrets });
+    Router::new().route("/webhooks/{host}", post(deliver)).with_state(hooks).merge(router)
+}
+
+async fn deliver(
+    State(hooks): State<Arc<Hooks>>,
+    UrlPath(host): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let reply =
+        |status: StatusCode, body: serde_json::Value| (status, body.to_string()).into_response();
+    let Some(host) = Host::from_name(&host) else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({"message": "webhooks come from github, gitlab or bitbucket"}),
+        );
+    };
+    let Some(secret) = hooks.secrets.get(&host) else {
+        let setting = match host {
+            Host::GitHub => "github_secret",
+            Host::GitLab => "gitlab_token",
+            Host::Bitbucket => "bitbucket_secret",
+        };
+        return reply(
+            StatusCode::FORBIDDEN,
+            json!({"message": format!("webhooks from {} are not accepted here: set {setting} under [webhooks] in baton.toml", host.name())}),
+        );
+    };
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let delivery = webhooks::verify(host, &headers, &body, secret)
+        .and_then(|()| webhooks::read(host, &headers, &body));
+    let delivery = match delivery {
+        Ok(d) => d,
+        Err(e @ WebhookError::Unauthenticated(_)) => {
+            return reply(StatusCode::UNAUTHORIZED, json!({"message": e.to_string()}));
+        }
+        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"message": e.to_string()})),
+    };
+    match hooks.rt.trigger.on_git_event(host.name(), &delivery).await {
+        Ok(started) => {
+            let started: Vec<_> = started
+                .into_iter()
+                .map(|(pipeline, id)| json!({"pipelineName": pipeline, "pipelineExecutionId": id}))
+                .collect();
+            reply(StatusCode::ACCEPTED, json!({"delivery": delivery.id, "started": started}))
+        }
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": e.to_string()})),
+    }
+}

@@ -1,0 +1,192 @@
+//! Signed webhook deliveries on `baton serve`, shaped as GitHub's and GitLab's documentation
+//! gives them: a connection source pipeline starts on the pushed (or pull request's) commit
+//! when its V2 triggers match, and not for a bad signature, a replay, or a change its filters
+//! exclude.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::api::{Aws, Server, git, poll, tool};
+
+const SECRET: &str = "webhook-s3cret";
+
+fn web_pipeline() -> Value {
+    json!({"pipeline": {
+    "name": "web",
+    "roleArn": "arn:aws:iam::111111111111:role/pipeline",
+    "artifactStore": {"type": "S3", "location": "artifacts"},
+    "pipelineType": "V2",
+    "executionMode": "PARALLEL",
+    "triggers": [{"providerType": "CodeStarSourceConnection", "gitConfiguration": {
+        "sourceActionName": "Checkout",
+        "push": [{"branches": {"includes": ["main", "release/**"]},
+                  "filePaths": {"includes": ["src/**"], "excludes": ["**/*.md"]}}],
+        "pullRequest": [{"events": ["OPEN"], "branches": {"includes": ["main"]}}]}}],
+    "stages": [
+        {"name": "Source", "actions": [{"name": "Checkout",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
+            "configuration": {"ConnectionArn": "arn:aws:codeconnections:us-east-1:111111111111:connection/abc",
+                "FullRepositoryId": "octo/app", "BranchName": "main", "OutputArtifactFormat": "CODE_ZIP"},
+            "outputArtifacts": [{"name": "Src"}], "namespace": "SourceVariables"}]},
+        {"name": "Build", "actions": [{"name": "Show",
+            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": ["cat src/version.txt"],
+            "inputArtifacts": [{"name": "Src"}]}]}
+    ]}})
+}
+
+fn commit(repo: &Path, version: &str) -> String {
+    std::fs::write(repo.join("src/version.txt"), version).unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", version]);
+    let out = Command::new("git").arg("-C").arg(repo).args(["rev-parse", "HEAD"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// POSTs a delivery to `/webhooks/{host}`; the status and JSON reply.
+fn deliver(server: &Server, host: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "POST /webhooks/{host} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n"
+    );
+    for (n, v) in headers {
+        request.push_str(&format!("{n}: {v}\r\n"));
+    }
+    request.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn github(
+    server: &Server,
+    event: &str,
+    delivery: &str,
+    payload: &Value,
+    secret: &str,
+) -> (u16, Value) {
+    let body = payload.to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let headers = [
+        ("X-GitHub-Event", event.to_string()),
+        ("X-GitHub-Delivery", delivery.to_string()),
+        ("X-Hub-Signature-256", signature),
+    ];
+    deliver(server, "github", &headers, &body)
+}
+
+fn push(branch: &str, after: &str, files: &[&str]) -> Value {
+    json!({"ref": format!("refs/heads/{branch}"), "before": "0", "after": after,
+        "repository": {"full_name": "octo/app"},
+        "commits": [{"id": after, "added": [], "removed": [], "modified": files}]})
+}
+
+fn started(reply: &Value) -> Vec<String> {
+    reply["started"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["pipelineExecutionId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn signed_deliveries_start_the_pipelines_their_triggers_match_on_the_pushed_commit() {
+    let server = Server::start_with(&format!("\n[webhooks]\ngithub_secret = \"{SECRET}\"\n"));
+    let aws = Aws { server: &server, cli: tool("BATON_TEST_AWS_CLI", "aws") };
+    let repo = server.home.path().join("git/octo/app");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let first = commit(&repo, "one");
+    let head = commit(&repo, "two");
+    let file = server.home.path().join("web.json");
+    std::fs::write(&file, web_pipeline().to_string()).unwrap();
+    aws.ok(&["create-pipeline", "--cli-input-json", &format!("file://{}", file.display())]);
+
+    // A push naming the first commit runs that commit, not the branch's head.
+    let (status, reply) =
+        github(&server, "push", "d-1", &push("main", &first, &["src/version.txt"]), SECRET);
+    assert_eq!(status, 202, "{reply}");
+    let ids = started(&reply);
+    assert_eq!(ids.len(), 1, "{reply}");
+    let execution = poll("the pushed commit runs", || {
+        let e = aws.ok(&[
+            "get-pipeline-execution",
+            "--pipeline-name",
+            "web",
+            "--pipeline-execution-id",
+            &ids[0],
+        ])["pipelineExecution"]
+            .clone();
+        (e["status"] == "Succeeded").then_some(e)
+    });
+    assert_eq!(execution["artifactRevisions"], json!([{"name": "Src", "revisionId": first}]));
+    assert_eq!(execution["trigger"]["triggerType"], "WebhookV2");
+    let actions = aws.ok(&[
+        "list-action-executions",
+        "--pipeline-name",
+        "web",
+        "--filter",
+        &format!("pipelineExecutionId={}", ids[0]),
+    ]);
+    let checkout = actions["actionExecutionDetails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["actionName"] == "Checkout")
+        .unwrap()
+        .clone();
+    assert_eq!(checkout["output"]["outputVariables"]["CommitId"], first.as_str());
+    assert_eq!(checkout["output"]["outputVariables"]["FullRepositoryName"], "octo/app");
+
+    // The same delivery again starts nothing new.
+    let (_, again) =
+        github(&server, "push", "d-1", &push("main", &first, &["src/version.txt"]), SECRET);
+    assert_eq!(started(&again), ids, "a redelivery names the same execution");
+    // A bad signature, a filtered file, another branch, a tag: nothing starts.
+    let (status, _) =
+        github(&server, "push", "d-2", &push("main", &head, &["src/version.txt"]), "guess");
+    assert_eq!(status, 401);
+    let (_, docs) = github(&server, "push", "d-3", &push("main", &head, &["src/notes.md"]), SECRET);
+    assert!(started(&docs).is_empty(), "{docs}");
+    let (_, dev) =
+        github(&server, "push", "d-4", &push("dev", &head, &["src/version.txt"]), SECRET);
+    assert!(started(&dev).is_empty(), "{dev}");
+    let tag = json!({"ref": "refs/tags/v1", "after": head, "repository": {"full_name": "octo/app"}, "commits": []});
+    let (_, tagged) = github(&server, "push", "d-5", &tag, SECRET);
+    assert!(started(&tagged).is_empty(), "{tagged}");
+    // A pull request opened into main runs its head.
+    let pr = json!({"action": "opened", "repository": {"full_name": "octo/app"},
+        "pull_request": {"head": {"ref": "topic", "sha": head}, "base": {"ref": "main"}}});
+    let (_, opened) = github(&server, "pull_request", "d-6", &pr, SECRET);
+    assert_eq!(started(&opened).len(), 1, "{opened}");
+    let listed = aws.ok(&["list-pipeline-executions", "--pipeline-name", "web"]);
+    assert_eq!(listed["pipelineExecutionSummaries"].as_array().unwrap().len(), 2);
+    // A connection with nowhere to fetch from is refused at start, saying what to configure.
+    let mut missing = web_pipeline();
+    missing["pipeline"]["name"] = json!("elsewhere");
+    missing["pipeline"]["stages"][0]["actions"][0]["configuration"]["FullRepositoryId"] =
+        json!("octo/missing");
+    std::fs::write(&file, missing.to_string()).unwrap();
+    aws.ok(&["create-pipeline", "--cli-input-json", &format!("file://{}", file.display())]);
+    let (code, message) = aws.err(&["start-pipeline-execution", "--name", "elsewhere"]);
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("[connections]") && message.contains("octo/missing"), "{message}");
+    // A host with no secret configured is refused, saying what to set.
+    let (status, reply) = deliver(&server, "gitlab", &[("X-Gitlab-Token", SECRET.into())], "{}");
+    assert_eq!(status, 403);
+    assert!(reply["message"].as_str().unwrap().contains("gitlab_token"), "{reply}");
+}

@@ -1,5 +1,6 @@
 //! `baton`: validate CodePipeline declarations and run pipelines on one machine.
 
+mod hooks;
 mod local;
 mod names;
 mod remote;
@@ -15,6 +16,19 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+/// `baton hooks ...`.
+#[derive(clap::Subcommand, Debug)]
+enum HooksAction {
+    /// Write post-commit and post-receive hooks into the repository at PATH.
+    Install {
+        repo: std::path::PathBuf,
+        /// Its FullRepositoryId (`owner/repo`) or CodeCommit name (default: its path under
+        /// the home's `git/` folder).
+        #[arg(long)]
+        repository: Option<String>,
+    },
+}
 
 #[derive(Parser)]
 #[command(name = "baton", version, about = "A release orchestrator that speaks CodePipeline.")]
@@ -135,11 +149,21 @@ enum Command {
         #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
         region: String,
     },
-    /// Tell Baton a branch of a local repository changed: starts the pipelines that watch it.
+    /// Tell Baton a branch of a local repository changed: starts the pipelines that watch it
+    /// (CodeCommit sources by name; connection sources by `owner/repo`, under their triggers).
     Push {
         repository: String,
         #[arg(default_value = "main")]
         branch: String,
+        /// For triggers' file paths: the files changed since this revision (default: the
+        /// files the branch's last commit changed).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Install git hooks in a local repository so each commit and push starts its pipelines.
+    Hooks {
+        #[command(subcommand)]
+        action: HooksAction,
     },
     /// Print a completion script for a shell: `baton completions bash > /etc/bash_completion.d/baton`,
     /// `baton completions zsh > "${fpath[1]}/_baton"`, `baton completions fish > ~/.config/fish/completions/baton.fish`.
@@ -190,6 +214,7 @@ fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
         Wait { .. } => "wait",
         Logs { .. } => "logs",
         Push { .. } => "push",
+        Hooks { .. } => "hooks",
         Serve { .. } => "serve",
         Validate { .. } => "validate",
         Simulate { .. } => "simulate",
@@ -225,7 +250,7 @@ fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
                 remote::transition(&client, &pipeline, &stage, true, "").await
             }
             // Refused above.
-            Run { .. } | Wait { .. } | Logs { .. } | Push { .. } | Serve { .. } => {
+            Run { .. } | Wait { .. } | Logs { .. } | Push { .. } | Hooks { .. } | Serve { .. } => {
                 Ok(ExitCode::from(2))
             }
             Validate { .. } | Simulate { .. } | Completions { .. } => Ok(ExitCode::from(2)),
@@ -263,7 +288,12 @@ async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitC
         EnableTransition { pipeline, stage } => {
             local::transition(home, &pipeline, &stage, true, "").await
         }
-        Push { repository, branch } => local::push(home, &repository, &branch).await,
+        Push { repository, branch, since } => {
+            local::push(home, &repository, &branch, since.as_deref()).await
+        }
+        Hooks { action: HooksAction::Install { repo, repository } } => {
+            hooks::install(home, &repo, repository.as_deref())
+        }
         Serve { port, bind, region } => serve::serve(home, &bind, port, &region).await,
         Validate { .. } | Simulate { .. } | Completions { .. } => Ok(ExitCode::SUCCESS),
     }

@@ -190,3 +190,60 @@ fn signed_deliveries_start_the_pipelines_their_triggers_match_on_the_pushed_comm
     assert_eq!(status, 403);
     assert!(reply["message"].as_str().unwrap().contains("gitlab_token"), "{reply}");
 }
+
+fn baton(server: &Server, args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .arg("--home")
+        .arg(server.home.path())
+        .args(args)
+        .env_remove("BATON_HOME")
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "baton {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn executions(aws: &Aws<'_>) -> usize {
+    let listed = aws.ok(&["list-pipeline-executions", "--pipeline-name", "web"]);
+    listed["pipelineExecutionSummaries"].as_array().unwrap().len()
+}
+
+/// A local repository starts its pipelines by itself, under the same triggers: `baton push`
+/// with the files the commit changed, and the hooks `baton hooks install` writes.
+#[test]
+fn local_commits_start_connection_pipelines_under_their_triggers() {
+    let server = Server::start();
+    let aws = Aws { server: &server, cli: tool("BATON_TEST_AWS_CLI", "aws") };
+    let repo = server.home.path().join("git/octo/app");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let base = commit(&repo, "one");
+    let file = server.home.path().join("web.json");
+    std::fs::write(&file, web_pipeline().to_string()).unwrap();
+    aws.ok(&["create-pipeline", "--cli-input-json", &format!("file://{}", file.display())]);
+
+    let out = baton(&server, &["push", "octo/app", "main"]);
+    assert!(out.contains("started execution"), "{out}");
+    assert_eq!(executions(&aws), 1);
+    // A commit touching only docs is filtered out; since the base, src changed too.
+    std::fs::write(repo.join("NOTES.md"), "notes").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "notes"]);
+    let out = baton(&server, &["push", "octo/app", "main"]);
+    assert!(out.contains("No pipeline watches"), "{out}");
+    std::fs::write(repo.join("src/version.txt"), "three").unwrap();
+    git(&repo, &["commit", "-q", "-am", "three"]);
+    std::fs::write(repo.join("NOTES.md"), "more notes").unwrap();
+    git(&repo, &["commit", "-q", "-am", "more notes"]);
+    let out = baton(&server, &["push", "octo/app", "main", "--since", &base]);
+    assert!(out.contains("started execution"), "{out}");
+    assert_eq!(executions(&aws), 2);
+
+    // With the hooks, a commit is enough.
+    let out = baton(&server, &["hooks", "install", repo.to_str().unwrap()]);
+    assert!(out.contains("octo/app"), "{out}");
+    std::fs::write(repo.join("src/version.txt"), "four").unwrap();
+    git(&repo, &["commit", "-q", "-am", "four"]);
+    poll("the commit's hook starts an execution", || (executions(&aws) == 3).then_some(()));
+}

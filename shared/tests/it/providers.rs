@@ -17,7 +17,7 @@ use baton::providers::archive::{self, ArchiveError, ExtractLimits};
 use baton::providers::local::codebuild::CodeBuildProvider;
 use baton::providers::local::codecommit::CodeCommitProvider;
 use baton::providers::local::commands::CommandsProvider;
-use baton::providers::local::connection::ConnectionSourceProvider;
+use baton::providers::local::connection::{ConnectionSourceProvider, GitHubV1Provider};
 use baton::providers::local::s3::{S3DeployProvider, S3SourceProvider};
 use baton::providers::local::{LocalProviderConfig, registry};
 use indexmap::IndexMap;
@@ -420,6 +420,44 @@ async fn a_connection_source_mirrors_a_remote_and_clones_with_history_when_asked
     let (artifacts, _, _, _) =
         succeeded(provider.run(&job(&jobs, connection_request("CODE_ZIP"), vec![])).await.unwrap());
     assert_eq!(zip_names_and(&artifacts[0].path, "src/v.txt").1, "three", "fetched again");
+}
+
+#[tokio::test]
+async fn a_github_v1_source_reads_owner_and_repo_like_a_connection() {
+    let dir = TempDir::new().unwrap();
+    let git_root = dir.path().join("git");
+    let (_, head) = two_commits(&git_root.join("example-org/legacy-web"));
+    let provider = GitHubV1Provider(ConnectionSourceProvider::new(
+        git_root,
+        HashMap::new(),
+        dir.path().join("cache"),
+    ));
+    let req = request(
+        ActionType {
+            category: "Source".into(),
+            owner: "ThirdParty".into(),
+            provider: "GitHub".into(),
+            version: "1".into(),
+        },
+        &[
+            ("Owner", "example-org"),
+            ("Repo", "legacy-web"),
+            ("Branch", "main"),
+            ("OAuthToken", "****"),
+        ],
+        &["SourceArtifact"],
+    );
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let (artifacts, vars, _, _) = succeeded(provider.run(&job(&jobs, req, vec![])).await.unwrap());
+    assert_eq!(zip_names_and(&artifacts[0].path, "src/v.txt").1, "two");
+    assert_eq!(vars["CommitId"], head);
+    assert_eq!(vars["RepositoryName"], "legacy-web");
+    assert_eq!(
+        vars["CommitUrl"],
+        format!("https://github.com/example-org/legacy-web/commit/{head}")
+    );
+    assert!(vars.contains_key("CommitterDate"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1127,4 +1165,11 @@ fn registry_holds_every_local_provider() {
         assert!(reg.get(&action_type(category, provider)).is_some(), "{category}/{provider}");
     }
     assert!(reg.get(&action_type("Deploy", "CloudFormation")).is_none());
+    let github = ActionType {
+        category: "Source".into(),
+        owner: "ThirdParty".into(),
+        provider: "GitHub".into(),
+        version: "1".into(),
+    };
+    assert!(reg.get(&github).is_some(), "ThirdParty/Source/GitHub");
 }

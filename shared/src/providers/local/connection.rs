@@ -91,6 +91,20 @@ impl ConnectionSourceProvider {
         let repository = required(config, "FullRepositoryId")?;
         let branch = required(config, "BranchName")?;
         let connection = config.get("ConnectionArn").cloned().unwrap_or_default();
+        let clone =
+            config.get("OutputArtifactFormat").map(String::as_str) == Some("CODEBUILD_CLONE_REF");
+        let (commit, artifacts) = self.fetch(job, repository, branch, clone).await?;
+        Ok(success(repository, branch, &connection, commit, artifacts))
+    }
+
+    /// The commit to run (pinned, or the branch's head) and its artifact.
+    async fn fetch(
+        &self,
+        job: &Job,
+        repository: &str,
+        branch: &str,
+        clone: bool,
+    ) -> Result<(Commit, Vec<LocalArtifact>), Failure> {
         let repo = self.repository(repository).await?;
         let id = match &job.request.source_revision {
             // The commit a webhook, a push or `sourceRevisions` named, else the branch's head.
@@ -107,10 +121,8 @@ impl ConnectionSourceProvider {
             })?,
         };
         let commit = describe(&repo, id).await?;
-        let clone =
-            config.get("OutputArtifactFormat").map(String::as_str) == Some("CODEBUILD_CLONE_REF");
         let artifacts = self.artifact(job, &repo, &commit.id, branch, clone).await?;
-        Ok(success(repository, branch, &connection, commit, artifacts))
+        Ok((commit, artifacts))
     }
 
     /// The commit's files (`CODE_ZIP`), or a clone with its history checked out at the commit
@@ -152,6 +164,56 @@ impl ConnectionSourceProvider {
             })?;
         }
         Ok(vec![LocalArtifact { name: name.clone(), path: dest }])
+    }
+}
+
+/// `ThirdParty/Source/GitHub` version 1 (OAuth apps, deprecated by CodePipeline but still in
+/// many pipelines): `Owner/Repo` at `Branch`, read as a connection to that repository is; the
+/// `OAuthToken` is not needed here, git's own credentials fetch a URL.
+#[derive(Debug, Clone)]
+pub struct GitHubV1Provider(pub ConnectionSourceProvider);
+
+impl GitHubV1Provider {
+    async fn checkout(&self, job: &Job) -> Result<JobResult, Failure> {
+        let config = &job.request.configuration;
+        let (owner, repo) = (required(config, "Owner")?, required(config, "Repo")?);
+        let branch = required(config, "Branch")?;
+        let repository = format!("{owner}/{repo}");
+        let (commit, artifacts) = self.0.fetch(job, &repository, branch, false).await?;
+        let summary = commit.message.lines().next().unwrap_or_default().to_string();
+        Ok(JobResult::Succeeded {
+            output_artifacts: artifacts,
+            output_variables: BTreeMap::from([
+                ("AuthorDate".to_string(), commit.author_date),
+                ("BranchName".to_string(), branch.to_string()),
+                ("CommitId".to_string(), commit.id.clone()),
+                ("CommitMessage".to_string(), commit.message),
+                ("CommitterDate".to_string(), commit.committer_date),
+                (
+                    "CommitUrl".to_string(),
+                    format!("https://github.com/{repository}/commit/{}", commit.id),
+                ),
+                ("RepositoryName".to_string(), repo.to_string()),
+            ]),
+            summary: Some(summary),
+            external_id: Some(commit.id),
+            external_url: None,
+        })
+    }
+}
+
+#[async_trait]
+impl ActionProvider for GitHubV1Provider {
+    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+        let get = |k: &str| action.configuration.get(k).filter(|v| !has_reference(v));
+        let (Some(owner), Some(repo)) = (get("Owner"), get("Repo")) else { return Ok(()) };
+        let mut as_connection = action.clone();
+        as_connection.configuration.insert("FullRepositoryId".into(), format!("{owner}/{repo}"));
+        self.0.check(&as_connection)
+    }
+
+    async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
+        Ok(self.checkout(job).await.unwrap_or_else(JobResult::from))
     }
 }
 

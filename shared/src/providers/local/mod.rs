@@ -61,7 +61,9 @@ pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
         home.connections.clone(),
         home.cache_root.clone(),
     );
+    let github = connection::GitHubV1Provider(connection.clone());
     registry.register("Source", "AWS", "CodeStarSourceConnection", Arc::new(connection));
+    registry.register("Source", "ThirdParty", "GitHub", Arc::new(github));
     registry.register("Deploy", "AWS", "S3", Arc::new(s3_deploy));
     registry.register("Build", "AWS", "CodeBuild", codebuild.clone());
     registry.register("Test", "AWS", "CodeBuild", codebuild);

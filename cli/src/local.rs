@@ -32,6 +32,8 @@ pub(crate) struct Settings {
     /// CodeBuild project name -> buildspec file.
     #[serde(default)]
     projects: std::collections::HashMap<String, PathBuf>,
+    /// How often sources with `PollForSourceChanges: "true"` are looked at, in seconds.
+    poll_seconds: Option<u64>,
     /// Connection repository (`FullRepositoryId`) -> folder or git URL.
     #[serde(default)]
     connections: std::collections::HashMap<String, String>,
@@ -114,6 +116,7 @@ pub(crate) async fn open_serving(
         repositories: settings.repositories,
         projects: settings.projects,
         connections: settings.connections,
+        poll_every: settings.poll_seconds.map(Duration::from_secs),
         quiet,
         workers: 64,
         smtp: settings.smtp,

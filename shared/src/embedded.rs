@@ -71,6 +71,8 @@ pub struct EmbeddedConfig {
     pub clock: Option<Arc<dyn Clock>>,
     /// The account pipelines' ARNs and messages name (default [`DEFAULT_ACCOUNT`]).
     pub account: Option<String>,
+    /// How often sources with `PollForSourceChanges: "true"` are looked at (default 30 s).
+    pub poll_every: Option<Duration>,
     /// AWS to run the actions that have no local meaning (CloudFormation, CodeBuild projects in
     /// AWS...): the SDK configuration, endpoint included.
     #[cfg(feature = "aws")]
@@ -123,6 +125,7 @@ pub struct Embedded {
     workers: usize,
     clock: Arc<dyn Clock>,
     account: String,
+    poll_every_millis: i64,
 }
 
 /// Held by the one process that dispatches for a home; released when dropped.
@@ -213,6 +216,9 @@ impl Embedded {
             workers: config.workers.max(1),
             clock,
             account: config.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned()),
+            poll_every_millis: config
+                .poll_every
+                .map_or(30_000, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
         })
     }
 
@@ -279,6 +285,7 @@ impl Embedded {
         let permits = Arc::new(Semaphore::new(self.workers));
         let queued = self.bus.queued();
         let mut last_sweep = 0;
+        let mut last_poll = 0;
         loop {
             if *stop.borrow() {
                 return;
@@ -291,6 +298,17 @@ impl Embedded {
             if now - last_sweep >= 1_000 {
                 last_sweep = now;
                 self.sweep().await;
+            }
+            if now - last_poll >= self.poll_every_millis {
+                last_poll = now;
+                match self.trigger.poll().await {
+                    Ok(started) => {
+                        for (pipeline, id) in started {
+                            tracing::info!(%pipeline, execution = %id, "a polled source changed");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "cannot poll sources"),
+                }
             }
             if handled == 0 {
                 tokio::select! {

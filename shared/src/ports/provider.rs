@@ -104,6 +104,15 @@ pub trait ActionProvider: Send + Sync {
     fn works_in_place(&self) -> bool {
         false
     }
+    /// For a source: the revision a run would fetch now, so a poller can tell a new one
+    /// (`PollForSourceChanges`); `None` when this provider cannot tell.
+    async fn latest_revision(
+        &self,
+        action: &ActionPlan,
+    ) -> Option<baton_core::engine::SourceRevision> {
+        let _ = action;
+        None
+    }
     /// Runs one attempt.
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError>;
     /// Asks how work that [`ActionProvider::run`] left [`JobResult::Running`] stands:

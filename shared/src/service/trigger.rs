@@ -257,6 +257,59 @@ impl Trigger {
     }
 }
 
+impl Trigger {
+    /// `PollForSourceChanges: "true"`: starts each pipeline whose polled source action has a
+    /// revision the pipeline's latest execution did not run, pinned to it. The execution id
+    /// comes from the revision, so one revision starts one execution however often it is
+    /// polled. Returns the (pipeline, execution id) pairs started.
+    ///
+    /// # Errors
+    /// When the store is unavailable.
+    pub async fn poll(&self) -> Result<Vec<(String, String)>, ServiceError> {
+        let Some(providers) = &self.providers else { return Ok(Vec::new()) };
+        let mut started = Vec::new();
+        for name in self.store.list_pipelines().await? {
+            let Some(record) = self.store.get_pipeline(&name).await? else { continue };
+            let Some(first) = record.plan.stages.first() else { continue };
+            let polled = first.actions.iter().filter(|a| {
+                a.configuration
+                    .get("PollForSourceChanges")
+                    .is_some_and(|p| p.eq_ignore_ascii_case("true"))
+            });
+            for action in polled {
+                let Some(provider) = providers.get(&action.action_type) else { continue };
+                let Some(revision) = provider.latest_revision(action).await else { continue };
+                let latest = self.store.executions(&name, 1).await?;
+                let fetched = |e: &baton_core::engine::Execution| {
+                    let pinned = e.source_revisions.get(&action.name).map(|r| r.value.clone());
+                    pinned.or_else(|| {
+                        let artifact = action.output_artifacts.first()?;
+                        e.revisions.get(artifact).cloned()
+                    })
+                };
+                // The latest execution ran this revision, or is about to fetch one: wait.
+                let ran = latest.first().is_some_and(|e| match fetched(e) {
+                    Some(r) => r == revision.value,
+                    None => !e.status.is_ended(),
+                });
+                if ran || self.refusal(&name).await?.is_some() {
+                    continue;
+                }
+                let trigger = ExecutionTrigger {
+                    trigger_type: "PollForSourceChanges".into(),
+                    trigger_detail: action.name.clone(),
+                };
+                let id = uuid_from(&format!("{name}\npoll\n{}\n{}", action.name, revision.value));
+                let revisions = BTreeMap::from([(action.name.clone(), revision)]);
+                let id = self.start_as(&name, id, trigger, BTreeMap::new(), revisions).await?;
+                started.push((name.clone(), id));
+                break; // one start per pipeline per look
+            }
+        }
+        Ok(started)
+    }
+}
+
 fn watches(action: &baton_core::plan::ActionPlan, change: &SourceChange) -> bool {
     let config = |k: &str| action.configuration.get(k).map(String::as_str);
     match change {

@@ -389,3 +389,55 @@ async fn an_action_this_machine_cannot_run_is_kept_and_its_start_refused_before_
         assert!(rt.store.executions(name, 10).await.unwrap().is_empty(), "{name} ran half-way");
     }
 }
+
+/// `PollForSourceChanges: "true"`: a new commit starts one execution, pinned to it, however
+/// often the source is looked at; an unchanged source starts nothing.
+#[tokio::test]
+async fn a_polled_source_starts_once_per_new_revision() {
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("git/app");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "one"]);
+    let rt = Embedded::open(&EmbeddedConfig {
+        home: home.path().to_path_buf(),
+        quiet: true,
+        ..EmbeddedConfig::default()
+    })
+    .unwrap();
+    let doc = PipelineDocument::from_value(serde_json::json!({"name": "polled",
+        "roleArn": "arn:aws:iam::111111111111:role/p",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "stages": [
+          {"name": "Source", "actions": [{"name": "Checkout",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+            "configuration": {"RepositoryName": "app", "BranchName": "main", "PollForSourceChanges": "true"},
+            "outputArtifacts": [{"name": "Src"}]}]},
+          {"name": "Build", "actions": [{"name": "Check",
+            "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+            "configuration": {"ProjectName": "p"}, "inputArtifacts": [{"name": "Src"}]}]}]}))
+    .unwrap();
+    rt.put_pipeline(&doc, "us-east-1").await.unwrap();
+    let first = rt.trigger.poll().await.unwrap();
+    assert_eq!(first.len(), 1, "a new pipeline runs what its source holds");
+    assert!(rt.trigger.poll().await.unwrap().is_empty(), "the same revision again");
+    git(&["commit", "-q", "--allow-empty", "-m", "two"]);
+    let second = rt.trigger.poll().await.unwrap();
+    assert_eq!(second.len(), 1);
+    let e = rt.store.execution("polled", &second[0].1).await.unwrap().unwrap();
+    assert_eq!(e.trigger.trigger_type, "PollForSourceChanges");
+    let commit = git(&["rev-parse", "HEAD"]);
+    assert_eq!(e.source_revisions["Checkout"].value, commit, "pinned to the new commit");
+    assert!(rt.trigger.poll().await.unwrap().is_empty());
+}

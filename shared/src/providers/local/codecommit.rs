@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use baton_core::engine::SourceRevision;
 use baton_core::plan::ActionPlan;
 
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
@@ -101,6 +102,14 @@ impl ActionProvider for CodeCommitProvider {
             Some(name) if !has_reference(name) => check_repository_name(name.trim()),
             _ => Ok(()),
         }
+    }
+
+    async fn latest_revision(&self, action: &ActionPlan) -> Option<SourceRevision> {
+        let config = &action.configuration;
+        let name = config.get("RepositoryName").filter(|n| check_repository_name(n).is_ok())?;
+        let repo = tokio::fs::canonicalize(self.repository_path(name)).await.ok()?;
+        let head = head_of(&repo, config.get("BranchName")?).await.ok()?;
+        Some(SourceRevision { revision_type: "COMMIT_ID".into(), value: head })
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

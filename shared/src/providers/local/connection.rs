@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use baton_core::engine::SourceRevision;
 use baton_core::plan::ActionPlan;
 
 use super::git::{Commit, commit_of, describe, git, head_of};
@@ -167,6 +168,18 @@ impl ConnectionSourceProvider {
     }
 }
 
+impl ConnectionSourceProvider {
+    /// The head of `branch`, fetched first when the repository is a URL's mirror.
+    async fn head(&self, repository: &str, branch: &str) -> Option<SourceRevision> {
+        if has_reference(repository) || has_reference(branch) {
+            return None;
+        }
+        let repo = self.repository(repository).await.ok()?;
+        let head = head_of(&repo, branch).await.ok()?;
+        Some(SourceRevision { revision_type: "COMMIT_ID".into(), value: head })
+    }
+}
+
 /// `ThirdParty/Source/GitHub` version 1 (OAuth apps, deprecated by CodePipeline but still in
 /// many pipelines): `Owner/Repo` at `Branch`, read as a connection to that repository is; the
 /// `OAuthToken` is not needed here, git's own credentials fetch a URL.
@@ -210,6 +223,12 @@ impl ActionProvider for GitHubV1Provider {
         let mut as_connection = action.clone();
         as_connection.configuration.insert("FullRepositoryId".into(), format!("{owner}/{repo}"));
         self.0.check(&as_connection)
+    }
+
+    async fn latest_revision(&self, action: &ActionPlan) -> Option<SourceRevision> {
+        let config = &action.configuration;
+        let repository = format!("{}/{}", config.get("Owner")?, config.get("Repo")?);
+        self.0.head(&repository, config.get("Branch")?).await
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
@@ -261,6 +280,11 @@ impl ActionProvider for ConnectionSourceProvider {
                 path.display()
             )),
         }
+    }
+
+    async fn latest_revision(&self, action: &ActionPlan) -> Option<SourceRevision> {
+        let config = &action.configuration;
+        self.head(config.get("FullRepositoryId")?, config.get("BranchName")?).await
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

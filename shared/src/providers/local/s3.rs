@@ -95,6 +95,24 @@ impl ActionProvider for S3SourceProvider {
         check_literal(config.get("S3ObjectKey"), |k| check_key(k, "S3ObjectKey"))
     }
 
+    /// The object's version as the run reports it: its modification time.
+    async fn latest_revision(
+        &self,
+        action: &ActionPlan,
+    ) -> Option<baton_core::engine::SourceRevision> {
+        let (bucket, key) =
+            (action.configuration.get("S3Bucket")?, action.configuration.get("S3ObjectKey")?);
+        check_bucket(bucket).ok()?;
+        check_key(key, "S3ObjectKey").ok()?;
+        let modified =
+            tokio::fs::metadata(self.s3_root.join(bucket).join(key)).await.ok()?.modified().ok()?;
+        let version = modified.duration_since(UNIX_EPOCH).ok()?.as_nanos().to_string();
+        Some(baton_core::engine::SourceRevision {
+            revision_type: "S3_OBJECT_VERSION_ID".into(),
+            value: version,
+        })
+    }
+
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
         Ok(self.fetch(job).await.unwrap_or_else(JobResult::from))
     }

@@ -47,6 +47,21 @@ struct SourceRevisionIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct ActionRevisionIn {
+    revision_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutRevisionIn {
+    pipeline_name: String,
+    stage_name: String,
+    action_name: String,
+    action_revision: ActionRevisionIn,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct StopIn {
     pipeline_name: String,
     pipeline_execution_id: String,
@@ -197,6 +212,62 @@ impl Ctx<'_> {
         };
         self.apply(&name, input).await?;
         Ok(json!({"pipelineExecutionId": execution_id}))
+    }
+
+    /// `PutActionRevision`: a source action has a revision; unless its latest execution ran
+    /// it already, a new execution runs it (trigger `PutActionRevision`).
+    pub(super) async fn put_action_revision(&self, body: Value) -> Result<Value, ApiError> {
+        let PutRevisionIn { pipeline_name, stage_name, action_name, action_revision } =
+            input(body)?;
+        let record = self.pipeline(&pipeline_name).await?;
+        let plan = &record.plan;
+        let stage = plan.stages.iter().find(|s| s.name == stage_name).ok_or_else(|| {
+            ApiError::new(
+                "StageNotFoundException",
+                format!("Stage {stage_name} was not found in pipeline {pipeline_name}"),
+            )
+        })?;
+        let action = stage.actions.iter().find(|a| a.name == action_name).ok_or_else(|| {
+            ApiError::new(
+                "ActionNotFoundException",
+                format!("Action {action_name} was not found in stage {stage_name}"),
+            )
+        })?;
+        if action.action_type.category != "Source" {
+            return Err(ApiError::validation(format!(
+                "Action {action_name} is not a source action, so it has no revisions"
+            )));
+        }
+        let wanted = action_revision.revision_id;
+        let latest = self.api.store.executions(&pipeline_name, 1).await?.into_iter().next();
+        let current = latest.as_ref().and_then(|e| {
+            let pinned = e.source_revisions.get(&action_name).map(|r| r.value.clone());
+            pinned.or_else(|| e.revisions.get(action.output_artifacts.first()?).cloned())
+        });
+        if current.as_deref() == Some(wanted.as_str()) {
+            let id = latest.map(|e| e.id).unwrap_or_default();
+            return Ok(json!({"newRevision": false, "pipelineExecutionId": id}));
+        }
+        runnable(&self.api.providers, plan).map_err(|e| self.refused(e))?;
+        let mut revisions = BTreeMap::new();
+        if let Some(kind) = SourceRevision::types_for(&action.action_type.provider).first() {
+            let revision = SourceRevision { revision_type: (*kind).into(), value: wanted.clone() };
+            revisions.insert(action_name.clone(), revision);
+        }
+        let execution_id =
+            idempotent_id(&pipeline_name, &format!("revision\n{action_name}\n{wanted}"));
+        let trigger = Trigger {
+            trigger_type: "PutActionRevision".into(),
+            trigger_detail: self.caller.to_string(),
+        };
+        let input = Input::Start {
+            execution_id: execution_id.clone(),
+            trigger,
+            variables: BTreeMap::new(),
+            source_revisions: revisions,
+        };
+        self.apply(&pipeline_name, input).await?;
+        Ok(json!({"newRevision": true, "pipelineExecutionId": execution_id}))
     }
 
     pub(super) async fn stop_execution(&self, body: Value) -> Result<Value, ApiError> {

@@ -42,7 +42,7 @@ pub const SIGNING_SERVICE: &str = "codepipeline";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The operations Baton answers.
-pub const OPERATIONS: [&str; 24] = [
+pub const OPERATIONS: [&str; 25] = [
     "CreatePipeline",
     "GetPipeline",
     "UpdatePipeline",
@@ -67,6 +67,7 @@ pub const OPERATIONS: [&str; 24] = [
     "RollbackStage",
     "ListRuleExecutions",
     "ListRuleTypes",
+    "PutActionRevision",
 ];
 
 /// An HTTP answer: the status and a JSON body (`application/x-amz-json-1.1`).
@@ -257,6 +258,7 @@ impl Ctx<'_> {
             "RollbackStage" => self.rollback_stage(input).await,
             "ListRuleExecutions" => self.list_rule_executions(input).await,
             "ListRuleTypes" => conditions::list_rule_types(input),
+            "PutActionRevision" => self.put_action_revision(input).await,
             "TagResource" => self.tag_resource(input).await,
             "UntagResource" => self.untag_resource(input).await,
             "ListTagsForResource" => self.list_tags(input).await,

@@ -365,3 +365,31 @@ async fn deploy_targets_are_listed_for_an_action_execution_that_exists() {
     let (code, _) = f.err("ListDeployActionExecutionTargets", elsewhere).await;
     assert_eq!(code, "PipelineNotFoundException");
 }
+
+#[tokio::test]
+async fn put_action_revision_starts_a_new_revision_once() {
+    let f = fixture();
+    f.ok("CreatePipeline", json!({"pipeline": pipeline("p")})).await;
+    let put = |revision: &str, action: &str| {
+        json!({"pipelineName": "p", "stageName": "Source", "actionName": action,
+            "actionRevision": {"revisionId": revision, "revisionChangeId": revision, "created": 1.7e9}})
+    };
+    let first = f.ok("PutActionRevision", put("v1", "Fetch")).await;
+    assert_eq!(first["newRevision"], true);
+    let id = first["pipelineExecutionId"].as_str().unwrap().to_string();
+    let e =
+        f.ok("GetPipelineExecution", json!({"pipelineName": "p", "pipelineExecutionId": id})).await;
+    assert_eq!(e["pipelineExecution"]["trigger"]["triggerType"], "PutActionRevision");
+    let again = f.ok("PutActionRevision", put("v1", "Fetch")).await;
+    assert_eq!(
+        (again["newRevision"].clone(), again["pipelineExecutionId"].clone()),
+        (json!(false), json!(id))
+    );
+    let next = f.ok("PutActionRevision", put("v2", "Fetch")).await;
+    assert_eq!(next["newRevision"], true);
+    assert_ne!(next["pipelineExecutionId"], json!(id));
+    assert_eq!(f.err("PutActionRevision", put("v3", "Nope")).await.0, "ActionNotFoundException");
+    let mut approval = put("v3", "Gate");
+    approval["stageName"] = json!("Approve");
+    assert_eq!(f.err("PutActionRevision", approval).await.0, "ValidationException");
+}

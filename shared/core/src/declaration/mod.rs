@@ -1,6 +1,7 @@
 //! CodePipeline pipeline declarations: the model, reading and writing files, and validation.
 
 mod document;
+pub mod honoured;
 mod model;
 mod printed;
 mod validate;

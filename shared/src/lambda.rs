@@ -177,13 +177,11 @@ impl Aws {
 
     /// The action-worker service, with the AWS providers; scratch space in `/tmp`.
     pub fn action_worker(&self) -> crate::service::ActionWorker {
-        let mut providers = crate::ports::provider::ProviderRegistry::default();
-        crate::providers::aws::register(&mut providers, self.roles.clone());
         crate::service::ActionWorker::new(
             self.store.clone(),
             self.bus.clone(),
             self.artifacts.clone(),
-            providers,
+            self.providers(),
             self.store.clone(),
             std::env::temp_dir().join("baton"),
         )
@@ -192,7 +190,17 @@ impl Aws {
 
     /// The trigger service.
     pub fn trigger(&self) -> crate::service::Trigger {
+        // A pipeline with an action no AWS provider runs is refused before anything runs,
+        // as the API's start refuses it.
         crate::service::Trigger::new(self.store.clone(), std::sync::Arc::new(self.stage_advance()))
+            .with_providers(self.providers())
+    }
+
+    /// The AWS providers, as the worker runs them.
+    fn providers(&self) -> crate::ports::provider::ProviderRegistry {
+        let mut providers = crate::ports::provider::ProviderRegistry::default();
+        crate::providers::aws::register(&mut providers, self.roles.clone());
+        providers
     }
 
     /// Approval notices on the approvals topic (or the action's `NotificationArn`), and the
@@ -223,12 +231,10 @@ impl Aws {
     /// The control API, for the API function: IAM verifies callers before the function runs,
     /// so no credentials are configured here.
     pub fn control_api(&self) -> crate::api::ControlApi {
-        let mut providers = crate::ports::provider::ProviderRegistry::default();
-        crate::providers::aws::register(&mut providers, self.roles.clone());
         crate::api::ControlApi::new(crate::api::ApiParts {
             store: self.store.clone(),
             stage_advance: std::sync::Arc::new(self.stage_advance()),
-            providers,
+            providers: self.providers(),
             placement: baton_core::plan::Placement {
                 account: self.config.account_id.clone(),
                 region: self.sdk.region().map_or_else(|| "us-east-1".to_owned(), |r| r.to_string()),

@@ -70,6 +70,29 @@ mod tests {
         assert_eq!(summaries[0]["pipelineExecutionId"], starts[0].detail["execution-id"]);
     }
 
+    /// As the API refuses to start it: nothing runs half-way.
+    #[tokio::test]
+    async fn an_upload_does_not_start_a_pipeline_aws_cannot_run() {
+        let f = LambdaFixture::new("trigger").await;
+        let mut pipeline: Value = serde_json::from_str(PIPELINE).unwrap();
+        pipeline["pipeline"]["stages"].as_array_mut().unwrap().push(json!({"name": "Deploy",
+            "actions": [{"name": "Ship",
+                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"},
+                "configuration": {"ClusterName": "c", "ServiceName": "s"},
+                "inputArtifacts": [{"name": "Code"}]}]}));
+        let created =
+            f.aws.control_api().call("CreatePipeline", pipeline.to_string().as_bytes(), "t").await;
+        assert_eq!(created.status, 200, "{}", created.json());
+        let trigger = f.aws.trigger();
+        handle(&trigger, &f.aws, upload("event-1", "web.zip")).await.unwrap();
+        let listed = f
+            .aws
+            .control_api()
+            .call("ListPipelineExecutions", br#"{"pipelineName": "web"}"#, "t")
+            .await;
+        assert_eq!(listed.json()["pipelineExecutionSummaries"], json!([]), "nothing ran half-way");
+    }
+
     #[tokio::test]
     async fn an_event_that_is_no_source_change_is_dead_lettered() {
         let f = LambdaFixture::new("trigger").await;

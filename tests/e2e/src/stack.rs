@@ -246,6 +246,10 @@ impl Stack {
                 crate::template::resolve(v, &b)?,
             );
         }
+        if let Some(v) = dlq_props.get("KmsMasterKeyId") {
+            req = req
+                .attributes(QueueAttributeName::KmsMasterKeyId, crate::template::resolve(v, &b)?);
+        }
         let dlq = req.send().await?.queue_url().unwrap_or_default().to_owned();
         b.refs.insert("DeadLetterQueue".into(), dlq.clone());
         b.atts.insert("DeadLetterQueue.Arn".into(), queue_arn(&sqs, &dlq).await?);

@@ -77,8 +77,8 @@ mod tests {
         let mut pipeline: Value = serde_json::from_str(PIPELINE).unwrap();
         pipeline["pipeline"]["stages"].as_array_mut().unwrap().push(json!({"name": "Deploy",
             "actions": [{"name": "Ship",
-                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"},
-                "configuration": {"ClusterName": "c", "ServiceName": "s"},
+                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
+                "configuration": {"ApplicationName": "a", "DeploymentGroupName": "g"},
                 "inputArtifacts": [{"name": "Code"}]}]}));
         let created =
             f.aws.control_api().call("CreatePipeline", pipeline.to_string().as_bytes(), "t").await;

@@ -206,8 +206,9 @@ impl ProviderRegistry {
 }
 
 /// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
-pub const AWS_PROVIDED: [(&str, &str, &str); 6] = [
+pub const AWS_PROVIDED: [(&str, &str, &str); 7] = [
     ("Deploy", "AWS", "CloudFormation"),
+    ("Deploy", "AWS", "ECS"),
     ("Deploy", "AWS", "S3"),
     ("Source", "AWS", "CodeCommit"),
     ("Source", "AWS", "S3"),

@@ -30,6 +30,7 @@ use baton::providers::aws::codebuild::CodeBuildProvider;
 use baton::providers::aws::codecommit_source::{
     CodeCommitSourceProvider, CommitInfo, FolderListing, RepoError, RepositoryApi,
 };
+use baton::providers::aws::ecs_deploy::EcsDeployProvider;
 use baton::providers::aws::s3_deploy::S3DeployProvider;
 use baton::providers::aws::s3_source::S3SourceProvider;
 use baton::providers::aws::{Backoff, register};
@@ -1033,4 +1034,99 @@ async fn a_tree_entry_that_climbs_out_of_the_zip_fails_the_action() {
     let (code, message) = failed(result.unwrap());
     assert_eq!(code, "JobFailed");
     assert!(message.contains("unusable path"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ECS
+
+/// A cluster with a service running `web:1` (container `app` on `nginx:1` beside a `log`
+/// sidecar) in `region`; the ECS client.
+async fn ecs_service(region: &str, cluster: &str) -> aws_sdk_ecs::Client {
+    use aws_sdk_ecs::types::ContainerDefinition;
+    let ecs = aws_sdk_ecs::Client::new(&sdk_config(region).await);
+    ecs.create_cluster().cluster_name(cluster).send().await.unwrap();
+    let container = |name: &str, image: &str| {
+        ContainerDefinition::builder().name(name).image(image).memory(128).essential(true).build()
+    };
+    ecs.register_task_definition()
+        .family("web")
+        .container_definitions(container("app", "nginx:1"))
+        .container_definitions(container("log", "fluent:1"))
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster(cluster)
+        .service_name("site")
+        .task_definition("web")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+    ecs
+}
+
+#[tokio::test]
+async fn an_ecs_deploy_puts_the_artifacts_images_into_a_new_task_definition_revision() {
+    let dir = TempDir::new().unwrap();
+    let cluster = unique("baton-ecs");
+    let ecs = ecs_service(DEPLOY_REGION, &cluster).await;
+    let provider = EcsDeployProvider::new(roles().await);
+    let deploy = |definitions: &str| {
+        let zip = zip_of(&dir, "images", &[("imagedefinitions.json", definitions.as_bytes())]);
+        let request = request(
+            "Deploy",
+            "ECS",
+            &[("ClusterName", cluster.as_str()), ("ServiceName", "site")],
+            &[],
+        );
+        (request, zip)
+    };
+
+    let (req, zip) = deploy(
+        r#"[{"name": "app", "imageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:2"}]"#,
+    );
+    let j = job(&dir, req, &[("Images", &zip)]);
+    // moto starts no tasks, so the service never becomes stable there: the deployment is
+    // followed (its judgement is unit-tested on the service's shapes).
+    let result = provider.run(&j).await.unwrap();
+    let JobResult::Running { external_id, .. } = &result else {
+        panic!("the deploy is not followed: {result:?}")
+    };
+    let service = ecs.describe_services().cluster(&cluster).services("site").send().await.unwrap();
+    let running = service.services()[0].task_definition().unwrap().to_owned();
+    assert!(running.ends_with("web:2"), "a new revision: {running}");
+    assert!(external_id.contains(&running), "{external_id}");
+    let again = provider.resume(&j, external_id).await.unwrap();
+    assert!(matches!(again, JobResult::Running { .. }), "{again:?}");
+    // Past DeploymentTimeout, the action times out.
+    let late = format!("{cluster}|site|{running}|0");
+    let (code, message) = failed(provider.resume(&j, &late).await.unwrap());
+    assert_eq!(code, "TimedOut");
+    assert!(message.contains("did not become stable"), "{message}");
+    let task = ecs.describe_task_definition().task_definition(&running).send().await.unwrap();
+    let images: Vec<(String, String)> = task
+        .task_definition()
+        .unwrap()
+        .container_definitions()
+        .iter()
+        .map(|c| (c.name().unwrap().to_owned(), c.image().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            ("app".to_string(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:2".to_string()),
+            ("log".to_string(), "fluent:1".to_string())
+        ],
+        "the named container's image changed, the other's did not"
+    );
+
+    // A container the task definition lacks, and a file that is not image definitions.
+    let (req, zip) = deploy(r#"[{"name": "worker", "imageUri": "x:1"}]"#);
+    let (code, message) = failed(provider.run(&job(&dir, req, &[("Images", &zip)])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("worker"), "{message}");
+    let (req, zip) = deploy(r#"{"app": "x:1"}"#);
+    let (code, _) = failed(provider.run(&job(&dir, req, &[("Images", &zip)])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
 }

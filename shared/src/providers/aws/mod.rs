@@ -4,6 +4,7 @@
 //! - [`cloudformation`] runs `AWS/Deploy/CloudFormation`, every action mode.
 //! - [`s3_deploy`] runs `AWS/Deploy/S3`, extracted or as one object.
 //! - [`s3_source`] runs `AWS/Source/S3`.
+//! - [`ecs_deploy`] runs `AWS/Deploy/ECS` (rolling updates of a service).
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
 //!
 //! Contract shared by all: clients come from [`RoleCredentials`] for the action's `roleArn` and
@@ -18,6 +19,7 @@ pub mod cloudformation;
 pub mod codebuild;
 pub mod codecommit_source;
 pub mod credentials;
+pub mod ecs_deploy;
 pub mod s3_deploy;
 pub mod s3_source;
 
@@ -59,6 +61,12 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
         "AWS",
         "CodeCommit",
         Arc::new(codecommit_source::CodeCommitSourceProvider::new(roles.clone())),
+    );
+    registry.register(
+        "Deploy",
+        "AWS",
+        "ECS",
+        Arc::new(ecs_deploy::EcsDeployProvider::new(roles.clone())),
     );
     registry.register("Source", "AWS", "S3", Arc::new(s3_source::S3SourceProvider::new(roles)));
     registry.register("Build", "AWS", "CodeBuild", codebuild.clone());

@@ -173,6 +173,26 @@ fn signed_deliveries_start_the_pipelines_their_triggers_match_on_the_pushed_comm
         "pull_request": {"head": {"ref": "topic", "sha": head}, "base": {"ref": "main"}}});
     let (_, opened) = github(&server, "pull_request", "d-6", &pr, SECRET);
     assert_eq!(started(&opened).len(), 1, "{opened}");
+    let pr_run = started(&opened)[0].clone();
+    let checkout = poll("the pull request's source runs", || {
+        let actions = aws.ok(&[
+            "list-action-executions",
+            "--pipeline-name",
+            "web",
+            "--filter",
+            &format!("pipelineExecutionId={pr_run}"),
+        ]);
+        actions["actionExecutionDetails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["actionName"] == "Checkout" && a["status"] == "Succeeded")
+            .cloned()
+    });
+    assert_eq!(
+        checkout["output"]["outputVariables"]["BranchName"], "topic",
+        "the branch it runs from"
+    );
     let listed = aws.ok(&["list-pipeline-executions", "--pipeline-name", "web"]);
     assert_eq!(listed["pipelineExecutionSummaries"].as_array().unwrap().len(), 2);
     // A connection with nowhere to fetch from is refused at start, saying what to configure.

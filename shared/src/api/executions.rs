@@ -163,8 +163,11 @@ impl Ctx<'_> {
         runnable(&self.api.providers, &record.plan).map_err(|e| self.refused(e))?;
         let mut revisions = BTreeMap::new();
         for r in source_revisions {
-            let revision =
-                SourceRevision { revision_type: r.revision_type, value: r.revision_value };
+            let revision = SourceRevision {
+                revision_type: r.revision_type,
+                value: r.revision_value,
+                branch: None,
+            };
             if revisions.insert(r.action_name.clone(), revision).is_some() {
                 return Err(ApiError::validation(format!(
                     "sourceRevisions names action '{}' more than once",
@@ -251,7 +254,11 @@ impl Ctx<'_> {
         runnable(&self.api.providers, plan).map_err(|e| self.refused(e))?;
         let mut revisions = BTreeMap::new();
         if let Some(kind) = SourceRevision::types_for(&action.action_type.provider).first() {
-            let revision = SourceRevision { revision_type: (*kind).into(), value: wanted.clone() };
+            let revision = SourceRevision {
+                revision_type: (*kind).into(),
+                value: wanted.clone(),
+                branch: None,
+            };
             revisions.insert(action_name.clone(), revision);
         }
         let execution_id =

@@ -246,8 +246,12 @@ impl Trigger {
                 trigger_detail: config(action, "ConnectionArn")
                     .unwrap_or_else(|| delivery.repository.clone()),
             };
-            let revision =
-                SourceRevision { revision_type: "COMMIT_ID".into(), value: event.commit.clone() };
+            let revision = SourceRevision {
+                revision_type: "COMMIT_ID".into(),
+                value: event.commit.clone(),
+                // The branch the event is on: the source reports it as its BranchName.
+                branch: event.branch().map(str::to_owned),
+            };
             let revisions = watching.iter().map(|a| (a.name.clone(), revision.clone())).collect();
             let id = uuid_from(&format!("{name}\n{host}\n{}", delivery.id));
             let id = self.start_as(&name, id, trigger, BTreeMap::new(), revisions).await?;
@@ -334,7 +338,7 @@ fn pinned(change: &SourceChange) -> Option<SourceRevision> {
         SourceChange::Upload { version: Some(v), .. } => ("S3_OBJECT_VERSION_ID", v),
         _ => return None,
     };
-    Some(SourceRevision { revision_type: revision_type.into(), value: value.clone() })
+    Some(SourceRevision { revision_type: revision_type.into(), value: value.clone(), branch: None })
 }
 
 fn describe(change: &SourceChange) -> String {

@@ -703,6 +703,7 @@ async fn an_s3_source_fetches_the_pinned_version_or_key() {
         r.source_revision = Some(baton_core::engine::SourceRevision {
             revision_type: kind.into(),
             value: value.into(),
+            branch: None,
         });
         r
     };

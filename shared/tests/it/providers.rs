@@ -408,6 +408,7 @@ async fn a_connection_source_mirrors_a_remote_and_clones_with_history_when_asked
     pinned.source_revision = Some(baton::core::engine::SourceRevision {
         revision_type: "COMMIT_ID".into(),
         value: first.clone(),
+        branch: None,
     });
     let (artifacts, vars, _, _) =
         succeeded(provider.run(&job(&jobs, pinned, vec![])).await.unwrap());

@@ -107,6 +107,10 @@ pub struct SourceRevision {
     pub revision_type: String,
     #[allow(missing_docs)]
     pub value: String,
+    /// The branch a git event is on, when it is not the action's `BranchName` (a trigger's
+    /// push to another branch, a pull request's source branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 impl SourceRevision {

@@ -109,7 +109,7 @@ impl ActionProvider for CodeCommitProvider {
         let name = config.get("RepositoryName").filter(|n| check_repository_name(n).is_ok())?;
         let repo = tokio::fs::canonicalize(self.repository_path(name)).await.ok()?;
         let head = head_of(&repo, config.get("BranchName")?).await.ok()?;
-        Some(SourceRevision { revision_type: "COMMIT_ID".into(), value: head })
+        Some(SourceRevision { revision_type: "COMMIT_ID".into(), value: head, branch: None })
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

@@ -90,7 +90,10 @@ impl ConnectionSourceProvider {
     async fn checkout(&self, job: &Job) -> Result<JobResult, Failure> {
         let config = &job.request.configuration;
         let repository = required(config, "FullRepositoryId")?;
-        let branch = required(config, "BranchName")?;
+        let configured = required(config, "BranchName")?;
+        // A trigger's push to another branch, or a pull request's source branch.
+        let pinned = job.request.source_revision.as_ref().and_then(|r| r.branch.as_deref());
+        let branch = pinned.unwrap_or(configured);
         let connection = config.get("ConnectionArn").cloned().unwrap_or_default();
         let clone =
             config.get("OutputArtifactFormat").map(String::as_str) == Some("CODEBUILD_CLONE_REF");
@@ -176,7 +179,7 @@ impl ConnectionSourceProvider {
         }
         let repo = self.repository(repository).await.ok()?;
         let head = head_of(&repo, branch).await.ok()?;
-        Some(SourceRevision { revision_type: "COMMIT_ID".into(), value: head })
+        Some(SourceRevision { revision_type: "COMMIT_ID".into(), value: head, branch: None })
     }
 }
 

@@ -110,6 +110,7 @@ impl ActionProvider for S3SourceProvider {
         Some(baton_core::engine::SourceRevision {
             revision_type: "S3_OBJECT_VERSION_ID".into(),
             value: version,
+            branch: None,
         })
     }
 

@@ -762,7 +762,7 @@ fn a_start_may_pin_a_source_actions_revision_and_only_as_its_provider_takes_it()
         variables: BTreeMap::new(),
         source_revisions: [(
             action.to_string(),
-            SourceRevision { revision_type: kind.into(), value: "abc123".into() },
+            SourceRevision { revision_type: kind.into(), value: "abc123".into(), branch: None },
         )]
         .into(),
     };

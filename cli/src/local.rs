@@ -258,49 +258,6 @@ async fn follow(
 
 /// After a command: when no other process dispatches for this home, carry the execution on
 /// here until it ends or waits for a person.
-/// A push to `branch` of the connection repository `repository` (`owner/repo`), read from its
-/// local copy: the branch's head, and the files it changed since `since` (default: the files
-/// its last commit changed). `None` when the repository has no local copy here.
-fn local_git_event(
-    home: &Path,
-    repository: &str,
-    branch: &str,
-    since: Option<&str>,
-) -> Result<Option<baton::service::webhooks::Delivery>> {
-    use baton_core::triggers::{GitChange, GitEvent};
-    let remote = settings(home)?.connections.get(repository).cloned();
-    let path = match remote {
-        Some(r) if r.contains("://") => return Ok(None), // a mirror; its host sends webhooks
-        Some(r) => PathBuf::from(r),
-        None => home.join("git").join(repository),
-    };
-    let git = |args: &[&str]| -> Option<String> {
-        let out =
-            std::process::Command::new("git").arg("-C").arg(&path).args(args).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
-    let Some(commit) =
-        git(&["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}^{{commit}}")])
-    else {
-        return Ok(None);
-    };
-    let files = match since {
-        Some(from) => git(&["diff", "--name-only", from, &commit]),
-        None => git(&["diff-tree", "--no-commit-id", "--name-only", "-r", "--root", &commit]),
-    }
-    .ok_or_else(|| anyhow!("cannot list the files {branch} changed in {}", path.display()))?;
-    Ok(Some(baton::service::webhooks::Delivery {
-        // One start per pushed commit, however often it is told.
-        id: format!("push:{branch}:{commit}"),
-        repository: repository.to_string(),
-        event: Some(GitEvent {
-            change: GitChange::BranchPush { branch: branch.to_string() },
-            commit,
-            changed_files: files.lines().map(str::to_owned).collect(),
-        }),
-    }))
-}
-
 async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result<ExitCode> {
     let Some(lock) = rt.try_lock() else {
         println!("The baton process running this home picks it up.");
@@ -605,14 +562,11 @@ pub(crate) async fn push(
     branch: &str,
     since: Option<&str>,
 ) -> Result<ExitCode> {
-    let connection = local_git_event(home, repository, branch, since)?;
     let rt = open(home, false).await?;
     let push = SourcePush { repository: repository.into(), branch: branch.into(), commit: None };
     let mut started = rt.trigger.on_push(&push).await?;
     // The same repository as a connection's (GitHub, GitLab...): its triggers decide.
-    if let Some(delivery) = connection {
-        started.extend(rt.trigger.on_git_event("local", &delivery).await?);
-    }
+    started.extend(rt.push_connection(repository, branch, since).await?);
     if started.is_empty() {
         println!("No pipeline watches {repository} branch {branch}.");
         return Ok(ExitCode::SUCCESS);

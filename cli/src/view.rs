@@ -313,16 +313,20 @@ mod tests {
           "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
           "configuration": {"BucketName": "site", "Extract": "true"}, "inputArtifacts": [{"name": "Src"}]}]}]}"#;
 
-    /// A recorded release: the execution after each step, with whether the view looked then.
-    /// It looks rarely, as a poll does: quick actions are only seen once they have ended.
-    fn recorded() -> (Plan, Vec<(bool, Execution)>) {
-        let doc = PipelineDocument::parse(PIPELINE).unwrap();
+    fn plan_of(declaration: serde_json::Value) -> Plan {
+        let doc = PipelineDocument::from_value(declaration).unwrap();
         let placement = Placement {
             account: "111111111111".into(),
             region: "us-east-1".into(),
             event_source: "baton.codepipeline".into(),
         };
-        let plan = Plan::from_declaration(&doc.pipeline, &placement).unwrap();
+        Plan::from_declaration(&doc.pipeline, &placement).unwrap()
+    }
+
+    /// A recorded release: the execution after each step, with whether the view looked then.
+    /// It looks rarely, as a poll does: quick actions are only seen once they have ended.
+    fn recorded() -> (Plan, Vec<(bool, Execution)>) {
+        let plan = plan_of(serde_json::from_str(PIPELINE).unwrap());
         let mut state = PipelineState::new(plan.stages.len());
         let id = "1234abcd-0000-4000-8000-000000000000";
         let mut seen = Vec::new();
@@ -425,13 +429,7 @@ mod tests {
         doc["stages"][1]["beforeEntry"] = serde_json::json!({"conditions": [{"result": "FAIL",
             "rules": [{"name": "Never", "configuration": {"Cron": "* * * * * ? 2199"},
                 "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "DeploymentWindow", "version": "1"}}]}]});
-        let doc = PipelineDocument::from_value(doc).unwrap();
-        let placement = Placement {
-            account: "111111111111".into(),
-            region: "us-east-1".into(),
-            event_source: "baton.codepipeline".into(),
-        };
-        let plan = Plan::from_declaration(&doc.pipeline, &placement).unwrap();
+        let plan = plan_of(doc);
         let mut state = PipelineState::new(plan.stages.len());
         let start = Input::Start {
             execution_id: "e".into(),

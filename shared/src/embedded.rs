@@ -126,6 +126,7 @@ pub struct Embedded {
     clock: Arc<dyn Clock>,
     account: String,
     poll_every_millis: i64,
+    connections: crate::providers::local::connection::ConnectionSourceProvider,
 }
 
 /// Held by the one process that dispatches for a home; released when dropped.
@@ -216,6 +217,7 @@ impl Embedded {
             workers: config.workers.max(1),
             clock,
             account: config.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned()),
+            connections: local_config(config).connection_source(),
             poll_every_millis: config
                 .poll_every
                 .map_or(30_000, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
@@ -398,6 +400,32 @@ impl Embedded {
         }
     }
 
+    /// Starts the pipelines a push to `branch` of the connection repository `repository` (as
+    /// its local folder shows it) starts under their triggers, once per pushed commit.
+    ///
+    /// # Errors
+    /// When git cannot list the changed files, or a start fails.
+    pub async fn push_connection(
+        &self,
+        repository: &str,
+        branch: &str,
+        since: Option<&str>,
+    ) -> Result<Vec<(String, String)>, ServiceError> {
+        let event = self
+            .connections
+            .local_push(repository, branch, since)
+            .await
+            .map_err(ServiceError::Permanent)?;
+        let Some(event) = event else { return Ok(Vec::new()) };
+        let delivery = crate::service::webhooks::Delivery {
+            // One start per pushed commit, however often it is told.
+            id: format!("push:{branch}:{}", event.commit),
+            repository: repository.to_string(),
+            event: Some(event),
+        };
+        self.trigger.on_git_event("local", &delivery).await
+    }
+
     /// The Baton home.
     pub fn home(&self) -> &Path {
         &self.home
@@ -417,16 +445,21 @@ pub fn placement(account: &str, region: &str) -> Placement {
     }
 }
 
-/// The local providers; with AWS configured, the AWS ones too for what has no local meaning.
-fn local_providers(config: &EmbeddedConfig) -> ProviderRegistry {
-    let local = registry(&LocalProviderConfig {
+/// Where the local providers find this home's repositories, buckets and projects.
+fn local_config(config: &EmbeddedConfig) -> LocalProviderConfig {
+    LocalProviderConfig {
         git_root: config.home.join("git"),
         s3_root: config.home.join("s3"),
         repositories: config.repositories.clone(),
         projects: config.projects.clone(),
         connections: config.connections.clone(),
         cache_root: config.home.join("cache/connections"),
-    });
+    }
+}
+
+/// The local providers; with AWS configured, the AWS ones too for what has no local meaning.
+fn local_providers(config: &EmbeddedConfig) -> ProviderRegistry {
+    let local = registry(&local_config(config));
     #[cfg(feature = "aws")]
     if let Some(sdk) = &config.aws {
         let mut both = ProviderRegistry::default();

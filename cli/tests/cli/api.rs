@@ -647,11 +647,21 @@ fn boto3_runs_the_same_release() {
 
 // ---- raw HTTP ---------------------------------------------------------------------------------
 
-/// Sends one HTTP/1.1 request; the status and the JSON body.
+/// Sends one HTTP/1.1 request to `/`; the status and the JSON body.
 pub(crate) fn http(server: &Server, headers: &[(String, String)], body: &[u8]) -> (u16, Value) {
+    post(server, "/", headers, body)
+}
+
+/// POSTs `body` to `path`; the status and the JSON body.
+pub(crate) fn post(
+    server: &Server,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, Value) {
     let addr = server.url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).unwrap();
-    let mut request = String::from("POST / HTTP/1.1\r\n");
+    let mut request = format!("POST {path} HTTP/1.1\r\n");
     for (n, v) in headers {
         request.push_str(&format!("{n}: {v}\r\n"));
     }

@@ -3,8 +3,6 @@
 //! when its V2 triggers match, and not for a bad signature, a replay, or a change its filters
 //! exclude.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
@@ -12,7 +10,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::api::{Aws, Server, git, poll, tool};
+use crate::api::{Aws, Server, git, poll, post, tool};
 
 const SECRET: &str = "webhook-s3cret";
 
@@ -52,21 +50,12 @@ fn commit(repo: &Path, version: &str) -> String {
 /// POSTs a delivery to `/webhooks/{host}`; the status and JSON reply.
 fn deliver(server: &Server, host: &str, headers: &[(&str, String)], body: &str) -> (u16, Value) {
     let addr = server.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let mut request = format!(
-        "POST /webhooks/{host} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n"
-    );
-    for (n, v) in headers {
-        request.push_str(&format!("{n}: {v}\r\n"));
-    }
-    request.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let mut all = vec![
+        ("host".to_string(), addr.to_string()),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    all.extend(headers.iter().map(|(n, v)| (n.to_string(), v.clone())));
+    post(server, &format!("/webhooks/{host}"), &all, body.as_bytes())
 }
 
 fn github(

@@ -11,8 +11,6 @@ use baton_core::rules::ENGINE_RULES;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::executions::HISTORY;
-use super::pagination::Page;
 use super::wire::{compact, input, secs};
 use super::{ApiError, Ctx};
 use crate::ports::clock::entropy;
@@ -32,33 +30,6 @@ struct RollbackIn {
     pipeline_name: String,
     stage_name: String,
     target_pipeline_execution_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LatestIn {
-    pipeline_execution_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RuleFilter {
-    #[serde(default)]
-    pipeline_execution_id: Option<String>,
-    #[serde(default)]
-    latest_in_pipeline_execution: Option<LatestIn>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RuleListIn {
-    pipeline_name: String,
-    #[serde(default)]
-    filter: Option<RuleFilter>,
-    #[serde(default)]
-    next_token: Option<String>,
-    #[serde(default)]
-    max_results: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -126,26 +97,7 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn list_rule_executions(&self, body: Value) -> Result<Value, ApiError> {
-        let RuleListIn { pipeline_name, filter, next_token, max_results } = input(body)?;
-        let record = self.pipeline(&pipeline_name).await?;
-        let list = format!("rules/{pipeline_name}");
-        let page = Page::read(&list, next_token.as_deref(), max_results, 100, 100)?;
-        let wanted = filter.and_then(|f| {
-            f.pipeline_execution_id
-                .or(f.latest_in_pipeline_execution.map(|l| l.pipeline_execution_id))
-        });
-        let executions = match &wanted {
-            Some(id) => vec![self.execution(&pipeline_name, id).await?],
-            None => self.api.store.executions(&pipeline_name, HISTORY).await?,
-        };
-        let details: Vec<Value> =
-            executions.iter().flat_map(|e| rule_details(&record.plan, e)).collect();
-        let (details, next) = page.slice(&list, details);
-        let mut out = json!({"ruleExecutionDetails": details});
-        if let Some(token) = next {
-            out["nextToken"] = json!(token);
-        }
-        Ok(out)
+        self.execution_details(body, "rules", "ruleExecutionDetails", rule_details).await
     }
 }
 

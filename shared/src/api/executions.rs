@@ -17,7 +17,7 @@ use crate::ports::clock::entropy;
 use crate::service::runnable;
 
 /// Executions read for a listing; CodePipeline keeps twelve months of history.
-pub(super) const HISTORY: usize = 100_000;
+const HISTORY: usize = 100_000;
 
 #[derive(Deserialize)]
 struct VariableIn {
@@ -134,21 +134,23 @@ struct LatestIn {
     pipeline_execution_id: String,
 }
 
+/// `ListActionExecutions`'s and `ListRuleExecutions`'s filter.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ActionFilter {
+struct DetailsFilter {
     #[serde(default)]
     pipeline_execution_id: Option<String>,
     #[serde(default)]
     latest_in_pipeline_execution: Option<LatestIn>,
 }
 
+/// `ListActionExecutions`'s and `ListRuleExecutions`'s input.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ActionListIn {
+struct DetailsIn {
     pipeline_name: String,
     #[serde(default)]
-    filter: Option<ActionFilter>,
+    filter: Option<DetailsFilter>,
     #[serde(default)]
     next_token: Option<String>,
     #[serde(default)]
@@ -243,13 +245,8 @@ impl Ctx<'_> {
         }
         let wanted = action_revision.revision_id;
         let latest = self.api.store.executions(&pipeline_name, 1).await?.into_iter().next();
-        let current = latest.as_ref().and_then(|e| {
-            let pinned = e.source_revisions.get(&action_name).map(|r| r.value.clone());
-            pinned.or_else(|| e.revisions.get(action.output_artifacts.first()?).cloned())
-        });
-        if current.as_deref() == Some(wanted.as_str()) {
-            let id = latest.map(|e| e.id).unwrap_or_default();
-            return Ok(json!({"newRevision": false, "pipelineExecutionId": id}));
+        if let Some(e) = latest.filter(|e| e.source_revision_of(action) == Some(wanted.as_str())) {
+            return Ok(json!({"newRevision": false, "pipelineExecutionId": e.id}));
         }
         runnable(&self.api.providers, plan).map_err(|e| self.refused(e))?;
         let mut revisions = BTreeMap::new();
@@ -405,9 +402,21 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn list_action_executions(&self, body: Value) -> Result<Value, ApiError> {
-        let ActionListIn { pipeline_name, filter, next_token, max_results } = input(body)?;
+        self.execution_details(body, "actions", "actionExecutionDetails", action_details).await
+    }
+
+    /// A page of what `details` lists of each execution (of the filter's one, or of every one,
+    /// newest first), under `field`; `kind` names the list in its page tokens.
+    pub(super) async fn execution_details(
+        &self,
+        body: Value,
+        kind: &str,
+        field: &str,
+        details: fn(&Plan, &Execution) -> Vec<Value>,
+    ) -> Result<Value, ApiError> {
+        let DetailsIn { pipeline_name, filter, next_token, max_results } = input(body)?;
         let record = self.pipeline(&pipeline_name).await?;
-        let list = format!("actions/{pipeline_name}");
+        let list = format!("{kind}/{pipeline_name}");
         let page = Page::read(&list, next_token.as_deref(), max_results, 100, 100)?;
         let wanted = filter.and_then(|f| {
             f.pipeline_execution_id
@@ -418,9 +427,9 @@ impl Ctx<'_> {
             None => self.api.store.executions(&pipeline_name, HISTORY).await?,
         };
         let details: Vec<Value> =
-            executions.iter().flat_map(|e| action_details(&record.plan, e)).collect();
+            executions.iter().flat_map(|e| details(&record.plan, e)).collect();
         let (details, next) = page.slice(&list, details);
-        let mut out = json!({"actionExecutionDetails": details});
+        let mut out = json!({ field: details });
         if let Some(token) = next {
             out["nextToken"] = json!(token);
         }

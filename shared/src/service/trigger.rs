@@ -284,15 +284,8 @@ impl Trigger {
                 let Some(provider) = providers.get(&action.action_type) else { continue };
                 let Some(revision) = provider.latest_revision(action).await else { continue };
                 let latest = self.store.executions(&name, 1).await?;
-                let fetched = |e: &baton_core::engine::Execution| {
-                    let pinned = e.source_revisions.get(&action.name).map(|r| r.value.clone());
-                    pinned.or_else(|| {
-                        let artifact = action.output_artifacts.first()?;
-                        e.revisions.get(artifact).cloned()
-                    })
-                };
                 // The latest execution ran this revision, or is about to fetch one: wait.
-                let ran = latest.first().is_some_and(|e| match fetched(e) {
+                let ran = latest.first().is_some_and(|e| match e.source_revision_of(action) {
                     Some(r) => r == revision.value,
                     None => !e.status.is_ended(),
                 });

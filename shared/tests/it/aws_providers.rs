@@ -662,6 +662,21 @@ async fn a_non_extracting_s3_deploy_uploads_the_zip_as_one_object() {
     assert_eq!(code, "ConfigurationError");
 }
 
+/// A bucket named after `prefix` that keeps object versions, as source buckets do.
+async fn versioned_bucket(config: &aws_config::SdkConfig, prefix: &str) -> String {
+    let name = bucket(config, prefix).await;
+    sdk::s3(config)
+        .put_bucket_versioning()
+        .bucket(&name)
+        .versioning_configuration(
+            VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
 /// The upload that started an execution (or `sourceRevisions`) is what it runs, though the
 /// object changed since.
 #[tokio::test]
@@ -669,15 +684,7 @@ async fn an_s3_source_fetches_the_pinned_version_or_key() {
     let dir = TempDir::new().unwrap();
     let config = sdk_config(PIPELINE_REGION).await;
     let s3 = sdk::s3(&config);
-    let sources = bucket(&config, "baton-pinned").await;
-    s3.put_bucket_versioning()
-        .bucket(&sources)
-        .versioning_configuration(
-            VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let sources = versioned_bucket(&config, "baton-pinned").await;
     let put = |key: &'static str, zip: std::path::PathBuf| {
         let s3 = s3.clone();
         let bucket = sources.clone();
@@ -722,15 +729,7 @@ async fn an_s3_source_fetches_the_zip_with_its_etag_and_version() {
     let dir = TempDir::new().unwrap();
     let config = sdk_config(PIPELINE_REGION).await;
     let s3 = sdk::s3(&config);
-    let sources = bucket(&config, "baton-src").await;
-    s3.put_bucket_versioning()
-        .bucket(&sources)
-        .versioning_configuration(
-            VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let sources = versioned_bucket(&config, "baton-src").await;
     let zip = zip_of(&dir, "app", &[("README.md", b"hello")]);
     let put = s3
         .put_object()

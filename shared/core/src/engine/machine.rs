@@ -177,10 +177,17 @@ impl<'a> Machine<'a> {
         }
         let variables = self.resolve_pipeline_variables(overrides)?;
         self.check_source_revisions(source_revisions)?;
-        let now = self.env.now;
-        let arrival = self.state.lanes.arrivals;
-        self.state.lanes.arrivals += 1;
-        self.step.lanes_changed = true;
+        let execution = Execution {
+            variables,
+            source_revisions: source_revisions.clone(),
+            ..self.new_execution(id, trigger)
+        };
+        self.launch(execution, 0);
+        Ok(())
+    }
+
+    /// An execution of this plan that has not entered any stage.
+    fn new_execution(&self, id: &str, trigger: &Trigger) -> Execution {
         let stages = self
             .plan
             .stages
@@ -194,32 +201,40 @@ impl<'a> Machine<'a> {
                 conditions: ConditionRuns::default(),
             })
             .collect();
-        let execution = Execution {
+        Execution {
             id: id.to_string(),
             pipeline_version: self.plan.version,
             status: ExecutionStatus::InProgress,
             status_summary: None,
             trigger: trigger.clone(),
-            variables,
+            variables: BTreeMap::new(),
             place: Place::Waiting(0),
-            arrival,
-            started_at: now,
-            updated_at: now,
+            arrival: 0,
+            started_at: self.env.now,
+            updated_at: self.env.now,
             stages,
             outputs: BTreeMap::new(),
             artifacts: BTreeMap::new(),
             stop: None,
             rollback: None,
             revisions: BTreeMap::new(),
-            source_revisions: source_revisions.clone(),
-        };
-        self.state.executions.insert(id.to_string(), execution);
-        self.touch(id);
+            source_revisions: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `execution` in its order of arrival, announces it, and lines it up for stage `s`.
+    fn launch(&mut self, mut execution: Execution, s: usize) {
+        execution.arrival = self.state.lanes.arrivals;
+        self.state.lanes.arrivals += 1;
+        self.step.lanes_changed = true;
+        let id = execution.id.clone();
+        let trigger = &execution.trigger;
         let trigger_json =
             json!({"trigger-type": trigger.trigger_type, "trigger-detail": trigger.trigger_detail});
-        self.publish_pipeline(id, "STARTED", Some(("execution-trigger", trigger_json)));
-        self.join(id, 0);
-        Ok(())
+        self.state.executions.insert(id.clone(), execution);
+        self.touch(&id);
+        self.publish_pipeline(&id, "STARTED", Some(("execution-trigger", trigger_json)));
+        self.join(&id, s);
     }
 
     fn resolve_pipeline_variables(
@@ -804,12 +819,19 @@ impl<'a> Machine<'a> {
     }
 
     fn stage_succeeded(&mut self, id: &str, s: usize) {
-        // A rollback runs one stage only.
+        self.pass_stage(id, s, StageStatus::Succeeded);
+    }
+
+    /// The execution is done with stage `s` (it succeeded in it, or skipped it): it goes on to
+    /// the next stage, or ends succeeded after the last one (a rollback's only one).
+    fn pass_stage(&mut self, id: &str, s: usize, status: StageStatus) {
+        let succeeded = status == StageStatus::Succeeded;
         let last = s + 1 == self.plan.stages.len() || self.is_rollback(id);
         if let Some(e) = self.state.executions.get_mut(id) {
-            e.stages[s].status = Some(StageStatus::Succeeded);
+            e.stages[s].status = Some(status);
             e.updated_at = self.env.now;
-            if self.plan.stages[s].conditions.may_roll_back()
+            if succeeded
+                && self.plan.stages[s].conditions.may_roll_back()
                 && let Some(point) = RollbackPoint::of(e, s)
             {
                 self.state.lanes.rollback_points[s] = Some(point);
@@ -821,7 +843,9 @@ impl<'a> Machine<'a> {
             }
         }
         self.touch(id);
-        self.publish_stage(id, s, "SUCCEEDED");
+        if succeeded {
+            self.publish_stage(id, s, "SUCCEEDED");
+        }
         if last {
             self.publish_pipeline(id, "SUCCEEDED", None);
             self.release(id, s);
@@ -993,7 +1017,8 @@ impl<'a> Machine<'a> {
         match (kind, result) {
             (ConditionKind::OnFailure, ConditionResult::Rollback) => self.roll_back(id, s),
             (ConditionKind::OnFailure, _) => {} // the stage has failed already
-            (_, ConditionResult::Skip) => self.stage_skipped(id, s),
+            // The stage's actions do not run, and the execution goes on.
+            (_, ConditionResult::Skip) => self.pass_stage(id, s, StageStatus::Skipped),
             (_, ConditionResult::Rollback) => {
                 self.fail_stage(id, s, failure());
                 self.roll_back(id, s);
@@ -1086,47 +1111,15 @@ impl<'a> Machine<'a> {
     }
 
     fn start_rollback(&mut self, id: &str, s: usize, point: &RollbackPoint, trigger: &Trigger) {
-        let now = self.env.now;
-        let arrival = self.state.lanes.arrivals;
-        self.state.lanes.arrivals += 1;
-        let stages = self
-            .plan
-            .stages
-            .iter()
-            .map(|st| StageRun {
-                status: None,
-                attempt: 0,
-                auto_retried: false,
-                manual_retries: 0,
-                actions: st.actions.iter().map(|_| ActionRun::new()).collect(),
-                conditions: ConditionRuns::default(),
-            })
-            .collect();
         let execution = Execution {
-            id: id.to_string(),
-            pipeline_version: self.plan.version,
-            status: ExecutionStatus::InProgress,
-            status_summary: None,
-            trigger: trigger.clone(),
             variables: point.variables.clone(),
-            place: Place::Waiting(s),
-            arrival,
-            started_at: now,
-            updated_at: now,
-            stages,
             outputs: point.outputs.clone(),
             artifacts: point.artifacts.clone(),
-            stop: None,
-            rollback: Some(Rollback { target: point.execution_id.clone(), stage: s }),
             revisions: point.revisions.clone(),
-            source_revisions: BTreeMap::new(),
+            rollback: Some(Rollback { target: point.execution_id.clone(), stage: s }),
+            ..self.new_execution(id, trigger)
         };
-        self.state.executions.insert(id.to_string(), execution);
-        self.touch(id);
-        let trigger_json =
-            json!({"trigger-type": trigger.trigger_type, "trigger-detail": trigger.trigger_detail});
-        self.publish_pipeline(id, "STARTED", Some(("execution-trigger", trigger_json)));
-        self.join(id, s);
+        self.launch(execution, s);
     }
 
     fn override_condition(
@@ -1171,28 +1164,6 @@ impl<'a> Machine<'a> {
         self.touch(id);
         self.drive(id);
         Ok(())
-    }
-
-    /// A `beforeEntry` condition with result SKIP failed: the stage's actions do not run and
-    /// the execution goes on.
-    fn stage_skipped(&mut self, id: &str, s: usize) {
-        let last = s + 1 == self.plan.stages.len() || self.is_rollback(id);
-        if let Some(e) = self.state.executions.get_mut(id) {
-            e.stages[s].status = Some(StageStatus::Skipped);
-            e.updated_at = self.env.now;
-            if last {
-                e.status = ExecutionStatus::Succeeded;
-                e.place = Place::Done;
-            }
-        }
-        self.touch(id);
-        if last {
-            self.publish_pipeline(id, "SUCCEEDED", None);
-            self.release(id, s);
-        } else {
-            self.release(id, s);
-            self.join(id, s + 1);
-        }
     }
 
     fn halt_stopped(&mut self, id: &str, s: usize) {

@@ -542,6 +542,15 @@ impl PipelineState {
 }
 
 impl Execution {
+    /// The revision source action `action` ran in this execution: the one the start pinned,
+    /// else the one its output artifact holds; `None` until it is known.
+    pub fn source_revision_of(&self, action: &crate::plan::ActionPlan) -> Option<&str> {
+        match self.source_revisions.get(&action.name) {
+            Some(pinned) => Some(&pinned.value),
+            None => self.revisions.get(action.output_artifacts.first()?).map(String::as_str),
+        }
+    }
+
     /// Whether this execution ran `plan`'s declaration: only then do its stages and actions
     /// line up with the plan's. An execution of an older version (the pipeline was updated
     /// since) must not be read through the current plan.

@@ -4,7 +4,7 @@
 //! Everything goes through the `git` binary, so bare and non-bare repositories, packed refs and
 //! worktrees all behave as git itself sees them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -13,7 +13,7 @@ use baton_core::plan::ActionPlan;
 
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
-use super::git::{Commit, commit_of, describe, git, head_of};
+use super::git::{commit_of, describe, git, head_of, succeeded};
 use super::{Failure, has_reference, required};
 
 /// Reads CodeCommit repositories from local git repositories.
@@ -70,7 +70,11 @@ impl CodeCommitProvider {
         };
         let commit = describe(&repo, id).await?;
         let artifact = self.archive(job, &repo, &commit.id).await?;
-        Ok(success(name, branch, commit, artifact))
+        let own = vec![
+            ("CommitterDate", commit.committer_date.clone()),
+            ("RepositoryName", name.to_string()),
+        ];
+        Ok(succeeded(commit, branch, artifact, own))
     }
 
     /// `git archive` of the commit, as the action's output artifact (if it declares one).
@@ -125,28 +129,4 @@ fn check_repository_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn success(
-    repository: &str,
-    branch: &str,
-    commit: Commit,
-    artifacts: Vec<LocalArtifact>,
-) -> JobResult {
-    let summary = commit.message.lines().next().unwrap_or_default().to_string();
-    let output_variables = BTreeMap::from([
-        ("AuthorDate".to_string(), commit.author_date),
-        ("BranchName".to_string(), branch.to_string()),
-        ("CommitId".to_string(), commit.id.clone()),
-        ("CommitMessage".to_string(), commit.message),
-        ("CommitterDate".to_string(), commit.committer_date),
-        ("RepositoryName".to_string(), repository.to_string()),
-    ]);
-    JobResult::Succeeded {
-        output_artifacts: artifacts,
-        output_variables,
-        summary: Some(summary),
-        external_id: Some(commit.id),
-        external_url: None,
-    }
 }

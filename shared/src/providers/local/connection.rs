@@ -6,14 +6,15 @@
 //! mirrored into a cache and fetched before each run, with git's own credential helpers, so a
 //! pipeline copied from AWS runs unchanged against the real host or a clone on disk.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use baton_core::engine::SourceRevision;
 use baton_core::plan::ActionPlan;
+use baton_core::triggers::{GitChange, GitEvent};
 
-use super::git::{Commit, commit_of, describe, git, head_of};
+use super::git::{Commit, commit_of, describe, git, head_of, succeeded};
 use super::{Failure, archive, blocking, has_reference, required};
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
@@ -44,6 +45,38 @@ impl ConnectionSourceProvider {
             Some(r) => Remote::Folder(PathBuf::from(r)),
             None => Remote::Folder(self.git_root.join(repository)),
         }
+    }
+
+    /// A push to `branch` of `repository`, read from its local folder: the branch's head, and
+    /// the files it changed since `since` (default: the files its last commit changed).
+    /// `None` when the repository is a URL's mirror (its host sends webhooks) or the branch
+    /// is not in the folder.
+    ///
+    /// # Errors
+    /// A sentence when git cannot list the changed files.
+    pub async fn local_push(
+        &self,
+        repository: &str,
+        branch: &str,
+        since: Option<&str>,
+    ) -> Result<Option<GitEvent>, String> {
+        let Remote::Folder(path) = self.remote(repository) else { return Ok(None) };
+        let Ok(commit) = head_of(&path, branch).await else { return Ok(None) };
+        let files = match since {
+            Some(from) => git(&path, &["diff", "--name-only", from, &commit]).await,
+            None => {
+                let args = ["diff-tree", "--no-commit-id", "--name-only", "-r", "--root", &commit];
+                git(&path, &args).await
+            }
+        }
+        .map_err(|e| {
+            format!("cannot list the files {branch} changed in {}: {e}", path.display())
+        })?;
+        Ok(Some(GitEvent {
+            change: GitChange::BranchPush { branch: branch.to_string() },
+            commit,
+            changed_files: files.lines().map(str::to_owned).collect(),
+        }))
     }
 
     /// A local repository holding `repository`'s commits, fetched now if it mirrors a URL.
@@ -98,7 +131,9 @@ impl ConnectionSourceProvider {
         let clone =
             config.get("OutputArtifactFormat").map(String::as_str) == Some("CODEBUILD_CLONE_REF");
         let (commit, artifacts) = self.fetch(job, repository, branch, clone).await?;
-        Ok(success(repository, branch, &connection, commit, artifacts))
+        let own =
+            vec![("ConnectionArn", connection), ("FullRepositoryName", repository.to_string())];
+        Ok(succeeded(commit, branch, artifacts, own))
     }
 
     /// The commit to run (pinned, or the branch's head) and its artifact.
@@ -196,25 +231,12 @@ impl GitHubV1Provider {
         let branch = required(config, "Branch")?;
         let repository = format!("{owner}/{repo}");
         let (commit, artifacts) = self.0.fetch(job, &repository, branch, false).await?;
-        let summary = commit.message.lines().next().unwrap_or_default().to_string();
-        Ok(JobResult::Succeeded {
-            output_artifacts: artifacts,
-            output_variables: BTreeMap::from([
-                ("AuthorDate".to_string(), commit.author_date),
-                ("BranchName".to_string(), branch.to_string()),
-                ("CommitId".to_string(), commit.id.clone()),
-                ("CommitMessage".to_string(), commit.message),
-                ("CommitterDate".to_string(), commit.committer_date),
-                (
-                    "CommitUrl".to_string(),
-                    format!("https://github.com/{repository}/commit/{}", commit.id),
-                ),
-                ("RepositoryName".to_string(), repo.to_string()),
-            ]),
-            summary: Some(summary),
-            external_id: Some(commit.id),
-            external_url: None,
-        })
+        let own = vec![
+            ("CommitterDate", commit.committer_date.clone()),
+            ("CommitUrl", format!("https://github.com/{repository}/commit/{}", commit.id)),
+            ("RepositoryName", repo.to_string()),
+        ];
+        Ok(succeeded(commit, branch, artifacts, own))
     }
 }
 
@@ -241,30 +263,6 @@ impl ActionProvider for GitHubV1Provider {
 
 fn is_url(remote: &str) -> bool {
     remote.contains("://") || (remote.contains('@') && remote.contains(':'))
-}
-
-fn success(
-    repository: &str,
-    branch: &str,
-    connection: &str,
-    commit: Commit,
-    artifacts: Vec<LocalArtifact>,
-) -> JobResult {
-    let summary = commit.message.lines().next().unwrap_or_default().to_string();
-    JobResult::Succeeded {
-        output_artifacts: artifacts,
-        output_variables: BTreeMap::from([
-            ("AuthorDate".to_string(), commit.author_date),
-            ("BranchName".to_string(), branch.to_string()),
-            ("CommitId".to_string(), commit.id.clone()),
-            ("CommitMessage".to_string(), commit.message),
-            ("ConnectionArn".to_string(), connection.to_string()),
-            ("FullRepositoryName".to_string(), repository.to_string()),
-        ]),
-        summary: Some(summary),
-        external_id: Some(commit.id),
-        external_url: None,
-    }
 }
 
 #[async_trait]

@@ -1,12 +1,14 @@
 //! The `git` binary as the local sources use it: fenced into one repository, never prompting,
 //! and the few questions they ask of it (a branch's head, a commit, its message and dates).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 
 use tokio::process::Command;
 
 use super::Failure;
+use crate::ports::provider::{JobResult, LocalArtifact};
 
 /// Variables a caller's environment could set to point git at another repository.
 const GIT_REDIRECTS: [&str; 7] = [
@@ -54,6 +56,32 @@ pub(crate) async fn describe(repo: &Path, id: String) -> Result<Commit, Failure>
     let committer_date = parts.next().unwrap_or_default().to_string();
     let message = parts.next().unwrap_or_default().trim_end().to_string();
     Ok(Commit { id, message, author_date, committer_date })
+}
+
+/// A git source's success: its artifact, the commit's first line as the summary and its id as
+/// the external id, and the variables every git source gives (AuthorDate, BranchName,
+/// CommitId, CommitMessage) with the provider's `own` ones.
+pub(crate) fn succeeded(
+    commit: Commit,
+    branch: &str,
+    artifacts: Vec<LocalArtifact>,
+    own: Vec<(&str, String)>,
+) -> JobResult {
+    let summary = commit.message.lines().next().unwrap_or_default().to_string();
+    let mut variables = BTreeMap::from([
+        ("AuthorDate".to_string(), commit.author_date),
+        ("BranchName".to_string(), branch.to_string()),
+        ("CommitId".to_string(), commit.id.clone()),
+        ("CommitMessage".to_string(), commit.message),
+    ]);
+    variables.extend(own.into_iter().map(|(k, v)| (k.to_string(), v)));
+    JobResult::Succeeded {
+        output_artifacts: artifacts,
+        output_variables: variables,
+        summary: Some(summary),
+        external_id: Some(commit.id),
+        external_url: None,
+    }
 }
 
 /// Runs `git -C repo args`, returning stdout (small: ids and one commit's message) or stderr.

@@ -46,6 +46,17 @@ pub struct LocalProviderConfig {
     pub cache_root: PathBuf,
 }
 
+impl LocalProviderConfig {
+    /// The connection (GitHub, GitLab, Bitbucket) source over this home's repositories.
+    pub fn connection_source(&self) -> connection::ConnectionSourceProvider {
+        connection::ConnectionSourceProvider::new(
+            self.git_root.clone(),
+            self.connections.clone(),
+            self.cache_root.clone(),
+        )
+    }
+}
+
 /// Every local provider, registered under CodePipeline's category, owner and provider names.
 pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
     let codecommit =
@@ -56,11 +67,7 @@ pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
     let mut registry = ProviderRegistry::default();
     registry.register("Source", "AWS", "CodeCommit", Arc::new(codecommit));
     registry.register("Source", "AWS", "S3", Arc::new(s3_source));
-    let connection = connection::ConnectionSourceProvider::new(
-        home.git_root.clone(),
-        home.connections.clone(),
-        home.cache_root.clone(),
-    );
+    let connection = home.connection_source();
     let github = connection::GitHubV1Provider(connection.clone());
     registry.register("Source", "AWS", "CodeStarSourceConnection", Arc::new(connection));
     registry.register("Source", "ThirdParty", "GitHub", Arc::new(github));

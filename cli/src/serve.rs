@@ -199,6 +199,7 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     let api = Arc::new(rt.control_api(region, accepted));
     let hosts: Vec<&str> = hook_secrets.keys().map(|h| h.name()).collect();
     let app = approval_pages(Router::new().fallback(call).with_state(api), &rt);
+    let app = job_artifacts(app, &rt, region);
     let app = crate::webhooks::routes(app, &rt, hook_secrets);
     let (stop_tx, stop_rx) = watch::channel(false);
     let lock = rt.try_lock();
@@ -272,6 +273,55 @@ async fn approval_page(
     let mut response = (status, page.html).into_response();
     for (name, value) in APPROVAL_PAGE_HEADERS {
         response.headers_mut().insert(*name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The artifacts lent to job workers, under S3's protocol: `GET`, `HEAD` and `PUT` of
+/// `/baton-artifacts/<key>`, signed with a job's own credentials. Everything else falls through.
+fn job_artifacts(router: Router, rt: &Arc<Embedded>, region: &str) -> Router {
+    let objects = Router::new()
+        .route(&format!("/{}/{{*key}}", baton::adapters::local::job_grants::BUCKET), any(object))
+        // Artifacts are zips of any size a build makes; the default limit is for API calls.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_ARTIFACT_PUT))
+        .with_state((Arc::clone(rt), region.to_owned()));
+    objects.merge(router)
+}
+
+/// The largest artifact a job worker may put in one request.
+const MAX_ARTIFACT_PUT: usize = 1 << 30;
+
+async fn object(
+    State((rt, region)): State<(Arc<Embedded>, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let request = baton::api::s3_objects::ObjectRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or_default(),
+        headers: &headers,
+        body: &body,
+    };
+    let now = baton::ports::clock::Clock::now(&baton::ports::clock::SystemClock);
+    let granted = Arc::clone(&rt.granted);
+    let reply = tokio::task::block_in_place(|| {
+        baton::api::s3_objects::serve(granted.as_ref(), &region, &request, now)
+    });
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, reply.body).into_response();
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) =
+            (header::HeaderName::try_from(name), HeaderValue::from_str(&value))
+        {
+            response.headers_mut().insert(name, value);
+        }
     }
     response
 }

@@ -19,6 +19,7 @@ use tracing::{error, warn};
 
 use crate::adapters::local::console_notifier::ConsoleNotifier;
 use crate::adapters::local::file_artifacts::FileArtifactStore;
+use crate::adapters::local::job_grants::LocalJobArtifacts;
 use crate::adapters::local::local_bus::{Delivery, LocalBus};
 use crate::adapters::local::memory_claims::MemoryClaims;
 use crate::adapters::local::smtp_notifier::{SmtpNotifier, SmtpSettings};
@@ -29,10 +30,11 @@ use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::notices::{AllOf, Notifier};
 use crate::ports::provider::ProviderRegistry;
 use crate::ports::state::{PipelineRecord, StateStore, StoreError};
+use crate::providers::job_worker::JobWorkerProvider;
 use crate::providers::local::{LocalProviderConfig, registry};
 use crate::routing::Target;
 use crate::service::{
-    ActionWorker, AdminError, ApprovalSettings, Approvals, ErrorKind, Notices, Outcome,
+    ActionWorker, AdminError, ApprovalSettings, Approvals, ErrorKind, JobDesk, Notices, Outcome,
     PipelineAdmin, ServiceError, StageAdvance, Trigger,
 };
 
@@ -122,6 +124,10 @@ pub struct Embedded {
     pub notices: Arc<Notices>,
     /// Approval notices and the pages behind their links.
     pub approvals: Arc<Approvals>,
+    /// Custom action types and the jobs external workers poll for.
+    pub jobs: Arc<JobDesk>,
+    /// The artifacts lent to job workers, which `baton serve` answers for under S3's protocol.
+    pub granted: Arc<LocalJobArtifacts>,
     workers: usize,
     clock: Arc<dyn Clock>,
     account: String,
@@ -162,8 +168,21 @@ impl Embedded {
         let bus = Arc::new(LocalBus::open(&db, Some(home.join("events.jsonl")))?);
         let artifacts =
             Arc::new(FileArtifactStore::open(&home).map_err(|e| EmbeddedError::Service(e.into()))?);
-        let providers = config.providers.clone().unwrap_or_else(|| local_providers(config));
+        let mut providers = config.providers.clone().unwrap_or_else(|| local_providers(config));
         let clock: Arc<dyn Clock> = config.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let account = config.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned());
+        let granted = Arc::new(LocalJobArtifacts::new(&home));
+        // Custom action types are registered at run time; external workers run their jobs.
+        providers.register_owner(
+            "Custom",
+            Arc::new(JobWorkerProvider::new(
+                store.clone(),
+                granted.clone(),
+                clock.clone(),
+                account.clone(),
+            )),
+        );
+        let jobs = Arc::new(JobDesk::new(store.clone(), store.clone(), clock.clone()));
         let stage_advance = Arc::new(StageAdvance::new(store.clone(), bus.clone(), clock.clone()));
         let worker = Arc::new(
             ActionWorker::new(
@@ -216,7 +235,9 @@ impl Embedded {
             approvals,
             workers: config.workers.max(1),
             clock,
-            account: config.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned()),
+            account,
+            jobs,
+            granted,
             connections: local_config(config).connection_source(),
             poll_every_millis: config
                 .poll_every
@@ -266,6 +287,7 @@ impl Embedded {
             providers: self.providers.clone(),
             placement: placement(&self.account, region),
             credentials,
+            jobs: Some(self.jobs.clone()),
         })
         .with_clock(self.clock.clone())
     }

@@ -241,6 +241,8 @@ impl Aws {
                 event_source: "baton.codepipeline".into(),
             },
             credentials: crate::api::Credentials::new(),
+            // Custom action types are not served on AWS yet; the API says so.
+            jobs: None,
         })
     }
 

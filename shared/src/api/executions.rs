@@ -8,7 +8,6 @@ use baton_core::events::format_uuid;
 use baton_core::plan::{Plan, RetryMode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::pagination::Page;
 use super::wire::{action_status, compact, execution_status, input, secs};
@@ -162,7 +161,7 @@ impl Ctx<'_> {
         let StartIn { name, variables, client_request_token, source_revisions } = input(body)?;
         let record = self.pipeline(&name).await?;
         // Accepted at create as CodePipeline accepts it; refused here, before anything runs.
-        runnable(&self.api.providers, &record.plan).map_err(|e| self.refused(e))?;
+        runnable(&self.api.providers, &record.plan).await.map_err(|e| self.refused(e))?;
         let mut revisions = BTreeMap::new();
         for r in source_revisions {
             let revision = SourceRevision {
@@ -248,7 +247,7 @@ impl Ctx<'_> {
         if let Some(e) = latest.filter(|e| e.source_revision_of(action) == Some(wanted.as_str())) {
             return Ok(json!({"newRevision": false, "pipelineExecutionId": e.id}));
         }
-        runnable(&self.api.providers, plan).map_err(|e| self.refused(e))?;
+        runnable(&self.api.providers, plan).await.map_err(|e| self.refused(e))?;
         let mut revisions = BTreeMap::new();
         if let Some(kind) = SourceRevision::types_for(&action.action_type.provider).first() {
             let revision = SourceRevision {
@@ -449,21 +448,10 @@ impl Ctx<'_> {
 /// The execution id a `clientRequestToken` stands for: the same pipeline and token always give
 /// the same id, so a repeated start finds the execution it started and changes nothing.
 fn idempotent_id(pipeline: &str, token: &str) -> String {
-    let digest = Sha256::digest(format!("{pipeline}\n{token}").as_bytes());
-    let mut bits = [0u8; 16];
-    bits.copy_from_slice(&digest[..16]);
-    format_uuid(u128::from_be_bytes(bits))
+    crate::ports::stable_id(pipeline, token)
 }
 
-/// An action attempt's id: stable for one attempt of one action in one execution.
-pub(super) fn action_execution_id(
-    execution: &str,
-    stage: &str,
-    action: &str,
-    attempt: u32,
-) -> String {
-    idempotent_id(execution, &format!("{stage}\n{action}\n{attempt}"))
-}
+pub(super) use crate::ports::action_execution_id;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

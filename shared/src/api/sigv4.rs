@@ -89,6 +89,39 @@ pub fn verify(
     expected: &Expected<'_>,
     secret_for: impl Fn(&str) -> Option<String>,
 ) -> Result<String, AuthError> {
+    verify_as(request, expected, secret_for, Flavor::Service)
+}
+
+/// Checks a request signed as S3 signs: the path once encoded, and the payload's hash as the
+/// client gave it in `x-amz-content-sha256` (the caller checks the body against it, or takes
+/// `UNSIGNED-PAYLOAD`). Returns the access key id that signed the request.
+///
+/// # Errors
+/// As [`verify`]; `x-amz-content-sha256` missing or unsigned is
+/// [`AuthError::Incomplete`].
+pub fn verify_s3(
+    request: &Signable<'_>,
+    expected: &Expected<'_>,
+    secret_for: impl Fn(&str) -> Option<String>,
+) -> Result<String, AuthError> {
+    verify_as(request, expected, secret_for, Flavor::S3)
+}
+
+/// How a service builds its canonical request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// Every service but S3: the path encoded once more, the body hashed.
+    Service,
+    /// S3: the path as sent, the payload hash from `x-amz-content-sha256`.
+    S3,
+}
+
+fn verify_as(
+    request: &Signable<'_>,
+    expected: &Expected<'_>,
+    secret_for: impl Fn(&str) -> Option<String>,
+    flavor: Flavor,
+) -> Result<String, AuthError> {
     let header = header(request.headers, "authorization").ok_or(AuthError::Missing)?;
     let auth = parse_authorization(header)?;
     let amz_date = header_value(request.headers, "x-amz-date")
@@ -100,6 +133,11 @@ pub fn verify(
             )
         })?;
     require_signed(request.headers, &auth.signed_headers)?;
+    if flavor == Flavor::S3 && !auth.signed_headers.iter().any(|h| h == "x-amz-content-sha256") {
+        return Err(AuthError::Incomplete(
+            "'X-Amz-Content-SHA256' must be a 'SignedHeader' in the AWS Authorization.".into(),
+        ));
+    }
     let Some(when) = parse_amz_date(&amz_date) else {
         return Err(AuthError::Incomplete(format!(
             "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
@@ -139,7 +177,7 @@ pub fn verify(
         )));
     }
     let secret = secret_for(&auth.access_key).ok_or(AuthError::UnknownKey)?;
-    let canonical = canonical_request(request, &auth.signed_headers);
+    let canonical = canonical_request(request, &auth.signed_headers, flavor);
     let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
     let to_sign = string_to_sign(&amz_date, &scope, &canonical);
     let key = signing_key(&secret, &auth.date, &auth.region, &auth.service);
@@ -210,7 +248,7 @@ pub fn sign(request: &Signable<'_>, key: &SigningKey<'_>, now: i64) -> (String, 
     names.sort();
     names.dedup();
     let with_date = Signable { headers: &headers, ..*request };
-    let canonical = canonical_request(&with_date, &names);
+    let canonical = canonical_request(&with_date, &names, Flavor::Service);
     let scope = format!("{date}/{}/{}/aws4_request", key.region, key.service);
     let to_sign = string_to_sign(&amz_date, &scope, &canonical);
     let signature = hex::encode(hmac(
@@ -294,7 +332,7 @@ fn parse_authorization(header: &str) -> Result<Authorization, AuthError> {
 }
 
 /// The canonical request over `signed` (lower-case header names).
-fn canonical_request(request: &Signable<'_>, signed: &[String]) -> String {
+fn canonical_request(request: &Signable<'_>, signed: &[String], flavor: Flavor) -> String {
     let mut names: Vec<&String> = signed.iter().collect();
     names.sort();
     let headers: String = names
@@ -302,13 +340,20 @@ fn canonical_request(request: &Signable<'_>, signed: &[String]) -> String {
         .map(|name| format!("{name}:{}\n", header_value(request.headers, name).unwrap_or_default()))
         .collect();
     let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    let (path, payload) = match flavor {
+        Flavor::Service => {
+            (canonical_path(request.path), hex::encode(Sha256::digest(request.body)))
+        }
+        Flavor::S3 => (
+            if request.path.is_empty() { "/".into() } else { request.path.to_owned() },
+            header_value(request.headers, "x-amz-content-sha256").unwrap_or_default(),
+        ),
+    };
     format!(
-        "{}\n{}\n{}\n{headers}\n{}\n{}",
+        "{}\n{path}\n{}\n{headers}\n{}\n{payload}",
         request.method,
-        canonical_path(request.path),
         canonical_query(request.query),
         names.join(";"),
-        hex::encode(Sha256::digest(request.body))
     )
 }
 

@@ -16,9 +16,9 @@ struct ListActionTypesIn {
     next_token: Option<String>,
 }
 
-/// Every catalogued action type; only `AWS`-owned ones exist here, so the other owner filters
-/// list nothing.
-pub(super) fn list_action_types(body: Value) -> Result<Value, ApiError> {
+/// Every catalogued action type, then the registered custom ones (`custom`, as CodePipeline's
+/// `ActionType`).
+pub(super) fn list_action_types(body: Value, custom: Vec<Value>) -> Result<Value, ApiError> {
     let ListActionTypesIn { action_owner_filter, next_token } = input(body)?;
     if next_token.is_some() {
         // One page holds the whole catalogue; no token was ever given out.
@@ -33,7 +33,7 @@ pub(super) fn list_action_types(body: Value) -> Result<Value, ApiError> {
             "Member must satisfy enum value set: [AWS, ThirdParty, Custom]",
         ));
     }
-    let types: Vec<Value> = catalog::aws_providers()
+    let mut types: Vec<Value> = catalog::aws_providers()
         .iter()
         .filter(|p| action_owner_filter.as_deref().is_none_or(|o| o == p.owner))
         .map(|p| {
@@ -48,5 +48,8 @@ pub(super) fn list_action_types(body: Value) -> Result<Value, ApiError> {
             })
         })
         .collect();
+    if action_owner_filter.as_deref().is_none_or(|o| o == "Custom") {
+        types.extend(custom);
+    }
     Ok(json!({"actionTypes": types}))
 }

@@ -94,7 +94,7 @@ pub enum ProviderError {
 pub trait ActionProvider: Send + Sync {
     /// Refuses, before a run starts, an action this provider cannot run here. The message
     /// names what to configure.
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let _ = action;
         Ok(())
     }
@@ -144,6 +144,9 @@ pub trait ActionProvider: Send + Sync {
 #[derive(Default, Clone)]
 pub struct ProviderRegistry {
     providers: HashMap<(String, String, String), Arc<dyn ActionProvider>>,
+    /// Providers for every type of an owner not registered by name (`Custom` types, which
+    /// their owners register at run time and external workers run).
+    by_owner: HashMap<String, Arc<dyn ActionProvider>>,
 }
 
 impl ProviderRegistry {
@@ -158,18 +161,26 @@ impl ProviderRegistry {
         self.providers.insert((category.into(), owner.into(), provider.into()), implementation);
     }
 
+    /// Registers `provider` for every action type of `owner` not registered by name.
+    pub fn register_owner(&mut self, owner: &str, implementation: Arc<dyn ActionProvider>) {
+        self.by_owner.insert(owner.into(), implementation);
+    }
+
     /// Adds every provider of `other`, replacing those registered under the same names.
     pub fn extend(&mut self, other: ProviderRegistry) {
         self.providers.extend(other.providers);
+        self.by_owner.extend(other.by_owner);
     }
 
     /// The provider for `action_type`.
     pub fn get(&self, t: &ActionType) -> Option<&Arc<dyn ActionProvider>> {
-        self.providers.get(&(t.category.clone(), t.owner.clone(), t.provider.clone()))
+        self.providers
+            .get(&(t.category.clone(), t.owner.clone(), t.provider.clone()))
+            .or_else(|| self.by_owner.get(&t.owner))
     }
 
     /// Every action of `plan` that cannot run here, as one sentence each.
-    pub fn refusals(&self, plan: &baton_core::plan::Plan) -> Vec<String> {
+    pub async fn refusals(&self, plan: &baton_core::plan::Plan) -> Vec<String> {
         let mut refusals = Vec::new();
         for stage in &plan.stages {
             for action in &stage.actions {
@@ -179,7 +190,7 @@ impl ProviderRegistry {
                 let t = &action.action_type;
                 let why = match self.get(t) {
                     None => Err(missing_provider(t)),
-                    Some(p) => p.check(action),
+                    Some(p) => p.check(action).await,
                 };
                 if let Err(why) = why {
                     refusals.push(format!(

@@ -4,6 +4,7 @@
 pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod job_worker;
 #[cfg(feature = "local")]
 pub mod local;
 

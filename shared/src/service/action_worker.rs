@@ -204,10 +204,23 @@ impl ActionWorker {
             in_place: in_place.clone(),
         };
         let result = match provider.resume(&look, &job.external_id).await {
-            Ok(JobResult::Running { .. }) => {
+            Ok(JobResult::Running { external_id, external_url }) => {
                 let _ = std::fs::remove_dir_all(&work_dir);
-                let next = RunningJob { check_at: self.clock.now() + self.check_every, ..job };
-                return Ok(self.jobs.put_job(&next).await?);
+                let check_at = self.clock.now() + self.check_every;
+                if external_id == job.external_id {
+                    return Ok(self.jobs.put_job(&RunningJob { check_at, ..job }).await?);
+                }
+                // The work goes on under another id (a job continued by its worker): followed
+                // under that id's key from now on, which is what its service names.
+                let next = RunningJob {
+                    key: RunningJob::key_for(&r.action_type.provider, &external_id),
+                    request: r.clone(),
+                    external_id,
+                    external_url: external_url.or(job.external_url.clone()),
+                    check_at,
+                };
+                self.jobs.put_job(&next).await?;
+                return Ok(self.jobs.remove_job(&job.key).await?);
             }
             Ok(done) => self.outcome(r, done, in_place.as_ref()).await,
             Err(e) => Err(e.into()),

@@ -165,7 +165,7 @@ impl PipelineAdmin {
 ///
 /// # Errors
 /// [`AdminError::NotRunnable`] naming each action that cannot run, and what would let it.
-pub fn runnable(providers: &ProviderRegistry, plan: &Plan) -> Result<(), AdminError> {
-    let refusals = providers.refusals(plan);
+pub async fn runnable(providers: &ProviderRegistry, plan: &Plan) -> Result<(), AdminError> {
+    let refusals = providers.refusals(plan).await;
     if refusals.is_empty() { Ok(()) } else { Err(AdminError::NotRunnable(refusals)) }
 }

@@ -99,6 +99,7 @@ impl Trigger {
         let Some(providers) = &self.providers else { return Ok(None) };
         let Some(record) = self.store.get_pipeline(pipeline).await? else { return Ok(None) };
         Ok(super::pipelines::runnable(providers, &record.plan)
+            .await
             .err()
             .map(|why| format!("{pipeline} cannot run here: {why}")))
     }

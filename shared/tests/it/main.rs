@@ -11,6 +11,7 @@ mod aws_state;
 mod aws_support;
 mod embedded;
 mod handler_simulation;
+mod job_desk;
 mod providers;
 mod routing;
 mod running_jobs;

@@ -580,11 +580,17 @@ async fn codecommit_fails_on_a_missing_branch_or_repository() {
     assert!(message.contains("not a git repository"), "{message}");
 
     for bad in ["../app", "a/b", "..", "x\\y"] {
-        let err =
-            provider.check(&plan(t.clone(), &[("RepositoryName", bad), ("BranchName", "main")]));
+        let err = provider
+            .check(&plan(t.clone(), &[("RepositoryName", bad), ("BranchName", "main")]))
+            .await;
         assert!(err.is_err(), "{bad} should be refused");
     }
-    assert!(provider.check(&plan(t, &[("RepositoryName", "app"), ("BranchName", "main")])).is_ok());
+    assert!(
+        provider
+            .check(&plan(t, &[("RepositoryName", "app"), ("BranchName", "main")]))
+            .await
+            .is_ok()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -634,13 +640,17 @@ async fn s3_source_copies_the_object_with_etag_and_version() {
         provider.run(&job(&jobs, request(t.clone(), &escape, &["Src"]), vec![])).await.unwrap(),
     );
     assert_eq!(code, "ConfigurationError");
-    assert!(provider.check(&plan(t.clone(), &escape)).is_err());
+    assert!(provider.check(&plan(t.clone(), &escape)).await.is_err());
     assert!(
-        provider.check(&plan(t.clone(), &[("S3Bucket", ".."), ("S3ObjectKey", "a.zip")])).is_err()
+        provider
+            .check(&plan(t.clone(), &[("S3Bucket", ".."), ("S3ObjectKey", "a.zip")]))
+            .await
+            .is_err()
     );
     assert!(
         provider
             .check(&plan(t.clone(), &[("S3Bucket", "b"), ("S3ObjectKey", "/etc/x.zip")]))
+            .await
             .is_err()
     );
 
@@ -708,14 +718,20 @@ async fn s3_deploy_extracts_or_copies() {
     );
     assert_eq!(code, "ConfigurationError");
     assert!(!dir.path().join("outside").exists());
-    assert!(provider.check(&plan(t.clone(), &config)).is_err());
+    assert!(provider.check(&plan(t.clone(), &config)).await.is_err());
     assert!(
-        provider.check(&plan(t.clone(), &[("BucketName", "a/b"), ("Extract", "true")])).is_err()
+        provider
+            .check(&plan(t.clone(), &[("BucketName", "a/b"), ("Extract", "true")]))
+            .await
+            .is_err()
     );
     assert!(
-        provider.check(&plan(t.clone(), &[("BucketName", "web"), ("Extract", "maybe")])).is_err()
+        provider
+            .check(&plan(t.clone(), &[("BucketName", "web"), ("Extract", "maybe")]))
+            .await
+            .is_err()
     );
-    assert!(provider.check(&plan(t, &[("BucketName", "web"), ("Extract", "true")])).is_ok());
+    assert!(provider.check(&plan(t, &[("BucketName", "web"), ("Extract", "true")])).await.is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1063,14 +1079,15 @@ phases:
     assert!(alive.is_empty(), "still running: {alive:?}");
 }
 
-#[test]
-fn codebuild_check_refuses_what_needs_aws() {
+#[tokio::test]
+async fn codebuild_check_refuses_what_needs_aws() {
     let provider = CodeBuildProvider::default();
     let t = action_type("Build", "CodeBuild");
     for kind in ["SECRETS_MANAGER", "PARAMETER_STORE"] {
         let env = format!(r#"[{{"name":"TOKEN","value":"prod/token","type":"{kind}"}}]"#);
         let err = provider
             .check(&plan(t.clone(), &[("ProjectName", "p"), ("EnvironmentVariables", &env)]))
+            .await
             .unwrap_err();
         assert!(
             err.contains("TOKEN")
@@ -1083,11 +1100,13 @@ fn codebuild_check_refuses_what_needs_aws() {
     assert!(
         provider
             .check(&plan(t.clone(), &[("ProjectName", "p"), ("EnvironmentVariables", env)]))
+            .await
             .is_ok()
     );
     assert!(
         provider
             .check(&plan(t, &[("ProjectName", "p"), ("EnvironmentVariables", "not json")]))
+            .await
             .is_err()
     );
 }
@@ -1138,14 +1157,14 @@ async fn commands_fail_with_codebuilds_message() {
     assert!(!fs::read_to_string(&j.log_path).unwrap().contains("NEVER\n"));
 }
 
-#[test]
-fn commands_check_refuses_secret_variables() {
+#[tokio::test]
+async fn commands_check_refuses_secret_variables() {
     let mut p = plan(action_type("Compute", "Commands"), &[]);
     p.environment_variables = vec![("TOKEN".into(), "prod/token".into(), "SECRETS_MANAGER".into())];
-    let err = CommandsProvider::new().check(&p).unwrap_err();
+    let err = CommandsProvider::new().check(&p).await.unwrap_err();
     assert!(err.contains("cannot be resolved locally"), "{err}");
     p.environment_variables = vec![("A".into(), "1".into(), "PLAINTEXT".into())];
-    assert!(CommandsProvider::new().check(&p).is_ok());
+    assert!(CommandsProvider::new().check(&p).await.is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 pub mod console_notifier;
 pub mod file_artifacts;
+pub mod job_grants;
 pub mod local_bus;
 pub mod memory_claims;
 pub mod smtp_notifier;
 pub mod sql_approvals;
+pub mod sql_job_queue;
 pub mod sql_jobs;
 pub mod sql_state;
 mod sqlite;

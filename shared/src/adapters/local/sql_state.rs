@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS approval_links (
 CREATE TABLE IF NOT EXISTS running_jobs (
   key TEXT PRIMARY KEY, check_at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS running_jobs_due ON running_jobs (check_at);
+CREATE TABLE IF NOT EXISTS custom_action_types (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS worker_jobs (
+  id TEXT PRIMARY KEY, action_type TEXT NOT NULL, status TEXT NOT NULL, created INTEGER NOT NULL,
+  version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS worker_jobs_queued ON worker_jobs (action_type, status, created);
 ";
 
 pub(crate) fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {

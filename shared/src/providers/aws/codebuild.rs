@@ -380,7 +380,7 @@ fn build_places(places: &InPlaceArtifacts, primary: Option<&str>) -> Result<Buil
 
 #[async_trait]
 impl ActionProvider for CodeBuildProvider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let config = &action.configuration;
         if config.get("ProjectName").is_none_or(|v| v.trim().is_empty()) {
             return Err("the action configuration needs ProjectName".into());

@@ -208,7 +208,7 @@ async fn write_tree(
 
 #[async_trait]
 impl ActionProvider for CodeCommitSourceProvider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         for key in ["RepositoryName", "BranchName"] {
             let value = action.configuration.get(key).map(|v| v.trim()).unwrap_or("");
             if value.is_empty() {

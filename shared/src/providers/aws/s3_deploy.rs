@@ -121,7 +121,7 @@ impl S3DeployProvider {
 
 #[async_trait]
 impl ActionProvider for S3DeployProvider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let config = &action.configuration;
         let literal = |key: &str| {
             config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty() && !has_reference(v))

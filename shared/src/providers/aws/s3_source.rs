@@ -102,7 +102,7 @@ fn write_failure(path: &Path, e: std::io::Error) -> Stop {
 
 #[async_trait]
 impl ActionProvider for S3SourceProvider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         for key in ["S3Bucket", "S3ObjectKey"] {
             let value = action.configuration.get(key).map(|v| v.trim()).unwrap_or("");
             if value.is_empty() {

@@ -114,7 +114,7 @@ impl CodeBuildProvider {
 
 #[async_trait]
 impl ActionProvider for CodeBuildProvider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let Some(raw) = action.configuration.get("EnvironmentVariables") else {
             return Ok(());
         };

@@ -101,7 +101,7 @@ impl CodeCommitProvider {
 
 #[async_trait]
 impl ActionProvider for CodeCommitProvider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         match action.configuration.get("RepositoryName") {
             Some(name) if !has_reference(name) => check_repository_name(name.trim()),
             _ => Ok(()),

@@ -105,7 +105,7 @@ async fn outputs(ws: &Workspace, job: &Job) -> Result<Vec<LocalArtifact>, Failur
 
 #[async_trait]
 impl ActionProvider for CommandsProvider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         action
             .environment_variables
             .iter()

@@ -242,12 +242,12 @@ impl GitHubV1Provider {
 
 #[async_trait]
 impl ActionProvider for GitHubV1Provider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let get = |k: &str| action.configuration.get(k).filter(|v| !has_reference(v));
         let (Some(owner), Some(repo)) = (get("Owner"), get("Repo")) else { return Ok(()) };
         let mut as_connection = action.clone();
         as_connection.configuration.insert("FullRepositoryId".into(), format!("{owner}/{repo}"));
-        self.0.check(&as_connection)
+        self.0.check(&as_connection).await
     }
 
     async fn latest_revision(&self, action: &ActionPlan) -> Option<SourceRevision> {
@@ -268,7 +268,7 @@ fn is_url(remote: &str) -> bool {
 #[async_trait]
 impl ActionProvider for ConnectionSourceProvider {
     /// Refused at start, with what to configure, when the repository has nowhere to come from.
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let Some(repository) = action.configuration.get("FullRepositoryId") else { return Ok(()) };
         if has_reference(repository) {
             return Ok(());

@@ -89,7 +89,7 @@ impl S3SourceProvider {
 
 #[async_trait]
 impl ActionProvider for S3SourceProvider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let config = &action.configuration;
         check_literal(config.get("S3Bucket"), check_bucket)?;
         check_literal(config.get("S3ObjectKey"), |k| check_key(k, "S3ObjectKey"))
@@ -168,7 +168,7 @@ impl S3DeployProvider {
 
 #[async_trait]
 impl ActionProvider for S3DeployProvider {
-    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+    async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let config = &action.configuration;
         check_literal(config.get("BucketName"), check_bucket)?;
         check_literal(config.get("Extract"), |v| parse_extract(v).map(|_| ()))?;

@@ -1,0 +1,130 @@
+//! The job desk over the SQLite queue: what CodePipeline's job protocol promises workers that
+//! the end-to-end worker scenario cannot force (two polls racing, reports out of turn, type
+//! definitions changing under a version).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use baton::adapters::local::sql_state::SqlStateStore;
+use baton::ports::clock::SystemClock;
+use baton::ports::job_queue::{
+    ActionTypeId, ArtifactCount, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
+};
+use baton::ports::state::Versioned;
+use baton::service::{DeskError, JobDesk};
+use serde_json::json;
+
+fn type_id() -> ActionTypeId {
+    ActionTypeId {
+        category: "Build".into(),
+        owner: "Custom".into(),
+        provider: "Jenkins".into(),
+        version: "1".into(),
+    }
+}
+
+fn definition() -> CustomActionType {
+    CustomActionType {
+        id: type_id(),
+        settings: BTreeMap::new(),
+        configuration_properties: Vec::new(),
+        input_artifact_details: ArtifactCount { minimum_count: 0, maximum_count: 1 },
+        output_artifact_details: ArtifactCount { minimum_count: 0, maximum_count: 1 },
+        tags: Vec::new(),
+        deleted: false,
+    }
+}
+
+fn queued(id: &str, project: &str, created: i64) -> QueuedJob {
+    QueuedJob {
+        id: id.into(),
+        action_type: type_id(),
+        status: JobStatus::Queued,
+        nonce: None,
+        data: json!({"actionConfiguration": {"configuration": {"ProjectName": project}}}),
+        query: BTreeMap::from([("ProjectName".to_owned(), project.to_owned())]),
+        report: None,
+        created,
+        waiting: format!("Jenkins#{id}"),
+        grant: id.into(),
+    }
+}
+
+async fn desk() -> (Arc<SqlStateStore>, JobDesk) {
+    let store = Arc::new(SqlStateStore::in_memory().unwrap());
+    let desk = JobDesk::new(store.clone(), store.clone(), Arc::new(SystemClock));
+    desk.create_type(definition()).await.unwrap();
+    (store, desk)
+}
+
+fn success() -> JobReport {
+    JobReport::Succeeded {
+        continuation_token: None,
+        output_variables: BTreeMap::new(),
+        summary: None,
+        external_execution_id: None,
+        revision: None,
+    }
+}
+
+#[tokio::test]
+async fn a_job_is_handed_to_one_poll_only_and_by_its_query() {
+    let (store, desk) = desk().await;
+    for (i, project) in ["web", "api", "web"].iter().enumerate() {
+        let job = queued(&format!("job-{i}"), project, i64::try_from(i).unwrap());
+        store.put_job(&Versioned { version: 0, value: job }).await.unwrap();
+    }
+    let api = desk.poll(&type_id(), 5, Some(("ProjectName", "api"))).await.unwrap();
+    assert_eq!(api.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-1"]);
+    let first = desk.poll(&type_id(), 1, None).await.unwrap();
+    assert_eq!(first.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-0"]);
+    let rest = desk.poll(&type_id(), 5, None).await.unwrap();
+    assert_eq!(rest.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-2"]);
+    assert!(desk.poll(&type_id(), 5, None).await.unwrap().is_empty(), "a job was handed twice");
+    assert_ne!(first[0].nonce, rest[0].nonce, "two jobs share a nonce");
+}
+
+#[tokio::test]
+async fn a_stale_read_cannot_hand_out_a_job_again() {
+    let (store, _desk) = desk().await;
+    store.put_job(&Versioned { version: 0, value: queued("j", "web", 0) }).await.unwrap();
+    let read = store.job("j").await.unwrap().unwrap();
+    let mut taken = read.clone();
+    taken.value.status = JobStatus::Dispatched;
+    store.put_job(&taken).await.unwrap();
+    // A second poller that read the job before the first wrote loses.
+    assert!(store.put_job(&read).await.is_err());
+    assert!(store.put_job(&Versioned { version: 0, value: queued("j", "web", 0) }).await.is_err());
+}
+
+#[tokio::test]
+async fn reports_come_in_turn_and_once() {
+    let (store, desk) = desk().await;
+    store.put_job(&Versioned { version: 0, value: queued("j", "web", 0) }).await.unwrap();
+    assert!(matches!(desk.report("j", success()).await, Err(DeskError::InvalidJobState(_))));
+    let handed = desk.poll(&type_id(), 1, None).await.unwrap().remove(0);
+    assert!(matches!(desk.acknowledge("j", "wrong").await, Err(DeskError::InvalidNonce)));
+    let nonce = handed.nonce.unwrap();
+    assert_eq!(desk.acknowledge("j", &nonce).await.unwrap(), JobStatus::InProgress);
+    desk.report("j", success()).await.unwrap();
+    assert_eq!(desk.details("j").await.unwrap().status, JobStatus::Succeeded);
+    assert!(matches!(desk.report("j", success()).await, Err(DeskError::InvalidJobState(_))));
+    assert!(matches!(desk.details("gone").await, Err(DeskError::JobNotFound)));
+}
+
+#[tokio::test]
+async fn a_type_version_keeps_its_definition_even_once_deleted() {
+    let (_store, desk) = desk().await;
+    let mut other = definition();
+    other.input_artifact_details.maximum_count = 2;
+    assert!(matches!(desk.create_type(other.clone()).await, Err(DeskError::Invalid(_))));
+    desk.delete_type(&type_id()).await.unwrap();
+    assert!(desk.types().await.unwrap().is_empty());
+    assert!(matches!(desk.poll(&type_id(), 1, None).await, Err(DeskError::TypeNotFound(_))));
+    assert!(matches!(desk.create_type(other).await, Err(DeskError::Invalid(_))));
+    desk.create_type(definition()).await.unwrap();
+    assert_eq!(desk.types().await.unwrap().len(), 1);
+    let mut aws_owned = definition();
+    aws_owned.id.owner = "AWS".into();
+    assert!(matches!(desk.create_type(aws_owned).await, Err(DeskError::Invalid(_))));
+}

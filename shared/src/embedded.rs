@@ -182,6 +182,18 @@ impl Embedded {
                 account.clone(),
             )),
         );
+        #[cfg(feature = "aws")]
+        if let (Some(sdk), None) = (&config.aws, &config.providers) {
+            let roles = Arc::new(crate::adapters::aws::sts_roles::RoleAssumer::new(sdk.clone()));
+            crate::providers::aws::register_invoke(
+                &mut providers,
+                roles,
+                store.clone(),
+                granted.clone(),
+                clock.clone(),
+                account.clone(),
+            );
+        }
         let jobs = Arc::new(JobDesk::new(store.clone(), store.clone(), clock.clone()));
         let stage_advance = Arc::new(StageAdvance::new(store.clone(), bus.clone(), clock.clone()));
         let worker = Arc::new(

@@ -1,7 +1,9 @@
-//! Actions of custom types, run by external job workers through CodePipeline's job protocol:
-//! the attempt queues a job with its configuration, its artifacts' places and credentials for
-//! them; a worker polls for it, acknowledges it and reports; the attempt then ends as reported,
-//! or goes on with a new job when the report carries a continuation token.
+//! Actions done outside Baton through CodePipeline's job protocol: the attempt makes a job with
+//! its configuration, its artifacts' places and credentials for them, and the job is either
+//! queued for a worker that polls for it (custom action types) or handed over at once (a Lambda
+//! function invoked with the job, [`JobHandoff`]). Whoever does the work reports on the job;
+//! the attempt then ends as reported, or goes on with a new job when the report carries a
+//! continuation token.
 //!
 //! Host-independent: jobs live behind [`JobQueue`], artifacts are lent through
 //! [`JobArtifacts`] (files served under S3's protocol on one machine, S3 itself on AWS).
@@ -13,10 +15,11 @@ use async_trait::async_trait;
 use baton_core::engine::ActionRequest;
 use baton_core::events::format_uuid;
 use baton_core::plan::ActionPlan;
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing::warn;
 
 use super::Failure;
+use crate::ports::BoxError;
 use crate::ports::clock::{Clock, entropy};
 use crate::ports::job_artifacts::JobArtifacts;
 use crate::ports::job_queue::{
@@ -26,13 +29,57 @@ use crate::ports::jobs::RunningJob;
 use crate::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
 use crate::ports::state::{StoreError, Versioned};
 
-/// Runs actions of registered custom types through external workers.
+/// Hands a job over to what does its work, when that is not a worker that polls.
+#[async_trait]
+pub trait JobHandoff: Send + Sync {
+    /// Refuses, before a run starts, an action that cannot be handed over (a missing setting).
+    fn check(&self, action: &ActionPlan) -> Result<(), String> {
+        let _ = action;
+        Ok(())
+    }
+    /// Hands over the job `event` (CodePipeline's `{"CodePipeline.job": ...}`) of `request`;
+    /// the work reports through the job protocol.
+    async fn hand_over(&self, event: &Value, request: &ActionRequest) -> Result<(), HandoffError>;
+}
+
+/// Why a job could not be handed over.
+#[derive(Debug)]
+pub enum HandoffError {
+    /// Refused for good (no such function, access denied): fails the action with this message.
+    Refused(String),
+    /// Could not be reached now; the attempt is tried again.
+    Unavailable(BoxError),
+}
+
+/// Runs actions through jobs: of registered custom types, for external workers to poll; or of
+/// a type with a [`JobHandoff`] (`AWS/Invoke/Lambda`), handed over at once.
 pub struct JobWorkerProvider {
     queue: Arc<dyn JobQueue>,
     artifacts: Arc<dyn JobArtifacts>,
     clock: Arc<dyn Clock>,
     /// The account jobs are said to belong to (`Job.accountId`).
     account: String,
+    handoff: Option<Arc<dyn JobHandoff>>,
+}
+
+/// How starting or continuing a job stopped short.
+enum Stop {
+    Failed(Failure),
+    Unavailable(BoxError),
+}
+
+impl From<Failure> for Stop {
+    fn from(f: Failure) -> Self {
+        Self::Failed(f)
+    }
+}
+
+fn finish(outcome: Result<JobResult, Stop>) -> Result<JobResult, ProviderError> {
+    match outcome {
+        Ok(result) => Ok(result),
+        Err(Stop::Failed(f)) => Ok(f.into()),
+        Err(Stop::Unavailable(e)) => Err(ProviderError::Unavailable(e)),
+    }
 }
 
 impl JobWorkerProvider {
@@ -43,18 +90,29 @@ impl JobWorkerProvider {
         clock: Arc<dyn Clock>,
         account: String,
     ) -> Self {
-        Self { queue, artifacts, clock, account }
+        Self { queue, artifacts, clock, account, handoff: None }
+    }
+
+    /// Hands each job over with `handoff` instead of queuing it for polling workers; the
+    /// action's type then needs no registration.
+    pub fn with_handoff(mut self, handoff: Arc<dyn JobHandoff>) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     async fn registered(&self, id: &ActionTypeId) -> Result<Option<CustomActionType>, StoreError> {
         Ok(self.queue.action_types().await?.into_iter().find(|t| &t.id == id && !t.deleted))
     }
 
-    async fn start(&self, job: &Job) -> Result<JobResult, Failure> {
+    async fn start(&self, job: &Job) -> Result<JobResult, Stop> {
         let r = &job.request;
         let type_id = type_id_of(r);
-        let Some(action_type) = self.registered(&type_id).await.map_err(unavailable)? else {
-            return Err(Failure::configuration(not_registered(&type_id)));
+        let action_type = match &self.handoff {
+            Some(_) => None,
+            None => match self.registered(&type_id).await.map_err(unavailable)? {
+                Some(t) => Some(t),
+                None => return Err(Failure::configuration(not_registered(&type_id)).into()),
+            },
         };
         let id = new_job_id()?;
         let grant = self.artifacts.grant(&id, job, r.deadline).await.map_err(|e| {
@@ -89,8 +147,8 @@ impl JobWorkerProvider {
             data["encryptionKey"] = json!({"id": key, "type": "KMS"});
         }
         let query = action_type
-            .configuration_properties
             .iter()
+            .flat_map(|t| &t.configuration_properties)
             .filter(|p| p.queryable == Some(true))
             .filter_map(|p| Some((p.name.clone(), r.configuration.get(&p.name)?.clone())))
             .collect();
@@ -106,22 +164,48 @@ impl JobWorkerProvider {
             waiting: RunningJob::key_for(&r.action_type.provider, &id),
             grant: id.clone(),
         };
-        self.queue.put_job(&Versioned { version: 0, value: queued }).await.map_err(unavailable)?;
-        Ok(JobResult::Running { external_id: id, external_url: None })
+        self.dispatch(queued, r).await
     }
 
-    async fn look(&self, job: &Job, id: &str) -> Result<JobResult, Failure> {
+    /// Records `job` and, with a hand-off, hands it over: queued for polling workers otherwise.
+    async fn dispatch(&self, mut job: QueuedJob, r: &ActionRequest) -> Result<JobResult, Stop> {
+        let id = job.id.clone();
+        let Some(handoff) = &self.handoff else {
+            self.queue.put_job(&Versioned { version: 0, value: job }).await.map_err(unavailable)?;
+            return Ok(JobResult::Running { external_id: id, external_url: None });
+        };
+        // Handed over, the job is in progress at once: nobody polls or acknowledges it.
+        job.status = JobStatus::InProgress;
+        let event = json!({"CodePipeline.job": {
+            "id": job.id, "accountId": self.account, "data": job.data,
+        }});
+        self.queue.put_job(&Versioned { version: 0, value: job }).await.map_err(unavailable)?;
+        match handoff.hand_over(&event, r).await {
+            Ok(()) => Ok(JobResult::Running { external_id: id, external_url: None }),
+            Err(e) => {
+                if let Ok(Some(job)) = self.queue.job(&id).await {
+                    self.time_out(job).await;
+                }
+                Err(match e {
+                    HandoffError::Refused(message) => Stop::Failed(Failure::job(message)),
+                    HandoffError::Unavailable(source) => Stop::Unavailable(source),
+                })
+            }
+        }
+    }
+
+    async fn look(&self, job: &Job, id: &str) -> Result<JobResult, Stop> {
         let r = &job.request;
         let Some(Versioned { version, value: queued }) =
             self.queue.job(id).await.map_err(unavailable)?
         else {
-            return Err(Failure::job(format!("Job {id} is gone.")));
+            return Err(Failure::job(format!("Job {id} is gone.")).into());
         };
         match (&queued.status, &queued.report) {
             (
                 JobStatus::Succeeded,
                 Some(JobReport::Succeeded { continuation_token: Some(token), .. }),
-            ) => self.continue_with(&queued, token).await,
+            ) => self.continue_with(&queued, token, r).await,
             (
                 JobStatus::Succeeded,
                 Some(JobReport::Succeeded {
@@ -153,20 +237,26 @@ impl JobWorkerProvider {
             (status, _) if status.is_open() && self.clock.now() >= r.deadline => {
                 self.time_out(Versioned { version, value: queued }).await;
                 Err(Failure::timed_out(format!(
-                    "No job worker finished job {id} of {} before the action's time-out.",
+                    "Job {id} of {} was not finished before the action's time-out.",
                     type_id_of(r).key()
-                )))
+                ))
+                .into())
             }
             (status, _) if status.is_open() => {
                 Ok(JobResult::Running { external_id: id.to_owned(), external_url: None })
             }
-            _ => Err(Failure::timed_out(format!("Job {id} timed out."))),
+            _ => Err(Failure::timed_out(format!("Job {id} timed out.")).into()),
         }
     }
 
     /// Queues the job that goes on from `done`, with the worker's token: CodePipeline's way of
     /// letting a worker come back to long work without holding a job.
-    async fn continue_with(&self, done: &QueuedJob, token: &str) -> Result<JobResult, Failure> {
+    async fn continue_with(
+        &self,
+        done: &QueuedJob,
+        token: &str,
+        r: &ActionRequest,
+    ) -> Result<JobResult, Stop> {
         let id = new_job_id()?;
         let mut data = done.data.clone();
         data["continuationToken"] = json!(token);
@@ -181,8 +271,7 @@ impl JobWorkerProvider {
             waiting: RunningJob::key_for(provider, &id),
             ..done.clone()
         };
-        self.queue.put_job(&Versioned { version: 0, value: next }).await.map_err(unavailable)?;
-        Ok(JobResult::Running { external_id: id, external_url: None })
+        self.dispatch(next, r).await
     }
 
     /// Closes a job nobody may report on any more, and ends its grant.
@@ -207,6 +296,9 @@ impl JobWorkerProvider {
 #[async_trait]
 impl ActionProvider for JobWorkerProvider {
     async fn check(&self, action: &ActionPlan) -> Result<(), String> {
+        if let Some(handoff) = &self.handoff {
+            return handoff.check(action);
+        }
         let t = &action.action_type;
         let id = ActionTypeId {
             category: t.category.clone(),
@@ -227,11 +319,11 @@ impl ActionProvider for JobWorkerProvider {
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
-        Ok(self.start(job).await.unwrap_or_else(JobResult::from))
+        finish(self.start(job).await)
     }
 
     async fn resume(&self, job: &Job, external_id: &str) -> Result<JobResult, ProviderError> {
-        Ok(self.look(job, external_id).await.unwrap_or_else(JobResult::from))
+        finish(self.look(job, external_id).await)
     }
 
     async fn cancel(
@@ -270,8 +362,8 @@ fn new_job_id() -> Result<String, Failure> {
         .map_err(|e| Failure::job(format!("No randomness for a job id: {e}.")))
 }
 
-fn unavailable(e: StoreError) -> Failure {
-    Failure::job(format!("The job queue cannot be reached: {e}."))
+fn unavailable(e: StoreError) -> Stop {
+    Stop::Unavailable(Box::new(e))
 }
 
 /// The type's `executionUrlTemplate` with `{Config:Name}` and `{ExternalExecutionId}` filled

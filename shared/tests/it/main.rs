@@ -12,6 +12,7 @@ mod aws_support;
 mod embedded;
 mod handler_simulation;
 mod job_desk;
+mod lambda_invoke;
 mod providers;
 mod routing;
 mod running_jobs;

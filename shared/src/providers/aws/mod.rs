@@ -6,6 +6,7 @@
 //! - [`s3_source`] runs `AWS/Source/S3`.
 //! - [`ecs_deploy`] runs `AWS/Deploy/ECS` (rolling updates of a service).
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
+//! - [`lambda_invoke`] runs `AWS/Invoke/Lambda` (with the job protocol; see [`register_invoke`]).
 //!
 //! Contract shared by all: clients come from [`RoleCredentials`] for the action's `roleArn` and
 //! region, so a cross-account action acts in the other account; inputs arrive as local zips
@@ -20,6 +21,7 @@ pub mod codebuild;
 pub mod codecommit_source;
 pub mod credentials;
 pub mod ecs_deploy;
+pub mod lambda_invoke;
 pub mod s3_deploy;
 pub mod s3_source;
 
@@ -71,6 +73,20 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
     registry.register("Source", "AWS", "S3", Arc::new(s3_source::S3SourceProvider::new(roles)));
     registry.register("Build", "AWS", "CodeBuild", codebuild.clone());
     registry.register("Test", "AWS", "CodeBuild", codebuild);
+}
+
+/// Registers the AWS providers that work through CodePipeline's job protocol (`AWS/Invoke/Lambda`):
+/// they need the host's job queue and a way to lend artifacts.
+pub fn register_invoke(
+    registry: &mut ProviderRegistry,
+    roles: Arc<dyn RoleCredentials>,
+    queue: Arc<dyn crate::ports::job_queue::JobQueue>,
+    artifacts: Arc<dyn crate::ports::job_artifacts::JobArtifacts>,
+    clock: Arc<dyn crate::ports::clock::Clock>,
+    account: String,
+) {
+    let lambda = lambda_invoke::provider(roles, queue, artifacts, clock, account);
+    registry.register("Invoke", "AWS", "Lambda", Arc::new(lambda));
 }
 
 /// How long to wait between two polls of a long-running operation (a stack, a build): the

@@ -32,10 +32,11 @@ use crate::ports::provider::ProviderRegistry;
 use crate::ports::state::{PipelineRecord, StateStore, StoreError};
 use crate::providers::job_worker::JobWorkerProvider;
 use crate::providers::local::{LocalProviderConfig, registry};
+use crate::providers::pipeline_invoke::PipelineInvokeProvider;
 use crate::routing::Target;
 use crate::service::{
     ActionWorker, AdminError, ApprovalSettings, Approvals, ErrorKind, JobDesk, Notices, Outcome,
-    PipelineAdmin, ServiceError, StageAdvance, Trigger,
+    PipelineAdmin, ServiceError, StageAdvance, StarterSlot, Trigger,
 };
 
 /// `baton serve`'s port unless told otherwise.
@@ -194,6 +195,15 @@ impl Embedded {
                 account.clone(),
             );
         }
+        // Invoking another pipeline starts it through the trigger, which is built below with
+        // these very providers.
+        let starter = Arc::new(StarterSlot::default());
+        providers.register(
+            "Invoke",
+            "AWS",
+            "CodePipeline",
+            Arc::new(PipelineInvokeProvider::new(starter.clone())),
+        );
         let jobs = Arc::new(JobDesk::new(store.clone(), store.clone(), clock.clone()));
         let stage_advance = Arc::new(StageAdvance::new(store.clone(), bus.clone(), clock.clone()));
         let worker = Arc::new(
@@ -213,6 +223,9 @@ impl Embedded {
         );
         let trigger =
             Trigger::new(store.clone(), stage_advance.clone()).with_providers(providers.clone());
+        starter.set(
+            Trigger::new(store.clone(), stage_advance.clone()).with_providers(providers.clone()),
+        );
         let mut notifiers: Vec<Arc<dyn Notifier>> =
             vec![Arc::new(ConsoleNotifier::new(home.join("notices.log"), config.quiet))];
         if let Some(smtp) = &config.smtp {

@@ -200,6 +200,20 @@ impl Aws {
     fn providers(&self) -> crate::ports::provider::ProviderRegistry {
         let mut providers = crate::ports::provider::ProviderRegistry::default();
         crate::providers::aws::register(&mut providers, self.roles.clone());
+        // The target of a pipeline invoke is started unchecked: checking would need these
+        // providers, and the worker fails an action it cannot run, naming it.
+        let starter = crate::service::Trigger::new(
+            self.store.clone(),
+            std::sync::Arc::new(self.stage_advance()),
+        );
+        providers.register(
+            "Invoke",
+            "AWS",
+            "CodePipeline",
+            std::sync::Arc::new(crate::providers::pipeline_invoke::PipelineInvokeProvider::new(
+                std::sync::Arc::new(crate::service::StarterSlot::with(starter)),
+            )),
+        );
         providers
     }
 

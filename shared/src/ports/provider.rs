@@ -250,3 +250,30 @@ fn missing_provider(t: &ActionType) -> String {
         )
     }
 }
+
+/// Why a pipeline could not be started by [`PipelineStarter`].
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The start is refused for good (no such pipeline, an action that cannot run here).
+    #[error("{0}")]
+    Refused(String),
+    /// The state could not be reached; a later try may work.
+    #[error("cannot start a pipeline now")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Starts executions of this host's pipelines: what the action that invokes another pipeline
+/// (`AWS/Invoke/CodePipeline`) needs.
+#[async_trait]
+pub trait PipelineStarter: Send + Sync {
+    /// Starts `pipeline` as execution `execution_id` (starting one that exists changes
+    /// nothing), with `variables` and each source action's pinned revision.
+    async fn start_pipeline(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        started_by: &str,
+        variables: BTreeMap<String, String>,
+        source_revisions: BTreeMap<String, baton_core::engine::SourceRevision>,
+    ) -> Result<(), StartError>;
+}

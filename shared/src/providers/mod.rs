@@ -7,6 +7,7 @@ pub mod aws;
 pub mod job_worker;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod pipeline_invoke;
 
 use crate::ports::provider::JobResult;
 

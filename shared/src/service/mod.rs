@@ -23,4 +23,4 @@ pub use job_desk::{DeskError, JobDesk, MAX_CUSTOM_ACTION_TYPES};
 pub use notices::Notices;
 pub use pipelines::{AdminError, PipelineAdmin, runnable};
 pub use stage_advance::{Outcome, StageAdvance};
-pub use trigger::{SourceChange, SourcePush, Trigger};
+pub use trigger::{SourceChange, SourcePush, StarterSlot, Trigger};

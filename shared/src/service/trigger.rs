@@ -325,6 +325,55 @@ fn watches(action: &baton_core::plan::ActionPlan, change: &SourceChange) -> bool
     }
 }
 
+/// Starts pipelines for the action that invokes one (`AWS/Invoke/CodePipeline`): its
+/// trigger is set once the runtime has built it, since that trigger checks starts against the
+/// very providers the invoking action is one of.
+#[derive(Default)]
+pub struct StarterSlot(std::sync::OnceLock<Trigger>);
+
+impl StarterSlot {
+    /// A slot holding `trigger` already.
+    pub fn with(trigger: Trigger) -> Self {
+        let slot = Self::default();
+        slot.set(trigger);
+        slot
+    }
+
+    /// Puts the trigger in; a second one is ignored.
+    pub fn set(&self, trigger: Trigger) {
+        let _ = self.0.set(trigger);
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::provider::PipelineStarter for StarterSlot {
+    async fn start_pipeline(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        started_by: &str,
+        variables: BTreeMap<String, String>,
+        source_revisions: BTreeMap<String, SourceRevision>,
+    ) -> Result<(), crate::ports::provider::StartError> {
+        use crate::ports::provider::StartError;
+        let Some(trigger) = self.0.get() else {
+            return Err(StartError::Unavailable("the runtime is still starting".into()));
+        };
+        let by = ExecutionTrigger {
+            trigger_type: "StartPipelineExecution".into(),
+            trigger_detail: started_by.into(),
+        };
+        match trigger.start_as(pipeline, execution_id.into(), by, variables, source_revisions).await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == super::ErrorKind::Permanent => {
+                Err(StartError::Refused(e.to_string()))
+            }
+            Err(e) => Err(StartError::Unavailable(Box::new(e))),
+        }
+    }
+}
+
 /// The revision a change names, if it names one.
 fn pinned(change: &SourceChange) -> Option<SourceRevision> {
     let (revision_type, value) = match change {

@@ -217,11 +217,12 @@ impl ProviderRegistry {
 }
 
 /// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
-pub const AWS_PROVIDED: [(&str, &str, &str); 8] = [
+pub const AWS_PROVIDED: [(&str, &str, &str); 9] = [
     ("Deploy", "AWS", "CloudFormation"),
     ("Deploy", "AWS", "ECS"),
     ("Deploy", "AWS", "S3"),
     ("Invoke", "AWS", "Lambda"),
+    ("Invoke", "AWS", "StepFunctions"),
     ("Source", "AWS", "CodeCommit"),
     ("Source", "AWS", "S3"),
     ("Build", "AWS", "CodeBuild"),

@@ -33,6 +33,7 @@ use baton::providers::aws::codecommit_source::{
 use baton::providers::aws::ecs_deploy::EcsDeployProvider;
 use baton::providers::aws::s3_deploy::S3DeployProvider;
 use baton::providers::aws::s3_source::S3SourceProvider;
+use baton::providers::aws::step_functions::StepFunctionsProvider;
 use baton::providers::aws::{Backoff, register};
 use tempfile::TempDir;
 
@@ -885,6 +886,7 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
         ("Source", "S3"),
         ("Build", "CodeBuild"),
         ("Test", "CodeBuild"),
+        ("Invoke", "StepFunctions"),
     ]
     .into_iter()
     .map(|(category, provider)| {
@@ -1128,5 +1130,104 @@ async fn an_ecs_deploy_puts_the_artifacts_images_into_a_new_task_definition_revi
     assert!(message.contains("worker"), "{message}");
     let (req, zip) = deploy(r#"{"app": "x:1"}"#);
     let (code, _) = failed(provider.run(&job(&dir, req, &[("Images", &zip)])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step Functions on moto, which runs Pass and Fail states for real once told to
+
+async fn state_machine(sfn: &aws_sdk_sfn::Client, definition: &str) -> String {
+    sfn.create_state_machine()
+        .name(unique("baton-sm"))
+        .definition(definition)
+        .role_arn("arn:aws:iam::123456789012:role/StepFunctions")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn
+}
+
+async fn followed(provider: &StepFunctionsProvider, job: &Job) -> JobResult {
+    let started = provider.run(job).await.unwrap();
+    let JobResult::Running { external_id, .. } = started else {
+        panic!("the execution was not left running: {started:?}");
+    };
+    for _ in 0..100 {
+        match provider.resume(job, &external_id).await.unwrap() {
+            JobResult::Running { .. } => tokio::time::sleep(Duration::from_millis(100)).await,
+            done => return done,
+        }
+    }
+    panic!("the execution never ended");
+}
+
+#[tokio::test]
+async fn a_state_machine_runs_with_the_artifacts_input_and_gives_its_output() {
+    crate::aws_support::moto_config(r#"{"stepfunctions": {"execute_state_machine": true}}"#).await;
+    let dir = TempDir::new().unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&sdk_config(DEPLOY_REGION).await);
+    let machine = state_machine(
+        &sfn,
+        r#"{"StartAt": "Tag", "States": {"Tag": {"Type": "Pass", "Result": "done", "ResultPath": "$.result", "End": true}}}"#,
+    )
+    .await;
+    let provider = StepFunctionsProvider::new(roles().await);
+    let input = zip_of(&dir, "jobinput", &[("assets/input.json", br#"{"release": 7}"#)]);
+    let r = request(
+        "Invoke",
+        "StepFunctions",
+        &[
+            ("StateMachineArn", machine.as_str()),
+            ("ExecutionNamePrefix", "release"),
+            ("InputType", "FilePath"),
+            ("Input", "assets/input.json"),
+        ],
+        &["JobOutput"],
+    );
+    let (outputs, variables, external_id) =
+        succeeded(followed(&provider, &job(&dir, r.clone(), &[("JobInput", &input)])).await);
+    let arn = external_id.unwrap();
+    assert!(arn.contains(":execution:") && arn.contains(":release-"), "{arn}");
+    assert_eq!(variables["ExecutionArn"], arn);
+    assert_eq!(variables["StateMachineArn"], machine);
+    let output: serde_json::Value =
+        serde_json::from_str(&zip_entry(&outputs[0].path, "output.json")).unwrap();
+    assert_eq!(output, serde_json::json!({"release": 7, "result": "done"}));
+
+    // The same attempt started again finds its execution instead of failing.
+    let again = provider.run(&job(&dir, r, &[("JobInput", &input)])).await.unwrap();
+    assert!(matches!(again, JobResult::Running { external_id, .. } if external_id == arn));
+}
+
+#[tokio::test]
+async fn a_failed_execution_fails_the_action_with_its_error_and_cause() {
+    crate::aws_support::moto_config(r#"{"stepfunctions": {"execute_state_machine": true}}"#).await;
+    let dir = TempDir::new().unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&sdk_config(DEPLOY_REGION).await);
+    let machine = state_machine(
+        &sfn,
+        r#"{"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "MigrationFailed", "Cause": "table locked"}}}"#,
+    )
+    .await;
+    let provider = StepFunctionsProvider::new(roles().await);
+    let r = request(
+        "Invoke",
+        "StepFunctions",
+        &[("StateMachineArn", machine.as_str()), ("Input", r#"{"a": 1}"#)],
+        &[],
+    );
+    let (code, message) = failed(followed(&provider, &job(&dir, r, &[])).await);
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("FAILED: MigrationFailed: table locked"), "{message}");
+
+    // A file that is not in the artifact is the configuration's fault.
+    let empty = zip_of(&dir, "empty", &[("other.json", b"{}")]);
+    let r = request(
+        "Invoke",
+        "StepFunctions",
+        &[("StateMachineArn", machine.as_str()), ("InputType", "FilePath"), ("Input", "in.json")],
+        &[],
+    );
+    let (code, _) = failed(provider.run(&job(&dir, r, &[("In", &empty)])).await.unwrap());
     assert_eq!(code, "ConfigurationError");
 }

@@ -215,3 +215,23 @@ pub(crate) async fn stream_events(
     }
     all
 }
+
+/// Sets moto's configuration (`/moto-api/config`), such as running state machines for real.
+pub(crate) async fn moto_config(config: &str) {
+    let endpoint = endpoint().await;
+    let host = endpoint.trim_start_matches("http://").to_owned();
+    let request = format!(
+        "POST /moto-api/config HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{config}",
+        config.len()
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(&host).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        let status = reply.split_whitespace().nth(1).unwrap_or_default();
+        assert!(status.starts_with('2'), "{reply}");
+    })
+    .await
+    .unwrap();
+}

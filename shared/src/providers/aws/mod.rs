@@ -6,6 +6,7 @@
 //! - [`s3_source`] runs `AWS/Source/S3`.
 //! - [`ecs_deploy`] runs `AWS/Deploy/ECS` (rolling updates of a service).
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
+//! - [`step_functions`] runs `AWS/Invoke/StepFunctions`.
 //! - [`lambda_invoke`] runs `AWS/Invoke/Lambda` (with the job protocol; see [`register_invoke`]).
 //!
 //! Contract shared by all: clients come from [`RoleCredentials`] for the action's `roleArn` and
@@ -24,6 +25,7 @@ pub mod ecs_deploy;
 pub mod lambda_invoke;
 pub mod s3_deploy;
 pub mod s3_source;
+pub mod step_functions;
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -69,6 +71,12 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
         "AWS",
         "ECS",
         Arc::new(ecs_deploy::EcsDeployProvider::new(roles.clone())),
+    );
+    registry.register(
+        "Invoke",
+        "AWS",
+        "StepFunctions",
+        Arc::new(step_functions::StepFunctionsProvider::new(roles.clone())),
     );
     registry.register("Source", "AWS", "S3", Arc::new(s3_source::S3SourceProvider::new(roles)));
     registry.register("Build", "AWS", "CodeBuild", codebuild.clone());

@@ -27,6 +27,9 @@ pub struct Config {
     pub approval_url: Option<String>,
     /// The account pipelines live in (their ARNs), `BATON_ACCOUNT_ID`.
     pub account_id: String,
+    /// The role job workers' artifact credentials are cut from (`BATON_JOB_ROLE_ARN`): with
+    /// it, custom action types and `AWS/Invoke/Lambda` run; without, they are refused at start.
+    pub job_role_arn: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -107,6 +110,7 @@ impl Config {
             account_id: lookup("BATON_ACCOUNT_ID")
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "000000000000".into()),
+            job_role_arn: lookup("BATON_JOB_ROLE_ARN").filter(|v| !v.is_empty()),
         })
     }
 }

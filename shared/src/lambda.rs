@@ -214,6 +214,30 @@ impl Aws {
                 std::sync::Arc::new(crate::service::StarterSlot::with(starter)),
             )),
         );
+        // Jobs for external workers and Lambda functions need a role to lend artifacts with.
+        if let Some(role) = &self.config.job_role_arn {
+            let grants = std::sync::Arc::new(
+                crate::adapters::aws::sts_job_grants::StsJobGrants::new(&self.sdk, role.clone()),
+            );
+            let clock = std::sync::Arc::new(crate::ports::clock::SystemClock);
+            providers.register_owner(
+                "Custom",
+                std::sync::Arc::new(crate::providers::job_worker::JobWorkerProvider::new(
+                    self.store.clone(),
+                    grants.clone(),
+                    clock.clone(),
+                    self.config.account_id.clone(),
+                )),
+            );
+            crate::providers::aws::register_invoke(
+                &mut providers,
+                self.roles.clone(),
+                self.store.clone(),
+                grants,
+                clock,
+                self.config.account_id.clone(),
+            );
+        }
         providers
     }
 
@@ -255,8 +279,11 @@ impl Aws {
                 event_source: "baton.codepipeline".into(),
             },
             credentials: crate::api::Credentials::new(),
-            // Custom action types are not served on AWS yet; the API says so.
-            jobs: None,
+            jobs: Some(std::sync::Arc::new(crate::service::JobDesk::new(
+                self.store.clone(),
+                self.store.clone(),
+                std::sync::Arc::new(crate::ports::clock::SystemClock),
+            ))),
         })
     }
 

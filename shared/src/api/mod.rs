@@ -79,18 +79,6 @@ pub const OPERATIONS: [&str; 32] = [
     "PutJobFailureResult",
 ];
 
-/// Operations of [`OPERATIONS`] that the AWS deployment answers with a `ValidationException`
-/// saying so: the job protocol needs a job queue, which only the embedded runtime has yet.
-pub const NOT_ON_AWS_YET: [&str; 7] = [
-    "CreateCustomActionType",
-    "DeleteCustomActionType",
-    "PollForJobs",
-    "AcknowledgeJob",
-    "GetJobDetails",
-    "PutJobSuccessResult",
-    "PutJobFailureResult",
-];
-
 /// An HTTP answer: the status and a JSON body (`application/x-amz-json-1.1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiReply {

@@ -314,8 +314,10 @@ impl ActionProvider for JobWorkerProvider {
         }
     }
 
+    /// Where the store can tell (S3 on AWS), the job's credentials are for the artifacts
+    /// themselves; elsewhere they are downloaded and lent as copies.
     fn works_in_place(&self) -> bool {
-        false
+        true
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

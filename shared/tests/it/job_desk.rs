@@ -1,16 +1,20 @@
-//! The job desk over the SQLite queue: what CodePipeline's job protocol promises workers that
-//! the end-to-end worker scenario cannot force (two polls racing, reports out of turn, type
-//! definitions changing under a version).
+//! The job desk over both queues (SQLite, and DynamoDB on moto): what CodePipeline's job
+//! protocol promises workers that the end-to-end worker scenario cannot force (two polls
+//! racing, reports out of turn, type definitions changing under a version).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use baton::adapters::aws::dynamodb_state::{DynamoDbStateStore, create_table};
 use baton::adapters::local::sql_state::SqlStateStore;
 use baton::ports::clock::SystemClock;
 use baton::ports::job_queue::{
     ActionTypeId, ArtifactCount, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
 };
-use baton::ports::state::Versioned;
+use baton::ports::jobs::{RunningJob, RunningJobs};
+use baton::ports::state::{StoreError, Versioned};
+
+use crate::aws_support::{sdk_config, unique};
 use baton::service::{DeskError, JobDesk};
 use serde_json::json;
 
@@ -50,11 +54,68 @@ fn queued(id: &str, project: &str, created: i64) -> QueuedJob {
     }
 }
 
-async fn desk() -> (Arc<SqlStateStore>, JobDesk) {
-    let store = Arc::new(SqlStateStore::in_memory().unwrap());
-    let desk = JobDesk::new(store.clone(), store.clone(), Arc::new(SystemClock));
+/// A store of each kind: every scenario runs on both.
+trait Queue: JobQueue + RunningJobs {}
+impl<T: JobQueue + RunningJobs> Queue for T {}
+
+async fn stores() -> Vec<Arc<dyn Queue>> {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config("eu-west-1").await);
+    let table = unique("baton-jobs");
+    create_table(&client, &table).await.unwrap();
+    vec![
+        Arc::new(SqlStateStore::in_memory().unwrap()),
+        Arc::new(DynamoDbStateStore::new(client, table, 30)),
+    ]
+}
+
+async fn desk(store: &Arc<dyn Queue>) -> JobDesk {
+    let as_queue: Arc<dyn JobQueue> = Arc::new(Shared(store.clone()));
+    let as_jobs: Arc<dyn RunningJobs> = Arc::new(Shared(store.clone()));
+    let desk = JobDesk::new(as_queue, as_jobs, Arc::new(SystemClock));
     desk.create_type(definition()).await.unwrap();
-    (store, desk)
+    desk
+}
+
+/// One store seen through each of its ports.
+struct Shared(Arc<dyn Queue>);
+
+#[async_trait::async_trait]
+impl JobQueue for Shared {
+    async fn put_action_type(&self, t: &CustomActionType) -> Result<(), StoreError> {
+        self.0.put_action_type(t).await
+    }
+    async fn action_types(&self) -> Result<Vec<CustomActionType>, StoreError> {
+        self.0.action_types().await
+    }
+    async fn put_job(&self, job: &Versioned<QueuedJob>) -> Result<(), StoreError> {
+        JobQueue::put_job(&*self.0, job).await
+    }
+    async fn job(&self, id: &str) -> Result<Option<Versioned<QueuedJob>>, StoreError> {
+        self.0.job(id).await
+    }
+    async fn queued_jobs(
+        &self,
+        t: &ActionTypeId,
+        limit: usize,
+    ) -> Result<Vec<Versioned<QueuedJob>>, StoreError> {
+        self.0.queued_jobs(t, limit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl RunningJobs for Shared {
+    async fn put_job(&self, job: &RunningJob) -> Result<(), StoreError> {
+        RunningJobs::put_job(&*self.0, job).await
+    }
+    async fn get_job(&self, key: &str) -> Result<Option<RunningJob>, StoreError> {
+        self.0.get_job(key).await
+    }
+    async fn remove_job(&self, key: &str) -> Result<(), StoreError> {
+        self.0.remove_job(key).await
+    }
+    async fn due_jobs(&self, now: i64, limit: usize) -> Result<Vec<RunningJob>, StoreError> {
+        self.0.due_jobs(now, limit).await
+    }
 }
 
 fn success() -> JobReport {
@@ -69,62 +130,77 @@ fn success() -> JobReport {
 
 #[tokio::test]
 async fn a_job_is_handed_to_one_poll_only_and_by_its_query() {
-    let (store, desk) = desk().await;
-    for (i, project) in ["web", "api", "web"].iter().enumerate() {
-        let job = queued(&format!("job-{i}"), project, i64::try_from(i).unwrap());
-        store.put_job(&Versioned { version: 0, value: job }).await.unwrap();
+    for store in stores().await {
+        let desk = desk(&store).await;
+        for (i, project) in ["web", "api", "web"].iter().enumerate() {
+            let job = queued(&format!("job-{i}"), project, i64::try_from(i).unwrap());
+            JobQueue::put_job(&*store, &Versioned { version: 0, value: job }).await.unwrap();
+        }
+        let api = desk.poll(&type_id(), 5, Some(("ProjectName", "api"))).await.unwrap();
+        assert_eq!(api.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-1"]);
+        let first = desk.poll(&type_id(), 1, None).await.unwrap();
+        assert_eq!(first.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-0"]);
+        let rest = desk.poll(&type_id(), 5, None).await.unwrap();
+        assert_eq!(rest.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-2"]);
+        assert!(desk.poll(&type_id(), 5, None).await.unwrap().is_empty(), "a job was handed twice");
+        assert_ne!(first[0].nonce, rest[0].nonce, "two jobs share a nonce");
     }
-    let api = desk.poll(&type_id(), 5, Some(("ProjectName", "api"))).await.unwrap();
-    assert_eq!(api.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-1"]);
-    let first = desk.poll(&type_id(), 1, None).await.unwrap();
-    assert_eq!(first.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-0"]);
-    let rest = desk.poll(&type_id(), 5, None).await.unwrap();
-    assert_eq!(rest.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-2"]);
-    assert!(desk.poll(&type_id(), 5, None).await.unwrap().is_empty(), "a job was handed twice");
-    assert_ne!(first[0].nonce, rest[0].nonce, "two jobs share a nonce");
 }
 
 #[tokio::test]
 async fn a_stale_read_cannot_hand_out_a_job_again() {
-    let (store, _desk) = desk().await;
-    store.put_job(&Versioned { version: 0, value: queued("j", "web", 0) }).await.unwrap();
-    let read = store.job("j").await.unwrap().unwrap();
-    let mut taken = read.clone();
-    taken.value.status = JobStatus::Dispatched;
-    store.put_job(&taken).await.unwrap();
-    // A second poller that read the job before the first wrote loses.
-    assert!(store.put_job(&read).await.is_err());
-    assert!(store.put_job(&Versioned { version: 0, value: queued("j", "web", 0) }).await.is_err());
+    for store in stores().await {
+        JobQueue::put_job(&*store, &Versioned { version: 0, value: queued("j", "web", 0) })
+            .await
+            .unwrap();
+        let read = store.job("j").await.unwrap().unwrap();
+        let mut taken = read.clone();
+        taken.value.status = JobStatus::Dispatched;
+        JobQueue::put_job(&*store, &taken).await.unwrap();
+        // A second poller that read the job before the first wrote loses.
+        assert!(JobQueue::put_job(&*store, &read).await.is_err());
+        assert!(
+            JobQueue::put_job(&*store, &Versioned { version: 0, value: queued("j", "web", 0) })
+                .await
+                .is_err()
+        );
+    }
 }
 
 #[tokio::test]
 async fn reports_come_in_turn_and_once() {
-    let (store, desk) = desk().await;
-    store.put_job(&Versioned { version: 0, value: queued("j", "web", 0) }).await.unwrap();
-    assert!(matches!(desk.report("j", success()).await, Err(DeskError::InvalidJobState(_))));
-    let handed = desk.poll(&type_id(), 1, None).await.unwrap().remove(0);
-    assert!(matches!(desk.acknowledge("j", "wrong").await, Err(DeskError::InvalidNonce)));
-    let nonce = handed.nonce.unwrap();
-    assert_eq!(desk.acknowledge("j", &nonce).await.unwrap(), JobStatus::InProgress);
-    desk.report("j", success()).await.unwrap();
-    assert_eq!(desk.details("j").await.unwrap().status, JobStatus::Succeeded);
-    assert!(matches!(desk.report("j", success()).await, Err(DeskError::InvalidJobState(_))));
-    assert!(matches!(desk.details("gone").await, Err(DeskError::JobNotFound)));
+    for store in stores().await {
+        let desk = desk(&store).await;
+        JobQueue::put_job(&*store, &Versioned { version: 0, value: queued("j", "web", 0) })
+            .await
+            .unwrap();
+        assert!(matches!(desk.report("j", success()).await, Err(DeskError::InvalidJobState(_))));
+        let handed = desk.poll(&type_id(), 1, None).await.unwrap().remove(0);
+        assert!(matches!(desk.acknowledge("j", "wrong").await, Err(DeskError::InvalidNonce)));
+        let nonce = handed.nonce.unwrap();
+        assert_eq!(desk.acknowledge("j", &nonce).await.unwrap(), JobStatus::InProgress);
+        desk.report("j", success()).await.unwrap();
+        assert_eq!(desk.details("j").await.unwrap().status, JobStatus::Succeeded);
+        assert!(matches!(desk.report("j", success()).await, Err(DeskError::InvalidJobState(_))));
+        assert!(matches!(desk.details("gone").await, Err(DeskError::JobNotFound)));
+    }
 }
 
 #[tokio::test]
 async fn a_type_version_keeps_its_definition_even_once_deleted() {
-    let (_store, desk) = desk().await;
-    let mut other = definition();
-    other.input_artifact_details.maximum_count = 2;
-    assert!(matches!(desk.create_type(other.clone()).await, Err(DeskError::Invalid(_))));
-    desk.delete_type(&type_id()).await.unwrap();
-    assert!(desk.types().await.unwrap().is_empty());
-    assert!(matches!(desk.poll(&type_id(), 1, None).await, Err(DeskError::TypeNotFound(_))));
-    assert!(matches!(desk.create_type(other).await, Err(DeskError::Invalid(_))));
-    desk.create_type(definition()).await.unwrap();
-    assert_eq!(desk.types().await.unwrap().len(), 1);
-    let mut aws_owned = definition();
-    aws_owned.id.owner = "AWS".into();
-    assert!(matches!(desk.create_type(aws_owned).await, Err(DeskError::Invalid(_))));
+    for store in stores().await {
+        let desk = desk(&store).await;
+        let mut other = definition();
+        other.input_artifact_details.maximum_count = 2;
+        assert!(matches!(desk.create_type(other.clone()).await, Err(DeskError::Invalid(_))));
+        desk.delete_type(&type_id()).await.unwrap();
+        assert!(desk.types().await.unwrap().is_empty());
+        assert!(matches!(desk.poll(&type_id(), 1, None).await, Err(DeskError::TypeNotFound(_))));
+        assert!(matches!(desk.create_type(other).await, Err(DeskError::Invalid(_))));
+        desk.create_type(definition()).await.unwrap();
+        assert_eq!(desk.types().await.unwrap().len(), 1);
+        let mut aws_owned = definition();
+        aws_owned.id.owner = "AWS".into();
+        assert!(matches!(desk.create_type(aws_owned).await, Err(DeskError::Invalid(_))));
+    }
 }

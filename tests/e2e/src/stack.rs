@@ -174,6 +174,11 @@ impl Stack {
         // The approval function's URL: links in notices point there. Nothing serves it here; the
         // scenario decides through the bus (see `approval::decide`).
         b.atts.insert("ApprovalFunctionUrl.FunctionUrl".into(), "http://127.0.0.1:9/".into());
+        // The role job credentials are cut from: moto's STS lends any role.
+        b.atts.insert(
+            "JobArtifactsRole.Arn".into(),
+            format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/baton-job-artifacts"),
+        );
         for p in ["DeployRoleName", "ExecutionRetentionDays", "Architecture"] {
             if let Some(v) = template.parameter_default(p) {
                 b.refs.insert(p.into(), v);

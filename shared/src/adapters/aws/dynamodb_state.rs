@@ -353,7 +353,7 @@ enum Write {
 
 /// Whether a transaction was cancelled because an item moved since it was read: its condition
 /// failed, or another transaction was writing it. Reloading and applying again is the answer.
-fn conflicted(error: &TransactWriteItemsError) -> bool {
+pub(super) fn conflicted(error: &TransactWriteItemsError) -> bool {
     let TransactWriteItemsError::TransactionCanceledException(e) = error else {
         return false;
     };

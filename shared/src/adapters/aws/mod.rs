@@ -3,6 +3,7 @@
 //! Every SDK type and SDK error stays in this module; the ports see domain types only.
 
 pub mod dynamodb_approvals;
+pub mod dynamodb_job_queue;
 pub mod dynamodb_jobs;
 pub mod dynamodb_relay;
 pub mod dynamodb_state;
@@ -11,4 +12,5 @@ pub mod eventbridge_bus;
 pub mod s3_artifacts;
 pub mod sdk;
 pub mod sns_notifier;
+pub mod sts_job_grants;
 pub mod sts_roles;

@@ -1231,3 +1231,38 @@ async fn a_failed_execution_fails_the_action_with_its_error_and_cause() {
     let (code, _) = failed(provider.run(&job(&dir, r, &[("In", &empty)])).await.unwrap());
     assert_eq!(code, "ConfigurationError");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Job artifacts on AWS: credentials cut from the job role for the job's own objects
+
+#[tokio::test]
+async fn a_jobs_artifacts_are_lent_in_place_with_credentials_from_the_job_role() {
+    use baton::adapters::aws::sts_job_grants::StsJobGrants;
+    use baton::core::engine::ArtifactLocation;
+    use baton::ports::job_artifacts::JobArtifacts;
+    use baton::ports::provider::InPlaceArtifacts;
+    let dir = TempDir::new().unwrap();
+    let config = sdk_config(PIPELINE_REGION).await;
+    let grants =
+        StsJobGrants::new(&config, "arn:aws:iam::123456789012:role/baton-job-artifacts".into());
+    let mut j = job(&dir, request("Build", "Jenkins", &[], &["Out"]), &[]);
+    let input = ArtifactLocation { bucket: "artifacts".into(), key: "release/Src/1.zip".into() };
+    let output = ArtifactLocation { bucket: "artifacts".into(), key: "release/Out/1.zip".into() };
+    j.in_place = Some(InPlaceArtifacts {
+        inputs: vec![("Src".into(), input)],
+        outputs: vec![("Out".into(), output)],
+        kms_key_arn: "arn:aws:kms:us-east-1:123456789012:key/k".into(),
+    });
+    let grant = grants.grant("0f0e0d0c-job", &j, now_ms() + 600_000).await.unwrap();
+    assert_eq!(grant.inputs[0].1.object_key, "release/Src/1.zip");
+    assert_eq!(grant.outputs[0].1.object_key, "release/Out/1.zip");
+    assert_eq!(grant.encryption_key.as_deref(), Some("arn:aws:kms:us-east-1:123456789012:key/k"));
+    assert!(grant.credentials.access_key_id.starts_with("ASIA"), "{:?}", grant.credentials);
+    assert!(!grant.credentials.session_token.is_empty());
+    // Written in place, the outputs need no collecting.
+    assert!(grants.collect("0f0e0d0c-job", &j).await.unwrap().is_empty());
+
+    // Without places (a store that cannot tell), nothing is lent.
+    j.in_place = None;
+    assert!(grants.grant("other", &j, now_ms() + 600_000).await.is_err());
+}

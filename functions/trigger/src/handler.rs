@@ -77,8 +77,8 @@ mod tests {
         let mut pipeline: Value = serde_json::from_str(PIPELINE).unwrap();
         pipeline["pipeline"]["stages"].as_array_mut().unwrap().push(json!({"name": "Deploy",
             "actions": [{"name": "Ship",
-                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
-                "configuration": {"ApplicationName": "a", "DeploymentGroupName": "g"},
+                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ElasticBeanstalk", "version": "1"},
+                "configuration": {"ApplicationName": "a", "EnvironmentName": "e"},
                 "inputArtifacts": [{"name": "Code"}]}]}));
         let created =
             f.aws.control_api().call("CreatePipeline", pipeline.to_string().as_bytes(), "t").await;

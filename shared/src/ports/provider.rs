@@ -217,8 +217,9 @@ impl ProviderRegistry {
 }
 
 /// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
-pub const AWS_PROVIDED: [(&str, &str, &str); 9] = [
+pub const AWS_PROVIDED: [(&str, &str, &str); 10] = [
     ("Deploy", "AWS", "CloudFormation"),
+    ("Deploy", "AWS", "CodeDeploy"),
     ("Deploy", "AWS", "ECS"),
     ("Deploy", "AWS", "S3"),
     ("Invoke", "AWS", "Lambda"),

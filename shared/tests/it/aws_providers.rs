@@ -887,6 +887,7 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
         ("Build", "CodeBuild"),
         ("Test", "CodeBuild"),
         ("Invoke", "StepFunctions"),
+        ("Deploy", "CodeDeploy"),
     ]
     .into_iter()
     .map(|(category, provider)| {
@@ -1265,4 +1266,66 @@ async fn a_jobs_artifacts_are_lent_in_place_with_credentials_from_the_job_role()
     // Without places (a store that cannot tell), nothing is lent.
     j.in_place = None;
     assert!(grants.grant("other", &j, now_ms() + 600_000).await.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// CodeDeploy on moto (whose deployments never leave Created: the judgement is unit-tested)
+
+#[tokio::test]
+async fn a_codedeploy_deployment_takes_the_artifact_in_place_as_its_revision() {
+    use baton::core::engine::ArtifactLocation;
+    use baton::ports::provider::InPlaceArtifacts;
+    use baton::providers::aws::codedeploy::CodeDeployProvider;
+    let dir = TempDir::new().unwrap();
+    let codedeploy = aws_sdk_codedeploy::Client::new(&sdk_config(DEPLOY_REGION).await);
+    let application = unique("baton-app");
+    codedeploy.create_application().application_name(&application).send().await.unwrap();
+    codedeploy
+        .create_deployment_group()
+        .application_name(&application)
+        .deployment_group_name("fleet")
+        .service_role_arn("arn:aws:iam::123456789012:role/CodeDeploy")
+        .send()
+        .await
+        .unwrap();
+    let provider = CodeDeployProvider::new(roles().await);
+    let r = request(
+        "Deploy",
+        "CodeDeploy",
+        &[("ApplicationName", application.as_str()), ("DeploymentGroupName", "fleet")],
+        &[],
+    );
+    let mut j = job(&dir, r.clone(), &[]);
+    j.in_place = Some(InPlaceArtifacts {
+        inputs: vec![(
+            "Bundle".into(),
+            ArtifactLocation {
+                bucket: "artifacts-west".into(),
+                key: "release/Bundle/1.zip".into(),
+            },
+        )],
+        outputs: Vec::new(),
+        kms_key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k".into(),
+    });
+    let started = provider.run(&j).await.unwrap();
+    let JobResult::Running { external_id: id, external_url } = started else {
+        panic!("the deployment was not left running: {started:?}");
+    };
+    assert!(external_url.unwrap().contains(&format!("/codedeploy/deployments/{id}")));
+    let info = codedeploy.get_deployment().deployment_id(&id).send().await.unwrap();
+    let info = info.deployment_info.unwrap();
+    assert_eq!(info.application_name.as_deref(), Some(application.as_str()));
+    assert_eq!(info.deployment_group_name.as_deref(), Some("fleet"));
+    let s3 = info.revision.unwrap().s3_location.unwrap();
+    assert_eq!(
+        (s3.bucket.as_deref(), s3.key.as_deref()),
+        (Some("artifacts-west"), Some("release/Bundle/1.zip"))
+    );
+    // Still Created on moto: followed, not ended.
+    assert!(matches!(provider.resume(&j, &id).await.unwrap(), JobResult::Running { .. }));
+
+    // Without the artifact in S3 (a local store), the action says where it can run.
+    let (code, message) = failed(provider.run(&job(&dir, r, &[])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("deployment on AWS"), "{message}");
 }

@@ -4,6 +4,7 @@
 //! - [`cloudformation`] runs `AWS/Deploy/CloudFormation`, every action mode.
 //! - [`s3_deploy`] runs `AWS/Deploy/S3`, extracted or as one object.
 //! - [`s3_source`] runs `AWS/Source/S3`.
+//! - [`codedeploy`] runs `AWS/Deploy/CodeDeploy` (EC2/on-premises and Lambda platforms).
 //! - [`ecs_deploy`] runs `AWS/Deploy/ECS` (rolling updates of a service).
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
 //! - [`step_functions`] runs `AWS/Invoke/StepFunctions`.
@@ -20,6 +21,7 @@
 pub mod cloudformation;
 pub mod codebuild;
 pub mod codecommit_source;
+pub mod codedeploy;
 pub mod credentials;
 pub mod ecs_deploy;
 pub mod lambda_invoke;
@@ -71,6 +73,12 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
         "AWS",
         "ECS",
         Arc::new(ecs_deploy::EcsDeployProvider::new(roles.clone())),
+    );
+    registry.register(
+        "Deploy",
+        "AWS",
+        "CodeDeploy",
+        Arc::new(codedeploy::CodeDeployProvider::new(roles.clone())),
     );
     registry.register(
         "Invoke",

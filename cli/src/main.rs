@@ -3,6 +3,7 @@
 mod hooks;
 mod local;
 mod names;
+mod proxy;
 mod remote;
 mod serve;
 mod simulate;
@@ -149,6 +150,17 @@ enum Command {
         #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
         region: String,
     },
+    /// With --endpoint naming a deployment's API (its ApiUrl), serve CodePipeline's API on
+    /// loopback for the AWS CLI and the SDKs, re-signing each call for the function URL with
+    /// your credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+    Proxy {
+        /// The loopback port to listen on (0: any free port; the URL is printed).
+        #[arg(long, default_value_t = 8643)]
+        port: u16,
+        /// The region the deployment runs in, when its URL does not say (a function URL does).
+        #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+        region: String,
+    },
     /// Tell Baton a branch of a local repository changed: starts the pipelines that watch it
     /// (CodeCommit sources by name; connection sources by `owner/repo`, under their triggers).
     Push {
@@ -228,6 +240,13 @@ fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
     let client = remote::Client::new(endpoint)?;
     runtime()?.block_on(async {
         match command {
+            Proxy { port, region } => {
+                let host = endpoint.split("//").nth(1).unwrap_or_default();
+                let region = remote::function_url_region(host.trim_end_matches('/'))
+                    .unwrap_or(&region)
+                    .to_owned();
+                proxy::run(client.for_function_url(&region), port, &region).await
+            }
             Start { pipeline, vars } => remote::start(&client, &pipeline, &vars).await,
             Status { pipeline, execution } => {
                 remote::status(&client, &pipeline, execution.as_deref()).await
@@ -295,6 +314,9 @@ async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitC
             hooks::install(home, &repo, repository.as_deref())
         }
         Serve { port, bind, region } => serve::serve(home, &bind, port, &region).await,
+        Proxy { .. } => anyhow::bail!(
+            "`baton proxy` forwards to a deployment's API: give its URL with --endpoint (the stack's ApiUrl output)"
+        ),
         Validate { .. } | Simulate { .. } | Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -31,7 +31,18 @@ pub(crate) struct Client {
     tls: Option<(tokio_rustls::TlsConnector, tokio_rustls::rustls::pki_types::ServerName<'static>)>,
     access_key: String,
     secret_key: String,
+    /// Sent, and signed, when the credentials are temporary.
+    session_token: Option<String>,
     region: String,
+    /// `codepipeline` for a Baton serving the API itself; `lambda` for a deployment's API
+    /// function URL, whose IAM auth checks signatures made for Lambda.
+    service: &'static str,
+}
+
+/// The region of a Lambda function URL (`<id>.lambda-url.<region>.on.aws`).
+pub(crate) fn function_url_region(host: &str) -> Option<&str> {
+    let rest = host.split_once(".lambda-url.")?.1;
+    rest.strip_suffix(".on.aws").filter(|r| !r.is_empty() && !r.contains('.'))
 }
 
 impl Client {
@@ -51,8 +62,15 @@ impl Client {
                 ),
                 _ => bail!("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither"),
             };
-        let region =
-            env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or("us-east-1".into());
+        let (region, service) = match function_url_region(&host) {
+            Some(region) => (region.to_owned(), "lambda"),
+            None => (
+                env("AWS_REGION")
+                    .or_else(|| env("AWS_DEFAULT_REGION"))
+                    .unwrap_or("us-east-1".into()),
+                "codepipeline",
+            ),
+        };
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             authority,
@@ -60,8 +78,61 @@ impl Client {
             tls,
             access_key,
             secret_key,
+            session_token: env("AWS_SESSION_TOKEN"),
             region,
+            service,
         })
+    }
+
+    /// Signs as Lambda signs, in `region`: what a deployment's function URL checks, whatever
+    /// its host name.
+    pub(crate) fn for_function_url(mut self, region: &str) -> Self {
+        self.service = "lambda";
+        region.clone_into(&mut self.region);
+        self
+    }
+
+    /// The credentials calls are signed with: access key, secret, session token.
+    pub(crate) fn credentials(&self) -> (&str, &str, Option<&str>) {
+        (&self.access_key, &self.secret_key, self.session_token.as_deref())
+    }
+
+    /// Sends `body` as the operation `target` (`CodePipeline_20150709.X`), signed: the status
+    /// and body as answered.
+    pub(crate) async fn forward(&self, target: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
+        let headers = self.signed_headers(target, body);
+        tokio::time::timeout(TIMEOUT, self.post(&headers, body))
+            .await
+            .map_err(|_| anyhow!("{} did not answer within {}s", self.url, TIMEOUT.as_secs()))?
+    }
+
+    /// The headers of a signed `POST /` of `body` for `target`.
+    fn signed_headers(&self, target: &str, body: &[u8]) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("host".to_owned(), self.authority.clone()),
+            ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
+            ("x-amz-target".to_owned(), target.to_owned()),
+            // Signed, and new for every call, as the SDKs send it: the server's logs can tell
+            // two identical calls apart.
+            ("amz-sdk-invocation-id".to_owned(), invocation_id()),
+        ];
+        if let Some(token) = &self.session_token {
+            headers.push(("x-amz-security-token".to_owned(), token.clone()));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let key = SigningKey {
+            access_key: &self.access_key,
+            secret_key: &self.secret_key,
+            region: &self.region,
+            service: self.service,
+        };
+        let request = Signable { method: "POST", path: "/", query: "", headers: &headers, body };
+        let (date, authorization) = sign(&request, &key, now);
+        headers.push(("x-amz-date".to_owned(), date));
+        headers.push(("authorization".to_owned(), authorization));
+        headers
     }
 
     /// Calls `operation`; its output, or the API's error as one sentence naming the exception.
@@ -94,28 +165,7 @@ impl Client {
     /// One call: its output, or the API's error body.
     async fn exchange_json(&self, operation: &str, input: &Value) -> Result<Result<Value, Value>> {
         let body = input.to_string().into_bytes();
-        let mut headers = vec![
-            ("host".to_owned(), self.authority.clone()),
-            ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
-            ("x-amz-target".to_owned(), format!("CodePipeline_20150709.{operation}")),
-            // Signed, and new for every call, as the SDKs send it: the server's logs can tell
-            // two identical calls apart.
-            ("amz-sdk-invocation-id".to_owned(), invocation_id()),
-        ];
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let key = SigningKey {
-            access_key: &self.access_key,
-            secret_key: &self.secret_key,
-            region: &self.region,
-            service: "codepipeline",
-        };
-        let request =
-            Signable { method: "POST", path: "/", query: "", headers: &headers, body: &body };
-        let (date, authorization) = sign(&request, &key, now);
-        headers.push(("x-amz-date".to_owned(), date));
-        headers.push(("authorization".to_owned(), authorization));
+        let headers = self.signed_headers(&format!("CodePipeline_20150709.{operation}"), &body);
         let (status, reply) = tokio::time::timeout(TIMEOUT, self.post(&headers, &body))
             .await
             .map_err(|_| anyhow!("{} did not answer within {}s", self.url, TIMEOUT.as_secs()))??;
@@ -570,4 +620,19 @@ fn stage_in<'a>(state: &'a Value, pipeline: &str, stage: &str) -> Result<&'a Val
             crate::names::nearest(stage, names)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::function_url_region;
+
+    #[test]
+    fn a_function_urls_region_is_read_from_its_host() {
+        assert_eq!(
+            function_url_region("abcdefghij0123456789.lambda-url.eu-west-1.on.aws"),
+            Some("eu-west-1")
+        );
+        assert_eq!(function_url_region("127.0.0.1:8642"), None);
+        assert_eq!(function_url_region("x.lambda-url..on.aws"), None);
+    }
 }

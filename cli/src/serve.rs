@@ -361,7 +361,7 @@ fn request_id() -> String {
     format_uuid(baton::ports::clock::entropy().unwrap_or_default())
 }
 
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     #[cfg(unix)]
     {
         let term = async {

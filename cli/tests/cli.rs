@@ -12,6 +12,8 @@ mod approvals;
 mod conditions;
 #[path = "cli/jobs.rs"]
 mod jobs;
+#[path = "cli/proxy.rs"]
+mod proxy;
 #[path = "cli/remote.rs"]
 mod remote;
 #[path = "cli/run.rs"]

@@ -449,3 +449,128 @@ async fn the_same_event_delivered_twice_runs_each_action_once() {
     assert_eq!(e.status, ExecutionStatus::Succeeded, "{}", describe(Some(&e)));
     assert_each_action_ran_once(&h, &e, &release);
 }
+
+// ---- key policies -----------------------------------------------------------------------------
+
+/// The logical ids `v` refers to (`!Ref X`, `!GetAtt X.Attr`, `${X}` or `${X.Attr}` in `!Sub`),
+/// anywhere inside it.
+fn references(v: &serde_yaml::Value) -> BTreeSet<String> {
+    use serde_yaml::Value as Y;
+    let mut found = BTreeSet::new();
+    match v {
+        Y::Tagged(t) => {
+            let inner = &t.value;
+            match (t.tag.to_string().trim_start_matches('!'), inner) {
+                ("Ref", Y::String(id)) => {
+                    found.insert(id.clone());
+                }
+                ("GetAtt", Y::String(s)) => {
+                    found.insert(s.split('.').next().unwrap_or_default().to_owned());
+                }
+                ("Sub", Y::String(s)) => {
+                    for part in s.split("${").skip(1) {
+                        let id = part.split(['}', '.']).next().unwrap_or_default();
+                        found.insert(id.to_owned());
+                    }
+                }
+                _ => found.extend(references(inner)),
+            }
+        }
+        Y::Sequence(items) => items.iter().for_each(|i| found.extend(references(i))),
+        Y::Mapping(m) => m.values().for_each(|i| found.extend(references(i))),
+        _ => {}
+    }
+    found
+}
+
+/// Every service that writes to an encrypted topic or queue of `template.yaml` (EventBridge
+/// rules and dead-letter configs, CloudWatch alarms) may use that resource's key, by the key's
+/// own policy: otherwise its deliveries fail, and nobody hears of it.
+#[test]
+fn every_service_writing_an_encrypted_resource_may_use_its_key() {
+    use serde_yaml::Value as Y;
+    let template =
+        baton_e2e::template::Template::load(&baton_e2e::workspace().join("template.yaml")).unwrap();
+    let Some(Y::Mapping(resources)) = template.doc.get("Resources") else { panic!("no Resources") };
+    let id_of = |k: &Y| k.as_str().unwrap_or_default().to_owned();
+    // Encrypted topic or queue -> its key.
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    for (k, r) in resources {
+        let kind = r.get("Type").and_then(Y::as_str).unwrap_or_default();
+        if ["AWS::SNS::Topic", "AWS::SQS::Queue"].contains(&kind)
+            && let Some(key) = r.get("Properties").and_then(|p| p.get("KmsMasterKeyId"))
+        {
+            let key = references(key).into_iter().next().expect("a key of this template");
+            keys.insert(id_of(k), key);
+        }
+    }
+    assert!(keys.len() >= 3, "the topics and the dead-letter queue are encrypted: {keys:?}");
+    // (service, resource it writes), read from what would write.
+    let mut writers: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut write = |service: &str, refs: BTreeSet<String>| {
+        for id in refs.into_iter().filter(|id| keys.contains_key(id)) {
+            writers.insert((service.to_owned(), id));
+        }
+    };
+    for (_, r) in resources {
+        let kind = r.get("Type").and_then(Y::as_str).unwrap_or_default();
+        let props = r.get("Properties");
+        match kind {
+            "AWS::CloudWatch::Alarm" => {
+                write(
+                    "cloudwatch.amazonaws.com",
+                    references(props.and_then(|p| p.get("AlarmActions")).unwrap_or(&Y::Null)),
+                );
+            }
+            "AWS::Events::Rule" => {
+                write(
+                    "events.amazonaws.com",
+                    references(props.and_then(|p| p.get("Targets")).unwrap_or(&Y::Null)),
+                );
+            }
+            "AWS::Serverless::Function" => {
+                // SAM's EventBridge rules and schedules: their dead letters.
+                let events = props.and_then(|p| p.get("Events")).unwrap_or(&Y::Null);
+                if let Y::Mapping(events) = events {
+                    for e in events.values() {
+                        let dlq = e.get("Properties").and_then(|p| p.get("DeadLetterConfig"));
+                        write("events.amazonaws.com", references(dlq.unwrap_or(&Y::Null)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        writers.iter().any(|(s, _)| s == "cloudwatch.amazonaws.com"),
+        "no alarm publishes to an encrypted topic: {writers:?}"
+    );
+    for (service, resource) in &writers {
+        let key = &keys[resource];
+        let policy = resources
+            .get(Y::String(key.clone()))
+            .and_then(|k| k.get("Properties"))
+            .and_then(|p| p.get("KeyPolicy"))
+            .and_then(|p| p.get("Statement"))
+            .and_then(Y::as_sequence)
+            .unwrap_or_else(|| panic!("{key} has no key policy"));
+        let allowed = policy.iter().any(|st| {
+            let principal = st.get("Principal").and_then(|p| p.get("Service"));
+            let names = |v: Option<&Y>| -> Vec<String> {
+                match v {
+                    Some(Y::String(s)) => vec![s.clone()],
+                    Some(Y::Sequence(items)) => {
+                        items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()
+                    }
+                    _ => Vec::new(),
+                }
+            };
+            let actions = names(st.get("Action"));
+            st.get("Effect").and_then(Y::as_str) == Some("Allow")
+                && names(principal).contains(service)
+                && actions.iter().any(|a| a == "kms:Decrypt" || a == "kms:*")
+                && actions.iter().any(|a| a.starts_with("kms:GenerateDataKey") || a == "kms:*")
+        });
+        assert!(allowed, "{service} writes {resource}, but {key}'s policy does not let it encrypt");
+    }
+}

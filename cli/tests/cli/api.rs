@@ -643,6 +643,8 @@ fn boto3_runs_the_same_release() {
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "the boto3 scenario failed:\n{out}");
     assert!(out.contains("boto3 scenario passed"), "{out}");
+    assert!(out.contains("answered as botocore's model says"), "{out}");
+    println!("{}", out.lines().find(|l| l.starts_with("shapes:")).unwrap_or_default());
 }
 
 // ---- raw HTTP ---------------------------------------------------------------------------------

@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import boto3
+from shapes import ShapeChecker
 from botocore.exceptions import ClientError
 
 endpoint, home = sys.argv[1], Path(sys.argv[2])
 cp = boto3.client("codepipeline", endpoint_url=endpoint)
+shapes = ShapeChecker(cp)
 
 
 def error_code(call, **kwargs):
@@ -113,6 +115,13 @@ details = cp.list_action_executions(pipelineName="app", filter={"pipelineExecuti
 ]
 checkout = next(d for d in details if d["actionName"] == "Checkout")
 assert len(checkout["output"]["outputVariables"]["CommitId"]) == 40, checkout
+# Read-only operations the scenario has no other use for, for their answers' shapes.
+deploy = next(d for d in details if d["stageName"] == "Deploy")
+targets = cp.list_deploy_action_execution_targets(pipelineName="app", actionExecutionId=deploy["actionExecutionId"])
+assert targets["targets"] == [], targets
+assert cp.list_rule_executions(pipelineName="app")["ruleExecutionDetails"] == []
+assert any(t["id"]["provider"] == "DeploymentWindow" for t in cp.list_rule_types()["ruleTypes"])
+assert any(t["id"]["provider"] == "Manual" for t in cp.list_action_types()["actionTypes"])
 
 cp.disable_stage_transition(pipelineName="app", stageName="Build", transitionType="Inbound",
                             reason="code freeze")
@@ -154,4 +163,5 @@ cp.untag_resource(resourceArn=arn, tagKeys=["team"])
 assert cp.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "stage", "value": "prod"}]
 cp.delete_pipeline(name="app")
 assert error_code(cp.get_pipeline, name="app") == "PipelineNotFoundException"
+shapes.assert_clean(at_least=5)
 print("boto3 scenario passed")

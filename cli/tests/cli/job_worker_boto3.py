@@ -12,11 +12,13 @@ import time
 import zipfile
 
 import boto3
+from shapes import ShapeChecker
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 endpoint = sys.argv[1]
 cp = boto3.client("codepipeline", endpoint_url=endpoint)
+shapes = ShapeChecker(cp)
 TYPE = {"category": "Build", "owner": "Custom", "provider": "BatonTestWorker", "version": "1"}
 
 
@@ -219,4 +221,5 @@ except ClientError as e:
     assert e.response["Error"]["Code"] == "ValidationException", e.response
     assert "Build/Custom/BatonTestWorker/1" in message and "create-custom-action-type" in message, message
 
+shapes.assert_clean(at_least=5)
 print("job worker scenario passed")

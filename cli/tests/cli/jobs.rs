@@ -30,4 +30,6 @@ fn a_boto3_job_worker_runs_a_custom_action() {
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "the job worker scenario failed:\n{out}");
     assert!(out.contains("job worker scenario passed"), "{out}");
+    assert!(out.contains("answered as botocore's model says"), "{out}");
+    println!("{}", out.lines().find(|l| l.starts_with("shapes:")).unwrap_or_default());
 }

@@ -217,7 +217,7 @@ impl ProviderRegistry {
 }
 
 /// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
-pub const AWS_PROVIDED: [(&str, &str, &str); 10] = [
+pub const AWS_PROVIDED: [(&str, &str, &str); 11] = [
     ("Deploy", "AWS", "CloudFormation"),
     ("Deploy", "AWS", "CodeDeploy"),
     ("Deploy", "AWS", "ECS"),
@@ -225,6 +225,7 @@ pub const AWS_PROVIDED: [(&str, &str, &str); 10] = [
     ("Invoke", "AWS", "Lambda"),
     ("Invoke", "AWS", "StepFunctions"),
     ("Source", "AWS", "CodeCommit"),
+    ("Source", "AWS", "ECR"),
     ("Source", "AWS", "S3"),
     ("Build", "AWS", "CodeBuild"),
     ("Test", "AWS", "CodeBuild"),

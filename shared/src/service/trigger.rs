@@ -39,11 +39,20 @@ pub enum SourceChange {
         /// The object version, if the bucket is versioned.
         version: Option<String>,
     },
+    /// An image pushed to an ECR repository with a tag.
+    ImagePush {
+        #[allow(missing_docs)]
+        repository: String,
+        #[allow(missing_docs)]
+        tag: String,
+        /// `sha256:...`: what the started execution fetches, whatever the tag points to later.
+        digest: String,
+    },
 }
 
 impl SourceChange {
-    /// Reads CodeCommit's "Repository State Change" (branch created or updated) or S3's
-    /// "Object Created" event.
+    /// Reads CodeCommit's "Repository State Change" (branch created or updated), S3's
+    /// "Object Created" or ECR's "ECR Image Action" (a successful push of a tagged image) event.
     ///
     /// # Errors
     /// A sentence saying why the event is not a source change.
@@ -67,6 +76,17 @@ impl SourceChange {
                 key: text(&d["object"]["key"]).ok_or("the event has no object key")?,
                 version: text(&d["object"]["version-id"]),
             }),
+            ("aws.ecr", "ECR Image Action") => {
+                if d["action-type"] != "PUSH" || d["result"] != "SUCCESS" {
+                    return Err("the image action is not a successful push".into());
+                }
+                Ok(Self::ImagePush {
+                    repository: text(&d["repository-name"])
+                        .ok_or("the event has no repository-name")?,
+                    tag: text(&d["image-tag"]).ok_or("the pushed image has no tag")?,
+                    digest: text(&d["image-digest"]).ok_or("the event has no image-digest")?,
+                })
+            }
             (source, kind) => Err(format!("\"{kind}\" from {source} is not a source change")),
         }
     }
@@ -322,6 +342,11 @@ fn watches(action: &baton_core::plan::ActionPlan, change: &SourceChange) -> bool
                 && config("S3Bucket") == Some(bucket.as_str())
                 && config("S3ObjectKey") == Some(key.as_str())
         }
+        SourceChange::ImagePush { repository, tag, .. } => {
+            action.action_type.provider == "ECR"
+                && config("RepositoryName") == Some(repository.as_str())
+                && config("ImageTag").unwrap_or("latest") == tag
+        }
     }
 }
 
@@ -379,6 +404,7 @@ fn pinned(change: &SourceChange) -> Option<SourceRevision> {
     let (revision_type, value) = match change {
         SourceChange::Push(SourcePush { commit: Some(c), .. }) => ("COMMIT_ID", c),
         SourceChange::Upload { version: Some(v), .. } => ("S3_OBJECT_VERSION_ID", v),
+        SourceChange::ImagePush { digest, .. } => ("IMAGE_DIGEST", digest),
         _ => return None,
     };
     Some(SourceRevision { revision_type: revision_type.into(), value: value.clone(), branch: None })
@@ -394,6 +420,9 @@ fn describe(change: &SourceChange) -> String {
             Some(v) => format!("s3://{bucket}/{key}?versionId={v}"),
             None => format!("s3://{bucket}/{key}"),
         },
+        SourceChange::ImagePush { repository, tag, digest } => {
+            format!("{repository}:{tag}@{digest}")
+        }
     }
 }
 
@@ -435,6 +464,30 @@ mod tests {
         );
         assert!(SourceChange::from_event(&tag).is_err());
         assert!(SourceChange::from_event(&event("aws.ec2", "Whatever", json!({}))).is_err());
+    }
+
+    #[test]
+    fn a_successful_ecr_push_of_a_tag_is_an_image_push_pinned_to_its_digest() {
+        let detail = json!({"result": "SUCCESS", "repository-name": "web",
+            "image-digest": "sha256:abc", "action-type": "PUSH", "image-tag": "latest"});
+        let change =
+            SourceChange::from_event(&event("aws.ecr", "ECR Image Action", detail.clone()));
+        let expected = SourceChange::ImagePush {
+            repository: "web".into(),
+            tag: "latest".into(),
+            digest: "sha256:abc".into(),
+        };
+        assert_eq!(change, Ok(expected.clone()));
+        assert_eq!(
+            pinned(&expected).map(|r| (r.revision_type, r.value)),
+            Some(("IMAGE_DIGEST".into(), "sha256:abc".into()))
+        );
+        let mut failed = detail.clone();
+        failed["result"] = json!("FAILURE");
+        assert!(SourceChange::from_event(&event("aws.ecr", "ECR Image Action", failed)).is_err());
+        let mut deleted = detail;
+        deleted["action-type"] = json!("DELETE");
+        assert!(SourceChange::from_event(&event("aws.ecr", "ECR Image Action", deleted)).is_err());
     }
 
     #[test]

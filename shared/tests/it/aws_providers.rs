@@ -888,6 +888,7 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
         ("Test", "CodeBuild"),
         ("Invoke", "StepFunctions"),
         ("Deploy", "CodeDeploy"),
+        ("Source", "ECR"),
     ]
     .into_iter()
     .map(|(category, provider)| {
@@ -1328,4 +1329,80 @@ async fn a_codedeploy_deployment_takes_the_artifact_in_place_as_its_revision() {
     let (code, message) = failed(provider.run(&job(&dir, r, &[])).await.unwrap());
     assert_eq!(code, "ConfigurationError");
     assert!(message.contains("deployment on AWS"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ECR source on moto
+
+#[tokio::test]
+async fn an_ecr_source_gives_the_tagged_or_pinned_image_as_image_detail() {
+    use baton::core::engine::SourceRevision;
+    use baton::providers::aws::ecr_source::EcrSourceProvider;
+    let dir = TempDir::new().unwrap();
+    let ecr = aws_sdk_ecr::Client::new(&sdk_config(DEPLOY_REGION).await);
+    let repository = unique("baton-web");
+    ecr.create_repository().repository_name(&repository).send().await.unwrap();
+    let push = |layer: &'static str, tag: &'static str| {
+        let ecr = ecr.clone();
+        let repository = repository.clone();
+        async move {
+            let manifest = serde_json::json!({"schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": format!("sha256:{layer}")},
+                "layers": []});
+            let out = ecr
+                .put_image()
+                .repository_name(&repository)
+                .image_manifest(manifest.to_string())
+                // moto digests the manifest as empty: each push names its own.
+                .image_digest(format!("sha256:{layer}"))
+                .image_tag(tag)
+                .send()
+                .await
+                .unwrap();
+            out.image.unwrap().image_id.unwrap().image_digest.unwrap()
+        }
+    };
+    // moto drops an image whose only tag moves, where ECR keeps it untagged: the first push
+    // keeps a tag of its own.
+    let first =
+        push("1111111111111111111111111111111111111111111111111111111111111111", "v1").await;
+    let second =
+        push("2222222222222222222222222222222222222222222222222222222222222222", "latest").await;
+    assert_ne!(first, second);
+    let provider = EcrSourceProvider::new(roles().await);
+    let r = request("Source", "ECR", &[("RepositoryName", repository.as_str())], &["Image"]);
+
+    // The tag's image now: the second push.
+    let (outputs, variables, _) =
+        succeeded(provider.run(&job(&dir, r.clone(), &[])).await.unwrap());
+    assert_eq!(variables["ImageDigest"], second);
+    assert_eq!(variables["RepositoryName"], repository);
+    assert_eq!(variables["ImageTag"], "latest");
+    let uri = format!(".dkr.ecr.{DEPLOY_REGION}.amazonaws.com/{repository}@{second}");
+    assert!(variables["ImageURI"].ends_with(&uri), "{}", variables["ImageURI"]);
+    let detail: serde_json::Value =
+        serde_json::from_str(&zip_entry(&outputs[0].path, "imageDetail.json")).unwrap();
+    assert_eq!(detail["ImageURI"], variables["ImageURI"]);
+
+    // A start pinned to the first push's digest gets that image, whatever the tag says now.
+    let mut pinned = r.clone();
+    pinned.source_revision = Some(SourceRevision {
+        revision_type: "IMAGE_DIGEST".into(),
+        value: first.clone(),
+        branch: None,
+    });
+    let (_, variables, _) = succeeded(provider.run(&job(&dir, pinned, &[])).await.unwrap());
+    assert_eq!(variables["ImageDigest"], first);
+
+    // A tag nobody pushed is the configuration's fault.
+    let r = request(
+        "Source",
+        "ECR",
+        &[("RepositoryName", repository.as_str()), ("ImageTag", "v9")],
+        &["Image"],
+    );
+    let (code, message) = failed(provider.run(&job(&dir, r, &[])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("v9"), "{message}");
 }

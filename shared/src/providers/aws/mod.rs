@@ -4,6 +4,7 @@
 //! - [`cloudformation`] runs `AWS/Deploy/CloudFormation`, every action mode.
 //! - [`s3_deploy`] runs `AWS/Deploy/S3`, extracted or as one object.
 //! - [`s3_source`] runs `AWS/Source/S3`.
+//! - [`ecr_source`] runs `AWS/Source/ECR`.
 //! - [`codedeploy`] runs `AWS/Deploy/CodeDeploy` (EC2/on-premises and Lambda platforms).
 //! - [`ecs_deploy`] runs `AWS/Deploy/ECS` (rolling updates of a service).
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
@@ -23,6 +24,7 @@ pub mod codebuild;
 pub mod codecommit_source;
 pub mod codedeploy;
 pub mod credentials;
+pub mod ecr_source;
 pub mod ecs_deploy;
 pub mod lambda_invoke;
 pub mod s3_deploy;
@@ -73,6 +75,12 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
         "AWS",
         "ECS",
         Arc::new(ecs_deploy::EcsDeployProvider::new(roles.clone())),
+    );
+    registry.register(
+        "Source",
+        "AWS",
+        "ECR",
+        Arc::new(ecr_source::EcrSourceProvider::new(roles.clone())),
     );
     registry.register(
         "Deploy",

@@ -50,10 +50,7 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let headers = crate::serve::header_pairs(&headers);
     if let Err(e) = proxy.caller_holds_our_credentials(&method, &uri, &headers, &body) {
         let refused = ApiError::from(e).reply();
         return reply(refused.status, refused.body);

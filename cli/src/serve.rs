@@ -298,10 +298,7 @@ async fn object(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let headers = header_pairs(&headers);
     let request = baton::api::s3_objects::ObjectRequest {
         method: method.as_str(),
         path: uri.path(),
@@ -335,10 +332,7 @@ async fn call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let headers = header_pairs(&headers);
     let request = baton::api::ApiRequest {
         method: method.as_str(),
         path: uri.path(),
@@ -355,6 +349,15 @@ async fn call(
         out.insert("x-amzn-requestid", id);
     }
     response
+}
+
+/// A request's headers as the API, the S3 view and the webhooks read them: name and value
+/// pairs, in order, a non-UTF-8 value made lossy.
+pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect()
 }
 
 fn request_id() -> String {

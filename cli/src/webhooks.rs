@@ -97,10 +97,7 @@ async fn deliver(
             json!({"message": format!("webhooks from {} are not accepted here: set {setting} under [webhooks] in baton.toml", host.name())}),
         );
     };
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let headers = crate::serve::header_pairs(&headers);
     let delivery = webhooks::verify(host, &headers, &body, secret)
         .and_then(|()| webhooks::read(host, &headers, &body));
     let delivery = match delivery {

@@ -7,36 +7,19 @@ prints "boto3 scenario passed" when every check held.
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import boto3
+from scenario import error_code, poll
 from shapes import ShapeChecker
-from botocore.exceptions import ClientError
 
 endpoint, home = sys.argv[1], Path(sys.argv[2])
 cp = boto3.client("codepipeline", endpoint_url=endpoint)
 shapes = ShapeChecker(cp)
 
 
-def error_code(call, **kwargs):
-    """The exception name a call that must fail fails with."""
-    try:
-        call(**kwargs)
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    raise AssertionError(f"{call.__name__}({kwargs}) succeeded")
 
 
-def poll(what, check, timeout=90):
-    start = time.time()
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.time() - start > timeout:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.3)
 
 
 def status_is(execution_id, status):

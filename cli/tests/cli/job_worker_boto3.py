@@ -8,10 +8,10 @@ prints "job worker scenario passed" when every check held.
 
 import io
 import sys
-import time
 import zipfile
 
 import boto3
+from scenario import error_code, poll
 from shapes import ShapeChecker
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -22,23 +22,8 @@ shapes = ShapeChecker(cp)
 TYPE = {"category": "Build", "owner": "Custom", "provider": "BatonTestWorker", "version": "1"}
 
 
-def error_code(call, **kwargs):
-    try:
-        call(**kwargs)
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    raise AssertionError(f"{call.__name__}({kwargs}) succeeded")
 
 
-def poll(what, check, timeout=90):
-    start = time.time()
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.time() - start > timeout:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.2)
 
 
 def status_is(execution_id, status):

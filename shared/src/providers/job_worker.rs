@@ -18,7 +18,7 @@ use baton_core::plan::ActionPlan;
 use serde_json::{Value, json};
 use tracing::warn;
 
-use super::Failure;
+use super::{Failure, Stop, finish};
 use crate::ports::BoxError;
 use crate::ports::clock::{Clock, entropy};
 use crate::ports::job_artifacts::JobArtifacts;
@@ -60,26 +60,6 @@ pub struct JobWorkerProvider {
     /// The account jobs are said to belong to (`Job.accountId`).
     account: String,
     handoff: Option<Arc<dyn JobHandoff>>,
-}
-
-/// How starting or continuing a job stopped short.
-enum Stop {
-    Failed(Failure),
-    Unavailable(BoxError),
-}
-
-impl From<Failure> for Stop {
-    fn from(f: Failure) -> Self {
-        Self::Failed(f)
-    }
-}
-
-fn finish(outcome: Result<JobResult, Stop>) -> Result<JobResult, ProviderError> {
-    match outcome {
-        Ok(result) => Ok(result),
-        Err(Stop::Failed(f)) => Ok(f.into()),
-        Err(Stop::Unavailable(e)) => Err(ProviderError::Unavailable(e)),
-    }
 }
 
 impl JobWorkerProvider {

@@ -9,7 +9,8 @@ pub mod job_worker;
 pub mod local;
 pub mod pipeline_invoke;
 
-use crate::ports::provider::JobResult;
+use crate::ports::BoxError;
+use crate::ports::provider::{JobResult, ProviderError};
 
 /// Why an attempt failed, before it becomes a [`JobResult::Failed`]; lets providers use `?`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,29 @@ impl Failure {
 impl From<Failure> for JobResult {
     fn from(f: Failure) -> Self {
         JobResult::Failed { code: f.code.to_string(), message: f.message }
+    }
+}
+
+/// Why a provider stopped short: the action failed, or a service could not be used right now
+/// (retried later).
+#[derive(Debug)]
+pub(crate) enum Stop {
+    Failed(Failure),
+    Unavailable(BoxError),
+}
+
+impl From<Failure> for Stop {
+    fn from(f: Failure) -> Self {
+        Self::Failed(f)
+    }
+}
+
+/// The port's answer for a provider's outcome.
+pub(crate) fn finish(outcome: Result<JobResult, Stop>) -> Result<JobResult, ProviderError> {
+    match outcome {
+        Ok(result) => Ok(result),
+        Err(Stop::Failed(failure)) => Ok(failure.into()),
+        Err(Stop::Unavailable(source)) => Err(ProviderError::Unavailable(source)),
     }
 }
 

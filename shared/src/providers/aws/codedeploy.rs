@@ -18,7 +18,9 @@ use baton_core::engine::ActionRequest;
 use baton_core::plan::ActionPlan;
 
 use super::credentials::RoleCredentials;
-use super::{Failure, Stop, finish, has_reference, now_ms, required, sdk_config, sdk_stop};
+use super::{
+    Failure, Stop, config_for_cancel, finish, has_reference, now_ms, required, sdk_config, sdk_stop,
+};
 use crate::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
 
 /// Deploys revisions with CodeDeploy.
@@ -188,10 +190,8 @@ impl ActionProvider for CodeDeployProvider {
         request: &ActionRequest,
         external_id: &str,
     ) -> Result<(), ProviderError> {
-        match sdk_config(&self.roles, request).await {
-            Ok(config) => stop(&Client::new(&config), external_id).await,
-            Err(Stop::Unavailable(e)) => return Err(ProviderError::Unavailable(e)),
-            Err(Stop::Failed(_)) => {}
+        if let Some(config) = config_for_cancel(&self.roles, request).await? {
+            stop(&Client::new(&config), external_id).await;
         }
         Ok(())
     }

@@ -15,8 +15,9 @@
 //! region, so a cross-account action acts in the other account; inputs arrive as local zips
 //! (the action worker fetched them) and outputs leave as local zips. What a pipeline's users
 //! must see (a refused template, a failed build, a denied role) becomes
-//! [`JobResult::Failed`] with AWS's own message; only what a later try could fix (throttling,
-//! an unreachable service) becomes [`ProviderError::Unavailable`], so the worker retries it.
+//! [`JobResult::Failed`](crate::ports::provider::JobResult::Failed) with AWS's own message; only what a later try could fix (throttling,
+//! an unreachable service) becomes
+//! [`ProviderError::Unavailable`](crate::ports::provider::ProviderError::Unavailable), so the worker retries it.
 //! [`register`] puts them all in a [`ProviderRegistry`].
 
 pub mod cloudformation;
@@ -45,7 +46,7 @@ use indexmap::IndexMap;
 use tracing::warn;
 
 use crate::ports::BoxError;
-use crate::ports::provider::{JobResult, ProviderError, ProviderRegistry};
+use crate::ports::provider::{ProviderError, ProviderRegistry};
 use credentials::{RoleCredentials, RoleError};
 
 /// Registers every AWS provider under CodePipeline's category, owner and provider names,
@@ -138,20 +139,7 @@ impl Backoff {
     }
 }
 
-pub(crate) use super::Failure;
-
-/// Why a provider stopped: the action failed, or AWS could not be used right now.
-#[derive(Debug)]
-enum Stop {
-    Failed(Failure),
-    Unavailable(BoxError),
-}
-
-impl From<Failure> for Stop {
-    fn from(f: Failure) -> Self {
-        Self::Failed(f)
-    }
-}
+pub(crate) use super::{Failure, Stop, finish};
 
 impl From<RoleError> for Stop {
     fn from(e: RoleError) -> Self {
@@ -162,21 +150,25 @@ impl From<RoleError> for Stop {
     }
 }
 
-/// The port's answer for a provider's outcome.
-fn finish(outcome: Result<JobResult, Stop>) -> Result<JobResult, ProviderError> {
-    match outcome {
-        Ok(result) => Ok(result),
-        Err(Stop::Failed(failure)) => Ok(failure.into()),
-        Err(Stop::Unavailable(source)) => Err(ProviderError::Unavailable(source)),
-    }
-}
-
 /// The SDK configuration for the action's role and region.
 async fn sdk_config(
     roles: &Arc<dyn RoleCredentials>,
     request: &ActionRequest,
 ) -> Result<SdkConfig, Stop> {
     Ok(roles.config(request.role_arn.as_deref(), &request.region, &request.execution_id).await?)
+}
+
+/// The SDK configuration for stopping an action's work: `None` when the role is refused (there
+/// is nothing this role could stop); unavailable STS is retried.
+async fn config_for_cancel(
+    roles: &Arc<dyn RoleCredentials>,
+    request: &ActionRequest,
+) -> Result<Option<SdkConfig>, ProviderError> {
+    match sdk_config(roles, request).await {
+        Ok(config) => Ok(Some(config)),
+        Err(Stop::Unavailable(e)) => Err(ProviderError::Unavailable(e)),
+        Err(Stop::Failed(_)) => Ok(None),
+    }
 }
 
 /// How an SDK call failed, classified once at the boundary.

@@ -17,8 +17,8 @@ use baton_core::plan::ActionPlan;
 
 use super::credentials::RoleCredentials;
 use super::{
-    Failure, Stop, finish, has_reference, now_ms, optional, read_zip_entry, required, sdk_config,
-    sdk_stop, url_encode, write_zip,
+    Failure, Stop, config_for_cancel, finish, has_reference, now_ms, optional, read_zip_entry,
+    required, sdk_config, sdk_stop, url_encode, write_zip,
 };
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
@@ -189,11 +189,7 @@ impl ActionProvider for StepFunctionsProvider {
         request: &ActionRequest,
         external_id: &str,
     ) -> Result<(), ProviderError> {
-        let config = match sdk_config(&self.roles, request).await {
-            Ok(config) => config,
-            Err(Stop::Unavailable(e)) => return Err(ProviderError::Unavailable(e)),
-            Err(Stop::Failed(_)) => return Ok(()),
-        };
+        let Some(config) = config_for_cancel(&self.roles, request).await? else { return Ok(()) };
         let stopped = Client::new(&config)
             .stop_execution()
             .execution_arn(external_id)

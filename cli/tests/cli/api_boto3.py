@@ -5,6 +5,7 @@ Credentials and region come from AWS_* variables. Exits non-zero on the first fa
 prints "boto3 scenario passed" when every check held.
 """
 
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -136,6 +137,17 @@ pages = list(cp.get_paginator("list_pipeline_executions").paginate(
     pipelineName="app", PaginationConfig={"PageSize": 1}))
 assert [len(p["pipelineExecutionSummaries"]) for p in pages] == [1, 1], pages
 assert [p["pipelineExecutionSummaries"][0]["pipelineExecutionId"] for p in pages] == [second, first]
+
+# A revision the source already ran starts nothing new.
+commit = checkout["output"]["outputVariables"]["CommitId"]
+revision = cp.put_action_revision(pipelineName="app", stageName="Source", actionName="Checkout",
+                                  actionRevision={"revisionId": commit, "revisionChangeId": commit,
+                                                  "created": datetime.datetime.now()})
+assert revision["newRevision"] is False, revision
+# The deploy rolled back to the first execution's artifacts, as a ROLLBACK execution.
+rollback = cp.rollback_stage(pipelineName="app", stageName="Deploy", targetPipelineExecutionId=first)
+rolled = status_is(rollback["pipelineExecutionId"], "Succeeded")
+assert rolled["executionType"] == "ROLLBACK", rolled
 
 changed = json.loads(json.dumps(declaration["pipeline"]))
 changed["variables"][0]["defaultValue"] = "bonjour"

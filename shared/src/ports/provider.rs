@@ -217,9 +217,10 @@ impl ProviderRegistry {
 }
 
 /// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
-pub const AWS_PROVIDED: [(&str, &str, &str); 11] = [
+pub const AWS_PROVIDED: [(&str, &str, &str); 12] = [
     ("Deploy", "AWS", "CloudFormation"),
     ("Deploy", "AWS", "CodeDeploy"),
+    ("Deploy", "AWS", "CodeDeployToECS"),
     ("Deploy", "AWS", "ECS"),
     ("Deploy", "AWS", "S3"),
     ("Invoke", "AWS", "Lambda"),

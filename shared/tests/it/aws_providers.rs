@@ -889,6 +889,7 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
         ("Invoke", "StepFunctions"),
         ("Deploy", "CodeDeploy"),
         ("Source", "ECR"),
+        ("Deploy", "CodeDeployToECS"),
     ]
     .into_iter()
     .map(|(category, provider)| {
@@ -1405,4 +1406,94 @@ async fn an_ecr_source_gives_the_tagged_or_pinned_image_as_image_detail() {
     let (code, message) = failed(provider.run(&job(&dir, r, &[])).await.unwrap());
     assert_eq!(code, "ConfigurationError");
     assert!(message.contains("v9"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ECS blue/green through CodeDeploy on moto
+
+#[tokio::test]
+async fn a_blue_green_deploy_registers_the_images_task_definition_and_deploys_its_appspec() {
+    use baton::providers::aws::ecs_blue_green::EcsBlueGreenProvider;
+    let dir = TempDir::new().unwrap();
+    let config = sdk_config(DEPLOY_REGION).await;
+    let codedeploy = aws_sdk_codedeploy::Client::new(&config);
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let application = unique("baton-bg");
+    let family = unique("web");
+    codedeploy
+        .create_application()
+        .application_name(&application)
+        .compute_platform(aws_sdk_codedeploy::types::ComputePlatform::Ecs)
+        .send()
+        .await
+        .unwrap();
+    codedeploy
+        .create_deployment_group()
+        .application_name(&application)
+        .deployment_group_name("web")
+        .service_role_arn("arn:aws:iam::123456789012:role/CodeDeploy")
+        .send()
+        .await
+        .unwrap();
+    let taskdef = format!(
+        r#"{{"family": "{family}", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+            "cpu": "256", "memory": "512",
+            "containerDefinitions": [{{"name": "web", "image": "<IMAGE1_NAME>", "essential": true,
+              "portMappings": [{{"containerPort": 80}}]}}]}}"#
+    );
+    let appspec = "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo:\n          ContainerName: web\n          ContainerPort: 80\n";
+    let defs = zip_of(
+        &dir,
+        "defs",
+        &[("taskdef.json", taskdef.as_bytes()), ("appspec.yaml", appspec.as_bytes())],
+    );
+    let uri = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:abc";
+    let image = zip_of(
+        &dir,
+        "image",
+        &[("imageDetail.json", format!(r#"{{"ImageURI": "{uri}"}}"#).as_bytes())],
+    );
+    let config = [
+        ("ApplicationName", application.as_str()),
+        ("DeploymentGroupName", "web"),
+        ("TaskDefinitionTemplateArtifact", "Defs"),
+        ("AppSpecTemplateArtifact", "Defs"),
+        ("Image1ArtifactName", "Image"),
+        ("Image1ContainerName", "IMAGE1_NAME"),
+    ];
+    let r = request("Deploy", "CodeDeployToECS", &config, &[]);
+    let provider = EcsBlueGreenProvider::new(roles().await);
+    let started =
+        provider.run(&job(&dir, r.clone(), &[("Defs", &defs), ("Image", &image)])).await.unwrap();
+    let JobResult::Running { external_id: id, .. } = started else {
+        panic!("the deployment was not left running: {started:?}");
+    };
+
+    // The deployment's AppSpec names the new revision, which runs the artifact's image.
+    let info = codedeploy.get_deployment().deployment_id(&id).send().await.unwrap();
+    let revision = info.deployment_info.unwrap().revision.unwrap();
+    let content = revision.app_spec_content.unwrap().content.unwrap();
+    let arn = content
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TaskDefinition: "))
+        .unwrap_or_else(|| panic!("no task definition in {content}"))
+        .to_owned();
+    assert!(arn.contains(&format!("task-definition/{family}:")), "{arn}");
+    let registered = ecs.describe_task_definition().task_definition(&arn).send().await.unwrap();
+    let containers = registered.task_definition.unwrap().container_definitions.unwrap();
+    assert_eq!(containers[0].image.as_deref(), Some(uri));
+    // Followed as CodeDeploy deployments are (moto's stays Created).
+    assert!(matches!(
+        provider.resume(&job(&dir, r.clone(), &[]), &id).await.unwrap(),
+        JobResult::Running { .. }
+    ));
+
+    // A placeholder the task definition lacks is the configuration's fault, before anything.
+    let mut wrong = r;
+    wrong.configuration.insert("Image1ContainerName".into(), "OTHER".into());
+    let (code, message) = failed(
+        provider.run(&job(&dir, wrong, &[("Defs", &defs), ("Image", &image)])).await.unwrap(),
+    );
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("<OTHER>"), "{message}");
 }

@@ -81,41 +81,51 @@ impl CodeDeployProvider {
     }
 
     async fn follow(&self, job: &Job, id: &str) -> Result<JobResult, Stop> {
-        let r = &job.request;
-        let client = Client::new(&sdk_config(&self.roles, r).await?);
-        let info = client
-            .get_deployment()
-            .deployment_id(id)
-            .send()
-            .await
-            .map_err(sdk_stop("GetDeployment"))?
-            .deployment_info
-            .ok_or_else(|| Failure::job(format!("Deployment {id} has no description.")))?;
-        let url = console_url(&r.region, id);
-        match judge(info.status.as_ref(), info.error_information.as_ref()) {
-            Judgement::Succeeded => Ok(JobResult::Succeeded {
-                output_artifacts: Vec::new(),
-                output_variables: BTreeMap::from([("DeploymentId".to_owned(), id.to_owned())]),
-                summary: Some(format!("Deployment {id} succeeded")),
-                external_id: Some(id.to_owned()),
-                external_url: Some(url),
-            }),
-            Judgement::Failed(why) => Err(Failure::job(format!("Deployment {id} {why}")).into()),
-            Judgement::Going if now_ms() < r.deadline => {
-                Ok(JobResult::Running { external_id: id.to_owned(), external_url: Some(url) })
-            }
-            Judgement::Going => {
-                stop(&client, id).await;
-                Err(Failure::timed_out(format!(
-                    "Deployment {id} did not end before the action's time-out; it was stopped."
-                ))
-                .into())
-            }
+        follow(&self.roles, job, id).await
+    }
+}
+
+/// How the deployment `id` of `job`'s attempt stands: its end, or still going (stopped past
+/// the action's time-out). Blue/green ECS deployments are followed the same way.
+pub(super) async fn follow(
+    roles: &Arc<dyn RoleCredentials>,
+    job: &Job,
+    id: &str,
+) -> Result<JobResult, Stop> {
+    let r = &job.request;
+    let client = Client::new(&sdk_config(roles, r).await?);
+    let info = client
+        .get_deployment()
+        .deployment_id(id)
+        .send()
+        .await
+        .map_err(sdk_stop("GetDeployment"))?
+        .deployment_info
+        .ok_or_else(|| Failure::job(format!("Deployment {id} has no description.")))?;
+    let url = console_url(&r.region, id);
+    match judge(info.status.as_ref(), info.error_information.as_ref()) {
+        Judgement::Succeeded => Ok(JobResult::Succeeded {
+            output_artifacts: Vec::new(),
+            output_variables: BTreeMap::from([("DeploymentId".to_owned(), id.to_owned())]),
+            summary: Some(format!("Deployment {id} succeeded")),
+            external_id: Some(id.to_owned()),
+            external_url: Some(url),
+        }),
+        Judgement::Failed(why) => Err(Failure::job(format!("Deployment {id} {why}")).into()),
+        Judgement::Going if now_ms() < r.deadline => {
+            Ok(JobResult::Running { external_id: id.to_owned(), external_url: Some(url) })
+        }
+        Judgement::Going => {
+            stop(&client, id).await;
+            Err(Failure::timed_out(format!(
+                "Deployment {id} did not end before the action's time-out; it was stopped."
+            ))
+            .into())
         }
     }
 }
 
-async fn stop(client: &Client, id: &str) {
+pub(super) async fn stop(client: &Client, id: &str) {
     // Rolled back if the deployment group rolls back stopped deployments.
     if let Err(e) =
         client.stop_deployment().deployment_id(id).auto_rollback_enabled(true).send().await
@@ -124,7 +134,7 @@ async fn stop(client: &Client, id: &str) {
     }
 }
 
-fn console_url(region: &str, id: &str) -> String {
+pub(super) fn console_url(region: &str, id: &str) -> String {
     format!(
         "https://{region}.console.aws.amazon.com/codesuite/codedeploy/deployments/{id}?region={region}"
     )

@@ -6,6 +6,7 @@
 //! - [`s3_source`] runs `AWS/Source/S3`.
 //! - [`ecr_source`] runs `AWS/Source/ECR`.
 //! - [`codedeploy`] runs `AWS/Deploy/CodeDeploy` (EC2/on-premises and Lambda platforms).
+//! - [`ecs_blue_green`] runs `AWS/Deploy/CodeDeployToECS` (with [`ecs_taskdef`]).
 //! - [`ecs_deploy`] runs `AWS/Deploy/ECS` (rolling updates of a service).
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
 //! - [`step_functions`] runs `AWS/Invoke/StepFunctions`.
@@ -26,7 +27,9 @@ pub mod codecommit_source;
 pub mod codedeploy;
 pub mod credentials;
 pub mod ecr_source;
+pub mod ecs_blue_green;
 pub mod ecs_deploy;
+pub mod ecs_taskdef;
 pub mod lambda_invoke;
 pub mod s3_deploy;
 pub mod s3_source;
@@ -82,6 +85,12 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
         "AWS",
         "ECR",
         Arc::new(ecr_source::EcrSourceProvider::new(roles.clone())),
+    );
+    registry.register(
+        "Deploy",
+        "AWS",
+        "CodeDeployToECS",
+        Arc::new(ecs_blue_green::EcsBlueGreenProvider::new(roles.clone())),
     );
     registry.register(
         "Deploy",

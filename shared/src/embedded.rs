@@ -412,9 +412,10 @@ impl Embedded {
             };
             let this = Arc::clone(self);
             tokio::spawn(async move {
-                let result = match d.event.action_request() {
-                    Ok(request) => this.run_action(request).await,
-                    Err(e) => Err(e.into()),
+                let result = match (d.event.reported_job(), d.event.action_request()) {
+                    (Some(key), _) => this.worker.resume(key).await,
+                    (None, Ok(request)) => this.run_action(request).await,
+                    (None, Err(e)) => Err(e.into()),
                 };
                 settle(&this.bus, &d, result);
                 drop(permit);

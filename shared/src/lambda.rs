@@ -279,11 +279,14 @@ impl Aws {
                 event_source: "baton.codepipeline".into(),
             },
             credentials: crate::api::Credentials::new(),
-            jobs: Some(std::sync::Arc::new(crate::service::JobDesk::new(
-                self.store.clone(),
-                self.store.clone(),
-                std::sync::Arc::new(crate::ports::clock::SystemClock),
-            ))),
+            jobs: Some(std::sync::Arc::new(
+                crate::service::JobDesk::new(
+                    self.store.clone(),
+                    self.store.clone(),
+                    std::sync::Arc::new(crate::ports::clock::SystemClock),
+                )
+                .with_bus(self.bus.clone()),
+            )),
         })
     }
 

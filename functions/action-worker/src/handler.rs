@@ -1,5 +1,5 @@
-//! Decodes an invocation (an action request, CodeBuild's "Build State Change", or the
-//! schedule's look at running jobs), calls the worker, maps errors.
+//! Decodes an invocation (an action request, CodeBuild's "Build State Change", a job's report,
+//! or the schedule's look at running jobs), calls the worker, maps errors.
 
 use baton::lambda::{Aws, HandlerError, bus_event, settle};
 use baton::providers::aws::codebuild::finished_build_key;
@@ -23,6 +23,10 @@ pub(crate) async fn handle(
         return Ok(());
     }
     let result = match bus_event(&payload).map_err(ServiceError::Permanent) {
+        Ok(e) if e.reported_job().is_some() => {
+            let key = e.reported_job().unwrap_or_default().to_owned();
+            worker.resume(&key).instrument(info_span!("job_reported", job = %key)).await
+        }
         Ok(e) if e.source == "aws.codebuild" => match finished_build_key(&e.detail) {
             Ok(key) => {
                 worker.resume(&key).instrument(info_span!("build_finished", job = %key)).await
@@ -82,6 +86,35 @@ mod tests {
         let kept = f.received(&f.dead_letters, 1).await;
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0]["event"]["detail"]["baton-action-request"]["attempt"], json!("first"));
+    }
+
+    /// A job's report wakes the worker for the attempt that waits on it: here one no provider
+    /// of this host runs, which is looked at and forgotten.
+    #[tokio::test]
+    async fn a_job_report_looks_at_its_waiting_attempt_at_once() {
+        use baton::adapters::aws::dynamodb_state::DynamoDbStateStore;
+        use baton::ports::jobs::{RunningJob, RunningJobs};
+        let f = LambdaFixture::new("worker").await;
+        let worker = f.aws.action_worker();
+        let store = DynamoDbStateStore::new(f.dynamodb.clone(), f.aws.config().table.clone(), 30);
+        let mut request = baton_testkit::build_request("p", "e-1");
+        request.action_type.provider = "Nobody".into();
+        let job = RunningJob {
+            key: "Nobody#job-1".into(),
+            request,
+            external_id: "job-1".into(),
+            external_url: None,
+            check_at: i64::MAX / 2,
+        };
+        store.put_job(&job).await.unwrap();
+        let event = json!({"version": "0", "id": "3", "source": "baton",
+            "detail-type": "Baton Job Reported", "detail": {"running-job": "Nobody#job-1"}});
+        handle(&worker, &f.aws, LambdaEvent::new(event, Context::default())).await.unwrap();
+        assert_eq!(
+            store.get_job("Nobody#job-1").await.unwrap(),
+            None,
+            "the attempt was not looked at"
+        );
     }
 
     fn build_state_change(build_id: Value) -> Value {

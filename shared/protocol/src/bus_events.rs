@@ -42,6 +42,9 @@ pub const APPROVAL_DECIDED: &str = "Baton Approval Decided";
 pub const STAGE_COMMAND: &str = "Baton Stage Command";
 /// `detail-type` of the sweeper's tick (time passing: timeouts).
 pub const TICK: &str = "Baton Tick";
+/// A worker reported on a job of the job protocol: the attempt waiting on it is looked at now
+/// (on AWS; one machine looks every second anyway).
+pub const JOB_REPORTED: &str = "Baton Job Reported";
 
 /// `source` of the public, CodePipeline-shaped events (CodePipeline's own is `aws.codepipeline`).
 pub const PUBLIC_SOURCE: &str = "baton.codepipeline";
@@ -193,6 +196,18 @@ impl BusEvent {
             resources: event.resources,
             detail,
         }
+    }
+
+    /// The event telling the worker that the running job `key` has news.
+    pub fn job_reported(key: &str) -> Self {
+        Self::internal(JOB_REPORTED, Vec::new(), serde_json::json!({"running-job": key}))
+    }
+
+    /// The running job a [`JOB_REPORTED`] event names.
+    pub fn reported_job(&self) -> Option<&str> {
+        (self.source == SOURCE && self.detail_type == JOB_REPORTED)
+            .then(|| self.detail["running-job"].as_str())
+            .flatten()
     }
 
     /// The state a public action event announced, when it carries a completion: stage-advance

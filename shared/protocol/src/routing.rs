@@ -84,6 +84,11 @@ pub fn rules() -> Vec<Rule> {
             pattern: started(json!({"anything-but": "Approval"})),
         },
         Rule {
+            name: "JobReportedRule",
+            target: Target::ActionWorker,
+            pattern: json!({"source": [SOURCE], "detail-type": [JOB_REPORTED]}),
+        },
+        Rule {
             name: "ApprovalRule",
             target: Target::Approval,
             pattern: started(json!("Approval")),

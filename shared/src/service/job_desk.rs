@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use crate::bus_events::BusEvent;
+use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, entropy};
 use crate::ports::job_queue::{
     ActionTypeId, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
@@ -46,6 +48,9 @@ pub struct JobDesk {
     queue: Arc<dyn JobQueue>,
     running: Arc<dyn RunningJobs>,
     clock: Arc<dyn Clock>,
+    /// Where a report is announced to the worker, on hosts whose worker does not look every
+    /// second (AWS).
+    bus: Option<Arc<dyn EventBus>>,
 }
 
 impl JobDesk {
@@ -55,7 +60,13 @@ impl JobDesk {
         running: Arc<dyn RunningJobs>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { queue, running, clock }
+        Self { queue, running, clock, bus: None }
+    }
+
+    /// Announces each report on `bus`, so the waiting attempt is looked at at once.
+    pub fn with_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = Some(bus);
+        self
     }
 
     /// Registers a custom action type. A live type of the same id is kept if the definition is
@@ -209,6 +220,12 @@ impl JobDesk {
         if let Some(waiting) = self.running.get_job(&job.value.waiting).await? {
             let due = crate::ports::jobs::RunningJob { check_at: self.clock.now(), ..waiting };
             self.running.put_job(&due).await?;
+            if let Some(bus) = &self.bus
+                && let Err(e) = bus.publish(&[BusEvent::job_reported(&due.key)]).await
+            {
+                // The report is saved and due: the next periodic look finds it.
+                tracing::warn!(job = %id, error = %e, "cannot announce a job's report");
+            }
         }
         Ok(())
     }

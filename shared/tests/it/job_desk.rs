@@ -204,3 +204,52 @@ async fn a_type_version_keeps_its_definition_even_once_deleted() {
         assert!(matches!(desk.create_type(aws_owned).await, Err(DeskError::Invalid(_))));
     }
 }
+
+/// A bus that keeps what it is given.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<baton::bus_events::BusEvent>>);
+
+#[async_trait::async_trait]
+impl baton::ports::bus::EventBus for Recorded {
+    async fn publish(
+        &self,
+        events: &[baton::bus_events::BusEvent],
+    ) -> Result<(), baton::ports::bus::BusError> {
+        self.0.lock().unwrap().extend(events.iter().cloned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_report_makes_its_attempt_due_and_tells_the_worker() {
+    let store = Arc::new(SqlStateStore::in_memory().unwrap());
+    let bus = Arc::new(Recorded::default());
+    let desk =
+        JobDesk::new(store.clone(), store.clone(), Arc::new(SystemClock)).with_bus(bus.clone());
+    desk.create_type(definition()).await.unwrap();
+    for id in ["waited", "orphan"] {
+        JobQueue::put_job(&*store, &Versioned { version: 0, value: queued(id, "web", 0) })
+            .await
+            .unwrap();
+    }
+    let request = baton_testkit::build_request("p", "e-1");
+    let later = i64::MAX / 2;
+    let running = RunningJob {
+        key: "Jenkins#waited".into(),
+        request,
+        external_id: "waited".into(),
+        external_url: None,
+        check_at: later,
+    };
+    RunningJobs::put_job(&*store, &running).await.unwrap();
+    desk.poll(&type_id(), 2, None).await.unwrap();
+    desk.report("waited", success()).await.unwrap();
+    let due = store.get_job("Jenkins#waited").await.unwrap().unwrap();
+    assert!(due.check_at < later, "the attempt is not due");
+    let told: Vec<_> =
+        bus.0.lock().unwrap().iter().filter_map(|e| e.reported_job().map(str::to_owned)).collect();
+    assert_eq!(told, ["Jenkins#waited"]);
+    // A job no attempt waits on any more is recorded, and nobody is told.
+    desk.report("orphan", success()).await.unwrap();
+    assert_eq!(bus.0.lock().unwrap().len(), 1);
+}

@@ -1,5 +1,5 @@
 # Baton: the two commands a new user needs are `make run` and `make test`.
-.PHONY: run test lint bench validate build deploy clean
+.PHONY: run test lint bench validate build deploy clean tidy
 
 CARGO ?= cargo
 EMULATORS := scripts/emulators.sh
@@ -60,3 +60,11 @@ deploy: build
 
 clean:
 	$(CARGO) clean
+
+## tidy: give back the disk days of builds take (incremental caches grow by gigabytes an hour of
+## work; test binaries of past builds stay), keeping the dependencies' builds; cargo rebuilds
+## what a later command needs
+tidy:
+	rm -rf target/debug/incremental
+	find target/debug/deps -maxdepth 1 -type f -perm -u+x -mmin +60 ! -name '*.so' ! -name '*.d' -delete
+	@du -sh target 2>/dev/null || true

@@ -240,7 +240,6 @@ impl JobWorkerProvider {
         let id = new_job_id()?;
         let mut data = done.data.clone();
         data["continuationToken"] = json!(token);
-        let provider = done.waiting.split('#').next().unwrap_or_default();
         let next = QueuedJob {
             id: id.clone(),
             status: JobStatus::Queued,
@@ -248,7 +247,7 @@ impl JobWorkerProvider {
             data,
             report: None,
             created: self.clock.now(),
-            waiting: RunningJob::key_for(provider, &id),
+            waiting: RunningJob::key_for(&r.action_type.provider, &id),
             ..done.clone()
         };
         self.dispatch(next, r).await

@@ -46,8 +46,8 @@ pub enum RetryMode {
     AllActions,
 }
 
-/// Category, owner, provider and version of an action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Category, owner, provider and version of an action (CodePipeline's `actionTypeId`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ActionType {
     #[allow(missing_docs)]
     pub category: String,
@@ -63,6 +63,11 @@ impl ActionType {
     /// Whether this is CodePipeline's manual approval.
     pub fn is_manual_approval(&self) -> bool {
         self.category == "Approval" && self.provider == "Manual"
+    }
+
+    /// One string naming the type, for keys and messages: `Build/Custom/Jenkins/1`.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}/{}", self.category, self.owner, self.provider, self.version)
     }
 }
 

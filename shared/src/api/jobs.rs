@@ -10,7 +10,7 @@ use super::tags::{TagIn, checked_tags};
 use super::wire::input;
 use super::{ApiError, Ctx};
 use crate::ports::job_queue::{
-    ActionTypeId, ArtifactCount, ConfigurationProperty, CustomActionType, JobReport, QueuedJob,
+    ActionType, ArtifactCount, ConfigurationProperty, CustomActionType, JobReport, QueuedJob,
 };
 use crate::service::{DeskError, JobDesk};
 
@@ -41,7 +41,7 @@ struct TypeIn {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PollIn {
-    action_type_id: ActionTypeId,
+    action_type_id: ActionType,
     #[serde(default)]
     max_batch_size: Option<i64>,
     #[serde(default)]
@@ -134,7 +134,7 @@ impl Ctx<'_> {
         check_type_id(&i.category, &i.provider, &i.version)?;
         let tags = checked_tags(i.tags)?;
         let t = CustomActionType {
-            id: ActionTypeId {
+            id: ActionType {
                 category: i.category,
                 owner: "Custom".into(),
                 provider: i.provider,
@@ -156,7 +156,7 @@ impl Ctx<'_> {
     pub(super) async fn delete_custom_action_type(&self, body: Value) -> Result<Value, ApiError> {
         let i: TypeIn = input(body)?;
         check_type_id(&i.category, &i.provider, &i.version)?;
-        let id = ActionTypeId {
+        let id = ActionType {
             category: i.category,
             owner: "Custom".into(),
             provider: i.provider,

@@ -11,25 +11,8 @@ use serde_json::Value;
 
 use super::state::{StoreError, Tag, Versioned};
 
-/// `actionTypeId`, as CodePipeline spells it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ActionTypeId {
-    #[allow(missing_docs)]
-    pub category: String,
-    #[allow(missing_docs)]
-    pub owner: String,
-    #[allow(missing_docs)]
-    pub provider: String,
-    #[allow(missing_docs)]
-    pub version: String,
-}
-
-impl ActionTypeId {
-    /// One string naming the type, for keys and messages: `Build/Custom/Jenkins/1`.
-    pub fn key(&self) -> String {
-        format!("{}/{}/{}/{}", self.category, self.owner, self.provider, self.version)
-    }
-}
+/// `actionTypeId`: the plan's action type, which a job's action carries and workers poll by.
+pub use baton_core::plan::ActionType;
 
 /// One configuration property of a custom action type, as CodePipeline's
 /// `ActionConfigurationProperty`.
@@ -70,7 +53,7 @@ pub struct ArtifactCount {
 #[serde(rename_all = "camelCase")]
 pub struct CustomActionType {
     #[allow(missing_docs)]
-    pub id: ActionTypeId,
+    pub id: ActionType,
     /// URL templates (`entityUrlTemplate`, `executionUrlTemplate`...), as given.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
@@ -161,7 +144,7 @@ pub struct QueuedJob {
     /// A UUID, as CodePipeline's job ids.
     pub id: String,
     /// The action type the job is for; workers poll by it.
-    pub action_type: ActionTypeId,
+    pub action_type: ActionType,
     #[allow(missing_docs)]
     pub status: JobStatus,
     /// Given to the worker that polled it; acknowledging needs it.
@@ -201,7 +184,7 @@ pub trait JobQueue: Send + Sync {
     /// Up to `limit` queued jobs of `action_type`, oldest first.
     async fn queued_jobs(
         &self,
-        action_type: &ActionTypeId,
+        action_type: &ActionType,
         limit: usize,
     ) -> Result<Vec<Versioned<QueuedJob>>, StoreError>;
 }

@@ -23,7 +23,7 @@ use crate::ports::BoxError;
 use crate::ports::clock::{Clock, entropy};
 use crate::ports::job_artifacts::JobArtifacts;
 use crate::ports::job_queue::{
-    ActionTypeId, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
+    ActionType, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
 };
 use crate::ports::jobs::RunningJob;
 use crate::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
@@ -80,13 +80,13 @@ impl JobWorkerProvider {
         self
     }
 
-    async fn registered(&self, id: &ActionTypeId) -> Result<Option<CustomActionType>, StoreError> {
+    async fn registered(&self, id: &ActionType) -> Result<Option<CustomActionType>, StoreError> {
         Ok(self.queue.action_types().await?.into_iter().find(|t| &t.id == id && !t.deleted))
     }
 
     async fn start(&self, job: &Job) -> Result<JobResult, Stop> {
         let r = &job.request;
-        let type_id = type_id_of(r);
+        let type_id = r.action_type.clone();
         let action_type = match &self.handoff {
             Some(_) => None,
             None => match self.registered(&type_id).await.map_err(unavailable)? {
@@ -218,7 +218,7 @@ impl JobWorkerProvider {
                 self.time_out(Versioned { version, value: queued }).await;
                 Err(Failure::timed_out(format!(
                     "Job {id} of {} was not finished before the action's time-out.",
-                    type_id_of(r).key()
+                    r.action_type.key()
                 ))
                 .into())
             }
@@ -278,16 +278,10 @@ impl ActionProvider for JobWorkerProvider {
         if let Some(handoff) = &self.handoff {
             return handoff.check(action);
         }
-        let t = &action.action_type;
-        let id = ActionTypeId {
-            category: t.category.clone(),
-            owner: t.owner.clone(),
-            provider: t.provider.clone(),
-            version: t.version.clone(),
-        };
-        match self.registered(&id).await {
+        let id = &action.action_type;
+        match self.registered(id).await {
             Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(not_registered(&id)),
+            Ok(None) => Err(not_registered(id)),
             // Said again, with the cause, when the action runs.
             Err(_) => Ok(()),
         }
@@ -320,17 +314,7 @@ impl ActionProvider for JobWorkerProvider {
     }
 }
 
-fn type_id_of(r: &ActionRequest) -> ActionTypeId {
-    let t = &r.action_type;
-    ActionTypeId {
-        category: t.category.clone(),
-        owner: t.owner.clone(),
-        provider: t.provider.clone(),
-        version: t.version.clone(),
-    }
-}
-
-fn not_registered(id: &ActionTypeId) -> String {
+fn not_registered(id: &ActionType) -> String {
     format!(
         "the custom action type {} is not registered here: create it with CreateCustomActionType (aws codepipeline create-custom-action-type) and run a job worker that polls for it",
         id.key()

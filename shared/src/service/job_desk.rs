@@ -9,7 +9,7 @@ use crate::bus_events::BusEvent;
 use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, entropy};
 use crate::ports::job_queue::{
-    ActionTypeId, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
+    ActionType, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
 };
 use crate::ports::jobs::RunningJobs;
 use crate::ports::state::{StoreError, Versioned};
@@ -108,7 +108,7 @@ impl JobDesk {
     ///
     /// # Errors
     /// When the store is unavailable.
-    pub async fn delete_type(&self, id: &ActionTypeId) -> Result<(), DeskError> {
+    pub async fn delete_type(&self, id: &ActionType) -> Result<(), DeskError> {
         let all = self.queue.action_types().await?;
         if let Some(t) = all.into_iter().find(|t| &t.id == id && !t.deleted) {
             self.queue.put_action_type(&CustomActionType { deleted: true, ..t }).await?;
@@ -131,7 +131,7 @@ impl JobDesk {
     /// [`DeskError::TypeNotFound`] for a type that is not registered.
     pub async fn poll(
         &self,
-        type_id: &ActionTypeId,
+        type_id: &ActionType,
         max: usize,
         query: Option<(&str, &str)>,
     ) -> Result<Vec<QueuedJob>, DeskError> {

@@ -9,7 +9,7 @@ use baton::adapters::aws::dynamodb_state::{DynamoDbStateStore, create_table};
 use baton::adapters::local::sql_state::SqlStateStore;
 use baton::ports::clock::SystemClock;
 use baton::ports::job_queue::{
-    ActionTypeId, ArtifactCount, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
+    ActionType, ArtifactCount, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
 };
 use baton::ports::jobs::{RunningJob, RunningJobs};
 use baton::ports::state::{StoreError, Versioned};
@@ -18,8 +18,8 @@ use crate::aws_support::{sdk_config, unique};
 use baton::service::{DeskError, JobDesk};
 use serde_json::json;
 
-fn type_id() -> ActionTypeId {
-    ActionTypeId {
+fn type_id() -> ActionType {
+    ActionType {
         category: "Build".into(),
         owner: "Custom".into(),
         provider: "Jenkins".into(),
@@ -95,7 +95,7 @@ impl JobQueue for Shared {
     }
     async fn queued_jobs(
         &self,
-        t: &ActionTypeId,
+        t: &ActionType,
         limit: usize,
     ) -> Result<Vec<Versioned<QueuedJob>>, StoreError> {
         self.0.queued_jobs(t, limit).await

@@ -8,7 +8,7 @@ use baton::ports::state::StateStore;
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{Execution, ExecutionStatus, Input, Trigger};
 
-use crate::embedded::{home_with_repo, start_runtime_for};
+use crate::embedded::{Running, home_with_repo, start_runtime_for};
 
 const INVOKER: &str = r##"{"pipeline": {
   "name": "app", "roleArn": "arn:aws:iam::111111111111:role/pipeline", "pipelineType": "V2",
@@ -63,8 +63,8 @@ fn start(id: &str) -> Input {
     }
 }
 
-#[tokio::test]
-async fn a_pipeline_starts_another_with_its_variables_and_revision() {
+/// The invoking pipeline, aimed at `target`, on a runtime in a home with the `app` repository.
+async fn invoking(target: &str) -> (tempfile::TempDir, Running) {
     let home = home_with_repo(false);
     let config = baton::embedded::EmbeddedConfig {
         home: home.path().to_path_buf(),
@@ -72,7 +72,13 @@ async fn a_pipeline_starts_another_with_its_variables_and_revision() {
         workers: 4,
         ..Default::default()
     };
-    let running = start_runtime_for(config, &INVOKER.replace("TARGET", "downstream")).await;
+    let running = start_runtime_for(config, &INVOKER.replace("TARGET", target)).await;
+    (home, running)
+}
+
+#[tokio::test]
+async fn a_pipeline_starts_another_with_its_variables_and_revision() {
+    let (_home, running) = invoking("downstream").await;
     let rt = &running.rt;
     rt.put_pipeline(&PipelineDocument::parse(DOWNSTREAM).unwrap(), "us-east-1").await.unwrap();
 
@@ -92,14 +98,7 @@ async fn a_pipeline_starts_another_with_its_variables_and_revision() {
 
 #[tokio::test]
 async fn a_target_that_cannot_start_fails_the_action_with_the_reason() {
-    let home = home_with_repo(false);
-    let config = baton::embedded::EmbeddedConfig {
-        home: home.path().to_path_buf(),
-        quiet: true,
-        workers: 4,
-        ..Default::default()
-    };
-    let running = start_runtime_for(config, &INVOKER.replace("TARGET", "nowhere")).await;
+    let (_home, running) = invoking("nowhere").await;
     let rt = &running.rt;
     rt.apply("app", start("22222222-2222-4222-8222-222222222222")).await.unwrap();
     let e = ended(rt, "app", "22222222-2222-4222-8222-222222222222").await;

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use super::dynamodb_state::{
     DynamoDbStateStore, conflicted, from_json, get_n, key, n, packed, s, sdk, to_json, unpacked,
 };
-use crate::ports::job_queue::{ActionTypeId, CustomActionType, JobQueue, JobStatus, QueuedJob};
+use crate::ports::job_queue::{ActionType, CustomActionType, JobQueue, JobStatus, QueuedJob};
 use crate::ports::state::{StoreError, Versioned};
 
 const TYPES_PK: &str = "ACTIONTYPES";
@@ -31,7 +31,7 @@ fn queue_key(job: &QueuedJob) -> aws_sdk_dynamodb::types::AttributeValue {
     s(format!("{:020}#{}", job.created.max(0), job.id))
 }
 
-fn queue_pk(t: &ActionTypeId) -> String {
+fn queue_pk(t: &ActionType) -> String {
     format!("JOBQUEUE#{}", t.key())
 }
 
@@ -96,7 +96,7 @@ impl JobQueue for DynamoDbStateStore {
 
     async fn queued_jobs(
         &self,
-        action_type: &ActionTypeId,
+        action_type: &ActionType,
         limit: usize,
     ) -> Result<Vec<Versioned<QueuedJob>>, StoreError> {
         let mut jobs = Vec::new();

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 use super::sql_state::{SqlStateStore, from_json, to_json, unavailable};
-use crate::ports::job_queue::{ActionTypeId, CustomActionType, JobQueue, JobStatus, QueuedJob};
+use crate::ports::job_queue::{ActionType, CustomActionType, JobQueue, JobStatus, QueuedJob};
 use crate::ports::state::{StoreError, Versioned};
 
 #[async_trait]
@@ -73,7 +73,7 @@ impl JobQueue for SqlStateStore {
 
     async fn queued_jobs(
         &self,
-        action_type: &ActionTypeId,
+        action_type: &ActionType,
         limit: usize,
     ) -> Result<Vec<Versioned<QueuedJob>>, StoreError> {
         let conn = self.conn();

@@ -14,6 +14,7 @@ use baton_core::engine::{
 };
 use baton_core::events::uuid_from;
 use baton_core::plan::{Placement, Plan};
+use baton_core::rules::Verdict;
 
 /// Simulated start: 2026-01-01T00:00:00Z.
 const EPOCH: i64 = 1_767_225_600_000;
@@ -109,6 +110,26 @@ impl Simulation<'_> {
             match effect {
                 Effect::Publish(event) => print_event(self.now, &event.detail),
                 Effect::RequestAction(request) => self.schedule(&request),
+                Effect::RequestRule(r) => {
+                    // A rule that asks a service passes, or fails with --fail STAGE/RULE.
+                    let name = format!("{}/{}", r.stage, r.rule);
+                    let verdict = if self.fail.contains(&name) {
+                        Verdict::Fail("failed on purpose (--fail)".into())
+                    } else {
+                        Verdict::Pass(format!("{} rule passed (simulation)", r.provider))
+                    };
+                    println!("{}      {name}: {} rule asked", clock(self.now), r.provider);
+                    self.seq += 1;
+                    let input = Input::RuleCompleted {
+                        execution_id: r.execution_id.clone(),
+                        stage: r.stage.clone(),
+                        condition: r.condition,
+                        rule: r.rule.clone(),
+                        request: r.request,
+                        verdict,
+                    };
+                    self.queue.insert((self.now + 1_000, self.seq), input);
+                }
                 Effect::NotifyFailure(n) => {
                     println!(
                         "{}  notice: pipeline {} failed in stage {}: {}",

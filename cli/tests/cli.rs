@@ -16,6 +16,8 @@ mod jobs;
 mod proxy;
 #[path = "cli/remote.rs"]
 mod remote;
+#[path = "cli/rules.rs"]
+mod rules;
 #[path = "cli/run.rs"]
 mod run;
 #[path = "cli/serve.rs"]

@@ -414,6 +414,9 @@ impl Embedded {
             tokio::spawn(async move {
                 let result = match (d.event.reported_job(), d.event.action_request()) {
                     (Some(key), _) => this.worker.resume(key).await,
+                    (None, Err(_)) if d.event.rule_request().is_some() => {
+                        this.evaluate_rule(&d.event).await
+                    }
                     (None, Ok(request)) => this.run_action(request).await,
                     (None, Err(e)) => Err(e.into()),
                 };
@@ -422,6 +425,14 @@ impl Embedded {
             });
         }
         n
+    }
+
+    async fn evaluate_rule(&self, event: &crate::bus_events::BusEvent) -> Result<(), ServiceError> {
+        match event.rule_request() {
+            Some(Ok(request)) => self.worker.evaluate_rule(request).await,
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     async fn run_action(&self, request: ActionRequest) -> Result<(), ServiceError> {

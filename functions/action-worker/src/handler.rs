@@ -27,6 +27,15 @@ pub(crate) async fn handle(
             let key = e.reported_job().unwrap_or_default().to_owned();
             worker.resume(&key).instrument(info_span!("job_reported", job = %key)).await
         }
+        Ok(e) if let Some(request) = e.rule_request() => match request {
+            Ok(request) => {
+                let span = info_span!("rule_check", execution_id = %request.execution_id,
+                    stage = %request.stage, rule = %request.rule, request = request.request,
+                    request_id = %context.request_id);
+                worker.evaluate_rule(request).instrument(span).await
+            }
+            Err(e) => Err(e.into()),
+        },
         Ok(e) if e.source == "aws.codebuild" => match finished_build_key(&e.detail) {
             Ok(key) => {
                 worker.resume(&key).instrument(info_span!("build_finished", job = %key)).await

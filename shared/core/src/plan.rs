@@ -366,7 +366,21 @@ fn condition(conditions: &[Condition]) -> Option<ConditionPlan> {
                 timeout_minutes: r
                     .timeout_in_minutes
                     .and_then(|m| u32::try_from(m).ok())
-                    .unwrap_or(DEFAULT_RULE_TIMEOUT_MINUTES),
+                    .unwrap_or(if r.rule_type_id.provider == "Commands" {
+                        // CodeBuild's limit for the Commands action and rule.
+                        55
+                    } else {
+                        DEFAULT_RULE_TIMEOUT_MINUTES
+                    }),
+                commands: r.commands.clone().unwrap_or_default(),
+                input_artifacts: r
+                    .input_artifacts
+                    .iter()
+                    .flatten()
+                    .map(|a| a.name.clone())
+                    .collect(),
+                region: r.region.clone(),
+                role_arn: r.role_arn.clone(),
             })
             .collect(),
     })

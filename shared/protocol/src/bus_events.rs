@@ -27,7 +27,7 @@ pub struct BusEvent {
     pub detail: Value,
 }
 
-use baton_core::engine::{ActionOutcome, ActionRequest, Effect, Input, Millis};
+use baton_core::engine::{ActionOutcome, ActionRequest, Effect, Input, Millis, RuleRequest};
 use baton_core::events::{ACTION_DETAIL_TYPE, PIPELINE_DETAIL_TYPE, action_end};
 use baton_core::plan::Plan;
 
@@ -40,6 +40,11 @@ pub const ACTION_COMPLETED: &str = "Baton Action Completed";
 pub const APPROVAL_DECIDED: &str = "Baton Approval Decided";
 /// `detail-type` of a stop, retry or transition change (API → stage-advance).
 pub const STAGE_COMMAND: &str = "Baton Stage Command";
+/// `detail-type` of a rule evaluation asked of the worker (no public event carries it: CodePipeline
+/// publishes none for rules).
+pub const RULE_REQUESTED: &str = "Baton Rule Requested";
+/// `detail-type` of a rule's answer (worker → stage-advance).
+pub const RULE_COMPLETED: &str = "Baton Rule Completed";
 /// `detail-type` of the sweeper's tick (time passing: timeouts).
 pub const TICK: &str = "Baton Tick";
 /// A worker reported on a job of the job protocol: the attempt waiting on it is looked at now
@@ -96,6 +101,7 @@ impl BusEvent {
             Input::ActionCompleted { .. } => ACTION_COMPLETED,
             Input::ApprovalDecided { .. } => APPROVAL_DECIDED,
             Input::Tick => TICK,
+            Input::RuleCompleted { .. } => RULE_COMPLETED,
             Input::Stop { .. }
             | Input::Retry { .. }
             | Input::DisableTransition { .. }
@@ -136,6 +142,12 @@ impl BusEvent {
                         ("state", "STARTED"),
                     ];
                     (public(plan, ACTION_DETAIL_TYPE, &key), REQUEST_FIELD, detail)
+                }
+                Effect::RequestRule(r) => {
+                    let resources = vec![plan.arn()];
+                    let detail = serde_json::to_value(&*r).unwrap_or(Value::Null);
+                    events.push(Self::internal(RULE_REQUESTED, resources, detail));
+                    continue;
                 }
                 Effect::NotifyFailure(n) => {
                     let key = [("execution-id", n.execution_id.as_str()), ("state", "FAILED")];
@@ -198,6 +210,24 @@ impl BusEvent {
         }
     }
 
+    /// The answer to `request`, for stage-advance.
+    pub fn rule_completed(request: &RuleRequest, verdict: baton_core::rules::Verdict) -> Self {
+        let input = Input::RuleCompleted {
+            execution_id: request.execution_id.clone(),
+            stage: request.stage.clone(),
+            condition: request.condition,
+            rule: request.rule.clone(),
+            request: request.request,
+            verdict,
+        };
+        Self::for_input(&request.pipeline, input)
+    }
+
+    /// The rule evaluation this event asks for, if it asks for one.
+    pub fn rule_request(&self) -> Option<Result<RuleRequest, DecodeError>> {
+        (self.source == SOURCE && self.detail_type == RULE_REQUESTED).then(|| self.decode())
+    }
+
     /// The event telling the worker that the running job `key` has news.
     pub fn job_reported(key: &str) -> Self {
         Self::internal(JOB_REPORTED, Vec::new(), serde_json::json!({"running-job": key}))
@@ -225,9 +255,8 @@ impl BusEvent {
     /// [`DecodeError`] for any other event or a malformed detail.
     pub fn pipeline_input(&self) -> Result<PipelineInput, DecodeError> {
         match self.detail_type.as_str() {
-            EXECUTION_REQUESTED | ACTION_COMPLETED | APPROVAL_DECIDED | STAGE_COMMAND | TICK => {
-                self.decode()
-            }
+            EXECUTION_REQUESTED | ACTION_COMPLETED | APPROVAL_DECIDED | STAGE_COMMAND | TICK
+            | RULE_COMPLETED => self.decode(),
             ACTION_DETAIL_TYPE => self.field(COMPLETION_FIELD),
             other => Err(DecodeError::UnexpectedType(other.into())),
         }
@@ -402,5 +431,44 @@ mod tests {
         let event = BusEvent::action_completed(&older, failed, 0);
         assert_eq!(event.detail_type, ACTION_COMPLETED, "a request without `announce`");
         assert_eq!(event.announced_end(), None);
+    }
+
+    /// A rule evaluation has no public event to ride on: it goes to the worker on its own, and
+    /// its answer goes to stage-advance.
+    #[test]
+    fn a_rule_request_and_its_answer_reach_the_worker_and_stage_advance() {
+        use crate::routing::{Target, rules, targets};
+        use baton_core::engine::{ConditionKind, RuleRequest};
+        use baton_core::rules::Verdict;
+        let request = RuleRequest {
+            pipeline: "p".into(),
+            pipeline_version: 1,
+            execution_id: "e1".into(),
+            stage: "Deploy".into(),
+            condition: ConditionKind::OnSuccess,
+            rule: "Smoke".into(),
+            request: 3,
+            provider: "Commands".into(),
+            configuration: Default::default(),
+            commands: vec!["true".into()],
+            input_artifacts: vec![],
+            region: "us-east-1".into(),
+            role_arn: None,
+            started_at: 0,
+            deadline: 1,
+        };
+        let events =
+            BusEvent::for_effects(&plan(), vec![Effect::RequestRule(Box::new(request.clone()))]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(targets(&rules(), &events[0]), vec![Target::ActionWorker]);
+        assert_eq!(events[0].rule_request().unwrap().unwrap(), request);
+        assert!(events[0].action_request().is_err(), "not an action's request");
+
+        let answer = BusEvent::rule_completed(&request, Verdict::Fail("exit 1".into()));
+        assert_eq!(targets(&rules(), &answer), vec![Target::StageAdvance]);
+        let input = answer.pipeline_input().unwrap();
+        assert_eq!(input.pipeline, "p");
+        assert!(matches!(input.input,
+            Input::RuleCompleted { request: 3, verdict: Verdict::Fail(m), .. } if m == "exit 1"));
     }
 }

@@ -69,7 +69,8 @@ pub fn rules() -> Vec<Rule> {
             name: "StageAdvanceRule",
             target: Target::StageAdvance,
             pattern: json!({"source": [SOURCE], "detail-type": [
-                EXECUTION_REQUESTED, ACTION_COMPLETED, APPROVAL_DECIDED, STAGE_COMMAND, TICK]}),
+                EXECUTION_REQUESTED, ACTION_COMPLETED, APPROVAL_DECIDED, STAGE_COMMAND, TICK,
+                RULE_COMPLETED]}),
         },
         Rule {
             name: "ActionResultRule",
@@ -87,6 +88,11 @@ pub fn rules() -> Vec<Rule> {
             name: "JobReportedRule",
             target: Target::ActionWorker,
             pattern: json!({"source": [SOURCE], "detail-type": [JOB_REPORTED]}),
+        },
+        Rule {
+            name: "RuleRequestRule",
+            target: Target::ActionWorker,
+            pattern: json!({"source": [SOURCE], "detail-type": [RULE_REQUESTED]}),
         },
         Rule {
             name: "ApprovalRule",

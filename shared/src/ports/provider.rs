@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use baton_core::engine::{ActionRequest, ArtifactLocation};
+use baton_core::engine::{ActionRequest, ArtifactLocation, ConditionKind, RuleRequest};
 use baton_core::plan::{ActionPlan, ActionType};
+use baton_core::rules::{RulePlan, Verdict};
 
 use super::BoxError;
 
@@ -140,10 +141,40 @@ pub trait ActionProvider: Send + Sync {
     }
 }
 
+/// One evaluation of a rule that asks a service, prepared for its provider.
+#[derive(Debug, Clone)]
+pub struct RuleCheck {
+    /// What the engine asked for, configuration and commands resolved.
+    pub request: RuleRequest,
+    /// The input artifacts, downloaded and verified, in declaration order.
+    pub inputs: Vec<LocalArtifact>,
+    /// A fresh folder the provider owns for this evaluation.
+    pub work_dir: PathBuf,
+    /// Where the provider writes the rule's log.
+    pub log_path: PathBuf,
+    /// Now, by the worker's clock (what `WaitTime`-style rules count with).
+    pub now: i64,
+}
+
+/// Evaluates one kind of rule (`ruleTypeId.provider`) that asks a service.
+#[async_trait]
+pub trait RuleProvider: Send + Sync {
+    /// Refuses, before a run starts, a rule this provider cannot evaluate here. The message
+    /// names what to configure.
+    async fn check(&self, rule: &RulePlan) -> Result<(), String> {
+        let _ = rule;
+        Ok(())
+    }
+    /// Evaluates the rule once: `Pass`, `Fail`, or `Wait` to be asked again later.
+    async fn evaluate(&self, check: &RuleCheck) -> Result<Verdict, ProviderError>;
+}
+
 /// Providers by category, owner and provider name.
 #[derive(Default, Clone)]
 pub struct ProviderRegistry {
     providers: HashMap<(String, String, String), Arc<dyn ActionProvider>>,
+    /// Rule providers by `ruleTypeId.provider`.
+    rules: HashMap<String, Arc<dyn RuleProvider>>,
     /// Providers for every type of an owner not registered by name (`Custom` types, which
     /// their owners register at run time and external workers run).
     by_owner: HashMap<String, Arc<dyn ActionProvider>>,
@@ -166,10 +197,21 @@ impl ProviderRegistry {
         self.by_owner.insert(owner.into(), implementation);
     }
 
+    /// Registers `implementation` for rules of `provider`.
+    pub fn register_rule(&mut self, provider: &str, implementation: Arc<dyn RuleProvider>) {
+        self.rules.insert(provider.into(), implementation);
+    }
+
     /// Adds every provider of `other`, replacing those registered under the same names.
     pub fn extend(&mut self, other: ProviderRegistry) {
         self.providers.extend(other.providers);
         self.by_owner.extend(other.by_owner);
+        self.rules.extend(other.rules);
+    }
+
+    /// The provider for rules of `provider`.
+    pub fn rule(&self, provider: &str) -> Option<&Arc<dyn RuleProvider>> {
+        self.rules.get(provider)
     }
 
     /// The provider for `action_type`.
@@ -200,14 +242,24 @@ impl ProviderRegistry {
                 }
             }
             for (kind, rule) in stage.conditions.rules() {
-                if !baton_core::rules::ENGINE_RULES.contains(&rule.provider.as_str()) {
+                if rule.is_decided_by_engine() {
+                    continue;
+                }
+                let why = match self.rules.get(&rule.provider) {
+                    _ if kind == ConditionKind::OnFailure => Err(format!(
+                        "Baton runs onFailure conditions with {} rules only; a {} rule is run in beforeEntry and onSuccess conditions",
+                        baton_core::rules::ENGINE_RULES.join(" and "),
+                        rule.provider
+                    )),
+                    None => Err(missing_rule_provider(&rule.provider)),
+                    Some(p) => p.check(rule).await,
+                };
+                if let Err(why) = why {
                     refusals.push(format!(
-                        "stage \"{}\", {} rule \"{}\": Baton does not run {} rules yet (it runs {}), so this pipeline can be created and kept here but not run",
+                        "stage \"{}\", {} rule \"{}\": {why}",
                         stage.name,
                         kind.as_str(),
                         rule.name,
-                        rule.provider,
-                        baton_core::rules::ENGINE_RULES.join(" and ")
                     ));
                 }
             }
@@ -231,6 +283,27 @@ pub const AWS_PROVIDED: [(&str, &str, &str); 12] = [
     ("Build", "AWS", "CodeBuild"),
     ("Test", "AWS", "CodeBuild"),
 ];
+
+/// Why a rule of `provider` cannot be evaluated on this host, and what would let it.
+fn missing_rule_provider(provider: &str) -> String {
+    if provider == "Commands" {
+        return "Commands rules run where the Commands action runs: on one machine (baton run, baton serve), not yet on AWS".into();
+    }
+    if !baton_core::rules::SERVICE_RULES.contains(&provider) {
+        return format!(
+            "Baton has no provider for {provider} rules, so this pipeline can be created and kept here but not run"
+        );
+    }
+    if cfg!(feature = "aws") {
+        format!(
+            "{provider} rules ask AWS: add an [aws] section to baton.toml naming the region (and the endpoint, for an emulator)"
+        )
+    } else {
+        format!(
+            "{provider} rules ask AWS: use a baton built with `cargo build -p baton-cli --features aws`, with an [aws] section in baton.toml"
+        )
+    }
+}
 
 /// Why an action of type `t` cannot run on this host, and what would let it: never a build
 /// flag or a setting that would not help.

@@ -1,6 +1,7 @@
 //! Action providers, and [`archive`]: safe zip and unzip, which every provider shares
 //! (artifacts are zips).
 
+pub mod action_rule;
 pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;

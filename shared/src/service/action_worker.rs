@@ -28,12 +28,12 @@ use crate::ports::state::{ActionClaims, StateStore};
 
 /// The action-worker service.
 pub struct ActionWorker {
-    store: Arc<dyn StateStore>,
-    bus: Arc<dyn EventBus>,
-    artifacts: Arc<dyn ArtifactStore>,
-    providers: ProviderRegistry,
+    pub(super) store: Arc<dyn StateStore>,
+    pub(super) bus: Arc<dyn EventBus>,
+    pub(super) artifacts: Arc<dyn ArtifactStore>,
+    pub(super) providers: ProviderRegistry,
     /// Work folders and logs live under here.
-    home: PathBuf,
+    pub(super) home: PathBuf,
     /// Where attempts are claimed, on runtimes that may deliver a request twice at once.
     claims: Option<Arc<dyn ActionClaims>>,
     /// Attempts whose work goes on elsewhere.
@@ -41,7 +41,7 @@ pub struct ActionWorker {
     /// How long after a look at running work the next one is due, when no event came first.
     check_every: i64,
     /// Claims, running jobs' next looks and completions are timed by it.
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 /// The default pause between two looks at running work: AWS services announce the end of a
@@ -118,7 +118,7 @@ impl ActionWorker {
         result
     }
 
-    /// Where the log of an action attempt is written.
+    /// Where the log of an action attempt (or a rule evaluation) is written.
     pub fn log_path(home: &Path, r: &ActionRequest) -> PathBuf {
         home.join("logs")
             .join(&r.pipeline)
@@ -304,7 +304,7 @@ impl ActionWorker {
         let mut inputs = Vec::with_capacity(r.input_artifacts.len());
         if in_place.is_none() {
             for artifact in &r.input_artifacts {
-                inputs.push(self.fetch(r, artifact, &inputs_dir).await?);
+                inputs.push(self.fetch(&r.region, artifact, &inputs_dir).await?);
             }
         }
         let job = Job {
@@ -403,7 +403,7 @@ impl ActionWorker {
         let mut inputs = Vec::new();
         if with_inputs {
             for artifact in &r.input_artifacts {
-                inputs.push((artifact.name.clone(), self.in_region(r, artifact).await?));
+                inputs.push((artifact.name.clone(), self.in_region(&r.region, artifact).await?));
             }
         }
         let mut outputs = Vec::new();
@@ -419,27 +419,27 @@ impl ActionWorker {
     /// Where `artifact` is in the action's region, copied there first if it was made elsewhere.
     async fn in_region(
         &self,
-        r: &ActionRequest,
+        region: &str,
         artifact: &Artifact,
     ) -> Result<ArtifactLocation, ServiceError> {
         match self.artifacts.region_of(&artifact.location) {
-            Some(home) if home != r.region => {
-                Ok(self.artifacts.copy_to_region(&home, &artifact.location, &r.region).await?)
+            Some(home) if home != region => {
+                Ok(self.artifacts.copy_to_region(&home, &artifact.location, region).await?)
             }
             _ => Ok(artifact.location.clone()),
         }
     }
 
     /// Downloads one input into `dir`, copying it into the action's region first if needed.
-    async fn fetch(
+    pub(super) async fn fetch(
         &self,
-        r: &ActionRequest,
+        region: &str,
         artifact: &Artifact,
         dir: &Path,
     ) -> Result<LocalArtifact, ServiceError> {
-        let location = self.in_region(r, artifact).await?;
+        let location = self.in_region(region, artifact).await?;
         let path = dir.join(format!("{}.zip", artifact.name));
-        self.artifacts.get(&r.region, &location, &path).await?;
+        self.artifacts.get(region, &location, &path).await?;
         Ok(LocalArtifact { name: artifact.name.clone(), path })
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod job_desk;
 mod notices;
 mod pipelines;
+mod rule_checks;
 mod stage_advance;
 mod trigger;
 pub mod webhooks;

@@ -200,6 +200,7 @@ fn scope_of(input: &Input) -> Scope {
         | Input::Stop { execution_id, .. }
         | Input::Retry { execution_id, .. }
         | Input::OverrideCondition { execution_id, .. }
+        | Input::RuleCompleted { execution_id, .. }
         | Input::Rollback { execution_id, .. } => Scope::One(execution_id.clone()),
         Input::ApprovalDecided { .. } | Input::Tick => Scope::Active,
         Input::DisableTransition { .. } | Input::EnableTransition { .. } => Scope::LanesOnly,

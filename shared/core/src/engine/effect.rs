@@ -3,7 +3,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::state::{Artifact, ExecutionId, Millis, SourceRevision};
+use super::state::{Artifact, ConditionKind, ExecutionId, Millis, SourceRevision};
 use crate::events::{Announce, PublicEvent};
 use crate::plan::ActionType;
 
@@ -59,6 +59,45 @@ pub struct ActionRequest {
     pub announce: Announce,
 }
 
+/// One evaluation of a rule that asks a service (`LambdaInvoke`, `CloudWatchAlarm`,
+/// `Commands`): the internal `Baton Rule Requested` event the action worker consumes, and
+/// answers with [`crate::engine::Input::RuleCompleted`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleRequest {
+    #[allow(missing_docs)]
+    pub pipeline: String,
+    #[allow(missing_docs)]
+    pub pipeline_version: i64,
+    #[allow(missing_docs)]
+    pub execution_id: ExecutionId,
+    #[allow(missing_docs)]
+    pub stage: String,
+    /// The condition the rule belongs to.
+    pub condition: ConditionKind,
+    /// The rule's name.
+    pub rule: String,
+    /// Must come back in the answer: the rule's `request`-th evaluation in this run of its
+    /// condition. Any other answer is stale.
+    pub request: u32,
+    /// `ruleTypeId.provider`.
+    pub provider: String,
+    /// With every `#{...}` resolved.
+    pub configuration: IndexMap<String, String>,
+    /// With every `#{...}` resolved (`Commands` rules).
+    pub commands: Vec<String>,
+    /// The artifacts the rule reads, and where they are.
+    pub input_artifacts: Vec<Artifact>,
+    /// Where to run.
+    pub region: String,
+    /// Role to assume.
+    pub role_arn: Option<String>,
+    /// When the rule's first evaluation in this run of its condition began: what a rule that
+    /// waits for a change (`CloudWatchAlarm`'s `WaitTime`) counts from.
+    pub started_at: Millis,
+    /// When the rule stops being waited for.
+    pub deadline: Millis,
+}
+
 /// A notice for people: sent to the pipeline's failure topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureNotice {
@@ -80,6 +119,8 @@ pub enum Effect {
     Publish(PublicEvent),
     /// Run an action attempt.
     RequestAction(Box<ActionRequest>),
+    /// Evaluate a rule that asks a service.
+    RequestRule(Box<RuleRequest>),
     /// Tell people an execution failed.
     NotifyFailure(FailureNotice),
 }

@@ -9,6 +9,7 @@ use super::state::{
     Trigger,
 };
 use crate::plan::RetryMode;
+use crate::rules::Verdict;
 
 /// How an action attempt ended, as its provider reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +143,21 @@ pub enum Input {
         point: RollbackPoint,
         #[allow(missing_docs)]
         trigger: Trigger,
+    },
+    /// A rule that asks a service was evaluated ([`super::RuleRequest`]).
+    RuleCompleted {
+        #[allow(missing_docs)]
+        execution_id: ExecutionId,
+        #[allow(missing_docs)]
+        stage: String,
+        #[allow(missing_docs)]
+        condition: ConditionKind,
+        #[allow(missing_docs)]
+        rule: String,
+        /// The request answered; any other is stale.
+        request: u32,
+        /// What the rule found: a `Wait` is asked again on the next tick.
+        verdict: Verdict,
     },
     /// Time passed: actions past their deadline time out, waiting conditions look again.
     Tick,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::effect::{ActionRequest, Effect, FailureNotice};
+use super::effect::{ActionRequest, Effect, FailureNotice, RuleRequest};
 use super::input::{ActionOutcome, Env, Input};
 use super::state::*;
 use super::{Rejection, Step};
@@ -96,6 +96,9 @@ impl<'a> Machine<'a> {
             }
             Input::Rollback { execution_id, stage, point, trigger } => {
                 self.manual_rollback(execution_id, stage, point, trigger)?
+            }
+            Input::RuleCompleted { execution_id, stage, condition, rule, request, verdict } => {
+                self.rule_answered(execution_id, stage, *condition, rule, *request, verdict)?
             }
             Input::Tick => self.tick(),
         }
@@ -199,6 +202,7 @@ impl<'a> Machine<'a> {
                 manual_retries: 0,
                 actions: s.actions.iter().map(|_| ActionRun::new()).collect(),
                 conditions: ConditionRuns::default(),
+                rule_requests: 0,
             })
             .collect();
         Execution {
@@ -918,6 +922,8 @@ impl<'a> Machine<'a> {
         let started_at = prior.map_or(now, |c| c.started_at);
         let mut runs = Vec::new();
         let (mut failed, mut waits) = (Vec::new(), Vec::new());
+        let mut requests = Vec::new();
+        let mut numbered = e.stages[s].rule_requests;
         for rule in &plan.rules {
             let mut resolved = indexmap::IndexMap::new();
             let mut verdict = None;
@@ -931,7 +937,42 @@ impl<'a> Machine<'a> {
                     }
                 }
             }
-            let verdict = verdict.unwrap_or_else(|| rules::evaluate(rule, &resolved, now));
+            let prior_rule = prior.and_then(|c| c.rules.iter().find(|r| r.name == rule.name));
+            let rule_started = prior_rule.map_or(now, |r| r.started_at);
+            let (mut asked, mut awaiting) = (prior_rule.map_or(0, |r| r.requests), false);
+            let verdict = match verdict {
+                Some(v) => v,
+                None if rule.is_decided_by_engine() => rules::evaluate(rule, &resolved, now),
+                // A rule that asks a service keeps a pass, waits for an answer, judges the
+                // answer it got, or is asked (again, after a `Wait` answer).
+                None => match prior_rule {
+                    Some(r) if r.status == RuleStatus::Succeeded => {
+                        Verdict::Pass(r.summary.clone())
+                    }
+                    Some(r) if r.awaiting => {
+                        awaiting = true;
+                        Verdict::Wait(r.summary.clone())
+                    }
+                    Some(RuleRun { answer: Some(answer), .. }) => answer.clone(),
+                    _ => match rule_request(self.plan, e, s, kind, rule, &resolved) {
+                        Ok(mut request) => {
+                            numbered += 1;
+                            asked = numbered;
+                            awaiting = true;
+                            request.request = asked;
+                            request.started_at = rule_started;
+                            request.deadline =
+                                rule_started + i64::from(rule.timeout_minutes) * 60_000;
+                            requests.push(request);
+                            Verdict::Wait(format!(
+                                "Waiting for the {} rule's answer",
+                                rule.provider
+                            ))
+                        }
+                        Err(why) => Verdict::Fail(why),
+                    },
+                },
+            };
             let (status, summary) = match verdict {
                 Verdict::Pass(why) => (RuleStatus::Succeeded, why),
                 Verdict::Fail(why) => {
@@ -947,9 +988,6 @@ impl<'a> Machine<'a> {
                     (RuleStatus::InProgress, why)
                 }
             };
-            let rule_started = prior
-                .and_then(|c| c.rules.iter().find(|r| r.name == rule.name))
-                .map_or(now, |r| r.started_at);
             runs.push(RuleRun {
                 name: rule.name.clone(),
                 status,
@@ -957,6 +995,9 @@ impl<'a> Machine<'a> {
                 resolved_configuration: resolved,
                 started_at: rule_started,
                 updated_at: now,
+                requests: asked,
+                awaiting: awaiting && status == RuleStatus::InProgress,
+                answer: None,
             });
         }
         let deadline = prior.and_then(|c| c.deadline).or_else(|| {
@@ -983,6 +1024,15 @@ impl<'a> Machine<'a> {
             (ConditionStatus::Succeeded, "Every rule passed".to_string())
         };
         let waiting = status == ConditionStatus::InProgress;
+        if waiting {
+            for request in requests {
+                self.step.effects.push(Effect::RequestRule(Box::new(request)));
+            }
+        }
+        let Some(e) = self.state.executions.get_mut(id) else { return false };
+        if waiting {
+            e.stages[s].rule_requests = numbered;
+        }
         *e.stages[s].conditions.slot(kind) = Some(ConditionRun {
             status,
             summary: summary.clone(),
@@ -1002,6 +1052,45 @@ impl<'a> Machine<'a> {
             }
             _ => false,
         }
+    }
+
+    /// The answer of a rule that asks a service: judged with the condition's other rules at
+    /// once. A stale answer (another request, a condition no longer waiting) changes nothing.
+    fn rule_answered(
+        &mut self,
+        id: &str,
+        stage: &str,
+        kind: ConditionKind,
+        rule: &str,
+        request: u32,
+        verdict: &Verdict,
+    ) -> Result<(), Rejection> {
+        let s = self
+            .plan
+            .stage_index(stage)
+            .ok_or_else(|| Rejection::StageNotFound(stage.to_string()))?;
+        let e = self
+            .state
+            .executions
+            .get_mut(id)
+            .ok_or_else(|| Rejection::ExecutionNotFound(id.to_string()))?;
+        if e.place != Place::InStage(s) {
+            return Ok(());
+        }
+        let Some(c) = e.stages[s].conditions.slot(kind) else { return Ok(()) };
+        if c.status != ConditionStatus::InProgress {
+            return Ok(());
+        }
+        let Some(r) = c.rules.iter_mut().find(|r| r.name == rule) else { return Ok(()) };
+        if !r.awaiting || r.requests != request {
+            return Ok(());
+        }
+        r.awaiting = false;
+        r.answer = Some(verdict.clone());
+        if self.evaluate(id, s, kind) {
+            self.drive(id);
+        }
+        Ok(())
     }
 
     /// What a failed condition does.
@@ -1382,6 +1471,54 @@ fn prepare(plan: &Plan, e: &Execution, s: usize, a: usize) -> Result<Prepared, A
         })
         .collect::<Result<Vec<_>, ActionError>>()?;
     Ok((configuration, commands, inputs, environment))
+}
+
+/// The request for one evaluation of `rule`, a rule that asks a service, with its commands
+/// resolved and its input artifacts found; why not, when one is missing. The caller numbers it
+/// and times it.
+fn rule_request(
+    plan: &Plan,
+    e: &Execution,
+    s: usize,
+    kind: ConditionKind,
+    rule: &crate::rules::RulePlan,
+    resolved: &indexmap::IndexMap<String, String>,
+) -> Result<RuleRequest, String> {
+    let commands = rule
+        .commands
+        .iter()
+        .map(|c| variables::resolve(c, lookup(e)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|what| format!("#{{{what}}} has no value in this execution"))?;
+    let input_artifacts = rule
+        .input_artifacts
+        .iter()
+        .map(|name| {
+            e.artifacts
+                .get(name)
+                .map(|location| Artifact { name: name.clone(), location: location.clone() })
+                .ok_or_else(|| {
+                    format!("input artifact \"{name}\" was not produced in this execution")
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RuleRequest {
+        pipeline: plan.name.clone(),
+        pipeline_version: plan.version,
+        execution_id: e.id.clone(),
+        stage: plan.stages[s].name.clone(),
+        condition: kind,
+        rule: rule.name.clone(),
+        request: 0,
+        provider: rule.provider.clone(),
+        configuration: resolved.clone(),
+        commands,
+        input_artifacts,
+        region: rule.region.clone().unwrap_or_else(|| plan.region.clone()),
+        role_arn: rule.role_arn.clone(),
+        started_at: 0,
+        deadline: 0,
+    })
 }
 
 /// The revision a source action's output variables name: CodeCommit's and connections'

@@ -36,7 +36,7 @@ mod state;
 
 use std::collections::BTreeSet;
 
-pub use effect::{ActionRequest, Effect, FailureNotice};
+pub use effect::{ActionRequest, Effect, FailureNotice, RuleRequest};
 pub use input::{ActionOutcome, Env, Input};
 pub use state::*;
 

@@ -240,6 +240,10 @@ pub struct StageRun {
     /// Its conditions' latest runs.
     #[serde(default, skip_serializing_if = "ConditionRuns::is_empty")]
     pub conditions: ConditionRuns,
+    /// Rule evaluations asked of the worker in this stage so far, over every run of its
+    /// conditions: each request's number, so a late answer to an earlier run is told apart.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rule_requests: u32,
 }
 
 /// Which of a stage's conditions.
@@ -308,6 +312,16 @@ pub struct RuleRun {
     pub started_at: Millis,
     #[allow(missing_docs)]
     pub updated_at: Millis,
+    /// For a rule that asks a service: the number of its latest request
+    /// ([`StageRun::rule_requests`]); the answer must name it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests: u32,
+    /// Whether the latest request is unanswered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting: bool,
+    /// An answer not yet judged with the condition's other rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<crate::rules::Verdict>,
 }
 
 /// The latest run of one condition.

@@ -2,9 +2,9 @@
 //! rules the engine decides by itself, from the execution's variables and the input's time.
 //!
 //! `VariableCheck` and `DeploymentWindow` need nothing outside the engine, so they are decided
-//! where the condition is met, with no round trip. Rules that ask a service (`LambdaInvoke`,
-//! `CloudWatchAlarm`, `Commands`) are listed in [`ENGINE_RULES`]' complement: a host refuses to
-//! start a pipeline that uses one it cannot run, naming it.
+//! where the condition is met, with no round trip. Rules that ask a service
+//! ([`SERVICE_RULES`]) are requested from the action worker, which answers with a [`Verdict`];
+//! a host refuses to start a pipeline that uses one it cannot run, naming it.
 
 pub mod window;
 
@@ -49,8 +49,28 @@ pub struct RulePlan {
     pub provider: String,
     /// As declared; references are resolved when the rule runs.
     pub configuration: IndexMap<String, String>,
-    /// How long a rule that waits (a closed window) may wait.
+    /// How long a rule that waits (a closed window, a service's answer) may wait.
     pub timeout_minutes: u32,
+    /// As declared (`Commands` rules); references are resolved when the rule runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+    /// The artifacts the rule reads, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_artifacts: Vec<String>,
+    /// Where a rule that asks a service asks it; the pipeline's region when not declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The role a rule that asks a service asks it as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+impl RulePlan {
+    /// Whether the engine decides this rule itself; the others ask a service, through the
+    /// action worker.
+    pub fn is_decided_by_engine(&self) -> bool {
+        ENGINE_RULES.contains(&self.provider.as_str())
+    }
 }
 
 /// A condition: its result, engaged when any of its rules fails.
@@ -65,11 +85,15 @@ pub struct ConditionPlan {
 /// The rule providers the engine decides itself.
 pub const ENGINE_RULES: [&str; 2] = ["VariableCheck", "DeploymentWindow"];
 
+/// The rule providers that ask a service, which the action worker evaluates.
+pub const SERVICE_RULES: [&str; 3] = ["Commands", "CloudWatchAlarm", "LambdaInvoke"];
+
 /// A rule's default time to wait: a day, so a window closed overnight is waited for.
 pub const DEFAULT_RULE_TIMEOUT_MINUTES: u32 = 24 * 60;
 
 /// What one evaluation of a rule found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", content = "summary")]
 pub enum Verdict {
     /// The rule passes; why.
     Pass(String),

@@ -9,7 +9,7 @@ use baton_core::engine::*;
 use baton_core::plan::{
     ActionPlan, ExecutionMode, Plan, RetryMode, StageConditions, StagePlan, groups,
 };
-use baton_core::rules::{ConditionPlan, ConditionResult, RulePlan};
+use baton_core::rules::{ConditionPlan, ConditionResult, RulePlan, Verdict};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -22,6 +22,9 @@ struct Scenario {
     gated_stage: Option<usize>,
     /// A stage that rolls back on failure.
     rollback_stage: Option<usize>,
+    /// A stage checked after its actions by a rule that asks a service (answered at random:
+    /// pass, fail, or wait).
+    checked_stage: Option<usize>,
     executions: usize,
     schedule: Vec<u32>,
 }
@@ -39,6 +42,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         prop::option::weighted(0.3, 1usize..=3),
         prop::option::weighted(0.3, 1usize..=3),
         prop::option::weighted(0.3, 1usize..=3),
+        prop::option::weighted(0.3, 1usize..=3),
         1usize..=4,
         prop::collection::vec(any::<u32>(), 10..=90),
     )
@@ -49,6 +53,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 auto_retry_stage,
                 gated_stage,
                 rollback_stage,
+                checked_stage,
                 executions,
                 schedule,
             )| {
@@ -58,6 +63,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     auto_retry_stage,
                     gated_stage,
                     rollback_stage,
+                    checked_stage,
                     executions,
                     schedule,
                 }
@@ -116,10 +122,22 @@ fn conditions(s: &Scenario, stage: usize) -> StageConditions {
         provider: "DeploymentWindow".into(),
         configuration: [("Cron".to_string(), "* 0-29 * * * ? *".to_string())].into_iter().collect(),
         timeout_minutes: 30,
+        commands: vec![],
+        input_artifacts: vec![],
+        region: None,
+        role_arn: None,
+    };
+    let smoke = RulePlan {
+        name: "Smoke".into(),
+        provider: "Commands".into(),
+        commands: vec!["true".into()],
+        ..window.clone()
     };
     StageConditions {
         before_entry: (s.gated_stage == Some(stage))
             .then(|| ConditionPlan { result: ConditionResult::Fail, rules: vec![window] }),
+        on_success: (s.checked_stage == Some(stage))
+            .then(|| ConditionPlan { result: ConditionResult::Fail, rules: vec![smoke] }),
         rollback_on_failure: s.rollback_stage == Some(stage),
         ..Default::default()
     }
@@ -132,6 +150,8 @@ struct Outstanding {
     action: String,
     attempt: u32,
     token: Option<String>,
+    /// For a rule's evaluation: the request.
+    rule: Option<RuleRequest>,
 }
 
 struct Sim {
@@ -203,6 +223,25 @@ impl Sim {
                         action: r.action.clone(),
                         attempt: r.attempt,
                         token: r.token.clone(),
+                        rule: None,
+                    });
+                }
+                Effect::RequestRule(r) => {
+                    let e = &self.state.executions[&r.execution_id];
+                    prop_assert_eq!(
+                        e.status,
+                        ExecutionStatus::InProgress,
+                        "a rule asked for nothing"
+                    );
+                    let s = self.plan.stage_index(&r.stage);
+                    prop_assert_eq!(Some(e.place), s.map(Place::InStage), "a rule asked elsewhere");
+                    self.outstanding.push(Outstanding {
+                        execution: r.execution_id.clone(),
+                        stage: r.stage.clone(),
+                        action: r.rule.clone(),
+                        attempt: r.request,
+                        token: None,
+                        rule: Some((**r).clone()),
                     });
                 }
                 Effect::Publish(e) if e.detail_type == baton_core::events::PIPELINE_DETAIL_TYPE => {
@@ -275,6 +314,19 @@ impl Sim {
                         entry.is_some_and(|c| c.lets_pass()),
                         "{id}: stage {s} ran with its entry condition {:?}",
                         entry.map(|c| c.status)
+                    );
+                }
+            }
+            // A checked stage succeeds only past its exit condition.
+            for (s, run) in e.stages.iter().enumerate() {
+                if self.plan.stages[s].conditions.on_success.is_some()
+                    && run.status == Some(StageStatus::Succeeded)
+                {
+                    let exit = run.conditions.on_success.as_ref();
+                    prop_assert!(
+                        exit.is_some_and(|c| c.lets_pass()),
+                        "{id}: stage {s} succeeded with its exit condition {:?}",
+                        exit.map(|c| c.status)
                     );
                 }
             }
@@ -361,6 +413,21 @@ impl Sim {
     }
 
     fn completion(&self, o: &Outstanding, ok: bool) -> Input {
+        if let Some(r) = &o.rule {
+            let verdict = match (ok, o.attempt % 2) {
+                (true, _) => Verdict::Pass("sim".into()),
+                (false, 1) => Verdict::Wait("sim".into()),
+                (false, _) => Verdict::Fail("sim".into()),
+            };
+            return Input::RuleCompleted {
+                execution_id: r.execution_id.clone(),
+                stage: r.stage.clone(),
+                condition: r.condition,
+                rule: r.rule.clone(),
+                request: r.request,
+                verdict,
+            };
+        }
         match &o.token {
             Some(token) => Input::ApprovalDecided {
                 stage: o.stage.clone(),

@@ -74,7 +74,12 @@ pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
     registry.register("Deploy", "AWS", "S3", Arc::new(s3_deploy));
     registry.register("Build", "AWS", "CodeBuild", codebuild.clone());
     registry.register("Test", "AWS", "CodeBuild", codebuild);
-    registry.register("Compute", "AWS", "Commands", Arc::new(commands::CommandsProvider::new()));
+    let commands = Arc::new(commands::CommandsProvider::new());
+    registry.register("Compute", "AWS", "Commands", commands.clone());
+    registry.register_rule(
+        "Commands",
+        Arc::new(crate::providers::action_rule::ActionRule::commands(commands)),
+    );
     registry
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::plan::StageConditions;
-use crate::rules::{ConditionPlan, ConditionResult, RulePlan};
+use crate::rules::{ConditionPlan, ConditionResult, RulePlan, Verdict};
 
 /// 2026-12-07 (a Monday) at `hh:mm` UTC.
 fn monday(hh: i64, mm: i64) -> Millis {
@@ -15,6 +15,10 @@ fn rule(name: &str, provider: &str, config: &[(&str, &str)], timeout_minutes: u3
         provider: provider.into(),
         configuration: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         timeout_minutes,
+        commands: vec![],
+        input_artifacts: vec![],
+        region: None,
+        role_arn: None,
     }
 }
 
@@ -72,6 +76,107 @@ fn to_deploy(w: &mut World, id: &str) -> Step {
 
 fn deploy<'a>(w: &'a World, id: &str) -> &'a StageRun {
     &w.exec(id).stages[2]
+}
+
+/// A `Commands` rule reading the build's artifact, given `timeout` minutes.
+fn smoke_test(timeout: u32) -> RulePlan {
+    RulePlan {
+        commands: vec!["curl -f https://#{variables.env}.example.com/health".into()],
+        input_artifacts: vec!["Bundle".into()],
+        ..rule("Smoke", "Commands", &[], timeout)
+    }
+}
+
+fn exit(result: ConditionResult, rules: Vec<RulePlan>) -> StageConditions {
+    StageConditions { on_success: condition(result, rules), ..Default::default() }
+}
+
+fn rule_requests(step: &Step) -> Vec<&RuleRequest> {
+    step.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RequestRule(r) => Some(r.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer(r: &RuleRequest, verdict: Verdict) -> Input {
+    Input::RuleCompleted {
+        execution_id: r.execution_id.clone(),
+        stage: r.stage.clone(),
+        condition: r.condition,
+        rule: r.rule.clone(),
+        request: r.request,
+        verdict,
+    }
+}
+
+#[test]
+fn a_rule_that_asks_a_service_is_requested_and_its_pass_lets_the_stage_succeed() {
+    let mut w = gated(ExecutionMode::Queued, exit(ConditionResult::Fail, vec![smoke_test(55)]));
+    start_with(&mut w, "e1", "prod");
+    bundle_built(&mut w, "e1", "b1");
+    let step = w.finish("e1", "Deploy", "Ship", true);
+    let asked = rule_requests(&step);
+    assert_eq!(asked.len(), 1, "one request for the one service rule");
+    let r = asked[0].clone();
+    assert_eq!((r.condition, r.rule.as_str(), r.request), (ConditionKind::OnSuccess, "Smoke", 1));
+    assert_eq!(r.commands, vec!["curl -f https://prod.example.com/health"], "resolved");
+    assert_eq!(r.input_artifacts[0].location.key, "b1");
+    assert_eq!(r.deadline, r.started_at + 55 * 60_000);
+    assert_eq!(w.status("e1"), ExecutionStatus::InProgress, "it waits for the answer");
+    assert!(rule_requests(&w.ok(Input::Tick)).is_empty(), "asked once, not on every tick");
+    w.ok(answer(&r, Verdict::Pass("exit 0".into())));
+    assert_eq!(w.status("e1"), ExecutionStatus::Succeeded);
+    let run = deploy(&w, "e1").conditions.on_success.clone().unwrap();
+    assert_eq!((run.status, run.rules[0].summary.as_str()), (ConditionStatus::Succeeded, "exit 0"));
+}
+
+#[test]
+fn a_failing_answer_engages_the_result_and_a_stale_one_changes_nothing() {
+    let mut w = gated(ExecutionMode::Queued, exit(ConditionResult::Fail, vec![smoke_test(55)]));
+    start_with(&mut w, "e1", "prod");
+    bundle_built(&mut w, "e1", "b1");
+    let r = rule_requests(&w.finish("e1", "Deploy", "Ship", true))[0].clone();
+    let stale = RuleRequest { request: 7, ..r.clone() };
+    w.ok(answer(&stale, Verdict::Fail("old".into())));
+    assert_eq!(w.status("e1"), ExecutionStatus::InProgress, "another request's answer");
+    w.ok(answer(&r, Verdict::Fail("HTTP 503".into())));
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+    let summary = w.exec("e1").status_summary.clone().unwrap();
+    assert!(summary.contains("onSuccess condition: rule Smoke: HTTP 503"), "{summary}");
+    w.ok(answer(&r, Verdict::Pass("late".into())));
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed, "a late answer changes nothing");
+}
+
+#[test]
+fn a_wait_answer_is_asked_again_on_a_tick_until_the_rule_times_out() {
+    let alarm = rule("Alarm", "CloudWatchAlarm", &[("AlarmName", "errors")], 30);
+    let mut w = gated(ExecutionMode::Queued, entry(ConditionResult::Fail, vec![alarm]));
+    start_with(&mut w, "e1", "prod");
+    let first = rule_requests(&to_deploy(&mut w, "e1"))[0].clone();
+    assert_eq!(first.condition, ConditionKind::BeforeEntry);
+    w.ok(answer(&first, Verdict::Wait("errors is in ALARM".into())));
+    w.now = monday(8, 10);
+    let again = rule_requests(&w.ok(Input::Tick))[0].clone();
+    assert_eq!((again.request, again.started_at), (2, first.started_at), "one rule run");
+    w.ok(answer(&again, Verdict::Wait("errors is in ALARM".into())));
+    w.now = monday(8, 31);
+    w.ok(Input::Tick);
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed, "30 minutes passed");
+    assert!(requested(&w.ok(Input::Tick)).is_empty(), "Ship never ran");
+}
+
+#[test]
+fn a_skip_rule_answer_skips_the_stage() {
+    let lambda = rule("Gate", "LambdaInvoke", &[("FunctionName", "gate")], 60);
+    let mut w = gated(ExecutionMode::Queued, entry(ConditionResult::Skip, vec![lambda]));
+    start_with(&mut w, "e1", "prod");
+    let r = rule_requests(&to_deploy(&mut w, "e1"))[0].clone();
+    w.ok(answer(&r, Verdict::Fail("not this time".into())));
+    assert_eq!(deploy(&w, "e1").status, Some(StageStatus::Skipped));
+    assert_eq!(w.status("e1"), ExecutionStatus::Succeeded);
 }
 
 #[test]

@@ -1,0 +1,125 @@
+//! Stage-condition rules that ask a service, on one machine with `baton run`: a `Commands`
+//! rule reads the deployed artifact after the deploy and fails the stage when its check fails;
+//! rules this host cannot evaluate are refused at start, naming the stage and rule.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+fn baton(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_baton"));
+    c.arg("--home").arg(home).env_remove("BATON_HOME").env("CI", "true");
+    c
+}
+
+fn run(home: &Path, pipeline: &Value) -> (bool, String) {
+    let file = home.join("pipeline.json");
+    std::fs::write(&file, pipeline.to_string()).unwrap();
+    let o = baton(home).arg("run").arg(&file).output().unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    (o.status.success(), text)
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Source -> Deploy (the site to a bucket), checked after the deploy by `rule`.
+fn checked(rule: Value, condition: &str) -> Value {
+    json!({"pipeline": {
+    "name": "site", "pipelineType": "V2",
+    "roleArn": "arn:aws:iam::111111111111:role/p",
+    "artifactStore": {"type": "S3", "location": "artifacts"},
+    "variables": [{"name": "Expect", "defaultValue": "v1"}],
+    "stages": [
+        {"name": "Source", "actions": [{"name": "Checkout",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+            "configuration": {"RepositoryName": "app", "BranchName": "main"},
+            "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Deploy", condition: {"conditions": [{"result": "FAIL", "rules": [rule]}]},
+         "actions": [{"name": "Site",
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"BucketName": "site", "Extract": "true"},
+            "inputArtifacts": [{"name": "Src"}]}]}
+    ]}})
+}
+
+fn smoke_test() -> Value {
+    json!({"name": "Smoke",
+        "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
+        "commands": ["grep -q '#{variables.Expect}' index.html", "echo smoke test passed"],
+        "inputArtifacts": [{"name": "Src"}]})
+}
+
+#[test]
+fn a_commands_rule_checks_the_deploy_and_fails_the_stage_when_its_commands_fail() {
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("git/app");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("index.html"), "v1\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "v1"]);
+
+    let (ok, text) = run(home.path(), &checked(smoke_test(), "onSuccess"));
+    assert!(ok, "v1 passes its smoke test:\n{text}");
+
+    std::fs::write(repo.join("index.html"), "v2\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "v2"]);
+    let (ok, text) = run(home.path(), &checked(smoke_test(), "onSuccess"));
+    assert!(!ok, "v2 does not have what the rule expects:\n{text}");
+    let deployed = std::fs::read_to_string(home.path().join("s3/site/index.html")).unwrap();
+    assert_eq!(deployed, "v2\n", "the rule ran after the deploy, on the deployed revision");
+    let status = baton(home.path()).args(["status", "site"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(status.contains("rule Smoke"), "the failure names the rule:\n{status}");
+
+    // The rule's evaluations are kept, with their resolved commands' outcome.
+    let logs = home.path().join("logs/site");
+    let found = walk(&logs).into_iter().any(|p| {
+        p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("Deploy.Smoke."))
+            && std::fs::read_to_string(&p).unwrap_or_default().contains("smoke test passed")
+    });
+    assert!(found, "v1's rule log holds its commands' output");
+}
+
+#[test]
+fn rules_this_host_cannot_evaluate_are_refused_at_start_naming_them() {
+    let home = tempfile::tempdir().unwrap();
+    let alarm = json!({"name": "Errors",
+        "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "CloudWatchAlarm", "version": "1"},
+        "configuration": {"AlarmName": "site-errors"}});
+    let (ok, text) = run(home.path(), &checked(alarm, "onSuccess"));
+    assert!(!ok);
+    assert!(
+        text.contains("stage \"Deploy\", onSuccess rule \"Errors\": CloudWatchAlarm rules ask AWS"),
+        "{text}"
+    );
+    let (ok, text) = run(home.path(), &checked(smoke_test(), "onFailure"));
+    assert!(!ok);
+    assert!(text.contains("stage \"Deploy\", onFailure rule \"Smoke\""), "{text}");
+    assert!(!home.path().join("s3/site").exists(), "nothing ran");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}

@@ -102,7 +102,18 @@ fn rules_this_host_cannot_evaluate_are_refused_at_start_naming_them() {
     let (ok, text) = run(home.path(), &checked(alarm, "onSuccess"));
     assert!(!ok);
     assert!(
-        text.contains("stage \"Deploy\", onSuccess rule \"Errors\": CloudWatchAlarm rules ask AWS"),
+        text.contains(
+            "stage \"Deploy\", onSuccess rule \"Errors\": Baton does not evaluate CloudWatchAlarm rules yet"
+        ),
+        "{text}"
+    );
+    let gate = json!({"name": "Gate",
+        "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "LambdaInvoke", "version": "1"},
+        "configuration": {"FunctionName": "gate"}});
+    let (ok, text) = run(home.path(), &checked(gate, "beforeEntry"));
+    assert!(!ok);
+    assert!(
+        text.contains("stage \"Deploy\", beforeEntry rule \"Gate\": LambdaInvoke rules ask AWS"),
         "{text}"
     );
     let (ok, text) = run(home.path(), &checked(smoke_test(), "onFailure"));

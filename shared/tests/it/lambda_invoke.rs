@@ -50,7 +50,7 @@ struct Invocation {
 }
 
 /// One HTTP/1.1 request read from `stream`: method, target, headers, body; `None` at the end.
-async fn read_request<R: tokio::io::AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
+pub(crate) async fn read_request<R: tokio::io::AsyncBufRead + Unpin, W: AsyncWriteExt + Unpin>(
     stream: &mut R,
     writer: &mut W,
 ) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
@@ -81,7 +81,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin, W: AsyncWriteExt + Unp
     Some((method, target, headers, body))
 }
 
-fn response(status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
+pub(crate) fn response(status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
     let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
     for (name, value) in headers.iter().filter(|(n, _)| n != "content-length") {
         head.push_str(&format!("{name}: {value}\r\n"));

@@ -13,6 +13,7 @@ mod embedded;
 mod handler_simulation;
 mod job_desk;
 mod lambda_invoke;
+mod lambda_rule;
 mod pipeline_invoke;
 mod providers;
 mod routing;

@@ -80,14 +80,8 @@ pub const FIELDS: [(&str, Honoured); 77] = [
     ("rule.configuration", Runs),
     ("rule.commands", Runs),
     ("rule.inputArtifacts", Runs),
-    (
-        "rule.roleArn",
-        NotYet("rules that ask AWS (CloudWatchAlarm, LambdaInvoke) are refused at start"),
-    ),
-    (
-        "rule.region",
-        NotYet("rules that ask AWS (CloudWatchAlarm, LambdaInvoke) are refused at start"),
-    ),
+    ("rule.roleArn", Runs),
+    ("rule.region", Runs),
     ("rule.timeoutInMinutes", Runs),
     ("ruleTypeId.category", Checked),
     ("ruleTypeId.owner", Checked),

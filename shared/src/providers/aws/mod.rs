@@ -11,6 +11,7 @@
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
 //! - [`step_functions`] runs `AWS/Invoke/StepFunctions`.
 //! - [`lambda_invoke`] runs `AWS/Invoke/Lambda` (with the job protocol; see [`register_invoke`]).
+//! - [`lambda_rule`] evaluates the `LambdaInvoke` rule of stage conditions.
 //!
 //! Contract shared by all: clients come from [`RoleCredentials`] for the action's `roleArn` and
 //! region, so a cross-account action acts in the other account; inputs arrive as local zips
@@ -31,6 +32,7 @@ pub mod ecs_blue_green;
 pub mod ecs_deploy;
 pub mod ecs_taskdef;
 pub mod lambda_invoke;
+pub mod lambda_rule;
 pub mod s3_deploy;
 pub mod s3_source;
 pub mod step_functions;
@@ -110,7 +112,8 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
 }
 
 /// Registers the AWS providers that work through CodePipeline's job protocol (`AWS/Invoke/Lambda`):
-/// they need the host's job queue and a way to lend artifacts.
+/// they need the host's job queue and a way to lend artifacts; and the `LambdaInvoke` rule,
+/// whose event names the same account.
 pub fn register_invoke(
     registry: &mut ProviderRegistry,
     roles: Arc<dyn RoleCredentials>,
@@ -119,8 +122,10 @@ pub fn register_invoke(
     clock: Arc<dyn crate::ports::clock::Clock>,
     account: String,
 ) {
+    let rule = lambda_rule::LambdaRule::new(roles.clone(), account.clone());
     let lambda = lambda_invoke::provider(roles, queue, artifacts, clock, account);
     registry.register("Invoke", "AWS", "Lambda", Arc::new(lambda));
+    registry.register_rule("LambdaInvoke", Arc::new(rule));
 }
 
 /// How long to wait between two polls of a long-running operation (a stack, a build): the

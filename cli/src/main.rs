@@ -5,6 +5,7 @@ mod local;
 mod names;
 mod proxy;
 mod remote;
+mod secrets;
 mod serve;
 mod simulate;
 mod tls;
@@ -28,6 +29,25 @@ enum HooksAction {
         /// the home's `git/` folder).
         #[arg(long)]
         repository: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsAction {
+    /// Store the value read from standard input as NAME (a Parameter Store name, or with
+    /// --secrets-manager a Secrets Manager secret id, whose JSON keys `NAME:key` reads).
+    Put {
+        name: String,
+        #[arg(long)]
+        secrets_manager: bool,
+    },
+    /// List the stored names (never the values).
+    List,
+    /// Remove NAME.
+    Delete {
+        name: String,
+        #[arg(long)]
+        secrets_manager: bool,
     },
 }
 
@@ -177,6 +197,12 @@ enum Command {
         #[command(subcommand)]
         action: HooksAction,
     },
+    /// The home's encrypted secrets, which PARAMETER_STORE and SECRETS_MANAGER environment
+    /// variables (and a buildspec's env/parameter-store and env/secrets-manager) resolve from.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
     /// Print a completion script for a shell: `baton completions bash > /etc/bash_completion.d/baton`,
     /// `baton completions zsh > "${fpath[1]}/_baton"`, `baton completions fish > ~/.config/fish/completions/baton.fish`.
     Completions {
@@ -227,6 +253,7 @@ fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
         Logs { .. } => "logs",
         Push { .. } => "push",
         Hooks { .. } => "hooks",
+        Secrets { .. } => "secrets",
         Serve { .. } => "serve",
         Validate { .. } => "validate",
         Simulate { .. } => "simulate",
@@ -269,9 +296,13 @@ fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
                 remote::transition(&client, &pipeline, &stage, true, "").await
             }
             // Refused above.
-            Run { .. } | Wait { .. } | Logs { .. } | Push { .. } | Hooks { .. } | Serve { .. } => {
-                Ok(ExitCode::from(2))
-            }
+            Run { .. }
+            | Wait { .. }
+            | Logs { .. }
+            | Push { .. }
+            | Hooks { .. }
+            | Serve { .. }
+            | Secrets { .. } => Ok(ExitCode::from(2)),
             Validate { .. } | Simulate { .. } | Completions { .. } => Ok(ExitCode::from(2)),
         }
     })
@@ -312,6 +343,13 @@ async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitC
         }
         Hooks { action: HooksAction::Install { repo, repository } } => {
             hooks::install(home, &repo, repository.as_deref())
+        }
+        Secrets { action: SecretsAction::Put { name, secrets_manager } } => {
+            secrets::put(home, &name, secrets_manager)
+        }
+        Secrets { action: SecretsAction::List } => secrets::list(home),
+        Secrets { action: SecretsAction::Delete { name, secrets_manager } } => {
+            secrets::delete(home, &name, secrets_manager)
         }
         Serve { port, bind, region } => serve::serve(home, &bind, port, &region).await,
         Proxy { .. } => anyhow::bail!(

@@ -20,6 +20,8 @@ mod remote;
 mod rules;
 #[path = "cli/run.rs"]
 mod run;
+#[path = "cli/secrets.rs"]
+mod secrets;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/validate.rs"]

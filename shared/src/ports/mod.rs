@@ -12,6 +12,7 @@ pub mod job_queue;
 pub mod jobs;
 pub mod notices;
 pub mod provider;
+pub mod secrets;
 pub mod state;
 
 /// A boxed error from an adapter, kept as the source of a port error.

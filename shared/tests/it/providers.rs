@@ -1080,7 +1080,7 @@ phases:
 }
 
 #[tokio::test]
-async fn codebuild_check_refuses_what_needs_aws() {
+async fn codebuild_check_refuses_secrets_with_no_store() {
     let provider = CodeBuildProvider::default();
     let t = action_type("Build", "CodeBuild");
     for kind in ["SECRETS_MANAGER", "PARAMETER_STORE"] {
@@ -1090,9 +1090,7 @@ async fn codebuild_check_refuses_what_needs_aws() {
             .await
             .unwrap_err();
         assert!(
-            err.contains("TOKEN")
-                && err.contains(kind)
-                && err.contains("cannot be resolved locally"),
+            err.contains("TOKEN") && err.contains(kind) && err.contains("no secret store"),
             "{err}"
         );
     }
@@ -1158,11 +1156,16 @@ async fn commands_fail_with_codebuilds_message() {
 }
 
 #[tokio::test]
-async fn commands_check_refuses_secret_variables() {
+async fn commands_check_refuses_secret_variables_with_no_store() {
     let mut p = plan(action_type("Compute", "Commands"), &[]);
     p.environment_variables = vec![("TOKEN".into(), "prod/token".into(), "SECRETS_MANAGER".into())];
     let err = CommandsProvider::new().check(&p).await.unwrap_err();
-    assert!(err.contains("cannot be resolved locally"), "{err}");
+    assert!(err.contains("no secret store"), "{err}");
+    let store: std::sync::Arc<dyn baton::ports::secrets::Secrets> =
+        std::sync::Arc::new(baton::adapters::local::secret_files::SecretFiles::new(
+            std::path::Path::new("/nonexistent"),
+        ));
+    assert!(CommandsProvider::with_secrets(Some(store)).check(&p).await.is_ok());
     p.environment_variables = vec![("A".into(), "1".into(), "PLAINTEXT".into())];
     assert!(CommandsProvider::new().check(&p).await.is_ok());
 }

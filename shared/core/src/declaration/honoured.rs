@@ -109,10 +109,7 @@ pub const FIELDS: [(&str, Honoured); 77] = [
     ("outputArtifact.files", Runs),
     ("environmentVariable.name", Runs),
     ("environmentVariable.value", Runs),
-    (
-        "environmentVariable.type",
-        NotYet("PARAMETER_STORE and SECRETS_MANAGER values are refused at start on one machine"),
-    ),
+    ("environmentVariable.type", Runs),
 ];
 
 /// How `field` (`object.key`) is honoured, if this table names it.

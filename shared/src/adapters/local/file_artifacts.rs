@@ -319,6 +319,13 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The master key `<keys>/<name>.key` (the keys folder 0700, the key 0600), created on first
+/// use: for other encrypted files of the home (its secrets).
+pub(crate) fn named_master_key(keys: &Path, name: &str) -> io::Result<Aes256Gcm> {
+    ensure_private_dir(keys)?;
+    Ok(cipher(&load_or_create_master(keys, &keys.join(format!("{name}.key")))?))
+}
+
 /// Reads the master key at `path`, or creates it. A new key is written in full to a private
 /// temporary file and then hard-linked into place, which fails if the name exists: two
 /// processes never clobber each other's key, and no one ever reads a half-written one.
@@ -670,7 +677,7 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn random<const N: usize>() -> io::Result<[u8; N]> {
+pub(crate) fn random<const N: usize>() -> io::Result<[u8; N]> {
     let mut bytes = [0; N];
     getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
     Ok(bytes)

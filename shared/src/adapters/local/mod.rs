@@ -5,6 +5,7 @@ pub mod file_artifacts;
 pub mod job_grants;
 pub mod local_bus;
 pub mod memory_claims;
+pub mod secret_files;
 pub mod smtp_notifier;
 pub mod sql_approvals;
 pub mod sql_job_queue;

@@ -1,13 +1,16 @@
 //! The buildspec (version 0.2) as the local CodeBuild reads it: environment, the four phases
 //! and the artifacts. Keys this runner cannot honour on one machine (`run-as`,
 //! `runtime-versions`, `reports`, `cache`, `proxy`, `batch`) are accepted and ignored, so a
-//! buildspec written for CodeBuild runs unchanged; keys that would change results
-//! (`parameter-store`, `secrets-manager`, an unknown shell or `on-failure`) are refused.
+//! buildspec written for CodeBuild runs unchanged; keys that would change results (an unknown
+//! shell or `on-failure`) are refused. `parameter-store` and `secrets-manager` references are
+//! kept for the provider, which resolves them from the home's secret store.
 //!
 //! Reference: the CodeBuild User Guide's "Build specification reference" (build-spec-ref).
 
 use indexmap::IndexMap;
 use serde::Deserialize;
+
+use crate::ports::secrets::SecretKind;
 use serde_yaml::Value;
 
 use super::glob::Selection;
@@ -20,6 +23,8 @@ pub(crate) struct Buildspec {
     pub(crate) variables: IndexMap<String, String>,
     /// `env.exported-variables`.
     pub(crate) exported: Vec<String>,
+    /// `env.parameter-store` and `env.secrets-manager`: (variable, kind, reference).
+    pub(crate) secrets: Vec<(String, SecretKind, String)>,
     /// `install`, `pre_build`, `build`, `post_build`, in that order.
     pub(crate) phases: [Phase; 4],
     pub(crate) artifacts: Option<Artifacts>,
@@ -163,13 +168,12 @@ fn read_env(env: RawEnv, spec: &mut Buildspec) -> Result<(), String> {
             ));
         }
     };
-    for (section, map) in
-        [("parameter-store", &env.parameter_store), ("secrets-manager", &env.secrets_manager)]
-    {
-        if map.as_ref().is_some_and(|m| !m.is_empty()) {
-            return Err(format!(
-                "env/{section} cannot be resolved locally because it needs AWS; use env/variables instead"
-            ));
+    for (kind, map) in [
+        (SecretKind::ParameterStore, env.parameter_store),
+        (SecretKind::SecretsManager, env.secrets_manager),
+    ] {
+        for (name, reference) in map.unwrap_or_default() {
+            spec.secrets.push((name, kind, scalar(&reference)?));
         }
     }
     for (name, value) in env.variables.unwrap_or_default() {
@@ -291,10 +295,18 @@ artifacts:
     }
 
     #[test]
-    fn refuses_what_needs_aws() {
-        let e =
-            parse("version: 0.2\nenv:\n  secrets-manager:\n    X: a:b\nphases: {}\n").unwrap_err();
-        assert!(e.contains("cannot be resolved locally"), "{e}");
+    fn keeps_secret_references_for_the_provider() {
+        let spec = parse(
+            "version: 0.2\nenv:\n  parameter-store:\n    TOKEN: /app/token\n  secrets-manager:\n    X: a:b\nphases: {}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            spec.secrets,
+            vec![
+                ("TOKEN".to_string(), SecretKind::ParameterStore, "/app/token".to_string()),
+                ("X".to_string(), SecretKind::SecretsManager, "a:b".to_string())
+            ]
+        );
         assert!(parse("version: 0.1\nphases: {}\n").is_err());
     }
 }

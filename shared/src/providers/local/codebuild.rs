@@ -3,27 +3,32 @@
 //! variables and artifacts, so a pipeline's build behaves as it would in CodeBuild.
 //!
 //! The build runs directly on the host (no container image): `bash`, in a fresh work folder,
-//! with a clean environment. What only AWS can provide (Parameter Store and Secrets Manager
-//! values) is refused up front by [`CodeBuildProvider`]'s `check`.
+//! with a clean environment. Parameter Store and Secrets Manager values come from the home's
+//! secret store (`baton secrets put`) and are masked in the build's log.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use baton_core::plan::ActionPlan;
 use serde::Deserialize;
 
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
+use crate::ports::secrets::Secrets;
 
 use super::buildspec::{self, Artifacts, Buildspec, PHASE_NAMES};
 use super::shell::{BuildEnd, Runner, RunnerConfig};
-use super::workspace::{Workspace, check_env_pair, check_env_type, check_identifier};
+use super::workspace::{
+    ResolvedEnv, Workspace, check_env_pair, check_env_source, check_identifier, mask,
+};
 use super::{Failure, has_reference, required};
 
 /// Runs CodeBuild projects locally; a project is known only by the buildspec it uses.
 #[derive(Debug, Clone, Default)]
 pub struct CodeBuildProvider {
     projects: HashMap<String, PathBuf>,
+    secrets: Option<Arc<dyn Secrets>>,
 }
 
 impl CodeBuildProvider {
@@ -31,14 +36,22 @@ impl CodeBuildProvider {
     /// primary source like CodeBuild's buildspec override); any other project uses
     /// `buildspec.yml` at the root of the primary source.
     pub fn new(projects: HashMap<String, PathBuf>) -> Self {
-        Self { projects }
+        Self { projects, secrets: None }
+    }
+
+    /// Resolves `PARAMETER_STORE` and `SECRETS_MANAGER` variables (the action's, and a
+    /// buildspec's `env/parameter-store` and `env/secrets-manager`) from `secrets`.
+    pub fn with_secrets(self, secrets: Option<Arc<dyn Secrets>>) -> Self {
+        Self { secrets, ..self }
     }
 
     async fn build(&self, job: &Job) -> Result<JobResult, Failure> {
         let request = &job.request;
         let config = &request.configuration;
         let project = required(config, "ProjectName")?;
-        let overrides = action_env(config.get("EnvironmentVariables").map(String::as_str))?;
+        let overrides =
+            parse_env_json(config.get("EnvironmentVariables").map_or("", String::as_str))
+                .map_err(Failure::configuration)?;
         let primary = config.get("PrimarySource").map(|s| s.trim()).filter(|s| !s.is_empty());
         let ws = Workspace::prepare(job, primary).await?;
         let spec_path = self.buildspec_path(project, &ws.src);
@@ -51,8 +64,21 @@ impl CodeBuildProvider {
             ("AWS_REGION".to_string(), request.region.clone()),
             ("AWS_DEFAULT_REGION".to_string(), request.region.clone()),
         ];
-        env.extend(spec.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
-        env.extend(overrides);
+        // CodeBuild's precedence: the action's variables over the buildspec's, secrets
+        // resolved where the build runs and masked in its log.
+        let mut resolved = ResolvedEnv::default();
+        for (name, value) in &spec.variables {
+            resolved.add(None, name, value, "PLAINTEXT").await?;
+        }
+        for (name, kind, reference) in &spec.secrets {
+            resolved.add(self.secrets.as_ref(), name, reference, kind.type_name()).await?;
+        }
+        for v in &overrides {
+            let kind = v.kind.as_deref().unwrap_or("");
+            resolved.add(self.secrets.as_ref(), &v.name, &v.value, kind).await?;
+        }
+        let masked = resolved.masked.clone();
+        env.extend(resolved.pairs);
         env.extend(ws.source_env(&request.input_revisions));
         env.push(("CODEBUILD_BUILD_ID".to_string(), build_id.clone()));
         env.push(("CODEBUILD_INITIATOR".to_string(), format!("codepipeline/{}", request.pipeline)));
@@ -68,6 +94,7 @@ impl CodeBuildProvider {
             exported: spec.exported.clone(),
             log: job.log_path.clone(),
             deadline: request.deadline,
+            masked: masked.clone(),
         })
         .map_err(|e| Failure::job(format!("The build could not start: {e}.")))?;
         let log_err =
@@ -77,6 +104,7 @@ impl CodeBuildProvider {
             PHASE_NAMES.iter().copied().zip(spec.phases.iter()).collect();
         let end = runner.run_phases(&phases).await.map_err(log_err)?;
         let exported = runner.exported_values().map_err(log_err)?;
+        let exported = exported.into_iter().map(|(k, v)| (k, mask(&v, &masked))).collect();
         match end {
             BuildEnd::Succeeded => {}
             BuildEnd::Failed(message) => return Err(Failure::job(message)),
@@ -119,9 +147,9 @@ impl ActionProvider for CodeBuildProvider {
             return Ok(());
         };
         match parse_env_json(raw) {
-            Ok(vars) => vars
-                .iter()
-                .try_for_each(|v| check_env_type(&v.name, v.kind.as_deref().unwrap_or(""))),
+            Ok(vars) => vars.iter().try_for_each(|v| {
+                check_env_source(&v.name, v.kind.as_deref().unwrap_or(""), self.secrets.is_some())
+            }),
             // A `#{...}` reference may stand for part of the JSON; judge it once resolved.
             Err(_) if has_reference(raw) => Ok(()),
             Err(e) => Err(e),
@@ -150,18 +178,6 @@ fn parse_env_json(raw: &str) -> Result<Vec<EnvVar>, String> {
     serde_json::from_str(raw).map_err(|e| {
         format!("EnvironmentVariables must be a JSON array of {{name, value, type}} objects: {e}")
     })
-}
-
-/// The action's environment variables as pairs; anything but PLAINTEXT is refused.
-fn action_env(raw: Option<&str>) -> Result<Vec<(String, String)>, Failure> {
-    let vars = parse_env_json(raw.unwrap_or("")).map_err(Failure::configuration)?;
-    vars.into_iter()
-        .map(|v| {
-            check_env_type(&v.name, v.kind.as_deref().unwrap_or(""))
-                .map_err(Failure::configuration)?;
-            Ok((v.name, v.value))
-        })
-        .collect()
 }
 
 async fn read_buildspec(path: &Path) -> Result<Buildspec, Failure> {

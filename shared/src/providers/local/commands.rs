@@ -3,25 +3,38 @@
 //! the CodeBuild provider. Its `outputVariables` become output variables and each output
 //! artifact is zipped from that artifact's `files` patterns.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use baton_core::plan::ActionPlan;
 
 use crate::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
+use crate::ports::secrets::Secrets;
 
 use super::Failure;
 use super::buildspec::Phase;
 use super::glob::Selection;
 use super::shell::{BuildEnd, Runner, RunnerConfig};
-use super::workspace::{Workspace, check_env_pair, check_env_type, check_identifier};
+use super::workspace::{
+    ResolvedEnv, Workspace, check_env_pair, check_env_source, check_identifier, mask,
+};
 
 /// Runs the `Commands` action locally.
 #[derive(Debug, Clone, Default)]
-pub struct CommandsProvider;
+pub struct CommandsProvider {
+    secrets: Option<Arc<dyn Secrets>>,
+}
 
 impl CommandsProvider {
-    /// The provider; it needs no settings.
+    /// The provider, with no secret store: `PARAMETER_STORE` and `SECRETS_MANAGER` variables
+    /// fail the action, saying so.
     pub fn new() -> Self {
-        Self
+        Self::default()
+    }
+
+    /// Resolves `PARAMETER_STORE` and `SECRETS_MANAGER` variables from `secrets`.
+    pub fn with_secrets(secrets: Option<Arc<dyn Secrets>>) -> Self {
+        Self { secrets }
     }
 
     async fn execute(&self, job: &Job) -> Result<JobResult, Failure> {
@@ -37,10 +50,11 @@ impl CommandsProvider {
             ("AWS_REGION".to_string(), request.region.clone()),
             ("AWS_DEFAULT_REGION".to_string(), request.region.clone()),
         ];
+        let mut resolved = ResolvedEnv::default();
         for (name, value, kind) in &request.environment_variables {
-            check_env_type(name, kind).map_err(Failure::configuration)?;
-            env.push((name.clone(), value.clone()));
+            resolved.add(self.secrets.as_ref(), name, value, kind).await?;
         }
+        env.extend(resolved.pairs);
         env.extend(ws.source_env(&request.input_revisions));
         env.push(("CODEBUILD_INITIATOR".to_string(), format!("codepipeline/{}", request.pipeline)));
         for (name, value) in &env {
@@ -54,6 +68,7 @@ impl CommandsProvider {
             exported: request.output_variables.clone(),
             log: job.log_path.clone(),
             deadline: request.deadline,
+            masked: resolved.masked.clone(),
         })
         .map_err(|e| Failure::job(format!("The commands could not start: {e}.")))?;
         let log_err =
@@ -61,6 +76,8 @@ impl CommandsProvider {
         let phase = Phase { commands: request.commands.clone(), ..Phase::default() };
         let end = runner.run_phases(&[("BUILD", &phase)]).await.map_err(log_err)?;
         let variables = runner.exported_values().map_err(log_err)?;
+        let variables =
+            variables.into_iter().map(|(k, v)| (k, mask(&v, &resolved.masked))).collect();
         // Dropping the runner kills anything the commands left in the background.
         drop(runner);
         match end {
@@ -109,7 +126,7 @@ impl ActionProvider for CommandsProvider {
         action
             .environment_variables
             .iter()
-            .try_for_each(|(name, _, kind)| check_env_type(name, kind))
+            .try_for_each(|(name, _, kind)| check_env_source(name, kind, self.secrets.is_some()))
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

@@ -44,6 +44,8 @@ pub struct LocalProviderConfig {
     pub connections: HashMap<String, String>,
     /// Where mirrors of remote repositories are kept.
     pub cache_root: PathBuf,
+    /// What `PARAMETER_STORE` and `SECRETS_MANAGER` variables resolve from.
+    pub secrets: Option<Arc<dyn crate::ports::secrets::Secrets>>,
 }
 
 impl LocalProviderConfig {
@@ -63,7 +65,9 @@ pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
         codecommit::CodeCommitProvider::new(home.git_root.clone(), home.repositories.clone());
     let s3_source = s3::S3SourceProvider::new(home.s3_root.clone());
     let s3_deploy = s3::S3DeployProvider::new(home.s3_root.clone());
-    let codebuild = Arc::new(codebuild::CodeBuildProvider::new(home.projects.clone()));
+    let codebuild = Arc::new(
+        codebuild::CodeBuildProvider::new(home.projects.clone()).with_secrets(home.secrets.clone()),
+    );
     let mut registry = ProviderRegistry::default();
     registry.register("Source", "AWS", "CodeCommit", Arc::new(codecommit));
     registry.register("Source", "AWS", "S3", Arc::new(s3_source));
@@ -74,7 +78,7 @@ pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
     registry.register("Deploy", "AWS", "S3", Arc::new(s3_deploy));
     registry.register("Build", "AWS", "CodeBuild", codebuild.clone());
     registry.register("Test", "AWS", "CodeBuild", codebuild);
-    let commands = Arc::new(commands::CommandsProvider::new());
+    let commands = Arc::new(commands::CommandsProvider::with_secrets(home.secrets.clone()));
     registry.register("Compute", "AWS", "Commands", commands.clone());
     registry.register_rule(
         "Commands",

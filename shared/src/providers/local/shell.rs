@@ -53,6 +53,9 @@ pub(crate) struct RunnerConfig {
     pub(crate) log: PathBuf,
     /// Epoch milliseconds.
     pub(crate) deadline: i64,
+    /// Secret values: replaced by `***` in everything the commands print. With none, output
+    /// goes straight to the log; with some, through a filter.
+    pub(crate) masked: Vec<String>,
 }
 
 /// Runs blocks of commands in one shared shell state.
@@ -208,6 +211,7 @@ impl Runner {
         let _ = fs::remove_file(&current);
         fs::write(&script, self.script(commands))?;
         let mut child = self.command(&script, succeeding)?.spawn()?;
+        let filters = self.filter_output(&mut child)?;
         let status = match tokio::time::timeout_at(self.deadline, child.wait()).await {
             Ok(status) => status?,
             Err(_) => {
@@ -215,6 +219,11 @@ impl Runner {
                 return Ok(BlockEnd::TimedOut);
             }
         };
+        // The filters end when every writer of the pipes has; a process the block left in the
+        // background keeps its copy, and its filter keeps writing to the log meanwhile.
+        for filter in filters {
+            let _ = tokio::time::timeout(Duration::from_millis(200), filter).await;
+        }
         if status.success() {
             return Ok(BlockEnd::Succeeded);
         }
@@ -246,11 +255,40 @@ impl Runner {
         cmd.envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .env("CODEBUILD_BUILD_SUCCEEDING", if succeeding { "1" } else { "0" })
             .stdin(Stdio::null())
-            .stdout(Stdio::from(self.log.try_clone()?))
-            .stderr(Stdio::from(self.log.try_clone()?))
             .process_group(self.group as i32)
             .kill_on_drop(true);
+        if self.config.masked.is_empty() {
+            cmd.stdout(Stdio::from(self.log.try_clone()?))
+                .stderr(Stdio::from(self.log.try_clone()?));
+        } else {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
         Ok(cmd)
+    }
+
+    /// With secrets to mask, copies the child's output to the log line by line, each secret
+    /// value replaced by `***`.
+    fn filter_output(&self, child: &mut Child) -> io::Result<Vec<tokio::task::JoinHandle<()>>> {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut filters = Vec::new();
+        let pipes: [Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>; 2] = [
+            child.stdout.take().map(|p| Box::new(p) as _),
+            child.stderr.take().map(|p| Box::new(p) as _),
+        ];
+        for pipe in pipes.into_iter().flatten() {
+            let mut log = self.log.try_clone()?;
+            let masked = self.config.masked.clone();
+            filters.push(tokio::spawn(async move {
+                let mut lines = BufReader::new(pipe).split(b'\n');
+                while let Ok(Some(line)) = lines.next_segment().await {
+                    let text = super::workspace::mask(&String::from_utf8_lossy(&line), &masked);
+                    if writeln!(log, "{text}").is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        Ok(filters)
     }
 
     /// The script for one block: restore state, run each command, save state on exit.

@@ -110,11 +110,7 @@ impl Workspace {
 /// Refuses an environment variable type that needs AWS to resolve, in a sentence for `check`.
 pub(crate) fn check_env_type(name: &str, kind: &str) -> Result<(), String> {
     match kind.trim() {
-        "" | "PLAINTEXT" => Ok(()),
-        "PARAMETER_STORE" | "SECRETS_MANAGER" => Err(format!(
-            "environment variable {name} has type {kind}, which cannot be resolved locally \
-             because it needs AWS; use PLAINTEXT or configure an AWS endpoint"
-        )),
+        "" | "PLAINTEXT" | "PARAMETER_STORE" | "SECRETS_MANAGER" => Ok(()),
         other => Err(format!(
             "environment variable {name} has type {other}; \
              the types are PLAINTEXT, PARAMETER_STORE and SECRETS_MANAGER"
@@ -171,4 +167,66 @@ async fn unpack(zip: &Path, dir: &Path, name: &str) -> Result<(), Failure> {
 
 fn io_failure(path: &Path, e: std::io::Error) -> Failure {
     Failure::job(format!("Could not prepare {}: {e}.", path.display()))
+}
+
+/// Refuses, at start, a variable of `kind` this host cannot give a value: a secret with no
+/// secret store to resolve it from.
+pub(crate) fn check_env_source(name: &str, kind: &str, has_store: bool) -> Result<(), String> {
+    check_env_type(name, kind)?;
+    if !has_store && crate::ports::secrets::SecretKind::of_type(kind).is_some() {
+        return Err(format!(
+            "environment variable {name} has type {kind}, and this host has no secret store to resolve it from (baton secrets put)"
+        ));
+    }
+    Ok(())
+}
+
+/// A build's environment with its secrets resolved: the pairs to set, and the secret values
+/// to mask wherever the build's output is written.
+#[derive(Debug, Default)]
+pub(crate) struct ResolvedEnv {
+    pub(crate) pairs: Vec<(String, String)>,
+    pub(crate) masked: Vec<String>,
+}
+
+impl ResolvedEnv {
+    /// Adds `name`, whose `value` is the value itself (`PLAINTEXT`) or, for `PARAMETER_STORE`
+    /// and `SECRETS_MANAGER`, a reference resolved from `secrets`.
+    pub(crate) async fn add(
+        &mut self,
+        secrets: Option<&std::sync::Arc<dyn crate::ports::secrets::Secrets>>,
+        name: &str,
+        value: &str,
+        kind: &str,
+    ) -> Result<(), Failure> {
+        use crate::ports::secrets::{SecretError, SecretKind};
+        check_env_type(name, kind).map_err(Failure::configuration)?;
+        let Some(secret) = SecretKind::of_type(kind) else {
+            self.pairs.push((name.to_owned(), value.to_owned()));
+            return Ok(());
+        };
+        let Some(store) = secrets else {
+            return Err(Failure::configuration(format!(
+                "environment variable {name} has type {kind}, and this host has no secret store"
+            )));
+        };
+        let resolved = store.resolve(secret, value).await.map_err(|e| match e {
+            SecretError::NotFound(why) => {
+                Failure::configuration(format!("environment variable {name}: {why}"))
+            }
+            SecretError::Unavailable(_) => Failure::job(format!(
+                "environment variable {name}: the secret store cannot be read"
+            )),
+        })?;
+        if !resolved.is_empty() {
+            self.masked.push(resolved.clone());
+        }
+        self.pairs.push((name.to_owned(), resolved));
+        Ok(())
+    }
+}
+
+/// `text` with every secret value replaced by `***`, as CodeBuild masks them in its logs.
+pub(crate) fn mask(text: &str, masked: &[String]) -> String {
+    masked.iter().fold(text.to_owned(), |t, secret| t.replace(secret.as_str(), "***"))
 }

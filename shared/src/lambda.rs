@@ -200,6 +200,11 @@ impl Aws {
     fn providers(&self) -> crate::ports::provider::ProviderRegistry {
         let mut providers = crate::ports::provider::ProviderRegistry::default();
         crate::providers::aws::register(&mut providers, self.roles.clone());
+        crate::providers::aws::register_rules(
+            &mut providers,
+            self.roles.clone(),
+            self.config.account_id.clone(),
+        );
         // The target of a pipeline invoke is started unchecked: checking would need these
         // providers, and the worker fails an action it cannot run, naming it.
         let starter = crate::service::Trigger::new(

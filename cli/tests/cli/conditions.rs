@@ -267,5 +267,5 @@ fn conditions_and_rollback_run_as_codepipeline_runs_them() {
         .iter()
         .map(|t| t["id"]["provider"].as_str().unwrap())
         .collect();
-    assert_eq!(providers, ["VariableCheck", "DeploymentWindow"]);
+    assert_eq!(providers, ["VariableCheck", "DeploymentWindow", "Commands"], "what this host runs");
 }

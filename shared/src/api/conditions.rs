@@ -7,7 +7,7 @@ use baton_core::engine::{
 };
 use baton_core::events::format_uuid;
 use baton_core::plan::Plan;
-use baton_core::rules::ENGINE_RULES;
+use baton_core::rules::{ENGINE_RULES, SERVICE_RULES};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -101,8 +101,9 @@ impl Ctx<'_> {
     }
 }
 
-/// `ListRuleTypes`: the rules Baton runs, with their configuration properties.
-pub(super) fn list_rule_types(body: Value) -> Result<Value, ApiError> {
+/// `ListRuleTypes`: the rules this host runs (those the engine decides, and those whose
+/// service it has a provider for: `has`), with their configuration properties.
+pub(super) fn list_rule_types(body: Value, has: impl Fn(&str) -> bool) -> Result<Value, ApiError> {
     let RuleTypesIn { rule_owner_filter } = input(body)?;
     if rule_owner_filter.as_deref().is_some_and(|o| o != "AWS") {
         return Ok(json!({"ruleTypes": []}));
@@ -117,18 +118,35 @@ pub(super) fn list_rule_types(body: Value) -> Result<Value, ApiError> {
             property("Value", true, "The value to compare it with"),
             property("Operator", true, "EQ, NE, CONTAINS or MATCHES"),
         ],
-        _ => vec![
+        "DeploymentWindow" => vec![
             property("Cron", true, "When deploying is allowed: six fields and an optional year"),
             property("TimeZone", false, "A time zone name, UTC±HH:MM or a short id; UTC if absent"),
         ],
+        "LambdaInvoke" => vec![
+            property(
+                "FunctionName",
+                true,
+                "The function that decides: it returns to pass, raises to fail",
+            ),
+            property("UserParameters", false, "Given to the function in its event"),
+        ],
+        // Commands rules take their top-level `commands`.
+        _ => vec![],
+    };
+    let inputs = |provider: &str| match provider {
+        "Commands" => (0, 1),
+        "LambdaInvoke" => (0, 5),
+        _ => (0, 0),
     };
     let types: Vec<Value> = ENGINE_RULES
         .iter()
+        .chain(SERVICE_RULES.iter().filter(|p| has(p)))
         .map(|provider| {
+            let (min, max) = inputs(provider);
             json!({
                 "id": {"category": "Rule", "owner": "AWS", "provider": provider, "version": "1"},
                 "ruleConfigurationProperties": properties(provider),
-                "inputArtifactDetails": {"minimumCount": 0, "maximumCount": 0},
+                "inputArtifactDetails": {"minimumCount": min, "maximumCount": max},
             })
         })
         .collect();

@@ -270,7 +270,9 @@ impl Ctx<'_> {
             "OverrideStageCondition" => self.override_condition(input).await,
             "RollbackStage" => self.rollback_stage(input).await,
             "ListRuleExecutions" => self.list_rule_executions(input).await,
-            "ListRuleTypes" => conditions::list_rule_types(input),
+            "ListRuleTypes" => {
+                conditions::list_rule_types(input, |p| self.api.providers.rule(p).is_some())
+            }
             "PutActionRevision" => self.put_action_revision(input).await,
             "CreateCustomActionType" => self.create_custom_action_type(input).await,
             "DeleteCustomActionType" => self.delete_custom_action_type(input).await,

@@ -112,8 +112,8 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
 }
 
 /// Registers the AWS providers that work through CodePipeline's job protocol (`AWS/Invoke/Lambda`):
-/// they need the host's job queue and a way to lend artifacts; and the `LambdaInvoke` rule,
-/// whose event names the same account.
+/// they need the host's job queue and a way to lend artifacts; and the rules, as
+/// [`register_rules`].
 pub fn register_invoke(
     registry: &mut ProviderRegistry,
     roles: Arc<dyn RoleCredentials>,
@@ -122,10 +122,19 @@ pub fn register_invoke(
     clock: Arc<dyn crate::ports::clock::Clock>,
     account: String,
 ) {
-    let rule = lambda_rule::LambdaRule::new(roles.clone(), account.clone());
+    register_rules(registry, roles.clone(), account.clone());
     let lambda = lambda_invoke::provider(roles, queue, artifacts, clock, account);
     registry.register("Invoke", "AWS", "Lambda", Arc::new(lambda));
-    registry.register_rule("LambdaInvoke", Arc::new(rule));
+}
+
+/// Registers the stage-condition rules that ask AWS (`LambdaInvoke`); `account` is the one
+/// their events name.
+pub fn register_rules(
+    registry: &mut ProviderRegistry,
+    roles: Arc<dyn RoleCredentials>,
+    account: String,
+) {
+    registry.register_rule("LambdaInvoke", Arc::new(lambda_rule::LambdaRule::new(roles, account)));
 }
 
 /// How long to wait between two polls of a long-running operation (a stack, a build): the

@@ -30,6 +30,10 @@ pub struct Config {
     /// The role job workers' artifact credentials are cut from (`BATON_JOB_ROLE_ARN`): with
     /// it, custom action types and `AWS/Invoke/Lambda` run; without, they are refused at start.
     pub job_role_arn: Option<String>,
+    /// Whether actions and rules without a `roleArn` run as their pipeline's `roleArn`, as
+    /// CodePipeline runs them as its service role (`BATON_ASSUME_PIPELINE_ROLES`, default
+    /// `true`); `false` runs them as the worker's own role.
+    pub assume_pipeline_roles: bool,
 }
 
 impl fmt::Debug for Config {
@@ -94,6 +98,14 @@ impl Config {
                 0
             }),
         };
+        let assume_pipeline_roles = match lookup("BATON_ASSUME_PIPELINE_ROLES").as_deref() {
+            None | Some("") | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                problems.push(format!("BATON_ASSUME_PIPELINE_ROLES is true or false, not {other}"));
+                true
+            }
+        };
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -111,6 +123,7 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "000000000000".into()),
             job_role_arn: lookup("BATON_JOB_ROLE_ARN").filter(|v| !v.is_empty()),
+            assume_pipeline_roles,
         })
     }
 }
@@ -156,6 +169,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.artifact_buckets["eu-west-1"], "b");
         assert_eq!(c.retention_days, 365);
+        assert!(c.assume_pipeline_roles, "as CodePipeline, unless told otherwise");
     }
 
     #[test]
@@ -164,12 +178,14 @@ mod tests {
             ("BATON_ARTIFACT_BUCKETS", "us-east-1"),
             ("BATON_ARTIFACT_KEYS", "eu-west-1=k"),
             ("BATON_RETENTION_DAYS", "soon"),
+            ("BATON_ASSUME_PIPELINE_ROLES", "yes"),
         ]))
         .unwrap_err();
         assert_eq!(
             e.to_string(),
             "missing BATON_TABLE; missing BATON_BUS; missing BATON_FAILURE_TOPIC; missing BATON_APPROVAL_TOPIC; \
-             BATON_ARTIFACT_BUCKETS is not region=bucket: us-east-1; BATON_RETENTION_DAYS is not a number of days: soon"
+             BATON_ARTIFACT_BUCKETS is not region=bucket: us-east-1; BATON_RETENTION_DAYS is not a number of days: soon; \
+             BATON_ASSUME_PIPELINE_ROLES is true or false, not yes"
         );
     }
 

@@ -177,7 +177,7 @@ impl Aws {
 
     /// The action-worker service, with the AWS providers; scratch space in `/tmp`.
     pub fn action_worker(&self) -> crate::service::ActionWorker {
-        crate::service::ActionWorker::new(
+        let worker = crate::service::ActionWorker::new(
             self.store.clone(),
             self.bus.clone(),
             self.artifacts.clone(),
@@ -185,7 +185,8 @@ impl Aws {
             self.store.clone(),
             std::env::temp_dir().join("baton"),
         )
-        .with_claims(self.store.clone())
+        .with_claims(self.store.clone());
+        if self.config.assume_pipeline_roles { worker.with_pipeline_roles() } else { worker }
     }
 
     /// The trigger service.

@@ -127,7 +127,9 @@ mod tests {
             "BATON_TABLE" => Some("no-such-table".into()),
             "BATON_ARTIFACT_BUCKETS" => Some("us-east-1=b".into()),
             "BATON_ARTIFACT_KEYS" => Some("us-east-1=k".into()),
-            "BATON_RETENTION_DAYS" | "BATON_DEAD_LETTER_QUEUE" => None,
+            "BATON_RETENTION_DAYS" | "BATON_DEAD_LETTER_QUEUE" | "BATON_ASSUME_PIPELINE_ROLES" => {
+                None
+            }
             _ => Some("x".into()),
         })
         .unwrap();

@@ -196,6 +196,10 @@ pub struct Plan {
     pub variables: Vec<(String, Option<String>)>,
     #[allow(missing_docs)]
     pub stages: Vec<StagePlan>,
+    /// The pipeline's service role (`roleArn`): what its actions and rules without a role of
+    /// their own run as, where the host assumes roles for them (AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
 }
 
 /// Where a pipeline lives: the parts of its identity that are not in its declaration.
@@ -281,6 +285,7 @@ impl Plan {
             event_source: placement.event_source.clone(),
             variables,
             stages,
+            role_arn: pipeline.role_arn.clone().filter(|r| !r.trim().is_empty()),
         })
     }
 

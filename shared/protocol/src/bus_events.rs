@@ -337,6 +337,7 @@ mod tests {
             account: "111111111111".into(),
             region: "us-east-1".into(),
             event_source: PUBLIC_SOURCE.into(),
+            role_arn: None,
             variables: vec![],
             stages: vec![],
         }
@@ -454,6 +455,7 @@ mod tests {
             input_artifacts: vec![],
             region: "us-east-1".into(),
             role_arn: None,
+            pipeline_role_arn: None,
             started_at: 0,
             deadline: 1,
         };

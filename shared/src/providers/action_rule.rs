@@ -50,6 +50,7 @@ impl ActionRule {
             output_artifacts: Vec::new(),
             region: r.region.clone(),
             role_arn: r.role_arn.clone(),
+            pipeline_role_arn: r.pipeline_role_arn.clone(),
             deadline: r.deadline,
             token: None,
             output_artifact_files: Vec::new(),

@@ -42,6 +42,8 @@ pub struct ActionWorker {
     check_every: i64,
     /// Claims, running jobs' next looks and completions are timed by it.
     pub(super) clock: Arc<dyn Clock>,
+    /// Whether an action (or rule) without a role of its own runs as its pipeline's role.
+    pipeline_roles: bool,
 }
 
 /// The default pause between two looks at running work: AWS services announce the end of a
@@ -68,7 +70,21 @@ impl ActionWorker {
             jobs,
             check_every: DEFAULT_CHECK_EVERY_MILLIS,
             clock: Arc::new(SystemClock),
+            pipeline_roles: false,
         }
+    }
+
+    /// Runs an action or rule that names no role as its pipeline's `roleArn`, as CodePipeline
+    /// runs them as its service role: for the AWS host, where the worker's own role is not
+    /// the user's. On one machine they run with the user's own credentials.
+    pub fn with_pipeline_roles(mut self) -> Self {
+        self.pipeline_roles = true;
+        self
+    }
+
+    /// The role an action or rule declaring `own` runs as on this host.
+    pub(super) fn role_for(&self, own: Option<&str>, pipeline: Option<&str>) -> Option<String> {
+        own.or(pipeline.filter(|_| self.pipeline_roles)).map(str::to_owned)
     }
 
     /// Uses `clock` instead of the system's (the embedded runtime's, or a test's).
@@ -131,7 +147,9 @@ impl ActionWorker {
     /// # Errors
     /// Retryable errors when a port is unavailable; the action's own failure is not an error but
     /// a `Failed` completion.
-    pub async fn run(&self, request: ActionRequest) -> Result<(), ServiceError> {
+    pub async fn run(&self, mut request: ActionRequest) -> Result<(), ServiceError> {
+        request.role_arn =
+            self.role_for(request.role_arn.as_deref(), request.pipeline_role_arn.as_deref());
         if !self.is_current(&request).await? {
             info!(execution_id = %request.execution_id, action = %request.action, "attempt no longer current; not running it");
             return Ok(());

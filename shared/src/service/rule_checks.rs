@@ -18,7 +18,9 @@ impl ActionWorker {
     /// # Errors
     /// Retryable errors when a port or the rule's service is unavailable; a rule that cannot
     /// pass is not an error but a `Fail` answer.
-    pub async fn evaluate_rule(&self, request: RuleRequest) -> Result<(), ServiceError> {
+    pub async fn evaluate_rule(&self, mut request: RuleRequest) -> Result<(), ServiceError> {
+        request.role_arn =
+            self.role_for(request.role_arn.as_deref(), request.pipeline_role_arn.as_deref());
         if !self.rule_is_current(&request).await? {
             info!(execution_id = %request.execution_id, rule = %request.rule, "rule request no longer current; not evaluating it");
             return Ok(());

@@ -378,6 +378,7 @@ pub fn build_request(pipeline: &str, execution_id: &str) -> baton_core::engine::
         output_artifacts: vec![],
         region: "us-east-1".into(),
         role_arn: None,
+        pipeline_role_arn: None,
         deadline: 0,
         token: None,
         output_artifact_files: vec![],

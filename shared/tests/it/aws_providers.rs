@@ -80,6 +80,7 @@ fn request(
         output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
         region: DEPLOY_REGION.into(),
         role_arn: None,
+        pipeline_role_arn: None,
         deadline: now_ms() + 120_000,
         token: None,
         output_artifact_files: Vec::new(),

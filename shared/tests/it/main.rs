@@ -15,6 +15,7 @@ mod job_desk;
 mod lambda_invoke;
 mod lambda_rule;
 mod pipeline_invoke;
+mod pipeline_roles;
 mod providers;
 mod routing;
 mod running_jobs;

@@ -57,6 +57,7 @@ fn request(t: ActionType, config: &[(&str, &str)], outputs: &[&str]) -> ActionRe
         output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
         region: "eu-west-1".into(),
         role_arn: None,
+        pipeline_role_arn: None,
         deadline: now_ms() + 120_000,
         token: None,
         output_artifact_files: Vec::new(),

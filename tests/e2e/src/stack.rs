@@ -179,7 +179,13 @@ impl Stack {
             "JobArtifactsRole.Arn".into(),
             format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/baton-job-artifacts"),
         );
-        for p in ["DeployRoleName", "ExecutionRetentionDays", "Architecture"] {
+        for p in [
+            "DeployRoleName",
+            "ExecutionRetentionDays",
+            "Architecture",
+            "AssumePipelineRoles",
+            "PipelineRoleNamePattern",
+        ] {
             if let Some(v) = template.parameter_default(p) {
                 b.refs.insert(p.into(), v);
             }

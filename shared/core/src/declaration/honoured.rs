@@ -19,12 +19,7 @@ use Honoured::*;
 /// Every field, by the object it is in (`action.roleArn`: `roleArn` of an action).
 pub const FIELDS: [(&str, Honoured); 77] = [
     ("pipeline.name", Runs),
-    (
-        "pipeline.roleArn",
-        NotYet(
-            "actions without a roleArn of their own run as Baton (the worker's role on AWS, the local providers on one machine), not as the pipeline's role",
-        ),
-    ),
+    ("pipeline.roleArn", Runs),
     (
         "pipeline.artifactStore",
         NotYet(

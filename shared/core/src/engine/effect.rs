@@ -43,6 +43,10 @@ pub struct ActionRequest {
     pub region: String,
     /// Role to assume.
     pub role_arn: Option<String>,
+    /// The pipeline's role: what a host that assumes roles (AWS) runs the action as when it
+    /// names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_role_arn: Option<String>,
     /// When the attempt times out.
     pub deadline: Millis,
     /// The approval token, for manual approvals.
@@ -91,6 +95,9 @@ pub struct RuleRequest {
     pub region: String,
     /// Role to assume.
     pub role_arn: Option<String>,
+    /// The pipeline's role, as for [`ActionRequest::pipeline_role_arn`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_role_arn: Option<String>,
     /// When the rule's first evaluation in this run of its condition began: what a rule that
     /// waits for a change (`CloudWatchAlarm`'s `WaitTime`) counts from.
     pub started_at: Millis,

@@ -801,6 +801,7 @@ impl<'a> Machine<'a> {
                     output_artifacts: plan_action.output_artifacts.clone(),
                     region: plan_action.region.clone(),
                     role_arn: plan_action.role_arn.clone(),
+                    pipeline_role_arn: self.plan.role_arn.clone(),
                     deadline,
                     token,
                     output_artifact_files: plan_action.output_artifact_files.clone(),
@@ -1516,6 +1517,7 @@ fn rule_request(
         input_artifacts,
         region: rule.region.clone().unwrap_or_else(|| plan.region.clone()),
         role_arn: rule.role_arn.clone(),
+        pipeline_role_arn: plan.role_arn.clone(),
         started_at: 0,
         deadline: 0,
     })

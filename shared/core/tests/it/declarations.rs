@@ -203,7 +203,6 @@ fn every_field_is_run_checked_or_said_not_to_be() {
     assert_eq!(
         not_yet,
         [
-            "pipeline.roleArn",
             "pipeline.artifactStore",
             "pipeline.artifactStores",
             "artifactStore.location",

@@ -111,6 +111,7 @@ fn build_plan(s: &Scenario) -> Plan {
         account: "111111111111".into(),
         region: "us-east-1".into(),
         event_source: "baton.codepipeline".into(),
+        role_arn: None,
         variables: vec![],
         stages,
     }

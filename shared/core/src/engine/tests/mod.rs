@@ -24,6 +24,7 @@ fn plan(mode: ExecutionMode, stages: Vec<(&str, Vec<ActionPlan>)>) -> Plan {
         account: "111111111111".into(),
         region: "us-east-1".into(),
         event_source: "baton.codepipeline".into(),
+        role_arn: None,
         variables: vec![],
         stages: stages
             .into_iter()

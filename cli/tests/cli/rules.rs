@@ -102,9 +102,7 @@ fn rules_this_host_cannot_evaluate_are_refused_at_start_naming_them() {
     let (ok, text) = run(home.path(), &checked(alarm, "onSuccess"));
     assert!(!ok);
     assert!(
-        text.contains(
-            "stage \"Deploy\", onSuccess rule \"Errors\": Baton does not evaluate CloudWatchAlarm rules yet"
-        ),
+        text.contains("stage \"Deploy\", onSuccess rule \"Errors\": CloudWatchAlarm rules ask AWS"),
         "{text}"
     );
     let gate = json!({"name": "Gate",

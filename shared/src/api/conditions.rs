@@ -130,6 +130,15 @@ pub(super) fn list_rule_types(body: Value, has: impl Fn(&str) -> bool) -> Result
             ),
             property("UserParameters", false, "Given to the function in its event"),
         ],
+        "CloudWatchAlarm" => vec![
+            property("AlarmName", true, "The alarm (metric or composite) to watch"),
+            property(
+                "AlarmStates",
+                false,
+                "The states that fail the rule, comma-separated; ALARM if absent",
+            ),
+            property("WaitTime", false, "Minutes to wait for the alarm to leave those states"),
+        ],
         // Commands rules take their top-level `commands`.
         _ => vec![],
     };

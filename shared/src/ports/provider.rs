@@ -286,9 +286,6 @@ pub const AWS_PROVIDED: [(&str, &str, &str); 12] = [
 
 /// Why a rule of `provider` cannot be evaluated on this host, and what would let it.
 fn missing_rule_provider(provider: &str) -> String {
-    if provider == "CloudWatchAlarm" {
-        return "Baton does not evaluate CloudWatchAlarm rules yet, so this pipeline can be created and kept here but not run".into();
-    }
     if provider == "Commands" {
         return "Commands rules run where the Commands action runs: on one machine (baton run, baton serve), not yet on AWS".into();
     }

@@ -1,6 +1,7 @@
 //! Integration tests of Baton's services and adapters, built as one binary.
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop loudly
 
+mod alarm_rule;
 mod approvals;
 mod artifacts;
 mod aws_approvals;

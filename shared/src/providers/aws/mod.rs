@@ -11,7 +11,8 @@
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
 //! - [`step_functions`] runs `AWS/Invoke/StepFunctions`.
 //! - [`lambda_invoke`] runs `AWS/Invoke/Lambda` (with the job protocol; see [`register_invoke`]).
-//! - [`lambda_rule`] evaluates the `LambdaInvoke` rule of stage conditions.
+//! - [`lambda_rule`] and [`cloudwatch_alarm`] evaluate the `LambdaInvoke` and `CloudWatchAlarm`
+//!   rules of stage conditions.
 //!
 //! Contract shared by all: clients come from [`RoleCredentials`] for the action's `roleArn` and
 //! region, so a cross-account action acts in the other account; inputs arrive as local zips
@@ -23,6 +24,7 @@
 //! [`register`] puts them all in a [`ProviderRegistry`].
 
 pub mod cloudformation;
+pub mod cloudwatch_alarm;
 pub mod codebuild;
 pub mod codecommit_source;
 pub mod codedeploy;
@@ -127,13 +129,15 @@ pub fn register_invoke(
     registry.register("Invoke", "AWS", "Lambda", Arc::new(lambda));
 }
 
-/// Registers the stage-condition rules that ask AWS (`LambdaInvoke`); `account` is the one
-/// their events name.
+/// Registers the stage-condition rules that ask AWS (`LambdaInvoke`, `CloudWatchAlarm`);
+/// `account` is the one Lambda rules' events name.
 pub fn register_rules(
     registry: &mut ProviderRegistry,
     roles: Arc<dyn RoleCredentials>,
     account: String,
 ) {
+    let alarm = cloudwatch_alarm::CloudWatchAlarmRule::new(roles.clone());
+    registry.register_rule("CloudWatchAlarm", Arc::new(alarm));
     registry.register_rule("LambdaInvoke", Arc::new(lambda_rule::LambdaRule::new(roles, account)));
 }
 

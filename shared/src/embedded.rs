@@ -513,6 +513,7 @@ fn local_config(config: &EmbeddedConfig) -> LocalProviderConfig {
         projects: config.projects.clone(),
         connections: config.connections.clone(),
         cache_root: config.home.join("cache/connections"),
+        build_numbers: config.home.join("codebuild/numbers"),
         secrets: Some(Arc::new(crate::adapters::local::secret_files::SecretFiles::new(
             &config.home,
         ))),

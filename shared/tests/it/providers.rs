@@ -804,6 +804,43 @@ async fn codebuild_sees_the_primary_sources_revision() {
     }
 }
 
+/// The CodeBuild variables a buildspec reads about its build: its number per project, its ARN,
+/// the source's S3 object (as CodePipeline hands it over) and where its log goes.
+#[tokio::test]
+async fn codebuild_sets_codebuilds_variables_about_the_build() {
+    let dir = TempDir::new().unwrap();
+    let spec = "version: 0.2\nenv:\n  exported-variables: [NUM, ARN, SRC, LOG]\nphases:\n  build:\n    commands:\n      - NUM=$CODEBUILD_BUILD_NUMBER ARN=$CODEBUILD_BUILD_ARN SRC=$CODEBUILD_SOURCE_VERSION LOG=$CODEBUILD_LOG_PATH\n";
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let provider = CodeBuildProvider::default().with_build_numbers(dir.path().join("numbers"));
+    let mut seen = Vec::new();
+    for project in ["proj", "proj", "other"] {
+        let src = artifact(dir.path(), "Src", &[("buildspec.yml", spec)]);
+        let mut req = codebuild_request(&[("ProjectName", project)], &[]);
+        req.announce.account = "123456789012".into();
+        req.input_artifacts = vec![baton::core::engine::Artifact {
+            name: "Src".into(),
+            location: baton::core::engine::ArtifactLocation {
+                bucket: "baton-local-eu-west-1".into(),
+                key: "demo/e/Src/1.zip".into(),
+            },
+        }];
+        let j = job(&jobs, req.clone(), vec![src]);
+        let (_, vars, _, _) = succeeded(provider.run(&j).await.unwrap());
+        assert_eq!(
+            vars["ARN"],
+            format!(
+                "arn:aws:codebuild:eu-west-1:123456789012:build/{project}:{}",
+                req.execution_id
+            )
+        );
+        assert_eq!(vars["SRC"], "arn:aws:s3:::baton-local-eu-west-1/demo/e/Src/1.zip");
+        assert_eq!(vars["LOG"], j.log_path.to_string_lossy());
+        seen.push(vars["NUM"].clone());
+    }
+    assert_eq!(seen, ["1", "2", "1"], "numbered per project");
+}
+
 #[tokio::test]
 async fn codebuild_runs_a_buildspec_in_one_shared_shell() {
     let dir = TempDir::new().unwrap();

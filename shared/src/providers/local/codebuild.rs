@@ -29,6 +29,8 @@ use super::{Failure, has_reference, required};
 pub struct CodeBuildProvider {
     projects: HashMap<String, PathBuf>,
     secrets: Option<Arc<dyn Secrets>>,
+    /// Where each project's builds are counted (`CODEBUILD_BUILD_NUMBER`).
+    numbers: Option<PathBuf>,
 }
 
 impl CodeBuildProvider {
@@ -36,13 +38,41 @@ impl CodeBuildProvider {
     /// primary source like CodeBuild's buildspec override); any other project uses
     /// `buildspec.yml` at the root of the primary source.
     pub fn new(projects: HashMap<String, PathBuf>) -> Self {
-        Self { projects, secrets: None }
+        Self { projects, secrets: None, numbers: None }
     }
 
     /// Resolves `PARAMETER_STORE` and `SECRETS_MANAGER` variables (the action's, and a
     /// buildspec's `env/parameter-store` and `env/secrets-manager`) from `secrets`.
     pub fn with_secrets(self, secrets: Option<Arc<dyn Secrets>>) -> Self {
         Self { secrets, ..self }
+    }
+
+    /// Counts each project's builds under `dir`, for `CODEBUILD_BUILD_NUMBER`.
+    pub fn with_build_numbers(self, dir: PathBuf) -> Self {
+        Self { numbers: Some(dir), ..self }
+    }
+
+    /// The project's next build number: 1, 2, ... per project, over every build this home ran,
+    /// drawn once each even by builds running at the same time (a file created per number).
+    fn next_number(&self, project: &str) -> Result<u64, Failure> {
+        let Some(root) = &self.numbers else { return Ok(1) };
+        let dir = root.join(project.replace(['/', '\\'], "_"));
+        let unavailable =
+            |e: std::io::Error| Failure::job(format!("The build number cannot be drawn: {e}."));
+        std::fs::create_dir_all(&dir).map_err(unavailable)?;
+        let taken = std::fs::read_dir(&dir).map_err(unavailable)?.count() as u64;
+        for n in taken + 1.. {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dir.join(n.to_string()))
+            {
+                Ok(_) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        unreachable!("the numbers do not run out")
     }
 
     async fn build(&self, job: &Job) -> Result<JobResult, Failure> {
@@ -80,9 +110,25 @@ impl CodeBuildProvider {
         let masked = resolved.masked.clone();
         env.extend(resolved.pairs);
         env.extend(ws.source_env(&request.input_revisions));
+        // CodeBuild's documented variables that mean something on one machine.
+        let account = Some(request.announce.account.as_str()).filter(|a| !a.is_empty());
+        let arn = format!(
+            "arn:aws:codebuild:{}:{}:build/{build_id}",
+            request.region,
+            account.unwrap_or("000000000000")
+        );
+        let primary =
+            request.input_artifacts.iter().find(|a| Some(a.name.as_str()) == ws.primary());
+        if let Some(input) = primary {
+            let object = format!("arn:aws:s3:::{}/{}", input.location.bucket, input.location.key);
+            env.push(("CODEBUILD_SOURCE_VERSION".to_string(), object));
+        }
         env.push(("CODEBUILD_BUILD_ID".to_string(), build_id.clone()));
+        env.push(("CODEBUILD_BUILD_ARN".to_string(), arn));
+        env.push(("CODEBUILD_BUILD_NUMBER".to_string(), self.next_number(project)?.to_string()));
         env.push(("CODEBUILD_INITIATOR".to_string(), format!("codepipeline/{}", request.pipeline)));
         env.push(("CODEBUILD_START_TIME".to_string(), now_millis().to_string()));
+        env.push(("CODEBUILD_LOG_PATH".to_string(), job.log_path.to_string_lossy().into_owned()));
         for (name, value) in &env {
             check_env_pair(name, value)?;
         }

@@ -44,6 +44,8 @@ pub struct LocalProviderConfig {
     pub connections: HashMap<String, String>,
     /// Where mirrors of remote repositories are kept.
     pub cache_root: PathBuf,
+    /// Where CodeBuild projects' builds are counted (`CODEBUILD_BUILD_NUMBER`).
+    pub build_numbers: PathBuf,
     /// What `PARAMETER_STORE` and `SECRETS_MANAGER` variables resolve from.
     pub secrets: Option<Arc<dyn crate::ports::secrets::Secrets>>,
 }
@@ -66,7 +68,9 @@ pub fn registry(home: &LocalProviderConfig) -> ProviderRegistry {
     let s3_source = s3::S3SourceProvider::new(home.s3_root.clone());
     let s3_deploy = s3::S3DeployProvider::new(home.s3_root.clone());
     let codebuild = Arc::new(
-        codebuild::CodeBuildProvider::new(home.projects.clone()).with_secrets(home.secrets.clone()),
+        codebuild::CodeBuildProvider::new(home.projects.clone())
+            .with_secrets(home.secrets.clone())
+            .with_build_numbers(home.build_numbers.clone()),
     );
     let mut registry = ProviderRegistry::default();
     registry.register("Source", "AWS", "CodeCommit", Arc::new(codecommit));

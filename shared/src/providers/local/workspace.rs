@@ -66,6 +66,11 @@ impl Workspace {
     /// `CODEBUILD_SRC_DIR`, one `CODEBUILD_SRC_DIR_<name>` per secondary source, and
     /// `CODEBUILD_RESOLVED_SOURCE_VERSION`: the primary source's revision (its commit or object
     /// version) among `revisions`, as (artifact, revision).
+    /// The primary source's input artifact name.
+    pub(crate) fn primary(&self) -> Option<&str> {
+        self.primary.as_deref()
+    }
+
     pub(crate) fn source_env(&self, revisions: &[(String, String)]) -> Vec<(String, String)> {
         let mut env =
             vec![("CODEBUILD_SRC_DIR".to_string(), self.src.to_string_lossy().into_owned())];

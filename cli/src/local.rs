@@ -231,10 +231,11 @@ async fn follow(
         println!("Another baton process is running this home; watching its progress.");
     }
     let mut live = Live::new();
+    let mut aftermath = Aftermath::default();
     let status = loop {
         if let Some(e) = rt.store.execution(pipeline, id).await? {
             live.show(&plan, &e, SystemClock.now());
-            if e.status.is_ended() {
+            if e.status.is_ended() && aftermath.over(rt, pipeline, &e).await? {
                 break e.status;
             }
         }
@@ -267,11 +268,14 @@ async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result
     let (stop_tx, stop_rx) = watch::channel(false);
     let dispatcher = tokio::spawn(Arc::clone(rt).dispatch(stop_rx));
     let mut live = Live::new();
+    let mut aftermath = Aftermath::default();
     let last = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let Some(e) = rt.store.execution(pipeline, id).await? else { continue };
         live.show(&plan, &e, SystemClock.now());
-        if e.status.is_ended() || waits_for_a_person(&e) {
+        if (e.status.is_ended() && aftermath.over(rt, pipeline, &e).await?)
+            || waits_for_a_person(&e)
+        {
             break e;
         }
     };
@@ -285,6 +289,39 @@ async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result
         return Ok(ExitCode::SUCCESS);
     }
     Ok(exit_for(last.status))
+}
+
+/// What an execution that ended still sets going: its `onFailure` condition deciding, then the
+/// rollback it started. A run carries on (and says so) until that is over too, so the
+/// rollback is not left for whichever baton next runs in the home.
+#[derive(Default)]
+struct Aftermath {
+    rollback: Option<String>,
+}
+
+impl Aftermath {
+    async fn over(&mut self, rt: &Embedded, pipeline: &str, e: &Execution) -> Result<bool> {
+        if e.stages.iter().any(|s| s.conditions.waiting().is_some()) {
+            return Ok(false);
+        }
+        if self.rollback.is_none() {
+            let started = rt.store.executions(pipeline, 20).await?.into_iter().find(|r| {
+                r.rollback.is_some()
+                    && r.trigger.trigger_type == "AutomatedRollback"
+                    && r.trigger.trigger_detail == e.id
+            });
+            let Some(rollback) = started else { return Ok(true) };
+            let target = rollback.rollback.as_ref().map_or("", |r| r.target.as_str());
+            println!("Rolling back to execution {target}: execution {}.", rollback.id);
+            self.rollback = Some(rollback.id);
+        }
+        let id = self.rollback.as_deref().unwrap_or_default();
+        let Some(rollback) = rt.store.execution(pipeline, id).await? else { return Ok(true) };
+        if rollback.status.is_ended() {
+            println!("Rollback {} {:?}.", rollback.id, rollback.status);
+        }
+        Ok(rollback.status.is_ended())
+    }
 }
 
 fn waits_for_a_person(e: &Execution) -> bool {

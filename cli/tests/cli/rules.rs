@@ -114,9 +114,6 @@ fn rules_this_host_cannot_evaluate_are_refused_at_start_naming_them() {
         text.contains("stage \"Deploy\", beforeEntry rule \"Gate\": LambdaInvoke rules ask AWS"),
         "{text}"
     );
-    let (ok, text) = run(home.path(), &checked(smoke_test(), "onFailure"));
-    assert!(!ok);
-    assert!(text.contains("stage \"Deploy\", onFailure rule \"Smoke\""), "{text}");
     assert!(!home.path().join("s3/site").exists(), "nothing ran");
 }
 
@@ -131,4 +128,59 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     found
+}
+
+/// Source -> Deploy (the site, then a check of it); after a failure, a `Commands` rule decides
+/// whether to roll back: it fails (so the rollback is engaged) unless the revision asks to be
+/// kept broken.
+fn rolled_back() -> Value {
+    json!({"pipeline": {
+    "name": "site", "pipelineType": "V2", "executionMode": "QUEUED",
+    "roleArn": "arn:aws:iam::111111111111:role/p",
+    "artifactStore": {"type": "S3", "location": "artifacts"},
+    "stages": [
+        {"name": "Source", "actions": [{"name": "Checkout",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+            "configuration": {"RepositoryName": "app", "BranchName": "main"},
+            "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Deploy",
+         "onFailure": {"result": "ROLLBACK", "conditions": [{"result": "ROLLBACK", "rules": [{"name": "UnlessKept",
+            "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": ["test -f keep-broken"], "inputArtifacts": [{"name": "Src"}]}]}]},
+         "actions": [
+            {"name": "Site",
+             "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+             "configuration": {"BucketName": "site", "Extract": "true"},
+             "inputArtifacts": [{"name": "Src"}]},
+            {"name": "Verify", "runOrder": 2,
+             "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+             "commands": ["test -f ok"], "inputArtifacts": [{"name": "Src"}]}]}
+    ]}})
+}
+
+#[test]
+fn after_a_failure_a_commands_rule_decides_the_rollback() {
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("git/app");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("index.html"), "v1\n").unwrap();
+    std::fs::write(repo.join("ok"), "").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "v1"]);
+    let (ok, text) = run(home.path(), &rolled_back());
+    assert!(ok, "{text}");
+
+    std::fs::write(repo.join("index.html"), "v2\n").unwrap();
+    git(&repo, &["rm", "-q", "ok"]);
+    git(&repo, &["commit", "-q", "-am", "v2"]);
+    let (ok, text) = run(home.path(), &rolled_back());
+    assert!(!ok, "v2 fails its check:\n{text}");
+    assert!(text.contains("Rolling back to execution"), "the run carries on with it:\n{text}");
+    assert!(text.contains("Succeeded."), "{text}");
+    let site = std::fs::read_to_string(home.path().join("s3/site/index.html")).unwrap();
+    assert_eq!(site, "v1\n", "the rule failed, so the rollback was engaged");
+    let history = baton(home.path()).args(["history", "site"]).output().unwrap();
+    let history = String::from_utf8_lossy(&history.stdout).to_string();
+    assert!(history.contains("Succeeded") && history.contains("Failed"), "{history}");
 }

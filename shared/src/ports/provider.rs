@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use baton_core::engine::{ActionRequest, ArtifactLocation, ConditionKind, RuleRequest};
+use baton_core::engine::{ActionRequest, ArtifactLocation, RuleRequest};
 use baton_core::plan::{ActionPlan, ActionType};
 use baton_core::rules::{RulePlan, Verdict};
 
@@ -246,11 +246,6 @@ impl ProviderRegistry {
                     continue;
                 }
                 let why = match self.rules.get(&rule.provider) {
-                    _ if kind == ConditionKind::OnFailure => Err(format!(
-                        "Baton runs onFailure conditions with {} rules only; a {} rule is run in beforeEntry and onSuccess conditions",
-                        baton_core::rules::ENGINE_RULES.join(" and "),
-                        rule.provider
-                    )),
                     None => Err(missing_rule_provider(&rule.provider)),
                     Some(p) => p.check(rule).await,
                 };

@@ -2,7 +2,7 @@
 //! (`Commands`, `CloudWatchAlarm`, `LambdaInvoke`), one request at a time, and answering
 //! stage-advance with the rule's verdict.
 
-use baton_core::engine::{ConditionStatus, Place, RuleRequest};
+use baton_core::engine::{ConditionKind, ConditionStatus, Place, RuleRequest};
 use baton_core::rules::Verdict;
 use tracing::info;
 
@@ -79,7 +79,9 @@ impl ActionWorker {
             return Ok(false);
         };
         let Some(s) = record.plan.stage_index(&r.stage) else { return Ok(false) };
-        if !e.runs(&record.plan) || e.place != Place::InStage(s) {
+        // An onFailure condition is decided after the stage failed.
+        let after_failure = r.condition == ConditionKind::OnFailure && e.place == Place::Halted(s);
+        if !e.runs(&record.plan) || (e.place != Place::InStage(s) && !after_failure) {
             return Ok(false);
         }
         let Some(c) = e.stages[s].conditions.get(r.condition) else { return Ok(false) };

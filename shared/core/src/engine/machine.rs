@@ -555,13 +555,16 @@ impl<'a> Machine<'a> {
                 Place::InStage(s) if e.stop.is_none() => {
                     e.stages[s].conditions.waiting().map(|k| (e.id.clone(), s, k))
                 }
+                Place::Halted(s)
+                    if e.stages[s].conditions.waiting() == Some(ConditionKind::OnFailure) =>
+                {
+                    Some((e.id.clone(), s, ConditionKind::OnFailure))
+                }
                 _ => None,
             })
             .collect();
         for (id, s, kind) in waiting {
-            if self.evaluate(&id, s, kind) {
-                self.drive(&id);
-            }
+            self.look_again(&id, s, kind);
         }
         for (id, s, a) in expired {
             let plan_action = &self.plan.stages[s].actions[a];
@@ -885,7 +888,6 @@ impl<'a> Machine<'a> {
             .collect();
         self.fail_stage(id, s, failures);
         self.after_failure(id, s);
-        self.release(id, s);
     }
 
     /// Ends the execution in stage `s`, failed for `failures` (`Name: why` each). The caller
@@ -980,8 +982,11 @@ impl<'a> Machine<'a> {
                     failed.push(format!("rule {}: {why}", rule.name));
                     (RuleStatus::Failed, why)
                 }
-                // After a failure nothing waits: the stage has ended already.
-                Verdict::Wait(why) if kind == ConditionKind::OnFailure => {
+                // After a failure time is not waited for (the stage has ended already); a
+                // service's answer is.
+                Verdict::Wait(why)
+                    if kind == ConditionKind::OnFailure && rule.is_decided_by_engine() =>
+                {
                     (RuleStatus::Succeeded, why)
                 }
                 Verdict::Wait(why) => {
@@ -1075,7 +1080,8 @@ impl<'a> Machine<'a> {
             .executions
             .get_mut(id)
             .ok_or_else(|| Rejection::ExecutionNotFound(id.to_string()))?;
-        if e.place != Place::InStage(s) {
+        let after_failure = kind == ConditionKind::OnFailure && e.place == Place::Halted(s);
+        if e.place != Place::InStage(s) && !after_failure {
             return Ok(());
         }
         let Some(c) = e.stages[s].conditions.slot(kind) else { return Ok(()) };
@@ -1088,9 +1094,7 @@ impl<'a> Machine<'a> {
         }
         r.awaiting = false;
         r.answer = Some(verdict.clone());
-        if self.evaluate(id, s, kind) {
-            self.drive(id);
-        }
+        self.look_again(id, s, kind);
         Ok(())
     }
 
@@ -1117,7 +1121,6 @@ impl<'a> Machine<'a> {
             (ConditionKind::OnSuccess, _) => {
                 self.fail_stage(id, s, failure());
                 self.after_failure(id, s);
-                self.release(id, s);
             }
             _ => {
                 self.fail_stage(id, s, failure());
@@ -1126,13 +1129,39 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// `onFailure` after a stage failed: roll back, or check its condition.
+    /// `onFailure` after a stage failed: roll back, or check its condition; then the stage is
+    /// released, unless the condition waits for a rule's answer (the failed execution holds the
+    /// stage until it is decided, so a rollback it engages goes in first).
     fn after_failure(&mut self, id: &str, s: usize) {
         let conditions = &self.plan.stages[s].conditions;
         if conditions.rollback_on_failure {
             self.roll_back(id, s);
         } else if conditions.on_failure.is_some() {
             self.evaluate(id, s, ConditionKind::OnFailure);
+        }
+        self.release_unless_deciding(id, s);
+    }
+
+    /// Releases stage `s` from the failed execution `id` once its `onFailure` condition no
+    /// longer waits.
+    fn release_unless_deciding(&mut self, id: &str, s: usize) {
+        let deciding =
+            self.state.executions.get(id).is_some_and(|e| {
+                e.stages[s].conditions.waiting() == Some(ConditionKind::OnFailure)
+            });
+        if !deciding {
+            self.release(id, s);
+        }
+    }
+
+    /// Evaluates a waiting condition again (time passed, or a rule answered): the execution
+    /// goes on past it, or, after a failure, the stage is released once it is decided.
+    fn look_again(&mut self, id: &str, s: usize, kind: ConditionKind) {
+        let passed = self.evaluate(id, s, kind);
+        if kind == ConditionKind::OnFailure {
+            self.release_unless_deciding(id, s);
+        } else if passed {
+            self.drive(id);
         }
     }
 

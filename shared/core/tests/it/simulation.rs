@@ -23,7 +23,7 @@ struct Scenario {
     /// A stage that rolls back on failure.
     rollback_stage: Option<usize>,
     /// A stage checked after its actions by a rule that asks a service (answered at random:
-    /// pass, fail, or wait).
+    /// pass, fail, or wait), and after a failure by another that decides whether it rolls back.
     checked_stage: Option<usize>,
     executions: usize,
     schedule: Vec<u32>,
@@ -138,9 +138,10 @@ fn conditions(s: &Scenario, stage: usize) -> StageConditions {
         before_entry: (s.gated_stage == Some(stage))
             .then(|| ConditionPlan { result: ConditionResult::Fail, rules: vec![window] }),
         on_success: (s.checked_stage == Some(stage))
-            .then(|| ConditionPlan { result: ConditionResult::Fail, rules: vec![smoke] }),
+            .then(|| ConditionPlan { result: ConditionResult::Fail, rules: vec![smoke.clone()] }),
+        on_failure: (s.checked_stage == Some(stage) && s.rollback_stage != Some(stage))
+            .then(|| ConditionPlan { result: ConditionResult::Rollback, rules: vec![smoke] }),
         rollback_on_failure: s.rollback_stage == Some(stage),
-        ..Default::default()
     }
 }
 
@@ -229,13 +230,13 @@ impl Sim {
                 }
                 Effect::RequestRule(r) => {
                     let e = &self.state.executions[&r.execution_id];
-                    prop_assert_eq!(
-                        e.status,
-                        ExecutionStatus::InProgress,
-                        "a rule asked for nothing"
-                    );
                     let s = self.plan.stage_index(&r.stage);
-                    prop_assert_eq!(Some(e.place), s.map(Place::InStage), "a rule asked elsewhere");
+                    if r.condition == ConditionKind::OnFailure {
+                        prop_assert_eq!(Some(e.place), s.map(Place::Halted), "asked elsewhere");
+                    } else {
+                        prop_assert_eq!(e.status, ExecutionStatus::InProgress, "asked for nothing");
+                        prop_assert_eq!(Some(e.place), s.map(Place::InStage), "asked elsewhere");
+                    }
                     self.outstanding.push(Outstanding {
                         execution: r.execution_id.clone(),
                         stage: r.stage.clone(),
@@ -360,11 +361,16 @@ impl Sim {
             }
         }
         for s in 0..self.plan.stages.len() {
+            // In the stage: running in it, or failed in it and deciding whether to roll back.
             let inside: Vec<&String> = self
                 .state
                 .executions
                 .iter()
-                .filter(|(_, e)| e.place == Place::InStage(s))
+                .filter(|(_, e)| {
+                    e.place == Place::InStage(s)
+                        || (e.place == Place::Halted(s)
+                            && e.stages[s].conditions.waiting() == Some(ConditionKind::OnFailure))
+                })
                 .map(|(id, _)| id)
                 .collect();
             if self.plan.mode != ExecutionMode::Parallel {
@@ -594,8 +600,13 @@ impl Sim {
                     let input = self.completion(&o, true);
                     self.deliver(input)?;
                 }
-                // Only time is missing: a closed window opens, or its wait times out.
-                None if self.state.executions.values().any(|e| !e.status.is_ended()) => {
+                // Only time is missing: a closed window opens, or its wait times out; a rule
+                // that answered "wait" is asked again.
+                None if self.state.executions.values().any(|e| {
+                    !e.status.is_ended()
+                        || e.stages.iter().any(|s| s.conditions.waiting().is_some())
+                }) =>
+                {
                     self.now += 15 * 60_000;
                     self.deliver(Input::Tick)?;
                 }

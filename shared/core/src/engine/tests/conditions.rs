@@ -408,6 +408,54 @@ fn request(step: &Step) -> &ActionRequest {
         .expect("an action requested")
 }
 
+/// [`rolls_back`], the rollback decided by an alarm rule (`onFailure` with `ROLLBACK`).
+fn rolls_back_on_alarm(mode: ExecutionMode) -> World {
+    let mut w = rolls_back(mode);
+    w.plan.stages[2].conditions = StageConditions {
+        on_failure: condition(
+            ConditionResult::Rollback,
+            vec![rule("Errors", "CloudWatchAlarm", &[("AlarmName", "errors")], 30)],
+        ),
+        ..Default::default()
+    };
+    w
+}
+
+#[test]
+fn after_a_failure_a_service_rule_decides_the_rollback_while_the_stage_stays_held() {
+    let mut w = rolls_back_on_alarm(ExecutionMode::Queued);
+    build_bundle(&mut w, "e1", "v1");
+    w.finish("e1", "Deploy", "Ship", true);
+    build_bundle(&mut w, "e2", "v2");
+    let failed = w.finish("e2", "Deploy", "Ship", false);
+    let asked = rule_requests(&failed)[0].clone();
+    assert_eq!(asked.condition, ConditionKind::OnFailure);
+    assert_eq!(w.status("e2"), ExecutionStatus::Failed, "failed, and deciding");
+    assert_eq!(w.state.lanes.holders[2].as_deref(), Some("e2"), "holds the stage meanwhile");
+    build_bundle(&mut w, "e3", "v3");
+    assert_eq!(w.exec("e3").place, Place::Waiting(2), "a newer execution waits behind it");
+
+    let step = w.ok(answer(&asked, Verdict::Fail("errors is ALARM".into())));
+    let redeploy = request(&step);
+    assert_eq!(redeploy.input_artifacts[0].location.key, "v1", "the rollback goes in first");
+    assert_eq!(w.exec(&redeploy.execution_id.clone()).rollback.as_ref().unwrap().target, "e1");
+    assert_eq!(w.exec("e3").place, Place::Waiting(2));
+}
+
+#[test]
+fn after_a_failure_a_passing_service_rule_rolls_nothing_back_and_frees_the_stage() {
+    let mut w = rolls_back_on_alarm(ExecutionMode::Queued);
+    build_bundle(&mut w, "e1", "v1");
+    w.finish("e1", "Deploy", "Ship", true);
+    build_bundle(&mut w, "e2", "v2");
+    let asked = rule_requests(&w.finish("e2", "Deploy", "Ship", false))[0].clone();
+    build_bundle(&mut w, "e3", "v3");
+    let step = w.ok(answer(&asked, Verdict::Pass("errors is OK".into())));
+    assert_eq!(requested(&step), vec!["Deploy/Ship#1"], "e3 gets the stage");
+    assert_eq!(w.exec("e3").place, Place::InStage(2));
+    assert!(w.state.executions.values().all(|e| e.rollback.is_none()), "no rollback");
+}
+
 #[test]
 fn a_failed_stage_rolls_back_to_the_last_execution_that_succeeded_in_it() {
     let mut w = rolls_back(ExecutionMode::Queued);

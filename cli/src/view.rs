@@ -96,22 +96,21 @@ impl Printed {
                     format!("{}    {} InProgress", at(began), stage.name),
                 );
                 // Why a stage waits or ended on a condition: a closed window, a failed check.
-                for kind in
-                    [ConditionKind::BeforeEntry, ConditionKind::OnSuccess, ConditionKind::OnFailure]
-                {
-                    if let Some(c) = run.conditions.get(kind) {
-                        note(
-                            format!("s{s}{}", kind.as_str()),
-                            format!("{attempt}{:?}", c.status),
-                            format!(
-                                "{}      {} condition {:?}: {}",
-                                at(c.updated_at),
-                                kind.as_str(),
-                                c.status,
-                                c.summary
-                            ),
+                // An entry condition comes before the actions' lines, the others after them.
+                let condition = |kind: ConditionKind| {
+                    run.conditions.get(kind).map(|c| {
+                        let line = format!(
+                            "{}      {} condition {:?}: {}",
+                            at(c.updated_at),
+                            kind.as_str(),
+                            c.status,
+                            c.summary
                         );
-                    }
+                        (format!("s{s}{}", kind.as_str()), format!("{attempt}{:?}", c.status), line)
+                    })
+                };
+                if let Some((key, value, line)) = condition(ConditionKind::BeforeEntry) {
+                    note(key, value, line);
                 }
                 for (a, action) in stage.actions.iter().enumerate() {
                     let r = &run.actions[a];
@@ -148,6 +147,11 @@ impl Printed {
                                 action_detail(r)
                             ),
                         );
+                    }
+                }
+                for kind in [ConditionKind::OnSuccess, ConditionKind::OnFailure] {
+                    if let Some((key, value, line)) = condition(kind) {
+                        note(key, value, line);
                     }
                 }
                 if status != StageStatus::InProgress {
@@ -461,6 +465,48 @@ mod tests {
             ),
             "{lines:#?}"
         );
+    }
+
+    /// A check after the actions is printed after their lines, even when one look sees both.
+    #[test]
+    fn an_exit_condition_comes_after_the_actions_it_checked() {
+        let mut doc: serde_json::Value = serde_json::from_str(PIPELINE).unwrap();
+        doc["pipelineType"] = "V2".into();
+        doc["stages"][0]["onSuccess"] = serde_json::json!({"conditions": [{"result": "FAIL",
+            "rules": [{"name": "Never", "configuration": {"Variable": "a", "Operator": "EQ", "Value": "b"},
+                "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "VariableCheck", "version": "1"}}]}]});
+        let plan = plan_of(doc);
+        let mut state = PipelineState::new(plan.stages.len());
+        let start = Input::Start {
+            execution_id: "e".into(),
+            trigger: Trigger::default(),
+            variables: BTreeMap::new(),
+            source_revisions: Default::default(),
+        };
+        let source = Input::ActionCompleted {
+            execution_id: "e".into(),
+            stage: "Source".into(),
+            action: "Checkout".into(),
+            attempt: 1,
+            outcome: ActionOutcome::Succeeded {
+                output_variables: BTreeMap::new(),
+                artifacts: vec![],
+                summary: None,
+                external_id: None,
+                external_url: None,
+            },
+        };
+        for (now, input) in [(1_000, start), (2_000, source)] {
+            engine::apply(&plan, &mut state, &input, Env { now, entropy: 7 }).unwrap();
+        }
+        let lines = Printed::default().lines(&plan, &state.executions["e"]);
+        let position = |text: &str| lines.iter().position(|l| l.contains(text)).unwrap();
+        assert!(
+            position("Source/Checkout (attempt 1) Succeeded")
+                < position("onSuccess condition Failed"),
+            "{lines:#?}"
+        );
+        assert!(position("onSuccess condition Failed") < position("Source Failed"), "{lines:#?}");
     }
 
     #[test]

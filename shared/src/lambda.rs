@@ -199,7 +199,7 @@ impl Aws {
 
     /// The AWS providers, as the worker runs them.
     fn providers(&self) -> crate::ports::provider::ProviderRegistry {
-        let mut providers = crate::ports::provider::ProviderRegistry::default();
+        let mut providers = crate::ports::provider::ProviderRegistry::default().on_aws();
         crate::providers::aws::register(&mut providers, self.roles.clone());
         crate::providers::aws::register_rules(
             &mut providers,

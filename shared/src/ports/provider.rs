@@ -175,6 +175,9 @@ pub struct ProviderRegistry {
     providers: HashMap<(String, String, String), Arc<dyn ActionProvider>>,
     /// Rule providers by `ruleTypeId.provider`.
     rules: HashMap<String, Arc<dyn RuleProvider>>,
+    /// Whether these are a deployment's providers on AWS, where refusals name what to deploy
+    /// or set rather than what to put in `baton.toml`.
+    on_aws: bool,
     /// Providers for every type of an owner not registered by name (`Custom` types, which
     /// their owners register at run time and external workers run).
     by_owner: HashMap<String, Arc<dyn ActionProvider>>,
@@ -195,6 +198,12 @@ impl ProviderRegistry {
     /// Registers `provider` for every action type of `owner` not registered by name.
     pub fn register_owner(&mut self, owner: &str, implementation: Arc<dyn ActionProvider>) {
         self.by_owner.insert(owner.into(), implementation);
+    }
+
+    /// Marks these as the providers of a deployment on AWS (see [`Self::refusals`]).
+    pub fn on_aws(mut self) -> Self {
+        self.on_aws = true;
+        self
     }
 
     /// Registers `implementation` for rules of `provider`.
@@ -231,6 +240,7 @@ impl ProviderRegistry {
                 }
                 let t = &action.action_type;
                 let why = match self.get(t) {
+                    None if self.on_aws => Err(missing_on_aws(t)),
                     None => Err(missing_provider(t)),
                     Some(p) => p.check(action).await,
                 };
@@ -278,6 +288,22 @@ pub const AWS_PROVIDED: [(&str, &str, &str); 12] = [
     ("Build", "AWS", "CodeBuild"),
     ("Test", "AWS", "CodeBuild"),
 ];
+
+/// Why an action of type `t` cannot run on a deployment on AWS, and what would let it.
+fn missing_on_aws(t: &ActionType) -> String {
+    let name = format!("{}/{}/{}", t.owner, t.category, t.provider);
+    match (t.owner.as_str(), t.provider.as_str()) {
+        ("Custom", _) | ("AWS", "Lambda") => format!(
+            "{name} runs through the job protocol, which needs the deployment's job role: set BATON_JOB_ROLE_ARN on the functions (template.yaml sets it to JobArtifactsRole)"
+        ),
+        ("AWS", "Commands") => format!(
+            "{name} runs on one machine (baton run, baton serve); Baton on AWS has no runner for it yet, so this pipeline can be created and kept here but not run"
+        ),
+        _ => format!(
+            "Baton has no provider for {name} actions yet, so this pipeline can be created and kept here but not run"
+        ),
+    }
+}
 
 /// Why a rule of `provider` cannot be evaluated on this host, and what would let it.
 fn missing_rule_provider(provider: &str) -> String {
@@ -348,4 +374,59 @@ pub trait PipelineStarter: Send + Sync {
         variables: BTreeMap<String, String>,
         source_revisions: BTreeMap<String, baton_core::engine::SourceRevision>,
     ) -> Result<(), StartError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(actions: &str) -> baton_core::plan::Plan {
+        let text = format!(
+            r#"{{"name": "p", "roleArn": "arn:aws:iam::111111111111:role/p", "pipelineType": "V2",
+            "artifactStore": {{"type": "S3", "location": "artifacts"}},
+            "stages": [{{"name": "Source", "actions": [{{"name": "Src",
+                "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}},
+                "configuration": {{"S3Bucket": "b", "S3ObjectKey": "k"}}, "outputArtifacts": [{{"name": "Out"}}]}}]}},
+              {{"name": "Run", "actions": [{actions}]}}]}}"#
+        );
+        let doc = baton_core::declaration::PipelineDocument::parse(&text).unwrap();
+        let placement = baton_core::plan::Placement {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            event_source: "baton.codepipeline".into(),
+        };
+        baton_core::plan::Plan::from_declaration(&doc.pipeline, &placement).unwrap()
+    }
+
+    /// On AWS a refusal says what to deploy or set there, never to edit `baton.toml`.
+    #[tokio::test]
+    async fn refusals_on_aws_name_what_a_deployment_needs() {
+        let p = plan(
+            r#"{"name": "Fn", "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"},
+                "configuration": {"FunctionName": "f"}},
+               {"name": "Cmd", "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+                "commands": ["true"], "inputArtifacts": [{"name": "Out"}]}"#,
+        );
+        let mut aws = ProviderRegistry::default().on_aws();
+        aws.register("Source", "AWS", "S3", Arc::new(Nothing));
+        let refusals = aws.refusals(&p).await;
+        assert_eq!(refusals.len(), 2, "{refusals:?}");
+        assert!(refusals[0].contains("BATON_JOB_ROLE_ARN"), "{}", refusals[0]);
+        assert!(refusals[1].contains("runs on one machine"), "{}", refusals[1]);
+        assert!(refusals.iter().all(|r| !r.contains("baton.toml")), "{refusals:?}");
+
+        let mut local = ProviderRegistry::default();
+        local.register("Source", "AWS", "S3", Arc::new(Nothing));
+        let refusals = local.refusals(&p).await;
+        assert!(refusals[0].contains("baton.toml") || refusals[0].contains("--features aws"));
+    }
+
+    struct Nothing;
+
+    #[async_trait]
+    impl ActionProvider for Nothing {
+        async fn run(&self, _: &Job) -> Result<JobResult, ProviderError> {
+            unreachable!("refusals run nothing")
+        }
+    }
 }

@@ -97,6 +97,35 @@ mod tests {
         assert_eq!(kept[0]["event"]["detail"]["baton-action-request"]["attempt"], json!("first"));
     }
 
+    /// A rule's request reaches the rule branch: a malformed one is dead-lettered, not retried;
+    /// one for an execution that does not exist evaluates nothing and answers nothing.
+    #[tokio::test]
+    async fn rule_requests_are_decoded_and_checked_before_anything_runs() {
+        let f = LambdaFixture::new("worker").await;
+        let worker = f.aws.action_worker();
+        let request = json!({"pipeline": "gone", "pipeline_version": 1, "execution_id": "e-1",
+            "stage": "Deploy", "condition": "OnSuccess", "rule": "Alarm", "request": 1,
+            "provider": "CloudWatchAlarm", "configuration": {"AlarmName": "a"}, "commands": [],
+            "input_artifacts": [], "region": "us-east-1", "role_arn": null,
+            "started_at": 0, "deadline": 1});
+        let event = |detail: Value| {
+            json!({"version": "0", "id": "4", "source": "baton",
+                "detail-type": "Baton Rule Requested", "detail": detail})
+        };
+        let stale = LambdaEvent::new(event(request.clone()), Context::default());
+        handle(&worker, &f.aws, stale).await.unwrap();
+        let arrived = f.nothing_in(&[&f.published, &f.dead_letters]).await;
+        assert!(arrived.is_empty(), "no answer for a rule nobody waits on: {arrived:?}");
+
+        let mut bad = request;
+        bad["request"] = json!("first");
+        let result =
+            handle(&worker, &f.aws, LambdaEvent::new(event(bad), Context::default())).await;
+        assert!(result.is_ok(), "a malformed event must not be retried");
+        let kept = f.received(&f.dead_letters, 1).await;
+        assert_eq!(kept[0]["event"]["detail"]["request"], json!("first"));
+    }
+
     /// A job's report wakes the worker for the attempt that waits on it: here one no provider
     /// of this host runs, which is looked at and forgotten.
     #[tokio::test]

@@ -827,12 +827,10 @@ async fn codebuild_sets_codebuilds_variables_about_the_build() {
         }];
         let j = job(&jobs, req.clone(), vec![src]);
         let (_, vars, _, _) = succeeded(provider.run(&j).await.unwrap());
+        let build = baton::ports::action_execution_id(&req.execution_id, "Build", "Act", 1);
         assert_eq!(
             vars["ARN"],
-            format!(
-                "arn:aws:codebuild:eu-west-1:123456789012:build/{project}:{}",
-                req.execution_id
-            )
+            format!("arn:aws:codebuild:eu-west-1:123456789012:build/{project}:{build}")
         );
         assert_eq!(vars["SRC"], "arn:aws:s3:::baton-local-eu-west-1/demo/e/Src/1.zip");
         assert_eq!(vars["LOG"], j.log_path.to_string_lossy());
@@ -864,7 +862,8 @@ async fn codebuild_runs_a_buildspec_in_one_shared_shell() {
     );
     assert_eq!(vars.get("GREETING").map(String::as_str), Some("hello"));
     assert!(!vars.contains_key("NEVER_SET"));
-    assert_eq!(external_id, Some(format!("proj:{exec}")));
+    let build = baton::ports::action_execution_id(&exec, "Build", "Act", 1);
+    assert_eq!(external_id, Some(format!("proj:{build}")), "one id per build");
 
     assert_eq!(
         artifacts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
@@ -874,7 +873,7 @@ async fn codebuild_runs_a_buildspec_in_one_shared_shell() {
     assert_eq!(
         primary,
         BTreeMap::from([
-            ("build-id.txt".to_string(), format!("proj:{exec}\n")),
+            ("build-id.txt".to_string(), format!("proj:{build}\n")),
             ("override.txt".to_string(), "from-action\n".to_string()),
             ("version.txt".to_string(), "1.2.3\n".to_string()),
         ]),

@@ -89,7 +89,14 @@ impl CodeBuildProvider {
         for name in &spec.exported {
             check_identifier(name)?;
         }
-        let build_id = format!("{project}:{}", request.execution_id);
+        // One id per build, as CodeBuild's: two actions of one execution may use one project.
+        let attempt = crate::ports::action_execution_id(
+            &request.execution_id,
+            &request.stage,
+            &request.action,
+            request.attempt,
+        );
+        let build_id = format!("{project}:{attempt}");
         let mut env = vec![
             ("AWS_REGION".to_string(), request.region.clone()),
             ("AWS_DEFAULT_REGION".to_string(), request.region.clone()),

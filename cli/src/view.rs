@@ -426,14 +426,10 @@ mod tests {
         assert_eq!(secs(last.updated_at - last.started_at), "4.6s");
     }
 
-    #[test]
-    fn a_stage_held_by_its_entry_condition_says_why() {
-        let mut doc: serde_json::Value = serde_json::from_str(PIPELINE).unwrap();
-        doc["pipelineType"] = "V2".into();
-        doc["stages"][1]["beforeEntry"] = serde_json::json!({"conditions": [{"result": "FAIL",
-            "rules": [{"name": "Never", "configuration": {"Cron": "* * * * * ? 2199"},
-                "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "DeploymentWindow", "version": "1"}}]}]});
-        let plan = plan_of(doc);
+    /// The plain view's lines once execution `e` of `declaration` started (at 1 s) and its
+    /// source succeeded (at 2 s).
+    fn lines_after_the_source(declaration: serde_json::Value) -> Vec<String> {
+        let plan = plan_of(declaration);
         let mut state = PipelineState::new(plan.stages.len());
         let start = Input::Start {
             execution_id: "e".into(),
@@ -457,7 +453,17 @@ mod tests {
         for (now, input) in [(1_000, start), (2_000, source)] {
             engine::apply(&plan, &mut state, &input, Env { now, entropy: 7 }).unwrap();
         }
-        let lines = Printed::default().lines(&plan, &state.executions["e"]);
+        Printed::default().lines(&plan, &state.executions["e"])
+    }
+
+    #[test]
+    fn a_stage_held_by_its_entry_condition_says_why() {
+        let mut doc: serde_json::Value = serde_json::from_str(PIPELINE).unwrap();
+        doc["pipelineType"] = "V2".into();
+        doc["stages"][1]["beforeEntry"] = serde_json::json!({"conditions": [{"result": "FAIL",
+            "rules": [{"name": "Never", "configuration": {"Cron": "* * * * * ? 2199"},
+                "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "DeploymentWindow", "version": "1"}}]}]});
+        let lines = lines_after_the_source(doc);
         assert_eq!(
             lines.last().map(String::as_str),
             Some(
@@ -475,31 +481,7 @@ mod tests {
         doc["stages"][0]["onSuccess"] = serde_json::json!({"conditions": [{"result": "FAIL",
             "rules": [{"name": "Never", "configuration": {"Variable": "a", "Operator": "EQ", "Value": "b"},
                 "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "VariableCheck", "version": "1"}}]}]});
-        let plan = plan_of(doc);
-        let mut state = PipelineState::new(plan.stages.len());
-        let start = Input::Start {
-            execution_id: "e".into(),
-            trigger: Trigger::default(),
-            variables: BTreeMap::new(),
-            source_revisions: Default::default(),
-        };
-        let source = Input::ActionCompleted {
-            execution_id: "e".into(),
-            stage: "Source".into(),
-            action: "Checkout".into(),
-            attempt: 1,
-            outcome: ActionOutcome::Succeeded {
-                output_variables: BTreeMap::new(),
-                artifacts: vec![],
-                summary: None,
-                external_id: None,
-                external_url: None,
-            },
-        };
-        for (now, input) in [(1_000, start), (2_000, source)] {
-            engine::apply(&plan, &mut state, &input, Env { now, entropy: 7 }).unwrap();
-        }
-        let lines = Printed::default().lines(&plan, &state.executions["e"]);
+        let lines = lines_after_the_source(doc);
         let position = |text: &str| lines.iter().position(|l| l.contains(text)).unwrap();
         assert!(
             position("Source/Checkout (attempt 1) Succeeded")

@@ -3,15 +3,10 @@
 //! rules this host cannot evaluate are refused at start, naming the stage and rule.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value, json};
 
-fn baton(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_baton"));
-    c.arg("--home").arg(home).env_remove("BATON_HOME").env("CI", "true");
-    c
-}
+use crate::run::{baton, files, git};
 
 fn run(home: &Path, pipeline: &Value) -> (bool, String) {
     let file = home.join("pipeline.json");
@@ -20,18 +15,6 @@ fn run(home: &Path, pipeline: &Value) -> (bool, String) {
     let text =
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     (o.status.success(), text)
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
 }
 
 /// Source -> Deploy (the site to a bucket), checked after the deploy by `rule`.
@@ -86,7 +69,7 @@ fn a_commands_rule_checks_the_deploy_and_fails_the_stage_when_its_commands_fail(
 
     // The rule's evaluations are kept, with their resolved commands' outcome.
     let logs = home.path().join("logs/site");
-    let found = walk(&logs).into_iter().any(|p| {
+    let found = files(&logs).into_iter().any(|p| {
         p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("Deploy.Smoke."))
             && std::fs::read_to_string(&p).unwrap_or_default().contains("smoke test passed")
     });
@@ -115,19 +98,6 @@ fn rules_this_host_cannot_evaluate_are_refused_at_start_naming_them() {
         "{text}"
     );
     assert!(!home.path().join("s3/site").exists(), "nothing ran");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
 
 /// Source -> Deploy (the site, then a check of it); after a failure, a `Commands` rule decides

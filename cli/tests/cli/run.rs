@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn baton(home: &Path) -> Command {
+pub(crate) fn baton(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_baton"));
     c.arg("--home").arg(home).env_remove("BATON_HOME").env("CI", "true");
     c
@@ -20,7 +20,7 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn git(repo: &Path, args: &[&str]) {
+pub(crate) fn git(repo: &Path, args: &[&str]) {
     let ok = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -78,6 +78,20 @@ const PIPELINE: &str = r#"{"name": "app", "roleArn": "arn:aws:iam::111111111111:
       "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
       "configuration": {"BucketName": "site", "Extract": "true"}, "inputArtifacts": [{"name": "Site"}]}]}
   ]}"#;
+
+/// Every file under `dir`, at any depth.
+pub(crate) fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)

@@ -4,16 +4,12 @@
 //! home in the clear afterwards: not in logs, state, events or artifacts.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 use serde_json::json;
 
-fn baton(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_baton"));
-    c.arg("--home").arg(home).env_remove("BATON_HOME").env("CI", "true");
-    c
-}
+use crate::run::{baton, files, git};
 
 fn put(home: &Path, args: &[&str], value: &str) -> String {
     let mut child = baton(home)
@@ -27,31 +23,6 @@ fn put(home: &Path, args: &[&str], value: &str) -> String {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
 
 fn pipeline(parameter: &str) -> serde_json::Value {

@@ -136,10 +136,7 @@ impl ActionWorker {
 
     /// Where the log of an action attempt (or a rule evaluation) is written.
     pub fn log_path(home: &Path, r: &ActionRequest) -> PathBuf {
-        home.join("logs")
-            .join(&r.pipeline)
-            .join(&r.execution_id)
-            .join(format!("{}.{}.{}.log", r.stage, r.action, r.attempt))
+        Step::of(r).log_path(home)
     }
 
     /// Runs the attempt `request` names, unless it is no longer current.
@@ -251,18 +248,28 @@ impl ActionWorker {
 
     /// A fresh work folder for one step (`run`, `resume`) of an attempt, and its log's path.
     fn scratch(&self, r: &ActionRequest, step: &str) -> Result<(PathBuf, PathBuf), ServiceError> {
+        self.scratch_for(&Step::of(r), step)
+    }
+
+    /// A fresh work folder for `step` of `s` (an action attempt, or a rule's evaluation), and
+    /// its log's path.
+    pub(super) fn scratch_for(
+        &self,
+        s: &Step<'_>,
+        step: &str,
+    ) -> Result<(PathBuf, PathBuf), ServiceError> {
         let work_dir = self
             .home
             .join("work")
-            .join(&r.execution_id)
-            .join(format!("{}.{}.{}.{step}", r.stage, r.action, r.attempt));
+            .join(s.execution_id)
+            .join(format!("{}.{}.{}.{step}", s.stage, s.name, s.number));
         if work_dir.exists() {
             std::fs::remove_dir_all(&work_dir)
                 .map_err(|e| ServiceError::io("cannot clear the work folder", e))?;
         }
         std::fs::create_dir_all(&work_dir)
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
-        let log_path = Self::log_path(&self.home, r);
+        let log_path = s.log_path(&self.home);
         if let Some(dir) = log_path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| ServiceError::io("cannot create the log folder", e))?;
@@ -467,5 +474,37 @@ fn failed(code: &str, message: &str) -> ActionOutcome {
         error: ActionError { code: code.into(), message: message.into() },
         external_id: None,
         external_url: None,
+    }
+}
+
+/// One piece of a stage's work with a folder and a log of its own: an action attempt, or one
+/// evaluation of a rule.
+pub(super) struct Step<'a> {
+    pub(super) pipeline: &'a str,
+    pub(super) execution_id: &'a str,
+    pub(super) stage: &'a str,
+    /// The action's or the rule's name.
+    pub(super) name: &'a str,
+    /// The attempt, or the rule's request.
+    pub(super) number: u32,
+}
+
+impl<'a> Step<'a> {
+    fn of(r: &'a ActionRequest) -> Self {
+        Step {
+            pipeline: &r.pipeline,
+            execution_id: &r.execution_id,
+            stage: &r.stage,
+            name: &r.action,
+            number: r.attempt,
+        }
+    }
+
+    /// `<home>/logs/<pipeline>/<execution>/<stage>.<name>.<number>.log`.
+    fn log_path(&self, home: &Path) -> PathBuf {
+        home.join("logs")
+            .join(self.pipeline)
+            .join(self.execution_id)
+            .join(format!("{}.{}.{}.log", self.stage, self.name, self.number))
     }
 }

@@ -7,7 +7,7 @@ use baton_core::rules::Verdict;
 use tracing::info;
 
 use super::ServiceError;
-use super::action_worker::ActionWorker;
+use super::action_worker::{ActionWorker, Step};
 use crate::bus_events::BusEvent;
 use crate::ports::provider::RuleCheck;
 
@@ -30,28 +30,20 @@ impl ActionWorker {
                 Verdict::Fail(format!("no provider for {} rules on this runtime", request.provider))
             }
             Some(provider) => {
-                let dir = self
-                    .home
-                    .join("work")
-                    .join(&request.execution_id)
-                    .join(format!("{}.{}.{}.rule", request.stage, request.rule, request.request));
-                let _ = std::fs::remove_dir_all(&dir);
+                let step = Step {
+                    pipeline: &request.pipeline,
+                    execution_id: &request.execution_id,
+                    stage: &request.stage,
+                    name: &request.rule,
+                    number: request.request,
+                };
+                let (dir, log_path) = self.scratch_for(&step, "rule")?;
                 let inputs_dir = dir.join("inputs");
                 std::fs::create_dir_all(&inputs_dir)
                     .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
                 let mut inputs = Vec::with_capacity(request.input_artifacts.len());
                 for artifact in &request.input_artifacts {
                     inputs.push(self.fetch(&request.region, artifact, &inputs_dir).await?);
-                }
-                let log_path = self
-                    .home
-                    .join("logs")
-                    .join(&request.pipeline)
-                    .join(&request.execution_id)
-                    .join(format!("{}.{}.{}.log", request.stage, request.rule, request.request));
-                if let Some(parent) = log_path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| ServiceError::io("cannot create the log folder", e))?;
                 }
                 let check = RuleCheck {
                     request: request.clone(),

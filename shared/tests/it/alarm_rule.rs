@@ -5,15 +5,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
-use baton::api::Credentials as ApiCredentials;
-use baton::embedded::EmbeddedConfig;
 use baton_core::engine::{ExecutionStatus, RuleStatus, StageStatus};
 use serde_json::json;
 use tokio::io::{AsyncWriteExt, BufReader};
 
-use crate::embedded::{home_with_repo, start_runtime_for, wait_for};
+use crate::embedded::{start_runtime_on_aws, start_with_variable, wait_for};
 use crate::lambda_invoke::{read_request, response};
 
 const PIPELINE: &str = r##"{"pipeline": {
@@ -109,32 +105,13 @@ async fn cloudwatch() -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 async fn start(rt: &baton::embedded::Embedded, alarm: &str) -> String {
-    let api = rt.control_api("us-east-1", ApiCredentials::new());
-    let body = json!({"name": "app", "variables": [{"name": "Alarm", "value": alarm}]});
-    let reply = api
-        .call("StartPipelineExecution", body.to_string().as_bytes(), "arn:aws:iam::1:user/t")
-        .await;
-    reply.json()["pipelineExecutionId"].as_str().unwrap().to_owned()
+    start_with_variable(rt, "Alarm", alarm).await
 }
 
 #[tokio::test]
 async fn an_alarm_rule_fails_the_stage_while_the_alarm_fires_and_waits_for_one_that_clears() {
     let (url, asked) = cloudwatch().await;
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
-        .load()
-        .await;
-    let home = home_with_repo(false);
-    let config = EmbeddedConfig {
-        home: home.path().to_path_buf(),
-        quiet: true,
-        workers: 2,
-        aws: Some(sdk),
-        ..EmbeddedConfig::default()
-    };
-    let running = start_runtime_for(config, PIPELINE).await;
+    let running = start_runtime_on_aws(&url, PIPELINE).await;
     let rt = &running.rt;
 
     let quiet = start(rt, "quiet").await;
@@ -152,7 +129,7 @@ async fn an_alarm_rule_fails_the_stage_while_the_alarm_fires_and_waits_for_one_t
     assert_eq!(wait.status, ExecutionStatus::InProgress, "the alarm may yet clear");
 
     // A flapping alarm is looked at again, clears, and the stage succeeds.
-    let api = rt.control_api("us-east-1", ApiCredentials::new());
+    let api = rt.control_api("us-east-1", baton::api::Credentials::new());
     let stop = json!({"pipelineName": "app", "pipelineExecutionId": firing, "abandon": true});
     api.call("StopPipelineExecution", stop.to_string().as_bytes(), "t").await;
     wait_for(rt, &firing, "stopped", |e| e.status.is_ended()).await;
@@ -169,5 +146,4 @@ async fn an_alarm_rule_fails_the_stage_while_the_alarm_fires_and_waits_for_one_t
     assert_eq!(failed.stages[1].status, Some(StageStatus::Failed));
     let summary = failed.status_summary.clone().unwrap_or_default();
     assert!(summary.contains("there is no CloudWatch alarm named gone"), "{summary}");
-    std::mem::forget(home);
 }

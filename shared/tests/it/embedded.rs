@@ -111,6 +111,41 @@ pub(crate) async fn start_runtime_for(config: EmbeddedConfig, pipeline: &str) ->
     Running { rt, stop, dispatcher }
 }
 
+/// The runtime with `[aws]` on `endpoint` (a loopback server playing an AWS service), running
+/// `pipeline` in a home with the `app` repository; the home outlives the runtime's last file
+/// operation.
+pub(crate) async fn start_runtime_on_aws(endpoint: &str, pipeline: &str) -> Running {
+    use aws_config::{BehaviorVersion, Region};
+    use aws_credential_types::Credentials;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
+        .load()
+        .await;
+    let home = home_with_repo(false);
+    let config = EmbeddedConfig {
+        home: home.path().to_path_buf(),
+        quiet: true,
+        workers: 4,
+        aws: Some(sdk),
+        ..EmbeddedConfig::default()
+    };
+    let running = start_runtime_for(config, pipeline).await;
+    std::mem::forget(home);
+    running
+}
+
+/// Starts `app` through the control API with the pipeline variable `name` set to `value`.
+pub(crate) async fn start_with_variable(rt: &Embedded, name: &str, value: &str) -> String {
+    let api = rt.control_api("us-east-1", baton::api::Credentials::new());
+    let body = serde_json::json!({"name": "app", "variables": [{"name": name, "value": value}]});
+    let reply = api
+        .call("StartPipelineExecution", body.to_string().as_bytes(), "arn:aws:iam::1:user/t")
+        .await;
+    reply.json()["pipelineExecutionId"].as_str().unwrap().to_owned()
+}
+
 pub(crate) async fn wait_for(
     rt: &Embedded,
     id: &str,

@@ -5,18 +5,15 @@
 
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
 use baton::api::Credentials as ApiCredentials;
 use baton::api::s3_objects;
-use baton::embedded::EmbeddedConfig;
 use baton::ports::job_artifacts::GrantedObjects;
 use baton_core::engine::{Execution, ExecutionStatus};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use crate::embedded::{Running, home_with_repo, start_runtime_for, wait_for};
+use crate::embedded::{Running, start_runtime_on_aws, wait_for};
 
 const ACCESS_KEY: &str = "baton";
 const SECRET_KEY: &str = "baton-local-secret";
@@ -245,23 +242,7 @@ async fn next_invocation(rx: &mut mpsc::UnboundedReceiver<Invocation>) -> Invoca
 async fn runtime_with_lambda(pipeline: &str) -> (Running, mpsc::UnboundedReceiver<Invocation>) {
     let api_url = Arc::new(std::sync::OnceLock::new());
     let (url, rx) = lambda_service(api_url.clone()).await;
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
-        .load()
-        .await;
-    let home = home_with_repo(false);
-    let config = EmbeddedConfig {
-        home: home.path().to_path_buf(),
-        quiet: true,
-        workers: 4,
-        aws: Some(sdk),
-        ..EmbeddedConfig::default()
-    };
-    let running = start_runtime_for(config, pipeline).await;
-    // The home outlives the runtime's last file operation.
-    std::mem::forget(home);
+    let running = start_runtime_on_aws(&url, pipeline).await;
     let _ = api_url.set(serve_api(running.rt.clone()).await);
     (running, rx)
 }

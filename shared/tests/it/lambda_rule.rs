@@ -4,15 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
-use baton::api::Credentials as ApiCredentials;
-use baton::embedded::EmbeddedConfig;
 use baton_core::engine::{ExecutionStatus, RuleStatus, StageStatus};
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, BufReader};
 
-use crate::embedded::{home_with_repo, start_runtime_for, wait_for};
+use crate::embedded::{start_runtime_on_aws, start_with_variable, wait_for};
 use crate::lambda_invoke::{read_request, response};
 
 const PIPELINE: &str = r##"{"pipeline": {
@@ -36,7 +32,10 @@ const PIPELINE: &str = r##"{"pipeline": {
 
 /// A loopback Lambda service whose function lets the gate through when its `UserParameters`
 /// say `open` and raises otherwise; every event it is invoked with is kept.
-async fn gate_function() -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
+/// Every invocation: its path, invocation type and event.
+type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+async fn gate_function() -> (String, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -86,36 +85,13 @@ async fn gate_function() -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
     (url, kept)
 }
 
-async fn runtime(
-    function: &str,
-) -> (crate::embedded::Running, Arc<Mutex<Vec<(String, String, Value)>>>) {
+async fn runtime(function: &str) -> (crate::embedded::Running, Seen) {
     let (url, seen) = gate_function().await;
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
-        .load()
-        .await;
-    let home = home_with_repo(false);
-    let config = EmbeddedConfig {
-        home: home.path().to_path_buf(),
-        quiet: true,
-        workers: 2,
-        aws: Some(sdk),
-        ..EmbeddedConfig::default()
-    };
-    let running = start_runtime_for(config, &PIPELINE.replace("FUNCTION", function)).await;
-    std::mem::forget(home);
-    (running, seen)
+    (start_runtime_on_aws(&url, &PIPELINE.replace("FUNCTION", function)).await, seen)
 }
 
 async fn start(rt: &baton::embedded::Embedded, gate: &str) -> String {
-    let api = rt.control_api("us-east-1", ApiCredentials::new());
-    let body = json!({"name": "app", "variables": [{"name": "Gate", "value": gate}]});
-    let reply = api
-        .call("StartPipelineExecution", body.to_string().as_bytes(), "arn:aws:iam::1:user/t")
-        .await;
-    reply.json()["pipelineExecutionId"].as_str().unwrap().to_owned()
+    start_with_variable(rt, "Gate", gate).await
 }
 
 #[tokio::test]

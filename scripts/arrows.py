@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Fails when an arrow the architecture forbids appears (see ARCHITECTURE.md).
 
-Two levels: between the workspace's crates (read from `cargo metadata`), and between the layers
-that still share the `baton` crate under shared/src (read from its `crate::` paths), until each
-layer is a crate of its own and the compiler keeps the rule.
+Between the workspace's crates the arrows are read from `cargo metadata`; inside a crate, two
+rules the compiler cannot keep are read from paths: the ports know no service, and the AWS
+providers reach AWS only through their ports and the SDK's configuration helpers.
 """
 import json
 import pathlib
@@ -13,38 +13,38 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-# Crate -> the workspace crates it may depend on (normal and build dependencies).
+CORE = {"baton-core", "baton-protocol"}
+# Crate -> the workspace crates it may depend on (normal and build dependencies). The app knows
+# no host and no API; the API knows no runtime; the local runtime may take the AWS providers
+# (an [aws] section); the AWS crate takes the API only for the Lambda glue (the API function).
 CRATES = {
     "baton-core": set(),
     "baton-protocol": {"baton-core"},
-    "baton": {"baton-core", "baton-protocol"},
+    "baton-app": CORE,
+    "baton-api": CORE | {"baton-app"},
+    "baton-local": CORE | {"baton-app", "baton-api", "baton-aws"},
+    "baton-aws": CORE | {"baton-app", "baton-api"},
+    # The assembly: every layer under one set of paths, no code of its own.
+    "baton": CORE | {"baton-app", "baton-api", "baton-local", "baton-aws"},
     # Dev-dependency only: checked below, not shipped in any crate.
-    "baton-testkit": {"baton", "baton-core", "baton-protocol"},
-    "baton-cli": {"baton", "baton-core", "baton-protocol"},
-    "trigger": {"baton", "baton-core", "baton-protocol"},
-    "stage-advance": {"baton", "baton-core", "baton-protocol"},
-    "action-worker": {"baton", "baton-core", "baton-protocol"},
-    "approval": {"baton", "baton-core", "baton-protocol"},
-    "api": {"baton", "baton-core", "baton-protocol"},
-    "baton-e2e": {"baton", "baton-core", "baton-protocol"},
+    "baton-testkit": CORE | {"baton"},
+    "baton-cli": CORE | {"baton"},
+    "trigger": CORE | {"baton"},
+    "stage-advance": CORE | {"baton"},
+    "action-worker": CORE | {"baton"},
+    "approval": CORE | {"baton"},
+    "api": CORE | {"baton"},
+    "baton-e2e": CORE | {"baton"},
 }
 
-# Layer of the baton crate (a folder or file under shared/src) -> the layers it may name with
-# `crate::`. The ports and services know no adapter, provider or runtime; the API knows no
-# runtime; local adapters and providers know nothing of AWS.
+# Folder of a crate -> the `crate::` modules its code may name.
 LAYERS = {
-    "ports": {"ports", "bus_events"},
-    "service": {"service", "ports", "bus_events", "routing"},
-    "api": {"api", "service", "ports", "bus_events"},
-    "adapters/local": {"adapters", "ports", "bus_events", "routing"},
-    "providers/local": {"providers", "ports"},
+    "shared/app/src/ports": {"ports"},
 }
-# AWS providers get credentials through their port (providers/aws/credentials.rs), not from
-# the STS adapter: of the adapters they may use only the SDK's configuration helpers.
-AWS_PROVIDERS = "providers/aws"
-ADAPTER_BUT_SDK = re.compile(r"crate::adapters::aws::(?!sdk\b)\w+")
-# What a local layer may not reach inside `adapters` and `providers`.
-NOT_AWS = re.compile(r"crate::(adapters|providers)::aws\b")
+# AWS providers get credentials through their port (providers/credentials.rs), not from the
+# STS adapter: of the adapters they may use only the SDK's configuration helpers.
+AWS_PROVIDERS = "shared/aws/src/providers"
+ADAPTER_BUT_SDK = re.compile(r"crate::adapters::(?!sdk\b)\w+")
 
 
 def crate_arrows():
@@ -85,24 +85,14 @@ def runtime_arrows():
 
 
 def layer_arrows():
-    src = ROOT / "shared" / "src"
     broken = []
     for layer, allowed in LAYERS.items():
-        base = src / layer
-        files = [base.with_suffix(".rs")] if base.with_suffix(".rs").exists() else []
-        files += sorted(base.rglob("*.rs")) if base.is_dir() else []
-        for f in files:
-            if f.name == "tests.rs":
-                continue  # a layer's tests may set up a runtime around it
-            text = f.read_text()
-            # Code under #[cfg(test)] at the end of a file is its tests.
-            text = text.split("#[cfg(test)]\nmod tests", 1)[0]
+        for f in sorted((ROOT / layer).rglob("*.rs")):
+            text = f.read_text().split("#[cfg(test)]\nmod tests", 1)[0]
             for m in re.finditer(r"crate::([a-z_]+)", text):
                 if m.group(1) not in allowed:
-                    broken.append(f"{f.relative_to(ROOT)} uses crate::{m.group(1)}: the {layer} layer may use only {sorted(allowed)}")
-            if layer.endswith("/local") and NOT_AWS.search(text):
-                broken.append(f"{f.relative_to(ROOT)} reaches AWS code from a local layer")
-    for f in sorted((src / AWS_PROVIDERS).rglob("*.rs")):
+                    broken.append(f"{f.relative_to(ROOT)} uses crate::{m.group(1)}: {layer} may use only {sorted(allowed)}")
+    for f in sorted((ROOT / AWS_PROVIDERS).rglob("*.rs")):
         code = "\n".join(l for l in f.read_text().splitlines() if not l.lstrip().startswith("//"))
         for m in ADAPTER_BUT_SDK.finditer(code):
             broken.append(f"{f.relative_to(ROOT)} uses {m.group(0)}: AWS providers reach adapters through their ports")

@@ -1,25 +1,37 @@
-//! Baton's services, ports and adapters.
+//! Baton assembled: every layer under one set of paths, for the CLI, the functions and the tests.
 //!
-//! - [`ports`]: what the services need from the world (state, artifacts, bus, notices, clock,
-//!   providers), as traits over domain types.
-//! - [`service`]: the handlers of the four functions (trigger, stage-advance, action-worker,
-//!   approval), written once against the ports.
-//! - [`adapters`]: the ports on one machine (SQLite, encrypted files, an in-process bus).
-//! - [`providers`]: action providers that run on one machine.
-//! - [`bus_events`]: the events the functions exchange.
-//! - [`api`]: the control API, CodePipeline's own protocol over the store and the services.
+//! No code lives here. Each layer is a crate of its own, so the compiler keeps the arrows that
+//! `ARCHITECTURE.md` draws between them:
+//!
+//! - [`ports`], [`service`], [`config`] and the host-neutral [`providers`]: `baton-app`;
+//! - [`api`]: `baton-api`, CodePipeline's protocol over the app, knowing no runtime;
+//! - [`adapters::local`], [`providers::local`] and [`embedded`]: `baton-local` (feature `local`);
+//! - [`adapters::aws`], [`providers::aws`] and [`lambda`]: `baton-aws` (features `aws`, `lambda`);
+//! - [`bus_events`] and [`routing`]: `baton-protocol`; [`core`]: `baton-core`.
 #![warn(missing_docs)]
 
-pub mod adapters;
-pub mod api;
-pub mod config;
-#[cfg(feature = "local")]
-pub mod embedded;
+pub use baton_api as api;
+pub use baton_app::{config, ports, service};
 #[cfg(feature = "lambda")]
-pub mod lambda;
-pub mod ports;
-pub mod providers;
-pub mod service;
-
+pub use baton_aws::lambda;
 pub use baton_core as core;
+#[cfg(feature = "local")]
+pub use baton_local::embedded;
 pub use baton_protocol::{bus_events, routing};
+
+/// The ports' implementations, one module per host.
+pub mod adapters {
+    #[cfg(feature = "aws")]
+    pub use baton_aws::adapters as aws;
+    #[cfg(feature = "local")]
+    pub use baton_local::adapters as local;
+}
+
+/// Action and rule providers: the host-neutral ones, and one module per host.
+pub mod providers {
+    pub use baton_app::providers::*;
+    #[cfg(feature = "aws")]
+    pub use baton_aws::providers as aws;
+    #[cfg(feature = "local")]
+    pub use baton_local::providers as local;
+}

@@ -10,6 +10,7 @@ mod aws_bus;
 mod aws_providers;
 mod aws_state;
 mod aws_support;
+mod control_api;
 mod embedded;
 mod handler_simulation;
 mod job_desk;

@@ -1,0 +1,510 @@
+//! action-worker: runs one action attempt with its provider.
+//!
+//! Before running, it checks that the attempt is still the current one, so an event delivered
+//! again after the action finished does not run it twice. Inputs are fetched from the action's
+//! own region (copied there first when they were produced elsewhere), outputs are stored in it.
+//!
+//! A provider whose work outlives the invocation (a build) answers `Running`: the attempt is
+//! recorded as a [`RunningJob`] and completed later by [`ActionWorker::resume`], when the
+//! service's own event says the work ended, or by [`ActionWorker::check_due`], which asks
+//! again every so often in case that event never comes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use baton_core::engine::{
+    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation,
+};
+use tracing::{info, warn};
+
+use super::ServiceError;
+use crate::ports::artifacts::{ArtifactKey, ArtifactStore};
+use crate::ports::bus::EventBus;
+use crate::ports::clock::{Clock, SystemClock};
+use crate::ports::jobs::{RunningJob, RunningJobs};
+use crate::ports::provider::{InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderRegistry};
+use crate::ports::state::{ActionClaims, StateStore};
+use baton_protocol::bus_events::BusEvent;
+
+/// The action-worker service.
+pub struct ActionWorker {
+    pub(super) store: Arc<dyn StateStore>,
+    pub(super) bus: Arc<dyn EventBus>,
+    pub(super) artifacts: Arc<dyn ArtifactStore>,
+    pub(super) providers: ProviderRegistry,
+    /// Work folders and logs live under here.
+    pub(super) home: PathBuf,
+    /// Where attempts are claimed, on runtimes that may deliver a request twice at once.
+    claims: Option<Arc<dyn ActionClaims>>,
+    /// Attempts whose work goes on elsewhere.
+    jobs: Arc<dyn RunningJobs>,
+    /// How long after a look at running work the next one is due, when no event came first.
+    check_every: i64,
+    /// Claims, running jobs' next looks and completions are timed by it.
+    pub(super) clock: Arc<dyn Clock>,
+    /// Whether an action (or rule) without a role of its own runs as its pipeline's role.
+    pipeline_roles: bool,
+}
+
+/// The default pause between two looks at running work: AWS services announce the end of a
+/// job on EventBridge, so this only bounds the delay when such an event is lost.
+pub(crate) const DEFAULT_CHECK_EVERY_MILLIS: i64 = 60_000;
+
+impl ActionWorker {
+    #[allow(missing_docs)]
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        bus: Arc<dyn EventBus>,
+        artifacts: Arc<dyn ArtifactStore>,
+        providers: ProviderRegistry,
+        jobs: Arc<dyn RunningJobs>,
+        home: PathBuf,
+    ) -> Self {
+        Self {
+            store,
+            bus,
+            artifacts,
+            providers,
+            home,
+            claims: None,
+            jobs,
+            check_every: DEFAULT_CHECK_EVERY_MILLIS,
+            clock: Arc::new(SystemClock),
+            pipeline_roles: false,
+        }
+    }
+
+    /// Runs an action or rule that names no role as its pipeline's `roleArn`, as CodePipeline
+    /// runs them as its service role: for the AWS host, where the worker's own role is not
+    /// the user's. On one machine they run with the user's own credentials.
+    pub fn with_pipeline_roles(mut self) -> Self {
+        self.pipeline_roles = true;
+        self
+    }
+
+    /// The role an action or rule declaring `own` runs as on this host.
+    pub(super) fn role_for(&self, own: Option<&str>, pipeline: Option<&str>) -> Option<String> {
+        own.or(pipeline.filter(|_| self.pipeline_roles)).map(str::to_owned)
+    }
+
+    /// Uses `clock` instead of the system's (the embedded runtime's, or a test's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Looks at running work every `millis` instead of [`DEFAULT_CHECK_EVERY_MILLIS`].
+    pub fn with_check_interval(mut self, millis: i64) -> Self {
+        self.check_every = millis.max(1);
+        self
+    }
+
+    /// Claims each attempt before running it (EventBridge may deliver a request twice, and both
+    /// copies would find the attempt current until its completion is applied).
+    pub fn with_claims(mut self, claims: Arc<dyn ActionClaims>) -> Self {
+        self.claims = Some(claims);
+        self
+    }
+
+    /// Runs the attempt like [`Self::run`], once: it is claimed until `until` (the end of this
+    /// invocation), and a copy of the request arriving meanwhile is dropped. A worker that
+    /// fails gives the claim up, so the retry of its delivery runs the attempt; one that dies
+    /// leaves the claim to expire, with the same effect later.
+    ///
+    /// # Errors
+    /// As [`Self::run`].
+    pub async fn run_once(&self, request: ActionRequest, until: i64) -> Result<(), ServiceError> {
+        let Some(claims) = &self.claims else { return self.run(request).await };
+        let key = format!(
+            "{}/{}/{}/{}/{}",
+            request.pipeline, request.execution_id, request.stage, request.action, request.attempt
+        );
+        if !claims.claim(&key, self.clock.now(), until).await? {
+            info!(execution_id = %request.execution_id, action = %request.action, "attempt claimed by another delivery; not running it again");
+            return Ok(());
+        }
+        let result = self.run(request).await;
+        // Kept, the claim would drop the retry as a duplicate (Lambda retries well within an
+        // invocation's time), and the attempt would wait for its time-out instead.
+        if result.is_err()
+            && let Err(e) = claims.release(&key, until).await
+        {
+            warn!(attempt = %key, error = %e, "cannot give up the claim; it expires at the invocation's end");
+        }
+        result
+    }
+
+    /// Where the log of an action attempt (or a rule evaluation) is written.
+    pub fn log_path(home: &Path, r: &ActionRequest) -> PathBuf {
+        Step::of(r).log_path(home)
+    }
+
+    /// Runs the attempt `request` names, unless it is no longer current.
+    ///
+    /// # Errors
+    /// Retryable errors when a port is unavailable; the action's own failure is not an error but
+    /// a `Failed` completion.
+    pub async fn run(&self, mut request: ActionRequest) -> Result<(), ServiceError> {
+        request.role_arn =
+            self.role_for(request.role_arn.as_deref(), request.pipeline_role_arn.as_deref());
+        if !self.is_current(&request).await? {
+            info!(execution_id = %request.execution_id, action = %request.action, "attempt no longer current; not running it");
+            return Ok(());
+        }
+        let outcome = match self.perform(&request).await {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == super::ErrorKind::Permanent => {
+                failed("JobFailed", &e.to_string())
+            }
+            Err(e) => return Err(e),
+        };
+        self.complete(&request, outcome).await
+    }
+
+    /// Picks up the running job `key` ([`RunningJob::key_for`]) because its service announced
+    /// a change. A key that names no job (work Baton did not start, or already completed) is
+    /// ignored.
+    ///
+    /// # Errors
+    /// Retryable errors when a port or the provider's service is unavailable.
+    pub async fn resume(&self, key: &str) -> Result<(), ServiceError> {
+        match self.jobs.get_job(key).await? {
+            Some(job) => self.follow(job).await,
+            None => {
+                info!(job = key, "no running job has this key; nothing to do");
+                Ok(())
+            }
+        }
+    }
+
+    /// Looks at up to `limit` running jobs whose next look is due, one after the other, and
+    /// returns how many. One job's failure is logged and leaves it for the next check.
+    ///
+    /// # Errors
+    /// When the running jobs cannot be listed.
+    pub async fn check_due(&self, limit: usize) -> Result<usize, ServiceError> {
+        let due = self.jobs.due_jobs(self.clock.now(), limit).await?;
+        let n = due.len();
+        for job in due {
+            let key = job.key.clone();
+            if let Err(e) = self.follow(job).await {
+                warn!(job = %key, error = %e, "cannot look at a running job; trying again later");
+            }
+        }
+        Ok(n)
+    }
+
+    async fn follow(&self, job: RunningJob) -> Result<(), ServiceError> {
+        let r = &job.request;
+        let Some(provider) = self.providers.get(&r.action_type) else {
+            warn!(job = %job.key, "no provider here for a running job; forgetting it");
+            return Ok(self.jobs.remove_job(&job.key).await?);
+        };
+        if !self.is_current(r).await? {
+            info!(job = %job.key, execution_id = %r.execution_id, "attempt no longer current; stopping its work");
+            if let Err(e) = provider.cancel(r, &job.external_id).await {
+                warn!(job = %job.key, error = %e, "cannot stop the work of a stale attempt");
+            }
+            return Ok(self.jobs.remove_job(&job.key).await?);
+        }
+        let (work_dir, log_path) = self.scratch(r, "resume")?;
+        let in_place =
+            if provider.works_in_place() { self.in_place(r, false).await? } else { None };
+        let look = Job {
+            request: r.clone(),
+            inputs: Vec::new(),
+            work_dir: work_dir.clone(),
+            log_path,
+            in_place: in_place.clone(),
+        };
+        let result = match provider.resume(&look, &job.external_id).await {
+            Ok(JobResult::Running { external_id, external_url }) => {
+                let _ = std::fs::remove_dir_all(&work_dir);
+                let check_at = self.clock.now() + self.check_every;
+                if external_id == job.external_id {
+                    return Ok(self.jobs.put_job(&RunningJob { check_at, ..job }).await?);
+                }
+                // The work goes on under another id (a job continued by its worker): followed
+                // under that id's key from now on, which is what its service names.
+                let next = RunningJob {
+                    key: RunningJob::key_for(&r.action_type.provider, &external_id),
+                    request: r.clone(),
+                    external_id,
+                    external_url: external_url.or(job.external_url.clone()),
+                    check_at,
+                };
+                self.jobs.put_job(&next).await?;
+                return Ok(self.jobs.remove_job(&job.key).await?);
+            }
+            Ok(done) => self.outcome(r, done, in_place.as_ref()).await,
+            Err(e) => Err(e.into()),
+        };
+        let _ = std::fs::remove_dir_all(&work_dir);
+        let Some(outcome) = result? else { return Ok(()) };
+        self.complete(r, outcome).await?;
+        Ok(self.jobs.remove_job(&job.key).await?)
+    }
+
+    /// A fresh work folder for one step (`run`, `resume`) of an attempt, and its log's path.
+    fn scratch(&self, r: &ActionRequest, step: &str) -> Result<(PathBuf, PathBuf), ServiceError> {
+        self.scratch_for(&Step::of(r), step)
+    }
+
+    /// A fresh work folder for `step` of `s` (an action attempt, or a rule's evaluation), and
+    /// its log's path.
+    pub(super) fn scratch_for(
+        &self,
+        s: &Step<'_>,
+        step: &str,
+    ) -> Result<(PathBuf, PathBuf), ServiceError> {
+        let work_dir = self
+            .home
+            .join("work")
+            .join(s.execution_id)
+            .join(format!("{}.{}.{}.{step}", s.stage, s.name, s.number));
+        if work_dir.exists() {
+            std::fs::remove_dir_all(&work_dir)
+                .map_err(|e| ServiceError::io("cannot clear the work folder", e))?;
+        }
+        std::fs::create_dir_all(&work_dir)
+            .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+        let log_path = s.log_path(&self.home);
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ServiceError::io("cannot create the log folder", e))?;
+        }
+        Ok((work_dir, log_path))
+    }
+
+    async fn complete(
+        &self,
+        r: &ActionRequest,
+        outcome: ActionOutcome,
+    ) -> Result<(), ServiceError> {
+        // The public end of the attempt carries the result: one event, not two.
+        self.bus.publish(&[BusEvent::action_completed(r, outcome, self.clock.now())]).await?;
+        Ok(())
+    }
+
+    async fn is_current(&self, r: &ActionRequest) -> Result<bool, ServiceError> {
+        let Some(record) = self.store.get_pipeline(&r.pipeline).await? else { return Ok(false) };
+        let Some(e) = self.store.execution(&r.pipeline, &r.execution_id).await? else {
+            return Ok(false);
+        };
+        let (Some(s), Some(a)) = (
+            record.plan.stage_index(&r.stage),
+            record
+                .plan
+                .stage_index(&r.stage)
+                .and_then(|s| record.plan.stages[s].action_index(&r.action)),
+        ) else {
+            return Ok(false);
+        };
+        // An execution of an older declaration is being cancelled; nothing of it runs.
+        if !e.runs(&record.plan) {
+            return Ok(false);
+        }
+        let run = &e.stages[s].actions[a];
+        Ok(run.attempt == r.attempt && run.status == ActionStatus::InProgress)
+    }
+
+    /// Runs the attempt; `None` when its work goes on elsewhere and was recorded.
+    async fn perform(&self, r: &ActionRequest) -> Result<Option<ActionOutcome>, ServiceError> {
+        let Some(provider) = self.providers.get(&r.action_type) else {
+            let t = &r.action_type;
+            return Ok(Some(failed(
+                "ConfigurationError",
+                &format!(
+                    "no provider for {}/{}/{} on this runtime",
+                    t.owner, t.category, t.provider
+                ),
+            )));
+        };
+        let (work_dir, log_path) = self.scratch(r, "run")?;
+        let inputs_dir = work_dir.join("inputs");
+        std::fs::create_dir_all(&inputs_dir)
+            .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+        let in_place = if provider.works_in_place() { self.in_place(r, true).await? } else { None };
+        let mut inputs = Vec::with_capacity(r.input_artifacts.len());
+        if in_place.is_none() {
+            for artifact in &r.input_artifacts {
+                inputs.push(self.fetch(&r.region, artifact, &inputs_dir).await?);
+            }
+        }
+        let job = Job {
+            request: r.clone(),
+            inputs,
+            work_dir: work_dir.join("run"),
+            log_path,
+            in_place: in_place.clone(),
+        };
+        std::fs::create_dir_all(&job.work_dir)
+            .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+        let result = provider.run(&job).await;
+        let outcome = match result {
+            Ok(result) => self.outcome(r, result, in_place.as_ref()).await,
+            Err(e) => Err(e.into()),
+        };
+        // The attempt's folder is scratch space; logs and artifacts live elsewhere.
+        let _ = std::fs::remove_dir_all(&work_dir);
+        outcome
+    }
+
+    /// What a provider's answer means for the attempt: outputs stored, or the running work
+    /// recorded (`None`).
+    async fn outcome(
+        &self,
+        r: &ActionRequest,
+        result: JobResult,
+        in_place: Option<&InPlaceArtifacts>,
+    ) -> Result<Option<ActionOutcome>, ServiceError> {
+        Ok(Some(match result {
+            JobResult::Failed { code, message } => failed(&code, &message),
+            JobResult::Running { external_id, external_url } => {
+                let job = RunningJob {
+                    key: RunningJob::key_for(&r.action_type.provider, &external_id),
+                    request: r.clone(),
+                    external_id,
+                    external_url,
+                    check_at: self.clock.now() + self.check_every,
+                };
+                info!(job = %job.key, execution_id = %r.execution_id, "work started; following it");
+                self.jobs.put_job(&job).await?;
+                return Ok(None);
+            }
+            JobResult::Succeeded {
+                output_artifacts,
+                output_variables,
+                summary,
+                external_id,
+                external_url,
+            } => {
+                let mut artifacts = Vec::with_capacity(output_artifacts.len());
+                for out in output_artifacts {
+                    let key = ArtifactKey {
+                        pipeline: r.pipeline.clone(),
+                        execution_id: r.execution_id.clone(),
+                        artifact: out.name.clone(),
+                        attempt: r.attempt,
+                    };
+                    let location = self.artifacts.put(&r.region, &key, &out.path).await?;
+                    artifacts.push(Artifact { name: out.name, location });
+                }
+                // What the provider's service wrote in place (a build's artifacts).
+                for (name, location) in in_place.map(|p| p.outputs.clone()).unwrap_or_default() {
+                    if !artifacts.iter().any(|a| a.name == name) {
+                        artifacts.push(Artifact { name, location });
+                    }
+                }
+                ActionOutcome::Succeeded {
+                    output_variables,
+                    artifacts,
+                    summary,
+                    external_id,
+                    external_url,
+                }
+            }
+        }))
+    }
+
+    /// The attempt's artifacts in place, when the store can tell: inputs (copied into the
+    /// action's region first if `with_inputs`) and where outputs are to be written.
+    async fn in_place(
+        &self,
+        r: &ActionRequest,
+        with_inputs: bool,
+    ) -> Result<Option<InPlaceArtifacts>, ServiceError> {
+        let key = |artifact: &str| ArtifactKey {
+            pipeline: r.pipeline.clone(),
+            execution_id: r.execution_id.clone(),
+            artifact: artifact.to_owned(),
+            attempt: r.attempt,
+        };
+        // The region's key comes with any place in it; this probe names no real artifact.
+        let Some(probe) = self.artifacts.in_place(&r.region, &key("in-place")) else {
+            return Ok(None);
+        };
+        let mut inputs = Vec::new();
+        if with_inputs {
+            for artifact in &r.input_artifacts {
+                inputs.push((artifact.name.clone(), self.in_region(&r.region, artifact).await?));
+            }
+        }
+        let mut outputs = Vec::new();
+        for name in &r.output_artifacts {
+            let Some(place) = self.artifacts.in_place(&r.region, &key(name)) else {
+                return Ok(None);
+            };
+            outputs.push((name.clone(), place.location));
+        }
+        Ok(Some(InPlaceArtifacts { inputs, outputs, kms_key_arn: probe.kms_key_arn }))
+    }
+
+    /// Where `artifact` is in the action's region, copied there first if it was made elsewhere.
+    async fn in_region(
+        &self,
+        region: &str,
+        artifact: &Artifact,
+    ) -> Result<ArtifactLocation, ServiceError> {
+        match self.artifacts.region_of(&artifact.location) {
+            Some(home) if home != region => {
+                Ok(self.artifacts.copy_to_region(&home, &artifact.location, region).await?)
+            }
+            _ => Ok(artifact.location.clone()),
+        }
+    }
+
+    /// Downloads one input into `dir`, copying it into the action's region first if needed.
+    pub(super) async fn fetch(
+        &self,
+        region: &str,
+        artifact: &Artifact,
+        dir: &Path,
+    ) -> Result<LocalArtifact, ServiceError> {
+        let location = self.in_region(region, artifact).await?;
+        let path = dir.join(format!("{}.zip", artifact.name));
+        self.artifacts.get(region, &location, &path).await?;
+        Ok(LocalArtifact { name: artifact.name.clone(), path })
+    }
+}
+
+fn failed(code: &str, message: &str) -> ActionOutcome {
+    ActionOutcome::Failed {
+        error: ActionError { code: code.into(), message: message.into() },
+        external_id: None,
+        external_url: None,
+    }
+}
+
+/// One piece of a stage's work with a folder and a log of its own: an action attempt, or one
+/// evaluation of a rule.
+pub(super) struct Step<'a> {
+    pub(super) pipeline: &'a str,
+    pub(super) execution_id: &'a str,
+    pub(super) stage: &'a str,
+    /// The action's or the rule's name.
+    pub(super) name: &'a str,
+    /// The attempt, or the rule's request.
+    pub(super) number: u32,
+}
+
+impl<'a> Step<'a> {
+    fn of(r: &'a ActionRequest) -> Self {
+        Step {
+            pipeline: &r.pipeline,
+            execution_id: &r.execution_id,
+            stage: &r.stage,
+            name: &r.action,
+            number: r.attempt,
+        }
+    }
+
+    /// `<home>/logs/<pipeline>/<execution>/<stage>.<name>.<number>.log`.
+    fn log_path(&self, home: &Path) -> PathBuf {
+        home.join("logs")
+            .join(self.pipeline)
+            .join(self.execution_id)
+            .join(format!("{}.{}.{}.log", self.stage, self.name, self.number))
+    }
+}

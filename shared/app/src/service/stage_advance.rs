@@ -1,0 +1,208 @@
+//! stage-advance: applies one input to a pipeline's executions.
+//!
+//! Load what the input needs, let the engine decide, save with a condition on every version read
+//! (the outbox goes in the same write), then publish. A conflict means another invocation got
+//! there first: load again and re-apply; the engine makes a repeated input a no-op.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use baton_core::engine::{self, Effect, Env, Input, PipelineState, Rejection};
+use baton_core::events::ACTION_DETAIL_TYPE;
+use tracing::{debug, warn};
+
+use super::ServiceError;
+use crate::ports::bus::EventBus;
+use crate::ports::clock::{Clock, entropy};
+use crate::ports::state::{Changes, Scope, StateStore, StoreError, Versioned};
+use baton_protocol::bus_events::{BusEvent, PipelineInput};
+
+/// Saving gives up after this many conflicts in a row; the event is then retried later.
+const MAX_CONFLICTS: usize = 20;
+
+/// What applying an input did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The state changed; this many events were published.
+    Applied {
+        /// Events published.
+        published: usize,
+    },
+    /// A duplicate or stale input: nothing changed.
+    Unchanged,
+    /// A command that cannot apply now (the API reports it to its caller).
+    Rejected(Rejection),
+}
+
+/// The stage-advance service.
+pub struct StageAdvance {
+    store: Arc<dyn StateStore>,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+}
+
+impl StageAdvance {
+    #[allow(missing_docs)]
+    pub fn new(store: Arc<dyn StateStore>, bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, bus, clock }
+    }
+
+    /// Applies a bus event: an internal input, or an action's public end carrying its
+    /// completion (whose public event is then not published again).
+    ///
+    /// # Errors
+    /// A decode error (dead-letter); otherwise as [`Self::handle`].
+    pub async fn handle_event(&self, event: &BusEvent) -> Result<Outcome, ServiceError> {
+        self.apply(event.pipeline_input()?, event.announced_end()).await
+    }
+
+    /// Applies an input.
+    ///
+    /// # Errors
+    /// [`ServiceError::Permanent`] for an unknown pipeline; retryable errors when the store or
+    /// the bus is unavailable.
+    pub async fn handle(&self, message: PipelineInput) -> Result<Outcome, ServiceError> {
+        self.apply(message, None).await
+    }
+
+    async fn apply(
+        &self,
+        message: PipelineInput,
+        announced: Option<&str>,
+    ) -> Result<Outcome, ServiceError> {
+        let PipelineInput { pipeline, input } = message;
+        let record = self.store.get_pipeline(&pipeline).await?.ok_or_else(|| {
+            ServiceError::Permanent(format!("pipeline {pipeline} does not exist"))
+        })?;
+        let plan = &record.plan;
+        let scope = match scope_of(&input) {
+            // Replacing a waiting approval needs the execution holding the stage as well.
+            Scope::One(_) | Scope::LanesOnly
+                if plan.mode == baton_core::plan::ExecutionMode::Superseded
+                    && plan.replaces_waiting_approvals() =>
+            {
+                Scope::Active
+            }
+            scope => scope,
+        };
+        for _ in 0..MAX_CONFLICTS {
+            let snapshot = self.store.load(&pipeline, &scope).await?;
+            let versions: BTreeMap<String, u64> =
+                snapshot.executions.iter().map(|e| (e.value.id.clone(), e.version)).collect();
+            let mut state = PipelineState {
+                lanes: snapshot.lanes.value.clone(),
+                executions: snapshot
+                    .executions
+                    .into_iter()
+                    .map(|e| (e.value.id.clone(), e.value))
+                    .collect(),
+            };
+            if state.lanes.holders.is_empty() {
+                state.lanes = PipelineState::new(plan.stages.len()).lanes;
+            }
+            let env = Env {
+                now: self.clock.now(),
+                entropy: entropy()
+                    .map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?,
+            };
+            let step = match engine::apply(plan, &mut state, &input, env) {
+                Ok(step) => step,
+                Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+            };
+            if step.is_noop() {
+                return Ok(Outcome::Unchanged);
+            }
+            let mut effects = step.effects;
+            if let Some(state) = announced {
+                effects.retain(|e| !announces(e, &input, state));
+            }
+            let outbox = BusEvent::for_effects(plan, effects);
+            let changes = Changes {
+                lanes: step.lanes_changed.then(|| Versioned {
+                    version: snapshot.lanes.version,
+                    value: state.lanes.clone(),
+                }),
+                executions: step
+                    .touched
+                    .iter()
+                    .filter_map(|id| state.executions.get(id))
+                    .map(|e| Versioned {
+                        version: versions.get(&e.id).copied().unwrap_or(0),
+                        value: e.clone(),
+                    })
+                    .collect(),
+                outbox: outbox.clone(),
+            };
+            match self.store.save(&pipeline, changes).await {
+                Ok(seqs) => return self.publish(&outbox, &seqs).await,
+                Err(StoreError::Conflict(_)) => debug!(pipeline, "conflict; applying again"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict(pipeline).into())
+    }
+
+    /// Publishes what was just saved and clears it from the outbox. If publishing fails the
+    /// events stay in the outbox, where the sweeper finds them.
+    async fn publish(&self, events: &[BusEvent], seqs: &[i64]) -> Result<Outcome, ServiceError> {
+        if self.store.relays_outbox() {
+            // Written with the state; the store's relay publishes them.
+            return Ok(Outcome::Applied { published: events.len() });
+        }
+        if let Err(e) = self.bus.publish(events).await {
+            warn!(error = %e, "publishing failed; the sweeper will send the events again");
+            return Ok(Outcome::Applied { published: 0 });
+        }
+        self.store.ack_outbox(seqs).await?;
+        Ok(Outcome::Applied { published: events.len() })
+    }
+
+    /// Publishes outbox entries older than `age_millis` that their writer never acknowledged
+    /// (it crashed between saving and publishing). Returns how many were sent.
+    ///
+    /// # Errors
+    /// When the store or the bus is unavailable.
+    pub async fn sweep_outbox(&self, age_millis: i64) -> Result<usize, ServiceError> {
+        let pending = self.store.pending_outbox(self.clock.now() - age_millis, 100).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let events: Vec<BusEvent> = pending.iter().map(|p| p.event.clone()).collect();
+        self.bus.publish(&events).await?;
+        let seqs: Vec<i64> = pending.iter().map(|p| p.seq).collect();
+        self.store.ack_outbox(&seqs).await?;
+        Ok(events.len())
+    }
+}
+
+/// Whether `effect` publishes the action end that `input` (a completion) came announced as.
+/// Only an end in the announced state is left out: should the engine see the attempt end
+/// otherwise, its own event still goes out.
+fn announces(effect: &Effect, input: &Input, state: &str) -> bool {
+    let (Effect::Publish(event), Input::ActionCompleted { execution_id, stage, action, .. }) =
+        (effect, input)
+    else {
+        return false;
+    };
+    let d = &event.detail;
+    event.detail_type == ACTION_DETAIL_TYPE
+        && d["execution-id"] == execution_id.as_str()
+        && d["stage"] == stage.as_str()
+        && d["action"] == action.as_str()
+        && d["state"] == state
+}
+
+/// The executions an input needs besides those waiting in the lanes.
+fn scope_of(input: &Input) -> Scope {
+    match input {
+        Input::Start { execution_id, .. }
+        | Input::ActionCompleted { execution_id, .. }
+        | Input::Stop { execution_id, .. }
+        | Input::Retry { execution_id, .. }
+        | Input::OverrideCondition { execution_id, .. }
+        | Input::RuleCompleted { execution_id, .. }
+        | Input::Rollback { execution_id, .. } => Scope::One(execution_id.clone()),
+        Input::ApprovalDecided { .. } | Input::Tick => Scope::Active,
+        Input::DisableTransition { .. } | Input::EnableTransition { .. } => Scope::LanesOnly,
+    }
+}

@@ -1,0 +1,1051 @@
+//! The state store on AWS: one DynamoDB table, with the same conditional-write rules as
+//! the local `SqlStateStore`.
+//!
+//! Contract: every item carries a version; [`StateStore::save`] writes the lanes, the
+//! executions and the events of one input either as one conditional write (the usual case) or
+//! in ONE `TransactWriteItems`, each state item conditioned on the version it was read at, so
+//! either all of it lands or nothing does and the caller gets [`StoreError::Conflict`].
+//!
+//! The outbox is the table's stream: a save's events ride on an item it writes (see
+//! `dynamodb_writes`), and stage-advance relays them from the stream (see `dynamodb_relay`).
+//! So [`StateStore::relays_outbox`] is true, and nothing is pending or acknowledged here.
+//!
+//! Layout (one table, string keys `pk`/`sk`, TTL attribute `expires_at`, a stream of new
+//! images, as `template.yaml` declares it):
+//!
+//! | `pk`              | `sk`             | attributes                                              |
+//! |-------------------|------------------|---------------------------------------------------------|
+//! | `PIPELINE#<name>` | `PIPELINE`       | `record` (JSON), `created`, `updated`                   |
+//! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON), `x:<id>` (deflated JSON) per execution holding a stage, `events`/`event_count` of the last save |
+//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`; or a tombstone (`version`, `resident`) while the execution lives in `LANES` |
+//! | `PIPELINE#<name>` | `EVENTS`         | `events`/`event_count` of a save that wrote no state item, `expires_at` |
+//! | `PIPELINES`       | `<name>`         | none: the sorted listing                                |
+//! | `APPROVAL#<id>`   | `LINK`           | `body` (JSON), `used` (JSON) once used, `expires_at`    |
+//! | `CLAIM#<attempt>` | `CLAIM`          | `until`, `expires_at`                                   |
+//! | `JOBS`            | `<provider>#<external id>` | `check_at`, `body` (JSON), `expires_at`       |
+//!
+//! Why this shape: everything one input reads lives in its pipeline's partition, so a load is
+//! a `GetItem` of the lanes (with the executions holding stages) plus one `GetItem` per other
+//! execution named (or, for [`Scope::Active`], a `Query` of that partition) and never a `Scan`.
+//! Only the actions the functions' role in `template.yaml` grants are used: no
+//! `BatchGetItem`/`BatchWriteItem`. A release orchestrator writes a few items per second at
+//! most, far below one partition's 1,000 writes per second, so the `PIPELINES` partition is
+//! not hot.
+//!
+//! Reads are strongly consistent: a stage-advance that read a stale copy would only conflict,
+//! but listings right after a write (the CLI, the contract suite) should see it.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+    TransactWriteItem, Update,
+};
+use baton_core::engine::{Execution, Lanes, Millis};
+
+use super::dynamodb_writes as writes;
+use baton_app::ports::BoxError;
+use baton_app::ports::state::*;
+use baton_protocol::bus_events::BusEvent;
+
+/// DynamoDB's item size limit (400 KB, names and values included).
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html>
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// `TransactWriteItems` takes at most 100 actions and 4 MB (since 2022; it was 25 before).
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>
+const MAX_TRANSACTION_ITEMS: usize = 100;
+const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
+/// Events larger than this (deflated) go on an item of their own, in the same transaction, so
+/// that they never push a state item over its limit.
+const MAX_CARRIED_EVENTS_BYTES: usize = 64 * 1024;
+
+const PIPELINES_PK: &str = "PIPELINES";
+const PIPELINE_SK: &str = "PIPELINE";
+const LANES_SK: &str = "LANES";
+const EVENTS_SK: &str = "EVENTS";
+/// How often a read that met an execution moving between items is made again.
+const READ_ATTEMPTS: u32 = 5;
+/// Marks an execution's own item as a tombstone: the execution lives in the lanes item.
+const RESIDENT_MARK: &str = "resident";
+const EXECUTION_PREFIX: &str = "EXECUTION#";
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// What goes wrong inside the adapter; always reaches callers as [`StoreError::Unavailable`].
+#[derive(Debug, thiserror::Error)]
+enum DynamoError {
+    #[error("DynamoDB {operation} failed")]
+    Sdk {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("item {pk}/{sk} has no valid `{attribute}` attribute")]
+    Malformed { pk: String, sk: String, attribute: &'static str },
+    #[error(
+        "execution {id} of pipeline {pipeline} is {bytes} bytes when stored, over DynamoDB's \
+         400 KB item limit; it cannot be saved"
+    )]
+    ExecutionTooLarge { pipeline: String, id: String, bytes: usize },
+    #[error("{what} of pipeline {pipeline} is {bytes} bytes, over DynamoDB's 400 KB item limit")]
+    ItemTooLarge { pipeline: String, what: String, bytes: usize },
+    #[error(
+        "a save of pipeline {pipeline} needs {items} items and {bytes} bytes; one \
+         TransactWriteItems takes at most 100 items and 4 MB"
+    )]
+    TransactionTooLarge { pipeline: String, items: usize, bytes: usize },
+    #[error("table {0} did not become active")]
+    TableNotActive(String),
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+/// Maps an SDK (or request-building) error once, keeping it as the source.
+pub(super) fn sdk<E: std::error::Error + Send + Sync + 'static>(
+    operation: &'static str,
+) -> impl FnOnce(E) -> StoreError {
+    move |e| unavailable(DynamoError::Sdk { operation, source: Box::new(e) })
+}
+
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(unavailable)
+}
+
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(unavailable)
+}
+
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(super) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(super) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn pipeline_pk(name: &str) -> String {
+    format!("PIPELINE#{name}")
+}
+
+fn execution_sk(id: &str) -> String {
+    format!("{EXECUTION_PREFIX}{id}")
+}
+
+fn malformed(item: &Item, attribute: &'static str) -> StoreError {
+    let key_part = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        _ => "?".to_owned(),
+    };
+    unavailable(DynamoError::Malformed { pk: key_part("pk"), sk: key_part("sk"), attribute })
+}
+
+/// Stores `json` deflated. Write units are counted per kilobyte of item, and execution bodies
+/// and event batches (repetitive JSON) shrink to a fifth or less, so this is most of the cost of
+/// a save. The best level: a few kilobytes take well under a millisecond either way, and each
+/// kilobyte saved is a write unit.
+pub fn packed(json: &str) -> Result<AttributeValue, StoreError> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(json.as_bytes()).map_err(unavailable)?;
+    Ok(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+        encoder.finish().map_err(unavailable)?,
+    )))
+}
+
+/// The JSON an attribute holds: deflated (binary) or, as items written before packing, text.
+pub(super) fn unpacked(item: &Item, attribute: &'static str) -> Result<String, StoreError> {
+    match item.get(attribute) {
+        Some(AttributeValue::S(text)) => Ok(text.clone()),
+        Some(AttributeValue::B(blob)) => {
+            inflated(blob.as_ref()).map_err(|_| malformed(item, attribute))
+        }
+        _ => Err(malformed(item, attribute)),
+    }
+}
+
+/// The text deflated in `bytes`.
+pub(crate) fn inflated(bytes: &[u8]) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    flate2::read::DeflateDecoder::new(bytes).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Whether a conditional write was refused because its condition did not hold (every write
+/// operation has its own error type; the code is the same).
+pub(super) fn condition_refused<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(ProvideErrorMetadata::code)
+        == Some("ConditionalCheckFailedException")
+}
+
+pub(super) fn get_s<'a>(item: &'a Item, attribute: &'static str) -> Result<&'a str, StoreError> {
+    match item.get(attribute) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(malformed(item, attribute)),
+    }
+}
+
+pub(super) fn get_n<T: std::str::FromStr>(
+    item: &Item,
+    attribute: &'static str,
+) -> Result<T, StoreError> {
+    match item.get(attribute) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| malformed(item, attribute)),
+        _ => Err(malformed(item, attribute)),
+    }
+}
+
+fn versioned_execution(item: &Item) -> Result<Versioned<Execution>, StoreError> {
+    Ok(Versioned { version: get_n(item, "version")?, value: from_json(&unpacked(item, "body")?)? })
+}
+
+/// An item's size as DynamoDB counts it: attribute names plus values. Numbers are counted at
+/// their 21-byte maximum, so the estimate errs on the large side.
+fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(v) => v.len(),
+                    AttributeValue::B(v) => v.as_ref().len(),
+                    AttributeValue::N(_) => 21,
+                    _ => 1,
+                }
+        })
+        .sum()
+}
+
+fn now_micros() -> i64 {
+    // A clock before 1970 is a broken host; 0 still gives valid (if old) sequence numbers.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// A write's condition and update as DynamoDB expressions, for a plain write or the same one
+/// inside a transaction.
+#[derive(Default)]
+struct Expression {
+    update: Option<String>,
+    condition: Option<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expression {
+    /// Conditioned on the item's version being `read` (absent for 0).
+    fn at_version(read: u64) -> Self {
+        let mut e = Self::default();
+        if read == 0 {
+            e.condition = Some("attribute_not_exists(pk)".into());
+        } else {
+            e.condition = Some("#version = :read".into());
+            e.names.insert("#version".into(), "version".into());
+            e.values.insert(":read".into(), n(read));
+        }
+        e
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+/// The update of the lanes item: the new version, lanes and residents, and this save's events
+/// (or none: an update leaves other attributes in place, so old events must go).
+fn lanes_expression(l: &writes::LanesWrite, events: Option<&Item>) -> Expression {
+    let mut e = Expression::at_version(l.read);
+    let mut set = vec!["#version = :next".to_owned()];
+    let mut remove = Vec::new();
+    e.names.insert("#version".into(), "version".into());
+    e.values.insert(":next".into(), n(l.read + 1));
+    if let Some(body) = &l.body {
+        set.push("#body = :body".into());
+        e.names.insert("#body".into(), "body".into());
+        e.values.insert(":body".into(), s(body.clone()));
+    }
+    for (i, (name, value)) in l.set.iter().enumerate() {
+        set.push(format!("#x{i} = :x{i}"));
+        e.names.insert(format!("#x{i}"), name.clone());
+        e.values.insert(format!(":x{i}"), value.clone());
+    }
+    for (i, name) in l.remove.iter().enumerate() {
+        remove.push(format!("#r{i}"));
+        e.names.insert(format!("#r{i}"), name.clone());
+    }
+    for (i, name) in l.absent.iter().enumerate() {
+        let condition = e.condition.take().unwrap_or_default();
+        e.condition = Some(format!("{condition} AND attribute_not_exists(#a{i})"));
+        e.names.insert(format!("#a{i}"), name.clone());
+    }
+    for (i, attribute) in [writes::EVENTS, writes::EVENT_COUNT].into_iter().enumerate() {
+        e.names.insert(format!("#e{i}"), attribute.into());
+        match events.and_then(|ev| ev.get(attribute)) {
+            Some(value) => {
+                set.push(format!("#e{i} = :e{i}"));
+                e.values.insert(format!(":e{i}"), value.clone());
+            }
+            None => remove.push(format!("#e{i}")),
+        }
+    }
+    let mut update = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    e.update = Some(update);
+    e
+}
+
+/// The update that writes a moved-out execution's item: every attribute of `item`, the
+/// tombstone mark gone, the version one more than whatever it was (0 for none).
+fn moved_out(item: Item) -> Expression {
+    let mut e = Expression::default();
+    let mut set = Vec::new();
+    for (i, (name, value)) in item.into_iter().filter(|(k, _)| k != "pk" && k != "sk").enumerate() {
+        set.push(format!("#s{i} = :s{i}"));
+        e.names.insert(format!("#s{i}"), name);
+        e.values.insert(format!(":s{i}"), value);
+    }
+    e.names.insert("#version".into(), "version".into());
+    e.names.insert("#mark".into(), RESIDENT_MARK.into());
+    e.values.insert(":one".into(), n(1));
+    e.update = Some(format!("SET {} REMOVE #mark ADD #version :one", set.join(", ")));
+    e
+}
+
+/// The residents of a lanes item, at the lanes item's version marked [`writes::RESIDENT`].
+fn residents(item: &Item) -> Result<Vec<Versioned<Execution>>, StoreError> {
+    let version: u64 = get_n(item, "version")?;
+    let mut found = Vec::new();
+    for (name, value) in item {
+        if !name.starts_with(writes::RESIDENT_PREFIX) {
+            continue;
+        }
+        let AttributeValue::B(blob) = value else { return Err(malformed(item, "resident")) };
+        let json = inflated(blob.as_ref()).map_err(|_| malformed(item, "resident"))?;
+        found.push(Versioned { version: writes::RESIDENT | version, value: from_json(&json)? });
+    }
+    Ok(found)
+}
+
+/// One write of a save.
+enum Write {
+    /// An update of the item at the key.
+    Update(Item, Expression),
+    Put(Item, Expression),
+}
+
+/// Whether a transaction was cancelled because an item moved since it was read: its condition
+/// failed, or another transaction was writing it. Reloading and applying again is the answer.
+pub(super) fn conflicted(error: &TransactWriteItemsError) -> bool {
+    let TransactWriteItemsError::TransactionCanceledException(e) = error else {
+        return false;
+    };
+    e.cancellation_reasons()
+        .iter()
+        .any(|r| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict")))
+}
+
+/// Whether a transaction was cancelled because a condition failed (not a conflict or a limit).
+fn condition_failed(error: &TransactWriteItemsError) -> bool {
+    let TransactWriteItemsError::TransactionCanceledException(e) = error else {
+        return false;
+    };
+    e.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+}
+
+/// DynamoDB-backed [`StateStore`].
+pub struct DynamoDbStateStore {
+    pub(super) client: Client,
+    pub(super) table: String,
+    retention_secs: i64,
+}
+
+impl DynamoDbStateStore {
+    /// A store on `table`. Ended executions expire `retention_days` after their last write
+    /// (DynamoDB's TTL deletes them some time after that).
+    pub fn new(client: Client, table: String, retention_days: u32) -> Self {
+        Self { client, table, retention_secs: i64::from(retention_days) * 86_400 }
+    }
+
+    pub(super) async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk("GetItem"))?;
+        Ok(out.item)
+    }
+
+    /// Writes `item` unconditionally.
+    pub(super) async fn put_item(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk("PutItem"))?;
+        Ok(())
+    }
+
+    /// Every item of a query, following pages.
+    pub(super) async fn query_all(
+        &self,
+        pk: String,
+        sk_prefix: Option<&str>,
+        filter_active: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(start.take());
+            q = match sk_prefix {
+                Some(prefix) => q
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            if filter_active {
+                // The filter saves transfer, not read units: DynamoDB bills what the key
+                // condition reads. Active loads are rare (approvals, ticks); see `load`.
+                // Tombstones too: `load` must see an execution that moved into the lanes item.
+                q = q
+                    .filter_expression("#ended = :zero OR attribute_exists(#mark)")
+                    .expression_attribute_names("#ended", "ended")
+                    .expression_attribute_names("#mark", RESIDENT_MARK)
+                    .expression_attribute_values(":zero", n(0));
+            }
+            let out = q.send().await.map_err(sdk("Query"))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// The items at `keys` that exist, strongly consistent, in no particular order.
+    ///
+    /// One `GetItem` per key, concurrently, rather than `BatchGetItem`: the functions' role in
+    /// `template.yaml` grants `GetItem` and not the batch actions, the read units are the
+    /// same, and a load names few executions (the one an input is about, plus those waiting).
+    async fn get_items(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let requests = keys.into_iter().map(|k| {
+            let request = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(k))
+                .consistent_read(true);
+            async move { request.send().await.map(|out| out.item).map_err(sdk("GetItem")) }
+        });
+        Ok(concurrently(requests).await?.into_iter().flatten().collect())
+    }
+
+    /// Deletes `keys` (absent ones are no error), one `DeleteItem` each, concurrently: as for
+    /// [`Self::get_items`], the role grants no `BatchWriteItem`, and a plain delete costs one
+    /// write unit where a transactional one costs two.
+    pub(super) async fn delete_items(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        let requests = keys.into_iter().map(|k| {
+            let request = self.client.delete_item().table_name(&self.table).set_key(Some(k));
+            async move { request.send().await.map(drop).map_err(sdk("DeleteItem")) }
+        });
+        concurrently(requests).await.map(drop)
+    }
+
+    /// One read of what [`StateStore::load`] returns; `None` when an execution moved into the
+    /// lanes item after they were read (its own item is a tombstone the lanes did not explain).
+    async fn load_once(
+        &self,
+        pipeline: &str,
+        scope: &Scope,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let pk = pipeline_pk(pipeline);
+        let mut found: HashMap<String, Versioned<Execution>> = HashMap::new();
+        let lanes = match self.get_item(key(pk.clone(), LANES_SK)).await? {
+            Some(item) => {
+                found.extend(residents(&item)?.into_iter().map(|r| (r.value.id.clone(), r)));
+                Versioned {
+                    version: get_n(&item, "version")?,
+                    value: from_json::<Lanes>(get_s(&item, "body")?)?,
+                }
+            }
+            None => Versioned { version: 0, value: Lanes::default() },
+        };
+        let moved_in = |item: &Item, found: &HashMap<String, Versioned<Execution>>| {
+            let id = get_s(item, "sk").map(|sk| sk.trim_start_matches(EXECUTION_PREFIX));
+            item.contains_key(RESIDENT_MARK) && id.is_ok_and(|id| !found.contains_key(id))
+        };
+        let mut wanted: Vec<String> = lanes.value.waiting.iter().flatten().cloned().collect();
+        match scope {
+            Scope::One(id) => wanted.push(id.clone()),
+            Scope::LanesOnly => {}
+            Scope::Active => {
+                // A Query of the pipeline's partition with a filter: no Scan, but it reads
+                // (and bills) the ended executions still within their retention too. A
+                // sparse GSI on an `active` attribute would read only the live ones; the
+                // template declares no GSI yet, and active loads are rare.
+                for item in self.query_all(pk.clone(), Some(EXECUTION_PREFIX), true).await? {
+                    if moved_in(&item, &found) {
+                        return Ok(None);
+                    }
+                    if item.contains_key(RESIDENT_MARK) {
+                        continue;
+                    }
+                    let e = versioned_execution(&item)?;
+                    found.entry(e.value.id.clone()).or_insert(e);
+                }
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        let missing: Vec<Item> = wanted
+            .iter()
+            .filter(|id| !found.contains_key(*id))
+            .map(|id| key(pk.clone(), execution_sk(id)))
+            .collect();
+        if !missing.is_empty() {
+            for item in self.get_items(missing).await? {
+                if moved_in(&item, &found) {
+                    return Ok(None);
+                }
+                if item.contains_key(RESIDENT_MARK) {
+                    continue;
+                }
+                let e = versioned_execution(&item)?;
+                found.insert(e.value.id.clone(), e);
+            }
+        }
+        let mut executions: Vec<Versioned<Execution>> = found.into_values().collect();
+        executions.sort_by(|a, b| a.value.id.cmp(&b.value.id));
+        Ok(Some(Snapshot { lanes, executions }))
+    }
+
+    /// A save's events as the attributes that carry them; none for a save without events.
+    fn events_attributes(
+        &self,
+        pipeline: &str,
+        events: &[BusEvent],
+    ) -> Result<Option<Item>, StoreError> {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let item = Item::from([
+            (writes::EVENTS.to_owned(), packed(&to_json(&events)?)?),
+            (writes::EVENT_COUNT.to_owned(), n(events.len())),
+        ]);
+        let bytes = item_size(&item);
+        if bytes > MAX_ITEM_BYTES {
+            return Err(unavailable(DynamoError::ItemTooLarge {
+                pipeline: pipeline.to_owned(),
+                what: format!("the {} events of one save", events.len()),
+                bytes,
+            }));
+        }
+        Ok(Some(item))
+    }
+
+    /// Sends one save: a single conditional write when it touches one item (the usual case),
+    /// otherwise one transaction. The events go on the lanes item if it is written, else on an
+    /// execution's item, else (or when large) on the pipeline's `EVENTS` item.
+    async fn send(
+        &self,
+        pipeline: &str,
+        planned: writes::Writes,
+        events: Option<Item>,
+        now_secs: i64,
+    ) -> Result<(), StoreError> {
+        let pk = pipeline_pk(pipeline);
+        let mut ops = Vec::new();
+        let mut bytes = 0;
+        let mut events = events;
+        let large = events.as_ref().is_some_and(|e| item_size(e) > MAX_CARRIED_EVENTS_BYTES);
+        // Events go on an execution's item only if both stay within DynamoDB's item limit.
+        let fits = |item: &Item, events: Option<&Item>| {
+            !large && item_size(item) + events.map_or(0, item_size) + 64 <= MAX_ITEM_BYTES
+        };
+        if let Some(l) = &planned.lanes {
+            let written = l
+                .set
+                .iter()
+                .map(|(k, v)| item_size(&Item::from([(k.clone(), v.clone())])))
+                .sum::<usize>()
+                + l.body.as_ref().map_or(0, String::len);
+            // What this update writes must fit, with room for the residents it leaves as they
+            // are (at most one per stage, each at most 4 KB deflated).
+            if written > MAX_ITEM_BYTES / 2 {
+                return Err(unavailable(DynamoError::ItemTooLarge {
+                    pipeline: pipeline.to_owned(),
+                    what: "the lanes".into(),
+                    bytes: written,
+                }));
+            }
+            let carried = if large { None } else { events.take() };
+            bytes += written + carried.as_ref().map_or(0, item_size);
+            ops.push(Write::Update(
+                key(pk.clone(), LANES_SK),
+                lanes_expression(l, carried.as_ref()),
+            ));
+        }
+        for w in planned.own {
+            match w {
+                writes::OwnWrite::Put { mut item, read } => {
+                    if fits(&item, events.as_ref())
+                        && let Some(ev) = events.take()
+                    {
+                        item.extend(ev);
+                    }
+                    item.insert("version".into(), n(read + 1));
+                    bytes += item_size(&item);
+                    ops.push(Write::Put(item, Expression::at_version(read)));
+                }
+                writes::OwnWrite::MoveOut { mut item } => {
+                    if fits(&item, events.as_ref())
+                        && let Some(ev) = events.take()
+                    {
+                        item.extend(ev);
+                    }
+                    bytes += item_size(&item);
+                    ops.push(Write::Update(key(pk.clone(), get_s(&item, "sk")?), moved_out(item)));
+                }
+                writes::OwnWrite::MoveIn { id, read } => {
+                    let mut tombstone = key(pk.clone(), execution_sk(&id));
+                    tombstone.insert("version".into(), n(read + 1));
+                    tombstone.insert(RESIDENT_MARK.into(), n(1));
+                    ops.push(Write::Put(tombstone, Expression::at_version(read)));
+                }
+            }
+        }
+        if let Some(ev) = events {
+            let mut item = key(pk.clone(), EVENTS_SK);
+            item.extend(ev);
+            // Only the stream needs it; TTL removes it. A put that changes nothing writes no
+            // stream record, so each save's item differs by its time.
+            item.insert("expires_at".into(), n(now_secs.saturating_add(86_400)));
+            item.insert("saved_at".into(), n(now_micros()));
+            bytes += item_size(&item);
+            ops.push(Write::Put(item, Expression::default()));
+        }
+        if ops.len() > MAX_TRANSACTION_ITEMS || bytes > MAX_TRANSACTION_BYTES {
+            return Err(unavailable(DynamoError::TransactionTooLarge {
+                pipeline: pipeline.to_owned(),
+                items: ops.len(),
+                bytes,
+            }));
+        }
+        match ops.len() {
+            0 => Ok(()),
+            1 => self.send_one(pipeline, ops.remove(0)).await,
+            _ => self.send_transaction(pipeline, ops).await,
+        }
+    }
+
+    async fn send_one(&self, pipeline: &str, op: Write) -> Result<(), StoreError> {
+        let conflict = || StoreError::Conflict(pipeline.to_owned());
+        match op {
+            Write::Update(k, e) => {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(k))
+                    .set_update_expression(e.update.clone())
+                    .set_condition_expression(e.condition.clone())
+                    .set_expression_attribute_names(e.names())
+                    .set_expression_attribute_values(e.values())
+                    .send()
+                    .await;
+                match result {
+                    Err(err) if condition_refused(&err) => Err(conflict()),
+                    other => other.map(drop).map_err(sdk("UpdateItem")),
+                }
+            }
+            Write::Put(item, e) => {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .set_condition_expression(e.condition.clone())
+                    .set_expression_attribute_names(e.names())
+                    .set_expression_attribute_values(e.values())
+                    .send()
+                    .await;
+                match result {
+                    Err(err) if condition_refused(&err) => Err(conflict()),
+                    other => other.map(drop).map_err(sdk("PutItem")),
+                }
+            }
+        }
+    }
+
+    async fn send_transaction(&self, pipeline: &str, ops: Vec<Write>) -> Result<(), StoreError> {
+        let build = sdk("TransactWriteItems");
+        let mut items = Vec::with_capacity(ops.len());
+        for op in ops {
+            let item = match op {
+                Write::Update(k, e) => TransactWriteItem::builder().update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(k))
+                        .set_update_expression(e.update.clone())
+                        .set_condition_expression(e.condition.clone())
+                        .set_expression_attribute_names(e.names())
+                        .set_expression_attribute_values(e.values())
+                        .build()
+                        .map_err(sdk("TransactWriteItems"))?,
+                ),
+                Write::Put(item, e) => TransactWriteItem::builder().put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .set_condition_expression(e.condition.clone())
+                        .set_expression_attribute_names(e.names())
+                        .set_expression_attribute_values(e.values())
+                        .build()
+                        .map_err(sdk("TransactWriteItems"))?,
+                ),
+            };
+            items.push(item.build());
+        }
+        let result =
+            self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(conflicted) => {
+                Err(StoreError::Conflict(pipeline.to_owned()))
+            }
+            Err(e) => Err(build(e)),
+        }
+    }
+
+    /// An execution's own item, around its deflated `body`.
+    fn execution_item(
+        &self,
+        pipeline: &str,
+        x: &Execution,
+        body: AttributeValue,
+        now_secs: i64,
+    ) -> Result<Item, StoreError> {
+        let ended = x.status.is_ended();
+        let mut item = key(pipeline_pk(pipeline), execution_sk(&x.id));
+        item.insert("ended".into(), n(u8::from(ended)));
+        item.insert("started".into(), n(x.started_at));
+        item.insert("arrival".into(), n(x.arrival));
+        item.insert("body".into(), body);
+        // A put replaces the whole item, so an execution a retry re-opens loses its expiry.
+        if ended {
+            item.insert("expires_at".into(), n(now_secs.saturating_add(self.retention_secs)));
+        }
+        let bytes = item_size(&item) + "version".len() + 21;
+        if bytes > MAX_ITEM_BYTES {
+            return Err(unavailable(DynamoError::ExecutionTooLarge {
+                pipeline: pipeline.to_owned(),
+                id: x.id.clone(),
+                bytes,
+            }));
+        }
+        Ok(item)
+    }
+}
+
+/// Waits before attempt `attempt` (none before the first): 50 ms, 100 ms, 200 ms...
+async fn backoff(attempt: u32) {
+    if attempt > 0 {
+        tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+    }
+}
+
+/// How many requests [`concurrently`] keeps in flight: enough to hide latency, few enough not
+/// to meet on-demand throttling on a burst.
+const CONCURRENCY: usize = 16;
+
+/// Runs `requests` at most [`CONCURRENCY`] at a time; the first error wins (the requests
+/// already sent are idempotent reads and deletes, so a retry of the whole call is safe).
+async fn concurrently<T, F>(requests: impl IntoIterator<Item = F>) -> Result<Vec<T>, StoreError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+{
+    let mut results = Vec::new();
+    let mut running = tokio::task::JoinSet::new();
+    for request in requests {
+        if running.len() == CONCURRENCY
+            && let Some(done) = running.join_next().await
+        {
+            results.push(done.map_err(unavailable)??);
+        }
+        running.spawn(request);
+    }
+    while let Some(done) = running.join_next().await {
+        results.push(done.map_err(unavailable)??);
+    }
+    Ok(results)
+}
+
+/// Creates a table with Baton's key schema (`pk`/`sk` strings, on-demand billing, TTL on
+/// `expires_at`, a stream of new images for the relay) and waits until it is active. For tests and first-time setup; production
+/// tables come from `template.yaml`.
+///
+/// # Errors
+/// [`StoreError::Exists`] if the table exists; [`StoreError::Unavailable`] otherwise.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let attribute = |a: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(a)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(sdk("CreateTable"))
+    };
+    let key_element = |a: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(a)
+            .key_type(t)
+            .build()
+            .map_err(sdk("CreateTable"))
+    };
+    let created = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .key_schema(key_element("pk", KeyType::Hash)?)
+        .key_schema(key_element("sk", KeyType::Range)?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(sdk("CreateTable"))?,
+        )
+        .send()
+        .await;
+    if let Err(e) = created {
+        if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) {
+            return Err(StoreError::Exists(format!("table {name}")));
+        }
+        return Err(sdk("CreateTable")(e));
+    }
+    // On AWS a table takes seconds to become active; the TTL update needs it active.
+    let mut active = false;
+    for attempt in 0..40 {
+        backoff(attempt.min(3)).await;
+        let out =
+            client.describe_table().table_name(name).send().await.map_err(sdk("DescribeTable"))?;
+        if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
+            active = true;
+            break;
+        }
+    }
+    if !active {
+        return Err(unavailable(DynamoError::TableNotActive(name.to_owned())));
+    }
+    let ttl = TimeToLiveSpecification::builder()
+        .attribute_name("expires_at")
+        .enabled(true)
+        .build()
+        .map_err(sdk("UpdateTimeToLive"))?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(sdk("UpdateTimeToLive"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl StateStore for DynamoDbStateStore {
+    async fn create_pipeline(&self, record: &PipelineRecord) -> Result<(), StoreError> {
+        let name = &record.plan.name;
+        let mut item = key(pipeline_pk(name), PIPELINE_SK);
+        item.insert("record".into(), s(to_json(record)?));
+        item.insert("created".into(), n(record.created));
+        item.insert("updated".into(), n(record.updated));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(sdk("TransactWriteItems"))?;
+        let listing = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(key(PIPELINES_PK, name.as_str())))
+            .build()
+            .map_err(sdk("TransactWriteItems"))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().put(listing).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(condition_failed) => {
+                Err(StoreError::Exists(format!("pipeline {name}")))
+            }
+            Err(e) => Err(sdk("TransactWriteItems")(e)),
+        }
+    }
+
+    async fn update_pipeline(&self, record: &PipelineRecord) -> Result<(), StoreError> {
+        let name = &record.plan.name;
+        let mut item = key(pipeline_pk(name), PIPELINE_SK);
+        item.insert("record".into(), s(to_json(record)?));
+        item.insert("created".into(), n(record.created));
+        item.insert("updated".into(), n(record.updated));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if condition_refused(&e) => {
+                Err(StoreError::NotFound(format!("pipeline {name}")))
+            }
+            Err(e) => Err(sdk("PutItem")(e)),
+        }
+    }
+
+    async fn get_pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError> {
+        match self.get_item(key(pipeline_pk(name), PIPELINE_SK)).await? {
+            Some(item) => Ok(Some(from_json(get_s(&item, "record")?)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {
+        // The sort key orders by UTF-8 bytes, as the SQLite store's ORDER BY does.
+        let items = self.query_all(PIPELINES_PK.to_owned(), None, false).await?;
+        items.iter().map(|i| get_s(i, "sk").map(str::to_owned)).collect()
+    }
+
+    async fn delete_pipeline(&self, name: &str) -> Result<(), StoreError> {
+        if self.get_item(key(pipeline_pk(name), PIPELINE_SK)).await?.is_none() {
+            return Err(StoreError::NotFound(format!("pipeline {name}")));
+        }
+        // Not one transaction (a pipeline can have more than 100 items): the record and its
+        // listing go last, so a delete that fails half-way can simply be run again.
+        let mut rest = Vec::new();
+        for item in self.query_all(pipeline_pk(name), None, false).await? {
+            let sk = get_s(&item, "sk")?;
+            if sk != PIPELINE_SK {
+                rest.push(key(pipeline_pk(name), sk));
+            }
+        }
+        self.delete_items(rest).await?;
+        self.delete_items(vec![key(pipeline_pk(name), PIPELINE_SK), key(PIPELINES_PK, name)]).await
+    }
+
+    async fn load(&self, pipeline: &str, scope: &Scope) -> Result<Snapshot, StoreError> {
+        // The lanes item is read before the executions' own items, so an execution that moved
+        // into it in between shows as a tombstone: then everything is read again.
+        for _ in 0..READ_ATTEMPTS {
+            if let Some(snapshot) = self.load_once(pipeline, scope).await? {
+                return Ok(snapshot);
+            }
+        }
+        Err(StoreError::Conflict(pipeline.to_owned()))
+    }
+
+    async fn save(&self, pipeline: &str, changes: Changes) -> Result<Vec<i64>, StoreError> {
+        let now_secs = now_micros() / 1_000_000;
+        let writes = writes::plan(pipeline, &changes, |x, body| {
+            self.execution_item(pipeline, x, body, now_secs)
+        })?;
+        let events = self.events_attributes(pipeline, &changes.outbox)?;
+        self.send(pipeline, writes, events, now_secs).await?;
+        // Nothing to acknowledge: the stream relay publishes what was written.
+        Ok(Vec::new())
+    }
+
+    fn relays_outbox(&self) -> bool {
+        true
+    }
+
+    async fn execution(&self, pipeline: &str, id: &str) -> Result<Option<Execution>, StoreError> {
+        // The lanes item first (where a running execution usually is), then its own item: a
+        // move into the lanes item in between shows as a tombstone, and the lanes are read again.
+        for _ in 0..READ_ATTEMPTS {
+            if let Some(lanes) = self.get_item(key(pipeline_pk(pipeline), LANES_SK)).await?
+                && let Some(r) = residents(&lanes)?.into_iter().find(|r| r.value.id == id)
+            {
+                return Ok(Some(r.value));
+            }
+            match self.get_item(key(pipeline_pk(pipeline), execution_sk(id))).await? {
+                Some(item) if item.contains_key(RESIDENT_MARK) => {}
+                Some(item) => return Ok(Some(from_json(&unpacked(&item, "body")?)?)),
+                None => return Ok(None),
+            }
+        }
+        Err(StoreError::Conflict(pipeline.to_owned()))
+    }
+
+    async fn executions(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        // The sort key is the id, not the start time, so this reads every execution still
+        // within retention and sorts here. Fine for the CLI's listing at today's volumes; a
+        // GSI on (pipeline, started) would make it a bounded Query.
+        // One Query of the whole partition: the executions' own items and the lanes item with
+        // the residents.
+        let mut all = Vec::new();
+        for item in self.query_all(pipeline_pk(pipeline), None, false).await? {
+            match get_s(&item, "sk")? {
+                LANES_SK => all.extend(residents(&item)?.into_iter().map(|r| r.value)),
+                sk if sk.starts_with(EXECUTION_PREFIX) && !item.contains_key(RESIDENT_MARK) => {
+                    all.push(from_json::<Execution>(&unpacked(&item, "body")?)?);
+                }
+                _ => {}
+            }
+        }
+        all.sort_by_key(|x| std::cmp::Reverse((x.started_at, x.arrival)));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn pending_outbox(
+        &self,
+        _older_than: Millis,
+        _limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        // The events ride on the state items; the table's stream is the outbox.
+        Ok(Vec::new())
+    }
+
+    async fn ack_outbox(&self, _seqs: &[i64]) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,394 @@
+//! What the four Lambda functions share: turning an invocation into a bus event, keeping what
+//! can never succeed in the dead-letter queue, and telling Lambda which failures to retry.
+//!
+//! A handler returns an error only for failures worth a retry (a dependency was unavailable).
+//! A malformed event or one that can never apply is logged and dead-lettered, then reported as
+//! handled: returning an error would make Lambda and EventBridge retry it until it expires.
+
+use lambda_runtime::Diagnostic;
+use serde_json::Value;
+use tracing::{error, warn};
+
+use baton_app::service::{ErrorKind, ServiceError};
+use baton_protocol::bus_events::BusEvent;
+
+/// Where malformed events go: the SQS queue `template.yaml` gives every function.
+pub struct DeadLetters {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: Option<String>,
+}
+
+impl DeadLetters {
+    #[allow(missing_docs)]
+    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: Option<String>) -> Self {
+        Self { sqs, queue_url }
+    }
+
+    /// Keeps `payload` with the reason. If even that fails the event is only logged, never
+    /// retried: a malformed event stays malformed.
+    pub async fn keep(&self, function: &str, reason: &str, payload: &Value) {
+        warn!(function, reason, "dead-lettering an event that can never succeed");
+        let Some(url) = &self.queue_url else { return };
+        let body = serde_json::json!({"function": function, "reason": reason, "event": payload});
+        if let Err(e) =
+            self.sqs.send_message().queue_url(url).message_body(body.to_string()).send().await
+        {
+            error!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "cannot reach the dead-letter queue");
+        }
+    }
+}
+
+/// A failure Lambda should retry; its `error_type` says which dependency failed.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HandlerError(#[from] pub ServiceError);
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match &e.0 {
+            ServiceError::Store(_) => "Baton.StateUnavailable",
+            ServiceError::Bus(_) => "Baton.BusUnavailable",
+            ServiceError::Artifacts(_) => "Baton.ArtifactsUnavailable",
+            ServiceError::Provider(_) => "Baton.ProviderUnavailable",
+            ServiceError::Notice(_) => "Baton.NoticeUnavailable",
+            _ => "Baton.Failed",
+        };
+        Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
+/// Reads an EventBridge invocation as a bus event. The payload is taken as plain JSON so that
+/// a malformed event reaches our code (and the dead-letter queue) instead of failing inside the
+/// runtime's decoder.
+///
+/// # Errors
+/// A sentence saying what is missing.
+pub fn bus_event(payload: &Value) -> Result<BusEvent, String> {
+    let text = |k: &str| payload.get(k).and_then(Value::as_str).map(str::to_owned);
+    let source = text("source").ok_or("the event has no source")?;
+    let detail_type = text("detail-type").ok_or("the event has no detail-type")?;
+    let detail = payload.get("detail").cloned().ok_or("the event has no detail")?;
+    let resources = payload
+        .get("resources")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    Ok(BusEvent { source, detail_type, resources, detail })
+}
+
+/// The body of a function URL request as bytes: Lambda base64-encodes bodies it does not take
+/// for text, and a body that does not decode is empty (the operation then refuses it).
+pub fn function_url_body(
+    request: &aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest,
+) -> Vec<u8> {
+    use base64::Engine as _;
+    let body = request.body.as_deref().unwrap_or_default();
+    if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap_or_default()
+    } else {
+        body.as_bytes().to_vec()
+    }
+}
+
+/// Maps a service result to what the handler returns: success, dead-letter, or retry.
+///
+/// # Errors
+/// Only retryable failures.
+pub async fn settle(
+    function: &str,
+    result: Result<(), ServiceError>,
+    dead_letters: &DeadLetters,
+    payload: &Value,
+) -> Result<(), HandlerError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::Permanent => {
+            dead_letters.keep(function, &e.to_string(), payload).await;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The AWS side of every function, built once per cold start from [`Config`]: the same
+/// services as the embedded runtime, on DynamoDB, S3 with KMS, EventBridge and SNS.
+pub struct Aws {
+    store: std::sync::Arc<crate::adapters::dynamodb_state::DynamoDbStateStore>,
+    bus: std::sync::Arc<crate::adapters::eventbridge_bus::EventBridgeBus>,
+    artifacts: std::sync::Arc<crate::adapters::s3_artifacts::S3ArtifactStore>,
+    roles: std::sync::Arc<crate::adapters::sts_roles::RoleAssumer>,
+    config: baton_app::config::Config,
+    sdk: aws_config::SdkConfig,
+    dead_letters: DeadLetters,
+}
+
+impl Aws {
+    /// Makes the clients and adapters, with the SDK's configuration chain.
+    pub async fn connect(config: &baton_app::config::Config) -> Self {
+        Self::connect_with(config, crate::adapters::sdk::load(None).await)
+    }
+
+    /// Makes the clients and adapters on a given SDK configuration (tests: a local emulator).
+    pub fn connect_with(config: &baton_app::config::Config, sdk: aws_config::SdkConfig) -> Self {
+        use crate::adapters::{dynamodb_state, eventbridge_bus, s3_artifacts, sts_roles};
+        let buckets = config
+            .artifact_buckets
+            .iter()
+            .map(|(region, bucket)| {
+                let kms_key_arn = config.artifact_keys.get(region).cloned().unwrap_or_default();
+                (
+                    region.clone(),
+                    s3_artifacts::ArtifactBucket { bucket: bucket.clone(), kms_key_arn },
+                )
+            })
+            .collect();
+        Self {
+            store: std::sync::Arc::new(dynamodb_state::DynamoDbStateStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                config.table.clone(),
+                config.retention_days,
+            )),
+            bus: std::sync::Arc::new(eventbridge_bus::EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(&sdk),
+                config.bus.clone(),
+            )),
+            artifacts: std::sync::Arc::new(s3_artifacts::S3ArtifactStore::new(
+                sdk.clone(),
+                buckets,
+            )),
+            roles: std::sync::Arc::new(sts_roles::RoleAssumer::new(sdk.clone())),
+            dead_letters: DeadLetters::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                config.dead_letter_queue.clone(),
+            ),
+            config: config.clone(),
+            sdk,
+        }
+    }
+
+    /// The stage-advance service.
+    pub fn stage_advance(&self) -> baton_app::service::StageAdvance {
+        baton_app::service::StageAdvance::new(
+            self.store.clone(),
+            self.bus.clone(),
+            std::sync::Arc::new(baton_app::ports::clock::SystemClock),
+        )
+    }
+
+    /// The action-worker service, with the AWS providers; scratch space in `/tmp`.
+    pub fn action_worker(&self) -> baton_app::service::ActionWorker {
+        let worker = baton_app::service::ActionWorker::new(
+            self.store.clone(),
+            self.bus.clone(),
+            self.artifacts.clone(),
+            self.providers(),
+            self.store.clone(),
+            std::env::temp_dir().join("baton"),
+        )
+        .with_claims(self.store.clone());
+        if self.config.assume_pipeline_roles { worker.with_pipeline_roles() } else { worker }
+    }
+
+    /// The trigger service.
+    pub fn trigger(&self) -> baton_app::service::Trigger {
+        // A pipeline with an action no AWS provider runs is refused before anything runs,
+        // as the API's start refuses it.
+        baton_app::service::Trigger::new(
+            self.store.clone(),
+            std::sync::Arc::new(self.stage_advance()),
+        )
+        .with_providers(self.providers())
+    }
+
+    /// The AWS providers, as the worker runs them.
+    fn providers(&self) -> baton_app::ports::provider::ProviderRegistry {
+        let mut providers = baton_app::ports::provider::ProviderRegistry::default().on_aws();
+        crate::providers::register(&mut providers, self.roles.clone());
+        crate::providers::register_rules(
+            &mut providers,
+            self.roles.clone(),
+            self.config.account_id.clone(),
+        );
+        // The target of a pipeline invoke is started unchecked: checking would need these
+        // providers, and the worker fails an action it cannot run, naming it.
+        let starter = baton_app::service::Trigger::new(
+            self.store.clone(),
+            std::sync::Arc::new(self.stage_advance()),
+        );
+        providers.register(
+            "Invoke",
+            "AWS",
+            "CodePipeline",
+            std::sync::Arc::new(
+                baton_app::providers::pipeline_invoke::PipelineInvokeProvider::new(
+                    std::sync::Arc::new(baton_app::service::StarterSlot::with(starter)),
+                ),
+            ),
+        );
+        // Jobs for external workers and Lambda functions need a role to lend artifacts with.
+        if let Some(role) = &self.config.job_role_arn {
+            let grants = std::sync::Arc::new(crate::adapters::sts_job_grants::StsJobGrants::new(
+                &self.sdk,
+                role.clone(),
+            ));
+            let clock = std::sync::Arc::new(baton_app::ports::clock::SystemClock);
+            providers.register_owner(
+                "Custom",
+                std::sync::Arc::new(baton_app::providers::job_worker::JobWorkerProvider::new(
+                    self.store.clone(),
+                    grants.clone(),
+                    clock.clone(),
+                    self.config.account_id.clone(),
+                )),
+            );
+            crate::providers::register_invoke(
+                &mut providers,
+                self.roles.clone(),
+                self.store.clone(),
+                grants,
+                clock,
+                self.config.account_id.clone(),
+            );
+        }
+        providers
+    }
+
+    /// Approval notices on the approvals topic (or the action's `NotificationArn`), and the
+    /// pages behind their links.
+    pub fn approvals(&self) -> baton_app::service::Approvals {
+        let sns = aws_sdk_sns::Client::new(&self.sdk);
+        let notifier = crate::adapters::sns_notifier::SnsNotifier::new(
+            sns,
+            self.config.approval_topic.clone(),
+        );
+        baton_app::service::Approvals::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.bus.clone(),
+            std::sync::Arc::new(notifier),
+            std::sync::Arc::new(baton_app::ports::clock::SystemClock),
+            baton_app::service::ApprovalSettings {
+                base_url: self.config.approval_url.clone().unwrap_or_default(),
+            },
+        )
+    }
+
+    /// The configuration the functions were started with.
+    pub fn config(&self) -> &baton_app::config::Config {
+        &self.config
+    }
+
+    /// The control API, for the API function: IAM verifies callers before the function runs,
+    /// so no credentials are configured here.
+    pub fn control_api(&self) -> baton_api::ControlApi {
+        baton_api::ControlApi::new(baton_api::ApiParts {
+            store: self.store.clone(),
+            stage_advance: std::sync::Arc::new(self.stage_advance()),
+            providers: self.providers(),
+            placement: baton_core::plan::Placement {
+                account: self.config.account_id.clone(),
+                region: self.sdk.region().map_or_else(|| "us-east-1".to_owned(), |r| r.to_string()),
+                event_source: "baton.codepipeline".into(),
+            },
+            credentials: baton_api::Credentials::new(),
+            jobs: Some(std::sync::Arc::new(
+                baton_app::service::JobDesk::new(
+                    self.store.clone(),
+                    self.store.clone(),
+                    std::sync::Arc::new(baton_app::ports::clock::SystemClock),
+                )
+                .with_bus(self.bus.clone()),
+            )),
+        })
+    }
+
+    /// Where malformed events go.
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.dead_letters
+    }
+
+    /// Publishes the events that a batch of the table's stream records carries, record by
+    /// record in order. Returns Lambda's batch response: a record that could not be published
+    /// is reported with its sequence number, so Lambda retries from it and nothing is dropped
+    /// (events of the records before it may go out twice, as any at-least-once delivery). A
+    /// record that cannot be read is dead-lettered and skipped: it would never read.
+    pub async fn relay(&self, payload: &Value) -> Value {
+        use crate::adapters::dynamodb_relay::{record_events, sequence_number};
+        use baton_app::ports::bus::EventBus;
+        let records = payload.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
+        for record in &records {
+            let events = match record_events(record) {
+                Ok(events) => events,
+                Err(reason) => {
+                    self.dead_letters.keep("stage-advance", &reason, record).await;
+                    continue;
+                }
+            };
+            // An event EventBridge can never take would hold back every record after it.
+            let (events, oversized): (Vec<_>, Vec<_>) =
+                events.into_iter().partition(crate::adapters::eventbridge_bus::can_be_sent);
+            for event in &oversized {
+                let reason = "the event is over EventBridge's 256 KB limit";
+                let kept = serde_json::to_value(event).unwrap_or_default();
+                self.dead_letters.keep("stage-advance", reason, &kept).await;
+            }
+            if events.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.bus.publish(&events).await {
+                warn!(error = %e, "relaying saved events failed; Lambda retries from this record");
+                return serde_json::json!({"batchItemFailures":
+                    [{"itemIdentifier": sequence_number(record).unwrap_or_default()}]});
+            }
+        }
+        serde_json::json!({"batchItemFailures": []})
+    }
+
+    /// Lets time pass on every pipeline (timeouts). Returns how many pipelines were ticked.
+    ///
+    /// # Errors
+    /// When the store or bus is unavailable.
+    pub async fn tick_all(
+        &self,
+        service: &baton_app::service::StageAdvance,
+    ) -> Result<usize, ServiceError> {
+        use baton_app::ports::state::StateStore;
+        let names = self.store.list_pipelines().await?;
+        for name in &names {
+            let input = baton_protocol::bus_events::PipelineInput {
+                pipeline: name.clone(),
+                input: baton_core::engine::Input::Tick,
+            };
+            service.handle(input).await?;
+        }
+        Ok(names.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eventbridge_envelope_becomes_a_bus_event() {
+        let payload = serde_json::json!({"version": "0", "id": "1", "source": "baton",
+            "detail-type": "Baton Tick", "resources": ["arn:x"], "detail": {"pipeline": "p"}});
+        let e = bus_event(&payload).unwrap();
+        assert_eq!((e.source.as_str(), e.detail_type.as_str()), ("baton", "Baton Tick"));
+        assert_eq!(e.resources, vec!["arn:x"]);
+    }
+
+    #[test]
+    fn an_envelope_without_detail_type_is_refused_with_a_reason() {
+        let payload = serde_json::json!({"source": "baton", "detail": {}});
+        assert_eq!(bus_event(&payload).unwrap_err(), "the event has no detail-type");
+    }
+
+    #[test]
+    fn a_retryable_failure_names_its_dependency() {
+        let e = HandlerError(ServiceError::Store(baton_app::ports::state::StoreError::Conflict(
+            "p".into(),
+        )));
+        assert_eq!(Diagnostic::from(e).error_type, "Baton.StateUnavailable");
+    }
+}

@@ -1,0 +1,265 @@
+//! The in-process event bus: EventBridge's rules over a durable delivery queue in SQLite.
+//!
+//! Publishing routes each event by the same rules `template.yaml` gives EventBridge and queues
+//! one delivery per matching target, in one transaction. A delivery stays queued until its
+//! handler finishes, so a crash redelivers it (at least once, as EventBridge does). A delivery
+//! that can never succeed is moved to the dead-letter table with the reason.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use baton_core::engine::Millis;
+use rusqlite::{Connection, params};
+use tokio::sync::Notify;
+
+use super::sql_state::unavailable;
+use baton_app::ports::bus::{BusError, EventBus};
+use baton_app::ports::clock::{Clock, SystemClock};
+use baton_app::ports::state::StoreError;
+use baton_protocol::bus_events::BusEvent;
+use baton_protocol::routing::{Rule, Target, rules, targets};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, event TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,
+  claimed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, event TEXT NOT NULL,
+  reason TEXT NOT NULL, at INTEGER NOT NULL);
+";
+
+/// A queued delivery of one event to one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Queue position.
+    pub seq: i64,
+    #[allow(missing_docs)]
+    pub target: Target,
+    #[allow(missing_docs)]
+    pub event: BusEvent,
+    /// Earlier tries that failed.
+    pub attempts: u32,
+}
+
+/// The in-process bus.
+pub struct LocalBus {
+    conn: Mutex<Connection>,
+    rules: Vec<Rule>,
+    /// Public events are appended here, one JSON object a line, for people to follow. Opened
+    /// once: a run publishes thousands of times.
+    journal: Option<Mutex<std::fs::File>>,
+    /// Wakes this process's dispatcher when something is queued.
+    queued: Arc<Notify>,
+}
+
+impl LocalBus {
+    /// Opens the queue in the database at `path` (the state store's file).
+    ///
+    /// # Errors
+    /// When the database cannot be opened.
+    pub fn open(path: &Path, journal: Option<PathBuf>) -> Result<Self, StoreError> {
+        let conn = super::sqlite::open(path, SCHEMA).map_err(unavailable)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            rules: rules(),
+            // The journal is for people; without it the runtime still runs.
+            journal: journal.and_then(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .ok()
+                    .map(Mutex::new)
+            }),
+            queued: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Notified whenever this process queues a delivery.
+    pub fn queued(&self) -> Arc<Notify> {
+        Arc::clone(&self.queued)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes up to `limit` due deliveries for `target`, marking them claimed.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn claim(&self, target: Target, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let now = SystemClock.now();
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "UPDATE deliveries SET claimed = 1 WHERE seq IN (
+                   SELECT seq FROM deliveries WHERE target = ?1 AND claimed = 0 AND not_before <= ?2
+                   ORDER BY seq LIMIT ?3)
+                 RETURNING seq, event, attempts",
+            )
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map(params![target.name(), now, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            })
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        drop(stmt);
+        let mut out = Vec::with_capacity(rows.len());
+        for (seq, text, attempts) in rows {
+            match serde_json::from_str(&text) {
+                Ok(event) => out.push(Delivery { seq, target, event, attempts: attempts as u32 }),
+                Err(e) => dead_letter_row(&conn, seq, &format!("unreadable event: {e}"))?,
+            }
+        }
+        out.sort_by_key(|d| d.seq);
+        Ok(out)
+    }
+
+    /// The delivery was handled.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn complete(&self, seq: i64) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM deliveries WHERE seq = ?1", [seq]).map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The handler failed in a way worth retrying: deliver again after a back-off.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn retry_later(&self, seq: i64, attempts: u32) -> Result<(), StoreError> {
+        let backoff: Millis = 200 * (1 << attempts.min(8));
+        self.conn()
+            .execute(
+                "UPDATE deliveries SET claimed = 0, attempts = attempts + 1, not_before = ?2 WHERE seq = ?1",
+                params![seq, SystemClock.now() + backoff],
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The delivery can never succeed: keep it with the reason and stop delivering it.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn dead_letter(&self, seq: i64, reason: &str) -> Result<(), StoreError> {
+        dead_letter_row(&self.conn(), seq, reason)
+    }
+
+    /// Forgets claims: called by the one runtime of a home when it starts, since whoever
+    /// claimed them before has stopped.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn reset_claims(&self) -> Result<(), StoreError> {
+        self.conn().execute("UPDATE deliveries SET claimed = 0", []).map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Dead letters, oldest first, as (target, reason, event JSON).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn dead_letters(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT target, reason, event FROM dead_letters ORDER BY seq")
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        Ok(rows)
+    }
+
+    /// Queues `event` for `target` directly, bypassing the rules (for replays and tests).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn enqueue(&self, target: Target, event: &BusEvent) -> Result<(), StoreError> {
+        let text = serde_json::to_string(event).map_err(unavailable)?;
+        self.conn()
+            .execute(
+                "INSERT INTO deliveries (target, event) VALUES (?1, ?2)",
+                params![target.name(), text],
+            )
+            .map_err(unavailable)?;
+        self.queued.notify_one();
+        Ok(())
+    }
+
+    fn journal(&self, events: &[BusEvent]) {
+        let Some(file) = &self.journal else { return };
+        let public: Vec<&BusEvent> =
+            events.iter().filter(|e| e.source != baton_protocol::bus_events::SOURCE).collect();
+        if public.is_empty() {
+            return;
+        }
+        // The journal is for people; losing a line of it never affects an execution.
+        {
+            let mut text = String::new();
+            for e in public {
+                // People read the public events here: without the messages that ride on them.
+                let mut e = e.clone();
+                if let Some(detail) = e.detail.as_object_mut() {
+                    detail.retain(|k, _| !k.starts_with("baton-"));
+                }
+                if let Ok(line) = serde_json::to_string(&e) {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = file.write_all(text.as_bytes());
+        }
+    }
+}
+
+fn dead_letter_row(conn: &Connection, seq: i64, reason: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO dead_letters (target, event, reason, at)
+         SELECT target, event, ?2, ?3 FROM deliveries WHERE seq = ?1",
+        params![seq, reason, SystemClock.now()],
+    )
+    .map_err(unavailable)?;
+    conn.execute("DELETE FROM deliveries WHERE seq = ?1", [seq]).map_err(unavailable)?;
+    Ok(())
+}
+
+#[async_trait]
+impl EventBus for LocalBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
+        let bus_error = |e: rusqlite::Error| BusError::Unavailable(Box::new(e));
+        {
+            let mut conn = self.conn();
+            let tx = super::sqlite::write(&mut conn).map_err(bus_error)?;
+            for event in events {
+                let routed = targets(&self.rules, event);
+                if routed.is_empty() {
+                    continue;
+                }
+                let text =
+                    serde_json::to_string(event).map_err(|e| BusError::Unavailable(Box::new(e)))?;
+                for target in routed {
+                    tx.execute(
+                        "INSERT INTO deliveries (target, event) VALUES (?1, ?2)",
+                        params![target.name(), text],
+                    )
+                    .map_err(bus_error)?;
+                }
+            }
+            tx.commit().map_err(bus_error)?;
+        }
+        self.journal(events);
+        self.queued.notify_one();
+        Ok(())
+    }
+}

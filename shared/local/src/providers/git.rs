@@ -1,0 +1,111 @@
+//! The `git` binary as the local sources use it: fenced into one repository, never prompting,
+//! and the few questions they ask of it (a branch's head, a commit, its message and dates).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use super::Failure;
+use baton_app::ports::provider::{JobResult, LocalArtifact};
+
+/// Variables a caller's environment could set to point git at another repository.
+const GIT_REDIRECTS: [&str; 7] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+];
+
+/// What `git` says about the commit at a branch head.
+pub(crate) struct Commit {
+    pub(crate) id: String,
+    pub(crate) message: String,
+    pub(crate) author_date: String,
+    pub(crate) committer_date: String,
+}
+
+/// The commit id at `refs/heads/<branch>`. The full ref keeps a branch named like an option
+/// (`-x`) from being read as one.
+pub(crate) async fn head_of(repo: &Path, branch: &str) -> Result<String, String> {
+    let spec = format!("refs/heads/{branch}^{{commit}}");
+    let id = git(repo, &["rev-parse", "--verify", "--quiet", &spec]).await?;
+    Ok(id.trim().to_string())
+}
+
+/// The full id of the commit `id` names (a full or abbreviated hash).
+pub(crate) async fn commit_of(repo: &Path, id: &str) -> Result<String, String> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{id} is not a commit id"));
+    }
+    let spec = format!("{id}^{{commit}}");
+    Ok(git(repo, &["rev-parse", "--verify", "--quiet", &spec]).await?.trim().to_string())
+}
+
+/// Dates (strict ISO 8601, as CodeCommit gives them) and the full message of `id`.
+pub(crate) async fn describe(repo: &Path, id: String) -> Result<Commit, Failure> {
+    let text = git(repo, &["show", "-s", "--format=%aI%x00%cI%x00%B", &id])
+        .await
+        .map_err(|e| Failure::job(format!("Could not read commit {id}: {e}")))?;
+    let mut parts = text.splitn(3, '\0');
+    let author_date = parts.next().unwrap_or_default().to_string();
+    let committer_date = parts.next().unwrap_or_default().to_string();
+    let message = parts.next().unwrap_or_default().trim_end().to_string();
+    Ok(Commit { id, message, author_date, committer_date })
+}
+
+/// A git source's success: its artifact, the commit's first line as the summary and its id as
+/// the external id, and the variables every git source gives (AuthorDate, BranchName,
+/// CommitId, CommitMessage) with the provider's `own` ones.
+pub(crate) fn succeeded(
+    commit: Commit,
+    branch: &str,
+    artifacts: Vec<LocalArtifact>,
+    own: Vec<(&str, String)>,
+) -> JobResult {
+    let summary = commit.message.lines().next().unwrap_or_default().to_string();
+    let mut variables = BTreeMap::from([
+        ("AuthorDate".to_string(), commit.author_date),
+        ("BranchName".to_string(), branch.to_string()),
+        ("CommitId".to_string(), commit.id.clone()),
+        ("CommitMessage".to_string(), commit.message),
+    ]);
+    variables.extend(own.into_iter().map(|(k, v)| (k.to_string(), v)));
+    JobResult::Succeeded {
+        output_artifacts: artifacts,
+        output_variables: variables,
+        summary: Some(summary),
+        external_id: Some(commit.id),
+        external_url: None,
+    }
+}
+
+/// Runs `git -C repo args`, returning stdout (small: ids and one commit's message) or stderr.
+///
+/// `GIT_CEILING_DIRECTORIES` stops git from climbing to an enclosing repository when `repo`
+/// itself is not one, and the caller's `GIT_DIR`-style variables are dropped.
+pub(crate) async fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(repo).args(args);
+    for var in GIT_REDIRECTS {
+        cmd.env_remove(var);
+    }
+    if let Some(parent) = repo.parent() {
+        cmd.env("GIT_CEILING_DIRECTORIES", parent);
+    }
+    let out = cmd
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("git could not run: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}

@@ -1,7 +1,7 @@
 //! Decodes an invocation (an action request, CodeBuild's "Build State Change", a job's report,
 //! or the schedule's look at running jobs), calls the worker, maps errors.
 
-use baton::lambda::{Aws, HandlerError, bus_event, settle};
+use baton::lambda::{Aws, HandlerError, Invocation, Schedule, settle};
 use baton::providers::aws::codebuild::finished_build_key;
 use baton::service::{ActionWorker, ServiceError};
 use lambda_runtime::LambdaEvent;
@@ -17,12 +17,17 @@ pub(crate) async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<(), HandlerError> {
     let (payload, context) = event.into_parts();
-    if payload.get("check_running").is_some() {
-        let looked = worker.check_due(CHECKS_PER_INVOCATION).await?;
-        info!(looked, "running jobs checked");
-        return Ok(());
-    }
-    let result = match bus_event(&payload).map_err(ServiceError::Permanent) {
+    let event = match Invocation::decode(&payload) {
+        Ok(Invocation::Schedule(Schedule::CheckRunningJobs)) => {
+            let looked = worker.check_due(CHECKS_PER_INVOCATION).await?;
+            info!(looked, "running jobs checked");
+            return Ok(());
+        }
+        Ok(Invocation::Event(e)) => Ok(e),
+        Ok(other) => Err(other.not_for("action-worker")),
+        Err(e) => Err(ServiceError::Permanent(e)),
+    };
+    let result = match event {
         Ok(e) if e.reported_job().is_some() => {
             let key = e.reported_job().unwrap_or_default().to_owned();
             worker.resume(&key).instrument(info_span!("job_reported", job = %key)).await
@@ -186,7 +191,7 @@ mod tests {
     async fn the_scheduled_look_with_nothing_running_does_nothing() {
         let f = LambdaFixture::new("worker").await;
         let worker = f.aws.action_worker();
-        let event = LambdaEvent::new(json!({"check_running": true}), Context::default());
+        let event = LambdaEvent::new(json!({"schedule": "CheckRunningJobs"}), Context::default());
         handle(&worker, &f.aws, event).await.unwrap();
         let arrived = f.nothing_in(&[&f.published, &f.dead_letters]).await;
         assert!(arrived.is_empty(), "{arrived:?}");

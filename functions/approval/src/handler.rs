@@ -2,7 +2,7 @@
 //! or a request to the function URL (the page behind a link, or the decision it posts).
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
-use baton::lambda::{Aws, HandlerError, bus_event, function_url_body, settle};
+use baton::lambda::{Aws, HandlerError, Invocation, function_url_body, settle};
 use baton::service::{APPROVAL_PAGE_HEADERS, Approvals, ServiceError};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Map, Value, json};
@@ -13,31 +13,21 @@ pub(crate) async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let (payload, _context) = event.into_parts();
-    if payload.get("requestContext").is_some() && payload.get("rawPath").is_some() {
-        return Ok(page(approvals, payload).await);
-    }
-    let result = match bus_event(&payload).map_err(ServiceError::Permanent) {
-        Ok(e) => approvals.handle(&e).await,
-        Err(e) => Err(e),
+    let result = match Invocation::decode(&payload) {
+        Ok(Invocation::FunctionUrl(request)) => return Ok(page(approvals, &request).await),
+        Ok(Invocation::Event(e)) => approvals.handle(&e).await,
+        Ok(other) => Err(other.not_for("approval")),
+        Err(e) => Err(ServiceError::Permanent(e)),
     };
     settle("approval", result, aws.dead_letters(), &payload).await.map(|()| Value::Null)
 }
 
 /// A function URL request, answered with a page. Nothing here is a Lambda error: a person is
 /// waiting for an answer, and a retry would not help them.
-async fn page(approvals: &Approvals, payload: Value) -> Value {
-    let page = match serde_json::from_value::<LambdaFunctionUrlRequest>(payload) {
-        Ok(request) => {
-            let method = request.request_context.http.method.clone().unwrap_or_default();
-            let path = request.raw_path.clone().unwrap_or_default();
-            let body = function_url_body(&request);
-            approvals.serve(&method, &path, &body).await
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "malformed function URL request");
-            approvals.serve("GET", "/", &[]).await
-        }
-    };
+async fn page(approvals: &Approvals, request: &LambdaFunctionUrlRequest) -> Value {
+    let method = request.request_context.http.method.clone().unwrap_or_default();
+    let path = request.raw_path.clone().unwrap_or_default();
+    let page = approvals.serve(&method, &path, &function_url_body(request)).await;
     let headers: Map<String, Value> =
         APPROVAL_PAGE_HEADERS.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
     json!({

@@ -1,7 +1,7 @@
 //! Decodes an invocation (a bus event, a batch of the table's stream records, or the sweeper's
 //! schedule), calls the service, maps errors.
 
-use baton::lambda::{Aws, HandlerError, bus_event, settle};
+use baton::lambda::{Aws, HandlerError, Invocation, Schedule, settle};
 use baton::service::{Outcome, ServiceError, StageAdvance};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -13,17 +13,15 @@ pub(crate) async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let (payload, context) = event.into_parts();
-    if payload.get("Records").is_some() {
+    let result = match Invocation::decode(&payload) {
         // The events saves wrote with their state, from the table's stream.
-        return Ok(aws.relay(&payload).await);
-    }
-    if payload.get("sweep").is_some() {
-        let ticked = aws.tick_all(service).await?;
-        info!(ticked, "sweep done");
-        return Ok(Value::Null);
-    }
-    let result = match bus_event(&payload).map_err(ServiceError::Permanent) {
-        Ok(event) => {
+        Ok(Invocation::StreamRecords(records)) => return Ok(aws.relay(&records).await),
+        Ok(Invocation::Schedule(Schedule::Sweep)) => {
+            let ticked = aws.tick_all(service).await?;
+            info!(ticked, "sweep done");
+            return Ok(Value::Null);
+        }
+        Ok(Invocation::Event(event)) => {
             let span = info_span!("stage_advance", detail_type = %event.detail_type, request_id = %context.request_id);
             service.handle_event(&event).instrument(span).await.map(|outcome| {
                 if let Outcome::Rejected(r) = outcome {
@@ -31,7 +29,8 @@ pub(crate) async fn handle(
                 }
             })
         }
-        Err(e) => Err(e),
+        Ok(other) => Err(other.not_for("stage-advance")),
+        Err(e) => Err(ServiceError::Permanent(e)),
     };
     settle("stage-advance", result, aws.dead_letters(), &payload).await.map(|()| Value::Null)
 }
@@ -79,6 +78,20 @@ mod tests {
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0]["reason"], "the event has no detail-type");
         assert_eq!(kept[0]["event"]["detail"]["pipeline"], "p");
+    }
+
+    #[tokio::test]
+    async fn an_invocation_meant_for_another_function_is_dead_lettered_naming_it() {
+        let (aws, sqs, queue) = aws_with_queue().await;
+        let service = aws.stage_advance();
+        let payload = serde_json::json!({"schedule": "CheckRunningJobs"});
+        let result = handle(&service, &aws, LambdaEvent::new(payload, Context::default())).await;
+        assert!(result.is_ok(), "it can never succeed here, so it must not be retried");
+        let kept = dead_lettered(&sqs, &queue).await;
+        assert_eq!(
+            kept[0]["reason"],
+            "the stage-advance function does not take the CheckRunningJobs schedule"
+        );
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! Decodes a source-change event (CodeCommit's "Repository State Change", S3's "Object
 //! Created"), starts the pipelines that watch it, maps errors.
 
-use baton::lambda::{Aws, HandlerError, bus_event, settle};
+use baton::lambda::{Aws, HandlerError, Invocation, settle};
 use baton::service::{ServiceError, SourceChange, Trigger};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -13,10 +13,12 @@ pub(crate) async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<(), HandlerError> {
     let (payload, _context) = event.into_parts();
-    let result = match bus_event(&payload)
-        .map_err(ServiceError::Permanent)
-        .and_then(|e| SourceChange::from_event(&e).map_err(ServiceError::Permanent))
-    {
+    let change = match Invocation::decode(&payload) {
+        Ok(Invocation::Event(e)) => SourceChange::from_event(&e).map_err(ServiceError::Permanent),
+        Ok(other) => Err(other.not_for("trigger")),
+        Err(e) => Err(ServiceError::Permanent(e)),
+    };
+    let result = match change {
         Ok(change) => trigger.on_change(&change, payload["id"].as_str()).await.map(|started| {
             info!(started = started.len(), "source change handled");
         }),

@@ -57,13 +57,80 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
+/// What one invocation carries, decided once by [`Invocation::decode`]. Each handler takes the
+/// kinds its function is subscribed to and dead-letters any other.
+#[derive(Debug)]
+pub enum Invocation {
+    /// An EventBridge event: Baton's own, or an AWS service's routed to a function.
+    Event(BusEvent),
+    /// A batch of the state table's stream records (the outbox relay).
+    StreamRecords(Vec<Value>),
+    /// One of the schedules `template.yaml` declares.
+    Schedule(Schedule),
+    /// A request to the function's URL (the approval pages).
+    FunctionUrl(Box<aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest>),
+}
+
+/// The schedules of `template.yaml`; each sends `{"schedule": "<name>"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub enum Schedule {
+    /// Stage-advance lets time pass on every pipeline (timeouts, waiting conditions).
+    Sweep,
+    /// The action worker looks at running jobs whose end may not have been announced.
+    CheckRunningJobs,
+}
+
+impl Invocation {
+    /// Decodes a payload as Lambda hands it over. The payload is taken as plain JSON so that a
+    /// malformed one reaches our code (and the dead-letter queue) instead of failing inside the
+    /// runtime's decoder.
+    ///
+    /// # Errors
+    /// A sentence saying what the payload lacks.
+    pub fn decode(payload: &Value) -> Result<Self, String> {
+        // Each source has its own envelope: DynamoDB Streams `Records`, function URLs
+        // `requestContext` with `rawPath`, the schedules the input `template.yaml` gives them,
+        // EventBridge `source` and `detail-type`.
+        if let Some(records) = payload.get("Records") {
+            let records = records.as_array().ok_or("the stream batch's Records is not a list")?;
+            return Ok(Self::StreamRecords(records.clone()));
+        }
+        if let Some(name) = payload.get("schedule") {
+            return serde_json::from_value(name.clone())
+                .map(Self::Schedule)
+                .map_err(|_| format!("no schedule is named {name}"));
+        }
+        if payload.get("requestContext").is_some() && payload.get("rawPath").is_some() {
+            return serde_json::from_value(payload.clone())
+                .map(|r| Self::FunctionUrl(Box::new(r)))
+                .map_err(|e| format!("the function URL request does not decode: {e}"));
+        }
+        bus_event(payload).map(Self::Event)
+    }
+
+    /// What this is, for a sentence saying a function does not take it.
+    pub fn kind(&self) -> String {
+        match self {
+            Self::Event(e) => format!("{} events from {}", e.detail_type, e.source),
+            Self::StreamRecords(_) => "stream records".into(),
+            Self::Schedule(s) => format!("the {s:?} schedule"),
+            Self::FunctionUrl(_) => "function URL requests".into(),
+        }
+    }
+
+    /// The sentence a handler dead-letters an invocation its function does not take with.
+    pub fn not_for(&self, function: &str) -> ServiceError {
+        ServiceError::Permanent(format!("the {function} function does not take {}", self.kind()))
+    }
+}
+
 /// Reads an EventBridge invocation as a bus event. The payload is taken as plain JSON so that
 /// a malformed event reaches our code (and the dead-letter queue) instead of failing inside the
 /// runtime's decoder.
 ///
 /// # Errors
 /// A sentence saying what is missing.
-pub fn bus_event(payload: &Value) -> Result<BusEvent, String> {
+fn bus_event(payload: &Value) -> Result<BusEvent, String> {
     let text = |k: &str| payload.get(k).and_then(Value::as_str).map(str::to_owned);
     let source = text("source").ok_or("the event has no source")?;
     let detail_type = text("detail-type").ok_or("the event has no detail-type")?;
@@ -312,11 +379,10 @@ impl Aws {
     /// is reported with its sequence number, so Lambda retries from it and nothing is dropped
     /// (events of the records before it may go out twice, as any at-least-once delivery). A
     /// record that cannot be read is dead-lettered and skipped: it would never read.
-    pub async fn relay(&self, payload: &Value) -> Value {
+    pub async fn relay(&self, records: &[Value]) -> Value {
         use crate::adapters::dynamodb_relay::{record_events, sequence_number};
         use baton_app::ports::bus::EventBus;
-        let records = payload.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
-        for record in &records {
+        for record in records {
             let events = match record_events(record) {
                 Ok(events) => events,
                 Err(reason) => {
@@ -376,6 +442,26 @@ mod tests {
         let e = bus_event(&payload).unwrap();
         assert_eq!((e.source.as_str(), e.detail_type.as_str()), ("baton", "Baton Tick"));
         assert_eq!(e.resources, vec!["arn:x"]);
+    }
+
+    #[test]
+    fn each_source_is_decoded_by_its_own_envelope() {
+        let decode = |v: Value| Invocation::decode(&v);
+        let records = decode(serde_json::json!({"Records": [{"eventName": "INSERT"}]}));
+        assert!(matches!(records, Ok(Invocation::StreamRecords(r)) if r.len() == 1));
+        let sweep = decode(serde_json::json!({"schedule": "Sweep"}));
+        assert!(matches!(sweep, Ok(Invocation::Schedule(Schedule::Sweep))));
+        let look = decode(serde_json::json!({"schedule": "CheckRunningJobs"}));
+        assert!(matches!(look, Ok(Invocation::Schedule(Schedule::CheckRunningJobs))));
+        let event =
+            decode(serde_json::json!({"source": "baton", "detail-type": "T", "detail": {}}));
+        assert!(matches!(event, Ok(Invocation::Event(e)) if e.detail_type == "T"));
+        assert_eq!(
+            decode(serde_json::json!({"schedule": "Often"})).unwrap_err(),
+            "no schedule is named \"Often\""
+        );
+        assert!(decode(serde_json::json!({"Records": {}})).is_err());
+        assert!(decode(serde_json::json!({"sweep": true})).is_err(), "no guessing by keys");
     }
 
     #[test]

@@ -210,7 +210,7 @@ impl Pool {
     pub async fn invoke(&self, payload: Value) -> Result<Outcome> {
         let kind = payload.get("detail-type").and_then(Value::as_str).map_or_else(
             || match () {
-                () if payload.get("sweep").is_some() => "sweep".into(),
+                () if payload.get("schedule").is_some() => "sweep".into(),
                 () if payload.get("Records").is_some() => "stream".into(),
                 () => "?".into(),
             },

@@ -99,7 +99,7 @@ mod tests {
         let (aws, sqs, queue) = aws_with_queue().await;
         let service = aws.stage_advance();
         let payload = serde_json::json!({"version": "0", "id": "1", "source": "baton",
-            "detail-type": "Baton Tick", "detail": {"pipeline": "nope", "input": {"type": "Tick"}}});
+            "detail-type": "Baton Rule Completed", "detail": {"pipeline": "nope", "input": {"type": "Tick"}}});
         let result = handle(&service, &aws, LambdaEvent::new(payload, Context::default())).await;
         assert!(result.is_ok());
         let kept = dead_lettered(&sqs, &queue).await;
@@ -148,7 +148,7 @@ mod tests {
         .unwrap();
         let aws = Aws::connect_with(&broken, sdk().await);
         let service = aws.stage_advance();
-        let payload = serde_json::json!({"source": "baton", "detail-type": "Baton Tick",
+        let payload = serde_json::json!({"source": "baton", "detail-type": "Baton Rule Completed",
             "detail": {"pipeline": "p", "input": {"type": "Tick"}}});
         let result = handle(&service, &aws, LambdaEvent::new(payload, Context::default())).await;
         let err = result.expect_err("a missing table is worth a retry, not a dead letter");

@@ -31,22 +31,18 @@ use baton_core::engine::{ActionOutcome, ActionRequest, Effect, Input, Millis, Ru
 use baton_core::events::{ACTION_DETAIL_TYPE, PIPELINE_DETAIL_TYPE, action_end};
 use baton_core::plan::Plan;
 
-/// `detail-type` of a start. The trigger applies starts itself; the event remains for replays.
-pub const EXECUTION_REQUESTED: &str = "Baton Execution Requested";
-/// `detail-type` of an action result, where no public event carries it (replays).
+/// `detail-type` of an action result where no public event carries it: the request of an
+/// attempt started by a version of Baton whose requests did not say how to announce.
+///
+/// Starts, approval decisions, stops, retries, transitions and ticks have no event: whoever
+/// receives them (the trigger, the approval pages, the API, the sweeper) applies them through
+/// stage-advance at once.
 pub const ACTION_COMPLETED: &str = "Baton Action Completed";
-/// `detail-type` of an approval decision. The approval pages apply decisions themselves; the
-/// event remains for replays and for tools that decide on the bus.
-pub const APPROVAL_DECIDED: &str = "Baton Approval Decided";
-/// `detail-type` of a stop, retry or transition change (API → stage-advance).
-pub const STAGE_COMMAND: &str = "Baton Stage Command";
 /// `detail-type` of a rule evaluation asked of the worker (no public event carries it: CodePipeline
 /// publishes none for rules).
 pub const RULE_REQUESTED: &str = "Baton Rule Requested";
 /// `detail-type` of a rule's answer (worker → stage-advance).
 pub const RULE_COMPLETED: &str = "Baton Rule Completed";
-/// `detail-type` of the sweeper's tick (time passing: timeouts).
-pub const TICK: &str = "Baton Tick";
 /// A worker reported on a job of the job protocol: the attempt waiting on it is looked at now
 /// (on AWS; one machine looks every second anyway).
 pub const JOB_REPORTED: &str = "Baton Job Reported";
@@ -94,21 +90,8 @@ impl BusEvent {
         Self { source: SOURCE.into(), detail_type: detail_type.into(), resources, detail }
     }
 
-    /// The event that carries `input` to stage-advance.
-    pub fn for_input(pipeline: &str, input: Input) -> Self {
-        let detail_type = match input {
-            Input::Start { .. } => EXECUTION_REQUESTED,
-            Input::ActionCompleted { .. } => ACTION_COMPLETED,
-            Input::ApprovalDecided { .. } => APPROVAL_DECIDED,
-            Input::Tick => TICK,
-            Input::RuleCompleted { .. } => RULE_COMPLETED,
-            Input::Stop { .. }
-            | Input::Retry { .. }
-            | Input::DisableTransition { .. }
-            | Input::EnableTransition { .. }
-            | Input::OverrideCondition { .. }
-            | Input::Rollback { .. } => STAGE_COMMAND,
-        };
+    /// The internal event that carries a result (`detail_type` names which) to stage-advance.
+    fn for_result(detail_type: &str, pipeline: &str, input: Input) -> Self {
         let detail = PipelineInput { pipeline: pipeline.into(), input };
         Self::internal(detail_type, vec![], serde_json::to_value(detail).unwrap_or(Value::Null))
     }
@@ -195,7 +178,7 @@ impl BusEvent {
             outcome,
         };
         if request.announce.source.is_empty() {
-            return Self::for_input(&request.pipeline, input);
+            return Self::for_result(ACTION_COMPLETED, &request.pipeline, input);
         }
         let completion = PipelineInput { pipeline: request.pipeline.clone(), input };
         let mut detail = event.detail;
@@ -220,7 +203,7 @@ impl BusEvent {
             request: request.request,
             verdict,
         };
-        Self::for_input(&request.pipeline, input)
+        Self::for_result(RULE_COMPLETED, &request.pipeline, input)
     }
 
     /// The rule evaluation this event asks for, if it asks for one.
@@ -255,8 +238,7 @@ impl BusEvent {
     /// [`DecodeError`] for any other event or a malformed detail.
     pub fn pipeline_input(&self) -> Result<PipelineInput, DecodeError> {
         match self.detail_type.as_str() {
-            EXECUTION_REQUESTED | ACTION_COMPLETED | APPROVAL_DECIDED | STAGE_COMMAND | TICK
-            | RULE_COMPLETED => self.decode(),
+            ACTION_COMPLETED | RULE_COMPLETED => self.decode(),
             ACTION_DETAIL_TYPE => self.field(COMPLETION_FIELD),
             other => Err(DecodeError::UnexpectedType(other.into())),
         }

@@ -68,9 +68,7 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "StageAdvanceRule",
             target: Target::StageAdvance,
-            pattern: json!({"source": [SOURCE], "detail-type": [
-                EXECUTION_REQUESTED, ACTION_COMPLETED, APPROVAL_DECIDED, STAGE_COMMAND, TICK,
-                RULE_COMPLETED]}),
+            pattern: json!({"source": [SOURCE], "detail-type": [ACTION_COMPLETED, RULE_COMPLETED]}),
         },
         Rule {
             name: "ActionResultRule",
@@ -226,7 +224,7 @@ mod tests {
         let mut result = started("Build");
         result.detail = json!({"state": "SUCCEEDED", COMPLETION_FIELD: {"pipeline": "p"}});
         assert_eq!(targets(&rules, &result), vec![Target::StageAdvance]);
-        assert_eq!(targets(&rules, &event(TICK, json!({}))), vec![Target::StageAdvance]);
+        assert_eq!(targets(&rules, &event(RULE_COMPLETED, json!({}))), vec![Target::StageAdvance]);
         let mut failed = started("Build");
         failed.detail_type = PIPELINE_DETAIL_TYPE.into();
         failed.detail = json!({"state": "FAILED", FAILURE_FIELD: {"pipeline": "p"}});

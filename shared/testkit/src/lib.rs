@@ -226,7 +226,12 @@ where
 
     // Inputs for stage-advance arrive whole, each once.
     let ticks: Vec<BusEvent> = (0..13)
-        .map(|n| BusEvent::for_input(&format!("contract-{n}"), baton_core::engine::Input::Tick))
+        .map(|n| BusEvent {
+            source: baton::bus_events::SOURCE.into(),
+            detail_type: baton::bus_events::ACTION_COMPLETED.into(),
+            resources: vec![],
+            detail: serde_json::json!({"pipeline": format!("contract-{n}"), "input": {"type": "Tick"}}),
+        })
         .collect();
     bus.publish(&ticks).await.expect("publish");
     let mut got = delivered(Target::StageAdvance, 13).await;

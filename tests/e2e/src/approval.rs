@@ -2,11 +2,9 @@
 //! check what it asks, decide.
 //!
 //! [`decide_by_link`] decides as a person does: it opens the notice's link through the approval
-//! pages function's URL (the GET decides nothing), then POSTs the page's form. [`decide`] puts
-//! "Baton Approval Decided" on the bus directly, which is what `PutApprovalResult` and `baton
-//! approve` do; the fault scenarios use it where the link is not what they test.
+//! pages function's URL (the GET decides nothing), then POSTs the page's form.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
 /// An approval notice, as read from the SQS subscription of the approvals topic.
@@ -63,39 +61,6 @@ pub fn read(envelope: &Value, pipeline: &str, stage: &str, action: &str) -> Opti
         reject_link: None,
         subject,
     })
-}
-
-/// Decides the approval `notice` asks for, with `token`.
-pub async fn decide(
-    events: &aws_sdk_eventbridge::Client,
-    bus: &str,
-    notice: &Notice,
-    token: &str,
-    approve: bool,
-) -> Result<()> {
-    let detail = json!({
-        "pipeline": notice.pipeline,
-        "input": {
-            "type": "ApprovalDecided",
-            "stage": notice.stage,
-            "action": notice.action,
-            "token": token,
-            "approved": approve,
-            "summary": if approve { "Approved by the end-to-end test" } else { "Rejected by the end-to-end test" },
-            "by": "baton-e2e",
-        }
-    });
-    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-        .event_bus_name(bus)
-        .source("baton")
-        .detail_type("Baton Approval Decided")
-        .detail(detail.to_string())
-        .build();
-    let out = events.put_events().entries(entry).send().await.context("PutEvents")?;
-    if out.failed_entry_count() > 0 {
-        return Err(anyhow!("the decision was refused: {:?}", out.entries()));
-    }
-    Ok(())
 }
 
 /// A function URL request for `link` as Lambda delivers it (AuthType NONE: no authorizer).

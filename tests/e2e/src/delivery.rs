@@ -226,7 +226,7 @@ impl Ctx {
                 if self.hold(&event, &handle, queue, &pool).await {
                     return;
                 }
-                if self.kill_here(&event).await {
+                if name == "stage-advance" && self.kill_here(&event).await {
                     // Left in the queue: Lambda retries the killed invocation later.
                     self.release(queue, &handle).await;
                     return;

@@ -47,8 +47,8 @@ pub struct FaultPlan {
     pub duplicate: bool,
     /// Deliver the two completions of this stage at the same instant.
     pub simultaneous_completions_of: Option<String>,
-    /// Kill the stage-advance that applies the first event of this detail-type, between its
-    /// save and its publish.
+    /// Kill the stage-advance that applies the first event of this detail-type it is sent,
+    /// between its save and its publish.
     pub kill_on: Option<String>,
 }
 

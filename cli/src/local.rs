@@ -1,5 +1,6 @@
-//! The commands that work on a Baton home: run, start, status, history, logs, approve, reject,
-//! retry, stop, transitions and push.
+//! A Baton home: its settings, the runtime opened on it, the control API answered in process
+//! for the commands that drive pipelines ([`Home`]), and the commands that need the home itself
+//! (run, wait, logs, push).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,17 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use baton::api::{ControlApi, Credentials};
 use baton::embedded::{Embedded, EmbeddedConfig};
 use baton::ports::clock::{Clock, SystemClock};
 use baton::ports::state::{PipelineRecord, StateStore};
-use baton::service::{Outcome, SourcePush};
+use baton::service::SourcePush;
 use baton_core::declaration::PipelineDocument;
-use baton_core::engine::{ActionStatus, Execution, ExecutionStatus, Input, Place, Trigger};
-use baton_core::plan::RetryMode;
+use baton_core::engine::{ActionStatus, Execution, ExecutionStatus, Place, Trigger};
+use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::control::Control;
 use crate::names::nearest;
-use crate::view::{Live, short, table};
+use crate::view::{Live, short};
 
 /// `baton.toml` in the Baton home: local stand-ins for what AWS would define.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -155,14 +158,6 @@ async fn record(rt: &Embedded, pipeline: &str) -> Result<PipelineRecord> {
     )
 }
 
-/// The index of `stage` in `plan`, or an error listing the nearest stage names.
-fn stage_of(plan: &baton_core::plan::Plan, stage: &str) -> Result<usize> {
-    plan.stage_index(stage).ok_or_else(|| {
-        let names = plan.stages.iter().map(|s| s.name.as_str());
-        anyhow!("pipeline \"{}\" has no stage \"{stage}\"{}", plan.name, nearest(stage, names))
-    })
-}
-
 fn variables(pairs: &[String]) -> Result<BTreeMap<String, String>> {
     pairs
         .iter()
@@ -201,17 +196,38 @@ pub(crate) async fn run(
     Ok(exit_for(status))
 }
 
-/// `baton start PIPELINE`.
-pub(crate) async fn start(home: &Path, pipeline: &str, vars: &[String]) -> Result<ExitCode> {
-    let rt = open(home, false).await?;
-    record(&rt, pipeline).await?;
-    let trigger = Trigger {
-        trigger_type: "StartPipelineExecution".into(),
-        trigger_detail: "baton start".into(),
-    };
-    let id = rt.trigger.start(pipeline, trigger, variables(vars)?).await?;
-    println!("Started execution {id} of pipeline \"{pipeline}\".");
-    settle_or_leave(&rt, pipeline, &id).await
+/// A home, for the commands written over [`Control`]: calls are answered in process by the
+/// same control API `baton serve` serves, as the user running the command.
+pub(crate) struct Home {
+    rt: Arc<Embedded>,
+    api: ControlApi,
+    caller: String,
+}
+
+impl Home {
+    /// Opens `home`; `quiet` keeps notices off the terminal.
+    pub(crate) async fn open(home: &Path, quiet: bool) -> Result<Self> {
+        let rt = open(home, quiet).await?;
+        let region = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty());
+        let api = rt.control_api(region.as_deref().unwrap_or("us-east-1"), Credentials::new());
+        let caller = std::env::var("USER").unwrap_or_else(|_| "baton CLI".into());
+        Ok(Self { rt, api, caller })
+    }
+}
+
+impl Control for Home {
+    async fn exchange(&self, operation: &str, input: &Value) -> Result<Result<Value, Value>> {
+        let reply = self.api.call(operation, input.to_string().as_bytes(), &self.caller).await;
+        Ok(if reply.status == 200 { Ok(reply.json()) } else { Err(reply.json()) })
+    }
+
+    fn no_pipeline(&self, name: &str, _refusal: &Value) -> String {
+        format!("there is no pipeline named \"{name}\" in {}", self.rt.home.display())
+    }
+
+    async fn carry_on(&self, pipeline: &str, execution: &str) -> Result<ExitCode> {
+        settle_or_leave(&self.rt, pipeline, execution).await
+    }
 }
 
 /// Shows the execution live while this process dispatches, until it ends (or, with
@@ -357,30 +373,6 @@ async fn latest(rt: &Embedded, pipeline: &str) -> Result<Execution> {
         .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has not run yet"))
 }
 
-/// `baton status PIPELINE [EXECUTION]`.
-pub(crate) async fn status(
-    home: &Path,
-    pipeline: &str,
-    execution: Option<&str>,
-) -> Result<ExitCode> {
-    let rt = open(home, true).await?;
-    let plan = record(&rt, pipeline).await?.plan;
-    let e = match execution {
-        Some(id) => find_execution(&rt, pipeline, id).await?,
-        None => latest(&rt, pipeline).await?,
-    };
-    print!("{}", table(&plan, &e, SystemClock.now()));
-    for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(&plan)) {
-        for (a, action) in stage.actions.iter().enumerate() {
-            let r = &e.stages[s].actions[a];
-            if let (ActionStatus::InProgress, Some(token)) = (r.status, &r.token) {
-                println!("  approval {}/{} is waiting; token {token}", stage.name, action.name);
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 async fn find_execution(rt: &Embedded, pipeline: &str, id: &str) -> Result<Execution> {
     if let Some(e) = rt.store.execution(pipeline, id).await? {
         return Ok(e);
@@ -398,29 +390,6 @@ async fn find_execution(rt: &Embedded, pipeline: &str, id: &str) -> Result<Execu
         0 => bail!("pipeline \"{pipeline}\" has no execution {id}"),
         _ => bail!("{id} matches several executions of \"{pipeline}\"; give more of the id"),
     }
-}
-
-/// `baton history PIPELINE`.
-pub(crate) async fn history(home: &Path, pipeline: &str) -> Result<ExitCode> {
-    let rt = open(home, true).await?;
-    record(&rt, pipeline).await?;
-    let executions = rt.store.executions(pipeline, 50).await?;
-    if executions.is_empty() {
-        println!("Pipeline \"{pipeline}\" has not run yet.");
-    }
-    for e in executions {
-        let took = crate::view::secs(e.updated_at - e.started_at);
-        println!(
-            "{}  {:<10}  {}  {:>8}  {}  {}",
-            e.id,
-            format!("{:?}", e.status),
-            baton_core::events::rfc3339(e.started_at),
-            took,
-            e.trigger.trigger_type,
-            e.status_summary.as_deref().unwrap_or("")
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `baton logs PIPELINE EXECUTION [STAGE ACTION]`.
@@ -462,132 +431,6 @@ pub(crate) async fn logs(
             short(&e.id),
             action.map(|(s, a)| format!(" at {s}/{a}")).unwrap_or_default()
         );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `baton approve|reject PIPELINE STAGE ACTION`.
-pub(crate) async fn decide(
-    home: &Path,
-    pipeline: &str,
-    stage: &str,
-    action: &str,
-    approved: bool,
-    summary: &str,
-) -> Result<ExitCode> {
-    let rt = open(home, false).await?;
-    let plan = record(&rt, pipeline).await?.plan;
-    let s = stage_of(&plan, stage)?;
-    let a = plan.stages[s].action_index(action).ok_or_else(|| {
-        let names = plan.stages[s].actions.iter().map(|a| a.name.as_str());
-        anyhow!("stage \"{stage}\" has no action \"{action}\"{}", nearest(action, names))
-    })?;
-    let waiting = rt
-        .store
-        .executions(pipeline, 1000)
-        .await?
-        .into_iter()
-        .find(|e| {
-            e.runs(&plan)
-                && e.stages[s].actions[a].status == ActionStatus::InProgress
-                && e.stages[s].actions[a].token.is_some()
-        })
-        .ok_or_else(|| {
-            anyhow!("no execution of \"{pipeline}\" is waiting for approval at {stage}/{action}")
-        })?;
-    let token = waiting.stages[s].actions[a].token.clone().unwrap_or_default();
-    let by = std::env::var("USER").unwrap_or_else(|_| "baton CLI".into());
-    let input = Input::ApprovalDecided {
-        stage: stage.into(),
-        action: action.into(),
-        token,
-        approved,
-        summary: summary.into(),
-        by: by.clone(),
-    };
-    command(
-        &rt,
-        pipeline,
-        &waiting.id,
-        input,
-        &format!("{} by {by}", if approved { "Approved" } else { "Rejected" }),
-    )
-    .await
-}
-
-/// Applies a command and carries on the execution if nobody else runs this home.
-async fn command(
-    rt: &Arc<Embedded>,
-    pipeline: &str,
-    id: &str,
-    input: Input,
-    done: &str,
-) -> Result<ExitCode> {
-    match rt.apply(pipeline, input).await? {
-        Outcome::Rejected(r) => bail!("{r}"),
-        Outcome::Unchanged => println!("Nothing to do: that was already done."),
-        Outcome::Applied { .. } => println!("{done}."),
-    }
-    settle_or_leave(rt, pipeline, id).await
-}
-
-/// `baton retry PIPELINE STAGE [--all]`.
-pub(crate) async fn retry(home: &Path, pipeline: &str, stage: &str, all: bool) -> Result<ExitCode> {
-    let rt = open(home, false).await?;
-    let plan = record(&rt, pipeline).await?.plan;
-    let s = stage_of(&plan, stage)?;
-    let e = rt
-        .store
-        .executions(pipeline, 1000)
-        .await?
-        .into_iter()
-        .find(|e| e.runs(&plan) && e.stages[s].status.is_some())
-        .ok_or_else(|| anyhow!("no execution of \"{pipeline}\" has run stage \"{stage}\""))?;
-    let mode = if all { RetryMode::AllActions } else { RetryMode::FailedActions };
-    let input = Input::Retry { execution_id: e.id.clone(), stage: stage.into(), mode };
-    command(
-        &rt,
-        pipeline,
-        &e.id,
-        input,
-        &format!("Retrying stage {stage} of execution {}", short(&e.id)),
-    )
-    .await
-}
-
-/// `baton stop PIPELINE EXECUTION`.
-pub(crate) async fn stop(
-    home: &Path,
-    pipeline: &str,
-    execution: &str,
-    abandon: bool,
-    reason: &str,
-) -> Result<ExitCode> {
-    let rt = open(home, false).await?;
-    record(&rt, pipeline).await?;
-    let e = find_execution(&rt, pipeline, execution).await?;
-    let input = Input::Stop { execution_id: e.id.clone(), abandon, reason: reason.into() };
-    command(&rt, pipeline, &e.id, input, &format!("Stopping execution {}", short(&e.id))).await
-}
-
-/// `baton disable-transition|enable-transition PIPELINE STAGE`.
-pub(crate) async fn transition(
-    home: &Path,
-    pipeline: &str,
-    stage: &str,
-    enable: bool,
-    reason: &str,
-) -> Result<ExitCode> {
-    let rt = open(home, false).await?;
-    record(&rt, pipeline).await?;
-    let input = if enable {
-        Input::EnableTransition { stage: stage.into() }
-    } else {
-        Input::DisableTransition { stage: stage.into(), reason: reason.into() }
-    };
-    match rt.apply(pipeline, input).await? {
-        Outcome::Rejected(r) => bail!("{r}"),
-        _ => println!("Transition into {stage} {}.", if enable { "enabled" } else { "disabled" }),
     }
     Ok(ExitCode::SUCCESS)
 }

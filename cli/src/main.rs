@@ -1,5 +1,7 @@
 //! `baton`: validate CodePipeline declarations and run pipelines on one machine.
 
+mod commands;
+mod control;
 mod hooks;
 mod local;
 mod names;
@@ -274,70 +276,61 @@ fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
                     .to_owned();
                 proxy::run(client.for_function_url(&region), port, &region).await
             }
-            Start { pipeline, vars } => remote::start(&client, &pipeline, &vars).await,
-            Status { pipeline, execution } => {
-                remote::status(&client, &pipeline, execution.as_deref()).await
-            }
-            History { pipeline } => remote::history(&client, &pipeline).await,
-            Approve { pipeline, stage, action, summary } => {
-                remote::decide(&client, &pipeline, &stage, &action, true, &summary).await
-            }
-            Reject { pipeline, stage, action, summary } => {
-                remote::decide(&client, &pipeline, &stage, &action, false, &summary).await
-            }
-            Retry { pipeline, stage, all } => remote::retry(&client, &pipeline, &stage, all).await,
-            Stop { pipeline, execution, abandon, reason } => {
-                remote::stop(&client, &pipeline, &execution, abandon, &reason).await
-            }
-            DisableTransition { pipeline, stage, reason } => {
-                remote::transition(&client, &pipeline, &stage, false, &reason).await
-            }
-            EnableTransition { pipeline, stage } => {
-                remote::transition(&client, &pipeline, &stage, true, "").await
-            }
-            // Refused above.
-            Run { .. }
-            | Wait { .. }
-            | Logs { .. }
-            | Push { .. }
-            | Hooks { .. }
-            | Serve { .. }
-            | Secrets { .. } => Ok(ExitCode::from(2)),
-            Validate { .. } | Simulate { .. } | Completions { .. } => Ok(ExitCode::from(2)),
+            other => drive(&client, other).await,
         }
     })
+}
+
+/// A command that drives pipelines, over whichever control API `c` is.
+async fn drive(c: &impl control::Control, command: Command) -> Result<ExitCode> {
+    use Command::*;
+    match command {
+        Start { pipeline, vars } => commands::start(c, &pipeline, &vars).await,
+        Status { pipeline, execution } => {
+            commands::status(c, &pipeline, execution.as_deref()).await
+        }
+        History { pipeline } => commands::history(c, &pipeline).await,
+        Approve { pipeline, stage, action, summary } => {
+            commands::decide(c, &pipeline, &stage, &action, true, &summary).await
+        }
+        Reject { pipeline, stage, action, summary } => {
+            commands::decide(c, &pipeline, &stage, &action, false, &summary).await
+        }
+        Retry { pipeline, stage, all } => commands::retry(c, &pipeline, &stage, all).await,
+        Stop { pipeline, execution, abandon, reason } => {
+            commands::stop(c, &pipeline, &execution, abandon, &reason).await
+        }
+        DisableTransition { pipeline, stage, reason } => {
+            commands::transition(c, &pipeline, &stage, false, &reason).await
+        }
+        EnableTransition { pipeline, stage } => {
+            commands::transition(c, &pipeline, &stage, true, "").await
+        }
+        // Each caller handles the others before.
+        _ => Ok(ExitCode::from(2)),
+    }
 }
 
 async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitCode> {
     use Command::*;
     match command {
         Run { file, region, vars, watch } => local::run(home, &file, &region, &vars, watch).await,
-        Start { pipeline, vars } => local::start(home, &pipeline, &vars).await,
         Wait { pipeline, execution } => local::wait(home, &pipeline, execution.as_deref()).await,
-        Status { pipeline, execution } => {
-            local::status(home, &pipeline, execution.as_deref()).await
-        }
-        History { pipeline } => local::history(home, &pipeline).await,
         Logs { pipeline, execution, stage, action } => {
             let which = stage.as_deref().zip(action.as_deref());
             local::logs(home, &pipeline, &execution, which).await
         }
-        Approve { pipeline, stage, action, summary } => {
-            local::decide(home, &pipeline, &stage, &action, true, &summary).await
+        // Reading needs no notices on the terminal.
+        reading @ (Status { .. } | History { .. }) => {
+            drive(&local::Home::open(home, true).await?, reading).await
         }
-        Reject { pipeline, stage, action, summary } => {
-            local::decide(home, &pipeline, &stage, &action, false, &summary).await
-        }
-        Retry { pipeline, stage, all } => local::retry(home, &pipeline, &stage, all).await,
-        Stop { pipeline, execution, abandon, reason } => {
-            local::stop(home, &pipeline, &execution, abandon, &reason).await
-        }
-        DisableTransition { pipeline, stage, reason } => {
-            local::transition(home, &pipeline, &stage, false, &reason).await
-        }
-        EnableTransition { pipeline, stage } => {
-            local::transition(home, &pipeline, &stage, true, "").await
-        }
+        driving @ (Start { .. }
+        | Approve { .. }
+        | Reject { .. }
+        | Retry { .. }
+        | Stop { .. }
+        | DisableTransition { .. }
+        | EnableTransition { .. }) => drive(&local::Home::open(home, false).await?, driving).await,
         Push { repository, branch, since } => {
             local::push(home, &repository, &branch, since.as_deref()).await
         }

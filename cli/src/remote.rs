@@ -1,20 +1,19 @@
-//! `baton --endpoint URL ...`: the commands that drive pipelines (start, status, history,
-//! approve, reject, retry, stop, transitions), against another Baton's control API instead of
-//! a local home. Each is one or two of CodePipeline's own calls, signed with SigV4.
+//! `baton --endpoint URL ...`: the control API of another Baton (`baton serve`, or a
+//! deployment's API function), over HTTP or HTTPS, each call signed with SigV4. The commands
+//! reach it through [`Control`].
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use baton::api::CONTENT_TYPE;
 use baton::api::sigv4::{Signable, SigningKey, sign};
+use baton::api::{BATON_OPERATIONS, BATON_TARGET_PREFIX, CONTENT_TYPE, TARGET_PREFIX};
 
-use crate::names::nearest;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::view::{secs, short};
+use crate::control::{Control, api_error};
 
 /// How long one call may take, connection included: a Baton answers every call at once.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,37 +134,12 @@ impl Client {
         headers
     }
 
-    /// Calls `operation`; its output, or the API's error as one sentence naming the exception.
-    pub(crate) async fn call(&self, operation: &str, input: &Value) -> Result<Value> {
-        let refused = match self.exchange_json(operation, input).await? {
-            Ok(output) => return Ok(output),
-            Err(refused) => refused,
-        };
-        let wanted =
-            input.get("name").or_else(|| input.get("pipelineName")).and_then(Value::as_str);
-        match (refused["__type"].as_str(), wanted) {
-            // Name the pipelines that do exist, nearest first, as the local commands do.
-            (Some(code), Some(wanted)) if code.ends_with("PipelineNotFoundException") => {
-                let listed =
-                    self.exchange_json("ListPipelines", &json!({"maxResults": 1000})).await;
-                let names: Vec<String> = match listed {
-                    Ok(Ok(list)) => list["pipelines"]
-                        .as_array()
-                        .map(|p| p.iter().map(|p| text(p, "name").to_owned()).collect())
-                        .unwrap_or_default(),
-                    _ => return Err(api_error(&refused)),
-                };
-                let nearest = nearest(wanted, names.iter().map(String::as_str));
-                Err(anyhow!("{}{nearest}", api_error(&refused)))
-            }
-            _ => Err(api_error(&refused)),
-        }
-    }
-
     /// One call: its output, or the API's error body.
     async fn exchange_json(&self, operation: &str, input: &Value) -> Result<Result<Value, Value>> {
         let body = input.to_string().into_bytes();
-        let headers = self.signed_headers(&format!("CodePipeline_20150709.{operation}"), &body);
+        let prefix =
+            if BATON_OPERATIONS.contains(&operation) { BATON_TARGET_PREFIX } else { TARGET_PREFIX };
+        let headers = self.signed_headers(&format!("{prefix}.{operation}"), &body);
         let (status, reply) = tokio::time::timeout(TIMEOUT, self.post(&headers, &body))
             .await
             .map_err(|_| anyhow!("{} did not answer within {}s", self.url, TIMEOUT.as_secs()))??;
@@ -320,306 +294,22 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// `{"__type": "...Exception", "message": ...}` as `<message> (<ExceptionName>)`.
-fn api_error(v: &Value) -> anyhow::Error {
-    let raw = v["__type"].as_str().unwrap_or("UnknownError");
-    // Some services prefix a namespace (`com.amazonaws...#Name`) or suffix a URL (`Name:http...`).
-    let code = raw.rsplit('#').next().unwrap_or(raw);
-    let code = code.split(':').next().unwrap_or(code);
-    let message = v["message"].as_str().or_else(|| v["Message"].as_str()).unwrap_or("").trim();
-    if message.is_empty() {
-        anyhow!("the call failed ({code})")
-    } else {
-        anyhow!("{message} ({code})")
+impl Control for Client {
+    async fn exchange(&self, operation: &str, input: &Value) -> Result<Result<Value, Value>> {
+        self.exchange_json(operation, input).await
     }
-}
 
-fn text<'v>(v: &'v Value, key: &str) -> &'v str {
-    v[key].as_str().unwrap_or("")
-}
-
-/// `baton start PIPELINE`: StartPipelineExecution.
-pub(crate) async fn start(client: &Client, pipeline: &str, vars: &[String]) -> Result<ExitCode> {
-    let variables = vars
-        .iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(name, value)| json!({"name": name, "value": value}))
-                .ok_or_else(|| anyhow!("--var {p}: write NAME=VALUE"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut input = json!({"name": pipeline});
-    if !variables.is_empty() {
-        input["variables"] = json!(variables);
+    fn no_pipeline(&self, _name: &str, refusal: &Value) -> String {
+        api_error(refusal).to_string()
     }
-    let out = client.call("StartPipelineExecution", &input).await?;
-    let id = text(&out, "pipelineExecutionId");
-    println!("Started execution {id} of pipeline \"{pipeline}\".");
-    Ok(ExitCode::SUCCESS)
-}
 
-/// The full id of an execution given as an id or the short id the views print.
-async fn resolve(client: &Client, pipeline: &str, id: &str) -> Result<String> {
-    let listed = client
-        .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 100}))
-        .await?;
-    let ids: Vec<&str> =
-        summaries(&listed).iter().map(|e| text(e, "pipelineExecutionId")).collect();
-    if ids.contains(&id) {
-        return Ok(id.to_owned());
+    async fn carry_on(&self, _pipeline: &str, _execution: &str) -> Result<ExitCode> {
+        Ok(ExitCode::SUCCESS)
     }
-    let matches: Vec<&&str> = ids.iter().filter(|e| e.starts_with(id)).collect();
-    match matches.as_slice() {
-        [one] => Ok((**one).to_owned()),
-        // Unknown here: the API says so in its own words.
-        [] => Ok(id.to_owned()),
-        _ => bail!("{id} matches several executions of \"{pipeline}\"; give more of the id"),
-    }
-}
-
-fn summaries(listed: &Value) -> &[Value] {
-    listed["pipelineExecutionSummaries"].as_array().map_or(&[], Vec::as_slice)
-}
-
-fn stages(state: &Value) -> &[Value] {
-    state["stageStates"].as_array().map_or(&[], Vec::as_slice)
-}
-
-fn actions(stage: &Value) -> &[Value] {
-    stage["actionStates"].as_array().map_or(&[], Vec::as_slice)
-}
-
-/// `baton status PIPELINE [EXECUTION]`: GetPipelineState and GetPipelineExecution.
-pub(crate) async fn status(
-    client: &Client,
-    pipeline: &str,
-    execution: Option<&str>,
-) -> Result<ExitCode> {
-    let state = client.call("GetPipelineState", &json!({"name": pipeline})).await?;
-    let id = match execution {
-        Some(id) => resolve(client, pipeline, id).await?,
-        None => {
-            let listed = client
-                .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 1}))
-                .await?;
-            let latest = summaries(&listed).first().map(|e| text(e, "pipelineExecutionId"));
-            latest
-                .filter(|id| !id.is_empty())
-                .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has not run yet"))?
-                .to_owned()
-        }
-    };
-    let input = json!({"pipelineName": pipeline, "pipelineExecutionId": id});
-    let e = client.call("GetPipelineExecution", &input).await?;
-    print!("{}", table(pipeline, &state, &e["pipelineExecution"], &id));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The execution as the local `status` shows it, from what the API says: stages this execution
-/// has not reached (or that a newer one holds) show `-`; then the waiting approvals, tokens
-/// included, whichever execution they belong to.
-fn table(pipeline: &str, state: &Value, e: &Value, id: &str) -> String {
-    let mut out = format!("Pipeline {pipeline}  execution {}  {}\n", short(id), text(e, "status"));
-    let stages = stages(state);
-    let swidth = stages.iter().map(|s| text(s, "stageName").len()).max().unwrap_or(5).max(5);
-    let width = stages
-        .iter()
-        .flat_map(actions)
-        .map(|a| text(a, "actionName").len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let mut approvals = Vec::new();
-    for stage in stages {
-        let name = text(stage, "stageName");
-        let latest = &stage["latestExecution"];
-        let ours = text(latest, "pipelineExecutionId") == id;
-        let held = stage["inboundExecutions"]
-            .as_array()
-            .is_some_and(|w| w.iter().any(|x| text(x, "pipelineExecutionId") == id));
-        let stage_status = match (ours, held) {
-            (true, _) => text(latest, "status"),
-            (false, true) => "Waiting",
-            (false, false) => "-",
-        };
-        for (a, action) in actions(stage).iter().enumerate() {
-            let run = &action["latestExecution"];
-            let (status, detail) = if ours && run.is_object() {
-                let detail = match (text(run, "status"), run["token"].as_str()) {
-                    ("Failed", _) => format!(": {}", text(&run["errorDetails"], "message")),
-                    ("InProgress", Some(_)) => ": waiting for approval".to_owned(),
-                    _ => String::new(),
-                };
-                (text(run, "status"), detail)
-            } else {
-                ("-", String::new())
-            };
-            let (sname, sstatus) = if a == 0 { (name, stage_status) } else { ("", "") };
-            out.push_str(&format!(
-                "  {sname:<swidth$}  {sstatus:<11} {:<width$}  {status}{detail}\n",
-                text(action, "actionName")
-            ));
-            if let (Some(token), "InProgress") = (run["token"].as_str(), text(run, "status")) {
-                let of = text(latest, "pipelineExecutionId");
-                let whose =
-                    if of == id { String::new() } else { format!(" (execution {})", short(of)) };
-                approvals.push(format!(
-                    "  approval {name}/{} is waiting; token {token}{whose}\n",
-                    text(action, "actionName")
-                ));
-            }
-        }
-        if stage["inboundTransitionState"]["enabled"] == json!(false) {
-            let reason = text(&stage["inboundTransitionState"], "disabledReason");
-            out.push_str(&format!("  transition into {name} disabled: {reason}\n"));
-        }
-    }
-    if let Some(summary) = e["statusSummary"].as_str() {
-        out.push_str(&format!("  {summary}\n"));
-    }
-    out.extend(approvals);
-    out
-}
-
-/// `baton history PIPELINE`: ListPipelineExecutions.
-pub(crate) async fn history(client: &Client, pipeline: &str) -> Result<ExitCode> {
-    let listed = client
-        .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 50}))
-        .await?;
-    let executions = summaries(&listed);
-    if executions.is_empty() {
-        println!("Pipeline \"{pipeline}\" has not run yet.");
-    }
-    // The API gives times as seconds since the epoch, with milliseconds as fractions.
-    let millis = |v: &Value| (v.as_f64().unwrap_or(0.0) * 1000.0).round() as i64;
-    for e in executions {
-        let (started, updated) = (millis(&e["startTime"]), millis(&e["lastUpdateTime"]));
-        println!(
-            "{}  {:<10}  {}  {:>8}  {}  {}",
-            text(e, "pipelineExecutionId"),
-            text(e, "status"),
-            baton_core::events::rfc3339(started),
-            secs(updated - started),
-            text(&e["trigger"], "triggerType"),
-            text(e, "statusSummary"),
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `baton approve|reject PIPELINE STAGE ACTION`: the token from GetPipelineState, then
-/// PutApprovalResult.
-pub(crate) async fn decide(
-    client: &Client,
-    pipeline: &str,
-    stage: &str,
-    action: &str,
-    approved: bool,
-    summary: &str,
-) -> Result<ExitCode> {
-    let state = client.call("GetPipelineState", &json!({"name": pipeline})).await?;
-    let s = stage_in(&state, pipeline, stage)?;
-    let a = actions(s).iter().find(|a| text(a, "actionName") == action).ok_or_else(|| {
-        let names = actions(s).iter().map(|a| text(a, "actionName"));
-        anyhow!("stage \"{stage}\" has no action \"{action}\"{}", nearest(action, names))
-    })?;
-    let run = &a["latestExecution"];
-    let token =
-        run["token"].as_str().filter(|_| text(run, "status") == "InProgress").ok_or_else(|| {
-            anyhow!("no execution of \"{pipeline}\" is waiting for approval at {stage}/{action}")
-        })?;
-    let verdict = if approved { "Approved" } else { "Rejected" };
-    let input = json!({
-        "pipelineName": pipeline,
-        "stageName": stage,
-        "actionName": action,
-        "result": {"summary": summary, "status": verdict},
-        "token": token,
-    });
-    client.call("PutApprovalResult", &input).await?;
-    let id = text(&s["latestExecution"], "pipelineExecutionId");
-    println!("{verdict} {stage}/{action} of execution {}.", short(id));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `baton retry PIPELINE STAGE [--all]`: the stage's latest execution from GetPipelineState,
-/// then RetryStageExecution.
-pub(crate) async fn retry(
-    client: &Client,
-    pipeline: &str,
-    stage: &str,
-    all: bool,
-) -> Result<ExitCode> {
-    let state = client.call("GetPipelineState", &json!({"name": pipeline})).await?;
-    let s = stage_in(&state, pipeline, stage)?;
-    let id = s["latestExecution"]["pipelineExecutionId"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no execution of \"{pipeline}\" has run stage \"{stage}\""))?;
-    let input = json!({
-        "pipelineName": pipeline,
-        "stageName": stage,
-        "pipelineExecutionId": id,
-        "retryMode": if all { "ALL_ACTIONS" } else { "FAILED_ACTIONS" },
-    });
-    client.call("RetryStageExecution", &input).await?;
-    println!("Retrying stage {stage} of execution {}.", short(id));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `baton stop PIPELINE EXECUTION`: StopPipelineExecution.
-pub(crate) async fn stop(
-    client: &Client,
-    pipeline: &str,
-    execution: &str,
-    abandon: bool,
-    reason: &str,
-) -> Result<ExitCode> {
-    let id = resolve(client, pipeline, execution).await?;
-    let input = json!({
-        "pipelineName": pipeline,
-        "pipelineExecutionId": id,
-        "abandon": abandon,
-        "reason": reason,
-    });
-    client.call("StopPipelineExecution", &input).await?;
-    println!("Stopping execution {}.", short(&id));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `baton disable-transition|enable-transition PIPELINE STAGE`: the stage's inbound transition.
-pub(crate) async fn transition(
-    client: &Client,
-    pipeline: &str,
-    stage: &str,
-    enable: bool,
-    reason: &str,
-) -> Result<ExitCode> {
-    let mut input =
-        json!({"pipelineName": pipeline, "stageName": stage, "transitionType": "Inbound"});
-    let operation = if enable {
-        "EnableStageTransition"
-    } else {
-        input["reason"] = json!(reason);
-        "DisableStageTransition"
-    };
-    client.call(operation, &input).await?;
-    println!("Transition into {stage} {}.", if enable { "enabled" } else { "disabled" });
-    Ok(ExitCode::SUCCESS)
 }
 
 fn invocation_id() -> String {
     baton_core::events::format_uuid(baton::ports::clock::entropy().unwrap_or_default())
-}
-
-/// The stage called `stage` in a `GetPipelineState` answer, or an error listing the nearest.
-fn stage_in<'a>(state: &'a Value, pipeline: &str, stage: &str) -> Result<&'a Value> {
-    stages(state).iter().find(|s| text(s, "stageName") == stage).ok_or_else(|| {
-        let names = stages(state).iter().map(|s| text(s, "stageName"));
-        anyhow!(
-            "pipeline \"{pipeline}\" has no stage \"{stage}\"{}",
-            crate::names::nearest(stage, names)
-        )
-    })
 }
 
 #[cfg(test)]

@@ -8,19 +8,12 @@ use baton::lambda::function_url_body;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
-const TARGET_PREFIX: &str = "CodePipeline_20150709.";
-
 pub(crate) async fn handle(api: &ControlApi, event: LambdaEvent<Value>) -> Value {
     let (payload, context) = event.into_parts();
     let reply = match serde_json::from_value::<LambdaFunctionUrlRequest>(payload) {
         Ok(request) => {
-            let operation = request
-                .headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-                .unwrap_or_default()
-                .to_owned();
+            let target = request.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+            let operation = baton::api::operation_of(target.unwrap_or_default()).to_owned();
             let method = request.request_context.http.method.as_deref().unwrap_or_default();
             // AWS_IAM auth puts the verified caller here; without it the URL is misconfigured.
             let caller = request

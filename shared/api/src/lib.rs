@@ -7,6 +7,7 @@
 //! back to the caller as CodePipeline's exception (see [`error`]).
 
 mod conditions;
+mod detail;
 pub mod error;
 mod executions;
 mod jobs;
@@ -36,6 +37,23 @@ use baton_protocol::bus_events::PipelineInput;
 
 /// `X-Amz-Target` is this prefix, a dot, and the operation's name.
 pub const TARGET_PREFIX: &str = "CodePipeline_20150709";
+
+/// The target prefix of Baton's own operations ([`BATON_OPERATIONS`]).
+pub const BATON_TARGET_PREFIX: &str = "Baton_20261201";
+
+pub use detail::BATON_OPERATIONS;
+
+/// The operation an `X-Amz-Target` names, CodePipeline's or Baton's own; empty for neither.
+pub fn operation_of(target: &str) -> &str {
+    if let Some(op) = detail::baton_operation(target) {
+        return op;
+    }
+    target
+        .strip_prefix(TARGET_PREFIX)
+        .and_then(|t| t.strip_prefix('.'))
+        .filter(|op| OPERATIONS.contains(op))
+        .unwrap_or_default()
+}
 
 /// The service name credentials are scoped to.
 pub const SIGNING_SERVICE: &str = "codepipeline";
@@ -190,10 +208,7 @@ impl ControlApi {
                     .find(|(n, _)| n.eq_ignore_ascii_case("x-amz-target"))
                     .map(|(_, v)| v.as_str())
                     .unwrap_or_default();
-                let operation = target
-                    .strip_prefix(TARGET_PREFIX)
-                    .and_then(|t| t.strip_prefix('.'))
-                    .unwrap_or_default();
+                let operation = operation_of(target);
                 let caller = format!("arn:aws:iam::{}:user/{access_key}", self.placement.account);
                 if request.method != "POST" || (request.path != "/" && !request.path.is_empty()) {
                     return unknown_operation();
@@ -221,7 +236,7 @@ impl ControlApi {
     /// Runs `operation` on a JSON 1.1 `body` for `caller` (an ARN, recorded where CodePipeline
     /// records who did something).
     pub async fn call(&self, operation: &str, body: &[u8], caller: &str) -> ApiReply {
-        if !OPERATIONS.contains(&operation) {
+        if !OPERATIONS.contains(&operation) && !BATON_OPERATIONS.contains(&operation) {
             return unknown_operation();
         }
         let input = match wire::parse_body(body) {
@@ -281,6 +296,7 @@ impl Ctx<'_> {
             "GetJobDetails" => self.get_job_details(input).await,
             "PutJobSuccessResult" => self.put_job_success_result(input).await,
             "PutJobFailureResult" => self.put_job_failure_result(input).await,
+            "GetExecutionDetail" => self.get_execution_detail(input).await,
             "TagResource" => self.tag_resource(input).await,
             "UntagResource" => self.untag_resource(input).await,
             "ListTagsForResource" => self.list_tags(input).await,

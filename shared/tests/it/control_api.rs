@@ -393,3 +393,37 @@ async fn put_action_revision_starts_a_new_revision_once() {
     approval["stageName"] = json!("Approve");
     assert_eq!(f.err("PutActionRevision", approval).await.0, "ValidationException");
 }
+
+/// Baton's own `GetExecutionDetail`: the execution whole with the current plan, by id, by the
+/// short id the views print, or the latest; its target prefix is Baton's, never CodePipeline's.
+#[tokio::test]
+async fn the_execution_detail_is_found_by_id_short_id_or_latest() {
+    let f = fixture();
+    f.ok("CreatePipeline", json!({"pipeline": pipeline("p")})).await;
+    let (code, message) = f.err("GetExecutionDetail", json!({"pipelineName": "p"})).await;
+    assert_eq!(code, "PipelineExecutionNotFoundException");
+    assert_eq!(message, "pipeline \"p\" has not run yet");
+    let started = f.ok("StartPipelineExecution", json!({"name": "p"})).await;
+    let id = started["pipelineExecutionId"].as_str().unwrap().to_owned();
+    for given in [json!(id), json!(&id[..8]), Value::Null] {
+        let mut input = json!({"pipelineName": "p"});
+        if !given.is_null() {
+            input["pipelineExecutionId"] = given.clone();
+        }
+        let detail = f.ok("GetExecutionDetail", input).await;
+        assert_eq!(detail["execution"]["id"], json!(id), "{given}");
+        assert_eq!(detail["plan"]["name"], "p");
+        let e: baton::core::engine::Execution =
+            serde_json::from_value(detail["execution"].clone()).unwrap();
+        assert_eq!(e.trigger.trigger_detail, CALLER, "who started it is kept");
+    }
+    let input = json!({"pipelineName": "p", "pipelineExecutionId": "zzzz"});
+    assert_eq!(f.err("GetExecutionDetail", input).await.0, "PipelineExecutionNotFoundException");
+    let input = json!({"pipelineName": "nope"});
+    assert_eq!(f.err("GetExecutionDetail", input).await.0, "PipelineNotFoundException");
+
+    assert_eq!(baton::api::operation_of("Baton_20261201.GetExecutionDetail"), "GetExecutionDetail");
+    assert_eq!(baton::api::operation_of("CodePipeline_20150709.GetExecutionDetail"), "");
+    assert_eq!(baton::api::operation_of("Baton_20261201.ListPipelines"), "");
+    assert_eq!(baton::api::operation_of("CodePipeline_20150709.ListPipelines"), "ListPipelines");
+}

@@ -1,0 +1,233 @@
+//! The commands that drive pipelines (start, status, history, approve, reject, retry, stop,
+//! the transitions), each written once over the [`Control`] API: the same calls, the same
+//! output, whether the pipelines live in a local home or behind `--endpoint`.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow, bail};
+use baton_core::engine::{ActionStatus, Execution};
+use baton_core::plan::Plan;
+use serde_json::{Value, json};
+
+use crate::control::{Control, text};
+use crate::names::nearest;
+use crate::view::{secs, short, table};
+
+/// `baton start PIPELINE`: StartPipelineExecution.
+pub(crate) async fn start(c: &impl Control, pipeline: &str, vars: &[String]) -> Result<ExitCode> {
+    let variables = vars
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(name, value)| json!({"name": name, "value": value}))
+                .ok_or_else(|| anyhow!("--var {p}: write NAME=VALUE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut input = json!({"name": pipeline});
+    if !variables.is_empty() {
+        input["variables"] = json!(variables);
+    }
+    let out = c.call("StartPipelineExecution", &input).await?;
+    let id = text(&out, "pipelineExecutionId");
+    println!("Started execution {id} of pipeline \"{pipeline}\".");
+    c.carry_on(pipeline, id).await
+}
+
+/// `baton status PIPELINE [EXECUTION]`: the execution whole (GetExecutionDetail), with the
+/// approvals it waits for and the transitions held (GetPipelineState).
+pub(crate) async fn status(
+    c: &impl Control,
+    pipeline: &str,
+    execution: Option<&str>,
+) -> Result<ExitCode> {
+    let mut input = json!({"pipelineName": pipeline});
+    if let Some(id) = execution {
+        input["pipelineExecutionId"] = json!(id);
+    }
+    let detail = c.call("GetExecutionDetail", &input).await?;
+    let plan: Plan = serde_json::from_value(detail["plan"].clone())
+        .map_err(|e| anyhow!("the API answered with a plan this baton cannot read: {e}"))?;
+    let e: Execution = serde_json::from_value(detail["execution"].clone())
+        .map_err(|e| anyhow!("the API answered with an execution this baton cannot read: {e}"))?;
+    let now = baton::ports::clock::Clock::now(&baton::ports::clock::SystemClock);
+    print!("{}", table(&plan, &e, now));
+    for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(&plan)) {
+        for (a, action) in stage.actions.iter().enumerate() {
+            let r = &e.stages[s].actions[a];
+            if let (ActionStatus::InProgress, Some(token)) = (r.status, &r.token) {
+                println!("  approval {}/{} is waiting; token {token}", stage.name, action.name);
+            }
+        }
+    }
+    let state = c.call("GetPipelineState", &json!({"name": pipeline})).await?;
+    for s in stages(&state).iter().filter(|s| s["inboundTransitionState"]["enabled"] == false) {
+        let reason = text(&s["inboundTransitionState"], "disabledReason");
+        println!("  transition into {} disabled: {reason}", text(s, "stageName"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton history PIPELINE`: ListPipelineExecutions.
+pub(crate) async fn history(c: &impl Control, pipeline: &str) -> Result<ExitCode> {
+    let listed = c
+        .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 50}))
+        .await?;
+    let executions = summaries(&listed);
+    if executions.is_empty() {
+        println!("Pipeline \"{pipeline}\" has not run yet.");
+    }
+    // The API gives times as seconds since the epoch, with milliseconds as fractions.
+    let millis = |v: &Value| (v.as_f64().unwrap_or(0.0) * 1000.0).round() as i64;
+    for e in executions {
+        let (started, updated) = (millis(&e["startTime"]), millis(&e["lastUpdateTime"]));
+        println!(
+            "{}  {:<10}  {}  {:>8}  {}  {}",
+            text(e, "pipelineExecutionId"),
+            text(e, "status"),
+            baton_core::events::rfc3339(started),
+            secs(updated - started),
+            text(&e["trigger"], "triggerType"),
+            text(e, "statusSummary"),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton approve|reject PIPELINE STAGE ACTION`: the token from GetPipelineState, then
+/// PutApprovalResult.
+pub(crate) async fn decide(
+    c: &impl Control,
+    pipeline: &str,
+    stage: &str,
+    action: &str,
+    approved: bool,
+    summary: &str,
+) -> Result<ExitCode> {
+    let state = c.call("GetPipelineState", &json!({"name": pipeline})).await?;
+    let s = stage_in(&state, pipeline, stage)?;
+    let a = actions(s).iter().find(|a| text(a, "actionName") == action).ok_or_else(|| {
+        let names = actions(s).iter().map(|a| text(a, "actionName"));
+        anyhow!("stage \"{stage}\" has no action \"{action}\"{}", nearest(action, names))
+    })?;
+    let run = &a["latestExecution"];
+    let token =
+        run["token"].as_str().filter(|_| text(run, "status") == "InProgress").ok_or_else(|| {
+            anyhow!("no execution of \"{pipeline}\" is waiting for approval at {stage}/{action}")
+        })?;
+    let verdict = if approved { "Approved" } else { "Rejected" };
+    let input = json!({
+        "pipelineName": pipeline,
+        "stageName": stage,
+        "actionName": action,
+        "result": {"summary": summary, "status": verdict},
+        "token": token,
+    });
+    c.call("PutApprovalResult", &input).await?;
+    let id = text(&s["latestExecution"], "pipelineExecutionId");
+    println!("{verdict} {stage}/{action} of execution {}.", short(id));
+    c.carry_on(pipeline, id).await
+}
+
+/// `baton retry PIPELINE STAGE [--all]`: the stage's latest execution from GetPipelineState,
+/// then RetryStageExecution.
+pub(crate) async fn retry(
+    c: &impl Control,
+    pipeline: &str,
+    stage: &str,
+    all: bool,
+) -> Result<ExitCode> {
+    let state = c.call("GetPipelineState", &json!({"name": pipeline})).await?;
+    let s = stage_in(&state, pipeline, stage)?;
+    let id = s["latestExecution"]["pipelineExecutionId"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no execution of \"{pipeline}\" has run stage \"{stage}\""))?;
+    let input = json!({
+        "pipelineName": pipeline,
+        "stageName": stage,
+        "pipelineExecutionId": id,
+        "retryMode": if all { "ALL_ACTIONS" } else { "FAILED_ACTIONS" },
+    });
+    c.call("RetryStageExecution", &input).await?;
+    println!("Retrying stage {stage} of execution {}.", short(id));
+    c.carry_on(pipeline, id).await
+}
+
+/// `baton stop PIPELINE EXECUTION`: StopPipelineExecution.
+pub(crate) async fn stop(
+    c: &impl Control,
+    pipeline: &str,
+    execution: &str,
+    abandon: bool,
+    reason: &str,
+) -> Result<ExitCode> {
+    let id = resolve(c, pipeline, execution).await?;
+    let input = json!({
+        "pipelineName": pipeline,
+        "pipelineExecutionId": id,
+        "abandon": abandon,
+        "reason": reason,
+    });
+    c.call("StopPipelineExecution", &input).await?;
+    println!("Stopping execution {}.", short(&id));
+    c.carry_on(pipeline, &id).await
+}
+
+/// `baton disable-transition|enable-transition PIPELINE STAGE`: the stage's inbound transition.
+pub(crate) async fn transition(
+    c: &impl Control,
+    pipeline: &str,
+    stage: &str,
+    enable: bool,
+    reason: &str,
+) -> Result<ExitCode> {
+    let mut input =
+        json!({"pipelineName": pipeline, "stageName": stage, "transitionType": "Inbound"});
+    let operation = if enable {
+        "EnableStageTransition"
+    } else {
+        input["reason"] = json!(reason);
+        "DisableStageTransition"
+    };
+    c.call(operation, &input).await?;
+    println!("Transition into {stage} {}.", if enable { "enabled" } else { "disabled" });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The full id of an execution given as an id or the short id the views print.
+async fn resolve(c: &impl Control, pipeline: &str, id: &str) -> Result<String> {
+    let listed = c
+        .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 100}))
+        .await?;
+    let ids: Vec<&str> =
+        summaries(&listed).iter().map(|e| text(e, "pipelineExecutionId")).collect();
+    if ids.contains(&id) {
+        return Ok(id.to_owned());
+    }
+    let matches: Vec<&&str> = ids.iter().filter(|e| e.starts_with(id)).collect();
+    match matches.as_slice() {
+        [one] => Ok((**one).to_owned()),
+        // Unknown here: the API says so in its own words.
+        [] => Ok(id.to_owned()),
+        _ => bail!("{id} matches several executions of \"{pipeline}\"; give more of the id"),
+    }
+}
+
+fn summaries(listed: &Value) -> &[Value] {
+    listed["pipelineExecutionSummaries"].as_array().map_or(&[], Vec::as_slice)
+}
+
+fn stages(state: &Value) -> &[Value] {
+    state["stageStates"].as_array().map_or(&[], Vec::as_slice)
+}
+
+fn actions(stage: &Value) -> &[Value] {
+    stage["actionStates"].as_array().map_or(&[], Vec::as_slice)
+}
+
+/// The stage called `stage` in a `GetPipelineState` answer, or an error listing the nearest.
+fn stage_in<'a>(state: &'a Value, pipeline: &str, stage: &str) -> Result<&'a Value> {
+    stages(state).iter().find(|s| text(s, "stageName") == stage).ok_or_else(|| {
+        let names = stages(state).iter().map(|s| text(s, "stageName"));
+        anyhow!("pipeline \"{pipeline}\" has no stage \"{stage}\"{}", nearest(stage, names))
+    })
+}

@@ -251,8 +251,8 @@ async fn follow(
     let status = loop {
         if let Some(e) = rt.store.execution(pipeline, id).await? {
             live.show(&plan, &e, SystemClock.now());
-            if e.status.is_ended() && aftermath.over(rt, pipeline, &e).await? {
-                break e.status;
+            if e.status().is_ended() && aftermath.over(rt, pipeline, &e).await? {
+                break e.status();
             }
         }
         tokio::select! {
@@ -289,7 +289,7 @@ async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result
         tokio::time::sleep(Duration::from_millis(100)).await;
         let Some(e) = rt.store.execution(pipeline, id).await? else { continue };
         live.show(&plan, &e, SystemClock.now());
-        if (e.status.is_ended() && aftermath.over(rt, pipeline, &e).await?)
+        if (e.status().is_ended() && aftermath.over(rt, pipeline, &e).await?)
             || waits_for_a_person(&e)
         {
             break e;
@@ -304,7 +304,7 @@ async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result
         );
         return Ok(ExitCode::SUCCESS);
     }
-    Ok(exit_for(last.status))
+    Ok(exit_for(last.status()))
 }
 
 /// What an execution that ended still sets going: its `onFailure` condition deciding, then the
@@ -333,15 +333,15 @@ impl Aftermath {
         }
         let id = self.rollback.as_deref().unwrap_or_default();
         let Some(rollback) = rt.store.execution(pipeline, id).await? else { return Ok(true) };
-        if rollback.status.is_ended() {
-            println!("Rollback {} {:?}.", rollback.id, rollback.status);
+        if rollback.status().is_ended() {
+            println!("Rollback {} {:?}.", rollback.id, rollback.status());
         }
-        Ok(rollback.status.is_ended())
+        Ok(rollback.status().is_ended())
     }
 }
 
 fn waits_for_a_person(e: &Execution) -> bool {
-    let Place::InStage(s) = e.place else { return false };
+    let Place::InStage(s) = e.place() else { return false };
     let Some(stage) = e.stages.get(s) else { return false };
     let running: Vec<_> =
         stage.actions.iter().filter(|a| a.status == ActionStatus::InProgress).collect();

@@ -80,11 +80,11 @@ pub(crate) fn run(file: &Path, region: &str, fail: &[String]) -> Result<ExitCode
     }
     let execution = &sim.state.executions[&execution_id];
     let took = (sim.now - EPOCH) / 1000;
-    println!("Execution {execution_id}: {:?} after {took} simulated seconds.", execution.status);
+    println!("Execution {execution_id}: {:?} after {took} simulated seconds.", execution.status());
     if let Some(summary) = &execution.status_summary {
         println!("  {summary}");
     }
-    Ok(if format!("{:?}", execution.status) == "Succeeded" {
+    Ok(if format!("{:?}", execution.status()) == "Succeeded" {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

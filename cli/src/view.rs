@@ -164,12 +164,12 @@ impl Printed {
                 }
             }
         }
-        if e.status.is_ended() {
+        if e.status().is_ended() {
             let summary = e.status_summary.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
             note(
                 "xend".into(),
-                format!("{:?}", e.status),
-                format!("{}  execution {id} {:?}{summary}", at(e.updated_at), e.status),
+                format!("{:?}", e.status()),
+                format!("{}  execution {id} {:?}{summary}", at(e.updated_at), e.status()),
             );
         }
         out
@@ -199,12 +199,12 @@ fn action_detail(r: &ActionRun) -> String {
 
 /// The whole execution as a table.
 pub(crate) fn table(plan: &Plan, e: &Execution, now: Millis) -> String {
-    let end = if e.status.is_ended() { e.updated_at } else { now };
+    let end = if e.status().is_ended() { e.updated_at } else { now };
     let mut out = format!(
         "Pipeline {}  execution {}  {:?}  {}\n",
         plan.name,
         short(&e.id),
-        e.status,
+        e.status(),
         secs(end - e.started_at)
     );
     if !e.runs(plan) {
@@ -262,7 +262,7 @@ pub(crate) fn table(plan: &Plan, e: &Execution, now: Millis) -> String {
 }
 
 fn waiting_label(e: &Execution, s: usize) -> String {
-    match e.place {
+    match e.place() {
         baton_core::engine::Place::Waiting(w) if w == s => "Waiting".into(),
         _ => "-".into(),
     }

@@ -133,8 +133,8 @@ async fn run_to_end(rt: &Embedded, pipeline: &str, n: usize) -> Vec<Execution> {
     for id in ids {
         loop {
             let e = rt.store.execution(pipeline, &id).await.unwrap();
-            if let Some(e) = e.filter(|e| e.status.is_ended()) {
-                assert_eq!(format!("{:?}", e.status), "Succeeded", "{:?}", e.status_summary);
+            if let Some(e) = e.filter(|e| e.status().is_ended()) {
+                assert_eq!(format!("{:?}", e.status()), "Succeeded", "{:?}", e.status_summary);
                 done.push(e);
                 break;
             }

@@ -82,7 +82,7 @@ fn run_once(plan: &Plan, n: u64) -> u64 {
             }
         }
     }
-    assert_eq!(state.executions[&id].status, ExecutionStatus::Succeeded);
+    assert_eq!(state.executions[&id].status(), ExecutionStatus::Succeeded);
     black_box(steps)
 }
 

@@ -68,6 +68,48 @@ impl Announce {
     }
 }
 
+/// A `state` CodePipeline's execution, stage and action events carry. Each kind of event takes
+/// some of them: STOPPING, RESUMED and SUPERSEDED are never an action's, ABANDONED only an
+/// action's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    #[allow(missing_docs)]
+    Started,
+    #[allow(missing_docs)]
+    Succeeded,
+    #[allow(missing_docs)]
+    Failed,
+    /// CodePipeline's spelling: one L.
+    Canceled,
+    #[allow(missing_docs)]
+    Resumed,
+    #[allow(missing_docs)]
+    Stopping,
+    #[allow(missing_docs)]
+    Stopped,
+    #[allow(missing_docs)]
+    Superseded,
+    #[allow(missing_docs)]
+    Abandoned,
+}
+
+impl Published {
+    /// As the events spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "STARTED",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Canceled => "CANCELED",
+            Self::Resumed => "RESUMED",
+            Self::Stopping => "STOPPING",
+            Self::Stopped => "STOPPED",
+            Self::Superseded => "SUPERSEDED",
+            Self::Abandoned => "ABANDONED",
+        }
+    }
+}
+
 /// Where an event happened, inside one execution.
 pub(crate) struct Origin<'a> {
     pub(crate) pipeline: &'a str,
@@ -114,11 +156,11 @@ impl<'a> Origin<'a> {
         }
     }
 
-    fn base(&self, state: &str) -> Map<String, Value> {
+    fn base(&self, state: Published) -> Map<String, Value> {
         let mut d = Map::new();
         d.insert("pipeline".into(), json!(self.pipeline));
         d.insert("execution-id".into(), json!(self.execution_id));
-        d.insert("state".into(), json!(state));
+        d.insert("state".into(), json!(state.as_str()));
         d.insert("version".into(), json!(self.version));
         d.insert("pipeline-execution-attempt".into(), json!(self.attempt));
         d
@@ -126,19 +168,19 @@ impl<'a> Origin<'a> {
 
     /// A pipeline execution event. `extra` adds `execution-trigger` (STARTED) or
     /// `stop-execution-comments` (STOPPING).
-    pub(crate) fn pipeline(&self, state: &str, extra: Option<(&str, Value)>) -> PublicEvent {
+    pub(crate) fn pipeline(&self, state: Published, extra: Option<(&str, Value)>) -> PublicEvent {
         let mut d = self.base(state);
         if let Some((k, v)) = extra {
             d.insert(k.into(), v);
         }
-        self.envelope(PIPELINE_DETAIL_TYPE, d, state)
+        self.envelope(PIPELINE_DETAIL_TYPE, d, state.as_str())
     }
 
     /// A stage execution event.
-    pub(crate) fn stage(&self, stage: &str, state: &str) -> PublicEvent {
+    pub(crate) fn stage(&self, stage: &str, state: Published) -> PublicEvent {
         let mut d = self.base(state);
         d.insert("stage".into(), json!(stage));
-        self.envelope(STAGE_DETAIL_TYPE, d, &format!("{stage}|{state}"))
+        self.envelope(STAGE_DETAIL_TYPE, d, &format!("{stage}|{}", state.as_str()))
     }
 
     /// An action execution event.
@@ -157,7 +199,7 @@ impl<'a> Origin<'a> {
         if let Some(result) = a.result {
             d.insert("execution-result".into(), result);
         }
-        let key = format!("{}|{}|{}|{}", a.stage, a.action, a.action_attempt, a.state);
+        let key = format!("{}|{}|{}|{}", a.stage, a.action, a.action_attempt, a.state.as_str());
         self.envelope(ACTION_DETAIL_TYPE, d, &key)
     }
 }
@@ -167,7 +209,7 @@ pub(crate) struct ActionEvent<'a> {
     pub(crate) stage: &'a str,
     pub(crate) action: &'a str,
     pub(crate) action_attempt: u32,
-    pub(crate) state: &'a str,
+    pub(crate) state: Published,
     pub(crate) region: &'a str,
     pub(crate) action_type: &'a ActionType,
     pub(crate) input_artifacts: Option<&'a [Artifact]>,
@@ -192,7 +234,7 @@ pub fn action_end(request: &ActionRequest, outcome: &ActionOutcome, now: Millis)
     };
     let (state, outputs, result) = match outcome {
         ActionOutcome::Succeeded { artifacts, summary, external_id, external_url, .. } => (
-            "SUCCEEDED",
+            Published::Succeeded,
             Some(artifacts.as_slice()),
             execution_result(
                 external_url.as_deref(),
@@ -202,7 +244,7 @@ pub fn action_end(request: &ActionRequest, outcome: &ActionOutcome, now: Millis)
             ),
         ),
         ActionOutcome::Failed { error, external_id, external_url } => (
-            "FAILED",
+            Published::Failed,
             None,
             execution_result(
                 external_url.as_deref(),

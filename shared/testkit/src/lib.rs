@@ -3,7 +3,9 @@
 //! fixtures, and the harness of the Lambda handlers' tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set itself up should stop loudly
 
-use baton_core::engine::{Execution, ExecutionStatus, Lanes, Place, Trigger};
+use baton_core::engine::{
+    Ending, Execution, ExecutionStatus, Halt, Lanes, Phase, StopRequest, Trigger,
+};
 use serde_json::json;
 
 use baton::bus_events::BusEvent;
@@ -14,21 +16,33 @@ pub fn execution(id: &str, status: ExecutionStatus, arrival: u64) -> Execution {
     Execution {
         id: id.into(),
         pipeline_version: 1,
-        status,
+        phase: phase_of(status),
         status_summary: None,
         trigger: Trigger::default(),
         variables: Default::default(),
-        place: Place::Waiting(0),
         arrival,
         started_at: 1_000 + arrival as i64,
         updated_at: 1_000,
         stages: vec![],
         outputs: Default::default(),
         artifacts: Default::default(),
-        stop: None,
         rollback: None,
         revisions: Default::default(),
         source_revisions: Default::default(),
+    }
+}
+
+/// A phase with `status`, in the first stage where it has one.
+pub fn phase_of(status: ExecutionStatus) -> Phase {
+    let stop = || StopRequest { abandon: false, reason: "test".into() };
+    match status {
+        ExecutionStatus::InProgress => Phase::Waiting(0),
+        ExecutionStatus::Stopping => Phase::Stopping(0, stop()),
+        ExecutionStatus::Failed => Phase::Halted(0, Halt::Failed),
+        ExecutionStatus::Stopped => Phase::Halted(0, Halt::Stopped(Some(stop()))),
+        ExecutionStatus::Succeeded => Phase::Ended(Ending::Succeeded),
+        ExecutionStatus::Superseded => Phase::Ended(Ending::Superseded),
+        ExecutionStatus::Cancelled => Phase::Ended(Ending::Cancelled),
     }
 }
 
@@ -85,7 +99,7 @@ pub async fn state_store_contract(store: &dyn StateStore, pipeline: &str) {
     assert_eq!(snap.lanes.version, 1);
     assert_eq!(snap.executions.len(), 1);
     let mut e1 = snap.executions[0].clone();
-    e1.value.status = ExecutionStatus::Succeeded;
+    e1.value.phase = Phase::Ended(Ending::Succeeded);
     lanes.holders = vec![None];
     let next = Changes {
         lanes: Some(Versioned { version: 1, value: lanes.clone() }),

@@ -115,8 +115,8 @@ async fn an_alarm_rule_fails_the_stage_while_the_alarm_fires_and_waits_for_one_t
     let rt = &running.rt;
 
     let quiet = start(rt, "quiet").await;
-    let done = wait_for(rt, &quiet, "ended", |e| e.status.is_ended()).await;
-    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:#?}");
+    let done = wait_for(rt, &quiet, "ended", |e| e.status().is_ended()).await;
+    assert_eq!(done.status(), ExecutionStatus::Succeeded, "{done:#?}");
     assert!(asked.lock().unwrap()[0].ends_with("/operation/DescribeAlarms"));
 
     let firing = start(rt, "site-errors").await;
@@ -126,23 +126,23 @@ async fn an_alarm_rule_fails_the_stage_while_the_alarm_fires_and_waits_for_one_t
         })
     })
     .await;
-    assert_eq!(wait.status, ExecutionStatus::InProgress, "the alarm may yet clear");
+    assert_eq!(wait.status(), ExecutionStatus::InProgress, "the alarm may yet clear");
 
     // A flapping alarm is looked at again, clears, and the stage succeeds.
     let api = rt.control_api("us-east-1", baton::api::Credentials::new());
     let stop = json!({"pipelineName": "app", "pipelineExecutionId": firing, "abandon": true});
     api.call("StopPipelineExecution", stop.to_string().as_bytes(), "t").await;
-    wait_for(rt, &firing, "stopped", |e| e.status.is_ended()).await;
+    wait_for(rt, &firing, "stopped", |e| e.status().is_ended()).await;
     let flapping = start(rt, "flapping").await;
-    let done = wait_for(rt, &flapping, "ended", |e| e.status.is_ended()).await;
-    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:#?}");
+    let done = wait_for(rt, &flapping, "ended", |e| e.status().is_ended()).await;
+    assert_eq!(done.status(), ExecutionStatus::Succeeded, "{done:#?}");
     let rule = &done.stages[1].conditions.on_success.as_ref().unwrap().rules[0];
     assert_eq!(rule.summary, "flapping is OK");
     assert!(rule.requests >= 2, "looked at again after the first ALARM");
 
     let gone = start(rt, "gone").await;
-    let failed = wait_for(rt, &gone, "ended", |e| e.status.is_ended()).await;
-    assert_eq!(failed.status, ExecutionStatus::Failed);
+    let failed = wait_for(rt, &gone, "ended", |e| e.status().is_ended()).await;
+    assert_eq!(failed.status(), ExecutionStatus::Failed);
     assert_eq!(failed.stages[1].status, Some(StageStatus::Failed));
     let summary = failed.status_summary.clone().unwrap_or_default();
     assert!(summary.contains("there is no CloudWatch alarm named gone"), "{summary}");

@@ -208,8 +208,8 @@ async fn an_approval_mail_link_shows_a_page_and_only_its_post_decides_once() {
         );
     }
 
-    let done = wait_for(rt, &id, "ended", |e| e.status.is_ended()).await;
-    assert_eq!(done.status, ExecutionStatus::Succeeded, "{:?}", done.status_summary);
+    let done = wait_for(rt, &id, "ended", |e| e.status().is_ended()).await;
+    assert_eq!(done.status(), ExecutionStatus::Succeeded, "{:?}", done.status_summary);
     let gate = &done.stages[2].actions[0];
     assert_eq!(gate.decided_by.as_deref(), Some("Ana Lima (approval link)"));
     assert_eq!(gate.summary.as_deref(), Some("ship it"));
@@ -243,8 +243,8 @@ async fn an_approval_past_its_deadline_fails_and_its_links_say_expired() {
     let refused = rt.approvals.serve("POST", &approve, b"name=late").await;
     assert_eq!(refused.status, 410, "an expired link decides nothing");
 
-    let done = wait_for(rt, &id, "ended", |e| e.status.is_ended()).await;
-    assert_eq!(done.status, ExecutionStatus::Failed);
+    let done = wait_for(rt, &id, "ended", |e| e.status().is_ended()).await;
+    assert_eq!(done.status(), ExecutionStatus::Failed);
     let gate = &done.stages[2].actions[0];
     assert_eq!(gate.status, ActionStatus::Failed);
     assert_eq!(gate.error.as_ref().map(|e| e.code.as_str()), Some("TimedOut"));
@@ -281,7 +281,7 @@ async fn with_supersede_waiting_approval_the_older_links_say_which_execution_rep
     let second = rt.trigger.start("app", trigger(), Default::default()).await.unwrap();
     wait_for(rt, &second, "reached the approval", |e| waiting_token(e).is_some()).await;
     let replaced = rt.store.execution("app", &first).await.unwrap().unwrap();
-    assert_eq!(replaced.status, ExecutionStatus::Superseded);
+    assert_eq!(replaced.status(), ExecutionStatus::Superseded);
     let page = rt.approvals.serve("POST", &old, b"name=late").await;
     assert_eq!(page.status, 410, "{}", page.html);
     assert!(page.html.contains(&format!("superseded by execution {second}")), "{}", page.html);

@@ -155,7 +155,7 @@ async fn an_ended_execution_expires_after_the_retention_and_a_reopened_one_does_
     assert!(!lanes_item.contains_key("expires_at"), "the lanes item never expires");
 
     let mut e1 = store.load("ttl", &Scope::One("e1".into())).await.unwrap().executions[0].clone();
-    e1.value.status = ExecutionStatus::Failed;
+    e1.value.phase = baton_testkit::phase_of(ExecutionStatus::Failed);
     let changes = Changes { lanes: None, executions: vec![e1], outbox: vec![] };
     store.save("ttl", changes).await.unwrap();
 
@@ -171,13 +171,13 @@ async fn an_ended_execution_expires_after_the_retention_and_a_reopened_one_does_
     let lanes_item = raw_item(&client, &table, "PIPELINE#ttl", "LANES").await;
     assert!(!lanes_item.contains_key("x:e1"), "moved out, not copied: {lanes_item:?}");
     assert_eq!(
-        store.execution("ttl", "e1").await.unwrap().unwrap().status,
+        store.execution("ttl", "e1").await.unwrap().unwrap().status(),
         ExecutionStatus::Failed
     );
 
     // A stage retry re-opens a failed execution: it must not expire while it runs.
     let mut e1 = store.load("ttl", &Scope::One("e1".into())).await.unwrap().executions[0].clone();
-    e1.value.status = ExecutionStatus::InProgress;
+    e1.value.phase = baton_testkit::phase_of(ExecutionStatus::InProgress);
     store.save("ttl", Changes { lanes: None, executions: vec![e1], outbox: vec![] }).await.unwrap();
     let reopened = raw_item(&client, &table, "PIPELINE#ttl", "EXECUTION#e1").await;
     assert!(!reopened.contains_key("expires_at"));
@@ -353,7 +353,7 @@ async fn a_waiting_execution_moves_in_when_it_enters_a_stage_and_out_when_it_end
     let mut e1 = store.load("queued", &Scope::One("e1".into())).await.unwrap();
     let mut e1 =
         e1.executions.remove(e1.executions.iter().position(|e| e.value.id == "e1").unwrap());
-    e1.value.status = ExecutionStatus::Succeeded;
+    e1.value.phase = baton_testkit::phase_of(ExecutionStatus::Succeeded);
     let mut e2 = e2_waiting.clone();
     e2.value.updated_at = 5_000;
     let changes = Changes {
@@ -377,7 +377,7 @@ async fn a_waiting_execution_moves_in_when_it_enters_a_stage_and_out_when_it_end
     // e2 ends and moves out, at a version above any it had before.
     let snap = store.load("queued", &Scope::One("e2".into())).await.unwrap();
     let mut e2 = snap.executions.into_iter().find(|e| e.value.id == "e2").unwrap();
-    e2.value.status = ExecutionStatus::Failed;
+    e2.value.phase = baton_testkit::phase_of(ExecutionStatus::Failed);
     let changes = Changes {
         lanes: Some(Versioned { version: snap.lanes.version, value: Lanes::default() }),
         executions: vec![e2],
@@ -386,7 +386,7 @@ async fn a_waiting_execution_moves_in_when_it_enters_a_stage_and_out_when_it_end
     store.save("queued", changes).await.unwrap();
     let moved = store.load("queued", &Scope::One("e2".into())).await.unwrap();
     let e2 = moved.executions.iter().find(|e| e.value.id == "e2").unwrap();
-    assert_eq!(e2.value.status, ExecutionStatus::Failed);
+    assert_eq!(e2.value.status(), ExecutionStatus::Failed);
     assert!(e2.version > e2_waiting.version + 1, "{} after {}", e2.version, e2_waiting.version);
     let stale = Changes { lanes: None, executions: vec![e2_waiting], outbox: vec![] };
     assert!(matches!(store.save("queued", stale).await, Err(StoreError::Conflict(_))));

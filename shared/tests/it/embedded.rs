@@ -195,8 +195,8 @@ async fn a_release_runs_from_commit_to_two_regions() {
         "a token works once"
     );
 
-    let done = wait_for(rt, &id, "ended", |e| e.status.is_ended()).await;
-    assert_eq!(done.status, ExecutionStatus::Succeeded, "{:?}", done.status_summary);
+    let done = wait_for(rt, &id, "ended", |e| e.status().is_ended()).await;
+    assert_eq!(done.status(), ExecutionStatus::Succeeded, "{:?}", done.status_summary);
     for bucket in ["site-east", "site-west"] {
         let page = std::fs::read_to_string(home.path().join("s3").join(bucket).join("index.html"))
             .unwrap();
@@ -254,8 +254,8 @@ async fn a_failing_build_fails_the_execution_and_sends_a_notice() {
     let trigger =
         Trigger { trigger_type: "StartPipelineExecution".into(), trigger_detail: "test".into() };
     let id = rt.trigger.start("app", trigger, BTreeMap::new()).await.unwrap();
-    let done = wait_for(rt, &id, "ended", |e| e.status.is_ended()).await;
-    assert_eq!(done.status, ExecutionStatus::Failed);
+    let done = wait_for(rt, &id, "ended", |e| e.status().is_ended()).await;
+    assert_eq!(done.status(), ExecutionStatus::Failed);
     let build = &done.stages[1].actions[0];
     assert!(
         build.error.as_ref().unwrap().message.contains("exit 3")
@@ -356,7 +356,7 @@ async fn with_aws_configured_a_cloudformation_deploy_runs_against_it() {
     let mut done = None;
     for _ in 0..600 {
         if let Some(e) =
-            rt.store.execution("infra", &id).await.unwrap().filter(|e| e.status.is_ended())
+            rt.store.execution("infra", &id).await.unwrap().filter(|e| e.status().is_ended())
         {
             done = Some(e);
             break;
@@ -364,7 +364,7 @@ async fn with_aws_configured_a_cloudformation_deploy_runs_against_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let done = done.expect("the execution ended");
-    assert_eq!(done.status, ExecutionStatus::Succeeded, "{:?}", done.status_summary);
+    assert_eq!(done.status(), ExecutionStatus::Succeeded, "{:?}", done.status_summary);
     let stacks = Client::new(&sdk).describe_stacks().stack_name(&stack).send().await.unwrap();
     assert_eq!(stacks.stacks().len(), 1, "the stack exists on the configured AWS endpoint");
     assert!(

@@ -319,7 +319,7 @@ async fn run_schedule(seed: u64) {
 async fn statuses(store: &dyn StateStore, ids: &[&str]) -> Vec<Option<ExecutionStatus>> {
     let mut out = Vec::new();
     for id in ids {
-        out.push(store.execution("sim", id).await.unwrap().map(|e| e.status));
+        out.push(store.execution("sim", id).await.unwrap().map(|e| e.status()));
     }
     out
 }
@@ -344,7 +344,7 @@ async fn check_runs(
     let failures = bus.worker_failures.lock().unwrap().clone();
     for id in ids {
         let e = store.execution("sim", id).await.unwrap().unwrap();
-        assert_eq!(e.status, ExecutionStatus::Succeeded, "seed {seed}, step {step}: {id}");
+        assert_eq!(e.status(), ExecutionStatus::Succeeded, "seed {seed}, step {step}: {id}");
         for (stage, run) in plan.stages.iter().zip(&e.stages) {
             for (action, a) in stage.actions.iter().zip(&run.actions) {
                 assert_eq!(a.status, ActionStatus::Succeeded, "seed {seed}: {id}/{}", action.name);

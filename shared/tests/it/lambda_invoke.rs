@@ -285,8 +285,8 @@ async fn a_lambda_action_runs_its_function_which_reports_through_the_job_protoco
     assert_ne!(job2["id"], job["id"]);
     assert_eq!(job2["data"]["continuationToken"], "deploying");
     assert_eq!(job2["data"]["outputArtifacts"], data["outputArtifacts"]);
-    let done = wait_for(rt, &first, "ended", |e| e.status != ExecutionStatus::InProgress).await;
-    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:#?}");
+    let done = wait_for(rt, &first, "ended", |e| e.status() != ExecutionStatus::InProgress).await;
+    assert_eq!(done.status(), ExecutionStatus::Succeeded, "{done:#?}");
     assert_eq!(done.outputs["Fn"]["Result"], "ok");
     assert_eq!(done.outputs["Fn"]["Params"], "{\"env\":\"prod\"}");
 
@@ -313,8 +313,8 @@ async fn a_function_that_reports_failure_fails_the_action_with_its_message() {
     let rt = &running.rt;
     let id = started(rt).await;
     next_invocation(&mut invocations).await;
-    let failed = wait_for(rt, &id, "ended", |e| e.status != ExecutionStatus::InProgress).await;
-    assert_eq!(failed.status, ExecutionStatus::Failed);
+    let failed = wait_for(rt, &id, "ended", |e| e.status() != ExecutionStatus::InProgress).await;
+    assert_eq!(failed.status(), ExecutionStatus::Failed);
     assert_eq!(fn_error(&failed).as_deref(), Some("the canary died"));
 }
 
@@ -324,7 +324,7 @@ async fn a_function_lambda_does_not_know_fails_the_action_with_lambdas_words() {
         runtime_with_lambda(&PIPELINE.replace("\"deployer\"", "\"missing\"")).await;
     let rt = &running.rt;
     let id = started(rt).await;
-    let failed = wait_for(rt, &id, "failed", |e| e.status != ExecutionStatus::InProgress).await;
+    let failed = wait_for(rt, &id, "failed", |e| e.status() != ExecutionStatus::InProgress).await;
     let message = fn_error(&failed).unwrap_or_default();
     assert!(
         message.contains("ResourceNotFoundException") && message.contains("missing"),

@@ -100,8 +100,8 @@ async fn a_lambda_rule_lets_the_stage_in_when_its_function_returns_and_not_when_
     let rt = &running.rt;
 
     let open = start(rt, "open").await;
-    let done = wait_for(rt, &open, "ended", |e| e.status.is_ended()).await;
-    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:#?}");
+    let done = wait_for(rt, &open, "ended", |e| e.status().is_ended()).await;
+    assert_eq!(done.status(), ExecutionStatus::Succeeded, "{done:#?}");
     let (path, kind, event) = seen.lock().unwrap()[0].clone();
     assert_eq!(path, "/2015-03-31/functions/gate/invocations");
     assert_eq!(kind, "RequestResponse", "the rule waits for the function's answer");
@@ -114,8 +114,8 @@ async fn a_lambda_rule_lets_the_stage_in_when_its_function_returns_and_not_when_
     assert_eq!(data["pipelineContext"]["pipelineExecutionId"], open.as_str());
 
     let closed = start(rt, "closed").await;
-    let failed = wait_for(rt, &closed, "ended", |e| e.status.is_ended()).await;
-    assert_eq!(failed.status, ExecutionStatus::Failed);
+    let failed = wait_for(rt, &closed, "ended", |e| e.status().is_ended()).await;
+    assert_eq!(failed.status(), ExecutionStatus::Failed);
     let deploy = &failed.stages[1];
     assert_eq!(deploy.status, Some(StageStatus::Failed));
     assert_eq!(deploy.actions[0].attempt, 0, "Ship never ran");
@@ -128,7 +128,7 @@ async fn a_function_lambda_does_not_know_fails_the_rule_with_lambdas_words() {
     let (running, _) = runtime("missing").await;
     let rt = &running.rt;
     let id = start(rt, "open").await;
-    let failed = wait_for(rt, &id, "ended", |e| e.status.is_ended()).await;
+    let failed = wait_for(rt, &id, "ended", |e| e.status().is_ended()).await;
     let summary = failed.status_summary.clone().unwrap_or_default();
     assert!(summary.contains("ResourceNotFoundException"), "{summary}");
     assert!(summary.contains("rule Gate"), "{summary}");

@@ -42,7 +42,7 @@ const DOWNSTREAM: &str = r##"{"pipeline": {
 async fn ended(rt: &baton::embedded::Embedded, pipeline: &str, id: &str) -> Execution {
     for _ in 0..600 {
         if let Some(e) = rt.store.execution(pipeline, id).await.unwrap()
-            && e.status != ExecutionStatus::InProgress
+            && e.status() != ExecutionStatus::InProgress
         {
             return e;
         }
@@ -84,11 +84,11 @@ async fn a_pipeline_starts_another_with_its_variables_and_revision() {
 
     rt.apply("app", start("11111111-1111-4111-8111-111111111111")).await.unwrap();
     let invoker = ended(rt, "app", "11111111-1111-4111-8111-111111111111").await;
-    assert_eq!(invoker.status, ExecutionStatus::Succeeded, "{invoker:#?}");
+    assert_eq!(invoker.status(), ExecutionStatus::Succeeded, "{invoker:#?}");
     let action = &invoker.stages[1].actions[0];
     let target = action.external_id.clone().expect("the action names the execution it started");
     let downstream = ended(rt, "downstream", &target).await;
-    assert_eq!(downstream.status, ExecutionStatus::Succeeded, "{downstream:#?}");
+    assert_eq!(downstream.status(), ExecutionStatus::Succeeded, "{downstream:#?}");
     assert_eq!(downstream.variables["Build"], invoker.id);
     let commit = &invoker.outputs["SourceVariables"]["CommitId"];
     assert_eq!(&downstream.source_revisions["Fetch"].value, commit);
@@ -102,7 +102,7 @@ async fn a_target_that_cannot_start_fails_the_action_with_the_reason() {
     let rt = &running.rt;
     rt.apply("app", start("22222222-2222-4222-8222-222222222222")).await.unwrap();
     let e = ended(rt, "app", "22222222-2222-4222-8222-222222222222").await;
-    assert_eq!(e.status, ExecutionStatus::Failed);
+    assert_eq!(e.status(), ExecutionStatus::Failed);
     let message =
         e.stages[1].actions[0].error.as_ref().map(|x| x.message.clone()).unwrap_or_default();
     assert!(message.contains("nowhere"), "{message}");

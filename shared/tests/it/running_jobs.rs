@@ -133,8 +133,8 @@ async fn a_build_that_outlives_the_worker_completes_when_its_end_is_announced() 
 
     // The build's end: the action completes with what the build said, and the job is gone.
     rt.worker.resume(&job.key).await.unwrap();
-    let done = wait_for(rt, &id, "succeeded", |e| e.status.is_ended()).await;
-    assert_eq!(done.status, ExecutionStatus::Succeeded, "{:?}", done.status_summary);
+    let done = wait_for(rt, &id, "succeeded", |e| e.status().is_ended()).await;
+    assert_eq!(done.status(), ExecutionStatus::Succeeded, "{:?}", done.status_summary);
     let build = &done.stages[1].actions[0];
     assert_eq!(build.summary.as_deref(), Some("build app:1 passed"));
     assert_eq!(build.external_id.as_deref(), Some("app:1"));
@@ -162,7 +162,7 @@ async fn the_build_of_an_abandoned_attempt_is_stopped_and_forgotten() {
     let stop =
         Input::Stop { execution_id: id.clone(), abandon: true, reason: "wrong commit".into() };
     rt.apply("app", stop).await.unwrap();
-    wait_for(rt, &id, "stopped", |e| e.status.is_ended()).await;
+    wait_for(rt, &id, "stopped", |e| e.status().is_ended()).await;
 
     // The next look finds the attempt abandoned: the build is stopped, the job forgotten, and
     // nothing is completed.
@@ -171,7 +171,7 @@ async fn the_build_of_an_abandoned_attempt_is_stopped_and_forgotten() {
     assert_eq!(builds.looks.load(Ordering::SeqCst), 0, "an abandoned build is not asked about");
     assert_eq!(rt.store.get_job(&job.key).await.unwrap(), None);
     let e = rt.store.execution("app", &id).await.unwrap().unwrap();
-    assert_eq!(e.status, ExecutionStatus::Stopped);
+    assert_eq!(e.status(), ExecutionStatus::Stopped);
     let _ = running.stop.send(true);
 }
 

@@ -298,7 +298,7 @@ impl Release {
 /// One line per stage and action: status and error.
 pub fn describe(e: Option<&Execution>) -> String {
     let Some(e) = e else { return "not started".into() };
-    let mut out = format!("{:?}", e.status);
+    let mut out = format!("{:?}", e.status());
     for (i, s) in e.stages.iter().enumerate() {
         out.push_str(&format!("; stage {i}={:?}[", s.status));
         for a in &s.actions {
@@ -311,7 +311,7 @@ pub fn describe(e: Option<&Execution>) -> String {
 
 /// Whether the execution ended.
 pub fn ended(e: &Execution) -> bool {
-    !matches!(e.status, ExecutionStatus::InProgress | ExecutionStatus::Stopping)
+    !matches!(e.status(), ExecutionStatus::InProgress | ExecutionStatus::Stopping)
 }
 
 /// An S3 client on `sdk` with path-style addressing (moto serves no virtual hosts).

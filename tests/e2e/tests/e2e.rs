@@ -114,7 +114,7 @@ async fn finish_release(h: &Harness, release: &Release) -> Execution {
     let (notice, page) = decided.expect("no approve link in a notice opened its page");
     assert!(page.contains("e2e (approval link)"), "{page}");
     let done = release.wait_for(&h.stack, "the end", Duration::from_secs(60), ended).await.unwrap();
-    if done.status == ExecutionStatus::Succeeded {
+    if done.status() == ExecutionStatus::Succeeded {
         let gate = &done.stages[2].actions[0];
         assert_eq!(gate.decided_by.as_deref(), Some("e2e (approval link)"));
         let (status, page) = approval::open_link(&pages, &notice, true).await.unwrap();
@@ -169,7 +169,7 @@ async fn a_release_runs_across_accounts_and_regions() {
     release.prepare(&h.stack, &release.project).await.unwrap();
     let e = run_release(&h, &release).await;
     assert_eq!(
-        e.status,
+        e.status(),
         ExecutionStatus::Succeeded,
         "{}\n{}",
         describe(Some(&e)),
@@ -335,7 +335,7 @@ async fn a_failed_build_sends_a_failure_notice_and_fails_the_execution() {
     release.prepare(&h.stack, &missing).await.unwrap();
     release.upload_source(&h.stack).await.unwrap();
     let e = release.wait_for(&h.stack, "the end", Duration::from_secs(60), ended).await.unwrap();
-    assert_eq!(e.status, ExecutionStatus::Failed, "{}", describe(Some(&e)));
+    assert_eq!(e.status(), ExecutionStatus::Failed, "{}", describe(Some(&e)));
     let error = e.stages[1].actions[0].error.clone().expect("the build action has an error");
     assert!(error.message.contains("StartBuild"), "{error:?}");
 
@@ -392,7 +392,7 @@ async fn faults_leave_each_action_run_once_and_the_execution_right() {
     // retried delivery finds the result applied already. The rest runs as a release does.
     let e = finish_release(&h, &release).await;
     assert_eq!(
-        e.status,
+        e.status(),
         ExecutionStatus::Succeeded,
         "{}\n{}",
         describe(Some(&e)),
@@ -434,7 +434,7 @@ async fn the_same_event_delivered_twice_runs_each_action_once() {
     let release = Release::new(&h.stack, "twice");
     release.prepare(&h.stack, &release.project).await.unwrap();
     let e = run_release(&h, &release).await;
-    assert_eq!(e.status, ExecutionStatus::Succeeded, "{}", describe(Some(&e)));
+    assert_eq!(e.status(), ExecutionStatus::Succeeded, "{}", describe(Some(&e)));
     assert_each_action_ran_once(&h, &e, &release);
 }
 

@@ -474,7 +474,7 @@ fn verdict(
     if run.attempt == link.attempt && run.error.as_ref().is_some_and(|e| e.code == "TimedOut") {
         return Verdict::Expired;
     }
-    match execution.status {
+    match execution.status() {
         ExecutionStatus::Superseded => Verdict::Superseded {
             by: execution
                 .status_summary

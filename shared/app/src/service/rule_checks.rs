@@ -72,8 +72,9 @@ impl ActionWorker {
         };
         let Some(s) = record.plan.stage_index(&r.stage) else { return Ok(false) };
         // An onFailure condition is decided after the stage failed.
-        let after_failure = r.condition == ConditionKind::OnFailure && e.place == Place::Halted(s);
-        if !e.runs(&record.plan) || (e.place != Place::InStage(s) && !after_failure) {
+        let after_failure =
+            r.condition == ConditionKind::OnFailure && e.place() == Place::Halted(s);
+        if !e.runs(&record.plan) || (e.place() != Place::InStage(s) && !after_failure) {
             return Ok(false);
         }
         let Some(c) = e.stages[s].conditions.get(r.condition) else { return Ok(false) };

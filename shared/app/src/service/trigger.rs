@@ -308,7 +308,7 @@ impl Trigger {
                 // The latest execution ran this revision, or is about to fetch one: wait.
                 let ran = latest.first().is_some_and(|e| match e.source_revision_of(action) {
                     Some(r) => r == revision.value,
-                    None => !e.status.is_ended(),
+                    None => !e.status().is_ended(),
                 });
                 if ran || self.refusal(&name).await?.is_some() {
                     continue;

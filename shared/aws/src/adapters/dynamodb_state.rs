@@ -754,7 +754,7 @@ impl DynamoDbStateStore {
         body: AttributeValue,
         now_secs: i64,
     ) -> Result<Item, StoreError> {
-        let ended = x.status.is_ended();
+        let ended = x.status().is_ended();
         let mut item = key(pipeline_pk(pipeline), execution_sk(&x.id));
         item.insert("ended".into(), n(u8::from(ended)));
         item.insert("started".into(), n(x.started_at));

@@ -121,7 +121,7 @@ pub(super) fn plan(
             Some(h) => h.contains(x.id.as_str()),
             None => was_resident,
         };
-        let stays = !x.status.is_ended() && small && holds;
+        let stays = !x.status().is_ended() && small && holds;
         match (was_resident, stays) {
             (true, true) => {
                 writes_lanes(read)?;

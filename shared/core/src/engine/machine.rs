@@ -8,7 +8,7 @@ use super::effect::{ActionRequest, Effect, FailureNotice, RuleRequest};
 use super::input::{ActionOutcome, Env, Input};
 use super::state::*;
 use super::{Rejection, Step};
-use crate::events::{ActionEvent, Announce, Origin, execution_result, format_uuid};
+use crate::events::{ActionEvent, Announce, Origin, Published, execution_result, format_uuid};
 use crate::plan::{ExecutionMode, Plan, RetryMode};
 use crate::rules::{self, ConditionResult, Verdict};
 use crate::variables;
@@ -133,15 +133,14 @@ impl<'a> Machine<'a> {
                 self.step.lanes_changed |= line.len() != before;
             }
             let Some(e) = self.state.executions.get_mut(id) else { continue };
-            if e.status.is_ended() {
+            if e.status().is_ended() {
                 continue;
             }
-            e.status = ExecutionStatus::Cancelled;
+            e.phase = Phase::Ended(Ending::Cancelled);
             e.status_summary = Some(
                 "The pipeline's declaration was updated before the execution could be completed"
                     .into(),
             );
-            e.place = Place::Done;
             e.updated_at = self.env.now;
             for stage in &mut e.stages {
                 if matches!(stage.status, Some(StageStatus::InProgress | StageStatus::Stopping)) {
@@ -155,7 +154,7 @@ impl<'a> Machine<'a> {
                 }
             }
             self.touch(id);
-            self.publish_pipeline(id, "CANCELED", None);
+            self.publish_pipeline(id, Published::Canceled, None);
         }
         let aside =
             outdated.iter().filter_map(|id| self.state.executions.remove(id)).collect::<Vec<_>>();
@@ -208,18 +207,16 @@ impl<'a> Machine<'a> {
         Execution {
             id: id.to_string(),
             pipeline_version: self.plan.version,
-            status: ExecutionStatus::InProgress,
+            phase: Phase::Waiting(0),
             status_summary: None,
             trigger: trigger.clone(),
             variables: BTreeMap::new(),
-            place: Place::Waiting(0),
             arrival: 0,
             started_at: self.env.now,
             updated_at: self.env.now,
             stages,
             outputs: BTreeMap::new(),
             artifacts: BTreeMap::new(),
-            stop: None,
             rollback: None,
             revisions: BTreeMap::new(),
             source_revisions: BTreeMap::new(),
@@ -237,7 +234,7 @@ impl<'a> Machine<'a> {
             json!({"trigger-type": trigger.trigger_type, "trigger-detail": trigger.trigger_detail});
         self.state.executions.insert(id.clone(), execution);
         self.touch(&id);
-        self.publish_pipeline(&id, "STARTED", Some(("execution-trigger", trigger_json)));
+        self.publish_pipeline(&id, Published::Started, Some(("execution-trigger", trigger_json)));
         self.join(&id, s);
     }
 
@@ -411,17 +408,17 @@ impl<'a> Machine<'a> {
             .executions
             .get(id)
             .ok_or_else(|| Rejection::ExecutionNotFound(id.to_string()))?;
-        if exec.status.is_ended() {
+        if exec.status().is_ended() {
             return Err(Rejection::NotStoppable(format!(
                 "execution {id} cannot be stopped: it is already {:?}",
-                exec.status
+                exec.status()
             )));
         }
-        if exec.status == ExecutionStatus::Stopping && !abandon {
+        if exec.status() == ExecutionStatus::Stopping && !abandon {
             return Err(Rejection::DuplicatedStopRequest(id.to_string()));
         }
-        let place = exec.place;
-        let was_stopping = exec.status == ExecutionStatus::Stopping;
+        let place = exec.place();
+        let was_stopping = exec.status() == ExecutionStatus::Stopping;
         self.touch(id);
         let request = StopRequest { abandon, reason: reason.to_string() };
         match place {
@@ -429,20 +426,21 @@ impl<'a> Machine<'a> {
                 self.state.lanes.waiting[i].retain(|w| w != id);
                 self.step.lanes_changed = true;
                 let comments = json!({"reason": reason});
-                self.publish_pipeline(id, "STOPPING", Some(("stop-execution-comments", comments)));
+                self.publish_pipeline(
+                    id,
+                    Published::Stopping,
+                    Some(("stop-execution-comments", comments)),
+                );
                 if let Some(e) = self.state.executions.get_mut(id) {
-                    e.status = ExecutionStatus::Stopped;
+                    e.phase = Phase::Ended(Ending::Stopped(request));
                     e.status_summary = Some(reason.to_string());
-                    e.place = Place::Done;
-                    e.stop = Some(request);
                     e.updated_at = self.env.now;
                 }
-                self.publish_pipeline(id, "STOPPED", None);
+                self.publish_pipeline(id, Published::Stopped, None);
             }
             Place::InStage(i) => {
                 if let Some(e) = self.state.executions.get_mut(id) {
-                    e.status = ExecutionStatus::Stopping;
-                    e.stop = Some(request);
+                    e.phase = Phase::Stopping(i, request);
                     e.stages[i].status = Some(StageStatus::Stopping);
                     e.updated_at = self.env.now;
                 }
@@ -450,10 +448,10 @@ impl<'a> Machine<'a> {
                     let comments = json!({"reason": reason});
                     self.publish_pipeline(
                         id,
-                        "STOPPING",
+                        Published::Stopping,
                         Some(("stop-execution-comments", comments)),
                     );
-                    self.publish_stage(id, i, "STOPPING");
+                    self.publish_stage(id, i, Published::Stopping);
                 }
                 if abandon {
                     self.abandon_running(id, i);
@@ -473,13 +471,13 @@ impl<'a> Machine<'a> {
             .executions
             .get(id)
             .ok_or_else(|| Rejection::ExecutionNotFound(id.to_string()))?;
-        if !matches!(exec.status, ExecutionStatus::Failed | ExecutionStatus::Stopped) {
+        if !matches!(exec.status(), ExecutionStatus::Failed | ExecutionStatus::Stopped) {
             return Err(Rejection::StageNotRetryable(format!(
                 "stage \"{stage}\" cannot be retried: execution {id} is {:?}",
-                exec.status
+                exec.status()
             )));
         }
-        if exec.place != Place::Halted(s) {
+        if exec.place() != Place::Halted(s) {
             return Err(Rejection::StageNotRetryable(format!(
                 "stage \"{stage}\" cannot be retried: execution {id} did not fail or stop in it"
             )));
@@ -498,18 +496,16 @@ impl<'a> Machine<'a> {
             self.step.lanes_changed = true;
         }
         if let Some(e) = self.state.executions.get_mut(id) {
-            e.status = ExecutionStatus::InProgress;
+            e.phase = Phase::Running(s);
             e.status_summary = None;
-            e.stop = None;
-            e.place = Place::InStage(s);
             e.updated_at = self.env.now;
             let run = &mut e.stages[s];
             run.manual_retries += 1;
             reset_for_retry(run, mode);
         }
         self.touch(id);
-        self.publish_pipeline(id, "RESUMED", None);
-        self.publish_stage(id, s, "RESUMED");
+        self.publish_pipeline(id, Published::Resumed, None);
+        self.publish_stage(id, s, Published::Resumed);
         self.drive(id);
         Ok(())
     }
@@ -539,7 +535,7 @@ impl<'a> Machine<'a> {
         let now = self.env.now;
         let mut expired = Vec::new();
         for e in self.state.executions.values() {
-            let Place::InStage(s) = e.place else { continue };
+            let Place::InStage(s) = e.place() else { continue };
             for (a, run) in e.stages[s].actions.iter().enumerate() {
                 if run.status == ActionStatus::InProgress && run.deadline.is_some_and(|d| d <= now)
                 {
@@ -551,8 +547,8 @@ impl<'a> Machine<'a> {
             .state
             .executions
             .values()
-            .filter_map(|e| match e.place {
-                Place::InStage(s) if e.stop.is_none() => {
+            .filter_map(|e| match e.place() {
+                Place::InStage(s) if e.stop().is_none() => {
                     e.stages[s].conditions.waiting().map(|k| (e.id.clone(), s, k))
                 }
                 Place::Halted(s)
@@ -595,7 +591,7 @@ impl<'a> Machine<'a> {
     /// superseded in SUPERSEDED mode, and enters when the lane lets it.
     fn join(&mut self, id: &str, s: usize) {
         if let Some(e) = self.state.executions.get_mut(id) {
-            e.place = Place::Waiting(s);
+            e.phase = Phase::Waiting(s);
         }
         self.step.lanes_changed = true;
         if self.is_rollback(id) {
@@ -636,7 +632,7 @@ impl<'a> Machine<'a> {
             .collect();
         let only_waiting_for_people = !running.is_empty()
             && running.iter().all(|&a| self.plan.stages[s].actions[a].gives_way_to_newer());
-        if !newer || !only_waiting_for_people || e.stop.is_some() {
+        if !newer || !only_waiting_for_people || e.stop().is_some() {
             return;
         }
         self.abandon_running(&holder, s);
@@ -646,7 +642,7 @@ impl<'a> Machine<'a> {
                 e.stages[s].actions[a].token = None;
             }
         }
-        self.publish_stage(&holder, s, "CANCELED");
+        self.publish_stage(&holder, s, Published::Canceled);
         self.supersede(&holder, newest);
         self.state.lanes.holders[s] = None;
         self.step.lanes_changed = true;
@@ -681,20 +677,19 @@ impl<'a> Machine<'a> {
 
     fn supersede(&mut self, id: &str, by: &str) {
         if let Some(e) = self.state.executions.get_mut(id) {
-            e.status = ExecutionStatus::Superseded;
+            e.phase = Phase::Ended(Ending::Superseded);
             e.status_summary = Some(format!("Superseded by execution {by}"));
-            e.place = Place::Done;
             e.updated_at = self.env.now;
         }
         self.touch(id);
-        self.publish_pipeline(id, "SUPERSEDED", None);
+        self.publish_pipeline(id, Published::Superseded, None);
     }
 
     // ---- inside a stage -------------------------------------------------------------------
 
     fn enter(&mut self, id: &str, s: usize) {
         if let Some(e) = self.state.executions.get_mut(id) {
-            e.place = Place::InStage(s);
+            e.phase = Phase::Running(s);
             e.updated_at = self.env.now;
             let run = &mut e.stages[s];
             run.status = Some(StageStatus::InProgress);
@@ -702,7 +697,7 @@ impl<'a> Machine<'a> {
             run.conditions = ConditionRuns::default();
         }
         self.touch(id);
-        self.publish_stage(id, s, "STARTED");
+        self.publish_stage(id, s, Published::Started);
         self.drive(id);
     }
 
@@ -710,12 +705,12 @@ impl<'a> Machine<'a> {
     fn drive(&mut self, id: &str) {
         loop {
             let Some(e) = self.state.executions.get(id) else { return };
-            let Place::InStage(s) = e.place else { return };
+            let Place::InStage(s) = e.place() else { return };
             let run = &e.stages[s];
             if run.actions.iter().any(|a| a.status == ActionStatus::InProgress) {
                 return;
             }
-            if e.stop.is_some() {
+            if e.stop().is_some() {
                 return self.halt_stopped(id, s);
             }
             if run.conditions.waiting().is_some() {
@@ -812,7 +807,7 @@ impl<'a> Machine<'a> {
                     environment_variables,
                     announce: Announce::of(self.plan, stage_attempt(&e.stages[s])),
                 };
-                self.publish_action(id, s, a, "STARTED");
+                self.publish_action(id, s, a, Published::Started);
                 self.step.effects.push(Effect::RequestAction(Box::new(request)));
             }
             Err(error) => {
@@ -846,16 +841,15 @@ impl<'a> Machine<'a> {
                 self.step.lanes_changed = true;
             }
             if last {
-                e.status = ExecutionStatus::Succeeded;
-                e.place = Place::Done;
+                e.phase = Phase::Ended(Ending::Succeeded);
             }
         }
         self.touch(id);
         if succeeded {
-            self.publish_stage(id, s, "SUCCEEDED");
+            self.publish_stage(id, s, Published::Succeeded);
         }
         if last {
-            self.publish_pipeline(id, "SUCCEEDED", None);
+            self.publish_pipeline(id, Published::Succeeded, None);
             self.release(id, s);
         } else {
             // Leave the stage before joining the next line, so the next execution can take it.
@@ -872,7 +866,7 @@ impl<'a> Machine<'a> {
             e.stages[s].auto_retried = true;
             reset_for_retry(&mut e.stages[s], mode);
             self.touch(id);
-            self.publish_stage(id, s, "RESUMED");
+            self.publish_stage(id, s, Published::Resumed);
             return self.drive(id);
         }
         let failures: Vec<String> = e.stages[s]
@@ -896,13 +890,12 @@ impl<'a> Machine<'a> {
         let stage_name = &self.plan.stages[s].name;
         let Some(e) = self.state.executions.get_mut(id) else { return };
         e.stages[s].status = Some(StageStatus::Failed);
-        e.status = ExecutionStatus::Failed;
-        e.place = Place::Halted(s);
+        e.phase = Phase::Halted(s, Halt::Failed);
         e.updated_at = self.env.now;
         e.status_summary = Some(format!("Stage {stage_name} failed: {}", failures.join("; ")));
         self.touch(id);
-        self.publish_stage(id, s, "FAILED");
-        self.publish_pipeline(id, "FAILED", None);
+        self.publish_stage(id, s, Published::Failed);
+        self.publish_pipeline(id, Published::Failed, None);
         self.step.effects.push(Effect::NotifyFailure(FailureNotice {
             pipeline: self.plan.name.clone(),
             execution_id: id.to_string(),
@@ -1080,8 +1073,8 @@ impl<'a> Machine<'a> {
             .executions
             .get_mut(id)
             .ok_or_else(|| Rejection::ExecutionNotFound(id.to_string()))?;
-        let after_failure = kind == ConditionKind::OnFailure && e.place == Place::Halted(s);
-        if e.place != Place::InStage(s) && !after_failure {
+        let after_failure = kind == ConditionKind::OnFailure && e.place() == Place::Halted(s);
+        if e.place() != Place::InStage(s) && !after_failure {
             return Ok(());
         }
         let Some(c) = e.stages[s].conditions.slot(kind) else { return Ok(()) };
@@ -1259,7 +1252,7 @@ impl<'a> Machine<'a> {
         if kind == ConditionKind::OnFailure {
             return not("only beforeEntry and onSuccess conditions can be overridden".into());
         }
-        let waiting = e.place == Place::InStage(s)
+        let waiting = e.place() == Place::InStage(s)
             && e.stages[s]
                 .conditions
                 .get(kind)
@@ -1297,15 +1290,14 @@ impl<'a> Machine<'a> {
                 abandon_rules(c, now);
             }
             e.stages[s].status = Some(StageStatus::Stopped);
-            e.status = ExecutionStatus::Stopped;
-            e.place = Place::Halted(s);
+            let stop = e.stop().cloned();
+            e.status_summary = stop.as_ref().map(|r| r.reason.clone());
+            e.phase = Phase::Halted(s, Halt::Stopped(stop));
             e.updated_at = self.env.now;
-            e.status_summary = e.stop.as_ref().map(|r| r.reason.clone());
-            e.stop = None;
         }
         self.touch(id);
-        self.publish_stage(id, s, "STOPPED");
-        self.publish_pipeline(id, "STOPPED", None);
+        self.publish_stage(id, s, Published::Stopped);
+        self.publish_pipeline(id, Published::Stopped, None);
         self.release(id, s);
     }
 
@@ -1322,7 +1314,7 @@ impl<'a> Machine<'a> {
             run.updated_at = Some(now);
         }
         for a in running {
-            self.publish_action(id, s, a, "ABANDONED");
+            self.publish_action(id, s, a, Published::Abandoned);
         }
     }
 
@@ -1362,7 +1354,7 @@ impl<'a> Machine<'a> {
     fn publish_pipeline(
         &mut self,
         id: &str,
-        state: &str,
+        state: Published,
         extra: Option<(&str, serde_json::Value)>,
     ) {
         let Some(e) = self.state.executions.get(id) else { return };
@@ -1371,7 +1363,7 @@ impl<'a> Machine<'a> {
         self.step.effects.push(Effect::Publish(event));
     }
 
-    fn publish_stage(&mut self, id: &str, s: usize, state: &str) {
+    fn publish_stage(&mut self, id: &str, s: usize, state: Published) {
         let Some(e) = self.state.executions.get(id) else { return };
         let attempt = stage_attempt(&e.stages[s]);
         let event = Self::origin(self.plan, e, self.env.now, attempt)
@@ -1379,7 +1371,7 @@ impl<'a> Machine<'a> {
         self.step.effects.push(Effect::Publish(event));
     }
 
-    fn publish_action(&mut self, id: &str, s: usize, a: usize, state: &str) {
+    fn publish_action(&mut self, id: &str, s: usize, a: usize, state: Published) {
         let Some(e) = self.state.executions.get(id) else { return };
         let run = &e.stages[s].actions[a];
         let plan_action = &self.plan.stages[s].actions[a];
@@ -1391,7 +1383,7 @@ impl<'a> Machine<'a> {
                 state,
                 region: &plan_action.region,
                 action_type: &plan_action.action_type,
-                input_artifacts: (state == "STARTED").then_some(run.inputs.as_slice()),
+                input_artifacts: (state == Published::Started).then_some(run.inputs.as_slice()),
                 output_artifacts: None,
                 result: None,
             },
@@ -1417,7 +1409,7 @@ impl<'a> Machine<'a> {
                 stage: &self.plan.stages[s].name,
                 action: &plan_action.name,
                 action_attempt: run.attempt,
-                state: if succeeded { "SUCCEEDED" } else { "FAILED" },
+                state: if succeeded { Published::Succeeded } else { Published::Failed },
                 region: &plan_action.region,
                 action_type: &plan_action.action_type,
                 input_artifacts: None,

@@ -90,6 +90,127 @@ pub enum Place {
     Done,
 }
 
+/// How an execution stands and where: one value, so its status, its place and a stop in
+/// progress cannot contradict each other (a succeeded execution still in a stage, a stopping
+/// one with no stop asked). [`Execution::status`], [`Execution::place`] and
+/// [`Execution::stop`] read it; the engine alone moves it.
+///
+/// Stored as the three fields it replaced (`status`, `place`, `stop`), so states saved before
+/// read unchanged; a stored combination that means nothing is refused when read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredPhase", into = "StoredPhase")]
+pub enum Phase {
+    /// Waiting to enter this stage (behind a lock or a disabled transition): `InProgress`.
+    Waiting(usize),
+    /// Running this stage: `InProgress`.
+    Running(usize),
+    /// A stop was asked while it ran this stage; in-progress actions finish: `Stopping`.
+    Stopping(usize, StopRequest),
+    /// Ended in this stage, failed or stopped there; a retry re-enters it.
+    Halted(usize, Halt),
+    /// Nothing more to run.
+    Ended(Ending),
+}
+
+/// How an execution ended in a stage, where a retry may resume it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Halt {
+    /// A stage failed.
+    Failed,
+    /// A stop ended it; the request is kept for `stopTrigger`.
+    Stopped(Option<StopRequest>),
+}
+
+/// How an execution ended with nothing more to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Every stage succeeded.
+    Succeeded,
+    /// Replaced by a newer execution while waiting between stages.
+    Superseded,
+    /// The pipeline changed underneath it.
+    Cancelled,
+    /// Stopped while it waited to enter a stage, so no stage can resume it.
+    Stopped(StopRequest),
+}
+
+impl Phase {
+    /// The API's `PipelineExecution.status`.
+    pub fn status(&self) -> ExecutionStatus {
+        match self {
+            Self::Waiting(_) | Self::Running(_) => ExecutionStatus::InProgress,
+            Self::Stopping(..) => ExecutionStatus::Stopping,
+            Self::Halted(_, Halt::Failed) => ExecutionStatus::Failed,
+            Self::Halted(_, Halt::Stopped(_)) | Self::Ended(Ending::Stopped(_)) => {
+                ExecutionStatus::Stopped
+            }
+            Self::Ended(Ending::Succeeded) => ExecutionStatus::Succeeded,
+            Self::Ended(Ending::Superseded) => ExecutionStatus::Superseded,
+            Self::Ended(Ending::Cancelled) => ExecutionStatus::Cancelled,
+        }
+    }
+
+    /// Where it is.
+    pub fn place(&self) -> Place {
+        match self {
+            Self::Waiting(s) => Place::Waiting(*s),
+            Self::Running(s) | Self::Stopping(s, _) => Place::InStage(*s),
+            Self::Halted(s, _) => Place::Halted(*s),
+            Self::Ended(_) => Place::Done,
+        }
+    }
+
+    /// The stop asked of it, while it stops and once it has stopped.
+    pub fn stop(&self) -> Option<&StopRequest> {
+        match self {
+            Self::Stopping(_, stop)
+            | Self::Halted(_, Halt::Stopped(Some(stop)))
+            | Self::Ended(Ending::Stopped(stop)) => Some(stop),
+            _ => None,
+        }
+    }
+}
+
+/// [`Phase`] as it is stored.
+#[derive(Serialize, Deserialize)]
+struct StoredPhase {
+    status: ExecutionStatus,
+    place: Place,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop: Option<StopRequest>,
+}
+
+impl From<Phase> for StoredPhase {
+    fn from(phase: Phase) -> Self {
+        Self { status: phase.status(), place: phase.place(), stop: phase.stop().cloned() }
+    }
+}
+
+impl TryFrom<StoredPhase> for Phase {
+    type Error = String;
+
+    fn try_from(p: StoredPhase) -> Result<Self, String> {
+        use ExecutionStatus as S;
+        Ok(match (p.status, p.place, p.stop) {
+            (S::InProgress, Place::Waiting(s), None) => Self::Waiting(s),
+            (S::InProgress, Place::InStage(s), None) => Self::Running(s),
+            (S::Stopping, Place::InStage(s), Some(stop)) => Self::Stopping(s, stop),
+            // A stop asked before the stage failed is moot.
+            (S::Failed, Place::Halted(s), _) => Self::Halted(s, Halt::Failed),
+            (S::Stopped, Place::Halted(s), stop) => Self::Halted(s, Halt::Stopped(stop)),
+            (S::Stopped, Place::Done, Some(stop)) => Self::Ended(Ending::Stopped(stop)),
+            (S::Succeeded, Place::Done, None) => Self::Ended(Ending::Succeeded),
+            (S::Superseded, Place::Done, None) => Self::Ended(Ending::Superseded),
+            (S::Cancelled, Place::Done, None) => Self::Ended(Ending::Cancelled),
+            (status, place, stop) => {
+                return Err(format!(
+                    "an execution cannot be {status:?} at {place:?} with stop {stop:?}"
+                ));
+            }
+        })
+    }
+}
+
 /// What started an execution: CodePipeline's `ExecutionTrigger`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Trigger {
@@ -460,8 +581,9 @@ pub struct Execution {
     pub id: ExecutionId,
     /// The pipeline structure version the execution runs.
     pub pipeline_version: i64,
-    #[allow(missing_docs)]
-    pub status: ExecutionStatus,
+    /// How it stands and where (stored as `status`, `place` and `stop`).
+    #[serde(flatten)]
+    pub phase: Phase,
     /// Why it ended, for `statusSummary`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_summary: Option<String>,
@@ -470,8 +592,6 @@ pub struct Execution {
     /// Pipeline variables with their resolved values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
-    #[allow(missing_docs)]
-    pub place: Place,
     /// Order of arrival among the pipeline's executions.
     pub arrival: u64,
     #[allow(missing_docs)]
@@ -486,9 +606,6 @@ pub struct Execution {
     /// Artifacts produced so far, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub artifacts: BTreeMap<String, ArtifactLocation>,
-    /// A stop in progress.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop: Option<StopRequest>,
     /// Set on an execution of type ROLLBACK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
@@ -556,6 +673,21 @@ impl PipelineState {
 }
 
 impl Execution {
+    /// The API's `PipelineExecution.status`.
+    pub fn status(&self) -> ExecutionStatus {
+        self.phase.status()
+    }
+
+    /// Where it is in its pipeline.
+    pub fn place(&self) -> Place {
+        self.phase.place()
+    }
+
+    /// The stop asked of it, while it stops and once it has stopped.
+    pub fn stop(&self) -> Option<&StopRequest> {
+        self.phase.stop()
+    }
+
     /// The revision source action `action` ran in this execution: the one the start pinned,
     /// else the one its output artifact holds; `None` until it is known.
     pub fn source_revision_of(&self, action: &crate::plan::ActionPlan) -> Option<&str> {
@@ -587,4 +719,70 @@ fn is_false(b: &bool) -> bool {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(phase: &Phase) -> serde_json::Value {
+        serde_json::to_value(phase).unwrap_or_default()
+    }
+
+    /// The phase is stored as the three fields it replaced, so saved states read unchanged.
+    #[test]
+    fn a_phase_is_stored_as_status_place_and_stop() {
+        let stop = StopRequest { abandon: false, reason: "hold".into() };
+        let cases = [
+            (
+                Phase::Waiting(1),
+                serde_json::json!({"status": "InProgress", "place": {"Waiting": 1}}),
+            ),
+            (
+                Phase::Running(2),
+                serde_json::json!({"status": "InProgress", "place": {"InStage": 2}}),
+            ),
+            (
+                Phase::Stopping(0, stop.clone()),
+                serde_json::json!({"status": "Stopping", "place": {"InStage": 0},
+                    "stop": {"abandon": false, "reason": "hold"}}),
+            ),
+            (
+                Phase::Halted(3, Halt::Failed),
+                serde_json::json!({"status": "Failed", "place": {"Halted": 3}}),
+            ),
+            (
+                Phase::Halted(3, Halt::Stopped(None)),
+                serde_json::json!({"status": "Stopped", "place": {"Halted": 3}}),
+            ),
+            (
+                Phase::Ended(Ending::Succeeded),
+                serde_json::json!({"status": "Succeeded", "place": "Done"}),
+            ),
+            (
+                Phase::Ended(Ending::Stopped(stop)),
+                serde_json::json!({"status": "Stopped", "place": "Done",
+                    "stop": {"abandon": false, "reason": "hold"}}),
+            ),
+        ];
+        for (phase, json) in cases {
+            assert_eq!(stored(&phase), json);
+            let back: Phase = serde_json::from_value(json).unwrap_or(Phase::Waiting(99));
+            assert_eq!(back, phase);
+        }
+    }
+
+    /// What a stored state cannot mean is refused when read, not run.
+    #[test]
+    fn a_stored_combination_that_means_nothing_is_refused() {
+        for json in [
+            serde_json::json!({"status": "Succeeded", "place": {"InStage": 1}}),
+            serde_json::json!({"status": "Stopping", "place": {"InStage": 1}}),
+            serde_json::json!({"status": "InProgress", "place": "Done"}),
+            serde_json::json!({"status": "Failed", "place": {"Waiting": 0}}),
+        ] {
+            let read = serde_json::from_value::<Phase>(json.clone());
+            assert!(read.is_err(), "{json} was read as {read:?}");
+        }
+    }
 }

@@ -215,7 +215,7 @@ impl Sim {
                         r
                     );
                     prop_assert_eq!(
-                        self.state.executions[&r.execution_id].status,
+                        self.state.executions[&r.execution_id].status(),
                         ExecutionStatus::InProgress,
                         "an action was requested for an execution that is not running"
                     );
@@ -232,10 +232,14 @@ impl Sim {
                     let e = &self.state.executions[&r.execution_id];
                     let s = self.plan.stage_index(&r.stage);
                     if r.condition == ConditionKind::OnFailure {
-                        prop_assert_eq!(Some(e.place), s.map(Place::Halted), "asked elsewhere");
+                        prop_assert_eq!(Some(e.place()), s.map(Place::Halted), "asked elsewhere");
                     } else {
-                        prop_assert_eq!(e.status, ExecutionStatus::InProgress, "asked for nothing");
-                        prop_assert_eq!(Some(e.place), s.map(Place::InStage), "asked elsewhere");
+                        prop_assert_eq!(
+                            e.status(),
+                            ExecutionStatus::InProgress,
+                            "asked for nothing"
+                        );
+                        prop_assert_eq!(Some(e.place()), s.map(Place::InStage), "asked elsewhere");
                     }
                     self.outstanding.push(Outstanding {
                         execution: r.execution_id.clone(),
@@ -273,28 +277,28 @@ impl Sim {
             );
             prop_assert_eq!(
                 terminal == 1 + retries,
-                e.status.is_ended(),
+                e.status().is_ended(),
                 "{}: status {:?}",
                 id,
-                e.status
+                e.status()
             );
             if let Some(old) = before.executions.get(id) {
-                if old.status.is_final() {
-                    prop_assert_eq!(old.status, e.status, "{} left a final status", id);
+                if old.status().is_final() {
+                    prop_assert_eq!(old.status(), e.status(), "{} left a final status", id);
                 }
-                if old.status.is_ended() && old.status != e.status {
+                if old.status().is_ended() && old.status() != e.status() {
                     let retried =
                         matches!(input, Input::Retry { execution_id, .. } if execution_id == id);
-                    prop_assert!(retried, "{id} left {:?} without a retry", old.status);
+                    prop_assert!(retried, "{id} left {:?} without a retry", old.status());
                 }
             }
             // Nothing runs after the stage an execution halted in.
-            if let Place::Halted(s) = e.place {
+            if let Place::Halted(s) = e.place() {
                 for later in &e.stages[s + 1..] {
                     prop_assert!(later.status.is_none(), "{id}: a stage after the failed one ran");
                 }
             }
-            if e.status.is_ended() {
+            if e.status().is_ended() {
                 let running = e
                     .stages
                     .iter()
@@ -302,7 +306,7 @@ impl Sim {
                     .any(|a| a.status == ActionStatus::InProgress);
                 prop_assert!(!running, "{id} ended with an action in progress");
             }
-            if let Place::Waiting(s) = e.place {
+            if let Place::Waiting(s) = e.place() {
                 let n = self.state.lanes.waiting[s].iter().filter(|w| *w == id).count();
                 prop_assert_eq!(n, 1, "{} waits at stage {} but is not in its line once", id, s);
             }
@@ -367,8 +371,8 @@ impl Sim {
                 .executions
                 .iter()
                 .filter(|(_, e)| {
-                    e.place == Place::InStage(s)
-                        || (e.place == Place::Halted(s)
+                    e.place() == Place::InStage(s)
+                        || (e.place() == Place::Halted(s)
                             && e.stages[s].conditions.waiting() == Some(ConditionKind::OnFailure))
                 })
                 .map(|(id, _)| id)
@@ -516,7 +520,7 @@ impl Sim {
             }
             11 | 12 => {
                 if let Some(id) = self.pick_execution(pick)
-                    && let Place::Halted(s) = self.state.executions[&id].place
+                    && let Place::Halted(s) = self.state.executions[&id].place()
                 {
                     let mode = if pick.is_multiple_of(2) {
                         RetryMode::FailedActions
@@ -543,7 +547,7 @@ impl Sim {
             }
             15 if pick.is_multiple_of(3) => {
                 if let Some(id) = self.pick_execution(pick)
-                    && let Place::InStage(s) = self.state.executions[&id].place
+                    && let Place::InStage(s) = self.state.executions[&id].place()
                 {
                     let stage = self.plan.stages[s].name.clone();
                     let by = "sim".into();
@@ -603,7 +607,7 @@ impl Sim {
                 // Only time is missing: a closed window opens, or its wait times out; a rule
                 // that answered "wait" is asked again.
                 None if self.state.executions.values().any(|e| {
-                    !e.status.is_ended()
+                    !e.status().is_ended()
                         || e.stages.iter().any(|s| s.conditions.waiting().is_some())
                 }) =>
                 {
@@ -616,7 +620,12 @@ impl Sim {
             prop_assert!(guard < 10_000, "the schedule never settles");
         }
         for (id, e) in &self.state.executions {
-            prop_assert!(e.status.is_ended(), "{id} is stuck {:?} at {:?}", e.status, e.place);
+            prop_assert!(
+                e.status().is_ended(),
+                "{id} is stuck {:?} at {:?}",
+                e.status(),
+                e.place()
+            );
         }
         prop_assert!(self.state.lanes.holders.iter().all(Option::is_none), "a stage is still held");
         prop_assert!(

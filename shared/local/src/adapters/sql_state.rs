@@ -251,7 +251,7 @@ impl StateStore for SqlStateStore {
         for e in &changes.executions {
             let x = &e.value;
             let body = to_json(x)?;
-            let ended = i64::from(x.status.is_ended());
+            let ended = i64::from(x.status().is_ended());
             let n = if e.version == 0 {
                 tx.execute(
                     "INSERT OR IGNORE INTO executions (pipeline, id, version, arrival, started, ended, body)

@@ -243,7 +243,7 @@ fn an_entry_window_holds_the_stage_until_it_opens() {
     // A second execution queues behind it.
     start_with(&mut w, "e2", "prod");
     to_deploy(&mut w, "e2");
-    assert_eq!(w.exec("e2").place, Place::Waiting(2));
+    assert_eq!(w.exec("e2").place(), Place::Waiting(2));
     w.now = monday(8, 58);
     assert!(requested(&w.ok(Input::Tick)).is_empty(), "still closed at 08:59");
     w.now = monday(9, 0);
@@ -433,13 +433,13 @@ fn after_a_failure_a_service_rule_decides_the_rollback_while_the_stage_stays_hel
     assert_eq!(w.status("e2"), ExecutionStatus::Failed, "failed, and deciding");
     assert_eq!(w.state.lanes.holders[2].as_deref(), Some("e2"), "holds the stage meanwhile");
     build_bundle(&mut w, "e3", "v3");
-    assert_eq!(w.exec("e3").place, Place::Waiting(2), "a newer execution waits behind it");
+    assert_eq!(w.exec("e3").place(), Place::Waiting(2), "a newer execution waits behind it");
 
     let step = w.ok(answer(&asked, Verdict::Fail("errors is ALARM".into())));
     let redeploy = request(&step);
     assert_eq!(redeploy.input_artifacts[0].location.key, "v1", "the rollback goes in first");
     assert_eq!(w.exec(&redeploy.execution_id.clone()).rollback.as_ref().unwrap().target, "e1");
-    assert_eq!(w.exec("e3").place, Place::Waiting(2));
+    assert_eq!(w.exec("e3").place(), Place::Waiting(2));
 }
 
 #[test]
@@ -452,7 +452,7 @@ fn after_a_failure_a_passing_service_rule_rolls_nothing_back_and_frees_the_stage
     build_bundle(&mut w, "e3", "v3");
     let step = w.ok(answer(&asked, Verdict::Pass("errors is OK".into())));
     assert_eq!(requested(&step), vec!["Deploy/Ship#1"], "e3 gets the stage");
-    assert_eq!(w.exec("e3").place, Place::InStage(2));
+    assert_eq!(w.exec("e3").place(), Place::InStage(2));
     assert!(w.state.executions.values().all(|e| e.rollback.is_none()), "no rollback");
 }
 
@@ -564,11 +564,11 @@ fn a_waiting_rollback_goes_first_and_supersedes_nobody() {
     build_bundle(&mut w, "e2", "v2");
     // e3 reaches Deploy's door while e2 deploys.
     build_bundle(&mut w, "e3", "v3");
-    assert_eq!(w.exec("e3").place, Place::Waiting(2));
+    assert_eq!(w.exec("e3").place(), Place::Waiting(2));
     let step = w.finish("e2", "Deploy", "Ship", false);
     let rollback_id = request(&step).execution_id.clone();
-    assert_eq!(w.exec(&rollback_id).place, Place::InStage(2), "the rollback went first");
+    assert_eq!(w.exec(&rollback_id).place(), Place::InStage(2), "the rollback went first");
     assert_eq!(w.status("e3"), ExecutionStatus::InProgress, "e3 still waits");
     w.finish(&rollback_id, "Deploy", "Ship", true);
-    assert_eq!(w.exec("e3").place, Place::InStage(2));
+    assert_eq!(w.exec("e3").place(), Place::InStage(2));
 }

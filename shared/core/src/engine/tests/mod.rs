@@ -98,7 +98,7 @@ impl World {
     }
 
     fn status(&self, id: &str) -> ExecutionStatus {
-        self.exec(id).status
+        self.exec(id).status()
     }
 }
 
@@ -166,7 +166,7 @@ fn a_start_enters_the_first_stage_and_requests_its_actions() {
     let step = w.start("e1");
     assert_eq!(requested(&step), vec!["Source/Src#1"]);
     assert_eq!(published(&step), vec!["STARTED", "Source STARTED", "Source/Src STARTED"]);
-    assert_eq!(w.exec("e1").place, Place::InStage(0));
+    assert_eq!(w.exec("e1").place(), Place::InStage(0));
 }
 
 #[test]
@@ -279,7 +279,7 @@ fn a_disabled_transition_holds_executions_until_it_is_enabled() {
     w.ok(Input::DisableTransition { stage: "Build".into(), reason: "freeze".into() });
     w.start("e1");
     assert!(requested(&w.finish("e1", "Source", "Src", true)).is_empty());
-    assert_eq!(w.exec("e1").place, Place::Waiting(1));
+    assert_eq!(w.exec("e1").place(), Place::Waiting(1));
     assert!(
         w.ok(Input::DisableTransition { stage: "Build".into(), reason: "again".into() }).is_noop()
     );
@@ -299,11 +299,11 @@ fn in_superseded_mode_a_newer_waiting_execution_supersedes_an_older_one() {
     let step = w.finish("e3", "Source", "Src", true); // e3 waits too and supersedes e2
     assert_eq!(w.status("e2"), ExecutionStatus::Superseded);
     assert!(published(&step).contains(&"SUPERSEDED".to_string()));
-    assert_eq!(w.exec("e3").place, Place::Waiting(1));
+    assert_eq!(w.exec("e3").place(), Place::Waiting(1));
     let step = w.finish("e1", "Build", "Compile", true);
     // e1 leaves Build (letting e3 in) before it joins the line for Deploy.
     assert_eq!(requested(&step), vec!["Build/Compile#1", "Deploy/Ship#1"]);
-    assert_eq!(w.exec("e3").place, Place::InStage(1));
+    assert_eq!(w.exec("e3").place(), Place::InStage(1));
 }
 
 #[test]
@@ -327,10 +327,10 @@ fn in_queued_mode_waiting_executions_go_first_in_first_out() {
     w.start("e3");
     assert_eq!(w.status("e2"), ExecutionStatus::InProgress);
     w.finish("e1", "Source", "Src", true);
-    assert_eq!(w.exec("e2").place, Place::InStage(0));
-    assert_eq!(w.exec("e3").place, Place::Waiting(0));
+    assert_eq!(w.exec("e2").place(), Place::InStage(0));
+    assert_eq!(w.exec("e3").place(), Place::Waiting(0));
     w.finish("e2", "Source", "Src", true);
-    assert_eq!(w.exec("e3").place, Place::InStage(0));
+    assert_eq!(w.exec("e3").place(), Place::InStage(0));
 }
 
 #[test]
@@ -338,8 +338,8 @@ fn in_parallel_mode_executions_share_stages() {
     let mut w = World::given(three_stages(ExecutionMode::Parallel));
     w.start("e1");
     w.start("e2");
-    assert_eq!(w.exec("e1").place, Place::InStage(0));
-    assert_eq!(w.exec("e2").place, Place::InStage(0));
+    assert_eq!(w.exec("e1").place(), Place::InStage(0));
+    assert_eq!(w.exec("e2").place(), Place::InStage(0));
     assert!(w.state.lanes.holders.iter().all(Option::is_none));
 }
 
@@ -550,7 +550,7 @@ fn by_default_a_newer_execution_waits_behind_a_waiting_approval() {
     w.finish("e1", "Source", "Src", true);
     w.start("e2");
     w.finish("e2", "Source", "Src", true);
-    assert_eq!(w.exec("e2").place, Place::Waiting(1), "CodePipeline's behaviour");
+    assert_eq!(w.exec("e2").place(), Place::Waiting(1), "CodePipeline's behaviour");
     assert_eq!(w.action("e1", "Approve", "Gate").status, ActionStatus::InProgress);
 }
 
@@ -569,7 +569,7 @@ fn with_supersede_waiting_approval_a_newer_execution_replaces_the_one_waiting_fo
     assert_eq!(w.action("e1", "Approve", "Gate").status, ActionStatus::Abandoned);
     assert_eq!(w.exec("e1").stages[1].status, Some(StageStatus::Cancelled));
     assert_eq!(requested(&step), vec!["Approve/Gate#1"], "e2 waits for approval in its place");
-    assert_eq!(w.exec("e2").place, Place::InStage(1));
+    assert_eq!(w.exec("e2").place(), Place::InStage(1));
     assert_eq!(w.state.lanes.holders[1].as_deref(), Some("e2"));
     assert_eq!(
         w.when(decide(&old_token, true)),
@@ -810,7 +810,7 @@ fn an_update_cancels_the_running_execution_and_frees_its_stage_for_the_new_decla
     // e2 waits in front of Build, which e1 holds.
     w.start("e2");
     w.finish("e2", "Source", "Src", true);
-    assert_eq!(w.exec("e2").place, Place::Waiting(1));
+    assert_eq!(w.exec("e2").place(), Place::Waiting(1));
 
     w.plan = updated(ExecutionMode::Superseded);
     // e2 started on version 1 too: both are of the old declaration.

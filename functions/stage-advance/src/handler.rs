@@ -17,7 +17,7 @@ pub(crate) async fn handle(
         // The events saves wrote with their state, from the table's stream.
         Ok(Invocation::StreamRecords(records)) => return Ok(aws.relay(&records).await),
         Ok(Invocation::Schedule(Schedule::Sweep)) => {
-            let ticked = aws.tick_all(service).await?;
+            let ticked = service.tick_all().await?;
             info!(ticked, "sweep done");
             return Ok(Value::Null);
         }

@@ -9,24 +9,26 @@ use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use tracing::{error, warn};
 
-use baton_app::service::{ErrorKind, ServiceError};
+use baton_app::ports::dead_letters::DeadLetters;
+use baton_app::service::{ErrorKind, Relay, ServiceError, StreamRecord};
 use baton_protocol::bus_events::BusEvent;
 
 /// Where malformed events go: the SQS queue `template.yaml` gives every function.
-pub struct DeadLetters {
+pub struct DeadLetterQueue {
     sqs: aws_sdk_sqs::Client,
     queue_url: Option<String>,
 }
 
-impl DeadLetters {
+impl DeadLetterQueue {
     #[allow(missing_docs)]
     pub fn new(sqs: aws_sdk_sqs::Client, queue_url: Option<String>) -> Self {
         Self { sqs, queue_url }
     }
+}
 
-    /// Keeps `payload` with the reason. If even that fails the event is only logged, never
-    /// retried: a malformed event stays malformed.
-    pub async fn keep(&self, function: &str, reason: &str, payload: &Value) {
+#[async_trait::async_trait]
+impl DeadLetters for DeadLetterQueue {
+    async fn keep(&self, function: &str, reason: &str, payload: &Value) {
         warn!(function, reason, "dead-lettering an event that can never succeed");
         let Some(url) = &self.queue_url else { return };
         let body = serde_json::json!({"function": function, "reason": reason, "event": payload});
@@ -164,7 +166,7 @@ pub fn function_url_body(
 pub async fn settle(
     function: &str,
     result: Result<(), ServiceError>,
-    dead_letters: &DeadLetters,
+    dead_letters: &dyn DeadLetters,
     payload: &Value,
 ) -> Result<(), HandlerError> {
     match result {
@@ -186,7 +188,7 @@ pub struct Aws {
     roles: std::sync::Arc<crate::adapters::sts_roles::RoleAssumer>,
     config: baton_app::config::Config,
     sdk: aws_config::SdkConfig,
-    dead_letters: DeadLetters,
+    dead_letters: std::sync::Arc<DeadLetterQueue>,
 }
 
 impl Aws {
@@ -224,10 +226,10 @@ impl Aws {
                 buckets,
             )),
             roles: std::sync::Arc::new(sts_roles::RoleAssumer::new(sdk.clone())),
-            dead_letters: DeadLetters::new(
+            dead_letters: std::sync::Arc::new(DeadLetterQueue::new(
                 aws_sdk_sqs::Client::new(&sdk),
                 config.dead_letter_queue.clone(),
-            ),
+            )),
             config: config.clone(),
             sdk,
         }
@@ -370,64 +372,27 @@ impl Aws {
     }
 
     /// Where malformed events go.
-    pub fn dead_letters(&self) -> &DeadLetters {
+    pub fn dead_letters(&self) -> &DeadLetterQueue {
         &self.dead_letters
     }
 
-    /// Publishes the events that a batch of the table's stream records carries, record by
-    /// record in order. Returns Lambda's batch response: a record that could not be published
-    /// is reported with its sequence number, so Lambda retries from it and nothing is dropped
-    /// (events of the records before it may go out twice, as any at-least-once delivery). A
-    /// record that cannot be read is dead-lettered and skipped: it would never read.
+    /// Relays a batch of the table's stream records ([`Relay`]): Lambda's batch response names
+    /// the record to read again from, if one could not be published.
     pub async fn relay(&self, records: &[Value]) -> Value {
         use crate::adapters::dynamodb_relay::{record_events, sequence_number};
-        use baton_app::ports::bus::EventBus;
-        for record in records {
-            let events = match record_events(record) {
-                Ok(events) => events,
-                Err(reason) => {
-                    self.dead_letters.keep("stage-advance", &reason, record).await;
-                    continue;
-                }
-            };
-            // An event EventBridge can never take would hold back every record after it.
-            let (events, oversized): (Vec<_>, Vec<_>) =
-                events.into_iter().partition(crate::adapters::eventbridge_bus::can_be_sent);
-            for event in &oversized {
-                let reason = "the event is over EventBridge's 256 KB limit";
-                let kept = serde_json::to_value(event).unwrap_or_default();
-                self.dead_letters.keep("stage-advance", reason, &kept).await;
-            }
-            if events.is_empty() {
-                continue;
-            }
-            if let Err(e) = self.bus.publish(&events).await {
-                warn!(error = %e, "relaying saved events failed; Lambda retries from this record");
-                return serde_json::json!({"batchItemFailures":
-                    [{"itemIdentifier": sequence_number(record).unwrap_or_default()}]});
-            }
-        }
-        serde_json::json!({"batchItemFailures": []})
-    }
-
-    /// Lets time pass on every pipeline (timeouts). Returns how many pipelines were ticked.
-    ///
-    /// # Errors
-    /// When the store or bus is unavailable.
-    pub async fn tick_all(
-        &self,
-        service: &baton_app::service::StageAdvance,
-    ) -> Result<usize, ServiceError> {
-        use baton_app::ports::state::StateStore;
-        let names = self.store.list_pipelines().await?;
-        for name in &names {
-            let input = baton_protocol::bus_events::PipelineInput {
-                pipeline: name.clone(),
-                input: baton_core::engine::Input::Tick,
-            };
-            service.handle(input).await?;
-        }
-        Ok(names.len())
+        let records = records
+            .iter()
+            .map(|raw| StreamRecord {
+                sequence: sequence_number(raw).unwrap_or_default().to_owned(),
+                events: record_events(raw),
+                raw: raw.clone(),
+            })
+            .collect();
+        let relay = Relay::new(self.bus.clone(), self.dead_letters.clone());
+        let failed = relay.relay(records).await;
+        let failures: Vec<Value> =
+            failed.into_iter().map(|seq| serde_json::json!({"itemIdentifier": seq})).collect();
+        serde_json::json!({"batchItemFailures": failures})
     }
 }
 

@@ -40,6 +40,37 @@ pub struct PublicEvent {
     pub resources: Vec<String>,
     #[allow(missing_docs)]
     pub detail: Value,
+    /// What the event is about, typed, for the engine's events: who carries a message on one,
+    /// or leaves one out, finds it by this rather than by reading its JSON. Not sent.
+    #[serde(skip)]
+    pub about: Option<Box<About>>,
+}
+
+/// What a public event is about: an execution, one of its stages or actions, in a state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct About {
+    #[allow(missing_docs)]
+    pub execution_id: String,
+    #[allow(missing_docs)]
+    pub subject: Subject,
+    #[allow(missing_docs)]
+    pub state: Published,
+}
+
+/// Which part of an execution an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// The execution itself.
+    Pipeline,
+    /// A stage, by name.
+    Stage(String),
+    /// An action, by stage and action name.
+    Action {
+        #[allow(missing_docs)]
+        stage: String,
+        #[allow(missing_docs)]
+        action: String,
+    },
 }
 
 /// What every public event of an action attempt carries besides its state: whoever ends the
@@ -94,6 +125,23 @@ pub enum Published {
 }
 
 impl Published {
+    /// The state `text` spells, if the events have one so spelled.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Started,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Canceled,
+            Self::Resumed,
+            Self::Stopping,
+            Self::Stopped,
+            Self::Superseded,
+            Self::Abandoned,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == text)
+    }
+
     /// As the events spell it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,7 +201,12 @@ impl<'a> Origin<'a> {
                 self.region, self.account, self.pipeline
             )],
             detail: Value::Object(detail),
+            about: None,
         }
+    }
+
+    fn about(&self, subject: Subject, state: Published) -> Option<Box<About>> {
+        Some(Box::new(About { execution_id: self.execution_id.into(), subject, state }))
     }
 
     fn base(&self, state: Published) -> Map<String, Value> {
@@ -173,14 +226,16 @@ impl<'a> Origin<'a> {
         if let Some((k, v)) = extra {
             d.insert(k.into(), v);
         }
-        self.envelope(PIPELINE_DETAIL_TYPE, d, state.as_str())
+        let event = self.envelope(PIPELINE_DETAIL_TYPE, d, state.as_str());
+        PublicEvent { about: self.about(Subject::Pipeline, state), ..event }
     }
 
     /// A stage execution event.
     pub(crate) fn stage(&self, stage: &str, state: Published) -> PublicEvent {
         let mut d = self.base(state);
         d.insert("stage".into(), json!(stage));
-        self.envelope(STAGE_DETAIL_TYPE, d, &format!("{stage}|{}", state.as_str()))
+        let event = self.envelope(STAGE_DETAIL_TYPE, d, &format!("{stage}|{}", state.as_str()));
+        PublicEvent { about: self.about(Subject::Stage(stage.into()), state), ..event }
     }
 
     /// An action execution event.
@@ -200,7 +255,9 @@ impl<'a> Origin<'a> {
             d.insert("execution-result".into(), result);
         }
         let key = format!("{}|{}|{}|{}", a.stage, a.action, a.action_attempt, a.state.as_str());
-        self.envelope(ACTION_DETAIL_TYPE, d, &key)
+        let event = self.envelope(ACTION_DETAIL_TYPE, d, &key);
+        let subject = Subject::Action { stage: a.stage.into(), action: a.action.into() };
+        PublicEvent { about: self.about(subject, a.state), ..event }
     }
 }
 

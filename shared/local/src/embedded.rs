@@ -29,7 +29,7 @@ use baton_api::{ApiParts, ControlApi, Credentials};
 use baton_app::ports::clock::{Clock, SystemClock};
 use baton_app::ports::notices::{AllOf, Notifier};
 use baton_app::ports::provider::ProviderRegistry;
-use baton_app::ports::state::{PipelineRecord, StateStore, StoreError};
+use baton_app::ports::state::{PipelineRecord, StoreError};
 use baton_app::providers::job_worker::JobWorkerProvider;
 use baton_app::providers::pipeline_invoke::PipelineInvokeProvider;
 use baton_app::service::{
@@ -454,11 +454,8 @@ impl Embedded {
         if let Err(e) = self.worker.check_due(16).await {
             warn!(error = %e, "cannot look at running jobs");
         }
-        let Ok(names) = self.store.list_pipelines().await else { return };
-        for name in names {
-            if let Err(e) = self.apply(&name, Input::Tick).await {
-                warn!(pipeline = %name, error = %e, "tick failed");
-            }
+        if let Err(e) = self.stage_advance.tick_all().await {
+            warn!(error = %e, "cannot list the pipelines to tick");
         }
     }
 

@@ -28,7 +28,10 @@ pub struct BusEvent {
 }
 
 use baton_core::engine::{ActionOutcome, ActionRequest, Effect, Input, Millis, RuleRequest};
-use baton_core::events::{ACTION_DETAIL_TYPE, PIPELINE_DETAIL_TYPE, action_end};
+use baton_core::events::{
+    ACTION_DETAIL_TYPE, About, PIPELINE_DETAIL_TYPE, Published, STAGE_DETAIL_TYPE, Subject,
+    action_end,
+};
 use baton_core::plan::Plan;
 
 /// `detail-type` of an action result where no public event carries it: the request of an
@@ -105,9 +108,13 @@ impl BusEvent {
     /// missing, the message gets a bare event of the same detail-type, so it is never lost.
     pub fn for_effects(plan: &Plan, effects: Vec<Effect>) -> Vec<Self> {
         let mut events: Vec<Self> = Vec::with_capacity(effects.len());
+        // What each event in `events` is about, where the engine said: a message rides on the
+        // event its `About` names.
+        let mut abouts: Vec<Option<About>> = Vec::with_capacity(effects.len());
         for effect in effects {
             let (carrier, field, detail) = match effect {
                 Effect::Publish(e) => {
+                    abouts.push(e.about.map(|a| *a));
                     events.push(Self {
                         source: e.source,
                         detail_type: e.detail_type,
@@ -118,43 +125,41 @@ impl BusEvent {
                 }
                 Effect::RequestAction(r) => {
                     let detail = serde_json::to_value(&*r).unwrap_or(Value::Null);
-                    let key = [
-                        ("execution-id", r.execution_id.as_str()),
-                        ("stage", r.stage.as_str()),
-                        ("action", r.action.as_str()),
-                        ("state", "STARTED"),
-                    ];
-                    (public(plan, ACTION_DETAIL_TYPE, &key), REQUEST_FIELD, detail)
+                    let subject =
+                        Subject::Action { stage: r.stage.clone(), action: r.action.clone() };
+                    let about = About {
+                        execution_id: r.execution_id.clone(),
+                        subject,
+                        state: Published::Started,
+                    };
+                    (about, REQUEST_FIELD, detail)
                 }
                 Effect::RequestRule(r) => {
                     let resources = vec![plan.arn()];
                     let detail = serde_json::to_value(&*r).unwrap_or(Value::Null);
+                    abouts.push(None);
                     events.push(Self::internal(RULE_REQUESTED, resources, detail));
                     continue;
                 }
                 Effect::NotifyFailure(n) => {
-                    let key = [("execution-id", n.execution_id.as_str()), ("state", "FAILED")];
+                    let about = About {
+                        execution_id: n.execution_id.clone(),
+                        subject: Subject::Pipeline,
+                        state: Published::Failed,
+                    };
                     let detail = serde_json::to_value(&n).unwrap_or(Value::Null);
-                    (public(plan, PIPELINE_DETAIL_TYPE, &key), FAILURE_FIELD, detail)
+                    (about, FAILURE_FIELD, detail)
                 }
             };
-            let found = events.iter_mut().rev().find(|e| {
-                e.detail_type == carrier.detail_type
-                    && carrier
-                        .detail
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .all(|(k, v)| k == "pipeline" || e.detail.get(k) == Some(v))
+            let found = abouts.iter().rposition(|a| a.as_ref() == Some(&carrier));
+            let at = found.unwrap_or_else(|| {
+                // The engine announced nothing it could ride on: it goes on an event of its own
+                // that says what it is about.
+                events.push(public(plan, &carrier));
+                abouts.push(Some(carrier));
+                events.len() - 1
             });
-            let target = match found {
-                Some(event) => event,
-                None => {
-                    events.push(carrier);
-                    events.last_mut().expect("just pushed")
-                }
-            };
-            if let Some(d) = target.detail.as_object_mut() {
+            if let Some(d) = events[at].detail.as_object_mut() {
                 d.insert(field.into(), detail);
             }
         }
@@ -289,12 +294,24 @@ impl BusEvent {
 
 /// A bare public event of `detail_type` for `plan`, with `key` as its detail: what a message
 /// rides on when the event it goes with is missing.
-fn public(plan: &Plan, detail_type: &str, key: &[(&str, &str)]) -> BusEvent {
+/// A public event of `plan` that says only what `about` names.
+fn public(plan: &Plan, about: &About) -> BusEvent {
     let mut detail = serde_json::Map::new();
     detail.insert("pipeline".into(), Value::String(plan.name.clone()));
-    for (k, v) in key {
-        detail.insert((*k).into(), Value::String((*v).into()));
-    }
+    detail.insert("execution-id".into(), Value::String(about.execution_id.clone()));
+    let detail_type = match &about.subject {
+        Subject::Pipeline => PIPELINE_DETAIL_TYPE,
+        Subject::Stage(stage) => {
+            detail.insert("stage".into(), Value::String(stage.clone()));
+            STAGE_DETAIL_TYPE
+        }
+        Subject::Action { stage, action } => {
+            detail.insert("stage".into(), Value::String(stage.clone()));
+            detail.insert("action".into(), Value::String(action.clone()));
+            ACTION_DETAIL_TYPE
+        }
+    };
+    detail.insert("state".into(), Value::String(about.state.as_str().into()));
     BusEvent {
         source: plan.event_source.clone(),
         detail_type: detail_type.into(),
@@ -325,8 +342,21 @@ mod tests {
         }
     }
 
+    /// An engine's event: what it is about, as its detail says.
     fn public(detail_type: &str, detail: Value) -> Effect {
+        let text = |k: &str| detail[k].as_str().unwrap_or_default().to_owned();
+        let subject = match (detail.get("stage"), detail.get("action")) {
+            (Some(_), Some(_)) => Subject::Action { stage: text("stage"), action: text("action") },
+            (Some(_), None) => Subject::Stage(text("stage")),
+            _ => Subject::Pipeline,
+        };
+        let about = About {
+            execution_id: text("execution-id"),
+            subject,
+            state: Published::parse(&text("state")).unwrap(),
+        };
         Effect::Publish(PublicEvent {
+            about: Some(Box::new(about)),
             version: "0".into(),
             id: "x".into(),
             detail_type: detail_type.into(),

@@ -22,4 +22,9 @@ pub enum BusError {
 pub trait EventBus: Send + Sync {
     /// Publishes `events`, in order.
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError>;
+
+    /// Why this bus can never take `event` (too large, say), however often it is tried.
+    fn refusal(&self, _event: &BusEvent) -> Option<String> {
+        None
+    }
 }

@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod artifacts;
 pub mod bus;
 pub mod clock;
+pub mod dead_letters;
 pub mod job_artifacts;
 pub mod job_queue;
 pub mod jobs;

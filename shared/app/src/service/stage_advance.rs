@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use baton_core::engine::{self, Effect, Env, Input, PipelineState, Rejection};
-use baton_core::events::ACTION_DETAIL_TYPE;
+use baton_core::events::{About, Published, Subject};
 use tracing::{debug, warn};
 
 use super::ServiceError;
@@ -63,6 +63,25 @@ impl StageAdvance {
     /// the bus is unavailable.
     pub async fn handle(&self, message: PipelineInput) -> Result<Outcome, ServiceError> {
         self.apply(message, None).await
+    }
+
+    /// The sweeper's tick: lets time pass on every pipeline (timeouts, waiting conditions and
+    /// rules asked again). A pipeline that cannot be ticked now is logged and left for the next
+    /// tick, so the others still are. Returns how many were ticked.
+    ///
+    /// # Errors
+    /// When the pipelines cannot be listed.
+    pub async fn tick_all(&self) -> Result<usize, ServiceError> {
+        let names = self.store.list_pipelines().await?;
+        let mut ticked = 0;
+        for name in names {
+            let input = PipelineInput { pipeline: name.clone(), input: Input::Tick };
+            match self.handle(input).await {
+                Ok(_) => ticked += 1,
+                Err(e) => warn!(pipeline = %name, error = %e, "tick failed"),
+            }
+        }
+        Ok(ticked)
     }
 
     async fn apply(
@@ -184,12 +203,9 @@ fn announces(effect: &Effect, input: &Input, state: &str) -> bool {
     else {
         return false;
     };
-    let d = &event.detail;
-    event.detail_type == ACTION_DETAIL_TYPE
-        && d["execution-id"] == execution_id.as_str()
-        && d["stage"] == stage.as_str()
-        && d["action"] == action.as_str()
-        && d["state"] == state
+    let Some(state) = Published::parse(state) else { return false };
+    let subject = Subject::Action { stage: stage.clone(), action: action.clone() };
+    event.about.as_deref() == Some(&About { execution_id: execution_id.clone(), subject, state })
 }
 
 /// The executions an input needs besides those waiting in the lanes.

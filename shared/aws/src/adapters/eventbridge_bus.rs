@@ -242,4 +242,8 @@ impl EventBus for EventBridgeBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
         publish_batched(self, events, self.retry).await
     }
+
+    fn refusal(&self, event: &BusEvent) -> Option<String> {
+        (!can_be_sent(event)).then(|| "the event is over EventBridge's 256 KB limit".to_owned())
+    }
 }

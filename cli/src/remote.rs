@@ -9,8 +9,10 @@ use anyhow::{Result, anyhow, bail};
 use baton::api::sigv4::{Signable, SigningKey, sign};
 use baton::api::{BATON_OPERATIONS, BATON_TARGET_PREFIX, CONTENT_TYPE, TARGET_PREFIX};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::control::{Control, api_error};
@@ -164,43 +166,43 @@ impl Client {
         let tcp = TcpStream::connect(&self.address)
             .await
             .map_err(|e| anyhow!("cannot reach {}: {e}", self.url))?;
-        let mut head = String::from("POST / HTTP/1.1\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        // One request per connection: the end of the stream is the end of the reply.
-        head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
-        let response = match &self.tls {
-            None => self.exchange(tcp, head.as_bytes(), body).await?,
+        match &self.tls {
+            None => self.send(TokioIo::new(tcp), headers, body).await,
             Some((connector, name)) => {
                 let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
                     anyhow!("no trusted TLS connection to {}: {e} (set AWS_CA_BUNDLE to a private CA's PEM file)", self.url)
                 })?;
-                self.exchange(stream, head.as_bytes(), body).await?
+                self.send(TokioIo::new(stream), headers, body).await
             }
-        };
-        parse_response(&response)
-            .ok_or_else(|| anyhow!("{} did not answer with HTTP/1.1", self.url))
+        }
     }
 
-    /// Writes the request and reads the whole answer.
-    async fn exchange(
+    /// Sends the request over `io` with hyper's HTTP/1.1 client and reads the whole answer.
+    async fn send<S>(
         &self,
-        mut stream: impl AsyncRead + AsyncWrite + Unpin,
-        head: &[u8],
+        io: S,
+        headers: &[(String, String)],
         body: &[u8],
-    ) -> Result<Vec<u8>> {
-        let lost = |e: std::io::Error| anyhow!("the connection to {} failed: {e}", self.url);
-        stream.write_all(head).await.map_err(lost)?;
-        stream.write_all(body).await.map_err(lost)?;
-        let mut response = Vec::new();
-        match stream.read_to_end(&mut response).await {
-            Ok(_) => {}
-            // A server that closes without TLS's close_notify still sent all it had.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
-            Err(e) => return Err(lost(e)),
+    ) -> Result<(u16, Vec<u8>)>
+    where
+        S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let lost = |e: hyper::Error| anyhow!("the connection to {} failed: {e}", self.url);
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(io).await.map_err(lost)?;
+        // The connection is driven beside the request; it ends with the answer.
+        tokio::spawn(connection);
+        let mut request = hyper::Request::builder().method("POST").uri("/");
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
         }
-        Ok(response)
+        let request = request
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .map_err(|e| anyhow!("cannot send to {}: {e}", self.url))?;
+        let response = sender.send_request(request).await.map_err(lost)?;
+        let status = response.status().as_u16();
+        let answer = response.into_body().collect().await.map_err(lost)?.to_bytes();
+        Ok((status, answer.to_vec()))
     }
 }
 
@@ -249,49 +251,6 @@ fn parse_endpoint(url: &str) -> Result<Endpoint> {
         None => (authority.to_owned(), format!("{authority}:{}", if https { 443 } else { 80 })),
     };
     Ok(Endpoint { authority: authority.to_owned(), address, host, https })
-}
-
-/// The status and body of a whole HTTP/1.1 response.
-fn parse_response(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    let body = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let (name, value) = line.split_once(':')?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.to_ascii_lowercase().contains("chunked");
-        } else if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse::<usize>().ok();
-        }
-    }
-    if chunked {
-        return dechunk(body).map(|b| (status, b));
-    }
-    let body = match length {
-        Some(n) => body.get(..n)?,
-        None => body,
-    };
-    Some((status, body.to_vec()))
-}
-
-fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size = std::str::from_utf8(&rest[..eol]).ok()?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
-    }
 }
 
 impl Control for Client {

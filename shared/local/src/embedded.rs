@@ -549,7 +549,9 @@ fn reap_orphans(work: &Path) {
             std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&work));
         if inside {
             warn!(pid = %pid, "stopping a process left by an interrupted action");
-            let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+            if let Some(pid) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
         }
     }
 }

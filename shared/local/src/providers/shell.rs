@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -320,25 +321,22 @@ impl Runner {
 
     /// Stops a timed-out build: TERM to the whole group, then KILL to what is left.
     async fn stop_group(&mut self, child: &mut Child) {
-        signal_group(self.group, "TERM").await;
+        signal_group(self.group, Signal::TERM);
         if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_err() {
-            signal_group(self.group, "KILL").await;
+            signal_group(self.group, Signal::KILL);
         }
         let _ = child.wait().await;
         // Background processes may linger after the script itself exits; the build is over.
-        signal_group(self.group, "KILL").await;
+        signal_group(self.group, Signal::KILL);
     }
 }
 
 impl Drop for Runner {
     /// Kills whatever the build left running (servers started with `&`, say), as the end of a
-    /// CodeBuild build discards its container. Synchronous because `Drop` is; `kill` is quick.
+    /// CodeBuild build discards its container. The anchor, killed last, kept the group's id
+    /// from being reused until then.
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.group)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        signal_group(self.group, Signal::KILL);
         let _ = self.anchor.start_kill();
     }
 }
@@ -354,15 +352,12 @@ fn goes_on_after_failure(phase: &str, on_failure: Option<OnFailure>) -> bool {
     }
 }
 
-/// Sends `signal` to every process in `group` with the `kill` binary (this crate forbids the
-/// `unsafe` a direct `kill(2)` would need).
-async fn signal_group(group: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{group}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
+/// Sends `signal` to every process in `group`. A group already gone is not an error: there is
+/// nothing left to stop.
+fn signal_group(group: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(group).ok().and_then(Pid::from_raw) {
+        let _ = kill_process_group(pid, signal);
+    }
 }
 
 /// Why a script stopped, in the words of CodeBuild's (Go) agent.

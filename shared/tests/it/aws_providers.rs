@@ -1045,8 +1045,9 @@ async fn a_tree_entry_that_climbs_out_of_the_zip_fails_the_action() {
 // ---------------------------------------------------------------------------------------------
 // ECS
 
-/// A cluster with a service running `web:1` (container `app` on `nginx:1` beside a `log`
-/// sidecar) in `region`; the ECS client.
+/// A cluster with a service running `<family>:1` (container `app` on `nginx:1` beside a `log`
+/// sidecar) in `region`; the ECS client. The family is the cluster's own, so revisions count
+/// from 1 whatever else the emulator has seen.
 async fn ecs_service(region: &str, cluster: &str) -> aws_sdk_ecs::Client {
     use aws_sdk_ecs::types::ContainerDefinition;
     let ecs = aws_sdk_ecs::Client::new(&sdk_config(region).await);
@@ -1055,7 +1056,7 @@ async fn ecs_service(region: &str, cluster: &str) -> aws_sdk_ecs::Client {
         ContainerDefinition::builder().name(name).image(image).memory(128).essential(true).build()
     };
     ecs.register_task_definition()
-        .family("web")
+        .family(cluster)
         .container_definitions(container("app", "nginx:1"))
         .container_definitions(container("log", "fluent:1"))
         .send()
@@ -1064,7 +1065,7 @@ async fn ecs_service(region: &str, cluster: &str) -> aws_sdk_ecs::Client {
     ecs.create_service()
         .cluster(cluster)
         .service_name("site")
-        .task_definition("web")
+        .task_definition(cluster)
         .desired_count(1)
         .send()
         .await
@@ -1101,7 +1102,7 @@ async fn an_ecs_deploy_puts_the_artifacts_images_into_a_new_task_definition_revi
     };
     let service = ecs.describe_services().cluster(&cluster).services("site").send().await.unwrap();
     let running = service.services()[0].task_definition().unwrap().to_owned();
-    assert!(running.ends_with("web:2"), "a new revision: {running}");
+    assert!(running.ends_with(&format!("{cluster}:2")), "a new revision: {running}");
     assert!(external_id.contains(&running), "{external_id}");
     let again = provider.resume(&j, external_id).await.unwrap();
     assert!(matches!(again, JobResult::Running { .. }), "{again:?}");

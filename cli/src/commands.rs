@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use baton_core::engine::{ActionStatus, Execution};
 use baton_core::plan::Plan;
 use serde_json::{Value, json};
@@ -13,16 +13,43 @@ use crate::control::{Control, text};
 use crate::names::nearest;
 use crate::view::{secs, short, table};
 
-/// `baton start PIPELINE`: StartPipelineExecution.
-pub(crate) async fn start(c: &impl Control, pipeline: &str, vars: &[String]) -> Result<ExitCode> {
-    let variables = vars
+/// `--var NAME=VALUE` pairs, in order.
+pub(crate) fn variables(pairs: &[String]) -> Result<Vec<(String, String)>> {
+    pairs
         .iter()
         .map(|p| {
             p.split_once('=')
-                .map(|(name, value)| json!({"name": name, "value": value}))
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
                 .ok_or_else(|| anyhow!("--var {p}: write NAME=VALUE"))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+/// The plan and one execution of `pipeline` (GetExecutionDetail): `execution` as its id or
+/// the short id the views print, or the latest.
+pub(crate) async fn execution_detail(
+    c: &impl Control,
+    pipeline: &str,
+    execution: Option<&str>,
+) -> Result<(Plan, Execution)> {
+    let mut input = json!({"pipelineName": pipeline});
+    if let Some(id) = execution {
+        input["pipelineExecutionId"] = json!(id);
+    }
+    let detail = c.call("GetExecutionDetail", &input).await?;
+    let plan: Plan = serde_json::from_value(detail["plan"].clone())
+        .map_err(|e| anyhow!("the API answered with a plan this baton cannot read: {e}"))?;
+    let e: Execution = serde_json::from_value(detail["execution"].clone())
+        .map_err(|e| anyhow!("the API answered with an execution this baton cannot read: {e}"))?;
+    Ok((plan, e))
+}
+
+/// `baton start PIPELINE`: StartPipelineExecution.
+pub(crate) async fn start(c: &impl Control, pipeline: &str, vars: &[String]) -> Result<ExitCode> {
+    let variables: Vec<Value> = variables(vars)?
+        .into_iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
     let mut input = json!({"name": pipeline});
     if !variables.is_empty() {
         input["variables"] = json!(variables);
@@ -40,15 +67,7 @@ pub(crate) async fn status(
     pipeline: &str,
     execution: Option<&str>,
 ) -> Result<ExitCode> {
-    let mut input = json!({"pipelineName": pipeline});
-    if let Some(id) = execution {
-        input["pipelineExecutionId"] = json!(id);
-    }
-    let detail = c.call("GetExecutionDetail", &input).await?;
-    let plan: Plan = serde_json::from_value(detail["plan"].clone())
-        .map_err(|e| anyhow!("the API answered with a plan this baton cannot read: {e}"))?;
-    let e: Execution = serde_json::from_value(detail["execution"].clone())
-        .map_err(|e| anyhow!("the API answered with an execution this baton cannot read: {e}"))?;
+    let (plan, e) = execution_detail(c, pipeline, execution).await?;
     let now = baton::ports::clock::Clock::now(&baton::ports::clock::SystemClock);
     print!("{}", table(&plan, &e, now));
     for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(&plan)) {
@@ -160,7 +179,7 @@ pub(crate) async fn stop(
     abandon: bool,
     reason: &str,
 ) -> Result<ExitCode> {
-    let id = resolve(c, pipeline, execution).await?;
+    let id = execution_detail(c, pipeline, Some(execution)).await?.1.id;
     let input = json!({
         "pipelineName": pipeline,
         "pipelineExecutionId": id,
@@ -191,25 +210,6 @@ pub(crate) async fn transition(
     c.call(operation, &input).await?;
     println!("Transition into {stage} {}.", if enable { "enabled" } else { "disabled" });
     Ok(ExitCode::SUCCESS)
-}
-
-/// The full id of an execution given as an id or the short id the views print.
-async fn resolve(c: &impl Control, pipeline: &str, id: &str) -> Result<String> {
-    let listed = c
-        .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 100}))
-        .await?;
-    let ids: Vec<&str> =
-        summaries(&listed).iter().map(|e| text(e, "pipelineExecutionId")).collect();
-    if ids.contains(&id) {
-        return Ok(id.to_owned());
-    }
-    let matches: Vec<&&str> = ids.iter().filter(|e| e.starts_with(id)).collect();
-    match matches.as_slice() {
-        [one] => Ok((**one).to_owned()),
-        // Unknown here: the API says so in its own words.
-        [] => Ok(id.to_owned()),
-        _ => bail!("{id} matches several executions of \"{pipeline}\"; give more of the id"),
-    }
 }
 
 fn summaries(listed: &Value) -> &[Value] {

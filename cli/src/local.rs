@@ -2,7 +2,6 @@
 //! for the commands that drive pipelines ([`Home`]), and the commands that need the home itself
 //! (run, wait, logs, push).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -158,17 +157,6 @@ async fn record(rt: &Embedded, pipeline: &str) -> Result<PipelineRecord> {
     )
 }
 
-fn variables(pairs: &[String]) -> Result<BTreeMap<String, String>> {
-    pairs
-        .iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| anyhow!("--var {p}: write NAME=VALUE"))
-        })
-        .collect()
-}
-
 /// `baton run FILE`.
 pub(crate) async fn run(
     home: &Path,
@@ -190,7 +178,8 @@ pub(crate) async fn run(
         trigger_type: "StartPipelineExecution".into(),
         trigger_detail: "baton run".into(),
     };
-    let id = rt.trigger.start(&name, trigger, variables(vars)?).await?;
+    let variables = crate::commands::variables(vars)?.into_iter().collect();
+    let id = rt.trigger.start(&name, trigger, variables).await?;
     println!("Started execution {id} of pipeline \"{name}\" (version {}).", record.plan.version);
     let status = follow(&rt, &name, &id, keep_running).await?;
     Ok(exit_for(status))
@@ -354,42 +343,10 @@ fn exit_for(status: ExecutionStatus) -> ExitCode {
 
 /// `baton wait PIPELINE [EXECUTION]`.
 pub(crate) async fn wait(home: &Path, pipeline: &str, execution: Option<&str>) -> Result<ExitCode> {
-    let rt = open(home, false).await?;
-    record(&rt, pipeline).await?;
-    let e = match execution {
-        Some(id) => find_execution(&rt, pipeline, id).await?,
-        None => latest(&rt, pipeline).await?,
-    };
-    let status = follow(&rt, pipeline, &e.id, false).await?;
+    let home = Home::open(home, false).await?;
+    let (_, e) = crate::commands::execution_detail(&home, pipeline, execution).await?;
+    let status = follow(&home.rt, pipeline, &e.id, false).await?;
     Ok(exit_for(status))
-}
-
-async fn latest(rt: &Embedded, pipeline: &str) -> Result<Execution> {
-    rt.store
-        .executions(pipeline, 1)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("pipeline \"{pipeline}\" has not run yet"))
-}
-
-async fn find_execution(rt: &Embedded, pipeline: &str, id: &str) -> Result<Execution> {
-    if let Some(e) = rt.store.execution(pipeline, id).await? {
-        return Ok(e);
-    }
-    // Accept the short id the views print.
-    let matches: Vec<Execution> = rt
-        .store
-        .executions(pipeline, 1000)
-        .await?
-        .into_iter()
-        .filter(|e| e.id.starts_with(id))
-        .collect();
-    match matches.len() {
-        1 => Ok(matches.into_iter().next().ok_or_else(|| anyhow!("unreachable"))?),
-        0 => bail!("pipeline \"{pipeline}\" has no execution {id}"),
-        _ => bail!("{id} matches several executions of \"{pipeline}\"; give more of the id"),
-    }
 }
 
 /// `baton logs PIPELINE EXECUTION [STAGE ACTION]`.
@@ -399,10 +356,9 @@ pub(crate) async fn logs(
     execution: &str,
     action: Option<(&str, &str)>,
 ) -> Result<ExitCode> {
-    let rt = open(home, true).await?;
-    let plan = record(&rt, pipeline).await?.plan;
-    let e = find_execution(&rt, pipeline, execution).await?;
-    let dir: PathBuf = rt.home.join("logs").join(pipeline).join(&e.id);
+    let home = Home::open(home, true).await?;
+    let (plan, e) = crate::commands::execution_detail(&home, pipeline, Some(execution)).await?;
+    let dir: PathBuf = home.rt.home.join("logs").join(pipeline).join(&e.id);
     let mut shown = 0;
     if !e.runs(&plan) {
         bail!(

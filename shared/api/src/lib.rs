@@ -29,6 +29,7 @@ use serde_json::Value;
 
 pub use error::ApiError;
 
+use baton_app::ports::artifacts::ArtifactStore;
 use baton_app::ports::clock::{Clock, SystemClock};
 use baton_app::ports::provider::ProviderRegistry;
 use baton_app::ports::state::{PipelineRecord, StateStore};
@@ -150,6 +151,9 @@ pub struct ApiParts {
     pub credentials: Credentials,
     /// Custom action types and their jobs, where this host runs them.
     pub jobs: Option<Arc<JobDesk>>,
+    /// The artifact store, where this host keeps artifacts in the stores pipelines declare:
+    /// a declaration whose stores it cannot use is refused at create and update.
+    pub declared_stores: Option<Arc<dyn ArtifactStore>>,
 }
 
 /// CodePipeline's API over Baton's store and services.
@@ -160,6 +164,7 @@ pub struct ControlApi {
     placement: Placement,
     credentials: Credentials,
     jobs: Option<Arc<JobDesk>>,
+    declared_stores: Option<Arc<dyn ArtifactStore>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -173,6 +178,7 @@ impl ControlApi {
             placement: parts.placement,
             credentials: parts.credentials,
             jobs: parts.jobs,
+            declared_stores: parts.declared_stores,
             clock: Arc::new(SystemClock),
         }
     }
@@ -191,6 +197,7 @@ impl ControlApi {
             self.placement.clone(),
             self.clock.clone(),
         )
+        .with_store_check(self.declared_stores.clone())
     }
 
     /// The region the API answers for.

@@ -34,6 +34,10 @@ pub struct Config {
     /// CodePipeline runs them as its service role (`BATON_ASSUME_PIPELINE_ROLES`, default
     /// `true`); `false` runs them as the worker's own role.
     pub assume_pipeline_roles: bool,
+    /// The names (IAM wildcards) of the buckets pipelines may declare as their artifact stores
+    /// (`BATON_DECLARED_ARTIFACT_BUCKETS`); empty keeps every pipeline's artifacts in the
+    /// deployment's own buckets.
+    pub declared_artifact_buckets: String,
 }
 
 impl fmt::Debug for Config {
@@ -124,6 +128,9 @@ impl Config {
                 .unwrap_or_else(|| "000000000000".into()),
             job_role_arn: lookup("BATON_JOB_ROLE_ARN").filter(|v| !v.is_empty()),
             assume_pipeline_roles,
+            declared_artifact_buckets: lookup("BATON_DECLARED_ARTIFACT_BUCKETS")
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default(),
         })
     }
 }

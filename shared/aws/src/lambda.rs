@@ -221,10 +221,10 @@ impl Aws {
                 aws_sdk_eventbridge::Client::new(&sdk),
                 config.bus.clone(),
             )),
-            artifacts: std::sync::Arc::new(s3_artifacts::S3ArtifactStore::new(
-                sdk.clone(),
-                buckets,
-            )),
+            artifacts: std::sync::Arc::new(
+                s3_artifacts::S3ArtifactStore::new(sdk.clone(), buckets)
+                    .with_declared_buckets(&config.declared_artifact_buckets),
+            ),
             roles: std::sync::Arc::new(sts_roles::RoleAssumer::new(sdk.clone())),
             dead_letters: std::sync::Arc::new(DeadLetterQueue::new(
                 aws_sdk_sqs::Client::new(&sdk),
@@ -368,6 +368,7 @@ impl Aws {
                 )
                 .with_bus(self.bus.clone()),
             )),
+            declared_stores: Some(self.artifacts.clone()),
         })
     }
 

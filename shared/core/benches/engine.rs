@@ -32,6 +32,7 @@ fn plan(stages: Vec<Vec<ActionPlan>>) -> Plan {
         region: "us-east-1".into(),
         event_source: "baton.codepipeline".into(),
         role_arn: None,
+        artifact_stores: vec![],
         variables: vec![],
         stages: stages
             .into_iter()

@@ -200,6 +200,40 @@ pub struct Plan {
     /// their own run as, where the host assumes roles for them (AWS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// The declared `artifactStore` (in the home region) or `artifactStores`: where a host
+    /// that keeps artifacts in the pipeline's own buckets (AWS, when its deployment allows
+    /// them) puts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifact_stores: Vec<DeclaredStore>,
+}
+
+/// An artifact store a declaration names: a bucket in a region, and the KMS key objects there
+/// are encrypted with (none: the host's own key for that region).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclaredStore {
+    #[allow(missing_docs)]
+    pub region: String,
+    #[allow(missing_docs)]
+    pub bucket: String,
+    /// `encryptionKey.id`: a key id, key ARN or alias ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
+}
+
+impl DeclaredStore {
+    /// The stores `pipeline` declares, with `home` as the region of a single `artifactStore`.
+    pub fn of(pipeline: &PipelineDeclaration, home: &str) -> Vec<Self> {
+        let store = |region: &str, s: &crate::declaration::ArtifactStore| Self {
+            region: region.to_owned(),
+            bucket: s.location.clone(),
+            kms_key: s.encryption_key.as_ref().map(|k| k.id.clone()).filter(|k| !k.is_empty()),
+        };
+        match (&pipeline.artifact_store, &pipeline.artifact_stores) {
+            (Some(s), _) => vec![store(home, s)],
+            (None, Some(stores)) => stores.iter().map(|(r, s)| store(r, s)).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 /// Where a pipeline lives: the parts of its identity that are not in its declaration.
@@ -286,6 +320,7 @@ impl Plan {
             variables,
             stages,
             role_arn: pipeline.role_arn.clone().filter(|r| !r.trim().is_empty()),
+            artifact_stores: DeclaredStore::of(pipeline, &placement.region),
         })
     }
 

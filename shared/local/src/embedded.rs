@@ -313,6 +313,8 @@ impl Embedded {
             placement: placement(&self.account, region),
             credentials,
             jobs: Some(self.jobs.clone()),
+            // Artifacts stay in the home's store, whatever store a declaration names.
+            declared_stores: None,
         })
         .with_clock(self.clock.clone())
     }

@@ -337,6 +337,7 @@ mod tests {
             region: "us-east-1".into(),
             event_source: PUBLIC_SOURCE.into(),
             role_arn: None,
+            artifact_stores: vec![],
             variables: vec![],
             stages: vec![],
         }
@@ -468,6 +469,7 @@ mod tests {
             region: "us-east-1".into(),
             role_arn: None,
             pipeline_role_arn: None,
+            artifact_stores: Vec::new(),
             started_at: 0,
             deadline: 1,
         };

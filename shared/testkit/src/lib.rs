@@ -398,6 +398,7 @@ pub fn build_request(pipeline: &str, execution_id: &str) -> baton_core::engine::
         region: "us-east-1".into(),
         role_arn: None,
         pipeline_role_arn: None,
+        artifact_stores: Vec::new(),
         deadline: 0,
         token: None,
         output_artifact_files: vec![],

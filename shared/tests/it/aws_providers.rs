@@ -81,6 +81,7 @@ fn request(
         region: DEPLOY_REGION.into(),
         role_arn: None,
         pipeline_role_arn: None,
+        artifact_stores: Vec::new(),
         deadline: now_ms() + 120_000,
         token: None,
         output_artifact_files: Vec::new(),

@@ -11,6 +11,7 @@ mod aws_providers;
 mod aws_state;
 mod aws_support;
 mod control_api;
+mod declared_stores;
 mod embedded;
 mod handler_simulation;
 mod job_desk;

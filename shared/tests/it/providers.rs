@@ -58,6 +58,7 @@ fn request(t: ActionType, config: &[(&str, &str)], outputs: &[&str]) -> ActionRe
         region: "eu-west-1".into(),
         role_arn: None,
         pipeline_role_arn: None,
+        artifact_stores: Vec::new(),
         deadline: now_ms() + 120_000,
         token: None,
         output_artifact_files: Vec::new(),

@@ -185,6 +185,7 @@ impl Stack {
             "Architecture",
             "AssumePipelineRoles",
             "PipelineRoleNamePattern",
+            "DeclaredArtifactBuckets",
         ] {
             if let Some(v) = template.parameter_default(p) {
                 b.refs.insert(p.into(), v);

@@ -2,9 +2,11 @@
 //! does not grow with an artifact's size.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use baton_core::engine::ArtifactLocation;
+use baton_core::plan::DeclaredStore;
 
 use super::BoxError;
 
@@ -18,6 +20,10 @@ pub enum ArtifactError {
     /// retry: the data cannot be trusted.
     #[error("artifact {0} failed its integrity check")]
     Tampered(String),
+    /// The pipeline's declared store is not one this deployment may use. Never retry: only a
+    /// change of the declaration or of the deployment helps.
+    #[error("{0}")]
+    Refused(String),
     /// The store could not be read or written. Safe to retry.
     #[error("artifact store unavailable")]
     Unavailable(#[source] BoxError),
@@ -72,6 +78,27 @@ pub trait ArtifactStore: Send + Sync {
     fn in_place(&self, region: &str, key: &ArtifactKey) -> Option<InPlace> {
         let _ = (region, key);
         None
+    }
+    /// The store a pipeline's artifacts go to, given the stores its declaration names: `None`
+    /// keeps them here, as a host that does not use declared stores does (files on one
+    /// machine, or a deployment configured to keep every pipeline's artifacts in its own
+    /// buckets).
+    ///
+    /// # Errors
+    /// [`ArtifactError::Refused`] when a declared store is not one this host may use.
+    fn for_pipeline(
+        &self,
+        declared: &[DeclaredStore],
+    ) -> Result<Option<Arc<dyn ArtifactStore>>, ArtifactError> {
+        let _ = declared;
+        Ok(None)
+    }
+    /// Why the declared stores cannot be used, one sentence each naming the store: the check
+    /// at create, so that a pipeline whose artifacts could not be written is refused then, not
+    /// at its first action.
+    async fn refusals(&self, declared: &[DeclaredStore]) -> Vec<String> {
+        let _ = declared;
+        Vec::new()
     }
 }
 

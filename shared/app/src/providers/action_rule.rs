@@ -51,6 +51,7 @@ impl ActionRule {
             region: r.region.clone(),
             role_arn: r.role_arn.clone(),
             pipeline_role_arn: r.pipeline_role_arn.clone(),
+            artifact_stores: r.artifact_stores.clone(),
             deadline: r.deadline,
             token: None,
             output_artifact_files: Vec::new(),

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use baton_core::engine::{
     ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation,
 };
+use baton_core::plan::DeclaredStore;
 use tracing::{info, warn};
 
 use super::ServiceError;
@@ -209,8 +210,12 @@ impl ActionWorker {
             return Ok(self.jobs.remove_job(&job.key).await?);
         }
         let (work_dir, log_path) = self.scratch(r, "resume")?;
-        let in_place =
-            if provider.works_in_place() { self.in_place(r, false).await? } else { None };
+        let artifacts = self.store_for(&r.artifact_stores)?;
+        let in_place = if provider.works_in_place() {
+            self.in_place(&*artifacts, r, false).await?
+        } else {
+            None
+        };
         let look = Job {
             request: r.clone(),
             inputs: Vec::new(),
@@ -237,7 +242,7 @@ impl ActionWorker {
                 self.jobs.put_job(&next).await?;
                 return Ok(self.jobs.remove_job(&job.key).await?);
             }
-            Ok(done) => self.outcome(r, done, in_place.as_ref()).await,
+            Ok(done) => self.outcome(&*artifacts, r, done, in_place.as_ref()).await,
             Err(e) => Err(e.into()),
         };
         let _ = std::fs::remove_dir_all(&work_dir);
@@ -325,11 +330,16 @@ impl ActionWorker {
         let inputs_dir = work_dir.join("inputs");
         std::fs::create_dir_all(&inputs_dir)
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
-        let in_place = if provider.works_in_place() { self.in_place(r, true).await? } else { None };
+        let artifacts = self.store_for(&r.artifact_stores)?;
+        let in_place = if provider.works_in_place() {
+            self.in_place(&*artifacts, r, true).await?
+        } else {
+            None
+        };
         let mut inputs = Vec::with_capacity(r.input_artifacts.len());
         if in_place.is_none() {
             for artifact in &r.input_artifacts {
-                inputs.push(self.fetch(&r.region, artifact, &inputs_dir).await?);
+                inputs.push(fetch(&*artifacts, &r.region, artifact, &inputs_dir).await?);
             }
         }
         let job = Job {
@@ -343,7 +353,7 @@ impl ActionWorker {
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
         let result = provider.run(&job).await;
         let outcome = match result {
-            Ok(result) => self.outcome(r, result, in_place.as_ref()).await,
+            Ok(result) => self.outcome(&*artifacts, r, result, in_place.as_ref()).await,
             Err(e) => Err(e.into()),
         };
         // The attempt's folder is scratch space; logs and artifacts live elsewhere.
@@ -355,6 +365,7 @@ impl ActionWorker {
     /// recorded (`None`).
     async fn outcome(
         &self,
+        artifacts: &dyn ArtifactStore,
         r: &ActionRequest,
         result: JobResult,
         in_place: Option<&InPlaceArtifacts>,
@@ -380,7 +391,7 @@ impl ActionWorker {
                 external_id,
                 external_url,
             } => {
-                let mut artifacts = Vec::with_capacity(output_artifacts.len());
+                let mut stored = Vec::with_capacity(output_artifacts.len());
                 for out in output_artifacts {
                     let key = ArtifactKey {
                         pipeline: r.pipeline.clone(),
@@ -388,18 +399,18 @@ impl ActionWorker {
                         artifact: out.name.clone(),
                         attempt: r.attempt,
                     };
-                    let location = self.artifacts.put(&r.region, &key, &out.path).await?;
-                    artifacts.push(Artifact { name: out.name, location });
+                    let location = artifacts.put(&r.region, &key, &out.path).await?;
+                    stored.push(Artifact { name: out.name, location });
                 }
                 // What the provider's service wrote in place (a build's artifacts).
                 for (name, location) in in_place.map(|p| p.outputs.clone()).unwrap_or_default() {
-                    if !artifacts.iter().any(|a| a.name == name) {
-                        artifacts.push(Artifact { name, location });
+                    if !stored.iter().any(|a| a.name == name) {
+                        stored.push(Artifact { name, location });
                     }
                 }
                 ActionOutcome::Succeeded {
                     output_variables,
-                    artifacts,
+                    artifacts: stored,
                     summary,
                     external_id,
                     external_url,
@@ -412,6 +423,7 @@ impl ActionWorker {
     /// action's region first if `with_inputs`) and where outputs are to be written.
     async fn in_place(
         &self,
+        artifacts: &dyn ArtifactStore,
         r: &ActionRequest,
         with_inputs: bool,
     ) -> Result<Option<InPlaceArtifacts>, ServiceError> {
@@ -422,18 +434,21 @@ impl ActionWorker {
             attempt: r.attempt,
         };
         // The region's key comes with any place in it; this probe names no real artifact.
-        let Some(probe) = self.artifacts.in_place(&r.region, &key("in-place")) else {
+        let Some(probe) = artifacts.in_place(&r.region, &key("in-place")) else {
             return Ok(None);
         };
         let mut inputs = Vec::new();
         if with_inputs {
             for artifact in &r.input_artifacts {
-                inputs.push((artifact.name.clone(), self.in_region(&r.region, artifact).await?));
+                inputs.push((
+                    artifact.name.clone(),
+                    in_region(artifacts, &r.region, artifact).await?,
+                ));
             }
         }
         let mut outputs = Vec::new();
         for name in &r.output_artifacts {
-            let Some(place) = self.artifacts.in_place(&r.region, &key(name)) else {
+            let Some(place) = artifacts.in_place(&r.region, &key(name)) else {
                 return Ok(None);
             };
             outputs.push((name.clone(), place.location));
@@ -441,32 +456,41 @@ impl ActionWorker {
         Ok(Some(InPlaceArtifacts { inputs, outputs, kms_key_arn: probe.kms_key_arn }))
     }
 
-    /// Where `artifact` is in the action's region, copied there first if it was made elsewhere.
-    async fn in_region(
+    /// Where the artifacts of a pipeline with `declared` stores go: its own stores where this
+    /// host uses them, else this worker's.
+    pub(super) fn store_for(
         &self,
-        region: &str,
-        artifact: &Artifact,
-    ) -> Result<ArtifactLocation, ServiceError> {
-        match self.artifacts.region_of(&artifact.location) {
-            Some(home) if home != region => {
-                Ok(self.artifacts.copy_to_region(&home, &artifact.location, region).await?)
-            }
-            _ => Ok(artifact.location.clone()),
-        }
+        declared: &[DeclaredStore],
+    ) -> Result<Arc<dyn ArtifactStore>, ServiceError> {
+        Ok(self.artifacts.for_pipeline(declared)?.unwrap_or_else(|| self.artifacts.clone()))
     }
+}
 
-    /// Downloads one input into `dir`, copying it into the action's region first if needed.
-    pub(super) async fn fetch(
-        &self,
-        region: &str,
-        artifact: &Artifact,
-        dir: &Path,
-    ) -> Result<LocalArtifact, ServiceError> {
-        let location = self.in_region(region, artifact).await?;
-        let path = dir.join(format!("{}.zip", artifact.name));
-        self.artifacts.get(region, &location, &path).await?;
-        Ok(LocalArtifact { name: artifact.name.clone(), path })
+/// Where `artifact` is in the action's region, copied there first if it was made elsewhere.
+async fn in_region(
+    artifacts: &dyn ArtifactStore,
+    region: &str,
+    artifact: &Artifact,
+) -> Result<ArtifactLocation, ServiceError> {
+    match artifacts.region_of(&artifact.location) {
+        Some(home) if home != region => {
+            Ok(artifacts.copy_to_region(&home, &artifact.location, region).await?)
+        }
+        _ => Ok(artifact.location.clone()),
     }
+}
+
+/// Downloads one input into `dir`, copying it into the action's region first if needed.
+pub(super) async fn fetch(
+    artifacts: &dyn ArtifactStore,
+    region: &str,
+    artifact: &Artifact,
+    dir: &Path,
+) -> Result<LocalArtifact, ServiceError> {
+    let location = in_region(artifacts, region, artifact).await?;
+    let path = dir.join(format!("{}.zip", artifact.name));
+    artifacts.get(region, &location, &path).await?;
+    Ok(LocalArtifact { name: artifact.name.clone(), path })
 }
 
 fn failed(code: &str, message: &str) -> ActionOutcome {

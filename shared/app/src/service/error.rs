@@ -57,9 +57,9 @@ impl ServiceError {
         match self {
             Self::Permanent(_) | Self::Decode(_) => ErrorKind::Permanent,
             Self::Store(StoreError::NotFound(_)) => ErrorKind::Permanent,
-            Self::Artifacts(ArtifactError::Tampered(_) | ArtifactError::NotFound(_)) => {
-                ErrorKind::Permanent
-            }
+            Self::Artifacts(
+                ArtifactError::Tampered(_) | ArtifactError::NotFound(_) | ArtifactError::Refused(_),
+            ) => ErrorKind::Permanent,
             _ => ErrorKind::Retryable,
         }
     }

@@ -10,6 +10,7 @@ use baton_core::plan::{Placement, Plan};
 use tracing::warn;
 
 use super::stage_advance::StageAdvance;
+use crate::ports::artifacts::ArtifactStore;
 use crate::ports::clock::Clock;
 use crate::ports::provider::ProviderRegistry;
 use crate::ports::state::{PipelineRecord, StateStore, StoreError, Tag};
@@ -42,6 +43,8 @@ pub struct PipelineAdmin {
     stage_advance: Arc<StageAdvance>,
     placement: Placement,
     clock: Arc<dyn Clock>,
+    /// Checks the stores declarations name, where this host keeps artifacts in them.
+    stores: Option<Arc<dyn ArtifactStore>>,
 }
 
 impl PipelineAdmin {
@@ -52,7 +55,14 @@ impl PipelineAdmin {
         placement: Placement,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, stage_advance, placement, clock }
+        Self { store, stage_advance, placement, clock, stores: None }
+    }
+
+    /// Refuses declarations whose artifact stores `stores` cannot use
+    /// ([`ArtifactStore::refusals`]).
+    pub fn with_store_check(mut self, stores: Option<Arc<dyn ArtifactStore>>) -> Self {
+        self.stores = stores;
+        self
     }
 
     /// The account and region pipelines are created in.
@@ -71,6 +81,21 @@ impl PipelineAdmin {
             .map_err(|errors| AdminError::Invalid(errors.iter().map(ToString::to_string).collect()))
     }
 
+    /// The plan of a declaration about to be stored: valid, and with artifact stores this
+    /// host can write.
+    async fn checked(&self, declaration: &PipelineDeclaration) -> Result<Plan, AdminError> {
+        let plan = self.plan(declaration)?;
+        if let Some(stores) = &self.stores {
+            let refusals = stores.refusals(&plan.artifact_stores).await;
+            if !refusals.is_empty() {
+                return Err(AdminError::Invalid(
+                    refusals.into_iter().map(|r| format!("pipeline: {r}")).collect(),
+                ));
+            }
+        }
+        Ok(plan)
+    }
+
     /// Creates the pipeline at version 1 with `tags`.
     ///
     /// # Errors
@@ -85,7 +110,7 @@ impl PipelineAdmin {
         }
         fill_as_codepipeline_does(&mut declaration);
         declaration.version = Some(1);
-        let plan = self.plan(&declaration)?;
+        let plan = self.checked(&declaration).await?;
         let now = self.clock.now();
         let record = PipelineRecord { declaration, plan, created: now, updated: now, tags };
         match self.store.create_pipeline(&record).await {
@@ -142,7 +167,7 @@ impl PipelineAdmin {
     ) -> Result<PipelineRecord, AdminError> {
         fill_as_codepipeline_does(&mut declaration);
         declaration.version = Some(existing.plan.version + 1);
-        let plan = self.plan(&declaration)?;
+        let plan = self.checked(&declaration).await?;
         let record = PipelineRecord {
             declaration,
             plan,

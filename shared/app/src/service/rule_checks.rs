@@ -7,7 +7,7 @@ use baton_core::rules::Verdict;
 use tracing::info;
 
 use super::ServiceError;
-use super::action_worker::{ActionWorker, Step};
+use super::action_worker::{ActionWorker, Step, fetch};
 use crate::ports::provider::RuleCheck;
 use baton_protocol::bus_events::BusEvent;
 
@@ -41,9 +41,10 @@ impl ActionWorker {
                 let inputs_dir = dir.join("inputs");
                 std::fs::create_dir_all(&inputs_dir)
                     .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+                let artifacts = self.store_for(&request.artifact_stores)?;
                 let mut inputs = Vec::with_capacity(request.input_artifacts.len());
                 for artifact in &request.input_artifacts {
-                    inputs.push(self.fetch(&request.region, artifact, &inputs_dir).await?);
+                    inputs.push(fetch(&*artifacts, &request.region, artifact, &inputs_dir).await?);
                 }
                 let check = RuleCheck {
                     request: request.clone(),

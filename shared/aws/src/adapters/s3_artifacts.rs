@@ -18,6 +18,19 @@
 //!   region's bucket under the same key, re-encrypted with that region's key: `CopyObject` up
 //!   to S3's 5 GiB limit, `UploadPartCopy` above it.
 //!
+//! # A pipeline's own stores
+//!
+//! A deployment may keep each pipeline's artifacts where its declaration says
+//! (`artifactStore`/`artifactStores`), as CodePipeline does, for buckets whose names match
+//! its pattern ([`S3ArtifactStore::with_declared_buckets`]): the users' CodeBuild projects and
+//! deploy roles then find them where they always did. [`for_pipeline`](ArtifactStore::for_pipeline)
+//! gives a view of this store over the declared buckets, with the declared `encryptionKey`, or
+//! the region's own key when none is declared (CodePipeline would use the S3-managed
+//! `aws/s3` key there; a customer key is the safer default, and services that read artifacts
+//! in place are handed it). A declared key given as an alias cannot be compared with the key
+//! S3 reports, so in such a bucket any SSE-KMS object is accepted: the bucket's owner decides
+//! who writes there.
+//!
 //! # Why S3 does the encryption
 //!
 //! SSE-KMS gives what the embedded store's envelope encryption gives (a data key per object,
@@ -30,7 +43,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_config::{Region, SdkConfig};
@@ -43,6 +56,7 @@ use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
 };
 use baton_core::engine::ArtifactLocation;
+use baton_core::plan::DeclaredStore;
 use tokio::io::AsyncWriteExt;
 use tracing::warn;
 
@@ -77,9 +91,13 @@ pub struct ArtifactBucket {
 pub struct S3ArtifactStore {
     config: SdkConfig,
     buckets: HashMap<String, ArtifactBucket>,
-    clients: Mutex<HashMap<String, Client>>,
+    /// Shared with the views over pipelines' own buckets.
+    clients: Arc<Mutex<HashMap<String, Client>>>,
     copy_threshold: u64,
     copy_part: u64,
+    /// The names (IAM wildcards) of the buckets pipelines may declare as their stores; `None`
+    /// keeps every pipeline's artifacts in this store's own buckets.
+    declared: Option<String>,
 }
 
 impl fmt::Debug for S3ArtifactStore {
@@ -129,10 +147,57 @@ impl S3ArtifactStore {
         Self {
             config,
             buckets,
-            clients: Mutex::new(HashMap::new()),
+            clients: Arc::new(Mutex::new(HashMap::new())),
             copy_threshold: COPY_OBJECT_MAX_BYTES,
             copy_part: COPY_PART_BYTES,
+            declared: None,
         }
+    }
+
+    /// Keeps the artifacts of pipelines that declare stores in buckets named like `pattern`
+    /// (IAM wildcards `*` and `?`) in those stores; an empty pattern keeps every pipeline's
+    /// artifacts here.
+    pub fn with_declared_buckets(mut self, pattern: &str) -> Self {
+        self.declared = Some(pattern.trim()).filter(|p| !p.is_empty()).map(str::to_owned);
+        self
+    }
+
+    /// The declared stores as this store's buckets, or why they cannot be.
+    fn declared_buckets(
+        &self,
+        pattern: &str,
+        declared: &[DeclaredStore],
+    ) -> Result<HashMap<String, ArtifactBucket>, Vec<String>> {
+        let mut buckets = self.buckets.clone();
+        let mut refusals = Vec::new();
+        for d in declared {
+            let ours = self.buckets.get(&d.region);
+            let allowed =
+                ours.is_some_and(|b| b.bucket == d.bucket) || wildcard_match(pattern, &d.bucket);
+            if !allowed {
+                refusals.push(format!(
+                    "the artifact store {} in {} is not one this deployment may use: its \
+                     DeclaredArtifactBuckets are {pattern:?}",
+                    d.bucket, d.region
+                ));
+                continue;
+            }
+            let key = d.kms_key.clone().or_else(|| ours.map(|b| b.kms_key_arn.clone()));
+            match key {
+                Some(kms_key_arn) => {
+                    buckets.insert(
+                        d.region.clone(),
+                        ArtifactBucket { bucket: d.bucket.clone(), kms_key_arn },
+                    );
+                }
+                None => refusals.push(format!(
+                    "the artifact store {} in {} names no encryptionKey, and this deployment \
+                     has no key of its own in {}",
+                    d.bucket, d.region, d.region
+                )),
+            }
+        }
+        if refusals.is_empty() { Ok(buckets) } else { Err(refusals) }
     }
 
     /// Copies objects larger than `threshold` bytes across regions with `UploadPartCopy` in
@@ -330,6 +395,59 @@ async fn finish_upload(
 
 #[async_trait]
 impl ArtifactStore for S3ArtifactStore {
+    fn for_pipeline(
+        &self,
+        declared: &[DeclaredStore],
+    ) -> Result<Option<Arc<dyn ArtifactStore>>, ArtifactError> {
+        let Some(pattern) = self.declared.as_deref().filter(|_| !declared.is_empty()) else {
+            return Ok(None);
+        };
+        let buckets = self
+            .declared_buckets(pattern, declared)
+            .map_err(|r| ArtifactError::Refused(r.join("; ")))?;
+        Ok(Some(Arc::new(Self {
+            config: self.config.clone(),
+            buckets,
+            clients: self.clients.clone(),
+            copy_threshold: self.copy_threshold,
+            copy_part: self.copy_part,
+            declared: None,
+        })))
+    }
+
+    async fn refusals(&self, declared: &[DeclaredStore]) -> Vec<String> {
+        let Some(pattern) = self.declared.as_deref().filter(|_| !declared.is_empty()) else {
+            return Vec::new();
+        };
+        if let Err(refusals) = self.declared_buckets(pattern, declared) {
+            return refusals;
+        }
+        let mut refusals = Vec::new();
+        for d in declared {
+            if self.buckets.get(&d.region).is_some_and(|b| b.bucket == d.bucket) {
+                continue;
+            }
+            // The bucket's region comes back even from a bucket in another region.
+            let found = self.client(&d.region).head_bucket().bucket(&d.bucket).send().await;
+            match found {
+                Ok(head) => match head.bucket_region() {
+                    Some(actual) if actual != d.region => refusals.push(format!(
+                        "the artifact store {} is in {actual}, not in {} where it is declared",
+                        d.bucket, d.region
+                    )),
+                    _ => {}
+                },
+                Err(e) => refusals.push(format!(
+                    "the artifact store {} in {} cannot be reached by this deployment ({})",
+                    d.bucket,
+                    d.region,
+                    e.code().unwrap_or("no answer")
+                )),
+            }
+        }
+        refusals
+    }
+
     async fn put(
         &self,
         region: &str,
@@ -490,8 +608,10 @@ fn check_encryption(
     encryption: Option<&ServerSideEncryption>,
     kms_key: Option<&str>,
 ) -> Result<(), ArtifactError> {
+    // An alias cannot be compared with the key ARN S3 reports (see the module's docs).
+    let alias = bucket.kms_key_arn.starts_with("alias/") || bucket.kms_key_arn.contains(":alias/");
     let ours = encryption == Some(&ServerSideEncryption::AwsKms)
-        && kms_key.is_some_and(|k| same_kms_key(&bucket.kms_key_arn, k));
+        && (alias || kms_key.is_some_and(|k| same_kms_key(&bucket.kms_key_arn, k)));
     if ours {
         Ok(())
     } else {
@@ -515,6 +635,31 @@ pub fn same_kms_key(a: &str, b: &str) -> bool {
         }
     };
     a == b || (!(a.contains(':') && b.contains(':')) && id(a) == id(b))
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters and `?` for
+/// one, as in IAM resource names.
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // Greedy with one backtrack point: the last `*` seen and where it started matching.
+    let (mut i, mut j, mut star, mut from) = (0, 0, None, 0);
+    while j < n.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            from = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            from += 1;
+            j = from;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
 }
 
 fn is_not_found(code: Option<&str>) -> bool {
@@ -615,6 +760,18 @@ mod tests {
         let other_account = arn.replace("123456789012", "222222222222");
         assert!(!same_kms_key(arn, &other_account));
         assert!(!same_kms_key(arn, "ffff"));
+    }
+
+    #[test]
+    fn bucket_patterns_match_as_iam_wildcards() {
+        assert!(wildcard_match("codepipeline-*", "codepipeline-us-east-1-123"));
+        assert!(wildcard_match("*", "anything"));
+        assert!(wildcard_match("team-?-artifacts", "team-a-artifacts"));
+        assert!(wildcard_match("a*b*c", "aXXbYYc"));
+        assert!(!wildcard_match("a*b*c", "aXXbYY"));
+        assert!(!wildcard_match("codepipeline-*", "my-codepipeline-bucket"));
+        assert!(!wildcard_match("team-?-artifacts", "team-ab-artifacts"));
+        assert!(!wildcard_match("exact", "exactly"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{Artifact, ConditionKind, ExecutionId, Millis, SourceRevision};
 use crate::events::{Announce, PublicEvent};
-use crate::plan::ActionType;
+use crate::plan::{ActionType, DeclaredStore};
 
 /// Everything a provider needs to run one action attempt: the internal `Action Requested`
 /// event that the action worker (or, for manual approvals, the approval function) consumes.
@@ -47,6 +47,9 @@ pub struct ActionRequest {
     /// names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_role_arn: Option<String>,
+    /// The pipeline's declared artifact stores, for a host that keeps artifacts there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifact_stores: Vec<DeclaredStore>,
     /// When the attempt times out.
     pub deadline: Millis,
     /// The approval token, for manual approvals.
@@ -98,6 +101,9 @@ pub struct RuleRequest {
     /// The pipeline's role, as for [`ActionRequest::pipeline_role_arn`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_role_arn: Option<String>,
+    /// The pipeline's declared artifact stores, for a host that keeps artifacts there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifact_stores: Vec<DeclaredStore>,
     /// When the rule's first evaluation in this run of its condition began: what a rule that
     /// waits for a change (`CloudWatchAlarm`'s `WaitTime`) counts from.
     pub started_at: Millis,

@@ -800,6 +800,7 @@ impl<'a> Machine<'a> {
                     region: plan_action.region.clone(),
                     role_arn: plan_action.role_arn.clone(),
                     pipeline_role_arn: self.plan.role_arn.clone(),
+                    artifact_stores: self.plan.artifact_stores.clone(),
                     deadline,
                     token,
                     output_artifact_files: plan_action.output_artifact_files.clone(),
@@ -1539,6 +1540,7 @@ fn rule_request(
         region: rule.region.clone().unwrap_or_else(|| plan.region.clone()),
         role_arn: rule.role_arn.clone(),
         pipeline_role_arn: plan.role_arn.clone(),
+        artifact_stores: plan.artifact_stores.clone(),
         started_at: 0,
         deadline: 0,
     })

@@ -112,6 +112,7 @@ fn build_plan(s: &Scenario) -> Plan {
         region: "us-east-1".into(),
         event_source: "baton.codepipeline".into(),
         role_arn: None,
+        artifact_stores: vec![],
         variables: vec![],
         stages,
     }

@@ -25,6 +25,7 @@ fn plan(mode: ExecutionMode, stages: Vec<(&str, Vec<ActionPlan>)>) -> Plan {
         region: "us-east-1".into(),
         event_source: "baton.codepipeline".into(),
         role_arn: None,
+        artifact_stores: vec![],
         variables: vec![],
         stages: stages
             .into_iter()

@@ -976,13 +976,6 @@ impl<'a> Machine<'a> {
                     failed.push(format!("rule {}: {why}", rule.name));
                     (RuleStatus::Failed, why)
                 }
-                // After a failure time is not waited for (the stage has ended already); a
-                // service's answer is.
-                Verdict::Wait(why)
-                    if kind == ConditionKind::OnFailure && rule.is_decided_by_engine() =>
-                {
-                    (RuleStatus::Succeeded, why)
-                }
                 Verdict::Wait(why) => {
                     waits.push((rule, why.clone()));
                     (RuleStatus::InProgress, why)

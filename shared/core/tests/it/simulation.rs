@@ -137,11 +137,16 @@ fn conditions(s: &Scenario, stage: usize) -> StageConditions {
     };
     StageConditions {
         before_entry: (s.gated_stage == Some(stage))
-            .then(|| ConditionPlan { result: ConditionResult::Fail, rules: vec![window] }),
+            .then(|| ConditionPlan { result: ConditionResult::Fail, rules: vec![window.clone()] }),
         on_success: (s.checked_stage == Some(stage))
             .then(|| ConditionPlan { result: ConditionResult::Fail, rules: vec![smoke.clone()] }),
         on_failure: (s.checked_stage == Some(stage) && s.rollback_stage != Some(stage))
-            .then(|| ConditionPlan { result: ConditionResult::Rollback, rules: vec![smoke] }),
+            // A window after a failure holds the stage while it is shut, as a service rule
+            // holds it while it decides.
+            .then(|| ConditionPlan {
+                result: ConditionResult::Rollback,
+                rules: vec![smoke, window],
+            }),
         rollback_on_failure: s.rollback_stage == Some(stage),
     }
 }

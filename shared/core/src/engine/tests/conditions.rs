@@ -456,6 +456,56 @@ fn after_a_failure_a_passing_service_rule_rolls_nothing_back_and_frees_the_stage
     assert!(w.state.executions.values().all(|e| e.rollback.is_none()), "no rollback");
 }
 
+/// [`rolls_back`], the rollback decided by a window (`onFailure` with `ROLLBACK`): a failure
+/// outside office hours is rolled back once the window has stayed shut for `timeout` minutes.
+fn rolls_back_outside_the_window(timeout: u32) -> World {
+    let mut w = rolls_back(ExecutionMode::Queued);
+    w.plan.stages[2].conditions = StageConditions {
+        on_failure: condition(ConditionResult::Rollback, vec![office_hours(timeout)]),
+        ..Default::default()
+    };
+    w.now = monday(8, 0);
+    w
+}
+
+#[test]
+fn after_a_failure_a_closed_window_holds_the_stage_until_it_opens_then_frees_it() {
+    let mut w = rolls_back_outside_the_window(120);
+    build_bundle(&mut w, "e1", "v1");
+    w.finish("e1", "Deploy", "Ship", true);
+    build_bundle(&mut w, "e2", "v2");
+    let failed = w.finish("e2", "Deploy", "Ship", false);
+    assert!(requested(&failed).is_empty(), "nothing rolled back yet");
+    assert_eq!(deploy(&w, "e2").conditions.waiting(), Some(ConditionKind::OnFailure));
+    build_bundle(&mut w, "e3", "v3");
+    assert_eq!(w.exec("e3").place(), Place::Waiting(2), "the failed execution holds the stage");
+    w.now = monday(8, 59);
+    assert!(requested(&w.ok(Input::Tick)).is_empty(), "still shut");
+    w.now = monday(9, 0);
+    let opened = w.ok(Input::Tick);
+    assert_eq!(requested(&opened), vec!["Deploy/Ship#1"], "e3 gets the stage");
+    assert_eq!(w.exec("e3").place(), Place::InStage(2));
+    assert!(w.state.executions.values().all(|e| e.rollback.is_none()), "no rollback");
+}
+
+#[test]
+fn after_a_failure_a_window_that_stays_shut_past_its_time_out_rolls_back() {
+    let mut w = rolls_back_outside_the_window(30);
+    build_bundle(&mut w, "e1", "v1");
+    w.finish("e1", "Deploy", "Ship", true);
+    build_bundle(&mut w, "e2", "v2");
+    w.finish("e2", "Deploy", "Ship", false);
+    w.now = monday(8, 29);
+    assert!(requested(&w.ok(Input::Tick)).is_empty());
+    w.now = monday(8, 31);
+    let step = w.ok(Input::Tick);
+    let redeploy = request(&step);
+    assert_eq!(redeploy.input_artifacts[0].location.key, "v1");
+    assert_eq!(w.exec(&redeploy.execution_id.clone()).rollback.as_ref().unwrap().target, "e1");
+    let summary = &deploy(&w, "e2").conditions.on_failure.as_ref().unwrap().summary;
+    assert!(summary.contains("30 minutes passed"), "{summary}");
+}
+
 #[test]
 fn a_failed_stage_rolls_back_to_the_last_execution_that_succeeded_in_it() {
     let mut w = rolls_back(ExecutionMode::Queued);

@@ -38,6 +38,9 @@ pub struct Config {
     /// (`BATON_DECLARED_ARTIFACT_BUCKETS`); empty keeps every pipeline's artifacts in the
     /// deployment's own buckets.
     pub declared_artifact_buckets: String,
+    /// The CodeBuild project `Commands` actions run as builds of (`BATON_COMMANDS_PROJECT`);
+    /// without it they are refused at start.
+    pub commands_project: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -131,6 +134,7 @@ impl Config {
             declared_artifact_buckets: lookup("BATON_DECLARED_ARTIFACT_BUCKETS")
                 .map(|v| v.trim().to_owned())
                 .unwrap_or_default(),
+            commands_project: lookup("BATON_COMMANDS_PROJECT").filter(|v| !v.trim().is_empty()),
         })
     }
 }

@@ -273,6 +273,9 @@ impl Aws {
     fn providers(&self) -> baton_app::ports::provider::ProviderRegistry {
         let mut providers = baton_app::ports::provider::ProviderRegistry::default().on_aws();
         crate::providers::register(&mut providers, self.roles.clone());
+        if let Some(project) = &self.config.commands_project {
+            crate::providers::register_commands(&mut providers, self.roles.clone(), project);
+        }
         crate::providers::register_rules(
             &mut providers,
             self.roles.clone(),

@@ -18,10 +18,12 @@ use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, Versioning
 use aws_sdk_sts::config::ProvideCredentials;
 use baton::adapters::aws::sdk;
 use baton::adapters::aws::sts_roles::RoleAssumer;
-use baton::core::engine::ActionRequest;
+use baton::core::engine::{ActionRequest, ArtifactLocation};
 use baton::core::plan::ActionType;
 use baton::ports::provider::ProviderRegistry;
-use baton::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
+use baton::ports::provider::{
+    ActionProvider, InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderError,
+};
 use baton::providers::archive;
 use baton::providers::aws::cloudformation::{
     CfnError, ChangeSet, CloudFormationProvider, Stack, StackApi, StackInput, Update,
@@ -30,6 +32,7 @@ use baton::providers::aws::codebuild::CodeBuildProvider;
 use baton::providers::aws::codecommit_source::{
     CodeCommitSourceProvider, CommitInfo, FolderListing, RepoError, RepositoryApi,
 };
+use baton::providers::aws::commands::CommandsProvider;
 use baton::providers::aws::ecs_deploy::EcsDeployProvider;
 use baton::providers::aws::s3_deploy::S3DeployProvider;
 use baton::providers::aws::s3_source::S3SourceProvider;
@@ -779,19 +782,16 @@ async fn an_s3_source_fetches_the_zip_with_its_etag_and_version() {
     assert_eq!(code, "ConfigurationError");
 }
 
-#[tokio::test]
-async fn a_codebuild_build_is_started_then_followed_to_its_end() {
-    let dir = TempDir::new().unwrap();
-    let config = sdk_config(DEPLOY_REGION).await;
-    let codebuild = aws_sdk_codebuild::Client::new(&config);
-    let project = unique("baton-build");
+/// A CodeBuild project named `project` on moto (whose builds always succeed).
+async fn codebuild_project(project: &str) {
     use aws_sdk_codebuild::types::{
         ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
         ProjectSource, SourceType,
     };
+    let codebuild = aws_sdk_codebuild::Client::new(&sdk_config(DEPLOY_REGION).await);
     codebuild
         .create_project()
-        .name(&project)
+        .name(project)
         .source(
             ProjectSource::builder()
                 .r#type(SourceType::S3)
@@ -812,6 +812,13 @@ async fn a_codebuild_build_is_started_then_followed_to_its_end() {
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_codebuild_build_is_started_then_followed_to_its_end() {
+    let dir = TempDir::new().unwrap();
+    let project = unique("baton-build");
+    codebuild_project(&project).await;
     let provider = CodeBuildProvider::new(roles().await);
     let build = request(
         "Build",
@@ -848,6 +855,42 @@ async fn a_codebuild_build_is_started_then_followed_to_its_end() {
             assert!(message.contains(&gone), "{message}");
         }
         other => panic!("a missing build did not fail: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn commands_run_as_a_build_of_the_commands_project_on_the_artifacts_in_place() {
+    let dir = TempDir::new().unwrap();
+    let project = unique("baton-commands");
+    codebuild_project(&project).await;
+    let provider = CommandsProvider::new(CodeBuildProvider::new(roles().await), project.clone());
+    let mut commands = request("Compute", "Commands", &[], &["Site"]);
+    commands.commands = vec!["npm ci".into(), "npm run build".into()];
+    commands.output_artifact_files = vec![("Site".into(), vec!["dist/**/*".into()])];
+    let place = |key: &str| ArtifactLocation { bucket: "artifacts".into(), key: key.into() };
+    let mut attempt = job(&dir, commands.clone(), &[]);
+    attempt.in_place = Some(InPlaceArtifacts {
+        inputs: vec![("Source".into(), place("release/e/Source/1.zip"))],
+        outputs: vec![("Site".into(), place("release/e/Site/1.zip"))],
+        kms_key_arn: "arn:aws:kms:us-east-1:123456789012:key/k".into(),
+    });
+
+    let started = provider.run(&attempt).await.unwrap();
+    let JobResult::Running { external_id: id, .. } = started else {
+        panic!("the commands' build was not left running: {started:?}");
+    };
+    assert!(id.starts_with(&format!("{project}:")), "a build of the Commands project: {id}");
+    let result = provider.resume(&attempt, &id).await.unwrap();
+    assert!(matches!(result, JobResult::Succeeded { .. }), "{result:?}");
+
+    // Without commands nothing starts, and the action says why.
+    commands.commands.clear();
+    match provider.run(&job(&dir, commands, &[])).await.unwrap() {
+        JobResult::Failed { code, message } => {
+            assert_eq!(code, "ConfigurationError");
+            assert!(message.contains("at least one command"), "{message}");
+        }
+        other => panic!("commandless action did not fail: {other:?}"),
     }
 }
 

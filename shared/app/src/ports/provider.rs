@@ -306,7 +306,7 @@ fn missing_on_aws(t: &ActionType) -> String {
             "{name} runs through the job protocol, which needs the deployment's job role: set BATON_JOB_ROLE_ARN on the functions (template.yaml sets it to JobArtifactsRole)"
         ),
         ("AWS", "Commands") => format!(
-            "{name} runs on one machine (baton run, baton serve); Baton on AWS has no runner for it yet, so this pipeline can be created and kept here but not run"
+            "{name} runs as a build of the deployment's Commands project: set BATON_COMMANDS_PROJECT on the functions (template.yaml sets it to CommandsProject)"
         ),
         _ => format!(
             "Baton has no provider for {name} actions yet, so this pipeline can be created and kept here but not run"
@@ -317,7 +317,7 @@ fn missing_on_aws(t: &ActionType) -> String {
 /// Why a rule of `provider` cannot be evaluated on this host, and what would let it.
 fn missing_rule_provider(provider: &str, aws_configurable: bool) -> String {
     if provider == "Commands" {
-        return "Commands rules run where the Commands action runs: on one machine (baton run, baton serve), not yet on AWS".into();
+        return "Commands rules run on one machine (baton run, baton serve); on AWS only the Commands action runs, as a build of the deployment's Commands project, and a rule cannot wait for a build yet".into();
     }
     if !baton_core::rules::SERVICE_RULES.contains(&provider) {
         return format!(
@@ -421,7 +421,7 @@ mod tests {
         let refusals = aws.refusals(&p).await;
         assert_eq!(refusals.len(), 2, "{refusals:?}");
         assert!(refusals[0].contains("BATON_JOB_ROLE_ARN"), "{}", refusals[0]);
-        assert!(refusals[1].contains("runs on one machine"), "{}", refusals[1]);
+        assert!(refusals[1].contains("BATON_COMMANDS_PROJECT"), "{}", refusals[1]);
         assert!(refusals.iter().all(|r| !r.contains("baton.toml")), "{refusals:?}");
 
         let mut local = ProviderRegistry::default();

@@ -167,6 +167,17 @@ fn parse_environment(value: &str) -> Result<Vec<(String, String, String)>, Strin
         .collect()
 }
 
+/// What to build: the project, and what the action overrides in it.
+pub(super) struct Start<'a> {
+    pub(super) project: &'a str,
+    /// The input artifact that is the build's source; the first when `None`.
+    pub(super) primary_source: Option<&'a str>,
+    /// `(name, value, type)`; CodeBuild resolves `PARAMETER_STORE` and `SECRETS_MANAGER`.
+    pub(super) environment: &'a [(String, String, String)],
+    pub(super) buildspec: Option<String>,
+    pub(super) timeout_minutes: Option<i32>,
+}
+
 /// Runs CodeBuild builds.
 #[derive(Clone)]
 pub struct CodeBuildProvider {
@@ -187,21 +198,33 @@ impl CodeBuildProvider {
 
     async fn build(&self, job: &Job) -> Result<JobResult, Stop> {
         let config = &job.request.configuration;
-        let project = required(config, "ProjectName")?;
-        let places = match &job.in_place {
-            Some(places) => Some(build_places(places, optional(config, "PrimarySource"))?),
-            None if !job.request.output_artifacts.is_empty() => {
-                return Err(Failure::configuration(OUTPUTS_REFUSED).into());
-            }
-            None => None,
-        };
         let environment = optional(config, "EnvironmentVariables")
             .map(parse_environment)
             .transpose()
             .map_err(Failure::configuration)?
             .unwrap_or_default();
-        let overrides = environment
-            .into_iter()
+        let build = Start {
+            project: required(config, "ProjectName")?,
+            primary_source: optional(config, "PrimarySource"),
+            environment: &environment,
+            buildspec: None,
+            timeout_minutes: None,
+        };
+        self.start(job, build).await
+    }
+
+    /// Starts a build of `build.project` on the attempt's artifacts, and answers `Running`.
+    pub(super) async fn start(&self, job: &Job, build: Start<'_>) -> Result<JobResult, Stop> {
+        let places = match &job.in_place {
+            Some(places) => Some(build_places(places, build.primary_source)?),
+            None if !job.request.output_artifacts.is_empty() => {
+                return Err(Failure::configuration(OUTPUTS_REFUSED).into());
+            }
+            None => None,
+        };
+        let overrides = build
+            .environment
+            .iter()
             .map(|(name, value, kind)| {
                 EnvironmentVariable::builder()
                     .name(name)
@@ -214,8 +237,10 @@ impl CodeBuildProvider {
         let client = Client::new(&sdk_config(&self.roles, &job.request).await?);
         let mut start = client
             .start_build()
-            .project_name(project)
-            .set_environment_variables_override(Some(overrides).filter(|o| !o.is_empty()));
+            .project_name(build.project)
+            .set_environment_variables_override(Some(overrides).filter(|o| !o.is_empty()))
+            .set_buildspec_override(build.buildspec)
+            .set_timeout_in_minutes_override(build.timeout_minutes);
         if let Some(places) = places {
             start = start
                 .set_source_type_override(places.source.as_ref().map(|_| SourceType::S3))
@@ -236,7 +261,7 @@ impl CodeBuildProvider {
     }
 
     /// One look at build `id`: its verdict, or `Running`; past the deadline, stopped.
-    async fn look(&self, request: &ActionRequest, id: &str) -> Result<JobResult, Stop> {
+    pub(super) async fn look(&self, request: &ActionRequest, id: &str) -> Result<JobResult, Stop> {
         let client = Client::new(&sdk_config(&self.roles, request).await?);
         let builds =
             client.batch_get_builds().ids(id).send().await.map_err(sdk_stop("BatchGetBuilds"))?;

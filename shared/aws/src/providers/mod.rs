@@ -28,6 +28,7 @@ pub mod cloudwatch_alarm;
 pub mod codebuild;
 pub mod codecommit_source;
 pub mod codedeploy;
+pub mod commands;
 pub mod credentials;
 pub mod ecr_source;
 pub mod ecs_blue_green;
@@ -127,6 +128,22 @@ pub fn register_invoke(
     register_rules(registry, roles.clone(), account.clone());
     let lambda = lambda_invoke::provider(roles, queue, artifacts, clock, account);
     registry.register("Invoke", "AWS", "Lambda", Arc::new(lambda));
+}
+
+/// Registers `AWS/Compute/Commands`, run as builds of the CodeBuild project `project` (the
+/// deployment's Commands project).
+pub fn register_commands(
+    registry: &mut ProviderRegistry,
+    roles: Arc<dyn RoleCredentials>,
+    project: &str,
+) {
+    let builds = codebuild::CodeBuildProvider::new(roles);
+    registry.register(
+        "Compute",
+        "AWS",
+        "Commands",
+        Arc::new(commands::CommandsProvider::new(builds, project)),
+    );
 }
 
 /// Registers the stage-condition rules that ask AWS (`LambdaInvoke`, `CloudWatchAlarm`);

@@ -516,8 +516,20 @@ fn local_config(config: &EmbeddedConfig) -> LocalProviderConfig {
         connections: config.connections.clone(),
         cache_root: config.home.join("cache/connections"),
         build_numbers: config.home.join("codebuild/numbers"),
-        secrets: Some(Arc::new(crate::adapters::secret_files::SecretFiles::new(&config.home))),
+        secrets: Some(secrets(config)),
     }
+}
+
+/// Where builds' secret variables resolve: the home's own store, then, with `[aws]`, Parameter
+/// Store and Secrets Manager (a secret put in the home stands in for the account's).
+fn secrets(config: &EmbeddedConfig) -> Arc<dyn baton_app::ports::secrets::Secrets> {
+    let home = Arc::new(crate::adapters::secret_files::SecretFiles::new(&config.home));
+    #[cfg(feature = "aws")]
+    if let Some(sdk) = &config.aws {
+        let aws = Arc::new(baton_aws::adapters::aws_secrets::AwsSecrets::new(sdk));
+        return Arc::new(baton_app::ports::secrets::FirstOf(vec![home, aws]));
+    }
+    home
 }
 
 /// The local providers; with AWS configured, the AWS ones too for what has no local meaning.

@@ -70,6 +70,28 @@ impl<'a> SecretReference<'a> {
             version_id: parts.next().flatten(),
         }
     }
+
+    /// The part of the secret's `value` this reference asks for: all of it, or the value of
+    /// its JSON key (a string as it is, anything else as JSON text).
+    ///
+    /// # Errors
+    /// [`SecretError::NotFound`] when the value is not JSON or has no such key.
+    pub fn pick(&self, value: String) -> Result<String, SecretError> {
+        let Some(json_key) = self.json_key else { return Ok(value) };
+        let parsed: serde_json::Value = serde_json::from_str(&value).map_err(|_| {
+            SecretError::NotFound(format!(
+                "the secret {} is not JSON, so it has no key {json_key}",
+                self.id
+            ))
+        })?;
+        match &parsed[json_key] {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            serde_json::Value::Null => {
+                Err(SecretError::NotFound(format!("the secret {} has no key {json_key}", self.id)))
+            }
+            other => Ok(other.to_string()),
+        }
+    }
 }
 
 /// Why a reference has no value.
@@ -88,6 +110,25 @@ pub enum SecretError {
 pub trait Secrets: Send + Sync + std::fmt::Debug {
     /// The value `reference` of `kind` points to.
     async fn resolve(&self, kind: SecretKind, reference: &str) -> Result<String, SecretError>;
+}
+
+/// Stores asked in turn: the first that knows a reference answers. A store that cannot be
+/// read stops the search, so a value is never taken from a later store by accident.
+#[derive(Debug)]
+pub struct FirstOf(pub Vec<std::sync::Arc<dyn Secrets>>);
+
+#[async_trait]
+impl Secrets for FirstOf {
+    async fn resolve(&self, kind: SecretKind, reference: &str) -> Result<String, SecretError> {
+        let mut missing = Vec::new();
+        for store in &self.0 {
+            match store.resolve(kind, reference).await {
+                Err(SecretError::NotFound(why)) => missing.push(why),
+                answered => return answered,
+            }
+        }
+        Err(SecretError::NotFound(missing.join("; and ")))
+    }
 }
 
 #[cfg(test)]

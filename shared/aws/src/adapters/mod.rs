@@ -2,6 +2,8 @@
 //!
 //! Every SDK type and SDK error stays in this module; the ports see domain types only.
 
+#[cfg(feature = "secrets")]
+pub mod aws_secrets;
 pub mod dynamodb_approvals;
 pub mod dynamodb_job_queue;
 pub mod dynamodb_jobs;

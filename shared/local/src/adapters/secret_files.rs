@@ -161,20 +161,7 @@ impl SecretFiles {
             .get(kind, r.id)
             .map_err(unavailable)?
             .ok_or_else(|| SecretError::NotFound(put(r.id)))?;
-        let Some(json_key) = r.json_key else { return Ok(value) };
-        let parsed: serde_json::Value = serde_json::from_str(&value).map_err(|_| {
-            SecretError::NotFound(format!(
-                "the secret {} is not JSON, so it has no key {json_key}",
-                r.id
-            ))
-        })?;
-        match &parsed[json_key] {
-            serde_json::Value::String(s) => Ok(s.clone()),
-            serde_json::Value::Null => {
-                Err(SecretError::NotFound(format!("the secret {} has no key {json_key}", r.id)))
-            }
-            other => Ok(other.to_string()),
-        }
+        r.pick(value)
     }
 }
 

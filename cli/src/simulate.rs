@@ -127,6 +127,7 @@ impl Simulation<'_> {
                         rule: r.rule.clone(),
                         request: r.request,
                         verdict,
+                        handle: None,
                     };
                     self.queue.insert((self.now + 1_000, self.seq), input);
                 }

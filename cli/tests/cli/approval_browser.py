@@ -9,6 +9,7 @@ import os
 import sys
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -52,7 +53,11 @@ def main() -> int:
         chrome.find_element(By.NAME, "name").send_keys(name)
         chrome.find_element(By.NAME, "comment").send_keys("looks good in the browser")
         chrome.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        WebDriverWait(chrome, 10).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Approved"))
+        # The old page's heading can vanish between being found and being read while the answer
+        # loads ("Node ... does not belong to the document"): look again rather than fail.
+        WebDriverWait(
+            chrome, 10, ignored_exceptions=(StaleElementReferenceException, WebDriverException)
+        ).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Approved"))
         answer = chrome.find_element(By.TAG_NAME, "body").text
         if f"{name} (approval link)" not in answer:
             print(f"the answer does not name who decided:\n{answer}")

@@ -198,8 +198,13 @@ impl BusEvent {
         }
     }
 
-    /// The answer to `request`, for stage-advance.
-    pub fn rule_completed(request: &RuleRequest, verdict: baton_core::rules::Verdict) -> Self {
+    /// The answer to `request`, for stage-advance, with what the rule's next request is to
+    /// pick up ([`RuleRequest::handle`]).
+    pub fn rule_completed(
+        request: &RuleRequest,
+        verdict: baton_core::rules::Verdict,
+        handle: Option<String>,
+    ) -> Self {
         let input = Input::RuleCompleted {
             execution_id: request.execution_id.clone(),
             stage: request.stage.clone(),
@@ -207,6 +212,7 @@ impl BusEvent {
             rule: request.rule.clone(),
             request: request.request,
             verdict,
+            handle,
         };
         Self::for_result(RULE_COMPLETED, &request.pipeline, input)
     }
@@ -470,6 +476,7 @@ mod tests {
             role_arn: None,
             pipeline_role_arn: None,
             artifact_stores: Vec::new(),
+            handle: None,
             started_at: 0,
             deadline: 1,
         };
@@ -480,7 +487,7 @@ mod tests {
         assert_eq!(events[0].rule_request().unwrap().unwrap(), request);
         assert!(events[0].action_request().is_err(), "not an action's request");
 
-        let answer = BusEvent::rule_completed(&request, Verdict::Fail("exit 1".into()));
+        let answer = BusEvent::rule_completed(&request, Verdict::Fail("exit 1".into()), None);
         assert_eq!(targets(&rules(), &answer), vec![Target::StageAdvance]);
         let input = answer.pipeline_input().unwrap();
         assert_eq!(input.pipeline, "p");

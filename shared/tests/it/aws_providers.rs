@@ -18,11 +18,13 @@ use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, Versioning
 use aws_sdk_sts::config::ProvideCredentials;
 use baton::adapters::aws::sdk;
 use baton::adapters::aws::sts_roles::RoleAssumer;
-use baton::core::engine::{ActionRequest, ArtifactLocation};
+use baton::core::engine::{ActionRequest, ArtifactLocation, RuleRequest};
 use baton::core::plan::ActionType;
+use baton::core::rules::Verdict;
 use baton::ports::provider::ProviderRegistry;
 use baton::ports::provider::{
-    ActionProvider, InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderError,
+    ActionProvider, InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderError, RuleCheck,
+    RuleProvider,
 };
 use baton::providers::archive;
 use baton::providers::aws::cloudformation::{
@@ -32,7 +34,7 @@ use baton::providers::aws::codebuild::CodeBuildProvider;
 use baton::providers::aws::codecommit_source::{
     CodeCommitSourceProvider, CommitInfo, FolderListing, RepoError, RepositoryApi,
 };
-use baton::providers::aws::commands::CommandsProvider;
+use baton::providers::aws::commands::{CommandsProvider, CommandsRule};
 use baton::providers::aws::ecs_deploy::EcsDeployProvider;
 use baton::providers::aws::s3_deploy::S3DeployProvider;
 use baton::providers::aws::s3_source::S3SourceProvider;
@@ -892,6 +894,51 @@ async fn commands_run_as_a_build_of_the_commands_project_on_the_artifacts_in_pla
         }
         other => panic!("commandless action did not fail: {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_commands_rule_starts_its_build_once_then_follows_it_to_its_verdict() {
+    let dir = TempDir::new().unwrap();
+    let project = unique("baton-rule-commands");
+    codebuild_project(&project).await;
+    let rule = CommandsRule::new(CodeBuildProvider::new(roles().await), project.clone());
+    let mut request: RuleRequest = serde_json::from_value(serde_json::json!({
+        "pipeline": "release", "pipeline_version": 1, "execution_id": "e", "stage": "Deploy",
+        "condition": "OnSuccess", "rule": "Smoke", "request": 1, "provider": "Commands",
+        "configuration": {}, "commands": ["curl -f https://example.com/health"],
+        "input_artifacts": [], "region": DEPLOY_REGION, "role_arn": null,
+        "started_at": now_ms(), "deadline": now_ms() + 600_000
+    }))
+    .unwrap();
+    let check = |request: RuleRequest| RuleCheck {
+        request,
+        inputs: Vec::new(),
+        work_dir: dir.path().to_path_buf(),
+        log_path: dir.path().join("rule.log"),
+        now: now_ms(),
+        in_place: Some(InPlaceArtifacts {
+            inputs: vec![(
+                "Bundle".into(),
+                ArtifactLocation {
+                    bucket: "artifacts".into(),
+                    key: "release/e/Bundle/1.zip".into(),
+                },
+            )],
+            outputs: Vec::new(),
+            kms_key_arn: "arn:aws:kms:us-east-1:123456789012:key/k".into(),
+        }),
+    };
+
+    let (first, held) = rule.evaluate_held(&check(request.clone())).await.unwrap();
+    let build = held.expect("the build's id, for the next evaluation");
+    assert!(build.starts_with(&format!("{project}:")), "{build}");
+    assert_eq!(first, Verdict::Wait(format!("Build {build} is running")));
+
+    request.request = 2;
+    request.handle = Some(build.clone());
+    let (second, held) = rule.evaluate_held(&check(request)).await.unwrap();
+    assert_eq!(second, Verdict::Pass(format!("Build {build} succeeded")), "moto's builds succeed");
+    assert_eq!(held, None);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -154,6 +154,9 @@ pub struct RuleCheck {
     pub log_path: PathBuf,
     /// Now, by the worker's clock (what `WaitTime`-style rules count with).
     pub now: i64,
+    /// For a provider that works in place ([`RuleProvider::works_in_place`]): where the input
+    /// artifacts are, instead of `inputs`.
+    pub in_place: Option<InPlaceArtifacts>,
 }
 
 /// Evaluates one kind of rule (`ruleTypeId.provider`) that asks a service.
@@ -167,6 +170,20 @@ pub trait RuleProvider: Send + Sync {
     }
     /// Evaluates the rule once: `Pass`, `Fail`, or `Wait` to be asked again later.
     async fn evaluate(&self, check: &RuleCheck) -> Result<Verdict, ProviderError>;
+    /// Evaluates the rule once, going on with what the previous `Wait` of this run of its
+    /// condition left (`check.request.handle`), and returns what the next evaluation is to
+    /// pick up: for a rule whose work outlives one evaluation (a build).
+    async fn evaluate_held(
+        &self,
+        check: &RuleCheck,
+    ) -> Result<(Verdict, Option<String>), ProviderError> {
+        Ok((self.evaluate(check).await?, None))
+    }
+    /// Whether the rule's service reads the input artifacts where the store keeps them
+    /// ([`RuleCheck::in_place`]) rather than as downloaded files.
+    fn works_in_place(&self) -> bool {
+        false
+    }
 }
 
 /// Providers by category, owner and provider name.
@@ -317,7 +334,8 @@ fn missing_on_aws(t: &ActionType) -> String {
 /// Why a rule of `provider` cannot be evaluated on this host, and what would let it.
 fn missing_rule_provider(provider: &str, aws_configurable: bool) -> String {
     if provider == "Commands" {
-        return "Commands rules run on one machine (baton run, baton serve); on AWS only the Commands action runs, as a build of the deployment's Commands project, and a rule cannot wait for a build yet".into();
+        // Registered on one machine always; on AWS with the deployment's Commands project.
+        return "Commands rules run as builds of the deployment's Commands project: set BATON_COMMANDS_PROJECT on the functions (template.yaml sets it to CommandsProject)".into();
     }
     if !baton_core::rules::SERVICE_RULES.contains(&provider) {
         return format!(

@@ -23,42 +23,47 @@ pub struct ActionRule {
 impl ActionRule {
     /// The `Commands` rule over the `Commands` action's provider.
     pub fn commands(provider: Arc<dyn ActionProvider>) -> Self {
-        let action_type = ActionType {
-            category: "Compute".into(),
-            owner: "AWS".into(),
-            provider: "Commands".into(),
-            version: "1".into(),
-        };
-        Self { action_type, provider }
+        Self { action_type: commands_type(), provider }
     }
+}
 
-    /// The action attempt that stands for one evaluation of the rule.
-    fn as_action(&self, r: &RuleRequest) -> ActionRequest {
-        ActionRequest {
-            pipeline: r.pipeline.clone(),
-            pipeline_version: r.pipeline_version,
-            execution_id: r.execution_id.clone(),
-            stage: r.stage.clone(),
-            action: r.rule.clone(),
-            attempt: r.request,
-            action_type: self.action_type.clone(),
-            configuration: r.configuration.clone(),
-            commands: r.commands.clone(),
-            input_artifacts: r.input_artifacts.clone(),
-            source_revision: None,
-            input_revisions: Vec::new(),
-            output_artifacts: Vec::new(),
-            region: r.region.clone(),
-            role_arn: r.role_arn.clone(),
-            pipeline_role_arn: r.pipeline_role_arn.clone(),
-            artifact_stores: r.artifact_stores.clone(),
-            deadline: r.deadline,
-            token: None,
-            output_artifact_files: Vec::new(),
-            output_variables: Vec::new(),
-            environment_variables: Vec::new(),
-            announce: Default::default(),
-        }
+/// The action attempt of `action_type` that stands for one evaluation of the rule `r`: its
+/// configuration, commands and inputs, numbered by the rule's request.
+pub fn action_of(r: &RuleRequest, action_type: &ActionType) -> ActionRequest {
+    ActionRequest {
+        pipeline: r.pipeline.clone(),
+        pipeline_version: r.pipeline_version,
+        execution_id: r.execution_id.clone(),
+        stage: r.stage.clone(),
+        action: r.rule.clone(),
+        attempt: r.request,
+        action_type: action_type.clone(),
+        configuration: r.configuration.clone(),
+        commands: r.commands.clone(),
+        input_artifacts: r.input_artifacts.clone(),
+        source_revision: None,
+        input_revisions: Vec::new(),
+        output_artifacts: Vec::new(),
+        region: r.region.clone(),
+        role_arn: r.role_arn.clone(),
+        pipeline_role_arn: r.pipeline_role_arn.clone(),
+        artifact_stores: r.artifact_stores.clone(),
+        deadline: r.deadline,
+        token: None,
+        output_artifact_files: Vec::new(),
+        output_variables: Vec::new(),
+        environment_variables: Vec::new(),
+        announce: Default::default(),
+    }
+}
+
+/// The `Commands` action's type, which the `Commands` rule runs as.
+pub fn commands_type() -> ActionType {
+    ActionType {
+        category: "Compute".into(),
+        owner: "AWS".into(),
+        provider: "Commands".into(),
+        version: "1".into(),
     }
 }
 
@@ -73,7 +78,7 @@ impl RuleProvider for ActionRule {
 
     async fn evaluate(&self, check: &RuleCheck) -> Result<Verdict, ProviderError> {
         let job = Job {
-            request: self.as_action(&check.request),
+            request: action_of(&check.request, &self.action_type),
             inputs: check.inputs.clone(),
             work_dir: check.work_dir.clone(),
             log_path: check.log_path.clone(),

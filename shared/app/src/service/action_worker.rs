@@ -427,33 +427,14 @@ impl ActionWorker {
         r: &ActionRequest,
         with_inputs: bool,
     ) -> Result<Option<InPlaceArtifacts>, ServiceError> {
-        let key = |artifact: &str| ArtifactKey {
-            pipeline: r.pipeline.clone(),
-            execution_id: r.execution_id.clone(),
-            artifact: artifact.to_owned(),
+        let piece = Piece {
+            pipeline: &r.pipeline,
+            execution_id: &r.execution_id,
             attempt: r.attempt,
+            region: &r.region,
         };
-        // The region's key comes with any place in it; this probe names no real artifact.
-        let Some(probe) = artifacts.in_place(&r.region, &key("in-place")) else {
-            return Ok(None);
-        };
-        let mut inputs = Vec::new();
-        if with_inputs {
-            for artifact in &r.input_artifacts {
-                inputs.push((
-                    artifact.name.clone(),
-                    in_region(artifacts, &r.region, artifact).await?,
-                ));
-            }
-        }
-        let mut outputs = Vec::new();
-        for name in &r.output_artifacts {
-            let Some(place) = artifacts.in_place(&r.region, &key(name)) else {
-                return Ok(None);
-            };
-            outputs.push((name.clone(), place.location));
-        }
-        Ok(Some(InPlaceArtifacts { inputs, outputs, kms_key_arn: probe.kms_key_arn }))
+        let inputs: &[Artifact] = if with_inputs { &r.input_artifacts } else { &[] };
+        in_place(artifacts, &piece, inputs, &r.output_artifacts).await
     }
 
     /// Where the artifacts of a pipeline with `declared` stores go: its own stores where this
@@ -464,6 +445,47 @@ impl ActionWorker {
     ) -> Result<Arc<dyn ArtifactStore>, ServiceError> {
         Ok(self.artifacts.for_pipeline(declared)?.unwrap_or_else(|| self.artifacts.clone()))
     }
+}
+
+/// Whose artifacts are placed: an action attempt's, or a rule evaluation's.
+pub(super) struct Piece<'a> {
+    pub(super) pipeline: &'a str,
+    pub(super) execution_id: &'a str,
+    /// The attempt, or the rule's request.
+    pub(super) attempt: u32,
+    pub(super) region: &'a str,
+}
+
+/// The artifacts of `piece` in place, when the store can tell: `inputs` (copied into its region
+/// first) and where `outputs` are to be written.
+pub(super) async fn in_place(
+    artifacts: &dyn ArtifactStore,
+    piece: &Piece<'_>,
+    inputs: &[Artifact],
+    outputs: &[String],
+) -> Result<Option<InPlaceArtifacts>, ServiceError> {
+    let key = |artifact: &str| ArtifactKey {
+        pipeline: piece.pipeline.to_owned(),
+        execution_id: piece.execution_id.to_owned(),
+        artifact: artifact.to_owned(),
+        attempt: piece.attempt,
+    };
+    // The region's key comes with any place in it; this probe names no real artifact.
+    let Some(probe) = artifacts.in_place(piece.region, &key("in-place")) else {
+        return Ok(None);
+    };
+    let mut placed = Vec::with_capacity(inputs.len());
+    for artifact in inputs {
+        placed.push((artifact.name.clone(), in_region(artifacts, piece.region, artifact).await?));
+    }
+    let mut places = Vec::with_capacity(outputs.len());
+    for name in outputs {
+        let Some(place) = artifacts.in_place(piece.region, &key(name)) else {
+            return Ok(None);
+        };
+        places.push((name.clone(), place.location));
+    }
+    Ok(Some(InPlaceArtifacts { inputs: placed, outputs: places, kms_key_arn: probe.kms_key_arn }))
 }
 
 /// Where `artifact` is in the action's region, copied there first if it was made elsewhere.

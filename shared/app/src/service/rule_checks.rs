@@ -7,7 +7,7 @@ use baton_core::rules::Verdict;
 use tracing::info;
 
 use super::ServiceError;
-use super::action_worker::{ActionWorker, Step, fetch};
+use super::action_worker::{ActionWorker, Piece, Step, fetch, in_place};
 use crate::ports::provider::RuleCheck;
 use baton_protocol::bus_events::BusEvent;
 
@@ -25,10 +25,14 @@ impl ActionWorker {
             info!(execution_id = %request.execution_id, rule = %request.rule, "rule request no longer current; not evaluating it");
             return Ok(());
         }
-        let verdict = match self.providers.rule(&request.provider) {
-            None => {
-                Verdict::Fail(format!("no provider for {} rules on this runtime", request.provider))
-            }
+        let (verdict, handle) = match self.providers.rule(&request.provider) {
+            None => (
+                Verdict::Fail(format!(
+                    "no provider for {} rules on this runtime",
+                    request.provider
+                )),
+                None,
+            ),
             Some(provider) => {
                 let step = Step {
                     pipeline: &request.pipeline,
@@ -42,9 +46,24 @@ impl ActionWorker {
                 std::fs::create_dir_all(&inputs_dir)
                     .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
                 let artifacts = self.store_for(&request.artifact_stores)?;
+                let piece = Piece {
+                    pipeline: &request.pipeline,
+                    execution_id: &request.execution_id,
+                    attempt: request.request,
+                    region: &request.region,
+                };
+                let in_place = if provider.works_in_place() {
+                    in_place(&*artifacts, &piece, &request.input_artifacts, &[]).await?
+                } else {
+                    None
+                };
                 let mut inputs = Vec::with_capacity(request.input_artifacts.len());
-                for artifact in &request.input_artifacts {
-                    inputs.push(fetch(&*artifacts, &request.region, artifact, &inputs_dir).await?);
+                if in_place.is_none() {
+                    for artifact in &request.input_artifacts {
+                        inputs.push(
+                            fetch(&*artifacts, &request.region, artifact, &inputs_dir).await?,
+                        );
+                    }
                 }
                 let check = RuleCheck {
                     request: request.clone(),
@@ -52,16 +71,17 @@ impl ActionWorker {
                     work_dir: dir.join("run"),
                     log_path,
                     now: self.clock.now(),
+                    in_place,
                 };
                 std::fs::create_dir_all(&check.work_dir)
                     .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
-                let verdict = provider.evaluate(&check).await;
+                let answer = provider.evaluate_held(&check).await;
                 let _ = std::fs::remove_dir_all(&dir);
-                verdict?
+                answer?
             }
         };
         info!(execution_id = %request.execution_id, rule = %request.rule, ?verdict, "rule evaluated");
-        self.bus.publish(&[BusEvent::rule_completed(&request, verdict)]).await?;
+        self.bus.publish(&[BusEvent::rule_completed(&request, verdict, handle)]).await?;
         Ok(())
     }
 

@@ -11,17 +11,25 @@
 //! overrides, so CodeBuild resolves `PARAMETER_STORE` and `SECRETS_MANAGER` ones with the
 //! project's role. The build's time-out is the action's time left (CodeBuild takes 5 to 2160
 //! minutes). Following and stopping the build is the CodeBuild action's.
+//!
+//! The `Commands` rule ([`CommandsRule`]) runs the same way: its first evaluation starts the
+//! build and answers `Wait`, holding the build's id for the next one, which looks at it until
+//! it ends. The rule passes when the build succeeds and fails with its failure.
 
 use std::fmt;
 
 use async_trait::async_trait;
 use baton_core::engine::ActionRequest;
 use baton_core::plan::ActionPlan;
+use baton_core::rules::{RulePlan, Verdict};
 use serde_json::{Map, Value, json};
 
 use super::codebuild::{CodeBuildProvider, Start};
 use super::{Failure, finish, time_left};
-use baton_app::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
+use baton_app::ports::provider::{
+    ActionProvider, Job, JobResult, ProviderError, RuleCheck, RuleProvider,
+};
+use baton_app::providers::action_rule::{action_of, commands_type};
 
 /// Runs `Commands` actions as builds of one CodeBuild project.
 #[derive(Clone)]
@@ -127,6 +135,68 @@ impl ActionProvider for CommandsProvider {
         external_id: &str,
     ) -> Result<(), ProviderError> {
         self.builds.cancel(request, external_id).await
+    }
+}
+
+/// Runs `Commands` rules as builds of one CodeBuild project, one build per run of the rule's
+/// condition.
+#[derive(Clone)]
+pub struct CommandsRule(CommandsProvider);
+
+impl fmt::Debug for CommandsRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CommandsRule").field(&self.0.project).finish()
+    }
+}
+
+impl CommandsRule {
+    /// Runs the rules' commands as builds of `project`, started and followed by `builds`.
+    pub fn new(builds: CodeBuildProvider, project: impl Into<String>) -> Self {
+        Self(CommandsProvider::new(builds, project))
+    }
+}
+
+#[async_trait]
+impl RuleProvider for CommandsRule {
+    async fn check(&self, rule: &RulePlan) -> Result<(), String> {
+        if rule.commands.is_empty() {
+            return Err("a Commands rule needs at least one command".into());
+        }
+        Ok(())
+    }
+
+    fn works_in_place(&self) -> bool {
+        true
+    }
+
+    async fn evaluate(&self, check: &RuleCheck) -> Result<Verdict, ProviderError> {
+        Ok(self.evaluate_held(check).await?.0)
+    }
+
+    async fn evaluate_held(
+        &self,
+        check: &RuleCheck,
+    ) -> Result<(Verdict, Option<String>), ProviderError> {
+        let job = Job {
+            request: action_of(&check.request, &commands_type()),
+            inputs: Vec::new(),
+            work_dir: check.work_dir.clone(),
+            log_path: check.log_path.clone(),
+            in_place: check.in_place.clone(),
+        };
+        let result = match &check.request.handle {
+            None => self.0.run(&job).await?,
+            Some(build) => self.0.resume(&job, build).await?,
+        };
+        Ok(match result {
+            JobResult::Running { external_id, .. } => {
+                (Verdict::Wait(format!("Build {external_id} is running")), Some(external_id))
+            }
+            JobResult::Succeeded { summary, .. } => {
+                (Verdict::Pass(summary.unwrap_or_else(|| "The commands succeeded".into())), None)
+            }
+            JobResult::Failed { message, .. } => (Verdict::Fail(message), None),
+        })
     }
 }
 

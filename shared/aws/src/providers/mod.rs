@@ -130,7 +130,7 @@ pub fn register_invoke(
     registry.register("Invoke", "AWS", "Lambda", Arc::new(lambda));
 }
 
-/// Registers `AWS/Compute/Commands`, run as builds of the CodeBuild project `project` (the
+/// Registers `AWS/Compute/Commands` and the `Commands` rule, run as builds of the CodeBuild project `project` (the
 /// deployment's Commands project).
 pub fn register_commands(
     registry: &mut ProviderRegistry,
@@ -142,8 +142,9 @@ pub fn register_commands(
         "Compute",
         "AWS",
         "Commands",
-        Arc::new(commands::CommandsProvider::new(builds, project)),
+        Arc::new(commands::CommandsProvider::new(builds.clone(), project)),
     );
+    registry.register_rule("Commands", Arc::new(commands::CommandsRule::new(builds, project)));
 }
 
 /// Registers the stage-condition rules that ask AWS (`LambdaInvoke`, `CloudWatchAlarm`);

@@ -101,6 +101,11 @@ pub struct RuleRequest {
     /// The pipeline's role, as for [`ActionRequest::pipeline_role_arn`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_role_arn: Option<String>,
+    /// What the answer to this rule's previous request in this run of its condition left to
+    /// pick up: work it started and is following (a build), so a `Wait` goes on with it
+    /// rather than starting it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
     /// The pipeline's declared artifact stores, for a host that keeps artifacts there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifact_stores: Vec<DeclaredStore>,

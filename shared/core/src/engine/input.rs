@@ -158,6 +158,11 @@ pub enum Input {
         request: u32,
         /// What the rule found: a `Wait` is asked again on the next tick.
         verdict: Verdict,
+        /// What the next request of this rule is to pick up ([`RuleRequest::handle`]).
+        ///
+        /// [`RuleRequest::handle`]: crate::engine::RuleRequest::handle
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        handle: Option<String>,
     },
     /// Time passed: actions past their deadline time out, waiting conditions look again.
     Tick,

@@ -97,9 +97,22 @@ impl<'a> Machine<'a> {
             Input::Rollback { execution_id, stage, point, trigger } => {
                 self.manual_rollback(execution_id, stage, point, trigger)?
             }
-            Input::RuleCompleted { execution_id, stage, condition, rule, request, verdict } => {
-                self.rule_answered(execution_id, stage, *condition, rule, *request, verdict)?
-            }
+            Input::RuleCompleted {
+                execution_id,
+                stage,
+                condition,
+                rule,
+                request,
+                verdict,
+                handle,
+            } => self.rule_answered(
+                execution_id,
+                stage,
+                *condition,
+                (rule, *request),
+                verdict,
+                handle.as_deref(),
+            )?,
             Input::Tick => self.tick(),
         }
         Ok(())
@@ -958,6 +971,7 @@ impl<'a> Machine<'a> {
                             awaiting = true;
                             request.request = asked;
                             request.started_at = rule_started;
+                            request.handle = prior_rule.and_then(|r| r.handle.clone());
                             request.deadline =
                                 rule_started + i64::from(rule.timeout_minutes) * 60_000;
                             requests.push(request);
@@ -991,6 +1005,7 @@ impl<'a> Machine<'a> {
                 requests: asked,
                 awaiting: awaiting && status == RuleStatus::InProgress,
                 answer: None,
+                handle: prior_rule.and_then(|r| r.handle.clone()),
             });
         }
         let deadline = prior.and_then(|c| c.deadline).or_else(|| {
@@ -1054,9 +1069,9 @@ impl<'a> Machine<'a> {
         id: &str,
         stage: &str,
         kind: ConditionKind,
-        rule: &str,
-        request: u32,
+        (rule, request): (&str, u32),
         verdict: &Verdict,
+        handle: Option<&str>,
     ) -> Result<(), Rejection> {
         let s = self
             .plan
@@ -1081,6 +1096,7 @@ impl<'a> Machine<'a> {
         }
         r.awaiting = false;
         r.answer = Some(verdict.clone());
+        r.handle = handle.map(str::to_owned);
         self.look_again(id, s, kind);
         Ok(())
     }
@@ -1534,6 +1550,7 @@ fn rule_request(
         role_arn: rule.role_arn.clone(),
         pipeline_role_arn: plan.role_arn.clone(),
         artifact_stores: plan.artifact_stores.clone(),
+        handle: None,
         started_at: 0,
         deadline: 0,
     })

@@ -443,6 +443,12 @@ pub struct RuleRun {
     /// An answer not yet judged with the condition's other rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<crate::rules::Verdict>,
+    /// What the service's last answer left to pick up on the next request of this run of
+    /// the condition (the build a `Commands` rule started): [`RuleRequest::handle`].
+    ///
+    /// [`RuleRequest::handle`]: crate::engine::RuleRequest::handle
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
 }
 
 /// The latest run of one condition.

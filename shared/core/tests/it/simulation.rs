@@ -443,6 +443,7 @@ impl Sim {
                 rule: r.rule.clone(),
                 request: r.request,
                 verdict,
+                handle: None,
             };
         }
         match &o.token {

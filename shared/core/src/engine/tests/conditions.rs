@@ -102,6 +102,11 @@ fn rule_requests(step: &Step) -> Vec<&RuleRequest> {
 }
 
 fn answer(r: &RuleRequest, verdict: Verdict) -> Input {
+    answer_holding(r, verdict, None)
+}
+
+/// An answer that leaves `handle` for the rule's next request.
+fn answer_holding(r: &RuleRequest, verdict: Verdict, handle: Option<&str>) -> Input {
     Input::RuleCompleted {
         execution_id: r.execution_id.clone(),
         stage: r.stage.clone(),
@@ -109,6 +114,7 @@ fn answer(r: &RuleRequest, verdict: Verdict) -> Input {
         rule: r.rule.clone(),
         request: r.request,
         verdict,
+        handle: handle.map(str::to_owned),
     }
 }
 
@@ -166,6 +172,30 @@ fn a_wait_answer_is_asked_again_on_a_tick_until_the_rule_times_out() {
     w.ok(Input::Tick);
     assert_eq!(w.status("e1"), ExecutionStatus::Failed, "30 minutes passed");
     assert!(requested(&w.ok(Input::Tick)).is_empty(), "Ship never ran");
+}
+
+#[test]
+fn what_a_wait_answer_holds_comes_back_with_the_next_request_of_that_run_only() {
+    let mut w = gated(ExecutionMode::Queued, exit(ConditionResult::Fail, vec![smoke_test(55)]));
+    start_with(&mut w, "e1", "prod");
+    bundle_built(&mut w, "e1", "b1");
+    let first = rule_requests(&w.finish("e1", "Deploy", "Ship", true))[0].clone();
+    assert_eq!(first.handle, None, "nothing started yet");
+    w.ok(answer_holding(&first, Verdict::Wait("build running".into()), Some("build:1")));
+    w.now = monday(8, 10);
+    let again = rule_requests(&w.ok(Input::Tick))[0].clone();
+    assert_eq!(again.handle.as_deref(), Some("build:1"), "the build is followed, not restarted");
+    w.ok(answer_holding(&again, Verdict::Fail("exit 2".into()), None));
+    assert_eq!(w.status("e1"), ExecutionStatus::Failed);
+
+    // A retry of the stage is a new run of its condition: nothing is carried into it.
+    w.ok(Input::Retry {
+        execution_id: "e1".into(),
+        stage: "Deploy".into(),
+        mode: RetryMode::AllActions,
+    });
+    let rerun = rule_requests(&w.finish("e1", "Deploy", "Ship", true))[0].clone();
+    assert_eq!((rerun.handle, rerun.request), (None, 3), "asked afresh");
 }
 
 #[test]

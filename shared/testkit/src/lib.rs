@@ -227,6 +227,33 @@ pub async fn artifact_store_contract(
     assert!(matches!(r, Err(ArtifactError::NotFound(_))), "{r:?}");
 }
 
+/// A start of execution `id` as `StartPipelineExecution` makes it, with no variables or pinned
+/// revisions.
+pub fn manual_start(id: &str) -> baton_core::engine::Input {
+    baton_core::engine::Input::Start {
+        execution_id: id.into(),
+        trigger: baton_core::engine::Trigger {
+            trigger_type: "StartPipelineExecution".into(),
+            trigger_detail: "t".into(),
+        },
+        variables: Default::default(),
+        source_revisions: Default::default(),
+    }
+}
+
+/// A bus that keeps every event published on it, for tests that look at what a service
+/// published (an action's request, a worker's completion).
+#[derive(Default)]
+pub struct KeptEvents(pub std::sync::Mutex<Vec<BusEvent>>);
+
+#[async_trait::async_trait]
+impl baton::ports::bus::EventBus for KeptEvents {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), baton::ports::bus::BusError> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(events);
+        Ok(())
+    }
+}
+
 /// Runs the event-bus rules against `bus`, which must route by [`baton::routing::rules`].
 /// `delivered(target, expected)` returns what reached `target` since its last call, waiting as
 /// long as the adapter needs for `expected` events (and a moment, when `expected` is 0).

@@ -4,15 +4,14 @@
 //! pattern, missing, or in another region than declared is refused at create, naming it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use baton::adapters::aws::s3_artifacts::{ArtifactBucket, S3ArtifactStore, same_kms_key};
 use baton::adapters::aws::sdk;
 use baton::adapters::local::sql_state::SqlStateStore;
-use baton::bus_events::{BusEvent, PipelineInput};
+use baton::bus_events::PipelineInput;
 use baton::ports::artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
-use baton::ports::bus::{BusError, EventBus};
 use baton::ports::clock::SystemClock;
 use baton::ports::provider::{
     ActionProvider, Job, JobResult, LocalArtifact, ProviderError, ProviderRegistry,
@@ -20,8 +19,9 @@ use baton::ports::provider::{
 use baton::ports::state::StateStore;
 use baton::service::{ActionWorker, AdminError, PipelineAdmin, StageAdvance};
 use baton_core::declaration::PipelineDocument;
-use baton_core::engine::{Input, Trigger};
+use baton_core::engine::Input;
 use baton_core::plan::DeclaredStore;
+use baton_testkit::{KeptEvents, manual_start};
 
 use crate::aws_artifacts::{bucket, kms_keys};
 use crate::aws_support::{sdk_config, unique};
@@ -178,18 +178,6 @@ async fn a_deployment_without_declared_buckets_keeps_artifacts_in_its_own() {
     assert_eq!(own_only.refusals(&f.declared(None)).await, Vec::<String>::new());
 }
 
-/// Keeps what the worker publishes.
-#[derive(Default)]
-struct Kept(Mutex<Vec<BusEvent>>);
-
-#[async_trait]
-impl EventBus for Kept {
-    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
-        self.0.lock().unwrap().extend_from_slice(events);
-        Ok(())
-    }
-}
-
 /// A source that produces one file as its output artifact.
 struct Produces(std::path::PathBuf);
 
@@ -232,7 +220,7 @@ async fn a_pipelines_action_output_goes_to_its_declared_store_and_a_bad_store_is
     let f = Fixture::new().await;
     let home = tempfile::tempdir().unwrap();
     let state = Arc::new(SqlStateStore::open(&home.path().join("baton.db")).unwrap());
-    let bus = Arc::new(Kept::default());
+    let bus = Arc::new(KeptEvents::default());
     let advance = Arc::new(StageAdvance::new(state.clone(), bus.clone(), Arc::new(SystemClock)));
     let admin = PipelineAdmin::new(
         state.clone(),
@@ -257,15 +245,7 @@ async fn a_pipelines_action_output_goes_to_its_declared_store_and_a_bad_store_is
     assert!(state.get_pipeline("elsewhere").await.unwrap().is_none());
 
     admin.create(declaration("app", &f.team_bucket, &f.team_key).pipeline, vec![]).await.unwrap();
-    let start = Input::Start {
-        execution_id: "e-1".into(),
-        trigger: Trigger {
-            trigger_type: "StartPipelineExecution".into(),
-            trigger_detail: "t".into(),
-        },
-        variables: BTreeMap::new(),
-        source_revisions: Default::default(),
-    };
+    let start = manual_start("e-1");
     advance.handle(PipelineInput { pipeline: "app".into(), input: start }).await.unwrap();
     let request = bus.0.lock().unwrap().iter().find_map(|e| e.action_request().ok()).unwrap();
     assert_eq!(request.artifact_stores, f.declared(Some(&f.team_key)));

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use baton::ports::state::StateStore;
 use baton_core::declaration::PipelineDocument;
-use baton_core::engine::{Execution, ExecutionStatus, Input, Trigger};
+use baton_core::engine::{Execution, ExecutionStatus};
+use baton_testkit::manual_start;
 
 use crate::embedded::{Running, home_with_repo, start_runtime_for};
 
@@ -51,18 +52,6 @@ async fn ended(rt: &baton::embedded::Embedded, pipeline: &str, id: &str) -> Exec
     panic!("{pipeline} {id} never ended");
 }
 
-fn start(id: &str) -> Input {
-    Input::Start {
-        execution_id: id.into(),
-        trigger: Trigger {
-            trigger_type: "StartPipelineExecution".into(),
-            trigger_detail: "t".into(),
-        },
-        variables: Default::default(),
-        source_revisions: Default::default(),
-    }
-}
-
 /// The invoking pipeline, aimed at `target`, on a runtime in a home with the `app` repository.
 async fn invoking(target: &str) -> (tempfile::TempDir, Running) {
     let home = home_with_repo(false);
@@ -82,7 +71,7 @@ async fn a_pipeline_starts_another_with_its_variables_and_revision() {
     let rt = &running.rt;
     rt.put_pipeline(&PipelineDocument::parse(DOWNSTREAM).unwrap(), "us-east-1").await.unwrap();
 
-    rt.apply("app", start("11111111-1111-4111-8111-111111111111")).await.unwrap();
+    rt.apply("app", manual_start("11111111-1111-4111-8111-111111111111")).await.unwrap();
     let invoker = ended(rt, "app", "11111111-1111-4111-8111-111111111111").await;
     assert_eq!(invoker.status(), ExecutionStatus::Succeeded, "{invoker:#?}");
     let action = &invoker.stages[1].actions[0];
@@ -100,7 +89,7 @@ async fn a_pipeline_starts_another_with_its_variables_and_revision() {
 async fn a_target_that_cannot_start_fails_the_action_with_the_reason() {
     let (_home, running) = invoking("nowhere").await;
     let rt = &running.rt;
-    rt.apply("app", start("22222222-2222-4222-8222-222222222222")).await.unwrap();
+    rt.apply("app", manual_start("22222222-2222-4222-8222-222222222222")).await.unwrap();
     let e = ended(rt, "app", "22222222-2222-4222-8222-222222222222").await;
     assert_eq!(e.status(), ExecutionStatus::Failed);
     let message =

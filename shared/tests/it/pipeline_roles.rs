@@ -2,21 +2,20 @@
 //! `roleArn` of its own runs as its pipeline's `roleArn`, as CodePipeline runs it as its
 //! service role; one with its own keeps it; on one machine, neither is assumed for it.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use baton::adapters::local::file_artifacts::FileArtifactStore;
 use baton::adapters::local::sql_state::SqlStateStore;
-use baton::bus_events::{BusEvent, PipelineInput};
-use baton::ports::bus::{BusError, EventBus};
+use baton::bus_events::PipelineInput;
 use baton::ports::clock::{Clock, SystemClock};
 use baton::ports::provider::{ActionProvider, Job, JobResult, ProviderError, ProviderRegistry};
 use baton::ports::state::{PipelineRecord, StateStore};
 use baton::service::{ActionWorker, StageAdvance};
 use baton_core::declaration::PipelineDocument;
-use baton_core::engine::{ActionRequest, Input, Trigger};
+use baton_core::engine::ActionRequest;
 use baton_core::plan::Plan;
+use baton_testkit::{KeptEvents, manual_start};
 
 const PIPELINE: &str = r#"{"name": "roles", "roleArn": "arn:aws:iam::111111111111:role/AWSCodePipelineServiceRole-app",
   "artifactStore": {"type": "S3", "location": "artifacts"},
@@ -29,18 +28,6 @@ const PIPELINE: &str = r#"{"name": "roles", "roleArn": "arn:aws:iam::11111111111
       "roleArn": "arn:aws:iam::222222222222:role/deployer",
       "configuration": {"BucketName": "site", "Extract": "true"}, "inputArtifacts": [{"name": "Out"}]}]}
   ]}"#;
-
-/// Keeps each request the bus carries.
-#[derive(Default)]
-struct Kept(Mutex<Vec<BusEvent>>);
-
-#[async_trait]
-impl EventBus for Kept {
-    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
-        self.0.lock().unwrap().extend_from_slice(events);
-        Ok(())
-    }
-}
 
 /// Notes the role each attempt was handed, and fails it (nothing else is needed here).
 #[derive(Default)]
@@ -59,7 +46,7 @@ impl ActionProvider for Roles {
 async fn requested(pipeline_roles: bool) -> (ActionWorker, Arc<Roles>, Vec<ActionRequest>) {
     let home = tempfile::tempdir().unwrap();
     let store = Arc::new(SqlStateStore::open(&home.path().join("baton.db")).unwrap());
-    let bus = Arc::new(Kept::default());
+    let bus = Arc::new(KeptEvents::default());
     let doc = PipelineDocument::parse(PIPELINE).unwrap();
     let plan = Plan::from_declaration(
         &doc.pipeline,
@@ -76,15 +63,7 @@ async fn requested(pipeline_roles: bool) -> (ActionWorker, Arc<Roles>, Vec<Actio
     };
     store.create_pipeline(&record).await.unwrap();
     let advance = StageAdvance::new(store.clone(), bus.clone(), Arc::new(SystemClock));
-    let start = Input::Start {
-        execution_id: "e-1".into(),
-        trigger: Trigger {
-            trigger_type: "StartPipelineExecution".into(),
-            trigger_detail: "t".into(),
-        },
-        variables: BTreeMap::new(),
-        source_revisions: Default::default(),
-    };
+    let start = manual_start("e-1");
     advance.handle(PipelineInput { pipeline: "roles".into(), input: start }).await.unwrap();
     let requests =
         bus.0.lock().unwrap().iter().filter_map(|e| e.action_request().ok()).collect::<Vec<_>>();

@@ -212,7 +212,7 @@ impl ActionWorker {
         let (work_dir, log_path) = self.scratch(r, "resume")?;
         let artifacts = self.store_for(&r.artifact_stores)?;
         let in_place = if provider.works_in_place() {
-            self.in_place(&*artifacts, r, false).await?
+            in_place(&*artifacts, &Piece::of(r), &[], &r.output_artifacts).await?
         } else {
             None
         };
@@ -331,17 +331,14 @@ impl ActionWorker {
         std::fs::create_dir_all(&inputs_dir)
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
         let artifacts = self.store_for(&r.artifact_stores)?;
-        let in_place = if provider.works_in_place() {
-            self.in_place(&*artifacts, r, true).await?
-        } else {
-            None
-        };
-        let mut inputs = Vec::with_capacity(r.input_artifacts.len());
-        if in_place.is_none() {
-            for artifact in &r.input_artifacts {
-                inputs.push(fetch(&*artifacts, &r.region, artifact, &inputs_dir).await?);
-            }
-        }
+        let (in_place, inputs) = gather(
+            &*artifacts,
+            &Piece::of(r),
+            (&r.input_artifacts, &r.output_artifacts),
+            provider.works_in_place(),
+            &inputs_dir,
+        )
+        .await?;
         let job = Job {
             request: r.clone(),
             inputs,
@@ -419,24 +416,6 @@ impl ActionWorker {
         }))
     }
 
-    /// The attempt's artifacts in place, when the store can tell: inputs (copied into the
-    /// action's region first if `with_inputs`) and where outputs are to be written.
-    async fn in_place(
-        &self,
-        artifacts: &dyn ArtifactStore,
-        r: &ActionRequest,
-        with_inputs: bool,
-    ) -> Result<Option<InPlaceArtifacts>, ServiceError> {
-        let piece = Piece {
-            pipeline: &r.pipeline,
-            execution_id: &r.execution_id,
-            attempt: r.attempt,
-            region: &r.region,
-        };
-        let inputs: &[Artifact] = if with_inputs { &r.input_artifacts } else { &[] };
-        in_place(artifacts, &piece, inputs, &r.output_artifacts).await
-    }
-
     /// Where the artifacts of a pipeline with `declared` stores go: its own stores where this
     /// host uses them, else this worker's.
     pub(super) fn store_for(
@@ -456,9 +435,39 @@ pub(super) struct Piece<'a> {
     pub(super) region: &'a str,
 }
 
+impl<'a> Piece<'a> {
+    fn of(r: &'a ActionRequest) -> Self {
+        Piece {
+            pipeline: &r.pipeline,
+            execution_id: &r.execution_id,
+            attempt: r.attempt,
+            region: &r.region,
+        }
+    }
+}
+
+/// The `inputs` of `piece` as its provider takes them: in place with where its `outputs` go,
+/// when it works in place and the store can tell; else downloaded into `dir`.
+pub(super) async fn gather(
+    artifacts: &dyn ArtifactStore,
+    piece: &Piece<'_>,
+    (inputs, outputs): (&[Artifact], &[String]),
+    works_in_place: bool,
+    dir: &Path,
+) -> Result<(Option<InPlaceArtifacts>, Vec<LocalArtifact>), ServiceError> {
+    if works_in_place && let Some(placed) = in_place(artifacts, piece, inputs, outputs).await? {
+        return Ok((Some(placed), Vec::new()));
+    }
+    let mut fetched = Vec::with_capacity(inputs.len());
+    for artifact in inputs {
+        fetched.push(fetch(artifacts, piece.region, artifact, dir).await?);
+    }
+    Ok((None, fetched))
+}
+
 /// The artifacts of `piece` in place, when the store can tell: `inputs` (copied into its region
 /// first) and where `outputs` are to be written.
-pub(super) async fn in_place(
+async fn in_place(
     artifacts: &dyn ArtifactStore,
     piece: &Piece<'_>,
     inputs: &[Artifact],
@@ -503,7 +512,7 @@ async fn in_region(
 }
 
 /// Downloads one input into `dir`, copying it into the action's region first if needed.
-pub(super) async fn fetch(
+async fn fetch(
     artifacts: &dyn ArtifactStore,
     region: &str,
     artifact: &Artifact,

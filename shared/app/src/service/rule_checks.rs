@@ -7,7 +7,7 @@ use baton_core::rules::Verdict;
 use tracing::info;
 
 use super::ServiceError;
-use super::action_worker::{ActionWorker, Piece, Step, fetch, in_place};
+use super::action_worker::{ActionWorker, Piece, Step, gather};
 use crate::ports::provider::RuleCheck;
 use baton_protocol::bus_events::BusEvent;
 
@@ -52,19 +52,14 @@ impl ActionWorker {
                     attempt: request.request,
                     region: &request.region,
                 };
-                let in_place = if provider.works_in_place() {
-                    in_place(&*artifacts, &piece, &request.input_artifacts, &[]).await?
-                } else {
-                    None
-                };
-                let mut inputs = Vec::with_capacity(request.input_artifacts.len());
-                if in_place.is_none() {
-                    for artifact in &request.input_artifacts {
-                        inputs.push(
-                            fetch(&*artifacts, &request.region, artifact, &inputs_dir).await?,
-                        );
-                    }
-                }
+                let (in_place, inputs) = gather(
+                    &*artifacts,
+                    &piece,
+                    (&request.input_artifacts, &[]),
+                    provider.works_in_place(),
+                    &inputs_dir,
+                )
+                .await?;
                 let check = RuleCheck {
                     request: request.clone(),
                     inputs,

@@ -2,7 +2,7 @@
 //! or the schedule's look at running jobs), calls the worker, maps errors.
 
 use baton::lambda::{Aws, HandlerError, Invocation, Schedule, settle};
-use baton::providers::aws::codebuild::finished_build_key;
+use baton::providers::aws::codebuild::finished_build_keys;
 use baton::service::{ActionWorker, ServiceError};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -41,10 +41,9 @@ pub(crate) async fn handle(
             }
             Err(e) => Err(e.into()),
         },
-        Ok(e) if e.source == "aws.codebuild" => match finished_build_key(&e.detail) {
-            Ok(key) => {
-                worker.resume(&key).instrument(info_span!("build_finished", job = %key)).await
-            }
+        // The build may be any of the providers' that run builds: only one has it waiting.
+        Ok(e) if e.source == "aws.codebuild" => match finished_build_keys(&e.detail) {
+            Ok(keys) => resume_build(worker, &keys).await,
             Err(why) => Err(ServiceError::Permanent(why)),
         },
         Ok(e) => match e.action_request() {
@@ -60,6 +59,14 @@ pub(crate) async fn handle(
         Err(e) => Err(e),
     };
     settle("action-worker", result, aws.dead_letters(), &payload).await
+}
+
+/// Resumes a finished build's running job under whichever provider's key it waits.
+async fn resume_build(worker: &ActionWorker, keys: &[String]) -> Result<(), ServiceError> {
+    for key in keys {
+        worker.resume(key).instrument(info_span!("build_finished", job = %key)).await?;
+    }
+    Ok(())
 }
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, Versioning
 use aws_sdk_sts::config::ProvideCredentials;
 use baton::adapters::aws::sdk;
 use baton::adapters::aws::sts_roles::RoleAssumer;
-use baton::core::engine::{ActionRequest, ArtifactLocation, RuleRequest};
+use baton::core::engine::{ActionRequest, ArtifactLocation, RuleRequest, SourceRevision};
 use baton::core::plan::ActionType;
 use baton::core::rules::Verdict;
 use baton::ports::provider::ProviderRegistry;
@@ -26,7 +26,6 @@ use baton::ports::provider::{
     ActionProvider, InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderError, RuleCheck,
     RuleProvider,
 };
-use baton::providers::archive;
 use baton::providers::aws::cloudformation::{
     CfnError, ChangeSet, CloudFormationProvider, Stack, StackApi, StackInput, Update,
 };
@@ -35,15 +34,20 @@ use baton::providers::aws::codecommit_source::{
     CodeCommitSourceProvider, CommitInfo, FolderListing, RepoError, RepositoryApi,
 };
 use baton::providers::aws::commands::{CommandsProvider, CommandsRule};
+use baton::providers::aws::connection_source::{
+    CodeConnections, Connection, ConnectionSourceProvider, Connections,
+};
 use baton::providers::aws::ecs_deploy::EcsDeployProvider;
 use baton::providers::aws::s3_deploy::S3DeployProvider;
 use baton::providers::aws::s3_source::S3SourceProvider;
 use baton::providers::aws::step_functions::StepFunctionsProvider;
-use baton::providers::aws::{Backoff, register};
+use baton::providers::aws::{Backoff, register, register_commands};
+use baton::providers::{Stop, archive};
 use tempfile::TempDir;
 
 use crate::aws_artifacts::{bucket, kms_keys};
 use crate::aws_support::{sdk_config, unique};
+use crate::lambda_invoke::{read_request, response};
 
 const PIPELINE_REGION: &str = "us-east-1";
 const DEPLOY_REGION: &str = "eu-west-1";
@@ -942,6 +946,179 @@ async fn a_commands_rule_starts_its_build_once_then_follows_it_to_its_verdict() 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Connection sources: a build of the project clones through the connection
+
+/// Connections that are all `provider`, in `status`.
+struct FakeConnections(&'static str, &'static str);
+
+#[async_trait]
+impl Connections for FakeConnections {
+    async fn connection(&self, _: &ActionRequest, _: &str) -> Result<Connection, Stop> {
+        Ok(Connection { provider: self.0.into(), status: self.1.into(), endpoint: None })
+    }
+}
+
+/// The moto build `id` as BatchGetBuilds gives it.
+async fn moto_build(id: &str) -> aws_sdk_codebuild::types::Build {
+    let codebuild = aws_sdk_codebuild::Client::new(&sdk_config(DEPLOY_REGION).await);
+    let builds = codebuild.batch_get_builds().ids(id).send().await.unwrap();
+    builds.builds()[0].clone()
+}
+
+#[tokio::test]
+async fn a_connection_source_is_a_build_that_clones_the_branch_or_the_pinned_commit() {
+    let dir = TempDir::new().unwrap();
+    let project = unique("baton-fetch");
+    codebuild_project(&project).await;
+    let provider = ConnectionSourceProvider::new(
+        CodeBuildProvider::new(roles().await),
+        project.clone(),
+        Arc::new(FakeConnections("GitHub", "AVAILABLE")),
+    );
+    let arn = "arn:aws:codeconnections:eu-west-1:111111111111:connection/1a2b";
+    let config = [("ConnectionArn", arn), ("FullRepositoryId", "acme/app"), ("BranchName", "main")];
+    let source = request("Source", "CodeStarSourceConnection", &config, &["Src"]);
+    let output = ArtifactLocation { bucket: "artifacts".into(), key: "release/e/Src/1.zip".into() };
+    let attempt = |request: ActionRequest| {
+        let mut attempt = job(&dir, request, &[]);
+        attempt.in_place = Some(InPlaceArtifacts {
+            inputs: Vec::new(),
+            outputs: vec![("Src".into(), output.clone())],
+            kms_key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k".into(),
+        });
+        attempt
+    };
+
+    // The branch's head: a build of the project on version `main`, its zip in the store.
+    let head = attempt(source.clone());
+    let JobResult::Running { external_id: id, .. } = provider.run(&head).await.unwrap() else {
+        panic!("the fetch did not start a build");
+    };
+    assert!(id.starts_with(&format!("{project}:")), "{id}");
+    let build = moto_build(&id).await;
+    assert_eq!(build.source_version(), Some("main"));
+    let artifacts = build.artifacts().expect("the output's place");
+    assert_eq!(artifacts.location(), Some("artifacts"), "the artifact store's bucket");
+    // moto's builds export nothing: with no commit named, the fetch is not called a success.
+    let (code, message) = failed(provider.resume(&head, &id).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("did not say which commit"), "{message}");
+
+    // A pinned commit (a webhook's, `sourceRevisions`) is the version built, and the revision.
+    let mut pinned = source.clone();
+    pinned.source_revision = Some(SourceRevision {
+        revision_type: "COMMIT_ID".into(),
+        value: "9f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c".into(),
+        branch: None,
+    });
+    let pinned = attempt(pinned);
+    let JobResult::Running { external_id: id, .. } = provider.run(&pinned).await.unwrap() else {
+        panic!("the pinned fetch did not start a build");
+    };
+    let build = moto_build(&id).await;
+    assert_eq!(build.source_version(), Some("9f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"));
+    let (_, variables, revision) = succeeded(provider.resume(&pinned, &id).await.unwrap());
+    assert_eq!(revision.as_deref(), Some("9f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"));
+    assert_eq!(variables["FullRepositoryName"], "acme/app");
+    assert_eq!(variables["ConnectionArn"], arn);
+    assert_eq!(variables["BranchName"], "main");
+
+    // A connection not yet set up starts nothing and says what to do.
+    let pending = ConnectionSourceProvider::new(
+        CodeBuildProvider::new(roles().await),
+        project,
+        Arc::new(FakeConnections("GitHub", "PENDING")),
+    );
+    let (code, message) = failed(pending.run(&attempt(source)).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("is PENDING: finish setting it up"), "{message}");
+}
+
+/// A loopback CodeConnections that knows one connection to a self-managed GitLab host; every
+/// operation it was asked is kept.
+async fn code_connections() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let kept = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let asked = asked.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = tokio::io::BufReader::new(read);
+                while let Some((_, _, headers, body)) = read_request(&mut read, &mut write).await {
+                    let target = headers
+                        .iter()
+                        .find(|(n, _)| n == "x-amz-target")
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+                    let input: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    asked.lock().unwrap().push(operation.clone());
+                    let json = [("content-type".into(), "application/x-amz-json-1.0".into())];
+                    let reply = match (operation.as_str(), input["ConnectionArn"].as_str()) {
+                        ("GetConnection", Some(arn)) if arn.ends_with("/known") => {
+                            let body = serde_json::json!({"Connection": {
+                                "ConnectionArn": arn, "ConnectionName": "gitlab",
+                                "ProviderType": "GitLabSelfManaged", "ConnectionStatus": "AVAILABLE",
+                                "HostArn": "arn:aws:codeconnections:eu-west-1:111111111111:host/h-1"}});
+                            response(200, &json, body.to_string().as_bytes())
+                        }
+                        ("GetConnection", _) => {
+                            let h =
+                                [("x-amzn-errortype".into(), "ResourceNotFoundException".into())];
+                            response(400, &h, br#"{"Message":"Connection not found"}"#)
+                        }
+                        ("GetHost", _) => {
+                            let body = serde_json::json!({"Name": "gitlab", "Status": "AVAILABLE",
+                                "ProviderType": "GitLabSelfManaged",
+                                "ProviderEndpoint": "https://gitlab.acme.internal"});
+                            response(200, &json, body.to_string().as_bytes())
+                        }
+                        _ => response(400, &[], b"{}"),
+                    };
+                    if write.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, kept)
+}
+
+#[tokio::test]
+async fn codeconnections_names_the_connections_host_and_a_missing_one_is_a_configuration_error() {
+    let (url, asked) = code_connections().await;
+    let config = sdk_config(DEPLOY_REGION).await.into_builder().endpoint_url(url).build();
+    let connections = CodeConnections::new(Arc::new(RoleAssumer::new(config)));
+    let source = request("Source", "CodeStarSourceConnection", &[], &["Src"]);
+
+    let known = "arn:aws:codeconnections:eu-west-1:111111111111:connection/known";
+    let connection = connections.connection(&source, known).await.unwrap();
+    assert_eq!(
+        connection,
+        Connection {
+            provider: "GitLabSelfManaged".into(),
+            status: "AVAILABLE".into(),
+            endpoint: Some("https://gitlab.acme.internal".into()),
+        }
+    );
+    assert_eq!(*asked.lock().unwrap(), ["GetConnection", "GetHost"]);
+
+    let missing = "arn:aws:codeconnections:eu-west-1:111111111111:connection/gone";
+    match connections.connection(&source, missing).await {
+        Err(Stop::Failed(failure)) => {
+            assert_eq!(failure.code, "ConfigurationError");
+            assert!(failure.message.contains("does not exist"), "{}", failure.message);
+        }
+        other => panic!("a missing connection was not refused: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // STS
 
 #[tokio::test]
@@ -995,6 +1172,17 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
     })
     .collect();
     assert!(names.values().all(|&found| found), "{names:?}");
+
+    // With the deployment's build project, commands and connection sources run as its builds.
+    let connection = ActionType {
+        category: "Source".into(),
+        owner: "AWS".into(),
+        provider: "CodeStarSourceConnection".into(),
+        version: "1".into(),
+    };
+    assert!(registry.get(&connection).is_none(), "no project, no connection source");
+    register_commands(&mut registry, roles().await, "baton-commands");
+    assert!(registry.get(&connection).is_some_and(|p| p.works_in_place()));
 }
 
 // ---------------------------------------------------------------------------------------------

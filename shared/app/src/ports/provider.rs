@@ -322,7 +322,7 @@ fn missing_on_aws(t: &ActionType) -> String {
         ("Custom", _) | ("AWS", "Lambda") => format!(
             "{name} runs through the job protocol, which needs the deployment's job role: set BATON_JOB_ROLE_ARN on the functions (template.yaml sets it to JobArtifactsRole)"
         ),
-        ("AWS", "Commands") => format!(
+        ("AWS", "Commands" | "CodeStarSourceConnection") => format!(
             "{name} runs as a build of the deployment's Commands project: set BATON_COMMANDS_PROJECT on the functions (template.yaml sets it to CommandsProject)"
         ),
         _ => format!(

@@ -32,7 +32,8 @@ use async_trait::async_trait;
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::types::{
     ArtifactNamespace, ArtifactPackaging, ArtifactsType, Build, EnvironmentVariable,
-    EnvironmentVariableType, ProjectArtifacts, ProjectSource, SourceType,
+    EnvironmentVariableType, ProjectArtifacts, ProjectSource, SourceAuth, SourceAuthType,
+    SourceType,
 };
 use baton_core::engine::ActionRequest;
 use baton_core::plan::ActionPlan;
@@ -176,6 +177,21 @@ pub(super) struct Start<'a> {
     pub(super) environment: &'a [(String, String, String)],
     pub(super) buildspec: Option<String>,
     pub(super) timeout_minutes: Option<i32>,
+    /// A repository cloned through a connection, instead of an input artifact.
+    pub(super) remote: Option<RemoteSource>,
+}
+
+/// A git repository a build clones with a CodeConnections connection's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RemoteSource {
+    pub(super) kind: SourceType,
+    /// The repository's clone URL.
+    pub(super) location: String,
+    pub(super) connection_arn: String,
+    /// A commit id or a branch.
+    pub(super) version: String,
+    /// 0 for the whole history.
+    pub(super) clone_depth: i32,
 }
 
 /// Runs CodeBuild builds.
@@ -209,6 +225,7 @@ impl CodeBuildProvider {
             environment: &environment,
             buildspec: None,
             timeout_minutes: None,
+            remote: None,
         };
         self.start(job, build).await
     }
@@ -250,6 +267,19 @@ impl CodeBuildProvider {
                 .set_secondary_artifacts_override(Some(places.secondary_artifacts))
                 .encryption_key_override(places.kms_key_arn);
         }
+        if let Some(remote) = build.remote {
+            let auth = SourceAuth::builder()
+                .r#type(SourceAuthType::Codeconnections)
+                .resource(remote.connection_arn)
+                .build()
+                .map_err(|e| Failure::configuration(format!("The connection: {e}.")))?;
+            start = start
+                .source_type_override(remote.kind)
+                .source_location_override(remote.location)
+                .source_auth_override(auth)
+                .source_version(remote.version)
+                .git_clone_depth_override(remote.clone_depth);
+        }
         let started = start.send().await.map_err(sdk_stop("StartBuild"))?;
         let id = started
             .build_value()
@@ -262,6 +292,31 @@ impl CodeBuildProvider {
 
     /// One look at build `id`: its verdict, or `Running`; past the deadline, stopped.
     pub(super) async fn look(&self, request: &ActionRequest, id: &str) -> Result<JobResult, Stop> {
+        self.look_with(request, id, |build, url| {
+            let variables: BTreeMap<String, String> = build
+                .exported_environment_variables()
+                .iter()
+                .filter_map(|v| Some((v.name()?.to_owned(), v.value().unwrap_or("").to_owned())))
+                .collect();
+            Ok(JobResult::Succeeded {
+                output_artifacts: Vec::new(),
+                output_variables: variables,
+                summary: Some(format!("Build {id} succeeded")),
+                external_id: Some(id.to_owned()),
+                external_url: Some(url),
+            })
+        })
+        .await
+    }
+
+    /// One look at build `id`, as [`look`](Self::look), with `succeeded` saying what a
+    /// succeeded build (and its console link) gives the action.
+    pub(super) async fn look_with(
+        &self,
+        request: &ActionRequest,
+        id: &str,
+        succeeded: impl FnOnce(&Build, String) -> Result<JobResult, Stop>,
+    ) -> Result<JobResult, Stop> {
         let client = Client::new(&sdk_config(&self.roles, request).await?);
         let builds =
             client.batch_get_builds().ids(id).send().await.map_err(sdk_stop("BatchGetBuilds"))?;
@@ -271,22 +326,7 @@ impl CodeBuildProvider {
             .ok_or_else(|| Failure::job(format!("The build {id} is not found.")))?;
         let url = console_url(&request.region, id);
         match build_verdict(&view(build)) {
-            BuildVerdict::Succeeded => {
-                let variables: BTreeMap<String, String> = build
-                    .exported_environment_variables()
-                    .iter()
-                    .filter_map(|v| {
-                        Some((v.name()?.to_owned(), v.value().unwrap_or("").to_owned()))
-                    })
-                    .collect();
-                Ok(JobResult::Succeeded {
-                    output_artifacts: Vec::new(),
-                    output_variables: variables,
-                    summary: Some(format!("Build {id} succeeded")),
-                    external_id: Some(id.to_owned()),
-                    external_url: Some(url),
-                })
-            }
+            BuildVerdict::Succeeded => succeeded(build, url),
             BuildVerdict::Failed(message) => Err(Failure::job(format!("{message} ({url})")).into()),
             BuildVerdict::Running if time_left(request.deadline).is_zero() => {
                 // The build would go on (and be billed) with no one waiting for it.
@@ -303,13 +343,14 @@ impl CodeBuildProvider {
     }
 }
 
-/// The running-job key ([`RunningJob::key_for`](baton_app::ports::jobs::RunningJob::key_for)) of
-/// the build a "CodeBuild Build State Change" event's `detail` is about: its `build-id` is the
-/// build's ARN, `arn:aws:codebuild:<region>:<account>:build/<project>:<uuid>`.
+/// The running-job keys ([`RunningJob::key_for`](baton_app::ports::jobs::RunningJob::key_for))
+/// the build a "CodeBuild Build State Change" event's `detail` is about may be waited on under:
+/// one per provider that runs builds (CodeBuild actions, Commands, connection sources). Its
+/// `build-id` is the build's ARN, `arn:aws:codebuild:<region>:<account>:build/<project>:<uuid>`.
 ///
 /// # Errors
 /// A sentence saying what the detail lacks.
-pub fn finished_build_key(detail: &Value) -> Result<String, String> {
+pub fn finished_build_keys(detail: &Value) -> Result<Vec<String>, String> {
     let arn = detail
         .get("build-id")
         .and_then(Value::as_str)
@@ -319,7 +360,8 @@ pub fn finished_build_key(detail: &Value) -> Result<String, String> {
         .map(|(_, id)| id)
         .filter(|id| id.contains(':'))
         .ok_or_else(|| format!("the CodeBuild event's build-id {arn} is not a build ARN"))?;
-    Ok(baton_app::ports::jobs::RunningJob::key_for("CodeBuild", id))
+    let key = |provider| baton_app::ports::jobs::RunningJob::key_for(provider, id);
+    Ok(vec![key("CodeBuild"), key("Commands"), key("CodeStarSourceConnection")])
 }
 
 /// The build's page in the CodeBuild console, the action's external link.
@@ -570,13 +612,18 @@ mod tests {
     fn a_build_state_change_names_the_running_job_of_its_build() {
         let detail = serde_json::json!({"build-status": "SUCCEEDED", "project-name": "app",
             "build-id": "arn:aws:codebuild:us-east-1:111111111111:build/app:8c1e-42"});
-        assert_eq!(finished_build_key(&detail), Ok("CodeBuild#app:8c1e-42".to_owned()));
+        let keys = [
+            "CodeBuild#app:8c1e-42",
+            "Commands#app:8c1e-42",
+            "CodeStarSourceConnection#app:8c1e-42",
+        ];
+        assert_eq!(finished_build_keys(&detail), Ok(keys.map(str::to_owned).to_vec()));
         for bad in [
             serde_json::json!({"build-status": "SUCCEEDED"}),
             serde_json::json!({"build-id": "arn:aws:codebuild:us-east-1:1:project/app"}),
             serde_json::json!({"build-id": "arn:aws:codebuild:us-east-1:1:build/no-uuid"}),
         ] {
-            assert!(finished_build_key(&bad).is_err(), "{bad}");
+            assert!(finished_build_keys(&bad).is_err(), "{bad}");
         }
     }
 

@@ -82,7 +82,7 @@ pub fn buildspec(r: &ActionRequest) -> String {
 }
 
 /// The build's time-out: the action's time left, in the range CodeBuild takes.
-fn timeout_minutes(deadline: i64) -> i32 {
+pub(super) fn timeout_minutes(deadline: i64) -> i32 {
     let minutes = time_left(deadline).as_secs().div_ceil(60);
     i32::try_from(minutes.clamp(5, 2160)).unwrap_or(2160)
 }
@@ -121,6 +121,7 @@ impl ActionProvider for CommandsProvider {
             environment: &r.environment_variables,
             buildspec: Some(buildspec(r)),
             timeout_minutes: Some(timeout_minutes(r.deadline)),
+            remote: None,
         };
         finish(self.builds.start(job, build).await)
     }

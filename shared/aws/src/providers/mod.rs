@@ -9,6 +9,8 @@
 //! - [`ecs_blue_green`] runs `AWS/Deploy/CodeDeployToECS` (with [`ecs_taskdef`]).
 //! - [`ecs_deploy`] runs `AWS/Deploy/ECS` (rolling updates of a service).
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
+//! - [`commands`] runs `AWS/Compute/Commands` and [`connection_source`]
+//!   `AWS/Source/CodeStarSourceConnection`, as builds of the deployment's build project.
 //! - [`step_functions`] runs `AWS/Invoke/StepFunctions`.
 //! - [`lambda_invoke`] runs `AWS/Invoke/Lambda` (with the job protocol; see [`register_invoke`]).
 //! - [`lambda_rule`] and [`cloudwatch_alarm`] evaluate the `LambdaInvoke` and `CloudWatchAlarm`
@@ -29,6 +31,7 @@ pub mod codebuild;
 pub mod codecommit_source;
 pub mod codedeploy;
 pub mod commands;
+pub mod connection_source;
 pub mod credentials;
 pub mod ecr_source;
 pub mod ecs_blue_green;
@@ -130,14 +133,26 @@ pub fn register_invoke(
     registry.register("Invoke", "AWS", "Lambda", Arc::new(lambda));
 }
 
-/// Registers `AWS/Compute/Commands` and the `Commands` rule, run as builds of the CodeBuild project `project` (the
-/// deployment's Commands project).
+/// Registers what runs as builds of the CodeBuild project `project` (the deployment's
+/// Commands project): `AWS/Compute/Commands`, the `Commands` rule, and
+/// `AWS/Source/CodeStarSourceConnection` (the build clones through the connection).
 pub fn register_commands(
     registry: &mut ProviderRegistry,
     roles: Arc<dyn RoleCredentials>,
     project: &str,
 ) {
-    let builds = codebuild::CodeBuildProvider::new(roles);
+    let builds = codebuild::CodeBuildProvider::new(roles.clone());
+    let connections = Arc::new(connection_source::CodeConnections::new(roles));
+    registry.register(
+        "Source",
+        "AWS",
+        "CodeStarSourceConnection",
+        Arc::new(connection_source::ConnectionSourceProvider::new(
+            builds.clone(),
+            project,
+            connections,
+        )),
+    );
     registry.register(
         "Compute",
         "AWS",

@@ -13,8 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use baton::embedded::Embedded;
-use baton::service::webhooks::{self, Host, WebhookError};
-use serde_json::json;
+use baton::service::webhooks::{self, Host};
 
 /// `[webhooks]` in `baton.toml`: the secret each host signs its deliveries with.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -78,43 +77,21 @@ async fn deliver(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let reply =
-        |status: StatusCode, body: serde_json::Value| (status, body.to_string()).into_response();
-    let Some(host) = Host::from_name(&host) else {
-        return reply(
-            StatusCode::NOT_FOUND,
-            json!({"message": "webhooks come from github, gitlab or bitbucket"}),
-        );
-    };
-    let Some(secret) = hooks.secrets.get(&host) else {
-        let setting = match host {
-            Host::GitHub => "github_secret",
-            Host::GitLab => "gitlab_token",
-            Host::Bitbucket => "bitbucket_secret",
-        };
-        return reply(
-            StatusCode::FORBIDDEN,
-            json!({"message": format!("webhooks from {} are not accepted here: set {setting} under [webhooks] in baton.toml", host.name())}),
-        );
+    let secret = |host: Host| {
+        hooks.secrets.get(&host).cloned().ok_or_else(|| {
+            let setting = match host {
+                Host::GitHub => "github_secret",
+                Host::GitLab => "gitlab_token",
+                Host::Bitbucket => "bitbucket_secret",
+            };
+            format!(
+                "webhooks from {} are not accepted here: set {setting} under [webhooks] in baton.toml",
+                host.name()
+            )
+        })
     };
     let headers = crate::serve::header_pairs(&headers);
-    let delivery = webhooks::verify(host, &headers, &body, secret)
-        .and_then(|()| webhooks::read(host, &headers, &body));
-    let delivery = match delivery {
-        Ok(d) => d,
-        Err(e @ WebhookError::Unauthenticated(_)) => {
-            return reply(StatusCode::UNAUTHORIZED, json!({"message": e.to_string()}));
-        }
-        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"message": e.to_string()})),
-    };
-    match hooks.rt.trigger.on_git_event(host.name(), &delivery).await {
-        Ok(started) => {
-            let started: Vec<_> = started
-                .into_iter()
-                .map(|(pipeline, id)| json!({"pipelineName": pipeline, "pipelineExecutionId": id}))
-                .collect();
-            reply(StatusCode::ACCEPTED, json!({"delivery": delivery.id, "started": started}))
-        }
-        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": e.to_string()})),
-    }
+    let reply = webhooks::answer(&hooks.rt.trigger, &host, secret, &headers, &body).await;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, reply.body.to_string()).into_response()
 }

@@ -1,19 +1,23 @@
 //! Decodes a source-change event (CodeCommit's "Repository State Change", S3's "Object
-//! Created"), starts the pipelines that watch it, maps errors.
+//! Created") or a webhook delivery to the function's URL (`/webhooks/<host>`), starts the
+//! pipelines that watch it, maps errors.
 
-use baton::lambda::{Aws, HandlerError, Invocation, settle};
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use baton::lambda::{Aws, HandlerError, Invocation, function_url_body, settle};
+use baton::service::webhooks::{self, Reply};
 use baton::service::{ServiceError, SourceChange, Trigger};
 use lambda_runtime::LambdaEvent;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tracing::info;
 
 pub(crate) async fn handle(
     trigger: &Trigger,
     aws: &Aws,
     event: LambdaEvent<Value>,
-) -> Result<(), HandlerError> {
+) -> Result<Value, HandlerError> {
     let (payload, _context) = event.into_parts();
     let change = match Invocation::decode(&payload) {
+        Ok(Invocation::FunctionUrl(request)) => return Ok(webhook(trigger, aws, &request).await),
         Ok(Invocation::Event(e)) => SourceChange::from_event(&e).map_err(ServiceError::Permanent),
         Ok(other) => Err(other.not_for("trigger")),
         Err(e) => Err(ServiceError::Permanent(e)),
@@ -24,12 +28,49 @@ pub(crate) async fn handle(
         }),
         Err(e) => Err(e),
     };
-    settle("trigger", result, aws.dead_letters(), &payload).await
+    settle("trigger", result, aws.dead_letters(), &payload).await.map(|()| Value::Null)
+}
+
+/// A delivery from a repository host, answered as `baton serve` answers it. Nothing here is a
+/// Lambda error: the host waits for the status, and says itself whether it delivers again.
+async fn webhook(trigger: &Trigger, aws: &Aws, request: &LambdaFunctionUrlRequest) -> Value {
+    let path = request.raw_path.as_deref().unwrap_or_default();
+    let method = request.request_context.http.method.as_deref().unwrap_or_default();
+    let reply = match (method, path.strip_prefix("/webhooks/")) {
+        ("POST", Some(host)) => match aws.webhook_secrets().await {
+            Ok(secrets) => {
+                let secret = |host: webhooks::Host| {
+                    secrets.get(&host).cloned().ok_or_else(|| {
+                        format!("webhooks from {} are not accepted here: add its secret to the stack's WebhookSecrets", host.name())
+                    })
+                };
+                let headers: Vec<(String, String)> = request
+                    .headers
+                    .iter()
+                    .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                    .collect();
+                let body = function_url_body(request);
+                webhooks::answer(trigger, host, secret, &headers, &body).await
+            }
+            Err(why) => Reply { status: 503, body: json!({ "message": why }) },
+        },
+        _ => Reply {
+            status: 404,
+            body: json!({"message": "deliveries are POSTed to /webhooks/github, /webhooks/gitlab or /webhooks/bitbucket"}),
+        },
+    };
+    info!(path, status = reply.status, "webhook delivery answered");
+    json!({
+        "statusCode": reply.status,
+        "headers": {"content-type": "application/json"},
+        "body": reply.body.to_string(),
+        "isBase64Encoded": false,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use baton_testkit::{LambdaFixture, S3_SOURCED_PIPELINE as PIPELINE};
+    use baton_testkit::{LambdaFixture, S3_SOURCED_PIPELINE as PIPELINE, function_url_request};
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::json;
 
@@ -106,5 +147,124 @@ mod tests {
         assert!(result.is_ok(), "a bad event must not be retried");
         let kept = f.received(&f.dead_letters, 1).await;
         assert_eq!(kept[0]["reason"], json!("the change is not to a branch"));
+    }
+
+    const CONNECTION_PIPELINE: &str = r#"{"pipeline": {
+      "name": "app", "roleArn": "arn:aws:iam::111111111111:role/pipeline", "pipelineType": "V2",
+      "artifactStore": {"type": "S3", "location": "artifacts"},
+      "triggers": [{"providerType": "CodeStarSourceConnection", "gitConfiguration": {
+        "sourceActionName": "Checkout", "push": [{"branches": {"includes": ["main"]}}]}}],
+      "stages": [
+        {"name": "Source", "actions": [{"name": "Checkout",
+          "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
+          "configuration": {"ConnectionArn": "arn:aws:codeconnections:us-east-1:111111111111:connection/c",
+            "FullRepositoryId": "octo/app", "BranchName": "main"},
+          "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [{"name": "Compile",
+          "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+          "configuration": {"ProjectName": "app"}, "inputArtifacts": [{"name": "Src"}]}]}]}}"#;
+
+    const COMMIT: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+
+    /// A GitHub push delivery (as GitHub's documentation shapes one) to `branch`, signed with
+    /// `secret`, as a request to the function's URL.
+    fn github_push(delivery: &str, branch: &str, secret: &str) -> LambdaEvent<Value> {
+        use hmac::{Hmac, Mac};
+        let body = json!({"ref": format!("refs/heads/{branch}"), "after": COMMIT,
+            "repository": {"full_name": "octo/app"},
+            "commits": [{"added": [], "modified": ["src/main.rs"], "removed": []}]})
+        .to_string();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        let headers = json!({"content-type": "application/json", "x-github-event": "push",
+            "x-github-delivery": delivery,
+            "x-hub-signature-256": format!("sha256={}", hex::encode(mac.finalize().into_bytes()))});
+        let request = function_url_request("POST", "/webhooks/github", headers, &body, None);
+        LambdaEvent::new(request, Context::default())
+    }
+
+    async fn webhook_fixture() -> LambdaFixture {
+        let secret = format!("webhooks-{}", std::process::id());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let secret = format!("{secret}-{}", nanos.as_nanos());
+        LambdaFixture::put_secret(&secret, r#"{"github_secret": "s3cret"}"#).await;
+        let env = [("BATON_WEBHOOK_SECRETS", secret.as_str()), ("BATON_COMMANDS_PROJECT", "b")];
+        let f = LambdaFixture::with_env("webhook", &env).await;
+        let created =
+            f.aws.control_api().call("CreatePipeline", CONNECTION_PIPELINE.as_bytes(), "t").await;
+        assert_eq!(created.status, 200, "{}", created.json());
+        f
+    }
+
+    fn reply_body(reply: &Value) -> Value {
+        serde_json::from_str(reply["body"].as_str().unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_signed_push_delivery_starts_the_pipeline_on_its_commit_once() {
+        let f = webhook_fixture().await;
+        let trigger = f.aws.trigger();
+
+        let first = handle(&trigger, &f.aws, github_push("d-1", "main", "s3cret")).await.unwrap();
+        assert_eq!(first["statusCode"], json!(202), "{first}");
+        let started = reply_body(&first)["started"].clone();
+        assert_eq!(started[0]["pipelineName"], json!("app"), "{started}");
+        // GitHub delivers again with the same id: the same execution, not another.
+        let again = handle(&trigger, &f.aws, github_push("d-1", "main", "s3cret")).await.unwrap();
+        assert_eq!(reply_body(&again)["started"], started);
+
+        let execution = f
+            .aws
+            .control_api()
+            .call(
+                "GetPipelineExecution",
+                json!({"pipelineName": "app",
+                "pipelineExecutionId": started[0]["pipelineExecutionId"]})
+                .to_string()
+                .as_bytes(),
+                "t",
+            )
+            .await
+            .json();
+        let execution = &execution["pipelineExecution"];
+        assert_eq!(execution["trigger"]["triggerType"], json!("WebhookV2"), "{execution}");
+        let listed = f
+            .aws
+            .control_api()
+            .call("ListPipelineExecutions", br#"{"pipelineName": "app"}"#, "t")
+            .await
+            .json();
+        assert_eq!(listed["pipelineExecutionSummaries"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_bad_signature_another_branch_or_host_and_a_wrong_path_start_nothing() {
+        let f = webhook_fixture().await;
+        let trigger = f.aws.trigger();
+
+        let forged = handle(&trigger, &f.aws, github_push("d-2", "main", "guess")).await.unwrap();
+        assert_eq!(forged["statusCode"], json!(401), "{forged}");
+        let other = handle(&trigger, &f.aws, github_push("d-3", "dev", "s3cret")).await.unwrap();
+        assert_eq!(other["statusCode"], json!(202));
+        assert_eq!(reply_body(&other)["started"], json!([]), "the trigger takes main only");
+
+        let gitlab = function_url_request("POST", "/webhooks/gitlab", json!({}), "{}", None);
+        let gitlab = handle(&trigger, &f.aws, LambdaEvent::new(gitlab, Context::default()));
+        let gitlab = gitlab.await.unwrap();
+        assert_eq!(gitlab["statusCode"], json!(403));
+        assert!(reply_body(&gitlab)["message"].as_str().unwrap().contains("WebhookSecrets"));
+        let lost = function_url_request("GET", "/", json!({}), "", None);
+        let lost = handle(&trigger, &f.aws, LambdaEvent::new(lost, Context::default()));
+        assert_eq!(lost.await.unwrap()["statusCode"], json!(404));
+
+        let listed = f
+            .aws
+            .control_api()
+            .call("ListPipelineExecutions", br#"{"pipelineName": "app"}"#, "t")
+            .await
+            .json();
+        assert_eq!(listed["pipelineExecutionSummaries"], json!([]), "nothing started");
+        let arrived = f.nothing_in(&[&f.dead_letters]).await;
+        assert!(arrived.is_empty(), "a delivery is answered, never dead-lettered: {arrived:?}");
     }
 }

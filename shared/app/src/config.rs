@@ -41,6 +41,10 @@ pub struct Config {
     /// The CodeBuild project `Commands` actions run as builds of (`BATON_COMMANDS_PROJECT`);
     /// without it they are refused at start.
     pub commands_project: Option<String>,
+    /// The Secrets Manager secret webhook deliveries are verified with
+    /// (`BATON_WEBHOOK_SECRETS`: its ARN; see [`secrets_from_json`](crate::service::webhooks::secrets_from_json)); without it
+    /// the trigger's URL accepts no delivery.
+    pub webhook_secrets: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -135,6 +139,7 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .unwrap_or_default(),
             commands_project: lookup("BATON_COMMANDS_PROJECT").filter(|v| !v.trim().is_empty()),
+            webhook_secrets: lookup("BATON_WEBHOOK_SECRETS").filter(|v| !v.trim().is_empty()),
         })
     }
 }

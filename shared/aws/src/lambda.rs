@@ -345,6 +345,29 @@ impl Aws {
         )
     }
 
+    /// Each repository host's webhook secret, read now from the secret `BATON_WEBHOOK_SECRETS`
+    /// names (so a rotated secret holds from the next delivery); none without it.
+    ///
+    /// # Errors
+    /// A sentence when Secrets Manager cannot be read or the secret is not a JSON object.
+    pub async fn webhook_secrets(
+        &self,
+    ) -> Result<std::collections::HashMap<baton_app::service::webhooks::Host, String>, String> {
+        let Some(id) = &self.config.webhook_secrets else { return Ok(Default::default()) };
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk);
+        let value = client.get_secret_value().secret_id(id).send().await.map_err(|e| {
+            let e = aws_sdk_secretsmanager::error::DisplayErrorContext(&e);
+            warn!(error = %e, "cannot read the webhook secret");
+            "the webhook secret cannot be read now; the host may deliver again later".to_owned()
+        })?;
+        let json: Value = value
+            .secret_string()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .filter(Value::is_object)
+            .ok_or("the webhook secret is not a JSON object of host secrets")?;
+        Ok(baton_app::service::webhooks::secrets_from_json(&json))
+    }
+
     /// The configuration the functions were started with.
     pub fn config(&self) -> &baton_app::config::Config {
         &self.config

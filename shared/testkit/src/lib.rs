@@ -501,15 +501,32 @@ pub struct LambdaFixture {
 impl LambdaFixture {
     /// Creates the resources, named after `prefix` and the time, in us-east-1.
     pub async fn new(prefix: &str) -> Self {
+        Self::with_env(prefix, &[]).await
+    }
+
+    /// The emulator's SDK configuration, in us-east-1.
+    async fn sdk() -> aws_config::SdkConfig {
         let endpoint = std::env::var("BATON_TEST_AWS_ENDPOINT")
             .expect("BATON_TEST_AWS_ENDPOINT is not set: run these tests with `make test`");
         let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(endpoint)
             .credentials_provider(creds)
             .load()
-            .await;
+            .await
+    }
+
+    /// A Secrets Manager secret `name` holding `value` on the emulator, for settings that name
+    /// one (`BATON_WEBHOOK_SECRETS`).
+    pub async fn put_secret(name: &str, value: &str) {
+        let secrets = aws_sdk_secretsmanager::Client::new(&Self::sdk().await);
+        secrets.create_secret().name(name).secret_string(value).send().await.unwrap();
+    }
+
+    /// As [`new`](Self::new), with the functions' settings `extra` (`BATON_*` variables) added.
+    pub async fn with_env(prefix: &str, extra: &[(&str, &str)]) -> Self {
+        let sdk = Self::sdk().await;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -577,6 +594,8 @@ impl LambdaFixture {
             ("BATON_APPROVAL_URL", "https://approvals.example.invalid/".into()),
             ("BATON_ACCOUNT_ID", "111111111111".into()),
         ]);
+        let vars: std::collections::BTreeMap<&str, String> =
+            vars.into_iter().chain(extra.iter().map(|(k, v)| (*k, (*v).to_owned()))).collect();
         let config =
             baton::config::Config::from_lookup(|k| vars.get(k).cloned()).expect("a valid config");
         let aws = baton::lambda::Aws::connect_with(&config, sdk);

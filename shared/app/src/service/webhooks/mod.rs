@@ -7,10 +7,14 @@
 //! `repo:push` and `pullrequest:*`. Changed files come from the payload where the host lists
 //! them (GitHub and GitLab pushes); others carry none, so a file-path filter does not match them.
 
+use std::collections::HashMap;
+
 use baton_core::triggers::{GitChange, GitEvent, PullRequestEvent};
 use hmac::{Hmac, Mac};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::Sha256;
+
+use super::Trigger;
 
 /// A repository host that sends webhooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -249,6 +253,74 @@ fn bitbucket(kind: &str, p: &Value) -> Option<GitEvent> {
             )
         }
     }
+}
+
+/// What a webhook endpoint answers: an HTTP status and a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    #[allow(missing_docs)]
+    pub status: u16,
+    #[allow(missing_docs)]
+    pub body: Value,
+}
+
+impl Reply {
+    fn new(status: u16, body: Value) -> Self {
+        Self { status, body }
+    }
+}
+
+/// Answers a delivery to `/webhooks/<host>`, on any host: the host's secret from `secret` (or
+/// the sentence saying how to set one: 403), the signature checked (401), the delivery read
+/// (400), then the pipelines it starts started (202, naming them). A redelivery starts
+/// nothing twice ([`Trigger::on_git_event`]).
+pub async fn answer(
+    trigger: &Trigger,
+    host: &str,
+    secret: impl FnOnce(Host) -> Result<String, String>,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Reply {
+    let message = |m: String| json!({ "message": m });
+    let Some(host) = Host::from_name(host) else {
+        return Reply::new(404, message("webhooks come from github, gitlab or bitbucket".into()));
+    };
+    let secret = match secret(host) {
+        Ok(s) => s,
+        Err(why) => return Reply::new(403, message(why)),
+    };
+    let delivery =
+        match verify(host, headers, body, &secret).and_then(|()| read(host, headers, body)) {
+            Ok(d) => d,
+            Err(e @ WebhookError::Unauthenticated(_)) => {
+                return Reply::new(401, message(e.to_string()));
+            }
+            Err(e) => return Reply::new(400, message(e.to_string())),
+        };
+    match trigger.on_git_event(host.name(), &delivery).await {
+        Ok(started) => {
+            let started: Vec<_> = started
+                .into_iter()
+                .map(|(pipeline, id)| json!({"pipelineName": pipeline, "pipelineExecutionId": id}))
+                .collect();
+            Reply::new(202, json!({"delivery": delivery.id, "started": started}))
+        }
+        Err(e) => Reply::new(500, message(e.to_string())),
+    }
+}
+
+/// Each host's secret from a JSON object (a Secrets Manager secret's value): `github_secret`,
+/// `gitlab_token`, `bitbucket_secret`, and `webhook_secret` for any host without its own.
+pub fn secrets_from_json(secret: &Value) -> HashMap<Host, String> {
+    let text = |key: &str| secret[key].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    [
+        (Host::GitHub, "github_secret"),
+        (Host::GitLab, "gitlab_token"),
+        (Host::Bitbucket, "bitbucket_secret"),
+    ]
+    .into_iter()
+    .filter_map(|(host, key)| Some((host, text(key).or_else(|| text("webhook_secret"))?)))
+    .collect()
 }
 
 #[cfg(test)]

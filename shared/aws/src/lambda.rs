@@ -273,6 +273,16 @@ impl Aws {
     fn providers(&self) -> baton_app::ports::provider::ProviderRegistry {
         let mut providers = baton_app::ports::provider::ProviderRegistry::default().on_aws();
         crate::providers::register(&mut providers, self.roles.clone());
+        let buckets = self
+            .config
+            .artifact_buckets
+            .iter()
+            .map(|(region, bucket)| {
+                let key = self.config.artifact_keys.get(region).cloned().unwrap_or_default();
+                (region.clone(), (bucket.clone(), key))
+            })
+            .collect();
+        crate::providers::register_large_templates(&mut providers, self.roles.clone(), buckets);
         if let Some(project) = &self.config.commands_project {
             crate::providers::register_commands(&mut providers, self.roles.clone(), project);
         }

@@ -26,6 +26,7 @@ use baton::ports::provider::{
     ActionProvider, InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderError, RuleCheck,
     RuleProvider,
 };
+use baton::providers::aws::cfn_templates::{S3Templates, TemplateStore, template_key};
 use baton::providers::aws::cloudformation::{
     CfnError, ChangeSet, CloudFormationProvider, Stack, StackApi, StackInput, Update,
 };
@@ -336,6 +337,8 @@ struct FakeStacks {
     calls: Mutex<Vec<String>>,
     update: Mutex<Option<Result<Update, CfnError>>>,
     create: Mutex<Option<CfnError>>,
+    /// What each create, update or change set sent.
+    inputs: Mutex<Vec<StackInput>>,
 }
 
 impl FakeStacks {
@@ -372,8 +375,9 @@ impl StackApi for FakeStacks {
         Ok(answer.flatten())
     }
 
-    async fn create_stack(&self, _input: &StackInput) -> Result<String, CfnError> {
+    async fn create_stack(&self, input: &StackInput) -> Result<String, CfnError> {
         self.record("create");
+        self.inputs.lock().unwrap().push(input.clone());
         match self.create.lock().unwrap().take() {
             Some(e) => Err(e),
             None => Ok("arn:aws:cloudformation:eu-west-1:222222222222:stack/app/2".into()),
@@ -426,6 +430,97 @@ async fn run_fake(
     );
     deploy.deadline = now_ms() + deadline_ms;
     provider.run(&job(&dir, deploy, &[("Src", &source)])).await
+}
+
+/// A template of `bytes` bytes: one topic, padded with metadata, as generated templates are.
+fn large_template(bytes: usize) -> Vec<u8> {
+    let head = r#"{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Metadata": {"Pad": ""#;
+    let mut t = head.as_bytes().to_vec();
+    t.resize(bytes - 3, b'x');
+    t.extend_from_slice(br#""}}"#);
+    t
+}
+
+/// Keeps templates in memory and gives a URL naming the attempt.
+#[derive(Default)]
+struct KeptTemplates(Mutex<Vec<Vec<u8>>>);
+
+#[async_trait]
+impl TemplateStore for KeptTemplates {
+    async fn url(&self, request: &ActionRequest, template: Vec<u8>) -> Result<String, Stop> {
+        self.0.lock().unwrap().push(template);
+        Ok(format!("https://templates.example/{}", template_key(request)))
+    }
+}
+
+#[tokio::test]
+async fn a_template_over_the_request_limit_is_read_by_cloudformation_from_the_store() {
+    let dir = TempDir::new().unwrap();
+    let big = large_template(60_000);
+    let source = zip_of(&dir, "src", &[("t.json", &big)]);
+    let config =
+        [("ActionMode", "CREATE_UPDATE"), ("StackName", "app"), ("TemplatePath", "Src::t.json")];
+    let deploy = request("Deploy", "CloudFormation", &config, &[]);
+    let fake = FakeStacks::answering(&[None, Some(("CREATE_COMPLETE", None))]);
+    let store = Arc::new(KeptTemplates::default());
+    let provider = CloudFormationProvider::with_api(fake.clone())
+        .with_backoff(FAST)
+        .with_templates(store.clone());
+
+    succeeded(provider.run(&job(&dir, deploy.clone(), &[("Src", &source)])).await.unwrap());
+    let sent = fake.inputs.lock().unwrap()[0].clone();
+    assert_eq!(sent.template_body, "", "not in the request");
+    let url = sent.template_url.expect("a URL CloudFormation reads");
+    assert_eq!(url, format!("https://templates.example/{}", template_key(&deploy)));
+    assert_eq!(store.0.lock().unwrap().as_slice(), [big], "the template itself, unchanged");
+
+    // Without a store (one machine), such a template is refused, naming the limit.
+    let local = CloudFormationProvider::with_api(fake).with_backoff(FAST);
+    let (code, message) = failed(local.run(&job(&dir, deploy, &[("Src", &source)])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("60000 bytes") && message.contains("51200"), "{message}");
+}
+
+#[tokio::test]
+async fn a_large_template_is_kept_encrypted_in_the_regions_bucket_behind_a_presigned_url() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = sdk_config(DEPLOY_REGION).await;
+    let s3 = sdk::s3(&config);
+    let name = bucket(&config, "baton-templates").await;
+    let key = kms_keys(&config, 1).await.remove(0);
+    let buckets = BTreeMap::from([(DEPLOY_REGION.to_owned(), (name.clone(), key.clone()))]);
+    let store = S3Templates::new(roles().await, buckets);
+    let deploy = request("Deploy", "CloudFormation", &[], &[]);
+    let big = large_template(70_000);
+
+    let url = store.url(&deploy, big.clone()).await.unwrap();
+    let object = template_key(&deploy);
+    assert!(url.contains(&format!("/{name}/{object}?")), "{url}");
+    assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=900"), "{url}");
+    let head = s3.head_object().bucket(&name).key(&object).send().await.unwrap();
+    assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::AwsKms));
+    assert_eq!(head.ssekms_key_id(), Some(key.as_str()));
+
+    // Fetched as CloudFormation fetches it: a plain GET of the URL.
+    let rest = url.split_once("://").unwrap().1;
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let get = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(get.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..80]));
+    assert!(answer.ends_with(&big), "the template comes back whole");
+
+    // A region without a bucket says so.
+    let mut elsewhere = deploy;
+    elsewhere.region = "ap-south-1".into();
+    match store.url(&elsewhere, big).await {
+        Err(Stop::Failed(f)) => {
+            assert!(f.message.contains("has none in ap-south-1"), "{}", f.message)
+        }
+        other => panic!("a region without a bucket was not refused: {other:?}"),
+    }
 }
 
 #[tokio::test]

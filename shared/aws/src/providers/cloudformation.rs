@@ -26,6 +26,11 @@
 //! Everything CloudFormation is asked goes through [`StackApi`], which the SDK implements and
 //! a test fake can implement too (rollbacks, failures, slow stacks).
 //!
+//! A template over CloudFormation's request limit ([`MAX_TEMPLATE_BODY`]) is read by
+//! CloudFormation from the deployment's artifact bucket
+//! ([`cfn_templates`](super::cfn_templates)), up to its 1 MB limit; where there is no such
+//! bucket (one machine), it is refused naming the limit.
+//!
 //! `ParameterOverrides` values are strings, numbers or booleans, or `{"Fn::GetParam":
 //! ["Artifact", "file.json", "key"]}` read from an input artifact. `Fn::GetArtifactAtt` is
 //! refused: the artifact's location in the action's region is the artifact store's business,
@@ -43,6 +48,7 @@ use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Tag};
 use baton_core::plan::ActionPlan;
 use serde_json::Value;
 
+use super::cfn_templates::{MAX_TEMPLATE_FROM_S3, TemplateStore};
 use super::credentials::RoleCredentials;
 use super::{
     Backoff, Failure, SdkFault, Stop, blocking, classify, finish, has_reference, optional,
@@ -84,8 +90,10 @@ pub struct ChangeSet {
 pub struct StackInput {
     #[allow(missing_docs)]
     pub stack_name: String,
-    #[allow(missing_docs)]
+    /// The template itself, when it fits in a request ([`MAX_TEMPLATE_BODY`]).
     pub template_body: String,
+    /// Where CloudFormation reads a larger template from, instead of the body.
+    pub template_url: Option<String>,
     #[allow(missing_docs)]
     pub parameters: BTreeMap<String, String>,
     #[allow(missing_docs)]
@@ -423,26 +431,36 @@ fn string_map(what: &str, value: Option<&Value>) -> Result<BTreeMap<String, Stri
 
 /// Builds what a create, update or change set sends: the template, then parameters, tags and
 /// stack policy from `TemplateConfiguration`, then `ParameterOverrides` on top.
-async fn stack_input(job: &Job, settings: &Settings) -> Result<StackInput, Failure> {
+async fn stack_input(
+    job: &Job,
+    settings: &Settings,
+    templates: Option<&dyn TemplateStore>,
+) -> Result<StackInput, Stop> {
     let Some(template_path) = &settings.template_path else {
-        return Err(Failure::configuration("The action configuration needs TemplatePath."));
+        return Err(Failure::configuration("The action configuration needs TemplatePath.").into());
     };
-    // Read with room to spare, so an oversized template gets a message naming the limit.
-    let template =
-        artifact_file(job, "TemplatePath", template_path, MAX_CONFIGURATION_FILE).await?;
-    if template.len() as u64 > MAX_TEMPLATE_BODY {
-        return Err(Failure::configuration(format!(
-            "The template {template_path} is {} bytes; CloudFormation takes at most \
-             {MAX_TEMPLATE_BODY} bytes in a request, and templates from S3 are not supported.",
-            template.len()
-        )));
-    }
+    let template = artifact_file(job, "TemplatePath", template_path, MAX_TEMPLATE_FROM_S3).await?;
     let template_body = String::from_utf8(template).map_err(|_| {
         Failure::configuration(format!("The template {template_path} is not UTF-8 text."))
     })?;
+    // CloudFormation reads a template over its request limit from S3, as CodePipeline's does.
+    let (template_body, template_url) = match templates {
+        _ if template_body.len() as u64 <= MAX_TEMPLATE_BODY => (template_body, None),
+        Some(store) => (String::new(), Some(store.url(&job.request, template_body.into()).await?)),
+        None => {
+            return Err(Failure::configuration(format!(
+                "The template {template_path} is {} bytes; CloudFormation takes at most \
+                 {MAX_TEMPLATE_BODY} bytes in a request, and a larger one goes through the \
+                 artifact store's bucket, which this runtime does not have.",
+                template_body.len()
+            ))
+            .into());
+        }
+    };
     let mut input = StackInput {
         stack_name: settings.stack_name.clone(),
         template_body,
+        template_url,
         capabilities: settings.capabilities.clone(),
         role_arn: settings.role_arn.clone(),
         ..StackInput::default()
@@ -463,7 +481,7 @@ async fn stack_input(job: &Job, settings: &Settings) -> Result<StackInput, Failu
             Failure::configuration(format!("ParameterOverrides is not valid JSON: {e}."))
         })?;
         let Value::Object(overrides) = overrides else {
-            return Err(Failure::configuration("ParameterOverrides must be a JSON object."));
+            return Err(Failure::configuration("ParameterOverrides must be a JSON object.").into());
         };
         for (name, value) in overrides {
             let value = override_value(job, &name, &value).await?;
@@ -519,6 +537,7 @@ enum Apis {
 #[derive(Clone)]
 pub struct CloudFormationProvider {
     apis: Apis,
+    templates: Option<Arc<dyn TemplateStore>>,
     backoff: Backoff,
     /// How long the worker waits for a stack operation it started before handing it over.
     wait_in_worker: Duration,
@@ -544,6 +563,7 @@ impl CloudFormationProvider {
     pub fn new(roles: Arc<dyn RoleCredentials>) -> Self {
         Self {
             apis: Apis::Sdk(roles),
+            templates: None,
             backoff: Backoff::default(),
             wait_in_worker: DEFAULT_WAIT_IN_WORKER,
         }
@@ -553,9 +573,17 @@ impl CloudFormationProvider {
     pub fn with_api(api: Arc<dyn StackApi>) -> Self {
         Self {
             apis: Apis::Fixed(api),
+            templates: None,
             backoff: Backoff::default(),
             wait_in_worker: DEFAULT_WAIT_IN_WORKER,
         }
+    }
+
+    /// Puts templates over [`MAX_TEMPLATE_BODY`] in `store` for CloudFormation to read; without
+    /// one they are refused.
+    pub fn with_templates(mut self, store: Arc<dyn TemplateStore>) -> Self {
+        self.templates = Some(store);
+        self
     }
 
     /// Polls with `backoff` instead of the default.
@@ -585,6 +613,7 @@ impl CloudFormationProvider {
         let api = self.api(job).await?;
         let run = Run {
             api: api.as_ref(),
+            templates: self.templates.as_deref(),
             job,
             settings: &settings,
             backoff: self.backoff,
@@ -605,6 +634,7 @@ impl CloudFormationProvider {
         // Already past its hand-over: `conclude` looks once and hands over again if need be.
         let run = Run {
             api: api.as_ref(),
+            templates: self.templates.as_deref(),
             job,
             settings: &settings,
             backoff: self.backoff,
@@ -655,11 +685,17 @@ impl ActionProvider for CloudFormationProvider {
 /// One action attempt.
 struct Run<'a> {
     api: &'a dyn StackApi,
+    templates: Option<&'a dyn TemplateStore>,
     job: &'a Job,
     settings: &'a Settings,
     backoff: Backoff,
     /// When the final wait for a started operation stops and hands it over.
     hand_over_at: Instant,
+}
+
+/// The template body a request sends: none when CloudFormation reads it from a URL.
+fn body(input: &StackInput) -> Option<String> {
+    input.template_url.is_none().then(|| input.template_body.clone())
 }
 
 /// Maps a [`CfnError`] of `operation` to a [`Stop`].
@@ -801,7 +837,7 @@ impl Run<'_> {
     }
 
     async fn create_or_update(&self) -> Result<JobResult, Stop> {
-        let input = stack_input(self.job, self.settings).await?;
+        let input = stack_input(self.job, self.settings, self.templates).await?;
         let mut existing = self.settle(self.name()).await?;
         if self.settings.mode == Mode::ReplaceOnFailure
             && let Some(stack) = &existing
@@ -850,7 +886,7 @@ impl Run<'_> {
 
     async fn replace_change_set(&self) -> Result<JobResult, Stop> {
         let name = self.change_set_name()?;
-        let input = stack_input(self.job, self.settings).await?;
+        let input = stack_input(self.job, self.settings, self.templates).await?;
         let existing = self.settle(self.name()).await?;
         let create = match &existing {
             None => true,
@@ -1039,7 +1075,8 @@ impl StackApi for SdkStacks {
             .client
             .create_stack()
             .stack_name(&input.stack_name)
-            .template_body(&input.template_body)
+            .set_template_body(body(input))
+            .set_template_url(input.template_url.clone())
             .set_parameters(Some(parameters(input)))
             .set_tags(Some(tags(input)))
             .set_capabilities(Some(capabilities(input)))
@@ -1056,7 +1093,8 @@ impl StackApi for SdkStacks {
             .client
             .update_stack()
             .stack_name(&input.stack_name)
-            .template_body(&input.template_body)
+            .set_template_body(body(input))
+            .set_template_url(input.template_url.clone())
             .set_parameters(Some(parameters(input)))
             .set_tags(Some(tags(input)))
             .set_capabilities(Some(capabilities(input)))
@@ -1094,7 +1132,8 @@ impl StackApi for SdkStacks {
             .stack_name(&input.stack_name)
             .change_set_name(name)
             .change_set_type(kind)
-            .template_body(&input.template_body)
+            .set_template_body(body(input))
+            .set_template_url(input.template_url.clone())
             .set_parameters(Some(parameters(input)))
             .set_tags(Some(tags(input)))
             .set_capabilities(Some(capabilities(input)))

@@ -1,7 +1,8 @@
 //! Providers that call AWS: CodePipeline's actions done by the services themselves, in the
 //! action's account and region.
 //!
-//! - [`cloudformation`] runs `AWS/Deploy/CloudFormation`, every action mode.
+//! - [`cloudformation`] runs `AWS/Deploy/CloudFormation`, every action mode (templates over
+//!   the request's limit through [`cfn_templates`]).
 //! - [`s3_deploy`] runs `AWS/Deploy/S3`, extracted or as one object.
 //! - [`s3_source`] runs `AWS/Source/S3`.
 //! - [`ecr_source`] runs `AWS/Source/ECR`.
@@ -25,6 +26,7 @@
 //! [`ProviderError::Unavailable`](baton_app::ports::provider::ProviderError::Unavailable), so the worker retries it.
 //! [`register`] puts them all in a [`ProviderRegistry`].
 
+pub mod cfn_templates;
 pub mod cloudformation;
 pub mod cloudwatch_alarm;
 pub mod codebuild;
@@ -131,6 +133,18 @@ pub fn register_invoke(
     register_rules(registry, roles.clone(), account.clone());
     let lambda = lambda_invoke::provider(roles, queue, artifacts, clock, account);
     registry.register("Invoke", "AWS", "Lambda", Arc::new(lambda));
+}
+
+/// Lets CloudFormation actions deploy templates over 51,200 bytes, read by CloudFormation from
+/// `buckets` (region to bucket and KMS key ARN: the deployment's artifact buckets).
+pub fn register_large_templates(
+    registry: &mut ProviderRegistry,
+    roles: Arc<dyn RoleCredentials>,
+    buckets: std::collections::BTreeMap<String, (String, String)>,
+) {
+    let templates = Arc::new(cfn_templates::S3Templates::new(roles.clone(), buckets));
+    let provider = cloudformation::CloudFormationProvider::new(roles).with_templates(templates);
+    registry.register("Deploy", "AWS", "CloudFormation", Arc::new(provider));
 }
 
 /// Registers what runs as builds of the CodeBuild project `project` (the deployment's

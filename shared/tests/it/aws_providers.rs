@@ -41,6 +41,7 @@ use baton::providers::aws::connection_source::{
 use baton::providers::aws::ecs_deploy::EcsDeployProvider;
 use baton::providers::aws::s3_deploy::S3DeployProvider;
 use baton::providers::aws::s3_source::S3SourceProvider;
+use baton::providers::aws::stack_sets::{Handle, StackSetProvider};
 use baton::providers::aws::step_functions::StepFunctionsProvider;
 use baton::providers::aws::{Backoff, register, register_commands};
 use baton::providers::{Stop, archive};
@@ -1041,6 +1042,125 @@ async fn a_commands_rule_starts_its_build_once_then_follows_it_to_its_verdict() 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Stack sets on moto (whose operations end at once)
+
+/// Runs `provider` on `job` and follows each operation it hands over to the end.
+async fn run_to_end(provider: &StackSetProvider, job: &Job) -> (JobResult, Vec<Handle>) {
+    let mut handles = Vec::new();
+    let mut result = provider.run(job).await.unwrap();
+    while let JobResult::Running { external_id, .. } = &result {
+        handles.push(serde_json::from_str(external_id).unwrap());
+        result = provider.resume(job, external_id).await.unwrap();
+    }
+    (result, handles)
+}
+
+#[tokio::test]
+async fn a_stack_set_is_created_with_its_instances_then_updated_through_new_ones() {
+    let dir = TempDir::new().unwrap();
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk_config(DEPLOY_REGION).await);
+    let set = unique("baton-set");
+    let v1 = zip_of(&dir, "v1", &[("set.json", TOPIC_TEMPLATE.as_bytes())]);
+    let config = |targets: &str| {
+        vec![
+            ("StackSetName", set.clone()),
+            ("TemplatePath", "Src::set.json".to_owned()),
+            (
+                "Parameters",
+                "ParameterKey=TopicName,ParameterValue=orders ParameterKey=Team,ParameterValue=ops"
+                    .to_owned(),
+            ),
+            ("DeploymentTargets", targets.to_owned()),
+            ("Regions", "us-east-1, eu-west-1".to_owned()),
+            ("FailureTolerancePercentage", "10".to_owned()),
+            ("MaxConcurrentPercentage", "50".to_owned()),
+        ]
+    };
+    let deploy = |targets: &str| {
+        let config = config(targets);
+        let pairs: Vec<(&str, &str)> = config.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request("Deploy", "CloudFormationStackSet", &pairs, &[])
+    };
+    let provider = StackSetProvider::stack_set(roles().await);
+
+    // First run: the stack set, then its instances in each target and region.
+    let (result, handles) =
+        run_to_end(&provider, &job(&dir, deploy("111111111111"), &[("Src", &v1)])).await;
+    let (_, variables, _) = succeeded(result);
+    assert_eq!(handles.len(), 1, "one operation: the instances");
+    assert!(variables["StackSetId"].starts_with(&format!("{set}:")), "{variables:?}");
+    assert_eq!(variables["OperationId"], handles[0].op);
+    let described = cfn.describe_stack_set().stack_set_name(&set).send().await.unwrap();
+    let described = described.stack_set().unwrap();
+    let parameters: BTreeMap<_, _> = described
+        .parameters()
+        .iter()
+        .map(|p| (p.parameter_key().unwrap(), p.parameter_value().unwrap()))
+        .collect();
+    assert_eq!(parameters, BTreeMap::from([("Team", "ops"), ("TopicName", "orders")]));
+    let instances = |cfn: aws_sdk_cloudformation::Client, set: String| async move {
+        let listed = cfn.list_stack_instances().stack_set_name(&set).send().await.unwrap();
+        let mut found: Vec<(String, String)> = listed
+            .summaries()
+            .iter()
+            .map(|i| (i.account().unwrap().to_owned(), i.region().unwrap().to_owned()))
+            .collect();
+        found.sort();
+        found
+    };
+    let first = instances(cfn.clone(), set.clone()).await;
+    assert_eq!(
+        first,
+        [
+            ("111111111111".to_owned(), "eu-west-1".to_owned()),
+            ("111111111111".into(), "us-east-1".into())
+        ]
+    );
+
+    // Second run with another account: its instances first, then the update of the set.
+    let v2_template = TOPIC_TEMPLATE.replace("\"none\"", "\"platform\"");
+    let v2 = zip_of(&dir, "v2", &[("set.json", v2_template.as_bytes())]);
+    let (result, handles) =
+        run_to_end(&provider, &job(&dir, deploy("111111111111,222222222222"), &[("Src", &v2)]))
+            .await;
+    succeeded(result);
+    assert_eq!(handles.len(), 2, "the new instances, then the update");
+    assert!(handles[0].then_update && !handles[1].then_update, "{handles:?}");
+    assert_eq!(instances(cfn.clone(), set.clone()).await.len(), 4);
+    let described = cfn.describe_stack_set().stack_set_name(&set).send().await.unwrap();
+    assert!(described.stack_set().unwrap().template_body().unwrap().contains("platform"));
+
+    // The instances action adds a third account with its own parameter.
+    let more = request(
+        "Deploy",
+        "CloudFormationStackInstances",
+        &[
+            ("StackSetName", set.as_str()),
+            ("DeploymentTargets", "333333333333"),
+            ("Regions", "us-east-1"),
+            // moto deploys overrides as the whole parameter set, so both are given here.
+            (
+                "ParameterOverrides",
+                "ParameterKey=TopicName,ParameterValue=payments ParameterKey=Team,ParameterValue=pay",
+            ),
+        ],
+        &[],
+    );
+    let instances_action = StackSetProvider::stack_instances(roles().await);
+    let (result, _) = run_to_end(&instances_action, &job(&dir, more, &[])).await;
+    let (_, variables, _) = succeeded(result);
+    assert!(variables.contains_key("OperationId"));
+    assert_eq!(instances(cfn, set.clone()).await.len(), 5);
+
+    // Targets without regions say what is missing before anything is called.
+    let mut half = deploy("111111111111");
+    half.configuration.shift_remove("Regions");
+    let (code, message) = failed(provider.run(&job(&dir, half, &[("Src", &v1)])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("DeploymentTargets and Regions go together"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Connection sources: a build of the project clones through the connection
 
 /// Connections that are all `provider`, in `status`.
@@ -1254,6 +1374,8 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
         ("Deploy", "CodeDeploy"),
         ("Source", "ECR"),
         ("Deploy", "CodeDeployToECS"),
+        ("Deploy", "CloudFormationStackSet"),
+        ("Deploy", "CloudFormationStackInstances"),
     ]
     .into_iter()
     .map(|(category, provider)| {

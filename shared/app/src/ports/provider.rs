@@ -300,8 +300,10 @@ impl ProviderRegistry {
 }
 
 /// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
-pub const AWS_PROVIDED: [(&str, &str, &str); 12] = [
+pub const AWS_PROVIDED: [(&str, &str, &str); 14] = [
     ("Deploy", "AWS", "CloudFormation"),
+    ("Deploy", "AWS", "CloudFormationStackSet"),
+    ("Deploy", "AWS", "CloudFormationStackInstances"),
     ("Deploy", "AWS", "CodeDeploy"),
     ("Deploy", "AWS", "CodeDeployToECS"),
     ("Deploy", "AWS", "ECS"),

@@ -288,7 +288,7 @@ impl Mode {
 const CAPABILITIES: [&str; 3] =
     ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"];
 
-fn parse_capabilities(value: &str) -> Result<Vec<String>, String> {
+pub(super) fn parse_capabilities(value: &str) -> Result<Vec<String>, String> {
     value
         .split(',')
         .map(str::trim)
@@ -388,7 +388,12 @@ impl Settings {
 }
 
 /// Reads `Artifact::path` from the job's input of that name.
-async fn artifact_file(job: &Job, key: &str, value: &str, limit: u64) -> Result<Vec<u8>, Failure> {
+pub(super) async fn artifact_file(
+    job: &Job,
+    key: &str,
+    value: &str,
+    limit: u64,
+) -> Result<Vec<u8>, Failure> {
     let (artifact, path) = parse_artifact_path(key, value).map_err(Failure::configuration)?;
     let input = job.inputs.iter().find(|i| i.name == artifact).ok_or_else(|| {
         Failure::configuration(format!(

@@ -12,6 +12,7 @@
 //! - [`codebuild`] runs `AWS/Build/CodeBuild` and `AWS/Test/CodeBuild`.
 //! - [`commands`] runs `AWS/Compute/Commands` and [`connection_source`]
 //!   `AWS/Source/CodeStarSourceConnection`, as builds of the deployment's build project.
+//! - [`stack_sets`] runs `AWS/Deploy/CloudFormationStackSet` and `CloudFormationStackInstances`.
 //! - [`step_functions`] runs `AWS/Invoke/StepFunctions`.
 //! - [`lambda_invoke`] runs `AWS/Invoke/Lambda` (with the job protocol; see [`register_invoke`]).
 //! - [`lambda_rule`] and [`cloudwatch_alarm`] evaluate the `LambdaInvoke` and `CloudWatchAlarm`
@@ -43,6 +44,7 @@ pub mod lambda_invoke;
 pub mod lambda_rule;
 pub mod s3_deploy;
 pub mod s3_source;
+pub mod stack_sets;
 pub mod step_functions;
 
 use std::fs::File;
@@ -114,6 +116,18 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
         "StepFunctions",
         Arc::new(step_functions::StepFunctionsProvider::new(roles.clone())),
     );
+    registry.register(
+        "Deploy",
+        "AWS",
+        "CloudFormationStackSet",
+        Arc::new(stack_sets::StackSetProvider::stack_set(roles.clone())),
+    );
+    registry.register(
+        "Deploy",
+        "AWS",
+        "CloudFormationStackInstances",
+        Arc::new(stack_sets::StackSetProvider::stack_instances(roles.clone())),
+    );
     registry.register("Source", "AWS", "S3", Arc::new(s3_source::S3SourceProvider::new(roles)));
     registry.register("Build", "AWS", "CodeBuild", codebuild.clone());
     registry.register("Test", "AWS", "CodeBuild", codebuild);
@@ -135,16 +149,20 @@ pub fn register_invoke(
     registry.register("Invoke", "AWS", "Lambda", Arc::new(lambda));
 }
 
-/// Lets CloudFormation actions deploy templates over 51,200 bytes, read by CloudFormation from
+/// Lets CloudFormation and stack set actions deploy templates over 51,200 bytes, read by CloudFormation from
 /// `buckets` (region to bucket and KMS key ARN: the deployment's artifact buckets).
 pub fn register_large_templates(
     registry: &mut ProviderRegistry,
     roles: Arc<dyn RoleCredentials>,
     buckets: std::collections::BTreeMap<String, (String, String)>,
 ) {
-    let templates = Arc::new(cfn_templates::S3Templates::new(roles.clone(), buckets));
-    let provider = cloudformation::CloudFormationProvider::new(roles).with_templates(templates);
-    registry.register("Deploy", "AWS", "CloudFormation", Arc::new(provider));
+    let templates: Arc<dyn cfn_templates::TemplateStore> =
+        Arc::new(cfn_templates::S3Templates::new(roles.clone(), buckets));
+    let stacks = cloudformation::CloudFormationProvider::new(roles.clone())
+        .with_templates(templates.clone());
+    registry.register("Deploy", "AWS", "CloudFormation", Arc::new(stacks));
+    let sets = stack_sets::StackSetProvider::stack_set(roles).with_templates(templates);
+    registry.register("Deploy", "AWS", "CloudFormationStackSet", Arc::new(sets));
 }
 
 /// Registers what runs as builds of the CodeBuild project `project` (the deployment's

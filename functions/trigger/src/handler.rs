@@ -120,8 +120,9 @@ mod tests {
         let mut pipeline: Value = serde_json::from_str(PIPELINE).unwrap();
         pipeline["pipeline"]["stages"].as_array_mut().unwrap().push(json!({"name": "Deploy",
             "actions": [{"name": "Ship",
-                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ElasticBeanstalk", "version": "1"},
-                "configuration": {"ApplicationName": "a", "EnvironmentName": "e"},
+                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "AppConfig", "version": "1"},
+                "configuration": {"Application": "a", "Environment": "e",
+                    "ConfigurationProfile": "c", "InputArtifactConfigurationPath": "c.json"},
                 "inputArtifacts": [{"name": "Code"}]}]}));
         let created =
             f.aws.control_api().call("CreatePipeline", pipeline.to_string().as_bytes(), "t").await;

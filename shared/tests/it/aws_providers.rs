@@ -26,6 +26,9 @@ use baton::ports::provider::{
     ActionProvider, InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderError, RuleCheck,
     RuleProvider,
 };
+use baton::providers::aws::beanstalk::{
+    BeanstalkApi, BeanstalkProvider, Environment, SdkBeanstalk,
+};
 use baton::providers::aws::cfn_templates::{S3Templates, TemplateStore, template_key};
 use baton::providers::aws::cloudformation::{
     CfnError, ChangeSet, CloudFormationProvider, Stack, StackApi, StackInput, Update,
@@ -1042,6 +1045,174 @@ async fn a_commands_rule_starts_its_build_once_then_follows_it_to_its_verdict() 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Elastic Beanstalk: a fake for deployments (moto has no CreateApplicationVersion or
+// UpdateEnvironment), moto for reading environments
+
+/// Scripted Elastic Beanstalk: each look pops the next environment (the last one stays) and
+/// the errors logged so far; calls are recorded.
+#[derive(Default)]
+struct FakeBeanstalk {
+    environments: Mutex<VecDeque<Option<(&'static str, &'static str)>>>,
+    errors: Mutex<Vec<String>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeBeanstalk {
+    fn answering(looks: &[Option<(&'static str, &'static str)>]) -> Arc<Self> {
+        let fake = Self::default();
+        *fake.environments.lock().unwrap() = looks.iter().copied().collect();
+        Arc::new(fake)
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl BeanstalkApi for FakeBeanstalk {
+    async fn create_version(
+        &self,
+        app: &str,
+        label: &str,
+        (bucket, key): (&str, &str),
+        _: &str,
+    ) -> Result<(), Stop> {
+        self.calls.lock().unwrap().push(format!("version {app} {label} s3://{bucket}/{key}"));
+        Ok(())
+    }
+
+    async fn update_environment(&self, _: &str, env: &str, label: &str) -> Result<(), Stop> {
+        self.calls.lock().unwrap().push(format!("update {env} {label}"));
+        Ok(())
+    }
+
+    async fn environment(&self, _: &str, _: &str) -> Result<Option<Environment>, Stop> {
+        let mut looks = self.environments.lock().unwrap();
+        let look = if looks.len() > 1 { looks.pop_front() } else { looks.front().copied() };
+        Ok(look.flatten().map(|(status, version)| Environment {
+            status: status.into(),
+            version_label: Some(
+                version.replace("LABEL", "baton-0c5c7a4e-1111-2222-3333-444455556666-1"),
+            ),
+            health: Some("Green".into()),
+        }))
+    }
+
+    async fn errors_since(&self, _: &str, _: &str, _: i64) -> Result<Vec<String>, Stop> {
+        Ok(self.errors.lock().unwrap().clone())
+    }
+
+    async fn abort(&self, _: &str, env: &str) {
+        self.calls.lock().unwrap().push(format!("abort {env}"));
+    }
+}
+
+fn beanstalk_job(dir: &TempDir, deadline_in_ms: i64) -> Job {
+    let config = [("ApplicationName", "shop"), ("EnvironmentName", "shop-prod")];
+    let mut deploy = request("Deploy", "ElasticBeanstalk", &config, &[]);
+    deploy.deadline = now_ms() + deadline_in_ms;
+    let mut attempt = job(dir, deploy, &[]);
+    attempt.in_place = Some(InPlaceArtifacts {
+        inputs: vec![(
+            "App".into(),
+            ArtifactLocation { bucket: "artifacts".into(), key: "release/e/App/1.zip".into() },
+        )],
+        outputs: Vec::new(),
+        kms_key_arn: String::new(),
+    });
+    attempt
+}
+
+/// Runs the deployment, then looks until it ends.
+async fn deploy_to_end(provider: &BeanstalkProvider, job: &Job) -> JobResult {
+    let mut result = provider.run(job).await.unwrap();
+    while let JobResult::Running { external_id, .. } = &result {
+        result = provider.resume(job, external_id).await.unwrap();
+    }
+    result
+}
+
+#[tokio::test]
+async fn a_beanstalk_deploy_makes_a_version_of_the_artifact_and_waits_for_the_environment() {
+    let dir = TempDir::new().unwrap();
+    let fake = FakeBeanstalk::answering(&[
+        Some(("Ready", "v0")),
+        Some(("Updating", "v0")),
+        Some(("Updating", "LABEL")),
+        Some(("Ready", "LABEL")),
+    ]);
+    let provider = BeanstalkProvider::with_api(fake.clone());
+    let label = "baton-0c5c7a4e-1111-2222-3333-444455556666-1";
+
+    let result = deploy_to_end(&provider, &beanstalk_job(&dir, 60_000)).await;
+    let (_, _, revision) = succeeded(result);
+    assert_eq!(revision.as_deref(), Some(label));
+    assert_eq!(
+        fake.calls(),
+        [
+            format!("version shop {label} s3://artifacts/release/e/App/1.zip"),
+            format!("update shop-prod {label}"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_beanstalk_deploy_rolled_back_or_late_fails_saying_why() {
+    let dir = TempDir::new().unwrap();
+    // Elastic Beanstalk put the old version back, and logged why.
+    let fake = FakeBeanstalk::answering(&[Some(("Ready", "v0")), Some(("Ready", "v0"))]);
+    fake.errors.lock().unwrap().push("Failed to deploy application.".into());
+    let provider = BeanstalkProvider::with_api(fake);
+    let (code, message) = failed(deploy_to_end(&provider, &beanstalk_job(&dir, 60_000)).await);
+    assert_eq!(code, "JobFailed");
+    assert!(
+        message.contains("back on version v0") && message.contains("Failed to deploy"),
+        "{message}"
+    );
+
+    // Still updating at the time-out: aborted.
+    let fake = FakeBeanstalk::answering(&[Some(("Ready", "v0")), Some(("Updating", "v0"))]);
+    let provider = BeanstalkProvider::with_api(fake.clone());
+    let (code, _) = failed(deploy_to_end(&provider, &beanstalk_job(&dir, -1)).await);
+    assert_eq!(code, "TimedOut");
+    assert_eq!(fake.calls().last().map(String::as_str), Some("abort shop-prod"));
+
+    // No such environment: nothing is made.
+    let fake = FakeBeanstalk::answering(&[None]);
+    let provider = BeanstalkProvider::with_api(fake.clone());
+    let (code, message) = failed(provider.run(&beanstalk_job(&dir, 60_000)).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("shop-prod of shop does not exist"), "{message}");
+    assert!(fake.calls().is_empty());
+
+    // Artifacts in local files (one machine): said so.
+    let mut local = beanstalk_job(&dir, 60_000);
+    local.in_place = None;
+    let (code, message) = failed(provider.run(&local).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("reads the application version from S3"), "{message}");
+}
+
+#[tokio::test]
+async fn the_sdk_reads_a_beanstalk_environment_and_knows_a_missing_one() {
+    let eb = aws_sdk_elasticbeanstalk::Client::new(&sdk_config(DEPLOY_REGION).await);
+    let app = unique("shop");
+    eb.create_application().application_name(&app).send().await.unwrap();
+    eb.create_environment()
+        .application_name(&app)
+        .environment_name("prod")
+        .solution_stack_name("64bit Amazon Linux 2023 v4.0.0 running Python 3.11")
+        .send()
+        .await
+        .unwrap();
+    let api = SdkBeanstalk::new(eb);
+    let env = api.environment(&app, "prod").await.unwrap().expect("the environment");
+    assert_eq!(env.status, "Ready");
+    assert!(api.environment(&app, "staging").await.unwrap().is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stack sets on moto (whose operations end at once)
 
 /// Runs `provider` on `job` and follows each operation it hands over to the end.
@@ -1376,6 +1547,7 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
         ("Deploy", "CodeDeployToECS"),
         ("Deploy", "CloudFormationStackSet"),
         ("Deploy", "CloudFormationStackInstances"),
+        ("Deploy", "ElasticBeanstalk"),
     ]
     .into_iter()
     .map(|(category, provider)| {

@@ -300,13 +300,14 @@ impl ProviderRegistry {
 }
 
 /// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
-pub const AWS_PROVIDED: [(&str, &str, &str); 14] = [
+pub const AWS_PROVIDED: [(&str, &str, &str); 15] = [
     ("Deploy", "AWS", "CloudFormation"),
     ("Deploy", "AWS", "CloudFormationStackSet"),
     ("Deploy", "AWS", "CloudFormationStackInstances"),
     ("Deploy", "AWS", "CodeDeploy"),
     ("Deploy", "AWS", "CodeDeployToECS"),
     ("Deploy", "AWS", "ECS"),
+    ("Deploy", "AWS", "ElasticBeanstalk"),
     ("Deploy", "AWS", "S3"),
     ("Invoke", "AWS", "Lambda"),
     ("Invoke", "AWS", "StepFunctions"),

@@ -118,6 +118,7 @@ fn job(dir: &TempDir, request: ActionRequest, inputs: &[(&str, &Path)]) -> Job {
         log_path: work_dir.join("action.log"),
         work_dir,
         in_place: None,
+        input_places: Vec::new(),
     }
 }
 
@@ -455,6 +456,48 @@ impl TemplateStore for KeptTemplates {
         self.0.lock().unwrap().push(template);
         Ok(format!("https://templates.example/{}", template_key(request)))
     }
+
+    async fn artifact_url(&self, _: &ActionRequest, at: &ArtifactLocation) -> Result<String, Stop> {
+        Ok(format!("https://signed.example/{}/{}", at.bucket, at.key))
+    }
+}
+
+#[tokio::test]
+async fn get_artifact_att_gives_where_an_input_lies_in_the_store() {
+    let dir = TempDir::new().unwrap();
+    let source = zip_of(&dir, "src", &[("t.json", b"{\"Resources\": {}}")]);
+    let overrides = r#"{"Bucket": {"Fn::GetArtifactAtt": ["Src", "BucketName"]},
+        "Key": {"Fn::GetArtifactAtt": ["Src", "ObjectKey"]},
+        "Url": {"Fn::GetArtifactAtt": ["Src", "URL"]}}"#;
+    let config = [
+        ("ActionMode", "CREATE_UPDATE"),
+        ("StackName", "app"),
+        ("TemplatePath", "Src::t.json"),
+        ("ParameterOverrides", overrides),
+    ];
+    let deploy = request("Deploy", "CloudFormation", &config, &[]);
+    let fake = FakeStacks::answering(&[None, Some(("CREATE_COMPLETE", None))]);
+    let provider = CloudFormationProvider::with_api(fake.clone())
+        .with_backoff(FAST)
+        .with_templates(Arc::new(KeptTemplates::default()));
+    assert!(provider.wants_input_places(&deploy), "the worker is asked for the places");
+    let mut attempt = job(&dir, deploy.clone(), &[("Src", &source)]);
+    attempt.input_places = vec![(
+        "Src".into(),
+        ArtifactLocation { bucket: "artifacts-eu".into(), key: "release/e/Src/ab12.zip".into() },
+    )];
+
+    succeeded(provider.run(&attempt).await.unwrap());
+    let sent = fake.inputs.lock().unwrap()[0].parameters.clone();
+    assert_eq!(sent["Bucket"], "artifacts-eu");
+    assert_eq!(sent["Key"], "release/e/Src/ab12.zip");
+    assert_eq!(sent["Url"], "https://signed.example/artifacts-eu/release/e/Src/ab12.zip");
+
+    // Artifacts in local files (one machine): refused, saying so.
+    let local = job(&dir, deploy, &[("Src", &source)]);
+    let (code, message) = failed(provider.run(&local).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("ParameterOverrides") && message.contains("local files"), "{message}");
 }
 
 #[tokio::test]

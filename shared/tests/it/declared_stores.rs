@@ -19,7 +19,7 @@ use baton::ports::provider::{
 use baton::ports::state::StateStore;
 use baton::service::{ActionWorker, AdminError, PipelineAdmin, StageAdvance};
 use baton_core::declaration::PipelineDocument;
-use baton_core::engine::Input;
+use baton_core::engine::{ActionRequest, ArtifactLocation, Input};
 use baton_core::plan::DeclaredStore;
 use baton_testkit::{KeptEvents, manual_start};
 
@@ -263,7 +263,7 @@ async fn a_pipelines_action_output_goes_to_its_declared_store_and_a_bad_store_is
     bus.0.lock().unwrap().clear();
     worker.run(request).await.unwrap();
     let completed = bus.0.lock().unwrap().iter().find_map(|e| e.pipeline_input().ok()).unwrap();
-    let Input::ActionCompleted { outcome, .. } = completed.input else {
+    let Input::ActionCompleted { outcome, .. } = completed.input.clone() else {
         panic!("expected a completion, got {:?}", completed.input)
     };
     let baton_core::engine::ActionOutcome::Succeeded { artifacts, .. } = outcome else {
@@ -275,4 +275,53 @@ async fn a_pipelines_action_output_goes_to_its_declared_store_and_a_bad_store_is
         &f.team_key,
         &f.key_of(&artifacts[0].location.bucket, &artifacts[0].location.key).await
     ));
+
+    // The next action asks where its input lies (as Fn::GetArtifactAtt does): it is told the
+    // place in the store, and still gets the file.
+    let produced = artifacts[0].location.clone();
+    bus.0.lock().unwrap().clear();
+    advance.handle(completed).await.unwrap();
+    let deploy = bus.0.lock().unwrap().iter().find_map(|e| e.action_request().ok()).unwrap();
+    assert_eq!(deploy.action, "Put");
+    let seen = Arc::new(AsksWhere::default());
+    let mut providers = ProviderRegistry::default();
+    providers.register("Deploy", "AWS", "S3", seen.clone());
+    let worker = ActionWorker::new(
+        state.clone(),
+        bus.clone(),
+        f.store.clone(),
+        providers,
+        state.clone(),
+        home.path().to_path_buf(),
+    );
+    worker.run(deploy).await.unwrap();
+    let (places, files) = seen.0.lock().unwrap().clone().expect("the deploy ran");
+    assert_eq!(places, [("Out".to_owned(), produced)]);
+    assert_eq!(files, ["Out"], "downloaded as well");
+}
+
+/// The places an attempt was told, and the names of the files it got.
+type Told = (Vec<(String, ArtifactLocation)>, Vec<String>);
+
+/// A deploy that asks where its inputs lie, and keeps what it was told.
+#[derive(Default)]
+struct AsksWhere(std::sync::Mutex<Option<Told>>);
+
+#[async_trait]
+impl ActionProvider for AsksWhere {
+    fn wants_input_places(&self, _: &ActionRequest) -> bool {
+        true
+    }
+
+    async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
+        let files = job.inputs.iter().map(|i| i.name.clone()).collect();
+        *self.0.lock().unwrap() = Some((job.input_places.clone(), files));
+        Ok(JobResult::Succeeded {
+            output_artifacts: Vec::new(),
+            output_variables: BTreeMap::new(),
+            summary: None,
+            external_id: None,
+            external_url: None,
+        })
+    }
 }

@@ -99,6 +99,7 @@ fn job(dir: &Path, request: ActionRequest, inputs: Vec<LocalArtifact>) -> Job {
         work_dir: dir.join(format!("work-{n}")),
         log_path: dir.join(format!("log-{n}.txt")),
         in_place: None,
+        input_places: Vec::new(),
     }
 }
 

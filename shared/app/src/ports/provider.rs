@@ -35,6 +35,10 @@ pub struct Job {
     /// ([`ActionProvider::works_in_place`]), where they are, when the store can tell; its
     /// `inputs` are then left undownloaded.
     pub in_place: Option<InPlaceArtifacts>,
+    /// Where each input artifact lies in the action region's store, by name, beside the
+    /// downloaded files, for a provider that asks ([`ActionProvider::wants_input_places`])
+    /// when the store can tell; empty otherwise.
+    pub input_places: Vec<(String, baton_core::engine::ArtifactLocation)>,
 }
 
 /// The attempt's artifacts in a store an AWS service reads and writes itself.
@@ -103,6 +107,12 @@ pub trait ActionProvider: Send + Sync {
     /// inputs are not downloaded when [`Job::in_place`] is given, and on success its outputs
     /// are taken to be at the places [`InPlaceArtifacts::outputs`] named.
     fn works_in_place(&self) -> bool {
+        false
+    }
+    /// Whether `request`'s attempt needs to know where its inputs lie in the store as well as
+    /// their files ([`Job::input_places`]), as CloudFormation's `Fn::GetArtifactAtt` does.
+    fn wants_input_places(&self, request: &ActionRequest) -> bool {
+        let _ = request;
         false
     }
     /// For a source: the revision a run would fetch now, so a poller can tell a new one

@@ -83,6 +83,7 @@ impl RuleProvider for ActionRule {
             work_dir: check.work_dir.clone(),
             log_path: check.log_path.clone(),
             in_place: None,
+            input_places: Vec::new(),
         };
         Ok(match self.provider.run(&job).await? {
             JobResult::Succeeded { summary, .. } => {

@@ -212,7 +212,7 @@ impl ActionWorker {
         let (work_dir, log_path) = self.scratch(r, "resume")?;
         let artifacts = self.store_for(&r.artifact_stores)?;
         let in_place = if provider.works_in_place() {
-            in_place(&*artifacts, &Piece::of(r), &[], &r.output_artifacts).await?
+            places_in_store(&*artifacts, &Piece::of(r), &[], &r.output_artifacts).await?
         } else {
             None
         };
@@ -222,6 +222,7 @@ impl ActionWorker {
             work_dir: work_dir.clone(),
             log_path,
             in_place: in_place.clone(),
+            input_places: Vec::new(),
         };
         let result = match provider.resume(&look, &job.external_id).await {
             Ok(JobResult::Running { external_id, external_url }) => {
@@ -339,12 +340,21 @@ impl ActionWorker {
             &inputs_dir,
         )
         .await?;
+        let input_places = match &in_place {
+            None if provider.wants_input_places(r) => {
+                let placed =
+                    places_in_store(&*artifacts, &Piece::of(r), &r.input_artifacts, &[]).await?;
+                placed.map(|p| p.inputs).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
         let job = Job {
             request: r.clone(),
             inputs,
             work_dir: work_dir.join("run"),
             log_path,
             in_place: in_place.clone(),
+            input_places,
         };
         std::fs::create_dir_all(&job.work_dir)
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
@@ -455,7 +465,9 @@ pub(super) async fn gather(
     works_in_place: bool,
     dir: &Path,
 ) -> Result<(Option<InPlaceArtifacts>, Vec<LocalArtifact>), ServiceError> {
-    if works_in_place && let Some(placed) = in_place(artifacts, piece, inputs, outputs).await? {
+    if works_in_place
+        && let Some(placed) = places_in_store(artifacts, piece, inputs, outputs).await?
+    {
         return Ok((Some(placed), Vec::new()));
     }
     let mut fetched = Vec::with_capacity(inputs.len());
@@ -467,7 +479,7 @@ pub(super) async fn gather(
 
 /// The artifacts of `piece` in place, when the store can tell: `inputs` (copied into its region
 /// first) and where `outputs` are to be written.
-async fn in_place(
+async fn places_in_store(
     artifacts: &dyn ArtifactStore,
     piece: &Piece<'_>,
     inputs: &[Artifact],

@@ -2,6 +2,8 @@
 //! 1 MB): put in the deployment's artifact bucket of the action's region, encrypted with its
 //! key, and handed to CloudFormation as a presigned `TemplateURL`.
 //!
+//! `Fn::GetArtifactAtt`'s `URL` of an input artifact is presigned the same way.
+//!
 //! The worker presigns with its own role, so a deploy role in another account needs no grant on
 //! the bucket or its key: CloudFormation fetches the URL when it is called, as the worker.
 
@@ -14,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use baton_core::engine::ActionRequest;
+use baton_core::engine::{ActionRequest, ArtifactLocation};
 
 use super::credentials::RoleCredentials;
 use super::{Failure, Stop, sdk_stop};
@@ -33,6 +35,13 @@ pub trait TemplateStore: Send + Sync {
     /// Stores `template` for `request`'s attempt and gives the HTTPS URL CloudFormation reads
     /// it from.
     async fn url(&self, request: &ActionRequest, template: Vec<u8>) -> Result<String, Stop>;
+    /// A presigned HTTPS URL of `location` (an input artifact, in the action's region), as
+    /// `Fn::GetArtifactAtt`'s `URL` gives it.
+    async fn artifact_url(
+        &self,
+        request: &ActionRequest,
+        location: &ArtifactLocation,
+    ) -> Result<String, Stop>;
 }
 
 /// [`TemplateStore`] in the deployment's artifact buckets.
@@ -85,15 +94,29 @@ impl TemplateStore for S3Templates {
             .send()
             .await
             .map_err(sdk_stop("PutObject"))?;
-        let lifetime = PresigningConfig::expires_in(URL_LIFETIME)
-            .map_err(|e| Failure::job(format!("The template's URL cannot be made: {e}.")))?;
-        let presigned = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .presigned(lifetime)
-            .await
-            .map_err(|e| Failure::job(format!("The template's URL cannot be made: {e}.")))?;
-        Ok(presigned.uri().to_owned())
+        presign(&s3, bucket, &key).await
     }
+
+    async fn artifact_url(
+        &self,
+        request: &ActionRequest,
+        location: &ArtifactLocation,
+    ) -> Result<String, Stop> {
+        let config = self.roles.config(None, &request.region, &request.execution_id).await?;
+        presign(&sdk::s3(&config), &location.bucket, &location.key).await
+    }
+}
+
+/// A GET of `bucket`/`key` that works for [`URL_LIFETIME`] without other credentials.
+async fn presign(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, Stop> {
+    let unmade = |e: &dyn std::fmt::Display| Failure::job(format!("The URL cannot be made: {e}."));
+    let lifetime = PresigningConfig::expires_in(URL_LIFETIME).map_err(|e| unmade(&e))?;
+    let presigned = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .presigned(lifetime)
+        .await
+        .map_err(|e| unmade(&e))?;
+    Ok(presigned.uri().to_owned())
 }

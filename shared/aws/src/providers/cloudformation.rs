@@ -31,10 +31,11 @@
 //! ([`cfn_templates`](super::cfn_templates)), up to its 1 MB limit; where there is no such
 //! bucket (one machine), it is refused naming the limit.
 //!
-//! `ParameterOverrides` values are strings, numbers or booleans, or `{"Fn::GetParam":
-//! ["Artifact", "file.json", "key"]}` read from an input artifact. `Fn::GetArtifactAtt` is
-//! refused: the artifact's location in the action's region is the artifact store's business,
-//! which providers do not see.
+//! `ParameterOverrides` values are strings, numbers or booleans, `{"Fn::GetParam":
+//! ["Artifact", "file.json", "key"]}` read from an input artifact, or `{"Fn::GetArtifactAtt":
+//! ["Artifact", "BucketName" | "ObjectKey" | "URL"]}`: where the input lies in the action
+//! region's store (the worker tells, [`Job::input_places`]), the URL presigned; with artifacts
+//! in local files (one machine) it is refused, saying so.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,6 +46,7 @@ use async_trait::async_trait;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Tag};
+use baton_core::engine::ActionRequest;
 use baton_core::plan::ActionPlan;
 use serde_json::Value;
 
@@ -489,7 +491,7 @@ async fn stack_input(
             return Err(Failure::configuration("ParameterOverrides must be a JSON object.").into());
         };
         for (name, value) in overrides {
-            let value = override_value(job, &name, &value).await?;
+            let value = override_value(job, &name, &value, templates).await?;
             input.parameters.insert(name, value);
         }
     }
@@ -497,19 +499,30 @@ async fn stack_input(
 }
 
 /// One `ParameterOverrides` value: a scalar, or `Fn::GetParam` read from an input artifact.
-async fn override_value(job: &Job, name: &str, value: &Value) -> Result<String, Failure> {
+async fn override_value(
+    job: &Job,
+    name: &str,
+    value: &Value,
+    templates: Option<&dyn TemplateStore>,
+) -> Result<String, Stop> {
     if let Some(value) = scalar(value) {
         return Ok(value);
     }
     let refused = |why: &str| Failure::configuration(format!("ParameterOverrides {name}: {why}"));
+    if let Some(args) = value.get("Fn::GetArtifactAtt") {
+        return artifact_attribute(job, args, templates).await.map_err(|e| match e {
+            Stop::Failed(f) if f.code == "ConfigurationError" => refused(&f.message).into(),
+            other => other,
+        });
+    }
     let Some(Value::Array(args)) = value.get("Fn::GetParam") else {
-        if value.get("Fn::GetArtifactAtt").is_some() {
-            return Err(refused("Fn::GetArtifactAtt is not supported; pass the value instead."));
-        }
-        return Err(refused("the value must be a string or {\"Fn::GetParam\": [...]}."));
+        return Err(refused(
+            "the value must be a string, {\"Fn::GetParam\": [...]} or {\"Fn::GetArtifactAtt\": [...]}.",
+        )
+        .into());
     };
     let [Value::String(artifact), Value::String(file), Value::String(key)] = args.as_slice() else {
-        return Err(refused("Fn::GetParam takes [\"Artifact\", \"file.json\", \"key\"]."));
+        return Err(refused("Fn::GetParam takes [\"Artifact\", \"file.json\", \"key\"].").into());
     };
     let bytes = artifact_file(
         job,
@@ -523,7 +536,45 @@ async fn override_value(job: &Job, name: &str, value: &Value) -> Result<String, 
     document
         .get(key)
         .and_then(scalar)
-        .ok_or_else(|| refused(&format!("{file} has no string value {key}.")))
+        .ok_or_else(|| refused(&format!("{file} has no string value {key}.")).into())
+}
+
+/// `Fn::GetArtifactAtt: ["Artifact", "BucketName" | "ObjectKey" | "URL"]`: where an input
+/// artifact lies in the action region's store, as CodePipeline gives it (the URL presigned).
+async fn artifact_attribute(
+    job: &Job,
+    args: &Value,
+    templates: Option<&dyn TemplateStore>,
+) -> Result<String, Stop> {
+    let refused = |why: String| -> Stop { Failure::configuration(why).into() };
+    let Some([Value::String(artifact), Value::String(attribute)]) =
+        args.as_array().map(Vec::as_slice)
+    else {
+        return Err(refused(
+            "Fn::GetArtifactAtt takes [\"Artifact\", \"BucketName\" | \"ObjectKey\" | \"URL\"]."
+                .into(),
+        ));
+    };
+    let Some((_, place)) = job.input_places.iter().find(|(name, _)| name == artifact) else {
+        return Err(refused(if job.inputs.iter().any(|i| &i.name == artifact) {
+            format!(
+                "Fn::GetArtifactAtt names where {artifact} lies in S3, and this runtime keeps artifacts in local files."
+            )
+        } else {
+            format!("Fn::GetArtifactAtt names {artifact}, which is not an input of this action.")
+        }));
+    };
+    match attribute.as_str() {
+        "BucketName" => Ok(place.bucket.clone()),
+        "ObjectKey" => Ok(place.key.clone()),
+        "URL" => match templates {
+            Some(store) => store.artifact_url(&job.request, place).await,
+            None => Err(refused("Fn::GetArtifactAtt URL needs the artifact store's bucket, which this runtime does not have.".into())),
+        },
+        other => Err(refused(format!(
+            "Fn::GetArtifactAtt takes BucketName, ObjectKey or URL, not \"{other}\"."
+        ))),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -651,6 +702,13 @@ impl CloudFormationProvider {
 
 #[async_trait]
 impl ActionProvider for CloudFormationProvider {
+    fn wants_input_places(&self, request: &ActionRequest) -> bool {
+        request
+            .configuration
+            .get("ParameterOverrides")
+            .is_some_and(|o| o.contains("Fn::GetArtifactAtt"))
+    }
+
     async fn check(&self, action: &ActionPlan) -> Result<(), String> {
         let config = &action.configuration;
         let literal = |key: &str| {

@@ -184,6 +184,7 @@ impl RuleProvider for CommandsRule {
             work_dir: check.work_dir.clone(),
             log_path: check.log_path.clone(),
             in_place: check.in_place.clone(),
+            input_places: Vec::new(),
         };
         let result = match &check.request.handle {
             None => self.0.run(&job).await?,

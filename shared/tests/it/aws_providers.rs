@@ -42,6 +42,9 @@ use baton::providers::aws::connection_source::{
     CodeConnections, Connection, ConnectionSourceProvider, Connections,
 };
 use baton::providers::aws::ecs_deploy::EcsDeployProvider;
+use baton::providers::aws::lambda_deploy::{
+    AlarmStates, Handle as LambdaHandle, LambdaDeployProvider,
+};
 use baton::providers::aws::s3_deploy::S3DeployProvider;
 use baton::providers::aws::s3_source::S3SourceProvider;
 use baton::providers::aws::stack_sets::{Handle, StackSetProvider};
@@ -1256,6 +1259,134 @@ async fn the_sdk_reads_a_beanstalk_environment_and_knows_a_missing_one() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Lambda deploys on moto, alarms from a fake (moto's CloudWatch does not speak the current SDK)
+
+/// Alarms: the names listed are in ALARM.
+#[derive(Default)]
+struct Firing(Mutex<Vec<String>>);
+
+#[async_trait]
+impl AlarmStates for Firing {
+    async fn firing(&self, _: &ActionRequest, names: &[String]) -> Result<Vec<String>, Stop> {
+        Ok(self.0.lock().unwrap().iter().filter(|n| names.contains(n)).cloned().collect())
+    }
+}
+
+/// A role Lambda may run functions as, made through moto's CloudFormation.
+async fn lambda_role(config: &aws_config::SdkConfig) -> String {
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let stack = unique("lambda-role");
+    let template = serde_json::json!({"Resources": {"Role": {"Type": "AWS::IAM::Role",
+        "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+             "Action": "sts:AssumeRole"}]}}}},
+        "Outputs": {"Arn": {"Value": {"Fn::GetAtt": ["Role", "Arn"]}}}});
+    cfn.create_stack().stack_name(&stack).template_body(template.to_string()).send().await.unwrap();
+    let described = cfn.describe_stacks().stack_name(&stack).send().await.unwrap();
+    described.stacks()[0].outputs()[0].output_value().unwrap().to_owned()
+}
+
+/// The alias's version and its extra weights.
+async fn alias_of(lambda: &aws_sdk_lambda::Client, function: &str) -> (String, Vec<(String, f64)>) {
+    let alias = lambda.get_alias().function_name(function).name("live").send().await.unwrap();
+    let mut weights: Vec<(String, f64)> = alias
+        .routing_config()
+        .and_then(|r| r.additional_version_weights())
+        .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
+        .unwrap_or_default();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    (alias.function_version().unwrap().to_owned(), weights)
+}
+
+#[tokio::test]
+async fn a_lambda_deploy_shifts_the_alias_by_its_canary_and_rolls_back_on_an_alarm() {
+    let dir = TempDir::new().unwrap();
+    let config = sdk_config(DEPLOY_REGION).await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let function = unique("orders");
+    let code = |version: &str| {
+        zip_of(&dir, "code", &[("index.py", format!("V = {version}\n").as_bytes())])
+    };
+    lambda
+        .create_function()
+        .function_name(&function)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .handler("index.handler")
+        .role(lambda_role(&config).await)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(std::fs::read(code("1")).unwrap()))
+                .build(),
+        )
+        .publish(true)
+        .send()
+        .await
+        .unwrap();
+    lambda
+        .create_alias()
+        .function_name(&function)
+        .name("live")
+        .function_version("1")
+        .send()
+        .await
+        .unwrap();
+    let alarms = Arc::new(Firing::default());
+    let provider = LambdaDeployProvider::new(roles().await).with_alarms(alarms.clone());
+    let deploy = |strategy: &str| {
+        request(
+            "Deploy",
+            "Lambda",
+            &[
+                ("FunctionName", function.as_str()),
+                ("FunctionAlias", "live"),
+                ("DeployStrategy", strategy),
+                ("Alarms", "orders-errors"),
+            ],
+            &[],
+        )
+    };
+
+    // A canary: the new version takes 10 percent, the alias stays on the old one.
+    let attempt = job(&dir, deploy("Canary10Percent5Minutes"), &[("Code", &code("2"))]);
+    let JobResult::Running { external_id, .. } = provider.run(&attempt).await.unwrap() else {
+        panic!("the canary did not wait");
+    };
+    let mut handle: LambdaHandle = serde_json::from_str(&external_id).unwrap();
+    assert_eq!((handle.original.as_str(), handle.version.as_str()), ("1", "2"));
+    assert_eq!(alias_of(&lambda, &function).await, ("1".to_owned(), vec![("2".to_owned(), 0.1)]));
+    // Looked at before its five minutes are up: nothing moves.
+    let again = provider.resume(&attempt, &external_id).await.unwrap();
+    assert!(matches!(again, JobResult::Running { .. }), "{again:?}");
+    // Its time is up: all traffic on the new version.
+    handle.next_ms = 0;
+    let done = provider.resume(&attempt, &serde_json::to_string(&handle).unwrap()).await.unwrap();
+    let (_, variables, _) = succeeded(done);
+    assert_eq!(variables["FunctionVersion"], "2");
+    assert_eq!(alias_of(&lambda, &function).await, ("2".to_owned(), vec![]));
+
+    // The next canary meets a firing alarm: back on version 2, and the action fails.
+    let attempt = job(&dir, deploy("Linear50PercentEvery1Minute"), &[("Code", &code("3"))]);
+    let JobResult::Running { external_id, .. } = provider.run(&attempt).await.unwrap() else {
+        panic!("the linear shift did not wait");
+    };
+    assert_eq!(alias_of(&lambda, &function).await, ("2".to_owned(), vec![("3".to_owned(), 0.5)]));
+    alarms.0.lock().unwrap().push("orders-errors".into());
+    let (code_, message) = failed(provider.resume(&attempt, &external_id).await.unwrap());
+    assert_eq!(code_, "JobFailed");
+    assert!(
+        message.contains("orders-errors is in ALARM") && message.contains("version 2"),
+        "{message}"
+    );
+    assert_eq!(alias_of(&lambda, &function).await, ("2".to_owned(), vec![]));
+
+    // Without an alias: the code becomes a new version, and that is all.
+    let publish = request("Deploy", "Lambda", &[("FunctionName", function.as_str())], &[]);
+    let (_, variables, _) =
+        succeeded(provider.run(&job(&dir, publish, &[("Code", &code("4"))])).await.unwrap());
+    assert_eq!(variables["FunctionVersion"], "4");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stack sets on moto (whose operations end at once)
 
 /// Runs `provider` on `job` and follows each operation it hands over to the end.
@@ -1591,6 +1722,7 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
         ("Deploy", "CloudFormationStackSet"),
         ("Deploy", "CloudFormationStackInstances"),
         ("Deploy", "ElasticBeanstalk"),
+        ("Deploy", "Lambda"),
     ]
     .into_iter()
     .map(|(category, provider)| {

@@ -310,7 +310,7 @@ impl ProviderRegistry {
 }
 
 /// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
-pub const AWS_PROVIDED: [(&str, &str, &str); 15] = [
+pub const AWS_PROVIDED: [(&str, &str, &str); 16] = [
     ("Deploy", "AWS", "CloudFormation"),
     ("Deploy", "AWS", "CloudFormationStackSet"),
     ("Deploy", "AWS", "CloudFormationStackInstances"),
@@ -318,6 +318,7 @@ pub const AWS_PROVIDED: [(&str, &str, &str); 15] = [
     ("Deploy", "AWS", "CodeDeployToECS"),
     ("Deploy", "AWS", "ECS"),
     ("Deploy", "AWS", "ElasticBeanstalk"),
+    ("Deploy", "AWS", "Lambda"),
     ("Deploy", "AWS", "S3"),
     ("Invoke", "AWS", "Lambda"),
     ("Invoke", "AWS", "StepFunctions"),

@@ -15,6 +15,7 @@
 //!   `AWS/Source/CodeStarSourceConnection`, as builds of the deployment's build project.
 //! - [`stack_sets`] runs `AWS/Deploy/CloudFormationStackSet` and `CloudFormationStackInstances`.
 //! - [`step_functions`] runs `AWS/Invoke/StepFunctions`.
+//! - [`lambda_deploy`] runs `AWS/Deploy/Lambda` (a new version, the alias shifted to it).
 //! - [`lambda_invoke`] runs `AWS/Invoke/Lambda` (with the job protocol; see [`register_invoke`]).
 //! - [`lambda_rule`] and [`cloudwatch_alarm`] evaluate the `LambdaInvoke` and `CloudWatchAlarm`
 //!   rules of stage conditions.
@@ -42,6 +43,7 @@ pub mod ecr_source;
 pub mod ecs_blue_green;
 pub mod ecs_deploy;
 pub mod ecs_taskdef;
+pub mod lambda_deploy;
 pub mod lambda_invoke;
 pub mod lambda_rule;
 pub mod s3_deploy;
@@ -117,6 +119,12 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
         "AWS",
         "StepFunctions",
         Arc::new(step_functions::StepFunctionsProvider::new(roles.clone())),
+    );
+    registry.register(
+        "Deploy",
+        "AWS",
+        "Lambda",
+        Arc::new(lambda_deploy::LambdaDeployProvider::new(roles.clone())),
     );
     registry.register(
         "Deploy",

@@ -120,9 +120,8 @@ mod tests {
         let mut pipeline: Value = serde_json::from_str(PIPELINE).unwrap();
         pipeline["pipeline"]["stages"].as_array_mut().unwrap().push(json!({"name": "Deploy",
             "actions": [{"name": "Ship",
-                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "AppConfig", "version": "1"},
-                "configuration": {"Application": "a", "Environment": "e",
-                    "ConfigurationProfile": "c", "InputArtifactConfigurationPath": "c.json"},
+                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ServiceCatalog", "version": "1"},
+                "configuration": {"ProductId": "prod-1"},
                 "inputArtifacts": [{"name": "Code"}]}]}));
         let created =
             f.aws.control_api().call("CreatePipeline", pipeline.to_string().as_bytes(), "t").await;
@@ -197,6 +196,11 @@ mod tests {
         f
     }
 
+    /// The control API's answer to `operation` with `input`.
+    async fn api(f: &LambdaFixture, operation: &str, input: Value) -> Value {
+        f.aws.control_api().call(operation, input.to_string().as_bytes(), "t").await.json()
+    }
+
     fn reply_body(reply: &Value) -> Value {
         serde_json::from_str(reply["body"].as_str().unwrap()).unwrap()
     }
@@ -214,27 +218,17 @@ mod tests {
         let again = handle(&trigger, &f.aws, github_push("d-1", "main", "s3cret")).await.unwrap();
         assert_eq!(reply_body(&again)["started"], started);
 
-        let execution = f
-            .aws
-            .control_api()
-            .call(
-                "GetPipelineExecution",
-                json!({"pipelineName": "app",
-                "pipelineExecutionId": started[0]["pipelineExecutionId"]})
-                .to_string()
-                .as_bytes(),
-                "t",
-            )
-            .await
-            .json();
+        let id = &started[0]["pipelineExecutionId"];
+        let execution = api(
+            &f,
+            "GetPipelineExecution",
+            json!({"pipelineName": "app",
+            "pipelineExecutionId": id}),
+        )
+        .await;
         let execution = &execution["pipelineExecution"];
         assert_eq!(execution["trigger"]["triggerType"], json!("WebhookV2"), "{execution}");
-        let listed = f
-            .aws
-            .control_api()
-            .call("ListPipelineExecutions", br#"{"pipelineName": "app"}"#, "t")
-            .await
-            .json();
+        let listed = api(&f, "ListPipelineExecutions", json!({"pipelineName": "app"})).await;
         assert_eq!(listed["pipelineExecutionSummaries"].as_array().map(Vec::len), Some(1));
     }
 
@@ -258,12 +252,7 @@ mod tests {
         let lost = handle(&trigger, &f.aws, LambdaEvent::new(lost, Context::default()));
         assert_eq!(lost.await.unwrap()["statusCode"], json!(404));
 
-        let listed = f
-            .aws
-            .control_api()
-            .call("ListPipelineExecutions", br#"{"pipelineName": "app"}"#, "t")
-            .await
-            .json();
+        let listed = api(&f, "ListPipelineExecutions", json!({"pipelineName": "app"})).await;
         assert_eq!(listed["pipelineExecutionSummaries"], json!([]), "nothing started");
         let arrived = f.nothing_in(&[&f.dead_letters]).await;
         assert!(arrived.is_empty(), "a delivery is answered, never dead-lettered: {arrived:?}");

@@ -26,6 +26,10 @@ use baton::ports::provider::{
     ActionProvider, InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderError, RuleCheck,
     RuleProvider,
 };
+use baton::providers::aws::appconfig::{
+    AppConfigApi, AppConfigProvider, Deployment as AppConfigDeployment, SdkAppConfig,
+    Target as AppConfigTarget,
+};
 use baton::providers::aws::beanstalk::{
     BeanstalkApi, BeanstalkProvider, Environment, SdkBeanstalk,
 };
@@ -1301,7 +1305,8 @@ async fn alias_of(lambda: &aws_sdk_lambda::Client, function: &str) -> (String, V
 #[tokio::test]
 async fn a_lambda_deploy_shifts_the_alias_by_its_canary_and_rolls_back_on_an_alarm() {
     let dir = TempDir::new().unwrap();
-    let config = sdk_config(DEPLOY_REGION).await;
+    // The function lives in the target account, deployed through its deploy role.
+    let config = roles().await.config(Some(DEPLOY_ROLE), DEPLOY_REGION, "check").await.unwrap();
     let lambda = aws_sdk_lambda::Client::new(&config);
     let function = unique("orders");
     let code = |version: &str| {
@@ -1333,7 +1338,7 @@ async fn a_lambda_deploy_shifts_the_alias_by_its_canary_and_rolls_back_on_an_ala
     let alarms = Arc::new(Firing::default());
     let provider = LambdaDeployProvider::new(roles().await).with_alarms(alarms.clone());
     let deploy = |strategy: &str| {
-        request(
+        let mut r = request(
             "Deploy",
             "Lambda",
             &[
@@ -1343,7 +1348,9 @@ async fn a_lambda_deploy_shifts_the_alias_by_its_canary_and_rolls_back_on_an_ala
                 ("Alarms", "orders-errors"),
             ],
             &[],
-        )
+        );
+        r.role_arn = Some(DEPLOY_ROLE.into());
+        r
     };
 
     // A canary: the new version takes 10 percent, the alias stays on the old one.
@@ -1380,10 +1387,170 @@ async fn a_lambda_deploy_shifts_the_alias_by_its_canary_and_rolls_back_on_an_ala
     assert_eq!(alias_of(&lambda, &function).await, ("2".to_owned(), vec![]));
 
     // Without an alias: the code becomes a new version, and that is all.
-    let publish = request("Deploy", "Lambda", &[("FunctionName", function.as_str())], &[]);
+    let mut publish = request("Deploy", "Lambda", &[("FunctionName", function.as_str())], &[]);
+    publish.role_arn = Some(DEPLOY_ROLE.into());
     let (_, variables, _) =
         succeeded(provider.run(&job(&dir, publish, &[("Code", &code("4"))])).await.unwrap());
     assert_eq!(variables["FunctionVersion"], "4");
+}
+
+// ---------------------------------------------------------------------------------------------
+// AppConfig: moto for the profile and its hosted versions, a fake for deployments (moto has
+// neither environments nor deployments)
+
+/// Scripted AppConfig: a profile at `location`, deployments answering the states in turn (the
+/// last one stays); calls are recorded.
+struct FakeAppConfig {
+    location: &'static str,
+    states: Mutex<VecDeque<&'static str>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeAppConfig {
+    fn new(location: &'static str, states: &[&'static str]) -> Arc<Self> {
+        Arc::new(Self {
+            location,
+            states: Mutex::new(states.iter().copied().collect()),
+            calls: Mutex::default(),
+        })
+    }
+}
+
+#[async_trait]
+impl AppConfigApi for FakeAppConfig {
+    async fn profile_location(&self, _: AppConfigTarget<'_>) -> Result<String, Stop> {
+        Ok(self.location.into())
+    }
+
+    async fn create_hosted_version(
+        &self,
+        t: AppConfigTarget<'_>,
+        content: Vec<u8>,
+        content_type: &str,
+    ) -> Result<String, Stop> {
+        let text = String::from_utf8(content).unwrap();
+        self.calls.lock().unwrap().push(format!("version {} {content_type} {text}", t.profile));
+        Ok("7".into())
+    }
+
+    async fn start_deployment(
+        &self,
+        t: AppConfigTarget<'_>,
+        strategy: &str,
+        version: &str,
+        _: &str,
+    ) -> Result<i32, Stop> {
+        self.calls.lock().unwrap().push(format!("deploy {} {strategy} {version}", t.environment));
+        Ok(3)
+    }
+
+    async fn deployment(
+        &self,
+        _: AppConfigTarget<'_>,
+        _: i32,
+    ) -> Result<AppConfigDeployment, Stop> {
+        let mut states = self.states.lock().unwrap();
+        let state = if states.len() > 1 { states.pop_front() } else { states.front().copied() };
+        Ok(AppConfigDeployment {
+            state: state.unwrap_or("DEPLOYING").into(),
+            events: vec!["Alarm flags-errors went into ALARM".into()],
+        })
+    }
+
+    async fn stop_deployment(&self, _: AppConfigTarget<'_>, number: i32) {
+        self.calls.lock().unwrap().push(format!("stop {number}"));
+    }
+}
+
+fn appconfig_job(dir: &TempDir, strategy: Option<&str>, deadline_in_ms: i64) -> Job {
+    let mut config = vec![
+        ("Application", "app1"),
+        ("Environment", "env1"),
+        ("ConfigurationProfile", "prof1"),
+        ("InputArtifactConfigurationPath", "conf/flags.json"),
+    ];
+    config.extend(strategy.map(|s| ("DeploymentStrategy", s)));
+    let mut deploy = request("Deploy", "AppConfig", &config, &[]);
+    deploy.deadline = now_ms() + deadline_in_ms;
+    let zip = zip_of(dir, "conf", &[("conf/flags.json", br#"{"dark": true}"#)]);
+    job(dir, deploy, &[("Conf", &zip)])
+}
+
+#[tokio::test]
+async fn an_appconfig_deploy_writes_a_hosted_version_and_follows_its_deployment() {
+    let dir = TempDir::new().unwrap();
+    let fake = FakeAppConfig::new("hosted", &["DEPLOYING", "BAKING", "COMPLETE"]);
+    let provider = AppConfigProvider::with_api(fake.clone());
+    let attempt = appconfig_job(&dir, Some("Canary10Percent20Minutes"), 60_000);
+    let mut result = provider.run(&attempt).await.unwrap();
+    while let JobResult::Running { external_id, .. } = &result {
+        result = provider.resume(&attempt, external_id).await.unwrap();
+    }
+    let (_, _, id) = succeeded(result);
+    assert_eq!(id.as_deref(), Some("3"));
+    assert_eq!(
+        *fake.calls.lock().unwrap(),
+        [
+            r#"version prof1 application/json {"dark": true}"#.to_owned(),
+            "deploy env1 Canary10Percent20Minutes 7".to_owned(),
+        ]
+    );
+
+    // Rolled back by AppConfig: the action fails with its newest event.
+    let fake = FakeAppConfig::new("hosted", &["ROLLED_BACK"]);
+    let provider = AppConfigProvider::with_api(fake.clone());
+    let attempt = appconfig_job(&dir, None, 60_000);
+    let JobResult::Running { external_id, .. } = provider.run(&attempt).await.unwrap() else {
+        panic!("the deployment did not start");
+    };
+    assert_eq!(fake.calls.lock().unwrap()[1], "deploy env1 AppConfig.AllAtOnce 7");
+    let (code, message) = failed(provider.resume(&attempt, &external_id).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("was rolled back: Alarm flags-errors went into ALARM"), "{message}");
+
+    // Late: stopped.
+    let fake = FakeAppConfig::new("hosted", &["DEPLOYING"]);
+    let provider = AppConfigProvider::with_api(fake.clone());
+    let attempt = appconfig_job(&dir, None, -1);
+    let JobResult::Running { external_id, .. } = provider.run(&attempt).await.unwrap() else {
+        panic!("the deployment did not start");
+    };
+    let (code, _) = failed(provider.resume(&attempt, &external_id).await.unwrap());
+    assert_eq!(code, "TimedOut");
+    assert_eq!(fake.calls.lock().unwrap().last().map(String::as_str), Some("stop 3"));
+
+    // A profile AppConfig reads from CodePipeline itself: refused, saying what to use.
+    let fake = FakeAppConfig::new("codepipeline://release", &[]);
+    let provider = AppConfigProvider::with_api(fake.clone());
+    let (code, message) = failed(provider.run(&appconfig_job(&dir, None, 60_000)).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(
+        message.contains("codepipeline://release") && message.contains("\"hosted\""),
+        "{message}"
+    );
+    assert!(fake.calls.lock().unwrap().is_empty(), "nothing written or deployed");
+}
+
+#[tokio::test]
+async fn the_sdk_reads_an_appconfig_profile_and_writes_hosted_versions() {
+    let appconfig = aws_sdk_appconfig::Client::new(&sdk_config(DEPLOY_REGION).await);
+    let app = appconfig.create_application().name(unique("flags")).send().await.unwrap();
+    let app = app.id().unwrap().to_owned();
+    let profile = appconfig
+        .create_configuration_profile()
+        .application_id(&app)
+        .name("flags")
+        .location_uri("hosted")
+        .send()
+        .await
+        .unwrap();
+    let profile = profile.id().unwrap().to_owned();
+    let api = SdkAppConfig::new(appconfig);
+    let t = AppConfigTarget { application: &app, environment: "unused", profile: &profile };
+    assert_eq!(api.profile_location(t).await.unwrap(), "hosted");
+    let first = api.create_hosted_version(t, b"{}".to_vec(), "application/json").await.unwrap();
+    let second = api.create_hosted_version(t, b"{\"a\":1}".to_vec(), "application/json").await;
+    assert_eq!((first.as_str(), second.unwrap().as_str()), ("1", "2"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1403,7 +1570,9 @@ async fn run_to_end(provider: &StackSetProvider, job: &Job) -> (JobResult, Vec<H
 #[tokio::test]
 async fn a_stack_set_is_created_with_its_instances_then_updated_through_new_ones() {
     let dir = TempDir::new().unwrap();
-    let cfn = aws_sdk_cloudformation::Client::new(&sdk_config(DEPLOY_REGION).await);
+    // Administered from the target account, through its deploy role.
+    let assumed = roles().await.config(Some(DEPLOY_ROLE), DEPLOY_REGION, "check").await.unwrap();
+    let cfn = aws_sdk_cloudformation::Client::new(&assumed);
     let set = unique("baton-set");
     let v1 = zip_of(&dir, "v1", &[("set.json", TOPIC_TEMPLATE.as_bytes())]);
     let config = |targets: &str| {
@@ -1424,7 +1593,9 @@ async fn a_stack_set_is_created_with_its_instances_then_updated_through_new_ones
     let deploy = |targets: &str| {
         let config = config(targets);
         let pairs: Vec<(&str, &str)> = config.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        request("Deploy", "CloudFormationStackSet", &pairs, &[])
+        let mut r = request("Deploy", "CloudFormationStackSet", &pairs, &[]);
+        r.role_arn = Some(DEPLOY_ROLE.into());
+        r
     };
     let provider = StackSetProvider::stack_set(roles().await);
 
@@ -1476,7 +1647,7 @@ async fn a_stack_set_is_created_with_its_instances_then_updated_through_new_ones
     assert!(described.stack_set().unwrap().template_body().unwrap().contains("platform"));
 
     // The instances action adds a third account with its own parameter.
-    let more = request(
+    let mut more = request(
         "Deploy",
         "CloudFormationStackInstances",
         &[
@@ -1491,6 +1662,7 @@ async fn a_stack_set_is_created_with_its_instances_then_updated_through_new_ones
         ],
         &[],
     );
+    more.role_arn = Some(DEPLOY_ROLE.into());
     let instances_action = StackSetProvider::stack_instances(roles().await);
     let (result, _) = run_to_end(&instances_action, &job(&dir, more, &[])).await;
     let (_, variables, _) = succeeded(result);
@@ -1723,6 +1895,7 @@ async fn every_aws_provider_is_registered_under_codepipelines_names() {
         ("Deploy", "CloudFormationStackInstances"),
         ("Deploy", "ElasticBeanstalk"),
         ("Deploy", "Lambda"),
+        ("Deploy", "AppConfig"),
     ]
     .into_iter()
     .map(|(category, provider)| {

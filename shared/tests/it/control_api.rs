@@ -138,9 +138,8 @@ async fn an_unrunnable_pipeline_is_created_and_its_start_refused_naming_the_acti
     let f = fixture();
     let mut ecs = pipeline("ecs");
     ecs["stages"][1]["actions"][0] = json!({"name": "Ship",
-        "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "AppConfig", "version": "1"},
-        "configuration": {"Application": "a", "Environment": "e", "ConfigurationProfile": "c",
-            "InputArtifactConfigurationPath": "config.json"}, "inputArtifacts": [{"name": "Src"}]});
+        "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ServiceCatalog", "version": "1"},
+        "configuration": {"ProductId": "prod-1"}, "inputArtifacts": [{"name": "Src"}]});
     let created = f.ok("CreatePipeline", json!({"pipeline": ecs})).await;
     assert_eq!(created["pipeline"]["stages"][1]["actions"][0]["name"], "Ship");
     f.ok("GetPipeline", json!({"name": "ecs"})).await;
@@ -148,7 +147,7 @@ async fn an_unrunnable_pipeline_is_created_and_its_start_refused_naming_the_acti
     assert_eq!(code, "ValidationException");
     assert_eq!(
         message,
-        "stage \"Approve\", action \"Ship\": Baton has no provider for AWS/Deploy/AppConfig actions yet, so this pipeline can be created and kept here but not run"
+        "stage \"Approve\", action \"Ship\": Baton has no provider for AWS/Deploy/ServiceCatalog actions yet, so this pipeline can be created and kept here but not run"
     );
     let listed = f.ok("ListPipelineExecutions", json!({"pipelineName": "ecs"})).await;
     assert_eq!(listed["pipelineExecutionSummaries"], json!([]), "nothing ran half-way");

@@ -250,8 +250,10 @@ async fn a_pipelines_action_output_goes_to_its_declared_store_and_a_bad_store_is
     let request = bus.0.lock().unwrap().iter().find_map(|e| e.action_request().ok()).unwrap();
     assert_eq!(request.artifact_stores, f.declared(Some(&f.team_key)));
 
+    let seen = Arc::new(AsksWhere::default());
     let mut providers = ProviderRegistry::default();
     providers.register("Source", "AWS", "S3", Arc::new(Produces(f.file("source"))));
+    providers.register("Deploy", "AWS", "S3", seen.clone());
     let worker = ActionWorker::new(
         state.clone(),
         bus.clone(),
@@ -283,17 +285,6 @@ async fn a_pipelines_action_output_goes_to_its_declared_store_and_a_bad_store_is
     advance.handle(completed).await.unwrap();
     let deploy = bus.0.lock().unwrap().iter().find_map(|e| e.action_request().ok()).unwrap();
     assert_eq!(deploy.action, "Put");
-    let seen = Arc::new(AsksWhere::default());
-    let mut providers = ProviderRegistry::default();
-    providers.register("Deploy", "AWS", "S3", seen.clone());
-    let worker = ActionWorker::new(
-        state.clone(),
-        bus.clone(),
-        f.store.clone(),
-        providers,
-        state.clone(),
-        home.path().to_path_buf(),
-    );
     worker.run(deploy).await.unwrap();
     let (places, files) = seen.0.lock().unwrap().clone().expect("the deploy ran");
     assert_eq!(places, [("Out".to_owned(), produced)]);

@@ -388,7 +388,7 @@ async fn an_action_this_machine_cannot_run_is_kept_and_its_start_refused_before_
             "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": provider, "version": "1"},
             "configuration": {"ClusterName": "c", "ServiceName": "s", "ApplicationName": "a", "DeploymentGroupName": "g", "EnvironmentName": "e", "ActionMode": "CREATE_UPDATE",
                 "StackName": "s", "TemplatePath": "Src::t.yaml", "Application": "a", "Environment": "e",
-                "ConfigurationProfile": "c", "InputArtifactConfigurationPath": "c.json"},
+                "ConfigurationProfile": "c", "InputArtifactConfigurationPath": "c.json", "ProductId": "p"},
             "inputArtifacts": [{"name": "Src"}]})
     };
     let doc = |name: &str, provider: &str| {
@@ -408,11 +408,11 @@ async fn an_action_this_machine_cannot_run_is_kept_and_its_start_refused_before_
         rt.trigger.start(name, trigger, Default::default())
     };
     // No provider anywhere: said so, with no build flag or setting that would not help.
-    rt.put_pipeline(&doc("ecs", "AppConfig"), "us-east-1").await.unwrap();
+    rt.put_pipeline(&doc("ecs", "ServiceCatalog"), "us-east-1").await.unwrap();
     let err = start("ecs").await.unwrap_err().to_string();
     assert_eq!(
         err,
-        "ecs cannot run here: stage \"Deploy\", action \"Ship\": Baton has no provider for AWS/Deploy/AppConfig actions yet, so this pipeline can be created and kept here but not run"
+        "ecs cannot run here: stage \"Deploy\", action \"Ship\": Baton has no provider for AWS/Deploy/ServiceCatalog actions yet, so this pipeline can be created and kept here but not run"
     );
     // An AWS provider Baton has: what to configure.
     rt.put_pipeline(&doc("stack", "CloudFormation"), "us-east-1").await.unwrap();

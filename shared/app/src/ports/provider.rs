@@ -310,7 +310,7 @@ impl ProviderRegistry {
 }
 
 /// The action types Baton's AWS providers run (against AWS, or the endpoint `[aws]` names).
-pub const AWS_PROVIDED: [(&str, &str, &str); 16] = [
+pub const AWS_PROVIDED: [(&str, &str, &str); 17] = [
     ("Deploy", "AWS", "CloudFormation"),
     ("Deploy", "AWS", "CloudFormationStackSet"),
     ("Deploy", "AWS", "CloudFormationStackInstances"),
@@ -319,6 +319,7 @@ pub const AWS_PROVIDED: [(&str, &str, &str); 16] = [
     ("Deploy", "AWS", "ECS"),
     ("Deploy", "AWS", "ElasticBeanstalk"),
     ("Deploy", "AWS", "Lambda"),
+    ("Deploy", "AWS", "AppConfig"),
     ("Deploy", "AWS", "S3"),
     ("Invoke", "AWS", "Lambda"),
     ("Invoke", "AWS", "StepFunctions"),

@@ -6,6 +6,7 @@
 //! - [`s3_deploy`] runs `AWS/Deploy/S3`, extracted or as one object.
 //! - [`s3_source`] runs `AWS/Source/S3`.
 //! - [`ecr_source`] runs `AWS/Source/ECR`.
+//! - [`appconfig`] runs `AWS/Deploy/AppConfig` (through the hosted store).
 //! - [`beanstalk`] runs `AWS/Deploy/ElasticBeanstalk`.
 //! - [`codedeploy`] runs `AWS/Deploy/CodeDeploy` (EC2/on-premises and Lambda platforms).
 //! - [`ecs_blue_green`] runs `AWS/Deploy/CodeDeployToECS` (with [`ecs_taskdef`]).
@@ -29,6 +30,7 @@
 //! [`ProviderError::Unavailable`](baton_app::ports::provider::ProviderError::Unavailable), so the worker retries it.
 //! [`register`] puts them all in a [`ProviderRegistry`].
 
+pub mod appconfig;
 pub mod beanstalk;
 pub mod cfn_templates;
 pub mod cloudformation;
@@ -119,6 +121,12 @@ pub fn register(registry: &mut ProviderRegistry, roles: Arc<dyn RoleCredentials>
         "AWS",
         "StepFunctions",
         Arc::new(step_functions::StepFunctionsProvider::new(roles.clone())),
+    );
+    registry.register(
+        "Deploy",
+        "AWS",
+        "AppConfig",
+        Arc::new(appconfig::AppConfigProvider::new(roles.clone())),
     );
     registry.register(
         "Deploy",

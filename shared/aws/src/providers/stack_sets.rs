@@ -351,14 +351,7 @@ impl StackSetProvider {
         }
         let s = Settings::read(job, "Parameters").await?;
         let (body, url) = self.template(job).await?;
-        let capabilities = optional(&r.configuration, "Capabilities")
-            .map(parse_capabilities)
-            .transpose()
-            .map_err(Failure::configuration)?
-            .unwrap_or_default()
-            .iter()
-            .map(|c| Capability::from(c.as_str()))
-            .collect::<Vec<_>>();
+        let capabilities = capabilities(r)?;
         let Some(id) = stack_set_id(&client, &s.set).await? else {
             let auto = auto_deployment(optional(&r.configuration, "OrganizationsAutoDeployment"))?;
             let created = client
@@ -420,15 +413,7 @@ impl StackSetProvider {
             OperationVerdict::Succeeded if handle.then_update => {
                 let s = Settings::read(job, "Parameters").await?;
                 let template = self.template(job).await?;
-                let capabilities = optional(&r.configuration, "Capabilities")
-                    .map(parse_capabilities)
-                    .transpose()
-                    .map_err(Failure::configuration)?
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|c| Capability::from(c.as_str()))
-                    .collect();
-                let op = update(&client, job, &s, template, capabilities).await?;
+                let op = update(&client, job, &s, template, capabilities(r)?).await?;
                 Ok(running(r, Handle { op, then_update: false, ..handle }))
             }
             OperationVerdict::Succeeded => Ok(succeeded(r, &handle.id, Some(&handle.op))),
@@ -451,6 +436,13 @@ impl StackSetProvider {
             }
         }
     }
+}
+
+/// `Capabilities`: a comma list of CloudFormation's.
+fn capabilities(r: &ActionRequest) -> Result<Vec<Capability>, Failure> {
+    let named = optional(&r.configuration, "Capabilities").map(parse_capabilities).transpose();
+    let named = named.map_err(Failure::configuration)?.unwrap_or_default();
+    Ok(named.iter().map(|c| Capability::from(c.as_str())).collect())
 }
 
 /// `OrganizationsAutoDeployment`: `Enabled`, `Disabled`, `EnabledWithStackRetention`.

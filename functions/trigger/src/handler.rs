@@ -1,9 +1,9 @@
 //! Decodes a source-change event (CodeCommit's "Repository State Change", S3's "Object
-//! Created") or a webhook delivery to the function's URL (`/webhooks/<host>`), starts the
-//! pipelines that watch it, maps errors.
+//! Created"), a webhook delivery to the function's URL (`/webhooks/<host>`) or the minute's
+//! poll of `PollForSourceChanges` sources, starts the pipelines that watch them, maps errors.
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
-use baton::lambda::{Aws, HandlerError, Invocation, function_url_body, settle};
+use baton::lambda::{Aws, HandlerError, Invocation, Schedule, function_url_body, settle};
 use baton::service::webhooks::{self, Reply};
 use baton::service::{ServiceError, SourceChange, Trigger};
 use lambda_runtime::LambdaEvent;
@@ -18,6 +18,11 @@ pub(crate) async fn handle(
     let (payload, _context) = event.into_parts();
     let change = match Invocation::decode(&payload) {
         Ok(Invocation::FunctionUrl(request)) => return Ok(webhook(trigger, aws, &request).await),
+        Ok(Invocation::Schedule(Schedule::PollSources)) => {
+            let started = trigger.poll().await?;
+            info!(started = started.len(), "polled sources");
+            return Ok(Value::Null);
+        }
         Ok(Invocation::Event(e)) => SourceChange::from_event(&e).map_err(ServiceError::Permanent),
         Ok(other) => Err(other.not_for("trigger")),
         Err(e) => Err(ServiceError::Permanent(e)),
@@ -256,5 +261,53 @@ mod tests {
         assert_eq!(listed["pipelineExecutionSummaries"], json!([]), "nothing started");
         let arrived = f.nothing_in(&[&f.dead_letters]).await;
         assert!(arrived.is_empty(), "a delivery is answered, never dead-lettered: {arrived:?}");
+    }
+
+    #[tokio::test]
+    async fn the_minutes_poll_starts_a_polled_source_once_per_new_revision() {
+        let f = LambdaFixture::new("poll").await;
+        let bucket = format!("polled-{}", std::process::id());
+        let pipeline = PIPELINE
+            .replace(
+                "\"S3ObjectKey\": \"web.zip\"",
+                "\"S3ObjectKey\": \"web.zip\", \"PollForSourceChanges\": \"true\"",
+            )
+            .replace("\"uploads\"", &format!("\"{bucket}\""))
+            // A role of the emulator's own account, so the poll reads the bucket made here.
+            .replace("111111111111:role/pipeline", "123456789012:role/pipeline");
+        let created = f.aws.control_api().call("CreatePipeline", pipeline.as_bytes(), "t").await;
+        assert_eq!(created.status, 200, "{}", created.json());
+        let s3 = LambdaFixture::s3().await;
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        s3.put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                baton_testkit::s3_types::VersioningConfiguration::builder()
+                    .status(baton_testkit::s3_types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let poll = || LambdaEvent::new(json!({"schedule": "PollSources"}), Context::default());
+        let trigger = f.aws.trigger();
+        let executions = |f: &LambdaFixture| {
+            let api = f.aws.control_api();
+            async move {
+                let listed =
+                    api.call("ListPipelineExecutions", br#"{"pipelineName": "web"}"#, "t").await;
+                listed.json()["pipelineExecutionSummaries"].as_array().cloned().unwrap_or_default()
+            }
+        };
+
+        handle(&trigger, &f.aws, poll()).await.unwrap();
+        assert!(executions(&f).await.is_empty(), "nothing to fetch yet");
+        let put = s3.put_object().bucket(&bucket).key("web.zip").body(b"v1".to_vec().into());
+        put.send().await.unwrap();
+        handle(&trigger, &f.aws, poll()).await.unwrap();
+        handle(&trigger, &f.aws, poll()).await.unwrap();
+        let listed = executions(&f).await;
+        assert_eq!(listed.len(), 1, "one start for one revision: {listed:?}");
+        assert_eq!(listed[0]["trigger"]["triggerType"], json!("PollForSourceChanges"));
     }
 }

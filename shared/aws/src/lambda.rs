@@ -80,6 +80,8 @@ pub enum Schedule {
     Sweep,
     /// The action worker looks at running jobs whose end may not have been announced.
     CheckRunningJobs,
+    /// The trigger looks for new revisions of sources with `PollForSourceChanges: "true"`.
+    PollSources,
 }
 
 impl Invocation {
@@ -262,11 +264,12 @@ impl Aws {
     pub fn trigger(&self) -> baton_app::service::Trigger {
         // A pipeline with an action no AWS provider runs is refused before anything runs,
         // as the API's start refuses it.
-        baton_app::service::Trigger::new(
+        let trigger = baton_app::service::Trigger::new(
             self.store.clone(),
             std::sync::Arc::new(self.stage_advance()),
         )
-        .with_providers(self.providers())
+        .with_providers(self.providers());
+        if self.config.assume_pipeline_roles { trigger.with_pipeline_roles() } else { trigger }
     }
 
     /// The AWS providers, as the worker runs them.

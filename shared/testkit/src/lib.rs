@@ -3,6 +3,8 @@
 //! fixtures, and the harness of the Lambda handlers' tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set itself up should stop loudly
 
+/// S3's types, for tests that make buckets through [`LambdaFixture::s3`].
+pub use aws_sdk_s3::types as s3_types;
 use baton_core::engine::{
     Ending, Execution, ExecutionStatus, Halt, Lanes, Phase, StopRequest, Trigger,
 };
@@ -515,6 +517,11 @@ impl LambdaFixture {
             .credentials_provider(creds)
             .load()
             .await
+    }
+
+    /// An S3 client on the emulator, in us-east-1.
+    pub async fn s3() -> aws_sdk_s3::Client {
+        baton::adapters::aws::sdk::s3(&Self::sdk().await)
     }
 
     /// A Secrets Manager secret `name` holding `value` on the emulator, for settings that name

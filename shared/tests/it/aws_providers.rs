@@ -838,6 +838,70 @@ async fn versioned_bucket(config: &aws_config::SdkConfig, prefix: &str) -> Strin
     name
 }
 
+/// The polled action `provider` of `config`, in the deploy region.
+fn polled(provider: &str, config: &[(&str, &str)]) -> baton::core::plan::ActionPlan {
+    let r = request("Source", provider, config, &["Src"]);
+    baton::core::plan::ActionPlan {
+        name: "Poll".into(),
+        action_type: r.action_type,
+        run_order: 1,
+        configuration: r.configuration,
+        commands: Vec::new(),
+        input_artifacts: Vec::new(),
+        output_artifacts: vec!["Src".into()],
+        namespace: None,
+        region: DEPLOY_REGION.into(),
+        role_arn: None,
+        timeout_minutes: 60,
+        output_artifact_files: Vec::new(),
+        output_variables: Vec::new(),
+        environment_variables: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_polled_s3_or_codecommit_source_tells_its_latest_revision() {
+    let config = sdk_config(DEPLOY_REGION).await;
+    let name = versioned_bucket(&config, "baton-polled").await;
+    let s3 = sdk::s3(&config);
+    let provider = S3SourceProvider::new(roles().await);
+    let action = polled("S3", &[("S3Bucket", name.as_str()), ("S3ObjectKey", "app.zip")]);
+    assert_eq!(provider.latest_revision(&action).await, None, "no object yet");
+    let put = |body: &'static [u8]| {
+        s3.put_object().bucket(&name).key("app.zip").body(ByteStream::from_static(body)).send()
+    };
+    let first = put(b"one").await.unwrap().version_id.unwrap();
+    let seen = provider.latest_revision(&action).await.unwrap();
+    assert_eq!(
+        (seen.revision_type.as_str(), seen.value.as_str()),
+        ("S3_OBJECT_VERSION_ID", first.as_str())
+    );
+    let second = put(b"two").await.unwrap().version_id.unwrap();
+    assert_eq!(provider.latest_revision(&action).await.unwrap().value, second);
+
+    let repo = CodeCommitSourceProvider::with_api(Arc::new(FakeRepository {
+        files: vec![],
+        unavailable: false,
+    }));
+    let head = repo
+        .latest_revision(&polled(
+            "CodeCommit",
+            &[("RepositoryName", "app"), ("BranchName", "main")],
+        ))
+        .await;
+    assert_eq!(
+        head.map(|h| (h.revision_type, h.value)),
+        Some(("COMMIT_ID".to_owned(), HEAD.to_owned()))
+    );
+    let none = repo
+        .latest_revision(&polled(
+            "CodeCommit",
+            &[("RepositoryName", "app"), ("BranchName", "gone")],
+        ))
+        .await;
+    assert_eq!(none, None, "a missing branch has no revision to start");
+}
+
 /// The upload that started an execution (or `sourceRevisions`) is what it runs, though the
 /// object changed since.
 #[tokio::test]

@@ -100,17 +100,27 @@ pub struct Trigger {
     /// What this host runs, where starts are refused before anything runs (one machine); on
     /// AWS the worker has every provider the API accepts a start for.
     providers: Option<ProviderRegistry>,
+    /// Whether a polled action without a `roleArn` is read as its pipeline's role, as the
+    /// worker runs it.
+    pipeline_roles: bool,
 }
 
 impl Trigger {
     /// Starts pipelines of `store` through `stage_advance`, whose clock times them.
     pub fn new(store: Arc<dyn StateStore>, stage_advance: Arc<StageAdvance>) -> Self {
-        Self { store, stage_advance, providers: None }
+        Self { store, stage_advance, providers: None, pipeline_roles: false }
     }
 
     /// Refuses to start a pipeline with an action `providers` cannot run.
     pub fn with_providers(mut self, providers: ProviderRegistry) -> Self {
         self.providers = Some(providers);
+        self
+    }
+
+    /// Polls sources without a `roleArn` as their pipeline's role (on AWS, where the worker
+    /// runs them so).
+    pub fn with_pipeline_roles(mut self) -> Self {
+        self.pipeline_roles = true;
         self
     }
 
@@ -303,7 +313,11 @@ impl Trigger {
             });
             for action in polled {
                 let Some(provider) = providers.get(&action.action_type) else { continue };
-                let Some(revision) = provider.latest_revision(action).await else { continue };
+                let mut read_as = action.clone();
+                if self.pipeline_roles && read_as.role_arn.is_none() {
+                    read_as.role_arn = record.plan.role_arn.clone();
+                }
+                let Some(revision) = provider.latest_revision(&read_as).await else { continue };
                 let latest = self.store.executions(&name, 1).await?;
                 // The latest execution ran this revision, or is about to fetch one: wait.
                 let ran = latest.first().is_some_and(|e| match e.source_revision_of(action) {

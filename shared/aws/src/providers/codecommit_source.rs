@@ -19,9 +19,10 @@ use aws_sdk_codecommit::types::FileModeTypeEnum;
 use baton_core::plan::ActionPlan;
 
 use super::credentials::RoleCredentials;
-use super::{Failure, Stop, finish, required, sdk_config, sdk_stop};
+use super::{Failure, Stop, finish, has_reference, optional, required, sdk_config, sdk_stop};
 use baton_app::ports::BoxError;
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
+use baton_core::engine::SourceRevision;
 
 /// A commit's details.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +222,25 @@ impl ActionProvider for CodeCommitSourceProvider {
                 "OutputArtifactFormat {other} is not supported on this runtime; use CODE_ZIP"
             )),
         }
+    }
+
+    /// The branch's head (`PollForSourceChanges`).
+    async fn latest_revision(&self, action: &ActionPlan) -> Option<SourceRevision> {
+        let config = &action.configuration;
+        let (repository, branch) =
+            (optional(config, "RepositoryName")?, optional(config, "BranchName")?);
+        if has_reference(repository) || has_reference(branch) {
+            return None;
+        }
+        let api: Arc<dyn RepositoryApi> = match &self.apis {
+            Apis::Fixed(api) => api.clone(),
+            Apis::Sdk(roles) => {
+                let config = super::poll_config(roles, action).await?;
+                Arc::new(SdkRepositories { client: Client::new(&config) })
+            }
+        };
+        let head = api.branch_head(repository, branch).await.ok()?;
+        Some(SourceRevision { revision_type: "COMMIT_ID".into(), value: head, branch: None })
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

@@ -15,8 +15,11 @@ use baton_core::plan::ActionPlan;
 use serde_json::json;
 
 use super::credentials::RoleCredentials;
-use super::{Failure, Stop, finish, optional, required, sdk_config, sdk_stop, write_zip};
+use super::{
+    Failure, Stop, finish, has_reference, optional, required, sdk_config, sdk_stop, write_zip,
+};
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
+use baton_core::engine::SourceRevision;
 
 /// Reads images from ECR as a source.
 #[derive(Debug)]
@@ -123,6 +126,28 @@ impl ActionProvider for EcrSourceProvider {
             Some(name) if !name.is_empty() => Ok(()),
             _ => Err("the ECR source needs RepositoryName".into()),
         }
+    }
+
+    /// The digest the watched tag names now (`PollForSourceChanges`).
+    async fn latest_revision(&self, action: &ActionPlan) -> Option<SourceRevision> {
+        let repository = optional(&action.configuration, "RepositoryName")?;
+        let tag = optional(&action.configuration, "ImageTag").unwrap_or("latest");
+        if has_reference(repository) || has_reference(tag) {
+            return None;
+        }
+        let client = Client::new(&super::poll_config(&self.roles, action).await?);
+        let described = client
+            .describe_images()
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await
+            .ok()?;
+        Some(SourceRevision {
+            revision_type: "IMAGE_DIGEST".into(),
+            value: described.image_details().first()?.image_digest()?.to_owned(),
+            branch: None,
+        })
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

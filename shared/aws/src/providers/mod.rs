@@ -63,6 +63,7 @@ use aws_config::SdkConfig;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use baton_core::engine::ActionRequest;
+use baton_core::plan::ActionPlan;
 use indexmap::IndexMap;
 use tracing::warn;
 
@@ -272,6 +273,19 @@ async fn sdk_config(
     request: &ActionRequest,
 ) -> Result<SdkConfig, Stop> {
     Ok(roles.config(request.role_arn.as_deref(), &request.region, &request.execution_id).await?)
+}
+
+/// The SDK configuration a poller reads an action's source with (`PollForSourceChanges`): the
+/// action's role (the poller puts the pipeline's in where the action has none) and region;
+/// `None` when the role is refused or STS is unavailable, so the next poll tries again.
+async fn poll_config(roles: &Arc<dyn RoleCredentials>, action: &ActionPlan) -> Option<SdkConfig> {
+    match roles.config(action.role_arn.as_deref(), &action.region, "poll").await {
+        Ok(config) => Some(config),
+        Err(e) => {
+            warn!(action = %action.name, error = %e, "cannot read the source to poll it");
+            None
+        }
+    }
 }
 
 /// The SDK configuration for stopping an action's work: `None` when the role is refused (there

@@ -18,9 +18,12 @@ use baton_core::plan::ActionPlan;
 use tokio::io::AsyncWriteExt;
 
 use super::credentials::RoleCredentials;
-use super::{Failure, Stop, blocking, finish, required, sdk_config, sdk_stop};
+use super::{
+    Failure, Stop, blocking, finish, has_reference, optional, required, sdk_config, sdk_stop,
+};
 use crate::adapters::sdk;
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
+use baton_core::engine::SourceRevision;
 
 /// Fetches a zip object from S3 as a source.
 #[derive(Debug, Clone)]
@@ -110,6 +113,24 @@ impl ActionProvider for S3SourceProvider {
             }
         }
         Ok(())
+    }
+
+    /// The object's current version (`PollForSourceChanges`).
+    async fn latest_revision(&self, action: &ActionPlan) -> Option<SourceRevision> {
+        let (bucket, key) = (
+            optional(&action.configuration, "S3Bucket")?,
+            optional(&action.configuration, "S3ObjectKey")?,
+        );
+        if has_reference(bucket) || has_reference(key) {
+            return None;
+        }
+        let client = sdk::s3(&super::poll_config(&self.roles, action).await?);
+        let head = client.head_object().bucket(bucket).key(key).send().await.ok()?;
+        Some(SourceRevision {
+            revision_type: "S3_OBJECT_VERSION_ID".into(),
+            value: head.version_id()?.to_owned(),
+            branch: None,
+        })
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

@@ -25,8 +25,8 @@ use baton_core::plan::ActionPlan;
 
 use super::credentials::RoleCredentials;
 use super::{
-    Failure, Stop, blocking, config_for_cancel, finish, has_reference, now_ms, optional,
-    read_zip_entry, required, sdk_config, sdk_stop,
+    Apis, Failure, Stop, blocking, finish, has_reference, now_ms, optional, read_zip_entry,
+    required, sdk_stop,
 };
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
 
@@ -217,14 +217,9 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
-enum Apis {
-    Sdk(Arc<dyn RoleCredentials>),
-    Fixed(Arc<dyn AppConfigApi>),
-}
-
 /// Deploys configurations with AppConfig.
 pub struct AppConfigProvider {
-    apis: Apis,
+    apis: Apis<dyn AppConfigApi>,
 }
 
 impl std::fmt::Debug for AppConfigProvider {
@@ -253,12 +248,7 @@ impl AppConfigProvider {
     }
 
     async fn api(&self, request: &ActionRequest) -> Result<Arc<dyn AppConfigApi>, Stop> {
-        match &self.apis {
-            Apis::Fixed(api) => Ok(api.clone()),
-            Apis::Sdk(roles) => {
-                Ok(Arc::new(SdkAppConfig::new(Client::new(&sdk_config(roles, request).await?))))
-            }
-        }
+        self.apis.for_request(request, |c| Arc::new(SdkAppConfig::new(Client::new(c)))).await
     }
 
     async fn deploy(&self, job: &Job) -> Result<JobResult, Stop> {
@@ -366,14 +356,12 @@ impl ActionProvider for AppConfigProvider {
         let (Ok(t), Ok(number)) = (target(request), external_id.parse::<i32>()) else {
             return Ok(());
         };
-        let api: Arc<dyn AppConfigApi> = match &self.apis {
-            Apis::Fixed(api) => api.clone(),
-            Apis::Sdk(roles) => match config_for_cancel(roles, request).await? {
-                Some(c) => Arc::new(SdkAppConfig::new(Client::new(&c))),
-                None => return Ok(()),
-            },
+        let made = |c: &aws_config::SdkConfig| -> Arc<dyn AppConfigApi> {
+            Arc::new(SdkAppConfig::new(Client::new(c)))
         };
-        api.stop_deployment(t, number).await;
+        if let Some(api) = self.apis.for_cancel(request, made).await? {
+            api.stop_deployment(t, number).await;
+        }
         Ok(())
     }
 }

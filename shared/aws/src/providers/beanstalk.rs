@@ -27,9 +27,7 @@ use baton_core::plan::ActionPlan;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::RoleCredentials;
-use super::{
-    Failure, Stop, config_for_cancel, finish, has_reference, now_ms, required, sdk_config, sdk_stop,
-};
+use super::{Apis, Failure, Stop, finish, has_reference, now_ms, required, sdk_stop};
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
 
 /// An environment as the action sees it.
@@ -248,14 +246,9 @@ pub fn version_label(r: &ActionRequest) -> String {
     format!("baton-{}-{}", r.execution_id, r.attempt)
 }
 
-enum Apis {
-    Sdk(Arc<dyn RoleCredentials>),
-    Fixed(Arc<dyn BeanstalkApi>),
-}
-
 /// Deploys to Elastic Beanstalk environments.
 pub struct BeanstalkProvider {
-    apis: Apis,
+    apis: Apis<dyn BeanstalkApi>,
 }
 
 impl std::fmt::Debug for BeanstalkProvider {
@@ -276,13 +269,7 @@ impl BeanstalkProvider {
     }
 
     async fn api(&self, request: &ActionRequest) -> Result<Arc<dyn BeanstalkApi>, Stop> {
-        match &self.apis {
-            Apis::Fixed(api) => Ok(api.clone()),
-            Apis::Sdk(roles) => {
-                let config = sdk_config(roles, request).await?;
-                Ok(Arc::new(SdkBeanstalk::new(Client::new(&config))))
-            }
-        }
+        self.apis.for_request(request, |c| Arc::new(SdkBeanstalk::new(Client::new(c)))).await
     }
 
     async fn deploy(&self, job: &Job) -> Result<JobResult, Stop> {
@@ -398,14 +385,12 @@ impl ActionProvider for BeanstalkProvider {
         else {
             return Ok(());
         };
-        let api = match &self.apis {
-            Apis::Fixed(api) => api.clone(),
-            Apis::Sdk(roles) => match config_for_cancel(roles, request).await? {
-                Some(c) => Arc::new(SdkBeanstalk::new(Client::new(&c))),
-                None => return Ok(()),
-            },
+        let made = |c: &aws_config::SdkConfig| -> Arc<dyn BeanstalkApi> {
+            Arc::new(SdkBeanstalk::new(Client::new(c)))
         };
-        api.abort(application, environment).await;
+        if let Some(api) = self.apis.for_cancel(request, made).await? {
+            api.abort(application, environment).await;
+        }
         Ok(())
     }
 }

@@ -53,8 +53,8 @@ use serde_json::Value;
 use super::cfn_templates::{MAX_TEMPLATE_FROM_S3, TemplateStore};
 use super::credentials::RoleCredentials;
 use super::{
-    Backoff, Failure, SdkFault, Stop, blocking, classify, finish, has_reference, optional,
-    read_zip_entry, required, sdk_config, time_left, url_encode, write_zip,
+    Apis, Backoff, Failure, SdkFault, Stop, blocking, classify, finish, has_reference, optional,
+    read_zip_entry, required, time_left, url_encode, write_zip,
 };
 use baton_app::ports::BoxError;
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
@@ -580,19 +580,10 @@ async fn artifact_attribute(
 // ---------------------------------------------------------------------------------------------
 // The provider
 
-/// Where the provider's [`StackApi`] comes from.
-#[derive(Clone)]
-enum Apis {
-    /// The SDK, with the action's role and region.
-    Sdk(Arc<dyn RoleCredentials>),
-    /// One API for every action (tests).
-    Fixed(Arc<dyn StackApi>),
-}
-
 /// Runs `AWS/Deploy/CloudFormation` actions.
 #[derive(Clone)]
 pub struct CloudFormationProvider {
-    apis: Apis,
+    apis: Apis<dyn StackApi>,
     templates: Option<Arc<dyn TemplateStore>>,
     backoff: Backoff,
     /// How long the worker waits for a stack operation it started before handing it over.
@@ -655,13 +646,9 @@ impl CloudFormationProvider {
     }
 
     async fn api(&self, job: &Job) -> Result<Arc<dyn StackApi>, Stop> {
-        match &self.apis {
-            Apis::Fixed(api) => Ok(api.clone()),
-            Apis::Sdk(roles) => {
-                let config = sdk_config(roles, &job.request).await?;
-                Ok(Arc::new(SdkStacks { client: Client::new(&config) }))
-            }
-        }
+        self.apis
+            .for_request(&job.request, |c| Arc::new(SdkStacks { client: Client::new(c) }))
+            .await
     }
 
     async fn deploy(&self, job: &Job) -> Result<JobResult, Stop> {

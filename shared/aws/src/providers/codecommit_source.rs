@@ -19,7 +19,7 @@ use aws_sdk_codecommit::types::FileModeTypeEnum;
 use baton_core::plan::ActionPlan;
 
 use super::credentials::RoleCredentials;
-use super::{Failure, Stop, finish, has_reference, optional, required, sdk_config, sdk_stop};
+use super::{Apis, Failure, Stop, finish, has_reference, optional, required, sdk_stop};
 use baton_app::ports::BoxError;
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 use baton_core::engine::SourceRevision;
@@ -86,19 +86,10 @@ impl From<RepoError> for Stop {
     }
 }
 
-/// Where the provider's [`RepositoryApi`] comes from.
-#[derive(Clone)]
-enum Apis {
-    /// The SDK, with the action's role and region.
-    Sdk(Arc<dyn RoleCredentials>),
-    /// One API for every action (tests).
-    Fixed(Arc<dyn RepositoryApi>),
-}
-
 /// Fetches a CodeCommit branch as a source.
 #[derive(Clone)]
 pub struct CodeCommitSourceProvider {
-    apis: Apis,
+    apis: Apis<dyn RepositoryApi>,
 }
 
 impl std::fmt::Debug for CodeCommitSourceProvider {
@@ -119,13 +110,10 @@ impl CodeCommitSourceProvider {
     }
 
     async fn api(&self, job: &Job) -> Result<Arc<dyn RepositoryApi>, Stop> {
-        match &self.apis {
-            Apis::Fixed(api) => Ok(api.clone()),
-            Apis::Sdk(roles) => {
-                let config = sdk_config(roles, &job.request).await?;
-                Ok(Arc::new(SdkRepositories { client: Client::new(&config) }))
-            }
-        }
+        let made = |c: &aws_config::SdkConfig| -> Arc<dyn RepositoryApi> {
+            Arc::new(SdkRepositories { client: Client::new(c) })
+        };
+        self.apis.for_request(&job.request, made).await
     }
 
     async fn fetch(&self, job: &Job) -> Result<JobResult, Stop> {
@@ -232,13 +220,10 @@ impl ActionProvider for CodeCommitSourceProvider {
         if has_reference(repository) || has_reference(branch) {
             return None;
         }
-        let api: Arc<dyn RepositoryApi> = match &self.apis {
-            Apis::Fixed(api) => api.clone(),
-            Apis::Sdk(roles) => {
-                let config = super::poll_config(roles, action).await?;
-                Arc::new(SdkRepositories { client: Client::new(&config) })
-            }
+        let made = |c: &aws_config::SdkConfig| -> Arc<dyn RepositoryApi> {
+            Arc::new(SdkRepositories { client: Client::new(c) })
         };
+        let api = self.apis.for_poll(action, made).await?;
         let head = api.branch_head(repository, branch).await.ok()?;
         Some(SourceRevision { revision_type: "COMMIT_ID".into(), value: head, branch: None })
     }

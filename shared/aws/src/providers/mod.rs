@@ -275,6 +275,60 @@ async fn sdk_config(
     Ok(roles.config(request.role_arn.as_deref(), &request.region, &request.execution_id).await?)
 }
 
+/// Where a provider's service API comes from: the SDK, with the action's role and region, or
+/// one API for every action (a fake, in tests).
+pub(crate) enum Apis<T: ?Sized> {
+    Sdk(Arc<dyn RoleCredentials>),
+    Fixed(Arc<T>),
+}
+
+impl<T: ?Sized> Clone for Apis<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Sdk(roles) => Self::Sdk(roles.clone()),
+            Self::Fixed(api) => Self::Fixed(api.clone()),
+        }
+    }
+}
+
+impl<T: ?Sized> Apis<T> {
+    /// The API for `request`'s action, made by `make` from its SDK configuration.
+    async fn for_request(
+        &self,
+        request: &ActionRequest,
+        make: impl FnOnce(&SdkConfig) -> Arc<T>,
+    ) -> Result<Arc<T>, Stop> {
+        match self {
+            Self::Fixed(api) => Ok(api.clone()),
+            Self::Sdk(roles) => Ok(make(&sdk_config(roles, request).await?)),
+        }
+    }
+
+    /// The API for `action`, polled (see [`poll_config`]).
+    async fn for_poll(
+        &self,
+        action: &ActionPlan,
+        make: impl FnOnce(&SdkConfig) -> Arc<T>,
+    ) -> Option<Arc<T>> {
+        match self {
+            Self::Fixed(api) => Some(api.clone()),
+            Self::Sdk(roles) => Some(make(&poll_config(roles, action).await?)),
+        }
+    }
+
+    /// The API to stop `request`'s work with; `None` when its role is refused.
+    async fn for_cancel(
+        &self,
+        request: &ActionRequest,
+        make: impl FnOnce(&SdkConfig) -> Arc<T>,
+    ) -> Result<Option<Arc<T>>, ProviderError> {
+        match self {
+            Self::Fixed(api) => Ok(Some(api.clone())),
+            Self::Sdk(roles) => Ok(config_for_cancel(roles, request).await?.map(|c| make(&c))),
+        }
+    }
+}
+
 /// The SDK configuration a poller reads an action's source with (`PollForSourceChanges`): the
 /// action's role (the poller puts the pipeline's in where the action has none) and region;
 /// `None` when the role is refused or STS is unavailable, so the next poll tries again.

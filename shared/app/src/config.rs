@@ -47,6 +47,19 @@ pub struct Config {
     pub webhook_secrets: Option<String>,
 }
 
+impl Config {
+    /// Each region's artifact bucket, with its KMS key ARN (empty where none is set).
+    pub fn artifact_places(&self) -> BTreeMap<String, (String, String)> {
+        self.artifact_buckets
+            .iter()
+            .map(|(region, bucket)| {
+                let key = self.artifact_keys.get(region).cloned().unwrap_or_default();
+                (region.clone(), (bucket.clone(), key))
+            })
+            .collect()
+    }
+}
+
 impl fmt::Debug for Config {
     // Nothing here is secret today; Debug is written out so a future secret is not printed by
     // accident through a derive.

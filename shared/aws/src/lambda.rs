@@ -203,14 +203,10 @@ impl Aws {
     pub fn connect_with(config: &baton_app::config::Config, sdk: aws_config::SdkConfig) -> Self {
         use crate::adapters::{dynamodb_state, eventbridge_bus, s3_artifacts, sts_roles};
         let buckets = config
-            .artifact_buckets
-            .iter()
-            .map(|(region, bucket)| {
-                let kms_key_arn = config.artifact_keys.get(region).cloned().unwrap_or_default();
-                (
-                    region.clone(),
-                    s3_artifacts::ArtifactBucket { bucket: bucket.clone(), kms_key_arn },
-                )
+            .artifact_places()
+            .into_iter()
+            .map(|(region, (bucket, kms_key_arn))| {
+                (region, s3_artifacts::ArtifactBucket { bucket, kms_key_arn })
             })
             .collect();
         Self {
@@ -276,15 +272,7 @@ impl Aws {
     fn providers(&self) -> baton_app::ports::provider::ProviderRegistry {
         let mut providers = baton_app::ports::provider::ProviderRegistry::default().on_aws();
         crate::providers::register(&mut providers, self.roles.clone());
-        let buckets = self
-            .config
-            .artifact_buckets
-            .iter()
-            .map(|(region, bucket)| {
-                let key = self.config.artifact_keys.get(region).cloned().unwrap_or_default();
-                (region.clone(), (bucket.clone(), key))
-            })
-            .collect();
+        let buckets = self.config.artifact_places();
         crate::providers::register_large_templates(&mut providers, self.roles.clone(), buckets);
         if let Some(project) = &self.config.commands_project {
             crate::providers::register_commands(&mut providers, self.roles.clone(), project);

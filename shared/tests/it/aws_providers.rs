@@ -1217,7 +1217,7 @@ impl BeanstalkApi for FakeBeanstalk {
         Ok(self.errors.lock().unwrap().clone())
     }
 
-    async fn abort(&self, _: &str, env: &str) {
+    async fn abort(&self, env: &str) {
         self.calls.lock().unwrap().push(format!("abort {env}"));
     }
 }

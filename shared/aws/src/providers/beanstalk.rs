@@ -74,7 +74,7 @@ pub trait BeanstalkApi: Send + Sync {
         since_ms: i64,
     ) -> Result<Vec<String>, Stop>;
     /// Stops an update in progress (best effort).
-    async fn abort(&self, application: &str, environment: &str);
+    async fn abort(&self, environment: &str);
 }
 
 /// [`BeanstalkApi`] through the SDK.
@@ -185,8 +185,7 @@ impl BeanstalkApi for SdkBeanstalk {
         Ok(messages)
     }
 
-    async fn abort(&self, application: &str, environment: &str) {
-        let _ = application;
+    async fn abort(&self, environment: &str) {
         if let Err(e) =
             self.client.abort_environment_update().environment_name(environment).send().await
         {
@@ -323,7 +322,7 @@ impl BeanstalkProvider {
             .into()),
             Judgement::Going if now_ms() < r.deadline => Ok(running(r, &handle)),
             Judgement::Going => {
-                api.abort(application, environment).await;
+                api.abort(environment).await;
                 Err(Failure::timed_out(format!(
                     "Deploying version {} to {environment} did not end before the action's time-out; the update was aborted.",
                     handle.label
@@ -379,17 +378,14 @@ impl ActionProvider for BeanstalkProvider {
     }
 
     async fn cancel(&self, request: &ActionRequest, _: &str) -> Result<(), ProviderError> {
-        let config = &request.configuration;
-        let (Some(application), Some(environment)) =
-            (config.get("ApplicationName"), config.get("EnvironmentName"))
-        else {
+        let Some(environment) = request.configuration.get("EnvironmentName") else {
             return Ok(());
         };
         let made = |c: &aws_config::SdkConfig| -> Arc<dyn BeanstalkApi> {
             Arc::new(SdkBeanstalk::new(Client::new(c)))
         };
         if let Some(api) = self.apis.for_cancel(request, made).await? {
-            api.abort(application, environment).await;
+            api.abort(environment).await;
         }
         Ok(())
     }

@@ -96,6 +96,78 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pipeline_whose_role_the_worker_cannot_assume_is_refused_as_codepipeline_refuses_it()
+    {
+        let worker = "arn:aws:iam::111111111111:role/baton-worker";
+        let fixture = LambdaFixture::with_env(
+            "api",
+            &[("BATON_WORKER_ROLE_ARN", worker), ("BATON_PIPELINE_ROLE_PATTERN", "pipeline-*")],
+        )
+        .await;
+        let api = fixture.aws.control_api();
+        let caller = Some("arn:aws:iam::111111111111:user/ana");
+        let suffix = std::process::id();
+        let trust = |principal: Value| {
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": principal, "Action": "sts:AssumeRole"}]})
+        };
+        let trusted = fixture
+            .create_role(&format!("pipeline-ok-{suffix}"), &trust(json!({"AWS": worker})))
+            .await;
+        let codepipeline_only = json!({"Service": "codepipeline.amazonaws.com"});
+        let untrusted =
+            fixture.create_role(&format!("pipeline-cp-{suffix}"), &trust(codepipeline_only)).await;
+        let with_role =
+            |role: &str| PIPELINE.replace("arn:aws:iam::111111111111:role/pipeline", role);
+
+        let created = handle(&api, request("CreatePipeline", &with_role(&trusted), caller)).await;
+        assert_eq!(created["statusCode"], json!(200), "{created}");
+        let refusals = [
+            (
+                untrusted.clone(),
+                format!(
+                    "Its trust policy does not let the action worker's role, {worker}, assume it"
+                ),
+            ),
+            (
+                format!("arn:aws:iam::111111111111:role/pipeline-gone-{suffix}"),
+                "The role does not exist.".into(),
+            ),
+            (
+                "arn:aws:iam::111111111111:role/other".into(),
+                "does not match the deployment's PipelineRoleNamePattern, pipeline-*".into(),
+            ),
+            (
+                "arn:aws:iam::222222222222:role/pipeline-x".into(),
+                "in its own account, 111111111111, only".into(),
+            ),
+        ];
+        for (role, why) in refusals {
+            for operation in ["CreatePipeline", "UpdatePipeline"] {
+                // A create under a new name, so only the role can be wrong.
+                let mut declaration = with_role(&role);
+                if operation == "CreatePipeline" {
+                    declaration = declaration.replacen(r#""name": "web""#, r#""name": "web2""#, 1);
+                }
+                let reply = handle(&api, request(operation, &declaration, caller)).await;
+                assert_eq!(reply["statusCode"], json!(400), "{operation} {role}: {reply}");
+                let error = body(&reply);
+                assert_eq!(error["__type"], json!("InvalidStructureException"));
+                let message = error["message"].as_str().unwrap();
+                let codepipelines = format!(
+                    "CodePipeline is not authorized to perform AssumeRole on role {role}. "
+                );
+                assert!(message.starts_with(&codepipelines), "{message}");
+                assert!(message.contains(&why), "{message}");
+            }
+        }
+        // The refused update changed nothing.
+        let got = handle(&api, request("GetPipeline", r#"{"name": "web"}"#, caller)).await;
+        assert_eq!(body(&got)["pipeline"]["roleArn"], json!(trusted));
+        assert_eq!(body(&got)["pipeline"]["version"], json!(1));
+    }
+
+    #[tokio::test]
     async fn a_request_without_an_iam_caller_is_refused() {
         let api = api().await;
         let reply = handle(&api, request("ListPipelines", "{}", None)).await;

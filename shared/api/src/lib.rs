@@ -32,6 +32,7 @@ pub use error::ApiError;
 use baton_app::ports::artifacts::ArtifactStore;
 use baton_app::ports::clock::{Clock, SystemClock};
 use baton_app::ports::provider::ProviderRegistry;
+use baton_app::ports::roles::PipelineRoles;
 use baton_app::ports::state::{PipelineRecord, StateStore};
 use baton_app::service::{JobDesk, Outcome, PipelineAdmin, StageAdvance};
 use baton_protocol::bus_events::PipelineInput;
@@ -154,6 +155,9 @@ pub struct ApiParts {
     /// The artifact store, where this host keeps artifacts in the stores pipelines declare:
     /// a declaration whose stores it cannot use is refused at create and update.
     pub declared_stores: Option<Arc<dyn ArtifactStore>>,
+    /// Where this host runs actions as the pipeline's role: a declaration whose role it
+    /// cannot assume is refused at create and update, as CodePipeline refuses it.
+    pub pipeline_roles: Option<Arc<dyn PipelineRoles>>,
 }
 
 /// CodePipeline's API over Baton's store and services.
@@ -165,6 +169,7 @@ pub struct ControlApi {
     credentials: Credentials,
     jobs: Option<Arc<JobDesk>>,
     declared_stores: Option<Arc<dyn ArtifactStore>>,
+    pipeline_roles: Option<Arc<dyn PipelineRoles>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -179,6 +184,7 @@ impl ControlApi {
             credentials: parts.credentials,
             jobs: parts.jobs,
             declared_stores: parts.declared_stores,
+            pipeline_roles: parts.pipeline_roles,
             clock: Arc::new(SystemClock),
         }
     }
@@ -198,6 +204,7 @@ impl ControlApi {
             self.clock.clone(),
         )
         .with_store_check(self.declared_stores.clone())
+        .with_role_check(self.pipeline_roles.clone())
     }
 
     /// The region the API answers for.

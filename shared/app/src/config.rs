@@ -45,6 +45,12 @@ pub struct Config {
     /// (`BATON_WEBHOOK_SECRETS`: its ARN; see [`secrets_from_json`](crate::service::webhooks::secrets_from_json)); without it
     /// the trigger's URL accepts no delivery.
     pub webhook_secrets: Option<String>,
+    /// The action worker's role (`BATON_WORKER_ROLE_ARN`): with it, and pipeline roles assumed,
+    /// CreatePipeline and UpdatePipeline refuse a `roleArn` that does not trust it.
+    pub worker_role_arn: Option<String>,
+    /// The names (IAM wildcards) of the pipeline roles the worker may assume
+    /// (`BATON_PIPELINE_ROLE_PATTERN`, `template.yaml`'s `PipelineRoleNamePattern`).
+    pub pipeline_role_pattern: String,
 }
 
 impl Config {
@@ -153,6 +159,11 @@ impl Config {
                 .unwrap_or_default(),
             commands_project: lookup("BATON_COMMANDS_PROJECT").filter(|v| !v.trim().is_empty()),
             webhook_secrets: lookup("BATON_WEBHOOK_SECRETS").filter(|v| !v.trim().is_empty()),
+            worker_role_arn: lookup("BATON_WORKER_ROLE_ARN").filter(|v| !v.trim().is_empty()),
+            pipeline_role_pattern: lookup("BATON_PIPELINE_ROLE_PATTERN")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "*".into()),
         })
     }
 }

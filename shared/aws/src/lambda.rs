@@ -396,7 +396,21 @@ impl Aws {
                 .with_bus(self.bus.clone()),
             )),
             declared_stores: Some(self.artifacts.clone()),
+            pipeline_roles: self.pipeline_roles(),
         })
+    }
+
+    /// The check of pipelines' roles at create and update, where the worker assumes them and
+    /// knows its own role.
+    fn pipeline_roles(&self) -> Option<std::sync::Arc<dyn baton_app::ports::roles::PipelineRoles>> {
+        let c = &self.config;
+        let worker = c.worker_role_arn.clone().filter(|_| c.assume_pipeline_roles)?;
+        Some(std::sync::Arc::new(crate::adapters::iam_pipeline_roles::IamPipelineRoles::new(
+            aws_sdk_iam::Client::new(&self.sdk),
+            c.account_id.clone(),
+            c.pipeline_role_pattern.clone(),
+            worker,
+        )))
     }
 
     /// Where malformed events go.

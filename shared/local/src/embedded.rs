@@ -315,6 +315,7 @@ impl Embedded {
             jobs: Some(self.jobs.clone()),
             // Artifacts stay in the home's store, whatever store a declaration names.
             declared_stores: None,
+            pipeline_roles: None,
         })
         .with_clock(self.clock.clone())
     }

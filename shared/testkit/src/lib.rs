@@ -609,6 +609,19 @@ impl LambdaFixture {
         Self { aws, sqs, dead_letters, published, dynamodb }
     }
 
+    /// Creates the IAM role `name` with the trust policy `trust`; its ARN in the fixture's
+    /// account (the emulator keeps it in its own).
+    pub async fn create_role(&self, name: &str, trust: &serde_json::Value) -> String {
+        aws_sdk_iam::Client::new(&Self::sdk().await)
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .unwrap();
+        format!("arn:aws:iam::{}:role/{name}", self.aws.config().account_id)
+    }
+
     /// The events `pipeline`'s last save wrote on its lanes item, for the outbox relay.
     pub async fn saved_events(&self, pipeline: &str) -> Vec<BusEvent> {
         use aws_sdk_dynamodb::types::AttributeValue;

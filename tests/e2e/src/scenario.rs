@@ -1,6 +1,6 @@
 //! The release of the issue: an S3 upload in account 111111111111, us-east-1, starts source →
-//! build (CodeBuild) → manual approval → in parallel a CloudFormation stack in account
-//! 222222222222, eu-west-1 (through `roleArn`) and an S3 deploy in us-west-2.
+//! build (CodeBuild) → manual approval → in parallel a CloudFormation stack and an ECS service in
+//! account 222222222222, eu-west-1 (through `roleArn`) and an S3 deploy in us-west-2.
 
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +17,9 @@ use crate::stack::{HOME, PIPELINE_ACCOUNT, Stack, TARGET_ACCOUNT};
 /// The deploy role the cross-account action assumes (`infra/target-account.yaml`).
 pub const DEPLOY_ROLE: &str = "arn:aws:iam::222222222222:role/baton-deploy";
 
+/// The image the release deploys to the ECS service.
+pub const RELEASE_IMAGE: &str = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/web:release";
+
 /// What one release names.
 #[derive(Debug, Clone)]
 pub struct Release {
@@ -32,6 +35,8 @@ pub struct Release {
     pub stack_name: String,
     /// The S3 deploy's bucket in us-west-2.
     pub site_bucket: String,
+    /// The ECS cluster in 222222222222/eu-west-1 whose service `web` the release deploys to.
+    pub cluster: String,
 }
 
 impl Release {
@@ -46,6 +51,7 @@ impl Release {
             project: format!("{n}-build"),
             stack_name: format!("{n}-app"),
             site_bucket: format!("{n}-site"),
+            cluster: format!("{n}-cluster"),
         }
     }
 
@@ -91,15 +97,21 @@ impl Release {
                     {"name": "Site", "actionTypeId": kind("Deploy", "S3"), "runOrder": 1,
                      "region": "us-west-2",
                      "configuration": {"BucketName": self.site_bucket, "Extract": "true"},
-                     "inputArtifacts": [{"name": "BuildOutput"}], "outputArtifacts": []}
+                     "inputArtifacts": [{"name": "BuildOutput"}], "outputArtifacts": []},
+                    {"name": "Service", "actionTypeId": kind("Deploy", "ECS"), "runOrder": 1,
+                     "region": "eu-west-1", "roleArn": DEPLOY_ROLE,
+                     "configuration": {"ClusterName": self.cluster, "ServiceName": "web",
+                        "FileName": "images.json"},
+                     "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": []}
                 ]}
             ]
         }})
     }
 
     /// Creates the pipeline (what `CreatePipeline` stores), the source bucket, the CodeBuild
-    /// project and the site bucket.
+    /// project, the site bucket and the target account's ECS service.
     pub async fn prepare(&self, stack: &Stack, project: &str) -> Result<()> {
+        self.create_service(stack).await?;
         let home = stack.sdk(HOME).await;
         let s3 = s3(&home);
         s3.create_bucket().bucket(&self.source_bucket).send().await?;
@@ -160,6 +172,43 @@ impl Release {
         self.create_pipeline(stack, project).await
     }
 
+    /// The ECS service `web` in the target account and region, running `web:1` (`nginx:1`).
+    async fn create_service(&self, stack: &Stack) -> Result<()> {
+        use aws_sdk_ecs::types::ContainerDefinition;
+        let target = crate::stack::assume(&stack.endpoint, DEPLOY_ROLE, Some(&stack.keys)).await?;
+        let ecs = aws_sdk_ecs::Client::new(&target.sdk(&stack.endpoint, "eu-west-1").await);
+        ecs.create_cluster().cluster_name(&self.cluster).send().await?;
+        let app = ContainerDefinition::builder().name("app").image("nginx:1").memory(128);
+        ecs.register_task_definition()
+            .family(&self.cluster)
+            .container_definitions(app.essential(true).build())
+            .send()
+            .await?;
+        let service = ecs.create_service().cluster(&self.cluster).service_name("web");
+        service.task_definition(&self.cluster).desired_count(1).send().await?;
+        // The emulator starts no tasks; setting the count is how it is told the task runs.
+        let running = ecs.update_service().cluster(&self.cluster).service("web");
+        running.desired_count(1).send().await?;
+        Ok(())
+    }
+
+    /// The images the service `web` runs now, by container.
+    pub async fn service_images(&self, stack: &Stack) -> Result<Vec<(String, String)>> {
+        let target = crate::stack::assume(&stack.endpoint, DEPLOY_ROLE, Some(&stack.keys)).await?;
+        let ecs = aws_sdk_ecs::Client::new(&target.sdk(&stack.endpoint, "eu-west-1").await);
+        let services =
+            ecs.describe_services().cluster(&self.cluster).services("web").send().await?;
+        let service = services.services().first().context("the service is gone")?;
+        let running = service.task_definition().context("the service runs nothing")?;
+        let task = ecs.describe_task_definition().task_definition(running).send().await?;
+        let task = task.task_definition().context("no task definition")?;
+        Ok(task
+            .container_definitions()
+            .iter()
+            .map(|c| (c.name().unwrap_or("").to_owned(), c.image().unwrap_or("").to_owned()))
+            .collect())
+    }
+
     async fn create_pipeline(&self, stack: &Stack, project: &str) -> Result<()> {
         let text = self.declaration(stack, project).to_string();
         let mut declaration = PipelineDocument::parse(&text).map_err(|e| anyhow!("{e}"))?.pipeline;
@@ -201,7 +250,7 @@ impl Release {
         Ok(())
     }
 
-    /// Uploads the source zip: a CloudFormation template and a web page.
+    /// Uploads the source zip: a CloudFormation template, a web page and the service's image.
     pub async fn upload_source(&self, stack: &Stack) -> Result<()> {
         let template = json!({
             "AWSTemplateFormatVersion": "2010-09-09",
@@ -215,6 +264,8 @@ impl Release {
         zip.write_all(template.to_string().as_bytes())?;
         zip.start_file("index.html", options)?;
         zip.write_all(b"<h1>release</h1>\n")?;
+        zip.start_file("images.json", options)?;
+        zip.write_all(format!(r#"[{{"name": "app", "imageUri": "{RELEASE_IMAGE}"}}]"#).as_bytes())?;
         let bytes = zip.finish()?.into_inner();
         s3(&stack.sdk(HOME).await)
             .put_object()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use baton_core::engine::{ActionStatus, Execution, ExecutionStatus};
 use baton_e2e::delivery::snapshot;
-use baton_e2e::scenario::{Release, describe, ended, stack_placements};
+use baton_e2e::scenario::{RELEASE_IMAGE, Release, describe, ended, stack_placements};
 use baton_e2e::stack::{HOME, TARGET_ACCOUNT};
 use baton_e2e::{FaultPlan, Harness, approval, figures};
 use serde_json::Value;
@@ -18,7 +18,7 @@ const STAGES: [(&str, &[&str]); 4] = [
     ("Source", &["Upload"]),
     ("Build", &["Build"]),
     ("Approve", &["Release"]),
-    ("Deploy", &["Stack", "Site"]),
+    ("Deploy", &["Stack", "Site", "Service"]),
 ];
 
 /// Waits up to `patience` for a value `find` picks out of `collected`.
@@ -157,9 +157,10 @@ fn assert_each_action_ran_once(h: &Harness, e: &Execution, release: &Release) {
     assert_eq!(count("s3", "GetObject", &release.source_bucket), 1, "the source was fetched once");
     assert_eq!(count("codebuild", "StartBuild", ""), 1, "one build");
     assert_eq!(count("cloudformation", "CreateStack", ""), 1, "one stack creation");
-    // The site is the build's artifact: the source's two files and the build's own, each put
+    // The site is the build's artifact: the source's three files and the build's own, each put
     // once.
-    assert_eq!(count("s3", "PutObject", &release.site_bucket), 3, "each site file put once");
+    assert_eq!(count("s3", "PutObject", &release.site_bucket), 4, "each site file put once");
+    assert_eq!(count("ecs", "RegisterTaskDefinition", ""), 1, "one task definition revision");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -180,7 +181,11 @@ async fn a_release_runs_across_accounts_and_regions() {
     let placements = stack_placements(&h.stack, &release.stack_name).await.unwrap();
     assert_eq!(placements, vec![(TARGET_ACCOUNT.to_owned(), "eu-west-1".to_owned())]);
 
-    // The eu-west-1 action read its input from the eu-west-1 bucket, encrypted with that
+    // The service in the target account runs a new revision, with the source's image.
+    let images = release.service_images(&h.stack).await.unwrap();
+    assert_eq!(images, [("app".to_owned(), RELEASE_IMAGE.to_owned())]);
+
+    // The eu-west-1 actions read their input from the eu-west-1 bucket, encrypted with that
     // region's key.
     let eu_bucket = &h.stack.buckets["eu-west-1"];
     let eu_reads: Vec<_> = h
@@ -288,7 +293,7 @@ async fn a_release_runs_across_accounts_and_regions() {
         .expect("the site holds the build's artifact");
     assert_eq!(built_by.body.collect().await.unwrap().into_bytes().as_ref(), build_id.as_bytes());
 
-    write_figures(&h, 5);
+    write_figures(&h, 6);
 }
 
 fn write_figures(h: &Harness, actions: usize) {

@@ -13,6 +13,7 @@ pub mod job_queue;
 pub mod jobs;
 pub mod notices;
 pub mod provider;
+pub mod roles;
 pub mod secrets;
 pub mod state;
 

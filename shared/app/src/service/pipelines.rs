@@ -13,6 +13,7 @@ use super::stage_advance::StageAdvance;
 use crate::ports::artifacts::ArtifactStore;
 use crate::ports::clock::Clock;
 use crate::ports::provider::ProviderRegistry;
+use crate::ports::roles::PipelineRoles;
 use crate::ports::state::{PipelineRecord, StateStore, StoreError, Tag};
 use baton_protocol::bus_events::PipelineInput;
 
@@ -45,6 +46,8 @@ pub struct PipelineAdmin {
     clock: Arc<dyn Clock>,
     /// Checks the stores declarations name, where this host keeps artifacts in them.
     stores: Option<Arc<dyn ArtifactStore>>,
+    /// Checks the role declarations name, where this host runs actions as it.
+    roles: Option<Arc<dyn PipelineRoles>>,
 }
 
 impl PipelineAdmin {
@@ -55,13 +58,19 @@ impl PipelineAdmin {
         placement: Placement,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, stage_advance, placement, clock, stores: None }
+        Self { store, stage_advance, placement, clock, stores: None, roles: None }
     }
 
     /// Refuses declarations whose artifact stores `stores` cannot use
     /// ([`ArtifactStore::refusals`]).
     pub fn with_store_check(mut self, stores: Option<Arc<dyn ArtifactStore>>) -> Self {
         self.stores = stores;
+        self
+    }
+
+    /// Refuses declarations whose `roleArn` `roles` cannot assume ([`PipelineRoles::refusal`]).
+    pub fn with_role_check(mut self, roles: Option<Arc<dyn PipelineRoles>>) -> Self {
+        self.roles = roles;
         self
     }
 
@@ -81,10 +90,15 @@ impl PipelineAdmin {
             .map_err(|errors| AdminError::Invalid(errors.iter().map(ToString::to_string).collect()))
     }
 
-    /// The plan of a declaration about to be stored: valid, and with artifact stores this
-    /// host can write.
+    /// The plan of a declaration about to be stored: valid, with a role this host can assume
+    /// and artifact stores it can write.
     async fn checked(&self, declaration: &PipelineDeclaration) -> Result<Plan, AdminError> {
         let plan = self.plan(declaration)?;
+        if let (Some(roles), Some(role)) = (&self.roles, &declaration.role_arn)
+            && let Some(refusal) = roles.refusal(role).await
+        {
+            return Err(AdminError::Invalid(vec![refusal]));
+        }
         if let Some(stores) = &self.stores {
             let refusals = stores.refusals(&plan.artifact_stores).await;
             if !refusals.is_empty() {

@@ -11,6 +11,7 @@ pub mod dynamodb_relay;
 pub mod dynamodb_state;
 mod dynamodb_writes;
 pub mod eventbridge_bus;
+pub mod iam_pipeline_roles;
 pub mod s3_artifacts;
 pub mod sdk;
 pub mod sns_notifier;

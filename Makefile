@@ -7,7 +7,7 @@ VENV := target/emu/venv
 
 ## run: set up a demo repository and run the example release pipeline on it, for real
 run:
-	@echo "make run: builds baton (the first build takes about 4 minutes on 2 cores, later ones seconds), then runs examples/release-pipeline.json on a demo repository under .baton/"
+	@echo "make run: builds baton (the first build takes about 3 minutes on 2 cores, later ones seconds), then runs examples/release-pipeline.json on a demo repository under .baton/"
 	$(CARGO) build -p baton-cli
 	bash examples/demo/run.sh
 

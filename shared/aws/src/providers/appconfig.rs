@@ -25,8 +25,7 @@ use baton_core::plan::ActionPlan;
 
 use super::credentials::RoleCredentials;
 use super::{
-    Apis, Failure, Stop, blocking, finish, has_reference, now_ms, optional, read_zip_entry,
-    required, sdk_stop,
+    Apis, Failure, Stop, blocking, finish, now_ms, optional, read_zip_entry, required, sdk_stop,
 };
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
 
@@ -329,15 +328,16 @@ fn running(r: &ActionRequest, number: i32) -> JobResult {
 #[async_trait]
 impl ActionProvider for AppConfigProvider {
     async fn check(&self, action: &ActionPlan) -> Result<(), String> {
-        for key in
-            ["Application", "Environment", "ConfigurationProfile", "InputArtifactConfigurationPath"]
-        {
-            match action.configuration.get(key).map(|v| v.trim()) {
-                Some(v) if !v.is_empty() || has_reference(v) => {}
-                _ => return Err(format!("the AppConfig action needs {key}")),
-            }
-        }
-        Ok(())
+        super::check_required(
+            &action.configuration,
+            &[
+                "Application",
+                "Environment",
+                "ConfigurationProfile",
+                "InputArtifactConfigurationPath",
+            ],
+            "the AppConfig action",
+        )
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

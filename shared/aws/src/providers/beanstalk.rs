@@ -27,7 +27,7 @@ use baton_core::plan::ActionPlan;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::RoleCredentials;
-use super::{Apis, Failure, Stop, finish, has_reference, now_ms, required, sdk_stop};
+use super::{Apis, Failure, Stop, finish, now_ms, required, sdk_stop};
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
 
 /// An environment as the action sees it.
@@ -356,12 +356,11 @@ fn console_url(region: &str, application: &str, environment: &str) -> String {
 #[async_trait]
 impl ActionProvider for BeanstalkProvider {
     async fn check(&self, action: &ActionPlan) -> Result<(), String> {
-        for key in ["ApplicationName", "EnvironmentName"] {
-            match action.configuration.get(key).map(|v| v.trim()) {
-                Some(v) if !v.is_empty() || has_reference(v) => {}
-                _ => return Err(format!("the Elastic Beanstalk action needs {key}")),
-            }
-        }
+        super::check_required(
+            &action.configuration,
+            &["ApplicationName", "EnvironmentName"],
+            "the Elastic Beanstalk action",
+        )?;
         Ok(())
     }
 

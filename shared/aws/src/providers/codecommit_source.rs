@@ -198,12 +198,11 @@ async fn write_tree(
 #[async_trait]
 impl ActionProvider for CodeCommitSourceProvider {
     async fn check(&self, action: &ActionPlan) -> Result<(), String> {
-        for key in ["RepositoryName", "BranchName"] {
-            let value = action.configuration.get(key).map(|v| v.trim()).unwrap_or("");
-            if value.is_empty() {
-                return Err(format!("the action configuration needs {key}"));
-            }
-        }
+        super::check_required(
+            &action.configuration,
+            &["RepositoryName", "BranchName"],
+            "the action configuration",
+        )?;
         match action.configuration.get("OutputArtifactFormat").map(String::as_str) {
             None | Some("CODE_ZIP") => Ok(()),
             Some(other) => Err(format!(

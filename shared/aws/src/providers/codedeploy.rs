@@ -18,9 +18,7 @@ use baton_core::engine::ActionRequest;
 use baton_core::plan::ActionPlan;
 
 use super::credentials::RoleCredentials;
-use super::{
-    Failure, Stop, config_for_cancel, finish, has_reference, now_ms, required, sdk_config, sdk_stop,
-};
+use super::{Failure, Stop, config_for_cancel, finish, now_ms, required, sdk_config, sdk_stop};
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
 
 /// Deploys revisions with CodeDeploy.
@@ -174,12 +172,11 @@ fn judge(status: Option<&DeploymentStatus>, error: Option<&ErrorInformation>) ->
 #[async_trait]
 impl ActionProvider for CodeDeployProvider {
     async fn check(&self, action: &ActionPlan) -> Result<(), String> {
-        for key in ["ApplicationName", "DeploymentGroupName"] {
-            match action.configuration.get(key).map(|v| v.trim()) {
-                Some(v) if !v.is_empty() || has_reference(v) => {}
-                _ => return Err(format!("the CodeDeploy action needs {key}")),
-            }
-        }
+        super::check_required(
+            &action.configuration,
+            &["ApplicationName", "DeploymentGroupName"],
+            "the CodeDeploy action",
+        )?;
         Ok(())
     }
 

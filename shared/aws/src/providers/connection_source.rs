@@ -288,11 +288,11 @@ impl ConnectionSourceProvider {
 #[async_trait]
 impl ActionProvider for ConnectionSourceProvider {
     async fn check(&self, action: &ActionPlan) -> Result<(), String> {
-        for key in ["ConnectionArn", "FullRepositoryId", "BranchName"] {
-            if action.configuration.get(key).is_none_or(|v| v.trim().is_empty()) {
-                return Err(format!("the action configuration needs {key}"));
-            }
-        }
+        super::check_required(
+            &action.configuration,
+            &["ConnectionArn", "FullRepositoryId", "BranchName"],
+            "the action configuration",
+        )?;
         match action.configuration.get("OutputArtifactFormat").map(String::as_str) {
             None | Some("CODE_ZIP" | "CODEBUILD_CLONE_REF") => Ok(()),
             Some(f) if has_reference(f) => Ok(()),

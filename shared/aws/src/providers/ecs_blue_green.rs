@@ -132,17 +132,13 @@ fn with_images(job: &Job, mut taskdef: String, file: &str) -> Result<String, Fai
 #[async_trait]
 impl ActionProvider for EcsBlueGreenProvider {
     async fn check(&self, action: &ActionPlan) -> Result<(), String> {
-        for key in [
+        let keys = [
             "ApplicationName",
             "DeploymentGroupName",
             "TaskDefinitionTemplateArtifact",
             "AppSpecTemplateArtifact",
-        ] {
-            if action.configuration.get(key).is_none_or(|v| v.trim().is_empty()) {
-                return Err(format!("the ECS blue/green action needs {key}"));
-            }
-        }
-        Ok(())
+        ];
+        super::check_required(&action.configuration, &keys, "the ECS blue/green action")
     }
 
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {

@@ -420,6 +420,19 @@ fn required<'a>(config: &'a IndexMap<String, String>, key: &str) -> Result<&'a s
         .ok_or_else(|| Failure::configuration(format!("The action configuration needs {key}.")))
 }
 
+/// A declaration check: every one of `keys` is set, else `"<subject> needs <key>"` for the
+/// first missing.
+fn check_required(
+    config: &IndexMap<String, String>,
+    keys: &[&str],
+    subject: &str,
+) -> Result<(), String> {
+    match keys.iter().find(|k| optional(config, k).is_none()) {
+        Some(key) => Err(format!("{subject} needs {key}")),
+        None => Ok(()),
+    }
+}
+
 /// The trimmed value of a configuration key, `None` when absent or blank.
 fn optional<'a>(config: &'a IndexMap<String, String>, key: &str) -> Option<&'a str> {
     config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())

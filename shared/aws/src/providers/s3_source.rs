@@ -106,12 +106,11 @@ fn write_failure(path: &Path, e: std::io::Error) -> Stop {
 #[async_trait]
 impl ActionProvider for S3SourceProvider {
     async fn check(&self, action: &ActionPlan) -> Result<(), String> {
-        for key in ["S3Bucket", "S3ObjectKey"] {
-            let value = action.configuration.get(key).map(|v| v.trim()).unwrap_or("");
-            if value.is_empty() {
-                return Err(format!("the action configuration needs {key}"));
-            }
-        }
+        super::check_required(
+            &action.configuration,
+            &["S3Bucket", "S3ObjectKey"],
+            "the action configuration",
+        )?;
         Ok(())
     }
 

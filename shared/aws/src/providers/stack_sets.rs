@@ -630,11 +630,7 @@ impl ActionProvider for StackSetProvider {
         if !self.instances_only {
             needed.push("TemplatePath");
         }
-        for key in needed {
-            if config.get(key).is_none_or(|v| v.trim().is_empty()) {
-                return Err(format!("the action configuration needs {key}"));
-            }
-        }
+        super::check_required(config, &needed, "the action configuration")?;
         for key in ["Parameters", "ParameterOverrides"] {
             if let Some(v) = literal(key).filter(|v| !names_file(v)) {
                 parse_shorthand(key, v)?;

@@ -10,9 +10,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::connect_info::Connected;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::serve::IncomingStream;
 use baton::api::{CONTENT_TYPE, ControlApi, Credentials};
 use baton::embedded::Embedded;
 use baton::service::{APPROVAL_PAGE_HEADERS, Approvals};
@@ -191,12 +193,16 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     let link_host =
         if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     let serving_at = format!("{scheme}://{link_host}:{}", addr.port());
-    let rt =
-        crate::local::open_serving(home, false, Some(serving_at), Some(&credentials.access_key))
-            .await?;
+    let rt = crate::local::open_serving(
+        home,
+        false,
+        Some(serving_at.clone()),
+        Some(&credentials.access_key),
+    )
+    .await?;
     let accepted =
         Credentials::from([(credentials.access_key.clone(), credentials.secret.clone())]);
-    let api = Arc::new(rt.control_api(region, accepted));
+    let api = Arc::new(rt.control_api(region, accepted).with_webhook_url(Some(serving_at)));
     let hosts: Vec<&str> = hook_secrets.keys().map(|h| h.name()).collect();
     let app = approval_pages(Router::new().fallback(call).with_state(api), &rt);
     let app = job_artifacts(app, &rt, region);
@@ -221,10 +227,12 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
 
     match transport {
         Transport::Http => {
+            let app = app.into_make_service_with_connect_info::<Peer>();
             axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
         }
         Transport::Https { certificate, private_key } => {
             let tls = crate::tls::TlsListener::new(listener, &certificate, &private_key)?;
+            let app = app.into_make_service_with_connect_info::<Peer>();
             axum::serve(tls, app).with_graceful_shutdown(shutdown()).await?;
         }
     }
@@ -479,5 +487,21 @@ mod tests {
         std::fs::set_permissions(&toml, std::fs::Permissions::from_mode(0o600)).unwrap();
         let c = from_file.credentials(&toml, |_| None).unwrap();
         assert_eq!(c.source, CredentialSource::File(toml));
+    }
+}
+
+/// Who sent a request: what `IP`-authenticated webhooks check, over plain HTTP or TLS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        Self(*stream.remote_addr())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -68,7 +68,11 @@ struct Hooks {
 /// The webhook routes, beside `router`.
 pub(crate) fn routes(router: Router, rt: &Arc<Embedded>, secrets: HashMap<Host, String>) -> Router {
     let hooks = Arc::new(Hooks { rt: Arc::clone(rt), secrets });
-    Router::new().route("/webhooks/{host}", post(deliver)).with_state(hooks).merge(router)
+    Router::new()
+        .route("/webhooks/{host}", post(deliver))
+        .route("/trigger", post(deliver_to_webhook))
+        .with_state(hooks)
+        .merge(router)
 }
 
 async fn deliver(
@@ -92,6 +96,26 @@ async fn deliver(
     };
     let headers = crate::serve::header_pairs(&headers);
     let reply = webhooks::answer(&hooks.rt.trigger, &host, secret, &headers, &body).await;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, reply.body.to_string()).into_response()
+}
+
+/// `POST /trigger?t=TOKEN&v=1`: a delivery to one of CodePipeline's webhooks (`PutWebhook`),
+/// authenticated and filtered as that webhook says.
+async fn deliver_to_webhook(
+    State(hooks): State<Arc<Hooks>>,
+    ConnectInfo(peer): ConnectInfo<crate::serve::Peer>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = query.get("t").map(String::as_str).unwrap_or_default();
+    let headers = crate::serve::header_pairs(&headers);
+    let reply = hooks
+        .rt
+        .webhooks()
+        .deliver(&hooks.rt.trigger, token, &headers, &body, Some(peer.0.ip()))
+        .await;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, reply.body.to_string()).into_response()
 }

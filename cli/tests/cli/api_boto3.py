@@ -149,6 +149,18 @@ rollback = cp.rollback_stage(pipelineName="app", stageName="Deploy", targetPipel
 rolled = status_is(rollback["pipelineExecutionId"], "Succeeded")
 assert rolled["executionType"] == "ROLLBACK", rolled
 
+# CodePipeline's webhooks, for their answers' shapes (deliveries are tested in webhooks.rs).
+hook = {"name": "app-hook", "targetPipeline": "app", "targetAction": "Checkout",
+        "filters": [{"jsonPath": "$.ref", "matchEquals": "refs/heads/{BranchName}"}],
+        "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": "s3cret"}}
+put = cp.put_webhook(webhook=hook, tags=[{"key": "team", "value": "web"}])["webhook"]
+assert put["definition"] == hook and "/trigger?t=" in put["url"], put
+listed = cp.list_webhooks(MaxResults=10)["webhooks"]
+assert [w["definition"]["name"] for w in listed] == ["app-hook"], listed
+assert listed[0]["tags"] == [{"key": "team", "value": "web"}], listed
+cp.delete_webhook(name="app-hook")
+assert cp.list_webhooks()["webhooks"] == []
+
 changed = json.loads(json.dumps(declaration["pipeline"]))
 changed["variables"][0]["defaultValue"] = "bonjour"
 assert cp.update_pipeline(pipeline=changed)["pipeline"]["version"] == 2

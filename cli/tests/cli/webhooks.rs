@@ -256,3 +256,157 @@ fn local_commits_start_connection_pipelines_under_their_triggers() {
     git(&repo, &["commit", "-q", "-am", "four"]);
     poll("the commit's hook starts an execution", || (executions(&aws) == 3).then_some(()));
 }
+
+fn v1_pipeline() -> Value {
+    json!({"pipeline": {
+    "name": "legacy",
+    "roleArn": "arn:aws:iam::111111111111:role/pipeline",
+    "artifactStore": {"type": "S3", "location": "artifacts"},
+    "stages": [
+        {"name": "Source", "actions": [{"name": "Checkout",
+            "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+            "configuration": {"Owner": "octo", "Repo": "app", "Branch": "main",
+                "OAuthToken": "****", "PollForSourceChanges": "false"},
+            "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [{"name": "Show",
+            "actionTypeId": {"category": "Compute", "owner": "AWS", "provider": "Commands", "version": "1"},
+            "commands": ["cat src/version.txt"],
+            "inputArtifacts": [{"name": "Src"}]}]}
+    ]}})
+}
+
+fn webhook(name: &str, auth: &str, config: Value) -> Value {
+    json!({"webhook": {"name": name, "targetPipeline": "legacy", "targetAction": "Checkout",
+        "filters": [{"jsonPath": "$.ref", "matchEquals": "refs/heads/{Branch}"},
+                    {"jsonPath": "$.repository.name", "matchEquals": "app"}],
+        "authentication": auth, "authenticationConfiguration": config}})
+}
+
+/// POSTs a GitHub push, signed with `secret` if one is given, to a webhook's URL.
+fn to_url(
+    server: &Server,
+    url: &str,
+    delivery: &str,
+    body: &Value,
+    secret: Option<&str>,
+) -> (u16, Value) {
+    let body = body.to_string();
+    let path = url.strip_prefix(&server.url).expect("the webhook's URL is on the server");
+    let mut headers = vec![
+        ("host".to_string(), server.url.trim_start_matches("http://").to_string()),
+        ("content-type".to_string(), "application/json".to_string()),
+        ("X-GitHub-Event".to_string(), "push".to_string()),
+        ("X-GitHub-Delivery".to_string(), delivery.to_string()),
+    ];
+    if let Some(secret) = secret {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        headers.push(("X-Hub-Signature-256".to_string(), signature));
+    }
+    post(server, path, &headers, body.as_bytes())
+}
+
+/// CodePipeline's own webhooks for GitHub (v1) sources, through the stock AWS CLI: put, list,
+/// a delivery that passes every filter starts the pipeline once, and deliveries that are not
+/// signed with the SecretToken, that a filter leaves out, or that come from outside the
+/// allowed range start nothing.
+#[test]
+fn codepipeline_webhooks_start_github_v1_pipelines_through_their_filters() {
+    let server = Server::start();
+    let aws = Aws { server: &server, cli: tool("BATON_TEST_AWS_CLI", "aws") };
+    let repo = server.home.path().join("git/octo/app");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let head = commit(&repo, "one");
+    let file = server.home.path().join("legacy.json");
+    std::fs::write(&file, v1_pipeline().to_string()).unwrap();
+    aws.ok(&["create-pipeline", "--cli-input-json", &format!("file://{}", file.display())]);
+
+    let hook = webhook("legacy-hook", "GITHUB_HMAC", json!({"SecretToken": SECRET}));
+    let put = aws.ok(&["put-webhook", "--cli-input-json", &hook.to_string()]);
+    let url = put["webhook"]["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{}/trigger?t=", server.url)), "{put}");
+    assert_eq!(put["webhook"]["definition"], hook["webhook"]);
+    let pipeline_arn = aws.ok(&["get-pipeline", "--name", "legacy"])["metadata"]["pipelineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let arn = pipeline_arn.replace(":legacy", ":webhook:legacy-hook");
+    assert_eq!(put["webhook"]["arn"], arn.as_str(), "in the pipeline's account and region");
+    // Put again: the same URL.
+    let again = aws.ok(&["put-webhook", "--cli-input-json", &hook.to_string()]);
+    assert_eq!(again["webhook"]["url"], url.as_str());
+
+    let push = |branch: &str, name: &str| json!({"ref": format!("refs/heads/{branch}"), "after": head, "repository": {"name": name, "full_name": format!("octo/{name}")}});
+    let (status, reply) = to_url(&server, &url, "g-1", &push("main", "app"), Some(SECRET));
+    assert_eq!(status, 202, "{reply}");
+    let id = reply["pipelineExecutionId"].as_str().unwrap().to_string();
+    let execution = poll("the webhook's execution runs", || {
+        let e = aws.ok(&[
+            "get-pipeline-execution",
+            "--pipeline-name",
+            "legacy",
+            "--pipeline-execution-id",
+            &id,
+        ])["pipelineExecution"]
+            .clone();
+        (e["status"] == "Succeeded").then_some(e)
+    });
+    assert_eq!(execution["trigger"]["triggerType"], "Webhook");
+    assert_eq!(execution["artifactRevisions"][0]["revisionId"], head.as_str());
+    // Redelivered: the same execution, nothing new.
+    let (_, twice) = to_url(&server, &url, "g-1", &push("main", "app"), Some(SECRET));
+    assert_eq!(twice["pipelineExecutionId"], id.as_str(), "{twice}");
+    // Signed with another secret, or not at all: refused.
+    assert_eq!(to_url(&server, &url, "g-2", &push("main", "app"), Some("guess")).0, 401);
+    assert_eq!(to_url(&server, &url, "g-3", &push("main", "app"), None).0, 401);
+    // A filter leaves it out: answered, nothing started.
+    let (status, ignored) = to_url(&server, &url, "g-4", &push("dev", "app"), Some(SECRET));
+    assert_eq!(status, 200, "{ignored}");
+    let (_, other) = to_url(&server, &url, "g-5", &push("main", "web"), Some(SECRET));
+    assert!(other["ignored"].is_string(), "{other}");
+    // A URL with another token is no webhook.
+    let wrong = format!("{}/trigger?t=0000&v=1", server.url);
+    assert_eq!(to_url(&server, &wrong, "g-6", &push("main", "app"), Some(SECRET)).0, 404);
+    let listed = aws.ok(&["list-pipeline-executions", "--pipeline-name", "legacy"]);
+    assert_eq!(listed["pipelineExecutionSummaries"].as_array().unwrap().len(), 1);
+
+    // IP ranges: loopback is outside 10.0.0.0/8.
+    let by_ip = webhook("by-ip", "IP", json!({"AllowedIPRange": "10.0.0.0/8"}));
+    let put = aws.ok(&["put-webhook", "--cli-input-json", &by_ip.to_string()]);
+    let ip_url = put["webhook"]["url"].as_str().unwrap().to_string();
+    assert_eq!(to_url(&server, &ip_url, "g-7", &push("main", "app"), None).0, 401);
+
+    let listed = aws.ok(&["list-webhooks"]);
+    let names: Vec<&str> = listed["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["definition"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["by-ip", "legacy-hook"]);
+    assert!(
+        listed["webhooks"][1]["lastTriggered"].is_string()
+            || listed["webhooks"][1]["lastTriggered"].is_number(),
+        "{listed}"
+    );
+
+    // CodePipeline's refusals.
+    let mut bad = webhook("bad", "GITHUB_HMAC", json!({}));
+    let (code, message) = aws.err(&["put-webhook", "--cli-input-json", &bad.to_string()]);
+    assert_eq!(code, "InvalidWebhookAuthenticationParametersException", "{message}");
+    bad["webhook"]["authenticationConfiguration"] = json!({"SecretToken": "x"});
+    bad["webhook"]["filters"][0]["jsonPath"] = json!("$[?");
+    let (code, _) = aws.err(&["put-webhook", "--cli-input-json", &bad.to_string()]);
+    assert_eq!(code, "InvalidWebhookFilterPatternException");
+    let mut elsewhere = webhook("elsewhere", "UNAUTHENTICATED", json!({}));
+    elsewhere["webhook"]["targetPipeline"] = json!("missing");
+    let (code, _) = aws.err(&["put-webhook", "--cli-input-json", &elsewhere.to_string()]);
+    assert_eq!(code, "PipelineNotFoundException");
+
+    aws.ok(&["delete-webhook", "--name", "legacy-hook"]);
+    aws.ok(&["delete-webhook", "--name", "by-ip"]);
+    assert_eq!(aws.ok(&["list-webhooks"])["webhooks"], json!([]));
+    assert_eq!(to_url(&server, &url, "g-8", &push("main", "app"), Some(SECRET)).0, 404);
+}

@@ -41,6 +41,9 @@ pub(crate) async fn handle(
 async fn webhook(trigger: &Trigger, aws: &Aws, request: &LambdaFunctionUrlRequest) -> Value {
     let path = request.raw_path.as_deref().unwrap_or_default();
     let method = request.request_context.http.method.as_deref().unwrap_or_default();
+    if (method, path) == ("POST", "/trigger") {
+        return reply_json(path, webhook_v1(trigger, aws, request).await);
+    }
     let reply = match (method, path.strip_prefix("/webhooks/")) {
         ("POST", Some(host)) => match aws.webhook_secrets().await {
             Ok(secrets) => {
@@ -49,11 +52,7 @@ async fn webhook(trigger: &Trigger, aws: &Aws, request: &LambdaFunctionUrlReques
                         format!("webhooks from {} are not accepted here: add its secret to the stack's WebhookSecrets", host.name())
                     })
                 };
-                let headers: Vec<(String, String)> = request
-                    .headers
-                    .iter()
-                    .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                    .collect();
+                let headers = headers_of(request);
                 let body = function_url_body(request);
                 webhooks::answer(trigger, host, secret, &headers, &body).await
             }
@@ -64,6 +63,28 @@ async fn webhook(trigger: &Trigger, aws: &Aws, request: &LambdaFunctionUrlReques
             body: json!({"message": "deliveries are POSTed to /webhooks/github, /webhooks/gitlab or /webhooks/bitbucket"}),
         },
     };
+    reply_json(path, reply)
+}
+
+/// A delivery to one of CodePipeline's webhooks (`PutWebhook`, GitHub v1 sources), found by
+/// the token in its URL.
+async fn webhook_v1(trigger: &Trigger, aws: &Aws, request: &LambdaFunctionUrlRequest) -> Reply {
+    let token = request.query_string_parameters.get("t").map_or("", String::as_str);
+    let source_ip =
+        request.request_context.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
+    let body = function_url_body(request);
+    aws.webhooks().deliver(trigger, token, &headers_of(request), &body, source_ip).await
+}
+
+fn headers_of(request: &LambdaFunctionUrlRequest) -> Vec<(String, String)> {
+    request
+        .headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+fn reply_json(path: &str, reply: Reply) -> Value {
     info!(path, status = reply.status, "webhook delivery answered");
     json!({
         "statusCode": reply.status,
@@ -309,5 +330,107 @@ mod tests {
         let listed = executions(&f).await;
         assert_eq!(listed.len(), 1, "one start for one revision: {listed:?}");
         assert_eq!(listed[0]["trigger"]["triggerType"], json!("PollForSourceChanges"));
+    }
+
+    /// CodePipeline's own webhooks on AWS: PutWebhook through the API keeps it in the table
+    /// with a URL on the trigger's; a delivery to that URL, signed with its SecretToken and
+    /// passing its filter, starts the pipeline once; one that fails the filter or the
+    /// signature starts nothing. A GitHub (v1) pipeline is refused at the start, as AWS cannot
+    /// run its source yet.
+    #[tokio::test]
+    async fn codepipeline_webhooks_are_kept_in_the_table_and_delivered_to_the_trigger() {
+        use hmac::{Hmac, Mac};
+        let env = [("BATON_WEBHOOK_URL", "https://trigger.lambda-url.us-east-1.on.aws/")];
+        let f = LambdaFixture::with_env("hookv1", &env).await;
+        let legacy = json!({"pipeline": {"name": "legacy",
+            "roleArn": "arn:aws:iam::111111111111:role/pipeline",
+            "artifactStore": {"type": "S3", "location": "artifacts"},
+            "stages": [
+              {"name": "Source", "actions": [{"name": "Checkout",
+                "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+                "configuration": {"Owner": "octo", "Repo": "app", "Branch": "main", "OAuthToken": "****"},
+                "outputArtifacts": [{"name": "Src"}]}]},
+              {"name": "Build", "actions": [{"name": "Compile",
+                "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+                "configuration": {"ProjectName": "app"}, "inputArtifacts": [{"name": "Src"}]}]}]}});
+        for declaration in [legacy, serde_json::from_str(PIPELINE).unwrap()] {
+            let created = api(&f, "CreatePipeline", declaration).await;
+            assert!(created["pipeline"].is_object(), "{created}");
+        }
+        let hook = |name: &str, pipeline: &str, action: &str| {
+            json!({"webhook": {"name": name, "targetPipeline": pipeline, "targetAction": action,
+                "filters": [{"jsonPath": "$.ref", "matchEquals": "refs/heads/main"}],
+                "authentication": "GITHUB_HMAC",
+                "authenticationConfiguration": {"SecretToken": "s3cret"}}})
+        };
+        let token_of = |put: &Value| {
+            put["webhook"]["url"]
+                .as_str()
+                .and_then(|u| {
+                    u.strip_prefix("https://trigger.lambda-url.us-east-1.on.aws/trigger?t=")
+                })
+                .and_then(|t| t.strip_suffix("&v=1"))
+                .unwrap_or_else(|| panic!("a URL on the trigger's: {put}"))
+                .to_owned()
+        };
+        let web = hook("web-hook", "web", "Fetch");
+        let token = token_of(&api(&f, "PutWebhook", web.clone()).await);
+        let legacy_token =
+            token_of(&api(&f, "PutWebhook", hook("legacy-hook", "legacy", "Checkout")).await);
+        let listed = api(&f, "ListWebhooks", json!({})).await;
+        assert_eq!(listed["webhooks"][1]["definition"], web["webhook"], "{listed}");
+
+        let delivery = |token: &str, id: &str, branch: &str, secret: &str| {
+            let body = json!({"ref": format!("refs/heads/{branch}"), "after": COMMIT,
+                "repository": {"name": "app"}})
+            .to_string();
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(body.as_bytes());
+            let headers = json!({"content-type": "application/json", "x-github-event": "push",
+                "x-github-delivery": id,
+                "x-hub-signature-256": format!("sha256={}", hex::encode(mac.finalize().into_bytes()))});
+            let mut request = function_url_request("POST", "/trigger", headers, &body, None);
+            request["rawQueryString"] = json!(format!("t={token}&v=1"));
+            request["queryStringParameters"] = json!({"t": token, "v": "1"});
+            LambdaEvent::new(request, Context::default())
+        };
+        let trigger = f.aws.trigger();
+        let deliver = |token: &str, id: &str, branch: &str, secret: &str| {
+            handle(&trigger, &f.aws, delivery(token, id, branch, secret))
+        };
+        let first = deliver(&token, "g-1", "main", "s3cret").await.unwrap();
+        assert_eq!(first["statusCode"], json!(202), "{first}");
+        let id = reply_body(&first)["pipelineExecutionId"].clone();
+        let again = deliver(&token, "g-1", "main", "s3cret").await.unwrap();
+        assert_eq!(
+            reply_body(&again)["pipelineExecutionId"],
+            id,
+            "a redelivery starts nothing new"
+        );
+        let other = deliver(&token, "g-2", "dev", "s3cret").await.unwrap();
+        assert_eq!(other["statusCode"], json!(200), "{other}");
+        let forged = deliver(&token, "g-3", "main", "guess").await.unwrap();
+        assert_eq!(forged["statusCode"], json!(401), "{forged}");
+        let execution = api(
+            &f,
+            "GetPipelineExecution",
+            json!({"pipelineName": "web", "pipelineExecutionId": id}),
+        )
+        .await;
+        assert_eq!(execution["pipelineExecution"]["trigger"]["triggerType"], json!("Webhook"));
+        let listed = api(&f, "ListPipelineExecutions", json!({"pipelineName": "web"})).await;
+        assert_eq!(listed["pipelineExecutionSummaries"].as_array().map(Vec::len), Some(1));
+        let refused = deliver(&legacy_token, "g-4", "main", "s3cret").await.unwrap();
+        assert_eq!(refused["statusCode"], json!(409), "{refused}");
+        assert!(
+            reply_body(&refused)["message"].as_str().unwrap().contains("ThirdParty/Source/GitHub")
+        );
+
+        for name in ["web-hook", "legacy-hook"] {
+            assert_eq!(api(&f, "DeleteWebhook", json!({ "name": name })).await, json!({}));
+        }
+        assert_eq!(api(&f, "ListWebhooks", json!({})).await["webhooks"], json!([]));
+        let gone = deliver(&token, "g-5", "main", "s3cret").await.unwrap();
+        assert_eq!(gone["statusCode"], json!(404), "{gone}");
     }
 }

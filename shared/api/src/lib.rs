@@ -18,6 +18,7 @@ pub mod sigv4;
 mod state;
 mod tags;
 mod types;
+mod webhooks;
 mod wire;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use baton_app::ports::clock::{Clock, SystemClock};
 use baton_app::ports::provider::ProviderRegistry;
 use baton_app::ports::roles::PipelineRoles;
 use baton_app::ports::state::{PipelineRecord, StateStore};
+use baton_app::service::webhooks::v1::Webhooks;
 use baton_app::service::{JobDesk, Outcome, PipelineAdmin, StageAdvance};
 use baton_protocol::bus_events::PipelineInput;
 
@@ -64,7 +66,7 @@ pub const SIGNING_SERVICE: &str = "codepipeline";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The operations Baton answers.
-pub const OPERATIONS: [&str; 32] = [
+pub const OPERATIONS: [&str; 35] = [
     "CreatePipeline",
     "GetPipeline",
     "UpdatePipeline",
@@ -97,6 +99,9 @@ pub const OPERATIONS: [&str; 32] = [
     "GetJobDetails",
     "PutJobSuccessResult",
     "PutJobFailureResult",
+    "PutWebhook",
+    "ListWebhooks",
+    "DeleteWebhook",
 ];
 
 /// An HTTP answer: the status and a JSON body (`application/x-amz-json-1.1`).
@@ -158,6 +163,8 @@ pub struct ApiParts {
     /// Where this host runs actions as the pipeline's role: a declaration whose role it
     /// cannot assume is refused at create and update, as CodePipeline refuses it.
     pub pipeline_roles: Option<Arc<dyn PipelineRoles>>,
+    /// CodePipeline's webhooks, where this host takes their deliveries.
+    pub webhooks: Option<Arc<Webhooks>>,
 }
 
 /// CodePipeline's API over Baton's store and services.
@@ -170,6 +177,9 @@ pub struct ControlApi {
     jobs: Option<Arc<JobDesk>>,
     declared_stores: Option<Arc<dyn ArtifactStore>>,
     pipeline_roles: Option<Arc<dyn PipelineRoles>>,
+    webhooks: Option<Arc<Webhooks>>,
+    /// Where webhook deliveries are sent (`{url}/trigger?t=...`).
+    webhook_url: Option<String>,
     clock: Arc<dyn Clock>,
 }
 
@@ -185,8 +195,16 @@ impl ControlApi {
             jobs: parts.jobs,
             declared_stores: parts.declared_stores,
             pipeline_roles: parts.pipeline_roles,
+            webhooks: parts.webhooks,
+            webhook_url: None,
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Webhooks' URLs start with `url`, where this host takes their deliveries.
+    pub fn with_webhook_url(mut self, url: Option<String>) -> Self {
+        self.webhook_url = url;
+        self
     }
 
     /// Uses `clock` instead of the system's (tests).
@@ -310,6 +328,9 @@ impl Ctx<'_> {
             "GetJobDetails" => self.get_job_details(input).await,
             "PutJobSuccessResult" => self.put_job_success_result(input).await,
             "PutJobFailureResult" => self.put_job_failure_result(input).await,
+            "PutWebhook" => self.put_webhook(input).await,
+            "ListWebhooks" => self.list_webhooks(input).await,
+            "DeleteWebhook" => self.delete_webhook(input).await,
             "GetExecutionDetail" => self.get_execution_detail(input).await,
             "TagResource" => self.tag_resource(input).await,
             "UntagResource" => self.untag_resource(input).await,

@@ -45,6 +45,9 @@ pub struct Config {
     /// (`BATON_WEBHOOK_SECRETS`: its ARN; see [`secrets_from_json`](crate::service::webhooks::secrets_from_json)); without it
     /// the trigger's URL accepts no delivery.
     pub webhook_secrets: Option<String>,
+    /// The trigger function's URL (`BATON_WEBHOOK_URL`), which CodePipeline's webhooks (GitHub
+    /// v1 sources) are delivered to, as `<url>trigger?t=...`.
+    pub webhook_url: Option<String>,
     /// The action worker's role (`BATON_WORKER_ROLE_ARN`): with it, and pipeline roles assumed,
     /// CreatePipeline and UpdatePipeline refuse a `roleArn` that does not trust it.
     pub worker_role_arn: Option<String>,
@@ -159,6 +162,7 @@ impl Config {
                 .unwrap_or_default(),
             commands_project: lookup("BATON_COMMANDS_PROJECT").filter(|v| !v.trim().is_empty()),
             webhook_secrets: lookup("BATON_WEBHOOK_SECRETS").filter(|v| !v.trim().is_empty()),
+            webhook_url: lookup("BATON_WEBHOOK_URL").filter(|v| !v.trim().is_empty()),
             worker_role_arn: lookup("BATON_WORKER_ROLE_ARN").filter(|v| !v.trim().is_empty()),
             pipeline_role_pattern: lookup("BATON_PIPELINE_ROLE_PATTERN")
                 .map(|v| v.trim().to_owned())

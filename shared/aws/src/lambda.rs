@@ -256,6 +256,15 @@ impl Aws {
         if self.config.assume_pipeline_roles { worker.with_pipeline_roles() } else { worker }
     }
 
+    /// CodePipeline's webhooks (GitHub v1 sources), kept in the state table.
+    pub fn webhooks(&self) -> baton_app::service::webhooks::v1::Webhooks {
+        baton_app::service::webhooks::v1::Webhooks::new(
+            self.store.clone(),
+            self.store.clone(),
+            std::sync::Arc::new(baton_app::ports::clock::SystemClock),
+        )
+    }
+
     /// The trigger service.
     pub fn trigger(&self) -> baton_app::service::Trigger {
         // A pipeline with an action no AWS provider runs is refused before anything runs,
@@ -397,7 +406,9 @@ impl Aws {
             )),
             declared_stores: Some(self.artifacts.clone()),
             pipeline_roles: self.pipeline_roles(),
+            webhooks: Some(std::sync::Arc::new(self.webhooks())),
         })
+        .with_webhook_url(self.config.webhook_url.clone())
     }
 
     /// The check of pipelines' roles at create and update, where the worker assumes them and

@@ -304,6 +304,15 @@ impl Embedded {
         )
     }
 
+    /// CodePipeline's webhooks (GitHub v1 sources) of this home.
+    pub fn webhooks(&self) -> baton_app::service::webhooks::v1::Webhooks {
+        baton_app::service::webhooks::v1::Webhooks::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+        )
+    }
+
     /// CodePipeline's API over this home, creating pipelines in `region`.
     pub fn control_api(&self, region: &str, credentials: Credentials) -> ControlApi {
         ControlApi::new(ApiParts {
@@ -316,6 +325,7 @@ impl Embedded {
             // Artifacts stay in the home's store, whatever store a declaration names.
             declared_stores: None,
             pipeline_roles: None,
+            webhooks: Some(Arc::new(self.webhooks())),
         })
         .with_clock(self.clock.clone())
     }

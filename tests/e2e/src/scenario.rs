@@ -281,6 +281,23 @@ impl Release {
     /// The pipeline's executions, from the table: those in items of their own, and those
     /// holding a stage, which live in the lanes item (`x:<id>` attributes).
     pub async fn executions(&self, stack: &Stack) -> Result<Vec<Execution>> {
+        // moto changes a stored item in place, one clause of an update after another, so a
+        // Query beside a write can read an execution's item half-written (neither its body nor
+        // a tombstone's mark; seen once in the fault variant); DynamoDB writes an item at once.
+        // Such a read is taken again; one that lasts fails.
+        let mut tries = 0;
+        loop {
+            match self.executions_once(stack).await {
+                Err(e) if tries < 5 && e.to_string().ends_with("has no body") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn executions_once(&self, stack: &Stack) -> Result<Vec<Execution>> {
         let dynamodb = aws_sdk_dynamodb::Client::new(&stack.sdk(HOME).await);
         let out = dynamodb
             .query()

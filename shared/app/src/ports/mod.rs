@@ -16,6 +16,7 @@ pub mod provider;
 pub mod roles;
 pub mod secrets;
 pub mod state;
+pub mod webhooks;
 
 /// A boxed error from an adapter, kept as the source of a port error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

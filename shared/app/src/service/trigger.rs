@@ -149,6 +149,21 @@ impl Trigger {
         self.start_as(pipeline, format_uuid(bits), trigger, variables, BTreeMap::new()).await
     }
 
+    /// Starts an execution of `pipeline` with the id `execution_id`: a second start with the
+    /// same id starts nothing (a redelivered webhook).
+    ///
+    /// # Errors
+    /// As [`Trigger::start`].
+    pub async fn start_with_id(
+        &self,
+        pipeline: &str,
+        execution_id: String,
+        trigger: ExecutionTrigger,
+        variables: BTreeMap<String, String>,
+    ) -> Result<String, ServiceError> {
+        self.start_as(pipeline, execution_id, trigger, variables, BTreeMap::new()).await
+    }
+
     async fn start_as(
         &self,
         pipeline: &str,

@@ -9,6 +9,7 @@ pub mod dynamodb_job_queue;
 pub mod dynamodb_jobs;
 pub mod dynamodb_relay;
 pub mod dynamodb_state;
+pub mod dynamodb_webhooks;
 mod dynamodb_writes;
 pub mod eventbridge_bus;
 pub mod iam_pipeline_roles;

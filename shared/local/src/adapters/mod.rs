@@ -11,4 +11,5 @@ pub mod sql_approvals;
 pub mod sql_job_queue;
 pub mod sql_jobs;
 pub mod sql_state;
+pub mod sql_webhooks;
 mod sqlite;

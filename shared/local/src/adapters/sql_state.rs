@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS running_jobs (
   key TEXT PRIMARY KEY, check_at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS running_jobs_due ON running_jobs (check_at);
 CREATE TABLE IF NOT EXISTS custom_action_types (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS webhooks (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS worker_jobs (
   id TEXT PRIMARY KEY, action_type TEXT NOT NULL, status TEXT NOT NULL, created INTEGER NOT NULL,
   version INTEGER NOT NULL, body TEXT NOT NULL);

@@ -16,6 +16,8 @@ use sha2::Sha256;
 
 use super::Trigger;
 
+pub mod v1;
+
 /// A repository host that sends webhooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Host {

@@ -158,7 +158,12 @@ assert put["definition"] == hook and "/trigger?t=" in put["url"], put
 listed = cp.list_webhooks(MaxResults=10)["webhooks"]
 assert [w["definition"]["name"] for w in listed] == ["app-hook"], listed
 assert listed[0]["tags"] == [{"key": "team", "value": "web"}], listed
+hook_arn = "arn:aws:codepipeline:us-east-1:000000000000:webhook:app-hook"
+cp.tag_resource(resourceArn=hook_arn, tags=[{"key": "stage", "value": "prod"}])
+cp.untag_resource(resourceArn=hook_arn, tagKeys=["team"])
+assert cp.list_tags_for_resource(resourceArn=hook_arn)["tags"] == [{"key": "stage", "value": "prod"}]
 cp.delete_webhook(name="app-hook")
+assert error_code(cp.list_tags_for_resource, resourceArn=hook_arn) == "ResourceNotFoundException"
 assert cp.list_webhooks()["webhooks"] == []
 
 changed = json.loads(json.dumps(declaration["pipeline"]))

@@ -1,4 +1,5 @@
-//! TagResource, UntagResource, ListTagsForResource: tags kept on the pipeline's record.
+//! TagResource, UntagResource, ListTagsForResource: tags kept on the pipeline's record, or on
+//! the webhook's (`...:webhook:NAME`).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -7,6 +8,7 @@ use super::pagination::Page;
 use super::wire::input;
 use super::{ApiError, Ctx};
 use baton_app::ports::state::{PipelineRecord, Tag};
+use baton_app::ports::webhooks::WebhookRecord;
 
 /// Tags a resource may have, as CodePipeline's quota.
 const MAX_TAGS: usize = 50;
@@ -87,29 +89,46 @@ pub(super) fn tags_json(tags: &[Tag]) -> Value {
     Value::Array(tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect())
 }
 
+/// A resource that takes tags. One is read, changed and saved per call, so the larger variant's
+/// size is not worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Tagged {
+    Pipeline(PipelineRecord),
+    Webhook(WebhookRecord),
+}
+
+impl Tagged {
+    fn tags(&mut self) -> &mut Vec<Tag> {
+        match self {
+            Self::Pipeline(p) => &mut p.tags,
+            Self::Webhook(w) => &mut w.tags,
+        }
+    }
+}
+
 impl Ctx<'_> {
     pub(super) async fn tag_resource(&self, body: Value) -> Result<Value, ApiError> {
         let TagResourceIn { resource_arn, tags } = input(body)?;
-        let mut record = self.tagged(&resource_arn).await?;
-        merge(&mut record.tags, tags)?;
-        self.api.store.update_pipeline(&record).await?;
+        let mut resource = self.tagged(&resource_arn).await?;
+        merge(resource.tags(), tags)?;
+        self.save_tags(resource).await?;
         Ok(json!({}))
     }
 
     pub(super) async fn untag_resource(&self, body: Value) -> Result<Value, ApiError> {
         let UntagResourceIn { resource_arn, tag_keys } = input(body)?;
-        let mut record = self.tagged(&resource_arn).await?;
-        record.tags.retain(|t| !tag_keys.contains(&t.key));
-        self.api.store.update_pipeline(&record).await?;
+        let mut resource = self.tagged(&resource_arn).await?;
+        resource.tags().retain(|t| !tag_keys.contains(&t.key));
+        self.save_tags(resource).await?;
         Ok(json!({}))
     }
 
     pub(super) async fn list_tags(&self, body: Value) -> Result<Value, ApiError> {
         let ListTagsIn { resource_arn, next_token, max_results } = input(body)?;
-        let record = self.tagged(&resource_arn).await?;
+        let mut resource = self.tagged(&resource_arn).await?;
         let list = format!("tags/{resource_arn}");
         let page = Page::read(&list, next_token.as_deref(), max_results, 50, 100)?;
-        let (tags, next) = page.slice(&list, record.tags);
+        let (tags, next) = page.slice(&list, std::mem::take(resource.tags()));
         let mut out = json!({"tags": tags_json(&tags)});
         if let Some(token) = next {
             out["nextToken"] = json!(token);
@@ -117,8 +136,16 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    /// The pipeline a tagging ARN names: `arn:aws:codepipeline:REGION:ACCOUNT:NAME`.
-    async fn tagged(&self, arn: &str) -> Result<PipelineRecord, ApiError> {
+    async fn save_tags(&self, resource: Tagged) -> Result<(), ApiError> {
+        match resource {
+            Tagged::Pipeline(record) => Ok(self.api.store.update_pipeline(&record).await?),
+            Tagged::Webhook(w) => self.save_webhook_tags(w).await,
+        }
+    }
+
+    /// The resource a tagging ARN names: `arn:aws:codepipeline:REGION:ACCOUNT:NAME` (a
+    /// pipeline) or `...:webhook:NAME`.
+    async fn tagged(&self, arn: &str) -> Result<Tagged, ApiError> {
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         let [prefix, partition, service, region, account, name] = parts[..] else {
             return Err(invalid_arn(arn));
@@ -127,10 +154,12 @@ impl Ctx<'_> {
             return Err(invalid_arn(arn));
         }
         let placement = &self.api.placement;
-        let found = if region == placement.region && account == placement.account {
-            self.api.store.get_pipeline(name).await?
-        } else {
+        let found = if region != placement.region || account != placement.account {
             None
+        } else if let Some(webhook) = name.strip_prefix("webhook:") {
+            self.webhook_named(webhook).await?.map(Tagged::Webhook)
+        } else {
+            self.api.store.get_pipeline(name).await?.map(Tagged::Pipeline)
         };
         found.ok_or_else(|| {
             ApiError::new(

@@ -51,6 +51,23 @@ impl Ctx<'_> {
         listed(w, self.api.webhook_url.as_deref().unwrap_or_default(), &arn)
     }
 
+    /// The webhook `name`, if there is one (none where this host takes no webhooks).
+    pub(super) async fn webhook_named(
+        &self,
+        name: &str,
+    ) -> Result<Option<WebhookRecord>, ApiError> {
+        let Some(webhooks) = self.api.webhooks.as_deref() else { return Ok(None) };
+        match webhooks.get(name).await {
+            Ok(w) => Ok(Some(w)),
+            Err(WebhookRefusal::NotFound(_)) => Ok(None),
+            Err(e) => Err(refusal(e)),
+        }
+    }
+
+    pub(super) async fn save_webhook_tags(&self, webhook: WebhookRecord) -> Result<(), ApiError> {
+        self.webhooks()?.retag(&webhook.definition.name, webhook.tags).await.map_err(refusal)
+    }
+
     pub(super) async fn put_webhook(&self, body: Value) -> Result<Value, ApiError> {
         let PutIn { webhook, tags } = input(body)?;
         let tags = checked_tags(tags)?;

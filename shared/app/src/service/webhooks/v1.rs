@@ -138,6 +138,17 @@ impl Webhooks {
         )
     }
 
+    /// Replaces the tags of the webhook `name`.
+    ///
+    /// # Errors
+    /// [`WebhookRefusal::NotFound`].
+    pub async fn retag(&self, name: &str, tags: Vec<Tag>) -> Result<(), WebhookRefusal> {
+        let mut webhook = self.get(name).await?;
+        webhook.tags = tags;
+        self.store.put_webhook(&webhook).await?;
+        Ok(())
+    }
+
     /// `DeleteWebhook`: deleting one that does not exist changes nothing, as CodePipeline has it.
     ///
     /// # Errors

@@ -87,6 +87,26 @@ assert error_code(
 ) == "ValidationException"
 assert error_code(cp.poll_for_jobs, actionTypeId={**TYPE, "provider": "Nobody"}) == "ActionTypeNotFoundException"
 
+# The same type as CodePipeline's newer declaration, and changed through it.
+declared = cp.get_action_type(**TYPE)["actionType"]
+assert declared["executor"]["type"] == "JobWorker", declared
+assert declared["urls"] == {"executionUrlTemplate": "https://ci.example/{Config:ProjectName}/{ExternalExecutionId}"}, declared
+assert [(p["name"], p["optional"], p["noEcho"]) for p in declared["properties"]] == [
+    ("ProjectName", False, False), ("Token", True, True)], declared
+declared["description"] = "Builds on the test worker"
+declared["urls"]["entityUrlTemplate"] = "https://ci.example/{Config:ProjectName}"
+declared["properties"][1]["description"] = "an API token"
+cp.update_action_type(actionType=declared)
+again = cp.get_action_type(**TYPE)["actionType"]
+assert again["description"] == "Builds on the test worker", again
+assert again["urls"]["entityUrlTemplate"] == "https://ci.example/{Config:ProjectName}", again
+assert again["properties"][1]["description"] == "an API token", again
+lambda_run = {**declared, "executor": {"type": "Lambda", "configuration": {
+    "lambdaExecutorConfiguration": {"lambdaFunctionArn": "arn:aws:lambda:us-east-1:000000000000:function:f"}}}}
+assert error_code(cp.update_action_type, actionType=lambda_run) == "ValidationException"
+assert error_code(cp.update_action_type, actionType={**declared, "id": {**TYPE, "provider": "Nobody"}}) == "ActionTypeNotFoundException"
+assert error_code(cp.get_action_type, **{**TYPE, "owner": "AWS", "provider": "CodeBuild"}) == "ActionTypeNotFoundException"
+
 # ---- a pipeline whose build is the worker's ----------------------------------------------------
 cp.create_pipeline(pipeline={
     "name": "custom",

@@ -121,7 +121,7 @@ const FAILURE_TYPES: [&str; 6] = [
 const MAX_OUTPUT_VARIABLES_CHARS: usize = 122_880;
 
 impl Ctx<'_> {
-    fn desk(&self) -> Result<&JobDesk, ApiError> {
+    pub(super) fn desk(&self) -> Result<&JobDesk, ApiError> {
         self.api.jobs.as_deref().ok_or_else(|| {
             ApiError::validation(
                 "This Baton deployment does not run custom action types: its job queue is not configured",
@@ -141,6 +141,7 @@ impl Ctx<'_> {
                 version: i.version,
             },
             settings: i.settings,
+            description: None,
             configuration_properties: i.configuration_properties,
             input_artifact_details: i.input_artifact_details,
             output_artifact_details: i.output_artifact_details,
@@ -280,7 +281,7 @@ fn action_type_json(t: &CustomActionType) -> Value {
     })
 }
 
-fn check_type_id(category: &str, provider: &str, version: &str) -> Result<(), ApiError> {
+pub(super) fn check_type_id(category: &str, provider: &str, version: &str) -> Result<(), ApiError> {
     let name_ok = |s: &str, max: usize| {
         !s.is_empty()
             && s.len() <= max
@@ -331,7 +332,7 @@ fn check_job_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn desk_error(e: DeskError) -> ApiError {
+pub(super) fn desk_error(e: DeskError) -> ApiError {
     let message = e.to_string();
     match e {
         DeskError::JobNotFound => ApiError::new("JobNotFoundException", message),

@@ -6,6 +6,7 @@
 //! Commands go through the stage-advance service synchronously, so what the engine refuses comes
 //! back to the caller as CodePipeline's exception (see [`error`]).
 
+mod action_types;
 mod conditions;
 mod detail;
 pub mod error;
@@ -66,7 +67,7 @@ pub const SIGNING_SERVICE: &str = "codepipeline";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The operations Baton answers.
-pub const OPERATIONS: [&str; 35] = [
+pub const OPERATIONS: [&str; 37] = [
     "CreatePipeline",
     "GetPipeline",
     "UpdatePipeline",
@@ -102,6 +103,8 @@ pub const OPERATIONS: [&str; 35] = [
     "PutWebhook",
     "ListWebhooks",
     "DeleteWebhook",
+    "GetActionType",
+    "UpdateActionType",
 ];
 
 /// An HTTP answer: the status and a JSON body (`application/x-amz-json-1.1`).
@@ -328,6 +331,8 @@ impl Ctx<'_> {
             "GetJobDetails" => self.get_job_details(input).await,
             "PutJobSuccessResult" => self.put_job_success_result(input).await,
             "PutJobFailureResult" => self.put_job_failure_result(input).await,
+            "GetActionType" => self.get_action_type(input).await,
+            "UpdateActionType" => self.update_action_type(input).await,
             "PutWebhook" => self.put_webhook(input).await,
             "ListWebhooks" => self.list_webhooks(input).await,
             "DeleteWebhook" => self.delete_webhook(input).await,

@@ -31,6 +31,7 @@ fn definition() -> CustomActionType {
     CustomActionType {
         id: type_id(),
         settings: BTreeMap::new(),
+        description: None,
         configuration_properties: Vec::new(),
         input_artifact_details: ArtifactCount { minimum_count: 0, maximum_count: 1 },
         output_artifact_details: ArtifactCount { minimum_count: 0, maximum_count: 1 },

@@ -57,6 +57,9 @@ pub struct CustomActionType {
     /// URL templates (`entityUrlTemplate`, `executionUrlTemplate`...), as given.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// `UpdateActionType`'s description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     #[allow(missing_docs)]
     #[serde(default)]
     pub configuration_properties: Vec<ConfigurationProperty>,

@@ -104,6 +104,22 @@ impl JobDesk {
         Ok(t)
     }
 
+    /// `UpdateActionType`: replaces the definition of a live custom action type, its tags kept.
+    ///
+    /// # Errors
+    /// [`DeskError::TypeNotFound`] for a type that is not registered, [`DeskError::Invalid`]
+    /// for a definition CodePipeline refuses.
+    pub async fn update_type(&self, t: CustomActionType) -> Result<CustomActionType, DeskError> {
+        check_definition(&t)?;
+        let all = self.queue.action_types().await?;
+        let Some(old) = all.into_iter().find(|o| o.id == t.id && !o.deleted) else {
+            return Err(DeskError::TypeNotFound(t.id.key()));
+        };
+        let updated = CustomActionType { tags: old.tags, deleted: false, ..t };
+        self.queue.put_action_type(&updated).await?;
+        Ok(updated)
+    }
+
     /// Marks a custom action type deleted; deleting one that does not exist changes nothing.
     ///
     /// # Errors

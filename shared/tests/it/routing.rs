@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use baton::routing::rules;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn is_ref_to(v: &Value, name: &str) -> bool {

@@ -21,7 +21,7 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionRule, VersioningConfiguration,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 
 use crate::template::{Bindings, Rule, Template, to_json_resolved};
 

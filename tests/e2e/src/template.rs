@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value as Json;
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 
 /// The parsed template.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ impl Template {
     pub fn load(path: &Path) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let doc: Yaml = serde_yaml::from_str(&text).context("template.yaml is not YAML")?;
+        let doc: Yaml = serde_norway::from_str(&text).context("template.yaml is not YAML")?;
         Ok(Self { doc })
     }
 

@@ -447,8 +447,8 @@ async fn the_same_event_delivered_twice_runs_each_action_once() {
 
 /// The logical ids `v` refers to (`!Ref X`, `!GetAtt X.Attr`, `${X}` or `${X.Attr}` in `!Sub`),
 /// anywhere inside it.
-fn references(v: &serde_yaml::Value) -> BTreeSet<String> {
-    use serde_yaml::Value as Y;
+fn references(v: &serde_norway::Value) -> BTreeSet<String> {
+    use serde_norway::Value as Y;
     let mut found = BTreeSet::new();
     match v {
         Y::Tagged(t) => {
@@ -481,7 +481,7 @@ fn references(v: &serde_yaml::Value) -> BTreeSet<String> {
 /// own policy: otherwise its deliveries fail, and nobody hears of it.
 #[test]
 fn every_service_writing_an_encrypted_resource_may_use_its_key() {
-    use serde_yaml::Value as Y;
+    use serde_norway::Value as Y;
     let template =
         baton_e2e::template::Template::load(&baton_e2e::workspace().join("template.yaml")).unwrap();
     let Some(Y::Mapping(resources)) = template.doc.get("Resources") else { panic!("no Resources") };

@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use baton_app::ports::secrets::SecretKind;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use super::glob::Selection;
 
@@ -125,7 +125,7 @@ struct RawSelection {
 /// Parses buildspec text; the error is one sentence for the action's failure message.
 pub(crate) fn parse(text: &str) -> Result<Buildspec, String> {
     let raw: Raw =
-        serde_yaml::from_str(text).map_err(|e| format!("the buildspec is not valid: {e}"))?;
+        serde_norway::from_str(text).map_err(|e| format!("the buildspec is not valid: {e}"))?;
     check_version(raw.version.as_ref())?;
     let mut spec = Buildspec::default();
     if let Some(env) = raw.env {

@@ -6,36 +6,53 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 EMU_DIR=${EMU_DIR:-$root/target/emu}
 MOTO_PORT=${MOTO_PORT:-5055}
-# 5.2.1 answers CompleteMultipartUpload with a root element the Rust SDK rejects; 5.2.5 fixes it.
-MOTO_VERSION=5.2.5
-CFN_LINT_VERSION=1.58.0
-AIOSMTPD_VERSION=1.4.6
-AWSCLI_VERSION=1.46.3
-SELENIUM_VERSION=4.50.0
+PYTHON_DIR=$root/scripts/python
 mkdir -p "$EMU_DIR"
 
-# Everything the tests talk to, pinned: the AWS emulator, the template linter, an SMTP server that
-# receives approval mail, the AWS CLI and boto3 that call the control API, and Selenium, which
-# drives Debian's headless Chromium through the approval page.
-requirements() {
-  printf '%s\n' "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
-    "aiosmtpd==$AIOSMTPD_VERSION" "awscli==$AWSCLI_VERSION" "selenium==$SELENIUM_VERSION"
+# A virtualenv needs python3's venv module, which Debian and Ubuntu ship apart (python3-venv):
+# installed with apt when missing and this user may (root, or sudo without a password),
+# otherwise the one line saying what to install.
+ensure_venv_module() {
+  python3 -c 'import ensurepip, venv' 2>/dev/null && return 0
+  local apt
+  if [ "$(id -u)" = 0 ]; then
+    apt=(apt-get)
+  elif sudo -n true 2>/dev/null; then
+    apt=(sudo -n apt-get)
+  else
+    echo "the tests' Python tools need python3's venv module: run 'sudo apt-get install python3-venv'" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${apt[@]}" install -y -q --no-install-recommends python3-venv >/dev/null 2>&1 || {
+    "${apt[@]}" update -q >/dev/null
+    "${apt[@]}" install -y -q --no-install-recommends python3-venv >/dev/null
+  }
 }
 
-install() {
-  local stamp="$EMU_DIR/venv/.requirements"
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(requirements)" ]; then
-    [ -x "$EMU_DIR/venv/bin/pip" ] || python3 -m venv "$EMU_DIR/venv"
-    requirements >"$EMU_DIR/requirements.txt"
-    "$EMU_DIR/venv/bin/pip" install -q --disable-pip-version-check -r "$EMU_DIR/requirements.txt"
-    requirements >"$stamp"
+# Installs a lock of scripts/python (every package pinned with its hashes) into the virtualenv,
+# once per version of the lock.
+install_lock() {
+  local lock="$PYTHON_DIR/$1" stamp="$EMU_DIR/venv/.$1"
+  if [ ! -f "$stamp" ] || ! cmp -s "$lock" "$stamp"; then
+    if [ ! -x "$EMU_DIR/venv/bin/pip" ]; then
+      ensure_venv_module
+      python3 -m venv "$EMU_DIR/venv"
+    fi
+    "$EMU_DIR/venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$lock"
+    cp "$lock" "$stamp"
   fi
 }
 
-# cargo-lambda packages the functions (make build); it brings its own zig linker from PyPI.
+# The emulator, the linter, the mail server, the AWS CLI and Selenium
+# (scripts/python/requirements.in says why each).
+install() {
+  install_lock requirements.txt
+}
+
 install_lambda() {
   install
-  [ -x "$EMU_DIR/venv/bin/cargo-lambda" ] || "$EMU_DIR/venv/bin/pip" install -q --disable-pip-version-check "cargo-lambda==1.9.2"
+  install_lock lambda.txt
 }
 
 wait_http() {

@@ -174,7 +174,8 @@ enum Command {
     },
     /// With --endpoint naming a deployment's API (its ApiUrl), serve CodePipeline's API on
     /// loopback for the AWS CLI and the SDKs, re-signing each call for the function URL with
-    /// your credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+    /// your credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else the AWS tools' chain:
+    /// AWS_PROFILE, SSO, web identity, the instance's role).
     Proxy {
         /// The loopback port to listen on (0: any free port; the URL is printed).
         #[arg(long, default_value_t = 8643)]

@@ -51,7 +51,14 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let headers = crate::serve::header_pairs(&headers);
-    if let Err(e) = proxy.caller_holds_our_credentials(&method, &uri, &headers, &body) {
+    let keys = match proxy.client.keys().await {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::warn!(error = %e, "no credentials to sign with");
+            return reply(502, ApiError::internal(&e).reply().body);
+        }
+    };
+    if let Err(e) = proxy.caller_holds_our_credentials(&keys, &method, &uri, &headers, &body) {
         let refused = ApiError::from(e).reply();
         return reply(refused.status, refused.body);
     }
@@ -74,12 +81,14 @@ impl Proxy {
     /// credentials, session token included.
     fn caller_holds_our_credentials(
         &self,
+        keys: &crate::remote::Keys,
         method: &Method,
         uri: &Uri,
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<(), AuthError> {
-        let (access_key, secret, token) = self.client.credentials();
+        let (access_key, secret, token) =
+            (&keys.access_key, &keys.secret_key, keys.session_token.as_deref());
         let signable = sigv4::Signable {
             method: method.as_str(),
             path: uri.path(),

@@ -30,20 +30,69 @@ pub(crate) struct Client {
     /// For an `https://` endpoint: the verifying TLS client and the name the certificate must
     /// carry.
     tls: Option<(tokio_rustls::TlsConnector, tokio_rustls::rustls::pki_types::ServerName<'static>)>,
-    access_key: String,
-    secret_key: String,
-    /// Sent, and signed, when the credentials are temporary.
-    session_token: Option<String>,
+    keys: KeySource,
     region: String,
     /// `codepipeline` for a Baton serving the API itself; `lambda` for a deployment's API
     /// function URL, whose IAM auth checks signatures made for Lambda.
     service: &'static str,
 }
 
+impl KeySource {
+    fn chain() -> Self {
+        Self::Chain(tokio::sync::Mutex::new(None))
+    }
+}
+
+/// Keys from the AWS tools' default chain, and when they expire.
+async fn chain_keys(region: &str) -> Result<(Keys, Option<std::time::SystemTime>)> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await;
+    let none = || {
+        anyhow!(
+            "no AWS credentials: set AWS_PROFILE (aws sso login first for an SSO profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    };
+    let provider = config.credentials_provider().ok_or_else(none)?;
+    let credentials = provider.provide_credentials().await.map_err(|e| {
+        anyhow!(
+            "no AWS credentials: {} (set AWS_PROFILE, run aws sso login for an SSO profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            aws_credential_types::provider::error::CredentialsError::to_string(&e)
+        )
+    })?;
+    let keys = Keys {
+        access_key: credentials.access_key_id().to_owned(),
+        secret_key: credentials.secret_access_key().to_owned(),
+        session_token: credentials.session_token().map(str::to_owned),
+    };
+    Ok((keys, credentials.expiry()))
+}
+
 /// The region of a Lambda function URL (`<id>.lambda-url.<region>.on.aws`).
 pub(crate) fn function_url_region(host: &str) -> Option<&str> {
     let rest = host.split_once(".lambda-url.")?.1;
     rest.strip_suffix(".on.aws").filter(|r| !r.is_empty() && !r.contains('.'))
+}
+
+/// The keys a call is signed with.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    pub(crate) access_key: String,
+    pub(crate) secret_key: String,
+    /// Sent, and signed, when the credentials are temporary.
+    pub(crate) session_token: Option<String>,
+}
+
+/// Where the keys come from.
+enum KeySource {
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or `baton serve`'s documented defaults.
+    Fixed(Keys),
+    /// For a deployment with no keys in the environment, the AWS tools' own chain: profiles
+    /// (`AWS_PROFILE`, SSO, `credential_process`), web identity, container and instance roles.
+    /// Kept until five minutes before they expire.
+    Chain(tokio::sync::Mutex<Option<(Keys, Option<std::time::SystemTime>)>>),
 }
 
 impl Client {
@@ -54,15 +103,20 @@ impl Client {
         let tls =
             if https { Some((crate::tls::client()?, server_name(&host, url)?)) } else { None };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let (access_key, secret_key) =
-            match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-                (Some(k), Some(s)) => (k, s),
-                (None, None) => (
-                    crate::serve::DEFAULT_ACCESS_KEY_ID.to_owned(),
-                    crate::serve::DEFAULT_SECRET_ACCESS_KEY.to_owned(),
-                ),
-                _ => bail!("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither"),
-            };
+        let keys = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(access_key), Some(secret_key)) => KeySource::Fixed(Keys {
+                access_key,
+                secret_key,
+                session_token: env("AWS_SESSION_TOKEN"),
+            }),
+            (None, None) if function_url_region(&host).is_some() => KeySource::chain(),
+            (None, None) => KeySource::Fixed(Keys {
+                access_key: crate::serve::DEFAULT_ACCESS_KEY_ID.to_owned(),
+                secret_key: crate::serve::DEFAULT_SECRET_ACCESS_KEY.to_owned(),
+                session_token: None,
+            }),
+            _ => bail!("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither"),
+        };
         let (region, service) = match function_url_region(&host) {
             Some(region) => (region.to_owned(), "lambda"),
             None => (
@@ -77,9 +131,7 @@ impl Client {
             authority,
             address,
             tls,
-            access_key,
-            secret_key,
-            session_token: env("AWS_SESSION_TOKEN"),
+            keys,
             region,
             service,
         })
@@ -89,26 +141,46 @@ impl Client {
     /// its host name.
     pub(crate) fn for_function_url(mut self, region: &str) -> Self {
         self.service = "lambda";
+        // A deployment never takes `baton serve`'s default keys: the AWS tools' chain instead.
+        let defaults = matches!(&self.keys, KeySource::Fixed(k)
+            if k.access_key == crate::serve::DEFAULT_ACCESS_KEY_ID && std::env::var_os("AWS_ACCESS_KEY_ID").is_none());
+        if defaults {
+            self.keys = KeySource::chain();
+        }
         region.clone_into(&mut self.region);
         self
     }
 
-    /// The credentials calls are signed with: access key, secret, session token.
-    pub(crate) fn credentials(&self) -> (&str, &str, Option<&str>) {
-        (&self.access_key, &self.secret_key, self.session_token.as_deref())
+    /// The keys calls are signed with now.
+    pub(crate) async fn keys(&self) -> Result<Keys> {
+        let cache = match &self.keys {
+            KeySource::Fixed(keys) => return Ok(keys.clone()),
+            KeySource::Chain(cache) => cache,
+        };
+        let mut cached = cache.lock().await;
+        let soon = std::time::SystemTime::now() + Duration::from_secs(300);
+        if let Some((keys, expiry)) = &*cached
+            && expiry.is_none_or(|e| e > soon)
+        {
+            return Ok(keys.clone());
+        }
+        let (keys, expiry) = chain_keys(&self.region).await?;
+        *cached = Some((keys.clone(), expiry));
+        Ok(keys)
     }
 
     /// Sends `body` as the operation `target` (`CodePipeline_20150709.X`), signed: the status
     /// and body as answered.
     pub(crate) async fn forward(&self, target: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
-        let headers = self.signed_headers(target, body);
+        let headers = self.signed_headers(target, body).await?;
         tokio::time::timeout(TIMEOUT, self.post(&headers, body))
             .await
             .map_err(|_| anyhow!("{} did not answer within {}s", self.url, TIMEOUT.as_secs()))?
     }
 
     /// The headers of a signed `POST /` of `body` for `target`.
-    fn signed_headers(&self, target: &str, body: &[u8]) -> Vec<(String, String)> {
+    async fn signed_headers(&self, target: &str, body: &[u8]) -> Result<Vec<(String, String)>> {
+        let keys = self.keys().await?;
         let mut headers = vec![
             ("host".to_owned(), self.authority.clone()),
             ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
@@ -117,15 +189,15 @@ impl Client {
             // two identical calls apart.
             ("amz-sdk-invocation-id".to_owned(), invocation_id()),
         ];
-        if let Some(token) = &self.session_token {
+        if let Some(token) = &keys.session_token {
             headers.push(("x-amz-security-token".to_owned(), token.clone()));
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let key = SigningKey {
-            access_key: &self.access_key,
-            secret_key: &self.secret_key,
+            access_key: &keys.access_key,
+            secret_key: &keys.secret_key,
             region: &self.region,
             service: self.service,
         };
@@ -133,7 +205,7 @@ impl Client {
         let (date, authorization) = sign(&request, &key, now);
         headers.push(("x-amz-date".to_owned(), date));
         headers.push(("authorization".to_owned(), authorization));
-        headers
+        Ok(headers)
     }
 
     /// One call: its output, or the API's error body.
@@ -141,7 +213,7 @@ impl Client {
         let body = input.to_string().into_bytes();
         let prefix =
             if BATON_OPERATIONS.contains(&operation) { BATON_TARGET_PREFIX } else { TARGET_PREFIX };
-        let headers = self.signed_headers(&format!("{prefix}.{operation}"), &body);
+        let headers = self.signed_headers(&format!("{prefix}.{operation}"), &body).await?;
         let (status, reply) = tokio::time::timeout(TIMEOUT, self.post(&headers, &body))
             .await
             .map_err(|_| anyhow!("{} did not answer within {}s", self.url, TIMEOUT.as_secs()))??;

@@ -105,11 +105,17 @@ impl Drop for Proxy {
 
 /// `baton --endpoint URL proxy` holding `credentials`.
 fn proxy(endpoint: &str, credentials: (&str, &str)) -> Proxy {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(["--endpoint", endpoint, "proxy", "--port", "0", "--region", "us-east-1"])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+    command
         .env("AWS_ACCESS_KEY_ID", credentials.0)
         .env("AWS_SECRET_ACCESS_KEY", credentials.1)
-        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_SESSION_TOKEN");
+    start_proxy(endpoint, command)
+}
+
+fn start_proxy(endpoint: &str, mut command: Command) -> Proxy {
+    let mut child = command
+        .args(["--endpoint", endpoint, "proxy", "--port", "0", "--region", "us-east-1"])
         .env_remove("BATON_ENDPOINT")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -174,6 +180,35 @@ fn the_aws_cli_reaches_a_function_url_through_the_proxy_and_iam_decides() {
     assert!(!o.status.success(), "a denied principal got in");
     let last = seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!((last.0.as_str(), last.2), (DENIED.0, 403));
+}
+
+/// With no keys in the environment, the proxy signs with what the AWS tools' chain gives: here
+/// a profile whose `credential_process` hands out the allowed principal's keys, as an SSO
+/// login or any credential helper would.
+#[test]
+fn without_keys_the_proxy_signs_with_the_aws_profile() {
+    let home = tempfile::tempdir().unwrap();
+    let (url, seen) = function_url();
+    let config = home.path().join("aws-config");
+    let process = format!(
+        r#"printf '{{"Version": 1, "AccessKeyId": "{}", "SecretAccessKey": "{}"}}'"#,
+        ALLOWED.0, ALLOWED.1
+    );
+    std::fs::write(&config, format!("[profile deploy]\ncredential_process = {process}\n")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("no-aws-credentials"))
+        .env("AWS_PROFILE", "deploy")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let from_profile = start_proxy(&url, command);
+    let o = aws(&from_profile, ALLOWED, home.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let last = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!((last.0.as_str(), last.2), (ALLOWED.0, 200), "signed with the profile's keys");
 }
 
 #[test]

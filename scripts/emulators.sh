@@ -9,25 +9,11 @@ MOTO_PORT=${MOTO_PORT:-5055}
 PYTHON_DIR=$root/scripts/python
 mkdir -p "$EMU_DIR"
 
-# A virtualenv needs python3's venv module, which Debian and Ubuntu ship apart (python3-venv):
-# installed with apt when missing and this user may (root, or sudo without a password),
-# otherwise the one line saying what to install.
+# A virtualenv needs python3's venv module, which Debian and Ubuntu ship apart (python3-venv).
 ensure_venv_module() {
   python3 -c 'import ensurepip, venv' 2>/dev/null && return 0
-  local apt
-  if [ "$(id -u)" = 0 ]; then
-    apt=(apt-get)
-  elif sudo -n true 2>/dev/null; then
-    apt=(sudo -n apt-get)
-  else
-    echo "the tests' Python tools need python3's venv module: run 'sudo apt-get install python3-venv'" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${apt[@]}" install -y -q --no-install-recommends python3-venv >/dev/null 2>&1 || {
-    "${apt[@]}" update -q >/dev/null
-    "${apt[@]}" install -y -q --no-install-recommends python3-venv >/dev/null
-  }
+  . "$root/scripts/apt.sh"
+  apt_install "the tests' Python tools need python3's venv module" python3-venv
 }
 
 # Installs a lock of scripts/python (every package pinned with its hashes) into the virtualenv,

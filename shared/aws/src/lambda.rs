@@ -252,7 +252,8 @@ impl Aws {
             self.store.clone(),
             std::env::temp_dir().join("baton"),
         )
-        .with_claims(self.store.clone());
+        .with_claims(self.store.clone())
+        .with_metrics(std::sync::Arc::new(crate::adapters::emf_metrics::EmfMetrics::stdout()));
         if self.config.assume_pipeline_roles { worker.with_pipeline_roles() } else { worker }
     }
 
@@ -441,7 +442,8 @@ impl Aws {
                 raw: raw.clone(),
             })
             .collect();
-        let relay = Relay::new(self.bus.clone(), self.dead_letters.clone());
+        let relay = Relay::new(self.bus.clone(), self.dead_letters.clone())
+            .with_metrics(std::sync::Arc::new(crate::adapters::emf_metrics::EmfMetrics::stdout()));
         let failed = relay.relay(records).await;
         let failures: Vec<Value> =
             failed.into_iter().map(|seq| serde_json::json!({"itemIdentifier": seq})).collect();

@@ -24,3 +24,4 @@ mod providers;
 mod routing;
 mod running_jobs;
 mod state;
+mod worker_metrics;

@@ -31,7 +31,7 @@ const PIPELINE: &str = r#"{"name": "roles", "roleArn": "arn:aws:iam::11111111111
 
 /// Notes the role each attempt was handed, and fails it (nothing else is needed here).
 #[derive(Default)]
-struct Roles(Mutex<Vec<(String, Option<String>)>>);
+pub(crate) struct Roles(Mutex<Vec<(String, Option<String>)>>);
 
 #[async_trait]
 impl ActionProvider for Roles {
@@ -43,7 +43,9 @@ impl ActionProvider for Roles {
 }
 
 /// The source's request of a fresh execution, and a worker over the same home.
-async fn requested(pipeline_roles: bool) -> (ActionWorker, Arc<Roles>, Vec<ActionRequest>) {
+pub(crate) async fn requested(
+    pipeline_roles: bool,
+) -> (ActionWorker, Arc<Roles>, Vec<ActionRequest>) {
     let home = tempfile::tempdir().unwrap();
     let store = Arc::new(SqlStateStore::open(&home.path().join("baton.db")).unwrap());
     let bus = Arc::new(KeptEvents::default());

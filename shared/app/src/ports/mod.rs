@@ -11,6 +11,7 @@ pub mod dead_letters;
 pub mod job_artifacts;
 pub mod job_queue;
 pub mod jobs;
+pub mod metrics;
 pub mod notices;
 pub mod provider;
 pub mod roles;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use baton_core::engine::{
-    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation,
+    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation, Millis,
 };
 use baton_core::plan::DeclaredStore;
 use tracing::{info, warn};
@@ -23,6 +23,7 @@ use crate::ports::artifacts::{ArtifactKey, ArtifactStore};
 use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::jobs::{RunningJob, RunningJobs};
+use crate::ports::metrics::{Metric, Metrics};
 use crate::ports::provider::{InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderRegistry};
 use crate::ports::state::{ActionClaims, StateStore};
 use baton_protocol::bus_events::BusEvent;
@@ -45,6 +46,8 @@ pub struct ActionWorker {
     pub(super) clock: Arc<dyn Clock>,
     /// Whether an action (or rule) without a role of its own runs as its pipeline's role.
     pipeline_roles: bool,
+    /// Where each attempt's end is measured, on hosts that chart them.
+    metrics: Option<Arc<dyn Metrics>>,
 }
 
 /// The default pause between two looks at running work: AWS services announce the end of a
@@ -72,7 +75,14 @@ impl ActionWorker {
             check_every: DEFAULT_CHECK_EVERY_MILLIS,
             clock: Arc::new(SystemClock),
             pipeline_roles: false,
+            metrics: None,
         }
+    }
+
+    /// Records each attempt's end, with its provider and duration, in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs an action or rule that names no role as its pipeline's `roleArn`, as CodePipeline
@@ -148,10 +158,10 @@ impl ActionWorker {
     pub async fn run(&self, mut request: ActionRequest) -> Result<(), ServiceError> {
         request.role_arn =
             self.role_for(request.role_arn.as_deref(), request.pipeline_role_arn.as_deref());
-        if !self.is_current(&request).await? {
+        let Some(started) = self.current_start(&request).await? else {
             info!(execution_id = %request.execution_id, action = %request.action, "attempt no longer current; not running it");
             return Ok(());
-        }
+        };
         let outcome = match self.perform(&request).await {
             Ok(Some(outcome)) => outcome,
             Ok(None) => return Ok(()),
@@ -160,7 +170,7 @@ impl ActionWorker {
             }
             Err(e) => return Err(e),
         };
-        self.complete(&request, outcome).await
+        self.complete(&request, outcome, started).await
     }
 
     /// Picks up the running job `key` ([`RunningJob::key_for`]) because its service announced
@@ -202,13 +212,13 @@ impl ActionWorker {
             warn!(job = %job.key, "no provider here for a running job; forgetting it");
             return Ok(self.jobs.remove_job(&job.key).await?);
         };
-        if !self.is_current(r).await? {
+        let Some(started) = self.current_start(r).await? else {
             info!(job = %job.key, execution_id = %r.execution_id, "attempt no longer current; stopping its work");
             if let Err(e) = provider.cancel(r, &job.external_id).await {
                 warn!(job = %job.key, error = %e, "cannot stop the work of a stale attempt");
             }
             return Ok(self.jobs.remove_job(&job.key).await?);
-        }
+        };
         let (work_dir, log_path) = self.scratch(r, "resume")?;
         let artifacts = self.store_for(&r.artifact_stores)?;
         let in_place = if provider.works_in_place() {
@@ -248,7 +258,7 @@ impl ActionWorker {
         };
         let _ = std::fs::remove_dir_all(&work_dir);
         let Some(outcome) = result? else { return Ok(()) };
-        self.complete(r, outcome).await?;
+        self.complete(r, outcome, started).await?;
         Ok(self.jobs.remove_job(&job.key).await?)
     }
 
@@ -283,20 +293,31 @@ impl ActionWorker {
         Ok((work_dir, log_path))
     }
 
+    /// Publishes the attempt's end, which started at `started`.
     async fn complete(
         &self,
         r: &ActionRequest,
         outcome: ActionOutcome,
+        started: Millis,
     ) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        let succeeded = matches!(outcome, ActionOutcome::Succeeded { .. });
         // The public end of the attempt carries the result: one event, not two.
-        self.bus.publish(&[BusEvent::action_completed(r, outcome, self.clock.now())]).await?;
+        self.bus.publish(&[BusEvent::action_completed(r, outcome, now)]).await?;
+        if let Some(metrics) = &self.metrics {
+            let t = &r.action_type;
+            let provider = format!("{}/{}/{}", t.owner, t.category, t.provider);
+            let duration = (now - started).max(0);
+            metrics.record(&Metric::ActionEnded { provider, succeeded, duration }, now);
+        }
         Ok(())
     }
 
-    async fn is_current(&self, r: &ActionRequest) -> Result<bool, ServiceError> {
-        let Some(record) = self.store.get_pipeline(&r.pipeline).await? else { return Ok(false) };
+    /// When the attempt `r` names started, if it is still the current one and running.
+    async fn current_start(&self, r: &ActionRequest) -> Result<Option<Millis>, ServiceError> {
+        let Some(record) = self.store.get_pipeline(&r.pipeline).await? else { return Ok(None) };
         let Some(e) = self.store.execution(&r.pipeline, &r.execution_id).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let (Some(s), Some(a)) = (
             record.plan.stage_index(&r.stage),
@@ -305,14 +326,15 @@ impl ActionWorker {
                 .stage_index(&r.stage)
                 .and_then(|s| record.plan.stages[s].action_index(&r.action)),
         ) else {
-            return Ok(false);
+            return Ok(None);
         };
         // An execution of an older declaration is being cancelled; nothing of it runs.
         if !e.runs(&record.plan) {
-            return Ok(false);
+            return Ok(None);
         }
         let run = &e.stages[s].actions[a];
-        Ok(run.attempt == r.attempt && run.status == ActionStatus::InProgress)
+        let current = run.attempt == r.attempt && run.status == ActionStatus::InProgress;
+        Ok(current.then(|| run.started_at.unwrap_or_default()))
     }
 
     /// Runs the attempt; `None` when its work goes on elsewhere and was recorded.

@@ -7,7 +7,10 @@ use serde_json::Value;
 use tracing::warn;
 
 use crate::ports::bus::EventBus;
+use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::dead_letters::DeadLetters;
+use crate::ports::metrics::{Metric, Metrics};
+use baton_core::events::PIPELINE_DETAIL_TYPE;
 use baton_protocol::bus_events::BusEvent;
 
 /// One record of the change stream, as the store's adapter read it.
@@ -25,12 +28,22 @@ pub struct StreamRecord {
 pub struct Relay {
     bus: Arc<dyn EventBus>,
     dead_letters: Arc<dyn DeadLetters>,
+    /// Where executions' starts and ends are counted, on hosts that chart them.
+    metrics: Option<Arc<dyn Metrics>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Relay {
     #[allow(missing_docs)]
     pub fn new(bus: Arc<dyn EventBus>, dead_letters: Arc<dyn DeadLetters>) -> Self {
-        Self { bus, dead_letters }
+        Self { bus, dead_letters, metrics: None, clock: Arc::new(SystemClock) }
+    }
+
+    /// Counts each execution's start and end in `metrics` as its event goes out (a record
+    /// relayed twice, as at-least-once delivery may, is counted twice).
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Publishes the events of `records`, record by record in order. Returns the sequence of
@@ -65,8 +78,25 @@ impl Relay {
                 warn!(error = %e, "relaying saved events failed; the stream is read again from this record");
                 return Some(record.sequence);
             }
+            self.count(&sendable);
         }
         None
+    }
+
+    fn count(&self, events: &[BusEvent]) {
+        let Some(metrics) = &self.metrics else { return };
+        let now = self.clock.now();
+        for e in events.iter().filter(|e| e.detail_type == PIPELINE_DETAIL_TYPE) {
+            let pipeline = e.detail["pipeline"].as_str().unwrap_or_default().to_owned();
+            let metric = match e.detail["state"].as_str() {
+                Some("STARTED") => Metric::ExecutionStarted { pipeline },
+                Some(s @ ("SUCCEEDED" | "FAILED" | "STOPPED" | "SUPERSEDED")) => {
+                    Metric::ExecutionEnded { pipeline, status: s.to_owned() }
+                }
+                _ => continue,
+            };
+            metrics.record(&metric, now);
+        }
     }
 }
 
@@ -156,6 +186,41 @@ mod tests {
             *bus.published.lock().unwrap_or_else(|e| e.into_inner()),
             ["a"],
             "3 waits for 2"
+        );
+    }
+
+    #[derive(Default)]
+    struct Counted(Mutex<Vec<Metric>>);
+
+    impl Metrics for Counted {
+        fn record(&self, metric: &Metric, _: baton_core::engine::Millis) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(metric.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn executions_are_counted_as_their_events_go_out_and_not_before() {
+        let bus = Arc::new(Bus { fail_at: Some("b".into()), ..Bus::default() });
+        let counted = Arc::new(Counted::default());
+        let relay = Relay::new(bus, Arc::new(Kept::default())).with_metrics(counted.clone());
+        let execution =
+            |state: &str| event(PIPELINE_DETAIL_TYPE, json!({"pipeline": "app", "state": state}));
+        let stage = event("CodePipeline Stage Execution State Change", json!({"state": "STARTED"}));
+        relay
+            .relay(vec![
+                record("1", Ok(vec![execution("STARTED"), stage])),
+                record("2", Ok(vec![execution("RESUMED"), execution("FAILED")])),
+                // Not published: not counted.
+                record("3", Ok(vec![event("b", json!({})), execution("SUCCEEDED")])),
+            ])
+            .await;
+        let app = || "app".to_owned();
+        assert_eq!(
+            *counted.0.lock().unwrap_or_else(|e| e.into_inner()),
+            [
+                Metric::ExecutionStarted { pipeline: app() },
+                Metric::ExecutionEnded { pipeline: app(), status: "FAILED".into() },
+            ]
         );
     }
 }

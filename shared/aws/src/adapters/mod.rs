@@ -11,6 +11,7 @@ pub mod dynamodb_relay;
 pub mod dynamodb_state;
 pub mod dynamodb_webhooks;
 mod dynamodb_writes;
+pub mod emf_metrics;
 pub mod eventbridge_bus;
 pub mod iam_pipeline_roles;
 pub mod s3_artifacts;

@@ -163,6 +163,24 @@ impl Harness {
     pub fn launch(&self, binary: &str) -> Option<&Launch> {
         self.launches.get(binary)
     }
+
+    /// The lines in CloudWatch's embedded metric format that the functions printed so far.
+    pub fn metric_lines(&self) -> Vec<serde_json::Value> {
+        let dirs: std::collections::BTreeSet<_> =
+            self.launches.values().map(|l| l.log_dir.clone()).collect();
+        let mut lines = Vec::new();
+        for dir in dirs {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                lines.extend(
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                        .filter(|v| v.get("_aws").is_some()),
+                );
+            }
+        }
+        lines
+    }
 }
 
 /// A function's environment: the template's variables, the pipeline account's static

@@ -177,6 +177,22 @@ async fn a_release_runs_across_accounts_and_regions() {
         diagnostics(&h).await
     );
 
+    // The functions' metrics (CloudWatch's embedded metric format, on their output): the
+    // execution's start and success, and each provider's successful attempt with its duration.
+    let metrics = h.metric_lines();
+    let has = |name: &str, dimension: &str, value: &str| {
+        metrics.iter().any(|m| m[dimension] == value && m[name].is_number())
+    };
+    assert!(has("ExecutionsStarted", "Pipeline", &release.pipeline), "{metrics:?}");
+    assert!(has("ExecutionsSucceeded", "Pipeline", &release.pipeline), "{metrics:?}");
+    for provider in ["AWS/Source/S3", "AWS/Build/CodeBuild", "AWS/Deploy/ECS"] {
+        assert!(
+            has("ActionDuration", "Provider", provider),
+            "no duration of {provider}: {metrics:?}"
+        );
+        assert!(has("ActionsSucceeded", "Provider", provider), "{provider}: {metrics:?}");
+    }
+
     // The stack exists in the target account and region only.
     let placements = stack_placements(&h.stack, &release.stack_name).await.unwrap();
     assert_eq!(placements, vec![(TARGET_ACCOUNT.to_owned(), "eu-west-1".to_owned())]);

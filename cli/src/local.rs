@@ -82,6 +82,23 @@ pub(crate) fn settings(home: &Path) -> Result<Settings> {
     }
 }
 
+/// `[smtp]` with its password: `BATON_SMTP_PASSWORD`, else `password` in `baton.toml`, which
+/// must then be private.
+fn smtp_with_password(
+    smtp: Option<baton::adapters::local::smtp_notifier::SmtpSettings>,
+    toml: &Path,
+) -> Result<Option<baton::adapters::local::smtp_notifier::SmtpSettings>> {
+    let Some(mut smtp) = smtp else { return Ok(None) };
+    match std::env::var("BATON_SMTP_PASSWORD").ok().filter(|p| !p.is_empty()) {
+        Some(password) => smtp.password = Some(password),
+        None if smtp.password.is_some() => {
+            crate::serve::refuse_if_others_can_read(toml, "the SMTP password")?;
+        }
+        None => {}
+    }
+    Ok(Some(smtp))
+}
+
 /// Opens the home, with every action runnable at once up to a sensible bound.
 pub(crate) async fn open(home: &Path, quiet: bool) -> Result<Arc<Embedded>> {
     open_serving(home, quiet, None, None).await
@@ -121,7 +138,7 @@ pub(crate) async fn open_serving(
         poll_every: settings.poll_seconds.map(Duration::from_secs),
         quiet,
         workers: 64,
-        smtp: settings.smtp,
+        smtp: smtp_with_password(settings.smtp, &home.join("baton.toml"))?,
         approval_url: settings.approvals.and_then(|a| a.url).or(serving_at),
         account,
         ..EmbeddedConfig::default()

@@ -32,7 +32,7 @@ impl Drop for SmtpServer {
     }
 }
 
-fn venv() -> PathBuf {
+pub(crate) fn venv() -> PathBuf {
     std::env::var_os("BATON_TEST_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/emu/venv"))
@@ -78,6 +78,10 @@ impl SmtpServer {
                 port: self.port,
                 from: "Baton <baton@example.invalid>".into(),
                 to: vec!["release@example.invalid".into()],
+                tls: None,
+                username: None,
+                password: None,
+                ca_file: None,
             }),
             approval_url: Some("http://approvals.test".into()),
             ..EmbeddedConfig::default()

@@ -23,5 +23,6 @@ mod pipeline_roles;
 mod providers;
 mod routing;
 mod running_jobs;
+mod smtp_tls;
 mod state;
 mod worker_metrics;

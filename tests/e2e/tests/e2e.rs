@@ -179,19 +179,30 @@ async fn a_release_runs_across_accounts_and_regions() {
 
     // The functions' metrics (CloudWatch's embedded metric format, on their output): the
     // execution's start and success, and each provider's successful attempt with its duration.
-    let metrics = h.metric_lines();
-    let has = |name: &str, dimension: &str, value: &str| {
-        metrics.iter().any(|m| m[dimension] == value && m[name].is_number())
-    };
-    assert!(has("ExecutionsStarted", "Pipeline", &release.pipeline), "{metrics:?}");
-    assert!(has("ExecutionsSucceeded", "Pipeline", &release.pipeline), "{metrics:?}");
-    for provider in ["AWS/Source/S3", "AWS/Build/CodeBuild", "AWS/Deploy/ECS"] {
-        assert!(
-            has("ActionDuration", "Provider", provider),
-            "no duration of {provider}: {metrics:?}"
-        );
-        assert!(has("ActionsSucceeded", "Provider", provider), "{provider}: {metrics:?}");
+    // The execution's end is relayed from the table's stream after it is saved: waited for.
+    let expected = [
+        ("ExecutionsStarted", "Pipeline", release.pipeline.as_str()),
+        ("ExecutionsSucceeded", "Pipeline", release.pipeline.as_str()),
+        ("ActionsSucceeded", "Provider", "AWS/Source/S3"),
+        ("ActionDuration", "Provider", "AWS/Source/S3"),
+        ("ActionDuration", "Provider", "AWS/Build/CodeBuild"),
+        ("ActionDuration", "Provider", "AWS/Deploy/ECS"),
+    ];
+    let mut missing = Vec::new();
+    for _ in 0..100 {
+        let metrics = h.metric_lines();
+        missing = expected
+            .iter()
+            .filter(|(name, dimension, value)| {
+                !metrics.iter().any(|m| m[*dimension] == *value && m[*name].is_number())
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(missing.is_empty(), "no metric line for {missing:?}");
 
     // The stack exists in the target account and region only.
     let placements = stack_placements(&h.stack, &release.stack_name).await.unwrap();

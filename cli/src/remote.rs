@@ -87,8 +87,10 @@ pub(crate) struct Keys {
 
 /// Where the keys come from.
 enum KeySource {
-    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or `baton serve`'s documented defaults.
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
     Fixed(Keys),
+    /// None in the environment, for a `baton serve`: its documented default keys.
+    ServeDefaults,
     /// For a deployment with no keys in the environment, the AWS tools' own chain: profiles
     /// (`AWS_PROFILE`, SSO, `credential_process`), web identity, container and instance roles.
     /// Kept until five minutes before they expire.
@@ -110,11 +112,7 @@ impl Client {
                 session_token: env("AWS_SESSION_TOKEN"),
             }),
             (None, None) if function_url_region(&host).is_some() => KeySource::chain(),
-            (None, None) => KeySource::Fixed(Keys {
-                access_key: crate::serve::DEFAULT_ACCESS_KEY_ID.to_owned(),
-                secret_key: crate::serve::DEFAULT_SECRET_ACCESS_KEY.to_owned(),
-                session_token: None,
-            }),
+            (None, None) => KeySource::ServeDefaults,
             _ => bail!("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither"),
         };
         let (region, service) = match function_url_region(&host) {
@@ -142,9 +140,7 @@ impl Client {
     pub(crate) fn for_function_url(mut self, region: &str) -> Self {
         self.service = "lambda";
         // A deployment never takes `baton serve`'s default keys: the AWS tools' chain instead.
-        let defaults = matches!(&self.keys, KeySource::Fixed(k)
-            if k.access_key == crate::serve::DEFAULT_ACCESS_KEY_ID && std::env::var_os("AWS_ACCESS_KEY_ID").is_none());
-        if defaults {
+        if matches!(self.keys, KeySource::ServeDefaults) {
             self.keys = KeySource::chain();
         }
         region.clone_into(&mut self.region);
@@ -155,6 +151,13 @@ impl Client {
     pub(crate) async fn keys(&self) -> Result<Keys> {
         let cache = match &self.keys {
             KeySource::Fixed(keys) => return Ok(keys.clone()),
+            KeySource::ServeDefaults => {
+                return Ok(Keys {
+                    access_key: crate::serve::DEFAULT_ACCESS_KEY_ID.to_owned(),
+                    secret_key: crate::serve::DEFAULT_SECRET_ACCESS_KEY.to_owned(),
+                    session_token: None,
+                });
+            }
             KeySource::Chain(cache) => cache,
         };
         let mut cached = cache.lock().await;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::sql_state::{SqlStateStore, from_json, to_json, unavailable};
+use super::sql_state::{SqlStateStore, from_json, texts, to_json, unavailable};
 use baton_app::ports::job_queue::{ActionType, CustomActionType, JobQueue, JobStatus, QueuedJob};
 use baton_app::ports::state::{StoreError, Versioned};
 
@@ -21,15 +21,7 @@ impl JobQueue for SqlStateStore {
     }
 
     async fn action_types(&self) -> Result<Vec<CustomActionType>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT body FROM custom_action_types ORDER BY id")
-            .map_err(unavailable)?;
-        let bodies = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
+        let bodies = texts(&self.conn(), "SELECT body FROM custom_action_types ORDER BY id")?;
         bodies.iter().map(|b| from_json(b)).collect()
     }
 

@@ -84,6 +84,13 @@ impl SqlStateStore {
     }
 }
 
+/// The first column of every row `sql` selects, as text.
+pub(crate) fn texts(conn: &Connection, sql: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(sql).map_err(unavailable)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+}
+
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(unavailable)
 }
@@ -165,15 +172,7 @@ impl StateStore for SqlStateStore {
     }
 
     async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT name FROM pipelines ORDER BY name").map_err(unavailable)?;
-        let names = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
-        Ok(names)
+        texts(&self.conn(), "SELECT name FROM pipelines ORDER BY name")
     }
 
     async fn delete_pipeline(&self, name: &str) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::sql_state::{SqlStateStore, from_json, to_json, unavailable};
+use super::sql_state::{SqlStateStore, from_json, texts, to_json, unavailable};
 use baton_app::ports::state::StoreError;
 use baton_app::ports::webhooks::{WebhookRecord, WebhookStore};
 
@@ -21,14 +21,7 @@ impl WebhookStore for SqlStateStore {
     }
 
     async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT body FROM webhooks ORDER BY name").map_err(unavailable)?;
-        let bodies = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
+        let bodies = texts(&self.conn(), "SELECT body FROM webhooks ORDER BY name")?;
         bodies.iter().map(|b| from_json(b)).collect()
     }
 

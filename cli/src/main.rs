@@ -1,6 +1,7 @@
 //! `baton`: validate CodePipeline declarations and run pipelines on one machine.
 
 mod commands;
+mod console;
 mod control;
 mod hooks;
 mod local;

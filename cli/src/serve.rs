@@ -193,6 +193,7 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     let link_host =
         if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     let serving_at = format!("{scheme}://{link_host}:{}", addr.port());
+    let serving_console = format!("{serving_at}/");
     let rt = crate::local::open_serving(
         home,
         false,
@@ -202,9 +203,27 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     .await?;
     let accepted =
         Credentials::from([(credentials.access_key.clone(), credentials.secret.clone())]);
-    let api = Arc::new(rt.control_api(region, accepted).with_webhook_url(Some(serving_at)));
+    let api = Arc::new(rt.control_api(region, accepted.clone()).with_webhook_url(Some(serving_at)));
     let hosts: Vec<&str> = hook_secrets.keys().map(|h| h.name()).collect();
-    let app = approval_pages(Router::new().fallback(call).with_state(api), &rt);
+    // Live pages end when the server stops, or graceful shutdown would wait for them forever.
+    let (quit_tx, quit_rx) = watch::channel(false);
+    // The default pair is public, so on loopback it guards nothing a login would; a secret of
+    // one's own, or another address, and the console asks for it.
+    let open = wanted.ip().is_loopback() && credentials.source == CredentialSource::Default;
+    let login = (!open).then(|| crate::console::Login {
+        accepted: accepted.clone(),
+        secure: transport != Transport::Http || settings.tls_terminated_by_proxy,
+    });
+    let console = crate::console::Console::new(
+        Arc::clone(&api),
+        Arc::clone(&rt.bus),
+        crate::console::Guard::new(&credentials.access_key, login)?,
+        rt.home.join("console-audit.log"),
+        quit_rx,
+    );
+    let app = Router::new().fallback(call).with_state(api);
+    let app = crate::console::routes(app, Arc::new(console));
+    let app = approval_pages(app, &rt);
     let app = job_artifacts(app, &rt, region);
     let app = crate::webhooks::routes(app, &rt, hook_secrets);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -223,17 +242,18 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     for host in hosts {
         eprintln!("  webhooks from {host}: {scheme}://{addr}/webhooks/{host}");
     }
+    eprintln!("  console: {serving_console}");
     eprintln!("Listening on {scheme}://{addr}");
 
     match transport {
         Transport::Http => {
             let app = app.into_make_service_with_connect_info::<Peer>();
-            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+            axum::serve(listener, app).with_graceful_shutdown(quitting(quit_tx)).await?;
         }
         Transport::Https { certificate, private_key } => {
             let tls = crate::tls::TlsListener::new(listener, &certificate, &private_key)?;
             let app = app.into_make_service_with_connect_info::<Peer>();
-            axum::serve(tls, app).with_graceful_shutdown(shutdown()).await?;
+            axum::serve(tls, app).with_graceful_shutdown(quitting(quit_tx)).await?;
         }
     }
     let _ = stop_tx.send(true);
@@ -331,6 +351,12 @@ async fn object(
     response
 }
 
+/// The shutdown signal, passed on to whatever must end for the server to stop.
+async fn quitting(quit: watch::Sender<bool>) {
+    shutdown().await;
+    let _ = quit.send(true);
+}
+
 /// Every request goes to the API: it answers JSON 1.1 on `POST /` and refuses anything else
 /// with the protocol's own errors.
 async fn call(
@@ -340,13 +366,24 @@ async fn call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let headers = header_pairs(&headers);
+    answer(&api, &method, &uri, &headers, &body).await
+}
+
+/// The API's answer to one HTTP request.
+pub(crate) async fn answer(
+    api: &ControlApi,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let headers = header_pairs(headers);
     let request = baton::api::ApiRequest {
         method: method.as_str(),
         path: uri.path(),
         query: uri.query().unwrap_or_default(),
         headers: &headers,
-        body: &body,
+        body,
     };
     let reply = api.handle(&request).await;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -10,6 +10,8 @@ mod api_sdk;
 mod approvals;
 #[path = "cli/conditions.rs"]
 mod conditions;
+#[path = "cli/console.rs"]
+mod console;
 #[path = "cli/jobs.rs"]
 mod jobs;
 #[path = "cli/proxy.rs"]

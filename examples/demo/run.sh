@@ -40,4 +40,5 @@ trap 'kill $approver 2>/dev/null || true' EXIT
 status=0
 "$baton" run "$root/examples/release-pipeline.json" || status=$?
 echo "Deployed sites: $BATON_HOME/s3/demo-site-us-east-1 and $BATON_HOME/s3/demo-site-us-west-2"
+echo "To see it in a browser: $baton --home $BATON_HOME serve, then open http://127.0.0.1:8642/"
 exit $status

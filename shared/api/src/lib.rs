@@ -233,6 +233,11 @@ impl ControlApi {
         &self.placement.region
     }
 
+    /// The ARN recorded for a caller who signs with `access_key`.
+    pub fn caller(&self, access_key: &str) -> String {
+        format!("arn:aws:iam::{}:user/{access_key}", self.placement.account)
+    }
+
     /// Answers one HTTP request: checks the signature, reads `X-Amz-Target`, runs the operation.
     pub async fn handle(&self, request: &ApiRequest<'_>) -> ApiReply {
         match self.authenticate(request) {
@@ -244,7 +249,7 @@ impl ControlApi {
                     .map(|(_, v)| v.as_str())
                     .unwrap_or_default();
                 let operation = operation_of(target);
-                let caller = format!("arn:aws:iam::{}:user/{access_key}", self.placement.account);
+                let caller = self.caller(&access_key);
                 if request.method != "POST" || (request.path != "/" && !request.path.is_empty()) {
                     return unknown_operation();
                 }

@@ -100,9 +100,8 @@ impl Ctx<'_> {
                 .map(|id| json!({"pipelineExecutionId": id, "status": "InProgress"}))
                 .collect();
             let transition = match lanes.disabled.get(s).and_then(Option::as_ref) {
-                Some(d) => {
-                    json!({"enabled": false, "disabledReason": d.reason, "lastChangedAt": secs(d.at)})
-                }
+                Some(d) => compact(json!({"enabled": false, "disabledReason": d.reason,
+                        "lastChangedAt": secs(d.at), "lastChangedBy": d.by})),
                 None => json!({"enabled": true}),
             };
             let stage_latest = run.and_then(|(e, r)| {
@@ -163,7 +162,8 @@ impl Ctx<'_> {
             ));
         }
         self.check_transition(&t).await?;
-        let input = Input::DisableTransition { stage: t.stage_name, reason };
+        let by = Some(self.caller.to_owned());
+        let input = Input::DisableTransition { stage: t.stage_name, reason, by };
         self.apply(&t.pipeline_name, input).await?;
         Ok(json!({}))
     }

@@ -115,6 +115,9 @@ pub enum Input {
         stage: String,
         #[allow(missing_docs)]
         reason: String,
+        /// Who asked, recorded as the transition's `lastChangedBy`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// `EnableStageTransition` (inbound).
     EnableTransition {

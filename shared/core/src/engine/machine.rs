@@ -89,7 +89,9 @@ impl<'a> Machine<'a> {
                 self.stop(execution_id, *abandon, reason)?
             }
             Input::Retry { execution_id, stage, mode } => self.retry(execution_id, stage, *mode)?,
-            Input::DisableTransition { stage, reason } => self.disable(stage, reason)?,
+            Input::DisableTransition { stage, reason, by } => {
+                self.disable(stage, reason, by.as_deref())?
+            }
             Input::EnableTransition { stage } => self.enable(stage)?,
             Input::OverrideCondition { execution_id, stage, condition, by } => {
                 self.override_condition(execution_id, stage, *condition, by)?
@@ -523,12 +525,15 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn disable(&mut self, stage: &str, reason: &str) -> Result<(), Rejection> {
+    fn disable(&mut self, stage: &str, reason: &str, by: Option<&str>) -> Result<(), Rejection> {
         let s =
             self.plan.stage_index(stage).ok_or_else(|| Rejection::StageNotFound(stage.into()))?;
         if self.state.lanes.disabled[s].is_none() {
-            self.state.lanes.disabled[s] =
-                Some(DisabledTransition { reason: reason.to_string(), at: self.env.now });
+            self.state.lanes.disabled[s] = Some(DisabledTransition {
+                reason: reason.to_string(),
+                at: self.env.now,
+                by: by.map(str::to_owned),
+            });
             self.step.lanes_changed = true;
         }
         Ok(())

@@ -631,6 +631,9 @@ pub struct DisabledTransition {
     pub reason: String,
     #[allow(missing_docs)]
     pub at: Millis,
+    /// Who disabled it (CodePipeline's `lastChangedBy`), where the caller is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// What executions of one pipeline share: stage locks, waiting lines, transitions.

@@ -544,7 +544,7 @@ impl Sim {
                 let input = if self.state.lanes.disabled[s].is_some() {
                     Input::EnableTransition { stage }
                 } else {
-                    Input::DisableTransition { stage, reason: "sim".into() }
+                    Input::DisableTransition { stage, reason: "sim".into(), by: None }
                 };
                 self.deliver(input)?;
             }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use baton_core::engine::Millis;
 use rusqlite::{Connection, params};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
 use super::sql_state::unavailable;
 use baton_app::ports::bus::{BusError, EventBus};
@@ -53,6 +53,8 @@ pub struct LocalBus {
     journal: Option<Mutex<std::fs::File>>,
     /// Wakes this process's dispatcher when something is queued.
     queued: Arc<Notify>,
+    /// Public events as they are published, for pages that follow them live (the console).
+    public: broadcast::Sender<BusEvent>,
 }
 
 impl LocalBus {
@@ -75,7 +77,14 @@ impl LocalBus {
                     .map(Mutex::new)
             }),
             queued: Arc::new(Notify::new()),
+            public: broadcast::channel(PUBLIC_BACKLOG).0,
         })
+    }
+
+    /// The public events this process publishes from now on. A follower that falls more than
+    /// [`PUBLIC_BACKLOG`] behind is told it lagged and should read the state again.
+    pub fn follow(&self) -> broadcast::Receiver<BusEvent> {
+        self.public.subscribe()
     }
 
     /// Notified whenever this process queues a delivery.
@@ -196,23 +205,25 @@ impl LocalBus {
         Ok(())
     }
 
+    /// Public events go to people: to the live followers and, a line each, to the journal.
     fn journal(&self, events: &[BusEvent]) {
-        let Some(file) = &self.journal else { return };
         let public: Vec<&BusEvent> =
             events.iter().filter(|e| e.source != baton_protocol::bus_events::SOURCE).collect();
         if public.is_empty() {
             return;
         }
+        if self.public.receiver_count() > 0 {
+            for e in &public {
+                // Nobody following is not an error.
+                let _ = self.public.send(strip_messages((*e).clone()));
+            }
+        }
+        let Some(file) = &self.journal else { return };
         // The journal is for people; losing a line of it never affects an execution.
         {
             let mut text = String::new();
             for e in public {
-                // People read the public events here: without the messages that ride on them.
-                let mut e = e.clone();
-                if let Some(detail) = e.detail.as_object_mut() {
-                    detail.retain(|k, _| !k.starts_with("baton-"));
-                }
-                if let Ok(line) = serde_json::to_string(&e) {
+                if let Ok(line) = serde_json::to_string(&strip_messages(e.clone())) {
                     text.push_str(&line);
                     text.push('\n');
                 }
@@ -221,6 +232,17 @@ impl LocalBus {
             let _ = file.write_all(text.as_bytes());
         }
     }
+}
+
+/// How many public events a follower may fall behind before it is told it lagged.
+pub const PUBLIC_BACKLOG: usize = 1024;
+
+/// A public event as people read it: without the messages that ride on it.
+fn strip_messages(mut e: BusEvent) -> BusEvent {
+    if let Some(detail) = e.detail.as_object_mut() {
+        detail.retain(|k, _| !k.starts_with("baton-"));
+    }
+    e
 }
 
 fn dead_letter_row(conn: &Connection, seq: i64, reason: &str) -> Result<(), StoreError> {

@@ -277,12 +277,13 @@ fn a_completion_for_an_unknown_execution_or_action_is_rejected() {
 #[test]
 fn a_disabled_transition_holds_executions_until_it_is_enabled() {
     let mut w = World::given(three_stages(ExecutionMode::Superseded));
-    w.ok(Input::DisableTransition { stage: "Build".into(), reason: "freeze".into() });
+    w.ok(Input::DisableTransition { stage: "Build".into(), reason: "freeze".into(), by: None });
     w.start("e1");
     assert!(requested(&w.finish("e1", "Source", "Src", true)).is_empty());
     assert_eq!(w.exec("e1").place(), Place::Waiting(1));
     assert!(
-        w.ok(Input::DisableTransition { stage: "Build".into(), reason: "again".into() }).is_noop()
+        w.ok(Input::DisableTransition { stage: "Build".into(), reason: "again".into(), by: None })
+            .is_noop()
     );
     let step = w.ok(Input::EnableTransition { stage: "Build".into() });
     assert_eq!(requested(&step), vec!["Build/Compile#1"]);

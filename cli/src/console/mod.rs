@@ -1,0 +1,487 @@
+//! The web console: `baton serve`'s pages at `/`, drawn from the CodePipeline API it serves
+//! (called in process, as the operator or the logged-in key) and kept live by the public
+//! events the runtime publishes, sent to the page as server-sent events.
+
+mod guard;
+mod pages;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use baton::adapters::local::local_bus::LocalBus;
+use baton::api::ControlApi;
+use futures_util::StreamExt;
+use maud::Markup;
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio::sync::{broadcast, watch};
+
+pub(crate) use guard::{Guard, Login};
+use pages::{Frame, Listed, PipelineView};
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+/// How many executions the list's sparkline and a history page show.
+const RECENT: usize = 10;
+const HISTORY_PAGE: usize = 20;
+
+/// The pages' headers: no script but the console's own, no framing, nothing cached.
+const PAGE_HEADERS: &[(&str, &str)] = &[
+    ("content-type", "text/html; charset=utf-8"),
+    (
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("cache-control", "no-store"),
+];
+
+pub(crate) struct Console {
+    api: Arc<ControlApi>,
+    bus: Arc<LocalBus>,
+    guard: Guard,
+    /// Every control used, one JSON line each: who, when, from where, what.
+    audit: PathBuf,
+    css: String,
+    js: String,
+    /// Set when the server shuts down, so live pages' streams end and let it.
+    quit: watch::Receiver<bool>,
+}
+
+impl Console {
+    pub(crate) fn new(
+        api: Arc<ControlApi>,
+        bus: Arc<LocalBus>,
+        guard: Guard,
+        audit: PathBuf,
+        quit: watch::Receiver<bool>,
+    ) -> Self {
+        // Content-hashed names: a new binary's assets are never mixed with a cached old page.
+        let hashed = |name: &str, ext: &str, body: &str| {
+            let digest = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+            format!("/console/assets/{name}.{}.{ext}", &digest[..12])
+        };
+        Self {
+            css: hashed("console", "css", CSS),
+            js: hashed("console", "js", JS),
+            api,
+            bus,
+            guard,
+            audit,
+            quit,
+        }
+    }
+
+    fn frame<'a>(&'a self, csrf: &'a str) -> Frame<'a> {
+        Frame { css: &self.css, js: &self.js, csrf, region: self.api.region(), now: now() }
+    }
+
+    /// One API call as `user`; a refusal is the API's own message.
+    async fn ask(&self, user: &str, operation: &str, input: Value) -> Result<Value, String> {
+        let reply =
+            self.api.call(operation, input.to_string().as_bytes(), &self.api.caller(user)).await;
+        let body = reply.json();
+        if reply.status == 200 {
+            Ok(body)
+        } else {
+            let message =
+                body["message"].as_str().or(body["Message"].as_str()).unwrap_or("refused");
+            Err(message.to_owned())
+        }
+    }
+}
+
+/// The console's routes in front of `router`. `POST /` (and anything carrying `X-Amz-Target`)
+/// stays the API's.
+pub(crate) fn routes(router: Router, console: Arc<Console>) -> Router {
+    let pages = Router::new()
+        .route("/", get(index).fallback(api_root))
+        .route("/pipelines/{name}", get(pipeline))
+        .route("/pipelines/{name}/{control}", axum::routing::post(control))
+        .route("/console/events", get(events))
+        .route("/console/assets/{file}", get(asset))
+        .route("/console/login", get(login_page).post(log_in))
+        .with_state(console);
+    pages.merge(router)
+}
+
+async fn api_root(
+    State(c): State<Arc<Console>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    crate::serve::answer(&c.api, &method, &uri, &headers, &body).await
+}
+
+fn page(status: StatusCode, markup: Markup) -> Response {
+    let mut response = (status, markup.into_string()).into_response();
+    for (name, value) in PAGE_HEADERS {
+        response.headers_mut().insert(*name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn query(uri: &Uri) -> BTreeMap<String, String> {
+    serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default()
+}
+
+/// The user a request comes from; nobody until they log in, where logging in is needed.
+fn user(c: &Console, headers: &HeaderMap) -> Option<String> {
+    c.guard.user(headers.get(header::COOKIE).and_then(|v| v.to_str().ok()))
+}
+
+fn to_login() -> Response {
+    Redirect::to("/console/login").into_response()
+}
+
+async fn index(
+    State(c): State<Arc<Console>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if headers.contains_key("x-amz-target") {
+        return crate::serve::answer(&c.api, &method, &uri, &headers, &body).await;
+    }
+    let Some(user) = user(&c, &headers) else { return to_login() };
+    let q = query(&uri);
+    let listed = match listed(&c, &user).await {
+        Ok(l) => l,
+        Err(e) => return failure(&c, "Pipelines", &e),
+    };
+    let filter = q.get("q").map_or("", String::as_str);
+    let csrf = c.guard.csrf();
+    let frame = c.frame(&csrf);
+    if q.get("fragment").is_some_and(|f| f == "list") {
+        return page(StatusCode::OK, pages::pipeline_table(&frame, &listed, filter));
+    }
+    let body = pages::index(&frame, &listed, filter);
+    page(
+        StatusCode::OK,
+        pages::layout(&frame, "Pipelines", q.get("notice").map(String::as_str), body),
+    )
+}
+
+/// Every pipeline with its latest executions, the most recently run first.
+async fn listed(c: &Console, user: &str) -> Result<Vec<Listed>, String> {
+    let mut all = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = c.ask(user, "ListPipelines", json!({"nextToken": next})).await?;
+        all.extend(page["pipelines"].as_array().cloned().unwrap_or_default());
+        next = page["nextToken"].as_str().map(str::to_owned);
+        if next.is_none() {
+            break;
+        }
+    }
+    let mut listed = Vec::with_capacity(all.len());
+    for summary in all {
+        let name = summary["name"].clone();
+        let runs = c
+            .ask(
+                user,
+                "ListPipelineExecutions",
+                json!({"pipelineName": name, "maxResults": RECENT}),
+            )
+            .await?;
+        let executions = runs["pipelineExecutionSummaries"].as_array().cloned().unwrap_or_default();
+        listed.push(Listed { summary, executions });
+    }
+    let last = |l: &Listed| l.executions.first().and_then(|e| e["lastUpdateTime"].as_f64());
+    listed.sort_by(|a, b| {
+        last(b)
+            .partial_cmp(&last(a))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.summary["name"].as_str().cmp(&b.summary["name"].as_str()))
+    });
+    Ok(listed)
+}
+
+async fn pipeline(
+    State(c): State<Arc<Console>>,
+    UrlPath(name): UrlPath<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(user) = user(&c, &headers) else { return to_login() };
+    let q = query(&uri);
+    let view = match pipeline_view(&c, &user, &name, q.get("next").cloned()).await {
+        Ok(v) => v,
+        Err(e) => return failure(&c, &name, &e),
+    };
+    let csrf = c.guard.csrf();
+    let frame = c.frame(&csrf);
+    if q.get("fragment").is_some_and(|f| f == "live") {
+        return page(StatusCode::OK, pages::live(&frame, &view));
+    }
+    let body = pages::pipeline(&frame, &view);
+    page(StatusCode::OK, pages::layout(&frame, &name, q.get("notice").map(String::as_str), body))
+}
+
+async fn pipeline_view(
+    c: &Console,
+    user: &str,
+    name: &str,
+    next: Option<String>,
+) -> Result<PipelineView, String> {
+    let declared = c.ask(user, "GetPipeline", json!({"name": name})).await?;
+    let state = c.ask(user, "GetPipelineState", json!({"name": name})).await?;
+    let history = c
+        .ask(
+            user,
+            "ListPipelineExecutions",
+            json!({"pipelineName": name, "maxResults": HISTORY_PAGE, "nextToken": next}),
+        )
+        .await?;
+    // The newest attempt of each action, for its time and the configuration it ran with.
+    let actions = c
+        .ask(user, "ListActionExecutions", json!({"pipelineName": name, "maxResults": 100}))
+        .await?;
+    let mut attempts = BTreeMap::new();
+    for a in actions["actionExecutionDetails"].as_array().into_iter().flatten() {
+        let key = (
+            a["stageName"].as_str().unwrap_or_default().to_owned(),
+            a["actionName"].as_str().unwrap_or_default().to_owned(),
+        );
+        let newer = attempts.get(&key).is_none_or(|old: &Value| {
+            a["startTime"].as_f64().unwrap_or(0.0) > old["startTime"].as_f64().unwrap_or(0.0)
+        });
+        if newer {
+            attempts.insert(key, a.clone());
+        }
+    }
+    Ok(PipelineView {
+        declaration: declared["pipeline"].clone(),
+        state,
+        executions: history["pipelineExecutionSummaries"].as_array().cloned().unwrap_or_default(),
+        next_token: history["nextToken"].as_str().map(str::to_owned),
+        attempts,
+    })
+}
+
+fn failure(c: &Console, title: &str, message: &str) -> Response {
+    refusal(c, title, message, StatusCode::NOT_FOUND)
+}
+
+fn refusal(c: &Console, title: &str, message: &str, status: StatusCode) -> Response {
+    let csrf = c.guard.csrf();
+    let frame = c.frame(&csrf);
+    let body = maud::html! { h1 { (title) } p { a href="/" { "All pipelines" } } };
+    page(status, pages::layout(&frame, title, Some(message), body))
+}
+
+/// A control from one of the console's forms: checked, recorded, run, then back to the page.
+async fn control(
+    State(c): State<Arc<Console>>,
+    UrlPath((name, control)): UrlPath<(String, String)>,
+    ConnectInfo(peer): ConnectInfo<crate::serve::Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(user) = user(&c, &headers) else { return to_login() };
+    let form: BTreeMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+    if cross_site || !c.guard.csrf_holds(form.get("csrf").map_or("", String::as_str)) {
+        let notice = "This form is out of date or did not come from this console: reload the page and try again.";
+        return refusal(&c, &name, notice, StatusCode::FORBIDDEN);
+    }
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let (operation, input) = match control.as_str() {
+        "start" => (
+            "StartPipelineExecution",
+            json!({"name": name, "variables": variables(&field("variables"))}),
+        ),
+        "stop" => (
+            "StopPipelineExecution",
+            json!({"pipelineName": name, "pipelineExecutionId": field("execution"),
+                   "abandon": field("abandon") == "true",
+                   "reason": Some(field("reason")).filter(|r| !r.is_empty())}),
+        ),
+        "retry" => (
+            "RetryStageExecution",
+            json!({"pipelineName": name, "stageName": field("stage"),
+                   "pipelineExecutionId": field("execution"), "retryMode": field("mode")}),
+        ),
+        "transition" if field("enable") == "true" => (
+            "EnableStageTransition",
+            json!({"pipelineName": name, "stageName": field("stage"), "transitionType": "Inbound"}),
+        ),
+        "transition" => (
+            "DisableStageTransition",
+            json!({"pipelineName": name, "stageName": field("stage"), "transitionType": "Inbound",
+                   "reason": field("reason")}),
+        ),
+        "approval" => (
+            "PutApprovalResult",
+            json!({"pipelineName": name, "stageName": field("stage"), "actionName": field("action"),
+                   "token": field("token"),
+                   "result": {"status": field("status"), "summary": field("summary")}}),
+        ),
+        _ => return failure(&c, &name, "There is no such control."),
+    };
+    let outcome = c.ask(&user, operation, input.clone()).await;
+    audit(&c, &user, peer.0, operation, &input, outcome.as_ref().err());
+    match outcome {
+        Ok(out) => {
+            let said = match out["pipelineExecutionId"].as_str() {
+                Some(id) => format!("{operation}: execution {id}"),
+                None => format!("{operation}: done"),
+            };
+            back(&name, &said)
+        }
+        Err(e) => back(&name, &format!("{operation} was refused: {e}")),
+    }
+}
+
+/// `name=value` lines, as the start form takes them.
+fn variables(lines: &str) -> Vec<Value> {
+    lines
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, v)| json!({"name": n.trim(), "value": v.trim()}))
+        .collect()
+}
+
+/// Back to the pipeline's page, with a notice of what happened.
+fn back(pipeline: &str, notice: &str) -> Response {
+    let to =
+        format!("/pipelines/{}?notice={}", pages::url_encode(pipeline), pages::url_encode(notice));
+    Redirect::to(&to).into_response()
+}
+
+/// Appends one line to the audit log. Approval tokens are left out: they are the capability.
+fn audit(
+    c: &Console,
+    user: &str,
+    from: std::net::SocketAddr,
+    operation: &str,
+    input: &Value,
+    refused: Option<&String>,
+) {
+    let mut input = input.clone();
+    if let Some(o) = input.as_object_mut() {
+        o.remove("token");
+    }
+    let line = json!({
+        "at": baton_core::events::rfc3339((now() * 1000.0) as i64),
+        "who": c.api.caller(user),
+        "from": from.ip().to_string(),
+        "operation": operation,
+        "input": input,
+        "refused": refused,
+    });
+    tracing::info!(target: "baton::console", %line, "console control");
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&c.audit)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = appended {
+        tracing::warn!(error = %e, "cannot append to the console's audit log");
+    }
+}
+
+/// The public events as they happen, one `change` a line, with the fields a page needs to
+/// decide whether to redraw; `lagged` when some were missed.
+async fn events(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    if user(&c, &headers).is_none() {
+        return to_login();
+    }
+    let follow = c.bus.follow();
+    let stream = futures_util::stream::unfold(follow, |mut rx| async move {
+        let event = match rx.recv().await {
+            Ok(e) => Event::default().event("change").json_data(json!({
+                "pipeline": e.detail["pipeline"],
+                "execution": e.detail["execution-id"],
+                "stage": e.detail["stage"],
+                "action": e.detail["action"],
+                "state": e.detail["state"],
+                "type": e.detail_type,
+            })),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                Ok(Event::default().event("lagged").data(""))
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((event.unwrap_or_else(|_| Event::default().event("lagged").data("")), rx))
+    });
+    let mut quit = c.quit.clone();
+    let ends = async move {
+        let _ = quit.wait_for(|q| *q).await;
+    };
+    let stream = stream.take_until(Box::pin(ends)).map(Ok::<_, Infallible>);
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+async fn asset(State(c): State<Arc<Console>>, UrlPath(file): UrlPath<String>) -> Response {
+    let path = format!("/console/assets/{file}");
+    let (body, kind) = if path == c.css {
+        (CSS, "text/css; charset=utf-8")
+    } else if path == c.js {
+        (JS, "text/javascript; charset=utf-8")
+    } else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn login_page(State(c): State<Arc<Console>>, uri: Uri) -> Response {
+    if !c.guard.needs_login() {
+        return Redirect::to("/").into_response();
+    }
+    let failed = query(&uri).contains_key("failed");
+    let frame = c.frame("");
+    page(StatusCode::OK, pages::layout(&frame, "Log in", None, pages::login(failed)))
+}
+
+async fn log_in(State(c): State<Arc<Console>>, body: Bytes) -> Response {
+    let form: BTreeMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let field = |k: &str| form.get(k).map_or("", String::as_str);
+    match c.guard.log_in(field("access_key"), field("secret")) {
+        Some(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+        None => Redirect::to("/console/login?failed=1").into_response(),
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_come_one_a_line() {
+        assert_eq!(
+            variables("Greeting = hi\n\nbad line\nEmpty="),
+            vec![json!({"name": "Greeting", "value": "hi"}), json!({"name": "Empty", "value": ""})]
+        );
+    }
+}

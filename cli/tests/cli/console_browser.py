@@ -1,0 +1,160 @@
+"""Drives the console in a real headless Chromium through a release: the graph fills live
+(no reload) as the execution runs, a failed check is retried, the approval is given from the
+console, a transition is disabled with a reason and the next execution is seen held there,
+then let through, and that execution is stopped. Writes screenshots on the way.
+
+usage: console_browser.py URL PASS_FLAG SCREENSHOTS PROFILE
+Exits 0 when every check held; prints what it saw otherwise.
+"""
+
+import os
+import sys
+import time
+
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from approval_browser import browser
+
+XSS = "__xss"
+
+
+class Failed(Exception):
+    pass
+
+
+def wait(chrome, what, check, seconds=60):
+    """Waits for `check(chrome)` to be truthy, reading the page afresh each time."""
+    try:
+        return WebDriverWait(
+            chrome,
+            seconds,
+            poll_frequency=0.2,
+            ignored_exceptions=(StaleElementReferenceException, NoSuchElementException),
+        ).until(check)
+    except TimeoutException:
+        body = chrome.find_element(By.TAG_NAME, "body").text
+        raise Failed(f"timed out waiting until {what}; the page said:\n{body}")
+
+
+def act(chrome, what, step):
+    """Does `step`, again if a live redraw replaced the element between finding and using it."""
+    for _ in range(10):
+        try:
+            return step(chrome)
+        except (StaleElementReferenceException, NoSuchElementException):
+            time.sleep(0.2)
+    raise Failed(f"could not {what}: the page kept changing under it")
+
+
+def submit(chrome, css, operation):
+    """Presses a button, accepts the console's one confirmation, waits for the page that says
+    `operation` was done, and marks that page."""
+    act(chrome, f"press {css}", lambda c: c.find_element(By.CSS_SELECTOR, css).click())
+    WebDriverWait(chrome, 5).until(ec.alert_is_present()).accept()
+    wait(chrome, f"{operation} is done", lambda c: f"{operation}: " in c.find_element(By.CSS_SELECTOR, ".notice").text)
+    mark(chrome)
+
+
+def fill(chrome, css, keys):
+    act(chrome, f"fill {css}", lambda c: c.find_element(By.CSS_SELECTOR, css).send_keys(keys))
+
+
+def click(chrome, css):
+    act(chrome, f"click {css}", lambda c: c.find_element(By.CSS_SELECTOR, css).click())
+
+
+def stage_class(name):
+    return lambda c: c.find_element(By.CSS_SELECTOR, f"li.stage[data-stage={name}]").get_attribute(
+        "class"
+    )
+
+
+def mark(chrome):
+    """Marks this page, so a reload (which would lose the mark) is seen."""
+    chrome.execute_script("window.__mark = 1")
+
+
+def unreloaded(chrome, what):
+    if chrome.execute_script("return window.__mark") != 1:
+        raise Failed(f"the page was reloaded while {what}")
+
+
+def shot(chrome, folder, name):
+    chrome.set_window_size(1400, 1000)
+    chrome.save_screenshot(os.path.join(folder, f"{name}.png"))
+
+
+def run(chrome, url, pass_flag, screenshots):
+    chrome.get(url + "/")
+    wait(chrome, "the list shows the pipeline", lambda c: c.find_element(By.LINK_TEXT, "app"))
+    chrome.find_element(By.LINK_TEXT, "app").click()
+    wait(chrome, "the pipeline's page opens", lambda c: c.find_element(By.TAG_NAME, "h1").text == "app")
+
+    submit(chrome, "form[action$='/start'] button", "StartPipelineExecution")
+    wait(chrome, "the check fails, shown live", lambda c: "failed" in stage_class("Check")(c))
+    unreloaded(chrome, "the execution ran")
+    if "succeeded" not in stage_class("Build")(chrome):
+        raise Failed("Build is not shown as succeeded before Check")
+
+    open(pass_flag, "w").close()
+    submit(chrome, "li.stage[data-stage=Check] button[value=FAILED_ACTIONS]", "RetryStageExecution")
+    wait(chrome, "the approval waits, shown live", lambda c: c.find_element(By.CSS_SELECTOR, ".approval button[value=Approved]"))
+    unreloaded(chrome, "the retried check ran")
+    custom = act(chrome, "read the custom data", lambda c: c.find_element(By.CSS_SELECTOR, ".approval .custom").text)
+    if "<script>" not in custom or chrome.execute_script(f"return window.{XSS}") is not None:
+        raise Failed(f"the approval's custom data ran or was not shown as text: {custom!r}")
+    shot(chrome, screenshots, "pipeline-approval")
+
+    fill(chrome, ".approval input[name=summary]", "ship it from the console")
+    submit(chrome, ".approval button[value=Approved]", "PutApprovalResult")
+    wait(chrome, "the deploy finishes, shown live", lambda c: "succeeded" in stage_class("Deploy")(c))
+    unreloaded(chrome, "the deploy ran")
+    shot(chrome, screenshots, "pipeline-succeeded")
+
+    click(chrome, "li.transition[data-into=Build] summary")
+    fill(chrome, "li.transition[data-into=Build] input[name=reason]", "change freeze")
+    submit(chrome, "li.transition[data-into=Build] button", "DisableStageTransition")
+    held = "li.transition.held[data-into=Build]"
+    wait(chrome, "the transition says it is disabled, why, and by whom", lambda c: all(
+        said in c.find_element(By.CSS_SELECTOR, held).text
+        for said in ("Transition disabled", "change freeze", "user/baton")))
+
+    submit(chrome, "form[action$='/start'] button", "StartPipelineExecution")
+    wait(chrome, "the new execution is held before Build", lambda c: "waits to enter this stage" in c.find_element(By.CSS_SELECTOR, "li.stage[data-stage=Build]").text)
+    unreloaded(chrome, "the execution came to the held transition")
+    shot(chrome, screenshots, "pipeline-held")
+
+    submit(chrome, "li.transition[data-into=Build] button", "EnableStageTransition")
+    wait(chrome, "the held execution goes on into Build", lambda c: "waits to enter" not in c.find_element(By.CSS_SELECTOR, "li.stage[data-stage=Build]").text and "inprogress" in stage_class("Approve")(c))
+    unreloaded(chrome, "the execution went on")
+
+    click(chrome, "form.stop input[name=abandon]")
+    fill(chrome, "form.stop input[name=reason]", "not today")
+    submit(chrome, "form.stop button", "StopPipelineExecution")
+    wait(chrome, "the stop shows in the history", lambda c: "not today" in c.find_element(By.CSS_SELECTOR, "section.history tbody tr").text and "Stopped" in c.find_element(By.CSS_SELECTOR, "section.history tbody tr").text)
+    shot(chrome, screenshots, "pipeline-stopped")
+
+
+def main() -> int:
+    url, pass_flag, screenshots, profile = sys.argv[1:5]
+    chrome = browser(profile)
+    try:
+        run(chrome, url, pass_flag, screenshots)
+        print("the console drove the release")
+        return 0
+    except Failed as e:
+        print(e)
+        return 1
+    finally:
+        chrome.quit()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -79,7 +79,9 @@ struct Ctx {
     sns: aws_sdk_sns::Client,
     pools: BTreeMap<String, Arc<Pool>>,
     faults: Faults,
-    held: Mutex<Vec<(Value, String)>>,
+    /// The first completion of the stage, waiting for the second; `None` once they have raced,
+    /// after which the stage's other completions (a third action's) go through as they come.
+    held: Mutex<Option<Vec<(Value, String)>>>,
     errors: Collected,
     /// Topic ARN by logical id, for the rules that target SNS.
     topics: BTreeMap<String, String>,
@@ -99,7 +101,7 @@ impl Delivery {
             sns: aws_sdk_sns::Client::new(&sdk),
             pools,
             faults,
-            held: Mutex::default(),
+            held: Mutex::new(Some(Vec::new())),
             errors: errors.clone(),
             topics: BTreeMap::from([
                 ("FailureTopic".to_owned(), stack.failure_topic.clone()),
@@ -263,8 +265,8 @@ impl Ctx {
         }
     }
 
-    /// Holds a completion of the configured stage until its sibling arrives, then delivers
-    /// both at the same instant. Returns whether the event was taken care of.
+    /// Holds the first completion of the configured stage until a sibling arrives, then
+    /// delivers both at the same instant. Returns whether the event was taken care of.
     async fn hold(&self, event: &Value, handle: &str, queue: &str, pool: &Arc<Pool>) -> bool {
         let Some(stage) = &self.faults.simultaneous_completions_of else { return false };
         if event["detail"]["baton-action-completion"]["input"]["stage"] != **stage {
@@ -272,11 +274,12 @@ impl Ctx {
         }
         let pair = {
             let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-            held.push((event.clone(), handle.to_owned()));
-            if held.len() < 2 {
+            let Some(waiting) = held.as_mut() else { return false };
+            waiting.push((event.clone(), handle.to_owned()));
+            if waiting.len() < 2 {
                 return true;
             }
-            std::mem::take(&mut *held)
+            held.take().unwrap_or_default()
         };
         // Both invocations are in flight at the same instant, on two processes.
         let (a, b) = tokio::join!(

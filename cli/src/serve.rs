@@ -218,7 +218,7 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
         Arc::clone(&api),
         Arc::clone(&rt.bus),
         crate::console::Guard::new(&credentials.access_key, login)?,
-        rt.home.join("console-audit.log"),
+        &rt.home,
         quit_rx,
     );
     let app = Router::new().fallback(call).with_state(api);

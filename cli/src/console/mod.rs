@@ -2,6 +2,8 @@
 //! (called in process, as the operator or the logged-in key) and kept live by the public
 //! events the runtime publishes, sent to the page as server-sent events.
 
+mod ansi;
+mod execution;
 mod guard;
 mod pages;
 
@@ -55,6 +57,8 @@ pub(crate) struct Console {
     guard: Guard,
     /// Every control used, one JSON line each: who, when, from where, what.
     audit: PathBuf,
+    /// Where actions' output is kept: `<logs>/<pipeline>/<execution>/<stage>.<action>.<attempt>.log`.
+    logs: PathBuf,
     css: String,
     js: String,
     /// Set when the server shuts down, so live pages' streams end and let it.
@@ -66,7 +70,7 @@ impl Console {
         api: Arc<ControlApi>,
         bus: Arc<LocalBus>,
         guard: Guard,
-        audit: PathBuf,
+        home: &std::path::Path,
         quit: watch::Receiver<bool>,
     ) -> Self {
         // Content-hashed names: a new binary's assets are never mixed with a cached old page.
@@ -80,7 +84,8 @@ impl Console {
             api,
             bus,
             guard,
-            audit,
+            audit: home.join("console-audit.log"),
+            logs: home.join("logs"),
             quit,
         }
     }
@@ -111,6 +116,9 @@ pub(crate) fn routes(router: Router, console: Arc<Console>) -> Router {
         .route("/", get(index).fallback(api_root))
         .route("/pipelines/{name}", get(pipeline))
         .route("/pipelines/{name}/{control}", axum::routing::post(control))
+        .route("/pipelines/{name}/executions/{id}", get(execution_page))
+        .route("/pipelines/{name}/executions/{id}/logs/{stage}/{action}", get(log_page))
+        .route("/pipelines/{name}/executions/{id}/logs/{stage}/{action}/follow", get(follow_log))
         .route("/console/events", get(events))
         .route("/console/assets/{file}", get(asset))
         .route("/console/login", get(login_page).post(log_in))
@@ -416,12 +424,10 @@ async fn events(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
                 "state": e.detail["state"],
                 "type": e.detail_type,
             })),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                Ok(Event::default().event("lagged").data(""))
-            }
+            Err(broadcast::error::RecvError::Lagged(_)) => Ok(lagged()),
             Err(broadcast::error::RecvError::Closed) => return None,
         };
-        Some((event.unwrap_or_else(|_| Event::default().event("lagged").data("")), rx))
+        Some((event.unwrap_or_else(|_| lagged()), rx))
     });
     let mut quit = c.quit.clone();
     let ends = async move {
@@ -429,6 +435,11 @@ async fn events(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
     };
     let stream = stream.take_until(Box::pin(ends)).map(Ok::<_, Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// Browsers drop an event without data, so even this one carries some.
+fn lagged() -> Event {
+    Event::default().event("lagged").data("{}")
 }
 
 async fn asset(State(c): State<Arc<Console>>, UrlPath(file): UrlPath<String>) -> Response {
@@ -466,6 +477,248 @@ async fn log_in(State(c): State<Arc<Console>>, body: Bytes) -> Response {
     match c.guard.log_in(field("access_key"), field("secret")) {
         Some(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
         None => Redirect::to("/console/login?failed=1").into_response(),
+    }
+}
+
+async fn execution_page(
+    State(c): State<Arc<Console>>,
+    UrlPath((name, id)): UrlPath<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(user) = user(&c, &headers) else { return to_login() };
+    let view = match execution_view(&c, &user, &name, &id).await {
+        Ok(v) => v,
+        Err(e) => return failure(&c, &name, &e),
+    };
+    let csrf = c.guard.csrf();
+    let frame = c.frame(&csrf);
+    if query(&uri).get("fragment").is_some_and(|f| f == "live") {
+        return page(StatusCode::OK, execution::live(&frame, &view));
+    }
+    let title = format!("{name} {}", pages::short(&id));
+    page(StatusCode::OK, pages::layout(&frame, &title, None, execution::page(&frame, &view)))
+}
+
+async fn execution_view(
+    c: &Console,
+    user: &str,
+    name: &str,
+    id: &str,
+) -> Result<execution::ExecutionView, String> {
+    let got = c
+        .ask(user, "GetPipelineExecution", json!({"pipelineName": name, "pipelineExecutionId": id}))
+        .await?;
+    let execution = got["pipelineExecution"].clone();
+    let mut attempts = attempts_of(c, user, name, id).await?;
+    attempts.sort_by(|a, b| {
+        a["startTime"].as_f64().unwrap_or(0.0).total_cmp(&b["startTime"].as_f64().unwrap_or(0.0))
+    });
+    // The stages of the version this execution ran, when that version is still known.
+    let version = execution["pipelineVersion"].clone();
+    let declared = match c.ask(user, "GetPipeline", json!({"name": name, "version": version})).await
+    {
+        Ok(d) => d,
+        Err(_) => c.ask(user, "GetPipeline", json!({"name": name})).await?,
+    };
+    let stages = declared["pipeline"]["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str().map(str::to_owned))
+        .collect();
+    Ok(execution::ExecutionView { pipeline: name.to_owned(), execution, attempts, stages })
+}
+
+/// Every action attempt of one execution, all pages.
+async fn attempts_of(c: &Console, user: &str, name: &str, id: &str) -> Result<Vec<Value>, String> {
+    let mut all = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let input = json!({"pipelineName": name, "filter": {"pipelineExecutionId": id},
+                           "maxResults": 100, "nextToken": next});
+        let page = c.ask(user, "ListActionExecutions", input).await?;
+        all.extend(page["actionExecutionDetails"].as_array().cloned().unwrap_or_default());
+        next = page["nextToken"].as_str().map(str::to_owned);
+        if next.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
+/// An action's latest log file in an execution, its attempt, and whether it is still being
+/// written. Names are checked against the execution and its declaration, never taken as paths.
+async fn log_file(
+    c: &Console,
+    user: &str,
+    name: &str,
+    id: &str,
+    stage: &str,
+    action: &str,
+) -> Result<(PathBuf, u32, bool), String> {
+    let attempts = attempts_of(c, user, name, id).await?;
+    let latest = attempts
+        .iter()
+        .filter(|a| a["stageName"] == stage && a["actionName"] == action)
+        .max_by(|a, b| {
+            a["startTime"]
+                .as_f64()
+                .unwrap_or(0.0)
+                .total_cmp(&b["startTime"].as_f64().unwrap_or(0.0))
+        })
+        .ok_or_else(|| format!("{stage}/{action} has not run in execution {id}"))?;
+    let running = latest["status"] == "InProgress";
+    let plain = |s: &str| !s.is_empty() && !s.contains('/') && s != "." && s != "..";
+    if ![name, id, stage, action].iter().all(|s| plain(s)) {
+        return Err("There is no such log.".into());
+    }
+    let dir = c.logs.join(name).join(id);
+    let prefix = format!("{stage}.{action}.");
+    let newest = std::fs::read_dir(&dir)
+        .map_err(|_| format!("{stage}/{action} wrote no log in execution {id}"))?
+        .flatten()
+        .filter_map(|f| {
+            let file = f.file_name().into_string().ok()?;
+            file.strip_prefix(&prefix)?.strip_suffix(".log")?.parse::<u32>().ok()
+        })
+        .max()
+        .ok_or_else(|| format!("{stage}/{action} wrote no log in execution {id}"))?;
+    Ok((dir.join(format!("{prefix}{newest}.log")), newest, running))
+}
+
+/// How many of a log's last lines a page draws at once.
+const LOG_LINES: usize = 1000;
+
+async fn log_page(
+    State(c): State<Arc<Console>>,
+    UrlPath((name, id, stage, action)): UrlPath<(String, String, String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(user) = user(&c, &headers) else { return to_login() };
+    let (path, attempt, running) = match log_file(&c, &user, &name, &id, &stage, &action).await {
+        Ok(found) => found,
+        Err(e) => return failure(&c, &format!("{stage}/{action}"), &e),
+    };
+    let bytes = tokio::fs::read(&path).await.unwrap_or_default();
+    if query(&uri).contains_key("raw") {
+        return (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            bytes,
+        )
+            .into_response();
+    }
+    // While it runs, only whole lines are drawn; the follower sends the rest as it completes.
+    let whole = if running {
+        bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+    } else {
+        bytes.len()
+    };
+    let text = String::from_utf8_lossy(&bytes[..whole]);
+    let total = text.lines().count();
+    let first = total.saturating_sub(LOG_LINES) + 1;
+    let tail_from = if first > 1 {
+        text.match_indices('\n').nth(first - 2).map_or(0, |(i, _)| i + 1)
+    } else {
+        0
+    };
+    let html = ansi::lines_html(&text[tail_from..], first);
+    let csrf = c.guard.csrf();
+    let frame = c.frame(&csrf);
+    let body = execution::log_page(&execution::LogView {
+        names: [&name, &id, &stage, &action],
+        attempt,
+        first,
+        html: &html,
+        total_lines: total,
+        follow_from: running.then_some(whole as u64),
+    });
+    page(StatusCode::OK, pages::layout(&frame, &format!("{stage}/{action}"), None, body))
+}
+
+/// What an action prints next, as HTML lines (`lines` events), until it stops running (`end`).
+async fn follow_log(
+    State(c): State<Arc<Console>>,
+    UrlPath((name, id, stage, action)): UrlPath<(String, String, String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(user) = user(&c, &headers) else { return to_login() };
+    let Ok((path, _, _)) = log_file(&c, &user, &name, &id, &stage, &action).await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let q = query(&uri);
+    let from: u64 = q.get("from").and_then(|f| f.parse().ok()).unwrap_or(0);
+    let line: usize = q.get("line").and_then(|f| f.parse().ok()).unwrap_or(1);
+    let follower = LogFollower {
+        console: Arc::clone(&c),
+        user,
+        names: [name, id, stage, action],
+        path,
+        from,
+        line,
+        ended: false,
+    };
+    let stream = futures_util::stream::unfold(follower, |mut f| async move {
+        let event = f.next().await?;
+        Some((event, f))
+    });
+    let mut quit = c.quit.clone();
+    let ends = async move {
+        let _ = quit.wait_for(|q| *q).await;
+    };
+    let stream = stream.take_until(Box::pin(ends)).map(Ok::<_, Infallible>);
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// Reads a growing log from where the page stopped.
+struct LogFollower {
+    console: Arc<Console>,
+    user: String,
+    /// Pipeline, execution, stage, action.
+    names: [String; 4],
+    path: PathBuf,
+    from: u64,
+    line: usize,
+    ended: bool,
+}
+
+impl LogFollower {
+    async fn next(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let bytes = tokio::fs::read(&self.path).await.unwrap_or_default();
+            let new = bytes.get(self.from as usize..).unwrap_or_default();
+            if let Some(cut) = new.iter().rposition(|b| *b == b'\n') {
+                return Some(self.send(&new[..=cut]));
+            }
+            let [name, id, stage, action] = &self.names;
+            let running = log_file(&self.console, &self.user, name, id, stage, action)
+                .await
+                .is_ok_and(|(_, _, running)| running);
+            if !running {
+                self.ended = true;
+                return Some(self.send(new));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
+    fn send(&mut self, chunk: &[u8]) -> Event {
+        let text = String::from_utf8_lossy(chunk);
+        let html = ansi::lines_html(&text, self.line);
+        self.from += chunk.len() as u64;
+        self.line += text.lines().count();
+        let kind = if self.ended { "end" } else { "lines" };
+        Event::default()
+            .event(kind)
+            .json_data(html)
+            .unwrap_or_else(|_| Event::default().event(kind).data("\"\""))
     }
 }
 

@@ -250,7 +250,7 @@ fn stage_box(
                 @if stage_status.is_empty() { span.muted { "not run" } } @else { (status(stage_status)) }
             }
             @if let Some(id) = latest["pipelineExecutionId"].as_str() {
-                p.execution { "execution " code { (short(id)) } }
+                p.execution { "execution " a href=(super::execution::href(pipeline, id)) { code { (short(id)) } } }
             }
             @for id in &waiting {
                 p.why { span aria-hidden="true" { "… " } "Execution " code { (short(id)) } " waits to enter this stage" }
@@ -356,7 +356,7 @@ fn history(frame: &Frame<'_>, pipeline: &str, executions: &[Value], next: Option
                         @for e in executions {
                             @let id = text(&e["pipelineExecutionId"]);
                             tr data-execution=(id) {
-                                td { code title=(id) { (short(id)) } }
+                                td { a href=(super::execution::href(pipeline, id)) { code title=(id) { (short(id)) } } }
                                 td {
                                     (status(text(&e["status"])))
                                     @if let Some(reason) = e["stopTrigger"]["reason"].as_str() { br; span.muted { (reason) } }
@@ -401,7 +401,7 @@ fn csrf(frame: &Frame<'_>) -> Markup {
 }
 
 /// A status shown by icon and word, so it reads without colour.
-fn status(s: &str) -> Markup {
+pub(crate) fn status(s: &str) -> Markup {
     html! { span class={"status " (slug(s))} { span aria-hidden="true" { (icon(s)) } " " (s) } }
 }
 
@@ -422,11 +422,11 @@ fn slug(s: &str) -> String {
     if s.is_empty() { "none".into() } else { s.to_ascii_lowercase() }
 }
 
-fn text(v: &Value) -> &str {
+pub(crate) fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-fn short(id: &str) -> &str {
+pub(crate) fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
@@ -454,7 +454,7 @@ fn is_web_link(link: &str) -> bool {
     link.starts_with("https://") || link.starts_with("http://")
 }
 
-fn ago(now: f64, at: &Value) -> Markup {
+pub(crate) fn ago(now: f64, at: &Value) -> Markup {
     let Some(t) = at.as_f64() else { return html! {} };
     let secs = (now - t).max(0.0) as i64;
     let said = match secs {
@@ -485,7 +485,7 @@ fn duration(now: f64, attempt: &Value) -> Markup {
     html! { span.time { (seconds(end - start)) } }
 }
 
-fn seconds(s: f64) -> String {
+pub(crate) fn seconds(s: f64) -> String {
     let s = s.max(0.0);
     if s < 60.0 {
         format!("{s:.1} s")

@@ -187,7 +187,8 @@ fn setup(home: &Path) {
     .unwrap();
     std::fs::write(
         repo.join("slow.yml"),
-        "version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 4\n",
+        // Four seconds of output, coloured and with markup in it, for the console's log view.
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - for i in 1 2 3 4; do printf '\\033[32mtick %s\\033[0m <script>window.__xss=3</script>\\n' \"$i\"; sleep 1; done\n",
     )
     .unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);

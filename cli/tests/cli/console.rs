@@ -87,7 +87,14 @@ fn the_console_drives_a_release_in_a_real_browser() {
         String::from_utf8_lossy(&browser.stdout),
         String::from_utf8_lossy(&browser.stderr)
     );
-    for shot in ["pipeline-approval", "pipeline-succeeded", "pipeline-held", "pipeline-stopped"] {
+    for shot in [
+        "pipeline-approval",
+        "log",
+        "pipeline-succeeded",
+        "execution-timeline",
+        "pipeline-held",
+        "pipeline-stopped",
+    ] {
         let png = std::fs::read(screenshots.join(format!("{shot}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{shot} is not a screenshot");
     }
@@ -196,6 +203,23 @@ fn forms_from_elsewhere_are_refused_and_pages_allow_no_inline_script() {
     let (status, _, _) =
         request(&server, "GET", "/console/assets/console.000000000000.js", &[], "");
     assert_eq!(status, 404);
+
+    // Logs are found by names the execution knows, never by a path taken from the URL.
+    let listed = call(&server, "ListPipelineExecutions", &json!({"pipelineName": "app"}));
+    let id =
+        listed["pipelineExecutionSummaries"][0]["pipelineExecutionId"].as_str().unwrap().to_owned();
+    for (path, said) in [
+        (format!("/pipelines/app/executions/{id}/logs/..%2F..%2F..%2Fetc/passwd"), "has not run"),
+        (format!("/pipelines/app/executions/{id}/logs/Nowhere/Nothing"), "has not run"),
+        (
+            "/pipelines/app/executions/not-an-execution/logs/Build/Compile".to_owned(),
+            "not-an-execution",
+        ),
+    ] {
+        let (status, _, body) = request(&server, "GET", &path, &[], "");
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(body.contains(said) && !body.contains("root:"), "{path}: {body}");
+    }
 
     let (status, _, body) = request(&server, "GET", "/pipelines/nothing-here", &[], "");
     assert_eq!(status, 404);

@@ -8,6 +8,7 @@ Exits 0 when every check held; prints what it saw otherwise.
 """
 
 import os
+import re
 import sys
 import time
 
@@ -114,9 +115,40 @@ def run(chrome, url, pass_flag, screenshots):
 
     fill(chrome, ".approval input[name=summary]", "ship it from the console")
     submit(chrome, ".approval button[value=Approved]", "PutApprovalResult")
-    wait(chrome, "the deploy finishes, shown live", lambda c: "succeeded" in stage_class("Deploy")(c))
-    unreloaded(chrome, "the deploy ran")
+    warmup = "li.stage[data-stage=Deploy] .action[data-action=Warmup]"
+    wait(chrome, "the deploy's first action runs, shown live", lambda c: "inprogress" in c.find_element(By.CSS_SELECTOR, warmup).get_attribute("class"))
+    unreloaded(chrome, "the deploy started")
+    click(chrome, "li.stage[data-stage=Deploy] p.execution a")
+    wait(chrome, "the execution's page opens", lambda c: c.find_element(By.TAG_NAME, "h1").text.startswith("Execution"))
+    click(chrome, "table.attempts a[href$='/logs/Deploy/Warmup']")
+    wait(chrome, "the log shows what the build printed so far", lambda c: "tick" in c.find_element(By.ID, "log").text)
+    if not chrome.find_element(By.ID, "log").get_attribute("data-follow"):
+        raise Failed("the log of a running action is not followed")
+    mark(chrome)
+    wait(chrome, "the log is followed to its end, live", lambda c: c.find_element(By.ID, "log").get_attribute("data-ended") == "true")
+    unreloaded(chrome, "the log was followed")
+    log = chrome.find_element(By.ID, "log").text
+    ticks = [re.match(r"^(\d+)\s*(tick .*)$", l) for l in log.splitlines()]
+    ticks = [(int(m.group(1)), m.group(2)) for m in ticks if m]
+    numbers = [n for n, _ in ticks]
+    expected = [f"tick {i} <script>window.__xss=3</script>" for i in range(1, 5)]
+    if [t for _, t in ticks] != expected or numbers != list(range(numbers[0], numbers[0] + 4)):
+        raise Failed(f"the log is not the build's four lines, numbered, in order, once:\n{log}")
+    if not chrome.find_elements(By.CSS_SELECTOR, "#log .a-f2") or chrome.execute_script(f"return window.{XSS}") is not None:
+        raise Failed("the log's colours were not rendered, or its markup ran")
+    shot(chrome, screenshots, "log")
+
+    chrome.get(url + "/pipelines/app")
+    wait(chrome, "the deploy finishes", lambda c: "succeeded" in stage_class("Deploy")(c))
     shot(chrome, screenshots, "pipeline-succeeded")
+    click(chrome, "section.history tbody tr a")
+    # One bar per action: the API lists an action's latest attempt only, so the retried check
+    # shows as the attempt that succeeded.
+    bars = wait(chrome, "the timeline shows every action", lambda c: len(c.find_elements(By.CSS_SELECTOR, "svg.timeline g.bar")) == 6 and c.find_elements(By.CSS_SELECTOR, "svg.timeline g.bar"))
+    if not all("succeeded" in b.get_attribute("class") for b in bars):
+        raise Failed("the timeline of a succeeded execution has a bar that did not succeed")
+    shot(chrome, screenshots, "execution-timeline")
+    chrome.get(url + "/pipelines/app")
 
     click(chrome, "li.transition[data-into=Build] summary")
     fill(chrome, "li.transition[data-into=Build] input[name=reason]", "change freeze")

@@ -70,3 +70,24 @@
   // stream reconnected) came with no event here: draw once more whenever the stream opens.
   events.addEventListener("open", () => schedule(0));
 })();
+
+// An action's log: what it prints next is appended as it prints it.
+(() => {
+  "use strict";
+  const log = document.getElementById("log");
+  if (!log || !log.dataset.follow || !window.EventSource) return;
+  const atBottom = () => window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+  const follow = new EventSource(log.dataset.follow);
+  const append = (m) => {
+    const stick = atBottom();
+    // The server's own escaped HTML, rendered from the output as the page's lines are.
+    log.insertAdjacentHTML("beforeend", JSON.parse(m.data || '""'));
+    if (stick) window.scrollTo(0, document.body.scrollHeight);
+  };
+  follow.addEventListener("lines", append);
+  follow.addEventListener("end", (m) => {
+    append(m);
+    follow.close();
+    log.dataset.ended = "true";
+  });
+})();

@@ -69,18 +69,11 @@ impl Style {
     }
 }
 
-/// Escapes text for HTML content and attribute values.
+/// Escapes text as the templates do.
 fn escape(text: &str, out: &mut String) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = maud::Escaper::new(out).write_str(text);
 }
 
 /// One line of output (no newline) as HTML; `style` carries colours over from line to line.

@@ -343,6 +343,16 @@ async fn control(
                    "token": field("token"),
                    "result": {"status": field("status"), "summary": field("summary")}}),
         ),
+        "override" => (
+            "OverrideStageCondition",
+            json!({"pipelineName": name, "stageName": field("stage"),
+                   "pipelineExecutionId": field("execution"), "conditionType": field("condition")}),
+        ),
+        "rollback" => (
+            "RollbackStage",
+            json!({"pipelineName": name, "stageName": field("stage"),
+                   "targetPipelineExecutionId": field("target")}),
+        ),
         _ => return failure(&c, &name, "There is no such control."),
     };
     let outcome = c.ask(&user, operation, input.clone()).await;

@@ -262,6 +262,31 @@ fn stage_box(
                     }
                 }
             }
+            @for (key, kind, label) in CONDITIONS {
+                @if let Some(c) = state.get(key).filter(|c| !c.is_null()) {
+                    (condition(frame, pipeline, name, latest["pipelineExecutionId"].as_str(), c, kind, label))
+                }
+            }
+            @let targets: Vec<&str> = view.executions.iter()
+                .filter(|e| text(&e["status"]) == "Succeeded")
+                .map(|e| text(&e["pipelineExecutionId"]))
+                .collect();
+            @if !targets.is_empty() && stage_status != "InProgress" {
+                details.rollback {
+                    summary { "Roll back" }
+                    form method="post" action={(pipeline_href(pipeline)) "/rollback"}
+                        data-confirm={"Roll stage " (name) " back?"} {
+                        (csrf(frame))
+                        input type="hidden" name="stage" value=(name);
+                        label { "to execution "
+                            select name="target" {
+                                @for t in &targets { option value=(t) { (short(t)) } }
+                            }
+                        }
+                        button type="submit" { "Roll back" }
+                    }
+                }
+            }
             @if stage_status == "Failed" {
                 @if let Some(id) = latest["pipelineExecutionId"].as_str() {
                     form.control method="post" action={(pipeline_href(pipeline)) "/retry"}
@@ -272,6 +297,53 @@ fn stage_box(
                         button type="submit" name="mode" value="FAILED_ACTIONS" { "Retry failed actions" }
                         button type="submit" name="mode" value="ALL_ACTIONS" { "Retry all actions" }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// The stage conditions GetPipelineState shows: its key, the kind OverrideStageCondition
+/// takes (none for on-failure, which cannot be overridden), and what people call it.
+const CONDITIONS: [(&str, Option<&str>, &str); 3] = [
+    ("beforeEntryConditionState", Some("BEFORE_ENTRY"), "Before entry"),
+    ("onSuccessConditionState", Some("ON_SUCCESS"), "On success"),
+    ("onFailureConditionState", None, "On failure"),
+];
+
+fn condition(
+    frame: &Frame<'_>,
+    pipeline: &str,
+    stage: &str,
+    execution: Option<&str>,
+    state: &Value,
+    kind: Option<&str>,
+    label: &str,
+) -> Markup {
+    let latest = &state["latestExecution"];
+    let s = text(&latest["status"]);
+    let rules = state["conditionStates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["ruleStates"].as_array().into_iter().flatten());
+    html! {
+        div class={"condition " (slug(s))} {
+            p { (label) " condition: " (status(s)) @if let Some(m) = latest["summary"].as_str() { " " span.muted { (m) } } }
+            ul.rules {
+                @for r in rules {
+                    li { (text(&r["ruleName"])) ": " (status(text(&r["latestExecution"]["status"])))
+                        @if let Some(m) = r["latestExecution"]["summary"].as_str() { " " span.muted { (m) } } }
+                }
+            }
+            @if let (Some(kind), Some(id), "InProgress") = (kind, execution, s) {
+                form.control method="post" action={(pipeline_href(pipeline)) "/override"}
+                    data-confirm={"Override the " (label.to_lowercase()) " condition of " (stage) "?"} {
+                    (csrf(frame))
+                    input type="hidden" name="stage" value=(stage);
+                    input type="hidden" name="execution" value=(id);
+                    input type="hidden" name="condition" value=(kind);
+                    button type="submit" { "Override condition" }
                 }
             }
         }
@@ -552,6 +624,41 @@ mod tests {
             assert!(page.contains(said), "{said} missing from {page}");
         }
         assert!(page.contains("Enable transition"));
+    }
+
+    #[test]
+    fn a_waiting_condition_can_be_overridden_and_a_stage_rolled_back() {
+        let view = PipelineView {
+            declaration: json!({"name": "app", "stages": [{"name": "Deploy", "actions": []}]}),
+            state: json!({"stageStates": [{"stageName": "Deploy",
+                "latestExecution": {"pipelineExecutionId": "e2", "status": "Stopped"},
+                "beforeEntryConditionState": {"latestExecution": {"status": "InProgress", "summary": "outside the window"},
+                    "conditionStates": [{"ruleStates": [{"ruleName": "Window",
+                        "latestExecution": {"status": "InProgress"}}]}]},
+                "onFailureConditionState": {"latestExecution": {"status": "InProgress"}}}]}),
+            executions: vec![
+                json!({"pipelineExecutionId": "e2", "status": "Stopped"}),
+                json!({"pipelineExecutionId": "e1-succeeded", "status": "Succeeded"}),
+            ],
+            next_token: None,
+            attempts: BTreeMap::new(),
+        };
+        let page = live(&frame(), &view).into_string();
+        for said in [
+            "Before entry condition",
+            "outside the window",
+            "Window",
+            "name=\"condition\" value=\"BEFORE_ENTRY\"",
+            "name=\"execution\" value=\"e2\"",
+            "<option value=\"e1-succeeded\">e1-succe</option>",
+        ] {
+            assert!(page.contains(said), "{said} missing from {page}");
+        }
+        assert_eq!(
+            page.matches("Override condition").count(),
+            1,
+            "on-failure cannot be overridden: {page}"
+        );
     }
 
     #[test]

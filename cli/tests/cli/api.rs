@@ -658,6 +658,39 @@ fn boto3_runs_the_same_release() {
 
 // ---- raw HTTP ---------------------------------------------------------------------------------
 
+/// One API call, signed with the default credentials; its answer, which must be a success.
+pub(crate) fn call(server: &Server, operation: &str, body: &Value) -> Value {
+    let bytes = body.to_string().into_bytes();
+    let (status, reply) =
+        http(server, &signed(server, operation, &bytes, ACCESS_KEY, SECRET_KEY), &bytes);
+    assert_eq!(status, 200, "{operation}: {reply}");
+    reply
+}
+
+/// One HTTP/1.1 request to `addr` (host:port) with extra `headers` ("name: value"): the status,
+/// the head (lowercased) and the body.
+pub(crate) fn raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_lowercase(), body.to_owned())
+}
+
 /// Sends one HTTP/1.1 request to `/`; the status and the JSON body.
 pub(crate) fn http(server: &Server, headers: &[(String, String)], body: &[u8]) -> (u16, Value) {
     post(server, "/", headers, body)

@@ -2,13 +2,12 @@
 //! the confirmation page over HTTP, a real headless Chromium presses the button, and the
 //! release carries on. A second use, an altered link and a bare GET decide nothing.
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use super::api::{ACCESS_KEY, SECRET_KEY, Server, http, poll, signed, stage, tool};
+use super::api::{Server, call, poll, raw, stage, tool};
 
 /// aiosmtpd writing what it receives into a maildir; killed when dropped.
 struct Smtp {
@@ -55,31 +54,11 @@ impl Smtp {
     }
 }
 
-/// One API call, signed with the default credentials.
-fn call(server: &Server, operation: &str, body: &Value) -> Value {
-    let bytes = body.to_string().into_bytes();
-    let (status, reply) =
-        http(server, &signed(server, operation, &bytes, ACCESS_KEY, SECRET_KEY), &bytes);
-    assert_eq!(status, 200, "{operation}: {reply}");
-    reply
-}
-
 /// A page request: the status, the headers (lowercase names) and the HTML.
 fn page(url: &str, method: &str, form: &str) -> (u16, String, String) {
     let rest = url.trim_start_matches("http://");
     let (addr, path) = rest.split_at(rest.find('/').unwrap());
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-www-form-urlencoded\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{form}",
-        form.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_lowercase(), body.to_owned())
+    raw(addr, method, path, &["content-type: application/x-www-form-urlencoded"], form)
 }
 
 fn approval_status(server: &Server) -> Value {

@@ -2,25 +2,17 @@
 //! (live graph, retry, approval, a held transition, stop), and plain HTTP checks what a
 //! browser cannot show: forms from elsewhere refused, headers, the audit log, the event stream.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use super::api::{ACCESS_KEY, SECRET_KEY, Server, http, signed, tool};
+use super::api::{Server, call, raw, tool};
 
 /// What a declaration can say that a careless page would run.
 const EVIL: &str = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">";
-
-fn call(server: &Server, operation: &str, body: &Value) -> Value {
-    let bytes = body.to_string().into_bytes();
-    let (status, reply) =
-        http(server, &signed(server, operation, &bytes, ACCESS_KEY, SECRET_KEY), &bytes);
-    assert_eq!(status, 200, "{operation}: {reply}");
-    reply
-}
 
 /// The test pipeline, with an approval whose custom data tries to run script.
 fn create(server: &Server) {
@@ -31,7 +23,7 @@ fn create(server: &Server) {
     call(server, "CreatePipeline", &input);
 }
 
-/// One HTTP/1.1 request: status, lowercased head, body.
+/// One HTTP/1.1 request to the server: status, lowercased head, body.
 fn request(
     server: &Server,
     method: &str,
@@ -39,20 +31,7 @@ fn request(
     headers: &[&str],
     body: &str,
 ) -> (u16, String, String) {
-    let addr = server.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-    for h in headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_lowercase(), body.to_owned())
+    raw(server.url.trim_start_matches("http://"), method, path, headers, body)
 }
 
 fn csrf(page: &str) -> String {
@@ -107,7 +86,9 @@ fn the_console_drives_a_release_in_a_real_browser() {
         .iter()
         .map(|e| e["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["Stopped", "Succeeded"], "{listed}");
+    assert_eq!(statuses, ["Succeeded", "Stopped", "Succeeded"], "{listed}");
+    let rollback = &listed["pipelineExecutionSummaries"][0];
+    assert_eq!(rollback["trigger"]["triggerType"], json!("ManualRollback"), "{rollback}");
     let actions = call(&server, "ListActionExecutions", &json!({"pipelineName": "app"}));
     let approved = actions["actionExecutionDetails"]
         .as_array()
@@ -132,6 +113,7 @@ fn the_console_drives_a_release_in_a_real_browser() {
             "StartPipelineExecution",
             "EnableStageTransition",
             "StopPipelineExecution",
+            "RollbackStage",
         ],
         "{audit}"
     );

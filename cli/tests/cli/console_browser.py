@@ -173,6 +173,14 @@ def run(chrome, url, pass_flag, screenshots):
     wait(chrome, "the stop shows in the history", lambda c: "not today" in c.find_element(By.CSS_SELECTOR, "section.history tbody tr").text and "Stopped" in c.find_element(By.CSS_SELECTOR, "section.history tbody tr").text)
     shot(chrome, screenshots, "pipeline-stopped")
 
+    # Roll Build back to the release that succeeded.
+    click(chrome, "li.stage[data-stage=Build] details.rollback summary")
+    submit(chrome, "li.stage[data-stage=Build] details.rollback button", "RollbackStage")
+    wait(chrome, "the rollback runs and succeeds, shown live", lambda c: all(
+        said in c.find_element(By.CSS_SELECTOR, "section.history tbody tr").text
+        for said in ("ManualRollback", "Succeeded")))
+    unreloaded(chrome, "the rollback ran")
+
 
 def main() -> int:
     url, pass_flag, screenshots, profile = sys.argv[1:5]

@@ -8,16 +8,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use super::api::{ACCESS_KEY, SECRET_KEY, Server, http, poll, signed, stage};
-
-/// One API call, signed with the default credentials.
-fn call(server: &Server, operation: &str, body: &Value) -> Value {
-    let bytes = body.to_string().into_bytes();
-    let (status, reply) =
-        http(server, &signed(server, operation, &bytes, ACCESS_KEY, SECRET_KEY), &bytes);
-    assert_eq!(status, 200, "{operation}: {reply}");
-    reply
-}
+use super::api::{ACCESS_KEY, SECRET_KEY, Server, call, poll, stage};
 
 /// `baton --home HOME --endpoint URL ARGS...`, with `env` set and no ambient AWS settings.
 pub(crate) fn baton_with(

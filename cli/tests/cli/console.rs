@@ -67,6 +67,7 @@ fn the_console_drives_a_release_in_a_real_browser() {
         String::from_utf8_lossy(&browser.stderr)
     );
     for shot in [
+        "narrow",
         "pipeline-approval",
         "log",
         "pipeline-succeeded",

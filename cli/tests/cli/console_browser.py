@@ -17,7 +17,9 @@ from selenium.common.exceptions import (
     StaleElementReferenceException,
     TimeoutException,
 )
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -87,21 +89,40 @@ def unreloaded(chrome, what):
         raise Failed(f"the page was reloaded while {what}")
 
 
-def shot(chrome, folder, name):
-    chrome.set_window_size(1400, 1000)
+def shot(chrome, folder, name, size=(1400, 1000)):
+    chrome.set_window_size(*size)
     chrome.save_screenshot(os.path.join(folder, f"{name}.png"))
 
 
 def run(chrome, url, pass_flag, screenshots):
     chrome.get(url + "/")
     wait(chrome, "the list shows the pipeline", lambda c: c.find_element(By.LINK_TEXT, "app"))
-    chrome.find_element(By.LINK_TEXT, "app").click()
+    act(chrome, "open the pipeline", lambda c: c.find_element(By.LINK_TEXT, "app").click())
     wait(chrome, "the pipeline's page opens", lambda c: c.find_element(By.TAG_NAME, "h1").text == "app")
 
-    submit(chrome, "form[action$='/start'] button", "StartPipelineExecution")
+    # Readable at 360 px, as a phone shows it: nothing is wider than the screen.
+    chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 360, "height": 800, "deviceScaleFactor": 1, "mobile": True})
+    width = chrome.execute_script("return window.innerWidth")
+    wide = chrome.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    chrome.save_screenshot(os.path.join(screenshots, "narrow.png"))
+    chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    if width != 360 or wide > 0:
+        raise Failed(f"at {width} px the page is {wide} px wider than the screen")
+
+    # The first start is made from the keyboard alone: Tab to the button, Enter, confirm.
+    for _ in range(10):
+        ActionChains(chrome).send_keys(Keys.TAB).perform()
+        if chrome.execute_script("return document.activeElement.textContent") == "Start execution":
+            break
+    else:
+        raise Failed("Tab never reached the Start execution button")
+    ActionChains(chrome).send_keys(Keys.ENTER).perform()
+    WebDriverWait(chrome, 5).until(ec.alert_is_present()).accept()
+    wait(chrome, "the keyboard's start is done", lambda c: "StartPipelineExecution: " in c.find_element(By.CSS_SELECTOR, ".notice").text)
+    mark(chrome)
     wait(chrome, "the check fails, shown live", lambda c: "failed" in stage_class("Check")(c))
     unreloaded(chrome, "the execution ran")
-    if "succeeded" not in stage_class("Build")(chrome):
+    if "succeeded" not in act(chrome, "read Build's status", stage_class("Build")):
         raise Failed("Build is not shown as succeeded before Check")
 
     open(pass_flag, "w").close()
@@ -144,9 +165,11 @@ def run(chrome, url, pass_flag, screenshots):
     click(chrome, "section.history tbody tr a")
     # One bar per action: the API lists an action's latest attempt only, so the retried check
     # shows as the attempt that succeeded.
-    bars = wait(chrome, "the timeline shows every action", lambda c: len(c.find_elements(By.CSS_SELECTOR, "svg.timeline g.bar")) == 6 and c.find_elements(By.CSS_SELECTOR, "svg.timeline g.bar"))
-    if not all("succeeded" in b.get_attribute("class") for b in bars):
-        raise Failed("the timeline of a succeeded execution has a bar that did not succeed")
+    # Read in one go: the live part of the page may be redrawn between two reads.
+    classes = wait(chrome, "the timeline shows every action", lambda c: (lambda cs: len(cs) == 6 and cs)(
+        c.execute_script("return Array.from(document.querySelectorAll('svg.timeline g.bar')).map(b => b.getAttribute('class'))")))
+    if not all("succeeded" in k for k in classes):
+        raise Failed(f"the timeline of a succeeded execution has a bar that did not succeed: {classes}")
     shot(chrome, screenshots, "execution-timeline")
     chrome.get(url + "/pipelines/app")
 

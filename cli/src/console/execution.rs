@@ -65,7 +65,7 @@ pub(crate) fn live(frame: &Frame<'_>, view: &ExecutionView) -> Markup {
                         td { (stage) " / " (action) }
                         td { (status(text(&a["status"]))) @if let Some(m) = a["output"]["executionResult"]["externalExecutionSummary"].as_str() { br; span.muted { (m) } } }
                         td { (ago(frame.now, &a["startTime"])) }
-                        td { (took(frame.now, a)) }
+                        td { @if let Some(secs) = took(frame.now, a) { (seconds(secs)) } }
                         td {
                             @for art in a["output"]["outputArtifacts"].as_array().into_iter().flatten() {
                                 "artifact " strong { (text(&art["name"])) } " "
@@ -87,13 +87,7 @@ pub(crate) fn live(frame: &Frame<'_>, view: &ExecutionView) -> Markup {
 /// no inline style.
 fn timeline(frame: &Frame<'_>, view: &ExecutionView) -> Markup {
     let start = |a: &Value| a["startTime"].as_f64().unwrap_or(frame.now);
-    let end = |a: &Value| {
-        if text(&a["status"]) == "InProgress" {
-            frame.now
-        } else {
-            a["lastUpdateTime"].as_f64().unwrap_or(frame.now)
-        }
-    };
+    let end = |a: &Value| ended(frame.now, a);
     let t0 = view.execution["startTime"]
         .as_f64()
         .or_else(|| view.attempts.iter().map(start).reduce(f64::min))
@@ -127,14 +121,23 @@ fn timeline(frame: &Frame<'_>, view: &ExecutionView) -> Markup {
     }
 }
 
-fn took(now: f64, a: &Value) -> Markup {
-    let Some(s) = a["startTime"].as_f64() else { return html! {} };
-    let e = if text(&a["status"]) == "InProgress" {
+/// When an attempt started (0 when it has not).
+pub(crate) fn started(a: &Value) -> f64 {
+    a["startTime"].as_f64().unwrap_or(0.0)
+}
+
+/// When an attempt ended: its last change once it has ended, now while it runs.
+fn ended(now: f64, a: &Value) -> f64 {
+    if text(&a["status"]) == "InProgress" {
         now
     } else {
         a["lastUpdateTime"].as_f64().unwrap_or(now)
-    };
-    html! { (seconds(e - s)) }
+    }
+}
+
+/// How long an attempt has taken, if it has started.
+pub(crate) fn took(now: f64, a: &Value) -> Option<f64> {
+    a["startTime"].as_f64().map(|start| ended(now, a) - start)
 }
 
 /// An action's log as its page shows it.

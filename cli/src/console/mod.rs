@@ -109,6 +109,27 @@ impl Console {
     }
 }
 
+impl Console {
+    /// Every page of a list operation: the items under `key`, following `nextToken`.
+    async fn ask_all(
+        &self,
+        user: &str,
+        operation: &str,
+        mut input: Value,
+        key: &str,
+    ) -> Result<Vec<Value>, String> {
+        let mut all = Vec::new();
+        loop {
+            let page = self.ask(user, operation, input.clone()).await?;
+            all.extend(page[key].as_array().cloned().unwrap_or_default());
+            match page["nextToken"].as_str() {
+                Some(next) => input["nextToken"] = json!(next),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
 /// The console's routes in front of `router`. `POST /` (and anything carrying `X-Amz-Target`)
 /// stays the API's.
 pub(crate) fn routes(router: Router, console: Arc<Console>) -> Router {
@@ -188,16 +209,7 @@ async fn index(
 
 /// Every pipeline with its latest executions, the most recently run first.
 async fn listed(c: &Console, user: &str) -> Result<Vec<Listed>, String> {
-    let mut all = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let page = c.ask(user, "ListPipelines", json!({"nextToken": next})).await?;
-        all.extend(page["pipelines"].as_array().cloned().unwrap_or_default());
-        next = page["nextToken"].as_str().map(str::to_owned);
-        if next.is_none() {
-            break;
-        }
-    }
+    let all = c.ask_all(user, "ListPipelines", json!({}), "pipelines").await?;
     let mut listed = Vec::with_capacity(all.len());
     for summary in all {
         let name = summary["name"].clone();
@@ -267,9 +279,9 @@ async fn pipeline_view(
             a["stageName"].as_str().unwrap_or_default().to_owned(),
             a["actionName"].as_str().unwrap_or_default().to_owned(),
         );
-        let newer = attempts.get(&key).is_none_or(|old: &Value| {
-            a["startTime"].as_f64().unwrap_or(0.0) > old["startTime"].as_f64().unwrap_or(0.0)
-        });
+        let newer = attempts
+            .get(&key)
+            .is_none_or(|old: &Value| execution::started(a) > execution::started(old));
         if newer {
             attempts.insert(key, a.clone());
         }
@@ -439,11 +451,17 @@ async fn events(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
         };
         Some((event.unwrap_or_else(|_| lagged()), rx))
     });
+    live(&c, stream)
+}
+
+/// A stream of events as server-sent events that end when the server stops, so graceful
+/// shutdown does not wait for open pages.
+fn live(c: &Console, events: impl futures_util::Stream<Item = Event> + Send + 'static) -> Response {
     let mut quit = c.quit.clone();
     let ends = async move {
         let _ = quit.wait_for(|q| *q).await;
     };
-    let stream = stream.take_until(Box::pin(ends)).map(Ok::<_, Infallible>);
+    let stream = events.take_until(Box::pin(ends)).map(Ok::<_, Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
@@ -521,9 +539,7 @@ async fn execution_view(
         .await?;
     let execution = got["pipelineExecution"].clone();
     let mut attempts = attempts_of(c, user, name, id).await?;
-    attempts.sort_by(|a, b| {
-        a["startTime"].as_f64().unwrap_or(0.0).total_cmp(&b["startTime"].as_f64().unwrap_or(0.0))
-    });
+    attempts.sort_by(|a, b| execution::started(a).total_cmp(&execution::started(b)));
     // The stages of the version this execution ran, when that version is still known.
     let version = execution["pipelineVersion"].clone();
     let declared = match c.ask(user, "GetPipeline", json!({"name": name, "version": version})).await
@@ -540,20 +556,11 @@ async fn execution_view(
     Ok(execution::ExecutionView { pipeline: name.to_owned(), execution, attempts, stages })
 }
 
-/// Every action attempt of one execution, all pages.
+/// Every action attempt of one execution.
 async fn attempts_of(c: &Console, user: &str, name: &str, id: &str) -> Result<Vec<Value>, String> {
-    let mut all = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let input = json!({"pipelineName": name, "filter": {"pipelineExecutionId": id},
-                           "maxResults": 100, "nextToken": next});
-        let page = c.ask(user, "ListActionExecutions", input).await?;
-        all.extend(page["actionExecutionDetails"].as_array().cloned().unwrap_or_default());
-        next = page["nextToken"].as_str().map(str::to_owned);
-        if next.is_none() {
-            return Ok(all);
-        }
-    }
+    let input =
+        json!({"pipelineName": name, "filter": {"pipelineExecutionId": id}, "maxResults": 100});
+    c.ask_all(user, "ListActionExecutions", input, "actionExecutionDetails").await
 }
 
 /// An action's latest log file in an execution, its attempt, and whether it is still being
@@ -676,12 +683,7 @@ async fn follow_log(
         let event = f.next().await?;
         Some((event, f))
     });
-    let mut quit = c.quit.clone();
-    let ends = async move {
-        let _ = quit.wait_for(|q| *q).await;
-    };
-    let stream = stream.take_until(Box::pin(ends)).map(Ok::<_, Infallible>);
-    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+    live(&c, stream)
 }
 
 /// Reads a growing log from where the page stopped.

@@ -548,13 +548,10 @@ fn span_secs(start: &Value, end: &Value) -> Markup {
 
 /// An attempt's time: to its last change when it has ended, to now while it runs.
 fn duration(now: f64, attempt: &Value) -> Markup {
-    let Some(start) = attempt["startTime"].as_f64() else { return html! {} };
-    let end = if text(&attempt["status"]) == "InProgress" {
-        now
-    } else {
-        attempt["lastUpdateTime"].as_f64().unwrap_or(now)
-    };
-    html! { span.time { (seconds(end - start)) } }
+    match super::execution::took(now, attempt) {
+        Some(secs) => html! { span.time { (seconds(secs)) } },
+        None => html! {},
+    }
 }
 
 pub(crate) fn seconds(s: f64) -> String {

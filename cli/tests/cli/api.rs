@@ -658,6 +658,26 @@ fn boto3_runs_the_same_release() {
 
 // ---- raw HTTP ---------------------------------------------------------------------------------
 
+/// Runs one of the headless-Chromium scripts beside these tests with `args` and a fresh
+/// browser profile (the script's last argument); fails the test, with what it printed, unless
+/// every check in it held.
+pub(crate) fn run_browser(script: &str, args: &[&std::ffi::OsStr]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli").join(script);
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Command::new(tool("BATON_TEST_PYTHON", "python"))
+        .arg(path)
+        .args(args)
+        .arg(profile.path())
+        .output()
+        .unwrap();
+    assert!(
+        browser.status.success(),
+        "the browser run failed:\n{}\n{}",
+        String::from_utf8_lossy(&browser.stdout),
+        String::from_utf8_lossy(&browser.stderr)
+    );
+}
+
 /// One API call, signed with the default credentials; its answer, which must be a success.
 pub(crate) fn call(server: &Server, operation: &str, body: &Value) -> Value {
     let bytes = body.to_string().into_bytes();

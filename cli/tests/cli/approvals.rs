@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use super::api::{Server, call, poll, raw, stage, tool};
+use super::api::{Server, call, poll, raw, run_browser, stage, tool};
 
 /// aiosmtpd writing what it receives into a maildir; killed when dropped.
 struct Smtp {
@@ -101,20 +101,8 @@ fn an_approval_link_from_the_mail_is_approved_in_a_real_browser_once() {
     assert_eq!(status, 404, "an altered link is refused: {html}");
     assert!(html.contains("This approval link is not valid."));
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cli/approval_browser.py");
-    let profile = tempfile::tempdir().unwrap();
-    let browser = Command::new(tool("BATON_TEST_PYTHON", "python"))
-        .arg(script)
-        .args([approve.as_str(), id.as_str(), "Browser Tester"])
-        .arg(profile.path())
-        .output()
-        .unwrap();
-    assert!(
-        browser.status.success(),
-        "the browser run failed:\n{}\n{}",
-        String::from_utf8_lossy(&browser.stdout),
-        String::from_utf8_lossy(&browser.stderr)
-    );
+    let args = [approve.as_str(), id.as_str(), "Browser Tester"];
+    run_browser("approval_browser.py", &args.map(std::ffi::OsStr::new));
 
     poll("the execution succeeds", || {
         let e = call(

@@ -5,11 +5,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value, json};
 
-use super::api::{Server, call, raw, tool};
+use super::api::{Server, call, raw, run_browser};
 
 /// What a declaration can say that a careless page would run.
 const EVIL: &str = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">";
@@ -50,22 +49,9 @@ fn the_console_drives_a_release_in_a_real_browser() {
     create(&server);
     let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cli/console_browser.py");
-    let profile = tempfile::tempdir().unwrap();
-    let browser = Command::new(tool("BATON_TEST_PYTHON", "python"))
-        .arg(script)
-        .arg(&server.url)
-        .arg(server.pass_flag())
-        .arg(&screenshots)
-        .arg(profile.path())
-        .output()
-        .unwrap();
-    assert!(
-        browser.status.success(),
-        "the browser run failed:\n{}\n{}",
-        String::from_utf8_lossy(&browser.stdout),
-        String::from_utf8_lossy(&browser.stderr)
-    );
+    let pass_flag = server.pass_flag();
+    let args = [server.url.as_ref(), pass_flag.as_os_str(), screenshots.as_os_str()];
+    run_browser("console_browser.py", &args);
     for shot in [
         "narrow",
         "pipeline-approval",

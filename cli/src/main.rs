@@ -6,6 +6,7 @@ mod control;
 mod hooks;
 mod local;
 mod names;
+mod partner;
 mod proxy;
 mod remote;
 mod secrets;
@@ -21,6 +22,35 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+/// `baton partner ...`.
+#[derive(clap::Subcommand, Debug)]
+enum PartnerAction {
+    /// Register a partner's action type (ThirdParty/CATEGORY/PROVIDER/VERSION) and print the
+    /// client id and token its worker proves itself with; registering again replaces the token.
+    Register {
+        /// CATEGORY/PROVIDER/VERSION, as Test/BlazeMeter/1.
+        #[arg(value_name = "CATEGORY/PROVIDER/VERSION")]
+        action_type: String,
+        /// The input artifacts an action of the type takes, as MIN..MAX (or one number).
+        #[arg(long, default_value = "0..5", value_name = "MIN..MAX")]
+        inputs: String,
+        /// The output artifacts an action of the type makes, as MIN..MAX (or one number).
+        #[arg(long, default_value = "0..5", value_name = "MIN..MAX")]
+        outputs: String,
+        /// A link to the run, with {ExternalExecutionId} and {Config:Name} placeholders.
+        #[arg(long)]
+        execution_url: Option<String>,
+        /// A configuration property the action requires (repeatable).
+        #[arg(long = "property", value_name = "NAME")]
+        properties: Vec<String>,
+    },
+    /// Deregister a partner's action type: its jobs can no longer be taken or reported on.
+    Deregister {
+        #[arg(value_name = "CATEGORY/PROVIDER/VERSION")]
+        action_type: String,
+    },
+}
 
 /// `baton hooks ...`.
 #[derive(clap::Subcommand, Debug)]
@@ -196,6 +226,12 @@ enum Command {
         #[arg(long)]
         since: Option<String>,
     },
+    /// Partners' action types (owner ThirdParty), whose workers take jobs with
+    /// PollForThirdPartyJobs and the client token registering gives them.
+    Partner {
+        #[command(subcommand)]
+        action: PartnerAction,
+    },
     /// Install git hooks in a local repository so each commit and push starts its pipelines.
     Hooks {
         #[command(subcommand)]
@@ -308,6 +344,7 @@ async fn drive(c: &impl control::Control, command: Command) -> Result<ExitCode> 
         EnableTransition { pipeline, stage } => {
             commands::transition(c, &pipeline, &stage, true, "").await
         }
+        Partner { action } => partner::run(c, action).await,
         // Each caller handles the others before.
         _ => Ok(ExitCode::from(2)),
     }
@@ -332,7 +369,8 @@ async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitC
         | Retry { .. }
         | Stop { .. }
         | DisableTransition { .. }
-        | EnableTransition { .. }) => drive(&local::Home::open(home, false).await?, driving).await,
+        | EnableTransition { .. }
+        | Partner { .. }) => drive(&local::Home::open(home, false).await?, driving).await,
         Push { repository, branch, since } => {
             local::push(home, &repository, &branch, since.as_deref()).await
         }

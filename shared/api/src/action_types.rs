@@ -152,6 +152,7 @@ impl Ctx<'_> {
             output_artifact_details: d.output_artifact_details,
             tags: Vec::new(),
             deleted: false,
+            client: None,
         };
         self.desk()?.update_type(t).await.map_err(desk_error)?;
         Ok(json!({}))

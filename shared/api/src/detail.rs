@@ -13,7 +13,8 @@ use crate::wire::input;
 use crate::{BATON_TARGET_PREFIX, Ctx};
 
 /// Baton's own operations.
-pub const BATON_OPERATIONS: [&str; 1] = ["GetExecutionDetail"];
+pub const BATON_OPERATIONS: [&str; 3] =
+    ["GetExecutionDetail", "RegisterPartnerActionType", "DeregisterPartnerActionType"];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

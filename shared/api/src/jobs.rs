@@ -12,7 +12,7 @@ use super::{ApiError, Ctx};
 use baton_app::ports::job_queue::{
     ActionType, ArtifactCount, ConfigurationProperty, CustomActionType, JobReport, QueuedJob,
 };
-use baton_app::service::{DeskError, JobDesk};
+use baton_app::service::{CUSTOM, DeskError, JobClient, JobDesk};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,12 +40,12 @@ struct TypeIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PollIn {
-    action_type_id: ActionType,
+pub(super) struct PollIn {
+    pub(super) action_type_id: ActionType,
     #[serde(default)]
-    max_batch_size: Option<i64>,
+    pub(super) max_batch_size: Option<i64>,
     #[serde(default)]
-    query_param: BTreeMap<String, String>,
+    pub(super) query_param: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -63,17 +63,17 @@ struct AcknowledgeIn {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct ExecutionDetailsIn {
+pub(super) struct ExecutionDetailsIn {
     #[serde(default)]
-    summary: Option<String>,
+    pub(super) summary: Option<String>,
     #[serde(default)]
-    external_execution_id: Option<String>,
+    pub(super) external_execution_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RevisionIn {
-    revision: String,
+pub(super) struct RevisionIn {
+    pub(super) revision: String,
 }
 
 #[derive(Deserialize)]
@@ -92,12 +92,12 @@ struct SuccessIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct FailureDetailsIn {
+pub(super) struct FailureDetailsIn {
     #[serde(rename = "type")]
-    kind: String,
-    message: String,
+    pub(super) kind: String,
+    pub(super) message: String,
     #[serde(default)]
-    external_execution_id: Option<String>,
+    pub(super) external_execution_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +147,7 @@ impl Ctx<'_> {
             output_artifact_details: i.output_artifact_details,
             tags,
             deleted: false,
+            client: None,
         };
         let created = self.desk()?.create_type(t).await.map_err(desk_error)?;
         let tags: Vec<Value> =
@@ -176,14 +177,7 @@ impl Ctx<'_> {
 
     pub(super) async fn poll_for_jobs(&self, body: Value) -> Result<Value, ApiError> {
         let i: PollIn = input(body)?;
-        let max = i.max_batch_size.unwrap_or(1);
-        if max < 1 {
-            return Err(ApiError::constraint(
-                "maxBatchSize",
-                &max.to_string(),
-                "Member must have value greater than or equal to 1",
-            ));
-        }
+        let max = batch_size(i.max_batch_size)?;
         if i.query_param.len() > 1 {
             return Err(ApiError::constraint(
                 "queryParam",
@@ -192,11 +186,8 @@ impl Ctx<'_> {
             ));
         }
         let query = i.query_param.iter().next().map(|(k, v)| (k.as_str(), v.as_str()));
-        let jobs = self
-            .desk()?
-            .poll(&i.action_type_id, usize::try_from(max).unwrap_or(usize::MAX), query)
-            .await
-            .map_err(desk_error)?;
+        let jobs =
+            self.desk()?.poll(CUSTOM, &i.action_type_id, max, query).await.map_err(desk_error)?;
         let account = &self.api.placement.account;
         let jobs: Vec<Value> = jobs
             .iter()
@@ -208,14 +199,19 @@ impl Ctx<'_> {
     pub(super) async fn acknowledge_job(&self, body: Value) -> Result<Value, ApiError> {
         let i: AcknowledgeIn = input(body)?;
         check_job_id(&i.job_id)?;
-        let status = self.desk()?.acknowledge(&i.job_id, &i.nonce).await.map_err(desk_error)?;
+        let status = self
+            .desk()?
+            .acknowledge(&i.job_id, &i.nonce, JobClient::Worker)
+            .await
+            .map_err(desk_error)?;
         Ok(json!({"status": status.as_str()}))
     }
 
     pub(super) async fn get_job_details(&self, body: Value) -> Result<Value, ApiError> {
         let JobIn { job_id } = input(body)?;
         check_job_id(&job_id)?;
-        let job: QueuedJob = self.desk()?.details(&job_id).await.map_err(desk_error)?;
+        let job: QueuedJob =
+            self.desk()?.details(&job_id, JobClient::Worker).await.map_err(desk_error)?;
         Ok(json!({"jobDetails": {
             "id": job.id, "data": job.data, "accountId": self.api.placement.account,
         }}))
@@ -246,32 +242,50 @@ impl Ctx<'_> {
             external_execution_id: details.external_execution_id,
             revision: i.current_revision.map(|r| r.revision),
         };
-        self.desk()?.report(&i.job_id, report).await.map_err(desk_error)?;
+        self.desk()?.report(&i.job_id, JobClient::Worker, report).await.map_err(desk_error)?;
         Ok(json!({}))
     }
 
     pub(super) async fn put_job_failure_result(&self, body: Value) -> Result<Value, ApiError> {
         let FailureIn { job_id, failure_details: f } = input(body)?;
         check_job_id(&job_id)?;
-        if !FAILURE_TYPES.contains(&f.kind.as_str()) {
-            return Err(ApiError::constraint(
-                "failureDetails.type",
-                &format!("'{}'", f.kind),
-                &format!("Member must satisfy enum value set: [{}]", FAILURE_TYPES.join(", ")),
-            ));
-        }
-        let report = JobReport::Failed {
-            kind: f.kind,
-            message: f.message,
-            external_execution_id: f.external_execution_id,
-        };
-        self.desk()?.report(&job_id, report).await.map_err(desk_error)?;
+        let report = failure_report(f)?;
+        self.desk()?.report(&job_id, JobClient::Worker, report).await.map_err(desk_error)?;
         Ok(json!({}))
     }
 }
 
+/// `maxBatchSize`, 1 when absent.
+pub(super) fn batch_size(given: Option<i64>) -> Result<usize, ApiError> {
+    let max = given.unwrap_or(1);
+    if max < 1 {
+        return Err(ApiError::constraint(
+            "maxBatchSize",
+            &max.to_string(),
+            "Member must have value greater than or equal to 1",
+        ));
+    }
+    Ok(usize::try_from(max).unwrap_or(usize::MAX))
+}
+
+/// A worker's `failureDetails` as the report it makes.
+pub(super) fn failure_report(f: FailureDetailsIn) -> Result<JobReport, ApiError> {
+    if !FAILURE_TYPES.contains(&f.kind.as_str()) {
+        return Err(ApiError::constraint(
+            "failureDetails.type",
+            &format!("'{}'", f.kind),
+            &format!("Member must satisfy enum value set: [{}]", FAILURE_TYPES.join(", ")),
+        ));
+    }
+    Ok(JobReport::Failed {
+        kind: f.kind,
+        message: f.message,
+        external_execution_id: f.external_execution_id,
+    })
+}
+
 /// A custom action type as CodePipeline's `ActionType`.
-fn action_type_json(t: &CustomActionType) -> Value {
+pub(super) fn action_type_json(t: &CustomActionType) -> Value {
     json!({
         "id": t.id,
         "settings": t.settings,
@@ -339,6 +353,7 @@ pub(super) fn desk_error(e: DeskError) -> ApiError {
         DeskError::InvalidNonce => ApiError::new("InvalidNonceException", message),
         DeskError::InvalidJobState(_) => ApiError::new("InvalidJobStateException", message),
         DeskError::TypeNotFound(_) => ApiError::new("ActionTypeNotFoundException", message),
+        DeskError::InvalidClientToken => ApiError::new("InvalidClientTokenException", message),
         DeskError::Invalid(_) => ApiError::validation(message),
         DeskError::Limit(_) => ApiError::new("LimitExceededException", message),
         DeskError::Store(e) => e.into(),

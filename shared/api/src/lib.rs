@@ -13,6 +13,7 @@ pub mod error;
 mod executions;
 mod jobs;
 mod pagination;
+mod partner_jobs;
 mod pipelines;
 pub mod s3_objects;
 pub mod sigv4;
@@ -67,7 +68,7 @@ pub const SIGNING_SERVICE: &str = "codepipeline";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The operations Baton answers.
-pub const OPERATIONS: [&str; 37] = [
+pub const OPERATIONS: [&str; 42] = [
     "CreatePipeline",
     "GetPipeline",
     "UpdatePipeline",
@@ -100,6 +101,11 @@ pub const OPERATIONS: [&str; 37] = [
     "GetJobDetails",
     "PutJobSuccessResult",
     "PutJobFailureResult",
+    "PollForThirdPartyJobs",
+    "GetThirdPartyJobDetails",
+    "AcknowledgeThirdPartyJob",
+    "PutThirdPartyJobSuccessResult",
+    "PutThirdPartyJobFailureResult",
     "PutWebhook",
     "ListWebhooks",
     "DeleteWebhook",
@@ -336,6 +342,13 @@ impl Ctx<'_> {
             "GetJobDetails" => self.get_job_details(input).await,
             "PutJobSuccessResult" => self.put_job_success_result(input).await,
             "PutJobFailureResult" => self.put_job_failure_result(input).await,
+            "PollForThirdPartyJobs" => self.poll_for_third_party_jobs(input).await,
+            "GetThirdPartyJobDetails" => self.get_third_party_job_details(input).await,
+            "AcknowledgeThirdPartyJob" => self.acknowledge_third_party_job(input).await,
+            "PutThirdPartyJobSuccessResult" => self.put_third_party_job_success_result(input).await,
+            "PutThirdPartyJobFailureResult" => self.put_third_party_job_failure_result(input).await,
+            "RegisterPartnerActionType" => self.register_partner_action_type(input).await,
+            "DeregisterPartnerActionType" => self.deregister_partner_action_type(input).await,
             "GetActionType" => self.get_action_type(input).await,
             "UpdateActionType" => self.update_action_type(input).await,
             "PutWebhook" => self.put_webhook(input).await,

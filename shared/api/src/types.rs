@@ -48,8 +48,8 @@ pub(super) fn list_action_types(body: Value, custom: Vec<Value>) -> Result<Value
             })
         })
         .collect();
-    if action_owner_filter.as_deref().is_none_or(|o| o == "Custom") {
-        types.extend(custom);
-    }
+    types.extend(custom.into_iter().filter(|t| {
+        action_owner_filter.as_deref().is_none_or(|o| t["id"]["owner"].as_str() == Some(o))
+    }));
     Ok(json!({"actionTypes": types}))
 }

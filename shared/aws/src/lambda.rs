@@ -315,15 +315,15 @@ impl Aws {
                 role.clone(),
             ));
             let clock = std::sync::Arc::new(baton_app::ports::clock::SystemClock);
-            providers.register_owner(
-                "Custom",
+            let job_workers =
                 std::sync::Arc::new(baton_app::providers::job_worker::JobWorkerProvider::new(
                     self.store.clone(),
                     grants.clone(),
                     clock.clone(),
                     self.config.account_id.clone(),
-                )),
-            );
+                ));
+            providers.register_owner("Custom", job_workers.clone());
+            providers.register_owner("ThirdParty", job_workers);
             crate::providers::register_invoke(
                 &mut providers,
                 self.roles.clone(),

@@ -173,16 +173,16 @@ impl Embedded {
         let clock: Arc<dyn Clock> = config.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         let account = config.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned());
         let granted = Arc::new(LocalJobArtifacts::new(&home));
-        // Custom action types are registered at run time; external workers run their jobs.
-        providers.register_owner(
-            "Custom",
-            Arc::new(JobWorkerProvider::new(
-                store.clone(),
-                granted.clone(),
-                clock.clone(),
-                account.clone(),
-            )),
-        );
+        // Custom and partners' action types are registered at run time; external workers run
+        // their jobs.
+        let job_workers: Arc<JobWorkerProvider> = Arc::new(JobWorkerProvider::new(
+            store.clone(),
+            granted.clone(),
+            clock.clone(),
+            account.clone(),
+        ));
+        providers.register_owner("Custom", job_workers.clone());
+        providers.register_owner("ThirdParty", job_workers);
         #[cfg(feature = "aws")]
         if let (Some(sdk), None) = (&config.aws, &config.providers) {
             let roles = Arc::new(baton_aws::adapters::sts_roles::RoleAssumer::new(sdk.clone()));

@@ -15,7 +15,8 @@ use baton::ports::jobs::{RunningJob, RunningJobs};
 use baton::ports::state::{StoreError, Versioned};
 
 use crate::aws_support::{sdk_config, unique};
-use baton::service::{DeskError, JobDesk};
+use baton::service::JobClient::{Partner, Worker};
+use baton::service::{CUSTOM, DeskError, JobDesk, THIRD_PARTY};
 use serde_json::json;
 
 fn type_id() -> ActionType {
@@ -37,6 +38,7 @@ fn definition() -> CustomActionType {
         output_artifact_details: ArtifactCount { minimum_count: 0, maximum_count: 1 },
         tags: Vec::new(),
         deleted: false,
+        client: None,
     }
 }
 
@@ -137,13 +139,16 @@ async fn a_job_is_handed_to_one_poll_only_and_by_its_query() {
             let job = queued(&format!("job-{i}"), project, i64::try_from(i).unwrap());
             JobQueue::put_job(&*store, &Versioned { version: 0, value: job }).await.unwrap();
         }
-        let api = desk.poll(&type_id(), 5, Some(("ProjectName", "api"))).await.unwrap();
+        let api = desk.poll(CUSTOM, &type_id(), 5, Some(("ProjectName", "api"))).await.unwrap();
         assert_eq!(api.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-1"]);
-        let first = desk.poll(&type_id(), 1, None).await.unwrap();
+        let first = desk.poll(CUSTOM, &type_id(), 1, None).await.unwrap();
         assert_eq!(first.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-0"]);
-        let rest = desk.poll(&type_id(), 5, None).await.unwrap();
+        let rest = desk.poll(CUSTOM, &type_id(), 5, None).await.unwrap();
         assert_eq!(rest.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-2"]);
-        assert!(desk.poll(&type_id(), 5, None).await.unwrap().is_empty(), "a job was handed twice");
+        assert!(
+            desk.poll(CUSTOM, &type_id(), 5, None).await.unwrap().is_empty(),
+            "a job was handed twice"
+        );
         assert_ne!(first[0].nonce, rest[0].nonce, "two jobs share a nonce");
     }
 }
@@ -175,15 +180,24 @@ async fn reports_come_in_turn_and_once() {
         JobQueue::put_job(&*store, &Versioned { version: 0, value: queued("j", "web", 0) })
             .await
             .unwrap();
-        assert!(matches!(desk.report("j", success()).await, Err(DeskError::InvalidJobState(_))));
-        let handed = desk.poll(&type_id(), 1, None).await.unwrap().remove(0);
-        assert!(matches!(desk.acknowledge("j", "wrong").await, Err(DeskError::InvalidNonce)));
+        assert!(matches!(
+            desk.report("j", Worker, success()).await,
+            Err(DeskError::InvalidJobState(_))
+        ));
+        let handed = desk.poll(CUSTOM, &type_id(), 1, None).await.unwrap().remove(0);
+        assert!(matches!(
+            desk.acknowledge("j", "wrong", Worker).await,
+            Err(DeskError::InvalidNonce)
+        ));
         let nonce = handed.nonce.unwrap();
-        assert_eq!(desk.acknowledge("j", &nonce).await.unwrap(), JobStatus::InProgress);
-        desk.report("j", success()).await.unwrap();
-        assert_eq!(desk.details("j").await.unwrap().status, JobStatus::Succeeded);
-        assert!(matches!(desk.report("j", success()).await, Err(DeskError::InvalidJobState(_))));
-        assert!(matches!(desk.details("gone").await, Err(DeskError::JobNotFound)));
+        assert_eq!(desk.acknowledge("j", &nonce, Worker).await.unwrap(), JobStatus::InProgress);
+        desk.report("j", Worker, success()).await.unwrap();
+        assert_eq!(desk.details("j", Worker).await.unwrap().status, JobStatus::Succeeded);
+        assert!(matches!(
+            desk.report("j", Worker, success()).await,
+            Err(DeskError::InvalidJobState(_))
+        ));
+        assert!(matches!(desk.details("gone", Worker).await, Err(DeskError::JobNotFound)));
     }
 }
 
@@ -196,7 +210,10 @@ async fn a_type_version_keeps_its_definition_even_once_deleted() {
         assert!(matches!(desk.create_type(other.clone()).await, Err(DeskError::Invalid(_))));
         desk.delete_type(&type_id()).await.unwrap();
         assert!(desk.types().await.unwrap().is_empty());
-        assert!(matches!(desk.poll(&type_id(), 1, None).await, Err(DeskError::TypeNotFound(_))));
+        assert!(matches!(
+            desk.poll(CUSTOM, &type_id(), 1, None).await,
+            Err(DeskError::TypeNotFound(_))
+        ));
         assert!(matches!(desk.create_type(other).await, Err(DeskError::Invalid(_))));
         desk.create_type(definition()).await.unwrap();
         assert_eq!(desk.types().await.unwrap().len(), 1);
@@ -243,14 +260,68 @@ async fn a_report_makes_its_attempt_due_and_tells_the_worker() {
         check_at: later,
     };
     RunningJobs::put_job(&*store, &running).await.unwrap();
-    desk.poll(&type_id(), 2, None).await.unwrap();
-    desk.report("waited", success()).await.unwrap();
+    desk.poll(CUSTOM, &type_id(), 2, None).await.unwrap();
+    desk.report("waited", Worker, success()).await.unwrap();
     let due = store.get_job("Jenkins#waited").await.unwrap().unwrap();
     assert!(due.check_at < later, "the attempt is not due");
     let told: Vec<_> =
         bus.0.lock().unwrap().iter().filter_map(|e| e.reported_job().map(str::to_owned)).collect();
     assert_eq!(told, ["Jenkins#waited"]);
     // A job no attempt waits on any more is recorded, and nobody is told.
-    desk.report("orphan", success()).await.unwrap();
+    desk.report("orphan", Worker, success()).await.unwrap();
     assert_eq!(bus.0.lock().unwrap().len(), 1);
+}
+
+fn partner_type() -> ActionType {
+    ActionType { owner: THIRD_PARTY.into(), provider: "Ghost".into(), ..type_id() }
+}
+
+#[tokio::test]
+async fn a_partners_jobs_need_its_client_token_and_stay_out_of_workers_reach() {
+    for store in stores().await {
+        let desk = desk(&store).await;
+        let registered = desk
+            .register_partner(CustomActionType { id: partner_type(), ..definition() })
+            .await
+            .unwrap();
+        let pair = registered.action_type.client.clone().unwrap();
+        let token = registered.client_token;
+        assert_eq!(pair.id.len(), 36, "{pair:?}");
+        assert!(!format!("{pair:?}").contains(&token), "the token itself is kept");
+        let job = QueuedJob { action_type: partner_type(), ..queued("p-1", "web", 0) };
+        JobQueue::put_job(&*store, &Versioned { version: 0, value: job }).await.unwrap();
+        // Workers of custom types neither poll for it nor see it.
+        let err = desk.poll(CUSTOM, &partner_type(), 1, None).await;
+        assert!(matches!(err, Err(DeskError::TypeNotFound(_))), "{err:?}");
+        assert_eq!(desk.poll(THIRD_PARTY, &partner_type(), 5, None).await.unwrap().len(), 1);
+        assert!(matches!(desk.details("p-1", Worker).await, Err(DeskError::JobNotFound)));
+        let wrong = desk.details("p-1", Partner("not-the-token")).await;
+        assert!(matches!(wrong, Err(DeskError::InvalidClientToken)), "{wrong:?}");
+        let nonce = desk.details("p-1", Partner(&token)).await.unwrap().nonce.unwrap();
+        let status = desk.acknowledge("p-1", &nonce, Partner(&token)).await.unwrap();
+        assert_eq!(status, JobStatus::InProgress);
+        // Registering again keeps the client id and revokes the old token.
+        let again = desk
+            .register_partner(CustomActionType { id: partner_type(), ..definition() })
+            .await
+            .unwrap();
+        assert_eq!(again.action_type.client.unwrap().id, pair.id);
+        let old = desk.report("p-1", Partner(&token), success()).await;
+        assert!(matches!(old, Err(DeskError::InvalidClientToken)), "{old:?}");
+        desk.report("p-1", Partner(&again.client_token), success()).await.unwrap();
+        // A partner's token opens none of the custom type's jobs.
+        JobQueue::put_job(&*store, &Versioned { version: 0, value: queued("c-1", "web", 1) })
+            .await
+            .unwrap();
+        let custom = desk.details("c-1", Partner(&again.client_token)).await;
+        assert!(matches!(custom, Err(DeskError::JobNotFound)), "{custom:?}");
+        // Once deregistered, nobody can prove to be the partner.
+        desk.deregister_partner(&partner_type()).await.unwrap();
+        let gone = desk.details("p-1", Partner(&again.client_token)).await;
+        assert!(matches!(gone, Err(DeskError::InvalidClientToken)), "{gone:?}");
+        let github =
+            ActionType { category: "Source".into(), provider: "GitHub".into(), ..partner_type() };
+        let refused = desk.register_partner(CustomActionType { id: github, ..definition() }).await;
+        assert!(matches!(refused, Err(DeskError::Invalid(_))), "{refused:?}");
+    }
 }

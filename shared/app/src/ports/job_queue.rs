@@ -74,6 +74,20 @@ pub struct CustomActionType {
     /// the same definition.
     #[serde(default)]
     pub deleted: bool,
+    /// A partner's action type (owner `ThirdParty`): the client its jobs are for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<PartnerClient>,
+}
+
+/// The `clientId` and `clientToken` pair a partner's worker proves itself with. Only the
+/// token's digest is kept: the token is shown once, when the partner's type is registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerClient {
+    /// A UUID, given with each of the partner's jobs (`PollForThirdPartyJobs`).
+    pub id: String,
+    /// SHA-256 of the client token, in lowercase hex.
+    pub token_sha256: String,
 }
 
 /// Where a job is in CodePipeline's life of a job.

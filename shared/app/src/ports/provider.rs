@@ -334,7 +334,10 @@ pub const AWS_PROVIDED: [(&str, &str, &str); 17] = [
 fn missing_on_aws(t: &ActionType) -> String {
     let name = format!("{}/{}/{}", t.owner, t.category, t.provider);
     match (t.owner.as_str(), t.provider.as_str()) {
-        ("Custom", _) | ("AWS", "Lambda") => format!(
+        ("ThirdParty", "GitHub") => format!(
+            "Baton has no provider for {name} (GitHub v1) sources on AWS yet: run the pipeline on one machine, or move it to a CodeStarSourceConnection source"
+        ),
+        ("Custom" | "ThirdParty", _) | ("AWS", "Lambda") => format!(
             "{name} runs through the job protocol, which needs the deployment's job role: set BATON_JOB_ROLE_ARN on the functions (template.yaml sets it to JobArtifactsRole)"
         ),
         ("AWS", "Commands" | "CodeStarSourceConnection") => format!(

@@ -28,6 +28,7 @@ use crate::ports::job_queue::{
 use crate::ports::jobs::RunningJob;
 use crate::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
 use crate::ports::state::{StoreError, Versioned};
+use crate::service::THIRD_PARTY;
 
 /// Hands a job over to what does its work, when that is not a worker that polls.
 #[async_trait]
@@ -125,6 +126,13 @@ impl JobWorkerProvider {
         });
         if let Some(key) = &grant.encryption_key {
             data["encryptionKey"] = json!({"id": key, "type": "KMS"});
+        }
+        // CodePipeline tells partners less of the pipeline than its own account's workers.
+        if type_id.owner == THIRD_PARTY
+            && let Some(context) = data["pipelineContext"].as_object_mut()
+        {
+            context.remove("pipelineArn");
+            context.remove("pipelineExecutionId");
         }
         let query = action_type
             .iter()
@@ -315,10 +323,23 @@ impl ActionProvider for JobWorkerProvider {
 }
 
 fn not_registered(id: &ActionType) -> String {
-    format!(
-        "the custom action type {} is not registered here: create it with CreateCustomActionType (aws codepipeline create-custom-action-type) and run a job worker that polls for it",
-        id.key()
-    )
+    match (id.owner.as_str(), id.category.as_str(), id.provider.as_str()) {
+        (THIRD_PARTY, "Source", "GitHub") => format!(
+            "Baton has no provider for {} (GitHub v1) sources on this host: run the pipeline on one machine, or move it to a CodeStarSourceConnection source",
+            id.key()
+        ),
+        (THIRD_PARTY, ..) => format!(
+            "the partner action type {} is not registered here: register it with `baton partner register {}/{}/{}` and give the partner the client id and token it prints",
+            id.key(),
+            id.category,
+            id.provider,
+            id.version
+        ),
+        _ => format!(
+            "the custom action type {} is not registered here: create it with CreateCustomActionType (aws codepipeline create-custom-action-type) and run a job worker that polls for it",
+            id.key()
+        ),
+    }
 }
 
 fn new_job_id() -> Result<String, Failure> {

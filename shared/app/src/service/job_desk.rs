@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, entropy};
 use crate::ports::job_queue::{
-    ActionType, CustomActionType, JobQueue, JobReport, JobStatus, QueuedJob,
+    ActionType, CustomActionType, JobQueue, JobReport, JobStatus, PartnerClient, QueuedJob,
 };
 use crate::ports::jobs::RunningJobs;
 use crate::ports::state::{StoreError, Versioned};
@@ -32,6 +32,9 @@ pub enum DeskError {
     /// `ActionTypeNotFoundException`.
     #[error("The specified action type cannot be found: {0}")]
     TypeNotFound(String),
+    /// `InvalidClientTokenException`: not the token of the partner the job is for.
+    #[error("The client token was specified in an invalid format")]
+    InvalidClientToken,
     /// `ValidationException`.
     #[error("{0}")]
     Invalid(String),
@@ -41,6 +44,31 @@ pub enum DeskError {
     #[allow(missing_docs)]
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The owner of custom action types, whose jobs workers take with `PollForJobs`.
+pub const CUSTOM: &str = "Custom";
+/// The owner of partners' action types, whose jobs partners take with `PollForThirdPartyJobs`
+/// and prove with their client token.
+pub const THIRD_PARTY: &str = "ThirdParty";
+
+/// Who asks for a job: a worker of custom types (and Lambda functions), or a partner with its
+/// client token. Each sees only its own kind of job.
+#[derive(Debug, Clone, Copy)]
+pub enum JobClient<'a> {
+    /// `GetJobDetails`, `AcknowledgeJob`, `PutJob*Result`.
+    Worker,
+    /// The `*ThirdPartyJob*` operations, with their `clientToken`.
+    Partner(&'a str),
+}
+
+/// A partner's type as registered, with the client token it was given: shown once.
+#[derive(Debug, Clone)]
+pub struct RegisteredPartner {
+    #[allow(missing_docs)]
+    pub action_type: CustomActionType,
+    /// The token the partner's worker sends with each call; only its digest is kept.
+    pub client_token: String,
 }
 
 /// The job protocol's service.
@@ -79,7 +107,7 @@ impl JobDesk {
         &self,
         mut t: CustomActionType,
     ) -> Result<CustomActionType, DeskError> {
-        check_definition(&t)?;
+        check_definition(&t, CUSTOM)?;
         let all = self.queue.action_types().await?;
         if let Some(old) = all.iter().find(|o| o.id == t.id) {
             let same = CustomActionType { deleted: false, tags: old.tags.clone(), ..old.clone() }
@@ -110,7 +138,7 @@ impl JobDesk {
     /// [`DeskError::TypeNotFound`] for a type that is not registered, [`DeskError::Invalid`]
     /// for a definition CodePipeline refuses.
     pub async fn update_type(&self, t: CustomActionType) -> Result<CustomActionType, DeskError> {
-        check_definition(&t)?;
+        check_definition(&t, CUSTOM)?;
         let all = self.queue.action_types().await?;
         let Some(old) = all.into_iter().find(|o| o.id == t.id && !o.deleted) else {
             return Err(DeskError::TypeNotFound(t.id.key()));
@@ -142,16 +170,18 @@ impl JobDesk {
 
     /// Hands up to `max` queued jobs of `type_id` (those whose queryable property has the
     /// value `query` names, if it names one) to the caller, each with a fresh nonce.
+    /// `owner` is the kind of type the caller may poll for ([`CUSTOM`] or [`THIRD_PARTY`]).
     ///
     /// # Errors
-    /// [`DeskError::TypeNotFound`] for a type that is not registered.
+    /// [`DeskError::TypeNotFound`] for a type of another owner, or not registered.
     pub async fn poll(
         &self,
+        owner: &str,
         type_id: &ActionType,
         max: usize,
         query: Option<(&str, &str)>,
     ) -> Result<Vec<QueuedJob>, DeskError> {
-        if !self.types().await?.iter().any(|t| &t.id == type_id) {
+        if type_id.owner != owner || !self.types().await?.iter().any(|t| &t.id == type_id) {
             return Err(DeskError::TypeNotFound(type_id.key()));
         }
         // Read past jobs another query wants, but hand out no more than asked.
@@ -182,8 +212,13 @@ impl JobDesk {
     ///
     /// # Errors
     /// [`DeskError::JobNotFound`], [`DeskError::InvalidNonce`].
-    pub async fn acknowledge(&self, id: &str, nonce: &str) -> Result<JobStatus, DeskError> {
-        let mut job = self.job(id).await?;
+    pub async fn acknowledge(
+        &self,
+        id: &str,
+        nonce: &str,
+        client: JobClient<'_>,
+    ) -> Result<JobStatus, DeskError> {
+        let mut job = self.job(id, client).await?;
         if job.value.nonce.as_deref() != Some(nonce) {
             return Err(DeskError::InvalidNonce);
         }
@@ -197,9 +232,10 @@ impl JobDesk {
     /// The job `id`.
     ///
     /// # Errors
-    /// [`DeskError::JobNotFound`].
-    pub async fn details(&self, id: &str) -> Result<QueuedJob, DeskError> {
-        Ok(self.job(id).await?.value)
+    /// [`DeskError::JobNotFound`]; [`DeskError::InvalidClientToken`] for a partner's job
+    /// asked for without its token.
+    pub async fn details(&self, id: &str, client: JobClient<'_>) -> Result<QueuedJob, DeskError> {
+        Ok(self.job(id, client).await?.value)
     }
 
     /// The custom action type of a job, if it is still registered.
@@ -215,8 +251,13 @@ impl JobDesk {
     /// # Errors
     /// [`DeskError::JobNotFound`]; [`DeskError::InvalidJobState`] for a job never handed out,
     /// already reported on, or that no attempt waits for any more.
-    pub async fn report(&self, id: &str, report: JobReport) -> Result<(), DeskError> {
-        let mut job = self.job(id).await?;
+    pub async fn report(
+        &self,
+        id: &str,
+        client: JobClient<'_>,
+        report: JobReport,
+    ) -> Result<(), DeskError> {
+        let mut job = self.job(id, client).await?;
         match job.value.status {
             JobStatus::Dispatched | JobStatus::InProgress => {}
             other => {
@@ -246,9 +287,84 @@ impl JobDesk {
         Ok(())
     }
 
-    async fn job(&self, id: &str) -> Result<Versioned<QueuedJob>, DeskError> {
-        self.queue.job(id).await?.ok_or(DeskError::JobNotFound)
+    /// The job `id`, if `client` may see it: a partner's jobs only with that partner's
+    /// token, other jobs only through the workers' operations.
+    async fn job(
+        &self,
+        id: &str,
+        client: JobClient<'_>,
+    ) -> Result<Versioned<QueuedJob>, DeskError> {
+        let job = self.queue.job(id).await?.ok_or(DeskError::JobNotFound)?;
+        let partners = job.value.action_type.owner == THIRD_PARTY;
+        match client {
+            JobClient::Worker if partners => Err(DeskError::JobNotFound),
+            JobClient::Worker => Ok(job),
+            JobClient::Partner(_) if !partners => Err(DeskError::JobNotFound),
+            JobClient::Partner(token) => {
+                let Some(pair) = self.type_of(&job.value).await?.and_then(|t| t.client) else {
+                    // Its partner was deregistered: nobody can prove to be it any more.
+                    return Err(DeskError::InvalidClientToken);
+                };
+                if digest(token) == pair.token_sha256 {
+                    Ok(job)
+                } else {
+                    Err(DeskError::InvalidClientToken)
+                }
+            }
+        }
     }
+
+    /// Registers a partner's action type (owner [`THIRD_PARTY`]) and gives it a new client
+    /// token; registering it again keeps its client id and replaces the token, so a leaked
+    /// token is revoked by registering again.
+    ///
+    /// # Errors
+    /// [`DeskError::Invalid`] for a definition CodePipeline refuses or a type Baton runs itself.
+    pub async fn register_partner(
+        &self,
+        mut t: CustomActionType,
+    ) -> Result<RegisteredPartner, DeskError> {
+        check_definition(&t, THIRD_PARTY)?;
+        if t.id.category == "Source" && t.id.provider == "GitHub" {
+            return Err(DeskError::Invalid(
+                "ThirdParty/Source/GitHub is CodePipeline's own GitHub (v1) source, not a partner's action type".into(),
+            ));
+        }
+        let all = self.queue.action_types().await?;
+        let old = all.iter().find(|o| o.id == t.id);
+        let id = match old.and_then(|o| o.client.as_ref()) {
+            Some(pair) => pair.id.clone(),
+            None => baton_core::events::format_uuid(new_bits()?),
+        };
+        let client_token = format!("{:032x}{:032x}", new_bits()?, new_bits()?);
+        t.client = Some(PartnerClient { id, token_sha256: digest(&client_token) });
+        t.deleted = false;
+        if let Some(old) = old {
+            t.tags = old.tags.clone();
+        }
+        self.queue.put_action_type(&t).await?;
+        Ok(RegisteredPartner { action_type: t, client_token })
+    }
+
+    /// Deregisters a partner's type: its jobs can no longer be taken or reported on.
+    ///
+    /// # Errors
+    /// [`DeskError::TypeNotFound`] for a partner type that is not registered.
+    pub async fn deregister_partner(&self, id: &ActionType) -> Result<(), DeskError> {
+        let all = self.queue.action_types().await?;
+        let Some(t) =
+            all.into_iter().find(|t| &t.id == id && !t.deleted && id.owner == THIRD_PARTY)
+        else {
+            return Err(DeskError::TypeNotFound(id.key()));
+        };
+        self.queue.put_action_type(&CustomActionType { deleted: true, client: None, ..t }).await?;
+        Ok(())
+    }
+}
+
+fn digest(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
 fn conflict_as_state(e: StoreError) -> DeskError {
@@ -261,16 +377,20 @@ fn conflict_as_state(e: StoreError) -> DeskError {
 }
 
 fn new_nonce() -> Result<String, DeskError> {
-    entropy().map(|bits| format!("{bits:032x}")).map_err(|e| {
+    new_bits().map(|bits| format!("{bits:032x}"))
+}
+
+fn new_bits() -> Result<u128, DeskError> {
+    entropy().map_err(|e| {
         DeskError::Store(StoreError::Unavailable(format!("no randomness: {e}").into()))
     })
 }
 
-/// CodePipeline's rules for a custom action type's definition.
-fn check_definition(t: &CustomActionType) -> Result<(), DeskError> {
+/// CodePipeline's rules for a custom (or partner's) action type's definition.
+fn check_definition(t: &CustomActionType, owner: &str) -> Result<(), DeskError> {
     let invalid = |m: String| Err(DeskError::Invalid(m));
-    if t.id.owner != "Custom" {
-        return invalid(format!("Custom action types are owned by Custom, not {}", t.id.owner));
+    if t.id.owner != owner {
+        return invalid(format!("These action types are owned by {owner}, not {}", t.id.owner));
     }
     let props = &t.configuration_properties;
     if props.len() > 10 {

@@ -21,7 +21,9 @@ pub use action_worker::ActionWorker;
 pub use approval_page::{HEADERS as APPROVAL_PAGE_HEADERS, Page};
 pub use approvals::{ApprovalSettings, Approvals, DecisionForm};
 pub use error::{ErrorKind, ServiceError};
-pub use job_desk::{DeskError, JobDesk, MAX_CUSTOM_ACTION_TYPES};
+pub use job_desk::{
+    CUSTOM, DeskError, JobClient, JobDesk, MAX_CUSTOM_ACTION_TYPES, RegisteredPartner, THIRD_PARTY,
+};
 pub use notices::Notices;
 pub use pipelines::{AdminError, PipelineAdmin, runnable};
 pub use relay::{Relay, StreamRecord};

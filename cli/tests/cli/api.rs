@@ -475,7 +475,10 @@ fn the_aws_cli_runs_a_release_through_baton_serve() {
         &format!("pipelineExecutionId={first}"),
     ]);
     let details = actions["actionExecutionDetails"].as_array().unwrap();
-    assert_eq!(details.len(), 6, "every action ran once in its latest attempt");
+    assert_eq!(details.len(), 7, "every attempt of every action: the check ran twice");
+    let checks: Vec<&Value> = details.iter().filter(|d| d["actionName"] == "Gate").collect();
+    let statuses: Vec<&str> = checks.iter().map(|d| d["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["Succeeded", "Failed"], "the latest attempt first");
     let checkout = details.iter().find(|d| d["actionName"] == "Checkout").unwrap();
     assert_eq!(checkout["output"]["outputVariables"]["BranchName"], "main");
     assert_eq!(checkout["output"]["outputVariables"]["CommitId"].as_str().unwrap().len(), 40);

@@ -98,6 +98,11 @@ details = cp.list_action_executions(pipelineName="app", filter={"pipelineExecuti
     "actionExecutionDetails"
 ]
 checkout = next(d for d in details if d["actionName"] == "Checkout")
+# The retried check is listed once per attempt, the latest first, each with its own id.
+checks = [d for d in details if d["stageName"] == "Check"]
+assert [d["status"] for d in checks] == ["Succeeded", "Failed"], checks
+assert checks[0]["actionExecutionId"] != checks[1]["actionExecutionId"], checks
+assert "errorDetails" in checks[1]["output"]["executionResult"], checks[1]
 assert len(checkout["output"]["outputVariables"]["CommitId"]) == 40, checkout
 # Read-only operations the scenario has no other use for, for their answers' shapes.
 deploy = next(d for d in details if d["stageName"] == "Deploy")

@@ -163,13 +163,16 @@ def run(chrome, url, pass_flag, screenshots):
     wait(chrome, "the deploy finishes", lambda c: "succeeded" in stage_class("Deploy")(c))
     shot(chrome, screenshots, "pipeline-succeeded")
     click(chrome, "section.history tbody tr a")
-    # One bar per action: the API lists an action's latest attempt only, so the retried check
-    # shows as the attempt that succeeded.
-    # Read in one go: the live part of the page may be redrawn between two reads.
-    classes = wait(chrome, "the timeline shows every action", lambda c: (lambda cs: len(cs) == 6 and cs)(
-        c.execute_script("return Array.from(document.querySelectorAll('svg.timeline g.bar')).map(b => b.getAttribute('class'))")))
-    if not all("succeeded" in k for k in classes):
-        raise Failed(f"the timeline of a succeeded execution has a bar that did not succeed: {classes}")
+    # One bar per attempt: the retried check shows its failed attempt, then the one that
+    # succeeded. Read in one go: the live part of the page may be redrawn between two reads.
+    bars = wait(chrome, "the timeline shows every attempt", lambda c: (lambda bs: len(bs) == 7 and bs)(
+        c.execute_script("return Array.from(document.querySelectorAll('svg.timeline g.bar')).map(b => [b.getAttribute('class'), b.textContent])")))
+    checks = [k for k, text in bars if "Check/Gate" in text]
+    others = [k for k, text in bars if "Check/Gate" not in text]
+    if len(checks) != 2 or "failed" not in checks[0] or "succeeded" not in checks[1]:
+        raise Failed(f"the retried check is not a failed bar then a succeeded one: {bars}")
+    if not all("succeeded" in k for k in others):
+        raise Failed(f"the timeline of a succeeded execution has a bar that did not succeed: {bars}")
     shot(chrome, screenshots, "execution-timeline")
     chrome.get(url + "/pipelines/app")
 

@@ -544,46 +544,60 @@ fn action_details(plan: &Plan, e: &Execution) -> Vec<Value> {
     let mut out = Vec::new();
     for (stage, run) in plan.stages.iter().zip(&e.stages) {
         for (action, r) in stage.actions.iter().zip(&run.actions) {
-            let Some(status) = action_status(r.status) else { continue };
-            let artifacts = |list: &[baton_core::engine::Artifact]| -> Vec<Value> {
-                list.iter()
-                    .map(|a| {
-                        json!({"name": a.name, "s3location": {"bucket": a.location.bucket, "key": a.location.key}})
-                    })
-                    .collect()
-            };
-            let t = &action.action_type;
-            out.push(compact(json!({
-                "pipelineExecutionId": e.id,
-                "actionExecutionId": action_execution_id(&e.id, &stage.name, &action.name, r.attempt),
-                "pipelineVersion": e.pipeline_version,
-                "stageName": stage.name,
-                "actionName": action.name,
-                "startTime": r.started_at.map(secs),
-                "lastUpdateTime": r.updated_at.map(secs),
-                "updatedBy": r.decided_by,
-                "status": status,
-                "input": {
-                    "actionTypeId": {"category": t.category, "owner": t.owner, "provider": t.provider, "version": t.version},
-                    "configuration": action.configuration,
-                    "resolvedConfiguration": r.resolved_configuration,
-                    "roleArn": action.role_arn,
-                    "region": action.region,
-                    "inputArtifacts": artifacts(&r.inputs),
-                    "namespace": action.namespace,
-                },
-                "output": {
-                    "outputArtifacts": artifacts(&r.outputs),
-                    "executionResult": {
-                        "externalExecutionId": r.external_id,
-                        "externalExecutionSummary": r.summary,
-                        "externalExecutionUrl": r.external_url,
-                        "errorDetails": r.error.as_ref().map(|err| json!({"code": err.code, "message": err.message})),
-                    },
-                    "outputVariables": r.output_variables,
-                },
-            })));
+            // Every attempt, the latest first, as CodePipeline lists them.
+            for attempt in std::iter::once(r).chain(r.earlier.iter().rev()) {
+                if let Some(detail) = attempt_detail(e, &stage.name, action, attempt) {
+                    out.push(detail);
+                }
+            }
         }
     }
     out
+}
+
+/// One attempt of an action as CodePipeline's `ActionExecutionDetail`; none for an action that
+/// has not run.
+fn attempt_detail(
+    e: &Execution,
+    stage: &str,
+    action: &baton_core::plan::ActionPlan,
+    r: &baton_core::engine::ActionRun,
+) -> Option<Value> {
+    let status = action_status(r.status)?;
+    let artifacts = |list: &[baton_core::engine::Artifact]| -> Vec<Value> {
+        list.iter()
+            .map(|a| json!({"name": a.name, "s3location": {"bucket": a.location.bucket, "key": a.location.key}}))
+            .collect()
+    };
+    let t = &action.action_type;
+    Some(compact(json!({
+        "pipelineExecutionId": e.id,
+        "actionExecutionId": action_execution_id(&e.id, stage, &action.name, r.attempt),
+        "pipelineVersion": e.pipeline_version,
+        "stageName": stage,
+        "actionName": action.name,
+        "startTime": r.started_at.map(secs),
+        "lastUpdateTime": r.updated_at.map(secs),
+        "updatedBy": r.decided_by,
+        "status": status,
+        "input": {
+            "actionTypeId": {"category": t.category, "owner": t.owner, "provider": t.provider, "version": t.version},
+            "configuration": action.configuration,
+            "resolvedConfiguration": r.resolved_configuration,
+            "roleArn": action.role_arn,
+            "region": action.region,
+            "inputArtifacts": artifacts(&r.inputs),
+            "namespace": action.namespace,
+        },
+        "output": {
+            "outputArtifacts": artifacts(&r.outputs),
+            "executionResult": {
+                "externalExecutionId": r.external_id,
+                "externalExecutionSummary": r.summary,
+                "externalExecutionUrl": r.external_url,
+                "errorDetails": r.error.as_ref().map(|err| json!({"code": err.code, "message": err.message})),
+            },
+            "outputVariables": r.output_variables,
+        },
+    })))
 }

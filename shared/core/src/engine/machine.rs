@@ -1459,6 +1459,7 @@ fn reset_for_retry(run: &mut StageRun, mode: RetryMode) {
             }
         };
         if again {
+            action.keep_ended_attempt();
             action.status = ActionStatus::Pending;
             action.token = None;
         }

@@ -319,7 +319,15 @@ pub struct ActionRun {
     /// Artifacts produced by the current attempt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<Artifact>,
+    /// The attempts before the current one, oldest first, as each ended (at most
+    /// [`KEPT_ATTEMPTS`]: `ListActionExecutions` lists them, as CodePipeline lists every attempt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<ActionRun>,
 }
+
+/// How many of an action's earlier attempts an execution keeps: enough for every retry a
+/// person makes, while an execution stays well inside a DynamoDB item.
+pub const KEPT_ATTEMPTS: usize = 20;
 
 impl ActionRun {
     pub(crate) fn new() -> Self {
@@ -339,7 +347,24 @@ impl ActionRun {
             decided_by: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            earlier: Vec::new(),
         }
+    }
+
+    /// Keeps the attempt that ended among the earlier ones, before the action runs again.
+    pub(crate) fn keep_ended_attempt(&mut self) {
+        if self.attempt == 0 {
+            return;
+        }
+        let mut earlier = std::mem::take(&mut self.earlier);
+        let mut ended = self.clone();
+        ended.token = None;
+        ended.deadline = None;
+        earlier.push(ended);
+        if earlier.len() > KEPT_ATTEMPTS {
+            earlier.remove(0);
+        }
+        self.earlier = earlier;
     }
 }
 

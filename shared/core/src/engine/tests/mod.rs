@@ -423,6 +423,38 @@ fn retry_failed_actions_reruns_only_the_failed_ones() {
     assert_eq!(w.status("e1"), ExecutionStatus::InProgress);
     w.finish("e1", "Test", "A", true);
     assert_eq!(w.status("e1"), ExecutionStatus::Succeeded);
+    // The failed attempt is kept as it ended, for ListActionExecutions.
+    let a = w.action("e1", "Test", "A");
+    assert_eq!((a.attempt, a.status), (2, ActionStatus::Succeeded));
+    let earlier: Vec<_> = a.earlier.iter().map(|r| (r.attempt, r.status)).collect();
+    assert_eq!(earlier, [(1, ActionStatus::Failed)]);
+    assert!(a.earlier[0].error.is_some() && a.error.is_none());
+    assert!(w.action("e1", "Test", "B").earlier.is_empty(), "B never ran again");
+}
+
+#[test]
+fn an_action_keeps_a_bounded_number_of_earlier_attempts() {
+    let mut w = World::given(plan(
+        ExecutionMode::Superseded,
+        vec![("Source", vec![action("Src", "Source", "S3", 1)]), ("Test", vec![build("A", 1)])],
+    ));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    let retries = u32::try_from(crate::engine::KEPT_ATTEMPTS).unwrap() + 3;
+    for _ in 0..retries {
+        w.finish("e1", "Test", "A", false);
+        w.ok(Input::Retry {
+            execution_id: "e1".into(),
+            stage: "Test".into(),
+            mode: RetryMode::FailedActions,
+        });
+    }
+    let a = w.action("e1", "Test", "A");
+    assert_eq!(a.attempt, retries + 1);
+    assert_eq!(a.earlier.len(), crate::engine::KEPT_ATTEMPTS);
+    // The oldest go first; the newest ended attempt is last.
+    assert_eq!(a.earlier.last().map(|r| r.attempt), Some(retries));
+    assert!(a.earlier.iter().all(|r| r.earlier.is_empty()), "attempts nest");
 }
 
 #[test]

@@ -140,6 +140,7 @@ pub(crate) async fn open_serving(
         workers: 64,
         smtp: smtp_with_password(settings.smtp, &home.join("baton.toml"))?,
         approval_url: settings.approvals.and_then(|a| a.url).or(serving_at),
+        github_api: settings.webhooks.github_api(),
         account,
         ..EmbeddedConfig::default()
     };

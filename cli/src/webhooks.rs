@@ -25,6 +25,9 @@ pub(crate) struct WebhookSettings {
     gitlab_token: Option<String>,
     /// Bitbucket Cloud's webhook secret (`X-Hub-Signature`).
     bitbucket_secret: Option<String>,
+    /// GitHub's API, which RegisterWebhookWithThirdParty calls (`BATON_GITHUB_API_URL` wins;
+    /// default api.github.com; a GitHub Enterprise Server's is `https://HOST/api/v3`).
+    github_api: Option<String>,
 }
 
 /// Environment variables that set a host's secret, before `[webhooks]` in `baton.toml`.
@@ -35,6 +38,14 @@ const VARIABLES: [(Host, &str); 3] = [
 ];
 
 impl WebhookSettings {
+    /// GitHub's API: `BATON_GITHUB_API_URL`, else `github_api`, else none (api.github.com).
+    pub(crate) fn github_api(&self) -> Option<String> {
+        std::env::var("BATON_GITHUB_API_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| self.github_api.clone())
+    }
+
     /// Each host's secret: from the environment, else from `toml` (which must then be private).
     pub(crate) fn secrets(&self, toml: &Path) -> Result<HashMap<Host, String>> {
         let mut secrets = HashMap::new();

@@ -410,3 +410,148 @@ fn codepipeline_webhooks_start_github_v1_pipelines_through_their_filters() {
     assert_eq!(aws.ok(&["list-webhooks"])["webhooks"], json!([]));
     assert_eq!(to_url(&server, &url, "g-8", &push("main", "app"), Some(SECRET)).0, 404);
 }
+
+/// GitHub's repository hooks API, as far as Baton calls it, on loopback: the hooks of
+/// `octo/app`, for the token `good-token` only.
+struct FakeGitHub {
+    url: String,
+    hooks: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    /// Every request's method and the token it carried.
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeGitHub {
+    fn start() -> Self {
+        use axum::extract::{Path as At, State};
+        use axum::http::{HeaderMap, Method, StatusCode};
+        use axum::routing::{get, patch};
+        type Shared = (
+            std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+            std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+        );
+        async fn hooks(
+            State((hooks, seen)): State<Shared>,
+            method: Method,
+            headers: HeaderMap,
+            At(path): At<Vec<String>>,
+            body: Option<axum::Json<Value>>,
+        ) -> (StatusCode, axum::Json<Value>) {
+            let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+            seen.lock().unwrap().push((method.to_string(), token.to_string()));
+            if token != "Bearer good-token" {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"message": "Bad credentials"})),
+                );
+            }
+            if path[..2] != ["octo".to_string(), "app".to_string()] {
+                return (StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found"})));
+            }
+            let mut hooks = hooks.lock().unwrap();
+            let id = path.get(2).and_then(|id| id.parse::<u64>().ok());
+            let at = id.and_then(|id| hooks.iter().position(|h| h["id"] == id));
+            match (method.as_str(), at, body) {
+                ("GET", _, _) => (StatusCode::OK, axum::Json(json!(*hooks))),
+                ("POST", _, Some(axum::Json(mut hook))) => {
+                    hook["id"] = json!(hooks.len() as u64 + 1);
+                    hooks.push(hook.clone());
+                    (StatusCode::CREATED, axum::Json(hook))
+                }
+                ("PATCH", Some(i), Some(axum::Json(mut hook))) => {
+                    hook["id"] = hooks[i]["id"].clone();
+                    hooks[i] = hook.clone();
+                    (StatusCode::OK, axum::Json(hook))
+                }
+                ("DELETE", Some(i), _) => {
+                    hooks.remove(i);
+                    (StatusCode::NO_CONTENT, axum::Json(Value::Null))
+                }
+                _ => (StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found"}))),
+            }
+        }
+        let shared: Shared = Default::default();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/repos/{owner}/{repo}/hooks", get(hooks).post(hooks))
+            .route("/repos/{owner}/{repo}/hooks/{id}", patch(hooks).delete(hooks))
+            .with_state(shared.clone());
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Self { url, hooks: shared.0, seen: shared.1, _runtime: runtime }
+    }
+
+    fn hooks(&self) -> Vec<Value> {
+        self.hooks.lock().unwrap().clone()
+    }
+}
+
+/// RegisterWebhookWithThirdParty and DeregisterWebhookWithThirdParty through the stock AWS CLI:
+/// the webhook is added to the GitHub repository's hooks with the action's OAuthToken, with its
+/// URL and secret, once however often it is registered, and removed again; what GitHub or the
+/// declaration refuses comes back as CodePipeline's exception, saying why.
+#[test]
+fn webhooks_are_registered_with_github_through_its_api() {
+    let github = FakeGitHub::start();
+    let (server, _) =
+        Server::spawn("", &[], &[("BATON_GITHUB_API_URL", github.url.as_str())]).unwrap();
+    let aws = Aws { server: &server, cli: tool("BATON_TEST_AWS_CLI", "aws") };
+    let file = server.home.path().join("legacy.json");
+    std::fs::write(&file, v1_pipeline().to_string()).unwrap();
+    aws.ok(&["create-pipeline", "--cli-input-json", &format!("file://{}", file.display())]);
+    let hook = webhook("legacy-hook", "GITHUB_HMAC", json!({"SecretToken": SECRET}));
+    let url = aws.ok(&["put-webhook", "--cli-input-json", &hook.to_string()])["webhook"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let register = ["register-webhook-with-third-party", "--webhook-name", "legacy-hook"];
+
+    // The declaration's token is masked, as get-pipeline prints it: nothing to register with.
+    let (code, message) = aws.err(&register);
+    assert_eq!(code, "ValidationException", "{message}");
+    assert!(message.contains("OAuthToken") && message.contains("****"), "{message}");
+    assert!(github.seen.lock().unwrap().is_empty(), "GitHub was called without a token");
+
+    let with_token = |token: &str| {
+        let mut p = v1_pipeline();
+        p["pipeline"]["stages"][0]["actions"][0]["configuration"]["OAuthToken"] = json!(token);
+        std::fs::write(&file, p.to_string()).unwrap();
+        aws.ok(&["update-pipeline", "--cli-input-json", &format!("file://{}", file.display())]);
+    };
+    with_token("good-token");
+    assert_eq!(aws.ok(&register), Value::Null);
+    aws.ok(&register);
+    let hooks = github.hooks();
+    assert_eq!(hooks.len(), 1, "registered twice, one hook: {hooks:?}");
+    assert_eq!(hooks[0]["config"]["url"], url.as_str());
+    assert_eq!(hooks[0]["config"]["secret"], SECRET);
+    assert_eq!(hooks[0]["config"]["content_type"], "json");
+    assert_eq!(hooks[0]["events"], json!(["push"]));
+    assert_eq!(hooks[0]["active"], true);
+    let methods: Vec<String> = github.seen.lock().unwrap().iter().map(|s| s.0.clone()).collect();
+    assert_eq!(methods, ["GET", "POST", "GET", "PATCH"]);
+
+    aws.ok(&["deregister-webhook-with-third-party", "--webhook-name", "legacy-hook"]);
+    assert!(github.hooks().is_empty());
+
+    // GitHub's refusal, in its words, with what to do.
+    with_token("stale-token");
+    let (code, message) = aws.err(&register);
+    assert_eq!(code, "ValidationException", "{message}");
+    assert!(message.contains("Bad credentials") && message.contains("OAuthToken"), "{message}");
+    // Only a GitHub (v1) source's repository can be registered with.
+    let mut elsewhere = webhook("to-build", "UNAUTHENTICATED", json!({}));
+    elsewhere["webhook"]["targetAction"] = json!("Show");
+    aws.ok(&["put-webhook", "--cli-input-json", &elsewhere.to_string()]);
+    let (code, message) =
+        aws.err(&["register-webhook-with-third-party", "--webhook-name", "to-build"]);
+    assert_eq!(code, "ValidationException", "{message}");
+    assert!(message.contains("GitHub (v1) source"), "{message}");
+    let (code, _) = aws.err(&["register-webhook-with-third-party", "--webhook-name", "nope"]);
+    assert_eq!(code, "WebhookNotFoundException");
+}

@@ -68,7 +68,7 @@ pub const SIGNING_SERVICE: &str = "codepipeline";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The operations Baton answers.
-pub const OPERATIONS: [&str; 42] = [
+pub const OPERATIONS: [&str; 44] = [
     "CreatePipeline",
     "GetPipeline",
     "UpdatePipeline",
@@ -109,6 +109,8 @@ pub const OPERATIONS: [&str; 42] = [
     "PutWebhook",
     "ListWebhooks",
     "DeleteWebhook",
+    "RegisterWebhookWithThirdParty",
+    "DeregisterWebhookWithThirdParty",
     "GetActionType",
     "UpdateActionType",
 ];
@@ -354,6 +356,10 @@ impl Ctx<'_> {
             "PutWebhook" => self.put_webhook(input).await,
             "ListWebhooks" => self.list_webhooks(input).await,
             "DeleteWebhook" => self.delete_webhook(input).await,
+            "RegisterWebhookWithThirdParty" => self.register_webhook_with_third_party(input).await,
+            "DeregisterWebhookWithThirdParty" => {
+                self.deregister_webhook_with_third_party(input).await
+            }
             "GetExecutionDetail" => self.get_execution_detail(input).await,
             "TagResource" => self.tag_resource(input).await,
             "UntagResource" => self.untag_resource(input).await,

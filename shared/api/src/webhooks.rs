@@ -32,6 +32,14 @@ struct DeleteIn {
     name: String,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThirdPartyIn {
+    /// Optional in CodePipeline's model, required by its service.
+    #[serde(default)]
+    webhook_name: Option<String>,
+}
+
 impl Ctx<'_> {
     fn webhooks(&self) -> Result<&Webhooks, ApiError> {
         self.api.webhooks.as_deref().ok_or_else(|| {
@@ -91,6 +99,40 @@ impl Ctx<'_> {
         let DeleteIn { name } = input(body)?;
         self.webhooks()?.delete(&name).await.map_err(refusal)?;
         Ok(json!({}))
+    }
+}
+
+impl Ctx<'_> {
+    pub(super) async fn register_webhook_with_third_party(
+        &self,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let (name, base) = self.third_party_call(body)?;
+        self.webhooks()?.register_with_github(&name, base).await.map_err(refusal)?;
+        Ok(json!({}))
+    }
+
+    pub(super) async fn deregister_webhook_with_third_party(
+        &self,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let (name, base) = self.third_party_call(body)?;
+        self.webhooks()?.deregister_with_github(&name, base).await.map_err(refusal)?;
+        Ok(json!({}))
+    }
+
+    /// The webhook a third-party call names, and where this host takes deliveries.
+    fn third_party_call(&self, body: Value) -> Result<(String, &str), ApiError> {
+        let ThirdPartyIn { webhook_name } = input(body)?;
+        let name = webhook_name.filter(|n| !n.is_empty()).ok_or_else(|| {
+            ApiError::validation("1 validation error detected: Value null at 'webhookName' failed to satisfy constraint: Member must not be null")
+        })?;
+        let base = self.api.webhook_url.as_deref().ok_or_else(|| {
+            ApiError::validation(
+                "This Baton host has no address for webhook deliveries to register",
+            )
+        })?;
+        Ok((name, base))
     }
 }
 

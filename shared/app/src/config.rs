@@ -48,6 +48,9 @@ pub struct Config {
     /// The trigger function's URL (`BATON_WEBHOOK_URL`), which CodePipeline's webhooks (GitHub
     /// v1 sources) are delivered to, as `<url>trigger?t=...`.
     pub webhook_url: Option<String>,
+    /// GitHub's API (`BATON_GITHUB_API_URL`, default api.github.com), which
+    /// RegisterWebhookWithThirdParty calls.
+    pub github_api: Option<String>,
     /// The action worker's role (`BATON_WORKER_ROLE_ARN`): with it, and pipeline roles assumed,
     /// CreatePipeline and UpdatePipeline refuse a `roleArn` that does not trust it.
     pub worker_role_arn: Option<String>,
@@ -163,6 +166,7 @@ impl Config {
             commands_project: lookup("BATON_COMMANDS_PROJECT").filter(|v| !v.trim().is_empty()),
             webhook_secrets: lookup("BATON_WEBHOOK_SECRETS").filter(|v| !v.trim().is_empty()),
             webhook_url: lookup("BATON_WEBHOOK_URL").filter(|v| !v.trim().is_empty()),
+            github_api: lookup("BATON_GITHUB_API_URL").filter(|v| !v.trim().is_empty()),
             worker_role_arn: lookup("BATON_WORKER_ROLE_ARN").filter(|v| !v.trim().is_empty()),
             pipeline_role_pattern: lookup("BATON_PIPELINE_ROLE_PATTERN")
                 .map(|v| v.trim().to_owned())

@@ -10,6 +10,7 @@
 //! - [`config`]: settings read from the environment.
 #![warn(missing_docs)]
 
+pub mod adapters;
 pub mod config;
 pub mod ports;
 pub mod providers;

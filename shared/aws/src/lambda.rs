@@ -259,11 +259,15 @@ impl Aws {
 
     /// CodePipeline's webhooks (GitHub v1 sources), kept in the state table.
     pub fn webhooks(&self) -> baton_app::service::webhooks::v1::Webhooks {
+        let github = baton_app::adapters::github::GitHubHooks::new(
+            self.config.github_api.as_deref().unwrap_or(baton_app::adapters::github::GITHUB_API),
+        );
         baton_app::service::webhooks::v1::Webhooks::new(
             self.store.clone(),
             self.store.clone(),
             std::sync::Arc::new(baton_app::ports::clock::SystemClock),
         )
+        .with_repository_hooks(Some(std::sync::Arc::new(github)))
     }
 
     /// The trigger service.

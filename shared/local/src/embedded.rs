@@ -76,6 +76,8 @@ pub struct EmbeddedConfig {
     pub account: Option<String>,
     /// How often sources with `PollForSourceChanges: "true"` are looked at (default 30 s).
     pub poll_every: Option<Duration>,
+    /// GitHub's API, where webhooks are registered with GitHub (default api.github.com).
+    pub github_api: Option<String>,
     /// AWS to run the actions that have no local meaning (CloudFormation, CodeBuild projects in
     /// AWS...): the SDK configuration, endpoint included.
     #[cfg(feature = "aws")]
@@ -134,6 +136,7 @@ pub struct Embedded {
     account: String,
     poll_every_millis: i64,
     connections: crate::providers::connection::ConnectionSourceProvider,
+    github: Arc<dyn baton_app::ports::repository_hooks::RepositoryHooks>,
 }
 
 /// Held by the one process that dispatches for a home; released when dropped.
@@ -264,6 +267,9 @@ impl Embedded {
             jobs,
             granted,
             connections: local_config(config).connection_source(),
+            github: Arc::new(baton_app::adapters::github::GitHubHooks::new(
+                config.github_api.as_deref().unwrap_or(baton_app::adapters::github::GITHUB_API),
+            )),
             poll_every_millis: config
                 .poll_every
                 .map_or(30_000, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
@@ -311,6 +317,7 @@ impl Embedded {
             self.store.clone(),
             self.clock.clone(),
         )
+        .with_repository_hooks(Some(self.github.clone()))
     }
 
     /// CodePipeline's API over this home, creating pipelines in `region`.

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod notices;
 pub mod provider;
+pub mod repository_hooks;
 pub mod roles;
 pub mod secrets;
 pub mod state;

@@ -16,6 +16,7 @@ use sha2::Sha256;
 
 use super::Trigger;
 
+mod register;
 pub mod v1;
 
 /// A repository host that sends webhooks.

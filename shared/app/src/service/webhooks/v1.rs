@@ -18,6 +18,7 @@ use serde_json_path::JsonPath;
 use super::super::{ServiceError, Trigger};
 use super::{Host, Reply, header, verify};
 use crate::ports::clock::{Clock, entropy};
+use crate::ports::repository_hooks::RepositoryHooks;
 use crate::ports::state::{StateStore, StoreError, Tag};
 use crate::ports::webhooks::{WebhookDefinition, WebhookRecord, WebhookStore};
 
@@ -52,9 +53,11 @@ pub enum WebhookRefusal {
 
 /// The webhooks' service: kept in `store`, aimed at pipelines of `pipelines`.
 pub struct Webhooks {
-    store: Arc<dyn WebhookStore>,
-    pipelines: Arc<dyn StateStore>,
+    pub(super) store: Arc<dyn WebhookStore>,
+    pub(super) pipelines: Arc<dyn StateStore>,
     clock: Arc<dyn Clock>,
+    /// The repository host's hooks (GitHub's API), where this host registers webhooks.
+    pub(super) hooks: Option<Arc<dyn RepositoryHooks>>,
 }
 
 impl Webhooks {
@@ -64,7 +67,14 @@ impl Webhooks {
         pipelines: Arc<dyn StateStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, pipelines, clock }
+        Self { store, pipelines, clock, hooks: None }
+    }
+
+    /// Registers webhooks with the repository's host through `hooks`
+    /// (`RegisterWebhookWithThirdParty`).
+    pub fn with_repository_hooks(mut self, hooks: Option<Arc<dyn RepositoryHooks>>) -> Self {
+        self.hooks = hooks;
+        self
     }
 
     /// `PutWebhook`: creates the webhook, or replaces the one of the same name (its URL kept).
@@ -413,13 +423,14 @@ fn in_range((net, bits): (IpAddr, u8), ip: IpAddr) -> bool {
     shift >= 128 || (a >> shift) == (b >> shift)
 }
 
+/// Where a webhook's deliveries go, on a host that takes them at `url_base`.
+pub fn url_of(w: &WebhookRecord, url_base: &str) -> String {
+    format!("{}/trigger?t={}&v=1", url_base.trim_end_matches('/'), w.token)
+}
+
 /// A webhook as `ListWebhooks` and `PutWebhook` print it: `url` is where deliveries go.
 pub fn listed(w: &WebhookRecord, url_base: &str, arn: &str) -> Value {
-    let mut item = json!({
-        "definition": w.definition,
-        "url": format!("{}/trigger?t={}&v=1", url_base.trim_end_matches('/'), w.token),
-        "arn": arn,
-    });
+    let mut item = json!({"definition": w.definition, "url": url_of(w, url_base), "arn": arn});
     if let Some(at) = w.last_triggered {
         item["lastTriggered"] = json!(at as f64 / 1000.0);
     }

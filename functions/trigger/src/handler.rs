@@ -1,6 +1,7 @@
 //! Decodes a source-change event (CodeCommit's "Repository State Change", S3's "Object
 //! Created"), a webhook delivery to the function's URL (`/webhooks/<host>`) or the minute's
 //! poll of `PollForSourceChanges` sources, starts the pipelines that watch them, maps errors.
+//! The URL also takes Lambda functions' job results (a request with `X-Amz-Target`).
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use baton::lambda::{Aws, HandlerError, Invocation, Schedule, function_url_body, settle};
@@ -41,6 +42,9 @@ pub(crate) async fn handle(
 async fn webhook(trigger: &Trigger, aws: &Aws, request: &LambdaFunctionUrlRequest) -> Value {
     let path = request.raw_path.as_deref().unwrap_or_default();
     let method = request.request_context.http.method.as_deref().unwrap_or_default();
+    if let (Some(target), "POST") = (request.headers.get("x-amz-target"), method) {
+        return job_report(aws, target.to_str().unwrap_or_default(), request).await;
+    }
     if (method, path) == ("POST", "/trigger") {
         return reply_json(path, webhook_v1(trigger, aws, request).await);
     }
@@ -74,6 +78,19 @@ async fn webhook_v1(trigger: &Trigger, aws: &Aws, request: &LambdaFunctionUrlReq
         request.request_context.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
     let body = function_url_body(request);
     aws.webhooks().deliver(trigger, token, &headers_of(request), &body, source_ip).await
+}
+
+/// A Lambda function's result for its job, sent with stock SDK code (`AWS_ENDPOINT_URL_CODEPIPELINE`
+/// set to this URL): taken by the job's id, as the API's `job_report` explains.
+async fn job_report(aws: &Aws, target: &str, request: &LambdaFunctionUrlRequest) -> Value {
+    let reply = aws.control_api().job_report(target, &function_url_body(request)).await;
+    info!(target, status = reply.status, "job report answered");
+    json!({
+        "statusCode": reply.status,
+        "headers": {"content-type": baton::api::CONTENT_TYPE},
+        "body": String::from_utf8_lossy(&reply.body),
+        "isBase64Encoded": false,
+    })
 }
 
 fn headers_of(request: &LambdaFunctionUrlRequest) -> Vec<(String, String)> {
@@ -432,5 +449,73 @@ mod tests {
         assert_eq!(api(&f, "ListWebhooks", json!({})).await["webhooks"], json!([]));
         let gone = deliver(&token, "g-5", "main", "s3cret").await.unwrap();
         assert_eq!(gone["statusCode"], json!(404), "{gone}");
+    }
+
+    /// A function's result for the job handed to it, sent as stock SDK code sends it (signed
+    /// for `codepipeline` with the function's own keys, which nobody but AWS can check), is
+    /// taken by the job's id; nothing else is answered on the open URL.
+    #[tokio::test]
+    async fn a_functions_job_result_is_taken_by_its_job_id_alone() {
+        use baton::ports::job_queue::{ActionType, JobStatus, QueuedJob};
+        use baton::ports::state::Versioned;
+        let f = LambdaFixture::new("trigger").await;
+        let queue = f.aws.job_queue();
+        let job = |id: &str, handed_over: bool| QueuedJob {
+            id: id.into(),
+            action_type: ActionType {
+                category: "Invoke".into(),
+                owner: if handed_over { "AWS" } else { "Custom" }.into(),
+                provider: "Lambda".into(),
+                version: "1".into(),
+            },
+            status: if handed_over { JobStatus::InProgress } else { JobStatus::Queued },
+            nonce: None,
+            data: json!({}),
+            query: Default::default(),
+            report: None,
+            created: 0,
+            waiting: format!("Lambda#{id}"),
+            grant: id.into(),
+            handed_over,
+        };
+        let handed = "11111111-2222-4333-8444-555555555555";
+        let polled = "66666666-7777-4888-9999-000000000000";
+        for j in [job(handed, true), job(polled, false)] {
+            queue.put_job(&Versioned { version: 0, value: j }).await.unwrap();
+        }
+        let trigger = f.aws.trigger();
+        let report = |operation: &str, body: Value| {
+            let headers = json!({
+                "x-amz-target": format!("CodePipeline_20150709.{operation}"),
+                "authorization": "AWS4-HMAC-SHA256 Credential=ASIAFUNCTION/20261206/us-east-1/codepipeline/aws4_request, SignedHeaders=host;x-amz-date, Signature=0000",
+            });
+            let request = function_url_request("POST", "/", headers, &body.to_string(), None);
+            handle(&trigger, &f.aws, LambdaEvent::new(request, Context::default()))
+        };
+        let code = |reply: &Value| reply_body(reply)["__type"].as_str().unwrap_or("").to_owned();
+
+        let done = json!({"jobId": handed, "outputVariables": {"Checked": "yes"}});
+        let taken = report("PutJobSuccessResult", done.clone()).await.unwrap();
+        assert_eq!(taken["statusCode"], json!(200), "{taken}");
+        let kept = queue.job(handed).await.unwrap().unwrap().value;
+        assert_eq!(kept.status, JobStatus::Succeeded);
+        // Once reported, the id opens nothing any more.
+        let again = report("PutJobSuccessResult", done).await.unwrap();
+        assert!(code(&again).ends_with("JobNotFoundException"), "{again}");
+        // A job workers poll for is the API's, behind IAM.
+        let failure =
+            json!({"jobId": polled, "failureDetails": {"type": "JobFailed", "message": "x"}});
+        let refused = report("PutJobFailureResult", failure).await.unwrap();
+        assert!(code(&refused).ends_with("JobNotFoundException"), "{refused}");
+        assert_eq!(queue.job(polled).await.unwrap().unwrap().value.status, JobStatus::Queued);
+        // No other operation is answered here.
+        for operation in ["GetJobDetails", "CreatePipeline", "PollForJobs"] {
+            let other = report(operation, json!({"jobId": handed})).await.unwrap();
+            assert!(code(&other).ends_with("AccessDeniedException"), "{operation}: {other}");
+        }
+        let garbled = report("PutJobSuccessResult", json!(["not", "a", "report"])).await.unwrap();
+        assert_eq!(garbled["statusCode"], json!(400), "{garbled}");
+        let arrived = f.nothing_in(&[&f.dead_letters]).await;
+        assert!(arrived.is_empty(), "a report is answered, never dead-lettered: {arrived:?}");
     }
 }

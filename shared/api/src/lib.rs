@@ -11,6 +11,7 @@ mod conditions;
 mod detail;
 pub mod error;
 mod executions;
+mod job_reports;
 mod jobs;
 mod pagination;
 mod partner_jobs;

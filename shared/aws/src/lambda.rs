@@ -388,6 +388,11 @@ impl Aws {
         &self.config
     }
 
+    /// Custom action types and jobs, where the job desk keeps them.
+    pub fn job_queue(&self) -> std::sync::Arc<dyn baton_app::ports::job_queue::JobQueue> {
+        self.store.clone()
+    }
+
     /// The control API, for the API function: IAM verifies callers before the function runs,
     /// so no credentials are configured here.
     pub fn control_api(&self) -> baton_api::ControlApi {

@@ -54,6 +54,7 @@ fn queued(id: &str, project: &str, created: i64) -> QueuedJob {
         created,
         waiting: format!("Jenkins#{id}"),
         grant: id.into(),
+        handed_over: false,
     }
 }
 

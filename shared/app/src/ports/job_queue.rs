@@ -183,6 +183,10 @@ pub struct QueuedJob {
     /// The artifact grant its credentials come from: one per attempt, kept by the jobs that
     /// continue it.
     pub grant: String,
+    /// Handed to what does the work (a Lambda function) rather than polled for: its id alone
+    /// proves a report on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub handed_over: bool,
 }
 
 /// Where custom action types and jobs are kept.

@@ -151,6 +151,7 @@ impl JobWorkerProvider {
             created: self.clock.now(),
             waiting: RunningJob::key_for(&r.action_type.provider, &id),
             grant: id.clone(),
+            handed_over: false,
         };
         self.dispatch(queued, r).await
     }
@@ -164,6 +165,7 @@ impl JobWorkerProvider {
         };
         // Handed over, the job is in progress at once: nobody polls or acknowledges it.
         job.status = JobStatus::InProgress;
+        job.handed_over = true;
         let event = json!({"CodePipeline.job": {
             "id": job.id, "accountId": self.account, "data": job.data,
         }});

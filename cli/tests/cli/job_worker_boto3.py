@@ -178,6 +178,12 @@ assert error_code(s3.get_object, Bucket=bucket, Key=key) == "InvalidAccessKeyId"
 actions = cp.list_action_executions(pipelineName="custom", filter={"pipelineExecutionId": first})
 build = next(a for a in actions["actionExecutionDetails"] if a["actionName"] == "Jenkins")
 assert build["output"]["outputVariables"] == {"ImageTag": "v42"}, build
+# A secret property reads back masked everywhere but in the worker's job, as CodePipeline's do.
+assert build["input"]["configuration"] == {"ProjectName": "app", "Token": "****"}, build
+assert build["input"]["resolvedConfiguration"]["Token"] == "****", build
+declared = cp.get_pipeline(name="custom")["pipeline"]
+jenkins = declared["stages"][1]["actions"][0]
+assert jenkins["configuration"] == {"ProjectName": "app", "Token": "****"}, jenkins
 assert build["output"]["executionResult"]["externalExecutionSummary"] == "built by the test worker", build
 assert build["output"]["executionResult"]["externalExecutionUrl"] == "https://ci.example/app/42", build
 

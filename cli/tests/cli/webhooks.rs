@@ -524,6 +524,13 @@ fn webhooks_are_registered_with_github_through_its_api() {
         aws.ok(&["update-pipeline", "--cli-input-json", &format!("file://{}", file.display())]);
     };
     with_token("good-token");
+    // The token reads back masked, and the masked declaration sent back keeps it.
+    let got = aws.ok(&["get-pipeline", "--name", "legacy"]);
+    let configuration = &got["pipeline"]["stages"][0]["actions"][0]["configuration"];
+    assert_eq!(configuration["OAuthToken"], "****", "{got}");
+    let masked = json!({"pipeline": got["pipeline"]});
+    std::fs::write(&file, masked.to_string()).unwrap();
+    aws.ok(&["update-pipeline", "--cli-input-json", &format!("file://{}", file.display())]);
     assert_eq!(aws.ok(&register), Value::Null);
     aws.ok(&register);
     let hooks = github.hooks();

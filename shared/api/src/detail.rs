@@ -62,7 +62,9 @@ impl Ctx<'_> {
                 }
             },
         };
-        Ok(json!({"plan": record.plan, "execution": execution}))
+        let (mut plan, mut execution) = (record.plan, execution);
+        self.secret_keys().await?.mask_run(&mut plan, &mut execution);
+        Ok(json!({"plan": plan, "execution": execution}))
     }
 }
 

@@ -401,7 +401,10 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn list_action_executions(&self, body: Value) -> Result<Value, ApiError> {
-        self.execution_details(body, "actions", "actionExecutionDetails", action_details).await
+        let field = "actionExecutionDetails";
+        let mut out = self.execution_details(body, "actions", field, action_details).await?;
+        self.secret_keys().await?.mask_details(&mut out[field]);
+        Ok(out)
     }
 
     /// A page of what `details` lists of each execution (of the filter's one, or of every one,

@@ -13,6 +13,7 @@ pub mod error;
 mod executions;
 mod job_reports;
 mod jobs;
+mod masking;
 mod pagination;
 mod partner_jobs;
 mod pipelines;

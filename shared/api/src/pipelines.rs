@@ -46,7 +46,8 @@ impl Ctx<'_> {
         let tags = checked_tags(tags)?;
         let record =
             self.api.admin().create(declaration, tags).await.map_err(|e| self.refused(e))?;
-        Ok(json!({"pipeline": record.declaration, "tags": tags_json(&record.tags)}))
+        let shown = self.shown(&record.declaration).await?;
+        Ok(json!({"pipeline": shown, "tags": tags_json(&record.tags)}))
     }
 
     pub(super) async fn get_pipeline(&self, body: Value) -> Result<Value, ApiError> {
@@ -65,7 +66,7 @@ impl Ctx<'_> {
             ));
         }
         Ok(json!({
-            "pipeline": record.declaration,
+            "pipeline": self.shown(&record.declaration).await?,
             "metadata": {
                 "pipelineArn": record.plan.arn(),
                 "created": secs(record.created),
@@ -75,10 +76,17 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn update_pipeline(&self, body: Value) -> Result<Value, ApiError> {
-        let UpdateIn { pipeline } = input(body)?;
+        let UpdateIn { mut pipeline } = input(body)?;
+        // A secret sent back as get-pipeline printed it (`****`) keeps its value.
+        if let Some(name) = pipeline["name"].as_str()
+            && let Some(stored) = self.api.store.get_pipeline(name).await?
+        {
+            let stored = serde_json::to_value(&stored.declaration).unwrap_or_default();
+            self.secret_keys().await?.keep_stored(&mut pipeline, &stored);
+        }
         let record =
             self.api.admin().update(declaration(pipeline)?).await.map_err(|e| self.refused(e))?;
-        Ok(json!({"pipeline": record.declaration}))
+        Ok(json!({"pipeline": self.shown(&record.declaration).await?}))
     }
 
     pub(super) async fn delete_pipeline(&self, body: Value) -> Result<Value, ApiError> {
@@ -117,6 +125,13 @@ impl Ctx<'_> {
 }
 
 impl Ctx<'_> {
+    /// A declaration as the API prints it: its secrets masked.
+    async fn shown(&self, declaration: &PipelineDeclaration) -> Result<Value, ApiError> {
+        let mut shown = serde_json::to_value(declaration).unwrap_or_default();
+        self.secret_keys().await?.mask_declaration(&mut shown);
+        Ok(shown)
+    }
+
     /// CodePipeline's exception for what the pipeline admin refused.
     pub(super) fn refused(&self, e: AdminError) -> ApiError {
         match e {

@@ -217,6 +217,28 @@ fn transition(frame: &Frame<'_>, pipeline: &str, stage: &str, state: &Value) -> 
     }
 }
 
+/// Why the `place`-th execution waiting before a stage waits: a disabled transition, or the
+/// execution holding the stage, as the pipeline's mode has it wait.
+fn why_waiting(view: &PipelineView, state: &Value, place: usize) -> Markup {
+    let latest = &state["latestExecution"];
+    let holder =
+        latest["pipelineExecutionId"].as_str().filter(|_| latest["status"] == "InProgress");
+    let mode = view.declaration["executionMode"].as_str().unwrap_or("SUPERSEDED");
+    html! {
+        @if state["inboundTransitionState"]["enabled"] == false {
+            ": the transition into it is disabled"
+        } @else if let Some(holder) = holder {
+            @if mode == "QUEUED" {
+                ", number " (place + 1) " in the queue behind execution " code { (short(holder)) }
+                span.muted { " (QUEUED: one execution at a time, in the order they started)" }
+            } @else {
+                " until execution " code { (short(holder)) } " leaves it"
+                span.muted { " (SUPERSEDED: a newer execution takes its place while it waits)" }
+            }
+        }
+    }
+}
+
 fn stage_box(
     frame: &Frame<'_>,
     view: &PipelineView,
@@ -252,8 +274,11 @@ fn stage_box(
             @if let Some(id) = latest["pipelineExecutionId"].as_str() {
                 p.execution { "execution " a href=(super::execution::href(pipeline, id)) { code { (short(id)) } } }
             }
-            @for id in &waiting {
-                p.why { span aria-hidden="true" { "… " } "Execution " code { (short(id)) } " waits to enter this stage" }
+            @for (place, id) in waiting.iter().enumerate() {
+                p.why {
+                    span aria-hidden="true" { "… " } "Execution " code { (short(id)) } " waits to enter this stage"
+                    (why_waiting(view, state, place))
+                }
             }
             @for (order, actions) in &groups {
                 div.group aria-label={"run order " (order)} {
@@ -621,6 +646,30 @@ mod tests {
             assert!(page.contains(said), "{said} missing from {page}");
         }
         assert!(page.contains("Enable transition"));
+    }
+
+    #[test]
+    fn a_waiting_execution_names_the_execution_that_holds_the_stage_and_the_mode() {
+        let view = |mode: &str| PipelineView {
+            declaration: json!({"name": "app", "executionMode": mode,
+                "stages": [{"name": "Deploy", "actions": []}]}),
+            state: json!({"stageStates": [{"stageName": "Deploy",
+                "latestExecution": {"pipelineExecutionId": "holder0123", "status": "InProgress"},
+                "inboundExecutions": [{"pipelineExecutionId": "first0123"},
+                    {"pipelineExecutionId": "second0123"}]}]}),
+            executions: vec![],
+            next_token: None,
+            attempts: BTreeMap::new(),
+        };
+        let queued = live(&frame(), &view("QUEUED")).into_string();
+        for said in ["number 1 in the queue", "number 2 in the queue", "holder01", "QUEUED"] {
+            assert!(queued.contains(said), "{said} missing from {queued}");
+        }
+        let superseded = live(&frame(), &view("SUPERSEDED")).into_string();
+        for said in ["until execution <code>holder01</code> leaves it", "SUPERSEDED"] {
+            assert!(superseded.contains(said), "{said} missing from {superseded}");
+        }
+        assert!(!superseded.contains("in the queue"), "{superseded}");
     }
 
     #[test]

@@ -220,6 +220,7 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
         crate::console::Guard::new(&credentials.access_key, login)?,
         &rt.home,
         quit_rx,
+        rt.artifacts.clone(),
     );
     let app = Router::new().fallback(call).with_state(api);
     let app = crate::console::routes(app, Arc::new(console));

@@ -68,7 +68,7 @@ pub(crate) fn live(frame: &Frame<'_>, view: &ExecutionView) -> Markup {
                         td { @if let Some(secs) = took(frame.now, a) { (seconds(secs)) } }
                         td {
                             @for art in a["output"]["outputArtifacts"].as_array().into_iter().flatten() {
-                                "artifact " strong { (text(&art["name"])) } " "
+                                "artifact " a href=(super::artifacts::artifact_href(&view.pipeline, id, a, text(&art["name"]))) { strong { (text(&art["name"])) } } " "
                                 code.muted { (text(&art["s3location"]["key"])) } br;
                             }
                             @for (k, v) in a["output"]["outputVariables"].as_object().into_iter().flatten() {

@@ -3,6 +3,7 @@
 //! events the runtime publishes, sent to the page as server-sent events.
 
 mod ansi;
+mod artifacts;
 mod execution;
 mod guard;
 mod pages;
@@ -23,6 +24,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use baton::adapters::local::local_bus::LocalBus;
 use baton::api::ControlApi;
+use baton::ports::artifacts::ArtifactStore;
 use futures_util::StreamExt;
 use maud::Markup;
 use serde_json::{Value, json};
@@ -63,6 +65,10 @@ pub(crate) struct Console {
     js: String,
     /// Set when the server shuts down, so live pages' streams end and let it.
     quit: watch::Receiver<bool>,
+    /// The home's artifacts, for their pages and downloads.
+    artifacts: Arc<dyn ArtifactStore>,
+    /// Where an artifact is decrypted to while it is measured or sent: the private home.
+    scratch: PathBuf,
 }
 
 impl Console {
@@ -72,6 +78,7 @@ impl Console {
         guard: Guard,
         home: &std::path::Path,
         quit: watch::Receiver<bool>,
+        artifacts: Arc<dyn ArtifactStore>,
     ) -> Self {
         // Content-hashed names: a new binary's assets are never mixed with a cached old page.
         let hashed = |name: &str, ext: &str, body: &str| {
@@ -87,6 +94,8 @@ impl Console {
             audit: home.join("console-audit.log"),
             logs: home.join("logs"),
             quit,
+            artifacts,
+            scratch: home.to_path_buf(),
         }
     }
 
@@ -139,6 +148,10 @@ pub(crate) fn routes(router: Router, console: Arc<Console>) -> Router {
         .route("/pipelines/{name}/{control}", axum::routing::post(control))
         .route("/pipelines/{name}/executions/{id}", get(execution_page))
         .route("/pipelines/{name}/executions/{id}/logs/{stage}/{action}", get(log_page))
+        .route(
+            "/pipelines/{name}/executions/{id}/artifacts/{stage}/{action}/{artifact}",
+            get(artifacts::artifact),
+        )
         .route("/pipelines/{name}/executions/{id}/logs/{stage}/{action}/follow", get(follow_log))
         .route("/console/events", get(events))
         .route("/console/assets/{file}", get(asset))

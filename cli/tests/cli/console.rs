@@ -270,3 +270,78 @@ fn with_credentials_of_ones_own_the_console_asks_for_them() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("<h1>Pipelines</h1>"), "{page}");
 }
+
+/// One GET whose answer is bytes: the lowercased head and the body as sent.
+fn get_bytes(server: &Server, path: &str) -> (String, Vec<u8>) {
+    use std::io::Read;
+    let mut stream = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer") + 4;
+    (String::from_utf8_lossy(&all[..split]).to_lowercase(), all[split..].to_vec())
+}
+
+/// An action's output artifact has a page with its size and SHA-256, and downloads whole: the
+/// bytes are a zip of exactly that size and digest. Only what the execution lists is found.
+#[test]
+fn an_artifact_shows_its_size_and_digest_and_downloads_whole() {
+    use sha2::Digest;
+    let server = Server::start();
+    create(&server);
+    let started = call(&server, "StartPipelineExecution", &json!({"name": "app"}));
+    let id = started["pipelineExecutionId"].as_str().unwrap().to_owned();
+    super::api::poll("the source's artifact is made", || {
+        let listed = call(
+            &server,
+            "ListActionExecutions",
+            &json!({"pipelineName": "app", "filter": {"pipelineExecutionId": id}}),
+        );
+        let details = listed["actionExecutionDetails"].as_array()?.clone();
+        details.into_iter().find(|d| d["actionName"] == "Checkout" && d["status"] == "Succeeded")
+    });
+    let path = format!("/pipelines/app/executions/{id}/artifacts/Source/Checkout/Src");
+    let (_, _, execution) =
+        request(&server, "GET", &format!("/pipelines/app/executions/{id}"), &[], "");
+    assert!(execution.contains(&format!("href=\"{path}\"")), "the execution links it: {execution}");
+
+    let (status, _, page) = request(&server, "GET", &path, &[], "");
+    assert_eq!(status, 200, "{page}");
+    let after = |label: &str| -> String {
+        let at = page.find(label).unwrap_or_else(|| panic!("{label} missing from {page}"));
+        page[at + label.len()..].chars().take_while(char::is_ascii_hexdigit).collect()
+    };
+    let size: usize = after("<dt>Size</dt><dd>").parse().unwrap();
+    let digest = after("<dt>SHA-256</dt><dd><code>");
+    assert_eq!(digest.len(), 64, "{page}");
+
+    let (head, body) = get_bytes(&server, &format!("{path}?download=1"));
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: application/zip"), "{head}");
+    assert!(head.contains("content-disposition: attachment; filename=\"src.zip\""), "{head}");
+    assert!(body.starts_with(b"PK"), "not a zip");
+    assert_eq!(body.len(), size, "the page's size is the download's");
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&body)),
+        digest,
+        "the page's digest is the download's"
+    );
+
+    // Names the execution does not list find nothing, whatever they look like.
+    for other in ["Source/Checkout/Nope", "Build/Compile/Src", "Source/Checkout/..%2F..%2Fkeys"] {
+        let (status, _, answer) = request(
+            &server,
+            "GET",
+            &format!("/pipelines/app/executions/{id}/artifacts/{other}"),
+            &[],
+            "",
+        );
+        assert_eq!(status, 404, "{other}: {answer}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(server.home.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".artifact-"))
+        .collect();
+    assert!(leftovers.is_empty(), "decrypted copies were left behind: {leftovers:?}");
+}

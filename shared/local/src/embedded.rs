@@ -129,6 +129,8 @@ pub struct Embedded {
     pub approvals: Arc<Approvals>,
     /// Custom action types and the jobs external workers poll for.
     pub jobs: Arc<JobDesk>,
+    /// The home's encrypted artifacts.
+    pub artifacts: Arc<FileArtifactStore>,
     /// The artifacts lent to job workers, which `baton serve` answers for under S3's protocol.
     pub granted: Arc<LocalJobArtifacts>,
     workers: usize,
@@ -213,7 +215,7 @@ impl Embedded {
             ActionWorker::new(
                 store.clone(),
                 bus.clone(),
-                artifacts,
+                artifacts.clone(),
                 providers.clone(),
                 store.clone(),
                 home.clone(),
@@ -252,6 +254,7 @@ impl Embedded {
             },
         ));
         Ok(Self {
+            artifacts,
             home,
             store,
             bus,

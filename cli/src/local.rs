@@ -2,6 +2,7 @@
 //! for the commands that drive pipelines ([`Home`]), and the commands that need the home itself
 //! (run, wait, logs, push).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -407,6 +408,88 @@ pub(crate) async fn logs(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `baton logs ... --follow`: what the execution's actions (or the one action) printed, then
+/// what they print next, each line after its action's name when several are followed, until
+/// the execution, or the one action, is no longer running. Another process runs the home
+/// (`baton serve`, `baton run --watch`); this one only reads.
+pub(crate) async fn follow_logs(
+    home: &Path,
+    pipeline: &str,
+    execution: &str,
+    action: Option<(&str, &str)>,
+) -> Result<ExitCode> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let home = Home::open(home, true).await?;
+    let mut read: HashMap<PathBuf, u64> = HashMap::new();
+    let mut partial: HashMap<PathBuf, String> = HashMap::new();
+    let mut out = std::io::stdout();
+    loop {
+        let (plan, e) = crate::commands::execution_detail(&home, pipeline, Some(execution)).await?;
+        let dir = home.rt.home.join("logs").join(pipeline).join(&e.id);
+        let execution_running = e.status() == ExecutionStatus::InProgress;
+        let mut running = execution_running;
+        if let Some((st, ac)) = action
+            && !plan.stages.iter().any(|s| s.name == st && s.actions.iter().any(|a| a.name == ac))
+        {
+            bail!("\"{pipeline}\" has no action {st}/{ac}");
+        }
+        for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(&plan)) {
+            for (a, act) in stage.actions.iter().enumerate() {
+                if action.is_some_and(|(st, ac)| st != stage.name || ac != act.name) {
+                    continue;
+                }
+                let run = &e.stages[s].actions[a];
+                if action.is_some() {
+                    // Not started yet counts as to come, while the execution may reach it.
+                    running = execution_running
+                        && matches!(run.status, ActionStatus::InProgress | ActionStatus::Pending);
+                }
+                // Earlier attempts' files too, so a retry's first lines are not skipped.
+                for attempt in 1..=run.attempt {
+                    let path = dir.join(format!("{}.{}.{attempt}.log", stage.name, act.name));
+                    let Ok(mut file) = std::fs::File::open(&path) else { continue };
+                    let at = read.entry(path.clone()).or_insert(0);
+                    let mut fresh = String::new();
+                    if file.seek(SeekFrom::Start(*at)).is_ok() {
+                        let mut bytes = Vec::new();
+                        let n = file.read_to_end(&mut bytes).unwrap_or(0);
+                        *at += n as u64;
+                        fresh = String::from_utf8_lossy(&bytes).into_owned();
+                    }
+                    let pending = partial.entry(path).or_default();
+                    pending.push_str(&fresh);
+                    // Whole lines only, unless nothing will be added to this one any more.
+                    let cut = if running {
+                        pending.rfind('\n').map_or(0, |i| i + 1)
+                    } else {
+                        pending.len()
+                    };
+                    let whole: String = pending.drain(..cut).collect();
+                    for line in whole.lines() {
+                        if action.is_some() {
+                            writeln!(out, "{line}")?;
+                        } else {
+                            writeln!(out, "{}/{} | {line}", stage.name, act.name)?;
+                        }
+                    }
+                }
+            }
+        }
+        out.flush()?;
+        if !running {
+            if read.is_empty() {
+                bail!(
+                    "no logs for execution {} of \"{pipeline}\"{}",
+                    short(&e.id),
+                    action.map(|(s, a)| format!(" at {s}/{a}")).unwrap_or_default()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// `baton push REPOSITORY [BRANCH]`.

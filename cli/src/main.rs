@@ -149,7 +149,15 @@ enum Command {
     /// List a pipeline's executions, newest first.
     History { pipeline: String },
     /// Print the logs of an execution's actions.
-    Logs { pipeline: String, execution: String, stage: Option<String>, action: Option<String> },
+    Logs {
+        pipeline: String,
+        execution: String,
+        stage: Option<String>,
+        action: Option<String>,
+        /// Keep printing what the actions print until the execution (or the one action) ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Approve a waiting manual approval.
     Approve {
         pipeline: String,
@@ -355,9 +363,13 @@ async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitC
     match command {
         Run { file, region, vars, watch } => local::run(home, &file, &region, &vars, watch).await,
         Wait { pipeline, execution } => local::wait(home, &pipeline, execution.as_deref()).await,
-        Logs { pipeline, execution, stage, action } => {
+        Logs { pipeline, execution, stage, action, follow } => {
             let which = stage.as_deref().zip(action.as_deref());
-            local::logs(home, &pipeline, &execution, which).await
+            if follow {
+                local::follow_logs(home, &pipeline, &execution, which).await
+            } else {
+                local::logs(home, &pipeline, &execution, which).await
+            }
         }
         // Reading needs no notices on the terminal.
         reading @ (Status { .. } | History { .. }) => {

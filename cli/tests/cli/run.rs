@@ -1,7 +1,7 @@
 //! `baton run` and the commands around it, as a person uses them: separate processes on one
 //! Baton home, including a `kill -9` in the middle of an execution.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -314,4 +314,91 @@ fn completion_scripts_cover_every_command_for_each_shell() {
             assert!(script.contains(command), "{shell} completes no {command}");
         }
     }
+}
+
+/// `baton logs --follow` prints what the actions print as they print it while another process
+/// runs the home: the whole execution's lines, each after its action's name, until the
+/// execution ends; or one action's own lines until it ends.
+#[test]
+fn logs_follow_an_execution_that_another_process_runs() {
+    use super::api::{Server, call, pipeline, poll, stage};
+    use serde_json::json;
+    let server = Server::start();
+    std::fs::write(server.pass_flag(), "").unwrap();
+    call(&server, "CreatePipeline", &json!({"pipeline": pipeline()}));
+    let started = call(&server, "StartPipelineExecution", &json!({"name": "app"}));
+    let id = started["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let follow = |args: &[&str]| {
+        baton(server.home.path())
+            .args(["logs", "app", &id])
+            .args(args)
+            .arg("--follow")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let whole = follow(&[]);
+    let one = follow(&["Deploy", "Warmup"]);
+    let token = poll("the approval waits", || {
+        let state = call(&server, "GetPipelineState", &json!({"name": "app"}));
+        let latest = &stage(&state, "Approve")["actionStates"][0]["latestExecution"];
+        latest["token"].as_str().filter(|_| latest["status"] == "InProgress").map(str::to_owned)
+    });
+    call(
+        &server,
+        "PutApprovalResult",
+        &json!({"pipelineName": "app", "stageName": "Approve", "actionName": "Release",
+            "token": token, "result": {"summary": "ok", "status": "Approved"}}),
+    );
+    let ended = |child: Child, what: &str| {
+        let start = Instant::now();
+        let mut child = child;
+        while child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(90), "{what} never ended");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{what}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Live: the action's first line arrives while the action still runs (it prints for 4 s).
+    let mut one = one;
+    let mut lines = std::io::BufReader::new(one.stdout.take().unwrap()).lines();
+    let mut early = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let first_tick = line.contains("tick 1") && !line.contains("Running");
+        early.push(line);
+        if first_tick {
+            break;
+        }
+    }
+    let state = call(&server, "GetPipelineState", &json!({"name": "app"}));
+    let warmup = &stage(&state, "Deploy")["actionStates"][0]["latestExecution"]["status"];
+    assert_eq!(warmup, "InProgress", "the first line came only once the action ended: {early:?}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let one_out = early.into_iter().chain(rest).collect::<Vec<_>>().join("\n");
+    let whole = ended(whole, "following the execution");
+    let ticks: Vec<&str> = whole
+        .lines()
+        .filter(|l| {
+            l.starts_with("Deploy/Warmup | ") && l.contains("tick") && !l.contains("Running")
+        })
+        .collect();
+    assert_eq!(ticks.len(), 4, "{whole}");
+    assert!(ticks[0].contains("tick 1") && ticks[3].contains("tick 4"), "{whole}");
+    assert!(whole.lines().any(|l| l.starts_with("Build/Compile | ")), "{whole}");
+    assert!(one.wait().unwrap().success(), "following one action failed");
+    let one = one_out;
+    let own: Vec<&str> =
+        one.lines().filter(|l| l.contains("tick") && !l.contains("Running")).collect();
+    assert_eq!(own.len(), 4, "{one}");
+    assert!(!one.contains(" | "), "one action's lines carry no name: {one}");
+    let status = call(
+        &server,
+        "GetPipelineExecution",
+        &json!({"pipelineName": "app", "pipelineExecutionId": id}),
+    );
+    assert_eq!(status["pipelineExecution"]["status"], "Succeeded", "{status}");
 }

@@ -378,6 +378,9 @@ pub(crate) async fn logs(
     let home = Home::open(home, true).await?;
     let (plan, e) = crate::commands::execution_detail(&home, pipeline, Some(execution)).await?;
     let dir: PathBuf = home.rt.home.join("logs").join(pipeline).join(&e.id);
+    if let Some((st, ac)) = action {
+        known_action(&plan, pipeline, st, ac)?;
+    }
     let mut shown = 0;
     if !e.runs(&plan) {
         bail!(
@@ -410,6 +413,24 @@ pub(crate) async fn logs(
     Ok(ExitCode::SUCCESS)
 }
 
+/// An error naming the nearest stages or actions when `stage`/`action` is not in the plan.
+fn known_action(
+    plan: &baton_core::plan::Plan,
+    pipeline: &str,
+    stage: &str,
+    action: &str,
+) -> Result<()> {
+    let Some(s) = plan.stages.iter().find(|s| s.name == stage) else {
+        let names = plan.stages.iter().map(|s| s.name.as_str());
+        bail!("pipeline \"{pipeline}\" has no stage \"{stage}\"{}", nearest(stage, names));
+    };
+    if !s.actions.iter().any(|a| a.name == action) {
+        let names = s.actions.iter().map(|a| a.name.as_str());
+        bail!("stage \"{stage}\" has no action \"{action}\"{}", nearest(action, names));
+    }
+    Ok(())
+}
+
 /// `baton logs ... --follow`: what the execution's actions (or the one action) printed, then
 /// what they print next, each line after its action's name when several are followed, until
 /// the execution, or the one action, is no longer running. Another process runs the home
@@ -430,10 +451,8 @@ pub(crate) async fn follow_logs(
         let dir = home.rt.home.join("logs").join(pipeline).join(&e.id);
         let execution_running = e.status() == ExecutionStatus::InProgress;
         let mut running = execution_running;
-        if let Some((st, ac)) = action
-            && !plan.stages.iter().any(|s| s.name == st && s.actions.iter().any(|a| a.name == ac))
-        {
-            bail!("\"{pipeline}\" has no action {st}/{ac}");
+        if let Some((st, ac)) = action {
+            known_action(&plan, pipeline, st, ac)?;
         }
         for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(&plan)) {
             for (a, act) in stage.actions.iter().enumerate() {

@@ -401,4 +401,19 @@ fn logs_follow_an_execution_that_another_process_runs() {
         &json!({"pipelineName": "app", "pipelineExecutionId": id}),
     );
     assert_eq!(status["pipelineExecution"]["status"], "Succeeded", "{status}");
+    // A name that is not there is one sentence naming the nearest that are.
+    for (args, said) in [
+        (["Deploi", "Warmup"], "no stage \"Deploi\": the nearest are \"Deploy\""),
+        (["Deploy", "Warmpu"], "no action \"Warmpu\": the nearest are \"Warmup\""),
+    ] {
+        let o = baton(server.home.path())
+            .args(["logs", "app", &id])
+            .args(args)
+            .arg("-f")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(said) && err.trim_end().lines().count() == 1, "{err}");
+    }
 }

@@ -404,13 +404,14 @@ pub(crate) async fn logs(
         }
     }
     if shown == 0 {
-        bail!(
-            "no logs for execution {} of \"{pipeline}\"{}",
-            short(&e.id),
-            action.map(|(s, a)| format!(" at {s}/{a}")).unwrap_or_default()
-        );
+        return Err(no_logs(pipeline, &e.id, action));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn no_logs(pipeline: &str, execution: &str, action: Option<(&str, &str)>) -> anyhow::Error {
+    let at = action.map(|(s, a)| format!(" at {s}/{a}")).unwrap_or_default();
+    anyhow!("no logs for execution {} of \"{pipeline}\"{at}", short(execution))
 }
 
 /// An error naming the nearest stages or actions when `stage`/`action` is not in the plan.
@@ -499,11 +500,7 @@ pub(crate) async fn follow_logs(
         out.flush()?;
         if !running {
             if read.is_empty() {
-                bail!(
-                    "no logs for execution {} of \"{pipeline}\"{}",
-                    short(&e.id),
-                    action.map(|(s, a)| format!(" at {s}/{a}")).unwrap_or_default()
-                );
+                return Err(no_logs(pipeline, &e.id, action));
             }
             return Ok(ExitCode::SUCCESS);
         }

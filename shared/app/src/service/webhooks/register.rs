@@ -4,7 +4,6 @@
 
 use super::v1::{WebhookRefusal, Webhooks, url_of};
 use crate::ports::repository_hooks::{RepositoryHook, RepositoryHooks};
-use crate::ports::webhooks::WebhookRecord;
 
 impl Webhooks {
     /// `RegisterWebhookWithThirdParty`: makes the GitHub repository of the webhook's target
@@ -20,13 +19,8 @@ impl Webhooks {
         url_base: &str,
     ) -> Result<(), WebhookRefusal> {
         let hooks = self.repository_hooks()?;
-        let (w, owner, repo, token) = self.github_target(name).await?;
-        let url = url_of(&w, url_base);
-        let secret = (w.definition.authentication == "GITHUB_HMAC")
-            .then_some(w.definition.authentication_configuration.secret_token.as_deref())
-            .flatten();
-        let hook = RepositoryHook { owner: &owner, repo: &repo, url: &url, secret, token: &token };
-        hooks.add(&hook).await.map_err(|e| WebhookRefusal::Invalid(e.to_string()))
+        let target = self.github_target(name, url_base).await?;
+        hooks.add(&target.hook()).await.map_err(|e| WebhookRefusal::Invalid(e.to_string()))
     }
 
     /// `DeregisterWebhookWithThirdParty`: removes the repository's hooks aimed at the webhook.
@@ -39,11 +33,8 @@ impl Webhooks {
         url_base: &str,
     ) -> Result<(), WebhookRefusal> {
         let hooks = self.repository_hooks()?;
-        let (w, owner, repo, token) = self.github_target(name).await?;
-        let url = url_of(&w, url_base);
-        let hook =
-            RepositoryHook { owner: &owner, repo: &repo, url: &url, secret: None, token: &token };
-        hooks.remove(&hook).await.map_err(|e| WebhookRefusal::Invalid(e.to_string()))
+        let target = self.github_target(name, url_base).await?;
+        hooks.remove(&target.hook()).await.map_err(|e| WebhookRefusal::Invalid(e.to_string()))
     }
 
     fn repository_hooks(&self) -> Result<&dyn RepositoryHooks, WebhookRefusal> {
@@ -54,11 +45,13 @@ impl Webhooks {
         })
     }
 
-    /// The webhook `name` and its target's repository owner, name and OAuth token.
+    /// The repository hook the webhook `name` stands for, on a host taking deliveries at
+    /// `url_base`.
     async fn github_target(
         &self,
         name: &str,
-    ) -> Result<(WebhookRecord, String, String, String), WebhookRefusal> {
+        url_base: &str,
+    ) -> Result<GitHubTarget, WebhookRefusal> {
         let w = self.get(name).await?;
         let d = &w.definition;
         let record = self.pipelines.get_pipeline(&d.target_pipeline).await?.ok_or_else(|| {
@@ -93,7 +86,36 @@ impl Webhooks {
                 ))),
             }
         };
-        let (owner, repo, token) = (setting("Owner")?, setting("Repo")?, setting("OAuthToken")?);
-        Ok((w, owner, repo, token))
+        let secret = (d.authentication == "GITHUB_HMAC")
+            .then(|| d.authentication_configuration.secret_token.clone())
+            .flatten();
+        Ok(GitHubTarget {
+            owner: setting("Owner")?,
+            repo: setting("Repo")?,
+            token: setting("OAuthToken")?,
+            url: url_of(&w, url_base),
+            secret,
+        })
+    }
+}
+
+/// What a webhook's repository hook is made of.
+struct GitHubTarget {
+    owner: String,
+    repo: String,
+    token: String,
+    url: String,
+    secret: Option<String>,
+}
+
+impl GitHubTarget {
+    fn hook(&self) -> RepositoryHook<'_> {
+        RepositoryHook {
+            owner: &self.owner,
+            repo: &self.repo,
+            url: &self.url,
+            secret: self.secret.as_deref(),
+            token: &self.token,
+        }
     }
 }

@@ -13,7 +13,7 @@ use baton::api::{ControlApi, Credentials};
 use baton::embedded::{Embedded, EmbeddedConfig};
 use baton::ports::clock::{Clock, SystemClock};
 use baton::ports::state::{PipelineRecord, StateStore};
-use baton::service::SourcePush;
+use baton::service::{ActionWorker, SourcePush};
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{ActionStatus, Execution, ExecutionStatus, Place, Trigger};
 use serde_json::Value;
@@ -396,7 +396,14 @@ pub(crate) async fn logs(
                 continue;
             }
             let attempt = e.stages[s].actions[a].attempt;
-            let path = dir.join(format!("{}.{}.{attempt}.log", stage.name, act.name));
+            let path = ActionWorker::attempt_log(
+                &home.rt.home,
+                pipeline,
+                &e.id,
+                &stage.name,
+                &act.name,
+                attempt,
+            );
             if let Ok(text) = std::fs::read_to_string(&path) {
                 println!("==> {}/{} (attempt {attempt}) <==\n{text}", stage.name, act.name);
                 shown += 1;
@@ -449,7 +456,6 @@ pub(crate) async fn follow_logs(
     let mut out = std::io::stdout();
     loop {
         let (plan, e) = crate::commands::execution_detail(&home, pipeline, Some(execution)).await?;
-        let dir = home.rt.home.join("logs").join(pipeline).join(&e.id);
         let execution_running = e.status() == ExecutionStatus::InProgress;
         let mut running = execution_running;
         if let Some((st, ac)) = action {
@@ -468,7 +474,14 @@ pub(crate) async fn follow_logs(
                 }
                 // Earlier attempts' files too, so a retry's first lines are not skipped.
                 for attempt in 1..=run.attempt {
-                    let path = dir.join(format!("{}.{}.{attempt}.log", stage.name, act.name));
+                    let path = ActionWorker::attempt_log(
+                        &home.rt.home,
+                        pipeline,
+                        &e.id,
+                        &stage.name,
+                        &act.name,
+                        attempt,
+                    );
                     let Ok(mut file) = std::fs::File::open(&path) else { continue };
                     let at = read.entry(path.clone()).or_insert(0);
                     let mut fresh = String::new();

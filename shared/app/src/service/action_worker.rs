@@ -150,6 +150,22 @@ impl ActionWorker {
         Step::of(r).log_path(home)
     }
 
+    /// `<home>/logs/<pipeline>/<execution>/<stage>.<action>.<attempt>.log`: where the log of
+    /// an action's attempt (or a rule's evaluation) is written, for those who read it.
+    pub fn attempt_log(
+        home: &Path,
+        pipeline: &str,
+        execution_id: &str,
+        stage: &str,
+        action: &str,
+        attempt: u32,
+    ) -> PathBuf {
+        home.join("logs")
+            .join(pipeline)
+            .join(execution_id)
+            .join(format!("{stage}.{action}.{attempt}.log"))
+    }
+
     /// Runs the attempt `request` names, unless it is no longer current.
     ///
     /// # Errors
@@ -589,11 +605,14 @@ impl<'a> Step<'a> {
         }
     }
 
-    /// `<home>/logs/<pipeline>/<execution>/<stage>.<name>.<number>.log`.
     fn log_path(&self, home: &Path) -> PathBuf {
-        home.join("logs")
-            .join(self.pipeline)
-            .join(self.execution_id)
-            .join(format!("{}.{}.{}.log", self.stage, self.name, self.number))
+        ActionWorker::attempt_log(
+            home,
+            self.pipeline,
+            self.execution_id,
+            self.stage,
+            self.name,
+            self.number,
+        )
     }
 }

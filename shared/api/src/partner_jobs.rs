@@ -122,11 +122,12 @@ impl Ctx<'_> {
         let desk = self.desk()?;
         let jobs =
             desk.poll(THIRD_PARTY, &i.action_type_id, max, None).await.map_err(desk_error)?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            let client = desk.type_of(job).await.map_err(desk_error)?.and_then(|t| t.client);
-            out.push(json!({"jobId": job.id, "clientId": client.map(|c| c.id)}));
-        }
+        // Every job handed out is of the one type polled for: its client is read once.
+        let Some(first) = jobs.first() else { return Ok(json!({"jobs": []})) };
+        let client = desk.type_of(first).await.map_err(desk_error)?.and_then(|t| t.client);
+        let client_id = client.map(|c| c.id);
+        let out: Vec<Value> =
+            jobs.iter().map(|j| json!({"jobId": j.id, "clientId": client_id})).collect();
         Ok(json!({"jobs": out}))
     }
 

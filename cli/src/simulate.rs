@@ -184,6 +184,7 @@ impl Simulation<'_> {
                 },
                 external_id: None,
                 external_url: None,
+                targets: Vec::new(),
             };
         }
         let artifacts = r
@@ -215,6 +216,7 @@ impl Simulation<'_> {
             summary: Some("simulated".into()),
             external_id: None,
             external_url: None,
+            targets: Vec::new(),
         }
     }
 }

@@ -356,6 +356,7 @@ mod tests {
                 summary: None,
                 external_id: None,
                 external_url: None,
+                targets: Vec::new(),
             },
         };
         let start = Input::Start {
@@ -448,6 +449,7 @@ mod tests {
                 summary: None,
                 external_id: None,
                 external_url: None,
+                targets: Vec::new(),
             },
         };
         for (now, input) in [(1_000, start), (2_000, source)] {

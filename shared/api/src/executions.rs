@@ -456,61 +456,6 @@ fn idempotent_id(pipeline: &str, token: &str) -> String {
 
 pub(super) use baton_app::ports::action_execution_id;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TargetsIn {
-    #[serde(default)]
-    pipeline_name: Option<String>,
-    action_execution_id: String,
-    #[serde(default)]
-    next_token: Option<String>,
-    #[serde(default)]
-    max_results: Option<i64>,
-}
-
-/// How many of a pipeline's latest executions an action execution id is looked for in.
-const TARGET_SEARCH: usize = 1_000;
-
-impl Ctx<'_> {
-    /// `ListDeployActionExecutionTargets`: the targets a deploy action reached. The deploy
-    /// providers Baton runs (CloudFormation, S3) have none, so the list is empty once the action
-    /// execution is found; CodeDeploy and ECS deploys will list theirs.
-    pub(super) async fn list_deploy_targets(&self, body: Value) -> Result<Value, ApiError> {
-        let TargetsIn { pipeline_name, action_execution_id: wanted, next_token, max_results } =
-            input(body)?;
-        Page::read(&format!("targets/{wanted}"), next_token.as_deref(), max_results, 100, 100)?;
-        let pipelines = match pipeline_name {
-            Some(name) => {
-                self.pipeline(&name).await?;
-                vec![name]
-            }
-            None => self.api.store.list_pipelines().await?,
-        };
-        for name in pipelines {
-            let Some(record) = self.api.store.get_pipeline(&name).await? else { continue };
-            for e in self.api.store.executions(&name, TARGET_SEARCH).await? {
-                if !e.runs(&record.plan) {
-                    continue;
-                }
-                for (stage, run) in record.plan.stages.iter().zip(&e.stages) {
-                    for (action, r) in stage.actions.iter().zip(&run.actions) {
-                        if r.attempt > 0
-                            && action_execution_id(&e.id, &stage.name, &action.name, r.attempt)
-                                == wanted
-                        {
-                            return Ok(json!({"targets": []}));
-                        }
-                    }
-                }
-            }
-        }
-        Err(ApiError::new(
-            "ActionExecutionNotFoundException",
-            format!("Action execution with id '{wanted}' was not found"),
-        ))
-    }
-}
-
 fn execution_type(e: &Execution) -> &'static str {
     if e.rollback.is_some() { "ROLLBACK" } else { "STANDARD" }
 }

@@ -8,6 +8,7 @@
 
 mod action_types;
 mod conditions;
+mod deploy_targets;
 mod detail;
 pub mod error;
 mod executions;

@@ -78,6 +78,7 @@ fn run_once(plan: &Plan, n: u64) -> u64 {
                         summary: None,
                         external_id: None,
                         external_url: None,
+                        targets: Vec::new(),
                     },
                 });
             }

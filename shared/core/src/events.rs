@@ -300,7 +300,7 @@ pub fn action_end(request: &ActionRequest, outcome: &ActionOutcome, now: Millis)
                 None,
             ),
         ),
-        ActionOutcome::Failed { error, external_id, external_url } => (
+        ActionOutcome::Failed { error, external_id, external_url, .. } => (
             Published::Failed,
             None,
             execution_result(

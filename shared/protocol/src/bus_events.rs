@@ -437,6 +437,7 @@ mod tests {
             error: ActionError { code: "JobFailed".into(), message: "boom".into() },
             external_id: None,
             external_url: None,
+            targets: Vec::new(),
         };
         let event = BusEvent::action_completed(&request("A"), failed.clone(), 0);
         assert_eq!(

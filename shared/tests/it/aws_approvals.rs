@@ -89,6 +89,7 @@ pub(crate) async fn waiting_at_the_approval(store: &dyn StateStore) -> (Plan, Bu
             summary: None,
             external_id: None,
             external_url: None,
+            targets: Vec::new(),
         },
     };
     let step = engine::apply(&plan, &mut state, &fetched, env(2)).unwrap();

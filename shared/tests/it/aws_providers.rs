@@ -2414,6 +2414,88 @@ async fn a_codedeploy_deployment_takes_the_artifact_in_place_as_its_revision() {
     assert!(message.contains("deployment on AWS"), "{message}");
 }
 
+/// Every action's SDK configuration, pointed at one endpoint (a fake of a call moto lacks).
+#[derive(Debug)]
+struct AtEndpoint(aws_config::SdkConfig);
+
+#[async_trait::async_trait]
+impl baton::providers::aws::credentials::RoleCredentials for AtEndpoint {
+    async fn config(
+        &self,
+        _: Option<&str>,
+        _: &str,
+        _: &str,
+    ) -> Result<aws_config::SdkConfig, baton::providers::aws::credentials::RoleError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn an_ended_deployments_targets_are_read_page_by_page_with_their_lifecycle_events() {
+    use baton::providers::aws::codedeploy::CodeDeployProvider;
+    use baton::providers::aws::ecs_blue_green::EcsBlueGreenProvider;
+    let dir = TempDir::new().unwrap();
+    let (endpoint, calls) = crate::fake_codedeploy::serve("d-FAKE", 30).await;
+    let config = sdk_config(DEPLOY_REGION).await.into_builder().endpoint_url(endpoint).build();
+    let roles: Arc<dyn baton::providers::aws::credentials::RoleCredentials> =
+        Arc::new(AtEndpoint(config));
+    let provider = CodeDeployProvider::new(roles.clone());
+    let r = request(
+        "Deploy",
+        "CodeDeploy",
+        &[("ApplicationName", "app"), ("DeploymentGroupName", "fleet")],
+        &[],
+    );
+    let j = job(&dir, r, &[]);
+
+    let targets = provider.targets(&j, "d-FAKE").await;
+    assert_eq!(targets.len(), 30);
+    assert_eq!(targets[0].id, "i-00000");
+    assert_eq!(targets[29].id, "i-00029");
+    // Two pages of ids; details 25 at a time (CodeDeploy's limit), for the one deployment.
+    let asked: Vec<(String, usize)> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(op, body)| (op.clone(), body["targetIds"].as_array().map_or(0, Vec::len)))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("ListDeploymentTargets".to_owned(), 0),
+            ("ListDeploymentTargets".to_owned(), 0),
+            ("BatchGetDeploymentTargets".to_owned(), 25),
+            ("BatchGetDeploymentTargets".to_owned(), 5),
+        ]
+    );
+    let failed = &targets[3];
+    assert_eq!((failed.kind.as_str(), failed.status.as_str()), ("InstanceTarget", "Failed"));
+    // The target's times are its events': the first start, the last end.
+    assert_eq!(
+        (failed.started_at, failed.ended_at),
+        (Some(1_700_000_000_000), Some(1_700_000_042_500))
+    );
+    let events: Vec<_> =
+        failed.events.iter().map(|e| (e.name.as_str(), e.status.as_str())).collect();
+    assert_eq!(events, [("BeforeInstall", "Succeeded"), ("ApplicationStart", "Failed")]);
+    assert_eq!(
+        failed.events[1].message.as_deref(),
+        Some(
+            "ScriptFailed (scripts/start.sh): Script at specified location: scripts/start.sh run as user root failed with exit code 1"
+        )
+    );
+    assert_eq!(failed.events[0].message, None, "an event without diagnostics says nothing");
+    assert_eq!(targets[0].status, "Succeeded");
+
+    // ECS blue/green deployments are read the same way.
+    calls.lock().unwrap().clear();
+    let ecs = EcsBlueGreenProvider::new(roles).targets(&j, "d-FAKE").await;
+    assert_eq!(ecs.len(), 30);
+
+    // A deployment CodeDeploy does not know: no targets, and the action's outcome stands.
+    assert!(provider.targets(&j, "d-OTHER").await.is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // ECR source on moto
 

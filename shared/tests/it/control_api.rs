@@ -353,7 +353,7 @@ async fn deploy_targets_are_listed_for_an_action_execution_that_exists() {
         )
         .await;
     let id = actions["actionExecutionDetails"][0]["actionExecutionId"].as_str().unwrap();
-    // No provider Baton runs deploys to targets (CodeDeploy's instances, ECS's tasks) yet.
+    // An action that deploys to no targets lists none (CodeDeploy's are tested with it).
     let found = f.ok("ListDeployActionExecutionTargets", json!({"actionExecutionId": id})).await;
     assert_eq!(found, json!({"targets": []}));
     let named = json!({"pipelineName": "p", "actionExecutionId": id});

@@ -14,6 +14,7 @@ mod aws_support;
 mod control_api;
 mod declared_stores;
 mod embedded;
+mod fake_codedeploy;
 mod handler_simulation;
 mod job_desk;
 mod lambda_invoke;

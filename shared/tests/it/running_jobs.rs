@@ -13,7 +13,10 @@ use baton::ports::provider::{
     ActionProvider, Job, JobResult, LocalArtifact, ProviderError, ProviderRegistry,
 };
 use baton::ports::state::StateStore;
-use baton_core::engine::{ActionRequest, ActionStatus, ExecutionStatus, Input, Trigger};
+use baton_core::engine::{
+    ActionRequest, ActionStatus, DeployTarget, DeployTargetEvent, ExecutionStatus, Input, Trigger,
+};
+use serde_json::{Value, json};
 
 use crate::embedded::{Running, start_runtime_for, wait_for};
 
@@ -48,12 +51,15 @@ impl ActionProvider for Source {
     }
 }
 
-/// A build service: every run starts a build that ends at the `finish_at`-th look.
+/// A build service: every run starts a build that ends at the `finish_at`-th look. Its end
+/// reached `reached` (as a deployment reaches its instances).
 #[derive(Default)]
 struct Builds {
     finish_at: usize,
     looks: AtomicUsize,
     cancelled: Mutex<Vec<String>>,
+    reached: Vec<DeployTarget>,
+    asked_targets: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -81,6 +87,11 @@ impl ActionProvider for Builds {
     async fn cancel(&self, _: &ActionRequest, id: &str) -> Result<(), ProviderError> {
         self.cancelled.lock().unwrap().push(id.into());
         Ok(())
+    }
+
+    async fn targets(&self, _: &Job, id: &str) -> Vec<DeployTarget> {
+        self.asked_targets.lock().unwrap().push(id.into());
+        self.reached.clone()
     }
 }
 
@@ -172,6 +183,109 @@ async fn the_build_of_an_abandoned_attempt_is_stopped_and_forgotten() {
     assert_eq!(rt.store.get_job(&job.key).await.unwrap(), None);
     let e = rt.store.execution("app", &id).await.unwrap().unwrap();
     assert_eq!(e.status(), ExecutionStatus::Stopped);
+    let _ = running.stop.send(true);
+}
+
+fn instance(id: &str, status: &str, message: Option<&str>) -> DeployTarget {
+    DeployTarget {
+        id: id.into(),
+        kind: "InstanceTarget".into(),
+        status: status.into(),
+        started_at: Some(1_700_000_000_000),
+        ended_at: Some(1_700_000_042_500),
+        events: vec![DeployTargetEvent {
+            name: "ApplicationStart".into(),
+            status: status.into(),
+            started_at: Some(1_700_000_040_000),
+            ended_at: Some(1_700_000_042_500),
+            message: message.map(str::to_owned),
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_ended_work_reached_is_listed_by_its_action_execution_id() {
+    let reached = vec![
+        instance("i-0aaa", "Succeeded", None),
+        instance("i-0bbb", "Failed", Some("ScriptFailed (scripts/start.sh): exit code 1")),
+        instance("i-0ccc", "Succeeded", None),
+    ];
+    let builds = Arc::new(Builds { finish_at: 1, reached, ..Builds::default() });
+    let (_home, running, id) = start(builds.clone()).await;
+    let rt = &running.rt;
+    let job = recorded_job(&running).await;
+    let api = rt.control_api("us-east-1", Default::default());
+    let call = |op: &'static str, body: Value| {
+        let api = &api;
+        async move {
+            let reply = api.call(op, body.to_string().as_bytes(), "arn:aws:iam::1:user/t").await;
+            (reply.status, reply.json())
+        }
+    };
+    let listed = call(
+        "ListActionExecutions",
+        json!({"pipelineName": "app", "filter": {"pipelineExecutionId": id}}),
+    )
+    .await
+    .1;
+    let compile = listed["actionExecutionDetails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["actionName"] == "Compile")
+        .unwrap()["actionExecutionId"]
+        .clone();
+    let (status, before) =
+        call("ListDeployActionExecutionTargets", json!({"actionExecutionId": compile})).await;
+    assert_eq!((status, before), (200, json!({"targets": []})), "nothing reached while it runs");
+
+    rt.worker.resume(&job.key).await.unwrap();
+    wait_for(rt, &id, "succeeded", |e| e.status().is_ended()).await;
+    assert_eq!(*builds.asked_targets.lock().unwrap(), ["app:1"], "asked once, at the end");
+
+    let (status, all) = call(
+        "ListDeployActionExecutionTargets",
+        json!({"pipelineName": "app", "actionExecutionId": compile}),
+    )
+    .await;
+    assert_eq!(status, 200, "{all}");
+    let ids: Vec<_> =
+        all["targets"].as_array().unwrap().iter().map(|t| t["targetId"].clone()).collect();
+    assert_eq!(ids, ["i-0aaa", "i-0bbb", "i-0ccc"]);
+    assert_eq!(
+        all["targets"][1],
+        json!({
+            "targetId": "i-0bbb", "targetType": "InstanceTarget", "status": "Failed",
+            "startTime": 1_700_000_000.0, "endTime": 1_700_000_042.5,
+            "events": [{"name": "ApplicationStart", "status": "Failed",
+                "startTime": 1_700_000_040.0, "endTime": 1_700_000_042.5,
+                "context": {"message": "ScriptFailed (scripts/start.sh): exit code 1"}}]
+        })
+    );
+    let failed = json!({"actionExecutionId": compile,
+        "filters": [{"name": "TARGET_STATUS", "values": ["Failed"]}]});
+    let (_, only) = call("ListDeployActionExecutionTargets", failed).await;
+    assert_eq!(only["targets"].as_array().map(Vec::len), Some(1), "{only}");
+    assert_eq!(only["targets"][0]["targetId"], "i-0bbb");
+
+    // Paged as CodePipeline pages: two, then the last one.
+    let first_page = json!({"actionExecutionId": compile, "maxResults": 2});
+    let (_, first) = call("ListDeployActionExecutionTargets", first_page).await;
+    assert_eq!(first["targets"].as_array().map(Vec::len), Some(2));
+    let next =
+        json!({"actionExecutionId": compile, "maxResults": 2, "nextToken": first["nextToken"]});
+    let (_, second) = call("ListDeployActionExecutionTargets", next).await;
+    assert_eq!(second["targets"][0]["targetId"], "i-0ccc");
+    assert!(second.get("nextToken").is_none(), "{second}");
+
+    let wrong = json!({"actionExecutionId": compile, "filters": [{"name": "STATUS", "values": ["Failed"]}]});
+    let (status, refused) = call("ListDeployActionExecutionTargets", wrong).await;
+    assert_eq!(
+        (status, refused["__type"].as_str()),
+        (400, Some("ValidationException")),
+        "{refused}"
+    );
+    assert!(refused["message"].as_str().unwrap().contains("[TARGET_STATUS]"), "{refused}");
     let _ = running.stop.send(true);
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use baton_core::engine::{ActionRequest, ArtifactLocation, RuleRequest};
+use baton_core::engine::{ActionRequest, ArtifactLocation, DeployTarget, RuleRequest};
 use baton_core::plan::{ActionPlan, ActionType};
 use baton_core::rules::{RulePlan, Verdict};
 
@@ -138,6 +138,14 @@ pub trait ActionProvider: Send + Sync {
             code: "JobFailed".into(),
             message: "This provider cannot follow work that outlives its run.".into(),
         })
+    }
+    /// What the ended work `external_id` of `job`'s attempt reached (a deployment's
+    /// instances, functions, task sets), for `ListDeployActionExecutionTargets`. Asked once,
+    /// when [`ActionProvider::resume`] gives the work's end; it is only read, so a provider that
+    /// cannot tell logs why and answers none rather than failing the action.
+    async fn targets(&self, job: &Job, external_id: &str) -> Vec<DeployTarget> {
+        let _ = (job, external_id);
+        Vec::new()
     }
     /// Stops running work whose attempt no longer counts (the execution was stopped, or the
     /// action timed out): nobody waits for it, and it would go on being billed.

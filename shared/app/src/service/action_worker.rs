@@ -269,7 +269,11 @@ impl ActionWorker {
                 self.jobs.put_job(&next).await?;
                 return Ok(self.jobs.remove_job(&job.key).await?);
             }
-            Ok(done) => self.outcome(&*artifacts, r, done, in_place.as_ref()).await,
+            Ok(done) => {
+                let targets = provider.targets(&look, &job.external_id).await;
+                let outcome = self.outcome(&*artifacts, r, done, in_place.as_ref()).await;
+                outcome.map(|o| o.map(|o| o.with_targets(targets)))
+            }
             Err(e) => Err(e.into()),
         };
         let _ = std::fs::remove_dir_all(&work_dir);
@@ -459,6 +463,7 @@ impl ActionWorker {
                     summary,
                     external_id,
                     external_url,
+                    targets: Vec::new(),
                 }
             }
         }))
@@ -579,6 +584,7 @@ fn failed(code: &str, message: &str) -> ActionOutcome {
         error: ActionError { code: code.into(), message: message.into() },
         external_id: None,
         external_url: None,
+        targets: Vec::new(),
     }
 }
 

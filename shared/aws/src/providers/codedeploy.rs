@@ -4,17 +4,21 @@
 //! followed to its end. Output variable `DeploymentId`; the deployment's console page as the
 //! external URL; a failed or stopped deployment fails the action with CodeDeploy's reason; one
 //! still running at the action's time-out is stopped (and rolled back where the group says so).
+//! Once it ends, its targets (instances, functions, task sets) and their lifecycle events are
+//! read for `ListDeployActionExecutionTargets`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_codedeploy::Client;
+use aws_sdk_codedeploy::error::DisplayErrorContext;
+use aws_sdk_codedeploy::primitives::DateTime;
 use aws_sdk_codedeploy::types::{
-    BundleType, DeploymentStatus, ErrorInformation, RevisionLocation, RevisionLocationType,
-    S3Location,
+    BundleType, DeploymentStatus, DeploymentTarget, ErrorInformation, LifecycleEvent,
+    RevisionLocation, RevisionLocationType, S3Location,
 };
-use baton_core::engine::ActionRequest;
+use baton_core::engine::{ActionRequest, DeployTarget, DeployTargetEvent, KEPT_TARGETS};
 use baton_core::plan::ActionPlan;
 
 use super::credentials::RoleCredentials;
@@ -123,12 +127,117 @@ pub(super) async fn follow(
     }
 }
 
+/// What deployment `id` reached, read as `job`'s role: none, with a warning, when CodeDeploy
+/// cannot say (the action's outcome stands either way).
+pub(super) async fn targets(
+    roles: &Arc<dyn RoleCredentials>,
+    job: &Job,
+    id: &str,
+) -> Vec<DeployTarget> {
+    match read_targets(roles, job, id).await {
+        Ok(targets) => targets,
+        Err(why) => {
+            tracing::warn!(deployment = id, error = %why, "cannot read a deployment's targets");
+            Vec::new()
+        }
+    }
+}
+
+async fn read_targets(
+    roles: &Arc<dyn RoleCredentials>,
+    job: &Job,
+    id: &str,
+) -> Result<Vec<DeployTarget>, String> {
+    let r = &job.request;
+    let config = roles
+        .config(r.role_arn.as_deref(), &r.region, &r.execution_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = Client::new(&config);
+    let mut ids = Vec::new();
+    let mut next = None;
+    loop {
+        let page = client
+            .list_deployment_targets()
+            .deployment_id(id)
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        ids.extend(page.target_ids().iter().cloned());
+        next = page.next_token;
+        if next.is_none() || ids.len() >= KEPT_TARGETS {
+            break;
+        }
+    }
+    ids.truncate(KEPT_TARGETS);
+    let mut targets = Vec::with_capacity(ids.len());
+    // BatchGetDeploymentTargets takes 25 ids a call.
+    for chunk in ids.chunks(25) {
+        let got = client
+            .batch_get_deployment_targets()
+            .deployment_id(id)
+            .set_target_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        targets.extend(got.deployment_targets().iter().filter_map(target_of));
+    }
+    Ok(targets)
+}
+
+/// One of CodeDeploy's targets as CodePipeline lists it: its times are its lifecycle events'.
+fn target_of(t: &DeploymentTarget) -> Option<DeployTarget> {
+    let (kind, id, status, events) = if let Some(i) = t.instance_target() {
+        ("InstanceTarget", i.target_id(), i.status(), i.lifecycle_events())
+    } else if let Some(l) = t.lambda_target() {
+        ("LambdaTarget", l.target_id(), l.status(), l.lifecycle_events())
+    } else if let Some(e) = t.ecs_target() {
+        ("ECSTarget", e.target_id(), e.status(), e.lifecycle_events())
+    } else if let Some(c) = t.cloud_formation_target() {
+        ("CloudFormationTarget", c.target_id(), c.status(), c.lifecycle_events())
+    } else {
+        return None;
+    };
+    let status = status.map_or("Unknown", |s| s.as_str()).to_owned();
+    let ended = matches!(status.as_str(), "Succeeded" | "Failed" | "Skipped");
+    let events: Vec<DeployTargetEvent> = events.iter().map(event_of).collect();
+    Some(DeployTarget {
+        id: id?.to_owned(),
+        kind: kind.to_owned(),
+        started_at: events.iter().filter_map(|e| e.started_at).min(),
+        ended_at: ended.then(|| events.iter().filter_map(|e| e.ended_at).max()).flatten(),
+        status,
+        events,
+    })
+}
+
+fn event_of(e: &LifecycleEvent) -> DeployTargetEvent {
+    let millis = |t: Option<&DateTime>| t.and_then(|t| t.to_millis().ok());
+    let message = e.diagnostics().and_then(|d| {
+        let code = d.error_code().map(|c| c.as_str());
+        match (code, d.script_name(), d.message()) {
+            (_, _, None) => None,
+            (Some(c), Some(script), Some(m)) => Some(format!("{c} ({script}): {m}")),
+            (Some(c), None, Some(m)) if c != "Success" => Some(format!("{c}: {m}")),
+            (_, _, Some(m)) => Some(m.to_owned()),
+        }
+    });
+    DeployTargetEvent {
+        name: e.lifecycle_event_name().unwrap_or_default().to_owned(),
+        status: e.status().map_or("Unknown", |s| s.as_str()).to_owned(),
+        started_at: millis(e.start_time()),
+        ended_at: millis(e.end_time()),
+        message,
+    }
+}
+
 pub(super) async fn stop(client: &Client, id: &str) {
     // Rolled back if the deployment group rolls back stopped deployments.
     if let Err(e) =
         client.stop_deployment().deployment_id(id).auto_rollback_enabled(true).send().await
     {
-        tracing::warn!(deployment = id, error = %aws_sdk_codedeploy::error::DisplayErrorContext(&e), "cannot stop a deployment");
+        tracing::warn!(deployment = id, error = %DisplayErrorContext(&e), "cannot stop a deployment");
     }
 }
 
@@ -190,6 +299,10 @@ impl ActionProvider for CodeDeployProvider {
 
     async fn resume(&self, job: &Job, external_id: &str) -> Result<JobResult, ProviderError> {
         finish(self.follow(job, external_id).await)
+    }
+
+    async fn targets(&self, job: &Job, external_id: &str) -> Vec<DeployTarget> {
+        targets(&self.roles, job, external_id).await
     }
 
     async fn cancel(

@@ -5,13 +5,13 @@
 //! the AppSpec file (`AppSpecTemplatePath`, `appspec.yaml` by default, in
 //! `AppSpecTemplateArtifact`) with `<TASK_DEFINITION>` replaced by that revision's ARN is the
 //! CodeDeploy deployment's content on `ApplicationName`/`DeploymentGroupName`, followed to its
-//! end as CodeDeploy deployments are.
+//! end as CodeDeploy deployments are, and its task sets listed as its targets.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
-use baton_core::engine::ActionRequest;
+use baton_core::engine::{ActionRequest, DeployTarget};
 use baton_core::plan::ActionPlan;
 
 use super::credentials::RoleCredentials;
@@ -165,6 +165,10 @@ impl ActionProvider for EcsBlueGreenProvider {
                 other => other,
             });
         finish(outcome)
+    }
+
+    async fn targets(&self, job: &Job, external_id: &str) -> Vec<DeployTarget> {
+        codedeploy::targets(&self.roles, job, external_id).await
     }
 
     async fn cancel(

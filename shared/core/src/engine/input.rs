@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::deploy_targets::DeployTarget;
 use super::state::{
     ActionError, Artifact, ConditionKind, ExecutionId, Millis, RollbackPoint, SourceRevision,
     Trigger,
@@ -32,6 +33,9 @@ pub enum ActionOutcome {
         /// `external-execution-url`.
         #[serde(default)]
         external_url: Option<String>,
+        /// What a deploy action reached.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        targets: Vec<DeployTarget>,
     },
     /// The action failed.
     Failed {
@@ -43,7 +47,21 @@ pub enum ActionOutcome {
         /// `external-execution-url`.
         #[serde(default)]
         external_url: Option<String>,
+        /// What a deploy action reached.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        targets: Vec<DeployTarget>,
     },
+}
+
+impl ActionOutcome {
+    /// The same outcome, with what the deploy reached.
+    #[must_use]
+    pub fn with_targets(mut self, reached: Vec<DeployTarget>) -> Self {
+        match &mut self {
+            Self::Succeeded { targets, .. } | Self::Failed { targets, .. } => *targets = reached,
+        }
+        self
+    }
 }
 
 /// One thing that happened to a pipeline.

@@ -334,8 +334,10 @@ impl<'a> Machine<'a> {
                 summary,
                 external_id,
                 external_url,
+                targets,
             } => {
                 run.status = ActionStatus::Succeeded;
+                run.targets = super::deploy_targets::bounded(targets);
                 run.output_variables = output_variables.clone();
                 run.outputs = artifacts.clone();
                 run.summary = summary.clone();
@@ -357,8 +359,9 @@ impl<'a> Machine<'a> {
                     exec.outputs.insert(ns.clone(), output_variables.clone());
                 }
             }
-            ActionOutcome::Failed { error, external_id, external_url } => {
+            ActionOutcome::Failed { error, external_id, external_url, targets } => {
                 run.status = ActionStatus::Failed;
+                run.targets = super::deploy_targets::bounded(targets);
                 run.error = Some(error.clone());
                 run.external_id = external_id.clone();
                 run.external_url = external_url.clone();
@@ -787,6 +790,7 @@ impl<'a> Machine<'a> {
         run.summary = None;
         run.external_id = None;
         run.external_url = None;
+        run.targets.clear();
         run.decided_by = None;
         run.error = None;
         self.step.touched.insert(id.to_string());

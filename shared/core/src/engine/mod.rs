@@ -29,6 +29,7 @@
 //! | condition | Failed      | its result                    | stage Failed, Skipped, rollback |
 //! | execution | (none)      | Rollback, or a rollback result| a ROLLBACK execution, one stage |
 
+mod deploy_targets;
 mod effect;
 mod input;
 mod machine;
@@ -36,6 +37,7 @@ mod state;
 
 use std::collections::BTreeSet;
 
+pub use deploy_targets::{DeployTarget, DeployTargetEvent, KEPT_TARGETS};
 pub use effect::{ActionRequest, Effect, FailureNotice, RuleRequest};
 pub use input::{ActionOutcome, Env, Input};
 pub use state::*;

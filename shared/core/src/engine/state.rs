@@ -319,6 +319,10 @@ pub struct ActionRun {
     /// Artifacts produced by the current attempt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<Artifact>,
+    /// What the current attempt's deploy reached (CodeDeploy's instances, functions, task
+    /// sets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<super::DeployTarget>,
     /// The attempts before the current one, oldest first, as each ended (at most
     /// [`KEPT_ATTEMPTS`]: `ListActionExecutions` lists them, as CodePipeline lists every attempt).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -347,6 +351,7 @@ impl ActionRun {
             decided_by: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            targets: Vec::new(),
             earlier: Vec::new(),
         }
     }
@@ -360,6 +365,10 @@ impl ActionRun {
         let mut ended = self.clone();
         ended.token = None;
         ended.deadline = None;
+        // Only the latest ended attempt keeps its targets: a deployment's can be many.
+        if let Some(before) = earlier.last_mut() {
+            before.targets.clear();
+        }
         earlier.push(ended);
         if earlier.len() > KEPT_ATTEMPTS {
             earlier.remove(0);

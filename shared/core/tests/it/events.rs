@@ -54,6 +54,7 @@ fn completed(id: &str, stage: &str, action: &str, attempt: u32, ok: bool) -> Inp
             summary: Some("done".into()),
             external_id: Some("ext-1".into()),
             external_url: Some("https://example.com/1".into()),
+            targets: Vec::new(),
         }
     } else {
         ActionOutcome::Failed {
@@ -63,6 +64,7 @@ fn completed(id: &str, stage: &str, action: &str, attempt: u32, ok: bool) -> Inp
             },
             external_id: Some("d-1".into()),
             external_url: Some("https://example.com/d-1".into()),
+            targets: Vec::new(),
         }
     };
     Input::ActionCompleted {

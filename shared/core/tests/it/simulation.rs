@@ -475,12 +475,14 @@ impl Sim {
                         summary: None,
                         external_id: None,
                         external_url: None,
+                        targets: Vec::new(),
                     }
                 } else {
                     ActionOutcome::Failed {
                         error: ActionError { code: "JobFailed".into(), message: "sim".into() },
                         external_id: None,
                         external_url: None,
+                        targets: Vec::new(),
                     }
                 },
             },

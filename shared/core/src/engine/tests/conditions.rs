@@ -377,6 +377,7 @@ fn an_on_success_condition_fails_a_stage_whose_actions_succeeded() {
             summary: None,
             external_id: None,
             external_url: None,
+            targets: Vec::new(),
         },
     });
     assert!(published(&step).contains(&"Deploy FAILED".to_string()));
@@ -424,6 +425,7 @@ fn bundle_built(w: &mut World, id: &str, key: &str) -> Step {
             summary: None,
             external_id: None,
             external_url: None,
+            targets: Vec::new(),
         },
     })
 }

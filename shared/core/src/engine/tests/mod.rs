@@ -111,12 +111,14 @@ fn completion(id: &str, stage: &str, action: &str, attempt: u32, ok: bool) -> In
             summary: None,
             external_id: None,
             external_url: None,
+            targets: Vec::new(),
         }
     } else {
         ActionOutcome::Failed {
             error: ActionError { code: "JobFailed".into(), message: "boom".into() },
             external_id: None,
             external_url: None,
+            targets: Vec::new(),
         }
     };
     Input::ActionCompleted {
@@ -458,6 +460,63 @@ fn an_action_keeps_a_bounded_number_of_earlier_attempts() {
 }
 
 #[test]
+fn a_deploys_targets_are_kept_with_its_attempt_and_only_the_latest_ended_one_keeps_them() {
+    let mut w = World::given(plan(
+        ExecutionMode::Superseded,
+        vec![("Source", vec![action("Src", "Source", "S3", 1)]), ("Test", vec![build("A", 1)])],
+    ));
+    w.start("e1");
+    w.finish("e1", "Source", "Src", true);
+    let reached = |attempt: u32| {
+        let event = DeployTargetEvent {
+            name: "ApplicationStart".into(),
+            status: "Failed".into(),
+            started_at: Some(10),
+            ended_at: Some(20),
+            message: Some("ScriptFailed (start.sh): exit code 1".into()),
+        };
+        vec![DeployTarget {
+            id: format!("i-{attempt}"),
+            kind: "InstanceTarget".into(),
+            status: "Failed".into(),
+            started_at: Some(10),
+            ended_at: Some(20),
+            events: vec![event],
+        }]
+    };
+    for attempt in 1..=3 {
+        let failed = ActionOutcome::Failed {
+            error: ActionError { code: "JobFailed".into(), message: "deployment failed".into() },
+            external_id: Some(format!("d-{attempt}")),
+            external_url: None,
+            targets: Vec::new(),
+        }
+        .with_targets(reached(attempt));
+        w.ok(Input::ActionCompleted {
+            execution_id: "e1".into(),
+            stage: "Test".into(),
+            action: "A".into(),
+            attempt,
+            outcome: failed,
+        });
+        assert_eq!(w.action("e1", "Test", "A").targets, reached(attempt));
+        w.ok(Input::Retry {
+            execution_id: "e1".into(),
+            stage: "Test".into(),
+            mode: RetryMode::FailedActions,
+        });
+        assert!(
+            w.action("e1", "Test", "A").targets.is_empty(),
+            "a new attempt reached nothing yet"
+        );
+    }
+    let a = w.action("e1", "Test", "A");
+    let kept: Vec<_> = a.earlier.iter().map(|r| (r.attempt, r.targets.len())).collect();
+    assert_eq!(kept, [(1, 0), (2, 0), (3, 1)]);
+    assert_eq!(a.earlier[2].targets, reached(3));
+}
+
+#[test]
 fn retry_all_actions_reruns_the_whole_stage() {
     let mut w = World::given(plan(
         ExecutionMode::Superseded,
@@ -680,6 +739,7 @@ fn variables_resolve_when_the_action_starts_and_outputs_feed_later_actions() {
             summary: None,
             external_id: None,
             external_url: None,
+            targets: Vec::new(),
         },
     });
     let Some(Effect::RequestAction(r)) =
@@ -740,6 +800,7 @@ fn input_artifacts_come_from_the_producing_action() {
             summary: None,
             external_id: None,
             external_url: None,
+            targets: Vec::new(),
         },
     });
     let Some(Effect::RequestAction(r)) =
@@ -768,6 +829,7 @@ fn a_source_revision_rides_with_its_artifact_to_the_actions_that_read_it() {
         summary: None,
         external_id: None,
         external_url: None,
+        targets: Vec::new(),
     };
     let complete = |stage: &str, action: &str, outcome| Input::ActionCompleted {
         execution_id: "e1".into(),
@@ -953,6 +1015,7 @@ fn an_announced_end_is_the_event_the_engine_publishes() {
         summary: Some("done".into()),
         external_id: Some("x-1".into()),
         external_url: Some("https://example.test/x-1".into()),
+        targets: Vec::new(),
     };
     let step = w.ok(Input::ActionCompleted {
         execution_id: "e1".into(),

@@ -21,6 +21,7 @@ pub use baton_protocol::{bus_events, routing};
 
 /// The ports' implementations, one module per host.
 pub mod adapters {
+    pub use baton_app::adapters::*;
     #[cfg(feature = "aws")]
     pub use baton_aws::adapters as aws;
     #[cfg(feature = "local")]

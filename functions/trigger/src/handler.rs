@@ -352,8 +352,7 @@ mod tests {
     /// CodePipeline's own webhooks on AWS: PutWebhook through the API keeps it in the table
     /// with a URL on the trigger's; a delivery to that URL, signed with its SecretToken and
     /// passing its filter, starts the pipeline once; one that fails the filter or the
-    /// signature starts nothing. A GitHub (v1) pipeline is refused at the start, as AWS cannot
-    /// run its source yet.
+    /// signature starts nothing. A GitHub (v1) pipeline starts too.
     #[tokio::test]
     async fn codepipeline_webhooks_are_kept_in_the_table_and_delivered_to_the_trigger() {
         use hmac::{Hmac, Mac};
@@ -437,11 +436,17 @@ mod tests {
         assert_eq!(execution["pipelineExecution"]["trigger"]["triggerType"], json!("Webhook"));
         let listed = api(&f, "ListPipelineExecutions", json!({"pipelineName": "web"})).await;
         assert_eq!(listed["pipelineExecutionSummaries"].as_array().map(Vec::len), Some(1));
-        let refused = deliver(&legacy_token, "g-4", "main", "s3cret").await.unwrap();
-        assert_eq!(refused["statusCode"], json!(409), "{refused}");
-        assert!(
-            reply_body(&refused)["message"].as_str().unwrap().contains("ThirdParty/Source/GitHub")
-        );
+        // A GitHub (v1) pipeline starts on the pushed commit, which its source then fetches.
+        let legacy = deliver(&legacy_token, "g-4", "main", "s3cret").await.unwrap();
+        assert_eq!(legacy["statusCode"], json!(202), "{legacy}");
+        let started = api(
+            &f,
+            "GetPipelineExecution",
+            json!({"pipelineName": "legacy",
+                "pipelineExecutionId": reply_body(&legacy)["pipelineExecutionId"]}),
+        )
+        .await;
+        assert_eq!(started["pipelineExecution"]["trigger"]["triggerType"], json!("Webhook"));
 
         for name in ["web-hook", "legacy-hook"] {
             assert_eq!(api(&f, "DeleteWebhook", json!({ "name": name })).await, json!({}));

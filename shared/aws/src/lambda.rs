@@ -257,11 +257,14 @@ impl Aws {
         if self.config.assume_pipeline_roles { worker.with_pipeline_roles() } else { worker }
     }
 
+    /// GitHub's API: api.github.com, or the Enterprise Server the deployment names.
+    fn github_api(&self) -> &str {
+        self.config.github_api.as_deref().unwrap_or(baton_app::adapters::github::GITHUB_API)
+    }
+
     /// CodePipeline's webhooks (GitHub v1 sources), kept in the state table.
     pub fn webhooks(&self) -> baton_app::service::webhooks::v1::Webhooks {
-        let github = baton_app::adapters::github::GitHubHooks::new(
-            self.config.github_api.as_deref().unwrap_or(baton_app::adapters::github::GITHUB_API),
-        );
+        let github = baton_app::adapters::github::GitHubHooks::new(self.github_api());
         baton_app::service::webhooks::v1::Webhooks::new(
             self.store.clone(),
             self.store.clone(),
@@ -286,6 +289,8 @@ impl Aws {
     fn providers(&self) -> baton_app::ports::provider::ProviderRegistry {
         let mut providers = baton_app::ports::provider::ProviderRegistry::default().on_aws();
         crate::providers::register(&mut providers, self.roles.clone());
+        let github = baton_app::adapters::github::GitHubApi::new(self.github_api());
+        crate::providers::register_github(&mut providers, std::sync::Arc::new(github));
         let buckets = self.config.artifact_places();
         crate::providers::register_large_templates(&mut providers, self.roles.clone(), buckets);
         if let Some(project) = &self.config.commands_project {

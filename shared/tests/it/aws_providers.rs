@@ -2497,6 +2497,108 @@ async fn an_ended_deployments_targets_are_read_page_by_page_with_their_lifecycle
 }
 
 // ---------------------------------------------------------------------------------------------
+// GitHub (v1) source, against a loopback GitHub
+
+#[tokio::test]
+async fn a_github_v1_source_fetches_the_commit_through_githubs_api_with_the_files_at_the_root() {
+    use crate::fake_github::{HEAD, OLDER, TOKEN};
+    use baton::core::engine::SourceRevision;
+    use baton::providers::aws::github_source::GitHubSourceProvider;
+    let dir = TempDir::new().unwrap();
+    let (api, archive_auth) = crate::fake_github::serve().await;
+    let provider =
+        GitHubSourceProvider::new(Arc::new(baton::adapters::github::GitHubApi::new(&api)));
+    let config = |token: &str, branch: &str| {
+        [("Owner", "octo"), ("Repo", "app"), ("Branch", branch), ("OAuthToken", token)]
+            .map(|(k, v)| (k, v.to_owned()))
+    };
+    let ask = |token: &str, branch: &str| {
+        let c = config(token, branch);
+        let pairs: Vec<(&str, &str)> = c.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request("Source", "GitHub", &pairs, &["Src"])
+    };
+
+    let done = provider.run(&job(&dir, ask(TOKEN, "main"), &[])).await.unwrap();
+    let JobResult::Succeeded { output_artifacts, output_variables, summary, external_url, .. } =
+        done
+    else {
+        panic!("the source did not succeed: {done:?}");
+    };
+    let zip_path = &output_artifacts[0].path;
+    assert_eq!(output_artifacts[0].name, "Src");
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip_path).unwrap()).unwrap();
+    let mut names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["README.md", "scripts/", "scripts/run.sh"],
+        "at the root, not under GitHub's folder"
+    );
+    let mut readme = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("README.md").unwrap(), &mut readme).unwrap();
+    assert_eq!(readme, "the new page\n");
+    assert_eq!(
+        archive.by_name("scripts/run.sh").unwrap().unix_mode().map(|m| m & 0o777),
+        Some(0o755)
+    );
+    let expected = [
+        ("AuthorDate", "2026-12-01T10:00:00Z"),
+        ("BranchName", "main"),
+        ("CommitId", HEAD),
+        ("CommitMessage", "Serve the new page\n\nAnd say why."),
+        ("CommitterDate", "2026-12-02T11:00:00Z"),
+        ("CommitUrl", &format!("https://github.com/octo/app/commit/{HEAD}")),
+        ("RepositoryName", "app"),
+    ];
+    let expected: BTreeMap<String, String> =
+        expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    assert_eq!(output_variables, expected);
+    assert_eq!(summary.as_deref(), Some("Serve the new page (2 files)"));
+    assert_eq!(external_url, Some(format!("https://github.com/octo/app/commit/{HEAD}")));
+    // The token went to the API only, never to the host the archive was sent on to.
+    assert_eq!(*archive_auth.lock().unwrap(), [None]);
+
+    // A webhook's or sourceRevisions' commit is the one fetched.
+    let mut pinned = ask(TOKEN, "main");
+    pinned.source_revision = Some(SourceRevision {
+        revision_type: "COMMIT_ID".into(),
+        value: OLDER.into(),
+        branch: None,
+    });
+    let JobResult::Succeeded { output_artifacts, output_variables, .. } =
+        provider.run(&job(&dir, pinned, &[])).await.unwrap()
+    else {
+        panic!("the pinned commit was not fetched");
+    };
+    assert_eq!(output_variables["CommitId"], OLDER);
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(&output_artifacts[0].path).unwrap()).unwrap();
+    let mut readme = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("README.md").unwrap(), &mut readme).unwrap();
+    assert_eq!(readme, "the first page\n");
+
+    // GitHub's refusals, in its words, as the declaration's to fix.
+    let (code, message) =
+        failed(provider.run(&job(&dir, ask("stale", "main"), &[])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("OAuthToken") && message.contains("Bad credentials"), "{message}");
+    let (code, message) = failed(provider.run(&job(&dir, ask(TOKEN, "nope"), &[])).await.unwrap());
+    assert_eq!(code, "ConfigurationError");
+    assert!(message.contains("no nope in octo/app"), "{message}");
+
+    // Polling reads the branch's head.
+    let mut plan =
+        baton_core::plan::ActionPlan::new("Checkout", "Source", "ThirdParty", "GitHub", 1);
+    plan.configuration =
+        config(TOKEN, "main").iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let latest = provider.latest_revision(&plan).await.unwrap();
+    assert_eq!((latest.revision_type.as_str(), latest.value.as_str()), ("COMMIT_ID", HEAD));
+    plan.configuration.shift_remove("OAuthToken");
+    let refused = provider.check(&plan).await.unwrap_err();
+    assert!(refused.contains("OAuthToken"), "{refused}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // ECR source on moto
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod control_api;
 mod declared_stores;
 mod embedded;
 mod fake_codedeploy;
+mod fake_github;
 mod handler_simulation;
 mod job_desk;
 mod lambda_invoke;

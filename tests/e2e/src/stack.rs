@@ -174,6 +174,8 @@ impl Stack {
         // The approval function's URL: links in notices point there. Nothing serves it here; the
         // scenario decides through the bus (see `approval::decide`).
         b.atts.insert("ApprovalFunctionUrl.FunctionUrl".into(), "http://127.0.0.1:9/".into());
+        // GitHub's API: no scenario has a GitHub (v1) source, and nothing leaves loopback.
+        b.refs.insert("GitHubApiUrl".into(), "http://127.0.0.1:9".into());
         // The Commands project: the scenario runs no Commands action, so nothing builds there.
         b.refs.insert("CommandsProject".into(), format!("{name}-commands"));
         // The role job credentials are cut from: moto's STS lends any role.

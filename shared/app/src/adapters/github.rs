@@ -1,6 +1,7 @@
-//! GitHub's REST API for repository hooks (`/repos/{owner}/{repo}/hooks`), the same from one
-//! machine and from a Lambda function: api.github.com, or a GitHub Enterprise Server's
-//! `https://HOST/api/v3`.
+//! GitHub's REST API, the same from one machine and from a Lambda function: api.github.com, or
+//! a GitHub Enterprise Server's `https://HOST/api/v3`. Repository hooks
+//! (`/repos/{owner}/{repo}/hooks`) for webhooks, and commits and archives for the GitHub (v1)
+//! source on AWS.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
+use crate::ports::BoxError;
 use crate::ports::repository_hooks::{HookError, RepositoryHook, RepositoryHooks};
 
 /// GitHub.com's API.
@@ -18,34 +20,146 @@ pub const GITHUB_API: &str = "https://api.github.com";
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// GitHub's repository hooks over its REST API.
-pub struct GitHubHooks {
+/// The most redirects a download follows (GitHub sends an archive to codeload with one).
+const MAX_REDIRECTS: usize = 3;
+
+/// GitHub's REST API, shared by the hooks and the GitHub (v1) source.
+pub struct GitHubApi {
     api: String,
     /// Made at the first call: reading the system's trusted roots is not worth it for a host
-    /// that never registers a webhook.
+    /// that never calls GitHub.
     client: tokio::sync::OnceCell<HttpsClient>,
 }
 
-impl GitHubHooks {
+impl GitHubApi {
     /// Calls the API at `api` (`GITHUB_API`, or an Enterprise Server's `/api/v3`), over https,
     /// or http for a server on loopback (tests).
     pub fn new(api: &str) -> Self {
         Self { api: api.trim_end_matches('/').to_owned(), client: tokio::sync::OnceCell::new() }
     }
 
-    async fn client(&self) -> Result<&HttpsClient, HookError> {
+    async fn client(&self) -> Result<&HttpsClient, BoxError> {
         self.client
             .get_or_try_init(|| async {
                 let provider = rustls::crypto::aws_lc_rs::default_provider();
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(provider)
-                    .map_err(|e| HookError::Unreachable(e.into()))?
+                    .with_provider_and_native_roots(provider)?
                     .https_or_http()
                     .enable_http1()
                     .build();
                 Ok(Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector))
             })
             .await
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+    ) -> hyper::http::request::Builder {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("accept", "application/vnd.github+json")
+            .header("user-agent", "baton")
+            .header("x-github-api-version", "2022-11-28");
+        match token {
+            Some(token) => request.header("authorization", format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    /// `method` on `path` (under the API's URL) as `token`: the status and the JSON answer
+    /// (`null` when it is not JSON).
+    ///
+    /// # Errors
+    /// When GitHub cannot be reached.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), BoxError> {
+        let mut request = self.request(method, &format!("{}{path}", self.api), Some(token));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let response = self.client().await?.request(request.body(Full::new(body))?).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+
+    /// Streams what `path` answers into the file `dest`, following redirects. The token goes
+    /// only to the API's own host: an archive's redirect to another host (codeload) carries its
+    /// own short-lived grant in the URL. Returns the final status and, when it is not a
+    /// success, GitHub's JSON answer instead of a file.
+    ///
+    /// # Errors
+    /// When GitHub cannot be reached or the file cannot be written.
+    pub async fn download(
+        &self,
+        path: &str,
+        token: &str,
+        dest: &std::path::Path,
+    ) -> Result<(StatusCode, Value), BoxError> {
+        use tokio::io::AsyncWriteExt;
+        let mut uri: hyper::Uri = format!("{}{path}", self.api).parse()?;
+        let home = uri.authority().cloned();
+        for _ in 0..=MAX_REDIRECTS {
+            let own = uri.authority() == home.as_ref();
+            let request = self.request(Method::GET, &uri.to_string(), own.then_some(token));
+            let response = self.client().await?.request(request.body(Full::default())?).await?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(hyper::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or("a redirect without a location")?;
+                uri = resolve(&uri, location)?;
+                continue;
+            }
+            let mut body = response.into_body();
+            if !status.is_success() {
+                let bytes = body.collect().await?.to_bytes();
+                return Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
+            }
+            let mut file = tokio::fs::File::create(dest).await?;
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame?.into_data() {
+                    file.write_all(&data).await?;
+                }
+            }
+            file.flush().await?;
+            return Ok((status, Value::Null));
+        }
+        Err(format!("more than {MAX_REDIRECTS} redirects from {path}").into())
+    }
+}
+
+/// `location` (absolute, or a path on `from`'s host) as a URI.
+fn resolve(from: &hyper::Uri, location: &str) -> Result<hyper::Uri, BoxError> {
+    if location.starts_with('/') {
+        let scheme = from.scheme_str().unwrap_or("https");
+        let authority = from.authority().map(|a| a.as_str()).unwrap_or_default();
+        return Ok(format!("{scheme}://{authority}{location}").parse()?);
+    }
+    Ok(location.parse()?)
+}
+
+/// GitHub's repository hooks over its REST API.
+pub struct GitHubHooks {
+    api: GitHubApi,
+}
+
+impl GitHubHooks {
+    /// Calls the API at `api` (`GITHUB_API`, or an Enterprise Server's `/api/v3`).
+    pub fn new(api: &str) -> Self {
+        Self { api: GitHubApi::new(api) }
     }
 
     async fn call(
@@ -55,33 +169,7 @@ impl GitHubHooks {
         token: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), HookError> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.api))
-            .header("accept", "application/vnd.github+json")
-            .header("authorization", format!("Bearer {token}"))
-            .header("user-agent", "baton")
-            .header("x-github-api-version", "2022-11-28");
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let request =
-            request.body(Full::new(body)).map_err(|e| HookError::Unreachable(e.into()))?;
-        let response = self
-            .client()
-            .await?
-            .request(request)
-            .await
-            .map_err(|e| HookError::Unreachable(e.into()))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| HookError::Unreachable(e.into()))?
-            .to_bytes();
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        self.api.call(method, path, token, body).await.map_err(HookError::Unreachable)
     }
 
     /// The ids of the repository's hooks aimed at `hook.url`.

@@ -45,6 +45,7 @@ pub mod ecr_source;
 pub mod ecs_blue_green;
 pub mod ecs_deploy;
 pub mod ecs_taskdef;
+pub mod github_source;
 pub mod lambda_deploy;
 pub mod lambda_invoke;
 pub mod lambda_rule;
@@ -217,6 +218,15 @@ pub fn register_commands(
         Arc::new(commands::CommandsProvider::new(builds.clone(), project)),
     );
     registry.register_rule("Commands", Arc::new(commands::CommandsRule::new(builds, project)));
+}
+
+/// Registers the GitHub (v1) source, fetched through GitHub's API at `api`.
+pub fn register_github(
+    registry: &mut ProviderRegistry,
+    api: Arc<baton_app::adapters::github::GitHubApi>,
+) {
+    let github = Arc::new(github_source::GitHubSourceProvider::new(api));
+    registry.register("Source", "ThirdParty", "GitHub", github);
 }
 
 /// Registers the stage-condition rules that ask AWS (`LambdaInvoke`, `CloudWatchAlarm`);

@@ -4,6 +4,7 @@
 
 pub mod approval;
 pub mod codebuild;
+pub mod codecommit;
 pub mod delivery;
 pub mod figures;
 pub mod proxy;

@@ -46,7 +46,7 @@ pub struct Call {
     pub item_bytes: Vec<(&'static str, usize)>,
     /// `PutEvents`: the detail-types of the entries.
     pub events: Vec<String>,
-    /// CodeBuild: the request's JSON, for the harness's stand-in build to read its overrides.
+    /// CodeBuild and CodeCommit: the request's JSON (the stand-in build reads its overrides).
     pub request: Option<Value>,
 }
 
@@ -57,6 +57,8 @@ pub struct Proxy {
     calls: Arc<Mutex<Vec<Call>>>,
     /// Sizes of items written, by key, so a later delete is charged what it removes.
     sizes: Arc<Mutex<HashMap<String, usize>>>,
+    /// CodeCommit, which moto does not serve: answered here.
+    codecommit: crate::codecommit::Repositories,
 }
 
 impl Proxy {
@@ -67,6 +69,7 @@ impl Proxy {
             upstream: addr.parse().with_context(|| format!("moto endpoint {upstream}"))?,
             calls: Arc::default(),
             sizes: Arc::default(),
+            codecommit: crate::codecommit::Repositories::default(),
         })
     }
 
@@ -103,6 +106,11 @@ impl Proxy {
         Ok(url)
     }
 
+    /// The repositories the functions' CodeCommit requests are answered from.
+    pub fn codecommit(&self) -> &crate::codecommit::Repositories {
+        &self.codecommit
+    }
+
     /// Everything recorded so far.
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
@@ -122,6 +130,9 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let body = body.collect().await?.to_bytes();
         let mut call = classify(function, &parts, &body);
+        if call.service == "codecommit" {
+            return Ok(self.answer_codecommit(call, &body));
+        }
         let hangs = hang == Some(call.operation.as_str());
         let parts_headers = parts.headers.clone();
         let upstream = Request::from_parts(parts, Full::new(body.clone()));
@@ -153,6 +164,23 @@ impl Proxy {
             return std::future::pending().await;
         }
         Ok(Response::from_parts(parts, Full::new(rbody)))
+    }
+
+    /// CodeCommit's answer from the stand-in, recorded with the request.
+    fn answer_codecommit(&self, mut call: Call, body: &[u8]) -> Response<Full<Bytes>> {
+        let request: Value = serde_json::from_slice(body).unwrap_or_default();
+        let (status, answer) = self.codecommit.answer(&call.operation, &request);
+        call.status = status;
+        call.request = Some(request);
+        self.record(call);
+        let mut r = Response::new(Full::new(Bytes::from(answer.to_string())));
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+        r
     }
 
     async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>> {

@@ -2,6 +2,7 @@
 //! build (CodeBuild) → manual approval → in parallel a CloudFormation stack and an ECS service in
 //! account 222222222222, eu-west-1 (through `roleArn`) and an S3 deploy in us-west-2.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +38,8 @@ pub struct Release {
     pub site_bucket: String,
     /// The ECS cluster in 222222222222/eu-west-1 whose service `web` the release deploys to.
     pub cluster: String,
+    /// The CodeCommit repository whose `main` branch is the source instead of the upload.
+    pub repository: Option<String>,
 }
 
 impl Release {
@@ -52,7 +55,14 @@ impl Release {
             stack_name: format!("{n}-app"),
             site_bucket: format!("{n}-site"),
             cluster: format!("{n}-cluster"),
+            repository: None,
         }
+    }
+
+    /// The same release, started by a push to `main` of a CodeCommit repository.
+    pub fn pushed(stack: &Stack, suffix: &str) -> Self {
+        let release = Self::new(stack, suffix);
+        Self { repository: Some(format!("{}-repo", release.pipeline)), ..release }
     }
 
     /// The pipeline declaration, CodePipeline's JSON.
@@ -69,6 +79,18 @@ impl Release {
             })
             .collect();
         let kind = |category: &str, provider: &str| json!({"category": category, "owner": "AWS", "provider": provider, "version": "1"});
+        let source = match &self.repository {
+            None => json!({
+                "name": "Upload", "actionTypeId": kind("Source", "S3"), "runOrder": 1,
+                "configuration": {"S3Bucket": self.source_bucket, "S3ObjectKey": self.source_key,
+                    "PollForSourceChanges": "false"},
+                "outputArtifacts": [{"name": "SourceOutput"}], "inputArtifacts": []}),
+            Some(repository) => json!({
+                "name": "Push", "actionTypeId": kind("Source", "CodeCommit"), "runOrder": 1,
+                "configuration": {"RepositoryName": repository, "BranchName": "main",
+                    "PollForSourceChanges": "false"},
+                "outputArtifacts": [{"name": "SourceOutput"}], "inputArtifacts": []}),
+        };
         json!({"pipeline": {
             "name": self.pipeline,
             "roleArn": format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/baton-pipeline"),
@@ -76,11 +98,7 @@ impl Release {
             "pipelineType": "V2",
             "executionMode": "QUEUED",
             "stages": [
-                {"name": "Source", "actions": [{
-                    "name": "Upload", "actionTypeId": kind("Source", "S3"), "runOrder": 1,
-                    "configuration": {"S3Bucket": self.source_bucket, "S3ObjectKey": self.source_key,
-                        "PollForSourceChanges": "false"},
-                    "outputArtifacts": [{"name": "SourceOutput"}], "inputArtifacts": []}]},
+                {"name": "Source", "actions": [source]},
                 {"name": "Build", "actions": [{
                     "name": "Build", "actionTypeId": kind("Build", "CodeBuild"), "runOrder": 1,
                     "configuration": {"ProjectName": project},
@@ -250,22 +268,65 @@ impl Release {
         Ok(())
     }
 
-    /// Uploads the source zip: a CloudFormation template, a web page and the service's image.
-    pub async fn upload_source(&self, stack: &Stack) -> Result<()> {
+    /// The source's files: a CloudFormation template, a web page and the service's image.
+    pub fn source_files(&self) -> BTreeMap<String, Vec<u8>> {
         let template = json!({
             "AWSTemplateFormatVersion": "2010-09-09",
             "Resources": {"Notices": {"Type": "AWS::SNS::Topic",
                 "Properties": {"TopicName": format!("{}-notices", self.stack_name)}}},
             "Outputs": {"TopicArn": {"Value": {"Ref": "Notices"}}}
         });
+        let images = format!(r#"[{{"name": "app", "imageUri": "{RELEASE_IMAGE}"}}]"#);
+        BTreeMap::from([
+            ("template.json".to_owned(), template.to_string().into_bytes()),
+            ("index.html".to_owned(), b"<h1>release</h1>\n".to_vec()),
+            ("images.json".to_owned(), images.into_bytes()),
+        ])
+    }
+
+    /// Pushes `commit` to the repository's `main` (kept by the proxy's stand-in CodeCommit) as
+    /// CodeCommit announces a push: "CodeCommit Repository State Change" on the default bus.
+    pub async fn push(
+        &self,
+        stack: &Stack,
+        proxy: &crate::proxy::Proxy,
+        commit: &str,
+    ) -> Result<()> {
+        let repository = self.repository.as_deref().context("the release has no repository")?;
+        let files = self.source_files();
+        let message = format!("Release {commit}");
+        proxy.codecommit().commit(
+            repository,
+            "main",
+            commit,
+            crate::codecommit::Commit { message, files },
+        );
+        let arn = format!("arn:aws:codecommit:{HOME}:{PIPELINE_ACCOUNT}:{repository}");
+        let detail = json!({"event": "referenceUpdated", "repositoryName": repository,
+            "repositoryId": "0f1e2d3c", "referenceType": "branch", "referenceName": "main",
+            "referenceFullName": "refs/heads/main", "commitId": commit,
+            "oldCommitId": "0000000000000000000000000000000000000000", "callerUserArn":
+            format!("arn:aws:iam::{PIPELINE_ACCOUNT}:user/dev")});
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source("aws.codecommit")
+            .detail_type("CodeCommit Repository State Change")
+            .resources(arn)
+            .detail(detail.to_string())
+            .build();
+        let events = aws_sdk_eventbridge::Client::new(&stack.sdk(HOME).await);
+        let out = events.put_events().entries(entry).send().await.context("announcing the push")?;
+        anyhow::ensure!(out.failed_entry_count() == 0, "the push event was not put: {out:?}");
+        Ok(())
+    }
+
+    /// Uploads the source zip.
+    pub async fn upload_source(&self, stack: &Stack) -> Result<()> {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default();
-        zip.start_file("template.json", options)?;
-        zip.write_all(template.to_string().as_bytes())?;
-        zip.start_file("index.html", options)?;
-        zip.write_all(b"<h1>release</h1>\n")?;
-        zip.start_file("images.json", options)?;
-        zip.write_all(format!(r#"[{{"name": "app", "imageUri": "{RELEASE_IMAGE}"}}]"#).as_bytes())?;
+        for (name, content) in self.source_files() {
+            zip.start_file(name, options)?;
+            zip.write_all(&content)?;
+        }
         let bytes = zip.finish()?.into_inner();
         s3(&stack.sdk(HOME).await)
             .put_object()

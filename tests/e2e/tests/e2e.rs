@@ -594,3 +594,62 @@ fn every_service_writing_an_encrypted_resource_may_use_its_key() {
         assert!(allowed, "{service} writes {resource}, but {key}'s policy does not let it encrypt");
     }
 }
+
+/// A push to CodeCommit, announced as CodeCommit announces it on the default bus, starts the
+/// release through the template's rule, and the release runs the pushed commit: the source
+/// fetches it by id, not the branch's head (which has moved on by then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_codecommit_push_starts_the_release_on_the_pushed_commit() {
+    const PUSHED: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
+    const LATER: &str = "1111111111111111111111111111111111111111";
+    let h = Harness::start(1, FaultPlan::default()).await.unwrap();
+    let release = Release::pushed(&h.stack, "push");
+    release.prepare(&h.stack, &release.project).await.unwrap();
+    release.push(&h.stack, &h.proxy, PUSHED).await.unwrap();
+    // Someone pushes again before the source runs; no event announces it in this test.
+    let repository = release.repository.clone().unwrap();
+    let later = baton_e2e::codecommit::Commit { message: "later".into(), files: BTreeMap::new() };
+    h.proxy.codecommit().commit(&repository, "main", LATER, later);
+
+    let e = finish_release(&h, &release).await;
+    assert_eq!(
+        e.status(),
+        ExecutionStatus::Succeeded,
+        "{}\n{}",
+        describe(Some(&e)),
+        diagnostics(&h).await
+    );
+    assert_eq!(e.trigger.trigger_type, "CloudWatchEvent");
+    let source = &e.stages[0].actions[0].output_variables;
+    assert_eq!(source.get("CommitId").map(String::as_str), Some(PUSHED), "{source:?}");
+    assert_eq!(
+        source.get("CommitMessage").map(String::as_str),
+        Some(format!("Release {PUSHED}").as_str())
+    );
+    assert_eq!(source.get("RepositoryName"), Some(&repository));
+
+    let asked: Vec<(String, String)> = h
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.service == "codecommit")
+        .map(|c| (c.function, c.operation))
+        .collect();
+    assert!(
+        asked.iter().all(|(f, op)| f == "action-worker" && op != "GetBranch"),
+        "the pushed commit is fetched by its id, by the worker only: {asked:?}"
+    );
+    let commits: Vec<_> = h
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "GetCommit")
+        .filter_map(|c| c.request.and_then(|r| r["commitId"].as_str().map(str::to_owned)))
+        .collect();
+    assert_eq!(commits, [PUSHED], "one commit read, the pushed one");
+    // The pushed files went all the way: the build's artifact is the site.
+    let s3 = baton_e2e::scenario::s3_client(&h.stack.sdk("us-west-2").await);
+    let page = s3.get_object().bucket(&release.site_bucket).key("index.html").send().await.unwrap();
+    let page = page.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&page[..], b"<h1>release</h1>\n");
+}

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::control::{Control, text};
 use crate::names::nearest;
+use crate::output::{self, Output, note, result};
 use crate::view::{secs, short, table};
 
 /// `--var NAME=VALUE` pairs, in order.
@@ -56,7 +57,7 @@ pub(crate) async fn start(c: &impl Control, pipeline: &str, vars: &[String]) -> 
     }
     let out = c.call("StartPipelineExecution", &input).await?;
     let id = text(&out, "pipelineExecutionId");
-    println!("Started execution {id} of pipeline \"{pipeline}\".");
+    result(&out, format_args!("Started execution {id} of pipeline \"{pipeline}\"."));
     c.carry_on(pipeline, id).await
 }
 
@@ -68,13 +69,19 @@ pub(crate) async fn status(
     execution: Option<&str>,
 ) -> Result<ExitCode> {
     let (plan, e) = execution_detail(c, pipeline, execution).await?;
+    if output::json() {
+        return status_document(c, pipeline, &e.id).await;
+    }
     let now = baton::ports::clock::Clock::now(&baton::ports::clock::SystemClock);
     print!("{}", table(&plan, &e, now));
     for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(&plan)) {
         for (a, action) in stage.actions.iter().enumerate() {
             let r = &e.stages[s].actions[a];
             if let (ActionStatus::InProgress, Some(token)) = (r.status, &r.token) {
-                println!("  approval {}/{} is waiting; token {token}", stage.name, action.name);
+                note(format_args!(
+                    "  approval {}/{} is waiting; token {token}",
+                    stage.name, action.name
+                ));
             }
         }
     }
@@ -86,28 +93,73 @@ pub(crate) async fn status(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `baton status --output json`: the execution (GetPipelineExecution), every attempt of its
+/// actions (ListActionExecutions) and the pipeline's stages (GetPipelineState), as
+/// CodePipeline answers each.
+pub(crate) async fn status_document(
+    c: &impl Control,
+    pipeline: &str,
+    id: &str,
+) -> Result<ExitCode> {
+    let execution = json!({"pipelineName": pipeline, "pipelineExecutionId": id});
+    let got = c.call("GetPipelineExecution", &execution).await?;
+    let mut details = Vec::new();
+    let mut input = json!({"pipelineName": pipeline, "filter": {"pipelineExecutionId": id}});
+    loop {
+        let page = c.call("ListActionExecutions", &input).await?;
+        details.extend(page["actionExecutionDetails"].as_array().cloned().unwrap_or_default());
+        match page["nextToken"].as_str() {
+            Some(next) => input["nextToken"] = json!(next),
+            None => break,
+        }
+    }
+    let state = c.call("GetPipelineState", &json!({"name": pipeline})).await?;
+    let document = json!({
+        "pipelineExecution": got["pipelineExecution"],
+        "actionExecutionDetails": details,
+        "stageStates": state["stageStates"],
+    });
+    result(&document, "");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `baton history PIPELINE`: ListPipelineExecutions.
 pub(crate) async fn history(c: &impl Control, pipeline: &str) -> Result<ExitCode> {
     let listed = c
         .call("ListPipelineExecutions", &json!({"pipelineName": pipeline, "maxResults": 50}))
         .await?;
     let executions = summaries(&listed);
+    if output::json() {
+        result(&listed, "");
+        return Ok(ExitCode::SUCCESS);
+    }
     if executions.is_empty() {
         println!("Pipeline \"{pipeline}\" has not run yet.");
+        return Ok(ExitCode::SUCCESS);
     }
     // The API gives times as seconds since the epoch, with milliseconds as fractions.
     let millis = |v: &Value| (v.as_f64().unwrap_or(0.0) * 1000.0).round() as i64;
-    for e in executions {
-        let (started, updated) = (millis(&e["startTime"]), millis(&e["lastUpdateTime"]));
-        println!(
-            "{}  {:<10}  {}  {:>8}  {}  {}",
-            text(e, "pipelineExecutionId"),
-            text(e, "status"),
-            baton_core::events::rfc3339(started),
-            secs(updated - started),
-            text(&e["trigger"], "triggerType"),
-            text(e, "statusSummary"),
-        );
+    let rows: Vec<Vec<String>> = executions
+        .iter()
+        .map(|e| {
+            let (started, updated) = (millis(&e["startTime"]), millis(&e["lastUpdateTime"]));
+            vec![
+                text(e, "pipelineExecutionId").to_owned(),
+                text(e, "status").to_owned(),
+                baton_core::events::rfc3339(started),
+                secs(updated - started),
+                text(&e["trigger"], "triggerType").to_owned(),
+                text(e, "statusSummary").to_owned(),
+            ]
+        })
+        .collect();
+    if output::chosen() == Output::Table {
+        let header = ["EXECUTION", "STATUS", "STARTED", "TOOK", "TRIGGER", "SUMMARY"];
+        println!("{}", output::columns(&header, &rows));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in rows {
+        println!("{}  {:<10}  {}  {:>8}  {}  {}", r[0], r[1], r[2], r[3], r[4], r[5]);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -141,9 +193,10 @@ pub(crate) async fn decide(
         "result": {"summary": summary, "status": verdict},
         "token": token,
     });
-    c.call("PutApprovalResult", &input).await?;
+    let mut out = c.call("PutApprovalResult", &input).await?;
     let id = text(&s["latestExecution"], "pipelineExecutionId");
-    println!("{verdict} {stage}/{action} of execution {}.", short(id));
+    out["pipelineExecutionId"] = json!(id);
+    result(&out, format_args!("{verdict} {stage}/{action} of execution {}.", short(id)));
     c.carry_on(pipeline, id).await
 }
 
@@ -166,8 +219,8 @@ pub(crate) async fn retry(
         "pipelineExecutionId": id,
         "retryMode": if all { "ALL_ACTIONS" } else { "FAILED_ACTIONS" },
     });
-    c.call("RetryStageExecution", &input).await?;
-    println!("Retrying stage {stage} of execution {}.", short(id));
+    let out = c.call("RetryStageExecution", &input).await?;
+    result(&out, format_args!("Retrying stage {stage} of execution {}.", short(id)));
     c.carry_on(pipeline, id).await
 }
 
@@ -186,8 +239,8 @@ pub(crate) async fn stop(
         "abandon": abandon,
         "reason": reason,
     });
-    c.call("StopPipelineExecution", &input).await?;
-    println!("Stopping execution {}.", short(&id));
+    let out = c.call("StopPipelineExecution", &input).await?;
+    result(&out, format_args!("Stopping execution {}.", short(&id)));
     c.carry_on(pipeline, &id).await
 }
 
@@ -207,8 +260,9 @@ pub(crate) async fn transition(
         input["reason"] = json!(reason);
         "DisableStageTransition"
     };
-    c.call(operation, &input).await?;
-    println!("Transition into {stage} {}.", if enable { "enabled" } else { "disabled" });
+    let out = c.call(operation, &input).await?;
+    let done = if enable { "enabled" } else { "disabled" };
+    result(&out, format_args!("Transition into {stage} {done}."));
     Ok(ExitCode::SUCCESS)
 }
 

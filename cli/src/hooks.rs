@@ -70,9 +70,14 @@ pub(crate) fn install(home: &Path, repo: &Path, repository: Option<&str>) -> Res
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     }
-    println!(
-        "Commits to {} and pushes it receives now start the pipelines that watch {repository}.",
-        repo.display()
+    let installed = serde_json::json!({"repository": repository, "path": repo.display().to_string(),
+        "hooks": ["post-commit", "post-receive"]});
+    crate::output::result(
+        &installed,
+        format_args!(
+            "Commits to {} and pushes it receives now start the pipelines that watch {repository}.",
+            repo.display()
+        ),
     );
     Ok(ExitCode::SUCCESS)
 }

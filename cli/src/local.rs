@@ -16,11 +16,12 @@ use baton::ports::state::{PipelineRecord, StateStore};
 use baton::service::{ActionWorker, SourcePush};
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{ActionStatus, Execution, ExecutionStatus, Place, Trigger};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::control::Control;
 use crate::names::nearest;
+use crate::output::{note, result};
 use crate::view::{Live, short};
 
 /// `baton.toml` in the Baton home: local stand-ins for what AWS would define.
@@ -199,8 +200,14 @@ pub(crate) async fn run(
     };
     let variables = crate::commands::variables(vars)?.into_iter().collect();
     let id = rt.trigger.start(&name, trigger, variables).await?;
-    println!("Started execution {id} of pipeline \"{name}\" (version {}).", record.plan.version);
+    note(format_args!(
+        "Started execution {id} of pipeline \"{name}\" (version {}).",
+        record.plan.version
+    ));
     let status = follow(&rt, &name, &id, keep_running).await?;
+    if crate::output::json() {
+        crate::commands::status_document(&Home::over(rt, region), &name, &id).await?;
+    }
     Ok(exit_for(status))
 }
 
@@ -217,9 +224,14 @@ impl Home {
     pub(crate) async fn open(home: &Path, quiet: bool) -> Result<Self> {
         let rt = open(home, quiet).await?;
         let region = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty());
-        let api = rt.control_api(region.as_deref().unwrap_or("us-east-1"), Credentials::new());
+        Ok(Self::over(rt, region.as_deref().unwrap_or("us-east-1")))
+    }
+
+    /// The API of the open home `rt`, answering for `region`.
+    fn over(rt: Arc<Embedded>, region: &str) -> Self {
+        let api = rt.control_api(region, Credentials::new());
         let caller = std::env::var("USER").unwrap_or_else(|_| "baton CLI".into());
-        Ok(Self { rt, api, caller })
+        Self { rt, api, caller }
     }
 }
 
@@ -252,7 +264,7 @@ async fn follow(
     let lock = rt.try_lock();
     let dispatcher = lock.as_ref().map(|_| tokio::spawn(Arc::clone(rt).dispatch(stop_rx)));
     if lock.is_none() {
-        println!("Another baton process is running this home; watching its progress.");
+        note("Another baton process is running this home; watching its progress.");
     }
     let mut live = Live::new();
     let mut aftermath = Aftermath::default();
@@ -269,8 +281,8 @@ async fn follow(
         }
     };
     if keep_running && dispatcher.is_some() {
-        println!(
-            "Execution ended; still running this home (pushes start new executions). Ctrl-C to stop."
+        note(
+            "Execution ended; still running this home (pushes start new executions). Ctrl-C to stop.",
         );
         let _ = tokio::signal::ctrl_c().await;
     }
@@ -285,7 +297,7 @@ async fn follow(
 /// here until it ends or waits for a person.
 async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result<ExitCode> {
     let Some(lock) = rt.try_lock() else {
-        println!("The baton process running this home picks it up.");
+        note("The baton process running this home picks it up.");
         return Ok(ExitCode::SUCCESS);
     };
     let plan = record(rt, pipeline).await?.plan;
@@ -307,9 +319,9 @@ async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result
     let _ = dispatcher.await;
     drop(lock);
     if waits_for_a_person(&last) {
-        println!(
+        note(format_args!(
             "Waiting for approval: baton approve {pipeline} STAGE ACTION (see baton status {pipeline})."
-        );
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     Ok(exit_for(last.status()))
@@ -336,13 +348,13 @@ impl Aftermath {
             });
             let Some(rollback) = started else { return Ok(true) };
             let target = rollback.rollback.as_ref().map_or("", |r| r.target.as_str());
-            println!("Rolling back to execution {target}: execution {}.", rollback.id);
+            note(format_args!("Rolling back to execution {target}: execution {}.", rollback.id));
             self.rollback = Some(rollback.id);
         }
         let id = self.rollback.as_deref().unwrap_or_default();
         let Some(rollback) = rt.store.execution(pipeline, id).await? else { return Ok(true) };
         if rollback.status().is_ended() {
-            println!("Rollback {} {:?}.", rollback.id, rollback.status());
+            note(format_args!("Rollback {} {:?}.", rollback.id, rollback.status()));
         }
         Ok(rollback.status().is_ended())
     }
@@ -365,6 +377,9 @@ pub(crate) async fn wait(home: &Path, pipeline: &str, execution: Option<&str>) -
     let home = Home::open(home, false).await?;
     let (_, e) = crate::commands::execution_detail(&home, pipeline, execution).await?;
     let status = follow(&home.rt, pipeline, &e.id, false).await?;
+    if crate::output::json() {
+        crate::commands::status_document(&home, pipeline, &e.id).await?;
+    }
     Ok(exit_for(status))
 }
 
@@ -405,7 +420,13 @@ pub(crate) async fn logs(
                 attempt,
             );
             if let Ok(text) = std::fs::read_to_string(&path) {
-                println!("==> {}/{} (attempt {attempt}) <==\n{text}", stage.name, act.name);
+                if crate::output::json() {
+                    for line in text.lines() {
+                        println!("{}", log_line(&stage.name, &act.name, attempt, line));
+                    }
+                } else {
+                    println!("==> {}/{} (attempt {attempt}) <==\n{text}", stage.name, act.name);
+                }
                 shown += 1;
             }
         }
@@ -414,6 +435,12 @@ pub(crate) async fn logs(
         return Err(no_logs(pipeline, &e.id, action));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of an action's log under `--output json`: a JSON object a line (JSON Lines), so
+/// a script can follow the log as it comes.
+fn log_line(stage: &str, action: &str, attempt: u32, line: &str) -> Value {
+    json!({"stageName": stage, "actionName": action, "attempt": attempt, "line": line})
 }
 
 fn no_logs(pipeline: &str, execution: &str, action: Option<(&str, &str)>) -> anyhow::Error {
@@ -501,7 +528,9 @@ pub(crate) async fn follow_logs(
                     };
                     let whole: String = pending.drain(..cut).collect();
                     for line in whole.lines() {
-                        if action.is_some() {
+                        if crate::output::json() {
+                            writeln!(out, "{}", log_line(&stage.name, &act.name, attempt, line))?;
+                        } else if action.is_some() {
                             writeln!(out, "{line}")?;
                         } else {
                             writeln!(out, "{}/{} | {line}", stage.name, act.name)?;
@@ -534,13 +563,25 @@ pub(crate) async fn push(
     // The same repository as a connection's (GitHub, GitLab...): its triggers decide.
     started.extend(rt.push_connection(repository, branch, since).await?);
     if started.is_empty() {
-        println!("No pipeline watches {repository} branch {branch}.");
+        result(
+            &json!({"started": []}),
+            format_args!("No pipeline watches {repository} branch {branch}."),
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let mut code = ExitCode::SUCCESS;
-    for (pipeline, id) in started {
-        println!("Push to {repository}/{branch} started execution {id} of \"{pipeline}\".");
-        code = settle_or_leave(&rt, &pipeline, &id).await?;
+    for (pipeline, id) in &started {
+        note(format_args!(
+            "Push to {repository}/{branch} started execution {id} of \"{pipeline}\"."
+        ));
+        code = settle_or_leave(&rt, pipeline, id).await?;
+    }
+    if crate::output::json() {
+        let started: Vec<Value> = started
+            .iter()
+            .map(|(p, id)| json!({"pipelineName": p, "pipelineExecutionId": id}))
+            .collect();
+        result(&json!({"started": started}), "");
     }
     Ok(code)
 }

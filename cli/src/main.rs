@@ -6,6 +6,7 @@ mod control;
 mod hooks;
 mod local;
 mod names;
+mod output;
 mod partner;
 mod proxy;
 mod remote;
@@ -94,6 +95,10 @@ struct Cli {
     /// the home: start, status, history, approve, reject, retry, stop and the transitions.
     #[arg(long, global = true, env = "BATON_ENDPOINT", value_name = "URL")]
     endpoint: Option<String>,
+    /// How results are printed: text for people, json (one document on standard output, in
+    /// CodePipeline's shapes; progress on standard error) or table (lists as columns).
+    #[arg(long, global = true, env = "BATON_OUTPUT", value_enum, default_value_t = output::Output::Text)]
+    output: output::Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -261,6 +266,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::choose(cli.output);
     let filter = std::env::var("BATON_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -24,14 +24,16 @@ pub(crate) async fn run(c: &impl Control, action: PartnerAction) -> Result<ExitC
                 .map(|name| json!({"name": name, "required": true, "key": true, "secret": false}))
                 .collect();
             let out = c.call("RegisterPartnerActionType", &input).await?;
-            println!("Registered ThirdParty/{action_type}; give its partner this pair:");
-            println!("  clientId     {}", text(&out, "clientId"));
-            println!("  clientToken  {}", text(&out, "clientToken"));
-            println!("The token is not shown again: registering again replaces it.");
+            let said = format!(
+                "Registered ThirdParty/{action_type}; give its partner this pair:\n  clientId     {}\n  clientToken  {}\nThe token is not shown again: registering again replaces it.",
+                text(&out, "clientId"),
+                text(&out, "clientToken")
+            );
+            crate::output::result(&out, said);
         }
         PartnerAction::Deregister { action_type } => {
-            c.call("DeregisterPartnerActionType", &type_id(&action_type)?).await?;
-            println!("Deregistered ThirdParty/{action_type}.");
+            let out = c.call("DeregisterPartnerActionType", &type_id(&action_type)?).await?;
+            crate::output::result(&out, format_args!("Deregistered ThirdParty/{action_type}."));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -39,6 +39,9 @@ pub(crate) async fn run(client: Client, port: u16, region: &str) -> Result<ExitC
     );
     eprintln!("  aws codepipeline list-pipelines --endpoint-url http://{addr} --region {region}");
     eprintln!("Listening on http://{addr}");
+    crate::output::ready(
+        &serde_json::json!({"endpoint": format!("http://{addr}"), "region": region}),
+    );
     axum::serve(listener, app).with_graceful_shutdown(crate::serve::shutdown()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use baton::adapters::local::secret_files::SecretFiles;
 use baton::ports::secrets::SecretKind;
+use serde_json::json;
+
+use crate::output::result;
 
 fn kind(secrets_manager: bool) -> SecretKind {
     if secrets_manager { SecretKind::SecretsManager } else { SecretKind::ParameterStore }
@@ -33,13 +36,22 @@ pub(crate) fn put(home: &Path, name: &str, secrets_manager: bool) -> Result<Exit
     }
     let kind = kind(secrets_manager);
     SecretFiles::new(home).put(kind, name, value).context("cannot write the secret store")?;
-    println!("Stored {} {name}.", kind.type_name());
+    let stored = json!({"name": name, "type": kind.type_name()});
+    result(&stored, format_args!("Stored {} {name}.", kind.type_name()));
     Ok(ExitCode::SUCCESS)
 }
 
 /// Lists the stored names with their kind.
 pub(crate) fn list(home: &Path) -> Result<ExitCode> {
     let names = SecretFiles::new(home).list().context("cannot read the secret store")?;
+    if crate::output::json() {
+        let listed: Vec<_> = names
+            .iter()
+            .map(|(kind, name)| json!({"name": name, "type": kind.type_name()}))
+            .collect();
+        result(&json!({"secrets": listed}), "");
+        return Ok(ExitCode::SUCCESS);
+    }
     if names.is_empty() {
         println!("No secrets in this home: add one with `baton secrets put NAME`.");
     }
@@ -55,6 +67,7 @@ pub(crate) fn delete(home: &Path, name: &str, secrets_manager: bool) -> Result<E
     if !SecretFiles::new(home).delete(kind, name).context("cannot write the secret store")? {
         bail!("there is no {} secret named {name} in this home", kind.type_name());
     }
-    println!("Deleted {} {name}.", kind.type_name());
+    let deleted = json!({"name": name, "type": kind.type_name()});
+    result(&deleted, format_args!("Deleted {} {name}.", kind.type_name()));
     Ok(ExitCode::SUCCESS)
 }

@@ -245,6 +245,9 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
     }
     eprintln!("  console: {serving_console}");
     eprintln!("Listening on {scheme}://{addr}");
+    // For a script that started `baton serve --port 0`: where it listens, once, as JSON.
+    crate::output::ready(&serde_json::json!({"endpoint": format!("{scheme}://{addr}"),
+        "region": region, "console": serving_console.to_string()}));
 
     match transport {
         Transport::Http => {

@@ -50,12 +50,12 @@ pub(crate) fn run(file: &Path, region: &str, fail: &[String]) -> Result<ExitCode
             );
         }
     }
-    println!(
+    crate::output::note(format_args!(
         "Simulating pipeline \"{}\" ({} mode, {} stages); actions succeed unless --fail names them.",
         plan.name,
         plan.mode.as_str(),
         plan.stages.len()
-    );
+    ));
     let mut sim = Simulation {
         plan: &plan,
         state: PipelineState::new(plan.stages.len()),
@@ -80,10 +80,14 @@ pub(crate) fn run(file: &Path, region: &str, fail: &[String]) -> Result<ExitCode
     }
     let execution = &sim.state.executions[&execution_id];
     let took = (sim.now - EPOCH) / 1000;
-    println!("Execution {execution_id}: {:?} after {took} simulated seconds.", execution.status());
+    let status = format!("{:?}", execution.status());
+    let mut said = format!("Execution {execution_id}: {status} after {took} simulated seconds.");
     if let Some(summary) = &execution.status_summary {
-        println!("  {summary}");
+        said.push_str(&format!("\n  {summary}"));
     }
+    let document = serde_json::json!({"pipelineExecutionId": execution_id, "status": status,
+        "statusSummary": execution.status_summary, "simulatedSeconds": took});
+    crate::output::result(&document, said);
     Ok(if format!("{:?}", execution.status()) == "Succeeded" {
         ExitCode::SUCCESS
     } else {
@@ -118,7 +122,11 @@ impl Simulation<'_> {
                     } else {
                         Verdict::Pass(format!("{} rule passed (simulation)", r.provider))
                     };
-                    println!("{}      {name}: {} rule asked", clock(self.now), r.provider);
+                    crate::output::note(format_args!(
+                        "{}      {name}: {} rule asked",
+                        clock(self.now),
+                        r.provider
+                    ));
                     self.seq += 1;
                     let input = Input::RuleCompleted {
                         execution_id: r.execution_id.clone(),
@@ -132,13 +140,13 @@ impl Simulation<'_> {
                     self.queue.insert((self.now + 1_000, self.seq), input);
                 }
                 Effect::NotifyFailure(n) => {
-                    println!(
+                    crate::output::note(format_args!(
                         "{}  notice: pipeline {} failed in stage {}: {}",
                         clock(self.now),
                         n.pipeline,
                         n.stage,
                         n.failures.join("; ")
-                    );
+                    ));
                 }
             }
         }
@@ -150,11 +158,14 @@ impl Simulation<'_> {
         self.seq += 1;
         let name = format!("{}/{}", r.stage, r.action);
         for (k, v) in &r.configuration {
-            println!("{}      {name}: {k} = {v}", clock(self.now));
+            crate::output::note(format_args!("{}      {name}: {k} = {v}", clock(self.now)));
         }
         let duration = 2_000 + i64::from((self.seq as u32).wrapping_mul(2_654_435_761) % 8) * 1_000;
         let input = if r.action_type.is_manual_approval() {
-            println!("{}      {name}: approved automatically (simulation)", clock(self.now));
+            crate::output::note(format_args!(
+                "{}      {name}: approved automatically (simulation)",
+                clock(self.now)
+            ));
             Input::ApprovalDecided {
                 stage: r.stage.clone(),
                 action: r.action.clone(),
@@ -239,7 +250,7 @@ fn print_event(now: i64, d: &serde_json::Value) {
             )
         })
         .unwrap_or_default();
-    println!("{}  {line}{detail}", clock(now));
+    crate::output::note(format_args!("{}  {line}{detail}", clock(now)));
 }
 
 /// `+mm:ss` since the simulated start.

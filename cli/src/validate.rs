@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use baton_core::declaration::{DocumentError, PipelineDeclaration, PipelineDocument, validate};
+use serde_json::{Value, json};
 
 /// What became of one file, ordered from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,7 +20,12 @@ enum Outcome {
 }
 
 pub(crate) fn run(files: &[PathBuf], region: &str) -> ExitCode {
-    let worst = files.iter().map(|f| check_file(f, region)).max().unwrap_or(Outcome::Valid);
+    let checked: Vec<(Outcome, Value)> = files.iter().map(|f| check_file(f, region)).collect();
+    if crate::output::json() {
+        let reports: Vec<&Value> = checked.iter().map(|(_, report)| report).collect();
+        print_line(&serde_json::to_string_pretty(&reports).unwrap_or_default());
+    }
+    let worst = checked.iter().map(|(outcome, _)| *outcome).max().unwrap_or(Outcome::Valid);
     match worst {
         Outcome::Valid => ExitCode::SUCCESS,
         Outcome::Invalid => ExitCode::from(1),
@@ -27,7 +33,9 @@ pub(crate) fn run(files: &[PathBuf], region: &str) -> ExitCode {
     }
 }
 
-fn check_file(path: &Path, region: &str) -> Outcome {
+/// One file's outcome, printed as lines (`text`), and its report for `--output json`:
+/// `{"file", "valid", "summary"}` or `{"file", "valid": false, "errors": [...]}`.
+fn check_file(path: &Path, region: &str) -> (Outcome, Value) {
     let file = path.display();
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -36,25 +44,36 @@ fn check_file(path: &Path, region: &str) -> Outcome {
     let document = match PipelineDocument::parse(&text) {
         Ok(document) => document,
         Err(e @ DocumentError::Syntax { .. }) => return report_unreadable(&file, e),
-        Err(e @ DocumentError::Shape { .. }) => {
-            print_line(&format!("{file}: {e}"));
-            return Outcome::Invalid;
-        }
+        Err(e @ DocumentError::Shape { .. }) => return invalid(&file, &[e.to_string()]),
     };
     let errors = validate(&document.pipeline, region);
     if errors.is_empty() {
-        print_line(&format!("{file}: valid: {}", summary(&document.pipeline, region)));
-        return Outcome::Valid;
+        let summary = summary(&document.pipeline, region);
+        if !crate::output::json() {
+            print_line(&format!("{file}: valid: {summary}"));
+        }
+        let report = json!({"file": file.to_string(), "valid": true, "summary": summary});
+        return (Outcome::Valid, report);
     }
-    for error in &errors {
-        print_line(&format!("{file}: {error}"));
-    }
-    Outcome::Invalid
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    invalid(&file, &errors)
 }
 
-fn report_unreadable(file: &impl Display, reason: impl Display) -> Outcome {
+fn invalid(file: &impl Display, errors: &[String]) -> (Outcome, Value) {
+    if !crate::output::json() {
+        for error in errors {
+            print_line(&format!("{file}: {error}"));
+        }
+    }
+    (Outcome::Invalid, json!({"file": file.to_string(), "valid": false, "errors": errors}))
+}
+
+fn report_unreadable(file: &impl Display, reason: impl Display) -> (Outcome, Value) {
     eprintln!("{file}: {reason}");
-    Outcome::Unreadable
+    (
+        Outcome::Unreadable,
+        json!({"file": file.to_string(), "valid": false, "errors": [reason.to_string()]}),
+    )
 }
 
 /// Writes a line to stdout; a closed pipe (`baton validate ... | head`) is not worth a panic.

@@ -20,11 +20,14 @@ impl Live {
     pub(crate) fn new() -> Self {
         let plain = std::env::var("CI").is_ok_and(|v| v == "true")
             || std::env::var("TERM").is_ok_and(|t| t == "dumb");
-        Self {
-            terminal: std::io::stdout().is_terminal() && !plain,
-            drawn_lines: 0,
-            printed: Printed::default(),
-        }
+        // Under `--output json` standard output holds the result alone: the view goes to
+        // standard error.
+        let terminal = if crate::output::json() {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
+        Self { terminal: terminal && !plain, drawn_lines: 0, printed: Printed::default() }
     }
 
     /// Shows `e` as it is at `now`.
@@ -33,14 +36,18 @@ impl Live {
             self.redraw(plan, e, now);
         } else {
             for line in self.printed.lines(plan, e) {
-                println!("{line}");
+                crate::output::note(line);
             }
         }
     }
 
     fn redraw(&mut self, plan: &Plan, e: &Execution, now: Millis) {
         let text = fit(&table(plan, e, now), columns());
-        let mut out = std::io::stdout().lock();
+        let mut out: Box<dyn Write> = if crate::output::json() {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         if self.drawn_lines > 0 {
             let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn_lines);
         }

@@ -47,6 +47,7 @@ checks:
 bench:
 	@$(CARGO) bench --quiet -p baton-core --bench engine 2>/dev/null
 	@$(CARGO) bench --quiet -p baton --bench embedded 2>/dev/null
+	@bash scripts/bench-console.sh
 	@$(MAKE) --no-print-directory build >/dev/null 2>&1
 	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
 	  eval "$$(bash $(EMULATORS) env)" && \

@@ -395,7 +395,8 @@ fn action_box(
     };
     let (inputs, outputs) = (artifacts("inputArtifacts"), artifacts("outputArtifacts"));
     html! {
-        div class={"action " (slug(s))} data-action=(name) {
+        div class={"action " (slug(s))} data-action=(name)
+            data-inputs=(inputs.join("\n")) data-outputs=(outputs.join("\n")) {
             h3 { (name) }
             p.provider { (text(&type_id["owner"])) "/" (text(&type_id["provider"])) }
             p.state {

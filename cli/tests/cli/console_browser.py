@@ -162,6 +162,24 @@ def run(chrome, url, pass_flag, screenshots):
     chrome.get(url + "/pipelines/app")
     wait(chrome, "the deploy finishes", lambda c: "succeeded" in stage_class("Deploy")(c))
     shot(chrome, screenshots, "pipeline-succeeded")
+    # The artifacts are the graph's edges: each curve starts at the right of the action that
+    # made the artifact and ends at the left of the one that reads it (on screen, not just in
+    # the markup). Read in one script: a live redraw may replace the graph between reads.
+    edges = wait(chrome, "the artifacts are drawn as edges", lambda c: (lambda es: len(es) == 4 and es)(c.execute_script('''
+        return Array.from(document.querySelectorAll("ol.graph svg.edges path.edge")).map((p) => {
+          const box = p.ownerSVGElement.getBoundingClientRect();
+          const at = (n) => { const q = p.getPointAtLength(n); return [box.left + q.x, box.top + q.y]; };
+          const [start, end] = [at(0), at(p.getTotalLength())];
+          const rect = (name) => document.querySelector(`.action[data-action="${name}"]`).getBoundingClientRect();
+          const [from, to] = [rect(p.dataset.from), rect(p.dataset.to)];
+          const near = (a, b) => Math.abs(a - b) < 2;
+          return [p.dataset.artifact, p.dataset.from, p.dataset.to,
+            near(start[0], from.right) && near(start[1], from.top + from.height / 2),
+            near(end[0], to.left) && near(end[1], to.top + to.height / 2)];
+        });''')))
+    expected = {("Src", "Checkout", "Compile"), ("Src", "Checkout", "Gate"), ("Src", "Checkout", "Warmup"), ("Site", "Compile", "Site")}
+    if {tuple(e[:3]) for e in edges} != expected or not all(e[3] and e[4] for e in edges):
+        raise Failed(f"the artifacts' edges are not the pipeline's, from maker to reader: {edges}")
     click(chrome, "section.history tbody tr a")
     # One bar per attempt: the retried check shows its failed attempt, then the one that
     # succeeded. Read in one go: the live part of the page may be redrawn between two reads.

@@ -144,7 +144,7 @@ fn bus_event(payload: &Value) -> Result<BusEvent, String> {
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default();
-    Ok(BusEvent { source, detail_type, resources, detail })
+    Ok(BusEvent { source, detail_type, resources, detail, trace: None })
 }
 
 /// The body of a function URL request as bytes: Lambda base64-encodes bodies it does not take

@@ -25,6 +25,10 @@ pub struct BusEvent {
     pub resources: Vec<String>,
     #[allow(missing_docs)]
     pub detail: Value,
+    /// The X-Ray trace of the invocation that made the event, sent as PutEvents' `TraceHeader`
+    /// so the functions it reaches join that trace (and log its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 use baton_core::engine::{ActionOutcome, ActionRequest, Effect, Input, Millis, RuleRequest};
@@ -90,7 +94,13 @@ pub enum DecodeError {
 
 impl BusEvent {
     fn internal(detail_type: &str, resources: Vec<String>, detail: Value) -> Self {
-        Self { source: SOURCE.into(), detail_type: detail_type.into(), resources, detail }
+        Self {
+            source: SOURCE.into(),
+            detail_type: detail_type.into(),
+            resources,
+            detail,
+            trace: None,
+        }
     }
 
     /// The internal event that carries a result (`detail_type` names which) to stage-advance.
@@ -120,6 +130,7 @@ impl BusEvent {
                         detail_type: e.detail_type,
                         resources: e.resources,
                         detail: e.detail,
+                        trace: None,
                     });
                     continue;
                 }
@@ -195,6 +206,7 @@ impl BusEvent {
             detail_type: event.detail_type,
             resources: event.resources,
             detail,
+            trace: None,
         }
     }
 
@@ -323,6 +335,7 @@ fn public(plan: &Plan, about: &About) -> BusEvent {
         detail_type: detail_type.into(),
         resources: vec![plan.arn()],
         detail: Value::Object(detail),
+        trace: None,
     }
 }
 

@@ -198,6 +198,7 @@ mod tests {
             detail_type: detail_type.into(),
             resources: vec![],
             detail,
+            trace: None,
         }
     }
 
@@ -208,6 +209,7 @@ mod tests {
             resources: vec![],
             detail: json!({"state": "STARTED",
                 REQUEST_FIELD: {"action_type": {"category": category}}}),
+            trace: None,
         }
     }
 

@@ -55,6 +55,7 @@ pub fn event(n: u32) -> BusEvent {
         detail_type: "Test".into(),
         resources: vec![],
         detail: json!({"n": n}),
+        trace: None,
     }
 }
 
@@ -274,6 +275,7 @@ where
             detail_type: baton::bus_events::ACTION_COMPLETED.into(),
             resources: vec![],
             detail: serde_json::json!({"pipeline": format!("contract-{n}"), "input": {"type": "Tick"}}),
+            trace: None,
         })
         .collect();
     bus.publish(&ticks).await.expect("publish");
@@ -290,6 +292,7 @@ where
         resources: vec!["arn:aws:codepipeline:us-east-1:111111111111:contract".into()],
         detail: json!({"state": "STARTED", baton::bus_events::REQUEST_FIELD: {"action_type":
             {"category": category, "owner": "AWS", "provider": "X", "version": "1"}}}),
+        trace: None,
     };
     bus.publish(&[request("Build"), request("Approval")]).await.expect("publish");
     let workers = delivered(Target::ActionWorker, 1).await;
@@ -303,6 +306,7 @@ where
         detail_type: detail_type.into(),
         resources: vec!["arn:aws:codepipeline:us-east-1:111111111111:contract".into()],
         detail,
+        trace: None,
     };
     let result = carried(
         baton_core::events::ACTION_DETAIL_TYPE,

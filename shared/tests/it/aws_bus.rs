@@ -26,6 +26,7 @@ fn event(source: &str, n: usize) -> BusEvent {
         detail_type: "Baton Test".into(),
         resources: vec![format!("arn:aws:codepipeline:{REGION}:123456789012:p{n}")],
         detail: json!({ "n": n, "nested": { "text": "ünïcode ✓", "list": [1, 2, 3] } }),
+        trace: None,
     }
 }
 
@@ -313,6 +314,7 @@ async fn eventbridge_keeps_the_event_bus_contract_with_the_templates_rules() {
                         detail_type: e["detail-type"].as_str().unwrap().into(),
                         resources: serde_json::from_value(e["resources"].clone()).unwrap(),
                         detail: e["detail"].clone(),
+                        trace: None,
                     }
                 })
                 .collect::<Vec<_>>()

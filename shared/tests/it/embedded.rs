@@ -293,6 +293,7 @@ async fn a_malformed_event_is_dead_lettered_and_changes_nothing() {
         detail_type: baton::bus_events::ACTION_COMPLETED.into(),
         resources: vec![],
         detail: serde_json::json!({"pipeline": "app", "input": {"type": "ActionCompleted", "nonsense": true}}),
+        trace: None,
     };
     rt.bus.enqueue(baton::routing::Target::StageAdvance, &bad).unwrap();
     for _ in 0..100 {

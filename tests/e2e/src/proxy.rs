@@ -46,6 +46,8 @@ pub struct Call {
     pub item_bytes: Vec<(&'static str, usize)>,
     /// `PutEvents`: the detail-types of the entries.
     pub events: Vec<String>,
+    /// `PutEvents`: each entry's `TraceHeader` (empty when it has none).
+    pub event_traces: Vec<String>,
     /// CodeBuild and CodeCommit: the request's JSON (the stand-in build reads its overrides).
     pub request: Option<Value>,
 }
@@ -373,18 +375,28 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
     } else {
         form_action(body).or_else(|| form_action(query.as_bytes())).unwrap_or_else(|| "?".into())
     };
-    let events = if operation == "PutEvents" {
+    let entries = if operation == "PutEvents" {
         serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|b| b["Entries"].as_array().cloned())
             .unwrap_or_default()
-            .iter()
-            .map(|e| e["DetailType"].as_str().unwrap_or("").to_owned())
-            .collect()
     } else {
         Vec::new()
     };
-    Call { function: function.into(), service, operation, region, path, events, ..Call::default() }
+    let member = |name: &str| -> Vec<String> {
+        entries.iter().map(|e| e[name].as_str().unwrap_or("").to_owned()).collect()
+    };
+    let (events, event_traces) = (member("DetailType"), member("TraceHeader"));
+    Call {
+        function: function.into(),
+        service,
+        operation,
+        region,
+        path,
+        events,
+        event_traces,
+        ..Call::default()
+    }
 }
 
 fn form_action(body: &[u8]) -> Option<String> {

@@ -27,6 +27,8 @@ pub type Outcome = Result<Value, Value>;
 
 struct Invocation {
     id: String,
+    /// Its X-Ray trace id, as Lambda hands one to each traced invocation.
+    trace: String,
     payload: Value,
     deadline_ms: u128,
     reply: oneshot::Sender<Outcome>,
@@ -83,6 +85,8 @@ pub struct Record {
     pub ok: bool,
     /// From handing the payload over to the response.
     pub duration: Duration,
+    /// The X-Ray trace id the invocation was given.
+    pub trace: String,
 }
 
 /// A function with its processes.
@@ -219,10 +223,14 @@ impl Pool {
         let (reply, answer) = oneshot::channel();
         let deadline_ms =
             SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() + self.timeout.as_millis();
-        let id = format!("e2e-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = format!("e2e-{n}");
+        // X-Ray's format: `Root=1-<8 hex of epoch seconds>-<24 hex>`, one per invocation.
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let trace = format!("Root=1-{secs:08x}-{:024x};Sampled=1", u128::from(n) + 1);
         let started = Instant::now();
         self.sender
-            .send(Invocation { id, payload, deadline_ms, reply })
+            .send(Invocation { id, trace: trace.clone(), payload, deadline_ms, reply })
             .await
             .map_err(|_| anyhow!("{} takes no more invocations", self.function))?;
         let outcome = tokio::time::timeout(self.timeout + Duration::from_secs(5), answer)
@@ -234,6 +242,7 @@ impl Pool {
             kind,
             ok: outcome.is_ok(),
             duration: started.elapsed(),
+            trace,
         });
         Ok(outcome)
     }
@@ -262,7 +271,7 @@ async fn next(State(l): State<Listener>) -> (StatusCode, HeaderMap, Bytes) {
         "lambda-runtime-invoked-function-arn",
         format!("arn:aws:lambda:us-east-1:111111111111:function:{}", l.shared.function),
     );
-    put("lambda-runtime-trace-id", format!("Root=1-00000000-{:024x}", 0));
+    put("lambda-runtime-trace-id", inv.trace.clone());
     put("content-type", "application/json".into());
     l.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(inv.id, inv.reply);
     (StatusCode::OK, headers, Bytes::from(inv.payload.to_string()))

@@ -647,6 +647,28 @@ async fn a_codecommit_push_starts_the_release_on_the_pushed_commit() {
         .filter_map(|c| c.request.and_then(|r| r["commitId"].as_str().map(str::to_owned)))
         .collect();
     assert_eq!(commits, [PUSHED], "one commit read, the pushed one");
+    // Every event carries an X-Ray trace on to the functions it reaches: the trace of the
+    // invocation that made it, kept through the outbox, so an event the stream relay publishes
+    // names the trace of the function that saved it, not the relay's own.
+    let given: BTreeMap<String, String> =
+        h.records.lock().unwrap().iter().map(|r| (r.trace.clone(), r.function.clone())).collect();
+    let sent: Vec<(String, String)> = h
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "PutEvents")
+        .flat_map(|c| c.event_traces.into_iter().map(move |t| (c.function.clone(), t)))
+        .collect();
+    assert!(!sent.is_empty());
+    for (function, trace) in &sent {
+        assert!(
+            given.contains_key(trace),
+            "{function} sent an event with trace {trace:?}, which no invocation was given"
+        );
+    }
+    let carried = sent.iter().filter(|(f, t)| given.get(t).is_some_and(|maker| maker != f)).count();
+    assert!(carried > 0, "no relayed event kept its maker's trace: {sent:?}");
+
     // The pushed files went all the way: the build's artifact is the site.
     let s3 = baton_e2e::scenario::s3_client(&h.stack.sdk("us-west-2").await);
     let page = s3.get_object().bucket(&release.site_bucket).key("index.html").send().await.unwrap();

@@ -146,7 +146,13 @@ mod tests {
     }
 
     fn event(name: &str, detail: Value) -> BusEvent {
-        BusEvent { source: "s".into(), detail_type: name.into(), resources: vec![], detail }
+        BusEvent {
+            source: "s".into(),
+            detail_type: name.into(),
+            resources: vec![],
+            detail,
+            trace: None,
+        }
     }
 
     fn record(seq: &str, events: Result<Vec<BusEvent>, String>) -> StreamRecord {

@@ -461,7 +461,13 @@ mod tests {
     use serde_json::json;
 
     fn event(source: &str, kind: &str, detail: serde_json::Value) -> BusEvent {
-        BusEvent { source: source.into(), detail_type: kind.into(), resources: vec![], detail }
+        BusEvent {
+            source: source.into(),
+            detail_type: kind.into(),
+            resources: vec![],
+            detail,
+            trace: None,
+        }
     }
 
     #[test]

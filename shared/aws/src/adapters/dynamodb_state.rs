@@ -557,6 +557,7 @@ impl DynamoDbStateStore {
         if events.is_empty() {
             return Ok(None);
         }
+        let events = super::traced(events, super::invocation_trace().as_deref());
         let item = Item::from([
             (writes::EVENTS.to_owned(), packed(&to_json(&events)?)?),
             (writes::EVENT_COUNT.to_owned(), n(events.len())),

@@ -42,6 +42,8 @@ pub struct Entry<'a> {
     pub detail: String,
     /// `Resources`.
     pub resources: &'a [String],
+    /// `TraceHeader`: the X-Ray trace the event carries on (not counted in its size).
+    pub trace: Option<&'a str>,
 }
 
 impl Entry<'_> {
@@ -65,6 +67,7 @@ pub fn can_be_sent(event: &BusEvent) -> bool {
         detail_type: &event.detail_type,
         detail: String::new(),
         resources: &event.resources,
+        trace: None,
     };
     entry.size() + detail <= MAX_REQUEST_BYTES
 }
@@ -119,6 +122,7 @@ pub async fn publish_batched(
             detail: serde_json::to_string(&event.detail)
                 .map_err(|e| BusError::Unavailable(Box::new(e)))?,
             resources: &event.resources,
+            trace: event.trace.as_deref(),
         };
         if entry.size() > MAX_REQUEST_BYTES {
             warn!(
@@ -219,6 +223,7 @@ impl PutEvents for EventBridgeBus {
                     .detail_type(e.detail_type)
                     .detail(e.detail.clone())
                     .set_resources((!e.resources.is_empty()).then(|| e.resources.to_vec()))
+                    .set_trace_header(e.trace.map(str::to_owned))
                     .build()
             })
             .collect();
@@ -240,7 +245,9 @@ impl PutEvents for EventBridgeBus {
 #[async_trait]
 impl EventBus for EventBridgeBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
-        publish_batched(self, events, self.retry).await
+        // Relayed events keep the trace they were saved with; new ones take this invocation's.
+        let events = super::traced(events, super::invocation_trace().as_deref());
+        publish_batched(self, &events, self.retry).await
     }
 
     fn refusal(&self, event: &BusEvent) -> Option<String> {

@@ -37,12 +37,33 @@ pub(crate) async fn execution_detail(
     if let Some(id) = execution {
         input["pipelineExecutionId"] = json!(id);
     }
-    let detail = c.call("GetExecutionDetail", &input).await?;
+    let detail = match c.call("GetExecutionDetail", &input).await {
+        Ok(detail) => detail,
+        Err(e) if execution.is_some() && e.to_string().contains("ExecutionNotFound") => {
+            return Err(anyhow!("{e}{}", latest_executions(c, pipeline).await));
+        }
+        Err(e) => return Err(e),
+    };
     let plan: Plan = serde_json::from_value(detail["plan"].clone())
         .map_err(|e| anyhow!("the API answered with a plan this baton cannot read: {e}"))?;
     let e: Execution = serde_json::from_value(detail["execution"].clone())
         .map_err(|e| anyhow!("the API answered with an execution this baton cannot read: {e}"))?;
     Ok((plan, e))
+}
+
+/// For an execution id that is not there: the pipeline's latest ones, to pick from.
+async fn latest_executions(c: &impl Control, pipeline: &str) -> String {
+    let input = json!({"pipelineName": pipeline, "maxResults": 3});
+    let Ok(listed) = c.call("ListPipelineExecutions", &input).await else { return String::new() };
+    let latest: Vec<String> = summaries(&listed)
+        .iter()
+        .map(|e| format!("{} ({})", short(text(e, "pipelineExecutionId")), text(e, "status")))
+        .collect();
+    match latest.as_slice() {
+        [] => ": it has not run yet".to_owned(),
+        [one] => format!(": its only one is {one}"),
+        many => format!(": its latest are {}", many.join(", ")),
+    }
 }
 
 /// `baton start PIPELINE`: StartPipelineExecution.
@@ -252,6 +273,9 @@ pub(crate) async fn transition(
     enable: bool,
     reason: &str,
 ) -> Result<ExitCode> {
+    // A stage that is not there is named with the nearest that are.
+    let state = c.call("GetPipelineState", &json!({"name": pipeline})).await?;
+    stage_in(&state, pipeline, stage)?;
     let mut input =
         json!({"pipelineName": pipeline, "stageName": stage, "transitionType": "Inbound"});
     let operation = if enable {

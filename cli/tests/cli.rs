@@ -14,6 +14,8 @@ mod conditions;
 mod console;
 #[path = "cli/jobs.rs"]
 mod jobs;
+#[path = "cli/names.rs"]
+mod names;
 #[path = "cli/output.rs"]
 mod output;
 #[path = "cli/proxy.rs"]

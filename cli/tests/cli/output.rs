@@ -21,7 +21,7 @@ const PIPELINE: &str = r#"{"name": "app", "roleArn": "arn:aws:iam::111111111111:
       "configuration": {"ProjectName": "app"}, "inputArtifacts": [{"name": "Src"}]}]}
   ]}"#;
 
-fn setup(home: &Path) -> std::path::PathBuf {
+pub(crate) fn setup(home: &Path) -> std::path::PathBuf {
     let repo = home.join("git/app");
     std::fs::create_dir_all(&repo).unwrap();
     std::fs::write(

@@ -37,33 +37,12 @@ pub(crate) async fn execution_detail(
     if let Some(id) = execution {
         input["pipelineExecutionId"] = json!(id);
     }
-    let detail = match c.call("GetExecutionDetail", &input).await {
-        Ok(detail) => detail,
-        Err(e) if execution.is_some() && e.to_string().contains("ExecutionNotFound") => {
-            return Err(anyhow!("{e}{}", latest_executions(c, pipeline).await));
-        }
-        Err(e) => return Err(e),
-    };
+    let detail = c.call("GetExecutionDetail", &input).await?;
     let plan: Plan = serde_json::from_value(detail["plan"].clone())
         .map_err(|e| anyhow!("the API answered with a plan this baton cannot read: {e}"))?;
     let e: Execution = serde_json::from_value(detail["execution"].clone())
         .map_err(|e| anyhow!("the API answered with an execution this baton cannot read: {e}"))?;
     Ok((plan, e))
-}
-
-/// For an execution id that is not there: the pipeline's latest ones, to pick from.
-async fn latest_executions(c: &impl Control, pipeline: &str) -> String {
-    let input = json!({"pipelineName": pipeline, "maxResults": 3});
-    let Ok(listed) = c.call("ListPipelineExecutions", &input).await else { return String::new() };
-    let latest: Vec<String> = summaries(&listed)
-        .iter()
-        .map(|e| format!("{} ({})", short(text(e, "pipelineExecutionId")), text(e, "status")))
-        .collect();
-    match latest.as_slice() {
-        [] => ": it has not run yet".to_owned(),
-        [one] => format!(": its only one is {one}"),
-        many => format!(": its latest are {}", many.join(", ")),
-    }
 }
 
 /// `baton start PIPELINE`: StartPipelineExecution.

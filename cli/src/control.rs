@@ -22,7 +22,7 @@ pub(crate) trait Control {
     async fn carry_on(&self, pipeline: &str, execution: &str) -> Result<ExitCode>;
 
     /// Calls `operation`: its output, or the API's error as one sentence; a missing pipeline
-    /// comes with the nearest names that exist.
+    /// comes with the nearest names that exist, a missing execution with the latest ones.
     async fn call(&self, operation: &str, input: &Value) -> Result<Value> {
         let refused = match self.exchange(operation, input).await? {
             Ok(output) => return Ok(output),
@@ -43,7 +43,39 @@ pub(crate) trait Control {
                 let nearest = nearest(wanted, names.iter().map(String::as_str));
                 Err(anyhow!("{}{nearest}", self.no_pipeline(wanted, &refused)))
             }
+            // An execution id that is not there (not the latest of a pipeline that never ran).
+            (Some(code), Some(pipeline))
+                if code.ends_with("PipelineExecutionNotFoundException")
+                    && input.get("pipelineExecutionId").is_some() =>
+            {
+                Err(anyhow!("{}{}", api_error(&refused), self.latest_executions(pipeline).await))
+            }
             _ => Err(api_error(&refused)),
+        }
+    }
+
+    /// For an execution id that is not there: the pipeline's latest ones, to pick from.
+    async fn latest_executions(&self, pipeline: &str) -> String {
+        let input = json!({"pipelineName": pipeline, "maxResults": 3});
+        let Ok(Ok(listed)) = self.exchange("ListPipelineExecutions", &input).await else {
+            return String::new();
+        };
+        let latest: Vec<String> = listed["pipelineExecutionSummaries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{} ({})",
+                    crate::view::short(text(e, "pipelineExecutionId")),
+                    text(e, "status")
+                )
+            })
+            .collect();
+        match latest.as_slice() {
+            [] => ": it has not run yet".to_owned(),
+            [one] => format!(": its only one is {one}"),
+            many => format!(": its latest are {}", many.join(", ")),
         }
     }
 }

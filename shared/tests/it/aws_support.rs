@@ -235,3 +235,11 @@ pub(crate) async fn moto_config(config: &str) {
     .await
     .unwrap();
 }
+
+/// Serves `app` (a fake of a service or API) on a free loopback port; returns its URL.
+pub(crate) async fn serve_on_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}

@@ -12,6 +12,8 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use crate::aws_support::serve_on_loopback;
+
 /// What the fake was asked, in order: `(operation, body)`.
 pub(crate) type Calls = Arc<Mutex<Vec<(String, Value)>>>;
 
@@ -27,10 +29,7 @@ pub(crate) async fn serve(deployment: &str, instances: usize) -> (String, Calls)
     let calls = Calls::default();
     let fake = Fake { deployment: deployment.into(), instances, calls: calls.clone() };
     let app = Router::new().route("/", post(answer)).with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (endpoint, calls)
+    (serve_on_loopback(app).await, calls)
 }
 
 /// Pages of 20 ids, as a service that pages would give them.

@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::aws_support::serve_on_loopback;
+
 /// The branch `main`'s head.
 pub(crate) const HEAD: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 /// An older commit.
@@ -32,19 +34,12 @@ pub(crate) async fn serve() -> (String, ArchiveAuth) {
     let seen = ArchiveAuth::default();
     let codeload =
         Router::new().route("/octo/app/legacy.zip/{sha}", get(archive)).with_state(seen.clone());
-    let codeload_url = listen(codeload).await;
+    let codeload_url = serve_on_loopback(codeload).await;
     let api = Router::new()
         .route("/repos/octo/app/commits/{reference}", get(commit))
         .route("/repos/octo/app/zipball/{sha}", get(zipball))
         .with_state(Api { codeload: codeload_url });
-    (listen(api).await, seen)
-}
-
-async fn listen(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    (serve_on_loopback(api).await, seen)
 }
 
 /// GitHub's answer to a request without the repository's token, if it has none.

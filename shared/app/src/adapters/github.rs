@@ -217,8 +217,17 @@ impl RepositoryHooks for GitHubHooks {
 }
 
 fn hooks_path(hook: &RepositoryHook<'_>) -> String {
-    let part = |s: &str| percent_encoding::utf8_percent_encode(s, PATH_PART).to_string();
-    format!("/repos/{}/{}/hooks", part(hook.owner), part(hook.repo))
+    format!("{}/hooks", repository_path(hook.owner, hook.repo))
+}
+
+/// The API's path of the repository `owner/repo`: `/repos/{owner}/{repo}`.
+pub fn repository_path(owner: &str, repo: &str) -> String {
+    format!("/repos/{}/{}", path_segment(owner), path_segment(repo))
+}
+
+/// `s` as one segment of an API path (a name, a branch, a commit id).
+pub fn path_segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, PATH_PART).to_string()
 }
 
 /// What may not appear raw in one segment of a path.

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use baton_app::adapters::github::GitHubApi;
+use baton_app::adapters::github::{self, GitHubApi};
 use baton_core::engine::SourceRevision;
 use baton_core::plan::ActionPlan;
 use hyper::{Method, StatusCode};
@@ -94,7 +94,7 @@ impl GitHubSourceProvider {
 
     /// The commit `reference` (a branch or a commit id) names.
     async fn commit(&self, repository: &Repository<'_>, reference: &str) -> Result<Commit, Stop> {
-        let path = format!("{}/commits/{}", repository.path(), part(reference));
+        let path = format!("{}/commits/{}", repository.path(), github::path_segment(reference));
         let (status, said) = self
             .api
             .call(Method::GET, &path, repository.token, None)
@@ -125,15 +125,8 @@ struct Repository<'a> {
 
 impl Repository<'_> {
     fn path(&self) -> String {
-        format!("/repos/{}/{}", part(self.owner), part(self.repo))
+        github::repository_path(self.owner, self.repo)
     }
-}
-
-/// `s` as one segment of a path.
-fn part(s: &str) -> String {
-    const PART: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
-    percent_encoding::utf8_percent_encode(s, PART).to_string()
 }
 
 /// GitHub's refusal, in its words, as the action's failure: a bad token or a repository or

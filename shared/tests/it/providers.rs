@@ -1180,6 +1180,77 @@ async fn commands_run_and_produce_variables_and_artifacts() {
 }
 
 #[tokio::test]
+async fn commands_leave_no_process_behind_not_even_a_zombie() {
+    let dir = TempDir::new().unwrap();
+    let src = artifact(dir.path(), "Src", &[("a.txt", "a")]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let mut req = request(action_type("Compute", "Commands"), &[], &[]);
+    req.commands = vec![
+        "ps -o pgid= -p $$ | tr -d ' ' > \"$CODEBUILD_SRC_DIR/../group.txt\"".into(),
+        "sleep 31 &".into(),
+        "echo done".into(),
+    ];
+    let j = job(&jobs, req, vec![src]);
+    succeeded(CommandsProvider::new().run(&j).await.unwrap());
+    let group = fs::read_to_string(j.work_dir.join("group.txt")).unwrap().trim().to_string();
+    assert!(!group.is_empty());
+    // The build's first script led the group; once the action ends, nothing of the group is
+    // left: the background `sleep` is killed and every process, the leader too, is reaped.
+    let mut members = group_members(&group);
+    for _ in 0..20 {
+        if members.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        members = group_members(&group);
+    }
+    assert!(members.is_empty(), "left behind: {members:?}");
+}
+
+#[tokio::test]
+async fn commands_find_bash_on_the_path_they_declare() {
+    let dir = TempDir::new().unwrap();
+    let src = artifact(dir.path(), "Src", &[("a.txt", "a")]);
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let mut req = request(action_type("Compute", "Commands"), &[], &[]);
+    req.commands = vec!["echo \"ran by $BASH\"".into()];
+    let bash = which_bash();
+    let bin = dir.path().join("tools");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(&bash, bin.join("bash")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    req.environment_variables = vec![("PATH".into(), path, "PLAINTEXT".into())];
+    let j = job(&jobs, req, vec![src]);
+    succeeded(CommandsProvider::new().run(&j).await.unwrap());
+    let log = fs::read_to_string(&j.log_path).unwrap();
+    assert!(log.contains(&format!("ran by {}\n", bin.join("bash").display())), "{log}");
+}
+
+/// The host's `bash`, found on `PATH`.
+fn which_bash() -> std::path::PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join("bash"))
+        .find(|p| p.is_file())
+        .expect("bash on PATH")
+}
+
+/// Processes of process group `group`, zombies included.
+fn group_members(group: &str) -> Vec<String> {
+    let mut members = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == group {
+            members.push(stat);
+        }
+    }
+    members
+}
+
+#[tokio::test]
 async fn commands_fail_with_codebuilds_message() {
     let dir = TempDir::new().unwrap();
     let src = artifact(dir.path(), "Src", &[("a.txt", "a")]);

@@ -180,7 +180,7 @@ impl Inner {
         let (staged, out) = Staged::create(dest).map_err(unavailable)?;
         let out = open_to_plaintext(&master, &wrap_aad(region, &location.key), input, out)
             .map_err(|fault| fault.into_error(&location.key))?;
-        staged.commit(out, dest).map_err(unavailable)
+        staged.reveal(out, dest).map_err(unavailable)
     }
 
     fn copy_to_region(
@@ -642,6 +642,18 @@ impl Staged {
             Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
             _ => Ok(()),
         }
+    }
+}
+
+impl Staged {
+    /// Renames `file` to `dest` without flushing it: for a copy handed out (an action's input,
+    /// a download), which the stored object outlives. The rename still keeps a half-written
+    /// copy out of sight; the two flushes `commit` makes were a tenth of a short action's time.
+    fn reveal(mut self, file: File, dest: &Path) -> io::Result<()> {
+        drop(file);
+        fs::rename(&self.path, dest)?;
+        self.committed = true;
+        Ok(())
     }
 }
 

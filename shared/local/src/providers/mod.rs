@@ -17,6 +17,7 @@ pub mod commands;
 pub mod connection;
 mod git;
 mod glob;
+mod process_group;
 pub mod s3;
 mod shell;
 mod workspace;

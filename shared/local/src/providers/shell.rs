@@ -7,11 +7,13 @@
 //! and saves its own on exit. Separate scripts let `finally` run even after a command calls
 //! `exit`. Shell options (`set -e` and the like) do not carry over between blocks.
 //!
-//! Every process of a build lives in one process group, anchored by a `cat` that waits on a
-//! pipe we hold, so the group (and its number) exists for the whole build. A passed deadline
-//! stops the group with TERM, then KILL; when the build ends, whatever it left running in the
-//! background is killed, as CodeBuild's container teardown would. Output goes straight to the
-//! log file, never through memory.
+//! Every process of a build lives in one process group, led by its first script (see
+//! `process_group`). A passed deadline stops the group with TERM, then KILL; when the build
+//! ends, whatever it left running in the background is killed, as CodeBuild's container
+//! teardown would. Output goes straight to the log file, never through memory.
+//!
+//! The last block saves only the exported variables: no block reads its shell state, and
+//! saving it (every variable and function) was most of a short action's cost.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,15 +21,16 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustix::process::{Pid, Signal, kill_process_group};
-use tokio::process::{Child, Command};
+use rustix::process::Signal;
+use tokio::net::unix::pipe;
 use tokio::time::Instant;
 
 use super::buildspec::{OnFailure, Phase, Shell};
 use super::log_timestamp;
+use super::process_group::{Process, ProcessGroup};
 
 /// Host variables a build still sees: enough to find tools, nothing that leaks the worker's
 /// own settings or credentials (CodeBuild's container does not see its host either).
@@ -64,10 +67,10 @@ pub(crate) struct Runner {
     config: RunnerConfig,
     log: File,
     deadline: Instant,
-    /// Holds the process group open; its pid is the group id.
-    anchor: Child,
-    group: u32,
+    group: ProcessGroup,
     blocks: usize,
+    /// How many blocks the phases run at most: the last one saves no shell state.
+    last_block: usize,
 }
 
 /// How one block ended.
@@ -100,22 +103,13 @@ pub(crate) enum BuildEnd {
 }
 
 impl Runner {
-    /// Opens the log and starts the process group's anchor.
+    /// Opens the log; the process group starts with the first block.
     pub(crate) fn start(config: RunnerConfig) -> io::Result<Self> {
         fs::create_dir_all(&config.scratch)?;
         let log = OpenOptions::new().create(true).append(true).open(&config.log)?;
-        let anchor = Command::new("cat")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()?;
-        let group = anchor
-            .id()
-            .ok_or_else(|| io::Error::other("the process group's anchor exited at once"))?;
         let deadline = instant_of(config.deadline);
-        Ok(Self { config, log, deadline, anchor, group, blocks: 0 })
+        let group = ProcessGroup::default();
+        Ok(Self { config, log, deadline, group, blocks: 0, last_block: usize::MAX })
     }
 
     /// Appends one CodeBuild-style line (`[Container] <time> <text>`) to the log.
@@ -128,6 +122,11 @@ impl Runner {
     /// `POST_BUILD`, with `CODEBUILD_BUILD_SUCCEEDING=0`).
     pub(crate) async fn run_phases(&mut self, phases: &[(&str, &Phase)]) -> io::Result<BuildEnd> {
         let mut first_failure: Option<String> = None;
+        self.last_block = phases
+            .iter()
+            .map(|(_, p)| usize::from(!p.commands.is_empty()) + usize::from(!p.finally.is_empty()))
+            .sum::<usize>()
+            + self.blocks;
         for &(name, phase) in phases {
             self.log(&format!("Entering phase {name}"))?;
             let failure = match self.run_phase(phase, first_failure.is_none()).await? {
@@ -210,13 +209,13 @@ impl Runner {
         let script = self.config.scratch.join(format!("block-{}.sh", self.blocks));
         let current = self.config.scratch.join("current");
         let _ = fs::remove_file(&current);
-        fs::write(&script, self.script(commands))?;
-        let mut child = self.command(&script, succeeding)?.spawn()?;
-        let filters = self.filter_output(&mut child)?;
-        let status = match tokio::time::timeout_at(self.deadline, child.wait()).await {
+        fs::write(&script, self.script(commands, self.blocks < self.last_block))?;
+        let mut process = self.group.spawn(&mut self.command(&script, succeeding)?)?;
+        let filters = self.filter_output(&mut process)?;
+        let status = match tokio::time::timeout_at(self.deadline, self.group.wait(&process)).await {
             Ok(status) => status?,
             Err(_) => {
-                self.stop_group(&mut child).await;
+                self.stop_group(&process).await;
                 return Ok(BlockEnd::TimedOut);
             }
         };
@@ -235,7 +234,7 @@ impl Runner {
 
     /// The process for one script: a clean environment, output to the log, in the group.
     fn command(&self, script: &std::path::Path, succeeding: bool) -> io::Result<Command> {
-        let mut cmd = Command::new("bash");
+        let mut cmd = Command::new(self.bash());
         if self.config.shell == Shell::Posix {
             cmd.arg("--posix");
         }
@@ -255,9 +254,7 @@ impl Runner {
         }
         cmd.envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .env("CODEBUILD_BUILD_SUCCEEDING", if succeeding { "1" } else { "0" })
-            .stdin(Stdio::null())
-            .process_group(self.group as i32)
-            .kill_on_drop(true);
+            .stdin(Stdio::null());
         if self.config.masked.is_empty() {
             cmd.stdout(Stdio::from(self.log.try_clone()?))
                 .stderr(Stdio::from(self.log.try_clone()?));
@@ -267,16 +264,42 @@ impl Runner {
         Ok(cmd)
     }
 
+    /// Where `bash` is on the build's own `PATH`. Named by its path, the script is spawned
+    /// without copying this process's memory: given a bare name and a changed `PATH`, the
+    /// standard library forks to search that `PATH` in the child (a third of an action's
+    /// cost, measured).
+    fn bash(&self) -> PathBuf {
+        let host = std::env::var_os("PATH");
+        let path = self
+            .config
+            .env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "PATH")
+            .map(|(_, value)| std::ffi::OsString::from(value))
+            .or(host)
+            .unwrap_or_else(|| DEFAULT_PATH.into());
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("bash"))
+            .find(|candidate| {
+                use std::os::unix::fs::PermissionsExt;
+                fs::metadata(candidate)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            .unwrap_or_else(|| PathBuf::from("bash"))
+    }
+
     /// With secrets to mask, copies the child's output to the log line by line, each secret
     /// value replaced by `***`.
-    fn filter_output(&self, child: &mut Child) -> io::Result<Vec<tokio::task::JoinHandle<()>>> {
+    fn filter_output(&self, process: &mut Process) -> io::Result<Vec<tokio::task::JoinHandle<()>>> {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let mut filters = Vec::new();
-        let pipes: [Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>; 2] = [
-            child.stdout.take().map(|p| Box::new(p) as _),
-            child.stderr.take().map(|p| Box::new(p) as _),
+        let pipes = [
+            process.stdout.take().map(std::os::fd::OwnedFd::from),
+            process.stderr.take().map(std::os::fd::OwnedFd::from),
         ];
         for pipe in pipes.into_iter().flatten() {
+            let pipe = pipe::Receiver::from_owned_fd(pipe)?;
             let mut log = self.log.try_clone()?;
             let masked = self.config.masked.clone();
             filters.push(tokio::spawn(async move {
@@ -292,8 +315,9 @@ impl Runner {
         Ok(filters)
     }
 
-    /// The script for one block: restore state, run each command, save state on exit.
-    fn script(&self, commands: &[String]) -> String {
+    /// The script for one block: restore state, run each command, save state on exit (only
+    /// the exported variables when `keep_state` is false).
+    fn script(&self, commands: &[String], keep_state: bool) -> String {
         let scratch = &self.config.scratch;
         let path = |name: &str| quote(&scratch.join(name).to_string_lossy());
         let exported: Vec<String> = self.config.exported.iter().map(|n| quote(n)).collect();
@@ -302,6 +326,7 @@ impl Runner {
         let _ = writeln!(s, "__baton_current={}", path("current"));
         let _ = writeln!(s, "__baton_exports={}", path("exports"));
         let _ = writeln!(s, "__baton_exported=({})", exported.join(" "));
+        let _ = writeln!(s, "__baton_keep={}", u8::from(keep_state));
         s.push_str(PRELUDE);
         for (i, command) in commands.iter().enumerate() {
             let _ = writeln!(s, "printf '%s' {i} > \"$__baton_current\"");
@@ -320,24 +345,14 @@ impl Runner {
     }
 
     /// Stops a timed-out build: TERM to the whole group, then KILL to what is left.
-    async fn stop_group(&mut self, child: &mut Child) {
-        signal_group(self.group, Signal::TERM);
-        if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_err() {
-            signal_group(self.group, Signal::KILL);
+    async fn stop_group(&mut self, process: &Process) {
+        self.group.signal(Signal::TERM);
+        if tokio::time::timeout(TERM_GRACE, self.group.wait(process)).await.is_err() {
+            self.group.signal(Signal::KILL);
         }
-        let _ = child.wait().await;
+        let _ = self.group.wait(process).await;
         // Background processes may linger after the script itself exits; the build is over.
-        signal_group(self.group, Signal::KILL);
-    }
-}
-
-impl Drop for Runner {
-    /// Kills whatever the build left running (servers started with `&`, say), as the end of a
-    /// CodeBuild build discards its container. The anchor, killed last, kept the group's id
-    /// from being reused until then.
-    fn drop(&mut self) {
-        signal_group(self.group, Signal::KILL);
-        let _ = self.anchor.start_kill();
+        self.group.signal(Signal::KILL);
     }
 }
 
@@ -349,14 +364,6 @@ fn goes_on_after_failure(phase: &str, on_failure: Option<OnFailure>) -> bool {
         // CodeBuild's transitions: a failed INSTALL or PRE_BUILD ends the build; a failed
         // BUILD still runs POST_BUILD.
         None => phase == "BUILD",
-    }
-}
-
-/// Sends `signal` to every process in `group`. A group already gone is not an error: there is
-/// nothing left to stop.
-fn signal_group(group: u32, signal: Signal) {
-    if let Some(pid) = i32::try_from(group).ok().and_then(Pid::from_raw) {
-        let _ = kill_process_group(pid, signal);
     }
 }
 
@@ -387,26 +394,29 @@ fn quote(text: &str) -> String {
 ///
 /// The save skips bash's own and read-only variables (they cannot be re-declared) and the
 /// `CODEBUILD_*` ones, which the runner sets afresh for each block (`CODEBUILD_BUILD_SUCCEEDING`
-/// changes between phases).
+/// changes between phases). It forks nothing: the names are listed through a file, not a
+/// command substitution, and the helpers saved with the functions are defined again after the
+/// state is sourced.
 const PRELUDE: &str = r#"if [ -f "$__baton_state" ]; then . "$__baton_state"; fi
 __baton_log() { local TZ=UTC; printf '[Container] %(%Y/%m/%d %H:%M:%S)T.%s %s\n' -1 "${EPOCHREALTIME#*[.,]}" "$1"; }
 __baton_save() {
   set +eu
-  local __baton_n IFS=$' \t\n'
-  {
-    for __baton_n in $(compgen -v); do
-      case "$__baton_n" in
-        __baton_*|BASH|BASH_*|BASHOPTS|BASHPID|COLUMNS|COMP_*|DIRSTACK|EPOCHREALTIME|EPOCHSECONDS|EUID|FUNCNAME|GROUPS|HISTCMD|IFS|LINENO|LINES|OLDPWD|OPTARG|OPTERR|OPTIND|PIPESTATUS|PPID|PS4|PWD|RANDOM|SECONDS|SHELLOPTS|SHLVL|SRANDOM|UID|_|CODEBUILD_*) continue ;;
-      esac
-      case "${!__baton_n@a}" in *r*) continue ;; esac
-      declare -p "$__baton_n" 2>/dev/null
-    done
-    for __baton_n in $(compgen -A function); do
-      case "$__baton_n" in __baton_*) continue ;; esac
-      declare -f "$__baton_n"
-    done
-    printf 'cd -- %q\n' "$PWD"
-  } > "$__baton_state"
+  local __baton_n __baton_names IFS=$' \t\n'
+  if [ "$__baton_keep" = 1 ]; then
+    compgen -v > "$__baton_state"
+    mapfile -t __baton_names < "$__baton_state"
+    {
+      for __baton_n in "${__baton_names[@]}"; do
+        case "$__baton_n" in
+          __baton_*|BASH|BASH_*|BASHOPTS|BASHPID|COLUMNS|COMP_*|DIRSTACK|EPOCHREALTIME|EPOCHSECONDS|EUID|FUNCNAME|GROUPS|HISTCMD|IFS|LINENO|LINES|OLDPWD|OPTARG|OPTERR|OPTIND|PIPESTATUS|PPID|PS4|PWD|RANDOM|SECONDS|SHELLOPTS|SHLVL|SRANDOM|UID|_|CODEBUILD_*) continue ;;
+        esac
+        case "${!__baton_n@a}" in *r*) continue ;; esac
+        declare -p "$__baton_n"
+      done
+      declare -f
+      printf 'cd -- %q\n' "$PWD"
+    } > "$__baton_state" 2>/dev/null
+  fi
   for __baton_n in "${__baton_exported[@]}"; do
     if [ -n "${!__baton_n+x}" ]; then printf '%s=%s\0' "$__baton_n" "${!__baton_n}"; fi
   done > "$__baton_exports"

@@ -171,7 +171,7 @@ impl Embedded {
         make_private_home(&home).map_err(home_error)?;
         let db = home.join("baton.db");
         let store = Arc::new(SqlStateStore::open(&db)?);
-        let bus = Arc::new(LocalBus::open(&db, Some(home.join("events.jsonl")))?);
+        let bus = Arc::new(LocalBus::shared(store.connection(), Some(home.join("events.jsonl")))?);
         let artifacts =
             Arc::new(FileArtifactStore::open(&home).map_err(|e| EmbeddedError::Service(e.into()))?);
         let mut providers = config.providers.clone().unwrap_or_else(|| local_providers(config));
@@ -362,7 +362,7 @@ impl Embedded {
             if *stop.borrow() {
                 return;
             }
-            let mut handled = self.drain(Target::StageAdvance, 256).await;
+            let mut handled = Arc::clone(&self).advance(256).await;
             handled += self.drain(Target::Notices, 16).await;
             handled += self.drain(Target::Approval, 16).await;
             handled += self.spawn_workers(&permits);
@@ -392,6 +392,56 @@ impl Embedded {
         }
     }
 
+    /// Handles the due stage-advance deliveries: one execution's in the order they were
+    /// queued, different executions' at once. Each saves under its execution's version, so two
+    /// that meet (on a pipeline's lanes) are applied again in turn, as on AWS, where EventBridge
+    /// keeps no order either; the one dispatcher loop had left a core idle.
+    async fn advance(self: Arc<Self>, limit: usize) -> usize {
+        let deliveries = match self.bus.claim(Target::StageAdvance, limit) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "cannot read the delivery queue");
+                return 0;
+            }
+        };
+        let n = deliveries.len();
+        let mut queues: Vec<Vec<Delivery>> = Vec::new();
+        let mut by_execution: HashMap<(String, String), usize> = HashMap::new();
+        for d in deliveries {
+            let execution = d.event.pipeline_input().ok().and_then(|p| {
+                p.input.execution_id().map(|id| (p.pipeline.clone(), id.to_string()))
+            });
+            match execution {
+                Some(key) => {
+                    let i = *by_execution.entry(key).or_insert_with(|| {
+                        queues.push(Vec::new());
+                        queues.len() - 1
+                    });
+                    queues[i].push(d);
+                }
+                None => queues.push(vec![d]),
+            }
+        }
+        let handles: Vec<_> = queues
+            .into_iter()
+            .map(|queue| {
+                let this = Arc::clone(&self);
+                tokio::spawn(async move {
+                    for d in queue {
+                        let result = this.handle_stage_advance(&d).await;
+                        settle(&this.bus, &d, result);
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            if let Err(e) = handle.await {
+                error!(error = %e, "a stage advance stopped");
+            }
+        }
+        n
+    }
+
     /// Handles the due deliveries of a quick target one by one.
     async fn drain(&self, target: Target, limit: usize) -> usize {
         let deliveries = match self.bus.claim(target, limit) {
@@ -404,7 +454,6 @@ impl Embedded {
         let n = deliveries.len();
         for d in deliveries {
             let result = match target {
-                Target::StageAdvance => self.handle_stage_advance(&d).await,
                 Target::Approval => self.approvals.handle(&d.event).await,
                 _ => self.notices.handle(&d.event).await,
             };

@@ -210,15 +210,11 @@ fn announces(effect: &Effect, input: &Input, state: &str) -> bool {
 
 /// The executions an input needs besides those waiting in the lanes.
 fn scope_of(input: &Input) -> Scope {
-    match input {
-        Input::Start { execution_id, .. }
-        | Input::ActionCompleted { execution_id, .. }
-        | Input::Stop { execution_id, .. }
-        | Input::Retry { execution_id, .. }
-        | Input::OverrideCondition { execution_id, .. }
-        | Input::RuleCompleted { execution_id, .. }
-        | Input::Rollback { execution_id, .. } => Scope::One(execution_id.clone()),
-        Input::ApprovalDecided { .. } | Input::Tick => Scope::Active,
-        Input::DisableTransition { .. } | Input::EnableTransition { .. } => Scope::LanesOnly,
+    match (input, input.execution_id()) {
+        (_, Some(id)) => Scope::One(id.to_string()),
+        (Input::DisableTransition { .. } | Input::EnableTransition { .. }, None) => {
+            Scope::LanesOnly
+        }
+        _ => Scope::Active,
     }
 }

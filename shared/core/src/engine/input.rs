@@ -189,6 +189,25 @@ pub enum Input {
     Tick,
 }
 
+impl Input {
+    /// The execution the input is about, when it is about one execution.
+    pub fn execution_id(&self) -> Option<&str> {
+        match self {
+            Self::Start { execution_id, .. }
+            | Self::ActionCompleted { execution_id, .. }
+            | Self::Stop { execution_id, .. }
+            | Self::Retry { execution_id, .. }
+            | Self::OverrideCondition { execution_id, .. }
+            | Self::RuleCompleted { execution_id, .. }
+            | Self::Rollback { execution_id, .. } => Some(execution_id),
+            Self::ApprovalDecided { .. }
+            | Self::Tick
+            | Self::DisableTransition { .. }
+            | Self::EnableTransition { .. } => None,
+        }
+    }
+}
+
 /// What comes with every input from outside the engine: the time, and fresh randomness for
 /// anything the engine names (approval tokens).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

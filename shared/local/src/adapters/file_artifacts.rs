@@ -648,7 +648,7 @@ impl Staged {
 impl Staged {
     /// Renames `file` to `dest` without flushing it: for a copy handed out (an action's input,
     /// a download), which the stored object outlives. The rename still keeps a half-written
-    /// copy out of sight; the two flushes `commit` makes were a tenth of a short action's time.
+    /// copy out of sight; the two flushes `commit` makes are for the store's own objects.
     fn reveal(mut self, file: File, dest: &Path) -> io::Result<()> {
         drop(file);
         fs::rename(&self.path, dest)?;

@@ -46,7 +46,7 @@ pub struct Delivery {
 
 /// The in-process bus.
 pub struct LocalBus {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     rules: Vec<Rule>,
     /// Public events are appended here, one JSON object a line, for people to follow. Opened
     /// once: a run publishes thousands of times.
@@ -64,8 +64,27 @@ impl LocalBus {
     /// When the database cannot be opened.
     pub fn open(path: &Path, journal: Option<PathBuf>) -> Result<Self, StoreError> {
         let conn = super::sqlite::open(path, SCHEMA).map_err(unavailable)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
+        Ok(Self::on(Arc::new(Mutex::new(conn)), journal))
+    }
+
+    /// The queue on a connection the state store opened (see
+    /// [`SqlStateStore::connection`](super::sql_state::SqlStateStore::connection)).
+    ///
+    /// # Errors
+    /// When the queue's tables cannot be created.
+    pub fn shared(
+        conn: Arc<Mutex<Connection>>,
+        journal: Option<PathBuf>,
+    ) -> Result<Self, StoreError> {
+        let guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.execute_batch(SCHEMA).map_err(unavailable)?;
+        drop(guard);
+        Ok(Self::on(conn, journal))
+    }
+
+    fn on(conn: Arc<Mutex<Connection>>, journal: Option<PathBuf>) -> Self {
+        Self {
+            conn,
             rules: rules(),
             // The journal is for people; without it the runtime still runs.
             journal: journal.and_then(|path| {
@@ -78,7 +97,7 @@ impl LocalBus {
             }),
             queued: Arc::new(Notify::new()),
             public: broadcast::channel(PUBLIC_BACKLOG).0,
-        })
+        }
     }
 
     /// The public events this process publishes from now on. A follower that falls more than

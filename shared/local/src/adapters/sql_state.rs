@@ -5,7 +5,7 @@
 //! WAL mode: a write survives `kill -9` of the process once `save` returns.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use baton_core::engine::{Execution, Lanes, Millis};
@@ -16,7 +16,7 @@ use baton_protocol::bus_events::BusEvent;
 
 /// SQLite-backed [`StateStore`].
 pub struct SqlStateStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     /// Parsed pipeline records by name, with the revision they were read at: every input reads
     /// its pipeline, and parsing the declaration each time would dominate a transition.
     pipelines: Mutex<std::collections::HashMap<String, (Revision, PipelineRecord)>>,
@@ -75,7 +75,14 @@ impl SqlStateStore {
     }
 
     fn with(conn: Connection) -> Self {
-        Self { conn: Mutex::new(conn), pipelines: Mutex::default() }
+        Self { conn: Arc::new(Mutex::new(conn)), pipelines: Mutex::default() }
+    }
+
+    /// The store's connection, for the in-process bus to share: two connections of one
+    /// process would take turns on SQLite's file lock, waiting in its busy handler, where one
+    /// shared connection takes turns on a mutex.
+    pub fn connection(&self) -> Arc<Mutex<Connection>> {
+        Arc::clone(&self.conn)
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {

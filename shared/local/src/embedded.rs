@@ -172,6 +172,7 @@ impl Embedded {
         let db = home.join("baton.db");
         let store = Arc::new(SqlStateStore::open(&db)?);
         let bus = Arc::new(LocalBus::shared(store.connection(), Some(home.join("events.jsonl")))?);
+        store.relay_through(Arc::clone(&bus));
         let artifacts =
             Arc::new(FileArtifactStore::open(&home).map_err(|e| EmbeddedError::Service(e.into()))?);
         let mut providers = config.providers.clone().unwrap_or_else(|| local_providers(config));

@@ -169,6 +169,36 @@ pub(crate) fn waiting_token(e: &Execution) -> Option<String> {
     (gate.status == ActionStatus::InProgress).then(|| gate.token.clone()).flatten()
 }
 
+/// A transition's events are queued for delivery in the transaction that saves its state:
+/// nothing waits in the outbox for a second write, and the first action's request is queued
+/// the moment the start is applied, with no dispatcher running.
+#[tokio::test]
+async fn a_transition_queues_its_deliveries_with_its_state() {
+    let home = home_with_repo(false);
+    let rt = Embedded::open(&EmbeddedConfig {
+        home: home.path().to_path_buf(),
+        quiet: true,
+        ..EmbeddedConfig::default()
+    })
+    .unwrap();
+    rt.put_pipeline(&PipelineDocument::parse(PIPELINE).unwrap(), "us-east-1").await.unwrap();
+    assert!(rt.store.relays_outbox());
+    let start = Input::Start {
+        execution_id: "e-1".into(),
+        trigger: Trigger::default(),
+        variables: BTreeMap::new(),
+        source_revisions: BTreeMap::new(),
+    };
+    let Outcome::Applied { published } = rt.apply("app", start).await.unwrap() else {
+        panic!("the start was not applied");
+    };
+    assert!(published > 0);
+    assert!(rt.store.pending_outbox(i64::MAX, 10).await.unwrap().is_empty());
+    let queued = rt.bus.claim(baton_protocol::routing::Target::ActionWorker, 10).unwrap();
+    let request = queued[0].event.action_request().unwrap();
+    assert_eq!((request.execution_id.as_str(), request.action.as_str()), ("e-1", "Checkout"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_runs_from_commit_to_two_regions() {
     let home = home_with_repo(false);

@@ -123,7 +123,7 @@ impl LocalBus {
         let now = SystemClock.now();
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "UPDATE deliveries SET claimed = 1 WHERE seq IN (
                    SELECT seq FROM deliveries WHERE target = ?1 AND claimed = 0 AND not_before <= ?2
                    ORDER BY seq LIMIT ?3)
@@ -154,7 +154,8 @@ impl LocalBus {
     /// # Errors
     /// When the database cannot be written.
     pub fn complete(&self, seq: i64) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM deliveries WHERE seq = ?1", [seq]).map_err(unavailable)?;
+        super::sqlite::execute(&self.conn(), "DELETE FROM deliveries WHERE seq = ?1", [seq])
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -275,6 +276,43 @@ fn dead_letter_row(conn: &Connection, seq: i64, reason: &str) -> Result<(), Stor
     Ok(())
 }
 
+impl LocalBus {
+    /// Queues one delivery of each event per target its rules route it to, in `tx`: the state
+    /// store's transaction when it relays its outbox here (see
+    /// [`SqlStateStore::relay_through`](super::sql_state::SqlStateStore::relay_through)), so
+    /// a state change and the deliveries it causes commit together. Call [`Self::announce`]
+    /// once `tx` has committed.
+    ///
+    /// # Errors
+    /// When the deliveries cannot be written.
+    pub fn queue_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        events: &[BusEvent],
+    ) -> rusqlite::Result<()> {
+        for event in events {
+            let routed = targets(&self.rules, event);
+            if routed.is_empty() {
+                continue;
+            }
+            let text = serde_json::to_string(event)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO deliveries (target, event) VALUES (?1, ?2)")?;
+            for target in routed {
+                insert.execute(params![target.name(), text])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells people and this process's dispatcher about events whose deliveries committed.
+    pub fn announce(&self, events: &[BusEvent]) {
+        self.journal(events);
+        self.queued.notify_one();
+    }
+}
+
 #[async_trait]
 impl EventBus for LocalBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
@@ -282,25 +320,10 @@ impl EventBus for LocalBus {
         {
             let mut conn = self.conn();
             let tx = super::sqlite::write(&mut conn).map_err(bus_error)?;
-            for event in events {
-                let routed = targets(&self.rules, event);
-                if routed.is_empty() {
-                    continue;
-                }
-                let text =
-                    serde_json::to_string(event).map_err(|e| BusError::Unavailable(Box::new(e)))?;
-                for target in routed {
-                    tx.execute(
-                        "INSERT INTO deliveries (target, event) VALUES (?1, ?2)",
-                        params![target.name(), text],
-                    )
-                    .map_err(bus_error)?;
-                }
-            }
+            self.queue_in(&tx, events).map_err(bus_error)?;
             tx.commit().map_err(bus_error)?;
         }
-        self.journal(events);
-        self.queued.notify_one();
+        self.announce(events);
         Ok(())
     }
 }

@@ -5,7 +5,9 @@
 //! WAL mode: a write survives `kill -9` of the process once `save` returns.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use super::local_bus::LocalBus;
 
 use async_trait::async_trait;
 use baton_core::engine::{Execution, Lanes, Millis};
@@ -20,6 +22,8 @@ pub struct SqlStateStore {
     /// Parsed pipeline records by name, with the revision they were read at: every input reads
     /// its pipeline, and parsing the declaration each time would dominate a transition.
     pipelines: Mutex<std::collections::HashMap<String, (Revision, PipelineRecord)>>,
+    /// The bus that queues the outbox's events with the state that caused them, when set.
+    relay: OnceLock<Arc<LocalBus>>,
 }
 
 /// A pipeline row's `rev` and `updated`: together they change on every write.
@@ -75,7 +79,11 @@ impl SqlStateStore {
     }
 
     fn with(conn: Connection) -> Self {
-        Self { conn: Arc::new(Mutex::new(conn)), pipelines: Mutex::default() }
+        Self {
+            conn: Arc::new(Mutex::new(conn)),
+            pipelines: Mutex::default(),
+            relay: OnceLock::new(),
+        }
     }
 
     /// The store's connection, for the in-process bus to share: two connections of one
@@ -83,6 +91,14 @@ impl SqlStateStore {
     /// shared connection takes turns on a mutex.
     pub fn connection(&self) -> Arc<Mutex<Connection>> {
         Arc::clone(&self.conn)
+    }
+
+    /// From now on, a save queues its outbox's deliveries on `bus` in its own transaction,
+    /// and nothing waits in the outbox: a transition commits once, not three times (state,
+    /// deliveries, outbox cleared), and no crash can fall between the state and its events.
+    /// `bus` must share this store's connection ([`Self::connection`]).
+    pub fn relay_through(&self, bus: Arc<LocalBus>) {
+        let _ = self.relay.set(bus);
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -111,7 +127,8 @@ fn read_execution(
     pipeline: &str,
     id: &str,
 ) -> Result<Option<Versioned<Execution>>, StoreError> {
-    conn.query_row(
+    super::sqlite::query_row(
+        conn,
         "SELECT version, body FROM executions WHERE pipeline = ?1 AND id = ?2",
         params![pipeline, id],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
@@ -124,6 +141,10 @@ fn read_execution(
 
 #[async_trait]
 impl StateStore for SqlStateStore {
+    fn relays_outbox(&self) -> bool {
+        self.relay.get().is_some()
+    }
+
     async fn create_pipeline(&self, record: &PipelineRecord) -> Result<(), StoreError> {
         let conn = self.conn();
         let name = &record.plan.name;
@@ -157,12 +178,14 @@ impl StateStore for SqlStateStore {
     async fn get_pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError> {
         let conn = self.conn();
         // A deleted and recreated pipeline starts again at rev 1, but not at the same instant.
-        let rev: Option<(i64, i64)> = conn
-            .query_row("SELECT rev, updated FROM pipelines WHERE name = ?1", [name], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
-            .map_err(unavailable)?;
+        let rev: Option<(i64, i64)> = super::sqlite::query_row(
+            &conn,
+            "SELECT rev, updated FROM pipelines WHERE name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
         let Some(rev) = rev else { return Ok(None) };
         let mut cache = self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((cached_rev, record)) = cache.get(name)
@@ -196,12 +219,14 @@ impl StateStore for SqlStateStore {
 
     async fn load(&self, pipeline: &str, scope: &Scope) -> Result<Snapshot, StoreError> {
         let conn = self.conn();
-        let lanes_row: Option<(i64, String)> = conn
-            .query_row("SELECT version, body FROM lanes WHERE pipeline = ?1", [pipeline], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
-            .map_err(unavailable)?;
+        let lanes_row: Option<(i64, String)> = super::sqlite::query_row(
+            &conn,
+            "SELECT version, body FROM lanes WHERE pipeline = ?1",
+            [pipeline],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
         let lanes = match lanes_row {
             Some((v, body)) => Versioned { version: v as u64, value: from_json::<Lanes>(&body)? },
             None => Versioned { version: 0, value: Lanes::default() },
@@ -240,12 +265,14 @@ impl StateStore for SqlStateStore {
         if let Some(lanes) = &changes.lanes {
             let body = to_json(&lanes.value)?;
             let n = if lanes.version == 0 {
-                tx.execute(
+                super::sqlite::execute(
+                    &tx,
                     "INSERT OR IGNORE INTO lanes (pipeline, version, body) VALUES (?1, 1, ?2)",
                     params![pipeline, body],
                 )
             } else {
-                tx.execute(
+                super::sqlite::execute(
+                    &tx,
                     "UPDATE lanes SET version = version + 1, body = ?2 WHERE pipeline = ?1 AND version = ?3",
                     params![pipeline, body, lanes.version as i64],
                 )
@@ -260,13 +287,15 @@ impl StateStore for SqlStateStore {
             let body = to_json(x)?;
             let ended = i64::from(x.status().is_ended());
             let n = if e.version == 0 {
-                tx.execute(
+                super::sqlite::execute(
+                    &tx,
                     "INSERT OR IGNORE INTO executions (pipeline, id, version, arrival, started, ended, body)
                      VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)",
                     params![pipeline, x.id, x.arrival as i64, x.started_at, ended, body],
                 )
             } else {
-                tx.execute(
+                super::sqlite::execute(
+                    &tx,
                     "UPDATE executions SET version = version + 1, ended = ?3, body = ?4
                      WHERE pipeline = ?1 AND id = ?2 AND version = ?5",
                     params![pipeline, x.id, ended, body, e.version as i64],
@@ -277,10 +306,18 @@ impl StateStore for SqlStateStore {
                 return Err(conflict());
             }
         }
+        if let Some(bus) = self.relay.get() {
+            bus.queue_in(&tx, &changes.outbox).map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            drop(conn);
+            bus.announce(&changes.outbox);
+            return Ok(Vec::new());
+        }
         let now = changes.outbox.first().map_or(0, |_| now_millis());
         let mut seqs = Vec::with_capacity(changes.outbox.len());
         for event in &changes.outbox {
-            tx.execute(
+            super::sqlite::execute(
+                &tx,
                 "INSERT INTO outbox (pipeline, saved_at, event) VALUES (?1, ?2, ?3)",
                 params![pipeline, now, to_json(event)?],
             )

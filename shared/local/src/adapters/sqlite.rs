@@ -63,9 +63,32 @@ pub(crate) fn write(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transac
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
+/// Runs `sql` with `params` on a statement prepared once per connection and then kept: the
+/// store runs the same few statements on every transition, and parsing them again each time
+/// showed in every profile of a run.
+pub(crate) fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// The one row `sql` selects, on a kept statement (see [`execute`]).
+pub(crate) fn query_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, row)
+}
+
 fn try_open(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_handler(Some(wait_for_lock))?;
+    // The state store and the queue share this connection; their hot statements all stay.
+    conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(schema)?;

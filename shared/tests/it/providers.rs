@@ -1071,16 +1071,14 @@ async fn codebuild_fails_when_no_artifact_file_matches() {
 
 /// Processes of process group `group` that are still alive (zombies are dead, only unreaped).
 fn live_members(group: &str) -> Vec<String> {
-    let mut alive = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[2] == group && fields[0] != "Z" && fields[0] != "X" {
-            alive.push(stat);
-        }
-    }
-    alive
+    let state = |stat: &String| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
+    };
+    group_members(group)
+        .into_iter()
+        .filter(|stat| !matches!(state(stat).as_deref(), Some("Z" | "X")))
+        .collect()
 }
 
 #[tokio::test]

@@ -398,13 +398,7 @@ impl Embedded {
     /// that meet (on a pipeline's lanes) are applied again in turn, as on AWS, where EventBridge
     /// keeps no order either; the one dispatcher loop had left a core idle.
     async fn advance(self: Arc<Self>, limit: usize) -> usize {
-        let deliveries = match self.bus.claim(Target::StageAdvance, limit) {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "cannot read the delivery queue");
-                return 0;
-            }
-        };
+        let deliveries = self.due(Target::StageAdvance, limit);
         let n = deliveries.len();
         let mut queues: Vec<Vec<Delivery>> = Vec::new();
         let mut by_execution: HashMap<(String, String), usize> = HashMap::new();
@@ -445,13 +439,7 @@ impl Embedded {
 
     /// Handles the due deliveries of a quick target one by one.
     async fn drain(&self, target: Target, limit: usize) -> usize {
-        let deliveries = match self.bus.claim(target, limit) {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "cannot read the delivery queue");
-                return 0;
-            }
-        };
+        let deliveries = self.due(target, limit);
         let n = deliveries.len();
         for d in deliveries {
             let result = match target {
@@ -461,6 +449,15 @@ impl Embedded {
             settle(&self.bus, &d, result);
         }
         n
+    }
+
+    /// Claims up to `limit` due deliveries for `target`; none when the queue cannot be read
+    /// (logged), so the loop tries again on its next turn.
+    fn due(&self, target: Target, limit: usize) -> Vec<Delivery> {
+        self.bus.claim(target, limit).unwrap_or_else(|e| {
+            warn!(error = %e, "cannot read the delivery queue");
+            Vec::new()
+        })
     }
 
     async fn handle_stage_advance(&self, d: &Delivery) -> Result<(), ServiceError> {
@@ -476,7 +473,7 @@ impl Embedded {
         if free == 0 {
             return 0;
         }
-        let deliveries = self.bus.claim(Target::ActionWorker, free).unwrap_or_default();
+        let deliveries = self.due(Target::ActionWorker, free);
         let n = deliveries.len();
         for d in deliveries {
             let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {

@@ -1069,6 +1069,20 @@ async fn codebuild_fails_when_no_artifact_file_matches() {
     assert!(message.contains("no matching artifact paths found"), "{message}");
 }
 
+/// What `processes` lists once it lists none, or after two seconds: killed processes vanish
+/// within moments, and the kernel is allowed a little time.
+async fn settled(processes: impl Fn() -> Vec<String>) -> Vec<String> {
+    let mut left = processes();
+    for _ in 0..20 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = processes();
+    }
+    left
+}
+
 /// Processes of process group `group` that are still alive (zombies are dead, only unreaped).
 fn live_members(group: &str) -> Vec<String> {
     let state = |stat: &String| {
@@ -1104,15 +1118,7 @@ phases:
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     let group = fs::read_to_string(j.work_dir.join("group.txt")).unwrap().trim().to_string();
     assert!(!group.is_empty());
-    // Killed processes vanish within moments; allow the kernel a little time.
-    let mut alive = live_members(&group);
-    for _ in 0..20 {
-        if alive.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        alive = live_members(&group);
-    }
+    let alive = settled(|| live_members(&group)).await;
     assert!(alive.is_empty(), "still running: {alive:?}");
 }
 
@@ -1195,14 +1201,7 @@ async fn commands_leave_no_process_behind_not_even_a_zombie() {
     assert!(!group.is_empty());
     // The build's first script led the group; once the action ends, nothing of the group is
     // left: the background `sleep` is killed and every process, the leader too, is reaped.
-    let mut members = group_members(&group);
-    for _ in 0..20 {
-        if members.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        members = group_members(&group);
-    }
+    let members = settled(|| group_members(&group)).await;
     assert!(members.is_empty(), "left behind: {members:?}");
 }
 

@@ -360,20 +360,27 @@ pub async fn approval_links_contract(links: &dyn baton::ports::approvals::Approv
 
     let first = LinkUse { by: "ana".into(), at: 5, approved: true };
     let second = LinkUse { by: "bo".into(), at: 6, approved: false };
-    let (a, b) = tokio::join!(links.use_link(&link.id, &first), links.use_link(&link.id, &second));
+    // The page followed `link`'s secrets; a request delivered again replaced them (`again`)
+    // before the click's write: the secrets that decided are the ones kept.
+    let (a, b) = tokio::join!(links.use_link(&link, &first), links.use_link(&link, &second));
     assert!(a.is_ok() ^ b.is_ok(), "exactly one use wins: {a:?} {b:?}");
     let winner = if a.is_ok() { first } else { second };
     let stored = links.get_link(&link.id).await.unwrap().unwrap();
     assert_eq!(stored.used.as_ref(), Some(&winner));
+    assert_eq!(stored.approve_hash, link.approve_hash, "the links that decided still open");
     assert!(
-        matches!(links.use_link(&link.id, &winner).await, Err(StoreError::Conflict(_))),
+        matches!(links.use_link(&again, &winner).await, Err(StoreError::Conflict(_))),
         "a used record cannot be used again"
     );
+    assert_eq!(links.get_link(&link.id).await.unwrap().unwrap().approve_hash, link.approve_hash);
     assert!(!links.put_link(&link).await.unwrap(), "a used record is never replaced");
     assert_eq!(links.get_link(&link.id).await.unwrap().unwrap().used, Some(winner));
     assert!(matches!(
         links
-            .use_link("BBBBBBBBBBBBBBBBBBBBBB", &LinkUse { by: "x".into(), at: 1, approved: true })
+            .use_link(
+                &ApprovalLink { id: "BBBBBBBBBBBBBBBBBBBBBB".into(), ..link.clone() },
+                &LinkUse { by: "x".into(), at: 1, approved: true }
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));

@@ -57,7 +57,9 @@ pub trait ApprovalLinks: Send + Sync {
     async fn put_link(&self, link: &ApprovalLink) -> Result<bool, StoreError>;
     /// The record with this id.
     async fn get_link(&self, id: &str) -> Result<Option<ApprovalLink>, StoreError>;
-    /// Records the use of an unused record. [`StoreError::Conflict`] when it was already used:
-    /// exactly one of two racing decisions wins.
-    async fn use_link(&self, id: &str, used: &LinkUse) -> Result<(), StoreError>;
+    /// Records the use of an unused record, putting back `followed`'s secrets: a request
+    /// delivered again may have replaced them between the click and this write, and the links
+    /// that decided must be the ones that go on saying so. [`StoreError::Conflict`] when it
+    /// was already used: exactly one of two racing decisions wins.
+    async fn use_link(&self, followed: &ApprovalLink, used: &LinkUse) -> Result<(), StoreError>;
 }

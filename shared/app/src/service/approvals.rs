@@ -201,7 +201,7 @@ impl Approvals {
         let used = LinkUse { by, at: self.clock.now(), approved: followed.approve };
         // Marks the record for the page's "already approved by"; the execution already says so
         // if this write is lost.
-        match self.links.use_link(&followed.link.id, &used).await {
+        match self.links.use_link(&followed.link, &used).await {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => warn!(link = followed.link.id, error = %e, "the link's use was not recorded"),
         }

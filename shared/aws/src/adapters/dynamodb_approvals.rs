@@ -95,15 +95,18 @@ impl ApprovalLinks for DynamoDbStateStore {
         Ok(Some(link))
     }
 
-    async fn use_link(&self, id: &str, used: &LinkUse) -> Result<(), StoreError> {
+    async fn use_link(&self, followed: &ApprovalLink, used: &LinkUse) -> Result<(), StoreError> {
+        let id = &followed.id;
+        let body = to_json(&ApprovalLink { used: None, ..followed.clone() })?;
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(link_pk(id), LINK_SK)))
-            .update_expression("SET used = :used")
+            .update_expression("SET used = :used, body = :body")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(used)")
             .expression_attribute_values(":used", s(to_json(used)?))
+            .expression_attribute_values(":body", s(body))
             .send()
             .await;
         match result {

@@ -61,13 +61,15 @@ impl ApprovalLinks for SqlStateStore {
         Ok(Some(link))
     }
 
-    async fn use_link(&self, id: &str, used: &LinkUse) -> Result<(), StoreError> {
+    async fn use_link(&self, followed: &ApprovalLink, used: &LinkUse) -> Result<(), StoreError> {
         let text = to_json(used)?;
+        let body = to_json(&ApprovalLink { used: None, ..followed.clone() })?;
+        let id = &followed.id;
         let changed = self
             .conn()
             .execute(
-                "UPDATE approval_links SET used = ?2 WHERE id = ?1 AND used IS NULL",
-                params![id, text],
+                "UPDATE approval_links SET used = ?2, body = ?3 WHERE id = ?1 AND used IS NULL",
+                params![id, text, body],
             )
             .map_err(unavailable)?;
         match changed {

@@ -228,6 +228,17 @@ enum Command {
         #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
         region: String,
     },
+    /// With --endpoint naming a deployment's API (its ApiUrl), serve the web console for it on
+    /// loopback: its pages come from the API, called with your AWS credentials (as `proxy`
+    /// takes them), so IAM decides what you see and do. Open the address it prints.
+    Console {
+        /// The loopback port to listen on (0: any free port; the address is printed).
+        #[arg(long, default_value_t = 8644)]
+        port: u16,
+        /// The region the deployment runs in, when its URL does not say (a function URL does).
+        #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+        region: String,
+    },
     /// Tell Baton a branch of a local repository changed: starts the pipelines that watch it
     /// (CodeCommit sources by name; connection sources by `owner/repo`, under their triggers).
     Push {
@@ -283,7 +294,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "baton", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
-        (Some(endpoint), command) => remote_command(&endpoint, command),
+        (Some(endpoint), command) => remote_command(&cli.home, &endpoint, command),
         (None, Command::Validate { region, files }) => return validate::run(&files, &region),
         (None, Command::Simulate { region, fail, file }) => simulate::run(&file, &region, &fail),
         (None, other) => runtime().and_then(|rt| rt.block_on(local_command(&cli.home, other))),
@@ -299,7 +310,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// A command against another Baton's control API; the commands that need a local home refuse.
-fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
+fn remote_command(home: &std::path::Path, endpoint: &str, command: Command) -> Result<ExitCode> {
     use Command::*;
     let local_only = match &command {
         Run { .. } => "run",
@@ -322,15 +333,23 @@ fn remote_command(endpoint: &str, command: Command) -> Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
             Proxy { port, region } => {
-                let host = endpoint.split("//").nth(1).unwrap_or_default();
-                let region = remote::function_url_region(host.trim_end_matches('/'))
-                    .unwrap_or(&region)
-                    .to_owned();
+                let region = deployment_region(endpoint, &region);
                 proxy::run(client.for_function_url(&region), port, &region).await
+            }
+            Console { port, region } => {
+                let region = deployment_region(endpoint, &region);
+                console::serve_deployment(client.for_function_url(&region), &region, port, home)
+                    .await
             }
             other => drive(&client, other).await,
         }
     })
+}
+
+/// A deployment's region: its function URL's, else the one given.
+fn deployment_region(endpoint: &str, given: &str) -> String {
+    let host = endpoint.split("//").nth(1).unwrap_or_default();
+    remote::function_url_region(host.trim_end_matches('/')).unwrap_or(given).to_owned()
 }
 
 /// A command that drives pipelines, over whichever control API `c` is.
@@ -405,6 +424,9 @@ async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitC
         Serve { port, bind, region } => serve::serve(home, &bind, port, &region).await,
         Proxy { .. } => anyhow::bail!(
             "`baton proxy` forwards to a deployment's API: give its URL with --endpoint (the stack's ApiUrl output)"
+        ),
+        Console { .. } => anyhow::bail!(
+            "`baton console` shows a deployment on AWS: give its API's URL with --endpoint (the stack's ApiUrl output); on this machine `baton serve` serves the console"
         ),
         Validate { .. } | Simulate { .. } | Completions { .. } => Ok(ExitCode::SUCCESS),
     }

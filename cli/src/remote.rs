@@ -212,7 +212,11 @@ impl Client {
     }
 
     /// One call: its output, or the API's error body.
-    async fn exchange_json(&self, operation: &str, input: &Value) -> Result<Result<Value, Value>> {
+    pub(crate) async fn exchange_json(
+        &self,
+        operation: &str,
+        input: &Value,
+    ) -> Result<Result<Value, Value>> {
         let body = input.to_string().into_bytes();
         let prefix =
             if BATON_OPERATIONS.contains(&operation) { BATON_TARGET_PREFIX } else { TARGET_PREFIX };
@@ -228,6 +232,8 @@ impl Client {
         match (status, json) {
             (200, Some(v)) => Ok(Ok(v)),
             (_, Some(v)) if v.get("__type").is_some() => Ok(Err(v)),
+            // A function URL's IAM auth refuses with its own body: `{"Message": "Forbidden"}`.
+            (403, Some(v)) if v.get("Message").is_some() => Ok(Err(v)),
             _ => bail!(
                 "{} answered HTTP {status} to {operation}, not as CodePipeline's API does: is it a baton serve?",
                 self.url

@@ -214,13 +214,18 @@ pub(crate) async fn serve(home: &Path, bind: &str, port: u16, region: &str) -> R
         accepted: accepted.clone(),
         secure: transport != Transport::Http || settings.tls_terminated_by_proxy,
     });
+    let home = crate::console::Home {
+        api: Arc::clone(&api),
+        bus: Arc::clone(&rt.bus),
+        logs: rt.home.join("logs"),
+        artifacts: rt.artifacts.clone(),
+        scratch: rt.home.clone(),
+    };
     let console = crate::console::Console::new(
-        Arc::clone(&api),
-        Arc::clone(&rt.bus),
+        crate::console::Backend::Home(home),
         crate::console::Guard::new(&credentials.access_key, login)?,
-        &rt.home,
+        rt.home.join("console-audit.log"),
         quit_rx,
-        rt.artifacts.clone(),
     );
     let app = Router::new().fallback(call).with_state(api);
     let app = crate::console::routes(app, Arc::new(console));
@@ -356,7 +361,7 @@ async fn object(
 }
 
 /// The shutdown signal, passed on to whatever must end for the server to stop.
-async fn quitting(quit: watch::Sender<bool>) {
+pub(crate) async fn quitting(quit: watch::Sender<bool>) {
     shutdown().await;
     let _ = quit.send(true);
 }

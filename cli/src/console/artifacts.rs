@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 
 use super::execution::href;
 use super::pages::{self, text, url_encode};
-use super::{Console, attempts_of, failure, page, query, to_login, user};
+use super::{Backend, Console, attempts_of, failure, page, query, to_login, user};
 
 /// Where an artifact's page is.
 pub(super) fn artifact_href(
@@ -85,13 +85,17 @@ impl Console {
         &self,
         location: &ArtifactLocation,
     ) -> Result<tempfile::NamedTempFile, String> {
+        let home = match &self.backend {
+            Backend::Home(home) => home,
+            Backend::Deployment(_) => return Err(super::deployment::artifact_elsewhere(location)),
+        };
         let copy = tempfile::Builder::new()
             .prefix(".artifact-")
-            .tempfile_in(&self.scratch)
+            .tempfile_in(&home.scratch)
             .map_err(|e| e.to_string())?;
         let region =
-            self.artifacts.region_of(location).unwrap_or_else(|| self.api.region().to_owned());
-        self.artifacts.get(&region, location, copy.path()).await.map_err(|e| e.to_string())?;
+            home.artifacts.region_of(location).unwrap_or_else(|| home.api.region().to_owned());
+        home.artifacts.get(&region, location, copy.path()).await.map_err(|e| e.to_string())?;
         Ok(copy)
     }
 }

@@ -1,9 +1,12 @@
 //! The web console: `baton serve`'s pages at `/`, drawn from the CodePipeline API it serves
 //! (called in process, as the operator or the logged-in key) and kept live by the public
-//! events the runtime publishes, sent to the page as server-sent events.
+//! events the runtime publishes, sent to the page as server-sent events. `baton console`
+//! serves the same pages on loopback for a deployment on AWS, from its API (see
+//! [`deployment`]).
 
 mod ansi;
 mod artifacts;
+mod deployment;
 mod execution;
 mod guard;
 mod pages;
@@ -31,6 +34,8 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::sync::{broadcast, watch};
 
+use deployment::Deployment;
+pub(crate) use deployment::serve as serve_deployment;
 pub(crate) use guard::{Guard, Login};
 use pages::{Frame, Listed, PipelineView};
 
@@ -54,31 +59,42 @@ const PAGE_HEADERS: &[(&str, &str)] = &[
 ];
 
 pub(crate) struct Console {
-    api: Arc<ControlApi>,
-    bus: Arc<LocalBus>,
+    backend: Backend,
     guard: Guard,
     /// Every control used, one JSON line each: who, when, from where, what.
     audit: PathBuf,
-    /// Where actions' output is kept: `<logs>/<pipeline>/<execution>/<stage>.<action>.<attempt>.log`.
-    logs: PathBuf,
     css: String,
     js: String,
     /// Set when the server shuts down, so live pages' streams end and let it.
     quit: watch::Receiver<bool>,
+}
+
+/// Where the pages' facts come from.
+pub(crate) enum Backend {
+    /// This machine's runtime, beside the console in `baton serve`.
+    Home(Home),
+    /// A deployment on AWS, through its API with the user's own credentials.
+    Deployment(Deployment),
+}
+
+/// The runtime `baton serve` runs: its API called in process, its bus, logs and artifacts.
+pub(crate) struct Home {
+    pub(crate) api: Arc<ControlApi>,
+    pub(crate) bus: Arc<LocalBus>,
+    /// Where actions' output is kept: `<logs>/<pipeline>/<execution>/<stage>.<action>.<attempt>.log`.
+    pub(crate) logs: PathBuf,
     /// The home's artifacts, for their pages and downloads.
-    artifacts: Arc<dyn ArtifactStore>,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
     /// Where an artifact is decrypted to while it is measured or sent: the private home.
-    scratch: PathBuf,
+    pub(crate) scratch: PathBuf,
 }
 
 impl Console {
     pub(crate) fn new(
-        api: Arc<ControlApi>,
-        bus: Arc<LocalBus>,
+        backend: Backend,
         guard: Guard,
-        home: &std::path::Path,
+        audit: PathBuf,
         quit: watch::Receiver<bool>,
-        artifacts: Arc<dyn ArtifactStore>,
     ) -> Self {
         // Content-hashed names: a new binary's assets are never mixed with a cached old page.
         let hashed = |name: &str, ext: &str, body: &str| {
@@ -88,34 +104,45 @@ impl Console {
         Self {
             css: hashed("console", "css", CSS),
             js: hashed("console", "js", JS),
-            api,
-            bus,
+            backend,
             guard,
-            audit: home.join("console-audit.log"),
-            logs: home.join("logs"),
+            audit,
             quit,
-            artifacts,
-            scratch: home.to_path_buf(),
         }
     }
 
     fn frame<'a>(&'a self, csrf: &'a str) -> Frame<'a> {
-        Frame { css: &self.css, js: &self.js, csrf, region: self.api.region(), now: now() }
+        let region = match &self.backend {
+            Backend::Home(h) => h.api.region(),
+            Backend::Deployment(d) => d.region(),
+        };
+        Frame { css: &self.css, js: &self.js, csrf, region, now: now() }
     }
 
     /// One API call as `user`; a refusal is the API's own message.
     async fn ask(&self, user: &str, operation: &str, input: Value) -> Result<Value, String> {
+        let home = match &self.backend {
+            Backend::Home(home) => home,
+            Backend::Deployment(d) => return d.ask(operation, &input).await,
+        };
         let reply =
-            self.api.call(operation, input.to_string().as_bytes(), &self.api.caller(user)).await;
+            home.api.call(operation, input.to_string().as_bytes(), &home.api.caller(user)).await;
         let body = reply.json();
-        if reply.status == 200 {
-            Ok(body)
-        } else {
-            let message =
-                body["message"].as_str().or(body["Message"].as_str()).unwrap_or("refused");
-            Err(message.to_owned())
+        if reply.status == 200 { Ok(body) } else { Err(refusal_message(&body)) }
+    }
+
+    /// Who `user` is to the API, for the audit log.
+    fn who(&self, user: &str) -> String {
+        match &self.backend {
+            Backend::Home(h) => h.api.caller(user),
+            Backend::Deployment(d) => d.who().to_owned(),
         }
     }
+}
+
+/// The message of an API error's body.
+fn refusal_message(body: &Value) -> String {
+    body["message"].as_str().or(body["Message"].as_str()).unwrap_or("refused").to_owned()
 }
 
 impl Console {
@@ -167,7 +194,11 @@ async fn api_root(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    crate::serve::answer(&c.api, &method, &uri, &headers, &body).await
+    match &c.backend {
+        Backend::Home(h) => crate::serve::answer(&h.api, &method, &uri, &headers, &body).await,
+        // Callers of the API use `baton proxy`, which checks that they hold the credentials.
+        Backend::Deployment(_) => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 fn page(status: StatusCode, markup: Markup) -> Response {
@@ -199,7 +230,7 @@ async fn index(
     body: Bytes,
 ) -> Response {
     if headers.contains_key("x-amz-target") {
-        return crate::serve::answer(&c.api, &method, &uri, &headers, &body).await;
+        return api_root(State(c), method, uri, headers, body).await;
     }
     let Some(user) = user(&c, &headers) else { return to_login() };
     let q = query(&uri);
@@ -425,7 +456,7 @@ fn audit(
     }
     let line = json!({
         "at": baton_core::events::rfc3339((now() * 1000.0) as i64),
-        "who": c.api.caller(user),
+        "who": c.who(user),
         "from": from.ip().to_string(),
         "operation": operation,
         "input": input,
@@ -448,7 +479,10 @@ async fn events(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
     if user(&c, &headers).is_none() {
         return to_login();
     }
-    let follow = c.bus.follow();
+    let follow = match &c.backend {
+        Backend::Home(h) => h.bus.follow(),
+        Backend::Deployment(d) => return live(&c, d.changes()),
+    };
     let stream = futures_util::stream::unfold(follow, |mut rx| async move {
         let event = match rx.recv().await {
             Ok(e) => Event::default().event("change").json_data(json!({
@@ -506,6 +540,19 @@ async fn asset(State(c): State<Arc<Console>>, UrlPath(file): UrlPath<String>) ->
 async fn login_page(State(c): State<Arc<Console>>, uri: Uri) -> Response {
     if !c.guard.needs_login() {
         return Redirect::to("/").into_response();
+    }
+    if let Backend::Deployment(_) = c.backend {
+        // The one way in is the link `baton console` printed, which carries its token.
+        let token = query(&uri).get("token").cloned().unwrap_or_default();
+        return match c.guard.log_in(deployment::TOKEN_KEY, &token) {
+            Some(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+            None => refusal(
+                &c,
+                "Log in",
+                "Open the address `baton console` printed: it carries this console's token.",
+                StatusCode::FORBIDDEN,
+            ),
+        };
     }
     let failed = query(&uri).contains_key("failed");
     let frame = c.frame("");
@@ -602,7 +649,11 @@ async fn log_file(
     if ![name, id, stage, action].iter().all(|s| plain(s)) {
         return Err("There is no such log.".into());
     }
-    let dir = c.logs.join(name).join(id);
+    let logs = match &c.backend {
+        Backend::Home(h) => &h.logs,
+        Backend::Deployment(_) => return Err(deployment::log_elsewhere(latest)),
+    };
+    let dir = logs.join(name).join(id);
     let prefix = format!("{stage}.{action}.");
     let newest = std::fs::read_dir(&dir)
         .map_err(|_| format!("{stage}/{action} wrote no log in execution {id}"))?

@@ -222,3 +222,35 @@ fn the_proxy_needs_the_deployments_url() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--endpoint") && err.contains("ApiUrl"), "{err}");
 }
+
+#[test]
+fn the_console_of_a_deployment_says_in_one_sentence_when_it_cannot_start() {
+    let (url, seen) = function_url();
+    let console = |args: &[&str], credentials: (&str, &str)| {
+        Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(args)
+            .args(["console", "--port", "0", "--region", "us-east-1"])
+            .env("AWS_ACCESS_KEY_ID", credentials.0)
+            .env("AWS_SECRET_ACCESS_KEY", credentials.1)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("BATON_ENDPOINT")
+            .output()
+            .unwrap()
+    };
+    let o = console(&["--endpoint", &url], DENIED);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refused ListPipelines: Forbidden"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    let asked = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (asked.0.as_str(), asked.2),
+        (DENIED.0, 403),
+        "signed for Lambda with the caller's keys"
+    );
+
+    let o = console(&[], ALLOWED);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--endpoint") && err.contains("baton serve"), "{err}");
+}

@@ -5,8 +5,10 @@
 pub mod approval;
 pub mod codebuild;
 pub mod codecommit;
+pub mod console;
 pub mod delivery;
 pub mod figures;
+pub mod function_url;
 pub mod proxy;
 pub mod runtime;
 pub mod scenario;

@@ -675,3 +675,103 @@ async fn a_codecommit_push_starts_the_release_on_the_pushed_commit() {
     let page = page.body.collect().await.unwrap().into_bytes();
     assert_eq!(&page[..], b"<h1>release</h1>\n");
 }
+
+// ---- the console of a deployment --------------------------------------------------------------
+
+/// `baton --endpoint URL console` on the deployment's API function URL (IAM auth, signed for
+/// Lambda with the user's credentials): the pages show the deployment's pipeline, follow its
+/// execution without a reload, and its controls act as the caller IAM let in.
+#[tokio::test]
+async fn the_console_shows_a_deployment_through_its_api_url() {
+    use baton_e2e::console::Console;
+    use baton_e2e::function_url::FunctionUrl;
+    let h = Harness::start(1, FaultPlan::default()).await.unwrap();
+    let release = Release::new(&h.stack, "console");
+    release.prepare(&h.stack, &release.project).await.unwrap();
+    let caller = "arn:aws:sts::111111111111:assumed-role/release-engineer/console-e2e";
+    let url =
+        FunctionUrl::start(h.pool("api").unwrap(), h.stack.keys.clone(), caller).await.unwrap();
+    let root = baton_e2e::workspace();
+    let home = root.join("target/e2e").join(&h.stack.name).join("console-home");
+    let baton = baton_e2e::runtime::binary(&root, "baton");
+    let baton = if baton.is_file() { baton } else { root.join("target/debug/baton") };
+    let console = Console::start(&baton, &url.url, &h.stack.keys, &home).await.unwrap();
+
+    // Only the link it printed lets a browser in; it leaves a session cookie.
+    let gate = console.get("/", None).await.unwrap();
+    assert_eq!((gate.status, gate.location.as_str()), (303, "/console/login"), "{gate:?}");
+    let wrong = console.get("/console/login?token=0123", None).await.unwrap();
+    assert_eq!(wrong.status, 403, "a wrong token is refused: {wrong:?}");
+    let login = console.get(&console.login, None).await.unwrap();
+    let cookie = login.cookie.clone().unwrap_or_else(|| panic!("no session cookie: {login:?}"));
+
+    let index = console.get("/", Some(&cookie)).await.unwrap();
+    assert_eq!(index.status, 200, "{}", index.body);
+    assert!(index.body.contains(&release.pipeline), "the list shows the pipeline: {}", index.body);
+    let page_path = format!("/pipelines/{}", release.pipeline);
+    let page = console.get(&page_path, Some(&cookie)).await.unwrap();
+    for (stage, _) in STAGES {
+        assert!(page.body.contains(stage), "the graph shows stage {stage}: {}", page.body);
+    }
+
+    // Held before Build from the console, as the caller IAM let in.
+    let csrf = page.csrf().expect("the page's forms carry a CSRF token");
+    let form = format!("csrf={csrf}&stage=Build&enable=false&reason=held+from+the+console");
+    let held = console.post(&format!("{page_path}/transition"), &cookie, &form).await.unwrap();
+    assert_eq!(held.status, 303, "{held:?}");
+    assert!(held.location.contains("DisableStageTransition"), "{}", held.location);
+    let forged = console
+        .post(&format!("{page_path}/transition"), &cookie, "csrf=00&stage=Build&enable=true")
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 403, "a form without this console's token is refused");
+
+    // A push: the page's events name the pipeline as its execution moves, with no reload. The
+    // first names every pipeline (what the page drew may be older than the stream); only a
+    // change makes another.
+    let mut events = console.events(&cookie).await.unwrap();
+    let named = format!("\"pipeline\":\"{}\"", release.pipeline);
+    next_naming(&mut events, &named).await;
+    release.upload_source(&h.stack).await.unwrap();
+    let waiting = release
+        .wait_for(&h.stack, "the source, then the held transition", Duration::from_secs(60), |e| {
+            ended(e) || e.stages[0].actions[0].status == ActionStatus::Succeeded
+        })
+        .await
+        .unwrap();
+    assert!(!ended(&waiting), "{}", describe(Some(&waiting)));
+    next_naming(&mut events, &named).await;
+    let page = console.get(&page_path, Some(&cookie)).await.unwrap();
+    assert!(page.body.contains("held from the console"), "the reason is shown: {}", page.body);
+    assert!(page.body.contains(caller), "and who held it, as IAM named them: {}", page.body);
+
+    // Let in again from the console; the release goes on to its end.
+    let csrf = page.csrf().unwrap();
+    let form = format!("csrf={csrf}&stage=Build&enable=true");
+    let opened = console.post(&format!("{page_path}/transition"), &cookie, &form).await.unwrap();
+    assert!(opened.location.contains("EnableStageTransition"), "{}", opened.location);
+    let done = finish_release(&h, &release).await;
+    assert_eq!(done.status(), ExecutionStatus::Succeeded, "{}", describe(Some(&done)));
+
+    // Both controls are in the console's audit log, with the key that signed them.
+    let audit = std::fs::read_to_string(home.join("console-audit.log")).unwrap();
+    let lines: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let operations: Vec<&str> = lines.iter().filter_map(|l| l["operation"].as_str()).collect();
+    // The forged form was refused before it was run, so it is not among them.
+    assert_eq!(operations, ["DisableStageTransition", "EnableStageTransition"], "{audit}");
+    assert!(lines.iter().all(|l| l["who"] == h.stack.keys.access_key.as_str()), "{audit}");
+}
+
+/// Waits for the next server-sent event whose data has `named` in it.
+async fn next_naming(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>, named: &str) {
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Some(text)) if text.contains(named) => return,
+            Ok(Some(text)) => seen.push_str(&text),
+            _ => panic!("no change event had {named}: {seen:?}"),
+        }
+    }
+}

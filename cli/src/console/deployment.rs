@@ -1,0 +1,213 @@
+//! `baton --endpoint URL console`: the console of a deployment on AWS, served on loopback. Its
+//! pages are drawn from the deployment's API, called with the user's own AWS credentials
+//! (signed for the function URL, so IAM decides what they may see and do), and nothing new is
+//! exposed on AWS. The deployment's events stay on its bus, so open pages are kept live by
+//! reading each pipeline's state every few seconds, and only while a page is open.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use axum::Router;
+use axum::response::sse::Event;
+use baton::api::Credentials;
+use baton_core::engine::ArtifactLocation;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, watch};
+
+use super::{Backend, Console, Guard, Login, refusal_message};
+use crate::remote::Client;
+
+/// How often open pages' pipelines are read for changes.
+const POLL: Duration = Duration::from_secs(2);
+
+/// The key id of the one login the console takes: the token it prints.
+pub(super) const TOKEN_KEY: &str = "console";
+
+/// A deployment's API, and the changes seen in it.
+pub(crate) struct Deployment {
+    client: Arc<Client>,
+    region: String,
+    /// The access key id calls are signed with, for the audit log.
+    who: String,
+    /// The names of pipelines whose state changed.
+    changes: broadcast::Sender<String>,
+}
+
+impl Deployment {
+    pub(super) fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub(super) fn who(&self) -> &str {
+        &self.who
+    }
+
+    /// One call; a refusal is the API's own message.
+    pub(super) async fn ask(&self, operation: &str, input: &Value) -> Result<Value, String> {
+        match self.client.exchange_json(operation, input).await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(error)) => Err(refusal_message(&error)),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    }
+
+    /// The changes as the console's `change` events.
+    pub(super) fn changes(&self) -> futures_util::stream::BoxStream<'static, Event> {
+        let rx = self.changes.subscribe();
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            let event = match rx.recv().await {
+                Ok(pipeline) => {
+                    Event::default().event("change").json_data(json!({"pipeline": pipeline}))
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => Ok(super::lagged()),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((event.unwrap_or_else(|_| super::lagged()), rx))
+        })
+        .boxed()
+    }
+}
+
+/// The log page of an action of a deployment: where its provider keeps the log.
+pub(super) fn log_elsewhere(attempt: &Value) -> String {
+    let result = &attempt["output"]["executionResult"];
+    match result["externalExecutionUrl"].as_str().filter(|u| !u.is_empty()) {
+        Some(url) => format!("On AWS this action's log is kept by its provider: {url}"),
+        None => "On AWS this action's log is kept by its provider (CodeBuild's in CloudWatch Logs); this action gave no link to it.".to_owned(),
+    }
+}
+
+/// The artifact page of a deployment: where the object is, and how to read it.
+pub(super) fn artifact_elsewhere(location: &ArtifactLocation) -> String {
+    format!(
+        "This artifact is s3://{}/{} in the deployment's bucket, encrypted with its key: read it with `aws s3 cp s3://{}/{} .` as a principal allowed to.",
+        location.bucket, location.key, location.bucket, location.key
+    )
+}
+
+/// Serves the console of the deployment behind `client` on `127.0.0.1:port` until Ctrl-C.
+pub(crate) async fn serve(
+    client: Client,
+    region: &str,
+    port: u16,
+    home: &Path,
+) -> Result<ExitCode> {
+    let keys = client.keys().await?;
+    let client = Arc::new(client);
+    // A wrong URL or credentials IAM refuses are said now, in one sentence, not on a page.
+    client.exchange_json("ListPipelines", &json!({})).await?.map_err(|e| {
+        anyhow!("the deployment's API refused ListPipelines: {}", refusal_message(&e))
+    })?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let addr = listener.local_addr()?;
+    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
+    // The pages act with the user's credentials, so another user of this machine must not
+    // reach them through loopback: the page is opened once with a token only this process
+    // printed, which leaves a signed session cookie.
+    let token = token()?;
+    let login = Login {
+        accepted: Credentials::from([(TOKEN_KEY.to_owned(), token.clone())]),
+        secure: false,
+    };
+    let (quit_tx, quit_rx) = watch::channel(false);
+    let (changes, _) = broadcast::channel(256);
+    tokio::spawn(watch_pipelines(Arc::clone(&client), changes.clone(), quit_rx.clone()));
+    let deployment =
+        Deployment { client, region: region.to_owned(), who: keys.access_key, changes };
+    let console = Console::new(
+        Backend::Deployment(deployment),
+        Guard::new(TOKEN_KEY, Some(login))?,
+        home.join("console-audit.log"),
+        quit_rx,
+    );
+    let app = super::routes(Router::new(), Arc::new(console));
+    let url = format!("http://{addr}/console/login?token={token}");
+    eprintln!("The console of the deployment, as you (your AWS credentials), in {region}:");
+    eprintln!("  {url}");
+    eprintln!("Listening on http://{addr}");
+    crate::output::ready(&json!({"console": url, "region": region}));
+    let app = app.into_make_service_with_connect_info::<crate::serve::Peer>();
+    axum::serve(listener, app).with_graceful_shutdown(crate::serve::quitting(quit_tx)).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 32 random bytes as hex.
+fn token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow!("cannot make the console's token: {e}"))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Reads every pipeline's state each [`POLL`] while a page follows the changes, and names the
+/// pipelines whose state differs from the last read. Nobody following, nothing is asked.
+async fn watch_pipelines(
+    client: Arc<Client>,
+    changes: broadcast::Sender<String>,
+    mut quit: watch::Receiver<bool>,
+) {
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            _ = quit.changed() => return,
+        }
+        if changes.receiver_count() == 0 {
+            seen.clear();
+            continue;
+        }
+        match states(&client).await {
+            Ok(now) => {
+                for (name, print) in &now {
+                    if seen.get(name) != Some(print) {
+                        let _ = changes.send(name.clone());
+                    }
+                }
+                seen = now;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the deployment's pipelines"),
+        }
+    }
+}
+
+/// Each pipeline's name and a digest of its state.
+async fn states(client: &Client) -> Result<BTreeMap<String, u64>> {
+    let mut names = Vec::new();
+    let mut input = json!({});
+    loop {
+        let page = client.exchange_json("ListPipelines", &input).await?.map_err(api_error)?;
+        names.extend(
+            page["pipelines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["name"].as_str())
+                .map(str::to_owned),
+        );
+        match page["nextToken"].as_str() {
+            Some(next) => input = json!({"nextToken": next}),
+            None => break,
+        }
+    }
+    let mut states = BTreeMap::new();
+    for name in names {
+        let state = client.exchange_json("GetPipelineState", &json!({"name": name})).await?;
+        // A pipeline deleted since it was listed has no state: nothing to draw.
+        let Ok(state) = state else { continue };
+        let mut hasher = DefaultHasher::new();
+        state.to_string().hash(&mut hasher);
+        states.insert(name, hasher.finish());
+    }
+    Ok(states)
+}
+
+fn api_error(body: Value) -> anyhow::Error {
+    anyhow!("{}", refusal_message(&body))
+}

@@ -48,7 +48,7 @@ bench:
 	@$(CARGO) bench --quiet -p baton-core --bench engine 2>/dev/null
 	@$(CARGO) bench --quiet -p baton --bench embedded 2>/dev/null
 	@bash scripts/bench-console.sh
-	@$(MAKE) --no-print-directory build >/dev/null 2>&1
+	@$(MAKE) --no-print-directory build ARCH=x86_64 >/dev/null 2>&1
 	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
 	  eval "$$(bash $(EMULATORS) env)" && \
 	  BATON_E2E_PACKAGES=1 $(CARGO) test --quiet -p baton-e2e --test e2e a_release_runs_across_accounts_and_regions >/dev/null 2>&1 && \
@@ -59,19 +59,26 @@ bench:
 validate:
 	$(CARGO) run --quiet -p baton-cli -- validate examples/*.json tests/fixtures/declarations/valid/*.json
 
-## build: package the five Lambda functions with cargo-lambda and print each package's size
+## build: package the five Lambda functions with cargo-lambda for ARCH (arm64, as template.yaml
+## deploys them by default; ARCH=x86_64 for packages this machine can run) and print their sizes
+ARCH ?= arm64
+FUNCTIONS := trigger stage-advance action-worker approval api
 build:
 	@bash $(EMULATORS) install-lambda
+	@if [ "$(ARCH)" = arm64 ]; then rustup target add aarch64-unknown-linux-gnu >/dev/null; fi
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release \
-	  -p trigger -p stage-advance -p action-worker -p approval -p api
+	  $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(addprefix -p ,$(FUNCTIONS))
 	@for f in target/lambda/*/bootstrap; do \
 	  n=$$(basename $$(dirname $$f)); \
 	  z=$$(python3 -c "import io,sys,zipfile; b=io.BytesIO(); z=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED); z.write(sys.argv[1],'bootstrap'); z.close(); print(len(b.getvalue())//1024)" $$f); \
 	  echo "package_$$n: $$z KiB zipped ($$(du -k $$f | cut -f1) KiB unzipped)"; done
 
-## deploy: deploy template.yaml with SAM (guided the first time); see infra/README.md
-deploy: build
-	sam deploy --guided
+## deploy: build template.yaml's functions the SAM way (cargo-lambda, for its Architecture) and
+## deploy it: guided the first time (which writes samconfig.toml), from samconfig.toml after;
+## see infra/README.md
+deploy:
+	sam build
+	if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi
 
 clean:
 	$(CARGO) clean

@@ -15,6 +15,8 @@ pub mod price {
     pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
     /// Lambda x86, per GB-second.
     pub const LAMBDA_GB_SECOND: f64 = 0.000_016_666_7;
+    /// Lambda arm64 (Graviton), per GB-second: a fifth less.
+    pub const LAMBDA_ARM64_GB_SECOND: f64 = 0.000_013_333_4;
     /// EventBridge custom events, per event (64 KB chunk) published.
     pub const EVENTBRIDGE_EVENT: f64 = 1.00 / 1e6;
     /// DynamoDB on-demand, per write request unit.
@@ -52,6 +54,8 @@ pub struct Run<'a> {
     pub packaged: bool,
     /// Start-up (spawn to first `/next`) by function.
     pub startup: BTreeMap<String, Duration>,
+    /// Priced as arm64 functions (the template's default), from durations measured here.
+    pub arm64: bool,
 }
 
 /// The figures as `name: value unit` lines.
@@ -176,7 +180,11 @@ pub fn render(run: &Run<'_>) -> String {
     let s3_reads = count("s3", &|_| true) - s3_writes;
     let costs = [
         ("lambda_requests", run.records.len() as f64 * price::LAMBDA_REQUEST),
-        ("lambda_compute", gb_seconds * price::LAMBDA_GB_SECOND),
+        (
+            "lambda_compute",
+            gb_seconds
+                * if run.arm64 { price::LAMBDA_ARM64_GB_SECOND } else { price::LAMBDA_GB_SECOND },
+        ),
         ("eventbridge", events.len() as f64 * price::EVENTBRIDGE_EVENT),
         (
             "dynamodb",

@@ -21,7 +21,7 @@ pub struct Template {
 pub struct Function {
     /// Logical id, e.g. `StageAdvanceFunction`.
     pub logical_id: String,
-    /// The binary's name: the last folder of `CodeUri` (`target/lambda/<bin>/`).
+    /// The binary's name: what `sam build` builds (`Metadata.BuildProperties.Binary`).
     pub binary: String,
     /// MB, for the GB-second price.
     pub memory_mb: u64,
@@ -124,16 +124,13 @@ impl Template {
             .into_iter()
             .map(|id| {
                 let p = self.properties(&id)?;
-                let code_uri = p
-                    .get("CodeUri")
+                let binary = self
+                    .resource(&id)?
+                    .get("Metadata")
+                    .and_then(|m| m.get("BuildProperties"))
+                    .and_then(|b| b.get("Binary"))
                     .and_then(Yaml::as_str)
-                    .ok_or_else(|| anyhow!("{id} has no CodeUri"))?;
-                let binary = code_uri
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| anyhow!("{id}: CodeUri {code_uri} names no folder"))?
+                    .ok_or_else(|| anyhow!("{id} names no Metadata.BuildProperties.Binary"))?
                     .to_owned();
                 let num = |k: &str| p.get(k).and_then(Yaml::as_u64).or_else(|| global_num(k));
                 Ok(Function {

@@ -351,6 +351,7 @@ fn write_figures(h: &Harness, actions: usize) {
         binary_bytes,
         packaged,
         startup,
+        arm64: h.template.parameter_default("Architecture").as_deref() == Some("arm64"),
     };
     let text = figures::render(&run);
     let path = baton_e2e::workspace().join("target/e2e-figures.txt");
@@ -501,6 +502,51 @@ fn references(v: &serde_norway::Value) -> BTreeSet<String> {
         _ => {}
     }
     found
+}
+
+/// `sam build` builds each function from the workspace with cargo-lambda: its metadata names a
+/// binary the workspace has, from the workspace's root, for the `Architecture` parameter (arm64
+/// unless told otherwise); `make build` packages the same binaries.
+#[test]
+fn every_function_builds_the_sam_way() {
+    use serde_norway::Value as Y;
+    let root = baton_e2e::workspace();
+    let template = baton_e2e::template::Template::load(&root.join("template.yaml")).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let metadata = std::process::Command::new(cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .unwrap();
+    let metadata: Value = serde_json::from_slice(&metadata.stdout).unwrap();
+    let bins: BTreeSet<&str> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .filter(|t| t["kind"][0] == "bin")
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    let mut built = BTreeSet::new();
+    for id in template.resources_of("AWS::Serverless::Function") {
+        let resource = template.resource(&id).unwrap();
+        let method = resource.get("Metadata").and_then(|m| m.get("BuildMethod"));
+        assert_eq!(method.and_then(Y::as_str), Some("rust-cargolambda"), "{id}");
+        let code_uri = template.properties(&id).unwrap().get("CodeUri").and_then(Y::as_str);
+        assert_eq!(code_uri, Some("."), "{id} builds from the workspace's root");
+        let binary = template.functions().unwrap().into_iter().find(|f| f.logical_id == id);
+        let binary = binary.unwrap().binary;
+        assert!(bins.contains(binary.as_str()), "{id}: no binary {binary} in {bins:?}");
+        built.insert(binary);
+    }
+    let globals = &template.doc["Globals"]["Function"];
+    let architectures = references(&globals["Architectures"]);
+    assert_eq!(architectures, BTreeSet::from(["Architecture".to_owned()]));
+    assert_eq!(template.parameter_default("Architecture").as_deref(), Some("arm64"));
+    let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+    let listed = makefile.lines().find_map(|l| l.strip_prefix("FUNCTIONS := ")).unwrap();
+    let listed: BTreeSet<String> = listed.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(listed, built, "make build packages what the template deploys");
 }
 
 /// Every service that writes to an encrypted topic or queue of `template.yaml` (EventBridge

@@ -268,6 +268,7 @@ async fn follow(
     }
     let mut live = Live::new();
     let mut aftermath = Aftermath::default();
+    let mut events = rt.bus.follow();
     let status = loop {
         if let Some(e) = rt.store.execution(pipeline, id).await? {
             live.show(&plan, &e, SystemClock.now());
@@ -276,7 +277,7 @@ async fn follow(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            () = next_look(&mut events, id) => {}
             _ = tokio::signal::ctrl_c() => bail!("interrupted; the execution goes on when baton runs again in this home"),
         }
     };
@@ -293,6 +294,38 @@ async fn follow(
     Ok(status)
 }
 
+/// Waits until the live view is due to be drawn again (every 100 ms), or at once when the
+/// execution's own state changes (it ends, say): its end is then seen when it happens, not up
+/// to 100 ms later. Stages' and actions' events only wait for the next drawing, which would
+/// otherwise be redrawn for each of them.
+async fn next_look(
+    events: &mut tokio::sync::broadcast::Receiver<baton::bus_events::BusEvent>,
+    id: &str,
+) {
+    let execution_changed = async {
+        loop {
+            match events.recv().await {
+                Ok(e)
+                    if e.detail_type == baton_core::events::PIPELINE_DETAIL_TYPE
+                        && e.detail["execution-id"] == id =>
+                {
+                    return;
+                }
+                Ok(_) => {}
+                // Missed some: look now.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    std::future::pending().await
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        () = execution_changed => {}
+    }
+}
+
 /// After a command: when no other process dispatches for this home, carry the execution on
 /// here until it ends or waits for a person.
 async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result<ExitCode> {
@@ -305,8 +338,9 @@ async fn settle_or_leave(rt: &Arc<Embedded>, pipeline: &str, id: &str) -> Result
     let dispatcher = tokio::spawn(Arc::clone(rt).dispatch(stop_rx));
     let mut live = Live::new();
     let mut aftermath = Aftermath::default();
+    let mut events = rt.bus.follow();
     let last = loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        next_look(&mut events, id).await;
         let Some(e) = rt.store.execution(pipeline, id).await? else { continue };
         live.show(&plan, &e, SystemClock.now());
         if (e.status().is_ended() && aftermath.over(rt, pipeline, &e).await?)

@@ -2,6 +2,8 @@
 .PHONY: run test lint checks bench validate build deploy clean tidy
 
 CARGO ?= cargo
+# Where rustup installs Rust (scripts/rust.sh does, on a machine that has none).
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 # run and test build the whole project at once: incremental caches (1.7 GB of target/ after
 # both, measured) would only speed up a later edit of one crate, which `cargo` run by hand
 # still caches as usual.
@@ -11,6 +13,7 @@ VENV := target/emu/venv
 
 ## run: set up a demo repository and run the example release pipeline on it, for real
 run:
+	@bash scripts/rust.sh
 	@echo "make run: builds baton (the first build takes about 3 minutes on 2 cores, later ones seconds), then runs examples/release-pipeline.json on a demo repository under .baton/"
 	$(CARGO) build -p baton-cli
 	bash examples/demo/run.sh
@@ -36,9 +39,10 @@ lint: checks
 ## checks: rustfmt, the architecture's arrows (ARCHITECTURE.md), cfn-lint on template.yaml and
 ## infra/
 checks:
+	@bash scripts/rust.sh
+	@bash $(EMULATORS) install
 	$(CARGO) fmt --all --check
 	python3 scripts/arrows.py
-	@bash $(EMULATORS) install
 	$(VENV)/bin/cfn-lint template.yaml infra/*.yaml
 
 ## bench: measured figures, one per line as `name: value unit`. The AWS release runs twice

@@ -13,14 +13,20 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use axum::Router;
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::response::sse::Event;
 use baton::api::Credentials;
 use baton_core::engine::ArtifactLocation;
 use futures_util::StreamExt;
+use maud::html;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
-use super::{Backend, Console, Guard, Login, refusal_message};
+use super::{
+    Backend, Console, Guard, Login, attempts_of, execution, failure, latest_attempt, page, pages,
+    refusal_message,
+};
 use crate::remote::Client;
 
 /// How often open pages' pipelines are read for changes.
@@ -74,13 +80,34 @@ impl Deployment {
     }
 }
 
-/// The log page of an action of a deployment: where its provider keeps the log.
-pub(super) fn log_elsewhere(attempt: &Value) -> String {
-    let result = &attempt["output"]["executionResult"];
-    match result["externalExecutionUrl"].as_str().filter(|u| !u.is_empty()) {
-        Some(url) => format!("On AWS this action's log is kept by its provider: {url}"),
-        None => "On AWS this action's log is kept by its provider (CodeBuild's in CloudWatch Logs); this action gave no link to it.".to_owned(),
-    }
+/// The log page of an action of a deployment: a link to where its provider keeps the log, as
+/// CodePipeline's console links to CodeBuild's (only a web address is made a link).
+pub(super) async fn log_page(c: &Console, user: &str, names: [&str; 4]) -> Response {
+    let [name, id, stage, action] = names;
+    let title = format!("{stage}/{action}");
+    let attempts = match attempts_of(c, user, name, id).await {
+        Ok(a) => a,
+        Err(e) => return failure(c, &title, &e),
+    };
+    let Some(latest) = latest_attempt(&attempts, stage, action) else {
+        return failure(c, &title, &format!("{stage}/{action} has not run in execution {id}"));
+    };
+    let url = latest["output"]["executionResult"]["externalExecutionUrl"].as_str();
+    let body = html! {
+        p { a href=(execution::href(name, id)) { "← execution " (pages::short(id)) } }
+        h1 { (title) }
+        p {
+            "On AWS this action's log is kept by its provider"
+            @if let Some(url) = url.filter(|u| pages::is_web_link(u)) {
+                ": " a href=(url) rel="noopener noreferrer" target="_blank" { (url) }
+            } @else {
+                " (CodeBuild's in CloudWatch Logs); this attempt gave no link to it."
+            }
+        }
+    };
+    let csrf = c.guard.csrf();
+    let frame = c.frame(&csrf);
+    page(StatusCode::OK, pages::layout(&frame, &title, None, body))
 }
 
 /// The artifact page of a deployment: where the object is, and how to read it.

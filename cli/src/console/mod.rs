@@ -634,24 +634,15 @@ async fn log_file(
     action: &str,
 ) -> Result<(PathBuf, u32, bool), String> {
     let attempts = attempts_of(c, user, name, id).await?;
-    let latest = attempts
-        .iter()
-        .filter(|a| a["stageName"] == stage && a["actionName"] == action)
-        .max_by(|a, b| {
-            a["startTime"]
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&b["startTime"].as_f64().unwrap_or(0.0))
-        })
+    let latest = latest_attempt(&attempts, stage, action)
         .ok_or_else(|| format!("{stage}/{action} has not run in execution {id}"))?;
     let running = latest["status"] == "InProgress";
     let plain = |s: &str| !s.is_empty() && !s.contains('/') && s != "." && s != "..";
     if ![name, id, stage, action].iter().all(|s| plain(s)) {
         return Err("There is no such log.".into());
     }
-    let logs = match &c.backend {
-        Backend::Home(h) => &h.logs,
-        Backend::Deployment(_) => return Err(deployment::log_elsewhere(latest)),
+    let Backend::Home(Home { logs, .. }) = &c.backend else {
+        return Err("On AWS an action's log is kept by its provider.".to_owned());
     };
     let dir = logs.join(name).join(id);
     let prefix = format!("{stage}.{action}.");
@@ -667,6 +658,18 @@ async fn log_file(
     Ok((dir.join(format!("{prefix}{newest}.log")), newest, running))
 }
 
+/// The newest attempt of `stage`/`action` among an execution's attempts.
+fn latest_attempt<'a>(attempts: &'a [Value], stage: &str, action: &str) -> Option<&'a Value> {
+    attempts.iter().filter(|a| a["stageName"] == stage && a["actionName"] == action).max_by(
+        |a, b| {
+            a["startTime"]
+                .as_f64()
+                .unwrap_or(0.0)
+                .total_cmp(&b["startTime"].as_f64().unwrap_or(0.0))
+        },
+    )
+}
+
 /// How many of a log's last lines a page draws at once.
 const LOG_LINES: usize = 1000;
 
@@ -677,6 +680,9 @@ async fn log_page(
     headers: HeaderMap,
 ) -> Response {
     let Some(user) = user(&c, &headers) else { return to_login() };
+    if let Backend::Deployment(_) = c.backend {
+        return deployment::log_page(&c, &user, [&name, &id, &stage, &action]).await;
+    }
     let (path, attempt, running) = match log_file(&c, &user, &name, &id, &stage, &action).await {
         Ok(found) => found,
         Err(e) => return failure(&c, &format!("{stage}/{action}"), &e),

@@ -548,7 +548,7 @@ pub(crate) fn url_encode(s: &str) -> String {
 }
 
 /// Only web links become links: a `javascript:` URL in a declaration stays text.
-fn is_web_link(link: &str) -> bool {
+pub(super) fn is_web_link(link: &str) -> bool {
     link.starts_with("https://") || link.starts_with("http://")
 }
 

@@ -799,6 +799,17 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     let done = finish_release(&h, &release).await;
     assert_eq!(done.status(), ExecutionStatus::Succeeded, "{}", describe(Some(&done)));
 
+    // A build's log is where CodeBuild keeps it: the page links there, as CodePipeline's does.
+    let log = format!("{page_path}/executions/{}/logs/Build/Build", done.id);
+    let log = console.get(&log, Some(&cookie)).await.unwrap();
+    assert_eq!(log.status, 200, "{}", log.body);
+    assert!(log.body.contains("kept by its provider"), "{}", log.body);
+    assert!(
+        log.body.contains(r#"href="https://us-east-1.console.aws.amazon.com/codesuite/codebuild/"#),
+        "{}",
+        log.body
+    );
+
     // Both controls are in the console's audit log, with the key that signed them.
     let audit = std::fs::read_to_string(home.join("console-audit.log")).unwrap();
     let lines: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

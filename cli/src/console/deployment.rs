@@ -15,10 +15,8 @@ use anyhow::{Context, Result, anyhow};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::response::sse::Event;
 use baton::api::Credentials;
 use baton_core::engine::ArtifactLocation;
-use futures_util::StreamExt;
 use maud::html;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
@@ -63,20 +61,9 @@ impl Deployment {
         }
     }
 
-    /// The changes as the console's `change` events.
-    pub(super) fn changes(&self) -> futures_util::stream::BoxStream<'static, Event> {
-        let rx = self.changes.subscribe();
-        futures_util::stream::unfold(rx, |mut rx| async move {
-            let event = match rx.recv().await {
-                Ok(pipeline) => {
-                    Event::default().event("change").json_data(json!({"pipeline": pipeline}))
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => Ok(super::lagged()),
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            Some((event.unwrap_or_else(|_| super::lagged()), rx))
-        })
-        .boxed()
+    /// The names of pipelines whose state changes from now on.
+    pub(super) fn changes(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
     }
 }
 

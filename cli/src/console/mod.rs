@@ -479,26 +479,43 @@ async fn events(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
     if user(&c, &headers).is_none() {
         return to_login();
     }
-    let follow = match &c.backend {
-        Backend::Home(h) => h.bus.follow(),
-        Backend::Deployment(d) => return live(&c, d.changes()),
-    };
-    let stream = futures_util::stream::unfold(follow, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(e) => Event::default().event("change").json_data(json!({
-                "pipeline": e.detail["pipeline"],
-                "execution": e.detail["execution-id"],
-                "stage": e.detail["stage"],
-                "action": e.detail["action"],
-                "state": e.detail["state"],
-                "type": e.detail_type,
-            })),
-            Err(broadcast::error::RecvError::Lagged(_)) => Ok(lagged()),
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((event.unwrap_or_else(|_| lagged()), rx))
-    });
-    live(&c, stream)
+    match &c.backend {
+        Backend::Home(h) => live(
+            &c,
+            changes(h.bus.follow(), |e| {
+                json!({
+                    "pipeline": e.detail["pipeline"],
+                    "execution": e.detail["execution-id"],
+                    "stage": e.detail["stage"],
+                    "action": e.detail["action"],
+                    "state": e.detail["state"],
+                    "type": e.detail_type,
+                })
+            }),
+        ),
+        Backend::Deployment(d) => {
+            live(&c, changes(d.changes(), |pipeline| json!({"pipeline": pipeline})))
+        }
+    }
+}
+
+/// What `rx` receives as `change` events carrying `data` of it; `lagged` when some were missed.
+fn changes<T: Clone + Send + 'static>(
+    rx: broadcast::Receiver<T>,
+    data: impl Fn(T) -> Value + Send + Sync + 'static,
+) -> impl futures_util::Stream<Item = Event> + Send + 'static {
+    let data = Arc::new(data);
+    futures_util::stream::unfold(rx, move |mut rx| {
+        let data = Arc::clone(&data);
+        async move {
+            let event = match rx.recv().await {
+                Ok(value) => Event::default().event("change").json_data(data(value)),
+                Err(broadcast::error::RecvError::Lagged(_)) => Ok(lagged()),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((event.unwrap_or_else(|_| lagged()), rx))
+        }
+    })
 }
 
 /// A stream of events as server-sent events that end when the server stops, so graceful

@@ -95,11 +95,12 @@ fn try_open(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries: with the runtime's two
-/// connections (the state and the queue) taking turns hundreds of times a second, those sleeps
-/// left the cores idle most of the time. Locks here are held for tens of microseconds, so the
-/// first tries come quickly, backing off to 5 ms; SQLite's count of tries bounds the wait at
-/// about [`BUSY_TIMEOUT`].
+/// SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries: with writers taking turns
+/// hundreds of times a second (the runtime beside a `baton serve` or a CLI command on the same
+/// home; within one process the state and the queue share a connection), those sleeps left the
+/// cores idle most of the time. Locks here are held for tens of microseconds, so the first
+/// tries come quickly, backing off to 5 ms; SQLite's count of tries bounds the wait at about
+/// [`BUSY_TIMEOUT`].
 fn wait_for_lock(tries: i32) -> bool {
     match pause_before_try(u32::try_from(tries).unwrap_or(0)) {
         Some(pause) => {

@@ -67,6 +67,8 @@ stop() {
 
 env_() {
   echo "export BATON_TEST_AWS_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
+  # Scenarios with IAM enforced start a moto of their own (enforcement is server-wide).
+  echo "export BATON_TEST_MOTO_SERVER=$EMU_DIR/venv/bin/moto_server"
 }
 
 case "${1:-}" in

@@ -9,6 +9,7 @@ pub mod console;
 pub mod delivery;
 pub mod figures;
 pub mod function_url;
+pub mod iam;
 pub mod proxy;
 pub mod runtime;
 pub mod scenario;
@@ -76,13 +77,36 @@ pub struct Harness {
     launches: BTreeMap<String, Launch>,
     /// CodeBuild's part: builds' ends announced on the default bus.
     _builds: codebuild::BuildAnnouncer,
+    /// With IAM enforced: the scenario's own moto and the declared roles.
+    pub iam: Option<Iam>,
+}
+
+/// A scenario's IAM: its moto, and every declared role with the credentials handed out for it.
+pub struct Iam {
+    #[allow(missing_docs)]
+    pub moto: iam::EnforcedMoto,
+    #[allow(missing_docs)]
+    pub roles: Vec<(iam::DeclaredRole, stack::AccountKeys)>,
 }
 
 impl Harness {
     /// Stands up the stack, starts `instances` processes per function and the delivery loop.
     pub async fn start(instances: usize, plan: FaultPlan) -> Result<Self> {
+        Self::start_with(instances, plan, false).await
+    }
+
+    /// Like [`Self::start`]; with `iam`, on a moto of its own where each function runs as the
+    /// role the template declares, and IAM is enforced from [`Self::enforce`] on.
+    pub async fn start_with(instances: usize, plan: FaultPlan, iam: bool) -> Result<Self> {
         let root = workspace();
-        let endpoint = endpoint()?;
+        let moto = match iam {
+            true => Some(iam::EnforcedMoto::start(&root.join("target/e2e/moto-iam.log")).await?),
+            false => None,
+        };
+        let endpoint = match &moto {
+            Some(m) => m.endpoint.clone(),
+            None => endpoint()?,
+        };
         let template = Template::load(&root.join("template.yaml"))?;
         let functions = template.functions()?;
         // Fail before standing anything up if a binary is missing.
@@ -96,22 +120,48 @@ impl Harness {
         }
         let stack =
             Stack::up(&template, &endpoint).await.context("standing up template.yaml on moto")?;
-        let proxy = Proxy::new(&endpoint)?;
+        let iam = match moto {
+            Some(moto) => Some(declared_roles(&template, &functions, &stack, moto).await?),
+            None => None,
+        };
+        let keys_of = |logical_id: &str| {
+            iam.as_ref()
+                .and_then(|i| i.roles.iter().find(|(r, _)| r.holder == logical_id))
+                .map_or_else(|| stack.keys.clone(), |(_, k)| k.clone())
+        };
+        let proxy = match &iam {
+            Some(i) => Proxy::resigning(
+                &endpoint,
+                i.roles.iter().map(|(_, k)| (k.access_key.clone(), k.secret_key.clone())),
+            )?,
+            None => Proxy::new(&endpoint)?,
+        };
         let records: Arc<Mutex<Vec<Record>>> = Arc::default();
         let scratch = root.join("target/e2e").join(&stack.name);
         let mut launches = BTreeMap::new();
         let mut pools = BTreeMap::new();
         for f in &functions {
+            // A second function of the same binary (the approval pages) runs apart, as its
+            // own role: `approval-pages`.
+            let name = match pools.contains_key(&f.binary) {
+                false => f.binary.clone(),
+                true => kebab(f.logical_id.trim_end_matches("Function")),
+            };
             let launch = Launch {
                 binary: runtime::binary(&root, &f.binary),
-                env: function_env(&stack, &proxy.listen(&f.binary).await?, &scratch),
+                env: function_env(
+                    &stack,
+                    &proxy.listen(&name).await?,
+                    &scratch,
+                    &keys_of(&f.logical_id),
+                ),
                 log_dir: scratch.join("logs"),
                 memory_mb: f.memory_mb,
                 timeout: Duration::from_secs(f.timeout_secs.min(120)),
             };
-            let pool = Pool::start(&f.binary, &launch, instances, records.clone()).await?;
-            pools.insert(f.binary.clone(), Arc::new(pool));
-            launches.insert(f.binary.clone(), launch);
+            let pool = Pool::start(&name, &launch, instances, records.clone()).await?;
+            pools.insert(name.clone(), Arc::new(pool));
+            launches.insert(name, launch);
         }
         let kill = match &plan.kill_on {
             None => None,
@@ -124,7 +174,8 @@ impl Harness {
                 // comes: the function dies having saved and published nothing.
                 let endpoint =
                     proxy.listen_hanging("stage-advance-doomed", Some("UpdateItem")).await?;
-                launch.env = function_env(&stack, &endpoint, &scratch);
+                launch.env =
+                    function_env(&stack, &endpoint, &scratch, &keys_of("StageAdvanceFunction"));
                 let pool = Pool::start("stage-advance-doomed", &launch, 1, Arc::default()).await?;
                 Some(Arc::new(Kill {
                     detail_type: detail_type.clone(),
@@ -154,7 +205,48 @@ impl Harness {
             kill,
             launches,
             _builds: builds,
+            iam,
         })
+    }
+
+    /// Switches IAM enforcement on (a harness started with `iam`): from now on every request
+    /// is checked against its caller's policies.
+    pub async fn enforce(&self) -> Result<()> {
+        let iam =
+            self.iam.as_ref().ok_or_else(|| anyhow!("this harness was started without IAM"))?;
+        iam.moto.enforce().await
+    }
+
+    /// The calls moto refused with 403.
+    pub fn denied_calls(&self) -> Vec<String> {
+        self.proxy
+            .calls()
+            .iter()
+            .filter(|c| c.status == 403)
+            .map(|c| format!("{} {} {} in {}", c.function, iam::action_of(c), c.resource, c.region))
+            .collect()
+    }
+
+    /// Every declared statement (`Holder/Sid`), with the call only it allowed, if any call
+    /// made with its role's credentials needed it.
+    pub fn needed_statements(&self) -> BTreeMap<String, Option<String>> {
+        let calls = self.proxy.calls();
+        let mut out = BTreeMap::new();
+        for (role, keys) in self.iam.iter().flat_map(|i| &i.roles) {
+            let arn = role.arn();
+            let mine: Vec<&proxy::Call> = calls
+                .iter()
+                .filter(|c| {
+                    c.access_key == keys.access_key
+                        || self.proxy.role_of(&c.access_key).is_some_and(|r| r == arn)
+                })
+                .collect();
+            let mut needed = iam::needed_by(role, &mine);
+            for i in 0..role.statements.len() {
+                out.insert(role.statement_name(i), needed.remove(&i));
+            }
+        }
+        out
     }
 
     /// The pool of `binary`.
@@ -188,10 +280,134 @@ impl Harness {
 
 /// A function's environment: the template's variables, the pipeline account's static
 /// credentials, the home region, and the AWS endpoint (the function's proxy listener).
+/// `ApprovalPages` → `approval-pages`.
+fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && !out.is_empty() {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// Creates, on `moto` before enforcement, the harness's administrator roles and every role the
+/// template and `infra/target-account.yaml` declare, each with its declared statements.
+async fn declared_roles(
+    template: &Template,
+    functions: &[Function],
+    stack: &Stack,
+    moto: iam::EnforcedMoto,
+) -> Result<Iam> {
+    let endpoint = moto.endpoint.clone();
+    // The harness's keys are lent for these roles; made administrators, they stay valid.
+    iam::make_admin(&endpoint, &stack.keys, "baton-functions").await?;
+    let target_admin = stack::assume(&endpoint, stack::TARGET_ADMIN, Some(&stack.keys)).await?;
+    iam::make_admin(&endpoint, &target_admin, "baton-e2e-admin").await?;
+
+    let b = &stack.bindings;
+    let region_template = Template::load(&workspace().join("infra/region.yaml"))?;
+    let mut roles = Vec::new();
+    for f in functions {
+        let name = format!("{}-{}", stack.name, f.logical_id);
+        let mut statements = iam::declared_statements(template, &f.logical_id, b)?;
+        // The extra regions' buckets (infra/region.yaml) grant the worker in their policies.
+        let arn = format!("arn:aws:iam::{}:role/{name}", stack::PIPELINE_ACCOUNT);
+        for region in stack::EXTRA_REGIONS {
+            let mut rb = template::Bindings::default();
+            let bucket = format!("arn:aws:s3:::{}", stack.buckets[region]);
+            rb.refs.insert("PipelineWorkerRoleArn".into(), arn.clone());
+            rb.refs.insert("TargetAccountIds".into(), stack::TARGET_ACCOUNT.into());
+            rb.refs.insert("AWS::Partition".into(), "aws".into());
+            rb.atts.insert("ArtifactBucket.Arn".into(), bucket);
+            rb.atts.insert("ArtifactKey.Arn".into(), stack.keys_by_region[region].clone());
+            region_template.bind_defaults(&mut rb);
+            let label = format!("region.yaml {region}");
+            let grants =
+                iam::bucket_grants(&region_template, "ArtifactBucketPolicy", &rb, &arn, &label)?;
+            if f.logical_id == "ActionWorkerFunction" {
+                statements.extend(grants);
+            }
+        }
+        let role = iam::DeclaredRole {
+            holder: f.logical_id.clone(),
+            name,
+            account: stack::PIPELINE_ACCOUNT.into(),
+            statements,
+        };
+        let keys = iam::create_and_assume(&endpoint, &role, &stack.keys).await?;
+        roles.push((role, keys));
+    }
+    let job_role = b.atts.get("JobArtifactsRole.Arn").cloned().unwrap_or_default();
+    let role = iam::DeclaredRole {
+        holder: "JobArtifactsRole".into(),
+        name: job_role.rsplit('/').next().unwrap_or_default().to_owned(),
+        account: stack::PIPELINE_ACCOUNT.into(),
+        statements: iam::declared_statements(template, "JobArtifactsRole", b)?,
+    };
+    let keys = iam::create_and_assume(&endpoint, &role, &stack.keys).await?;
+    roles.push((role, keys));
+
+    // The pipeline's role belongs to its user, as a CodePipeline service role does: what this
+    // release's actions without a roleArn need (source, artifacts, the build, the site).
+    let pipeline_role = scenario::pipeline_role(stack);
+    let role = iam::DeclaredRole {
+        holder: "PipelineRole".into(),
+        name: pipeline_role.rsplit('/').next().unwrap_or_default().to_owned(),
+        account: stack::PIPELINE_ACCOUNT.into(),
+        statements: vec![serde_json::json!({"Effect": "Allow", "Resource": "*", "Action": [
+            "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
+            "s3:GetBucketVersioning", "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt",
+            "codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]})],
+    };
+    iam::create_and_assume(&endpoint, &role, &stack.keys).await?;
+
+    // The target account's deploy role, deployed from infra/target-account.yaml with the
+    // parameters infra/README.md gives.
+    let target = Template::load(&workspace().join("infra/target-account.yaml"))?;
+    let worker = roles
+        .iter()
+        .find(|(r, _)| r.holder == "ActionWorkerFunction")
+        .map(|(r, _)| r.arn())
+        .ok_or_else(|| anyhow!("no ActionWorkerFunction in template.yaml"))?;
+    let mut tb = template::Bindings::default();
+    let buckets: Vec<String> =
+        stack.buckets.values().map(|b| format!("arn:aws:s3:::{b}")).collect();
+    let keys: Vec<String> = stack.keys_by_region.values().cloned().collect();
+    for (k, v) in [
+        ("AWS::AccountId", stack::TARGET_ACCOUNT.to_owned()),
+        ("AWS::Region", "eu-west-1".to_owned()),
+        ("AWS::Partition", "aws".to_owned()),
+        ("PipelineAccountId", stack::PIPELINE_ACCOUNT.to_owned()),
+        ("PipelineWorkerRoleArn", worker),
+        ("ArtifactBucketArns", buckets.join(",")),
+        ("ArtifactKeyArns", keys.join(",")),
+    ] {
+        tb.refs.insert(k.into(), v);
+    }
+    tb.atts.insert(
+        "CloudFormationExecutionRole.Arn".into(),
+        format!("arn:aws:iam::{}:role/{}-cloudformation", stack::TARGET_ACCOUNT, stack.name),
+    );
+    target.bind_defaults(&mut tb);
+    let deploy_name = tb.refs.get("DeployRoleName").cloned().unwrap_or_default();
+    let role = iam::DeclaredRole {
+        holder: "DeployRole".into(),
+        name: deploy_name,
+        account: stack::TARGET_ACCOUNT.into(),
+        statements: iam::declared_statements(&target, "DeployRole", &tb)?,
+    };
+    let keys = iam::create_and_assume(&endpoint, &role, &target_admin).await?;
+    roles.push((role, keys));
+    Ok(Iam { moto, roles })
+}
+
 fn function_env(
     stack: &Stack,
     endpoint: &str,
     scratch: &std::path::Path,
+    keys: &stack::AccountKeys,
 ) -> BTreeMap<String, String> {
     let mut env = stack.env.clone();
     let tmp = scratch.join("tmp");
@@ -199,9 +415,9 @@ fn function_env(
     for (k, v) in [
         ("AWS_REGION", stack::HOME.to_owned()),
         ("AWS_DEFAULT_REGION", stack::HOME.to_owned()),
-        ("AWS_ACCESS_KEY_ID", stack.keys.access_key.clone()),
-        ("AWS_SECRET_ACCESS_KEY", stack.keys.secret_key.clone()),
-        ("AWS_SESSION_TOKEN", stack.keys.session_token.clone()),
+        ("AWS_ACCESS_KEY_ID", keys.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", keys.secret_key.clone()),
+        ("AWS_SESSION_TOKEN", keys.session_token.clone()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
         ("BATON_AWS_ENDPOINT", endpoint.to_owned()),
         ("TMPDIR", tmp.display().to_string()),

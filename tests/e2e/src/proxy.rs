@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -50,6 +51,11 @@ pub struct Call {
     pub event_traces: Vec<String>,
     /// CodeBuild and CodeCommit: the request's JSON (the stand-in build reads its overrides).
     pub request: Option<Value>,
+    /// The signing access key: whose credentials made the call.
+    pub access_key: String,
+    /// The resource as moto's IAM checks see it: S3 object or bucket, SQS queue, the role of
+    /// an `AssumeRole`; `*` for every other service (moto checks those against `*`).
+    pub resource: String,
 }
 
 /// The proxy: listeners by function, and what passed.
@@ -61,6 +67,11 @@ pub struct Proxy {
     sizes: Arc<Mutex<HashMap<String, usize>>>,
     /// CodeCommit, which moto does not serve: answered here.
     codecommit: crate::codecommit::Repositories,
+    /// The role each access key that STS handed out belongs to.
+    assumed: Arc<Mutex<HashMap<String, String>>>,
+    /// With IAM enforced: the secret of every access key the functions hold, to sign forms
+    /// again as moto reads them (see [`Proxy::resign_form`]).
+    secrets: Option<Arc<Mutex<HashMap<String, String>>>>,
 }
 
 impl Proxy {
@@ -72,6 +83,20 @@ impl Proxy {
             calls: Arc::default(),
             sizes: Arc::default(),
             codecommit: crate::codecommit::Repositories::default(),
+            assumed: Arc::default(),
+            secrets: None,
+        })
+    }
+
+    /// A proxy to a moto with IAM enforced, whose functions hold `keys` (access key, secret):
+    /// form requests are checked here and signed again as moto reads them.
+    pub fn resigning(
+        upstream: &str,
+        keys: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        Ok(Self {
+            secrets: Some(Arc::new(Mutex::new(keys.into_iter().collect()))),
+            ..Self::new(upstream)?
         })
     }
 
@@ -118,6 +143,11 @@ impl Proxy {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// The role ARN an access key was handed out for by `AssumeRole`, if it passed here.
+    pub fn role_of(&self, access_key: &str) -> Option<String> {
+        self.assumed.lock().unwrap_or_else(PoisonError::into_inner).get(access_key).cloned()
+    }
+
     /// Forgets what was recorded (between the phases of a scenario).
     pub fn clear(&self) {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).clear();
@@ -129,9 +159,22 @@ impl Proxy {
         req: Request<Incoming>,
         hang: Option<&'static str>,
     ) -> Result<Response<Full<Bytes>>, hyper::Error> {
-        let (parts, body) = req.into_parts();
-        let body = body.collect().await?.to_bytes();
+        let (mut parts, body) = req.into_parts();
+        let mut body = body.collect().await?.to_bytes();
         let mut call = classify(function, &parts, &body);
+        if let Some(secrets) = &self.secrets {
+            match resign_form(&mut parts, &body, secrets) {
+                Ok(Some(resigned)) => body = resigned,
+                Ok(None) => {}
+                Err(e) => {
+                    call.status = 403;
+                    self.record(call);
+                    let mut r = Response::new(Full::new(Bytes::from(format!("proxy: {e}"))));
+                    *r.status_mut() = hyper::StatusCode::FORBIDDEN;
+                    return Ok(r);
+                }
+            }
+        }
         if call.service == "codecommit" {
             return Ok(self.answer_codecommit(call, &body));
         }
@@ -159,6 +202,18 @@ impl Proxy {
         }
         if call.service == "codebuild" {
             call.request = serde_json::from_slice(&body).ok();
+        }
+        if call.operation == "AssumeRole" && call.status == 200 {
+            let text = String::from_utf8_lossy(&rbody);
+            if let Some(key) = between(&text, "<AccessKeyId>", "</AccessKeyId>") {
+                let mut assumed = self.assumed.lock().unwrap_or_else(PoisonError::into_inner);
+                assumed.insert(key.to_owned(), call.resource.clone());
+                let secret = between(&text, "<SecretAccessKey>", "</SecretAccessKey>");
+                if let (Some(secrets), Some(secret)) = (&self.secrets, secret) {
+                    let mut secrets = secrets.lock().unwrap_or_else(PoisonError::into_inner);
+                    secrets.insert(key.to_owned(), secret.to_owned());
+                }
+            }
         }
         self.record(call);
         if hangs {
@@ -387,7 +442,23 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
         entries.iter().map(|e| e[name].as_str().unwrap_or("").to_owned()).collect()
     };
     let (events, event_traces) = (member("DetailType"), member("TraceHeader"));
+    let resource = match (service.as_str(), operation.as_str()) {
+        ("s3", _) => format!("arn:aws:s3:::{}", path.trim_start_matches('/')),
+        ("sts", "AssumeRole") => form_value(body, "RoleArn").unwrap_or_else(|| "*".into()),
+        ("sqs", _) => serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|b| b["QueueUrl"].as_str().map(str::to_owned))
+            .and_then(|url| {
+                let mut parts = url.rsplit('/');
+                let (name, account) = (parts.next()?, parts.next()?);
+                Some(format!("arn:aws:sqs:{region}:{account}:{name}"))
+            })
+            .unwrap_or_else(|| "*".into()),
+        _ => "*".into(),
+    };
     Call {
+        access_key: scope.first().copied().unwrap_or_default().to_owned(),
+        resource,
         function: function.into(),
         service,
         operation,
@@ -397,6 +468,120 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
         event_traces,
         ..Call::default()
     }
+}
+
+/// A query-protocol form (SNS, CloudFormation, STS), signed again as moto reads it.
+///
+/// moto checks a form's signature against the form it parsed, encoded again the way botocore
+/// encodes (`+` for a space), not against the bytes sent; the SDK encodes a space as `%20`,
+/// so any form with a space would be refused though its signature is right. The signature is
+/// therefore checked here, on the bytes sent, and the form is re-encoded and signed again
+/// with the same key for moto. `None`: not a form, forwarded as sent.
+fn resign_form(
+    parts: &mut hyper::http::request::Parts,
+    body: &Bytes,
+    secrets: &Mutex<HashMap<String, String>>,
+) -> Result<Option<Bytes>, String> {
+    use baton::api::sigv4::{Expected, Signable, SigningKey, sign, verify};
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !header("content-type").starts_with("application/x-www-form-urlencoded") {
+        return Ok(None);
+    }
+    let scope: Vec<String> = header("authorization")
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split(',').next())
+        .map(|c| c.split('/').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let [access_key, _, region, service, ..] = &scope[..] else {
+        return Err("no credential scope".into());
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let secret_for =
+        |k: &str| secrets.lock().unwrap_or_else(PoisonError::into_inner).get(k).cloned();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let query = parts.uri.query().unwrap_or("");
+    let signable = Signable {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query,
+        headers: &headers,
+        body,
+    };
+    verify(&signable, &Expected { region, service, now }, secret_for).map_err(|e| e.to_string())?;
+
+    let mut form = String::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if !form.is_empty() {
+            form.push('&');
+        }
+        form.push_str(&botocore_encode(&k));
+        form.push('=');
+        form.push_str(&botocore_encode(&v));
+    }
+    let form = Bytes::from(form);
+    let signed: Vec<(String, String)> = ["host", "content-type", "x-amz-security-token"]
+        .iter()
+        .filter(|n| !header(n).is_empty())
+        .map(|n| ((*n).to_owned(), header(n).to_owned()))
+        .collect();
+    let secret = secret_for(access_key).ok_or("unknown access key")?;
+    let key = SigningKey { access_key, secret_key: &secret, region, service };
+    let resigned = Signable { headers: &signed, body: &form, ..signable };
+    let (amz_date, authorization) = sign(&resigned, &key, now);
+    let set = |headers: &mut hyper::HeaderMap, name: &'static str, value: &str| {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set(&mut parts.headers, "x-amz-date", &amz_date);
+    set(&mut parts.headers, "authorization", &authorization);
+    set(&mut parts.headers, "content-length", &form.len().to_string());
+    Ok(Some(form))
+}
+
+/// Python's `quote_plus`, which botocore's form encoding uses.
+fn botocore_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    Some(&text[start..start + text[start..].find(close)?])
+}
+
+/// A form field's value, percent-decoded.
+fn form_value(body: &[u8], name: &str) -> Option<String> {
+    let raw = std::str::from_utf8(body)
+        .ok()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?;
+    let (mut out, mut bytes) = (Vec::new(), raw.bytes());
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hex: String = bytes.by_ref().take(2).map(char::from).collect();
+                out.push(u8::from_str_radix(&hex, 16).ok()?);
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn form_action(body: &[u8]) -> Option<String> {

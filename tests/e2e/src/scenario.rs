@@ -15,6 +15,12 @@ use serde_json::{Value, json};
 
 use crate::stack::{HOME, PIPELINE_ACCOUNT, Stack, TARGET_ACCOUNT};
 
+/// The pipeline's role: named as CodePipeline's console names service roles, which the
+/// template's default `PipelineRoleNamePattern` lets the worker assume.
+pub fn pipeline_role(stack: &Stack) -> String {
+    format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/AWSCodePipelineServiceRole-{}", stack.name)
+}
+
 /// The deploy role the cross-account action assumes (`infra/target-account.yaml`).
 pub const DEPLOY_ROLE: &str = "arn:aws:iam::222222222222:role/baton-deploy";
 
@@ -93,7 +99,7 @@ impl Release {
         };
         json!({"pipeline": {
             "name": self.pipeline,
-            "roleArn": format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/baton-pipeline"),
+            "roleArn": pipeline_role(stack),
             "artifactStores": stores,
             "pipelineType": "V2",
             "executionMode": "QUEUED",
@@ -193,7 +199,9 @@ impl Release {
     /// The ECS service `web` in the target account and region, running `web:1` (`nginx:1`).
     async fn create_service(&self, stack: &Stack) -> Result<()> {
         use aws_sdk_ecs::types::ContainerDefinition;
-        let target = crate::stack::assume(&stack.endpoint, DEPLOY_ROLE, Some(&stack.keys)).await?;
+        let target =
+            crate::stack::assume(&stack.endpoint, crate::stack::TARGET_ADMIN, Some(&stack.keys))
+                .await?;
         let ecs = aws_sdk_ecs::Client::new(&target.sdk(&stack.endpoint, "eu-west-1").await);
         ecs.create_cluster().cluster_name(&self.cluster).send().await?;
         let app = ContainerDefinition::builder().name("app").image("nginx:1").memory(128);
@@ -212,7 +220,9 @@ impl Release {
 
     /// The images the service `web` runs now, by container.
     pub async fn service_images(&self, stack: &Stack) -> Result<Vec<(String, String)>> {
-        let target = crate::stack::assume(&stack.endpoint, DEPLOY_ROLE, Some(&stack.keys)).await?;
+        let target =
+            crate::stack::assume(&stack.endpoint, crate::stack::TARGET_ADMIN, Some(&stack.keys))
+                .await?;
         let ecs = aws_sdk_ecs::Client::new(&target.sdk(&stack.endpoint, "eu-west-1").await);
         let services =
             ecs.describe_services().cluster(&self.cluster).services("web").send().await?;
@@ -456,7 +466,9 @@ fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 
 /// Where a stack named `name` exists: (account, region) pairs among the scenario's.
 pub async fn stack_placements(stack: &Stack, name: &str) -> Result<Vec<(String, String)>> {
-    let target = crate::stack::assume(&stack.endpoint, DEPLOY_ROLE, Some(&stack.keys)).await?;
+    let target =
+        crate::stack::assume(&stack.endpoint, crate::stack::TARGET_ADMIN, Some(&stack.keys))
+            .await?;
     let mut found = Vec::new();
     for (account, keys) in [(PIPELINE_ACCOUNT, &stack.keys), (TARGET_ACCOUNT, &target)] {
         for region in ["us-east-1", "eu-west-1", "us-west-2"] {

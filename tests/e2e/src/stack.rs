@@ -31,6 +31,8 @@ pub const PIPELINE_ACCOUNT: &str = "111111111111";
 pub const TARGET_ACCOUNT: &str = "222222222222";
 /// The home region.
 pub const HOME: &str = "us-east-1";
+/// The harness's own role in the target account, for reading what was deployed there.
+pub const TARGET_ADMIN: &str = "arn:aws:iam::222222222222:role/baton-e2e-admin";
 /// The extra regions (`infra/region.yaml`'s buckets and keys).
 pub const EXTRA_REGIONS: [&str; 2] = ["eu-west-1", "us-west-2"];
 
@@ -142,6 +144,8 @@ pub struct Stack {
     pub failure_notices_queue: String,
     /// The functions' environment, from the template's `Globals`.
     pub env: BTreeMap<String, String>,
+    /// What the template's `!Ref`s and `!GetAtt`s resolve to in this stack.
+    pub bindings: Bindings,
 }
 
 /// A short name no other scenario (or earlier run on the same moto) uses.
@@ -321,7 +325,24 @@ impl Stack {
             env.insert(var.into(), format!("{value},{}", extra.join(",")));
         }
 
+        // What the roles' statements name (see `iam`); moto never sees these ARNs checked
+        // except the S3, SQS and STS ones.
+        let arn = |service: &str, rest: String| {
+            format!("arn:aws:{service}:{HOME}:{PIPELINE_ACCOUNT}:{rest}")
+        };
+        b.atts.insert("ExecutionsTable.Arn".into(), arn("dynamodb", format!("table/{table}")));
+        if let Some(s) = &stream_arn {
+            b.atts.insert("ExecutionsTable.StreamArn".into(), s.clone());
+        }
+        b.atts.insert("EventsBus.Arn".into(), arn("events", format!("event-bus/{bus_name}")));
+        b.refs.insert(
+            "WebhookSecrets".into(),
+            arn("secretsmanager", format!("secret:{name}-webhooks")),
+        );
+        template.bind_defaults(&mut b);
+
         Ok(Self {
+            bindings: b,
             endpoint: endpoint.to_owned(),
             keys,
             table,

@@ -327,3 +327,131 @@ pub fn to_json_resolved(v: &Yaml, b: &Bindings) -> Result<Json> {
         other => to_json(other)?,
     })
 }
+
+impl Template {
+    /// A parameter's `Type` (`String`, `CommaDelimitedList`, ...).
+    fn parameter_type(&self, name: &str) -> Option<&str> {
+        self.doc.get("Parameters")?.get(name)?.get("Type")?.as_str()
+    }
+
+    /// Every parameter's default that `b` does not bind yet, bound.
+    pub fn bind_defaults(&self, b: &mut Bindings) {
+        let Some(Yaml::Mapping(params)) = self.doc.get("Parameters") else { return };
+        for (k, p) in params {
+            let (Some(k), Some(v)) = (k.as_str(), p.get("Default").and_then(scalar)) else {
+                continue;
+            };
+            b.refs.entry(k.to_owned()).or_insert(v);
+        }
+    }
+
+    /// A value with every intrinsic function CloudFormation would apply resolved from `b`
+    /// (`!Ref`, `!GetAtt`, `!Sub`, `!If` on the template's conditions, `!Join`, `!Split`);
+    /// `None` for `!Ref AWS::NoValue`, and list items that are `None` are dropped.
+    pub fn evaluate(&self, v: &Yaml, b: &Bindings) -> Result<Option<Json>> {
+        let Yaml::Tagged(t) = v else {
+            return Ok(Some(match v {
+                Yaml::Sequence(items) => Json::Array(
+                    items
+                        .iter()
+                        .filter_map(|i| self.evaluate(i, b).transpose())
+                        .collect::<Result<_>>()?,
+                ),
+                Yaml::Mapping(m) => Json::Object(
+                    m.iter()
+                        .filter_map(|(k, v)| {
+                            self.evaluate(v, b)
+                                .map(|v| v.map(|v| (scalar(k).unwrap_or_default(), v)))
+                                .transpose()
+                        })
+                        .collect::<Result<_>>()?,
+                ),
+                other => to_json(other)?,
+            }));
+        };
+        let args = |n: usize| -> Result<Vec<&Yaml>> {
+            let items = t.value.as_sequence().ok_or_else(|| anyhow!("!{} takes a list", t.tag))?;
+            anyhow::ensure!(items.len() == n, "!{} takes {n} arguments", t.tag);
+            Ok(items.iter().collect())
+        };
+        let text = |v: &Yaml| -> Result<String> {
+            match self.evaluate(v, b)? {
+                Some(Json::String(s)) => Ok(s),
+                other => bail!("!{} expected a string, got {other:?}", t.tag),
+            }
+        };
+        Ok(Some(match t.tag.to_string().trim_start_matches('!') {
+            "Ref" if t.value.as_str() == Some("AWS::NoValue") => return Ok(None),
+            "Ref" => {
+                let name = t.value.as_str().unwrap_or_default();
+                let value = resolve(v, b)?;
+                if self.parameter_type(name) == Some("CommaDelimitedList") {
+                    Json::Array(value.split(',').map(|s| Json::String(s.to_owned())).collect())
+                } else {
+                    Json::String(value)
+                }
+            }
+            "If" => {
+                let a = args(3)?;
+                let name = a[0].as_str().ok_or_else(|| anyhow!("!If needs a condition name"))?;
+                return self.evaluate(if self.condition(name, b)? { a[1] } else { a[2] }, b);
+            }
+            "Join" => {
+                let a = args(2)?;
+                let sep = a[0].as_str().unwrap_or_default();
+                let parts = match self.evaluate(a[1], b)? {
+                    Some(Json::Array(items)) => items,
+                    other => bail!("!Join of {other:?}"),
+                };
+                let parts: Vec<String> = parts
+                    .into_iter()
+                    .map(|p| p.as_str().map(str::to_owned).ok_or_else(|| anyhow!("!Join of {p}")))
+                    .collect::<Result<_>>()?;
+                Json::String(parts.join(sep))
+            }
+            "Split" => {
+                let a = args(2)?;
+                let sep = a[0].as_str().unwrap_or_default();
+                Json::Array(text(a[1])?.split(sep).map(|s| Json::String(s.to_owned())).collect())
+            }
+            "GetAtt" if t.value.is_sequence() => {
+                let a = args(2)?;
+                let name = format!("{}.{}", text(a[0])?, text(a[1])?);
+                Json::String(
+                    b.atts.get(&name).cloned().ok_or_else(|| anyhow!("nothing bound to {name}"))?,
+                )
+            }
+            _ => Json::String(resolve(v, b)?),
+        }))
+    }
+
+    /// The condition `name` of the template's `Conditions`, on the parameters bound in `b`.
+    pub fn condition(&self, name: &str, b: &Bindings) -> Result<bool> {
+        let c = self
+            .doc
+            .get("Conditions")
+            .and_then(|c| c.get(name))
+            .ok_or_else(|| anyhow!("no condition {name}"))?;
+        self.truth(c, b)
+    }
+
+    fn truth(&self, v: &Yaml, b: &Bindings) -> Result<bool> {
+        let Yaml::Tagged(t) = v else { bail!("a condition must be a function, not {v:?}") };
+        let items = t.value.as_sequence();
+        let item = |i: usize| {
+            items.and_then(|s| s.get(i)).ok_or_else(|| anyhow!("!{} lacks argument {i}", t.tag))
+        };
+        match t.tag.to_string().trim_start_matches('!') {
+            "Equals" => Ok(self.evaluate(item(0)?, b)? == self.evaluate(item(1)?, b)?),
+            "Not" => Ok(!self.truth(item(0)?, b)?),
+            "And" => {
+                items.into_iter().flatten().try_fold(true, |acc, c| Ok(acc && self.truth(c, b)?))
+            }
+            "Or" => {
+                items.into_iter().flatten().try_fold(false, |acc, c| Ok(acc || self.truth(c, b)?))
+            }
+            "Condition" => self.condition(t.value.as_str().unwrap_or_default(), b),
+            other => bail!("unsupported condition function !{other}"),
+        }
+    }
+}

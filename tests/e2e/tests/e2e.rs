@@ -93,7 +93,7 @@ async fn finish_release(h: &Harness, release: &Release) -> Execution {
     // As a person: the link in the notice, through the approval pages function's URL. A request
     // delivered twice sends a second notice whose links replace the first one's, so the newest
     // notice that opens its page is the one followed.
-    let pages = h.pool("approval").unwrap();
+    let pages = h.pool("approval-pages").unwrap();
     let mut decided = None;
     for _ in 0..40 {
         let notices: Vec<approval::Notice> = snapshot(&h.delivery.approval_notices)
@@ -165,9 +165,12 @@ fn assert_each_action_ran_once(h: &Harness, e: &Execution, release: &Release) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_release_runs_across_accounts_and_regions() {
-    let h = Harness::start(2, FaultPlan::default()).await.unwrap();
+    // IAM enforced: each function runs as the role template.yaml declares, the deploy as the
+    // role of infra/target-account.yaml.
+    let h = Harness::start_with(2, FaultPlan::default(), true).await.unwrap();
     let release = Release::new(&h.stack, "ok");
     release.prepare(&h.stack, &release.project).await.unwrap();
+    h.enforce().await.unwrap();
     let e = run_release(&h, &release).await;
     assert_eq!(
         e.status(),
@@ -320,8 +323,113 @@ async fn a_release_runs_across_accounts_and_regions() {
         .expect("the site holds the build's artifact");
     assert_eq!(built_by.body.collect().await.unwrap().into_bytes().as_ref(), build_id.as_bytes());
 
+    // With IAM enforced, no call was refused, and every statement of the roles is either
+    // needed by a call of this release or said not to be exercised here, and why.
+    let denied = h.denied_calls();
+    assert!(denied.is_empty(), "moto refused calls the declared roles should allow: {denied:#?}");
+    statement_mutation_check(&h.needed_statements());
+
     write_figures(&h, 6);
 }
+
+/// The statement-mutation check: removing a statement from a role must fail a test. A
+/// statement is needed when a call of the release was allowed by it alone (so without it
+/// moto refuses the call, and the assertion above fails); the others are listed here with
+/// why no scenario on moto exercises them, and a listed statement that is needed fails too,
+/// so the list stays true.
+fn statement_mutation_check(needed: &BTreeMap<String, Option<String>>) {
+    let unexercised: BTreeMap<&str, &str> = NOT_EXERCISED_ON_MOTO.iter().copied().collect();
+    let mut wrong = Vec::new();
+    for (statement, call) in needed {
+        match (call, unexercised.get(statement.as_str())) {
+            (Some(call), Some(_)) => wrong.push(format!("{statement} is listed as not exercised, yet only it allowed {call}")),
+            (None, None) => wrong.push(format!("{statement}: no call of the release needs it, and it is not listed as not exercised")),
+            _ => {}
+        }
+    }
+    for listed in unexercised.keys() {
+        if !needed.contains_key(*listed) {
+            wrong.push(format!("{listed} is listed but no role declares it"));
+        }
+    }
+    let report: Vec<String> =
+        needed.iter().map(|(s, c)| format!("{s}: {}", c.as_deref().unwrap_or("-"))).collect();
+    assert!(wrong.is_empty(), "{wrong:#?}\nevery statement: {report:#?}");
+}
+
+/// Statements no scenario on moto exercises, and why.
+const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
+    ("ActionWorkerFunction/DeadLetterMalformedEvents", DLQ),
+    ("ApprovalFunction/DeadLetterMalformedEvents", DLQ),
+    ("StageAdvanceFunction/DeadLetterMalformedEvents", DLQ),
+    ("TriggerFunction/DeadLetterMalformedEvents", DLQ),
+    ("ActionWorkerFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
+    ("ApprovalFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
+    ("StageAdvanceFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
+    ("TriggerFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
+    ("TriggerFunction/WebhookSecretsKeyThroughSecretsManagerOnly", VIA_SERVICE),
+    ("ActionWorkerFunction/UseDeclaredArtifactKeysThroughS3", VIA_SERVICE),
+    ("JobArtifactsRole/UseDeclaredArtifactKeysThroughS3", VIA_SERVICE),
+    ("ActionWorkerFunction/UseArtifactKey", KMS_BY_S3),
+    ("JobArtifactsRole/UseArtifactKey", KMS_BY_S3),
+    ("DeployRole/DecryptArtifacts", KMS_BY_S3),
+    ("ApprovalFunction/EncryptNotices", KMS_BY_S3),
+    ("ActionWorkerFunction/DeployWithCodeDeploy", OTHER_PROVIDERS),
+    ("ActionWorkerFunction/DescribeSourceImages", OTHER_PROVIDERS),
+    ("ActionWorkerFunction/FollowStateMachineExecutions", OTHER_PROVIDERS),
+    ("ActionWorkerFunction/InvokeActionFunctions", OTHER_PROVIDERS),
+    ("ActionWorkerFunction/ReadConnections", OTHER_PROVIDERS),
+    ("ActionWorkerFunction/ReadRuleAlarms", OTHER_PROVIDERS),
+    ("ActionWorkerFunction/ReadSourceRepositories", OTHER_PROVIDERS),
+    ("ActionWorkerFunction/RunStateMachines", OTHER_PROVIDERS),
+    ("DeployRole/DeployConfigurations", OTHER_PROVIDERS),
+    ("DeployRole/DeployFunctions", OTHER_PROVIDERS),
+    ("DeployRole/DeployWithCodeDeploy", OTHER_PROVIDERS),
+    ("DeployRole/FollowStateMachineExecutions", OTHER_PROVIDERS),
+    ("DeployRole/ManageStackSets", OTHER_PROVIDERS),
+    ("DeployRole/ReadRuleAlarms", OTHER_PROVIDERS),
+    ("DeployRole/RunStateMachines", OTHER_PROVIDERS),
+    ("DeployRole/WatchAlarms", OTHER_PROVIDERS),
+    ("DeployRole/PassTheStackSetAdministrationRole", OTHER_PROVIDERS),
+    ("ActionWorkerFunction/PassConnectionsToBuilds", PASS_ROLE),
+    ("ActionWorkerFunction/PassOlderConnectionsToBuilds", PASS_ROLE),
+    ("ActionWorkerFunction/PassTaskRoles", PASS_ROLE),
+    ("DeployRole/PassTaskRoles", PASS_ROLE),
+    ("DeployRole/PassTheExecutionRole", PASS_ROLE),
+    ("ActionWorkerFunction/RunBuilds", AS_PIPELINE_ROLE),
+    ("ActionWorkerFunction/DeployEcsServices", AS_PIPELINE_ROLE),
+    ("ActionWorkerFunction/RegisterTaskDefinitions", AS_PIPELINE_ROLE),
+    ("DeployRole/WriteSiteBuckets", AS_PIPELINE_ROLE),
+    ("ActionWorkerFunction/ReadAndWriteDeclaredArtifacts", DECLARED_STORES),
+    ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", DECLARED_STORES),
+    ("ActionWorkerFunction/LendJobArtifacts", JOBS),
+    ("JobArtifactsRole/ReadAndWriteArtifacts", JOBS),
+    ("TriggerFunction/AnnounceJobReports", JOBS),
+    ("ApiFunction/TellTheWorkerOfJobReports", JOBS),
+    ("ActionWorkerFunction/StartInvokedPipelines", JOBS),
+    ("ApiFunction/FindDeclaredArtifactStores", API),
+    ("ApiFunction/ReadAndChangePipelinesAndExecutions", API),
+    ("ApiFunction/ReadPipelineRolesTrust", API),
+    ("StageAdvanceFunction/ListStreams", STREAM),
+    ("StageAdvanceFunction/ReadTheOutboxStream", STREAM),
+    ("TriggerFunction/PollAsPipelineRoles", SOURCES),
+    ("TriggerFunction/ReadWebhookSecrets", SOURCES),
+    ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
+    ("DeployRole/ValidateTemplates", DEPLOY_UNUSED),
+];
+const DLQ: &str = "only a malformed event is sent to the dead-letter queue; no scenario sends one";
+const VIA_SERVICE: &str = "grants only through another service (kms:ViaService), which moto never makes call KMS as the caller";
+const KMS_BY_S3: &str = "used by S3's and SNS's server-side encryption as the caller; moto's S3 and SNS do not call KMS as the caller";
+const OTHER_PROVIDERS: &str = "a provider or action kind the release does not use (its adapter is tested on moto without IAM)";
+const PASS_ROLE: &str = "iam:PassRole and PassConnection are checked by the service handed the role, which moto does not do";
+const AS_PIPELINE_ROLE: &str = "the release runs it as the pipeline's role (actions without a roleArn, AssumePipelineRoles true) or as the deploy role (actions with one)";
+const DECLARED_STORES: &str =
+    "the release's pipeline declares no artifact store of its own (DeclaredArtifactBuckets)";
+const JOBS: &str = "job workers, job reports and invoked pipelines are not part of the release";
+const API: &str = "the release is created and approved without the API function (the console test drives it, without IAM)";
+const STREAM: &str = "Lambda's event source mapping reads the stream with the function's role; here the harness relays it";
+const SOURCES: &str = "the release has no polled or webhook source";
+const DEPLOY_UNUSED: &str = "the worker reads the template and artifacts with its own role and hands them over; neither deploy of the release calls these";
 
 fn write_figures(h: &Harness, actions: usize) {
     let calls = h.proxy.calls();
@@ -831,4 +939,43 @@ async fn next_naming(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>, 
             _ => panic!("no change event had {named}: {seen:?}"),
         }
     }
+}
+
+#[test]
+fn the_mutation_check_reads_statements_as_moto_does() {
+    use baton_e2e::iam::{allows, for_moto, matches};
+    use baton_e2e::proxy::Call;
+    assert!(matches("arn:aws:s3:::b/*", "arn:aws:s3:::b/k/1.zip"));
+    assert!(matches("kms:ReEncrypt*", "kms:ReEncryptFrom"));
+    assert!(!matches("arn:aws:s3:::b/*", "arn:aws:s3:::c/k"));
+    assert!(!matches("arn:aws:s3:::b/*", "*"));
+    let put = |resource: &str| Call {
+        service: "s3".into(),
+        operation: "PutObject".into(),
+        resource: resource.into(),
+        ..Call::default()
+    };
+    let s3 = serde_json::json!({"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+        "Resource": "arn:aws:s3:::b/*"});
+    assert!(allows(&for_moto(&s3).unwrap(), &put("arn:aws:s3:::b/k")));
+    assert!(!allows(&for_moto(&s3).unwrap(), &put("arn:aws:s3:::other/k")));
+    // DynamoDB is checked against `*` by moto: its statements are widened, actions kept.
+    let table = serde_json::json!({"Effect": "Allow", "Action": "dynamodb:GetItem",
+        "Resource": "arn:aws:dynamodb:us-east-1:1:table/t", "Condition": {"x": {}}});
+    let given = for_moto(&table).unwrap();
+    assert_eq!(given["Resource"], "*");
+    assert!(given.get("Condition").is_none());
+    let get = Call {
+        service: "dynamodb".into(),
+        operation: "GetItem".into(),
+        resource: "*".into(),
+        ..Call::default()
+    };
+    let query = Call { operation: "Query".into(), ..get.clone() };
+    assert!(allows(&given, &get));
+    assert!(!allows(&given, &query));
+    // A grant only through another service is left out.
+    let via = serde_json::json!({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
+        "Condition": {"StringEquals": {"kms:ViaService": "sqs.us-east-1.amazonaws.com"}}});
+    assert!(for_moto(&via).is_none());
 }

@@ -10,6 +10,7 @@ mod output;
 mod partner;
 mod proxy;
 mod remote;
+mod s3_object;
 mod secrets;
 mod serve;
 mod simulate;

@@ -288,7 +288,7 @@ impl Client {
 }
 
 /// The name (or address) an https endpoint's certificate must carry.
-fn server_name(
+pub(crate) fn server_name(
     host: &str,
     url: &str,
 ) -> Result<tokio_rustls::rustls::pki_types::ServerName<'static>> {
@@ -298,18 +298,18 @@ fn server_name(
 }
 
 /// An endpoint, read from its URL.
-struct Endpoint {
+pub(crate) struct Endpoint {
     /// `host[:port]` as given.
-    authority: String,
+    pub(crate) authority: String,
     /// `host:port`, the port made explicit.
-    address: String,
+    pub(crate) address: String,
     /// The host alone.
-    host: String,
-    https: bool,
+    pub(crate) host: String,
+    pub(crate) https: bool,
 }
 
 /// `http[s]://host[:port][/]` into the authority as given and the address to connect to.
-fn parse_endpoint(url: &str) -> Result<Endpoint> {
+pub(crate) fn parse_endpoint(url: &str) -> Result<Endpoint> {
     let lower = url.to_ascii_lowercase();
     let (https, rest) = if lower.starts_with("https://") {
         (true, &url["https://".len()..])

@@ -87,7 +87,7 @@ impl Console {
     ) -> Result<tempfile::NamedTempFile, String> {
         let home = match &self.backend {
             Backend::Home(home) => home,
-            Backend::Deployment(_) => return Err(super::deployment::artifact_elsewhere(location)),
+            Backend::Deployment(d) => return d.plaintext(location).await,
         };
         let copy = tempfile::Builder::new()
             .prefix(".artifact-")

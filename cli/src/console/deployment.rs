@@ -37,6 +37,8 @@ pub(super) const TOKEN_KEY: &str = "console";
 pub(crate) struct Deployment {
     client: Arc<Client>,
     region: String,
+    /// Where an artifact read from S3 is kept while it is measured or sent.
+    scratch: std::path::PathBuf,
     /// The access key id calls are signed with, for the audit log.
     who: String,
     /// The names of pipelines whose state changed.
@@ -97,12 +99,29 @@ pub(super) async fn log_page(c: &Console, user: &str, names: [&str; 4]) -> Respo
     page(StatusCode::OK, pages::layout(&frame, &title, None, body))
 }
 
-/// The artifact page of a deployment: where the object is, and how to read it.
-pub(super) fn artifact_elsewhere(location: &ArtifactLocation) -> String {
-    format!(
-        "This artifact is s3://{}/{} in the deployment's bucket, encrypted with its key: read it with `aws s3 cp s3://{}/{} .` as a principal allowed to.",
-        location.bucket, location.key, location.bucket, location.key
-    )
+impl Deployment {
+    /// A private copy of the artifact at `location`, read from S3 as the user: IAM and the
+    /// artifact key's policy decide, as they do for CodePipeline's console.
+    pub(super) async fn plaintext(
+        &self,
+        location: &ArtifactLocation,
+    ) -> Result<tempfile::NamedTempFile, String> {
+        let copy = tempfile::Builder::new()
+            .prefix(".artifact-")
+            .tempfile_in(&self.scratch)
+            .map_err(|e| e.to_string())?;
+        let keys = self.client.keys().await.map_err(|e| e.to_string())?;
+        crate::s3_object::download(
+            &keys,
+            &self.region,
+            &location.bucket,
+            &location.key,
+            copy.path(),
+        )
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+        Ok(copy)
+    }
 }
 
 /// Serves the console of the deployment behind `client` on `127.0.0.1:port` until Ctrl-C.
@@ -134,8 +153,13 @@ pub(crate) async fn serve(
     let (quit_tx, quit_rx) = watch::channel(false);
     let (changes, _) = broadcast::channel(256);
     tokio::spawn(watch_pipelines(Arc::clone(&client), changes.clone(), quit_rx.clone()));
-    let deployment =
-        Deployment { client, region: region.to_owned(), who: keys.access_key, changes };
+    let deployment = Deployment {
+        client,
+        region: region.to_owned(),
+        scratch: home.to_owned(),
+        who: keys.access_key,
+        changes,
+    };
     let console = Console::new(
         Backend::Deployment(deployment),
         Guard::new(TOKEN_KEY, Some(login))?,

@@ -239,6 +239,21 @@ pub struct SigningKey<'a> {
 /// Signs a request: returns the `X-Amz-Date` and `Authorization` values to send. Every header
 /// in `request.headers` is signed, so it must hold `host` and nothing a proxy would change.
 pub fn sign(request: &Signable<'_>, key: &SigningKey<'_>, now: i64) -> (String, String) {
+    sign_as(request, key, now, Flavor::Service)
+}
+
+/// Signs a request as S3 checks it: the path as sent, and the payload's hash as the request's
+/// `x-amz-content-sha256` header gives it (which must be among its headers).
+pub fn sign_s3(request: &Signable<'_>, key: &SigningKey<'_>, now: i64) -> (String, String) {
+    sign_as(request, key, now, Flavor::S3)
+}
+
+fn sign_as(
+    request: &Signable<'_>,
+    key: &SigningKey<'_>,
+    now: i64,
+    flavor: Flavor,
+) -> (String, String) {
     let amz_date = format_amz_date(now);
     let date = &amz_date[..8];
     let mut headers = request.headers.to_vec();
@@ -248,7 +263,7 @@ pub fn sign(request: &Signable<'_>, key: &SigningKey<'_>, now: i64) -> (String, 
     names.sort();
     names.dedup();
     let with_date = Signable { headers: &headers, ..*request };
-    let canonical = canonical_request(&with_date, &names, Flavor::Service);
+    let canonical = canonical_request(&with_date, &names, flavor);
     let scope = format!("{date}/{}/{}/aws4_request", key.region, key.service);
     let to_sign = string_to_sign(&amz_date, &scope, &canonical);
     let signature = hex::encode(hmac(

@@ -27,7 +27,14 @@ pub struct Console {
 
 impl Console {
     /// Starts `baton --endpoint API console` signing with `keys`, its home under `home`.
-    pub async fn start(baton: &Path, api: &str, keys: &AccountKeys, home: &Path) -> Result<Self> {
+    /// S3 is `aws_endpoint` (moto), as the AWS tools' `AWS_ENDPOINT_URL_S3` points it.
+    pub async fn start(
+        baton: &Path,
+        api: &str,
+        keys: &AccountKeys,
+        home: &Path,
+        aws_endpoint: &str,
+    ) -> Result<Self> {
         let mut process = tokio::process::Command::new(baton)
             .args(["--endpoint", api, "--output", "json", "console", "--port", "0"])
             .args(["--region", crate::stack::HOME, "--home"])
@@ -36,6 +43,7 @@ impl Console {
             .env("AWS_SECRET_ACCESS_KEY", &keys.secret_key)
             .env("AWS_SESSION_TOKEN", &keys.session_token)
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL_S3", aws_endpoint)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -58,6 +66,13 @@ impl Console {
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> Result<Reply> {
         let response = self.send("GET", path, cookie, Bytes::new()).await?;
         Reply::read(response).await
+    }
+
+    /// `GET path` with `cookie`: the status and the body's bytes (a download).
+    pub async fn get_bytes(&self, path: &str, cookie: &str) -> Result<(u16, Bytes)> {
+        let response = self.send("GET", path, Some(cookie), Bytes::new()).await?;
+        let status = response.status().as_u16();
+        Ok((status, response.into_body().collect().await?.to_bytes()))
     }
 
     /// `POST path` of an urlencoded `form` with `cookie`.

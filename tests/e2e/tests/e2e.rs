@@ -849,7 +849,8 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     let home = root.join("target/e2e").join(&h.stack.name).join("console-home");
     let baton = baton_e2e::runtime::binary(&root, "baton");
     let baton = if baton.is_file() { baton } else { root.join("target/debug/baton") };
-    let console = Console::start(&baton, &url.url, &h.stack.keys, &home).await.unwrap();
+    let console =
+        Console::start(&baton, &url.url, &h.stack.keys, &home, &h.stack.endpoint).await.unwrap();
 
     // Only the link it printed lets a browser in; it leaves a session cookie.
     let gate = console.get("/", None).await.unwrap();
@@ -917,6 +918,33 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
         "{}",
         log.body
     );
+
+    // The source's artifact, read from S3 as the user: its page gives the object's size and
+    // SHA-256, and the download is the object.
+    let artifact =
+        format!("{page_path}/executions/{}/artifacts/Source/Upload/SourceOutput", done.id);
+    let page = console.get(&artifact, Some(&cookie)).await.unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    let stored_at = page.body.find("Stored at").unwrap();
+    let at = stored_at + page.body[stored_at..].find("<code>").unwrap() + "<code>".len();
+    let stored = &page.body[at..at + page.body[at..].find("</code>").unwrap()];
+    let (bucket, key) = stored.split_once('/').unwrap();
+    assert_eq!(bucket, h.stack.buckets[HOME], "{stored}");
+    let object = baton_e2e::scenario::s3_client(&h.stack.sdk(HOME).await)
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let object = object.body.collect().await.unwrap().into_bytes();
+    assert!(page.body.contains(&format!("{} bytes", object.len())), "{}", page.body);
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&object));
+    assert!(page.body.contains(&digest), "the page gives the object's SHA-256: {}", page.body);
+    let (status, downloaded) =
+        console.get_bytes(&format!("{artifact}?download=1"), &cookie).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(downloaded, object, "the download is the object");
 
     // Both controls are in the console's audit log, with the key that signed them.
     let audit = std::fs::read_to_string(home.join("console-audit.log")).unwrap();

@@ -1,5 +1,6 @@
 //! `baton`: validate CodePipeline declarations and run pipelines on one machine.
 
+mod aws_as_user;
 mod commands;
 mod console;
 mod control;
@@ -10,7 +11,6 @@ mod output;
 mod partner;
 mod proxy;
 mod remote;
-mod s3_object;
 mod secrets;
 mod serve;
 mod simulate;

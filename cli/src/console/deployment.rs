@@ -21,10 +21,11 @@ use maud::html;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
+use super::logs::latest_attempt;
 use super::{
-    Backend, Console, Guard, Login, attempts_of, execution, failure, latest_attempt, page, pages,
-    refusal_message,
+    Backend, Console, Guard, Login, attempts_of, execution, failure, page, pages, refusal_message,
 };
+use crate::aws_as_user::BuildLog;
 use crate::remote::Client;
 
 /// How often open pages' pipelines are read for changes.
@@ -100,6 +101,24 @@ pub(super) async fn log_page(c: &Console, user: &str, names: [&str; 4]) -> Respo
 }
 
 impl Deployment {
+    /// Where the build of a CodeBuild attempt logs; `None` for other providers, or an attempt
+    /// that started no build.
+    pub(super) async fn build_log_of(&self, attempt: &Value) -> Result<Option<BuildLog>, String> {
+        let provider = &attempt["input"]["actionTypeId"]["provider"];
+        let build = attempt["output"]["executionResult"]["externalExecutionId"].as_str();
+        let (true, Some(build)) = (provider == "CodeBuild", build) else { return Ok(None) };
+        let region = attempt["input"]["region"].as_str().unwrap_or(&self.region);
+        let keys = self.client.keys().await.map_err(|e| format!("{e:#}"))?;
+        let log = crate::aws_as_user::build_log(&keys, region, build).await;
+        log.map(Some).map_err(|e| format!("{e:#}"))
+    }
+
+    /// The build log's text so far, read as the user.
+    pub(super) async fn log_text(&self, log: &BuildLog) -> Result<Vec<u8>, String> {
+        let keys = self.client.keys().await.map_err(|e| format!("{e:#}"))?;
+        crate::aws_as_user::log_text(&keys, log).await.map_err(|e| format!("{e:#}"))
+    }
+
     /// A private copy of the artifact at `location`, read from S3 as the user: IAM and the
     /// artifact key's policy decide, as they do for CodePipeline's console.
     pub(super) async fn plaintext(
@@ -111,7 +130,7 @@ impl Deployment {
             .tempfile_in(&self.scratch)
             .map_err(|e| e.to_string())?;
         let keys = self.client.keys().await.map_err(|e| e.to_string())?;
-        crate::s3_object::download(
+        crate::aws_as_user::download(
             &keys,
             &self.region,
             &location.bucket,

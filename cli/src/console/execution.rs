@@ -151,6 +151,8 @@ pub(crate) struct LogView<'a> {
     pub(crate) total_lines: usize,
     /// Where a follower picks up, while the action runs.
     pub(crate) follow_from: Option<u64>,
+    /// The page of the log's keeper (CodeBuild's console), for a deployment's build.
+    pub(crate) kept_at: Option<&'a str>,
 }
 
 /// An action's log: its last lines drawn at once, the rest a download away, and what it
@@ -168,6 +170,9 @@ pub(crate) fn log_page(view: &LogView<'_>) -> Markup {
         p {
             @if view.first > 1 { "Lines " (view.first) " to " (view.total_lines) " of " (view.total_lines) ". " }
             a href={(base) "?raw=1"} { "The whole log as text" }
+            @if let Some(url) = view.kept_at {
+                ". Kept by its provider: " a href=(url) rel="noopener noreferrer" target="_blank" { (url) }
+            }
         }
         pre.log #log data-follow=[follow] {
             (PreEscaped(view.html))

@@ -9,6 +9,7 @@ mod artifacts;
 mod deployment;
 mod execution;
 mod guard;
+mod logs;
 mod pages;
 
 use std::collections::BTreeMap;
@@ -174,12 +175,15 @@ pub(crate) fn routes(router: Router, console: Arc<Console>) -> Router {
         .route("/pipelines/{name}", get(pipeline))
         .route("/pipelines/{name}/{control}", axum::routing::post(control))
         .route("/pipelines/{name}/executions/{id}", get(execution_page))
-        .route("/pipelines/{name}/executions/{id}/logs/{stage}/{action}", get(log_page))
+        .route("/pipelines/{name}/executions/{id}/logs/{stage}/{action}", get(logs::log_page))
         .route(
             "/pipelines/{name}/executions/{id}/artifacts/{stage}/{action}/{artifact}",
             get(artifacts::artifact),
         )
-        .route("/pipelines/{name}/executions/{id}/logs/{stage}/{action}/follow", get(follow_log))
+        .route(
+            "/pipelines/{name}/executions/{id}/logs/{stage}/{action}/follow",
+            get(logs::follow_log),
+        )
         .route("/console/events", get(events))
         .route("/console/assets/{file}", get(asset))
         .route("/console/login", get(login_page).post(log_in))
@@ -638,187 +642,6 @@ async fn attempts_of(c: &Console, user: &str, name: &str, id: &str) -> Result<Ve
     let input =
         json!({"pipelineName": name, "filter": {"pipelineExecutionId": id}, "maxResults": 100});
     c.ask_all(user, "ListActionExecutions", input, "actionExecutionDetails").await
-}
-
-/// An action's latest log file in an execution, its attempt, and whether it is still being
-/// written. Names are checked against the execution and its declaration, never taken as paths.
-async fn log_file(
-    c: &Console,
-    user: &str,
-    name: &str,
-    id: &str,
-    stage: &str,
-    action: &str,
-) -> Result<(PathBuf, u32, bool), String> {
-    let attempts = attempts_of(c, user, name, id).await?;
-    let latest = latest_attempt(&attempts, stage, action)
-        .ok_or_else(|| format!("{stage}/{action} has not run in execution {id}"))?;
-    let running = latest["status"] == "InProgress";
-    let plain = |s: &str| !s.is_empty() && !s.contains('/') && s != "." && s != "..";
-    if ![name, id, stage, action].iter().all(|s| plain(s)) {
-        return Err("There is no such log.".into());
-    }
-    let Backend::Home(Home { logs, .. }) = &c.backend else {
-        return Err("On AWS an action's log is kept by its provider.".to_owned());
-    };
-    let dir = logs.join(name).join(id);
-    let prefix = format!("{stage}.{action}.");
-    let newest = std::fs::read_dir(&dir)
-        .map_err(|_| format!("{stage}/{action} wrote no log in execution {id}"))?
-        .flatten()
-        .filter_map(|f| {
-            let file = f.file_name().into_string().ok()?;
-            file.strip_prefix(&prefix)?.strip_suffix(".log")?.parse::<u32>().ok()
-        })
-        .max()
-        .ok_or_else(|| format!("{stage}/{action} wrote no log in execution {id}"))?;
-    Ok((dir.join(format!("{prefix}{newest}.log")), newest, running))
-}
-
-/// The newest attempt of `stage`/`action` among an execution's attempts.
-fn latest_attempt<'a>(attempts: &'a [Value], stage: &str, action: &str) -> Option<&'a Value> {
-    attempts.iter().filter(|a| a["stageName"] == stage && a["actionName"] == action).max_by(
-        |a, b| {
-            a["startTime"]
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&b["startTime"].as_f64().unwrap_or(0.0))
-        },
-    )
-}
-
-/// How many of a log's last lines a page draws at once.
-const LOG_LINES: usize = 1000;
-
-async fn log_page(
-    State(c): State<Arc<Console>>,
-    UrlPath((name, id, stage, action)): UrlPath<(String, String, String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let Some(user) = user(&c, &headers) else { return to_login() };
-    if let Backend::Deployment(_) = c.backend {
-        return deployment::log_page(&c, &user, [&name, &id, &stage, &action]).await;
-    }
-    let (path, attempt, running) = match log_file(&c, &user, &name, &id, &stage, &action).await {
-        Ok(found) => found,
-        Err(e) => return failure(&c, &format!("{stage}/{action}"), &e),
-    };
-    let bytes = tokio::fs::read(&path).await.unwrap_or_default();
-    if query(&uri).contains_key("raw") {
-        return (
-            [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            bytes,
-        )
-            .into_response();
-    }
-    // While it runs, only whole lines are drawn; the follower sends the rest as it completes.
-    let whole = if running {
-        bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
-    } else {
-        bytes.len()
-    };
-    let text = String::from_utf8_lossy(&bytes[..whole]);
-    let total = text.lines().count();
-    let first = total.saturating_sub(LOG_LINES) + 1;
-    let tail_from = if first > 1 {
-        text.match_indices('\n').nth(first - 2).map_or(0, |(i, _)| i + 1)
-    } else {
-        0
-    };
-    let html = ansi::lines_html(&text[tail_from..], first);
-    let csrf = c.guard.csrf();
-    let frame = c.frame(&csrf);
-    let body = execution::log_page(&execution::LogView {
-        names: [&name, &id, &stage, &action],
-        attempt,
-        first,
-        html: &html,
-        total_lines: total,
-        follow_from: running.then_some(whole as u64),
-    });
-    page(StatusCode::OK, pages::layout(&frame, &format!("{stage}/{action}"), None, body))
-}
-
-/// What an action prints next, as HTML lines (`lines` events), until it stops running (`end`).
-async fn follow_log(
-    State(c): State<Arc<Console>>,
-    UrlPath((name, id, stage, action)): UrlPath<(String, String, String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let Some(user) = user(&c, &headers) else { return to_login() };
-    let Ok((path, _, _)) = log_file(&c, &user, &name, &id, &stage, &action).await else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let q = query(&uri);
-    let from: u64 = q.get("from").and_then(|f| f.parse().ok()).unwrap_or(0);
-    let line: usize = q.get("line").and_then(|f| f.parse().ok()).unwrap_or(1);
-    let follower = LogFollower {
-        console: Arc::clone(&c),
-        user,
-        names: [name, id, stage, action],
-        path,
-        from,
-        line,
-        ended: false,
-    };
-    let stream = futures_util::stream::unfold(follower, |mut f| async move {
-        let event = f.next().await?;
-        Some((event, f))
-    });
-    live(&c, stream)
-}
-
-/// Reads a growing log from where the page stopped.
-struct LogFollower {
-    console: Arc<Console>,
-    user: String,
-    /// Pipeline, execution, stage, action.
-    names: [String; 4],
-    path: PathBuf,
-    from: u64,
-    line: usize,
-    ended: bool,
-}
-
-impl LogFollower {
-    async fn next(&mut self) -> Option<Event> {
-        if self.ended {
-            return None;
-        }
-        loop {
-            let bytes = tokio::fs::read(&self.path).await.unwrap_or_default();
-            let new = bytes.get(self.from as usize..).unwrap_or_default();
-            if let Some(cut) = new.iter().rposition(|b| *b == b'\n') {
-                return Some(self.send(&new[..=cut]));
-            }
-            let [name, id, stage, action] = &self.names;
-            let running = log_file(&self.console, &self.user, name, id, stage, action)
-                .await
-                .is_ok_and(|(_, _, running)| running);
-            if !running {
-                self.ended = true;
-                return Some(self.send(new));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
-    }
-
-    fn send(&mut self, chunk: &[u8]) -> Event {
-        let text = String::from_utf8_lossy(chunk);
-        let html = ansi::lines_html(&text, self.line);
-        self.from += chunk.len() as u64;
-        self.line += text.lines().count();
-        let kind = if self.ended { "end" } else { "lines" };
-        Event::default()
-            .event(kind)
-            .json_data(html)
-            .unwrap_or_else(|_| Event::default().event(kind).data("\"\""))
-    }
 }
 
 fn now() -> f64 {

@@ -36,6 +36,8 @@ impl BuildAnnouncer {
             codebuild: aws_sdk_codebuild::Client::new(&sdk),
             events: aws_sdk_eventbridge::Client::new(&sdk),
             s3: crate::scenario::s3_client(&sdk),
+            endpoint: stack.endpoint.clone(),
+            keys: stack.keys.clone(),
             proxy,
             prefix: format!("{}-", stack.name),
         };
@@ -56,6 +58,9 @@ struct Aws {
     codebuild: aws_sdk_codebuild::Client,
     events: aws_sdk_eventbridge::Client,
     s3: aws_sdk_s3::Client,
+    /// moto, and the keys the build's log is written with.
+    endpoint: String,
+    keys: crate::stack::AccountKeys,
     proxy: Proxy,
     /// Of the projects to watch.
     prefix: String,
@@ -88,6 +93,7 @@ async fn announce_ended(aws: &Aws, announced: &mut BTreeSet<String>) -> Result<(
             .find(|r| r["projectName"].as_str() == build.project_name());
         if let Some(start) = start {
             run_build(&aws.s3, id, &start).await.with_context(|| format!("running {id}"))?;
+            write_log(aws, id).await.with_context(|| format!("writing {id}'s log"))?;
         }
         let detail = json!({
             "build-status": status,
@@ -106,6 +112,76 @@ async fn announce_ended(aws: &Aws, announced: &mut BTreeSet<String>) -> Result<(
             announced.insert(id.to_owned());
         }
     }
+    Ok(())
+}
+
+/// What every stand-in build prints: a colour, and a line that must stay text in a page.
+pub const BUILD_LOG: [&str; 3] = [
+    "[Container] Entering phase BUILD",
+    "\u{1b}[32mbuilding the site\u{1b}[0m",
+    "<script>alert(1)</script> is only text",
+];
+
+/// The build's log where CodeBuild writes it: the group `/aws/codebuild/<project>`, a stream
+/// named by the build id's UUID.
+async fn write_log(aws: &Aws, id: &str) -> Result<()> {
+    let (project, uuid) = id.split_once(':').context("a build id is project:uuid")?;
+    let group = format!("/aws/codebuild/{project}");
+    // The group is the project's, made by its first build.
+    let _ = logs_call(aws, "CreateLogGroup", &json!({"logGroupName": group})).await;
+    logs_call(aws, "CreateLogStream", &json!({"logGroupName": group, "logStreamName": uuid}))
+        .await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    let events: Vec<_> = BUILD_LOG
+        .iter()
+        .enumerate()
+        .map(|(i, m)| json!({"timestamp": now + i as u128, "message": m}))
+        .collect();
+    let put = json!({"logGroupName": group, "logStreamName": uuid, "logEvents": events});
+    logs_call(aws, "PutLogEvents", &put).await
+}
+
+/// One CloudWatch Logs call to moto, signed as the SDKs sign it.
+async fn logs_call(aws: &Aws, operation: &str, input: &serde_json::Value) -> Result<()> {
+    use baton::api::sigv4::{Signable, SigningKey, sign};
+    use http_body_util::{BodyExt, Full};
+    let authority = aws.endpoint.trim_start_matches("http://").to_owned();
+    let body = input.to_string().into_bytes();
+    let mut headers = vec![
+        ("host".to_owned(), authority.clone()),
+        ("content-type".to_owned(), "application/x-amz-json-1.1".to_owned()),
+        ("x-amz-target".to_owned(), format!("Logs_20140328.{operation}")),
+        ("x-amz-security-token".to_owned(), aws.keys.session_token.clone()),
+    ];
+    let key = SigningKey {
+        access_key: &aws.keys.access_key,
+        secret_key: &aws.keys.secret_key,
+        region: HOME,
+        service: "logs",
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let signable =
+        Signable { method: "POST", path: "/", query: "", headers: &headers, body: &body };
+    let (date, authorization) = sign(&signable, &key, now as i64);
+    headers.push(("x-amz-date".to_owned(), date));
+    headers.push(("authorization".to_owned(), authorization));
+    let mut request = hyper::Request::builder().method("POST").uri("/");
+    for (n, v) in &headers {
+        request = request.header(n.as_str(), v.as_str());
+    }
+    let request = request.body(Full::new(bytes::Bytes::from(body)))?;
+    let stream = tokio::net::TcpStream::connect(&authority).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let answer = response.into_body().collect().await?.to_bytes();
+    anyhow::ensure!(
+        status.is_success(),
+        "{operation}: {status} {}",
+        String::from_utf8_lossy(&answer)
+    );
     Ok(())
 }
 

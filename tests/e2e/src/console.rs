@@ -27,7 +27,7 @@ pub struct Console {
 
 impl Console {
     /// Starts `baton --endpoint API console` signing with `keys`, its home under `home`.
-    /// S3 is `aws_endpoint` (moto), as the AWS tools' `AWS_ENDPOINT_URL_S3` points it.
+    /// AWS is `aws_endpoint` (moto), as the AWS tools' `AWS_ENDPOINT_URL` points it.
     pub async fn start(
         baton: &Path,
         api: &str,
@@ -43,7 +43,7 @@ impl Console {
             .env("AWS_SECRET_ACCESS_KEY", &keys.secret_key)
             .env("AWS_SESSION_TOKEN", &keys.session_token)
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL_S3", aws_endpoint)
+            .env("AWS_ENDPOINT_URL", aws_endpoint)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

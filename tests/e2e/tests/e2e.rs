@@ -908,11 +908,17 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     let done = finish_release(&h, &release).await;
     assert_eq!(done.status(), ExecutionStatus::Succeeded, "{}", describe(Some(&done)));
 
-    // A build's log is where CodeBuild keeps it: the page links there, as CodePipeline's does.
+    // A build's log is read from CloudWatch Logs, where CodeBuild writes it, as the user: its
+    // colours drawn, its markup only text; the page links to CodeBuild's, as CodePipeline's
+    // console does.
     let log = format!("{page_path}/executions/{}/logs/Build/Build", done.id);
     let log = console.get(&log, Some(&cookie)).await.unwrap();
     assert_eq!(log.status, 200, "{}", log.body);
-    assert!(log.body.contains("kept by its provider"), "{}", log.body);
+    assert!(log.body.contains("Entering phase BUILD"), "the build's log is shown: {}", log.body);
+    assert!(log.body.contains("building the site</span>"), "in colour: {}", log.body);
+    assert!(log.body.contains("&lt;script&gt;alert(1)"), "markup is text: {}", log.body);
+    assert!(!log.body.contains("<script>alert(1)"), "{}", log.body);
+    assert!(log.body.contains("Kept by its provider"), "{}", log.body);
     assert!(
         log.body.contains(r#"href="https://us-east-1.console.aws.amazon.com/codesuite/codebuild/"#),
         "{}",

@@ -89,16 +89,22 @@ struct Ctx {
 
 impl Delivery {
     /// Starts polling every rule queue of `stack`, handing matches to `pools` (by binary name).
+    /// `sns`: where rules' SNS deliveries go, when not straight to moto.
     pub async fn start(
         stack: &Stack,
         pools: BTreeMap<String, Arc<Pool>>,
         faults: Faults,
+        sns: Option<String>,
     ) -> Result<Self> {
         let sdk = stack.sdk(crate::stack::HOME).await;
+        let sns_sdk = match sns {
+            Some(url) => sdk.to_builder().endpoint_url(url).build(),
+            None => sdk.clone(),
+        };
         let errors: Collected = Arc::default();
         let ctx = Arc::new(Ctx {
             sqs: aws_sdk_sqs::Client::new(&sdk),
-            sns: aws_sdk_sns::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sns_sdk),
             pools,
             faults,
             held: Mutex::new(Some(Vec::new())),

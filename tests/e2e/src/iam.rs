@@ -41,15 +41,14 @@ pub struct EnforcedMoto {
 
 impl EnforcedMoto {
     /// Starts `BATON_TEST_MOTO_SERVER` (what `scripts/emulators.sh env` exports) on a free
-    /// loopback port, with IAM not yet enforced.
-    pub async fn start(log: &std::path::Path) -> Result<Self> {
+    /// loopback port, with IAM not yet enforced; its log is `<dir>/moto-<port>.log`.
+    pub async fn start(dir: &std::path::Path) -> Result<Self> {
         let bin = std::env::var("BATON_TEST_MOTO_SERVER").map_err(|_| {
             anyhow!("BATON_TEST_MOTO_SERVER is not set: run with `make test`, or export what `bash scripts/emulators.sh env` prints")
         })?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if let Some(dir) = log.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        std::fs::create_dir_all(dir)?;
+        let log = &dir.join(format!("moto-{port}.log"));
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())

@@ -165,9 +165,9 @@ fn assert_each_action_ran_once(h: &Harness, e: &Execution, release: &Release) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_release_runs_across_accounts_and_regions() {
-    // IAM enforced: each function runs as the role template.yaml declares, the deploy as the
-    // role of infra/target-account.yaml.
-    let h = Harness::start_with(2, FaultPlan::default(), true).await.unwrap();
+    // IAM enforced (as in every scenario): each function runs as the role template.yaml
+    // declares, the deploy as the role of infra/target-account.yaml.
+    let h = Harness::start(2, FaultPlan::default()).await.unwrap();
     let release = Release::new(&h.stack, "ok");
     release.prepare(&h.stack, &release.project).await.unwrap();
     h.enforce().await.unwrap();
@@ -323,13 +323,18 @@ async fn a_release_runs_across_accounts_and_regions() {
         .expect("the site holds the build's artifact");
     assert_eq!(built_by.body.collect().await.unwrap().into_bytes().as_ref(), build_id.as_bytes());
 
-    // With IAM enforced, no call was refused, and every statement of the roles is either
-    // needed by a call of this release or said not to be exercised here, and why.
-    let denied = h.denied_calls();
-    assert!(denied.is_empty(), "moto refused calls the declared roles should allow: {denied:#?}");
+    // Every statement of the roles is either needed by a call of this release or said not to
+    // be exercised here, and why.
+    assert_no_call_refused(&h);
     statement_mutation_check(&h.needed_statements());
 
     write_figures(&h, 6);
+}
+
+/// With IAM enforced, the roles as declared were enough: moto refused no call.
+fn assert_no_call_refused(h: &Harness) {
+    let denied = h.denied_calls();
+    assert!(denied.is_empty(), "moto refused calls the declared roles should allow: {denied:#?}");
 }
 
 /// The statement-mutation check: removing a statement from a role must fail a test. A
@@ -474,6 +479,7 @@ async fn a_failed_build_sends_a_failure_notice_and_fails_the_execution() {
     // moto's builds always succeed; a project that does not exist is refused by StartBuild.
     let missing = format!("{}-missing", release.project);
     release.prepare(&h.stack, &missing).await.unwrap();
+    h.enforce().await.unwrap();
     release.upload_source(&h.stack).await.unwrap();
     let e = release.wait_for(&h.stack, "the end", Duration::from_secs(60), ended).await.unwrap();
     assert_eq!(e.status(), ExecutionStatus::Failed, "{}", describe(Some(&e)));
@@ -496,6 +502,7 @@ async fn a_failed_build_sends_a_failure_notice_and_fails_the_execution() {
     let calls = h.proxy.calls();
     assert!(!calls.iter().any(|c| c.operation == "CreateStack"), "nothing was deployed");
     assert!(snapshot(&h.delivery.approval_notices).is_empty(), "no approval was asked");
+    assert_no_call_refused(&h);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -510,6 +517,7 @@ async fn faults_leave_each_action_run_once_and_the_execution_right() {
     let h = Harness::start(2, plan).await.unwrap();
     let release = Release::new(&h.stack, "faults");
     release.prepare(&h.stack, &release.project).await.unwrap();
+    h.enforce().await.unwrap();
     release.upload_source(&h.stack).await.unwrap();
 
     // The stage-advance that applies the result saves, is never told so, and is killed.
@@ -564,6 +572,7 @@ async fn faults_leave_each_action_run_once_and_the_execution_right() {
             );
         }
     }
+    assert_no_call_refused(&h);
 }
 
 /// Every event on the functions' bus is delivered twice: actions still run once (the worker
@@ -574,9 +583,11 @@ async fn the_same_event_delivered_twice_runs_each_action_once() {
     let h = Harness::start(2, plan).await.unwrap();
     let release = Release::new(&h.stack, "twice");
     release.prepare(&h.stack, &release.project).await.unwrap();
+    h.enforce().await.unwrap();
     let e = run_release(&h, &release).await;
     assert_eq!(e.status(), ExecutionStatus::Succeeded, "{}", describe(Some(&e)));
     assert_each_action_ran_once(&h, &e, &release);
+    assert_no_call_refused(&h);
 }
 
 // ---- key policies -----------------------------------------------------------------------------
@@ -759,6 +770,7 @@ async fn a_codecommit_push_starts_the_release_on_the_pushed_commit() {
     let h = Harness::start(1, FaultPlan::default()).await.unwrap();
     let release = Release::pushed(&h.stack, "push");
     release.prepare(&h.stack, &release.project).await.unwrap();
+    h.enforce().await.unwrap();
     release.push(&h.stack, &h.proxy, PUSHED).await.unwrap();
     // Someone pushes again before the source runs; no event announces it in this test.
     let repository = release.repository.clone().unwrap();
@@ -828,6 +840,7 @@ async fn a_codecommit_push_starts_the_release_on_the_pushed_commit() {
     let page = s3.get_object().bucket(&release.site_bucket).key("index.html").send().await.unwrap();
     let page = page.body.collect().await.unwrap().into_bytes();
     assert_eq!(&page[..], b"<h1>release</h1>\n");
+    assert_no_call_refused(&h);
 }
 
 // ---- the console of a deployment --------------------------------------------------------------
@@ -842,6 +855,7 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     let h = Harness::start(1, FaultPlan::default()).await.unwrap();
     let release = Release::new(&h.stack, "console");
     release.prepare(&h.stack, &release.project).await.unwrap();
+    h.enforce().await.unwrap();
     let caller = "arn:aws:sts::111111111111:assumed-role/release-engineer/console-e2e";
     let url =
         FunctionUrl::start(h.pool("api").unwrap(), h.stack.keys.clone(), caller).await.unwrap();
@@ -959,6 +973,7 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     // The forged form was refused before it was run, so it is not among them.
     assert_eq!(operations, ["DisableStageTransition", "EnableStageTransition"], "{audit}");
     assert!(lines.iter().all(|l| l["who"] == h.stack.keys.access_key.as_str()), "{audit}");
+    assert_no_call_refused(&h);
 }
 
 /// Waits for the next server-sent event whose data has `named` in it.

@@ -1225,6 +1225,46 @@ async fn commands_find_bash_on_the_path_they_declare() {
     assert!(log.contains(&format!("ran by {}\n", bin.join("bash").display())), "{log}");
 }
 
+/// A one-command action whose command is a plain program runs it without a shell, as GNU
+/// make runs a plain recipe line: the program's parent is the worker, not bash. Its failure
+/// is logged and reported as bash's would be.
+#[tokio::test]
+async fn a_plain_single_command_runs_without_a_shell() {
+    let script = "echo \"parent=$(ps -o comm= -p $PPID) pwd=$PWD args=$*\"\n";
+    let run = |command: &str| {
+        let dir = TempDir::new().unwrap();
+        let src = artifact(dir.path(), "Src", &[("show.sh", script)]);
+        let jobs = dir.path().join("jobs");
+        fs::create_dir_all(&jobs).unwrap();
+        let mut req = request(action_type("Compute", "Commands"), &[], &[]);
+        req.commands = vec![command.to_owned()];
+        let j = job(&jobs, req, vec![src]);
+        (dir, j)
+    };
+    let (_dir, j) = run("sh show.sh a-1 b/2");
+    succeeded(CommandsProvider::new().run(&j).await.unwrap());
+    let log = fs::read_to_string(&j.log_path).unwrap();
+    assert!(log.contains("Running command sh show.sh a-1 b/2"), "{log}");
+    let line = log.lines().find(|l| l.starts_with("parent=")).unwrap_or_else(|| panic!("{log}"));
+    assert!(!line.contains("parent=bash"), "no shell between the worker and the command: {line}");
+    assert!(line.ends_with("args=a-1 b/2"), "{line}");
+    assert!(line.contains(&format!("pwd={}", j.work_dir.join("src").display())), "{line}");
+
+    // With anything a shell must read (here `$`), bash runs it as before.
+    let (_dir, j) = run("sh show.sh $HOME");
+    succeeded(CommandsProvider::new().run(&j).await.unwrap());
+    let log = fs::read_to_string(&j.log_path).unwrap();
+    assert!(log.contains("parent=bash"), "{log}");
+
+    // A plain command that fails: logged and reported in bash's words.
+    let (_dir, j) = run("false");
+    let (code, message) = failed(CommandsProvider::new().run(&j).await.unwrap());
+    assert_eq!(code, "JobFailed");
+    assert!(message.contains("false") && message.contains("exit status 1"), "{message}");
+    let log = fs::read_to_string(&j.log_path).unwrap();
+    assert!(log.contains("Command did not exit successfully false exit status 1"), "{log}");
+}
+
 /// The host's `bash`, found on `PATH`.
 fn which_bash() -> std::path::PathBuf {
     std::env::split_paths(&std::env::var_os("PATH").unwrap())

@@ -205,6 +205,9 @@ impl Runner {
             let reason = "the command holds a NUL byte".to_string();
             return Ok(BlockEnd::Failed(CommandFailure { command: bad.clone(), reason }));
         }
+        if let Some(program) = self.direct_program(commands) {
+            return self.run_direct(&commands[0], &program, succeeding).await;
+        }
         self.blocks += 1;
         let script = self.config.scratch.join(format!("block-{}.sh", self.blocks));
         let current = self.config.scratch.join("current");
@@ -232,13 +235,90 @@ impl Runner {
         Ok(BlockEnd::Failed(CommandFailure { command, reason: reason(status) }))
     }
 
-    /// The process for one script: a clean environment, output to the log, in the group.
+    /// The program a build of one simple command can run without a shell, as GNU make runs a
+    /// recipe line without one: the build's only block (no state comes before it or is saved
+    /// after it), no variable exported, and a command of plain words (no quoting, expansion,
+    /// redirection, globbing or assignment) whose first word is a program on the build's
+    /// `PATH`, not a shell builtin. Otherwise `None`, and bash runs it.
+    fn direct_program(&self, commands: &[String]) -> Option<PathBuf> {
+        let [command] = commands else { return None };
+        let only_block = self.blocks == 0 && self.last_block == 1;
+        if !only_block || !self.config.exported.is_empty() {
+            return None;
+        }
+        let plain = |c: char| c.is_ascii_alphanumeric() || " -_./,:@%+".contains(c);
+        if command.trim().is_empty() || !command.chars().all(plain) {
+            return None;
+        }
+        let program = command.split_ascii_whitespace().next()?;
+        // Builtins whose program would do otherwise (`cd`, `echo --help`...) stay with bash;
+        // `true`, `false` and `test` do the same either way.
+        if SHELL_WORDS.contains(&program) {
+            return None;
+        }
+        let executable = |p: &std::path::Path| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
+        if program.contains('/') {
+            let path = self.config.dir.join(program);
+            return executable(&path).then_some(path);
+        }
+        std::env::split_paths(&self.build_path())
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_absolute() && executable(candidate))
+    }
+
+    /// Runs one simple command as its own process, logged as the script logs it.
+    async fn run_direct(
+        &mut self,
+        command: &str,
+        program: &std::path::Path,
+        succeeding: bool,
+    ) -> io::Result<BlockEnd> {
+        self.blocks += 1;
+        self.log(&format!("Running command {command}"))?;
+        let mut cmd = self.command_of(program, succeeding)?;
+        cmd.args(command.split_ascii_whitespace().skip(1))
+            // What bash would have set for the command it runs.
+            .env("PWD", &self.config.dir)
+            .env("SHLVL", "1")
+            .env("_", program);
+        let mut process = self.group.spawn(&mut cmd)?;
+        let filters = self.filter_output(&mut process)?;
+        let status = match tokio::time::timeout_at(self.deadline, self.group.wait(&process)).await {
+            Ok(status) => status?,
+            Err(_) => {
+                self.stop_group(&process).await;
+                return Ok(BlockEnd::TimedOut);
+            }
+        };
+        for filter in filters {
+            let _ = tokio::time::timeout(Duration::from_millis(200), filter).await;
+        }
+        if status.success() {
+            return Ok(BlockEnd::Succeeded);
+        }
+        // As bash reports it: a signal as 128 plus its number.
+        let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
+        self.log(&format!("Command did not exit successfully {command} exit status {code}"))?;
+        Ok(BlockEnd::Failed(CommandFailure { command: command.to_owned(), reason: reason(status) }))
+    }
+
+    /// The process for one script: bash, in the build's environment.
     fn command(&self, script: &std::path::Path, succeeding: bool) -> io::Result<Command> {
-        let mut cmd = Command::new(self.bash());
+        let mut cmd = self.command_of(&self.bash(), succeeding)?;
         if self.config.shell == Shell::Posix {
             cmd.arg("--posix");
         }
-        cmd.arg(script).current_dir(&self.config.dir).env_clear();
+        cmd.arg(script);
+        Ok(cmd)
+    }
+
+    /// A process of the build: a clean environment, output to the log, in the build's folder.
+    fn command_of(&self, program: &std::path::Path, succeeding: bool) -> io::Result<Command> {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.config.dir).env_clear();
         for name in PASSED_THROUGH {
             if let Some(value) = std::env::var_os(name) {
                 cmd.env(name, value);
@@ -269,17 +349,7 @@ impl Runner {
     /// standard library forks to search that `PATH` in the child (measured on 40 one-command
     /// actions: a third of the run's system time).
     fn bash(&self) -> PathBuf {
-        let host = std::env::var_os("PATH");
-        let path = self
-            .config
-            .env
-            .iter()
-            .rev()
-            .find(|(name, _)| name == "PATH")
-            .map(|(_, value)| std::ffi::OsString::from(value))
-            .or(host)
-            .unwrap_or_else(|| DEFAULT_PATH.into());
-        std::env::split_paths(&path)
+        std::env::split_paths(&self.build_path())
             .map(|dir| dir.join("bash"))
             .find(|candidate| {
                 use std::os::unix::fs::PermissionsExt;
@@ -287,6 +357,19 @@ impl Runner {
                     .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             })
             .unwrap_or_else(|| PathBuf::from("bash"))
+    }
+
+    /// The `PATH` the build's commands see.
+    fn build_path(&self) -> std::ffi::OsString {
+        let host = std::env::var_os("PATH");
+        self.config
+            .env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "PATH")
+            .map(|(_, value)| std::ffi::OsString::from(value))
+            .or(host)
+            .unwrap_or_else(|| DEFAULT_PATH.into())
     }
 
     /// With secrets to mask, copies the child's output to the log line by line, each secret
@@ -397,6 +480,85 @@ fn quote(text: &str) -> String {
 /// changes between phases). It forks nothing: the names are listed through a file, not a
 /// command substitution, and the helpers saved with the functions are defined again after the
 /// state is sourced.
+/// Bash's builtins and keywords, less `true`, `false` and `test`, whose programs do the same.
+const SHELL_WORDS: &[&str] = &[
+    ".",
+    ":",
+    "[[",
+    "]]",
+    "alias",
+    "bg",
+    "bind",
+    "break",
+    "builtin",
+    "caller",
+    "case",
+    "cd",
+    "command",
+    "compgen",
+    "complete",
+    "compopt",
+    "continue",
+    "declare",
+    "dirs",
+    "disown",
+    "do",
+    "done",
+    "echo",
+    "elif",
+    "else",
+    "enable",
+    "esac",
+    "eval",
+    "exec",
+    "exit",
+    "export",
+    "fc",
+    "fg",
+    "fi",
+    "for",
+    "function",
+    "getopts",
+    "hash",
+    "help",
+    "history",
+    "if",
+    "jobs",
+    "kill",
+    "let",
+    "local",
+    "logout",
+    "mapfile",
+    "popd",
+    "printf",
+    "pushd",
+    "pwd",
+    "read",
+    "readarray",
+    "readonly",
+    "return",
+    "select",
+    "set",
+    "shift",
+    "shopt",
+    "source",
+    "suspend",
+    "then",
+    "time",
+    "times",
+    "trap",
+    "type",
+    "typeset",
+    "ulimit",
+    "umask",
+    "unalias",
+    "unset",
+    "until",
+    "wait",
+    "while",
+    "coproc",
+];
+
 const PRELUDE: &str = r#"if [ -f "$__baton_state" ]; then . "$__baton_state"; fi
 __baton_log() { local TZ=UTC; printf '[Container] %(%Y/%m/%d %H:%M:%S)T.%s %s\n' -1 "${EPOCHREALTIME#*[.,]}" "$1"; }
 __baton_save() {

@@ -140,27 +140,11 @@ async fn call_json(
     input: &Value,
 ) -> Result<Value> {
     let url = endpoint(host, env_suffix, region);
-    let authority = parse_endpoint(&url)?.authority;
     let body = input.to_string().into_bytes();
-    let mut headers = vec![
-        ("host".to_owned(), authority),
-        ("content-type".to_owned(), "application/x-amz-json-1.1".to_owned()),
-        ("x-amz-target".to_owned(), target.to_owned()),
-    ];
-    if let Some(token) = &keys.session_token {
-        headers.push(("x-amz-security-token".to_owned(), token.clone()));
-    }
+    let fields = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)];
     // The signing name of CloudWatch Logs is `logs`, of CodeBuild `codebuild`.
-    let signing = SigningKey {
-        access_key: &keys.access_key,
-        secret_key: &keys.secret_key,
-        region,
-        service: host,
-    };
-    let request = Signable { method: "POST", path: "/", query: "", headers: &headers, body: &body };
-    let (date, authorization) = sign(&request, &signing, now());
-    headers.push(("x-amz-date".to_owned(), date));
-    headers.push(("authorization".to_owned(), authorization));
+    let scope = (region, host);
+    let headers = signed(keys, scope, &url, ("POST", "/"), &fields, &body)?;
     let (status, _, answer) = send(&url, "POST", "/", &headers, Bytes::from(body)).await?;
     let answer = answer.collect().await.map_err(|e| anyhow!("{url}: {e}"))?.to_bytes();
     let json: Value = serde_json::from_slice(&answer).unwrap_or_default();
@@ -185,25 +169,9 @@ async fn get_object(
     to: &Path,
 ) -> Result<Option<String>> {
     let url = endpoint("s3", "S3", region);
-    let authority = parse_endpoint(&url)?.authority;
     let path = format!("/{}/{}", encode_key(bucket), encode_key(key));
-    let mut headers = vec![
-        ("host".to_owned(), authority),
-        ("x-amz-content-sha256".to_owned(), EMPTY_SHA256.to_owned()),
-    ];
-    if let Some(token) = &keys.session_token {
-        headers.push(("x-amz-security-token".to_owned(), token.clone()));
-    }
-    let signing = SigningKey {
-        access_key: &keys.access_key,
-        secret_key: &keys.secret_key,
-        region,
-        service: "s3",
-    };
-    let request = Signable { method: "GET", path: &path, query: "", headers: &headers, body: &[] };
-    let (date, authorization) = sign_s3(&request, &signing, now());
-    headers.push(("x-amz-date".to_owned(), date));
-    headers.push(("authorization".to_owned(), authorization));
+    let fields = [("x-amz-content-sha256", EMPTY_SHA256)];
+    let headers = signed(keys, (region, "s3"), &url, ("GET", &path), &fields, &[])?;
     let (status, head, mut body) = send(&url, "GET", &path, &headers, Bytes::new()).await?;
     let lost = |e: hyper::Error| anyhow!("the connection to {url} failed: {e}");
     if status != 200 {
@@ -236,6 +204,31 @@ async fn get_object(
     }
     file.flush().await?;
     Ok(None)
+}
+
+/// The headers of a request to `url` signed as `keys` for `(region, service)`: `host`,
+/// `fields`, the session token, the date and the signature (S3's way for `s3`).
+fn signed(
+    keys: &Keys,
+    (region, service): (&str, &str),
+    url: &str,
+    (method, path): (&str, &str),
+    fields: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Vec<(String, String)>> {
+    let mut headers = vec![("host".to_owned(), parse_endpoint(url)?.authority)];
+    headers.extend(fields.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
+    if let Some(token) = &keys.session_token {
+        headers.push(("x-amz-security-token".to_owned(), token.clone()));
+    }
+    let key =
+        SigningKey { access_key: &keys.access_key, secret_key: &keys.secret_key, region, service };
+    let request = Signable { method, path, query: "", headers: &headers, body };
+    let (date, authorization) =
+        if service == "s3" { sign_s3(&request, &key, now()) } else { sign(&request, &key, now()) };
+    headers.push(("x-amz-date".to_owned(), date));
+    headers.push(("authorization".to_owned(), authorization));
+    Ok(headers)
 }
 
 /// S3's URI encoding of a key: unreserved characters and `/` as they are.

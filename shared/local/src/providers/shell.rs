@@ -213,13 +213,27 @@ impl Runner {
         let current = self.config.scratch.join("current");
         let _ = fs::remove_file(&current);
         fs::write(&script, self.script(commands, self.blocks < self.last_block))?;
-        let mut process = self.group.spawn(&mut self.command(&script, succeeding)?)?;
+        let Some(status) = self.run_process(&mut self.command(&script, succeeding)?).await? else {
+            return Ok(BlockEnd::TimedOut);
+        };
+        if status.success() {
+            return Ok(BlockEnd::Succeeded);
+        }
+        let index = fs::read_to_string(&current).ok().and_then(|s| s.trim().parse::<usize>().ok());
+        let command = index.and_then(|i| commands.get(i)).cloned().unwrap_or_default();
+        Ok(BlockEnd::Failed(CommandFailure { command, reason: reason(status) }))
+    }
+
+    /// Runs `cmd` in the build's process group until it exits (`None`: the deadline passed
+    /// first, and the group was stopped).
+    async fn run_process(&mut self, cmd: &mut Command) -> io::Result<Option<ExitStatus>> {
+        let mut process = self.group.spawn(cmd)?;
         let filters = self.filter_output(&mut process)?;
         let status = match tokio::time::timeout_at(self.deadline, self.group.wait(&process)).await {
             Ok(status) => status?,
             Err(_) => {
                 self.stop_group(&process).await;
-                return Ok(BlockEnd::TimedOut);
+                return Ok(None);
             }
         };
         // The filters end when every writer of the pipes has; a process the block left in the
@@ -227,12 +241,7 @@ impl Runner {
         for filter in filters {
             let _ = tokio::time::timeout(Duration::from_millis(200), filter).await;
         }
-        if status.success() {
-            return Ok(BlockEnd::Succeeded);
-        }
-        let index = fs::read_to_string(&current).ok().and_then(|s| s.trim().parse::<usize>().ok());
-        let command = index.and_then(|i| commands.get(i)).cloned().unwrap_or_default();
-        Ok(BlockEnd::Failed(CommandFailure { command, reason: reason(status) }))
+        Ok(Some(status))
     }
 
     /// The program a build of one simple command can run without a shell, as GNU make runs a
@@ -284,18 +293,9 @@ impl Runner {
             .env("PWD", &self.config.dir)
             .env("SHLVL", "1")
             .env("_", program);
-        let mut process = self.group.spawn(&mut cmd)?;
-        let filters = self.filter_output(&mut process)?;
-        let status = match tokio::time::timeout_at(self.deadline, self.group.wait(&process)).await {
-            Ok(status) => status?,
-            Err(_) => {
-                self.stop_group(&process).await;
-                return Ok(BlockEnd::TimedOut);
-            }
+        let Some(status) = self.run_process(&mut cmd).await? else {
+            return Ok(BlockEnd::TimedOut);
         };
-        for filter in filters {
-            let _ = tokio::time::timeout(Duration::from_millis(200), filter).await;
-        }
         if status.success() {
             return Ok(BlockEnd::Succeeded);
         }

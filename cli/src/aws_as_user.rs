@@ -10,14 +10,12 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use baton::api::sigv4::{Signable, SigningKey, sign, sign_s3};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
-use crate::remote::{Keys, parse_endpoint, server_name};
+use crate::remote::{Connection, Keys};
 
 /// SHA-256 of nothing: a GET's payload.
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -143,9 +141,11 @@ async fn call_json(
     let body = input.to_string().into_bytes();
     let fields = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)];
     // The signing name of CloudWatch Logs is `logs`, of CodeBuild `codebuild`.
+    let connection = Connection::new(&url)?;
     let scope = (region, host);
-    let headers = signed(keys, scope, &url, ("POST", "/"), &fields, &body)?;
-    let (status, _, answer) = send(&url, "POST", "/", &headers, Bytes::from(body)).await?;
+    let headers = signed(keys, scope, &connection, ("POST", "/"), &fields, &body)?;
+    let (status, _, answer) =
+        send(&connection, &url, ("POST", "/"), &headers, Bytes::from(body)).await?;
     let answer = answer.collect().await.map_err(|e| anyhow!("{url}: {e}"))?.to_bytes();
     let json: Value = serde_json::from_slice(&answer).unwrap_or_default();
     if status != 200 {
@@ -171,8 +171,10 @@ async fn get_object(
     let url = endpoint("s3", "S3", region);
     let path = format!("/{}/{}", encode_key(bucket), encode_key(key));
     let fields = [("x-amz-content-sha256", EMPTY_SHA256)];
-    let headers = signed(keys, (region, "s3"), &url, ("GET", &path), &fields, &[])?;
-    let (status, head, mut body) = send(&url, "GET", &path, &headers, Bytes::new()).await?;
+    let connection = Connection::new(&url)?;
+    let headers = signed(keys, (region, "s3"), &connection, ("GET", &path), &fields, &[])?;
+    let (status, head, mut body) =
+        send(&connection, &url, ("GET", &path), &headers, Bytes::new()).await?;
     let lost = |e: hyper::Error| anyhow!("the connection to {url} failed: {e}");
     if status != 200 {
         let bucket_region =
@@ -206,17 +208,17 @@ async fn get_object(
     Ok(None)
 }
 
-/// The headers of a request to `url` signed as `keys` for `(region, service)`: `host`,
+/// The headers of a request on `connection` signed as `keys` for `(region, service)`: `host`,
 /// `fields`, the session token, the date and the signature (S3's way for `s3`).
 fn signed(
     keys: &Keys,
     (region, service): (&str, &str),
-    url: &str,
+    connection: &Connection,
     (method, path): (&str, &str),
     fields: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Vec<(String, String)>> {
-    let mut headers = vec![("host".to_owned(), parse_endpoint(url)?.authority)];
+    let mut headers = vec![("host".to_owned(), connection.authority.clone())];
     headers.extend(fields.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
     if let Some(token) = &keys.session_token {
         headers.push(("x-amz-security-token".to_owned(), token.clone()));
@@ -233,16 +235,7 @@ fn signed(
 
 /// S3's URI encoding of a key: unreserved characters and `/` as they are.
 fn encode_key(key: &str) -> String {
-    let mut out = String::new();
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char);
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    key.split('/').map(crate::console::url_encode).collect::<Vec<_>>().join("/")
 }
 
 fn now() -> i64 {
@@ -254,45 +247,15 @@ fn now() -> i64 {
 /// One request on its own connection (TLS for https): the status, the headers and the body
 /// to read.
 async fn send(
+    connection: &Connection,
     url: &str,
-    method: &str,
-    path: &str,
+    (method, path): (&str, &str),
     headers: &[(String, String)],
     body: Bytes,
 ) -> Result<(u16, hyper::HeaderMap, Incoming)> {
-    let ep = parse_endpoint(url)?;
-    let mut builder = hyper::Request::builder().method(method).uri(path);
-    for (name, value) in headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    let request = builder.body(Full::new(body))?;
-    let lost = |e: hyper::Error| anyhow!("the connection to {url} failed: {e}");
-    let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect(&ep.address))
+    tokio::time::timeout(TIMEOUT, connection.send(method, path, headers, body))
         .await
         .map_err(|_| anyhow!("{url} did not answer within {}s", TIMEOUT.as_secs()))?
-        .map_err(|e| anyhow!("cannot reach {url}: {e}"))?;
-    let response = if ep.https {
-        let name = server_name(&ep.host, url)?;
-        let tls = crate::tls::client()?
-            .connect(name, tcp)
-            .await
-            .map_err(|e| anyhow!("no trusted TLS connection to {url}: {e}"))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(lost)?;
-        tokio::spawn(connection);
-        tokio::time::timeout(TIMEOUT, sender.send_request(request)).await
-    } else {
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(lost)?;
-        tokio::spawn(connection);
-        tokio::time::timeout(TIMEOUT, sender.send_request(request)).await
-    };
-    let response = response
-        .map_err(|_| anyhow!("{url} did not answer within {}s", TIMEOUT.as_secs()))?
-        .map_err(lost)?;
-    let status = response.status().as_u16();
-    let (head, body) = response.into_parts();
-    Ok((status, head.headers, body))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use baton::api::{BATON_OPERATIONS, BATON_TARGET_PREFIX, CONTENT_TYPE, TARGET_PRE
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -23,13 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// A signed JSON 1.1 client of one control API endpoint.
 pub(crate) struct Client {
     url: String,
-    /// `host[:port]` as given: the `Host` header, and what signatures cover.
-    authority: String,
-    /// Where to connect: the authority with the port made explicit.
-    address: String,
-    /// For an `https://` endpoint: the verifying TLS client and the name the certificate must
-    /// carry.
-    tls: Option<(tokio_rustls::TlsConnector, tokio_rustls::rustls::pki_types::ServerName<'static>)>,
+    connection: Connection,
     keys: KeySource,
     region: String,
     /// `codepipeline` for a Baton serving the API itself; `lambda` for a deployment's API
@@ -101,9 +96,8 @@ impl Client {
     /// A client of `url` (`http://host[:port]`), with credentials and region from the
     /// environment as the AWS tools take them, else `baton serve`'s defaults.
     pub(crate) fn new(url: &str) -> Result<Self> {
-        let Endpoint { authority, address, host, https } = parse_endpoint(url)?;
-        let tls =
-            if https { Some((crate::tls::client()?, server_name(&host, url)?)) } else { None };
+        let connection = Connection::new(url)?;
+        let host = parse_endpoint(url)?.host;
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let keys = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(access_key), Some(secret_key)) => KeySource::Fixed(Keys {
@@ -124,15 +118,7 @@ impl Client {
                 "codepipeline",
             ),
         };
-        Ok(Self {
-            url: url.trim_end_matches('/').to_owned(),
-            authority,
-            address,
-            tls,
-            keys,
-            region,
-            service,
-        })
+        Ok(Self { url: url.trim_end_matches('/').to_owned(), connection, keys, region, service })
     }
 
     /// Signs as Lambda signs, in `region`: what a deployment's function URL checks, whatever
@@ -185,7 +171,7 @@ impl Client {
     async fn signed_headers(&self, target: &str, body: &[u8]) -> Result<Vec<(String, String)>> {
         let keys = self.keys().await?;
         let mut headers = vec![
-            ("host".to_owned(), self.authority.clone()),
+            ("host".to_owned(), self.connection.authority.clone()),
             ("content-type".to_owned(), CONTENT_TYPE.to_owned()),
             ("x-amz-target".to_owned(), target.to_owned()),
             // Signed, and new for every call, as the SDKs send it: the server's logs can tell
@@ -244,27 +230,77 @@ impl Client {
     /// One `POST /` over HTTP/1.1 on its own connection (TLS for https): the status and the
     /// body.
     async fn post(&self, headers: &[(String, String)], body: &[u8]) -> Result<(u16, Vec<u8>)> {
+        let body = Bytes::copy_from_slice(body);
+        let (status, _, answer) = self.connection.send("POST", "/", headers, body).await?;
+        let answer = answer
+            .collect()
+            .await
+            .map_err(|e| anyhow!("the connection to {} failed: {e}", self.url))?
+            .to_bytes();
+        Ok((status, answer.to_vec()))
+    }
+}
+
+/// Requests to one endpoint, each over HTTP/1.1 on a connection of its own (TLS, verified, for
+/// https).
+pub(crate) struct Connection {
+    url: String,
+    /// `host[:port]` as given: the `Host` header, and what signatures cover.
+    pub(crate) authority: String,
+    /// Where to connect: the authority with the port made explicit.
+    address: String,
+    /// For an `https://` endpoint: the verifying TLS client and the name the certificate must
+    /// carry.
+    tls: Option<(tokio_rustls::TlsConnector, tokio_rustls::rustls::pki_types::ServerName<'static>)>,
+}
+
+impl Connection {
+    /// Requests to `url` (`http[s]://host[:port]`).
+    pub(crate) fn new(url: &str) -> Result<Self> {
+        let Endpoint { authority, address, host, https } = parse_endpoint(url)?;
+        let tls =
+            if https { Some((crate::tls::client()?, server_name(&host, url)?)) } else { None };
+        Ok(Self { url: url.trim_end_matches('/').to_owned(), authority, address, tls })
+    }
+
+    /// Sends one request: the answer's status and headers, and its body to read.
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<(u16, hyper::HeaderMap, Incoming)> {
+        let mut request = hyper::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| anyhow!("cannot send to {}: {e}", self.url))?;
         let tcp = TcpStream::connect(&self.address)
             .await
             .map_err(|e| anyhow!("cannot reach {}: {e}", self.url))?;
-        match &self.tls {
-            None => self.send(TokioIo::new(tcp), headers, body).await,
+        let response = match &self.tls {
+            None => self.exchange(TokioIo::new(tcp), request).await?,
             Some((connector, name)) => {
                 let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
                     anyhow!("no trusted TLS connection to {}: {e} (set AWS_CA_BUNDLE to a private CA's PEM file)", self.url)
                 })?;
-                self.send(TokioIo::new(stream), headers, body).await
+                self.exchange(TokioIo::new(stream), request).await?
             }
-        }
+        };
+        let status = response.status().as_u16();
+        let (head, body) = response.into_parts();
+        Ok((status, head.headers, body))
     }
 
-    /// Sends the request over `io` with hyper's HTTP/1.1 client and reads the whole answer.
-    async fn send<S>(
+    /// Sends `request` over `io` with hyper's HTTP/1.1 client: the answer, its body unread.
+    async fn exchange<S>(
         &self,
         io: S,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<(u16, Vec<u8>)>
+        request: hyper::Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<Incoming>>
     where
         S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
@@ -273,22 +309,12 @@ impl Client {
             hyper::client::conn::http1::handshake(io).await.map_err(lost)?;
         // The connection is driven beside the request; it ends with the answer.
         tokio::spawn(connection);
-        let mut request = hyper::Request::builder().method("POST").uri("/");
-        for (name, value) in headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let request = request
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .map_err(|e| anyhow!("cannot send to {}: {e}", self.url))?;
-        let response = sender.send_request(request).await.map_err(lost)?;
-        let status = response.status().as_u16();
-        let answer = response.into_body().collect().await.map_err(lost)?.to_bytes();
-        Ok((status, answer.to_vec()))
+        sender.send_request(request).await.map_err(lost)
     }
 }
 
 /// The name (or address) an https endpoint's certificate must carry.
-pub(crate) fn server_name(
+fn server_name(
     host: &str,
     url: &str,
 ) -> Result<tokio_rustls::rustls::pki_types::ServerName<'static>> {
@@ -298,18 +324,18 @@ pub(crate) fn server_name(
 }
 
 /// An endpoint, read from its URL.
-pub(crate) struct Endpoint {
+struct Endpoint {
     /// `host[:port]` as given.
-    pub(crate) authority: String,
+    authority: String,
     /// `host:port`, the port made explicit.
-    pub(crate) address: String,
+    address: String,
     /// The host alone.
-    pub(crate) host: String,
-    pub(crate) https: bool,
+    host: String,
+    https: bool,
 }
 
 /// `http[s]://host[:port][/]` into the authority as given and the address to connect to.
-pub(crate) fn parse_endpoint(url: &str) -> Result<Endpoint> {
+fn parse_endpoint(url: &str) -> Result<Endpoint> {
     let lower = url.to_ascii_lowercase();
     let (https, rest) = if lower.starts_with("https://") {
         (true, &url["https://".len()..])

@@ -38,6 +38,7 @@ use tokio::sync::{broadcast, watch};
 use deployment::Deployment;
 pub(crate) use deployment::serve as serve_deployment;
 pub(crate) use guard::{Guard, Login};
+pub(crate) use pages::url_encode;
 use pages::{Frame, Listed, PipelineView};
 
 const CSS: &str = include_str!("assets/console.css");

@@ -26,8 +26,8 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::proxy::Call;
-use crate::stack::{AccountKeys, HOME};
-use crate::template::{Bindings, Template};
+use crate::stack::{AccountKeys, HOME, Stack};
+use crate::template::{Bindings, Function, Template};
 
 /// Services whose calls moto checks against their resource; the rest against `*`.
 const RESOURCE_CHECKED: [&str; 4] = ["s3", "sqs", "sts", "iam"];
@@ -107,6 +107,126 @@ impl DeclaredRole {
         let sid = self.statements[i]["Sid"].as_str().map_or_else(|| format!("#{i}"), str::to_owned);
         format!("{}/{sid}", self.holder)
     }
+}
+
+/// A scenario's IAM: its moto, and every declared role with the credentials handed out for it.
+pub struct Iam {
+    #[allow(missing_docs)]
+    pub moto: EnforcedMoto,
+    #[allow(missing_docs)]
+    pub roles: Vec<(DeclaredRole, AccountKeys)>,
+}
+
+/// Creates, on `moto` before enforcement, the harness's administrator roles and every role the
+/// template and `infra/target-account.yaml` declare, each with its declared statements.
+pub async fn declared_roles(
+    template: &Template,
+    functions: &[Function],
+    stack: &Stack,
+    moto: EnforcedMoto,
+) -> Result<Iam> {
+    let endpoint = moto.endpoint.clone();
+    // The harness's keys are lent for these roles; made administrators, they stay valid.
+    make_admin(&endpoint, &stack.keys, "baton-functions").await?;
+    let target_admin =
+        crate::stack::assume(&endpoint, crate::stack::TARGET_ADMIN, Some(&stack.keys)).await?;
+    make_admin(&endpoint, &target_admin, "baton-e2e-admin").await?;
+
+    let b = &stack.bindings;
+    let region_template = Template::load(&crate::workspace().join("infra/region.yaml"))?;
+    let mut roles = Vec::new();
+    for f in functions {
+        let name = format!("{}-{}", stack.name, f.logical_id);
+        let mut statements = declared_statements(template, &f.logical_id, b)?;
+        // The extra regions' buckets (infra/region.yaml) grant the worker in their policies.
+        let arn = format!("arn:aws:{}:role/{name}", crate::stack::PIPELINE_ACCOUNT);
+        for region in crate::stack::EXTRA_REGIONS {
+            let mut rb = Bindings::default();
+            let bucket = format!("arn:aws:s3:::{}", stack.buckets[region]);
+            rb.refs.insert("PipelineWorkerRoleArn".into(), arn.clone());
+            rb.refs.insert("TargetAccountIds".into(), crate::stack::TARGET_ACCOUNT.into());
+            rb.refs.insert("AWS::Partition".into(), "aws".into());
+            rb.atts.insert("ArtifactBucket.Arn".into(), bucket);
+            rb.atts.insert("ArtifactKey.Arn".into(), stack.keys_by_region[region].clone());
+            region_template.bind_defaults(&mut rb);
+            let label = format!("region.yaml {region}");
+            let grants =
+                bucket_grants(&region_template, "ArtifactBucketPolicy", &rb, &arn, &label)?;
+            if f.logical_id == "ActionWorkerFunction" {
+                statements.extend(grants);
+            }
+        }
+        let role = DeclaredRole {
+            holder: f.logical_id.clone(),
+            name,
+            account: crate::stack::PIPELINE_ACCOUNT.into(),
+            statements,
+        };
+        let keys = create_and_assume(&endpoint, &role, &stack.keys).await?;
+        roles.push((role, keys));
+    }
+    let job_role = b.atts.get("JobArtifactsRole.Arn").cloned().unwrap_or_default();
+    let role = DeclaredRole {
+        holder: "JobArtifactsRole".into(),
+        name: job_role.rsplit('/').next().unwrap_or_default().to_owned(),
+        account: crate::stack::PIPELINE_ACCOUNT.into(),
+        statements: declared_statements(template, "JobArtifactsRole", b)?,
+    };
+    let keys = create_and_assume(&endpoint, &role, &stack.keys).await?;
+    roles.push((role, keys));
+
+    // The pipeline's role belongs to its user, as a CodePipeline service role does: what this
+    // release's actions without a roleArn need (source, artifacts, the build, the site).
+    let pipeline_role = crate::scenario::pipeline_role(stack);
+    let role = DeclaredRole {
+        holder: "PipelineRole".into(),
+        name: pipeline_role.rsplit('/').next().unwrap_or_default().to_owned(),
+        account: crate::stack::PIPELINE_ACCOUNT.into(),
+        statements: vec![serde_json::json!({"Effect": "Allow", "Resource": "*", "Action": [
+            "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
+            "s3:GetBucketVersioning", "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt",
+            "codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]})],
+    };
+    create_and_assume(&endpoint, &role, &stack.keys).await?;
+
+    // The target account's deploy role, deployed from infra/target-account.yaml with the
+    // parameters infra/README.md gives.
+    let target = Template::load(&crate::workspace().join("infra/target-account.yaml"))?;
+    let worker = roles
+        .iter()
+        .find(|(r, _)| r.holder == "ActionWorkerFunction")
+        .map(|(r, _)| r.arn())
+        .ok_or_else(|| anyhow!("no ActionWorkerFunction in template.yaml"))?;
+    let mut tb = Bindings::default();
+    let buckets: Vec<String> =
+        stack.buckets.values().map(|b| format!("arn:aws:s3:::{b}")).collect();
+    let keys: Vec<String> = stack.keys_by_region.values().cloned().collect();
+    for (k, v) in [
+        ("AWS::AccountId", crate::stack::TARGET_ACCOUNT.to_owned()),
+        ("AWS::Region", "eu-west-1".to_owned()),
+        ("AWS::Partition", "aws".to_owned()),
+        ("PipelineAccountId", crate::stack::PIPELINE_ACCOUNT.to_owned()),
+        ("PipelineWorkerRoleArn", worker),
+        ("ArtifactBucketArns", buckets.join(",")),
+        ("ArtifactKeyArns", keys.join(",")),
+    ] {
+        tb.refs.insert(k.into(), v);
+    }
+    tb.atts.insert(
+        "CloudFormationExecutionRole.Arn".into(),
+        format!("arn:aws:{}:role/{}-cloudformation", crate::stack::TARGET_ACCOUNT, stack.name),
+    );
+    target.bind_defaults(&mut tb);
+    let deploy_name = tb.refs.get("DeployRoleName").cloned().unwrap_or_default();
+    let role = DeclaredRole {
+        holder: "DeployRole".into(),
+        name: deploy_name,
+        account: crate::stack::TARGET_ACCOUNT.into(),
+        statements: declared_statements(&target, "DeployRole", &tb)?,
+    };
+    let keys = create_and_assume(&endpoint, &role, &target_admin).await?;
+    roles.push((role, keys));
+    Ok(Iam { moto, roles })
 }
 
 /// The statements of the role of `holder`: a SAM function's `Policies` and every
@@ -214,6 +334,12 @@ fn actions(statement: &Json) -> Vec<String> {
     }
 }
 
+/// A trust policy letting anyone assume the role (see the module's comment).
+fn trusting_anyone() -> Json {
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+}
+
 /// Creates `role` on moto (trusting `*`, see the module's comment) with its statements
 /// adjusted for moto, and returns credentials of it.
 pub async fn create_and_assume(
@@ -222,8 +348,7 @@ pub async fn create_and_assume(
     admin: &AccountKeys,
 ) -> Result<AccountKeys> {
     let iam = aws_sdk_iam::Client::new(&admin.sdk(endpoint, HOME).await);
-    let trust = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]});
+    let trust = trusting_anyone();
     iam.create_role()
         .role_name(&role.name)
         .assume_role_policy_document(trust.to_string())
@@ -248,8 +373,7 @@ pub async fn create_and_assume(
 /// account: the harness's own credentials.
 pub async fn make_admin(endpoint: &str, keys: &AccountKeys, role_name: &str) -> Result<()> {
     let iam = aws_sdk_iam::Client::new(&keys.sdk(endpoint, HOME).await);
-    let trust = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]});
+    let trust = trusting_anyone();
     iam.create_role()
         .role_name(role_name)
         .assume_role_policy_document(trust.to_string())
@@ -281,29 +405,8 @@ pub fn action_of(call: &Call) -> String {
     format!("{service}:{op}")
 }
 
-/// IAM's wildcard match of `value` against `pattern`.
-pub fn matches(pattern: &str, value: &str) -> bool {
-    // IAM's wildcards: `*` any run, `?` one character.
-    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
-    let (mut pi, mut vi, mut star, mut mark) = (0, 0, None, 0);
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = vi;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            vi = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
+/// IAM's wildcard match of `value` against `pattern`, as Baton matches bucket and role names.
+pub use baton::adapters::aws::s3_artifacts::wildcard_match as matches;
 
 fn any_matches(element: &Json, value: &str) -> bool {
     match element {

@@ -78,15 +78,7 @@ pub struct Harness {
     /// CodeBuild's part: builds' ends announced on the default bus.
     _builds: codebuild::BuildAnnouncer,
     /// With IAM enforced: the scenario's own moto and the declared roles.
-    pub iam: Option<Iam>,
-}
-
-/// A scenario's IAM: its moto, and every declared role with the credentials handed out for it.
-pub struct Iam {
-    #[allow(missing_docs)]
-    pub moto: iam::EnforcedMoto,
-    #[allow(missing_docs)]
-    pub roles: Vec<(iam::DeclaredRole, stack::AccountKeys)>,
+    pub iam: Option<iam::Iam>,
 }
 
 impl Harness {
@@ -124,7 +116,7 @@ impl Harness {
         let stack =
             Stack::up(&template, &endpoint).await.context("standing up template.yaml on moto")?;
         let iam = match moto {
-            Some(moto) => Some(declared_roles(&template, &functions, &stack, moto).await?),
+            Some(moto) => Some(iam::declared_roles(&template, &functions, &stack, moto).await?),
             None => None,
         };
         let keys_of = |logical_id: &str| {
@@ -302,117 +294,6 @@ fn kebab(name: &str) -> String {
         out.push(c.to_ascii_lowercase());
     }
     out
-}
-
-/// Creates, on `moto` before enforcement, the harness's administrator roles and every role the
-/// template and `infra/target-account.yaml` declare, each with its declared statements.
-async fn declared_roles(
-    template: &Template,
-    functions: &[Function],
-    stack: &Stack,
-    moto: iam::EnforcedMoto,
-) -> Result<Iam> {
-    let endpoint = moto.endpoint.clone();
-    // The harness's keys are lent for these roles; made administrators, they stay valid.
-    iam::make_admin(&endpoint, &stack.keys, "baton-functions").await?;
-    let target_admin = stack::assume(&endpoint, stack::TARGET_ADMIN, Some(&stack.keys)).await?;
-    iam::make_admin(&endpoint, &target_admin, "baton-e2e-admin").await?;
-
-    let b = &stack.bindings;
-    let region_template = Template::load(&workspace().join("infra/region.yaml"))?;
-    let mut roles = Vec::new();
-    for f in functions {
-        let name = format!("{}-{}", stack.name, f.logical_id);
-        let mut statements = iam::declared_statements(template, &f.logical_id, b)?;
-        // The extra regions' buckets (infra/region.yaml) grant the worker in their policies.
-        let arn = format!("arn:aws:iam::{}:role/{name}", stack::PIPELINE_ACCOUNT);
-        for region in stack::EXTRA_REGIONS {
-            let mut rb = template::Bindings::default();
-            let bucket = format!("arn:aws:s3:::{}", stack.buckets[region]);
-            rb.refs.insert("PipelineWorkerRoleArn".into(), arn.clone());
-            rb.refs.insert("TargetAccountIds".into(), stack::TARGET_ACCOUNT.into());
-            rb.refs.insert("AWS::Partition".into(), "aws".into());
-            rb.atts.insert("ArtifactBucket.Arn".into(), bucket);
-            rb.atts.insert("ArtifactKey.Arn".into(), stack.keys_by_region[region].clone());
-            region_template.bind_defaults(&mut rb);
-            let label = format!("region.yaml {region}");
-            let grants =
-                iam::bucket_grants(&region_template, "ArtifactBucketPolicy", &rb, &arn, &label)?;
-            if f.logical_id == "ActionWorkerFunction" {
-                statements.extend(grants);
-            }
-        }
-        let role = iam::DeclaredRole {
-            holder: f.logical_id.clone(),
-            name,
-            account: stack::PIPELINE_ACCOUNT.into(),
-            statements,
-        };
-        let keys = iam::create_and_assume(&endpoint, &role, &stack.keys).await?;
-        roles.push((role, keys));
-    }
-    let job_role = b.atts.get("JobArtifactsRole.Arn").cloned().unwrap_or_default();
-    let role = iam::DeclaredRole {
-        holder: "JobArtifactsRole".into(),
-        name: job_role.rsplit('/').next().unwrap_or_default().to_owned(),
-        account: stack::PIPELINE_ACCOUNT.into(),
-        statements: iam::declared_statements(template, "JobArtifactsRole", b)?,
-    };
-    let keys = iam::create_and_assume(&endpoint, &role, &stack.keys).await?;
-    roles.push((role, keys));
-
-    // The pipeline's role belongs to its user, as a CodePipeline service role does: what this
-    // release's actions without a roleArn need (source, artifacts, the build, the site).
-    let pipeline_role = scenario::pipeline_role(stack);
-    let role = iam::DeclaredRole {
-        holder: "PipelineRole".into(),
-        name: pipeline_role.rsplit('/').next().unwrap_or_default().to_owned(),
-        account: stack::PIPELINE_ACCOUNT.into(),
-        statements: vec![serde_json::json!({"Effect": "Allow", "Resource": "*", "Action": [
-            "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
-            "s3:GetBucketVersioning", "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt",
-            "codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]})],
-    };
-    iam::create_and_assume(&endpoint, &role, &stack.keys).await?;
-
-    // The target account's deploy role, deployed from infra/target-account.yaml with the
-    // parameters infra/README.md gives.
-    let target = Template::load(&workspace().join("infra/target-account.yaml"))?;
-    let worker = roles
-        .iter()
-        .find(|(r, _)| r.holder == "ActionWorkerFunction")
-        .map(|(r, _)| r.arn())
-        .ok_or_else(|| anyhow!("no ActionWorkerFunction in template.yaml"))?;
-    let mut tb = template::Bindings::default();
-    let buckets: Vec<String> =
-        stack.buckets.values().map(|b| format!("arn:aws:s3:::{b}")).collect();
-    let keys: Vec<String> = stack.keys_by_region.values().cloned().collect();
-    for (k, v) in [
-        ("AWS::AccountId", stack::TARGET_ACCOUNT.to_owned()),
-        ("AWS::Region", "eu-west-1".to_owned()),
-        ("AWS::Partition", "aws".to_owned()),
-        ("PipelineAccountId", stack::PIPELINE_ACCOUNT.to_owned()),
-        ("PipelineWorkerRoleArn", worker),
-        ("ArtifactBucketArns", buckets.join(",")),
-        ("ArtifactKeyArns", keys.join(",")),
-    ] {
-        tb.refs.insert(k.into(), v);
-    }
-    tb.atts.insert(
-        "CloudFormationExecutionRole.Arn".into(),
-        format!("arn:aws:iam::{}:role/{}-cloudformation", stack::TARGET_ACCOUNT, stack.name),
-    );
-    target.bind_defaults(&mut tb);
-    let deploy_name = tb.refs.get("DeployRoleName").cloned().unwrap_or_default();
-    let role = iam::DeclaredRole {
-        holder: "DeployRole".into(),
-        name: deploy_name,
-        account: stack::TARGET_ACCOUNT.into(),
-        statements: iam::declared_statements(&target, "DeployRole", &tb)?,
-    };
-    let keys = iam::create_and_assume(&endpoint, &role, &target_admin).await?;
-    roles.push((role, keys));
-    Ok(Iam { moto, roles })
 }
 
 fn function_env(

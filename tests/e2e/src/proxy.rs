@@ -411,15 +411,9 @@ fn value_size(v: &Value) -> usize {
 /// Service, operation and region of a request.
 fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) -> Call {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    // Credential=AKID/date/region/service/aws4_request
-    let scope: Vec<&str> = header("authorization")
-        .split("Credential=")
-        .nth(1)
-        .and_then(|c| c.split(',').next())
-        .map(|c| c.split('/').collect())
-        .unwrap_or_default();
-    let region = scope.get(2).copied().unwrap_or_default().to_owned();
-    let service = scope.get(3).copied().unwrap_or("unknown").to_owned();
+    let scope = credential_scope(&parts.headers);
+    let region = scope.get(2).cloned().unwrap_or_default();
+    let service = scope.get(3).cloned().unwrap_or_else(|| "unknown".into());
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("");
     let target = header("x-amz-target");
@@ -428,7 +422,9 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
     } else if service == "s3" {
         s3_operation(parts.method.as_str(), &path, query, !header("x-amz-copy-source").is_empty())
     } else {
-        form_action(body).or_else(|| form_action(query.as_bytes())).unwrap_or_else(|| "?".into())
+        form_value(body, "Action")
+            .or_else(|| form_value(query.as_bytes(), "Action"))
+            .unwrap_or_else(|| "?".into())
     };
     let entries = if operation == "PutEvents" {
         serde_json::from_slice::<Value>(body)
@@ -457,7 +453,7 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
         _ => "*".into(),
     };
     Call {
-        access_key: scope.first().copied().unwrap_or_default().to_owned(),
+        access_key: scope.first().cloned().unwrap_or_default(),
         resource,
         function: function.into(),
         service,
@@ -487,12 +483,7 @@ fn resign_form(
     if !header("content-type").starts_with("application/x-www-form-urlencoded") {
         return Ok(None);
     }
-    let scope: Vec<String> = header("authorization")
-        .split("Credential=")
-        .nth(1)
-        .and_then(|c| c.split(',').next())
-        .map(|c| c.split('/').map(str::to_owned).collect())
-        .unwrap_or_default();
+    let scope = credential_scope(&parts.headers);
     let [access_key, _, region, service, ..] = &scope[..] else {
         return Err("no credential scope".into());
     };
@@ -559,6 +550,17 @@ fn botocore_encode(s: &str) -> String {
     out
 }
 
+/// `Credential=AKID/date/region/service/aws4_request` of the `Authorization` header, split.
+fn credential_scope(headers: &hyper::HeaderMap) -> Vec<String> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split(',').next())
+        .map(|c| c.split('/').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let start = text.find(open)? + open.len();
     Some(&text[start..start + text[start..].find(close)?])
@@ -566,30 +568,7 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
 
 /// A form field's value, percent-decoded.
 fn form_value(body: &[u8], name: &str) -> Option<String> {
-    let raw = std::str::from_utf8(body)
-        .ok()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?;
-    let (mut out, mut bytes) = (Vec::new(), raw.bytes());
-    while let Some(b) = bytes.next() {
-        match b {
-            b'%' => {
-                let hex: String = bytes.by_ref().take(2).map(char::from).collect();
-                out.push(u8::from_str_radix(&hex, 16).ok()?);
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn form_action(body: &[u8]) -> Option<String> {
-    std::str::from_utf8(body)
-        .ok()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .map(str::to_owned)
+    form_urlencoded::parse(body).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 fn s3_operation(method: &str, path: &str, query: &str, copy: bool) -> String {

@@ -23,7 +23,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_norway::Value as Yaml;
 
-use crate::template::{Bindings, Rule, Template, to_json_resolved};
+use crate::template::{Bindings, Rule, Template};
 
 /// The account pipelines live in.
 pub const PIPELINE_ACCOUNT: &str = "111111111111";
@@ -486,7 +486,8 @@ async fn create_key(
         req = req.description(d);
     }
     if let Some(policy) = p.get("KeyPolicy") {
-        req = req.policy(to_json_resolved(policy, b)?.to_string());
+        let policy = template.evaluate(policy, b)?.ok_or_else(|| anyhow!("no KeyPolicy"))?;
+        req = req.policy(policy.to_string());
     }
     let meta = req.send().await?.key_metadata.ok_or_else(|| anyhow!("CreateKey gave no key"))?;
     let (id, arn) = (meta.key_id().to_owned(), meta.arn().unwrap_or_default().to_owned());

@@ -312,22 +312,6 @@ pub fn to_json(v: &Yaml) -> Result<Json> {
     })
 }
 
-/// Like [`to_json`], with tags resolved from `b` (key policies).
-pub fn to_json_resolved(v: &Yaml, b: &Bindings) -> Result<Json> {
-    Ok(match v {
-        Yaml::Tagged(_) => Json::String(resolve(v, b)?),
-        Yaml::Sequence(items) => {
-            Json::Array(items.iter().map(|i| to_json_resolved(i, b)).collect::<Result<_>>()?)
-        }
-        Yaml::Mapping(m) => Json::Object(
-            m.iter()
-                .map(|(k, v)| Ok((scalar(k).unwrap_or_default(), to_json_resolved(v, b)?)))
-                .collect::<Result<_>>()?,
-        ),
-        other => to_json(other)?,
-    })
-}
-
 impl Template {
     /// A parameter's `Type` (`String`, `CommaDelimitedList`, ...).
     fn parameter_type(&self, name: &str) -> Option<&str> {

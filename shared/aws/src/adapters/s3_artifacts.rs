@@ -639,7 +639,7 @@ pub fn same_kms_key(a: &str, b: &str) -> bool {
 
 /// Whether `name` matches `pattern`, where `*` stands for any run of characters and `?` for
 /// one, as in IAM resource names.
-pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     // Greedy with one backtrack point: the last `*` seen and where it started matching.
     let (mut i, mut j, mut star, mut from) = (0, 0, None, 0);

@@ -265,17 +265,13 @@ impl Runner {
         if SHELL_WORDS.contains(&program) {
             return None;
         }
-        let executable = |p: &std::path::Path| {
-            use std::os::unix::fs::PermissionsExt;
-            fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        };
         if program.contains('/') {
             let path = self.config.dir.join(program);
-            return executable(&path).then_some(path);
+            return is_executable(&path).then_some(path);
         }
         std::env::split_paths(&self.build_path())
             .map(|dir| dir.join(program))
-            .find(|candidate| candidate.is_absolute() && executable(candidate))
+            .find(|candidate| candidate.is_absolute() && is_executable(candidate))
     }
 
     /// Runs one simple command as its own process, logged as the script logs it.
@@ -351,11 +347,7 @@ impl Runner {
     fn bash(&self) -> PathBuf {
         std::env::split_paths(&self.build_path())
             .map(|dir| dir.join("bash"))
-            .find(|candidate| {
-                use std::os::unix::fs::PermissionsExt;
-                fs::metadata(candidate)
-                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            })
+            .find(|candidate| is_executable(candidate))
             .unwrap_or_else(|| PathBuf::from("bash"))
     }
 
@@ -437,6 +429,12 @@ impl Runner {
         // Background processes may linger after the script itself exits; the build is over.
         self.group.signal(Signal::KILL);
     }
+}
+
+/// Whether `path` is a file someone may execute.
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Whether the build goes on to the next phase after `phase` failed.

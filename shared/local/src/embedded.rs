@@ -36,7 +36,7 @@ use baton_app::service::{
     ActionWorker, AdminError, ApprovalSettings, Approvals, ErrorKind, JobDesk, Notices, Outcome,
     PipelineAdmin, ServiceError, StageAdvance, StarterSlot, Trigger,
 };
-use baton_protocol::bus_events::PipelineInput;
+use baton_protocol::bus_events::{BusEvent, PipelineInput};
 use baton_protocol::routing::Target;
 
 /// `baton serve`'s port unless told otherwise.
@@ -422,9 +422,22 @@ impl Embedded {
             .map(|queue| {
                 let this = Arc::clone(&self);
                 tokio::spawn(async move {
-                    for d in queue {
-                        let result = this.handle_stage_advance(&d).await;
-                        settle(&this.bus, &d, result);
+                    let events: Vec<&BusEvent> = queue.iter().map(|d| &d.event).collect();
+                    let results = this.stage_advance.handle_events(&events).await;
+                    let mut handled = Vec::with_capacity(queue.len());
+                    for (d, result) in queue.iter().zip(results) {
+                        match result {
+                            Ok(outcome) => {
+                                if let Outcome::Rejected(r) = outcome {
+                                    warn!(reason = %r, "input rejected");
+                                }
+                                handled.push(d.seq);
+                            }
+                            Err(e) => settle(&this.bus, d, Err(e)),
+                        }
+                    }
+                    if let Err(e) = this.bus.complete_all(&handled) {
+                        error!(error = %e, "cannot update the delivery queue");
                     }
                 })
             })
@@ -458,13 +471,6 @@ impl Embedded {
             warn!(error = %e, "cannot read the delivery queue");
             Vec::new()
         })
-    }
-
-    async fn handle_stage_advance(&self, d: &Delivery) -> Result<(), ServiceError> {
-        if let Outcome::Rejected(r) = self.stage_advance.handle_event(&d.event).await? {
-            warn!(reason = %r, "input rejected");
-        }
-        Ok(())
     }
 
     /// Starts as many action deliveries as there are free workers.

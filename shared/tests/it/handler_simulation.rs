@@ -154,6 +154,18 @@ fn attempt_of(event: &BusEvent) -> String {
     )
 }
 
+/// Whether stage-advance is the one handler `event` goes to here (approval and notice
+/// targets do nothing in this simulation).
+fn advances_only(routes: &[baton::routing::Rule], event: &BusEvent) -> bool {
+    let routed = targets(routes, event);
+    routed.contains(&Target::StageAdvance) && !routed.contains(&Target::ActionWorker)
+}
+
+fn execution_of(event: &BusEvent) -> Option<String> {
+    let input = event.pipeline_input().ok()?.input;
+    input.execution_id().map(str::to_string)
+}
+
 /// Counts its runs per attempt; makes each declared output artifact.
 struct Counting {
     runs: Mutex<BTreeMap<String, u32>>,
@@ -281,6 +293,44 @@ async fn run_schedule(seed: u64) {
             }
             continue;
         };
+        // A third of the time, the other due inputs of the same execution come with it, as the
+        // embedded dispatcher hands stage-advance what is queued at once.
+        let batch = if advances_only(&routes, &event) && rng.chance(33) {
+            let mut in_flight = bus.in_flight.lock().unwrap();
+            let mut batch = Vec::new();
+            let mut i = 0;
+            while i < in_flight.len() {
+                let f = &in_flight[i];
+                if f.due <= clock.now()
+                    && advances_only(&routes, &f.event)
+                    && execution_of(&f.event) == execution_of(&event)
+                {
+                    batch.push(in_flight.swap_remove(i).event);
+                } else {
+                    i += 1;
+                }
+            }
+            batch
+        } else {
+            Vec::new()
+        };
+        if !batch.is_empty() {
+            BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut events = vec![event];
+            events.extend(batch);
+            let refs: Vec<&BusEvent> = events.iter().collect();
+            for (event, result) in events.iter().zip(advance.handle_events(&refs).await) {
+                if let Err(e) = result {
+                    assert!(
+                        e.kind() != baton::service::ErrorKind::Permanent,
+                        "seed {seed}: a batched input failed for good: {e}"
+                    );
+                    let due = clock.now() + RETRY_AFTER;
+                    bus.in_flight.lock().unwrap().push(InFlight { event: event.clone(), due });
+                }
+            }
+            continue;
+        }
         for target in targets(&routes, &event) {
             let result = match target {
                 Target::StageAdvance => advance.handle_event(&event).await.map(|_| ()),
@@ -370,4 +420,9 @@ async fn handlers_lose_nothing_and_run_each_attempt_once_through_crashes_and_dup
     for seed in 0..seeds {
         run_schedule(seed).await;
     }
+    let batches = BATCHES.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(seeds < 10 || batches > 0, "no schedule handed stage-advance a batch");
 }
+
+/// Batches of two or more inputs handed to stage-advance, over all schedules.
+static BATCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

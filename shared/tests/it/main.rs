@@ -26,5 +26,6 @@ mod providers;
 mod routing;
 mod running_jobs;
 mod smtp_tls;
+mod stage_advance_batches;
 mod state;
 mod worker_metrics;

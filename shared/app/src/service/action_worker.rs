@@ -370,9 +370,8 @@ impl ActionWorker {
             )));
         };
         let (work_dir, log_path) = self.scratch(r, "run")?;
-        let inputs_dir = work_dir.join("inputs");
-        std::fs::create_dir_all(&inputs_dir)
-            .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+        // Input zips (`<name>.zip`) go beside the job's own folder (`run`), out of its sight.
+        let inputs_dir = work_dir.clone();
         let artifacts = self.store_for(&r.artifact_stores)?;
         let (in_place, inputs) = gather(
             &*artifacts,

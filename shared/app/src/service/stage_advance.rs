@@ -4,7 +4,7 @@
 //! (the outbox goes in the same write), then publish. A conflict means another invocation got
 //! there first: load again and re-apply; the engine makes a repeated input a no-op.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use baton_core::engine::{self, Effect, Env, Input, PipelineState, Rejection};
@@ -84,17 +84,60 @@ impl StageAdvance {
         Ok(ticked)
     }
 
+    /// Applies the events of one execution queued at once (or of none, for inputs naming
+    /// no execution) in one load and one save: fifty actions of a stage ending together are one
+    /// write of their execution, not fifty. Each event's outcome is its own, as if applied
+    /// alone in turn; the engine sees the same state either way. Events that do not decode or
+    /// name different pipelines or executions, or a batch that cannot be saved, are applied
+    /// one by one, so each gets its own error.
+    pub async fn handle_events(&self, events: &[&BusEvent]) -> Vec<Result<Outcome, ServiceError>> {
+        let decoded: Result<Vec<PipelineInput>, _> =
+            events.iter().map(|e| e.pipeline_input()).collect();
+        if let (Ok(inputs), [_, _, ..]) = (decoded, events) {
+            let pipeline = &inputs[0].pipeline;
+            let execution = inputs[0].input.execution_id();
+            let one_execution = inputs
+                .iter()
+                .all(|i| &i.pipeline == pipeline && i.input.execution_id() == execution);
+            if one_execution {
+                let batch: Vec<(&Input, Option<&str>)> =
+                    inputs.iter().zip(events).map(|(i, e)| (&i.input, e.announced_end())).collect();
+                match self.apply_all(pipeline, &batch).await {
+                    Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+                    Err(e) => debug!(pipeline, error = %e, "a batch failed; applying one by one"),
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            results.push(self.handle_event(event).await);
+        }
+        results
+    }
+
     async fn apply(
         &self,
         message: PipelineInput,
         announced: Option<&str>,
     ) -> Result<Outcome, ServiceError> {
-        let PipelineInput { pipeline, input } = message;
-        let record = self.store.get_pipeline(&pipeline).await?.ok_or_else(|| {
+        let mut outcomes =
+            self.apply_all(&message.pipeline, &[(&message.input, announced)]).await?;
+        Ok(outcomes.pop().unwrap_or(Outcome::Unchanged))
+    }
+
+    /// Applies `inputs` in order to one load of what they need and saves once. The inputs
+    /// must need the same executions (one execution's, or none named).
+    async fn apply_all(
+        &self,
+        pipeline: &str,
+        inputs: &[(&Input, Option<&str>)],
+    ) -> Result<Vec<Outcome>, ServiceError> {
+        let record = self.store.get_pipeline(pipeline).await?.ok_or_else(|| {
             ServiceError::Permanent(format!("pipeline {pipeline} does not exist"))
         })?;
         let plan = &record.plan;
-        let scope = match scope_of(&input) {
+        let Some((first, _)) = inputs.first() else { return Ok(Vec::new()) };
+        let scope = match scope_of(first) {
             // Replacing a waiting approval needs the execution holding the stage as well.
             Scope::One(_) | Scope::LanesOnly
                 if plan.mode == baton_core::plan::ExecutionMode::Superseded
@@ -105,7 +148,7 @@ impl StageAdvance {
             scope => scope,
         };
         for _ in 0..MAX_CONFLICTS {
-            let snapshot = self.store.load(&pipeline, &scope).await?;
+            let snapshot = self.store.load(pipeline, &scope).await?;
             let versions: BTreeMap<String, u64> =
                 snapshot.executions.iter().map(|e| (e.value.id.clone(), e.version)).collect();
             let mut state = PipelineState {
@@ -119,30 +162,46 @@ impl StageAdvance {
             if state.lanes.holders.is_empty() {
                 state.lanes = PipelineState::new(plan.stages.len()).lanes;
             }
-            let env = Env {
-                now: self.clock.now(),
-                entropy: entropy()
-                    .map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?,
-            };
-            let step = match engine::apply(plan, &mut state, &input, env) {
-                Ok(step) => step,
-                Err(rejection) => return Ok(Outcome::Rejected(rejection)),
-            };
-            if step.is_noop() {
-                return Ok(Outcome::Unchanged);
+            let mut outcomes = Vec::with_capacity(inputs.len());
+            let mut outbox = Vec::new();
+            let mut touched = BTreeSet::new();
+            let mut lanes_changed = false;
+            for (input, announced) in inputs {
+                let env = Env {
+                    now: self.clock.now(),
+                    entropy: entropy()
+                        .map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?,
+                };
+                let step = match engine::apply(plan, &mut state, input, env) {
+                    Ok(step) if step.is_noop() => {
+                        outcomes.push(Outcome::Unchanged);
+                        continue;
+                    }
+                    Ok(step) => step,
+                    Err(rejection) => {
+                        outcomes.push(Outcome::Rejected(rejection));
+                        continue;
+                    }
+                };
+                let mut effects = step.effects;
+                if let Some(state) = announced {
+                    effects.retain(|e| !announces(e, input, state));
+                }
+                let events = BusEvent::for_effects(plan, effects);
+                outcomes.push(Outcome::Applied { published: events.len() });
+                outbox.extend(events);
+                touched.extend(step.touched);
+                lanes_changed |= step.lanes_changed;
             }
-            let mut effects = step.effects;
-            if let Some(state) = announced {
-                effects.retain(|e| !announces(e, &input, state));
+            if touched.is_empty() && !lanes_changed && outbox.is_empty() {
+                return Ok(outcomes);
             }
-            let outbox = BusEvent::for_effects(plan, effects);
             let changes = Changes {
-                lanes: step.lanes_changed.then(|| Versioned {
+                lanes: lanes_changed.then(|| Versioned {
                     version: snapshot.lanes.version,
                     value: state.lanes.clone(),
                 }),
-                executions: step
-                    .touched
+                executions: touched
                     .iter()
                     .filter_map(|id| state.executions.get(id))
                     .map(|e| Versioned {
@@ -152,28 +211,37 @@ impl StageAdvance {
                     .collect(),
                 outbox: outbox.clone(),
             };
-            match self.store.save(&pipeline, changes).await {
-                Ok(seqs) => return self.publish(&outbox, &seqs).await,
+            match self.store.save(pipeline, changes).await {
+                Ok(seqs) => {
+                    if !self.publish(&outbox, &seqs).await? {
+                        for outcome in &mut outcomes {
+                            if let Outcome::Applied { published } = outcome {
+                                *published = 0;
+                            }
+                        }
+                    }
+                    return Ok(outcomes);
+                }
                 Err(StoreError::Conflict(_)) => debug!(pipeline, "conflict; applying again"),
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Conflict(pipeline).into())
+        Err(StoreError::Conflict(pipeline.to_string()).into())
     }
 
-    /// Publishes what was just saved and clears it from the outbox. If publishing fails the
-    /// events stay in the outbox, where the sweeper finds them.
-    async fn publish(&self, events: &[BusEvent], seqs: &[i64]) -> Result<Outcome, ServiceError> {
+    /// Publishes what was just saved and clears it from the outbox; whether they went out now.
+    /// If publishing fails the events stay in the outbox, where the sweeper finds them.
+    async fn publish(&self, events: &[BusEvent], seqs: &[i64]) -> Result<bool, ServiceError> {
         if self.store.relays_outbox() {
             // Written with the state; the store's relay publishes them.
-            return Ok(Outcome::Applied { published: events.len() });
+            return Ok(true);
         }
         if let Err(e) = self.bus.publish(events).await {
             warn!(error = %e, "publishing failed; the sweeper will send the events again");
-            return Ok(Outcome::Applied { published: 0 });
+            return Ok(false);
         }
         self.store.ack_outbox(seqs).await?;
-        Ok(Outcome::Applied { published: events.len() })
+        Ok(true)
     }
 
     /// Publishes outbox entries older than `age_millis` that their writer never acknowledged

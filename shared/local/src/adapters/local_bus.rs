@@ -154,9 +154,21 @@ impl LocalBus {
     /// # Errors
     /// When the database cannot be written.
     pub fn complete(&self, seq: i64) -> Result<(), StoreError> {
-        super::sqlite::execute(&self.conn(), "DELETE FROM deliveries WHERE seq = ?1", [seq])
-            .map_err(unavailable)?;
-        Ok(())
+        self.complete_all(&[seq])
+    }
+
+    /// These deliveries were handled: forgotten in one transaction.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn complete_all(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = super::sqlite::write(&mut conn).map_err(unavailable)?;
+        for seq in seqs {
+            super::sqlite::execute(&tx, "DELETE FROM deliveries WHERE seq = ?1", [seq])
+                .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)
     }
 
     /// The handler failed in a way worth retrying: deliver again after a back-off.

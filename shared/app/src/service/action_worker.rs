@@ -19,6 +19,7 @@ use baton_core::plan::DeclaredStore;
 use tracing::{info, warn};
 
 use super::ServiceError;
+use super::work_folders::WorkFolders;
 use crate::ports::artifacts::{ArtifactKey, ArtifactStore};
 use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, SystemClock};
@@ -48,6 +49,8 @@ pub struct ActionWorker {
     pipeline_roles: bool,
     /// Where each attempt's end is measured, on hosts that chart them.
     metrics: Option<Arc<dyn Metrics>>,
+    /// Emptied work folders of ended steps, reused by the next.
+    pub(super) folders: WorkFolders,
 }
 
 /// The default pause between two looks at running work: AWS services announce the end of a
@@ -69,13 +72,14 @@ impl ActionWorker {
             bus,
             artifacts,
             providers,
-            home,
             claims: None,
             jobs,
             check_every: DEFAULT_CHECK_EVERY_MILLIS,
             clock: Arc::new(SystemClock),
             pipeline_roles: false,
             metrics: None,
+            folders: WorkFolders::new(&home.join("work")),
+            home,
         }
     }
 
@@ -252,7 +256,7 @@ impl ActionWorker {
         };
         let result = match provider.resume(&look, &job.external_id).await {
             Ok(JobResult::Running { external_id, external_url }) => {
-                let _ = std::fs::remove_dir_all(&work_dir);
+                self.folders.give_back(&work_dir);
                 let check_at = self.clock.now() + self.check_every;
                 if external_id == job.external_id {
                     return Ok(self.jobs.put_job(&RunningJob { check_at, ..job }).await?);
@@ -276,7 +280,7 @@ impl ActionWorker {
             }
             Err(e) => Err(e.into()),
         };
-        let _ = std::fs::remove_dir_all(&work_dir);
+        self.folders.give_back(&work_dir);
         let Some(outcome) = result? else { return Ok(()) };
         self.complete(r, outcome, started).await?;
         Ok(self.jobs.remove_job(&job.key).await?)
@@ -303,7 +307,8 @@ impl ActionWorker {
             std::fs::remove_dir_all(&work_dir)
                 .map_err(|e| ServiceError::io("cannot clear the work folder", e))?;
         }
-        std::fs::create_dir_all(&work_dir)
+        self.folders
+            .make(&work_dir)
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
         let log_path = s.log_path(&self.home);
         if let Some(dir) = log_path.parent() {
@@ -405,7 +410,7 @@ impl ActionWorker {
             Err(e) => Err(e.into()),
         };
         // The attempt's folder is scratch space; logs and artifacts live elsewhere.
-        let _ = std::fs::remove_dir_all(&work_dir);
+        self.folders.give_back(&work_dir);
         outcome
     }
 

@@ -16,6 +16,7 @@ mod rule_checks;
 mod stage_advance;
 mod trigger;
 pub mod webhooks;
+mod work_folders;
 
 pub use action_worker::ActionWorker;
 pub use approval_page::{HEADERS as APPROVAL_PAGE_HEADERS, Page};

@@ -42,9 +42,8 @@ impl ActionWorker {
                     number: request.request,
                 };
                 let (dir, log_path) = self.scratch_for(&step, "rule")?;
-                let inputs_dir = dir.join("inputs");
-                std::fs::create_dir_all(&inputs_dir)
-                    .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
+                // Input zips go beside the rule's own folder (`run`), out of its sight.
+                let inputs_dir = dir.clone();
                 let artifacts = self.store_for(&request.artifact_stores)?;
                 let piece = Piece {
                     pipeline: &request.pipeline,
@@ -71,7 +70,7 @@ impl ActionWorker {
                 std::fs::create_dir_all(&check.work_dir)
                     .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
                 let answer = provider.evaluate_held(&check).await;
-                let _ = std::fs::remove_dir_all(&dir);
+                self.folders.give_back(&dir);
                 answer?
             }
         };

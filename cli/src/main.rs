@@ -276,6 +276,10 @@ enum Command {
     },
 }
 
+/// mimalloc: with glibc's, `malloc` and `free` were a fifth of a busy runtime's samples.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::choose(cli.output);

@@ -27,6 +27,10 @@ use baton_core::engine::{Execution, Trigger};
 use serde_json::json;
 use tokio::sync::watch;
 
+/// As the `baton` binary runs the runtime.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Succeeds at once; passes its first input through as its output artifacts; records when it
 /// finished, for transition latency.
 struct NoOp;

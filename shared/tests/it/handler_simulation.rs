@@ -320,14 +320,7 @@ async fn run_schedule(seed: u64) {
             events.extend(batch);
             let refs: Vec<&BusEvent> = events.iter().collect();
             for (event, result) in events.iter().zip(advance.handle_events(&refs).await) {
-                if let Err(e) = result {
-                    assert!(
-                        e.kind() != baton::service::ErrorKind::Permanent,
-                        "seed {seed}: a batched input failed for good: {e}"
-                    );
-                    let due = clock.now() + RETRY_AFTER;
-                    bus.in_flight.lock().unwrap().push(InFlight { event: event.clone(), due });
-                }
+                retry_later(seed, &bus, event, result.map(|_| ()));
             }
             continue;
         }
@@ -349,21 +342,31 @@ async fn run_schedule(seed: u64) {
                 }
                 Target::Approval | Target::Notices => Ok(()),
             };
-            if let Err(e) = result {
-                assert!(
-                    e.kind() != baton::service::ErrorKind::Permanent,
-                    "seed {seed}: a handler failed for good: {e}"
-                );
-                // Delivered again a minute later, as Lambda retries a failed invocation.
-                let due = clock.now() + RETRY_AFTER;
-                bus.in_flight.lock().unwrap().push(InFlight { event: event.clone(), due });
-            }
+            retry_later(seed, &bus, &event, result);
         }
     }
     let states: Vec<_> = statuses(store.as_ref(), &ids).await;
     panic!(
         "seed {seed}: not finished after 5,000 steps ({duplicated_requests} duplicated requests): {states:?}"
     );
+}
+
+/// A failed handler's event is delivered again a minute later, as Lambda retries a failed
+/// invocation; no failure may be for good.
+fn retry_later(
+    seed: u64,
+    bus: &SimBus,
+    event: &BusEvent,
+    result: Result<(), baton::service::ServiceError>,
+) {
+    if let Err(e) = result {
+        assert!(
+            e.kind() != baton::service::ErrorKind::Permanent,
+            "seed {seed}: a handler failed for good: {e}"
+        );
+        let due = bus.clock.now() + RETRY_AFTER;
+        bus.in_flight.lock().unwrap().push(InFlight { event: event.clone(), due });
+    }
 }
 
 async fn statuses(store: &dyn StateStore, ids: &[&str]) -> Vec<Option<ExecutionStatus>> {

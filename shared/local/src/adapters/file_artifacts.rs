@@ -49,6 +49,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use async_trait::async_trait;
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, UnboundKey};
 use baton_core::engine::ArtifactLocation;
 
 use baton_app::ports::artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
@@ -379,6 +380,7 @@ fn read_master(path: &Path) -> io::Result<[u8; KEY_LEN]> {
 // The format
 
 /// Why a stream could not be sealed or opened.
+#[derive(Debug)]
 enum Fault {
     /// Reading or writing failed: the data may be fine.
     Io(io::Error),
@@ -405,13 +407,25 @@ fn cipher(key: &[u8; KEY_LEN]) -> Aes256Gcm {
     Aes256Gcm::new(key.into())
 }
 
+/// The cipher of an artifact's chunks: the same AES-256-GCM, from aws-lc, whose GHASH is
+/// several times faster on the gigabytes an artifact may hold.
+fn data_cipher(key: &[u8; KEY_LEN]) -> Result<LessSafeKey, Fault> {
+    let key = UnboundKey::new(&AES_256_GCM, key)
+        .map_err(|_| io::Error::other("cannot use the data key"))?;
+    Ok(LessSafeKey::new(key))
+}
+
+fn chunk_nonce_of(nonce: [u8; NONCE_LEN]) -> aws_lc_rs::aead::Nonce {
+    aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce)
+}
+
 /// Writes a header with a fresh data key wrapped by `master` and returns the header and the
 /// data key's cipher.
 fn write_header(
     master: &Aes256Gcm,
     wrap_aad: &[u8],
     out: &mut File,
-) -> Result<([u8; HEADER_LEN], Aes256Gcm), Fault> {
+) -> Result<([u8; HEADER_LEN], LessSafeKey), Fault> {
     let data_key: [u8; KEY_LEN] = random()?;
     let wrap_nonce: [u8; NONCE_LEN] = random()?;
     let prefix: [u8; PREFIX_LEN] = random()?;
@@ -426,7 +440,7 @@ fn write_header(
     header[WRAP_NONCE_AT..PREFIX_AT].copy_from_slice(&wrap_nonce);
     header[PREFIX_AT..].copy_from_slice(&prefix);
     out.write_all(&header)?;
-    Ok((header, cipher(&data_key)))
+    Ok((header, data_cipher(&data_key)?))
 }
 
 /// Reads a header and unwraps its data key with `master`.
@@ -434,7 +448,7 @@ fn read_header(
     master: &Aes256Gcm,
     wrap_aad: &[u8],
     input: &mut impl Read,
-) -> Result<([u8; HEADER_LEN], Aes256Gcm), Fault> {
+) -> Result<([u8; HEADER_LEN], LessSafeKey), Fault> {
     let mut header = [0; HEADER_LEN];
     if read_full(input, &mut header)? < HEADER_LEN || &header[..WRAPPED_AT] != MAGIC {
         return Err(Fault::Tampered);
@@ -446,7 +460,7 @@ fn read_header(
     master
         .decrypt_in_place_detached(nonce, wrap_aad, &mut data_key, tag)
         .map_err(|_| Fault::Tampered)?;
-    Ok((header, cipher(&data_key)))
+    Ok((header, data_cipher(&data_key)?))
 }
 
 /// Chunk `counter`'s nonce: the header's prefix, then the counter with its top bit set on the
@@ -465,7 +479,7 @@ fn chunk_nonce(header: &[u8; HEADER_LEN], counter: u32, last: bool) -> Option<[u
 /// Encrypts chunks into a file, after its header.
 struct Sealer {
     header: [u8; HEADER_LEN],
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     counter: u32,
     out: File,
 }
@@ -482,9 +496,9 @@ impl Sealer {
         let nonce = chunk_nonce(&self.header, self.counter, last).ok_or_else(too_large)?;
         let tag = self
             .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &self.header, chunk)
+            .seal_in_place_separate_tag(chunk_nonce_of(nonce), Aad::from(&self.header), chunk)
             .map_err(|_| too_large())?;
-        chunk.extend_from_slice(&tag);
+        chunk.extend_from_slice(tag.as_ref());
         self.out.write_all(chunk)?;
         self.counter += 1;
         Ok(())
@@ -498,7 +512,7 @@ impl Sealer {
 /// Reads and verifies chunks from a file, after its header.
 struct Opener<R> {
     header: [u8; HEADER_LEN],
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     counter: u32,
     input: BufReader<R>,
 }
@@ -521,14 +535,8 @@ impl<R: Read> Opener<R> {
         }
         let last = len < SEALED_CHUNK_LEN || self.input.fill_buf()?.is_empty();
         let nonce = chunk_nonce(&self.header, self.counter, last).ok_or(Fault::Tampered)?;
-        let (data, tag) = chunk[..len].split_at_mut(len - TAG_LEN);
         self.cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                &self.header,
-                data,
-                Tag::from_slice(tag),
-            )
+            .open_in_place(chunk_nonce_of(nonce), Aad::from(&self.header), &mut chunk[..len])
             .map_err(|_| Fault::Tampered)?;
         chunk.truncate(len - TAG_LEN);
         self.counter += 1;
@@ -711,4 +719,44 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ArtifactError> + Send + 'static,
 ) -> Result<T, ArtifactError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| ArtifactError::Unavailable(Box::new(e)))?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A chunk sealed by aws-lc opens under RustCrypto's AES-256-GCM, which sealed the
+    /// artifacts stored before, and the other way round: the format did not change.
+    #[test]
+    fn a_chunk_is_the_same_aes_gcm_whichever_library_seals_it() {
+        let key = [7u8; KEY_LEN];
+        let header = [3u8; HEADER_LEN];
+        let nonce = chunk_nonce(&header, 0, true).unwrap();
+        let plain = b"artifact bytes".to_vec();
+
+        let mut sealed = plain.clone();
+        let tag = data_cipher(&key)
+            .unwrap()
+            .seal_in_place_separate_tag(chunk_nonce_of(nonce), Aad::from(&header), &mut sealed)
+            .unwrap();
+        assert_ne!(sealed, plain);
+        let tag = Tag::from_slice(tag.as_ref());
+        cipher(&key)
+            .decrypt_in_place_detached(Nonce::from_slice(&nonce), &header, &mut sealed, tag)
+            .unwrap();
+        assert_eq!(sealed, plain);
+
+        let mut sealed = plain.clone();
+        let tag = cipher(&key)
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &header, &mut sealed)
+            .unwrap();
+        sealed.extend_from_slice(&tag);
+        let opened = data_cipher(&key)
+            .unwrap()
+            .open_in_place(chunk_nonce_of(nonce), Aad::from(&header), &mut sealed)
+            .unwrap();
+        assert_eq!(opened, &plain[..]);
+    }
 }

@@ -375,15 +375,14 @@ impl ActionWorker {
             )));
         };
         let (work_dir, log_path) = self.scratch(r, "run")?;
-        // Input zips (`<name>.zip`) go beside the job's own folder (`run`), out of its sight.
-        let inputs_dir = work_dir.clone();
         let artifacts = self.store_for(&r.artifact_stores)?;
+        // Input zips (`<name>.zip`) go beside the job's own folder (`run`), out of its sight.
         let (in_place, inputs) = gather(
             &*artifacts,
             &Piece::of(r),
             (&r.input_artifacts, &r.output_artifacts),
             provider.works_in_place(),
-            &inputs_dir,
+            &work_dir,
         )
         .await?;
         let input_places = match &in_place {

@@ -42,8 +42,6 @@ impl ActionWorker {
                     number: request.request,
                 };
                 let (dir, log_path) = self.scratch_for(&step, "rule")?;
-                // Input zips go beside the rule's own folder (`run`), out of its sight.
-                let inputs_dir = dir.clone();
                 let artifacts = self.store_for(&request.artifact_stores)?;
                 let piece = Piece {
                     pipeline: &request.pipeline,
@@ -56,7 +54,8 @@ impl ActionWorker {
                     &piece,
                     (&request.input_artifacts, &[]),
                     provider.works_in_place(),
-                    &inputs_dir,
+                    // Input zips go beside the rule's own folder (`run`), out of its sight.
+                    &dir,
                 )
                 .await?;
                 let check = RuleCheck {

@@ -1,5 +1,5 @@
 # Baton: the two commands a new user needs are `make run` and `make test`.
-.PHONY: run test lint checks bench validate build deploy clean tidy
+.PHONY: run test lint checks fast-checks bench validate build deploy clean tidy
 
 CARGO ?= cargo
 # Where rustup installs Rust (scripts/rust.sh does, on a machine that has none).
@@ -20,12 +20,15 @@ run:
 
 ## test: formatting, the architecture's arrows, cfn-lint, then every test of the workspace, built
 ## with clippy's lints (warnings denied), with local AWS (moto), an SMTP server and headless
-## Chromium, all on loopback
-test: checks
-	@bash scripts/browser.sh
+## Chromium, all on loopback. The Python tools and Chromium install while cargo builds, and the
+## test binaries run side by side (scripts/run-tests.py): `cargo test` would run them one by one.
+test: fast-checks
+	@mkdir -p target && { bash scripts/browser.sh && bash $(EMULATORS) install; } >target/test-setup.log 2>&1 & setup=$$!; \
+	  $(CLIPPY_BUILD) $(CARGO) build --workspace --all-targets; built=$$?; \
+	  if ! wait $$setup; then cat target/test-setup.log >&2; exit 1; fi; exit $$built
+	$(VENV)/bin/cfn-lint template.yaml infra/*.yaml
 	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
-	  eval "$$(bash $(EMULATORS) env)" && \
-	  $(CLIPPY_BUILD) $(CARGO) build --workspace --all-targets && $(CLIPPY_BUILD) $(CARGO) test --workspace
+	  eval "$$(bash $(EMULATORS) env)" && $(CLIPPY_BUILD) python3 scripts/run-tests.py
 
 # clippy's lints run inside the test build: clippy-driver compiles the workspace's own crates
 # (as `cargo clippy` has it do), so the dependencies are compiled once, for the tests, instead of
@@ -38,12 +41,15 @@ lint: checks
 
 ## checks: rustfmt, the architecture's arrows (ARCHITECTURE.md), cfn-lint on template.yaml and
 ## infra/
-checks:
-	@bash scripts/rust.sh
+checks: fast-checks
 	@bash $(EMULATORS) install
+	$(VENV)/bin/cfn-lint template.yaml infra/*.yaml
+
+# The checks that need nothing installed but Rust and Python, so they fail in seconds.
+fast-checks:
+	@bash scripts/rust.sh
 	$(CARGO) fmt --all --check
 	python3 scripts/arrows.py
-	$(VENV)/bin/cfn-lint template.yaml infra/*.yaml
 
 ## bench: measured figures, one per line as `name: value unit`. The AWS release runs twice
 ## and the second run is reported: moto loads each service on its first request, which

@@ -25,7 +25,7 @@ install_lock() {
       ensure_venv_module
       python3 -m venv "$EMU_DIR/venv"
     fi
-    "$EMU_DIR/venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$lock"
+    "$EMU_DIR/venv/bin/pip" install -q --no-compile --disable-pip-version-check --require-hashes -r "$lock"
     cp "$lock" "$stamp"
   fi
 }

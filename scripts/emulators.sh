@@ -30,10 +30,19 @@ install_lock() {
   fi
 }
 
+# moto_server with DynamoDB's atomic requests (scripts/moto-server.py says why), as a command
+# the IAM scenarios can start too.
+MOTO=$EMU_DIR/moto-server
+write_moto() {
+  printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$EMU_DIR/venv/bin/python" "$root/scripts/moto-server.py" >"$MOTO"
+  chmod +x "$MOTO"
+}
+
 # The emulator, the linter, the mail server, the AWS CLI and Selenium
 # (scripts/python/requirements.in says why each).
 install() {
   install_lock requirements.txt
+  write_moto
 }
 
 install_lambda() {
@@ -53,7 +62,7 @@ wait_http() {
 start() {
   install
   stop
-  "$EMU_DIR/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$EMU_DIR/moto.log" 2>&1 &
+  "$MOTO" -H 127.0.0.1 -p "$MOTO_PORT" >"$EMU_DIR/moto.log" 2>&1 &
   echo $! >"$EMU_DIR/moto.pid"
   wait_http "$MOTO_PORT" moto
 }
@@ -68,7 +77,8 @@ stop() {
 env_() {
   echo "export BATON_TEST_AWS_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
   # Scenarios with IAM enforced start a moto of their own (enforcement is server-wide).
-  echo "export BATON_TEST_MOTO_SERVER=$EMU_DIR/venv/bin/moto_server"
+  write_moto
+  echo "export BATON_TEST_MOTO_SERVER=$MOTO"
 }
 
 case "${1:-}" in

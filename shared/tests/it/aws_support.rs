@@ -55,9 +55,10 @@ pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{millis}-{n}").to_lowercase()
 }
 
+/// The installed emulator: moto with DynamoDB's atomic requests (`scripts/moto-server.py`), or
+/// a `moto_server` on the PATH.
 fn moto_binary() -> Option<PathBuf> {
-    let pinned =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/emu/venv/bin/moto_server");
+    let pinned = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/emu/moto-server");
     if pinned.is_file() {
         return Some(pinned);
     }

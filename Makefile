@@ -15,7 +15,10 @@ VENV := target/emu/venv
 run:
 	@bash scripts/rust.sh
 	@echo "make run: builds baton (the first build takes about 3 minutes on 2 cores, later ones seconds), then runs examples/release-pipeline.json on a demo repository under .baton/"
-	$(CARGO) build -p baton-cli
+	@# Built as `make test` builds it (clippy-driver compiling the workspace's crates, where clippy
+	@# is installed), so that one reuses this build and this one that build.
+	@if command -v clippy-driver >/dev/null 2>&1; then export $(CLIPPY_BUILD); fi; \
+	  echo "$(CARGO) build -p baton-cli"; $(CARGO) build -p baton-cli
 	bash examples/demo/run.sh
 
 ## test: formatting, the architecture's arrows, cfn-lint, then every test of the workspace, built

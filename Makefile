@@ -10,6 +10,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_INCREMENTAL ?= 0
 EMULATORS := scripts/emulators.sh
 VENV := target/emu/venv
+CFN_LINT := $(VENV)/bin/cfn-lint template.yaml infra/*.yaml
 
 ## run: set up a demo repository and run the example release pipeline on it, for real
 run:
@@ -29,7 +30,7 @@ test: fast-checks
 	@mkdir -p target && { bash scripts/browser.sh && bash $(EMULATORS) install; } >target/test-setup.log 2>&1 & setup=$$!; \
 	  $(CLIPPY_BUILD) $(CARGO) build --workspace --all-targets; built=$$?; \
 	  if ! wait $$setup; then cat target/test-setup.log >&2; exit 1; fi; exit $$built
-	$(VENV)/bin/cfn-lint template.yaml infra/*.yaml
+	$(CFN_LINT)
 	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \
 	  eval "$$(bash $(EMULATORS) env)" && $(CLIPPY_BUILD) python3 scripts/run-tests.py
 
@@ -46,7 +47,7 @@ lint: checks
 ## infra/
 checks: fast-checks
 	@bash $(EMULATORS) install
-	$(VENV)/bin/cfn-lint template.yaml infra/*.yaml
+	$(CFN_LINT)
 
 # The checks that need nothing installed but Rust and Python, so they fail in seconds.
 fast-checks:

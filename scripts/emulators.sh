@@ -77,7 +77,6 @@ stop() {
 env_() {
   echo "export BATON_TEST_AWS_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
   # Scenarios with IAM enforced start a moto of their own (enforcement is server-wide).
-  write_moto
   echo "export BATON_TEST_MOTO_SERVER=$MOTO"
 }
 

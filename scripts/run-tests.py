@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the workspace's test binaries side by side, as `cargo test --workspace` would one after
-another: each from its package's folder, with the variables cargo sets, and the doc tests beside
-them. The binaries spend half their time waiting on the processes and servers they drive, so on
+another: each from its package's folder, with the two variables of cargo's the tests read
+(CARGO, CARGO_MANIFEST_DIR), and the doc tests beside them. The binaries spend half their time waiting on the processes and servers they drive, so on
 two cores running them together takes about half as long. Each binary's output is printed whole
 when it ends; the exit status is non-zero if any failed.
 
@@ -37,8 +37,7 @@ def test_binaries():
 def run_binary(message, args):
     package_dir = os.path.dirname(message["manifest_path"])
     source = os.path.relpath(message["target"]["src_path"], package_dir)
-    env = dict(os.environ, CARGO=CARGO, CARGO_MANIFEST_DIR=package_dir,
-               CARGO_PKG_NAME=message["package_id"].split("#")[-1].split("@")[0])
+    env = dict(os.environ, CARGO=CARGO, CARGO_MANIFEST_DIR=package_dir)
     started = time.monotonic()
     done = subprocess.run([message["executable"], *args], cwd=package_dir, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -162,6 +162,9 @@ impl LocalBus {
     /// # Errors
     /// When the database cannot be written.
     pub fn complete_all(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.conn();
         let tx = super::sqlite::write(&mut conn).map_err(unavailable)?;
         for seq in seqs {

@@ -52,6 +52,7 @@ checks: fast-checks
 # The checks that need nothing installed but Rust and Python, so they fail in seconds.
 fast-checks:
 	@bash scripts/rust.sh
+	@bash scripts/python.sh
 	$(CARGO) fmt --all --check
 	python3 scripts/arrows.py
 

@@ -9,20 +9,13 @@ MOTO_PORT=${MOTO_PORT:-5055}
 PYTHON_DIR=$root/scripts/python
 mkdir -p "$EMU_DIR"
 
-# A virtualenv needs python3's venv module, which Debian and Ubuntu ship apart (python3-venv).
-ensure_venv_module() {
-  python3 -c 'import ensurepip, venv' 2>/dev/null && return 0
-  . "$root/scripts/apt.sh"
-  apt_install "the tests' Python tools need python3's venv module" python3-venv
-}
-
 # Installs a lock of scripts/python (every package pinned with its hashes) into the virtualenv,
 # once per version of the lock.
 install_lock() {
   local lock="$PYTHON_DIR/$1" stamp="$EMU_DIR/venv/.$1"
   if [ ! -f "$stamp" ] || ! cmp -s "$lock" "$stamp"; then
     if [ ! -x "$EMU_DIR/venv/bin/pip" ]; then
-      ensure_venv_module
+      bash "$root/scripts/python.sh"
       python3 -m venv "$EMU_DIR/venv"
     fi
     "$EMU_DIR/venv/bin/pip" install -q --no-compile --disable-pip-version-check --require-hashes -r "$lock"

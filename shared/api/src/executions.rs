@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use baton_core::engine::{Execution, Input, SourceRevision, Trigger};
+use baton_core::engine::{Execution, Input, Rejection, SourceRevision, Trigger};
 use baton_core::events::format_uuid;
 use baton_core::plan::{Plan, RetryMode};
 use serde::Deserialize;
@@ -17,6 +17,9 @@ use baton_app::service::runnable;
 
 /// Executions read for a listing; CodePipeline keeps twelve months of history.
 const HISTORY: usize = 100_000;
+/// The newest executions searched for a token an approval's decision names once its execution
+/// has ended: a decision comes soon after the approval is asked for.
+const ENDED_APPROVALS: usize = 50;
 
 #[derive(Deserialize)]
 struct VariableIn {
@@ -387,17 +390,31 @@ impl Ctx<'_> {
                 ));
             }
         };
-        self.pipeline(&pipeline_name).await?;
+        let record = self.pipeline(&pipeline_name).await?;
         let input = Input::ApprovalDecided {
-            stage: stage_name,
-            action: action_name,
-            token,
+            stage: stage_name.clone(),
+            action: action_name.clone(),
+            token: token.clone(),
             approved,
             summary: result.summary,
             by: self.caller.to_string(),
         };
-        self.apply(&pipeline_name, input).await?;
-        Ok(json!({"approvedAt": secs(self.api.clock.now())}))
+        match self.apply(&pipeline_name, input).await {
+            Ok(_) => Ok(json!({"approvedAt": secs(self.api.clock.now())})),
+            // The engine sees the executions still running; a token of one that has since
+            // ended was decided already, as CodePipeline answers, however fast the rest ran.
+            Err(e) if e.code == "InvalidApprovalTokenException" => {
+                let ended = self.api.store.executions(&pipeline_name, ENDED_APPROVALS).await?;
+                let issued = |e: &Execution| {
+                    approval_token(&record.plan, e, &stage_name, &action_name) == Some(&token)
+                };
+                match ended.iter().any(issued) {
+                    true => Err(Rejection::ApprovalAlreadyCompleted.into()),
+                    false => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) async fn list_action_executions(&self, body: Value) -> Result<Value, ApiError> {
@@ -548,4 +565,16 @@ fn attempt_detail(
             "outputVariables": r.output_variables,
         },
     })))
+}
+
+/// The token the approval `stage`/`action` of `execution` was issued, if it still holds one.
+fn approval_token<'a>(
+    plan: &Plan,
+    execution: &'a Execution,
+    stage: &str,
+    action: &str,
+) -> Option<&'a String> {
+    let s = plan.stage_index(stage)?;
+    let a = plan.stages[s].action_index(action)?;
+    execution.stages.get(s)?.actions.get(a)?.token.as_ref()
 }

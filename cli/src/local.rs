@@ -417,19 +417,51 @@ pub(crate) async fn wait(home: &Path, pipeline: &str, execution: Option<&str>) -
     Ok(exit_for(status))
 }
 
-/// `baton logs PIPELINE EXECUTION [STAGE ACTION]`.
+/// Which actions' logs `baton logs` shows: every action's, one stage's, or one action's.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogScope<'a> {
+    pub(crate) stage: Option<&'a str>,
+    pub(crate) action: Option<&'a str>,
+}
+
+impl LogScope<'_> {
+    fn includes(&self, stage: &str, action: &str) -> bool {
+        self.stage.is_none_or(|s| s == stage) && self.action.is_none_or(|a| a == action)
+    }
+
+    /// One action's log, printed without its name before each line.
+    fn is_one_action(&self) -> bool {
+        self.action.is_some()
+    }
+
+    /// An error naming the nearest stages or actions when the scope names one the plan lacks.
+    fn check(&self, plan: &baton_core::plan::Plan, pipeline: &str) -> Result<()> {
+        let Some(stage) = self.stage else { return Ok(()) };
+        let Some(s) = plan.stages.iter().find(|s| s.name == stage) else {
+            let names = plan.stages.iter().map(|s| s.name.as_str());
+            bail!("pipeline \"{pipeline}\" has no stage \"{stage}\"{}", nearest(stage, names));
+        };
+        if let Some(action) = self.action
+            && !s.actions.iter().any(|a| a.name == action)
+        {
+            let names = s.actions.iter().map(|a| a.name.as_str());
+            bail!("stage \"{stage}\" has no action \"{action}\"{}", nearest(action, names));
+        }
+        Ok(())
+    }
+}
+
+/// `baton logs PIPELINE EXECUTION [STAGE [ACTION]]`.
 pub(crate) async fn logs(
     home: &Path,
     pipeline: &str,
     execution: &str,
-    action: Option<(&str, &str)>,
+    scope: LogScope<'_>,
 ) -> Result<ExitCode> {
     let home = Home::open(home, true).await?;
     let (plan, e) = crate::commands::execution_detail(&home, pipeline, Some(execution)).await?;
     let dir: PathBuf = home.rt.home.join("logs").join(pipeline).join(&e.id);
-    if let Some((st, ac)) = action {
-        known_action(&plan, pipeline, st, ac)?;
-    }
+    scope.check(&plan, pipeline)?;
     let mut shown = 0;
     if !e.runs(&plan) {
         bail!(
@@ -441,7 +473,7 @@ pub(crate) async fn logs(
     }
     for (s, stage) in plan.stages.iter().enumerate() {
         for (a, act) in stage.actions.iter().enumerate() {
-            if action.is_some_and(|(st, ac)| st != stage.name || ac != act.name) {
+            if !scope.includes(&stage.name, &act.name) {
                 continue;
             }
             let attempt = e.stages[s].actions[a].attempt;
@@ -466,7 +498,7 @@ pub(crate) async fn logs(
         }
     }
     if shown == 0 {
-        return Err(no_logs(pipeline, &e.id, action));
+        return Err(no_logs(pipeline, &e.id, scope));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -477,30 +509,16 @@ fn log_line(stage: &str, action: &str, attempt: u32, line: &str) -> Value {
     json!({"stageName": stage, "actionName": action, "attempt": attempt, "line": line})
 }
 
-fn no_logs(pipeline: &str, execution: &str, action: Option<(&str, &str)>) -> anyhow::Error {
-    let at = action.map(|(s, a)| format!(" at {s}/{a}")).unwrap_or_default();
+fn no_logs(pipeline: &str, execution: &str, scope: LogScope<'_>) -> anyhow::Error {
+    let at = match (scope.stage, scope.action) {
+        (Some(s), Some(a)) => format!(" at {s}/{a}"),
+        (Some(s), None) => format!(" in stage {s}"),
+        _ => String::new(),
+    };
     anyhow!("no logs for execution {} of \"{pipeline}\"{at}", short(execution))
 }
 
-/// An error naming the nearest stages or actions when `stage`/`action` is not in the plan.
-fn known_action(
-    plan: &baton_core::plan::Plan,
-    pipeline: &str,
-    stage: &str,
-    action: &str,
-) -> Result<()> {
-    let Some(s) = plan.stages.iter().find(|s| s.name == stage) else {
-        let names = plan.stages.iter().map(|s| s.name.as_str());
-        bail!("pipeline \"{pipeline}\" has no stage \"{stage}\"{}", nearest(stage, names));
-    };
-    if !s.actions.iter().any(|a| a.name == action) {
-        let names = s.actions.iter().map(|a| a.name.as_str());
-        bail!("stage \"{stage}\" has no action \"{action}\"{}", nearest(action, names));
-    }
-    Ok(())
-}
-
-/// `baton logs ... --follow`: what the execution's actions (or the one action) printed, then
+/// `baton logs ... --follow`: what the execution's actions (those of the scope) printed, then
 /// what they print next, each line after its action's name when several are followed, until
 /// the execution, or the one action, is no longer running. Another process runs the home
 /// (`baton serve`, `baton run --watch`); this one only reads.
@@ -508,7 +526,7 @@ pub(crate) async fn follow_logs(
     home: &Path,
     pipeline: &str,
     execution: &str,
-    action: Option<(&str, &str)>,
+    scope: LogScope<'_>,
 ) -> Result<ExitCode> {
     use std::io::{Read, Seek, SeekFrom, Write};
     let home = Home::open(home, true).await?;
@@ -519,16 +537,14 @@ pub(crate) async fn follow_logs(
         let (plan, e) = crate::commands::execution_detail(&home, pipeline, Some(execution)).await?;
         let execution_running = e.status() == ExecutionStatus::InProgress;
         let mut running = execution_running;
-        if let Some((st, ac)) = action {
-            known_action(&plan, pipeline, st, ac)?;
-        }
+        scope.check(&plan, pipeline)?;
         for (s, stage) in plan.stages.iter().enumerate().filter(|_| e.runs(&plan)) {
             for (a, act) in stage.actions.iter().enumerate() {
-                if action.is_some_and(|(st, ac)| st != stage.name || ac != act.name) {
+                if !scope.includes(&stage.name, &act.name) {
                     continue;
                 }
                 let run = &e.stages[s].actions[a];
-                if action.is_some() {
+                if scope.is_one_action() {
                     // Not started yet counts as to come, while the execution may reach it.
                     running = execution_running
                         && matches!(run.status, ActionStatus::InProgress | ActionStatus::Pending);
@@ -564,7 +580,7 @@ pub(crate) async fn follow_logs(
                     for line in whole.lines() {
                         if crate::output::json() {
                             writeln!(out, "{}", log_line(&stage.name, &act.name, attempt, line))?;
-                        } else if action.is_some() {
+                        } else if scope.is_one_action() {
                             writeln!(out, "{line}")?;
                         } else {
                             writeln!(out, "{}/{} | {line}", stage.name, act.name)?;
@@ -576,7 +592,7 @@ pub(crate) async fn follow_logs(
         out.flush()?;
         if !running {
             if read.is_empty() {
-                return Err(no_logs(pipeline, &e.id, action));
+                return Err(no_logs(pipeline, &e.id, scope));
             }
             return Ok(ExitCode::SUCCESS);
         }

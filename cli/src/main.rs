@@ -154,7 +154,7 @@ enum Command {
     Status { pipeline: String, execution: Option<String> },
     /// List a pipeline's executions, newest first.
     History { pipeline: String },
-    /// Print the logs of an execution's actions.
+    /// Print the logs of an execution's actions: all, one stage's, or one action's.
     Logs {
         pipeline: String,
         execution: String,
@@ -280,7 +280,28 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `baton history app | head` ends as other commands do when their reader goes away: quietly,
+/// with the status a shell gives a process SIGPIPE ends (141). Rust ignores SIGPIPE, so a
+/// print to a closed pipe panics instead, with a message about the panic.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        // println!'s own words, or an `expect` on a write's error (shell completions).
+        if message.contains("Broken pipe") || message.contains("BrokenPipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     output::choose(cli.output);
     let filter = std::env::var("BATON_LOG").unwrap_or_else(|_| "warn".into());
@@ -394,7 +415,7 @@ async fn local_command(home: &std::path::Path, command: Command) -> Result<ExitC
         Run { file, region, vars, watch } => local::run(home, &file, &region, &vars, watch).await,
         Wait { pipeline, execution } => local::wait(home, &pipeline, execution.as_deref()).await,
         Logs { pipeline, execution, stage, action, follow } => {
-            let which = stage.as_deref().zip(action.as_deref());
+            let which = local::LogScope { stage: stage.as_deref(), action: action.as_deref() };
             if follow {
                 local::follow_logs(home, &pipeline, &execution, which).await
             } else {

@@ -52,6 +52,14 @@ pub(crate) fn list(home: &Path) -> Result<ExitCode> {
         result(&json!({"secrets": listed}), "");
         return Ok(ExitCode::SUCCESS);
     }
+    if crate::output::chosen() == crate::output::Output::Table {
+        let rows: Vec<Vec<String>> = names
+            .iter()
+            .map(|(kind, name)| vec![kind.type_name().to_string(), name.clone()])
+            .collect();
+        println!("{}", crate::output::columns(&["TYPE", "NAME"], &rows));
+        return Ok(ExitCode::SUCCESS);
+    }
     if names.is_empty() {
         println!("No secrets in this home: add one with `baton secrets put NAME`.");
     }

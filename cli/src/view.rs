@@ -57,9 +57,23 @@ impl Live {
     }
 }
 
-/// The terminal's width, from `COLUMNS` (shells export it), else 120.
+/// The terminal's width: `COLUMNS` where set (shells keep it without exporting it, so it is
+/// a user's choice), else the terminal's own, else 120.
 fn columns() -> usize {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&c| c >= 20).unwrap_or(120)
+    let asked = || {
+        let size = if crate::output::json() {
+            rustix::termios::tcgetwinsize(std::io::stderr())
+        } else {
+            rustix::termios::tcgetwinsize(std::io::stdout())
+        };
+        size.ok().map(|w| usize::from(w.ws_col))
+    };
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or_else(asked)
+        .filter(|&c| c > 0)
+        .unwrap_or(120)
 }
 
 /// Each line cut to `width` characters, so none wraps: a wrapped line would throw off the

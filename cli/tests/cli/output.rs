@@ -133,3 +133,19 @@ fn a_server_says_where_it_listens_as_one_json_line() {
     assert!(!endpoint.ends_with(":0"), "the port it took, not the one asked: {ready}");
     assert_eq!(ready["region"], "us-east-1");
 }
+
+/// `baton ... | head`: a reader that goes away ends the command quietly, with the status a
+/// shell gives a process SIGPIPE ends, not with a panic's message.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [&["completions", "bash"][..], &["secrets", "list"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = baton(home.path()).args(args).stdout(writer).stderr(Stdio::piped()).output();
+        let o = o.unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
+    }
+}

@@ -401,6 +401,19 @@ fn logs_follow_an_execution_that_another_process_runs() {
         &json!({"pipelineName": "app", "pipelineExecutionId": id}),
     );
     assert_eq!(status["pipelineExecution"]["status"], "Succeeded", "{status}");
+    // A stage alone: every action of that stage, and only those.
+    let o = baton(server.home.path()).args(["logs", "app", &id, "Deploy"]).output().unwrap();
+    let deploy = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let headers: Vec<&str> = deploy.lines().filter(|l| l.starts_with("==> ")).collect();
+    assert!(
+        !headers.is_empty() && headers.iter().all(|h| h.starts_with("==> Deploy/")),
+        "{deploy}"
+    );
+    assert!(deploy.contains("==> Deploy/Warmup"), "{deploy}");
+    let o = baton(server.home.path()).args(["logs", "app", &id, "Deploi"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no stage \"Deploi\": the nearest are \"Deploy\""), "{err}");
     // A name that is not there is one sentence naming the nearest that are.
     for (args, said) in [
         (["Deploi", "Warmup"], "no stage \"Deploi\": the nearest are \"Deploy\""),

@@ -77,6 +77,15 @@ fn secrets_reach_the_commands_and_nothing_else() {
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
     assert!(listed.contains("/app/token") && listed.contains("prod/db"), "{listed}");
     assert!(!listed.contains("s3cret") && !listed.contains("hunter2"), "names only: {listed}");
+    let table = baton(h).args(["--output", "table", "secrets", "list"]).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("TYPE") && lines[0].contains("NAME"), "{table}");
+    assert_eq!(lines.len(), 4, "a header and a row a secret: {table}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("SECRETS_MANAGER") && l.ends_with("prod/db")),
+        "{table}"
+    );
 
     let repo = h.join("git/app");
     std::fs::create_dir_all(&repo).unwrap();

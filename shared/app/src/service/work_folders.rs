@@ -29,6 +29,19 @@ impl WorkFolders {
     /// Makes `folder` (which must not exist) an empty work folder: a free one moved there, or
     /// a new one.
     pub(crate) fn make(&self, folder: &Path) -> io::Result<()> {
+        // The execution's folder goes with its last step's (`give_back`), maybe between
+        // making it and moving a folder in: then make it again.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.make_in_place(folder) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => continue,
+                made => return made,
+            }
+        }
+    }
+
+    fn make_in_place(&self, folder: &Path) -> io::Result<()> {
         if let Some(parent) = folder.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -56,6 +69,10 @@ impl WorkFolders {
             });
         if kept.is_err() {
             let _ = std::fs::remove_dir_all(folder);
+        }
+        // The execution's folder, once its last step's is gone (an error while others remain).
+        if let Some(parent) = folder.parent() {
+            let _ = std::fs::remove_dir(parent);
         }
     }
 }
@@ -112,6 +129,7 @@ mod tests {
 
         folders.give_back(&first);
         assert!(!first.exists(), "the ended folder is moved away");
+        assert!(!work.join("e-1").exists(), "and its execution's, now empty");
         let pooled: Vec<_> = std::fs::read_dir(work.join(".free")).unwrap().flatten().collect();
         assert_eq!(pooled.len(), 1);
         assert_eq!(std::fs::read_to_string(outside.join("keep.txt")).unwrap(), "not the job's");
@@ -131,6 +149,10 @@ mod tests {
         let third = work.join("e-2").join("Test.Lint.1.run");
         folders.make(&third).unwrap();
         assert!(names(&third).is_empty(), "a new folder when none is free");
+        folders.give_back(&second);
+        assert!(third.is_dir(), "an execution's folder stays while a step works in it");
+        folders.give_back(&third);
+        assert!(!work.join("e-2").exists());
     }
 
     #[test]

@@ -22,5 +22,11 @@ curl --proto '=https' --tlsv1.2 -sSf -o "$init" \
   "https://static.rust-lang.org/rustup/dist/$(uname -m)-unknown-linux-gnu/rustup-init"
 chmod +x "$init"
 # The release the project's checks pass on: a newer clippy may deny what this one allows.
-"$init" -y -q --profile minimal --default-toolchain "$RUST_RELEASE" --component rustfmt,clippy \
-  --no-modify-path >&2
+# rustup's own closing words tell the user to change their PATH, which make does for them: its
+# output is shown only if it fails.
+if ! "$init" -y -q --profile minimal --default-toolchain "$RUST_RELEASE" --component rustfmt,clippy \
+  --no-modify-path >"$dir/rustup.log" 2>&1; then
+  cat "$dir/rustup.log" >&2
+  exit 1
+fi
+echo "Rust $RUST_RELEASE is installed in ~/.cargo; make finds it there (for your own shell: . ~/.cargo/env)" >&2

@@ -408,9 +408,10 @@ impl Ctx<'_> {
                 let issued = |e: &Execution| {
                     approval_token(&record.plan, e, &stage_name, &action_name) == Some(&token)
                 };
-                match ended.iter().any(issued) {
-                    true => Err(Rejection::ApprovalAlreadyCompleted.into()),
-                    false => Err(e),
+                if ended.iter().any(issued) {
+                    Err(Rejection::ApprovalAlreadyCompleted.into())
+                } else {
+                    Err(e)
                 }
             }
             Err(e) => Err(e),

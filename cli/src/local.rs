@@ -418,7 +418,7 @@ pub(crate) async fn wait(home: &Path, pipeline: &str, execution: Option<&str>) -
 }
 
 /// Which actions' logs `baton logs` shows: every action's, one stage's, or one action's.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct LogScope<'a> {
     pub(crate) stage: Option<&'a str>,
     pub(crate) action: Option<&'a str>,

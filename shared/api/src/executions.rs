@@ -575,7 +575,6 @@ fn approval_token<'a>(
     stage: &str,
     action: &str,
 ) -> Option<&'a String> {
-    let s = plan.stage_index(stage)?;
-    let a = plan.stages[s].action_index(action)?;
+    let (s, a) = plan.action_position(stage, action)?;
     execution.stages.get(s)?.actions.get(a)?.token.as_ref()
 }

@@ -339,6 +339,12 @@ impl Plan {
     pub fn stage_index(&self, name: &str) -> Option<usize> {
         self.stages.iter().position(|s| s.name == name)
     }
+
+    /// The indices of the stage called `stage` and of its action called `action`.
+    pub fn action_position(&self, stage: &str, action: &str) -> Option<(usize, usize)> {
+        let s = self.stage_index(stage)?;
+        Some((s, self.stages[s].action_index(action)?))
+    }
 }
 
 impl ActionPlan {

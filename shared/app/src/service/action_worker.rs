@@ -344,13 +344,7 @@ impl ActionWorker {
         let Some(e) = self.store.execution(&r.pipeline, &r.execution_id).await? else {
             return Ok(None);
         };
-        let (Some(s), Some(a)) = (
-            record.plan.stage_index(&r.stage),
-            record
-                .plan
-                .stage_index(&r.stage)
-                .and_then(|s| record.plan.stages[s].action_index(&r.action)),
-        ) else {
+        let Some((s, a)) = record.plan.action_position(&r.stage, &r.action) else {
             return Ok(None);
         };
         // An execution of an older declaration is being cancelled; nothing of it runs.

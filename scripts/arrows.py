@@ -35,8 +35,6 @@ CRATES = {
     "approval": CORE | {"baton"},
     "api": CORE | {"baton"},
     "baton-e2e": CORE | {"baton"},
-    # The functions' handler tests, one binary: dev-dependencies only.
-    "baton-function-tests": CORE | {"baton"},
 }
 
 # Folder of a crate -> the `crate::` modules its code may name.

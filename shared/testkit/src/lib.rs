@@ -656,17 +656,21 @@ impl LambdaFixture {
         }
     }
 
-    /// Everything that reaches any of `queues` while waiting as long as [`Self::received`]
-    /// would wait for a message that comes: a test that nothing was published must give it
-    /// the time to be.
+    /// Everything that reached any of `queues` by the time a marker sent after it arrives: the
+    /// marker goes the way the function's messages go (through the bus to the published queue,
+    /// straight to any other), behind anything the function sent before returning. So a test
+    /// that nothing was published waits for the marker, not [`Self::PATIENCE`] out.
     pub async fn nothing_in(&self, queues: &[&str]) -> Vec<serde_json::Value> {
-        let deadline = tokio::time::Instant::now() + Self::PATIENCE;
+        let marker = format!("barrier-{}", self.published);
         let mut waits = Vec::new();
         for queue in queues {
-            let (sqs, queue) = (self.sqs.clone(), (*queue).to_owned());
+            self.send_marker(queue, &marker).await;
+            let (sqs, queue, marker) = (self.sqs.clone(), (*queue).to_owned(), marker.clone());
             waits.push(tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + Self::PATIENCE;
                 let mut found = Vec::new();
-                while tokio::time::Instant::now() < deadline {
+                loop {
+                    assert!(tokio::time::Instant::now() < deadline, "no marker reached {queue}");
                     let out = sqs
                         .receive_message()
                         .queue_url(&queue)
@@ -675,14 +679,20 @@ impl LambdaFixture {
                         .send()
                         .await
                         .unwrap();
-                    found.extend(
-                        out.messages
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|m| serde_json::from_str(m.body().unwrap_or("null")).unwrap()),
-                    );
+                    let mut marked = false;
+                    for m in out.messages.unwrap_or_default() {
+                        let body: serde_json::Value =
+                            serde_json::from_str(m.body().unwrap_or("null")).unwrap();
+                        if body.to_string().contains(&marker) {
+                            marked = true;
+                        } else {
+                            found.push(body);
+                        }
+                    }
+                    if marked {
+                        return found;
+                    }
                 }
-                found
             }));
         }
         let mut found = Vec::new();
@@ -690,6 +700,24 @@ impl LambdaFixture {
             found.extend(wait.await.unwrap());
         }
         found
+    }
+
+    /// Sends `marker` to `queue` the way the function's messages reach it.
+    async fn send_marker(&self, queue: &str, marker: &str) {
+        if queue != self.published {
+            let body = json!({ "marker": marker }).to_string();
+            self.sqs.send_message().queue_url(queue).message_body(body).send().await.unwrap();
+            return;
+        }
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.aws.config().bus)
+            .source(baton::bus_events::SOURCE)
+            .detail_type("Baton Test Marker")
+            .detail(json!({ "marker": marker }).to_string())
+            .build();
+        let events = aws_sdk_eventbridge::Client::new(&Self::sdk().await);
+        let out = events.put_events().entries(entry).send().await.unwrap();
+        assert_eq!(out.failed_entry_count, 0, "the marker went on the bus");
     }
 
     /// How long [`Self::received`] waits, at most, for what it expects.

@@ -4,6 +4,8 @@
 // A test binary: its helpers panic on what the tests would.
 #![allow(clippy::unwrap_used)]
 
+mod functions;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 

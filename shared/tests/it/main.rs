@@ -11,6 +11,7 @@ mod aws_providers;
 mod aws_secrets;
 mod aws_state;
 mod aws_support;
+mod bench_workloads;
 mod control_api;
 mod declared_stores;
 mod embedded;

@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop loudly
 
 mod declarations;
+mod engine_bench;
 mod events;
 mod simulation;

@@ -1,13 +1,11 @@
-//! Engine figures for `make bench`, one per line as `name: value unit`.
-//!
-//! - a 40-stage pipeline of one action per stage, run end to end, repeatedly;
-//! - one stage of 50 parallel actions followed by a join stage.
+//! The engine benchmark's plans and its run of one execution: the benchmark (`main.rs`) times
+//! them, and the core's integration tests compile this file as a module and run each once, so
+//! `make test` lints and runs them without building the benchmark.
 //!
 //! Each step applies one input to the state in place, as a handler does after loading it.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use baton_core::engine::*;
 use baton_core::plan::{ActionPlan, ExecutionMode, Plan, StagePlan, groups};
@@ -49,7 +47,7 @@ fn plan(stages: Vec<Vec<ActionPlan>>) -> Plan {
 }
 
 /// Runs one execution to the end; returns the number of inputs applied.
-fn run_once(plan: &Plan, n: u64) -> u64 {
+pub(crate) fn run_once(plan: &Plan, n: u64) -> u64 {
     let mut state = PipelineState::new(plan.stages.len());
     let id = format!("exec-{n}");
     let mut now = 1_700_000_000_000;
@@ -88,23 +86,8 @@ fn run_once(plan: &Plan, n: u64) -> u64 {
     black_box(steps)
 }
 
-fn measure(name: &str, plan: &Plan) {
-    // Warm up, then run for about a second.
-    run_once(plan, 0);
-    let started = Instant::now();
-    let (mut steps, mut runs) = (0u64, 0u64);
-    while started.elapsed() < Duration::from_secs(1) {
-        runs += 1;
-        steps += run_once(plan, runs);
-    }
-    let secs = started.elapsed().as_secs_f64();
-    println!("{name}_steps_per_second: {:.0} steps/s", steps as f64 / secs);
-    println!("{name}_time_per_step: {:.2} us", secs * 1e6 / steps as f64);
-    println!("{name}_execution_time: {:.3} ms", secs * 1e3 / runs as f64);
-}
-
-fn main() {
-    let sequential = plan(
+pub(crate) fn sequential() -> Plan {
+    plan(
         (0..40)
             .map(|i| {
                 vec![action(
@@ -114,12 +97,13 @@ fn main() {
                 )]
             })
             .collect(),
-    );
-    measure("engine_sequential_40_stages", &sequential);
-    let wide = plan(vec![
+    )
+}
+
+pub(crate) fn wide() -> Plan {
+    plan(vec![
         vec![action("Src".into(), "Source", "S3")],
         (0..50).map(|i| action(format!("P{i}"), "Build", "CodeBuild")).collect(),
         vec![action("Join".into(), "Build", "CodeBuild")],
-    ]);
-    measure("engine_parallel_50_wide", &wide);
+    ])
 }

@@ -1,9 +1,7 @@
-//! Embedded-runtime figures for `make bench`, one per line as `name: value unit`.
-//!
-//! - W1: 40 sequential stages of one no-op action, end to end, durable writes (median of runs).
-//! - W3: one stage of 50 parallel no-op actions, then a join.
-//! - W4: 1,000 executions of a 5-stage no-op pipeline started at once in PARALLEL mode.
-//! - W5: a 1 GiB artifact through 3 stages (pass-through actions), throughput and peak RSS.
+//! The embedded runtime's workloads, at any size: the benchmark (`main.rs`) runs them at the
+//! figures' sizes, and the integration tests (`shared/tests/it`) compile this file as a module
+//! and run them small, so `make test` lints and runs them without building the benchmark, one
+//! more executable linking the whole workspace.
 //!
 //! The no-op providers run in process, so the figures are the runtime's own cost: the engine,
 //! SQLite, the delivery queue, the artifact store.
@@ -26,10 +24,6 @@ use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{Execution, Trigger};
 use serde_json::json;
 use tokio::sync::watch;
-
-/// As the `baton` binary runs the runtime.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Succeeds at once; passes its first input through as its output artifacts; records when it
 /// finished, for transition latency.
@@ -100,6 +94,20 @@ fn sequential(n: usize) -> PipelineDocument {
         stages.push(vec![action(&format!("A{i}"), "Build", &[], &[])]);
     }
     pipeline("w1", "SUPERSEDED", stages)
+}
+
+/// How big each workload is: the figures' sizes, or a smoke test's.
+pub(crate) struct Sizes {
+    /// W1's stages.
+    pub(crate) stages: usize,
+    /// W1's and W3's timed runs, of which the median is reported.
+    pub(crate) runs: usize,
+    /// W3's parallel actions.
+    pub(crate) wide: usize,
+    /// W4's executions.
+    pub(crate) executions: usize,
+    /// W5's artifact.
+    pub(crate) bytes: u64,
 }
 
 struct Bench {
@@ -179,12 +187,12 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn w1() {
+pub(crate) async fn w1(size: &Sizes) {
     let b = runtime().await;
-    b.rt.put_pipeline(&sequential(40), "us-east-1").await.unwrap();
+    b.rt.put_pipeline(&sequential(size.stages), "us-east-1").await.unwrap();
     run_to_end(&b.rt, "w1", 1).await;
     let mut times = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..size.runs {
         let start = Instant::now();
         run_to_end(&b.rt, "w1", 1).await;
         times.push(start.elapsed().as_secs_f64());
@@ -192,13 +200,14 @@ async fn w1() {
     let m = median(times);
     println!("w1_sequential_40_stages: {:.3} s", m);
     // Each stage is two transitions: the action requested, and its completion applied.
-    println!("w1_per_transition: {:.2} ms", m * 1000.0 / 80.0);
+    println!("w1_per_transition: {:.2} ms", m * 1000.0 / (2 * size.stages) as f64);
     let _ = b.stop.send(true);
 }
 
-async fn w3() {
+pub(crate) async fn w3(size: &Sizes) {
     let b = runtime().await;
-    let wide: Vec<_> = (0..50).map(|i| action(&format!("P{i}"), "Build", &[], &[])).collect();
+    let wide: Vec<_> =
+        (0..size.wide).map(|i| action(&format!("P{i}"), "Build", &[], &[])).collect();
     let doc = pipeline(
         "w3",
         "SUPERSEDED",
@@ -211,7 +220,7 @@ async fn w3() {
     b.rt.put_pipeline(&doc, "us-east-1").await.unwrap();
     run_to_end(&b.rt, "w3", 1).await;
     let mut times = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..size.runs {
         let start = Instant::now();
         run_to_end(&b.rt, "w3", 1).await;
         times.push(start.elapsed().as_secs_f64());
@@ -220,14 +229,14 @@ async fn w3() {
     let _ = b.stop.send(true);
 }
 
-async fn w4() {
+pub(crate) async fn w4(size: &Sizes) {
     let b = runtime().await;
     let stages = (0..5)
         .map(|i| vec![action(&format!("A{i}"), if i == 0 { "Source" } else { "Build" }, &[], &[])])
         .collect();
     b.rt.put_pipeline(&pipeline("w4", "PARALLEL", stages), "us-east-1").await.unwrap();
     let start = Instant::now();
-    let done = run_to_end(&b.rt, "w4", 1000).await;
+    let done = run_to_end(&b.rt, "w4", size.executions).await;
     let secs = start.elapsed().as_secs_f64();
     let transitions = done.len() * 5 * 2;
     let mut latencies: Vec<i64> = done.iter().flat_map(transition_latencies).collect();
@@ -263,10 +272,10 @@ fn big_zip(path: &std::path::Path, size: u64) {
     zip.finish().unwrap();
 }
 
-async fn w5() {
+pub(crate) async fn w5(size: &Sizes) {
     let scratch = tempfile::tempdir().unwrap();
     let source = scratch.path().join("source.zip");
-    big_zip(&source, 1 << 30);
+    big_zip(&source, size.bytes);
     SOURCE_ZIP.set(source).unwrap();
     let b = runtime().await;
     let doc = pipeline(
@@ -284,28 +293,7 @@ async fn w5() {
     let secs = start.elapsed().as_secs_f64();
     // Bytes moved: stored by the source, read and stored by Pass, read by Last.
     println!("w5_1gib_through_3_stages: {:.2} s", secs);
-    println!("w5_throughput: {:.0} MiB/s", 4.0 * 1024.0 / secs);
+    println!("w5_throughput: {:.0} MiB/s", 4.0 * size.bytes as f64 / f64::from(1 << 20) / secs);
     println!("w5_peak_rss: {:.1} MiB", peak_rss_mib());
     let _ = b.stop.send(true);
-}
-
-/// Each workload runs in a process of its own, so peak memory is that workload's alone.
-fn main() {
-    let workload = std::env::args().skip(1).find(|a| a.starts_with('w'));
-    let Some(workload) = workload else {
-        let me = std::env::current_exe().unwrap();
-        for w in ["w1", "w3", "w4", "w5"] {
-            let status = std::process::Command::new(&me).arg(w).status().unwrap();
-            assert!(status.success(), "{w} failed");
-        }
-        return;
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    match workload.as_str() {
-        "w1" => rt.block_on(w1()),
-        "w3" => rt.block_on(w3()),
-        "w4" => rt.block_on(w4()),
-        "w5" => rt.block_on(w5()),
-        other => panic!("unknown workload {other}"),
-    }
 }

@@ -4,7 +4,6 @@
 //! could not be read or is not JSON (the worst outcome wins).
 
 use std::fmt::Display;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -76,9 +75,10 @@ fn report_unreadable(file: &impl Display, reason: impl Display) -> (Outcome, Val
     )
 }
 
-/// Writes a line to stdout; a closed pipe (`baton validate ... | head`) is not worth a panic.
+/// Writes a line to stdout; a closed pipe (`baton validate ... | head`) ends the command as it
+/// ends the others (`quiet_on_closed_pipe` in main.rs), with 141 rather than a false 0.
 fn print_line(line: &str) {
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    println!("{line}");
 }
 
 /// `pipeline "release" (V2, SUPERSEDED), 5 stages, 9 actions, regions us-east-1, eu-west-1`.

@@ -139,7 +139,9 @@ fn a_server_says_where_it_listens_as_one_json_line() {
 #[test]
 fn a_closed_pipe_ends_the_command_quietly() {
     let home = tempfile::tempdir().unwrap();
-    for args in [&["completions", "bash"][..], &["secrets", "list"][..]] {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/release-pipeline.json");
+    for args in [&["completions", "bash"][..], &["secrets", "list"][..], &["validate", example][..]]
+    {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
         let o = baton(home.path()).args(args).stdout(writer).stderr(Stdio::piped()).output();

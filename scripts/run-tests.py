@@ -3,8 +3,8 @@
 another: each from its package's folder, with the two variables of cargo's the tests read
 (CARGO, CARGO_MANIFEST_DIR), and the doc tests beside them. The binaries spend half their time
 waiting on the processes and servers they drive, so on two cores running them together takes
-about half as long. Each binary's output is printed whole
-when it ends; the exit status is non-zero if any failed.
+about half as long. Each binary's output is printed whole when it ends; the exit status is
+non-zero if any failed.
 
     run-tests.py [ARGS...]   ARGS go to every test binary (a name filter, --nocapture, ...)
 """

@@ -89,12 +89,14 @@ struct Ctx {
 
 impl Delivery {
     /// Starts polling every rule queue of `stack`, handing matches to `pools` (by binary name).
-    /// `sns`: where rules' SNS deliveries go, when not straight to moto.
+    /// `sns`: where rules' SNS deliveries go, when not straight to moto; `streams`: how the
+    /// table's stream is read, when not as the stack's administrator.
     pub async fn start(
         stack: &Stack,
         pools: BTreeMap<String, Arc<Pool>>,
         faults: Faults,
         sns: Option<String>,
+        streams: Option<aws_config::SdkConfig>,
     ) -> Result<Self> {
         let sdk = stack.sdk(crate::stack::HOME).await;
         let sns_sdk = match sns {
@@ -116,7 +118,7 @@ impl Delivery {
         });
         let mut tasks = Vec::new();
         if let Some(arn) = &stack.stream_arn {
-            let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+            let streams = aws_sdk_dynamodbstreams::Client::new(streams.as_ref().unwrap_or(&sdk));
             for source in &stack.stream_sources {
                 let Some(pool) = ctx.pools.get(&source.function).cloned() else { continue };
                 tasks.push(tokio::spawn(crate::streams::relay(

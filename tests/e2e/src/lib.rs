@@ -196,7 +196,17 @@ impl Harness {
             }
             None => None,
         };
-        let delivery = Delivery::start(&stack, pools.clone(), faults, sns).await?;
+        // The outbox relay's event source mapping reads the table's stream as Lambda does on
+        // AWS: with the function's role. Its polls are recorded apart (`ESM_READER`) and are
+        // left out of the figures, since Lambda's polling is not billed per request.
+        let streams = match &iam {
+            Some(_) => {
+                let url = proxy.listen(ESM_READER).await?;
+                Some(keys_of("StageAdvanceFunction").sdk(&url, stack::HOME).await)
+            }
+            None => None,
+        };
+        let delivery = Delivery::start(&stack, pools.clone(), faults, sns, streams).await?;
         let builds = codebuild::BuildAnnouncer::start(&stack, proxy.clone()).await;
         Ok(Self {
             template,
@@ -281,6 +291,10 @@ impl Harness {
         lines
     }
 }
+
+/// The proxy listener the stream's event source mapping reads through, as the role of the
+/// function it invokes.
+pub const ESM_READER: &str = "event-source-mapping";
 
 /// A function's environment: the template's variables, the pipeline account's static
 /// credentials, the home region, and the AWS endpoint (the function's proxy listener).

@@ -3,8 +3,9 @@
 //! the function in order, in batches, and a record the function reports failed is sent again
 //! with those after it. The duplicate fault sends every batch twice.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::Engine as _;
@@ -22,29 +23,35 @@ pub async fn relay(
     duplicate: bool,
     errors: crate::delivery::Collected,
 ) {
-    let mut iterators = Vec::new();
-    while iterators.is_empty() {
-        if let Ok(out) = streams.describe_stream().stream_arn(&stream_arn).send().await {
-            for shard in out.stream_description().map(|d| d.shards()).unwrap_or_default() {
+    // Lambda finds the stream among its table's (ListStreams) and looks for new shards again
+    // and again (a stream's shards roll over every few hours): so these reads too are made as
+    // the role all along, not only before IAM is enforced.
+    let table = stream_arn.split('/').nth(1).unwrap_or_default().to_owned();
+    let mut iterators: BTreeMap<String, String> = BTreeMap::new();
+    let mut refreshed: Option<Instant> = None;
+    loop {
+        if refreshed.is_none_or(|at| at.elapsed() >= SHARD_REFRESH) {
+            refreshed = Some(Instant::now());
+            for shard in shards(&streams, &table, &stream_arn).await {
+                if iterators.contains_key(&shard) {
+                    continue;
+                }
                 let iterator = streams
                     .get_shard_iterator()
                     .stream_arn(&stream_arn)
-                    .shard_id(shard.shard_id().unwrap_or_default())
+                    .shard_id(&shard)
                     .shard_iterator_type(ShardIteratorType::TrimHorizon)
                     .send()
                     .await;
                 if let Ok(i) = iterator
                     && let Some(i) = i.shard_iterator
                 {
-                    iterators.push(i);
+                    iterators.insert(shard, i);
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    loop {
         let mut idle = true;
-        for iterator in &mut iterators {
+        for iterator in iterators.values_mut() {
             let Ok(out) = streams.get_records().shard_iterator(iterator.as_str()).send().await
             else {
                 continue;
@@ -72,6 +79,35 @@ pub async fn relay(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// How often the shards are listed again.
+const SHARD_REFRESH: Duration = Duration::from_secs(1);
+
+/// The shards of `stream_arn`, if `table` lists it.
+async fn shards(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    table: &str,
+    stream_arn: &str,
+) -> Vec<String> {
+    let listed = streams
+        .list_streams()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok_and(|out| out.streams().iter().any(|s| s.stream_arn() == Some(stream_arn)));
+    if !listed {
+        return Vec::new();
+    }
+    let Ok(out) = streams.describe_stream().stream_arn(stream_arn).send().await else {
+        return Vec::new();
+    };
+    out.stream_description()
+        .map(|d| d.shards())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s.shard_id().map(str::to_owned))
+        .collect()
 }
 
 /// Invokes until every record of `batch` was taken, resuming from a reported failure.

@@ -106,3 +106,49 @@ async fn handle(
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
 }
+
+/// Calls CodePipeline's `operation` on the function URL at `url` as the AWS CLI does through
+/// `baton proxy`: the JSON protocol, signed for `lambda` with `keys`. Returns the status and
+/// the answer.
+pub async fn call(
+    url: &str,
+    keys: &AccountKeys,
+    operation: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, serde_json::Value)> {
+    use baton::api::sigv4::{SigningKey, sign};
+    use http_body_util::{BodyExt, Full};
+    let host = url.trim_start_matches("http://").to_owned();
+    let body = body.to_string();
+    let mut headers = vec![
+        ("host".to_owned(), host.clone()),
+        ("content-type".to_owned(), "application/x-amz-json-1.1".to_owned()),
+        ("x-amz-target".to_owned(), format!("CodePipeline_20150709.{operation}")),
+        ("x-amz-security-token".to_owned(), keys.session_token.clone()),
+    ];
+    let signable =
+        Signable { method: "POST", path: "/", query: "", headers: &headers, body: body.as_bytes() };
+    let key = SigningKey {
+        access_key: &keys.access_key,
+        secret_key: &keys.secret_key,
+        region: HOME,
+        service: "lambda",
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let (date, authorization) = sign(&signable, &key, i64::try_from(now)?);
+    headers.push(("x-amz-date".to_owned(), date));
+    headers.push(("authorization".to_owned(), authorization));
+    let mut request = axum::http::Request::post("/");
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    let request = request.body(Full::new(Bytes::from(body)))?;
+    let stream = tokio::net::TcpStream::connect(&host).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let answer = response.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null)))
+}

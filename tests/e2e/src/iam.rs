@@ -10,6 +10,8 @@
 //! - it evaluates no condition key, so `Condition` is dropped; a statement that only grants
 //!   through another service (`kms:ViaService`) is left out, since moto's SQS and Secrets
 //!   Manager never call KMS as the caller;
+//! - it checks HeadBucket as `s3:HeadBucket`, which IAM allows by `s3:ListBucket`: a
+//!   statement granting `s3:ListBucket` is given `s3:HeadBucket` too;
 //! - trust policies compare the caller's exact ARN and fail on a `Service` principal, so every
 //!   role here trusts `*`: who may assume a role is checked by `template_trust_checks` in the
 //!   tests instead, on the template itself.
@@ -322,6 +324,13 @@ pub fn for_moto(statement: &Json) -> Option<Json> {
     });
     if widen {
         s["Resource"] = json!("*");
+    }
+    // moto checks HeadBucket as `s3:HeadBucket`, an action IAM does not have: IAM allows it
+    // by `s3:ListBucket`.
+    if actions(&s).iter().any(|a| a == "s3:ListBucket") {
+        let mut with_head = actions(&s);
+        with_head.push("s3:HeadBucket".into());
+        s["Action"] = json!(with_head);
     }
     Some(s)
 }

@@ -149,7 +149,10 @@ impl Harness {
                     &proxy.listen(&name).await?,
                     &scratch,
                     &keys_of(&f.logical_id),
-                ),
+                )
+                .into_iter()
+                .chain(template.own_environment(&f.logical_id, &stack.bindings)?)
+                .collect(),
                 log_dir: scratch.join("logs"),
                 memory_mb: f.memory_mb,
                 timeout: Duration::from_secs(f.timeout_secs.min(120)),

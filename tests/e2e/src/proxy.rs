@@ -441,6 +441,11 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
     let resource = match (service.as_str(), operation.as_str()) {
         ("s3", _) => format!("arn:aws:s3:::{}", path.trim_start_matches('/')),
         ("sts", "AssumeRole") => form_value(body, "RoleArn").unwrap_or_else(|| "*".into()),
+        // Only the pipeline account's functions call IAM (the API, on its own roles).
+        ("iam", "GetRole") => form_value(body, "RoleName").map_or_else(
+            || "*".into(),
+            |name| format!("arn:aws:iam::{}:role/{name}", crate::stack::PIPELINE_ACCOUNT),
+        ),
         ("sqs", _) => serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|b| b["QueueUrl"].as_str().map(str::to_owned))
@@ -573,7 +578,9 @@ fn form_value(body: &[u8], name: &str) -> Option<String> {
 
 fn s3_operation(method: &str, path: &str, query: &str, copy: bool) -> String {
     let has = |k: &str| query.split('&').any(|kv| kv == k || kv.starts_with(&format!("{k}=")));
-    let object = path.trim_start_matches('/').contains('/');
+    // `/bucket/` (as the SDK sends HeadBucket path-style) names the bucket, not an object.
+    let object =
+        path.trim_start_matches('/').split_once('/').is_some_and(|(_, key)| !key.is_empty());
     match (method, object) {
         ("PUT", true) if copy && has("partNumber") => "UploadPartCopy",
         ("PUT", true) if copy => "CopyObject",

@@ -335,6 +335,14 @@ impl Stack {
             b.atts.insert("ExecutionsTable.StreamArn".into(), s.clone());
         }
         b.atts.insert("EventsBus.Arn".into(), arn("events", format!("event-bus/{bus_name}")));
+        // What the functions' own environments name: their roles as the harness makes them
+        // (`iam`), and their URLs as Lambda names them (only ever shown, never fetched).
+        for f in template.functions()? {
+            let role = format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/{name}-{}", f.logical_id);
+            b.atts.insert(format!("{}Role.Arn", f.logical_id), role);
+            let url = format!("https://{}.lambda-url.{HOME}.on.aws/", f.logical_id.to_lowercase());
+            b.atts.insert(format!("{}Url.FunctionUrl", f.logical_id), url);
+        }
         b.refs.insert(
             "WebhookSecrets".into(),
             arn("secretsmanager", format!("secret:{name}-webhooks")),

@@ -143,6 +143,30 @@ impl Template {
             .collect()
     }
 
+    /// The variables function `logical_id` sets in its own `Environment`, on top of the
+    /// `Globals`' ones.
+    pub fn own_environment(
+        &self,
+        logical_id: &str,
+        bindings: &Bindings,
+    ) -> Result<BTreeMap<String, String>> {
+        let properties = self.properties(logical_id)?;
+        let Some(vars) = properties
+            .get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(Yaml::as_mapping)
+        else {
+            return Ok(BTreeMap::new());
+        };
+        vars.iter()
+            .map(|(k, v)| {
+                let k = k.as_str().unwrap_or_default().to_owned();
+                let v = resolve(v, bindings).with_context(|| format!("{logical_id}: {k}"))?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+
     /// Every EventBridge rule: the functions' `EventBridgeRule` events and the
     /// `AWS::Events::Rule` resources.
     pub fn rules(&self) -> Result<Vec<Rule>> {

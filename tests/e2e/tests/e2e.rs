@@ -386,10 +386,12 @@ fn statement_mutation_check(needed: &BTreeMap<String, Option<String>>) {
 
 /// Statements the release does not need and another scenario does, with that scenario's test,
 /// which checks with [`assert_needed_here`] that it still needs them.
-const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[(
-    "ApiFunction/ReadAndChangePipelinesAndExecutions",
-    "the_console_shows_a_deployment_through_its_api_url",
-)];
+const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
+    ("ApiFunction/ReadAndChangePipelinesAndExecutions", CONSOLE),
+    ("ApiFunction/ReadPipelineRolesTrust", CONSOLE),
+    ("ApiFunction/FindDeclaredArtifactStores", CONSOLE),
+];
+const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
 
 /// That the statements [`EXERCISED_ELSEWHERE`] names `test` for were needed by a call of its
 /// scenario: removing one fails `test`.
@@ -449,8 +451,6 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("TriggerFunction/AnnounceJobReports", JOBS),
     ("ApiFunction/TellTheWorkerOfJobReports", JOBS),
     ("ActionWorkerFunction/StartInvokedPipelines", JOBS),
-    ("ApiFunction/FindDeclaredArtifactStores", API),
-    ("ApiFunction/ReadPipelineRolesTrust", API),
     ("TriggerFunction/PollAsPipelineRoles", SOURCES),
     ("TriggerFunction/ReadWebhookSecrets", SOURCES),
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
@@ -464,7 +464,6 @@ const AS_PIPELINE_ROLE: &str = "the release runs it as the pipeline's role (acti
 const DECLARED_STORES: &str =
     "the release's pipeline declares no artifact store of its own (DeclaredArtifactBuckets)";
 const JOBS: &str = "job workers, job reports and invoked pipelines are not part of the release";
-const API: &str = "no scenario creates a pipeline through the API function (the console's drives it, and the pipelines are written to the table)";
 const SOURCES: &str = "the release has no polled or webhook source";
 const DEPLOY_UNUSED: &str = "the worker reads the template and artifacts with its own role and hands them over; neither deploy of the release calls these";
 
@@ -889,10 +888,39 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     let h = Harness::start(1, FaultPlan::default()).await.unwrap();
     let release = Release::new(&h.stack, "console");
     release.prepare(&h.stack, &release.project).await.unwrap();
+    // A bucket of the console's kind, which a pipeline may declare (DeclaredArtifactBuckets).
+    let declared_store = format!("codepipeline-us-east-1-{}", h.stack.name);
+    let home_s3 = baton_e2e::scenario::s3_client(&h.stack.sdk(HOME).await);
+    home_s3.create_bucket().bucket(&declared_store).send().await.unwrap();
     h.enforce().await.unwrap();
     let caller = "arn:aws:sts::111111111111:assumed-role/release-engineer/console-e2e";
     let url =
         FunctionUrl::start(h.pool("api").unwrap(), h.stack.keys.clone(), caller).await.unwrap();
+
+    // A pipeline created through the API function as the AWS CLI sends it (through `baton
+    // proxy`): the function, as its role, reads the pipeline role's trust and finds the
+    // declared artifact store.
+    let declaration = serde_json::json!({"pipeline": {
+    "name": format!("{}-created", release.pipeline),
+    "roleArn": baton_e2e::scenario::pipeline_role(&h.stack),
+    "artifactStore": {"type": "S3", "location": declared_store},
+    "stages": [
+        {"name": "Source", "actions": [{"name": "Upload",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": "source.zip",
+                "PollForSourceChanges": "false"},
+            "outputArtifacts": [{"name": "SourceOutput"}]}]},
+        {"name": "Approve", "actions": [{"name": "Release",
+            "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}
+    ]}});
+    let create = baton_e2e::function_url::call;
+    let (status, answer) =
+        create(&url.url, &h.stack.keys, "CreatePipeline", &declaration).await.unwrap();
+    assert_eq!(status, 200, "{answer}\nrefused: {:?}", h.denied_calls());
+    assert_eq!(answer["pipeline"]["version"], 1, "{answer}");
+    let name = serde_json::json!({"name": declaration["pipeline"]["name"]});
+    let (status, answer) = create(&url.url, &h.stack.keys, "DeletePipeline", &name).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
     let root = baton_e2e::workspace();
     let home = root.join("target/e2e").join(&h.stack.name).join("console-home");
     let baton = baton_e2e::runtime::binary(&root, "baton");
@@ -1008,7 +1036,7 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     assert_eq!(operations, ["DisableStageTransition", "EnableStageTransition"], "{audit}");
     assert!(lines.iter().all(|l| l["who"] == h.stack.keys.access_key.as_str()), "{audit}");
     assert_no_call_refused(&h);
-    assert_needed_here(&h, "the_console_shows_a_deployment_through_its_api_url");
+    assert_needed_here(&h, CONSOLE);
 }
 
 /// Waits for the next server-sent event whose data has `named` in it.

@@ -33,6 +33,8 @@ pub const TARGET_ACCOUNT: &str = "222222222222";
 pub const HOME: &str = "us-east-1";
 /// The harness's own role in the target account, for reading what was deployed there.
 pub const TARGET_ADMIN: &str = "arn:aws:iam::222222222222:role/baton-e2e-admin";
+/// The GitHub webhook secret in the stack's `WebhookSecrets`.
+pub const GITHUB_WEBHOOK_SECRET: &str = "e2e-github-webhook-secret";
 /// The extra regions (`infra/region.yaml`'s buckets and keys).
 pub const EXTRA_REGIONS: [&str; 2] = ["eu-west-1", "us-west-2"];
 
@@ -343,10 +345,15 @@ impl Stack {
             let url = format!("https://{}.lambda-url.{HOME}.on.aws/", f.logical_id.to_lowercase());
             b.atts.insert(format!("{}Url.FunctionUrl", f.logical_id), url);
         }
-        b.refs.insert(
-            "WebhookSecrets".into(),
-            arn("secretsmanager", format!("secret:{name}-webhooks")),
-        );
+        // The repository hosts' webhook secrets the trigger reads (WebhookSecrets).
+        let secret = aws_sdk_secretsmanager::Client::new(&home)
+            .create_secret()
+            .name(format!("{name}-webhooks"))
+            .secret_string(serde_json::json!({"github_secret": GITHUB_WEBHOOK_SECRET}).to_string())
+            .send()
+            .await?;
+        let secret = secret.arn().ok_or_else(|| anyhow!("the webhook secret has no ARN"))?;
+        b.refs.insert("WebhookSecrets".into(), secret.to_owned());
         template.bind_defaults(&mut b);
 
         Ok(Self {

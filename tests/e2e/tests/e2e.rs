@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use baton_core::engine::{ActionStatus, Execution, ExecutionStatus};
 use baton_e2e::delivery::snapshot;
 use baton_e2e::scenario::{RELEASE_IMAGE, Release, describe, ended, stack_placements};
-use baton_e2e::stack::{HOME, TARGET_ACCOUNT};
+use baton_e2e::stack::{GITHUB_WEBHOOK_SECRET, HOME, TARGET_ACCOUNT};
 use baton_e2e::{FaultPlan, Harness, approval, figures};
 use serde_json::Value;
 
@@ -390,6 +390,8 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("ApiFunction/ReadAndChangePipelinesAndExecutions", CONSOLE),
     ("ApiFunction/ReadPipelineRolesTrust", CONSOLE),
     ("ApiFunction/FindDeclaredArtifactStores", CONSOLE),
+    ("TriggerFunction/PollAsPipelineRoles", CONSOLE),
+    ("TriggerFunction/ReadWebhookSecrets", CONSOLE),
 ];
 const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
 
@@ -451,8 +453,6 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("TriggerFunction/AnnounceJobReports", JOBS),
     ("ApiFunction/TellTheWorkerOfJobReports", JOBS),
     ("ActionWorkerFunction/StartInvokedPipelines", JOBS),
-    ("TriggerFunction/PollAsPipelineRoles", SOURCES),
-    ("TriggerFunction/ReadWebhookSecrets", SOURCES),
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
     ("DeployRole/ValidateTemplates", DEPLOY_UNUSED),
 ];
@@ -464,7 +464,6 @@ const AS_PIPELINE_ROLE: &str = "the release runs it as the pipeline's role (acti
 const DECLARED_STORES: &str =
     "the release's pipeline declares no artifact store of its own (DeclaredArtifactBuckets)";
 const JOBS: &str = "job workers, job reports and invoked pipelines are not part of the release";
-const SOURCES: &str = "the release has no polled or webhook source";
 const DEPLOY_UNUSED: &str = "the worker reads the template and artifacts with its own role and hands them over; neither deploy of the release calls these";
 
 fn write_figures(h: &Harness, actions: usize) {
@@ -908,7 +907,7 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
         {"name": "Source", "actions": [{"name": "Upload",
             "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
             "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": "source.zip",
-                "PollForSourceChanges": "false"},
+                "PollForSourceChanges": "true"},
             "outputArtifacts": [{"name": "SourceOutput"}]}]},
         {"name": "Approve", "actions": [{"name": "Release",
             "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}
@@ -918,6 +917,24 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
         create(&url.url, &h.stack.keys, "CreatePipeline", &declaration).await.unwrap();
     assert_eq!(status, 200, "{answer}\nrefused: {:?}", h.denied_calls());
     assert_eq!(answer["pipeline"]["version"], 1, "{answer}");
+    // Its source is polled as its role: the trigger's minute schedule assumes it and looks.
+    let trigger = h.pool("trigger").unwrap();
+    let polled = trigger.invoke(serde_json::json!({"schedule": "PollSources"})).await.unwrap();
+    assert!(polled.is_ok(), "{polled:?}");
+    let role = baton_e2e::scenario::pipeline_role(&h.stack);
+    let assumed = h.proxy.calls().into_iter().any(|c| {
+        c.function == "trigger"
+            && c.operation == "AssumeRole"
+            && c.resource == role
+            && c.status == 200
+    });
+    assert!(assumed, "the trigger did not poll as the pipeline's role");
+    // A GitHub push delivered to the trigger's URL is checked against the stack's webhook
+    // secret, read as the trigger's role; no pipeline watches that repository.
+    let delivered = trigger.invoke(github_push(GITHUB_WEBHOOK_SECRET)).await.unwrap().unwrap();
+    assert_eq!(delivered["statusCode"], 202, "{delivered}");
+    let forged = trigger.invoke(github_push("a guess")).await.unwrap().unwrap();
+    assert_eq!(forged["statusCode"], 401, "{forged}");
     let name = serde_json::json!({"name": declaration["pipeline"]["name"]});
     let (status, answer) = create(&url.url, &h.stack.keys, "DeletePipeline", &name).await.unwrap();
     assert_eq!(status, 200, "{answer}");
@@ -1037,6 +1054,26 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     assert!(lines.iter().all(|l| l["who"] == h.stack.keys.access_key.as_str()), "{audit}");
     assert_no_call_refused(&h);
     assert_needed_here(&h, CONSOLE);
+}
+
+/// A GitHub push of `octo/app`'s main, signed with `secret`, as the trigger's URL hands it over.
+fn github_push(secret: &str) -> Value {
+    use hmac::{Hmac, Mac};
+    let body = serde_json::json!({"ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef01234567",
+        "repository": {"full_name": "octo/app"}, "commits": []})
+    .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    serde_json::json!({"version": "2.0", "rawPath": "/webhooks/github", "rawQueryString": "",
+        "headers": {"content-type": "application/json", "x-github-event": "push",
+            "x-github-delivery": "e2e-1", "x-hub-signature-256": signature},
+        "requestContext": {"accountId": "anonymous", "requestId": "e2e",
+            "domainName": "trigger.lambda-url.us-east-1.on.aws", "domainPrefix": "trigger",
+            "http": {"method": "POST", "path": "/webhooks/github", "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1", "userAgent": "GitHub-Hookshot/e2e"},
+            "time": "07/Dec/2026:04:00:00 +0000", "timeEpoch": 0},
+        "body": body, "isBase64Encoded": false})
 }
 
 /// Waits for the next server-sent event whose data has `named` in it.

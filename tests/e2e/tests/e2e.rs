@@ -392,6 +392,7 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("ApiFunction/FindDeclaredArtifactStores", CONSOLE),
     ("TriggerFunction/PollAsPipelineRoles", CONSOLE),
     ("TriggerFunction/ReadWebhookSecrets", CONSOLE),
+    ("ActionWorkerFunction/ReadAndWriteDeclaredArtifacts", CONSOLE),
 ];
 const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
 
@@ -446,7 +447,6 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("ActionWorkerFunction/DeployEcsServices", AS_PIPELINE_ROLE),
     ("ActionWorkerFunction/RegisterTaskDefinitions", AS_PIPELINE_ROLE),
     ("DeployRole/WriteSiteBuckets", AS_PIPELINE_ROLE),
-    ("ActionWorkerFunction/ReadAndWriteDeclaredArtifacts", DECLARED_STORES),
     ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", DECLARED_STORES),
     ("ActionWorkerFunction/LendJobArtifacts", JOBS),
     ("JobArtifactsRole/ReadAndWriteArtifacts", JOBS),
@@ -906,15 +906,15 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     "stages": [
         {"name": "Source", "actions": [{"name": "Upload",
             "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-            "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": "source.zip",
+            "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": release.source_key,
                 "PollForSourceChanges": "true"},
             "outputArtifacts": [{"name": "SourceOutput"}]}]},
         {"name": "Approve", "actions": [{"name": "Release",
             "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}
     ]}});
-    let create = baton_e2e::function_url::call;
-    let (status, answer) =
-        create(&url.url, &h.stack.keys, "CreatePipeline", &declaration).await.unwrap();
+    let api =
+        |operation, body| baton_e2e::function_url::call(&url.url, &h.stack.keys, operation, body);
+    let (status, answer) = api("CreatePipeline", &declaration).await.unwrap();
     assert_eq!(status, 200, "{answer}\nrefused: {:?}", h.denied_calls());
     assert_eq!(answer["pipeline"]["version"], 1, "{answer}");
     // Its source is polled as its role: the trigger's minute schedule assumes it and looks.
@@ -935,9 +935,6 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     assert_eq!(delivered["statusCode"], 202, "{delivered}");
     let forged = trigger.invoke(github_push("a guess")).await.unwrap().unwrap();
     assert_eq!(forged["statusCode"], 401, "{forged}");
-    let name = serde_json::json!({"name": declaration["pipeline"]["name"]});
-    let (status, answer) = create(&url.url, &h.stack.keys, "DeletePipeline", &name).await.unwrap();
-    assert_eq!(status, 200, "{answer}");
     let root = baton_e2e::workspace();
     let home = root.join("target/e2e").join(&h.stack.name).join("console-home");
     let baton = baton_e2e::runtime::binary(&root, "baton");
@@ -1000,6 +997,29 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     assert!(opened.location.contains("EnableStageTransition"), "{}", opened.location);
     let done = finish_release(&h, &release).await;
     assert_eq!(done.status(), ExecutionStatus::Succeeded, "{}", describe(Some(&done)));
+
+    // The created pipeline's source, started through the API, goes to its declared artifact
+    // store: the worker writes it there as its role.
+    let name = serde_json::json!({"name": declaration["pipeline"]["name"]});
+    let (status, answer) = api("StartPipelineExecution", &name).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let into_store = format!("/{declared_store}/");
+    let mut stored = false;
+    for _ in 0..300 {
+        stored = h.proxy.calls().iter().any(|c| {
+            c.function == "action-worker"
+                && c.operation == "PutObject"
+                && c.status == 200
+                && c.path.starts_with(&into_store)
+        });
+        if stored {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stored, "the source's artifact never reached {declared_store}");
+    let (status, answer) = api("DeletePipeline", &name).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
 
     // A build's log is read from CloudWatch Logs, where CodeBuild writes it, as the user: its
     // colours drawn, its markup only text; the page links to CodeBuild's, as CodePipeline's

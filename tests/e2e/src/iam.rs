@@ -69,18 +69,25 @@ impl EnforcedMoto {
 
     /// From now on every request is authenticated and checked against its caller's policies.
     pub async fn enforce(&self) -> Result<()> {
+        self.moto_api("reset-auth", "0").await
+    }
+
+    /// Sets moto's configuration (`/moto-api/config`), such as running state machines.
+    pub async fn configure(&self, config: &Json) -> Result<()> {
+        self.moto_api("config", &config.to_string()).await
+    }
+
+    async fn moto_api(&self, path: &str, body: &str) -> Result<()> {
         let host = self.endpoint.trim_start_matches("http://");
         let mut s = TcpStream::connect(host).await?;
         let request = format!(
-            "POST /moto-api/reset-auth HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1\r\nConnection: close\r\n\r\n0"
+            "POST /moto-api/{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         );
         s.write_all(request.as_bytes()).await?;
         let mut answer = String::new();
         s.read_to_string(&mut answer).await?;
-        ensure!(
-            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
-            "{answer}"
-        );
+        ensure!(answer.starts_with("HTTP/1.1 2") || answer.starts_with("HTTP/1.0 2"), "{answer}");
         Ok(())
     }
 }

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod functions;
+mod jobs;
+mod providers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -393,8 +395,17 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("TriggerFunction/PollAsPipelineRoles", CONSOLE),
     ("TriggerFunction/ReadWebhookSecrets", CONSOLE),
     ("ActionWorkerFunction/ReadAndWriteDeclaredArtifacts", CONSOLE),
+    ("ActionWorkerFunction/LendJobArtifacts", JOBS),
+    ("JobArtifactsRole/ReadAndWriteArtifacts", JOBS),
+    ("ApiFunction/TellTheWorkerOfJobReports", JOBS),
+    ("ActionWorkerFunction/StartInvokedPipelinesAndHandOverJobs", JOBS),
+    ("DeployRole/RunStateMachines", PROVIDERS),
+    ("DeployRole/FollowStateMachineExecutions", PROVIDERS),
+    ("DeployRole/ManageStackSets", PROVIDERS),
 ];
 const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
+const JOBS: &str = jobs::JOBS;
+const PROVIDERS: &str = providers::PROVIDERS;
 
 /// That the statements [`EXERCISED_ELSEWHERE`] names `test` for were needed by a call of its
 /// scenario: removing one fails `test`.
@@ -432,27 +443,20 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("DeployRole/DeployConfigurations", OTHER_PROVIDERS),
     ("DeployRole/DeployFunctions", OTHER_PROVIDERS),
     ("DeployRole/DeployWithCodeDeploy", OTHER_PROVIDERS),
-    ("DeployRole/FollowStateMachineExecutions", OTHER_PROVIDERS),
-    ("DeployRole/ManageStackSets", OTHER_PROVIDERS),
     ("DeployRole/ReadRuleAlarms", OTHER_PROVIDERS),
-    ("DeployRole/RunStateMachines", OTHER_PROVIDERS),
     ("DeployRole/WatchAlarms", OTHER_PROVIDERS),
-    ("DeployRole/PassTheStackSetAdministrationRole", OTHER_PROVIDERS),
     ("ActionWorkerFunction/PassConnectionsToBuilds", PASS_ROLE),
     ("ActionWorkerFunction/PassOlderConnectionsToBuilds", PASS_ROLE),
     ("ActionWorkerFunction/PassTaskRoles", PASS_ROLE),
     ("DeployRole/PassTaskRoles", PASS_ROLE),
     ("DeployRole/PassTheExecutionRole", PASS_ROLE),
+    ("DeployRole/PassTheStackSetAdministrationRole", PASS_ROLE),
     ("ActionWorkerFunction/RunBuilds", AS_PIPELINE_ROLE),
     ("ActionWorkerFunction/DeployEcsServices", AS_PIPELINE_ROLE),
     ("ActionWorkerFunction/RegisterTaskDefinitions", AS_PIPELINE_ROLE),
     ("DeployRole/WriteSiteBuckets", AS_PIPELINE_ROLE),
     ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", DECLARED_STORES),
-    ("ActionWorkerFunction/LendJobArtifacts", JOBS),
-    ("JobArtifactsRole/ReadAndWriteArtifacts", JOBS),
-    ("TriggerFunction/AnnounceJobReports", JOBS),
-    ("ApiFunction/TellTheWorkerOfJobReports", JOBS),
-    ("ActionWorkerFunction/StartInvokedPipelines", JOBS),
+    ("TriggerFunction/AnnounceJobReports", LAMBDA_JOB_REPORTS),
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
     ("DeployRole/ValidateTemplates", DEPLOY_UNUSED),
 ];
@@ -463,7 +467,7 @@ const PASS_ROLE: &str = "iam:PassRole and PassConnection are checked by the serv
 const AS_PIPELINE_ROLE: &str = "the release runs it as the pipeline's role (actions without a roleArn, AssumePipelineRoles true) or as the deploy role (actions with one)";
 const DECLARED_STORES: &str =
     "the release's pipeline declares no artifact store of its own (DeclaredArtifactBuckets)";
-const JOBS: &str = "job workers, job reports and invoked pipelines are not part of the release";
+const LAMBDA_JOB_REPORTS: &str = "only a Lambda function's job (AWS/Invoke/Lambda) reports through the trigger's URL; no scenario invokes one";
 const DEPLOY_UNUSED: &str = "the worker reads the template and artifacts with its own role and hands them over; neither deploy of the release calls these";
 
 fn write_figures(h: &Harness, actions: usize) {

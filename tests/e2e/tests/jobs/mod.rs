@@ -1,0 +1,156 @@
+//! A custom action's job, taken by a job worker through the API function, and a pipeline that
+//! invokes another: with IAM enforced, as the roles `template.yaml` declares.
+
+use std::time::{Duration, Instant};
+
+use baton_e2e::function_url::{FunctionUrl, call};
+use baton_e2e::scenario::{Release, pipeline_role, s3_client};
+use baton_e2e::stack::{AccountKeys, HOME};
+use baton_e2e::{FaultPlan, Harness};
+use serde_json::{Value, json};
+
+use crate::{assert_needed_here, assert_no_call_refused};
+
+/// This scenario's test, for [`crate::EXERCISED_ELSEWHERE`].
+pub(crate) const JOBS: &str = "jobs::a_job_worker_and_an_invoked_pipeline_work_as_their_roles";
+
+const WORKER_TYPE: &str = "E2EWorker";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_worker_and_an_invoked_pipeline_work_as_their_roles() {
+    let h = Harness::start(1, FaultPlan::default()).await.unwrap();
+    let release = Release::new(&h.stack, "jobs");
+    release.prepare(&h.stack, &release.project).await.unwrap();
+    let key = "jobs/source.zip";
+    let s3 = s3_client(&h.stack.sdk(HOME).await);
+    let put = s3.put_object().bucket(&release.source_bucket).key(key).body(zipped().into());
+    put.send().await.unwrap();
+    h.enforce().await.unwrap();
+    let caller = "arn:aws:sts::111111111111:assumed-role/release-engineer/jobs-e2e";
+    let url =
+        FunctionUrl::start(h.pool("api").unwrap(), h.stack.keys.clone(), caller).await.unwrap();
+    let api = async |operation: &str, body: Value| {
+        let (status, answer) = call(&url.url, &h.stack.keys, operation, &body).await.unwrap();
+        assert_eq!(status, 200, "{operation}: {answer}\nrefused: {:?}", h.denied_calls());
+        answer
+    };
+
+    // The job worker's action type, and a pipeline B that has run once (its lanes exist).
+    api(
+        "CreateCustomActionType",
+        json!({"category": "Build", "provider": WORKER_TYPE, "version": "1",
+            "inputArtifactDetails": {"minimumCount": 1, "maximumCount": 1},
+            "outputArtifactDetails": {"minimumCount": 1, "maximumCount": 1}}),
+    )
+    .await;
+    let source = json!({"name": "Source", "actions": [{"name": "Upload",
+        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+        "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": key,
+            "PollForSourceChanges": "false"},
+        "outputArtifacts": [{"name": "SourceOutput"}]}]});
+    let invoked = format!("{}-invoked", release.pipeline);
+    let invoking = format!("{}-invoking", release.pipeline);
+    let store = json!({"type": "S3", "location": h.stack.buckets[HOME]});
+    api(
+        "CreatePipeline",
+        json!({"pipeline": {"name": invoked, "roleArn": pipeline_role(&h.stack),
+            "artifactStore": store, "stages": [source, {"name": "Approve", "actions": [{"name": "Release",
+                "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}]}}),
+    )
+    .await;
+    api("StartPipelineExecution", json!({"name": invoked})).await;
+
+    // Pipeline A: the source, the job worker's build, then B invoked.
+    let built = json!({"name": "Build", "actions": [{"name": "Work",
+        "actionTypeId": {"category": "Build", "owner": "Custom", "provider": WORKER_TYPE, "version": "1"},
+        "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": [{"name": "Built"}]}]});
+    let invoke = json!({"name": "Invoke", "actions": [{"name": "Next",
+        "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "CodePipeline", "version": "1"},
+        "configuration": {"PipelineName": invoked}}]});
+    api(
+        "CreatePipeline",
+        json!({"pipeline": {"name": invoking, "roleArn": pipeline_role(&h.stack),
+            "artifactStore": store, "stages": [source, built, invoke]}}),
+    )
+    .await;
+    let started = api("StartPipelineExecution", json!({"name": invoking})).await;
+    let execution = started["pipelineExecutionId"].as_str().unwrap().to_owned();
+
+    // The job worker: polls, acknowledges, reads its input and writes its output with the
+    // credentials the job lends, reports success.
+    let type_id =
+        json!({"category": "Build", "owner": "Custom", "provider": WORKER_TYPE, "version": "1"});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let job = loop {
+        let polled = api("PollForJobs", json!({"actionTypeId": type_id, "maxBatchSize": 1})).await;
+        if let Some(job) = polled["jobs"].as_array().and_then(|j| j.first()) {
+            break job.clone();
+        }
+        if Instant::now() > deadline {
+            let state = api("GetPipelineState", json!({"name": invoking})).await;
+            panic!(
+                "no job for {WORKER_TYPE} within 20 s: {state}\nrefused: {:?}\n{}",
+                h.denied_calls(),
+                crate::diagnostics(&h).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    api("AcknowledgeJob", json!({"jobId": job["id"], "nonce": job["nonce"]})).await;
+    let lent = &job["data"]["artifactCredentials"];
+    let keys = AccountKeys {
+        access_key: lent["accessKeyId"].as_str().unwrap().to_owned(),
+        secret_key: lent["secretAccessKey"].as_str().unwrap().to_owned(),
+        session_token: lent["sessionToken"].as_str().unwrap().to_owned(),
+    };
+    let through = h.proxy.listen("job-worker").await.unwrap();
+    let as_job = s3_client(&keys.sdk(&through, HOME).await);
+    let at = |artifact: &Value| {
+        let l = &artifact["location"]["s3Location"];
+        (l["bucketName"].as_str().unwrap().to_owned(), l["objectKey"].as_str().unwrap().to_owned())
+    };
+    let (bucket, object) = at(&job["data"]["inputArtifacts"][0]);
+    let input = as_job.get_object().bucket(bucket).key(object).send().await.unwrap();
+    let input = input.body.collect().await.unwrap().into_bytes();
+    let (bucket, object) = at(&job["data"]["outputArtifacts"][0]);
+    as_job
+        .put_object()
+        .bucket(bucket)
+        .key(object)
+        .body(input.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    api("PutJobSuccessResult", json!({"jobId": job["id"]})).await;
+
+    // A ends once B was started by its invoke action.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let got = api(
+            "GetPipelineExecution",
+            json!({"pipelineName": invoking, "pipelineExecutionId": execution}),
+        )
+        .await;
+        let status = got["pipelineExecution"]["status"].as_str().unwrap_or_default().to_owned();
+        if status != "InProgress" || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, "Succeeded", "{}", crate::diagnostics(&h).await);
+    let runs = api("ListPipelineExecutions", json!({"pipelineName": invoked})).await;
+    let runs = runs["pipelineExecutionSummaries"].as_array().map_or(0, Vec::len);
+    assert_eq!(runs, 2, "B ran once by hand and once invoked by A");
+
+    assert_no_call_refused(&h);
+    assert_needed_here(&h, JOBS);
+}
+
+/// A one-file zip.
+fn zipped() -> Vec<u8> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("README", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(b"built by the job worker\n").unwrap();
+    zip.finish().unwrap().into_inner()
+}

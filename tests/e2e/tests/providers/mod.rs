@@ -1,0 +1,148 @@
+//! Providers the release does not use, run across accounts as the target account's deploy role
+//! (`infra/target-account.yaml`), with IAM enforced: a Step Functions state machine and a
+//! CloudFormation stack set.
+
+use std::time::{Duration, Instant};
+
+use baton_e2e::function_url::{FunctionUrl, call};
+use baton_e2e::scenario::{DEPLOY_ROLE, Release, pipeline_role, s3_client};
+use baton_e2e::stack::{HOME, TARGET_ADMIN, assume};
+use baton_e2e::{FaultPlan, Harness};
+use serde_json::{Value, json};
+
+use crate::{assert_needed_here, assert_no_call_refused};
+
+/// This scenario's test, for [`crate::EXERCISED_ELSEWHERE`].
+pub(crate) const PROVIDERS: &str =
+    "providers::a_state_machine_and_a_stack_set_run_in_the_target_account_as_the_deploy_role";
+
+const TARGET_REGION: &str = "eu-west-1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_state_machine_and_a_stack_set_run_in_the_target_account_as_the_deploy_role() {
+    let h = Harness::start(1, FaultPlan::default()).await.unwrap();
+    let release = Release::new(&h.stack, "providers");
+    release.prepare(&h.stack, &release.project).await.unwrap();
+    let key = "providers/source.zip";
+    let s3 = s3_client(&h.stack.sdk(HOME).await);
+    let put = s3.put_object().bucket(&release.source_bucket).key(key).body(zipped().into());
+    put.send().await.unwrap();
+    // moto runs a state machine's states only when told to (and before it holds one).
+    let moto = &h.iam.as_ref().unwrap().moto;
+    moto.configure(&json!({"stepfunctions": {"execute_state_machine": true}})).await.unwrap();
+    let target = assume(&h.stack.endpoint, TARGET_ADMIN, Some(&h.stack.keys)).await.unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&target.sdk(&h.stack.endpoint, TARGET_REGION).await);
+    let machine = sfn
+        .create_state_machine()
+        .name(format!("{}-release", h.stack.name))
+        .definition(r#"{"StartAt": "Tag", "States": {"Tag": {"Type": "Pass", "Result": "done", "ResultPath": "$.result", "End": true}}}"#)
+        .role_arn("arn:aws:iam::222222222222:role/StepFunctions")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    h.enforce().await.unwrap();
+    let caller = "arn:aws:sts::111111111111:assumed-role/release-engineer/providers-e2e";
+    let url =
+        FunctionUrl::start(h.pool("api").unwrap(), h.stack.keys.clone(), caller).await.unwrap();
+    let api = async |operation: &str, body: Value| {
+        let (status, answer) = call(&url.url, &h.stack.keys, operation, &body).await.unwrap();
+        assert_eq!(status, 200, "{operation}: {answer}\nrefused: {:?}", h.denied_calls());
+        answer
+    };
+
+    let stores: serde_json::Map<String, Value> = [HOME, TARGET_REGION]
+        .iter()
+        .map(|r| (r.to_string(), json!({"type": "S3", "location": h.stack.buckets[*r]})))
+        .collect();
+    let kind = |category: &str, provider: &str| json!({"category": category, "owner": "AWS", "provider": provider, "version": "1"});
+    let pipeline = format!("{}-providers", release.pipeline);
+    api(
+        "CreatePipeline",
+        json!({"pipeline": {"name": pipeline, "roleArn": pipeline_role(&h.stack),
+            "artifactStores": stores, "stages": [
+            {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "S3"),
+                "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": key,
+                    "PollForSourceChanges": "false"},
+                "outputArtifacts": [{"name": "SourceOutput"}]}]},
+            {"name": "Run", "actions": [{"name": "Machine", "actionTypeId": kind("Invoke", "StepFunctions"),
+                "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
+                "configuration": {"StateMachineArn": machine, "InputType": "FilePath",
+                    "Input": "input.json"},
+                "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": [{"name": "Ran"}]},
+              {"name": "StackSet", "actionTypeId": kind("Deploy", "CloudFormationStackSet"),
+                "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
+                "configuration": {"StackSetName": format!("{}-topics", h.stack.name),
+                    "TemplatePath": "SourceOutput::set.json",
+                    "Parameters": "ParameterKey=TopicName,ParameterValue=orders",
+                    "DeploymentTargets": "222222222222", "Regions": TARGET_REGION},
+                "inputArtifacts": [{"name": "SourceOutput"}]}]}
+        ]}}),
+    )
+    .await;
+    let started = api("StartPipelineExecution", json!({"name": pipeline})).await;
+    let execution = started["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let got = api(
+            "GetPipelineExecution",
+            json!({"pipelineName": pipeline, "pipelineExecutionId": execution}),
+        )
+        .await;
+        let status = got["pipelineExecution"]["status"].as_str().unwrap_or_default().to_owned();
+        if status != "InProgress" || Instant::now() > deadline {
+            break status;
+        }
+        // The worker's minute schedule, which follows running executions: its minute passed.
+        due_now(&h).await;
+        let check = json!({"schedule": "CheckRunningJobs"});
+        let checked = h.pool("action-worker").unwrap().invoke(check).await.unwrap();
+        assert!(checked.is_ok(), "{checked:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let state = api("GetPipelineState", json!({"name": pipeline})).await;
+    assert_eq!(status, "Succeeded", "{state}\n{}", crate::diagnostics(&h).await);
+
+    assert_no_call_refused(&h);
+    assert_needed_here(&h, PROVIDERS);
+}
+
+/// Makes every running job due for a look (its `check_at` passed): no event announces a state
+/// machine's end in another account, so the worker finds it on its minute schedule.
+async fn due_now(h: &Harness) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&h.stack.sdk(HOME).await);
+    let jobs = dynamodb
+        .query()
+        .table_name(&h.stack.table)
+        .key_condition_expression("pk = :jobs")
+        .expression_attribute_values(":jobs", AttributeValue::S("JOBS".into()))
+        .send()
+        .await
+        .unwrap();
+    for item in jobs.items() {
+        dynamodb
+            .update_item()
+            .table_name(&h.stack.table)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .update_expression("SET check_at = :now")
+            .expression_attribute_values(":now", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// The source: the state machine's input and the stack set's template.
+fn zipped() -> Vec<u8> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("input.json", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(br#"{"release": 7}"#).unwrap();
+    zip.start_file("set.json", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(br#"{"Parameters": {"TopicName": {"Type": "String"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Ref": "TopicName"}}}}}"#)
+        .unwrap();
+    zip.finish().unwrap().into_inner()
+}

@@ -119,6 +119,18 @@ pub fn render(run: &Run<'_>) -> String {
     for (kind, n) in reads {
         line(&format!("e2e.dynamodb_gets_per_action.{kind}"), format!("{:.2}", per(n)), "requests");
     }
+    let mut read_units_by: BTreeMap<String, f64> = BTreeMap::new();
+    for c in run.calls.iter().filter(|c| c.read_units > 0.0) {
+        let kind = if c.operation == "GetItem" { c.read_kind } else { "query" };
+        *read_units_by.entry(format!("{}.{kind}", c.function)).or_default() += c.read_units;
+    }
+    for (kind, units) in read_units_by {
+        line(
+            &format!("e2e.dynamodb_read_units_per_action.{kind}"),
+            format!("{:.2}", per(units)),
+            "RRU",
+        );
+    }
     let events: Vec<&String> = run.calls.iter().flat_map(|c| c.events.iter()).collect();
     line("e2e.eventbridge_events_per_action", format!("{:.2}", per(events.len() as f64)), "events");
     let mut by_type: BTreeMap<String, usize> = BTreeMap::new();

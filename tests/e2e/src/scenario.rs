@@ -263,7 +263,7 @@ impl Release {
             .table_name(&stack.table)
             .item("pk", s(&format!("PIPELINE#{}", self.pipeline)))
             .item("sk", s("PIPELINE"))
-            .item("record", s(&record.to_string()))
+            .item("record", baton::adapters::aws::dynamodb_state::packed(&record.to_string())?)
             .item("created", AttributeValue::N(now.to_string()))
             .item("updated", AttributeValue::N(now.to_string()))
             .send()

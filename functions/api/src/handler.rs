@@ -161,7 +161,18 @@ mod tests {
                 assert!(message.contains(&why), "{message}");
             }
         }
-        // The refused update changed nothing.
+        // Nor is a pipeline without a role, which CodePipeline requires: the worker would have
+        // nothing to run its actions as.
+        let roleless: Value = serde_json::from_str(&with_role(&trusted)).unwrap();
+        let mut roleless = roleless;
+        roleless["pipeline"].as_object_mut().unwrap().remove("roleArn");
+        for operation in ["CreatePipeline", "UpdatePipeline"] {
+            let reply = handle(&api, request(operation, &roleless.to_string(), caller)).await;
+            assert_eq!(reply["statusCode"], json!(400), "{operation}: {reply}");
+            assert_eq!(body(&reply)["__type"], json!("ValidationException"));
+            assert!(body(&reply)["message"].as_str().unwrap().contains("'pipeline.roleArn'"));
+        }
+        // The refused updates changed nothing.
         let got = handle(&api, request("GetPipeline", r#"{"name": "web"}"#, caller)).await;
         assert_eq!(body(&got)["pipeline"]["roleArn"], json!(trusted));
         assert_eq!(body(&got)["pipeline"]["version"], json!(1));

@@ -42,7 +42,7 @@ struct ListIn {
 impl Ctx<'_> {
     pub(super) async fn create_pipeline(&self, body: Value) -> Result<Value, ApiError> {
         let CreateIn { pipeline, tags } = input(body)?;
-        let declaration = declaration(pipeline)?;
+        let declaration = self.with_role(declaration(pipeline)?)?;
         let tags = checked_tags(tags)?;
         let record =
             self.api.admin().create(declaration, tags).await.map_err(|e| self.refused(e))?;
@@ -84,9 +84,23 @@ impl Ctx<'_> {
             let stored = serde_json::to_value(&stored.declaration).unwrap_or_default();
             self.secret_keys().await?.keep_stored(&mut pipeline, &stored);
         }
-        let record =
-            self.api.admin().update(declaration(pipeline)?).await.map_err(|e| self.refused(e))?;
+        let declaration = self.with_role(declaration(pipeline)?)?;
+        let record = self.api.admin().update(declaration).await.map_err(|e| self.refused(e))?;
         Ok(json!({"pipeline": self.shown(&record.declaration).await?}))
+    }
+
+    /// CodePipeline requires a `roleArn`. So does a host that runs actions as the pipeline's
+    /// role: its worker has no permission of its own to run them with. A host that runs them
+    /// with its own credentials (one machine) takes a declaration without one.
+    fn with_role(&self, d: PipelineDeclaration) -> Result<PipelineDeclaration, ApiError> {
+        if self.api.pipeline_roles.is_some() && d.role_arn.is_none() {
+            return Err(ApiError::constraint(
+                "pipeline.roleArn",
+                "null",
+                "Member must not be null",
+            ));
+        }
+        Ok(d)
     }
 
     pub(super) async fn delete_pipeline(&self, body: Value) -> Result<Value, ApiError> {

@@ -402,6 +402,7 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("DeployRole/RunStateMachines", PROVIDERS),
     ("DeployRole/FollowStateMachineExecutions", PROVIDERS),
     ("DeployRole/ManageStackSets", PROVIDERS),
+    ("DeployRole/WriteSiteBuckets", PROVIDERS),
 ];
 const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
 const JOBS: &str = jobs::JOBS;
@@ -440,7 +441,6 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("DeployRole/PassTaskRoles", PASS_ROLE),
     ("DeployRole/PassTheExecutionRole", PASS_ROLE),
     ("DeployRole/PassTheStackSetAdministrationRole", PASS_ROLE),
-    ("DeployRole/WriteSiteBuckets", AS_PIPELINE_ROLE),
     ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", DECLARED_STORES),
     ("TriggerFunction/AnnounceJobReports", LAMBDA_JOB_REPORTS),
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
@@ -450,7 +450,6 @@ const VIA_SERVICE: &str = "grants only through another service (kms:ViaService),
 const KMS_BY_S3: &str = "used by S3's and SNS's server-side encryption as the caller; moto's S3 and SNS do not call KMS as the caller";
 const OTHER_PROVIDERS: &str = "a provider or action kind the release does not use (its adapter is tested on moto without IAM)";
 const PASS_ROLE: &str = "iam:PassRole and PassConnection are checked by the service handed the role, which moto does not do";
-const AS_PIPELINE_ROLE: &str = "the release runs it as the pipeline's role (actions without a roleArn, AssumePipelineRoles true) or as the deploy role (actions with one)";
 const DECLARED_STORES: &str =
     "the release's pipeline declares no artifact store of its own (DeclaredArtifactBuckets)";
 const LAMBDA_JOB_REPORTS: &str = "only a Lambda function's job (AWS/Invoke/Lambda) reports through the trigger's URL; no scenario invokes one";

@@ -1,6 +1,6 @@
 //! Providers the release does not use, run across accounts as the target account's deploy role
-//! (`infra/target-account.yaml`), with IAM enforced: a Step Functions state machine and a
-//! CloudFormation stack set.
+//! (`infra/target-account.yaml`), with IAM enforced: a Step Functions state machine, a
+//! CloudFormation stack set and an S3 deploy to a bucket of that account.
 
 use std::time::{Duration, Instant};
 
@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 use crate::{assert_needed_here, assert_no_call_refused};
 
 /// This scenario's test, for [`crate::EXERCISED_ELSEWHERE`].
-pub(crate) const PROVIDERS: &str =
-    "providers::a_state_machine_and_a_stack_set_run_in_the_target_account_as_the_deploy_role";
+pub(crate) const PROVIDERS: &str = "providers::a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account_as_the_deploy_role";
 
 const TARGET_REGION: &str = "eu-west-1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_state_machine_and_a_stack_set_run_in_the_target_account_as_the_deploy_role() {
+async fn a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account_as_the_deploy_role()
+ {
     let h = Harness::start(1, FaultPlan::default()).await.unwrap();
     let release = Release::new(&h.stack, "providers");
     release.prepare(&h.stack, &release.project).await.unwrap();
@@ -41,6 +41,18 @@ async fn a_state_machine_and_a_stack_set_run_in_the_target_account_as_the_deploy
         .await
         .unwrap()
         .state_machine_arn;
+    // A site bucket of the target account, which the deploy role writes to.
+    let site = format!("{}-site-eu", h.stack.name);
+    let target_s3 = s3_client(&target.sdk(&h.stack.endpoint, TARGET_REGION).await);
+    let eu = aws_sdk_s3::types::BucketLocationConstraint::EuWest1;
+    let located = aws_sdk_s3::types::CreateBucketConfiguration::builder().location_constraint(eu);
+    target_s3
+        .create_bucket()
+        .bucket(&site)
+        .create_bucket_configuration(located.build())
+        .send()
+        .await
+        .unwrap();
     h.enforce().await.unwrap();
     let caller = "arn:aws:sts::111111111111:assumed-role/release-engineer/providers-e2e";
     let url =
@@ -76,6 +88,10 @@ async fn a_state_machine_and_a_stack_set_run_in_the_target_account_as_the_deploy
                     "TemplatePath": "SourceOutput::set.json",
                     "Parameters": "ParameterKey=TopicName,ParameterValue=orders",
                     "DeploymentTargets": "222222222222", "Regions": TARGET_REGION},
+                "inputArtifacts": [{"name": "SourceOutput"}]},
+              {"name": "Site", "actionTypeId": kind("Deploy", "S3"),
+                "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
+                "configuration": {"BucketName": site, "Extract": "true"},
                 "inputArtifacts": [{"name": "SourceOutput"}]}]}
         ]}}),
     )
@@ -102,6 +118,9 @@ async fn a_state_machine_and_a_stack_set_run_in_the_target_account_as_the_deploy
     };
     let state = api("GetPipelineState", json!({"name": pipeline})).await;
     assert_eq!(status, "Succeeded", "{state}\n{}", crate::diagnostics(&h).await);
+    let deployed = target_s3.get_object().bucket(&site).key("input.json").send().await.unwrap();
+    let deployed = deployed.body.collect().await.unwrap().into_bytes();
+    assert_eq!(deployed.as_ref(), br#"{"release": 7}"#, "the site holds the source's file");
 
     assert_no_call_refused(&h);
     assert_needed_here(&h, PROVIDERS);

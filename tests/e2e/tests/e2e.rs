@@ -444,7 +444,6 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", DECLARED_STORES),
     ("TriggerFunction/AnnounceJobReports", LAMBDA_JOB_REPORTS),
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
-    ("DeployRole/ValidateTemplates", DEPLOY_UNUSED),
 ];
 const VIA_SERVICE: &str = "grants only through another service (kms:ViaService), which moto never makes call KMS as the caller";
 const KMS_BY_S3: &str = "used by S3's and SNS's server-side encryption as the caller; moto's S3 and SNS do not call KMS as the caller";
@@ -453,7 +452,7 @@ const PASS_ROLE: &str = "iam:PassRole and PassConnection are checked by the serv
 const DECLARED_STORES: &str =
     "the release's pipeline declares no artifact store of its own (DeclaredArtifactBuckets)";
 const LAMBDA_JOB_REPORTS: &str = "only a Lambda function's job (AWS/Invoke/Lambda) reports through the trigger's URL; no scenario invokes one";
-const DEPLOY_UNUSED: &str = "the worker reads the template and artifacts with its own role and hands them over; neither deploy of the release calls these";
+const DEPLOY_UNUSED: &str = "read by the services a deploy hands artifacts to as the caller (CodeDeploy's and Elastic Beanstalk's revisions, a stack set's template), which no scenario on moto runs";
 
 fn write_figures(h: &Harness, actions: usize) {
     // Lambda's polling of the stream is not billed per request.

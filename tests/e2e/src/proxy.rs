@@ -20,6 +20,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
+mod kms;
+pub use kms::VIA_S3;
+
 /// One request a function made.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Call {
@@ -178,6 +181,11 @@ impl Proxy {
         if call.service == "codecommit" {
             return Ok(self.answer_codecommit(call, &body));
         }
+        if let Some(refusal) = self.kms_before_write(function, &call, &parts.headers).await {
+            call.status = 403;
+            self.record(call);
+            return Ok(refusal);
+        }
         let hangs = hang == Some(call.operation.as_str());
         let parts_headers = parts.headers.clone();
         let upstream = Request::from_parts(parts, Full::new(body.clone()));
@@ -194,6 +202,13 @@ impl Proxy {
         let (parts, rbody) = response.into_parts();
         let rbody = rbody.collect().await?.to_bytes();
         call.status = parts.status.as_u16();
+        if let Some(refusal) =
+            self.kms_after_read(function, &call, &parts_headers, &parts.headers).await
+        {
+            call.status = 403;
+            self.record(call);
+            return Ok(refusal);
+        }
         if call.service == "dynamodb" && call.status == 200 {
             let req: Value = serde_json::from_slice(&body).unwrap_or_default();
             let written = written_keys(&call.operation, &req);

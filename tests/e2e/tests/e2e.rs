@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use baton_core::engine::{ActionStatus, Execution, ExecutionStatus};
 use baton_e2e::delivery::snapshot;
+use baton_e2e::proxy::VIA_S3;
 use baton_e2e::scenario::{RELEASE_IMAGE, Release, describe, ended, stack_placements};
 use baton_e2e::stack::{GITHUB_WEBHOOK_SECRET, HOME, TARGET_ACCOUNT};
 use baton_e2e::{FaultPlan, Harness, approval, figures};
@@ -403,6 +404,7 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("DeployRole/FollowStateMachineExecutions", PROVIDERS),
     ("DeployRole/ManageStackSets", PROVIDERS),
     ("DeployRole/WriteSiteBuckets", PROVIDERS),
+    ("JobArtifactsRole/UseArtifactKey", JOBS),
 ];
 const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
 const JOBS: &str = jobs::JOBS;
@@ -429,10 +431,8 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("TriggerFunction/WebhookSecretsKeyThroughSecretsManagerOnly", VIA_SERVICE),
     ("ActionWorkerFunction/UseDeclaredArtifactKeysThroughS3", VIA_SERVICE),
     ("JobArtifactsRole/UseDeclaredArtifactKeysThroughS3", VIA_SERVICE),
-    ("ActionWorkerFunction/UseArtifactKey", KMS_BY_S3),
-    ("JobArtifactsRole/UseArtifactKey", KMS_BY_S3),
-    ("DeployRole/DecryptArtifacts", KMS_BY_S3),
-    ("ApprovalFunction/EncryptNotices", KMS_BY_S3),
+    ("DeployRole/DecryptArtifacts", DEPLOY_UNUSED),
+    ("ApprovalFunction/EncryptNotices", KMS_BY_SNS),
     ("DeployRole/DeployConfigurations", OTHER_PROVIDERS),
     ("DeployRole/DeployFunctions", OTHER_PROVIDERS),
     ("DeployRole/DeployWithCodeDeploy", OTHER_PROVIDERS),
@@ -446,7 +446,7 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
 ];
 const VIA_SERVICE: &str = "grants only through another service (kms:ViaService), which moto never makes call KMS as the caller";
-const KMS_BY_S3: &str = "used by S3's and SNS's server-side encryption as the caller; moto's S3 and SNS do not call KMS as the caller";
+const KMS_BY_SNS: &str = "used by SNS's server-side encryption as the publisher; moto's SNS never calls KMS, and the harness makes S3's KMS calls only";
 const OTHER_PROVIDERS: &str = "a provider or action kind the release does not use (its adapter is tested on moto without IAM)";
 const PASS_ROLE: &str = "iam:PassRole and PassConnection are checked by the service handed the role, which moto does not do";
 const DECLARED_STORES: &str =
@@ -456,8 +456,13 @@ const DEPLOY_UNUSED: &str = "read by the services a deploy hands artifacts to as
 
 fn write_figures(h: &Harness, actions: usize) {
     // Lambda's polling of the stream is not billed per request.
-    let calls: Vec<_> =
-        h.proxy.calls().into_iter().filter(|c| c.function != baton_e2e::ESM_READER).collect();
+    // S3's KMS calls, made here as the caller, are not billed per request with S3 Bucket Keys.
+    let calls: Vec<_> = h
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.function != baton_e2e::ESM_READER && !c.function.ends_with(VIA_S3))
+        .collect();
     let records = h.records.lock().unwrap().clone();
     let memory_mb = h.functions.iter().map(|f| (f.binary.clone(), f.memory_mb)).collect();
     let packaged = baton_e2e::runtime::runs_packages();

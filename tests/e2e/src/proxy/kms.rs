@@ -1,0 +1,130 @@
+//! S3's calls to KMS for an object under a customer key, made as the caller as S3 makes them on
+//! AWS (moto's S3 never calls KMS): a write asks for a data key (`kms:GenerateDataKey`), a read
+//! for its decryption (`kms:Decrypt`). moto decides them against the caller's policies; a
+//! refusal is S3's `AccessDenied`, and the write does not happen.
+//!
+//! Only whether moto lets the caller in matters, so the read's `Decrypt` carries a ciphertext
+//! moto cannot decrypt: moto checks the caller before it reads the request, so it answers 403
+//! when the caller may not, and `InvalidCiphertextException` when it may.
+
+use std::sync::PoisonError;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use serde_json::json;
+
+use super::{Call, Proxy, classify, credential_scope};
+
+/// The calls made here are recorded under the caller's function with this suffix, so figures
+/// can leave them out (with S3 Bucket Keys, as the template enables them, S3 calls KMS far
+/// less often than once per request).
+pub const VIA_S3: &str = " (KMS via S3)";
+
+impl Proxy {
+    /// Before a write of an object under a customer key: S3's data key request, as the caller.
+    pub(super) async fn kms_before_write(
+        &self,
+        function: &str,
+        call: &Call,
+        headers: &HeaderMap,
+    ) -> Option<Response<Full<Bytes>>> {
+        let writes =
+            matches!(call.operation.as_str(), "PutObject" | "CopyObject" | "CreateMultipartUpload");
+        if call.service != "s3" || !writes {
+            return None;
+        }
+        let key = customer_key(headers)?;
+        self.kms_as_caller(function, headers, "GenerateDataKey", &key).await
+    }
+
+    /// After a read of an object under a customer key: S3's decryption, as the caller.
+    pub(super) async fn kms_after_read(
+        &self,
+        function: &str,
+        call: &Call,
+        request: &HeaderMap,
+        response: &HeaderMap,
+    ) -> Option<Response<Full<Bytes>>> {
+        if call.service != "s3" || call.operation != "GetObject" || call.status != 200 {
+            return None;
+        }
+        let key = customer_key(response)?;
+        self.kms_as_caller(function, request, "Decrypt", &key).await
+    }
+
+    /// `operation` on `key`, signed with the credentials `caller` signed with; `Some` refusal
+    /// when moto refused it.
+    async fn kms_as_caller(
+        &self,
+        function: &str,
+        caller: &HeaderMap,
+        operation: &str,
+        key: &str,
+    ) -> Option<Response<Full<Bytes>>> {
+        use baton::api::sigv4::{Signable, SigningKey, sign};
+        let secrets = self.secrets.as_ref()?;
+        let scope = credential_scope(caller);
+        let access_key = scope.first()?.clone();
+        let secret =
+            secrets.lock().unwrap_or_else(PoisonError::into_inner).get(&access_key)?.clone();
+        // A key ARN names its region; S3 asks the key's region.
+        let region =
+            key.split(':').nth(3).filter(|r| !r.is_empty()).or(scope.get(2).map(String::as_str))?;
+        let body = match operation {
+            "Decrypt" => json!({"KeyId": key, "CiphertextBlob": "bm90IGEgY2lwaGVydGV4dA=="}),
+            _ => json!({"KeyId": key, "KeySpec": "AES_256"}),
+        }
+        .to_string();
+        let mut headers = vec![
+            ("host".to_owned(), self.upstream.to_string()),
+            ("content-type".to_owned(), "application/x-amz-json-1.1".to_owned()),
+            ("x-amz-target".to_owned(), format!("TrentService.{operation}")),
+        ];
+        if let Some(token) = caller.get("x-amz-security-token").and_then(|v| v.to_str().ok()) {
+            headers.push(("x-amz-security-token".to_owned(), token.to_owned()));
+        }
+        let signable = Signable {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let signing =
+            SigningKey { access_key: &access_key, secret_key: &secret, region, service: "kms" };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let (date, authorization) = sign(&signable, &signing, now);
+        headers.push(("x-amz-date".to_owned(), date));
+        headers.push(("authorization".to_owned(), authorization));
+        let mut request = Request::post("/");
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let (parts, full) = request.body(Full::new(Bytes::from(body.clone()))).ok()?.into_parts();
+        let mut call = classify(&format!("{function}{VIA_S3}"), &parts, body.as_bytes());
+        call.status = match self.send(Request::from_parts(parts, full)).await {
+            Ok(answer) => answer.status().as_u16(),
+            Err(_) => 502,
+        };
+        let refused = call.status == 403;
+        self.record(call);
+        refused.then(|| {
+            let text = format!(
+                "<Error><Code>AccessDenied</Code><Message>User is not authorized to perform kms:{operation} on {key}</Message></Error>"
+            );
+            let mut r = Response::new(Full::new(Bytes::from(text)));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r
+        })
+    }
+}
+
+/// The customer key an object is (to be) encrypted with, from S3's headers.
+fn customer_key(headers: &HeaderMap) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    (header("x-amz-server-side-encryption") == Some("aws:kms"))
+        .then(|| header("x-amz-server-side-encryption-aws-kms-key-id").map(str::to_owned))
+        .flatten()
+}

@@ -128,7 +128,12 @@ impl Harness {
             Some(i) => Proxy::resigning(
                 &endpoint,
                 i.roles.iter().map(|(_, k)| (k.access_key.clone(), k.secret_key.clone())),
-            )?,
+            )?
+            // Both topics are encrypted with the home region's artifact key (template.yaml).
+            .with_topic_keys(
+                [&stack.approval_topic, &stack.failure_topic]
+                    .map(|topic| (topic.clone(), stack.keys_by_region[stack::HOME].clone())),
+            ),
             None => Proxy::new(&endpoint)?,
         };
         let records: Arc<Mutex<Vec<Record>>> = Arc::default();

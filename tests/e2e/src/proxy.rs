@@ -75,6 +75,8 @@ pub struct Proxy {
     /// With IAM enforced: the secret of every access key the functions hold, to sign forms
     /// again as moto reads them (see [`Proxy::resign_form`]).
     secrets: Option<Arc<Mutex<HashMap<String, String>>>>,
+    /// The customer key of each encrypted topic, for SNS's KMS calls (see `kms`).
+    topic_keys: Arc<HashMap<String, String>>,
 }
 
 impl Proxy {
@@ -88,7 +90,14 @@ impl Proxy {
             codecommit: crate::codecommit::Repositories::default(),
             assumed: Arc::default(),
             secrets: None,
+            topic_keys: Arc::default(),
         })
+    }
+
+    /// Publications to these topics (ARN, key ARN) ask KMS for a data key as the publisher.
+    pub fn with_topic_keys(mut self, keys: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.topic_keys = Arc::new(keys.into_iter().collect());
+        self
     }
 
     /// A proxy to a moto with IAM enforced, whose functions hold `keys` (access key, secret):
@@ -181,7 +190,11 @@ impl Proxy {
         if call.service == "codecommit" {
             return Ok(self.answer_codecommit(call, &body));
         }
-        if let Some(refusal) = self.kms_before_write(function, &call, &parts.headers).await {
+        let refusal = match self.kms_before_write(function, &call, &parts.headers).await {
+            None => self.kms_before_publish(function, &call, &parts.headers, &body).await,
+            refused => refused,
+        };
+        if let Some(refusal) = refusal {
             call.status = 403;
             self.record(call);
             return Ok(refusal);

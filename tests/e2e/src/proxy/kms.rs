@@ -1,6 +1,6 @@
-//! S3's calls to KMS for an object under a customer key, made as the caller as S3 makes them on
-//! AWS (moto's S3 never calls KMS): a write asks for a data key (`kms:GenerateDataKey`), a read
-//! for its decryption (`kms:Decrypt`). moto decides them against the caller's policies; a
+//! S3's and SNS's calls to KMS for what is kept under a customer key, made as the caller as they
+//! make them on AWS (moto's S3 and SNS never call KMS): a write or a publication asks for a data
+//! key (`kms:GenerateDataKey`), a read for its decryption (`kms:Decrypt`). moto decides them against the caller's policies; a
 //! refusal is S3's `AccessDenied`, and the write does not happen.
 //!
 //! Only whether moto lets the caller in matters, so the read's `Decrypt` carries a ciphertext
@@ -20,7 +20,7 @@ use super::{Call, Proxy, classify, credential_scope};
 /// The calls made here are recorded under the caller's function with this suffix, so figures
 /// can leave them out (with S3 Bucket Keys, as the template enables them, S3 calls KMS far
 /// less often than once per request).
-pub const VIA_S3: &str = " (KMS via S3)";
+pub const VIA_S3: &str = " (KMS via S3 or SNS)";
 
 impl Proxy {
     /// Before a write of an object under a customer key: S3's data key request, as the caller.
@@ -36,6 +36,23 @@ impl Proxy {
             return None;
         }
         let key = customer_key(headers)?;
+        self.kms_as_caller(function, headers, "GenerateDataKey", &key).await
+    }
+
+    /// Before a publication to a topic encrypted with a customer key: SNS's data key request,
+    /// as the publisher (the topics' keys are given with [`Proxy::with_topic_keys`]).
+    pub(super) async fn kms_before_publish(
+        &self,
+        function: &str,
+        call: &Call,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<Response<Full<Bytes>>> {
+        if call.service != "sns" || call.operation != "Publish" {
+            return None;
+        }
+        let topic = super::form_value(body, "TopicArn")?;
+        let key = self.topic_keys.get(&topic)?.clone();
         self.kms_as_caller(function, headers, "GenerateDataKey", &key).await
     }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -151,4 +151,57 @@ pub async fn call(
     let status = response.status().as_u16();
     let answer = response.into_body().collect().await?.to_bytes();
     Ok((status, serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null)))
+}
+
+/// A user of CodePipeline's API through the API function's URL, as the AWS CLI reaches it
+/// through `baton proxy`.
+pub struct ApiUser {
+    url: FunctionUrl,
+    keys: AccountKeys,
+    refused: Box<dyn Fn() -> Vec<String> + Send + Sync>,
+}
+
+impl ApiUser {
+    /// Serves `pool`'s function for a user with `keys` whom IAM names `caller`; `refused` tells
+    /// which calls moto refused, for a failed call's error.
+    pub async fn start(
+        pool: Arc<Pool>,
+        keys: AccountKeys,
+        caller: &str,
+        refused: impl Fn() -> Vec<String> + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let url = FunctionUrl::start(pool, keys.clone(), caller).await?;
+        Ok(Self { url, keys, refused: Box::new(refused) })
+    }
+
+    /// `operation`'s answer; an error with the answer (and what moto refused) unless it is 200.
+    pub async fn ok(&self, operation: &str, body: serde_json::Value) -> Result<serde_json::Value> {
+        let (status, answer) = call(&self.url.url, &self.keys, operation, &body).await?;
+        if status != 200 {
+            bail!("{operation}: {status} {answer}\nrefused: {:?}", (self.refused)());
+        }
+        Ok(answer)
+    }
+
+    /// The status of `pipeline`'s execution `id` once it is no longer `InProgress`, or after
+    /// `patience`; `between` runs after each look.
+    pub async fn end_of(
+        &self,
+        pipeline: &str,
+        id: &str,
+        patience: std::time::Duration,
+        between: impl AsyncFn(),
+    ) -> Result<String> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let body = json!({"pipelineName": pipeline, "pipelineExecutionId": id});
+            let got = self.ok("GetPipelineExecution", body).await?;
+            let status = got["pipelineExecution"]["status"].as_str().unwrap_or_default();
+            if status != "InProgress" || std::time::Instant::now() > deadline {
+                return Ok(status.to_owned());
+            }
+            between().await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
 }

@@ -241,12 +241,16 @@ impl Harness {
 
     /// The calls moto refused with 403.
     pub fn denied_calls(&self) -> Vec<String> {
-        self.proxy
-            .calls()
-            .iter()
-            .filter(|c| c.status == 403)
-            .map(|c| format!("{} {} {} in {}", c.function, iam::action_of(c), c.resource, c.region))
-            .collect()
+        refused(&self.proxy)
+    }
+
+    /// A user calling CodePipeline's API through the API function's URL with the stack's
+    /// keys, whom IAM names `caller`.
+    pub async fn api_user(&self, caller: &str) -> Result<function_url::ApiUser> {
+        let proxy = self.proxy.clone();
+        let refused = move || refused(&proxy);
+        function_url::ApiUser::start(self.pool("api")?, self.stack.keys.clone(), caller, refused)
+            .await
     }
 
     /// Every declared statement (`Holder/Sid`), with the call only it allowed, if any call
@@ -298,6 +302,15 @@ impl Harness {
         }
         lines
     }
+}
+
+fn refused(proxy: &Proxy) -> Vec<String> {
+    proxy
+        .calls()
+        .iter()
+        .filter(|c| c.status == 403)
+        .map(|c| format!("{} {} {} in {}", c.function, iam::action_of(c), c.resource, c.region))
+        .collect()
 }
 
 /// The proxy listener the stream's event source mapping reads through, as the role of the

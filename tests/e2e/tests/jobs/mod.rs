@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use baton_e2e::function_url::{FunctionUrl, call};
 use baton_e2e::scenario::{Release, pipeline_role, s3_client};
 use baton_e2e::stack::{AccountKeys, HOME};
 use baton_e2e::{FaultPlan, Harness};
@@ -26,14 +25,9 @@ async fn a_job_worker_and_an_invoked_pipeline_work_as_their_roles() {
     let put = s3.put_object().bucket(&release.source_bucket).key(key).body(zipped().into());
     put.send().await.unwrap();
     h.enforce().await.unwrap();
-    let caller = "arn:aws:sts::111111111111:assumed-role/release-engineer/jobs-e2e";
-    let url =
-        FunctionUrl::start(h.pool("api").unwrap(), h.stack.keys.clone(), caller).await.unwrap();
-    let api = async |operation: &str, body: Value| {
-        let (status, answer) = call(&url.url, &h.stack.keys, operation, &body).await.unwrap();
-        assert_eq!(status, 200, "{operation}: {answer}\nrefused: {:?}", h.denied_calls());
-        answer
-    };
+    let user = h.api_user("arn:aws:sts::111111111111:assumed-role/release-engineer/jobs-e2e");
+    let user = user.await.unwrap();
+    let api = async |operation: &str, body: Value| user.ok(operation, body).await.unwrap();
 
     // The job worker's action type, and a pipeline B that has run once (its lanes exist).
     api(
@@ -124,19 +118,8 @@ async fn a_job_worker_and_an_invoked_pipeline_work_as_their_roles() {
     api("PutJobSuccessResult", json!({"jobId": job["id"]})).await;
 
     // A ends once B was started by its invoke action.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        let got = api(
-            "GetPipelineExecution",
-            json!({"pipelineName": invoking, "pipelineExecutionId": execution}),
-        )
-        .await;
-        let status = got["pipelineExecution"]["status"].as_str().unwrap_or_default().to_owned();
-        if status != "InProgress" || Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let patience = Duration::from_secs(60);
+    let status = user.end_of(&invoking, &execution, patience, async || {}).await.unwrap();
     assert_eq!(status, "Succeeded", "{}", crate::diagnostics(&h).await);
     let runs = api("ListPipelineExecutions", json!({"pipelineName": invoked})).await;
     let runs = runs["pipelineExecutionSummaries"].as_array().map_or(0, Vec::len);

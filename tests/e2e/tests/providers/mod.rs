@@ -2,9 +2,8 @@
 //! (`infra/target-account.yaml`), with IAM enforced: a Step Functions state machine, a
 //! CloudFormation stack set and an S3 deploy to a bucket of that account.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use baton_e2e::function_url::{FunctionUrl, call};
 use baton_e2e::scenario::{DEPLOY_ROLE, Release, pipeline_role, s3_client};
 use baton_e2e::stack::{HOME, TARGET_ADMIN, assume};
 use baton_e2e::{FaultPlan, Harness};
@@ -54,14 +53,9 @@ async fn a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account
         .await
         .unwrap();
     h.enforce().await.unwrap();
-    let caller = "arn:aws:sts::111111111111:assumed-role/release-engineer/providers-e2e";
-    let url =
-        FunctionUrl::start(h.pool("api").unwrap(), h.stack.keys.clone(), caller).await.unwrap();
-    let api = async |operation: &str, body: Value| {
-        let (status, answer) = call(&url.url, &h.stack.keys, operation, &body).await.unwrap();
-        assert_eq!(status, 200, "{operation}: {answer}\nrefused: {:?}", h.denied_calls());
-        answer
-    };
+    let user = h.api_user("arn:aws:sts::111111111111:assumed-role/release-engineer/providers-e2e");
+    let user = user.await.unwrap();
+    let api = async |operation: &str, body: Value| user.ok(operation, body).await.unwrap();
 
     let stores: serde_json::Map<String, Value> = [HOME, TARGET_REGION]
         .iter()
@@ -98,24 +92,15 @@ async fn a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account
     .await;
     let started = api("StartPipelineExecution", json!({"name": pipeline})).await;
     let execution = started["pipelineExecutionId"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        let got = api(
-            "GetPipelineExecution",
-            json!({"pipelineName": pipeline, "pipelineExecutionId": execution}),
-        )
-        .await;
-        let status = got["pipelineExecution"]["status"].as_str().unwrap_or_default().to_owned();
-        if status != "InProgress" || Instant::now() > deadline {
-            break status;
-        }
-        // The worker's minute schedule, which follows running executions: its minute passed.
+    // The worker's minute schedule follows running executions: each look, its minute passed.
+    let follow = async || {
         due_now(&h).await;
         let check = json!({"schedule": "CheckRunningJobs"});
         let checked = h.pool("action-worker").unwrap().invoke(check).await.unwrap();
         assert!(checked.is_ok(), "{checked:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let patience = Duration::from_secs(60);
+    let status = user.end_of(&pipeline, &execution, patience, follow).await.unwrap();
     let state = api("GetPipelineState", json!({"name": pipeline})).await;
     assert_eq!(status, "Succeeded", "{state}\n{}", crate::diagnostics(&h).await);
     let deployed = target_s3.get_object().bucket(&site).key("input.json").send().await.unwrap();

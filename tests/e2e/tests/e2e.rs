@@ -424,8 +424,6 @@ fn assert_needed_here(h: &Harness, test: &str) {
 
 /// Statements no scenario on moto exercises, and why.
 const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
-    ("ActionWorkerFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
-    ("ApprovalFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
     ("StageAdvanceFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
     ("TriggerFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
     ("TriggerFunction/WebhookSecretsKeyThroughSecretsManagerOnly", VIA_SERVICE),

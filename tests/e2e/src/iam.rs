@@ -439,16 +439,51 @@ pub fn allows(statement: &Json, call: &Call) -> bool {
         && any_matches(&statement["Resource"], &call.resource)
 }
 
+/// Whether `statement` as declared allows `call`, its resource and its `kms:ViaService`
+/// condition (the one condition key the roles' KMS grants use) evaluated: the harness's own
+/// decision for a KMS call another service makes as the caller, which moto cannot make.
+pub fn allows_as_declared(statement: &Json, call: &Call) -> bool {
+    allows(statement, call) && conditions_hold(&statement["Condition"], call)
+}
+
+/// Every condition of a statement holds; a condition key other than `kms:ViaService` never
+/// does here, so a statement relying on one is not taken for granted.
+fn conditions_hold(condition: &Json, call: &Call) -> bool {
+    let Some(operators) = condition.as_object() else { return true };
+    operators.iter().all(|(operator, keys)| {
+        keys.as_object().is_some_and(|keys| {
+            keys.iter().all(|(key, expected)| {
+                let Some(actual) = call.via.as_deref().filter(|_| key == "kms:ViaService") else {
+                    return false;
+                };
+                match operator.as_str() {
+                    "StringEquals" => {
+                        expected == actual
+                            || expected.as_array().is_some_and(|a| a.iter().any(|e| e == actual))
+                    }
+                    "StringLike" => any_matches(expected, actual),
+                    _ => false,
+                }
+            })
+        })
+    })
+}
+
 /// For each statement of `role`, the first call (with the role's credentials) that only it
-/// allows: removing it would have that call refused.
+/// allows: removing it would have that call refused. A call the harness decided (`via`) is
+/// weighed against the statements as declared, the others as moto was given them.
 pub fn needed_by(role: &DeclaredRole, calls: &[&Call]) -> BTreeMap<usize, String> {
     let given: Vec<Option<Json>> = role.statements.iter().map(for_moto).collect();
     let mut needed = BTreeMap::new();
     for call in calls {
         let allowing: Vec<usize> = given
             .iter()
+            .zip(&role.statements)
             .enumerate()
-            .filter(|(_, s)| s.as_ref().is_some_and(|s| allows(s, call)))
+            .filter(|(_, (given, declared))| match call.via {
+                Some(_) => allows_as_declared(declared, call),
+                None => given.as_ref().is_some_and(|s| allows(s, call)),
+            })
             .map(|(i, _)| i)
             .collect();
         if let [only] = allowing[..] {

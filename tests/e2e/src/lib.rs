@@ -129,10 +129,19 @@ impl Harness {
                 &endpoint,
                 i.roles.iter().map(|(_, k)| (k.access_key.clone(), k.secret_key.clone())),
             )?
-            // Both topics are encrypted with the home region's artifact key (template.yaml).
+            // Both topics, the dead-letter queue and the webhook secret are encrypted with the
+            // home region's artifact key (template.yaml).
             .with_topic_keys(
                 [&stack.approval_topic, &stack.failure_topic]
                     .map(|topic| (topic.clone(), stack.keys_by_region[stack::HOME].clone())),
+            )
+            .with_decisions(
+                [
+                    stack.dead_letter_queue.rsplit('/').next().unwrap_or_default().to_owned(),
+                    stack.bindings.refs.get("WebhookSecrets").cloned().unwrap_or_default(),
+                ]
+                .map(|name| (name, stack.keys_by_region[stack::HOME].clone())),
+                declared_decisions(i),
             ),
             None => Proxy::new(&endpoint)?,
         };
@@ -302,6 +311,19 @@ impl Harness {
         }
         lines
     }
+}
+
+/// Decides a call against the declared statements of the role whose keys made it (or that
+/// handed those keys out).
+fn declared_decisions(iam: &iam::Iam) -> proxy::Decide {
+    let roles: Vec<(iam::DeclaredRole, String)> =
+        iam.roles.iter().map(|(r, k)| (r.clone(), k.access_key.clone())).collect();
+    Arc::new(move |call: &proxy::Call, assumed: Option<&str>| {
+        roles
+            .iter()
+            .filter(|(r, key)| *key == call.access_key || assumed == Some(r.arn().as_str()))
+            .any(|(r, _)| r.statements.iter().any(|s| iam::allows_as_declared(s, call)))
+    })
 }
 
 fn refused(proxy: &Proxy) -> Vec<String> {

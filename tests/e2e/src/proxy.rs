@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
 mod kms;
-pub use kms::VIA_S3;
+pub use kms::KMS_VIA_SERVICE;
 
 /// One request a function made.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -59,6 +59,9 @@ pub struct Call {
     /// The resource as moto's IAM checks see it: S3 object or bucket, SQS queue, the role of
     /// an `AssumeRole`; `*` for every other service (moto checks those against `*`).
     pub resource: String,
+    /// A call to KMS another service made as the caller (`sqs.us-east-1.amazonaws.com`...),
+    /// decided by the harness against the declared statements (see `kms`).
+    pub via: Option<String>,
 }
 
 /// The proxy: listeners by function, and what passed.
@@ -77,7 +80,16 @@ pub struct Proxy {
     secrets: Option<Arc<Mutex<HashMap<String, String>>>>,
     /// The customer key of each encrypted topic, for SNS's KMS calls (see `kms`).
     topic_keys: Arc<HashMap<String, String>>,
+    /// The customer key of each encrypted queue (by name) and secret (by ARN), for SQS's and
+    /// Secrets Manager's KMS calls, which `decide` decides.
+    service_keys: Arc<HashMap<String, String>>,
+    /// Whether the declared statements of the caller (its access key, and the role it was
+    /// handed out for) allow a call: the harness's decision where moto cannot make one.
+    decide: Option<Decide>,
 }
+
+/// See [`Proxy::with_decisions`].
+pub type Decide = Arc<dyn Fn(&Call, Option<&str>) -> bool + Send + Sync>;
 
 impl Proxy {
     /// A proxy to `upstream` (moto's `http://host:port`).
@@ -91,7 +103,22 @@ impl Proxy {
             assumed: Arc::default(),
             secrets: None,
             topic_keys: Arc::default(),
+            service_keys: Arc::default(),
+            decide: None,
         })
+    }
+
+    /// SQS's and Secrets Manager's KMS calls for these queues (by name) and secrets (by ARN),
+    /// with their keys, are decided by `decide` against the caller's declared statements: moto
+    /// can neither make them nor evaluate the `kms:ViaService` condition that grants them.
+    pub fn with_decisions(
+        mut self,
+        keys: impl IntoIterator<Item = (String, String)>,
+        decide: Decide,
+    ) -> Self {
+        self.service_keys = Arc::new(keys.into_iter().collect());
+        self.decide = Some(decide);
+        self
     }
 
     /// Publications to these topics (ARN, key ARN) ask KMS for a data key as the publisher.
@@ -190,10 +217,13 @@ impl Proxy {
         if call.service == "codecommit" {
             return Ok(self.answer_codecommit(call, &body));
         }
-        let refusal = match self.kms_before_write(function, &call, &parts.headers).await {
-            None => self.kms_before_publish(function, &call, &parts.headers, &body).await,
-            refused => refused,
-        };
+        let mut refusal = self.kms_before_write(function, &call, &parts.headers).await;
+        if refusal.is_none() {
+            refusal = self.kms_before_publish(function, &call, &parts.headers, &body).await;
+        }
+        if refusal.is_none() {
+            refusal = self.kms_decided_here(function, &call, &body);
+        }
         if let Some(refusal) = refusal {
             call.status = 403;
             self.record(call);
@@ -488,6 +518,7 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
     Call {
         access_key: scope.first().cloned().unwrap_or_default(),
         resource,
+        via: None,
         function: function.into(),
         service,
         operation,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use baton_core::engine::{ActionStatus, Execution, ExecutionStatus};
 use baton_e2e::delivery::snapshot;
-use baton_e2e::proxy::VIA_S3;
+use baton_e2e::proxy::KMS_VIA_SERVICE;
 use baton_e2e::scenario::{RELEASE_IMAGE, Release, describe, ended, stack_placements};
 use baton_e2e::stack::{GITHUB_WEBHOOK_SECRET, HOME, TARGET_ACCOUNT};
 use baton_e2e::{FaultPlan, Harness, approval, figures};
@@ -395,6 +395,7 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("ApiFunction/FindDeclaredArtifactStores", CONSOLE),
     ("TriggerFunction/PollAsPipelineRoles", CONSOLE),
     ("TriggerFunction/ReadWebhookSecrets", CONSOLE),
+    ("TriggerFunction/WebhookSecretsKeyThroughSecretsManagerOnly", CONSOLE),
     ("ActionWorkerFunction/ReadAndWriteDeclaredArtifacts", CONSOLE),
     ("ActionWorkerFunction/LendJobArtifacts", JOBS),
     ("JobArtifactsRole/ReadAndWriteArtifacts", JOBS),
@@ -424,9 +425,6 @@ fn assert_needed_here(h: &Harness, test: &str) {
 
 /// Statements no scenario on moto exercises, and why.
 const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
-    ("StageAdvanceFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
-    ("TriggerFunction/DeadLetterQueueKeyThroughSqsOnly", VIA_SERVICE),
-    ("TriggerFunction/WebhookSecretsKeyThroughSecretsManagerOnly", VIA_SERVICE),
     ("ActionWorkerFunction/UseDeclaredArtifactKeysThroughS3", VIA_SERVICE),
     ("JobArtifactsRole/UseDeclaredArtifactKeysThroughS3", VIA_SERVICE),
     ("DeployRole/DecryptArtifacts", DEPLOY_UNUSED),
@@ -442,7 +440,7 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("TriggerFunction/AnnounceJobReports", LAMBDA_JOB_REPORTS),
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
 ];
-const VIA_SERVICE: &str = "grants only through another service (kms:ViaService), which moto never makes call KMS as the caller";
+const VIA_SERVICE: &str = "grants through S3 (kms:ViaService) the keys that declared artifact stores name; no scenario declares a store with a key of its own";
 const OTHER_PROVIDERS: &str = "a provider or action kind the release does not use (its adapter is tested on moto without IAM)";
 const PASS_ROLE: &str = "iam:PassRole and PassConnection are checked by the service handed the role, which moto does not do";
 const DECLARED_STORES: &str =
@@ -458,7 +456,7 @@ fn write_figures(h: &Harness, actions: usize) {
         .proxy
         .calls()
         .into_iter()
-        .filter(|c| c.function != baton_e2e::ESM_READER && !c.function.ends_with(VIA_S3))
+        .filter(|c| c.function != baton_e2e::ESM_READER && !c.function.ends_with(KMS_VIA_SERVICE))
         .collect();
     let records = h.records.lock().unwrap().clone();
     let memory_mb = h.functions.iter().map(|f| (f.binary.clone(), f.memory_mb)).collect();

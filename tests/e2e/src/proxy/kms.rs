@@ -20,7 +20,7 @@ use super::{Call, Proxy, classify, credential_scope};
 /// The calls made here are recorded under the caller's function with this suffix, so figures
 /// can leave them out (with S3 Bucket Keys, as the template enables them, S3 calls KMS far
 /// less often than once per request).
-pub const VIA_S3: &str = " (KMS via S3 or SNS)";
+pub const KMS_VIA_SERVICE: &str = " (KMS via a service)";
 
 impl Proxy {
     /// Before a write of an object under a customer key: S3's data key request, as the caller.
@@ -120,22 +120,64 @@ impl Proxy {
             request = request.header(name, value);
         }
         let (parts, full) = request.body(Full::new(Bytes::from(body.clone()))).ok()?.into_parts();
-        let mut call = classify(&format!("{function}{VIA_S3}"), &parts, body.as_bytes());
+        let mut call = classify(&format!("{function}{KMS_VIA_SERVICE}"), &parts, body.as_bytes());
         call.status = match self.send(Request::from_parts(parts, full)).await {
             Ok(answer) => answer.status().as_u16(),
             Err(_) => 502,
         };
         let refused = call.status == 403;
         self.record(call);
-        refused.then(|| {
-            let text = format!(
-                "<Error><Code>AccessDenied</Code><Message>User is not authorized to perform kms:{operation} on {key}</Message></Error>"
-            );
-            let mut r = Response::new(Full::new(Bytes::from(text)));
-            *r.status_mut() = StatusCode::FORBIDDEN;
-            r
-        })
+        refused.then(|| access_denied(operation, key))
     }
+}
+
+impl Proxy {
+    /// Before a message to an encrypted queue or a read of an encrypted secret: the service's
+    /// KMS call as the caller, decided against the caller's declared statements (with the
+    /// `kms:ViaService` the call carries), since moto can evaluate neither.
+    pub(super) fn kms_decided_here(
+        &self,
+        function: &str,
+        call: &Call,
+        body: &[u8],
+    ) -> Option<Response<Full<Bytes>>> {
+        let decide = self.decide.as_ref()?;
+        let (operation, key) = match (call.service.as_str(), call.operation.as_str()) {
+            ("sqs", "SendMessage") => {
+                let queue = call.resource.rsplit(':').next()?;
+                ("GenerateDataKey", self.service_keys.get(queue)?)
+            }
+            ("secretsmanager", "GetSecretValue") => {
+                let request: serde_json::Value = serde_json::from_slice(body).ok()?;
+                ("Decrypt", self.service_keys.get(request["SecretId"].as_str()?)?)
+            }
+            _ => return None,
+        };
+        let mut kms = Call {
+            function: format!("{function}{KMS_VIA_SERVICE}"),
+            service: "kms".into(),
+            operation: operation.into(),
+            region: call.region.clone(),
+            resource: key.clone(),
+            access_key: call.access_key.clone(),
+            via: Some(format!("{}.{}.amazonaws.com", call.service, call.region)),
+            ..Call::default()
+        };
+        let role = self.role_of(&call.access_key);
+        kms.status = if decide(&kms, role.as_deref()) { 200 } else { 403 };
+        let refused = kms.status == 403;
+        self.record(kms);
+        refused.then(|| access_denied(operation, key))
+    }
+}
+
+fn access_denied(operation: &str, key: &str) -> Response<Full<Bytes>> {
+    let text = format!(
+        "<Error><Code>AccessDenied</Code><Message>User is not authorized to perform kms:{operation} on {key}</Message></Error>"
+    );
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
 }
 
 /// The customer key an object is (to be) encrypted with, from S3's headers.

@@ -221,12 +221,13 @@ pub async fn declared_roles(
     ] {
         tb.refs.insert(k.into(), v);
     }
-    tb.atts.insert(
-        "CloudFormationExecutionRole.Arn".into(),
-        format!("arn:aws:{}:role/{}-cloudformation", crate::stack::TARGET_ACCOUNT, stack.name),
-    );
     target.bind_defaults(&mut tb);
     let deploy_name = tb.refs.get("DeployRoleName").cloned().unwrap_or_default();
+    // The role's name as the template gives it (`${DeployRoleName}-cloudformation`).
+    tb.atts.insert(
+        "CloudFormationExecutionRole.Arn".into(),
+        format!("arn:aws:iam::{}:role/{deploy_name}-cloudformation", crate::stack::TARGET_ACCOUNT),
+    );
     let role = DeclaredRole {
         holder: "DeployRole".into(),
         name: deploy_name,
@@ -439,21 +440,23 @@ pub fn allows(statement: &Json, call: &Call) -> bool {
         && any_matches(&statement["Resource"], &call.resource)
 }
 
-/// Whether `statement` as declared allows `call`, its resource and its `kms:ViaService`
-/// condition (the one condition key the roles' KMS grants use) evaluated: the harness's own
-/// decision for a KMS call another service makes as the caller, which moto cannot make.
+/// Whether `statement` as declared allows `call`, its resource and its `kms:ViaService` or
+/// `iam:PassedToService` condition evaluated: the harness's own decision for a call another
+/// service makes as the caller (KMS) or a role handed to one (`iam:PassRole`), which moto
+/// cannot make.
 pub fn allows_as_declared(statement: &Json, call: &Call) -> bool {
     allows(statement, call) && conditions_hold(&statement["Condition"], call)
 }
 
-/// Every condition of a statement holds; a condition key other than `kms:ViaService` never
-/// does here, so a statement relying on one is not taken for granted.
+/// Every condition of a statement holds; a condition key other than those two never does
+/// here, so a statement relying on one is not taken for granted.
 fn conditions_hold(condition: &Json, call: &Call) -> bool {
     let Some(operators) = condition.as_object() else { return true };
     operators.iter().all(|(operator, keys)| {
         keys.as_object().is_some_and(|keys| {
             keys.iter().all(|(key, expected)| {
-                let Some(actual) = call.via.as_deref().filter(|_| key == "kms:ViaService") else {
+                let decided = key == "kms:ViaService" || key == "iam:PassedToService";
+                let Some(actual) = call.via.as_deref().filter(|_| decided) else {
                     return false;
                 };
                 match operator.as_str() {

@@ -21,7 +21,8 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
 mod kms;
-pub use kms::KMS_VIA_SERVICE;
+mod pass_role;
+pub use kms::FOR_ANOTHER_SERVICE;
 
 /// One request a function made.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -223,6 +224,9 @@ impl Proxy {
         }
         if refusal.is_none() {
             refusal = self.kms_decided_here(function, &call, &body);
+        }
+        if refusal.is_none() {
+            refusal = self.pass_role_decided_here(function, &call, &body);
         }
         if let Some(refusal) = refusal {
             call.status = 403;

@@ -116,7 +116,8 @@ impl Release {
                     {"name": "Stack", "actionTypeId": kind("Deploy", "CloudFormation"), "runOrder": 1,
                      "region": "eu-west-1", "roleArn": DEPLOY_ROLE,
                      "configuration": {"ActionMode": "CREATE_UPDATE", "StackName": self.stack_name,
-                        "TemplatePath": "SourceOutput::template.json"},
+                        "TemplatePath": "SourceOutput::template.json",
+                        "RoleArn": "arn:aws:iam::222222222222:role/baton-deploy-cloudformation"},
                      "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": []},
                     {"name": "Site", "actionTypeId": kind("Deploy", "S3"), "runOrder": 1,
                      "region": "us-west-2",
@@ -205,8 +206,10 @@ impl Release {
         let ecs = aws_sdk_ecs::Client::new(&target.sdk(&stack.endpoint, "eu-west-1").await);
         ecs.create_cluster().cluster_name(&self.cluster).send().await?;
         let app = ContainerDefinition::builder().name("app").image("nginx:1").memory(128);
+        // Its tasks' execution role, which each new revision is registered with again.
         ecs.register_task_definition()
             .family(&self.cluster)
+            .execution_role_arn("arn:aws:iam::222222222222:role/ecsTaskExecutionRole")
             .container_definitions(app.essential(true).build())
             .send()
             .await?;

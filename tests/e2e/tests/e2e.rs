@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use baton_core::engine::{ActionStatus, Execution, ExecutionStatus};
 use baton_e2e::delivery::snapshot;
-use baton_e2e::proxy::KMS_VIA_SERVICE;
+use baton_e2e::proxy::FOR_ANOTHER_SERVICE;
 use baton_e2e::scenario::{RELEASE_IMAGE, Release, describe, ended, stack_placements};
 use baton_e2e::stack::{GITHUB_WEBHOOK_SECRET, HOME, TARGET_ACCOUNT};
 use baton_e2e::{FaultPlan, Harness, approval, figures};
@@ -405,6 +405,7 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("DeployRole/FollowStateMachineExecutions", PROVIDERS),
     ("DeployRole/ManageStackSets", PROVIDERS),
     ("DeployRole/WriteSiteBuckets", PROVIDERS),
+    ("DeployRole/PassTheStackSetAdministrationRole", PROVIDERS),
     ("JobArtifactsRole/UseArtifactKey", JOBS),
 ];
 const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
@@ -433,16 +434,12 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("DeployRole/DeployWithCodeDeploy", OTHER_PROVIDERS),
     ("DeployRole/ReadRuleAlarms", OTHER_PROVIDERS),
     ("DeployRole/WatchAlarms", OTHER_PROVIDERS),
-    ("DeployRole/PassTaskRoles", PASS_ROLE),
-    ("DeployRole/PassTheExecutionRole", PASS_ROLE),
-    ("DeployRole/PassTheStackSetAdministrationRole", PASS_ROLE),
     ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", DECLARED_STORES),
     ("TriggerFunction/AnnounceJobReports", LAMBDA_JOB_REPORTS),
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
 ];
 const VIA_SERVICE: &str = "grants through S3 (kms:ViaService) the keys that declared artifact stores name; no scenario declares a store with a key of its own";
 const OTHER_PROVIDERS: &str = "a provider or action kind the release does not use (its adapter is tested on moto without IAM)";
-const PASS_ROLE: &str = "iam:PassRole and PassConnection are checked by the service handed the role, which moto does not do";
 const DECLARED_STORES: &str =
     "the release's pipeline declares no artifact store of its own (DeclaredArtifactBuckets)";
 const LAMBDA_JOB_REPORTS: &str = "only a Lambda function's job (AWS/Invoke/Lambda) reports through the trigger's URL; no scenario invokes one";
@@ -456,7 +453,9 @@ fn write_figures(h: &Harness, actions: usize) {
         .proxy
         .calls()
         .into_iter()
-        .filter(|c| c.function != baton_e2e::ESM_READER && !c.function.ends_with(KMS_VIA_SERVICE))
+        .filter(|c| {
+            c.function != baton_e2e::ESM_READER && !c.function.ends_with(FOR_ANOTHER_SERVICE)
+        })
         .collect();
     let records = h.records.lock().unwrap().clone();
     let memory_mb = h.functions.iter().map(|f| (f.binary.clone(), f.memory_mb)).collect();

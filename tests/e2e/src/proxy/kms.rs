@@ -17,10 +17,10 @@ use serde_json::json;
 
 use super::{Call, Proxy, classify, credential_scope};
 
-/// The calls made here are recorded under the caller's function with this suffix, so figures
-/// can leave them out (with S3 Bucket Keys, as the template enables them, S3 calls KMS far
-/// less often than once per request).
-pub const KMS_VIA_SERVICE: &str = " (KMS via a service)";
+/// The calls made here for another service (its KMS calls, a role handed to it) are recorded
+/// under the caller's function with this suffix, so figures can leave them out (with S3 Bucket
+/// Keys, as the template enables them, S3 calls KMS far less often than once per request).
+pub const FOR_ANOTHER_SERVICE: &str = " (for another service)";
 
 impl Proxy {
     /// Before a write of an object under a customer key: S3's data key request, as the caller.
@@ -120,7 +120,8 @@ impl Proxy {
             request = request.header(name, value);
         }
         let (parts, full) = request.body(Full::new(Bytes::from(body.clone()))).ok()?.into_parts();
-        let mut call = classify(&format!("{function}{KMS_VIA_SERVICE}"), &parts, body.as_bytes());
+        let mut call =
+            classify(&format!("{function}{FOR_ANOTHER_SERVICE}"), &parts, body.as_bytes());
         call.status = match self.send(Request::from_parts(parts, full)).await {
             Ok(answer) => answer.status().as_u16(),
             Err(_) => 502,
@@ -154,7 +155,7 @@ impl Proxy {
             _ => return None,
         };
         let mut kms = Call {
-            function: format!("{function}{KMS_VIA_SERVICE}"),
+            function: format!("{function}{FOR_ANOTHER_SERVICE}"),
             service: "kms".into(),
             operation: operation.into(),
             region: call.region.clone(),

@@ -1,0 +1,68 @@
+//! `iam:PassRole`, which IAM checks when a service is handed a role (a stack's execution role,
+//! a stack set's administration role, a task's roles) and moto never checks: decided here
+//! against the caller's statements as declared, with the `iam:PassedToService` condition they
+//! grant it under. A refusal is the service's `AccessDenied`, and the call does not happen.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+use serde_json::Value;
+
+use super::{Call, FOR_ANOTHER_SERVICE, Proxy, form_value};
+
+impl Proxy {
+    /// Before a call that hands a role to a service: the pass, decided as IAM decides it.
+    pub(super) fn pass_role_decided_here(
+        &self,
+        function: &str,
+        call: &Call,
+        body: &[u8],
+    ) -> Option<Response<Full<Bytes>>> {
+        let decide = self.decide.as_ref()?;
+        let (roles, to): (Vec<String>, &str) =
+            match (call.service.as_str(), call.operation.as_str()) {
+                ("cloudformation", "CreateStack" | "UpdateStack" | "CreateChangeSet") => (
+                    form_value(body, "RoleARN").into_iter().collect(),
+                    "cloudformation.amazonaws.com",
+                ),
+                ("cloudformation", "CreateStackSet" | "UpdateStackSet") => (
+                    form_value(body, "AdministrationRoleARN").into_iter().collect(),
+                    "cloudformation.amazonaws.com",
+                ),
+                ("ecs", "RegisterTaskDefinition") => {
+                    let request: Value = serde_json::from_slice(body).ok()?;
+                    let roles = ["taskRoleArn", "executionRoleArn"]
+                        .iter()
+                        .filter_map(|k| request[*k].as_str().map(str::to_owned))
+                        .collect();
+                    (roles, "ecs-tasks.amazonaws.com")
+                }
+                _ => return None,
+            };
+        let assumed = self.role_of(&call.access_key);
+        for role in roles {
+            let mut pass = Call {
+                function: format!("{function}{FOR_ANOTHER_SERVICE}"),
+                service: "iam".into(),
+                operation: "PassRole".into(),
+                region: call.region.clone(),
+                resource: role.clone(),
+                access_key: call.access_key.clone(),
+                via: Some(to.to_owned()),
+                ..Call::default()
+            };
+            pass.status = if decide(&pass, assumed.as_deref()) { 200 } else { 403 };
+            let refused = pass.status == 403;
+            self.record(pass);
+            if refused {
+                let text = format!(
+                    "<ErrorResponse><Error><Code>AccessDenied</Code><Message>User is not authorized to perform iam:PassRole on {role}</Message></Error></ErrorResponse>"
+                );
+                let mut r = Response::new(Full::new(Bytes::from(text)));
+                *r.status_mut() = StatusCode::FORBIDDEN;
+                return Some(r);
+            }
+        }
+        None
+    }
+}

@@ -440,7 +440,7 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
 ];
 const VIA_SERVICE: &str = "grants through S3 (kms:ViaService) the keys that declared artifact stores name; no scenario declares a store with a key of its own";
 const LAMBDA_UNDER_IAM: &str = "moto refuses the deploy role's GetFunctionConfiguration, which DeployFunctions grants, once IAM is enforced (tried: it does not check Lambda's REST operations as IAM does); the deploy runs on moto without IAM in the providers' tests";
-const OTHER_PROVIDERS: &str = "a provider or action kind the release does not use (its adapter is tested on moto without IAM)";
+const OTHER_PROVIDERS: &str = "a service moto does not serve as the SDK calls it (AppConfig deployments, CodeDeploy, CloudWatch alarms): its adapter is tested against a stand-in";
 const DECLARED_STORES: &str =
     "the release's pipeline declares no artifact store of its own (DeclaredArtifactBuckets)";
 const LAMBDA_JOB_REPORTS: &str = "only a Lambda function's job (AWS/Invoke/Lambda) reports through the trigger's URL; no scenario invokes one";

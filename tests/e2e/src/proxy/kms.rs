@@ -1,11 +1,16 @@
-//! S3's and SNS's calls to KMS for what is kept under a customer key, made as the caller as they
-//! make them on AWS (moto's S3 and SNS never call KMS): a write or a publication asks for a data
-//! key (`kms:GenerateDataKey`), a read for its decryption (`kms:Decrypt`). moto decides them against the caller's policies; a
-//! refusal is S3's `AccessDenied`, and the write does not happen.
+//! The calls to KMS other services make as the caller on AWS, which moto's services never make.
 //!
-//! Only whether moto lets the caller in matters, so the read's `Decrypt` carries a ciphertext
-//! moto cannot decrypt: moto checks the caller before it reads the request, so it answers 403
-//! when the caller may not, and `InvalidCiphertextException` when it may.
+//! S3 and SNS: a write under a customer key or a publication to an encrypted topic asks for a
+//! data key (`kms:GenerateDataKey`), a read for its decryption (`kms:Decrypt`). These are sent
+//! to moto, which decides them against the caller's policies. Only whether moto lets the caller
+//! in matters, so the read's `Decrypt` carries a ciphertext moto cannot decrypt: moto checks the
+//! caller before it reads the request, so it answers 403 when the caller may not, and
+//! `InvalidCiphertextException` when it may.
+//!
+//! SQS and Secrets Manager: their grants name the service (`kms:ViaService`), a condition moto
+//! cannot evaluate, so the harness decides these against the caller's declared statements.
+//!
+//! A refusal is the service's `AccessDenied`, and a write does not happen.
 
 use std::sync::PoisonError;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -174,6 +174,11 @@ impl ApiUser {
         Ok(Self { url, keys, refused: Box::new(refused) })
     }
 
+    /// The function URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> &str {
+        &self.url.url
+    }
+
     /// `operation`'s answer; an error with the answer (and what moto refused) unless it is 200.
     pub async fn ok(&self, operation: &str, body: serde_json::Value) -> Result<serde_json::Value> {
         let (status, answer) = call(&self.url.url, &self.keys, operation, &body).await?;

@@ -89,6 +89,21 @@ pub struct Proxy {
     decide: Option<Decide>,
 }
 
+/// S3's answer to a caller refused `action` on `resource` (`<Error>`), or a query-protocol
+/// service's (`<ErrorResponse>`), which the SDKs read the code and message from.
+fn access_denied(service: &str, action: &str, resource: &str) -> Response<Full<Bytes>> {
+    let error = format!(
+        "<Error><Code>AccessDenied</Code><Message>User is not authorized to perform {action} on {resource}</Message></Error>"
+    );
+    let text = match service {
+        "s3" => error,
+        _ => format!("<ErrorResponse>{error}</ErrorResponse>"),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = hyper::StatusCode::FORBIDDEN;
+    r
+}
+
 /// See [`Proxy::with_decisions`].
 pub type Decide = Arc<dyn Fn(&Call, Option<&str>) -> bool + Send + Sync>;
 
@@ -339,6 +354,35 @@ impl Proxy {
 
     fn record(&self, call: Call) {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
+    }
+
+    /// `service:operation` on `resource`, which another service (`via`) makes for `call`'s
+    /// caller, decided by [`Proxy::with_decisions`]' judge and recorded; `Some` refusal, in the
+    /// service's words for `call`, when the caller may not. `None` without a judge.
+    fn decided_here(
+        &self,
+        function: &str,
+        call: &Call,
+        (service, operation): (&str, &str),
+        resource: &str,
+        via: String,
+    ) -> Option<Response<Full<Bytes>>> {
+        let decide = self.decide.as_ref()?;
+        let mut made = Call {
+            function: format!("{function}{FOR_ANOTHER_SERVICE}"),
+            service: service.into(),
+            operation: operation.into(),
+            region: call.region.clone(),
+            resource: resource.into(),
+            access_key: call.access_key.clone(),
+            via: Some(via),
+            ..Call::default()
+        };
+        let role = self.role_of(&call.access_key);
+        made.status = if decide(&made, role.as_deref()) { 200 } else { 403 };
+        let refused = made.status == 403;
+        self.record(made);
+        refused.then(|| access_denied(&call.service, &format!("{service}:{operation}"), resource))
     }
 
     /// DynamoDB's on-demand units for a successful request: writes 1 per KB of item (2 in a

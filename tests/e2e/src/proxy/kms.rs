@@ -17,10 +17,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{HeaderMap, Request, Response, StatusCode};
+use hyper::{HeaderMap, Request, Response};
 use serde_json::json;
 
-use super::{Call, Proxy, classify, credential_scope};
+use super::{Call, Proxy, access_denied, classify, credential_scope};
 
 /// The calls made here for another service (its KMS calls, a role handed to it) are recorded
 /// under the caller's function with this suffix, so figures can leave them out (with S3 Bucket
@@ -133,7 +133,7 @@ impl Proxy {
         };
         let refused = call.status == 403;
         self.record(call);
-        refused.then(|| access_denied(operation, key))
+        refused.then(|| access_denied("s3", &format!("kms:{operation}"), key))
     }
 }
 
@@ -147,7 +147,6 @@ impl Proxy {
         call: &Call,
         body: &[u8],
     ) -> Option<Response<Full<Bytes>>> {
-        let decide = self.decide.as_ref()?;
         let (operation, key) = match (call.service.as_str(), call.operation.as_str()) {
             ("sqs", "SendMessage") => {
                 let queue = call.resource.rsplit(':').next()?;
@@ -159,31 +158,9 @@ impl Proxy {
             }
             _ => return None,
         };
-        let mut kms = Call {
-            function: format!("{function}{FOR_ANOTHER_SERVICE}"),
-            service: "kms".into(),
-            operation: operation.into(),
-            region: call.region.clone(),
-            resource: key.clone(),
-            access_key: call.access_key.clone(),
-            via: Some(format!("{}.{}.amazonaws.com", call.service, call.region)),
-            ..Call::default()
-        };
-        let role = self.role_of(&call.access_key);
-        kms.status = if decide(&kms, role.as_deref()) { 200 } else { 403 };
-        let refused = kms.status == 403;
-        self.record(kms);
-        refused.then(|| access_denied(operation, key))
+        let via = format!("{}.{}.amazonaws.com", call.service, call.region);
+        self.decided_here(function, call, ("kms", operation), key, via)
     }
-}
-
-fn access_denied(operation: &str, key: &str) -> Response<Full<Bytes>> {
-    let text = format!(
-        "<Error><Code>AccessDenied</Code><Message>User is not authorized to perform kms:{operation} on {key}</Message></Error>"
-    );
-    let mut r = Response::new(Full::new(Bytes::from(text)));
-    *r.status_mut() = StatusCode::FORBIDDEN;
-    r
 }
 
 /// The customer key an object is (to be) encrypted with, from S3's headers.

@@ -5,10 +5,10 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{Response, StatusCode};
+use hyper::Response;
 use serde_json::Value;
 
-use super::{Call, FOR_ANOTHER_SERVICE, Proxy, form_value};
+use super::{Call, Proxy, form_value};
 
 impl Proxy {
     /// Before a call that hands a role to a service: the pass, decided as IAM decides it.
@@ -18,7 +18,6 @@ impl Proxy {
         call: &Call,
         body: &[u8],
     ) -> Option<Response<Full<Bytes>>> {
-        let decide = self.decide.as_ref()?;
         let (roles, to): (Vec<String>, &str) =
             match (call.service.as_str(), call.operation.as_str()) {
                 ("cloudformation", "CreateStack" | "UpdateStack" | "CreateChangeSet") => (
@@ -39,30 +38,8 @@ impl Proxy {
                 }
                 _ => return None,
             };
-        let assumed = self.role_of(&call.access_key);
-        for role in roles {
-            let mut pass = Call {
-                function: format!("{function}{FOR_ANOTHER_SERVICE}"),
-                service: "iam".into(),
-                operation: "PassRole".into(),
-                region: call.region.clone(),
-                resource: role.clone(),
-                access_key: call.access_key.clone(),
-                via: Some(to.to_owned()),
-                ..Call::default()
-            };
-            pass.status = if decide(&pass, assumed.as_deref()) { 200 } else { 403 };
-            let refused = pass.status == 403;
-            self.record(pass);
-            if refused {
-                let text = format!(
-                    "<ErrorResponse><Error><Code>AccessDenied</Code><Message>User is not authorized to perform iam:PassRole on {role}</Message></Error></ErrorResponse>"
-                );
-                let mut r = Response::new(Full::new(Bytes::from(text)));
-                *r.status_mut() = StatusCode::FORBIDDEN;
-                return Some(r);
-            }
-        }
-        None
+        roles.iter().find_map(|role| {
+            self.decided_here(function, call, ("iam", "PassRole"), role, to.to_owned())
+        })
     }
 }

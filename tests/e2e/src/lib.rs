@@ -135,6 +135,7 @@ impl Harness {
                 [&stack.approval_topic, &stack.failure_topic]
                     .map(|topic| (topic.clone(), stack.keys_by_region[stack::HOME].clone())),
             )
+            .with_own_keys(stack.keys_by_region.values().cloned())
             .with_decisions(
                 [
                     stack.dead_letter_queue.rsplit('/').next().unwrap_or_default().to_owned(),

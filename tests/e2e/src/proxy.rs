@@ -84,6 +84,9 @@ pub struct Proxy {
     /// The customer key of each encrypted queue (by name) and secret (by ARN), for SQS's and
     /// Secrets Manager's KMS calls, which `decide` decides.
     service_keys: Arc<HashMap<String, String>>,
+    /// The stack's artifact keys, whose calls through S3 moto decides; S3's calls with any
+    /// other key (a declared store's) are decided by `decide` (see `kms`).
+    own_keys: Arc<std::collections::HashSet<String>>,
     /// Whether the declared statements of the caller (its access key, and the role it was
     /// handed out for) allow a call: the harness's decision where moto cannot make one.
     decide: Option<Decide>,
@@ -120,6 +123,7 @@ impl Proxy {
             secrets: None,
             topic_keys: Arc::default(),
             service_keys: Arc::default(),
+            own_keys: Arc::default(),
             decide: None,
         })
     }
@@ -134,6 +138,12 @@ impl Proxy {
     ) -> Self {
         self.service_keys = Arc::new(keys.into_iter().collect());
         self.decide = Some(decide);
+        self
+    }
+
+    /// The stack's artifact keys (see `kms`).
+    pub fn with_own_keys(mut self, keys: impl IntoIterator<Item = String>) -> Self {
+        self.own_keys = Arc::new(keys.into_iter().collect());
         self
     }
 

@@ -407,6 +407,9 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("DeployRole/WriteSiteBuckets", PROVIDERS),
     ("DeployRole/PassTheStackSetAdministrationRole", PROVIDERS),
     ("JobArtifactsRole/UseArtifactKey", JOBS),
+    ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", JOBS),
+    ("JobArtifactsRole/UseDeclaredArtifactKeysThroughS3", JOBS),
+    ("ActionWorkerFunction/UseDeclaredArtifactKeysThroughS3", JOBS),
 ];
 const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
 const JOBS: &str = jobs::JOBS;
@@ -426,23 +429,17 @@ fn assert_needed_here(h: &Harness, test: &str) {
 
 /// Statements no scenario on moto exercises, and why.
 const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
-    ("ActionWorkerFunction/UseDeclaredArtifactKeysThroughS3", VIA_SERVICE),
-    ("JobArtifactsRole/UseDeclaredArtifactKeysThroughS3", VIA_SERVICE),
     ("DeployRole/DecryptArtifacts", DEPLOY_UNUSED),
     ("DeployRole/DeployConfigurations", OTHER_PROVIDERS),
     ("DeployRole/DeployFunctions", LAMBDA_UNDER_IAM),
     ("DeployRole/DeployWithCodeDeploy", OTHER_PROVIDERS),
     ("DeployRole/ReadRuleAlarms", OTHER_PROVIDERS),
     ("DeployRole/WatchAlarms", OTHER_PROVIDERS),
-    ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", DECLARED_STORES),
     ("TriggerFunction/AnnounceJobReports", LAMBDA_JOB_REPORTS),
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
 ];
-const VIA_SERVICE: &str = "grants through S3 (kms:ViaService) the keys that declared artifact stores name; no scenario declares a store with a key of its own";
 const LAMBDA_UNDER_IAM: &str = "moto refuses the deploy role's GetFunctionConfiguration, which DeployFunctions grants, once IAM is enforced (tried: it does not check Lambda's REST operations as IAM does); the deploy runs on moto without IAM in the providers' tests";
 const OTHER_PROVIDERS: &str = "a service moto does not serve as the SDK calls it (AppConfig deployments, CodeDeploy, CloudWatch alarms): its adapter is tested against a stand-in";
-const DECLARED_STORES: &str =
-    "the release's pipeline declares no artifact store of its own (DeclaredArtifactBuckets)";
 const LAMBDA_JOB_REPORTS: &str = "only a Lambda function's job (AWS/Invoke/Lambda) reports through the trigger's URL; no scenario invokes one";
 const DEPLOY_UNUSED: &str = "read by the services a deploy hands artifacts to as the caller (CodeDeploy's and Elastic Beanstalk's revisions, a stack set's template), which no scenario on moto runs";
 

@@ -7,6 +7,11 @@
 //! caller before it reads the request, so it answers 403 when the caller may not, and
 //! `InvalidCiphertextException` when it may.
 //!
+//! S3 with a key that is not the stack's own (a declared artifact store's): the grant names S3
+//! (`kms:ViaService`), so the harness decides these against the caller's declared statements.
+//! The stack's keys stay with moto, so the grants on them (`UseArtifactKey`) are weighed
+//! apart from the one through S3 for any key, which would also allow them.
+//!
 //! SQS and Secrets Manager: their grants name the service (`kms:ViaService`), a condition moto
 //! cannot evaluate, so the harness decides these against the caller's declared statements.
 //!
@@ -41,7 +46,7 @@ impl Proxy {
             return None;
         }
         let key = customer_key(headers)?;
-        self.kms_as_caller(function, headers, "GenerateDataKey", &key).await
+        self.s3_kms(function, call, headers, "GenerateDataKey", &key).await
     }
 
     /// Before a publication to a topic encrypted with a customer key: SNS's data key request,
@@ -73,7 +78,23 @@ impl Proxy {
             return None;
         }
         let key = customer_key(response)?;
-        self.kms_as_caller(function, request, "Decrypt", &key).await
+        self.s3_kms(function, call, request, "Decrypt", &key).await
+    }
+
+    /// S3's `operation` on `key` for `call`: by moto for the stack's keys, here for others.
+    async fn s3_kms(
+        &self,
+        function: &str,
+        call: &Call,
+        headers: &HeaderMap,
+        operation: &str,
+        key: &str,
+    ) -> Option<Response<Full<Bytes>>> {
+        if self.decide.is_some() && !self.own_keys.contains(key) {
+            let via = format!("s3.{}.amazonaws.com", call.region);
+            return self.decided_here(function, call, ("kms", operation), key, via);
+        }
+        self.kms_as_caller(function, headers, operation, key).await
     }
 
     /// `operation` on `key`, signed with the credentials `caller` signed with; `Some` refusal

@@ -21,15 +21,22 @@ async fn a_job_worker_and_an_invoked_pipeline_work_as_their_roles() {
     let release = Release::new(&h.stack, "jobs");
     release.prepare(&h.stack, &release.project).await.unwrap();
     let key = "jobs/source.zip";
-    let s3 = s3_client(&h.stack.sdk(HOME).await);
+    let sdk = h.stack.sdk(HOME).await;
+    let s3 = s3_client(&sdk);
     let put = s3.put_object().bucket(&release.source_bucket).key(key).body(zipped().into());
     put.send().await.unwrap();
+    // Pipeline A's own store (DeclaredArtifactBuckets), encrypted with a key of its own.
+    let declared = format!("codepipeline-us-east-1-{}", h.stack.name);
+    s3.create_bucket().bucket(&declared).send().await.unwrap();
+    let own_key = aws_sdk_kms::Client::new(&sdk).create_key().send().await.unwrap();
+    let own_key = own_key.key_metadata.unwrap().arn.unwrap();
     h.enforce().await.unwrap();
     let user = h.api_user("arn:aws:sts::111111111111:assumed-role/release-engineer/jobs-e2e");
     let user = user.await.unwrap();
     let api = async |operation: &str, body: Value| user.ok(operation, body).await.unwrap();
 
-    // The job worker's action type, and a pipeline B that has run once (its lanes exist).
+    // The job worker's action type, and a pipeline B, in the stack's store, whose build is the
+    // job worker's and which runs once by hand (its lanes exist when A invokes it).
     api(
         "CreateCustomActionType",
         json!({"category": "Build", "provider": WORKER_TYPE, "version": "1",
@@ -42,80 +49,68 @@ async fn a_job_worker_and_an_invoked_pipeline_work_as_their_roles() {
         "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": key,
             "PollForSourceChanges": "false"},
         "outputArtifacts": [{"name": "SourceOutput"}]}]});
+    let built = json!({"name": "Build", "actions": [{"name": "Work",
+        "actionTypeId": {"category": "Build", "owner": "Custom", "provider": WORKER_TYPE, "version": "1"},
+        "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": [{"name": "Built"}]}]});
     let invoked = format!("{}-invoked", release.pipeline);
     let invoking = format!("{}-invoking", release.pipeline);
     let store = json!({"type": "S3", "location": h.stack.buckets[HOME]});
     api(
         "CreatePipeline",
         json!({"pipeline": {"name": invoked, "roleArn": pipeline_role(&h.stack),
-            "artifactStore": store, "stages": [source, {"name": "Approve", "actions": [{"name": "Release",
-                "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}]}}),
+            "artifactStore": store, "stages": [source, built]}}),
     )
     .await;
     api("StartPipelineExecution", json!({"name": invoked})).await;
 
-    // Pipeline A: the source, the job worker's build, then B invoked.
-    let built = json!({"name": "Build", "actions": [{"name": "Work",
-        "actionTypeId": {"category": "Build", "owner": "Custom", "provider": WORKER_TYPE, "version": "1"},
-        "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": [{"name": "Built"}]}]});
+    // Pipeline A, in its own store under its own key: the source, the job worker's build, then
+    // B invoked.
     let invoke = json!({"name": "Invoke", "actions": [{"name": "Next",
         "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "CodePipeline", "version": "1"},
         "configuration": {"PipelineName": invoked}}]});
     api(
         "CreatePipeline",
         json!({"pipeline": {"name": invoking, "roleArn": pipeline_role(&h.stack),
-            "artifactStore": store, "stages": [source, built, invoke]}}),
+            "artifactStore": {"type": "S3", "location": declared,
+                "encryptionKey": {"id": own_key, "type": "KMS"}},
+            "stages": [source, built, invoke]}}),
     )
     .await;
     let started = api("StartPipelineExecution", json!({"name": invoking})).await;
     let execution = started["pipelineExecutionId"].as_str().unwrap().to_owned();
 
-    // The job worker: polls, acknowledges, reads its input and writes its output with the
-    // credentials the job lends, reports success.
+    // The job worker takes B's job and A's: polls, acknowledges, reads its input and writes its
+    // output (under the key the job names) with the credentials the job lends, reports success.
     let type_id =
         json!({"category": "Build", "owner": "Custom", "provider": WORKER_TYPE, "version": "1"});
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let job = loop {
-        let polled = api("PollForJobs", json!({"actionTypeId": type_id, "maxBatchSize": 1})).await;
-        if let Some(job) = polled["jobs"].as_array().and_then(|j| j.first()) {
-            break job.clone();
-        }
-        if Instant::now() > deadline {
-            let state = api("GetPipelineState", json!({"name": invoking})).await;
-            panic!(
-                "no job for {WORKER_TYPE} within 20 s: {state}\nrefused: {:?}\n{}",
-                h.denied_calls(),
-                crate::diagnostics(&h).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    api("AcknowledgeJob", json!({"jobId": job["id"], "nonce": job["nonce"]})).await;
-    let lent = &job["data"]["artifactCredentials"];
-    let keys = AccountKeys {
-        access_key: lent["accessKeyId"].as_str().unwrap().to_owned(),
-        secret_key: lent["secretAccessKey"].as_str().unwrap().to_owned(),
-        session_token: lent["sessionToken"].as_str().unwrap().to_owned(),
-    };
     let through = h.proxy.listen("job-worker").await.unwrap();
-    let as_job = s3_client(&keys.sdk(&through, HOME).await);
-    let at = |artifact: &Value| {
-        let l = &artifact["location"]["s3Location"];
-        (l["bucketName"].as_str().unwrap().to_owned(), l["objectKey"].as_str().unwrap().to_owned())
-    };
-    let (bucket, object) = at(&job["data"]["inputArtifacts"][0]);
-    let input = as_job.get_object().bucket(bucket).key(object).send().await.unwrap();
-    let input = input.body.collect().await.unwrap().into_bytes();
-    let (bucket, object) = at(&job["data"]["outputArtifacts"][0]);
-    as_job
-        .put_object()
-        .bucket(bucket)
-        .key(object)
-        .body(input.to_vec().into())
-        .send()
-        .await
-        .unwrap();
-    api("PutJobSuccessResult", json!({"jobId": job["id"]})).await;
+    let mut written_to = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while written_to.len() < 2 {
+        let polled = api("PollForJobs", json!({"actionTypeId": type_id, "maxBatchSize": 1})).await;
+        let Some(job) = polled["jobs"].as_array().and_then(|j| j.first()) else {
+            if Instant::now() > deadline {
+                let state = api("GetPipelineState", json!({"name": invoking})).await;
+                panic!(
+                    "jobs for {WORKER_TYPE} written to {written_to:?} within 30 s: {state}\nrefused: {:?}\n{}",
+                    h.denied_calls(),
+                    crate::diagnostics(&h).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let (bucket, key) = work(&h, &through, job).await;
+        api("PutJobSuccessResult", json!({"jobId": job["id"]})).await;
+        written_to.insert(bucket, key);
+    }
+    let stack_key = h.stack.keys_by_region[HOME].as_str();
+    let expected = [(h.stack.buckets[HOME].as_str(), stack_key), (declared.as_str(), &own_key)];
+    let written: Vec<(&str, &str)> =
+        written_to.iter().map(|(b, k)| (b.as_str(), k.as_str())).collect();
+    let mut expected = expected.to_vec();
+    expected.sort();
+    assert_eq!(written, expected, "each job's output goes to its pipeline's store, under its key");
 
     // A ends once B was started by its invoke action.
     let patience = Duration::from_secs(60);
@@ -127,6 +122,43 @@ async fn a_job_worker_and_an_invoked_pipeline_work_as_their_roles() {
 
     assert_no_call_refused(&h);
     assert_needed_here(&h, JOBS);
+}
+
+/// Acknowledges `job`, reads its input and writes it as its output with the credentials it
+/// lends (through the proxy, as `job-worker`), under the key it names; gives the output's bucket
+/// and key.
+async fn work(h: &Harness, through: &str, job: &Value) -> (String, String) {
+    let user = h.api_user("arn:aws:sts::111111111111:assumed-role/job-worker/jobs-e2e");
+    let user = user.await.unwrap();
+    user.ok("AcknowledgeJob", json!({"jobId": job["id"], "nonce": job["nonce"]})).await.unwrap();
+    let data = &job["data"];
+    let lent = &data["artifactCredentials"];
+    let lent = AccountKeys {
+        access_key: lent["accessKeyId"].as_str().unwrap().to_owned(),
+        secret_key: lent["secretAccessKey"].as_str().unwrap().to_owned(),
+        session_token: lent["sessionToken"].as_str().unwrap().to_owned(),
+    };
+    let as_job = s3_client(&lent.sdk(through, HOME).await);
+    let at = |artifact: &Value| {
+        let l = &artifact["location"]["s3Location"];
+        (l["bucketName"].as_str().unwrap().to_owned(), l["objectKey"].as_str().unwrap().to_owned())
+    };
+    let (bucket, object) = at(&data["inputArtifacts"][0]);
+    let input = as_job.get_object().bucket(bucket).key(object).send().await.unwrap();
+    let input = input.body.collect().await.unwrap().into_bytes();
+    let (bucket, object) = at(&data["outputArtifacts"][0]);
+    let key = data["encryptionKey"]["id"].as_str().expect("the job names its key").to_owned();
+    as_job
+        .put_object()
+        .bucket(&bucket)
+        .key(object)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&key)
+        .body(input.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    (bucket, key)
 }
 
 /// A one-file zip.

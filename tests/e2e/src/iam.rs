@@ -10,8 +10,9 @@
 //! - it evaluates no condition key, so `Condition` is dropped; a statement that only grants
 //!   through another service (`kms:ViaService`) is left out, since moto's SQS and Secrets
 //!   Manager never call KMS as the caller;
-//! - it checks HeadBucket as `s3:HeadBucket`, which IAM allows by `s3:ListBucket`: a
-//!   statement granting `s3:ListBucket` is given `s3:HeadBucket` too;
+//! - it checks HeadBucket as `s3:HeadBucket`, which IAM allows by `s3:ListBucket`, and Lambda's
+//!   Invoke as `lambda:Invoke`, which IAM allows by `lambda:InvokeFunction`: a statement
+//!   granting the one is given the other too;
 //! - trust policies compare the caller's exact ARN and fail on a `Service` principal, so every
 //!   role here trusts `*`: who may assume a role is checked by `template_trust_checks` in the
 //!   tests instead, on the template itself.
@@ -185,7 +186,7 @@ pub async fn declared_roles(
     roles.push((role, keys));
 
     // The pipeline's role belongs to its user, as a CodePipeline service role does: what this
-    // release's actions without a roleArn need (source, artifacts, the build, the site).
+    // scenarios' actions without a roleArn need (source, artifacts, builds, the site, functions).
     let pipeline_role = crate::scenario::pipeline_role(stack);
     let role = DeclaredRole {
         holder: "PipelineRole".into(),
@@ -194,7 +195,8 @@ pub async fn declared_roles(
         statements: vec![serde_json::json!({"Effect": "Allow", "Resource": "*", "Action": [
             "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
             "s3:GetBucketVersioning", "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt",
-            "codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]})],
+            "codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild",
+            "lambda:InvokeFunction"]})],
     };
     create_and_assume(&endpoint, &role, &stack.keys).await?;
 
@@ -333,12 +335,17 @@ pub fn for_moto(statement: &Json) -> Option<Json> {
     if widen {
         s["Resource"] = json!("*");
     }
-    // moto checks HeadBucket as `s3:HeadBucket`, an action IAM does not have: IAM allows it
-    // by `s3:ListBucket`.
-    if actions(&s).iter().any(|a| a == "s3:ListBucket") {
-        let mut with_head = actions(&s);
-        with_head.push("s3:HeadBucket".into());
-        s["Action"] = json!(with_head);
+    // moto checks some operations as actions IAM does not have: HeadBucket as `s3:HeadBucket`
+    // (IAM: `s3:ListBucket`) and Lambda's Invoke as `lambda:Invoke` (IAM:
+    // `lambda:InvokeFunction`).
+    for (iam, moto) in
+        [("s3:ListBucket", "s3:HeadBucket"), ("lambda:InvokeFunction", "lambda:Invoke")]
+    {
+        if actions(&s).iter().any(|a| a == iam) {
+            let mut with_moto = actions(&s);
+            with_moto.push(moto.into());
+            s["Action"] = json!(with_moto);
+        }
     }
     Some(s)
 }
@@ -416,6 +423,7 @@ pub fn action_of(call: &Call) -> String {
             "s3",
             "CopyObject" | "UploadPart" | "CreateMultipartUpload" | "CompleteMultipartUpload",
         ) => "PutObject",
+        ("lambda", "Invoke") => "InvokeFunction",
         (_, op) => op,
     };
     let service = if call.service == "monitoring" { "cloudwatch" } else { call.service.as_str() };

@@ -77,7 +77,7 @@ pub struct Proxy {
     /// The role each access key that STS handed out belongs to.
     assumed: Arc<Mutex<HashMap<String, String>>>,
     /// With IAM enforced: the secret of every access key the functions hold, to sign forms
-    /// again as moto reads them (see [`Proxy::resign_form`]).
+    /// again as moto reads them (see `resign_for_moto`).
     secrets: Option<Arc<Mutex<HashMap<String, String>>>>,
     /// The customer key of each encrypted topic, for SNS's KMS calls (see `kms`).
     topic_keys: Arc<HashMap<String, String>>,
@@ -90,6 +90,15 @@ pub struct Proxy {
     /// Whether the declared statements of the caller (its access key, and the role it was
     /// handed out for) allow a call: the harness's decision where moto cannot make one.
     decide: Option<Decide>,
+}
+
+/// A deployment as CodeDeploy reports it once it has run: moto's never leave `Created`.
+fn deployed(answer: &Bytes) -> Bytes {
+    let Ok(mut answer) = serde_json::from_slice::<Value>(answer) else { return answer.clone() };
+    if answer["deploymentInfo"]["status"] == "Created" {
+        answer["deploymentInfo"]["status"] = "Succeeded".into();
+    }
+    Bytes::from(answer.to_string())
 }
 
 /// S3's answer to a caller refused `action` on `resource` (`<Error>`), or a query-protocol
@@ -165,6 +174,15 @@ impl Proxy {
         })
     }
 
+    /// Requests signed with `keys` (the harness's own, sent through a listener) are signed
+    /// again as moto reads them too.
+    pub fn knows(&self, keys: &crate::stack::AccountKeys) {
+        if let Some(secrets) = &self.secrets {
+            let mut secrets = secrets.lock().unwrap_or_else(PoisonError::into_inner);
+            secrets.insert(keys.access_key.clone(), keys.secret_key.clone());
+        }
+    }
+
     /// Starts a listener for `function`; returns its endpoint URL.
     pub async fn listen(&self, function: &str) -> Result<String> {
         self.listen_hanging(function, None).await
@@ -228,7 +246,7 @@ impl Proxy {
         let mut body = body.collect().await?.to_bytes();
         let mut call = classify(function, &parts, &body);
         if let Some(secrets) = &self.secrets {
-            match resign_form(&mut parts, &body, secrets) {
+            match resign_for_moto(&mut parts, &body, secrets) {
                 Ok(Some(resigned)) => body = resigned,
                 Ok(None) => {}
                 Err(e) => {
@@ -271,9 +289,13 @@ impl Proxy {
                 return Ok(r);
             }
         };
-        let (parts, rbody) = response.into_parts();
-        let rbody = rbody.collect().await?.to_bytes();
+        let (mut parts, rbody) = response.into_parts();
+        let mut rbody = rbody.collect().await?.to_bytes();
         call.status = parts.status.as_u16();
+        if call.service == "codedeploy" && call.operation == "GetDeployment" && call.status == 200 {
+            rbody = deployed(&rbody);
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+        }
         if let Some(refusal) =
             self.kms_after_read(function, &call, &parts_headers, &parts.headers).await
         {
@@ -287,7 +309,9 @@ impl Proxy {
             let after = self.sizes_after(&parts_headers, &written).await;
             self.capacity(&mut call, &req, &rbody, &written, &after);
         }
-        if call.service == "codebuild" {
+        if call.service == "codebuild"
+            || (call.service.as_str(), call.operation.as_str()) == ("lambda", "Invoke")
+        {
             call.request = serde_json::from_slice(&body).ok();
         }
         if call.operation == "AssumeRole" && call.status == 200 {
@@ -537,6 +561,8 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
         op.to_owned()
     } else if service == "s3" {
         s3_operation(parts.method.as_str(), &path, query, !header("x-amz-copy-source").is_empty())
+    } else if service == "lambda" {
+        lambda_operation(parts.method.as_str(), &path)
     } else {
         form_value(body, "Action")
             .or_else(|| form_value(query.as_bytes(), "Action"))
@@ -588,34 +614,46 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
     }
 }
 
-/// A query-protocol form (SNS, CloudFormation, STS), signed again as moto reads it.
+/// A request moto would misread, signed again as moto reads it. `None`: forwarded as sent.
 ///
-/// moto checks a form's signature against the form it parsed, encoded again the way botocore
-/// encodes (`+` for a space), not against the bytes sent; the SDK encodes a space as `%20`,
-/// so any form with a space would be refused though its signature is right. The signature is
-/// therefore checked here, on the bytes sent, and the form is re-encoded and signed again
-/// with the same key for moto. `None`: not a form, forwarded as sent.
-fn resign_form(
+/// - A query-protocol form (SNS, CloudFormation, STS): moto checks a form's signature against
+///   the form it parsed, encoded again the way botocore encodes (`+` for a space), not against
+///   the bytes sent; the SDK encodes a space as `%20`, so any form with a space would be
+///   refused though its signature is right.
+/// - A request without a body to a REST service other than S3 (Lambda's `GET`s): moto hashes
+///   the parameters it parsed as the payload, not the empty body that was signed. Signed again
+///   with `x-amz-content-sha256`, which botocore takes as the payload's hash.
+///
+/// The signature is checked here, on the bytes sent, and the request signed again with the
+/// same key for moto.
+fn resign_for_moto(
     parts: &mut hyper::http::request::Parts,
     body: &Bytes,
     secrets: &Mutex<HashMap<String, String>>,
 ) -> Result<Option<Bytes>, String> {
     use baton::api::sigv4::{Expected, Signable, SigningKey, sign, verify};
+    use sha2::Digest as _;
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !header("content-type").starts_with("application/x-www-form-urlencoded") {
-        return Ok(None);
-    }
+    let form = header("content-type").starts_with("application/x-www-form-urlencoded");
     let scope = credential_scope(&parts.headers);
     let [access_key, _, region, service, ..] = &scope[..] else {
-        return Err("no credential scope".into());
+        return match form {
+            true => Err("no credential scope".into()),
+            false => Ok(None),
+        };
     };
+    let secret_for =
+        |k: &str| secrets.lock().unwrap_or_else(PoisonError::into_inner).get(k).cloned();
+    // Only a function's own request: the harness's go to moto as sent.
+    let bodiless = body.is_empty() && service != "s3" && secret_for(access_key).is_some();
+    if !form && !bodiless {
+        return Ok(None);
+    }
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
         .collect();
-    let secret_for =
-        |k: &str| secrets.lock().unwrap_or_else(PoisonError::into_inner).get(k).cloned();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let query = parts.uri.query().unwrap_or("");
     let signable = Signable {
@@ -627,24 +665,28 @@ fn resign_form(
     };
     verify(&signable, &Expected { region, service, now }, secret_for).map_err(|e| e.to_string())?;
 
-    let mut form = String::new();
-    for (k, v) in form_urlencoded::parse(body) {
-        if !form.is_empty() {
-            form.push('&');
+    let mut resent = String::new();
+    for (k, v) in form_urlencoded::parse(body).filter(|_| form) {
+        if !resent.is_empty() {
+            resent.push('&');
         }
-        form.push_str(&botocore_encode(&k));
-        form.push('=');
-        form.push_str(&botocore_encode(&v));
+        resent.push_str(&botocore_encode(&k));
+        resent.push('=');
+        resent.push_str(&botocore_encode(&v));
     }
-    let form = Bytes::from(form);
-    let signed: Vec<(String, String)> = ["host", "content-type", "x-amz-security-token"]
+    let resent = Bytes::from(resent);
+    let mut signed: Vec<(String, String)> = ["host", "content-type", "x-amz-security-token"]
         .iter()
         .filter(|n| !header(n).is_empty())
         .map(|n| ((*n).to_owned(), header(n).to_owned()))
         .collect();
+    let empty_hash = hex::encode(sha2::Sha256::digest(b""));
+    if bodiless {
+        signed.push(("x-amz-content-sha256".to_owned(), empty_hash.clone()));
+    }
     let secret = secret_for(access_key).ok_or("unknown access key")?;
     let key = SigningKey { access_key, secret_key: &secret, region, service };
-    let resigned = Signable { headers: &signed, body: &form, ..signable };
+    let resigned = Signable { headers: &signed, body: &resent, ..signable };
     let (amz_date, authorization) = sign(&resigned, &key, now);
     let set = |headers: &mut hyper::HeaderMap, name: &'static str, value: &str| {
         if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
@@ -653,8 +695,12 @@ fn resign_form(
     };
     set(&mut parts.headers, "x-amz-date", &amz_date);
     set(&mut parts.headers, "authorization", &authorization);
-    set(&mut parts.headers, "content-length", &form.len().to_string());
-    Ok(Some(form))
+    if bodiless {
+        set(&mut parts.headers, "x-amz-content-sha256", &empty_hash);
+    } else {
+        set(&mut parts.headers, "content-length", &resent.len().to_string());
+    }
+    Ok(Some(resent))
 }
 
 /// Python's `quote_plus`, which botocore's form encoding uses.
@@ -673,6 +719,22 @@ fn botocore_encode(s: &str) -> String {
 }
 
 /// `Credential=AKID/date/region/service/aws4_request` of the `Authorization` header, split.
+/// Lambda's REST operations the functions use, by method and path.
+fn lambda_operation(method: &str, path: &str) -> String {
+    let rest = path.split('/').skip(4).collect::<Vec<_>>();
+    let op = match (method, &rest[..]) {
+        ("GET", []) => "GetFunction",
+        ("PUT", ["code"]) => "UpdateFunctionCode",
+        ("GET", ["configuration"]) => "GetFunctionConfiguration",
+        ("POST", ["versions"]) => "PublishVersion",
+        ("GET", ["aliases", _]) => "GetAlias",
+        ("PUT", ["aliases", _]) => "UpdateAlias",
+        ("POST", ["invocations"]) => "Invoke",
+        _ => "?",
+    };
+    op.to_owned()
+}
+
 fn credential_scope(headers: &hyper::HeaderMap) -> Vec<String> {
     headers
         .get("authorization")

@@ -494,3 +494,35 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
 }
+
+/// Creates the function `name` (a zip of `code`, published as version 1) running as a role of
+/// its own, with the SDK configuration of its account and region.
+pub async fn function(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+    code: Vec<u8>,
+) -> anyhow::Result<()> {
+    let trust = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+    let role = aws_sdk_iam::Client::new(sdk)
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust)
+        .send()
+        .await?
+        .role
+        .ok_or_else(|| anyhow::anyhow!("CreateRole gave no role"))?
+        .arn;
+    let code = aws_sdk_lambda::types::FunctionCode::builder().zip_file(code.into()).build();
+    aws_sdk_lambda::Client::new(sdk)
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role)
+        .code(code)
+        .publish(true)
+        .send()
+        .await?;
+    Ok(())
+}

@@ -405,9 +405,12 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("DeployRole/FollowStateMachineExecutions", PROVIDERS),
     ("DeployRole/ManageStackSets", PROVIDERS),
     ("DeployRole/WriteSiteBuckets", PROVIDERS),
+    ("DeployRole/DeployWithCodeDeploy", PROVIDERS),
+    ("DeployRole/DeployFunctions", PROVIDERS),
     ("DeployRole/PassTheStackSetAdministrationRole", PROVIDERS),
     ("JobArtifactsRole/UseArtifactKey", JOBS),
     ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", JOBS),
+    ("TriggerFunction/AnnounceJobReports", JOBS),
     ("JobArtifactsRole/UseDeclaredArtifactKeysThroughS3", JOBS),
     ("ActionWorkerFunction/UseDeclaredArtifactKeysThroughS3", JOBS),
 ];
@@ -431,16 +434,10 @@ fn assert_needed_here(h: &Harness, test: &str) {
 const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("DeployRole/DecryptArtifacts", DEPLOY_UNUSED),
     ("DeployRole/DeployConfigurations", OTHER_PROVIDERS),
-    ("DeployRole/DeployFunctions", LAMBDA_UNDER_IAM),
-    ("DeployRole/DeployWithCodeDeploy", OTHER_PROVIDERS),
-    ("DeployRole/ReadRuleAlarms", OTHER_PROVIDERS),
-    ("DeployRole/WatchAlarms", OTHER_PROVIDERS),
-    ("TriggerFunction/AnnounceJobReports", LAMBDA_JOB_REPORTS),
+    ("DeployRole/ReadAlarms", OTHER_PROVIDERS),
     ("DeployRole/ReadArtifacts", DEPLOY_UNUSED),
 ];
-const LAMBDA_UNDER_IAM: &str = "moto refuses the deploy role's GetFunctionConfiguration, which DeployFunctions grants, once IAM is enforced (tried: it does not check Lambda's REST operations as IAM does); the deploy runs on moto without IAM in the providers' tests";
-const OTHER_PROVIDERS: &str = "a service moto does not serve as the SDK calls it (AppConfig deployments, CodeDeploy, CloudWatch alarms): its adapter is tested against a stand-in";
-const LAMBDA_JOB_REPORTS: &str = "only a Lambda function's job (AWS/Invoke/Lambda) reports through the trigger's URL; no scenario invokes one";
+const OTHER_PROVIDERS: &str = "a service moto does not serve as the SDK calls it (AppConfig deployments, CloudWatch alarms): its adapter is tested against a stand-in";
 const DEPLOY_UNUSED: &str = "read by the services a deploy hands artifacts to as the caller (CodeDeploy's and Elastic Beanstalk's revisions, a stack set's template), which no scenario on moto runs";
 
 fn write_figures(h: &Harness, actions: usize) {

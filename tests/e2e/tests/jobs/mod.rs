@@ -30,6 +30,11 @@ async fn a_job_worker_and_an_invoked_pipeline_work_as_their_roles() {
     s3.create_bucket().bucket(&declared).send().await.unwrap();
     let own_key = aws_sdk_kms::Client::new(&sdk).create_key().send().await.unwrap();
     let own_key = own_key.key_metadata.unwrap().arn.unwrap();
+    // A function A's job is handed to (moto keeps it without Docker, and never runs it).
+    let moto = &h.iam.as_ref().unwrap().moto;
+    moto.configure(&json!({"lambda": {"use_docker": false}})).await.unwrap();
+    let function = format!("{}-notify", h.stack.name);
+    baton_e2e::scenario::function(&sdk, &function, zipped()).await.unwrap();
     h.enforce().await.unwrap();
     let user = h.api_user("arn:aws:sts::111111111111:assumed-role/release-engineer/jobs-e2e");
     let user = user.await.unwrap();
@@ -64,10 +69,13 @@ async fn a_job_worker_and_an_invoked_pipeline_work_as_their_roles() {
     api("StartPipelineExecution", json!({"name": invoked})).await;
 
     // Pipeline A, in its own store under its own key: the source, the job worker's build, then
-    // B invoked.
+    // B invoked beside a function's job.
     let invoke = json!({"name": "Invoke", "actions": [{"name": "Next",
         "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "CodePipeline", "version": "1"},
-        "configuration": {"PipelineName": invoked}}]});
+        "configuration": {"PipelineName": invoked}},
+        {"name": "Notify",
+        "actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"},
+        "configuration": {"FunctionName": function}}]});
     api(
         "CreatePipeline",
         json!({"pipeline": {"name": invoking, "roleArn": pipeline_role(&h.stack),
@@ -112,7 +120,12 @@ async fn a_job_worker_and_an_invoked_pipeline_work_as_their_roles() {
     expected.sort();
     assert_eq!(written, expected, "each job's output goes to its pipeline's store, under its key");
 
-    // A ends once B was started by its invoke action.
+    // The function reports its job as its SDK sends it, to the trigger's URL.
+    let job_id = handed_to(&h, &function).await;
+    let report = h.pool("trigger").unwrap().invoke(job_report(&job_id)).await.unwrap().unwrap();
+    assert_eq!(report["statusCode"], 200, "{report}");
+
+    // A ends once B was started by its invoke action and the function reported.
     let patience = Duration::from_secs(60);
     let status = user.end_of(&invoking, &execution, patience, async || {}).await.unwrap();
     assert_eq!(status, "Succeeded", "{}", crate::diagnostics(&h).await);
@@ -159,6 +172,43 @@ async fn work(h: &Harness, through: &str, job: &Value) -> (String, String) {
         .await
         .unwrap();
     (bucket, key)
+}
+
+/// The id of the job handed to `function` (by `Invoke`, which the proxy saw).
+async fn handed_to(h: &Harness, function: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let invoked = h.proxy.calls().into_iter().find_map(|c| {
+            let job = &c.request.as_ref()?["CodePipeline.job"];
+            let to = job["data"]["actionConfiguration"]["configuration"]["FunctionName"].as_str();
+            (c.operation == "Invoke" && c.status < 300 && to == Some(function))
+                .then(|| job["id"].as_str().map(str::to_owned))
+                .flatten()
+        });
+        if let Some(id) = invoked {
+            return id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no job handed to {function}: {}",
+            crate::diagnostics(h).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `PutJobSuccessResult` for `job_id`, as a function URL delivers the SDK's request.
+fn job_report(job_id: &str) -> Value {
+    let body = json!({"jobId": job_id, "executionDetails": {"summary": "notified"}}).to_string();
+    json!({"version": "2.0", "rawPath": "/", "rawQueryString": "",
+        "headers": {"content-type": "application/x-amz-json-1.1",
+            "x-amz-target": "CodePipeline_20150709.PutJobSuccessResult"},
+        "requestContext": {"accountId": "anonymous", "requestId": "e2e-report",
+            "domainName": "trigger.lambda-url.us-east-1.on.aws", "domainPrefix": "trigger",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1", "userAgent": "aws-sdk-rust"},
+            "time": "07/Dec/2026:04:00:00 +0000", "timeEpoch": 0},
+        "body": body, "isBase64Encoded": false})
 }
 
 /// A one-file zip.

@@ -1,6 +1,7 @@
 //! Providers the release does not use, run across accounts as the target account's deploy role
 //! (`infra/target-account.yaml`), with IAM enforced: a Step Functions state machine, a
-//! CloudFormation stack set and an S3 deploy to a bucket of that account.
+//! CloudFormation stack set, a CodeDeploy deployment and an S3 deploy to a bucket of that
+//! account.
 
 use std::time::Duration;
 
@@ -12,12 +13,12 @@ use serde_json::{Value, json};
 use crate::{assert_needed_here, assert_no_call_refused};
 
 /// This scenario's test, for [`crate::EXERCISED_ELSEWHERE`].
-pub(crate) const PROVIDERS: &str = "providers::a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account_as_the_deploy_role";
+pub(crate) const PROVIDERS: &str = "providers::a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_account_as_the_deploy_role";
 
 const TARGET_REGION: &str = "eu-west-1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account_as_the_deploy_role()
+async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_account_as_the_deploy_role()
  {
     let h = Harness::start(1, FaultPlan::default()).await.unwrap();
     let release = Release::new(&h.stack, "providers");
@@ -26,9 +27,12 @@ async fn a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account
     let s3 = s3_client(&h.stack.sdk(HOME).await);
     let put = s3.put_object().bucket(&release.source_bucket).key(key).body(zipped().into());
     put.send().await.unwrap();
-    // moto runs a state machine's states only when told to (and before it holds one).
+    // moto runs a state machine's states only when told to (and before it holds one), and
+    // keeps functions it can invoke without Docker.
     let moto = &h.iam.as_ref().unwrap().moto;
-    moto.configure(&json!({"stepfunctions": {"execute_state_machine": true}})).await.unwrap();
+    let config = json!({"stepfunctions": {"execute_state_machine": true},
+        "lambda": {"use_docker": false}});
+    moto.configure(&config).await.unwrap();
     let target = assume(&h.stack.endpoint, TARGET_ADMIN, Some(&h.stack.keys)).await.unwrap();
     let sfn = aws_sdk_sfn::Client::new(&target.sdk(&h.stack.endpoint, TARGET_REGION).await);
     let machine = sfn
@@ -40,6 +44,27 @@ async fn a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account
         .await
         .unwrap()
         .state_machine_arn;
+    // A CodeDeploy application of the target account (the proxy ends its deployments, which
+    // moto never runs).
+    let codedeploy =
+        aws_sdk_codedeploy::Client::new(&target.sdk(&h.stack.endpoint, TARGET_REGION).await);
+    let application = format!("{}-fleet", h.stack.name);
+    codedeploy.create_application().application_name(&application).send().await.unwrap();
+    codedeploy
+        .create_deployment_group()
+        .application_name(&application)
+        .deployment_group_name("servers")
+        .service_role_arn("arn:aws:iam::222222222222:role/CodeDeploy")
+        .send()
+        .await
+        .unwrap();
+    // A function of the target account behind its alias `live`, on its first version.
+    let function = format!("{}-orders", h.stack.name);
+    let target_sdk = target.sdk(&h.stack.endpoint, TARGET_REGION).await;
+    baton_e2e::scenario::function(&target_sdk, &function, zipped()).await.unwrap();
+    let lambda = aws_sdk_lambda::Client::new(&target_sdk);
+    let alias = lambda.create_alias().function_name(&function).name("live").function_version("1");
+    alias.send().await.unwrap();
     // A site bucket of the target account, which the deploy role writes to.
     let site = format!("{}-site-eu", h.stack.name);
     let target_s3 = s3_client(&target.sdk(&h.stack.endpoint, TARGET_REGION).await);
@@ -66,7 +91,7 @@ async fn a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account
     api(
         "CreatePipeline",
         json!({"pipeline": {"name": pipeline, "roleArn": pipeline_role(&h.stack),
-            "artifactStores": stores, "stages": [
+            "pipelineType": "V2", "artifactStores": stores, "stages": [
             {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "S3"),
                 "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": key,
                     "PollForSourceChanges": "false"},
@@ -83,6 +108,14 @@ async fn a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account
                     "Parameters": "ParameterKey=TopicName,ParameterValue=orders",
                     "DeploymentTargets": "222222222222", "Regions": TARGET_REGION,
                     "AdministrationRoleArn": "arn:aws:iam::222222222222:role/AWSCloudFormationStackSetAdministrationRole"},
+                "inputArtifacts": [{"name": "SourceOutput"}]},
+              {"name": "Fleet", "actionTypeId": kind("Deploy", "CodeDeploy"),
+                "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
+                "configuration": {"ApplicationName": application, "DeploymentGroupName": "servers"},
+                "inputArtifacts": [{"name": "SourceOutput"}]},
+              {"name": "Function", "actionTypeId": kind("Deploy", "Lambda"),
+                "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
+                "configuration": {"FunctionName": function, "FunctionAlias": "live"},
                 "inputArtifacts": [{"name": "SourceOutput"}]},
               {"name": "Site", "actionTypeId": kind("Deploy", "S3"),
                 "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
@@ -107,6 +140,15 @@ async fn a_state_machine_a_stack_set_and_a_site_deploy_run_in_the_target_account
     let deployed = target_s3.get_object().bucket(&site).key("input.json").send().await.unwrap();
     let deployed = deployed.body.collect().await.unwrap().into_bytes();
     assert_eq!(deployed.as_ref(), br#"{"release": 7}"#, "the site holds the source's file");
+    let deployments = codedeploy.list_deployments().application_name(&application);
+    let deployments = deployments.deployment_group_name("servers").send().await.unwrap();
+    assert_eq!(deployments.deployments().len(), 1, "one deployment of the source");
+    // Read through the proxy, which signs a bodiless request again as moto reads it.
+    h.proxy.knows(&target);
+    let through = h.proxy.listen("harness").await.unwrap();
+    let lambda = aws_sdk_lambda::Client::new(&target.sdk(&through, TARGET_REGION).await);
+    let live = lambda.get_alias().function_name(&function).name("live").send().await.unwrap();
+    assert_eq!(live.function_version(), Some("2"), "the alias moved to the new version");
 
     assert_no_call_refused(&h);
     assert_needed_here(&h, PROVIDERS);

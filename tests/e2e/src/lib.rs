@@ -2,7 +2,9 @@
 //! function binaries behind a local Lambda Runtime API, each EventBridge rule delivered through
 //! an SQS queue, and every AWS request the functions make counted on its way to moto.
 
+pub mod appconfig;
 pub mod approval;
+pub mod cloudwatch;
 pub mod codebuild;
 pub mod codecommit;
 pub mod console;

@@ -60,8 +60,9 @@ pub struct Call {
     /// The resource as moto's IAM checks see it: S3 object or bucket, SQS queue, the role of
     /// an `AssumeRole`; `*` for every other service (moto checks those against `*`).
     pub resource: String,
-    /// A call to KMS another service made as the caller (`sqs.us-east-1.amazonaws.com`...),
-    /// decided by the harness against the declared statements (see `kms`).
+    /// Who made a call the harness decided against the declared statements, as IAM's
+    /// `kms:ViaService` names it: another service, for KMS calls it makes as the caller
+    /// (`sqs.us-east-1.amazonaws.com`..., see `kms`), or the service the harness answers for.
     pub via: Option<String>,
 }
 
@@ -74,6 +75,10 @@ pub struct Proxy {
     sizes: Arc<Mutex<HashMap<String, usize>>>,
     /// CodeCommit, which moto does not serve: answered here.
     codecommit: crate::codecommit::Repositories,
+    /// CloudWatch's alarms, which moto cannot serve as the SDK asks: answered here.
+    alarms: crate::cloudwatch::Alarms,
+    /// AppConfig's deployments, which moto does not have: answered here.
+    appconfig: crate::appconfig::Deployments,
     /// The role each access key that STS handed out belongs to.
     assumed: Arc<Mutex<HashMap<String, String>>>,
     /// With IAM enforced: the secret of every access key the functions hold, to sign forms
@@ -128,6 +133,8 @@ impl Proxy {
             calls: Arc::default(),
             sizes: Arc::default(),
             codecommit: crate::codecommit::Repositories::default(),
+            alarms: crate::cloudwatch::Alarms::default(),
+            appconfig: crate::appconfig::Deployments::default(),
             assumed: Arc::default(),
             secrets: None,
             topic_keys: Arc::default(),
@@ -216,6 +223,16 @@ impl Proxy {
         Ok(url)
     }
 
+    /// The alarms the functions' `DescribeAlarms` requests are answered from.
+    pub fn alarms(&self) -> &crate::cloudwatch::Alarms {
+        &self.alarms
+    }
+
+    /// The AppConfig deployments the functions started.
+    pub fn appconfig(&self) -> &crate::appconfig::Deployments {
+        &self.appconfig
+    }
+
     /// The repositories the functions' CodeCommit requests are answered from.
     pub fn codecommit(&self) -> &crate::codecommit::Repositories {
         &self.codecommit
@@ -260,6 +277,15 @@ impl Proxy {
         }
         if call.service == "codecommit" {
             return Ok(self.answer_codecommit(call, &body));
+        }
+        if call.service == "monitoring" {
+            return Ok(self.answer_cloudwatch(call, &body));
+        }
+        if call.service == "appconfig"
+            && let Some((_, environment)) =
+                crate::appconfig::deployment_operation(parts.method.as_str(), &call.path)
+        {
+            return Ok(self.answer_appconfig(call, &environment, &body));
         }
         let mut refusal = self.kms_before_write(function, &call, &parts.headers).await;
         if refusal.is_none() {
@@ -349,6 +375,94 @@ impl Proxy {
             hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
         );
         r
+    }
+
+    /// CloudWatch's answer from the stand-in, to a caller the harness let read the alarms
+    /// asked for (their ARNs in the caller's account); recorded with that decision.
+    fn answer_cloudwatch(&self, mut call: Call, body: &[u8]) -> Response<Full<Bytes>> {
+        let role = self.role_of(&call.access_key);
+        let account = role.as_deref().and_then(|r| r.split(':').nth(4)).unwrap_or_default();
+        let arn = |name: &str| format!("arn:aws:cloudwatch:{}:{account}:alarm:{name}", call.region);
+        let named = self.alarms.named_in(body);
+        let alarms: Vec<_> = named.into_iter().map(|(n, s)| (n.clone(), arn(&n), s)).collect();
+        call.resource = alarms.first().map_or_else(|| "*".to_owned(), |(_, a, _)| a.clone());
+        let (status, answer) = match self.lets_in(&mut call) {
+            true => (200, crate::cloudwatch::answer(&alarms)),
+            false => {
+                let message = format!(
+                    "not authorized to perform cloudwatch:DescribeAlarms on {}",
+                    call.resource
+                );
+                (403, crate::cloudwatch::refusal(&message))
+            }
+        };
+        call.status = status;
+        self.record(call);
+        let mut r = Response::new(Full::new(Bytes::from(answer)));
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::FORBIDDEN);
+        let headers = r.headers_mut();
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/cbor"),
+        );
+        headers.insert("smithy-protocol", hyper::header::HeaderValue::from_static("rpc-v2-cbor"));
+        r
+    }
+
+    /// AppConfig's answer from the stand-in, to a caller the harness let act on the
+    /// environment's ARN (in the caller's account); recorded with that decision.
+    fn answer_appconfig(
+        &self,
+        mut call: Call,
+        environment: &str,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let role = self.role_of(&call.access_key);
+        let account = role.as_deref().and_then(|r| r.split(':').nth(4)).unwrap_or_default();
+        let arn_path = environment
+            .replace("applications/", "application/")
+            .replace("environments/", "environment/");
+        call.resource = format!("arn:aws:appconfig:{}:{account}:{arn_path}", call.region);
+        let (status, answer) = match self.lets_in(&mut call) {
+            true => {
+                let request: Value = serde_json::from_slice(body).unwrap_or_default();
+                self.appconfig.answer(&call.operation, environment, &call.path, &request)
+            }
+            false => {
+                let message = format!(
+                    "not authorized to perform appconfig:{} on {}",
+                    call.operation, call.resource
+                );
+                (403, serde_json::json!({"Message": message}))
+            }
+        };
+        call.status = status;
+        call.request = serde_json::from_slice(body).ok();
+        self.record(call);
+        let mut r = Response::new(Full::new(Bytes::from(answer.to_string())));
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::FORBIDDEN);
+        if status == 403 {
+            r.headers_mut().insert(
+                "x-amzn-errortype",
+                hyper::header::HeaderValue::from_static("AccessDeniedException"),
+            );
+        }
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    /// Whether the caller of a call the harness answers itself may make it, decided against
+    /// its declared statements (everyone may without IAM enforced); `call` is marked as
+    /// decided so.
+    fn lets_in(&self, call: &mut Call) -> bool {
+        call.via = Some(format!("{}.{}.amazonaws.com", call.service, call.region));
+        let role = self.role_of(&call.access_key);
+        self.decide.as_ref().is_none_or(|decide| decide(call, role.as_deref()))
     }
 
     async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>> {
@@ -563,6 +677,10 @@ fn classify(function: &str, parts: &hyper::http::request::Parts, body: &[u8]) ->
         s3_operation(parts.method.as_str(), &path, query, !header("x-amz-copy-source").is_empty())
     } else if service == "lambda" {
         lambda_operation(parts.method.as_str(), &path)
+    } else if service == "appconfig" {
+        appconfig_operation(parts.method.as_str(), &path)
+    } else if service == "monitoring" {
+        path.rsplit("/operation/").next().unwrap_or("?").to_owned()
     } else {
         form_value(body, "Action")
             .or_else(|| form_value(query.as_bytes(), "Action"))
@@ -719,6 +837,23 @@ fn botocore_encode(s: &str) -> String {
 }
 
 /// `Credential=AKID/date/region/service/aws4_request` of the `Authorization` header, split.
+/// AppConfig's REST operations the functions use, by method and path.
+fn appconfig_operation(method: &str, path: &str) -> String {
+    if let Some((op, _)) = crate::appconfig::deployment_operation(method, path) {
+        return op.to_owned();
+    }
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let op = match (method, &parts[..]) {
+        ("GET", ["applications", _, "configurationprofiles", _]) => "GetConfigurationProfile",
+        (
+            "POST",
+            ["applications", _, "configurationprofiles", _, "hostedconfigurationversions"],
+        ) => "CreateHostedConfigurationVersion",
+        _ => "?",
+    };
+    op.to_owned()
+}
+
 /// Lambda's REST operations the functions use, by method and path.
 fn lambda_operation(method: &str, path: &str) -> String {
     let rest = path.split('/').skip(4).collect::<Vec<_>>();

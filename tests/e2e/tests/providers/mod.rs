@@ -1,7 +1,7 @@
 //! Providers the release does not use, run across accounts as the target account's deploy role
 //! (`infra/target-account.yaml`), with IAM enforced: a Step Functions state machine, a
-//! CloudFormation stack set, a CodeDeploy deployment and an S3 deploy to a bucket of that
-//! account.
+//! CloudFormation stack set, a CodeDeploy deployment, a Lambda deploy, an AppConfig deployment and an S3 deploy to a
+//! bucket of that account, and a CloudWatch alarm rule on their stage.
 
 use std::time::Duration;
 
@@ -77,6 +77,24 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
         .send()
         .await
         .unwrap();
+    // An AppConfig application of the target account with a hosted profile (the proxy plays
+    // its environment's deployments, which moto does not have).
+    let appconfig = aws_sdk_appconfig::Client::new(&target_sdk);
+    let app = appconfig.create_application().name(format!("{}-flags", h.stack.name));
+    let app = app.send().await.unwrap().id.unwrap();
+    let profile = appconfig
+        .create_configuration_profile()
+        .application_id(&app)
+        .name("release")
+        .location_uri("hosted")
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    // An alarm of the target account the stage's rule reads (the proxy plays CloudWatch).
+    let alarm = format!("{}-site-errors", h.stack.name);
+    h.proxy.alarms().set(&alarm, "OK");
     h.enforce().await.unwrap();
     let user = h.api_user("arn:aws:sts::111111111111:assumed-role/release-engineer/providers-e2e");
     let user = user.await.unwrap();
@@ -96,7 +114,12 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
                 "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": key,
                     "PollForSourceChanges": "false"},
                 "outputArtifacts": [{"name": "SourceOutput"}]}]},
-            {"name": "Run", "actions": [{"name": "Machine", "actionTypeId": kind("Invoke", "StepFunctions"),
+            {"name": "Run",
+             "onSuccess": {"conditions": [{"result": "FAIL", "rules": [{"name": "Quiet",
+                "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "CloudWatchAlarm", "version": "1"},
+                "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
+                "configuration": {"AlarmName": alarm}}]}]},
+             "actions": [{"name": "Machine", "actionTypeId": kind("Invoke", "StepFunctions"),
                 "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
                 "configuration": {"StateMachineArn": machine, "InputType": "FilePath",
                     "Input": "input.json"},
@@ -116,6 +139,11 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
               {"name": "Function", "actionTypeId": kind("Deploy", "Lambda"),
                 "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
                 "configuration": {"FunctionName": function, "FunctionAlias": "live"},
+                "inputArtifacts": [{"name": "SourceOutput"}]},
+              {"name": "Flags", "actionTypeId": kind("Deploy", "AppConfig"),
+                "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
+                "configuration": {"Application": app, "Environment": "prod",
+                    "ConfigurationProfile": profile, "InputArtifactConfigurationPath": "input.json"},
                 "inputArtifacts": [{"name": "SourceOutput"}]},
               {"name": "Site", "actionTypeId": kind("Deploy", "S3"),
                 "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
@@ -149,6 +177,13 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
     let lambda = aws_sdk_lambda::Client::new(&target.sdk(&through, TARGET_REGION).await);
     let live = lambda.get_alias().function_name(&function).name("live").send().await.unwrap();
     assert_eq!(live.function_version(), Some("2"), "the alias moved to the new version");
+    let flags = h.proxy.appconfig().of(&format!("applications/{app}/environments/prod"));
+    assert_eq!(flags.len(), 1, "one deployment of the configuration: {flags:?}");
+    assert_eq!(flags[0]["ConfigurationVersion"], "1", "of the version written: {flags:?}");
+    let rule =
+        &state["stageStates"][1]["onSuccessConditionState"]["conditionStates"][0]["ruleStates"][0];
+    let summary = format!("{alarm} is OK");
+    assert_eq!(rule["latestExecution"]["summary"], summary.as_str(), "{state}");
 
     assert_no_call_refused(&h);
     assert_needed_here(&h, PROVIDERS);

@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 mod kms;
 mod pass_role;
+mod revisions;
 pub use kms::FOR_ANOTHER_SERVICE;
 
 /// One request a function made.
@@ -296,6 +297,9 @@ impl Proxy {
         }
         if refusal.is_none() {
             refusal = self.pass_role_decided_here(function, &call, &body);
+        }
+        if refusal.is_none() {
+            refusal = self.revision_decided_here(function, &call, &body);
         }
         if let Some(refusal) = refusal {
             call.status = 403;

@@ -4,6 +4,7 @@
 
 pub mod appconfig;
 pub mod approval;
+pub mod beanstalk;
 pub mod cloudwatch;
 pub mod codebuild;
 pub mod codecommit;
@@ -137,7 +138,7 @@ impl Harness {
                 [&stack.approval_topic, &stack.failure_topic]
                     .map(|topic| (topic.clone(), stack.keys_by_region[stack::HOME].clone())),
             )
-            .with_own_keys(stack.keys_by_region.values().cloned())
+            .with_own_keys(stack.keys_by_region.clone())
             .with_decisions(
                 [
                     stack.dead_letter_queue.rsplit('/').next().unwrap_or_default().to_owned(),

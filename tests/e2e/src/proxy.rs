@@ -80,6 +80,8 @@ pub struct Proxy {
     alarms: crate::cloudwatch::Alarms,
     /// AppConfig's deployments, which moto does not have: answered here.
     appconfig: crate::appconfig::Deployments,
+    /// Elastic Beanstalk's versions and environments, which moto does not have: answered here.
+    beanstalk: crate::beanstalk::Beanstalk,
     /// The role each access key that STS handed out belongs to.
     assumed: Arc<Mutex<HashMap<String, String>>>,
     /// With IAM enforced: the secret of every access key the functions hold, to sign forms
@@ -90,9 +92,9 @@ pub struct Proxy {
     /// The customer key of each encrypted queue (by name) and secret (by ARN), for SQS's and
     /// Secrets Manager's KMS calls, which `decide` decides.
     service_keys: Arc<HashMap<String, String>>,
-    /// The stack's artifact keys, whose calls through S3 moto decides; S3's calls with any
-    /// other key (a declared store's) are decided by `decide` (see `kms`).
-    own_keys: Arc<std::collections::HashSet<String>>,
+    /// The stack's artifact keys by region, whose calls through S3 moto decides; S3's calls
+    /// with any other key (a declared store's) are decided by `decide` (see `kms`).
+    own_keys: Arc<BTreeMap<String, String>>,
     /// Whether the declared statements of the caller (its access key, and the role it was
     /// handed out for) allow a call: the harness's decision where moto cannot make one.
     decide: Option<Decide>,
@@ -136,6 +138,7 @@ impl Proxy {
             codecommit: crate::codecommit::Repositories::default(),
             alarms: crate::cloudwatch::Alarms::default(),
             appconfig: crate::appconfig::Deployments::default(),
+            beanstalk: crate::beanstalk::Beanstalk::default(),
             assumed: Arc::default(),
             secrets: None,
             topic_keys: Arc::default(),
@@ -159,8 +162,8 @@ impl Proxy {
     }
 
     /// The stack's artifact keys (see `kms`).
-    pub fn with_own_keys(mut self, keys: impl IntoIterator<Item = String>) -> Self {
-        self.own_keys = Arc::new(keys.into_iter().collect());
+    pub fn with_own_keys(mut self, keys: BTreeMap<String, String>) -> Self {
+        self.own_keys = Arc::new(keys);
         self
     }
 
@@ -229,6 +232,11 @@ impl Proxy {
         &self.alarms
     }
 
+    /// The Elastic Beanstalk environments the functions updated.
+    pub fn beanstalk(&self) -> &crate::beanstalk::Beanstalk {
+        &self.beanstalk
+    }
+
     /// The AppConfig deployments the functions started.
     pub fn appconfig(&self) -> &crate::appconfig::Deployments {
         &self.appconfig
@@ -281,6 +289,9 @@ impl Proxy {
         }
         if call.service == "monitoring" {
             return Ok(self.answer_cloudwatch(call, &body));
+        }
+        if call.service == "elasticbeanstalk" {
+            return Ok(self.answer_beanstalk(function, call, &body));
         }
         if call.service == "appconfig"
             && let Some((_, environment)) =
@@ -456,6 +467,48 @@ impl Proxy {
         r.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    /// Elastic Beanstalk's answer from the stand-in; a new version's source bundle is read
+    /// (and decrypted under its region's artifact key) as the caller first.
+    fn answer_beanstalk(
+        &self,
+        function: &str,
+        mut call: Call,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let form: BTreeMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+        let via = format!("elasticbeanstalk.{}.amazonaws.com", call.region);
+        let mut refusal = None;
+        if call.operation == "CreateApplicationVersion" {
+            let field = |name: &str| form.get(name).map_or("", String::as_str);
+            let object = format!(
+                "arn:aws:s3:::{}/{}",
+                field("SourceBundle.S3Bucket"),
+                field("SourceBundle.S3Key")
+            );
+            refusal = self.decided_here(function, &call, ("s3", "GetObject"), &object, via.clone());
+            if let (None, Some(key)) = (&refusal, self.own_keys.get(&call.region)) {
+                refusal = self.decided_here(function, &call, ("kms", "Decrypt"), key, via);
+            }
+        }
+        let (status, answer) = match refusal {
+            Some(_) => {
+                let message = "Unable to perform the operation because the user does not have enough privileges for one of more downstream aws services";
+                (403, crate::beanstalk::error("InsufficientPrivilegesException", message))
+            }
+            None => self.beanstalk.answer(&call.operation, &form),
+        };
+        call.status = status;
+        self.record(call);
+        let mut r = Response::new(Full::new(Bytes::from(answer)));
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::FORBIDDEN);
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/xml"),
         );
         r
     }

@@ -90,7 +90,7 @@ impl Proxy {
         operation: &str,
         key: &str,
     ) -> Option<Response<Full<Bytes>>> {
-        if self.decide.is_some() && !self.own_keys.contains(key) {
+        if self.decide.is_some() && !self.own_keys.values().any(|k| k == key) {
             let via = format!("s3.{}.amazonaws.com", call.region);
             return self.decided_here(function, call, ("kms", operation), key, via);
         }

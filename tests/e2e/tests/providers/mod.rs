@@ -1,6 +1,7 @@
 //! Providers the release does not use, run across accounts as the target account's deploy role
 //! (`infra/target-account.yaml`), with IAM enforced: a Step Functions state machine, a
-//! CloudFormation stack set, a CodeDeploy deployment, a Lambda deploy, an AppConfig deployment and an S3 deploy to a
+//! CloudFormation stack set, a CodeDeploy deployment, a Lambda deploy, an AppConfig deployment, an Elastic Beanstalk deploy (the proxy plays
+//! Elastic Beanstalk) and an S3 deploy to a
 //! bucket of that account, and a CloudWatch alarm rule on their stage.
 
 use std::time::Duration;
@@ -92,6 +93,8 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
         .unwrap()
         .id
         .unwrap();
+    // An Elastic Beanstalk environment of the target account (the proxy plays the service).
+    h.proxy.beanstalk().launch("web-prod", "first");
     // An alarm of the target account the stage's rule reads (the proxy plays CloudWatch).
     let alarm = format!("{}-site-errors", h.stack.name);
     h.proxy.alarms().set(&alarm, "OK");
@@ -145,6 +148,10 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
                 "configuration": {"Application": app, "Environment": "prod",
                     "ConfigurationProfile": profile, "InputArtifactConfigurationPath": "input.json"},
                 "inputArtifacts": [{"name": "SourceOutput"}]},
+              {"name": "Web", "actionTypeId": kind("Deploy", "ElasticBeanstalk"),
+                "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
+                "configuration": {"ApplicationName": "web", "EnvironmentName": "web-prod"},
+                "inputArtifacts": [{"name": "SourceOutput"}]},
               {"name": "Site", "actionTypeId": kind("Deploy", "S3"),
                 "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
                 "configuration": {"BucketName": site, "Extract": "true"},
@@ -177,6 +184,11 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
     let lambda = aws_sdk_lambda::Client::new(&target.sdk(&through, TARGET_REGION).await);
     let live = lambda.get_alias().function_name(&function).name("live").send().await.unwrap();
     assert_eq!(live.function_version(), Some("2"), "the alias moved to the new version");
+    let web = h.proxy.beanstalk().running("web-prod");
+    assert!(
+        web.is_some_and(|label| label.contains(&execution)),
+        "the environment runs this execution's version"
+    );
     let flags = h.proxy.appconfig().of(&format!("applications/{app}/environments/prod"));
     assert_eq!(flags.len(), 1, "one deployment of the configuration: {flags:?}");
     assert_eq!(flags[0]["ConfigurationVersion"], "1", "of the version written: {flags:?}");

@@ -1,7 +1,8 @@
 //! What CodeCommit does on AWS and moto does not: keep a repository's commits and answer for
 //! its branches, commits, folders and blobs (`GetBranch`, `GetCommit`, `GetFolder`, `GetBlob`,
 //! CodeCommit's JSON 1.1 protocol). The counting proxy answers the functions' CodeCommit
-//! requests from here, and records them as it records the rest.
+//! requests from here, once the harness has decided the caller may act on the repository, and
+//! records them as it records the rest.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -125,6 +125,9 @@ pub struct Iam {
     pub moto: EnforcedMoto,
     #[allow(missing_docs)]
     pub roles: Vec<(DeclaredRole, AccountKeys)>,
+    /// The pipeline's role, which is its user's and not Baton's: its calls are decided as the
+    /// others', and it is not part of the statement-mutation check.
+    pub pipeline_role: DeclaredRole,
 }
 
 /// Creates, on `moto` before enforcement, the harness's administrator roles and every role the
@@ -196,9 +199,11 @@ pub async fn declared_roles(
             "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
             "s3:GetBucketVersioning", "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt",
             "codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild",
-            "lambda:InvokeFunction"]})],
+            "lambda:InvokeFunction", "codecommit:GetBranch", "codecommit:GetCommit",
+            "codecommit:GetFolder", "codecommit:GetBlob"]})],
     };
     create_and_assume(&endpoint, &role, &stack.keys).await?;
+    let pipeline_role = role;
 
     // The target account's deploy role, deployed from infra/target-account.yaml with the
     // parameters infra/README.md gives.
@@ -238,7 +243,7 @@ pub async fn declared_roles(
     };
     let keys = create_and_assume(&endpoint, &role, &target_admin).await?;
     roles.push((role, keys));
-    Ok(Iam { moto, roles })
+    Ok(Iam { moto, roles, pipeline_role })
 }
 
 /// The statements of the role of `holder`: a SAM function's `Policies` and every

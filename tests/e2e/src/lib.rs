@@ -96,6 +96,17 @@ impl Harness {
     /// every function as one role and nothing enforced: a failure can be tried with IAM out of
     /// the picture.
     pub async fn start_with(instances: usize, plan: FaultPlan, iam: bool) -> Result<Self> {
+        Self::start_with_parameters(instances, plan, iam, &[]).await
+    }
+
+    /// Like [`Self::start_with`], with some of the template's parameters given other values
+    /// than their defaults (`AssumePipelineRoles`...).
+    pub async fn start_with_parameters(
+        instances: usize,
+        plan: FaultPlan,
+        iam: bool,
+        parameters: &[(&str, &str)],
+    ) -> Result<Self> {
         let root = workspace();
         let moto = match iam {
             true => Some(iam::EnforcedMoto::start(&root.join("target/e2e")).await?),
@@ -116,8 +127,9 @@ impl Harness {
                 bin.display()
             );
         }
-        let stack =
-            Stack::up(&template, &endpoint).await.context("standing up template.yaml on moto")?;
+        let stack = Stack::up(&template, &endpoint, parameters)
+            .await
+            .context("standing up template.yaml on moto")?;
         let iam = match moto {
             Some(moto) => Some(iam::declared_roles(&template, &functions, &stack, moto).await?),
             None => None,
@@ -320,12 +332,15 @@ impl Harness {
 /// Decides a call against the declared statements of the role whose keys made it (or that
 /// handed those keys out).
 fn declared_decisions(iam: &iam::Iam) -> proxy::Decide {
-    let roles: Vec<(iam::DeclaredRole, String)> =
+    let mut roles: Vec<(iam::DeclaredRole, String)> =
         iam.roles.iter().map(|(r, k)| (r.clone(), k.access_key.clone())).collect();
+    roles.push((iam.pipeline_role.clone(), String::new()));
     Arc::new(move |call: &proxy::Call, assumed: Option<&str>| {
         roles
             .iter()
-            .filter(|(r, key)| *key == call.access_key || assumed == Some(r.arn().as_str()))
+            .filter(|(r, key)| {
+                (!key.is_empty() && *key == call.access_key) || assumed == Some(r.arn().as_str())
+            })
             .any(|(r, _)| r.statements.iter().any(|s| iam::allows_as_declared(s, call)))
     })
 }

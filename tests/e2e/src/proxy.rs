@@ -375,10 +375,23 @@ impl Proxy {
         Ok(Response::from_parts(parts, Full::new(rbody)))
     }
 
-    /// CodeCommit's answer from the stand-in, recorded with the request.
+    /// CodeCommit's answer from the stand-in, to a caller the harness let act on the
+    /// repository; recorded with the request.
     fn answer_codecommit(&self, mut call: Call, body: &[u8]) -> Response<Full<Bytes>> {
         let request: Value = serde_json::from_slice(body).unwrap_or_default();
-        let (status, answer) = self.codecommit.answer(&call.operation, &request);
+        let repository = request["repositoryName"].as_str().unwrap_or_default();
+        let account = self.account_of(&call.access_key);
+        call.resource = format!("arn:aws:codecommit:{}:{account}:{repository}", call.region);
+        let (status, answer) = match self.lets_in(&mut call) {
+            true => self.codecommit.answer(&call.operation, &request),
+            false => {
+                let message = format!(
+                    "not authorized to perform codecommit:{} on {}",
+                    call.operation, call.resource
+                );
+                (400, serde_json::json!({"__type": "AccessDeniedException", "message": message}))
+            }
+        };
         call.status = status;
         call.request = Some(request);
         self.record(call);
@@ -395,8 +408,7 @@ impl Proxy {
     /// CloudWatch's answer from the stand-in, to a caller the harness let read the alarms
     /// asked for (their ARNs in the caller's account); recorded with that decision.
     fn answer_cloudwatch(&self, mut call: Call, body: &[u8]) -> Response<Full<Bytes>> {
-        let role = self.role_of(&call.access_key);
-        let account = role.as_deref().and_then(|r| r.split(':').nth(4)).unwrap_or_default();
+        let account = self.account_of(&call.access_key);
         let arn = |name: &str| format!("arn:aws:cloudwatch:{}:{account}:alarm:{name}", call.region);
         let named = self.alarms.named_in(body);
         let alarms: Vec<_> = named.into_iter().map(|(n, s)| (n.clone(), arn(&n), s)).collect();
@@ -433,8 +445,7 @@ impl Proxy {
         environment: &str,
         body: &[u8],
     ) -> Response<Full<Bytes>> {
-        let role = self.role_of(&call.access_key);
-        let account = role.as_deref().and_then(|r| r.split(':').nth(4)).unwrap_or_default();
+        let account = self.account_of(&call.access_key);
         let arn_path = environment
             .replace("applications/", "application/")
             .replace("environments/", "environment/");
@@ -511,6 +522,14 @@ impl Proxy {
             hyper::header::HeaderValue::from_static("text/xml"),
         );
         r
+    }
+
+    /// The account of the role an access key was handed out for here; the pipeline account's
+    /// otherwise (the functions' own roles).
+    fn account_of(&self, access_key: &str) -> String {
+        let role = self.role_of(access_key);
+        let account = role.as_deref().and_then(|r| r.split(':').nth(4));
+        account.unwrap_or(crate::stack::PIPELINE_ACCOUNT).to_owned()
     }
 
     /// Whether the caller of a call the harness answers itself may make it, decided against

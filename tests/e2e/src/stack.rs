@@ -158,8 +158,13 @@ pub fn unique() -> String {
 }
 
 impl Stack {
-    /// Stands up `template`'s resources on `endpoint`.
-    pub async fn up(template: &Template, endpoint: &str) -> Result<Self> {
+    /// Stands up `template`'s resources on `endpoint`, with `parameters` given instead of
+    /// their defaults.
+    pub async fn up(
+        template: &Template,
+        endpoint: &str,
+        parameters: &[(&str, &str)],
+    ) -> Result<Self> {
         let name = unique();
         let keys = assume(
             endpoint,
@@ -200,6 +205,9 @@ impl Stack {
             if let Some(v) = template.parameter_default(p) {
                 b.refs.insert(p.into(), v);
             }
+        }
+        for (p, v) in parameters {
+            b.refs.insert((*p).to_owned(), (*v).to_owned());
         }
 
         let table = format!("{name}-executions");

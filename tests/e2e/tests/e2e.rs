@@ -6,6 +6,7 @@
 
 mod functions;
 mod jobs;
+mod own_role;
 mod providers;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -175,7 +175,7 @@ async fn work(h: &Harness, through: &str, job: &Value) -> (String, String) {
 }
 
 /// The id of the job handed to `function` (by `Invoke`, which the proxy saw).
-async fn handed_to(h: &Harness, function: &str) -> String {
+pub(crate) async fn handed_to(h: &Harness, function: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let invoked = h.proxy.calls().into_iter().find_map(|c| {
@@ -198,7 +198,7 @@ async fn handed_to(h: &Harness, function: &str) -> String {
 }
 
 /// `PutJobSuccessResult` for `job_id`, as a function URL delivers the SDK's request.
-fn job_report(job_id: &str) -> Value {
+pub(crate) fn job_report(job_id: &str) -> Value {
     let body = json!({"jobId": job_id, "executionDetails": {"summary": "notified"}}).to_string();
     json!({"version": "2.0", "rawPath": "/", "rawQueryString": "",
         "headers": {"content-type": "application/x-amz-json-1.1",
@@ -212,7 +212,7 @@ fn job_report(job_id: &str) -> Value {
 }
 
 /// A one-file zip.
-fn zipped() -> Vec<u8> {
+pub(crate) fn zipped() -> Vec<u8> {
     use std::io::Write as _;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     zip.start_file("README", zip::write::SimpleFileOptions::default()).unwrap();

@@ -203,7 +203,7 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
 
 /// Makes every running job due for a look (its `check_at` passed): no event announces a state
 /// machine's end in another account, so the worker finds it on its minute schedule.
-async fn due_now(h: &Harness) {
+pub(crate) async fn due_now(h: &Harness) {
     use aws_sdk_dynamodb::types::AttributeValue;
     let dynamodb = aws_sdk_dynamodb::Client::new(&h.stack.sdk(HOME).await);
     let jobs = dynamodb

@@ -1,0 +1,204 @@
+//! With the stack's `AssumePipelineRoles` set to `false`, the action-worker runs the actions and
+//! rules that name no `roleArn` as its own role: a CodeCommit and an ECR source, a build, an ECS
+//! deploy, a state machine, a CodeDeploy deployment and a Lambda function's job in the pipeline
+//! account, behind a CloudWatch alarm rule. The statements the template gives the worker only in
+//! that configuration are each needed here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use baton_e2e::scenario::{Release, pipeline_role};
+use baton_e2e::stack::{HOME, PIPELINE_ACCOUNT};
+use baton_e2e::{FaultPlan, Harness};
+use serde_json::{Value, json};
+
+use crate::assert_no_call_refused;
+
+/// The worker's statements this scenario does not exercise, and why.
+const NOT_EXERCISED_WITHOUT_PIPELINE_ROLES: &[(&str, &str)] = &[
+    ("ActionWorkerFunction/ReadConnections", CONNECTIONS),
+    ("ActionWorkerFunction/PassConnectionsToBuilds", CONNECTIONS),
+    ("ActionWorkerFunction/PassOlderConnectionsToBuilds", CONNECTIONS),
+];
+const CONNECTIONS: &str = "a connection source (CodeStarSourceConnection) asks CodeConnections for its connection's host and hands the connection to a cloning build; moto serves neither connections nor such builds";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
+    let parameters = [("AssumePipelineRoles", "false")];
+    let h = Harness::start_with_parameters(1, FaultPlan::default(), true, &parameters);
+    let h = h.await.unwrap();
+    let release = Release::new(&h.stack, "own");
+    release.prepare(&h.stack, &release.project).await.unwrap();
+    let moto = &h.iam.as_ref().unwrap().moto;
+    let config = json!({"stepfunctions": {"execute_state_machine": true},
+        "lambda": {"use_docker": false}});
+    moto.configure(&config).await.unwrap();
+    let sdk = h.stack.sdk(HOME).await;
+    let name = |what: &str| format!("{}-{what}", h.stack.name);
+
+    // The source's repository (the proxy plays CodeCommit) and image.
+    let image = format!("{PIPELINE_ACCOUNT}.dkr.ecr.{HOME}.amazonaws.com/{}:release", name("web"));
+    let files = BTreeMap::from([
+        (
+            "imagedefinitions.json".to_owned(),
+            json!([{"name": "app", "imageUri": image}]).to_string().into_bytes(),
+        ),
+        ("input.json".to_owned(), br#"{"release": 8}"#.to_vec()),
+    ]);
+    let commit = baton_e2e::codecommit::Commit { message: "Release 8".into(), files };
+    h.proxy.codecommit().commit(
+        &name("repo"),
+        "main",
+        "8888888888888888888888888888888888888888",
+        commit,
+    );
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    ecr.create_repository().repository_name(name("web")).send().await.unwrap();
+    let manifest = json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+            "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+        "layers": []});
+    let put = ecr.put_image().repository_name(name("web")).image_tag("release");
+    put.image_manifest(manifest.to_string()).send().await.unwrap();
+    // The service the build's image goes to, in this account.
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    ecs.create_cluster().cluster_name(name("cluster")).send().await.unwrap();
+    let app =
+        aws_sdk_ecs::types::ContainerDefinition::builder().name("app").image("nginx:1").memory(128);
+    ecs.register_task_definition()
+        .family(name("web"))
+        .execution_role_arn(format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/ecsTaskExecutionRole"))
+        .container_definitions(app.essential(true).build())
+        .send()
+        .await
+        .unwrap();
+    let service = ecs.create_service().cluster(name("cluster")).service_name("web");
+    service.task_definition(name("web")).desired_count(1).send().await.unwrap();
+    // moto starts no tasks; setting the count is how it is told the task runs.
+    let running = ecs.update_service().cluster(name("cluster")).service("web");
+    running.desired_count(1).send().await.unwrap();
+    // A state machine, a CodeDeploy group, a function and an alarm, all of this account.
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    let machine = sfn
+        .create_state_machine()
+        .name(name("machine"))
+        .definition(r#"{"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}}"#)
+        .role_arn(format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/StepFunctions"))
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    let codedeploy = aws_sdk_codedeploy::Client::new(&sdk);
+    codedeploy.create_application().application_name(name("fleet")).send().await.unwrap();
+    codedeploy
+        .create_deployment_group()
+        .application_name(name("fleet"))
+        .deployment_group_name("servers")
+        .service_role_arn(format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/CodeDeploy"))
+        .send()
+        .await
+        .unwrap();
+    let function = name("notify");
+    baton_e2e::scenario::function(&sdk, &function, crate::jobs::zipped()).await.unwrap();
+    h.proxy.alarms().set(&name("errors"), "OK");
+    h.enforce().await.unwrap();
+    let user = h.api_user("arn:aws:sts::111111111111:assumed-role/release-engineer/own-e2e");
+    let user = user.await.unwrap();
+    let api = async |operation: &str, body: Value| user.ok(operation, body).await.unwrap();
+
+    let kind = |category: &str, provider: &str| json!({"category": category, "owner": "AWS", "provider": provider, "version": "1"});
+    let pipeline = name("own-role");
+    let source = json!({"name": "Source", "actions": [
+        {"name": "Checkout", "actionTypeId": kind("Source", "CodeCommit"),
+            "configuration": {"RepositoryName": name("repo"), "BranchName": "main",
+                "PollForSourceChanges": "false"},
+            "outputArtifacts": [{"name": "SourceOutput"}]},
+        {"name": "Image", "actionTypeId": kind("Source", "ECR"),
+            "configuration": {"RepositoryName": name("web"), "ImageTag": "release"},
+            "outputArtifacts": [{"name": "Image"}]}]});
+    let build = json!({"name": "Build", "actions": [{"name": "Build",
+        "actionTypeId": kind("Build", "CodeBuild"), "configuration": {"ProjectName": release.project},
+        "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": [{"name": "Built"}]}]});
+    let deploy = json!({"name": "Deploy",
+        "onSuccess": {"conditions": [{"result": "FAIL", "rules": [{"name": "Quiet",
+            "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "CloudWatchAlarm", "version": "1"},
+            "configuration": {"AlarmName": name("errors")}}]}]},
+        "actions": [
+        {"name": "Service", "actionTypeId": kind("Deploy", "ECS"),
+            "configuration": {"ClusterName": name("cluster"), "ServiceName": "web"},
+            "inputArtifacts": [{"name": "Built"}]},
+        {"name": "Machine", "actionTypeId": kind("Invoke", "StepFunctions"),
+            "configuration": {"StateMachineArn": machine, "InputType": "FilePath", "Input": "input.json"},
+            "inputArtifacts": [{"name": "SourceOutput"}]},
+        {"name": "Fleet", "actionTypeId": kind("Deploy", "CodeDeploy"),
+            "configuration": {"ApplicationName": name("fleet"), "DeploymentGroupName": "servers"},
+            "inputArtifacts": [{"name": "SourceOutput"}]},
+        {"name": "Notify", "actionTypeId": kind("Invoke", "Lambda"),
+            "configuration": {"FunctionName": function}}]});
+    api(
+        "CreatePipeline",
+        json!({"pipeline": {"name": pipeline, "roleArn": pipeline_role(&h.stack), "pipelineType": "V2",
+            "artifactStore": {"type": "S3", "location": h.stack.buckets[HOME]},
+            "stages": [source, build, deploy]}}),
+    )
+    .await;
+    let started = api("StartPipelineExecution", json!({"name": pipeline})).await;
+    let execution = started["pipelineExecutionId"].as_str().unwrap().to_owned();
+
+    // The function reports its job; the worker's minute schedule follows the state machine.
+    let job_id = crate::jobs::handed_to(&h, &function).await;
+    let trigger = h.pool("trigger").unwrap();
+    let report = trigger.invoke(crate::jobs::job_report(&job_id)).await.unwrap().unwrap();
+    assert_eq!(report["statusCode"], 200, "{report}");
+    let follow = async || {
+        crate::providers::due_now(&h).await;
+        let check = json!({"schedule": "CheckRunningJobs"});
+        let checked = h.pool("action-worker").unwrap().invoke(check).await.unwrap();
+        assert!(checked.is_ok(), "{checked:?}");
+    };
+    let status = user.end_of(&pipeline, &execution, Duration::from_secs(60), follow).await;
+    let state = api("GetPipelineState", json!({"name": pipeline})).await;
+    assert_eq!(status.unwrap(), "Succeeded", "{state}\n{}", crate::diagnostics(&h).await);
+
+    // Nothing ran as the pipeline's role: the worker never assumed it.
+    let role = pipeline_role(&h.stack);
+    let assumed =
+        h.proxy.calls().into_iter().any(|c| c.operation == "AssumeRole" && c.resource == role);
+    assert!(!assumed, "an action ran as the pipeline's role");
+    assert_no_call_refused(&h);
+    assert_needed_only_without_pipeline_roles(&h);
+}
+
+/// Each statement the template gives the worker only without pipeline roles is needed by a
+/// call of this scenario, or listed with why not (and a listed one that is needed fails too).
+fn assert_needed_only_without_pipeline_roles(h: &Harness) {
+    let holder = "ActionWorkerFunction";
+    let sids = |assume: &str| -> BTreeSet<String> {
+        let mut b = h.stack.bindings.clone();
+        b.refs.insert("AssumePipelineRoles".into(), assume.into());
+        let declared = baton_e2e::iam::declared_statements(&h.template, holder, &b).unwrap();
+        declared.iter().filter_map(|s| Some(format!("{holder}/{}", s["Sid"].as_str()?))).collect()
+    };
+    let only_without: BTreeSet<String> = &sids("false") - &sids("true");
+    let listed: BTreeMap<&str, &str> =
+        NOT_EXERCISED_WITHOUT_PIPELINE_ROLES.iter().copied().collect();
+    let needed = h.needed_statements();
+    let only_here: Vec<(&String, Option<&String>)> =
+        only_without.iter().map(|name| (name, needed.get(name).and_then(Option::as_ref))).collect();
+    assert!(
+        only_here.len() > listed.len(),
+        "the worker has no statement only without pipeline roles"
+    );
+    let wrong: Vec<String> = only_here
+        .iter()
+        .filter_map(|(name, call)| match (call, listed.contains_key(name.as_str())) {
+            (None, false) => Some(format!("{name}: no call needed it, and it is not listed")),
+            (Some(call), true) => {
+                Some(format!("{name} is listed as not exercised, yet only it allowed {call}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

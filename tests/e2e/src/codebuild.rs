@@ -1,6 +1,7 @@
 //! What CodeBuild does on AWS and moto does not: run the build on the source Baton named
 //! (`sourceLocationOverride`, an object in the artifact bucket), write its artifact where Baton
-//! said (`artifactsOverride`, encrypted with `encryptionKeyOverride`), and announce the end on
+//! said (`artifactsOverride`, encrypted with `encryptionKeyOverride`; a clone through a
+//! connection, `sourceTypeOverride` other than S3, yields a README naming what was cloned), and announce the end on
 //! the account's default event bus ("CodeBuild Build State Change"), which the template's
 //! `CodeBuildFinished` rule routes to the action-worker. The stand-in build passes its source
 //! through and adds `built-by.txt` with the build's id. Its S3 and EventBridge calls go straight
@@ -185,7 +186,8 @@ async fn logs_call(aws: &Aws, operation: &str, input: &serde_json::Value) -> Res
     Ok(())
 }
 
-/// The build: its source zip, plus `built-by.txt`, as its artifact.
+/// The build: its source zip (a clone's, a README naming the repository and version), plus
+/// `built-by.txt`, as its artifact.
 async fn run_build(s3: &aws_sdk_s3::Client, id: &str, start: &serde_json::Value) -> Result<()> {
     use std::io::{Read, Write};
     let Some(source) = start["sourceLocationOverride"].as_str() else { return Ok(()) };
@@ -195,9 +197,22 @@ async fn run_build(s3: &aws_sdk_s3::Client, id: &str, start: &serde_json::Value)
     else {
         return Ok(());
     };
-    let (src_bucket, src_key) = source.split_once('/').context("source is not bucket/key")?;
-    let object = s3.get_object().bucket(src_bucket).key(src_key).send().await?;
-    let bytes = object.body.collect().await?.into_bytes();
+    let bytes = match start["sourceTypeOverride"].as_str() {
+        // A clone through a connection: a commit of one README naming what was cloned.
+        Some(kind) if kind != "S3" => {
+            let mut clone = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            clone.start_file("README", zip::write::SimpleFileOptions::default())?;
+            let version = start["sourceVersion"].as_str().unwrap_or("HEAD");
+            clone.write_all(format!("{source} at {version}\n").as_bytes())?;
+            bytes::Bytes::from(clone.finish()?.into_inner())
+        }
+        _ => {
+            let (src_bucket, src_key) =
+                source.split_once('/').context("source is not bucket/key")?;
+            let object = s3.get_object().bucket(src_bucket).key(src_key).send().await?;
+            object.body.collect().await?.into_bytes()
+        }
+    };
     let mut source = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec()))?;
     let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default();

@@ -454,7 +454,7 @@ pub fn allows(statement: &Json, call: &Call) -> bool {
 }
 
 /// Whether `statement` as declared allows `call`, its resource and its `kms:ViaService` or
-/// `iam:PassedToService` condition evaluated: the harness's own decision for a call another
+/// `…:PassedToService` condition evaluated: the harness's own decision for a call another
 /// service makes as the caller (KMS) or a role handed to one (`iam:PassRole`), which moto
 /// cannot make.
 pub fn allows_as_declared(statement: &Json, call: &Call) -> bool {
@@ -468,7 +468,7 @@ fn conditions_hold(condition: &Json, call: &Call) -> bool {
     operators.iter().all(|(operator, keys)| {
         keys.as_object().is_some_and(|keys| {
             keys.iter().all(|(key, expected)| {
-                let decided = key == "kms:ViaService" || key == "iam:PassedToService";
+                let decided = key == "kms:ViaService" || key.ends_with(":PassedToService");
                 let Some(actual) = call.via.as_deref().filter(|_| decided) else {
                     return false;
                 };

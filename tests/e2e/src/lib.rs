@@ -8,6 +8,7 @@ pub mod beanstalk;
 pub mod cloudwatch;
 pub mod codebuild;
 pub mod codecommit;
+pub mod connections;
 pub mod console;
 pub mod delivery;
 pub mod figures;

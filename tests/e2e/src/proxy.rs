@@ -82,6 +82,8 @@ pub struct Proxy {
     appconfig: crate::appconfig::Deployments,
     /// Elastic Beanstalk's versions and environments, which moto does not have: answered here.
     beanstalk: crate::beanstalk::Beanstalk,
+    /// CodeConnections' connections, which moto does not have: answered here.
+    connections: crate::connections::Connections,
     /// The role each access key that STS handed out belongs to.
     assumed: Arc<Mutex<HashMap<String, String>>>,
     /// With IAM enforced: the secret of every access key the functions hold, to sign forms
@@ -139,6 +141,7 @@ impl Proxy {
             alarms: crate::cloudwatch::Alarms::default(),
             appconfig: crate::appconfig::Deployments::default(),
             beanstalk: crate::beanstalk::Beanstalk::default(),
+            connections: crate::connections::Connections::default(),
             assumed: Arc::default(),
             secrets: None,
             topic_keys: Arc::default(),
@@ -232,6 +235,11 @@ impl Proxy {
         &self.alarms
     }
 
+    /// The connections the functions' CodeConnections requests are answered from.
+    pub fn connections(&self) -> &crate::connections::Connections {
+        &self.connections
+    }
+
     /// The Elastic Beanstalk environments the functions updated.
     pub fn beanstalk(&self) -> &crate::beanstalk::Beanstalk {
         &self.beanstalk
@@ -293,6 +301,9 @@ impl Proxy {
         if call.service == "elasticbeanstalk" {
             return Ok(self.answer_beanstalk(function, call, &body));
         }
+        if call.service == "codeconnections" || call.service == "codestar-connections" {
+            return Ok(self.answer_connections(call, &body));
+        }
         if call.service == "appconfig"
             && let Some((_, environment)) =
                 crate::appconfig::deployment_operation(parts.method.as_str(), &call.path)
@@ -311,6 +322,9 @@ impl Proxy {
         }
         if refusal.is_none() {
             refusal = self.revision_decided_here(function, &call, &body);
+        }
+        if refusal.is_none() {
+            refusal = self.connection_pass_decided_here(function, &call, &body);
         }
         if let Some(refusal) = refusal {
             call.status = 403;
@@ -520,6 +534,33 @@ impl Proxy {
         r.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("text/xml"),
+        );
+        r
+    }
+
+    /// CodeConnections' answer from the stand-in, to a caller the harness let read the
+    /// connection; recorded with that decision.
+    fn answer_connections(&self, mut call: Call, body: &[u8]) -> Response<Full<Bytes>> {
+        let request: Value = serde_json::from_slice(body).unwrap_or_default();
+        call.resource = request["ConnectionArn"].as_str().unwrap_or("*").to_owned();
+        let (status, answer) = match self.lets_in(&mut call) {
+            true => self.connections.answer(&call.operation, &request),
+            false => {
+                let message = format!(
+                    "not authorized to perform {}:{} on {}",
+                    call.service, call.operation, call.resource
+                );
+                (400, serde_json::json!({"__type": "AccessDeniedException", "Message": message}))
+            }
+        };
+        call.status = status;
+        self.record(call);
+        let mut r = Response::new(Full::new(Bytes::from(answer.to_string())));
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
         );
         r
     }

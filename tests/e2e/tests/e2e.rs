@@ -416,9 +416,11 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("JobArtifactsRole/UseArtifactKey", JOBS),
     ("JobArtifactsRole/ReadAndWriteDeclaredArtifacts", JOBS),
     ("TriggerFunction/AnnounceJobReports", JOBS),
+    ("ActionWorkerFunction/ReadConnections", own_role::OWN_ROLE),
     ("JobArtifactsRole/UseDeclaredArtifactKeysThroughS3", JOBS),
     ("ActionWorkerFunction/UseDeclaredArtifactKeysThroughS3", JOBS),
 ];
+
 const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
 const JOBS: &str = jobs::JOBS;
 const PROVIDERS: &str = providers::PROVIDERS;

@@ -2,6 +2,10 @@
 //! a stack set's administration role, a task's roles) and moto never checks: decided here
 //! against the caller's statements as declared, with the `iam:PassedToService` condition they
 //! grant it under. A refusal is the service's `AccessDenied`, and the call does not happen.
+//!
+//! So is `PassConnection`, which CodeConnections checks when a build is handed a connection to
+//! clone with (`codeconnections:PassedToService`, or `codestar-connections:` for a connection
+//! of the older ARN).
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -41,5 +45,23 @@ impl Proxy {
         roles.iter().find_map(|role| {
             self.decided_here(function, call, ("iam", "PassRole"), role, to.to_owned())
         })
+    }
+
+    /// Before a build that clones through a connection: the pass of that connection.
+    pub(super) fn connection_pass_decided_here(
+        &self,
+        function: &str,
+        call: &Call,
+        body: &[u8],
+    ) -> Option<Response<Full<Bytes>>> {
+        if (call.service.as_str(), call.operation.as_str()) != ("codebuild", "StartBuild") {
+            return None;
+        }
+        let request: Value = serde_json::from_slice(body).ok()?;
+        let auth = &request["sourceAuthOverride"];
+        let connection = auth["resource"].as_str().filter(|_| auth["type"] == "CODECONNECTIONS")?;
+        let service = connection.split(':').nth(2)?;
+        let via = "codebuild.amazonaws.com".to_owned();
+        self.decided_here(function, call, (service, "PassConnection"), connection, via)
     }
 }

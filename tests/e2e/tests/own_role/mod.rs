@@ -1,6 +1,6 @@
 //! With the stack's `AssumePipelineRoles` set to `false`, the action-worker runs the actions and
-//! rules that name no `roleArn` as its own role: a CodeCommit and an ECR source, a build, an ECS
-//! deploy, a state machine, a CodeDeploy deployment and a Lambda function's job in the pipeline
+//! rules that name no `roleArn` as its own role: CodeCommit, ECR and connection sources (of both
+//! ARNs), a build, an ECS deploy, a state machine, a CodeDeploy deployment and a Lambda function's job in the pipeline
 //! account, behind a CloudWatch alarm rule. The statements the template gives the worker only in
 //! that configuration are each needed here.
 
@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 
 use crate::assert_no_call_refused;
 
-/// The worker's statements this scenario does not exercise, and why.
-const NOT_EXERCISED_WITHOUT_PIPELINE_ROLES: &[(&str, &str)] = &[
-    ("ActionWorkerFunction/ReadConnections", CONNECTIONS),
-    ("ActionWorkerFunction/PassConnectionsToBuilds", CONNECTIONS),
-    ("ActionWorkerFunction/PassOlderConnectionsToBuilds", CONNECTIONS),
-];
-const CONNECTIONS: &str = "a connection source (CodeStarSourceConnection) asks CodeConnections for its connection's host and hands the connection to a cloning build; moto serves neither connections nor such builds";
+/// This scenario's test, for [`crate::EXERCISED_ELSEWHERE`].
+pub(crate) const OWN_ROLE: &str =
+    "own_role::without_pipeline_roles_the_worker_runs_actions_as_its_own_role";
+
+/// The worker's statements held only without pipeline roles that this scenario does not
+/// exercise, and why.
+const NOT_EXERCISED_WITHOUT_PIPELINE_ROLES: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
@@ -102,6 +102,15 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
     let function = name("notify");
     baton_e2e::scenario::function(&sdk, &function, crate::jobs::zipped()).await.unwrap();
     h.proxy.alarms().set(&name("errors"), "OK");
+    // Two connections to GitHub (the proxy plays CodeConnections), of the current ARN and the
+    // older one, and the project whose builds clone through them.
+    let connection = |service: &str| {
+        format!("arn:aws:{service}:{HOME}:{PIPELINE_ACCOUNT}:connection/{}", h.stack.name)
+    };
+    let (current, older) = (connection("codeconnections"), connection("codestar-connections"));
+    h.proxy.connections().add(&current, "GitHub");
+    h.proxy.connections().add(&older, "GitHub");
+    clone_project(&h).await;
     h.enforce().await.unwrap();
     let user = h.api_user("arn:aws:sts::111111111111:assumed-role/release-engineer/own-e2e");
     let user = user.await.unwrap();
@@ -116,7 +125,15 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
             "outputArtifacts": [{"name": "SourceOutput"}]},
         {"name": "Image", "actionTypeId": kind("Source", "ECR"),
             "configuration": {"RepositoryName": name("web"), "ImageTag": "release"},
-            "outputArtifacts": [{"name": "Image"}]}]});
+            "outputArtifacts": [{"name": "Image"}]},
+        {"name": "App", "actionTypeId": kind("Source", "CodeStarSourceConnection"),
+            "configuration": {"ConnectionArn": current, "FullRepositoryId": "octo/app",
+                "BranchName": "main"},
+            "outputArtifacts": [{"name": "App"}]},
+        {"name": "Legacy", "actionTypeId": kind("Source", "CodeStarSourceConnection"),
+            "configuration": {"ConnectionArn": older, "FullRepositoryId": "octo/legacy",
+                "BranchName": "main"},
+            "outputArtifacts": [{"name": "Legacy"}]}]});
     let build = json!({"name": "Build", "actions": [{"name": "Build",
         "actionTypeId": kind("Build", "CodeBuild"), "configuration": {"ProjectName": release.project},
         "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": [{"name": "Built"}]}]});
@@ -143,7 +160,11 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
             "stages": [source, build, deploy]}}),
     )
     .await;
-    let started = api("StartPipelineExecution", json!({"name": pipeline})).await;
+    // Pinned commits: the stand-in's clones export none.
+    let pin = |action: &str, commit: &str| json!({"actionName": action, "revisionType": "COMMIT_ID", "revisionValue": commit});
+    let pins = [pin("App", "c0ffee0"), pin("Legacy", "0ld0ld0")];
+    let started =
+        api("StartPipelineExecution", json!({"name": pipeline, "sourceRevisions": pins})).await;
     let execution = started["pipelineExecutionId"].as_str().unwrap().to_owned();
 
     // The function reports its job; the worker's minute schedule follows the state machine.
@@ -166,8 +187,43 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
     let assumed =
         h.proxy.calls().into_iter().any(|c| c.operation == "AssumeRole" && c.resource == role);
     assert!(!assumed, "an action ran as the pipeline's role");
+    let app = &state["stageStates"][0]["actionStates"][2]["latestExecution"];
+    assert_eq!(
+        app["externalExecutionId"], "c0ffee0",
+        "the connection source fetched the pin: {state}"
+    );
     assert_no_call_refused(&h);
+    crate::assert_needed_here(&h, OWN_ROLE);
     assert_needed_only_without_pipeline_roles(&h);
+}
+
+/// The deployment's build project (`CommandsProject`), whose builds clone through connections.
+async fn clone_project(h: &Harness) {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+        ProjectSource, SourceType,
+    };
+    let project = &h.stack.bindings.refs["CommandsProject"];
+    let environment = ProjectEnvironment::builder()
+        .r#type(EnvironmentType::LinuxContainer)
+        .image("aws/codebuild/standard:7.0")
+        .compute_type(ComputeType::BuildGeneral1Small);
+    aws_sdk_codebuild::Client::new(&h.stack.sdk(HOME).await)
+        .create_project()
+        .name(project)
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::Github)
+                .location("https://github.com/octo/app.git")
+                .build()
+                .unwrap(),
+        )
+        .artifacts(ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build().unwrap())
+        .environment(environment.build().unwrap())
+        .service_role(format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/codebuild"))
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Each statement the template gives the worker only without pipeline roles is needed by a

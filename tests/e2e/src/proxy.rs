@@ -326,6 +326,9 @@ impl Proxy {
         if refusal.is_none() {
             refusal = self.connection_pass_decided_here(function, &call, &body);
         }
+        if refusal.is_none() {
+            refusal = self.topic_decided_here(function, &call, &body);
+        }
         if let Some(refusal) = refusal {
             call.status = 403;
             self.record(call);

@@ -24,7 +24,12 @@ const NOT_EXERCISED_WITHOUT_PIPELINE_ROLES: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
-    let parameters = [("AssumePipelineRoles", "false")];
+    // An approval names a topic of its own, which the stack lists for the approval function.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let topic_name = format!("e2e-approvals-{}-{}", std::process::id(), nanos.subsec_nanos());
+    let topic = format!("arn:aws:sns:{HOME}:{PIPELINE_ACCOUNT}:{topic_name}");
+    let parameters =
+        [("AssumePipelineRoles", "false"), ("ApprovalNotificationTopicArns", topic.as_str())];
     let h = Harness::start_with_parameters(1, FaultPlan::default(), true, &parameters);
     let h = h.await.unwrap();
     let release = Release::new(&h.stack, "own");
@@ -101,6 +106,7 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
         .unwrap();
     let function = name("notify");
     baton_e2e::scenario::function(&sdk, &function, crate::jobs::zipped()).await.unwrap();
+    aws_sdk_sns::Client::new(&sdk).create_topic().name(&topic_name).send().await.unwrap();
     h.proxy.alarms().set(&name("errors"), "OK");
     // Two connections to GitHub (the proxy plays CodeConnections), of the current ARN and the
     // older one, and the project whose builds clone through them.
@@ -153,11 +159,14 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
             "inputArtifacts": [{"name": "SourceOutput"}]},
         {"name": "Notify", "actionTypeId": kind("Invoke", "Lambda"),
             "configuration": {"FunctionName": function}}]});
+    let approve = json!({"name": "Approve", "actions": [{"name": "Release",
+        "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
+        "configuration": {"NotificationArn": topic}}]});
     api(
         "CreatePipeline",
         json!({"pipeline": {"name": pipeline, "roleArn": pipeline_role(&h.stack), "pipelineType": "V2",
             "artifactStore": {"type": "S3", "location": h.stack.buckets[HOME]},
-            "stages": [source, build, deploy]}}),
+            "stages": [source, build, deploy, approve]}}),
     )
     .await;
     // Pinned commits: the stand-in's clones export none.
@@ -173,6 +182,7 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
     let report = trigger.invoke(crate::jobs::job_report(&job_id)).await.unwrap().unwrap();
     assert_eq!(report["statusCode"], 200, "{report}");
     let follow = async || {
+        approve_when_asked(&user, &pipeline).await;
         crate::providers::due_now(&h).await;
         let check = json!({"schedule": "CheckRunningJobs"});
         let checked = h.pool("action-worker").unwrap().invoke(check).await.unwrap();
@@ -226,17 +236,44 @@ async fn clone_project(h: &Harness) {
         .unwrap();
 }
 
-/// Each statement the template gives the worker only without pipeline roles is needed by a
-/// call of this scenario, or listed with why not (and a listed one that is needed fails too).
-fn assert_needed_only_without_pipeline_roles(h: &Harness) {
-    let holder = "ActionWorkerFunction";
-    let sids = |assume: &str| -> BTreeSet<String> {
-        let mut b = h.stack.bindings.clone();
-        b.refs.insert("AssumePipelineRoles".into(), assume.into());
-        let declared = baton_e2e::iam::declared_statements(&h.template, holder, &b).unwrap();
-        declared.iter().filter_map(|s| Some(format!("{holder}/{}", s["Sid"].as_str()?))).collect()
+/// Approves the pipeline's approval once it waits, as its token in the state says.
+async fn approve_when_asked(user: &baton_e2e::function_url::ApiUser, pipeline: &str) {
+    let state = user.ok("GetPipelineState", json!({"name": pipeline})).await.unwrap();
+    let Some(stages) = state["stageStates"].as_array() else { return };
+    let Some(waiting) = stages.iter().find(|s| s["stageName"] == "Approve") else { return };
+    let latest = &waiting["actionStates"][0]["latestExecution"];
+    let Some(token) = latest["token"].as_str().filter(|_| latest["status"] == "InProgress") else {
+        return;
     };
-    let only_without: BTreeSet<String> = &sids("false") - &sids("true");
+    let result = json!({"summary": "released", "status": "Approved"});
+    let put = json!({"pipelineName": pipeline, "stageName": "Approve", "actionName": "Release",
+        "result": result, "token": token});
+    user.ok("PutApprovalResult", put).await.unwrap();
+}
+
+/// Each statement the template gives a function only in this scenario's configuration (without
+/// pipeline roles, with approval topics listed) is needed by a call of this scenario, or listed
+/// with why not (and a listed one that is needed fails too).
+fn assert_needed_only_without_pipeline_roles(h: &Harness) {
+    let sids = |defaults: bool| -> BTreeSet<String> {
+        let mut b = h.stack.bindings.clone();
+        if defaults {
+            b.refs.insert("AssumePipelineRoles".into(), "true".into());
+            b.refs.insert("ApprovalNotificationTopicArns".into(), String::new());
+        }
+        ["ActionWorkerFunction", "ApprovalFunction"]
+            .into_iter()
+            .flat_map(|holder| {
+                let declared =
+                    baton_e2e::iam::declared_statements(&h.template, holder, &b).unwrap();
+                declared
+                    .iter()
+                    .filter_map(|s| Some(format!("{holder}/{}", s["Sid"].as_str()?)))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let only_without: BTreeSet<String> = &sids(false) - &sids(true);
     let listed: BTreeMap<&str, &str> =
         NOT_EXERCISED_WITHOUT_PIPELINE_ROLES.iter().copied().collect();
     let needed = h.needed_statements();

@@ -4,6 +4,7 @@
 // A test binary: its helpers panic on what the tests would.
 #![allow(clippy::unwrap_used)]
 
+mod aws_cli;
 mod functions;
 mod jobs;
 mod own_role;

@@ -126,12 +126,18 @@ impl Trigger {
 
     /// Why `pipeline` cannot start on this host, if it cannot.
     async fn refusal(&self, pipeline: &str) -> Result<Option<String>, ServiceError> {
-        let Some(providers) = &self.providers else { return Ok(None) };
+        if self.providers.is_none() {
+            return Ok(None);
+        }
         let Some(record) = self.store.get_pipeline(pipeline).await? else { return Ok(None) };
-        Ok(super::pipelines::runnable(providers, &record.plan)
-            .await
-            .err()
-            .map(|why| format!("{pipeline} cannot run here: {why}")))
+        Ok(self.refusal_of(pipeline, &record.plan).await)
+    }
+
+    /// Why `pipeline`, planned as `plan` (a record already read), cannot start on this host.
+    async fn refusal_of(&self, pipeline: &str, plan: &baton_core::plan::Plan) -> Option<String> {
+        let providers = self.providers.as_ref()?;
+        let why = super::pipelines::runnable(providers, plan).await.err()?;
+        Some(format!("{pipeline} cannot run here: {why}"))
     }
 
     /// Starts an execution of `pipeline`; returns its id.
@@ -176,6 +182,19 @@ impl Trigger {
         if let Some(why) = self.refusal(pipeline).await? {
             return Err(ServiceError::Permanent(why));
         }
+        self.start_checked(pipeline, execution_id, trigger, variables, source_revisions).await
+    }
+
+    /// [`Self::start_as`] for a pipeline whose record was just read and found runnable: the
+    /// source events' starts, which read it to know whether it watches the change.
+    async fn start_checked(
+        &self,
+        pipeline: &str,
+        execution_id: String,
+        trigger: ExecutionTrigger,
+        variables: BTreeMap<String, String>,
+        source_revisions: BTreeMap<String, SourceRevision>,
+    ) -> Result<String, ServiceError> {
         let input = Input::Start {
             execution_id: execution_id.clone(),
             trigger,
@@ -216,7 +235,7 @@ impl Trigger {
             let Some(first) = record.plan.stages.first() else { continue };
             let watching: Vec<_> = first.actions.iter().filter(|a| watches(a, change)).collect();
             if !watching.is_empty() {
-                if let Some(why) = self.refusal(&name).await? {
+                if let Some(why) = self.refusal_of(&name, &record.plan).await {
                     warn!(pipeline = %name, reason = %why, "not started by the change");
                     continue;
                 }
@@ -236,7 +255,7 @@ impl Trigger {
                             .map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?,
                     ),
                 };
-                let id = self.start_as(&name, id, trigger, BTreeMap::new(), revisions).await?;
+                let id = self.start_checked(&name, id, trigger, BTreeMap::new(), revisions).await?;
                 started.push((name, id));
             }
         }
@@ -283,7 +302,7 @@ impl Trigger {
                 })
                 .collect();
             let Some(action) = watching.first() else { continue };
-            if let Some(why) = self.refusal(&name).await? {
+            if let Some(why) = self.refusal_of(&name, &record.plan).await {
                 warn!(pipeline = %name, reason = %why, "not started by the webhook");
                 continue;
             }
@@ -300,7 +319,7 @@ impl Trigger {
             };
             let revisions = watching.iter().map(|a| (a.name.clone(), revision.clone())).collect();
             let id = uuid_from(&format!("{name}\n{host}\n{}", delivery.id));
-            let id = self.start_as(&name, id, trigger, BTreeMap::new(), revisions).await?;
+            let id = self.start_checked(&name, id, trigger, BTreeMap::new(), revisions).await?;
             started.push((name, id));
         }
         Ok(started)
@@ -339,7 +358,7 @@ impl Trigger {
                     Some(r) => r == revision.value,
                     None => !e.status().is_ended(),
                 });
-                if ran || self.refusal(&name).await?.is_some() {
+                if ran || self.refusal_of(&name, &record.plan).await.is_some() {
                     continue;
                 }
                 let trigger = ExecutionTrigger {
@@ -348,7 +367,7 @@ impl Trigger {
                 };
                 let id = uuid_from(&format!("{name}\npoll\n{}\n{}", action.name, revision.value));
                 let revisions = BTreeMap::from([(action.name.clone(), revision)]);
-                let id = self.start_as(&name, id, trigger, BTreeMap::new(), revisions).await?;
+                let id = self.start_checked(&name, id, trigger, BTreeMap::new(), revisions).await?;
                 started.push((name.clone(), id));
                 break; // one start per pipeline per look
             }

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use super::ServiceError;
 use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, entropy};
-use crate::ports::state::{Changes, Scope, StateStore, StoreError, Versioned};
+use crate::ports::state::{Changes, PipelineRecord, Scope, StateStore, StoreError, Versioned};
 use baton_protocol::bus_events::{BusEvent, PipelineInput};
 
 /// Saving gives up after this many conflicts in a row; the event is then retried later.
@@ -65,6 +65,21 @@ impl StageAdvance {
         self.apply(message, None).await
     }
 
+    /// Applies an input to a pipeline whose record the caller has just read (a trigger that
+    /// read it to know whether it may start), without reading it again.
+    ///
+    /// # Errors
+    /// As [`Self::handle`].
+    pub async fn handle_read(
+        &self,
+        message: PipelineInput,
+        record: PipelineRecord,
+    ) -> Result<Outcome, ServiceError> {
+        let input = [(&message.input, None)];
+        let mut outcomes = self.apply_all(&message.pipeline, &input, Some(record)).await?;
+        Ok(outcomes.pop().unwrap_or(Outcome::Unchanged))
+    }
+
     /// The sweeper's tick: lets time pass on every pipeline (timeouts, waiting conditions and
     /// rules asked again). A pipeline that cannot be ticked now is logged and left for the next
     /// tick, so the others still are. Returns how many were ticked.
@@ -102,7 +117,7 @@ impl StageAdvance {
             if one_execution {
                 let batch: Vec<(&Input, Option<&str>)> =
                     inputs.iter().zip(events).map(|(i, e)| (&i.input, e.announced_end())).collect();
-                match self.apply_all(pipeline, &batch).await {
+                match self.apply_all(pipeline, &batch, None).await {
                     Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
                     Err(e) => debug!(pipeline, error = %e, "a batch failed; applying one by one"),
                 }
@@ -121,20 +136,25 @@ impl StageAdvance {
         announced: Option<&str>,
     ) -> Result<Outcome, ServiceError> {
         let mut outcomes =
-            self.apply_all(&message.pipeline, &[(&message.input, announced)]).await?;
+            self.apply_all(&message.pipeline, &[(&message.input, announced)], None).await?;
         Ok(outcomes.pop().unwrap_or(Outcome::Unchanged))
     }
 
     /// Applies `inputs` in order to one load of what they need and saves once. The inputs
-    /// must need the same executions (one execution's, or none named).
+    /// must need the same executions (one execution's, or none named). `read`: the pipeline's
+    /// record, when the caller has it.
     async fn apply_all(
         &self,
         pipeline: &str,
         inputs: &[(&Input, Option<&str>)],
+        read: Option<PipelineRecord>,
     ) -> Result<Vec<Outcome>, ServiceError> {
-        let record = self.store.get_pipeline(pipeline).await?.ok_or_else(|| {
-            ServiceError::Permanent(format!("pipeline {pipeline} does not exist"))
-        })?;
+        let record = match read {
+            Some(record) => record,
+            None => self.store.get_pipeline(pipeline).await?.ok_or_else(|| {
+                ServiceError::Permanent(format!("pipeline {pipeline} does not exist"))
+            })?,
+        };
         let plan = &record.plan;
         let Some((first, _)) = inputs.first() else { return Ok(Vec::new()) };
         let scope = match scope_of(first) {

@@ -10,7 +10,7 @@ use super::ServiceError;
 use super::stage_advance::{Outcome, StageAdvance};
 use crate::ports::clock::entropy;
 use crate::ports::provider::ProviderRegistry;
-use crate::ports::state::StateStore;
+use crate::ports::state::{PipelineRecord, StateStore};
 use baton_protocol::bus_events::{BusEvent, PipelineInput};
 use tracing::warn;
 
@@ -124,15 +124,6 @@ impl Trigger {
         self
     }
 
-    /// Why `pipeline` cannot start on this host, if it cannot.
-    async fn refusal(&self, pipeline: &str) -> Result<Option<String>, ServiceError> {
-        if self.providers.is_none() {
-            return Ok(None);
-        }
-        let Some(record) = self.store.get_pipeline(pipeline).await? else { return Ok(None) };
-        Ok(self.refusal_of(pipeline, &record.plan).await)
-    }
-
     /// Why `pipeline`, planned as `plan` (a record already read), cannot start on this host.
     async fn refusal_of(&self, pipeline: &str, plan: &baton_core::plan::Plan) -> Option<String> {
         let providers = self.providers.as_ref()?;
@@ -178,23 +169,26 @@ impl Trigger {
         variables: BTreeMap<String, String>,
         source_revisions: BTreeMap<String, SourceRevision>,
     ) -> Result<String, ServiceError> {
-        // An unknown pipeline is refused by stage-advance (Permanent), without a read here.
-        if let Some(why) = self.refusal(pipeline).await? {
+        // An unknown pipeline is refused by stage-advance (Permanent).
+        let start = Start { execution_id, trigger, variables, source_revisions };
+        let Some(record) = self.store.get_pipeline(pipeline).await? else {
+            return self.start_checked(pipeline, start, None).await;
+        };
+        if let Some(why) = self.refusal_of(pipeline, &record.plan).await {
             return Err(ServiceError::Permanent(why));
         }
-        self.start_checked(pipeline, execution_id, trigger, variables, source_revisions).await
+        self.start_checked(pipeline, start, Some(record)).await
     }
 
-    /// [`Self::start_as`] for a pipeline whose record was just read and found runnable: the
-    /// source events' starts, which read it to know whether it watches the change.
+    /// [`Self::start_as`] for a pipeline whose record (`read`) was just read and found
+    /// runnable: it is not read again.
     async fn start_checked(
         &self,
         pipeline: &str,
-        execution_id: String,
-        trigger: ExecutionTrigger,
-        variables: BTreeMap<String, String>,
-        source_revisions: BTreeMap<String, SourceRevision>,
+        start: Start,
+        read: Option<PipelineRecord>,
     ) -> Result<String, ServiceError> {
+        let Start { execution_id, trigger, variables, source_revisions } = start;
         let input = Input::Start {
             execution_id: execution_id.clone(),
             trigger,
@@ -202,7 +196,11 @@ impl Trigger {
             source_revisions,
         };
         let message = PipelineInput { pipeline: pipeline.into(), input };
-        if let Outcome::Rejected(why) = self.stage_advance.handle(message).await? {
+        let outcome = match read {
+            Some(record) => self.stage_advance.handle_read(message, record).await?,
+            None => self.stage_advance.handle(message).await?,
+        };
+        if let Outcome::Rejected(why) = outcome {
             return Err(ServiceError::Permanent(format!("cannot start {pipeline}: {why}")));
         }
         Ok(execution_id)
@@ -255,7 +253,8 @@ impl Trigger {
                             .map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?,
                     ),
                 };
-                let id = self.start_checked(&name, id, trigger, BTreeMap::new(), revisions).await?;
+                let start = Start::new(id, trigger, revisions);
+                let id = self.start_checked(&name, start, Some(record.clone())).await?;
                 started.push((name, id));
             }
         }
@@ -319,7 +318,8 @@ impl Trigger {
             };
             let revisions = watching.iter().map(|a| (a.name.clone(), revision.clone())).collect();
             let id = uuid_from(&format!("{name}\n{host}\n{}", delivery.id));
-            let id = self.start_checked(&name, id, trigger, BTreeMap::new(), revisions).await?;
+            let start = Start::new(id, trigger, revisions);
+            let id = self.start_checked(&name, start, Some(record.clone())).await?;
             started.push((name, id));
         }
         Ok(started)
@@ -367,7 +367,8 @@ impl Trigger {
                 };
                 let id = uuid_from(&format!("{name}\npoll\n{}\n{}", action.name, revision.value));
                 let revisions = BTreeMap::from([(action.name.clone(), revision)]);
-                let id = self.start_checked(&name, id, trigger, BTreeMap::new(), revisions).await?;
+                let start = Start::new(id, trigger, revisions);
+                let id = self.start_checked(&name, start, Some(record.clone())).await?;
                 started.push((name.clone(), id));
                 break; // one start per pipeline per look
             }
@@ -471,6 +472,25 @@ fn describe(change: &SourceChange) -> String {
         SourceChange::ImagePush { repository, tag, digest } => {
             format!("{repository}:{tag}@{digest}")
         }
+    }
+}
+
+/// What starts an execution: its id, what triggered it, its variables and pinned revisions.
+struct Start {
+    execution_id: String,
+    trigger: ExecutionTrigger,
+    variables: BTreeMap<String, String>,
+    source_revisions: BTreeMap<String, SourceRevision>,
+}
+
+impl Start {
+    /// A start by a source change: no variables.
+    fn new(
+        execution_id: String,
+        trigger: ExecutionTrigger,
+        source_revisions: BTreeMap<String, SourceRevision>,
+    ) -> Self {
+        Self { execution_id, trigger, variables: BTreeMap::new(), source_revisions }
     }
 }
 

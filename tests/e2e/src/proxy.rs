@@ -126,6 +126,19 @@ fn access_denied(service: &str, action: &str, resource: &str) -> Response<Full<B
     r
 }
 
+/// A stand-in's answer: `status` (400 if it is not one), `body`, and its content type.
+fn answered(
+    status: u16,
+    body: impl Into<Bytes>,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+    r.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    r
+}
+
 /// See [`Proxy::with_decisions`].
 pub type Decide = Arc<dyn Fn(&Call, Option<&str>) -> bool + Send + Sync>;
 
@@ -412,14 +425,7 @@ impl Proxy {
         call.status = status;
         call.request = Some(request);
         self.record(call);
-        let mut r = Response::new(Full::new(Bytes::from(answer.to_string())));
-        *r.status_mut() =
-            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        r
+        answered(status, answer.to_string(), "application/x-amz-json-1.1")
     }
 
     /// CloudWatch's answer from the stand-in, to a caller the harness let read the alarms
@@ -442,15 +448,9 @@ impl Proxy {
         };
         call.status = status;
         self.record(call);
-        let mut r = Response::new(Full::new(Bytes::from(answer)));
-        *r.status_mut() =
-            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::FORBIDDEN);
-        let headers = r.headers_mut();
-        headers.insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/cbor"),
-        );
-        headers.insert("smithy-protocol", hyper::header::HeaderValue::from_static("rpc-v2-cbor"));
+        let mut r = answered(status, answer, "application/cbor");
+        r.headers_mut()
+            .insert("smithy-protocol", hyper::header::HeaderValue::from_static("rpc-v2-cbor"));
         r
     }
 
@@ -483,19 +483,13 @@ impl Proxy {
         call.status = status;
         call.request = serde_json::from_slice(body).ok();
         self.record(call);
-        let mut r = Response::new(Full::new(Bytes::from(answer.to_string())));
-        *r.status_mut() =
-            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::FORBIDDEN);
+        let mut r = answered(status, answer.to_string(), "application/json");
         if status == 403 {
             r.headers_mut().insert(
                 "x-amzn-errortype",
                 hyper::header::HeaderValue::from_static("AccessDeniedException"),
             );
         }
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/json"),
-        );
         r
     }
 
@@ -531,14 +525,7 @@ impl Proxy {
         };
         call.status = status;
         self.record(call);
-        let mut r = Response::new(Full::new(Bytes::from(answer)));
-        *r.status_mut() =
-            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::FORBIDDEN);
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("text/xml"),
-        );
-        r
+        answered(status, answer, "text/xml")
     }
 
     /// CodeConnections' answer from the stand-in, to a caller the harness let read the
@@ -558,14 +545,7 @@ impl Proxy {
         };
         call.status = status;
         self.record(call);
-        let mut r = Response::new(Full::new(Bytes::from(answer.to_string())));
-        *r.status_mut() =
-            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
-        );
-        r
+        answered(status, answer.to_string(), "application/x-amz-json-1.0")
     }
 
     /// The account of the role an access key was handed out for here; the pipeline account's

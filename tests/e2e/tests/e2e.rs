@@ -1062,13 +1062,19 @@ fn github_push(secret: &str) -> Value {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body.as_bytes());
     let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    serde_json::json!({"version": "2.0", "rawPath": "/webhooks/github", "rawQueryString": "",
-        "headers": {"content-type": "application/json", "x-github-event": "push",
-            "x-github-delivery": "e2e-1", "x-hub-signature-256": signature},
+    let headers = serde_json::json!({"content-type": "application/json", "x-github-event": "push",
+        "x-github-delivery": "e2e-1", "x-hub-signature-256": signature});
+    trigger_url_post("/webhooks/github", headers, body)
+}
+
+/// A POST of `body` to `path` of the trigger's function URL, as Lambda hands it to the function.
+fn trigger_url_post(path: &str, headers: Value, body: String) -> Value {
+    serde_json::json!({"version": "2.0", "rawPath": path, "rawQueryString": "",
+        "headers": headers,
         "requestContext": {"accountId": "anonymous", "requestId": "e2e",
             "domainName": "trigger.lambda-url.us-east-1.on.aws", "domainPrefix": "trigger",
-            "http": {"method": "POST", "path": "/webhooks/github", "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1", "userAgent": "GitHub-Hookshot/e2e"},
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1", "userAgent": "e2e"},
             "time": "07/Dec/2026:04:00:00 +0000", "timeEpoch": 0},
         "body": body, "isBase64Encoded": false})
 }

@@ -200,15 +200,9 @@ pub(crate) async fn handed_to(h: &Harness, function: &str) -> String {
 /// `PutJobSuccessResult` for `job_id`, as a function URL delivers the SDK's request.
 pub(crate) fn job_report(job_id: &str) -> Value {
     let body = json!({"jobId": job_id, "executionDetails": {"summary": "notified"}}).to_string();
-    json!({"version": "2.0", "rawPath": "/", "rawQueryString": "",
-        "headers": {"content-type": "application/x-amz-json-1.1",
-            "x-amz-target": "CodePipeline_20150709.PutJobSuccessResult"},
-        "requestContext": {"accountId": "anonymous", "requestId": "e2e-report",
-            "domainName": "trigger.lambda-url.us-east-1.on.aws", "domainPrefix": "trigger",
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1", "userAgent": "aws-sdk-rust"},
-            "time": "07/Dec/2026:04:00:00 +0000", "timeEpoch": 0},
-        "body": body, "isBase64Encoded": false})
+    let headers = json!({"content-type": "application/x-amz-json-1.1",
+        "x-amz-target": "CodePipeline_20150709.PutJobSuccessResult"});
+    crate::trigger_url_post("/", headers, body)
 }
 
 /// A one-file zip.

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 mod kms;
 mod pass_role;
-mod revisions;
+mod unchecked;
 pub use kms::FOR_ANOTHER_SERVICE;
 
 /// One request a function made.
@@ -124,6 +124,11 @@ fn access_denied(service: &str, action: &str, resource: &str) -> Response<Full<B
     let mut r = Response::new(Full::new(Bytes::from(text)));
     *r.status_mut() = hyper::StatusCode::FORBIDDEN;
     r
+}
+
+/// A stand-in's refusal of `call`'s caller, in IAM's words.
+fn not_authorized(call: &Call) -> String {
+    format!("not authorized to perform {} on {}", crate::iam::action_of(call), call.resource)
 }
 
 /// A stand-in's answer: `status` (400 if it is not one), `body`, and its content type.
@@ -327,21 +332,12 @@ impl Proxy {
         if refusal.is_none() {
             refusal = self.kms_before_publish(function, &call, &parts.headers, &body).await;
         }
-        if refusal.is_none() {
-            refusal = self.kms_decided_here(function, &call, &body);
-        }
-        if refusal.is_none() {
-            refusal = self.pass_role_decided_here(function, &call, &body);
-        }
-        if refusal.is_none() {
-            refusal = self.revision_decided_here(function, &call, &body);
-        }
-        if refusal.is_none() {
-            refusal = self.connection_pass_decided_here(function, &call, &body);
-        }
-        if refusal.is_none() {
-            refusal = self.topic_decided_here(function, &call, &body);
-        }
+        let refusal = refusal
+            .or_else(|| self.kms_decided_here(function, &call, &body))
+            .or_else(|| self.pass_role_decided_here(function, &call, &body))
+            .or_else(|| self.connection_pass_decided_here(function, &call, &body))
+            .or_else(|| self.revision_decided_here(function, &call, &body))
+            .or_else(|| self.topic_decided_here(function, &call, &body));
         if let Some(refusal) = refusal {
             call.status = 403;
             self.record(call);
@@ -415,10 +411,7 @@ impl Proxy {
         let (status, answer) = match self.lets_in(&mut call) {
             true => self.codecommit.answer(&call.operation, &request),
             false => {
-                let message = format!(
-                    "not authorized to perform codecommit:{} on {}",
-                    call.operation, call.resource
-                );
+                let message = not_authorized(&call);
                 (400, serde_json::json!({"__type": "AccessDeniedException", "message": message}))
             }
         };
@@ -438,13 +431,7 @@ impl Proxy {
         call.resource = alarms.first().map_or_else(|| "*".to_owned(), |(_, a, _)| a.clone());
         let (status, answer) = match self.lets_in(&mut call) {
             true => (200, crate::cloudwatch::answer(&alarms)),
-            false => {
-                let message = format!(
-                    "not authorized to perform cloudwatch:DescribeAlarms on {}",
-                    call.resource
-                );
-                (403, crate::cloudwatch::refusal(&message))
-            }
+            false => (403, crate::cloudwatch::refusal(&not_authorized(&call))),
         };
         call.status = status;
         self.record(call);
@@ -472,13 +459,7 @@ impl Proxy {
                 let request: Value = serde_json::from_slice(body).unwrap_or_default();
                 self.appconfig.answer(&call.operation, environment, &call.path, &request)
             }
-            false => {
-                let message = format!(
-                    "not authorized to perform appconfig:{} on {}",
-                    call.operation, call.resource
-                );
-                (403, serde_json::json!({"Message": message}))
-            }
+            false => (403, serde_json::json!({"Message": not_authorized(&call)})),
         };
         call.status = status;
         call.request = serde_json::from_slice(body).ok();
@@ -536,10 +517,7 @@ impl Proxy {
         let (status, answer) = match self.lets_in(&mut call) {
             true => self.connections.answer(&call.operation, &request),
             false => {
-                let message = format!(
-                    "not authorized to perform {}:{} on {}",
-                    call.service, call.operation, call.resource
-                );
+                let message = not_authorized(&call);
                 (400, serde_json::json!({"__type": "AccessDeniedException", "Message": message}))
             }
         };

@@ -170,55 +170,34 @@ impl Release {
             )
             .send()
             .await?;
-        use aws_sdk_codebuild::types::{
-            ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
-            ProjectSource, SourceType,
-        };
-        aws_sdk_codebuild::Client::new(&home)
-            .create_project()
-            .name(&self.project)
-            .source(
-                ProjectSource::builder()
-                    .r#type(SourceType::S3)
-                    .location(format!("{}/{}", self.source_bucket, self.source_key))
-                    .build()?,
-            )
-            .artifacts(ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build()?)
-            .environment(
-                ProjectEnvironment::builder()
-                    .r#type(EnvironmentType::LinuxContainer)
-                    .image("aws/codebuild/standard:7.0")
-                    .compute_type(ComputeType::BuildGeneral1Small)
-                    .build()?,
-            )
-            .service_role(format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/codebuild"))
-            .send()
+        let location = format!("{}/{}", self.source_bucket, self.source_key);
+        build_project(&home, &self.project, aws_sdk_codebuild::types::SourceType::S3, &location)
             .await?;
         self.create_pipeline(stack, project).await
     }
 
     /// The ECS service `web` in the target account and region, running `web:1` (`nginx:1`).
+    /// A pipeline `name` of two stages, as a user declares one: the release's source object
+    /// (polled or not), then a manual approval; its store is the bucket `store`.
+    pub fn upload_then_approve(&self, stack: &Stack, name: &str, store: &str, poll: bool) -> Value {
+        json!({"pipeline": {"name": name, "roleArn": pipeline_role(stack),
+            "artifactStore": {"type": "S3", "location": store},
+            "stages": [
+                {"name": "Source", "actions": [{"name": "Upload",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": self.source_bucket, "S3ObjectKey": self.source_key,
+                        "PollForSourceChanges": poll.to_string()},
+                    "outputArtifacts": [{"name": "SourceOutput"}]}]},
+                {"name": "Approve", "actions": [{"name": "Release",
+                    "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}]}})
+    }
+
     async fn create_service(&self, stack: &Stack) -> Result<()> {
-        use aws_sdk_ecs::types::ContainerDefinition;
         let target =
             crate::stack::assume(&stack.endpoint, crate::stack::TARGET_ADMIN, Some(&stack.keys))
                 .await?;
         let ecs = aws_sdk_ecs::Client::new(&target.sdk(&stack.endpoint, "eu-west-1").await);
-        ecs.create_cluster().cluster_name(&self.cluster).send().await?;
-        let app = ContainerDefinition::builder().name("app").image("nginx:1").memory(128);
-        // Its tasks' execution role, which each new revision is registered with again.
-        ecs.register_task_definition()
-            .family(&self.cluster)
-            .execution_role_arn("arn:aws:iam::222222222222:role/ecsTaskExecutionRole")
-            .container_definitions(app.essential(true).build())
-            .send()
-            .await?;
-        let service = ecs.create_service().cluster(&self.cluster).service_name("web");
-        service.task_definition(&self.cluster).desired_count(1).send().await?;
-        // The emulator starts no tasks; setting the count is how it is told the task runs.
-        let running = ecs.update_service().cluster(&self.cluster).service("web");
-        running.desired_count(1).send().await?;
-        Ok(())
+        web_service(&ecs, &self.cluster, &self.cluster, TARGET_ACCOUNT).await
     }
 
     /// The images the service `web` runs now, by container.
@@ -524,5 +503,59 @@ pub async fn function(
         .publish(true)
         .send()
         .await?;
+    Ok(())
+}
+
+/// A CodeBuild project `name` of `sdk`'s account building from `location` (of `kind`); the
+/// pipeline's builds override its source and artifacts.
+pub async fn build_project(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+    kind: aws_sdk_codebuild::types::SourceType,
+    location: &str,
+) -> Result<()> {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+        ProjectSource,
+    };
+    let environment = ProjectEnvironment::builder()
+        .r#type(EnvironmentType::LinuxContainer)
+        .image("aws/codebuild/standard:7.0")
+        .compute_type(ComputeType::BuildGeneral1Small);
+    aws_sdk_codebuild::Client::new(sdk)
+        .create_project()
+        .name(name)
+        .source(ProjectSource::builder().r#type(kind).location(location).build()?)
+        .artifacts(ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build()?)
+        .environment(environment.build()?)
+        .service_role(format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/codebuild"))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// An ECS cluster `cluster` of `account` running the service `web` on one task of the family
+/// `family`, whose tasks run with the account's `ecsTaskExecutionRole` (each new revision is
+/// registered with it again, so a deploy passes it).
+pub async fn web_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    family: &str,
+    account: &str,
+) -> Result<()> {
+    use aws_sdk_ecs::types::ContainerDefinition;
+    ecs.create_cluster().cluster_name(cluster).send().await?;
+    let app = ContainerDefinition::builder().name("app").image("nginx:1").memory(128);
+    ecs.register_task_definition()
+        .family(family)
+        .execution_role_arn(format!("arn:aws:iam::{account}:role/ecsTaskExecutionRole"))
+        .container_definitions(app.essential(true).build())
+        .send()
+        .await?;
+    let service = ecs.create_service().cluster(cluster).service_name("web");
+    service.task_definition(family).desired_count(1).send().await?;
+    // The emulator starts no tasks; setting the count is how it is told the task runs.
+    let running = ecs.update_service().cluster(cluster).service("web");
+    running.desired_count(1).send().await?;
     Ok(())
 }

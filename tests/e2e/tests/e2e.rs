@@ -880,19 +880,8 @@ async fn the_console_shows_a_deployment_through_its_api_url() {
     // A pipeline created through the API function as the AWS CLI sends it (through `baton
     // proxy`): the function, as its role, reads the pipeline role's trust and finds the
     // declared artifact store.
-    let declaration = serde_json::json!({"pipeline": {
-    "name": format!("{}-created", release.pipeline),
-    "roleArn": baton_e2e::scenario::pipeline_role(&h.stack),
-    "artifactStore": {"type": "S3", "location": declared_store},
-    "stages": [
-        {"name": "Source", "actions": [{"name": "Upload",
-            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-            "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": release.source_key,
-                "PollForSourceChanges": "true"},
-            "outputArtifacts": [{"name": "SourceOutput"}]}]},
-        {"name": "Approve", "actions": [{"name": "Release",
-            "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}
-    ]}});
+    let created = format!("{}-created", release.pipeline);
+    let declaration = release.upload_then_approve(&h.stack, &created, &declared_store, true);
     let api = async |operation: &str, body: Value| user.ok(operation, body).await.unwrap();
     let answer = api("CreatePipeline", declaration.clone()).await;
     assert_eq!(answer["pipeline"]["version"], 1, "{answer}");

@@ -53,7 +53,7 @@ impl StageAdvance {
     /// # Errors
     /// A decode error (dead-letter); otherwise as [`Self::handle`].
     pub async fn handle_event(&self, event: &BusEvent) -> Result<Outcome, ServiceError> {
-        self.apply(event.pipeline_input()?, event.announced_end()).await
+        self.apply(event.pipeline_input()?, event.announced_end(), None).await
     }
 
     /// Applies an input.
@@ -62,7 +62,7 @@ impl StageAdvance {
     /// [`ServiceError::Permanent`] for an unknown pipeline; retryable errors when the store or
     /// the bus is unavailable.
     pub async fn handle(&self, message: PipelineInput) -> Result<Outcome, ServiceError> {
-        self.apply(message, None).await
+        self.apply(message, None, None).await
     }
 
     /// Applies an input to a pipeline whose record the caller has just read (a trigger that
@@ -75,9 +75,7 @@ impl StageAdvance {
         message: PipelineInput,
         record: PipelineRecord,
     ) -> Result<Outcome, ServiceError> {
-        let input = [(&message.input, None)];
-        let mut outcomes = self.apply_all(&message.pipeline, &input, Some(record)).await?;
-        Ok(outcomes.pop().unwrap_or(Outcome::Unchanged))
+        self.apply(message, None, Some(record)).await
     }
 
     /// The sweeper's tick: lets time pass on every pipeline (timeouts, waiting conditions and
@@ -134,9 +132,10 @@ impl StageAdvance {
         &self,
         message: PipelineInput,
         announced: Option<&str>,
+        read: Option<PipelineRecord>,
     ) -> Result<Outcome, ServiceError> {
         let mut outcomes =
-            self.apply_all(&message.pipeline, &[(&message.input, announced)], None).await?;
+            self.apply_all(&message.pipeline, &[(&message.input, announced)], read).await?;
         Ok(outcomes.pop().unwrap_or(Outcome::Unchanged))
     }
 

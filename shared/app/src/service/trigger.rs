@@ -254,7 +254,7 @@ impl Trigger {
                     ),
                 };
                 let start = Start::new(id, trigger, revisions);
-                let id = self.start_checked(&name, start, Some(record.clone())).await?;
+                let id = self.start_checked(&name, start, Some(record)).await?;
                 started.push((name, id));
             }
         }
@@ -319,7 +319,7 @@ impl Trigger {
             let revisions = watching.iter().map(|a| (a.name.clone(), revision.clone())).collect();
             let id = uuid_from(&format!("{name}\n{host}\n{}", delivery.id));
             let start = Start::new(id, trigger, revisions);
-            let id = self.start_checked(&name, start, Some(record.clone())).await?;
+            let id = self.start_checked(&name, start, Some(record)).await?;
             started.push((name, id));
         }
         Ok(started)

@@ -135,6 +135,16 @@ pub(super) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
+/// A pipeline's item. Deflated, the record (the declaration and its plan) fits one read unit
+/// (4 KB), where its text took two: every function reads it for each input.
+fn pipeline_item(record: &PipelineRecord) -> Result<Item, StoreError> {
+    let mut item = key(pipeline_pk(&record.plan.name), PIPELINE_SK);
+    item.insert("record".into(), packed(&to_json(record)?)?);
+    item.insert("created".into(), n(record.created));
+    item.insert("updated".into(), n(record.updated));
+    Ok(item)
+}
+
 fn pipeline_pk(name: &str) -> String {
     format!("PIPELINE#{name}")
 }
@@ -888,12 +898,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
 impl StateStore for DynamoDbStateStore {
     async fn create_pipeline(&self, record: &PipelineRecord) -> Result<(), StoreError> {
         let name = &record.plan.name;
-        let mut item = key(pipeline_pk(name), PIPELINE_SK);
-        // Deflated, the record (the declaration and its plan) fits one read unit (4 KB),
-        // where its text took two: every function reads it for each input.
-        item.insert("record".into(), packed(&to_json(record)?)?);
-        item.insert("created".into(), n(record.created));
-        item.insert("updated".into(), n(record.updated));
+        let item = pipeline_item(record)?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -923,12 +928,7 @@ impl StateStore for DynamoDbStateStore {
 
     async fn update_pipeline(&self, record: &PipelineRecord) -> Result<(), StoreError> {
         let name = &record.plan.name;
-        let mut item = key(pipeline_pk(name), PIPELINE_SK);
-        // Deflated, the record (the declaration and its plan) fits one read unit (4 KB),
-        // where its text took two: every function reads it for each input.
-        item.insert("record".into(), packed(&to_json(record)?)?);
-        item.insert("created".into(), n(record.created));
-        item.insert("updated".into(), n(record.updated));
+        let item = pipeline_item(record)?;
         let result = self
             .client
             .put_item()

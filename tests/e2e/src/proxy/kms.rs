@@ -27,9 +27,11 @@ use serde_json::json;
 
 use super::{Call, Proxy, access_denied, classify, credential_scope};
 
-/// The calls made here for another service (its KMS calls, a role handed to it) are recorded
-/// under the caller's function with this suffix, so figures can leave them out (with S3 Bucket
-/// Keys, as the template enables them, S3 calls KMS far less often than once per request).
+/// The calls made or decided here beside the one sent (another service's KMS calls and reads
+/// as the caller, a role or connection handed to it, the topic of a publication) are recorded
+/// under the caller's function with this suffix, so figures can leave them out: none is a
+/// request of its own (and with S3 Bucket Keys, as the template enables them, S3 calls KMS far
+/// less often than once per request).
 pub const FOR_ANOTHER_SERVICE: &str = " (for another service)";
 
 impl Proxy {

@@ -3,8 +3,7 @@
 //! against the caller's statements as declared, with the `iam:PassedToService` condition they
 //! grant it under. A refusal is the service's `AccessDenied`, and the call does not happen.
 //!
-//! So are the topic of an SNS publication (moto checks SNS against `*`), and `PassConnection`,
-//! which CodeConnections checks when a build is handed a connection to
+//! So is `PassConnection`, which CodeConnections checks when a build is handed a connection to
 //! clone with (`codeconnections:PassedToService`, or `codestar-connections:` for a connection
 //! of the older ARN).
 
@@ -64,22 +63,5 @@ impl Proxy {
         let service = connection.split(':').nth(2)?;
         let via = "codebuild.amazonaws.com".to_owned();
         self.decided_here(function, call, (service, "PassConnection"), connection, via)
-    }
-
-    /// Before a publication: the topic, decided against the publisher's declared statements,
-    /// since moto checks SNS's calls against `*` and a role may hold grants that differ only by
-    /// topic (the approval function's own topic and the actions' topics).
-    pub(super) fn topic_decided_here(
-        &self,
-        function: &str,
-        call: &Call,
-        body: &[u8],
-    ) -> Option<Response<Full<Bytes>>> {
-        if (call.service.as_str(), call.operation.as_str()) != ("sns", "Publish") {
-            return None;
-        }
-        let topic = super::form_value(body, "TopicArn")?;
-        let via = format!("sns.{}.amazonaws.com", call.region);
-        self.decided_here(function, call, ("sns", "Publish"), &topic, via)
     }
 }

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use baton_e2e::scenario::{Release, pipeline_role, s3_client};
+use baton_e2e::scenario::{Release, s3_client};
 use baton_e2e::stack::{AccountKeys, HOME};
 use baton_e2e::{FaultPlan, Harness};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::assert_no_call_refused;
@@ -31,16 +31,8 @@ async fn the_aws_cli_and_boto3_reach_the_api_function_through_baton_proxy() {
 
     let (_proxy, through) = proxy(user.url(), &h.stack.keys).await;
     let pipeline = format!("{}-cli", release.pipeline);
-    let declaration = json!({"pipeline": {"name": pipeline, "roleArn": pipeline_role(&h.stack),
-        "artifactStore": {"type": "S3", "location": h.stack.buckets[HOME]},
-        "stages": [
-            {"name": "Source", "actions": [{"name": "Upload",
-                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                "configuration": {"S3Bucket": release.source_bucket, "S3ObjectKey": release.source_key,
-                    "PollForSourceChanges": "false"},
-                "outputArtifacts": [{"name": "SourceOutput"}]}]},
-            {"name": "Approve", "actions": [{"name": "Release",
-                "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]}]}});
+    let store = &h.stack.buckets[HOME];
+    let declaration = release.upload_then_approve(&h.stack, &pipeline, store, false);
     let input = home.join("pipeline.json");
     std::fs::write(&input, declaration.to_string()).unwrap();
     let cli_input = format!("file://{}", input.display());

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use baton_e2e::scenario::{Release, pipeline_role};
+use baton_e2e::scenario::{Release, build_project, pipeline_role, web_service};
 use baton_e2e::stack::{HOME, PIPELINE_ACCOUNT};
 use baton_e2e::{FaultPlan, Harness};
 use serde_json::{Value, json};
@@ -68,21 +68,7 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
     put.image_manifest(manifest.to_string()).send().await.unwrap();
     // The service the build's image goes to, in this account.
     let ecs = aws_sdk_ecs::Client::new(&sdk);
-    ecs.create_cluster().cluster_name(name("cluster")).send().await.unwrap();
-    let app =
-        aws_sdk_ecs::types::ContainerDefinition::builder().name("app").image("nginx:1").memory(128);
-    ecs.register_task_definition()
-        .family(name("web"))
-        .execution_role_arn(format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/ecsTaskExecutionRole"))
-        .container_definitions(app.essential(true).build())
-        .send()
-        .await
-        .unwrap();
-    let service = ecs.create_service().cluster(name("cluster")).service_name("web");
-    service.task_definition(name("web")).desired_count(1).send().await.unwrap();
-    // moto starts no tasks; setting the count is how it is told the task runs.
-    let running = ecs.update_service().cluster(name("cluster")).service("web");
-    running.desired_count(1).send().await.unwrap();
+    web_service(&ecs, &name("cluster"), &name("web"), PIPELINE_ACCOUNT).await.unwrap();
     // A state machine, a CodeDeploy group, a function and an alarm, all of this account.
     let sfn = aws_sdk_sfn::Client::new(&sdk);
     let machine = sfn
@@ -116,7 +102,9 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
     let (current, older) = (connection("codeconnections"), connection("codestar-connections"));
     h.proxy.connections().add(&current, "GitHub");
     h.proxy.connections().add(&older, "GitHub");
-    clone_project(&h).await;
+    let clones = &h.stack.bindings.refs["CommandsProject"];
+    let github = aws_sdk_codebuild::types::SourceType::Github;
+    build_project(&sdk, clones, github, "https://github.com/octo/app.git").await.unwrap();
     h.enforce().await.unwrap();
     let user = h.api_user("arn:aws:sts::111111111111:assumed-role/release-engineer/own-e2e");
     let user = user.await.unwrap();
@@ -205,35 +193,6 @@ async fn without_pipeline_roles_the_worker_runs_actions_as_its_own_role() {
     assert_no_call_refused(&h);
     crate::assert_needed_here(&h, OWN_ROLE);
     assert_needed_only_without_pipeline_roles(&h);
-}
-
-/// The deployment's build project (`CommandsProject`), whose builds clone through connections.
-async fn clone_project(h: &Harness) {
-    use aws_sdk_codebuild::types::{
-        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
-        ProjectSource, SourceType,
-    };
-    let project = &h.stack.bindings.refs["CommandsProject"];
-    let environment = ProjectEnvironment::builder()
-        .r#type(EnvironmentType::LinuxContainer)
-        .image("aws/codebuild/standard:7.0")
-        .compute_type(ComputeType::BuildGeneral1Small);
-    aws_sdk_codebuild::Client::new(&h.stack.sdk(HOME).await)
-        .create_project()
-        .name(project)
-        .source(
-            ProjectSource::builder()
-                .r#type(SourceType::Github)
-                .location("https://github.com/octo/app.git")
-                .build()
-                .unwrap(),
-        )
-        .artifacts(ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build().unwrap())
-        .environment(environment.build().unwrap())
-        .service_role(format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/codebuild"))
-        .send()
-        .await
-        .unwrap();
 }
 
 /// Approves the pipeline's approval once it waits, as its token in the state says.

@@ -299,10 +299,8 @@ impl ActionWorker {
         step: &str,
     ) -> Result<(PathBuf, PathBuf), ServiceError> {
         let work_dir = self
-            .home
-            .join("work")
-            .join(s.execution_id)
-            .join(format!("{}.{}.{}.{step}", s.stage, s.name, s.number));
+            .folders
+            .path(&format!("{}.{}.{}.{}.{step}", s.execution_id, s.stage, s.name, s.number));
         if work_dir.exists() {
             std::fs::remove_dir_all(&work_dir)
                 .map_err(|e| ServiceError::io("cannot clear the work folder", e))?;
@@ -312,7 +310,7 @@ impl ActionWorker {
             .map_err(|e| ServiceError::io("cannot create the work folder", e))?;
         let log_path = s.log_path(&self.home);
         if let Some(dir) = log_path.parent() {
-            std::fs::create_dir_all(dir)
+            super::work_folders::ensure_dir(dir)
                 .map_err(|e| ServiceError::io("cannot create the log folder", e))?;
         }
         Ok((work_dir, log_path))

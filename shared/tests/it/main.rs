@@ -13,6 +13,7 @@ mod aws_state;
 mod aws_support;
 mod bench_workloads;
 mod control_api;
+mod crash_in_commit;
 mod declared_stores;
 mod embedded;
 mod fake_codedeploy;

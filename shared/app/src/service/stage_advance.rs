@@ -20,6 +20,18 @@ use baton_protocol::bus_events::{BusEvent, PipelineInput};
 /// Saving gives up after this many conflicts in a row; the event is then retried later.
 const MAX_CONFLICTS: usize = 20;
 
+/// Waits before applying again after `conflicts` conflicts in a row. The first retry goes at
+/// once; later ones wait a random while of up to 2^n ms (64 at most), so that many writers of one
+/// pipeline's lanes (hundreds of starts at once) stop meeting each other on every try.
+async fn back_off(conflicts: usize) {
+    if conflicts < 2 {
+        return;
+    }
+    let ceiling_micros = 1000u128 << conflicts.min(6);
+    let wait = entropy().map_or(0, |r| r % ceiling_micros);
+    tokio::time::sleep(std::time::Duration::from_micros(wait as u64)).await;
+}
+
 /// What applying an input did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -166,7 +178,8 @@ impl StageAdvance {
             }
             scope => scope,
         };
-        for _ in 0..MAX_CONFLICTS {
+        for conflicts in 0..MAX_CONFLICTS {
+            back_off(conflicts).await;
             let snapshot = self.store.load(pipeline, &scope).await?;
             let versions: BTreeMap<String, u64> =
                 snapshot.executions.iter().map(|e| (e.value.id.clone(), e.version)).collect();

@@ -7,13 +7,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use baton_core::engine::Millis;
 use rusqlite::{Connection, params};
 use tokio::sync::{Notify, broadcast};
 
+use super::group_commit::{Db, Guard};
 use super::sql_state::unavailable;
 use baton_app::ports::bus::{BusError, EventBus};
 use baton_app::ports::clock::{Clock, SystemClock};
@@ -46,7 +47,7 @@ pub struct Delivery {
 
 /// The in-process bus.
 pub struct LocalBus {
-    conn: Arc<Mutex<Connection>>,
+    db: Arc<Db>,
     rules: Vec<Rule>,
     /// Public events are appended here, one JSON object a line, for people to follow. Opened
     /// once: a run publishes thousands of times.
@@ -64,7 +65,7 @@ impl LocalBus {
     /// When the database cannot be opened.
     pub fn open(path: &Path, journal: Option<PathBuf>) -> Result<Self, StoreError> {
         let conn = super::sqlite::open(path, SCHEMA).map_err(unavailable)?;
-        Ok(Self::on(Arc::new(Mutex::new(conn)), journal))
+        Ok(Self::on(Db::new(conn), journal))
     }
 
     /// The queue on a connection the state store opened (see
@@ -72,19 +73,14 @@ impl LocalBus {
     ///
     /// # Errors
     /// When the queue's tables cannot be created.
-    pub fn shared(
-        conn: Arc<Mutex<Connection>>,
-        journal: Option<PathBuf>,
-    ) -> Result<Self, StoreError> {
-        let guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.execute_batch(SCHEMA).map_err(unavailable)?;
-        drop(guard);
-        Ok(Self::on(conn, journal))
+    pub fn shared(db: Arc<Db>, journal: Option<PathBuf>) -> Result<Self, StoreError> {
+        db.conn().execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(Self::on(db, journal))
     }
 
-    fn on(conn: Arc<Mutex<Connection>>, journal: Option<PathBuf>) -> Self {
+    fn on(db: Arc<Db>, journal: Option<PathBuf>) -> Self {
         Self {
-            conn,
+            db,
             rules: rules(),
             // The journal is for people; without it the runtime still runs.
             journal: journal.and_then(|path| {
@@ -111,8 +107,8 @@ impl LocalBus {
         Arc::clone(&self.queued)
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn conn(&self) -> Guard<'_> {
+        self.db.conn()
     }
 
     /// Takes up to `limit` due deliveries for `target`, marking them claimed.
@@ -121,30 +117,34 @@ impl LocalBus {
     /// When the database cannot be read.
     pub fn claim(&self, target: Target, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let now = SystemClock.now();
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "UPDATE deliveries SET claimed = 1 WHERE seq IN (
-                   SELECT seq FROM deliveries WHERE target = ?1 AND claimed = 0 AND not_before <= ?2
-                   ORDER BY seq LIMIT ?3)
-                 RETURNING seq, event, attempts",
-            )
-            .map_err(unavailable)?;
-        let rows = stmt
-            .query_map(params![target.name(), now, limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-            })
-            .map_err(unavailable)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
-        drop(stmt);
-        let mut out = Vec::with_capacity(rows.len());
-        for (seq, text, attempts) in rows {
-            match serde_json::from_str(&text) {
-                Ok(event) => out.push(Delivery { seq, target, event, attempts: attempts as u32 }),
-                Err(e) => dead_letter_row(&conn, seq, &format!("unreadable event: {e}"))?,
+        // Claims are forgotten at start: one a crash loses costs nothing.
+        let mut out = self.db.write_soon(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "UPDATE deliveries SET claimed = 1 WHERE seq IN (
+                       SELECT seq FROM deliveries WHERE target = ?1 AND claimed = 0 AND not_before <= ?2
+                       ORDER BY seq LIMIT ?3)
+                     RETURNING seq, event, attempts",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![target.name(), now, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (seq, text, attempts) in rows {
+                match serde_json::from_str(&text) {
+                    Ok(event) => {
+                        out.push(Delivery { seq, target, event, attempts: attempts as u32 });
+                    }
+                    Err(e) => dead_letter_row(conn, seq, &format!("unreadable event: {e}"))?,
+                }
             }
-        }
+            Ok(out)
+        })?;
         out.sort_by_key(|d| d.seq);
         Ok(out)
     }
@@ -165,13 +165,14 @@ impl LocalBus {
         if seqs.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn();
-        let tx = super::sqlite::write(&mut conn).map_err(unavailable)?;
-        for seq in seqs {
-            super::sqlite::execute(&tx, "DELETE FROM deliveries WHERE seq = ?1", [seq])
-                .map_err(unavailable)?;
-        }
-        tx.commit().map_err(unavailable)
+        // A completion a crash loses is delivered again, as EventBridge may deliver twice.
+        self.db.write_soon(|conn| {
+            for seq in seqs {
+                super::sqlite::execute(conn, "DELETE FROM deliveries WHERE seq = ?1", [seq])
+                    .map_err(unavailable)?;
+            }
+            Ok(())
+        })
     }
 
     /// The handler failed in a way worth retrying: deliver again after a back-off.
@@ -180,13 +181,15 @@ impl LocalBus {
     /// When the database cannot be written.
     pub fn retry_later(&self, seq: i64, attempts: u32) -> Result<(), StoreError> {
         let backoff: Millis = 200 * (1 << attempts.min(8));
-        self.conn()
-            .execute(
+        self.db.write_soon(|conn| {
+            super::sqlite::execute(
+                conn,
                 "UPDATE deliveries SET claimed = 0, attempts = attempts + 1, not_before = ?2 WHERE seq = ?1",
                 params![seq, SystemClock.now() + backoff],
             )
             .map_err(unavailable)?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The delivery can never succeed: keep it with the reason and stop delivering it.
@@ -194,7 +197,7 @@ impl LocalBus {
     /// # Errors
     /// When the database cannot be written.
     pub fn dead_letter(&self, seq: i64, reason: &str) -> Result<(), StoreError> {
-        dead_letter_row(&self.conn(), seq, reason)
+        self.db.write_soon(|conn| dead_letter_row(conn, seq, reason))
     }
 
     /// Forgets claims: called by the one runtime of a home when it starts, since whoever
@@ -212,7 +215,7 @@ impl LocalBus {
     /// # Errors
     /// When the database cannot be read.
     pub fn dead_letters(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        let conn = self.conn();
+        let conn = self.db.read();
         let mut stmt = conn
             .prepare("SELECT target, reason, event FROM dead_letters ORDER BY seq")
             .map_err(unavailable)?;
@@ -293,18 +296,14 @@ fn dead_letter_row(conn: &Connection, seq: i64, reason: &str) -> Result<(), Stor
 
 impl LocalBus {
     /// Queues one delivery of each event per target its rules route it to, in `tx`: the state
-    /// store's transaction when it relays its outbox here (see
+    /// store's write when it relays its outbox here (see
     /// [`SqlStateStore::relay_through`](super::sql_state::SqlStateStore::relay_through)), so
     /// a state change and the deliveries it causes commit together. Call [`Self::announce`]
-    /// once `tx` has committed.
+    /// once that has committed.
     ///
     /// # Errors
     /// When the deliveries cannot be written.
-    pub fn queue_in(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        events: &[BusEvent],
-    ) -> rusqlite::Result<()> {
+    pub fn queue_in(&self, tx: &Connection, events: &[BusEvent]) -> rusqlite::Result<()> {
         for event in events {
             let routed = targets(&self.rules, event);
             if routed.is_empty() {
@@ -331,13 +330,10 @@ impl LocalBus {
 #[async_trait]
 impl EventBus for LocalBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
-        let bus_error = |e: rusqlite::Error| BusError::Unavailable(Box::new(e));
-        {
-            let mut conn = self.conn();
-            let tx = super::sqlite::write(&mut conn).map_err(bus_error)?;
-            self.queue_in(&tx, events).map_err(bus_error)?;
-            tx.commit().map_err(bus_error)?;
-        }
+        self.db
+            .write(|conn| self.queue_in(conn, events).map_err(unavailable))
+            .await
+            .map_err(|e| BusError::Unavailable(Box::new(e)))?;
         self.announce(events);
         Ok(())
     }

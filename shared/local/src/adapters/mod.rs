@@ -2,6 +2,7 @@
 
 pub mod console_notifier;
 pub mod file_artifacts;
+pub mod group_commit;
 pub mod job_grants;
 pub mod local_bus;
 pub mod memory_claims;

@@ -2,11 +2,13 @@
 //!
 //! Every item carries a version; a save names the version each item was read at and writes
 //! nothing if any of them moved (the optimistic lock DynamoDB's condition expressions give).
-//! WAL mode: a write survives `kill -9` of the process once `save` returns.
+//! WAL mode: a write survives `kill -9` of the process once `save` returns. Saves that arrive
+//! together commit together ([`Db`]).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use super::group_commit::{Db, Guard};
 use super::local_bus::LocalBus;
 
 use async_trait::async_trait;
@@ -18,7 +20,7 @@ use baton_protocol::bus_events::BusEvent;
 
 /// SQLite-backed [`StateStore`].
 pub struct SqlStateStore {
-    conn: Arc<Mutex<Connection>>,
+    db: Arc<Db>,
     /// Parsed pipeline records by name, with the revision they were read at: every input reads
     /// its pipeline, and parsing the declaration each time would dominate a transition.
     pipelines: Mutex<std::collections::HashMap<String, (Revision, PipelineRecord)>>,
@@ -79,18 +81,14 @@ impl SqlStateStore {
     }
 
     fn with(conn: Connection) -> Self {
-        Self {
-            conn: Arc::new(Mutex::new(conn)),
-            pipelines: Mutex::default(),
-            relay: OnceLock::new(),
-        }
+        Self { db: Db::new(conn), pipelines: Mutex::default(), relay: OnceLock::new() }
     }
 
     /// The store's connection, for the in-process bus to share: two connections of one
     /// process would take turns on SQLite's file lock, waiting in its busy handler, where one
-    /// shared connection takes turns on a mutex.
-    pub fn connection(&self) -> Arc<Mutex<Connection>> {
-        Arc::clone(&self.conn)
+    /// shared connection takes turns on a mutex, and their writes commit together.
+    pub fn connection(&self) -> Arc<Db> {
+        Arc::clone(&self.db)
     }
 
     /// From now on, a save queues its outbox's deliveries on `bus` in its own transaction,
@@ -101,9 +99,14 @@ impl SqlStateStore {
         let _ = self.relay.set(bus);
     }
 
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The connection, with this process's writes so far committed.
+    pub(crate) fn conn(&self) -> Guard<'_> {
+        self.db.conn()
+    }
+
+    /// The connection for this process's reads (see [`Db::read`]).
+    fn read(&self) -> Guard<'_> {
+        self.db.read()
     }
 }
 
@@ -176,7 +179,7 @@ impl StateStore for SqlStateStore {
     }
 
     async fn get_pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         // A deleted and recreated pipeline starts again at rev 1, but not at the same instant.
         let rev: Option<(i64, i64)> = super::sqlite::query_row(
             &conn,
@@ -202,7 +205,7 @@ impl StateStore for SqlStateStore {
     }
 
     async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {
-        texts(&self.conn(), "SELECT name FROM pipelines ORDER BY name")
+        texts(&self.read(), "SELECT name FROM pipelines ORDER BY name")
     }
 
     async fn delete_pipeline(&self, name: &str) -> Result<(), StoreError> {
@@ -218,7 +221,7 @@ impl StateStore for SqlStateStore {
     }
 
     async fn load(&self, pipeline: &str, scope: &Scope) -> Result<Snapshot, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let lanes_row: Option<(i64, String)> = super::sqlite::query_row(
             &conn,
             "SELECT version, body FROM lanes WHERE pipeline = ?1",
@@ -259,81 +262,20 @@ impl StateStore for SqlStateStore {
     }
 
     async fn save(&self, pipeline: &str, changes: Changes) -> Result<Vec<i64>, StoreError> {
-        let mut conn = self.conn();
-        let tx = super::sqlite::write(&mut conn).map_err(unavailable)?;
-        let conflict = || StoreError::Conflict(pipeline.to_string());
-        if let Some(lanes) = &changes.lanes {
-            let body = to_json(&lanes.value)?;
-            let n = if lanes.version == 0 {
-                super::sqlite::execute(
-                    &tx,
-                    "INSERT OR IGNORE INTO lanes (pipeline, version, body) VALUES (?1, 1, ?2)",
-                    params![pipeline, body],
-                )
-            } else {
-                super::sqlite::execute(
-                    &tx,
-                    "UPDATE lanes SET version = version + 1, body = ?2 WHERE pipeline = ?1 AND version = ?3",
-                    params![pipeline, body, lanes.version as i64],
-                )
-            }
-            .map_err(unavailable)?;
-            if n == 0 {
-                return Err(conflict());
-            }
-        }
-        for e in &changes.executions {
-            let x = &e.value;
-            let body = to_json(x)?;
-            let ended = i64::from(x.status().is_ended());
-            let n = if e.version == 0 {
-                super::sqlite::execute(
-                    &tx,
-                    "INSERT OR IGNORE INTO executions (pipeline, id, version, arrival, started, ended, body)
-                     VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)",
-                    params![pipeline, x.id, x.arrival as i64, x.started_at, ended, body],
-                )
-            } else {
-                super::sqlite::execute(
-                    &tx,
-                    "UPDATE executions SET version = version + 1, ended = ?3, body = ?4
-                     WHERE pipeline = ?1 AND id = ?2 AND version = ?5",
-                    params![pipeline, x.id, ended, body, e.version as i64],
-                )
-            }
-            .map_err(unavailable)?;
-            if n == 0 {
-                return Err(conflict());
-            }
-        }
-        if let Some(bus) = self.relay.get() {
-            bus.queue_in(&tx, &changes.outbox).map_err(unavailable)?;
-            tx.commit().map_err(unavailable)?;
-            drop(conn);
+        let relay = self.relay.get();
+        let seqs = self.db.write(|conn| write_changes(conn, pipeline, &changes, relay)).await?;
+        if let Some(bus) = relay {
             bus.announce(&changes.outbox);
-            return Ok(Vec::new());
         }
-        let now = changes.outbox.first().map_or(0, |_| now_millis());
-        let mut seqs = Vec::with_capacity(changes.outbox.len());
-        for event in &changes.outbox {
-            super::sqlite::execute(
-                &tx,
-                "INSERT INTO outbox (pipeline, saved_at, event) VALUES (?1, ?2, ?3)",
-                params![pipeline, now, to_json(event)?],
-            )
-            .map_err(unavailable)?;
-            seqs.push(tx.last_insert_rowid());
-        }
-        tx.commit().map_err(unavailable)?;
         Ok(seqs)
     }
 
     async fn execution(&self, pipeline: &str, id: &str) -> Result<Option<Execution>, StoreError> {
-        Ok(read_execution(&self.conn(), pipeline, id)?.map(|v| v.value))
+        Ok(read_execution(&self.read(), pipeline, id)?.map(|v| v.value))
     }
 
     async fn executions(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn
             .prepare("SELECT body FROM executions WHERE pipeline = ?1 ORDER BY started DESC, arrival DESC LIMIT ?2")
             .map_err(unavailable)?;
@@ -376,6 +318,77 @@ impl StateStore for SqlStateStore {
         }
         tx.commit().map_err(unavailable)
     }
+}
+
+/// Writes `changes` to `pipeline`'s items under their versions, and their outbox: queued on
+/// `relay` when set, else in the outbox table (whose sequence numbers are returned).
+fn write_changes(
+    conn: &Connection,
+    pipeline: &str,
+    changes: &Changes,
+    relay: Option<&Arc<LocalBus>>,
+) -> Result<Vec<i64>, StoreError> {
+    let conflict = || StoreError::Conflict(pipeline.to_string());
+    if let Some(lanes) = &changes.lanes {
+        let body = to_json(&lanes.value)?;
+        let n = if lanes.version == 0 {
+            super::sqlite::execute(
+                conn,
+                "INSERT OR IGNORE INTO lanes (pipeline, version, body) VALUES (?1, 1, ?2)",
+                params![pipeline, body],
+            )
+        } else {
+            super::sqlite::execute(
+                conn,
+                "UPDATE lanes SET version = version + 1, body = ?2 WHERE pipeline = ?1 AND version = ?3",
+                params![pipeline, body, lanes.version as i64],
+            )
+        }
+        .map_err(unavailable)?;
+        if n == 0 {
+            return Err(conflict());
+        }
+    }
+    for e in &changes.executions {
+        let x = &e.value;
+        let body = to_json(x)?;
+        let ended = i64::from(x.status().is_ended());
+        let n = if e.version == 0 {
+            super::sqlite::execute(
+                conn,
+                "INSERT OR IGNORE INTO executions (pipeline, id, version, arrival, started, ended, body)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)",
+                params![pipeline, x.id, x.arrival as i64, x.started_at, ended, body],
+            )
+        } else {
+            super::sqlite::execute(
+                conn,
+                "UPDATE executions SET version = version + 1, ended = ?3, body = ?4
+                 WHERE pipeline = ?1 AND id = ?2 AND version = ?5",
+                params![pipeline, x.id, ended, body, e.version as i64],
+            )
+        }
+        .map_err(unavailable)?;
+        if n == 0 {
+            return Err(conflict());
+        }
+    }
+    if let Some(bus) = relay {
+        bus.queue_in(conn, &changes.outbox).map_err(unavailable)?;
+        return Ok(Vec::new());
+    }
+    let now = changes.outbox.first().map_or(0, |_| now_millis());
+    let mut seqs = Vec::with_capacity(changes.outbox.len());
+    for event in &changes.outbox {
+        super::sqlite::execute(
+            conn,
+            "INSERT INTO outbox (pipeline, saved_at, event) VALUES (?1, ?2, ?3)",
+            params![pipeline, now, to_json(event)?],
+        )
+        .map_err(unavailable)?;
+        seqs.push(conn.last_insert_rowid());
+    }
+    Ok(seqs)
 }
 
 fn now_millis() -> Millis {

@@ -64,6 +64,7 @@ fast-checks:
 bench:
 	@$(CARGO) bench --quiet -p baton-core --bench engine 2>/dev/null
 	@$(CARGO) bench --quiet -p baton --bench embedded 2>/dev/null
+	@bash scripts/bench-run.sh
 	@bash scripts/bench-console.sh
 	@$(MAKE) --no-print-directory build ARCH=x86_64 >/dev/null 2>&1
 	@bash $(EMULATORS) start && trap 'bash $(EMULATORS) stop' EXIT && \

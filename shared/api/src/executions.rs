@@ -323,7 +323,13 @@ impl Ctx<'_> {
         let record = self.pipeline(&pipeline_name).await?;
         let list = format!("executions/{pipeline_name}");
         let page = Page::read(&list, next_token.as_deref(), max_results, 100, 100)?;
-        let mut executions = self.api.store.executions(&pipeline_name, HISTORY).await?;
+        // Unfiltered, the page and one more (to tell whether a next page exists) are read:
+        // a listing costs the same however long the history.
+        let wanted = match &filter {
+            Some(f) if f.succeeded_in_stage.is_some() => HISTORY,
+            _ => page.start.saturating_add(page.size).saturating_add(1).min(HISTORY),
+        };
+        let mut executions = self.api.store.executions(&pipeline_name, wanted).await?;
         if let Some(stage) = filter.and_then(|f| f.succeeded_in_stage) {
             let s = record.plan.stage_index(&stage.stage_name);
             executions.retain(|e| {

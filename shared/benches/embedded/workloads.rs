@@ -19,7 +19,7 @@ use baton::ports::clock::{Clock, SystemClock};
 use baton::ports::provider::{
     ActionProvider, Job, JobResult, LocalArtifact, ProviderError, ProviderRegistry,
 };
-use baton::ports::state::StateStore;
+use baton::ports::state::{Changes, StateStore, Versioned};
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{Execution, Trigger};
 use serde_json::json;
@@ -108,6 +108,10 @@ pub(crate) struct Sizes {
     pub(crate) executions: usize,
     /// W5's artifact.
     pub(crate) bytes: u64,
+    /// W6's other pipelines.
+    pub(crate) pipelines: usize,
+    /// W6's past executions of the pipeline it reads.
+    pub(crate) history: usize,
 }
 
 struct Bench {
@@ -235,13 +239,22 @@ pub(crate) async fn w4(size: &Sizes) {
         .map(|i| vec![action(&format!("A{i}"), if i == 0 { "Source" } else { "Build" }, &[], &[])])
         .collect();
     b.rt.put_pipeline(&pipeline("w4", "PARALLEL", stages), "us-east-1").await.unwrap();
+    let db = b.rt.store.connection();
+    let commits = db.commits();
     let start = Instant::now();
     let done = run_to_end(&b.rt, "w4", size.executions).await;
     let secs = start.elapsed().as_secs_f64();
+    let commits = db.commits() - commits;
     let transitions = done.len() * 5 * 2;
     let mut latencies: Vec<i64> = done.iter().flat_map(transition_latencies).collect();
     println!("w4_1000_parallel_executions: {:.2} s", secs);
     println!("w4_transitions_per_second: {:.0} transitions/s", transitions as f64 / secs);
+    println!("w4_transitions_per_second.goal: 5000 transitions/s");
+    // Group commit: many transitions' writes share one SQLite transaction.
+    println!(
+        "w4_sqlite_commits_per_transition: {:.2} commits",
+        commits as f64 / transitions as f64
+    );
     println!("w4_transition_latency_p50: {} ms", percentile(&mut latencies, 0.50));
     println!("w4_transition_latency_p99: {} ms", percentile(&mut latencies, 0.99));
     println!("w4_peak_rss: {:.1} MiB", peak_rss_mib());
@@ -294,6 +307,67 @@ pub(crate) async fn w5(size: &Sizes) {
     // Bytes moved: stored by the source, read and stored by Pass, read by Last.
     println!("w5_1gib_through_3_stages: {:.2} s", secs);
     println!("w5_throughput: {:.0} MiB/s", 4.0 * size.bytes as f64 / f64::from(1 << 20) / secs);
+    println!("w5_throughput.goal: 1024 MiB/s");
     println!("w5_peak_rss: {:.1} MiB", peak_rss_mib());
+    println!("w5_peak_rss.goal: 64.0 MiB");
+    let _ = b.stop.send(true);
+}
+
+/// The p99 of `n` calls of `operation` with `body`, in milliseconds.
+async fn p99_of(api: &baton::api::ControlApi, operation: &str, body: &serde_json::Value) -> f64 {
+    let body = body.to_string();
+    let mut times = Vec::with_capacity(100);
+    for _ in 0..100 {
+        let start = Instant::now();
+        let reply =
+            api.call(operation, body.as_bytes(), "arn:aws:iam::111111111111:user/bench").await;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    }
+    times.sort_by(f64::total_cmp);
+    times[(times.len() - 1) * 99 / 100]
+}
+
+/// W6: ListPipelineExecutions and GetPipelineState, through CodePipeline's API, with one past
+/// execution and with `history`, among `pipelines` others: they should not grow with history.
+pub(crate) async fn w6(size: &Sizes) {
+    let b = runtime().await;
+    let stages =
+        vec![vec![action("Src", "Source", &[], &[])], vec![action("B", "Build", &[], &[])]];
+    for i in 0..size.pipelines {
+        b.rt.put_pipeline(&pipeline(&format!("other-{i}"), "QUEUED", stages.clone()), "us-east-1")
+            .await
+            .unwrap();
+    }
+    b.rt.put_pipeline(&pipeline("w6", "QUEUED", stages), "us-east-1").await.unwrap();
+    let past = run_to_end(&b.rt, "w6", 1).await.remove(0);
+    let credentials = baton::api::Credentials::from([("AKID".to_string(), "secret".to_string())]);
+    let api = b.rt.control_api("us-east-1", credentials);
+    let list = json!({"pipelineName": "w6"});
+    let state = json!({"name": "w6"});
+    // At 1 past execution, at a full page (1,000) and at `history`: copies of the one run,
+    // older than it, written as the runtime writes executions.
+    let mut stored = 1;
+    for at in [1, 1_000.min(size.history), size.history] {
+        while stored < at {
+            let chunk = (at - stored).min(10_000);
+            let executions = (stored..stored + chunk)
+                .map(|n| {
+                    let mut e = past.clone();
+                    e.id = format!("{n:08x}-0000-4000-8000-{n:012x}");
+                    e.started_at -= n as i64;
+                    Versioned { version: 0, value: e }
+                })
+                .collect();
+            let changes = Changes { lanes: None, executions, outbox: Vec::new() };
+            b.rt.store.save("w6", changes).await.unwrap();
+            stored += chunk;
+        }
+        let list_p99 = p99_of(&api, "ListPipelineExecutions", &list).await;
+        let state_p99 = p99_of(&api, "GetPipelineState", &state).await;
+        println!("w6_list_executions_p99_at_{at}: {list_p99:.2} ms");
+        println!("w6_get_pipeline_state_p99_at_{at}: {state_p99:.2} ms");
+    }
+    println!("w6_pipelines: {} pipelines", size.pipelines + 1);
     let _ = b.stop.send(true);
 }

@@ -198,6 +198,36 @@ async fn a_client_request_token_makes_a_start_idempotent() {
     assert_eq!(e["pipelineExecution"]["trigger"]["triggerDetail"], CALLER);
     let listed = f.ok("ListPipelineExecutions", json!({"pipelineName": "p"})).await;
     assert_eq!(listed["pipelineExecutionSummaries"].as_array().unwrap().len(), 2);
+    // Pages of a listing (read from the store a page at a time) follow each other, newest
+    // first, and the last has no token.
+    for n in 3..=5 {
+        f.ok(
+            "StartPipelineExecution",
+            json!({"name": "p", "clientRequestToken": format!("tok-{n}")}),
+        )
+        .await;
+    }
+    let ids = |listed: &Value| -> Vec<String> {
+        let summaries = listed["pipelineExecutionSummaries"].as_array().unwrap();
+        summaries.iter().map(|e| e["pipelineExecutionId"].as_str().unwrap().to_string()).collect()
+    };
+    let all = ids(&f.ok("ListPipelineExecutions", json!({"pipelineName": "p"})).await);
+    assert_eq!(all.len(), 5);
+    let (mut paged, mut token, mut pages) = (Vec::new(), None::<Value>, 0);
+    loop {
+        let mut input = json!({"pipelineName": "p", "maxResults": 2});
+        if let Some(t) = token {
+            input["nextToken"] = t;
+        }
+        let page = f.ok("ListPipelineExecutions", input).await;
+        paged.extend(ids(&page));
+        pages += 1;
+        token = page.get("nextToken").cloned();
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!((paged, pages), (all, 3));
     let (code, _) = f
         .err(
             "StartPipelineExecution",

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS executions (
   pipeline TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, arrival INTEGER NOT NULL,
   started INTEGER NOT NULL, ended INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (pipeline, id));
 CREATE INDEX IF NOT EXISTS executions_active ON executions (pipeline, ended);
+CREATE INDEX IF NOT EXISTS executions_recent ON executions (pipeline, started DESC, arrival DESC);
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, saved_at INTEGER NOT NULL,
   event TEXT NOT NULL);

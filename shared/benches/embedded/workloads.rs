@@ -230,6 +230,23 @@ pub(crate) async fn w3(size: &Sizes) {
         times.push(start.elapsed().as_secs_f64());
     }
     println!("w3_parallel_50_then_join: {:.3} s", median(times));
+    // The join is entered once per execution however the 50 ends arrive: one advance.
+    let journal = std::fs::read_to_string(b.rt.home.join("events.jsonl")).unwrap();
+    let mut joins: BTreeMap<String, usize> = BTreeMap::new();
+    for line in journal.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let d = &e["detail"];
+        if e["detail-type"] == "CodePipeline Stage Execution State Change"
+            && d["stage"] == "S2"
+            && d["state"] == "STARTED"
+        {
+            *joins.entry(d["execution-id"].to_string()).or_default() += 1;
+        }
+    }
+    assert_eq!(joins.len(), size.runs + 1, "every execution entered the join");
+    let most = joins.values().copied().max().unwrap_or(0);
+    assert_eq!(most, 1, "an execution entered the join {most} times");
+    println!("w3_join_advances_per_execution: {most} advances");
     let _ = b.stop.send(true);
 }
 

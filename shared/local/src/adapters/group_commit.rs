@@ -32,8 +32,9 @@ pub struct Db {
 
 struct Inner {
     conn: Connection,
-    /// The open batch: its number and how many writes joined it.
-    open: Option<(u64, u32)>,
+    /// How many writes joined the open batch, which is batch `last`: batches are numbered as
+    /// they open, and one is open at a time.
+    open: Option<u32>,
     last: u64,
     commits: u64,
 }
@@ -81,9 +82,8 @@ impl Db {
     /// runs its own transactions, or whose writes must be durable when it returns.
     pub fn conn(&self) -> Guard<'_> {
         let mut inner = self.lock();
-        if let Some((number, _)) = inner.open {
-            self.end(&mut inner, number);
-        }
+        let last = inner.last;
+        self.end(&mut inner, last);
         Guard(inner)
     }
 
@@ -132,19 +132,16 @@ impl Db {
         let mut finished = self.finished.subscribe();
         let (number, value) = {
             let mut inner = self.lock();
-            let opened = match inner.open {
-                Some(_) => None,
-                None => {
-                    inner.conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable)?;
-                    inner.last += 1;
-                    inner.open = Some((inner.last, 0));
-                    Some(inner.last)
-                }
-            };
-            let number = inner.open.map_or(0, |(n, _)| n);
+            let opens = inner.open.is_none();
+            if opens {
+                inner.conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable)?;
+                inner.last += 1;
+                inner.open = Some(0);
+            }
+            let number = inner.last;
             let value = join(&mut inner, write);
             drop(inner);
-            if let Some(number) = opened {
+            if opens {
                 self.commit_soon(number);
             }
             (number, value?)
@@ -168,7 +165,7 @@ impl Db {
             let mut seen = 0;
             for _ in 0..MAX_WAITS {
                 tokio::task::yield_now().await;
-                let joined = db.lock().open.filter(|(n, _)| *n == number).map(|(_, j)| j);
+                let joined = db.lock().joined(number);
                 match joined {
                     Some(joined) if joined > seen => seen = joined,
                     _ => break,
@@ -180,7 +177,7 @@ impl Db {
 
     /// Commits batch `number` if it is still open, and tells its writers.
     fn end(&self, inner: &mut Inner, number: u64) {
-        if inner.open.map(|(n, _)| n) != Some(number) {
+        if inner.joined(number).is_none() {
             return;
         }
         inner.open = None;
@@ -206,12 +203,19 @@ impl Db {
     }
 }
 
+impl Inner {
+    /// How many writes joined batch `number`, if it is the open one.
+    fn joined(&self, number: u64) -> Option<u32> {
+        self.open.filter(|_| self.last == number)
+    }
+}
+
 /// Runs `write` in a savepoint of the open batch, counted as one of its writes.
 fn join<T>(
     inner: &mut Inner,
     write: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    if let Some((_, joined)) = &mut inner.open {
+    if let Some(joined) = &mut inner.open {
         *joined += 1;
     }
     let savepoint = inner.conn.savepoint().map_err(unavailable)?;
@@ -290,7 +294,7 @@ mod tests {
         tokio::pin!(pending);
         assert!(poll_once(&mut pending).await.is_none(), "waits for the commit");
         db.write_soon(insert(2)).unwrap();
-        assert_eq!(db.lock().open.map(|(_, j)| j), Some(2), "joined the open batch");
+        assert_eq!(db.lock().open, Some(2), "joined the open batch");
         assert_eq!(count(&db), 2, "conn() committed the batch");
         assert!(db.lock().open.is_none());
         pending.await.unwrap();

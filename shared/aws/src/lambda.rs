@@ -253,7 +253,10 @@ impl Aws {
             std::env::temp_dir().join("baton"),
         )
         .with_claims(self.store.clone())
-        .with_metrics(std::sync::Arc::new(crate::adapters::emf_metrics::EmfMetrics::stdout()));
+        .with_metrics(std::sync::Arc::new(crate::adapters::emf_metrics::EmfMetrics::stdout()))
+        // An action's end is saved with the next step here, so the next action starts one hop
+        // (the stream relay, then EventBridge) after it, not two.
+        .with_advance(std::sync::Arc::new(self.stage_advance()));
         if self.config.assume_pipeline_roles { worker.with_pipeline_roles() } else { worker }
     }
 

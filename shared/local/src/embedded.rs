@@ -225,7 +225,8 @@ impl Embedded {
             .with_clock(clock.clone())
             // The outbox may send a request twice after a crash between publishing and
             // acknowledging it, and both copies could be handed to workers at once.
-            .with_claims(Arc::new(MemoryClaims::default())),
+            .with_claims(Arc::new(MemoryClaims::default()))
+            .with_advance(stage_advance.clone()),
         );
         let trigger =
             Trigger::new(store.clone(), stage_advance.clone()).with_providers(providers.clone());

@@ -12,7 +12,9 @@ use baton::ports::clock::{Clock, ManualClock};
 use baton::ports::state::{PipelineRecord, Scope, StateStore};
 use baton::service::{Outcome, StageAdvance};
 use baton_core::declaration::PipelineDocument;
-use baton_core::engine::{ActionOutcome, ActionRequest, ExecutionStatus, Input, Trigger};
+use baton_core::engine::{
+    ActionOutcome, ActionRequest, ActionStatus, ExecutionStatus, Input, Trigger,
+};
 use baton_core::plan::Plan;
 use serde_json::json;
 
@@ -163,4 +165,45 @@ async fn events_of_different_executions_are_applied_one_by_one() {
     assert!(matches!(outcomes[0], Ok(Outcome::Applied { .. })), "{outcomes:?}");
     assert!(matches!(outcomes[1], Ok(Outcome::Rejected(_))), "{outcomes:?}");
     assert_eq!(version_of_execution(&s.store).await, 3, "started, source done, one action done");
+}
+
+/// The worker's way: an action's end applied to what was read before the action ran, in one
+/// save, with its public end published by the engine; a read that another save has passed
+/// since is refused untouched, and the end then applies by the bus as before.
+#[tokio::test]
+async fn an_end_applies_to_the_state_read_before_the_action_only_while_that_read_is_current() {
+    let (s, requests) = fanned_out().await;
+    let record = s.store.get_pipeline("fan").await.unwrap().unwrap();
+    let scope = StageAdvance::execution_scope(&record.plan, "e-1");
+    let read = s.store.load("fan", &scope).await.unwrap();
+    let end = |r: &ActionRequest| Input::ActionCompleted {
+        execution_id: r.execution_id.clone(),
+        stage: r.stage.clone(),
+        action: r.action.clone(),
+        attempt: r.attempt,
+        outcome: succeeded(),
+    };
+    let before = version_of_execution(&s.store).await;
+    s.bus.0.lock().unwrap().clear();
+
+    let applied = s.advance.apply_as_read(&record, read.clone(), &end(&requests[0])).await.unwrap();
+    assert!(matches!(applied, Some(Outcome::Applied { published: 1 })), "{applied:?}");
+    assert_eq!(version_of_execution(&s.store).await, before + 1, "one save");
+    let published: Vec<_> = s.bus.0.lock().unwrap().drain(..).collect();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0].detail["action"], "P00");
+    assert_eq!(published[0].detail["state"], "SUCCEEDED", "the engine announces the end");
+    assert!(published[0].announced_end().is_none(), "and carries no completion to apply again");
+
+    // P01's worker read the same state: the save above passed it.
+    let stale = s.advance.apply_as_read(&record, read, &end(&requests[1])).await.unwrap();
+    assert_eq!(stale, None, "a stale read is refused");
+    assert_eq!(version_of_execution(&s.store).await, before + 1, "nothing was saved");
+    assert!(s.bus.0.lock().unwrap().is_empty(), "nothing was published");
+    let by_bus = BusEvent::action_completed(&requests[1], succeeded(), s.clock.now());
+    let outcome = s.advance.handle_event(&by_bus).await.unwrap();
+    assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+    let e = s.store.execution("fan", "e-1").await.unwrap().unwrap();
+    let done = e.stages[1].actions.iter().filter(|a| a.status == ActionStatus::Succeeded).count();
+    assert_eq!(done, 2, "both ends are applied, once each");
 }

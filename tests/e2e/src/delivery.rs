@@ -26,16 +26,19 @@ pub struct Faults {
     /// Every match on the functions' bus is delivered a second time once the first delivery
     /// was handled.
     pub duplicate: bool,
-    /// Action results (public SUCCEEDED/FAILED events carrying a completion) of this stage are
-    /// held until two arrived, then both are delivered at once.
-    pub simultaneous_completions_of: Option<String>,
-    /// The first match of `detail_type` goes to `pool` instead (a stage-advance whose save
-    /// lands but is never answered), which is killed once it saved.
+    /// Action requests (public STARTED events) of this stage are held until two arrived, then
+    /// both are delivered at once: the two workers read the same state, and their ends race
+    /// to save it.
+    pub racing_actions_of: Option<String>,
+    /// The first match of `detail_type` for the kill's function goes to `pool` instead (one
+    /// whose save lands but is never answered), which is killed once it saved.
     pub kill: Option<std::sync::Arc<Kill>>,
 }
 
 /// A function to kill mid-invocation.
 pub struct Kill {
+    /// The function (its binary's name) whose invocation is killed.
+    pub function: String,
     #[allow(missing_docs)]
     pub detail_type: String,
     /// The doomed function.
@@ -79,8 +82,8 @@ struct Ctx {
     sns: aws_sdk_sns::Client,
     pools: BTreeMap<String, Arc<Pool>>,
     faults: Faults,
-    /// The first completion of the stage, waiting for the second; `None` once they have raced,
-    /// after which the stage's other completions (a third action's) go through as they come.
+    /// The first request of the stage, waiting for the second; `None` once they have raced,
+    /// after which the stage's other requests (a third action's) go through as they come.
     held: Mutex<Option<Vec<(Value, String)>>>,
     errors: Collected,
     /// Topic ARN by logical id, for the rules that target SNS.
@@ -236,7 +239,7 @@ impl Ctx {
                 if self.hold(&event, &handle, queue, &pool).await {
                     return;
                 }
-                if name == "stage-advance" && self.kill_here(&event).await {
+                if self.kill_here(name, &event).await {
                     // Left in the queue: Lambda retries the killed invocation later.
                     self.release(queue, &handle).await;
                     return;
@@ -273,11 +276,15 @@ impl Ctx {
         }
     }
 
-    /// Holds the first completion of the configured stage until a sibling arrives, then
+    /// Holds the first action request of the configured stage until a sibling arrives, then
     /// delivers both at the same instant. Returns whether the event was taken care of.
     async fn hold(&self, event: &Value, handle: &str, queue: &str, pool: &Arc<Pool>) -> bool {
-        let Some(stage) = &self.faults.simultaneous_completions_of else { return false };
-        if event["detail"]["baton-action-completion"]["input"]["stage"] != **stage {
+        let Some(stage) = &self.faults.racing_actions_of else { return false };
+        let request = &event["detail"];
+        if request["state"] != "STARTED"
+            || request["stage"] != **stage
+            || request.get("baton-action-request").is_none()
+        {
             return false;
         }
         let pair = {
@@ -304,13 +311,17 @@ impl Ctx {
         true
     }
 
-    /// Runs the first event of the kill fault's type on the doomed function and kills it once
-    /// its state is saved; returns whether this event was the one.
-    async fn kill_here(&self, event: &Value) -> bool {
+    /// Runs the first event of the kill fault's type for `function` on the doomed function and
+    /// kills it once its state is saved; returns whether this event was the one.
+    async fn kill_here(&self, function: &str, event: &Value) -> bool {
         let Some(kill) = &self.faults.kill else { return false };
-        if event["detail-type"] != *kill.detail_type || kill.done.load(Ordering::SeqCst) {
+        if kill.function != function
+            || event["detail-type"] != *kill.detail_type
+            || kill.done.load(Ordering::SeqCst)
+        {
             return false;
         }
+        let doomed_name = format!("{function}-doomed");
         let mut pool = kill.pool.lock().await;
         if kill.done.load(Ordering::SeqCst) {
             return false;
@@ -329,11 +340,9 @@ impl Ctx {
                         .calls()
                         .iter()
                         .filter(|c| {
-                            c.function == "stage-advance-doomed"
-                                && matches!(
-                                    c.operation.as_str(),
-                                    "UpdateItem" | "PutItem" | "TransactWriteItems"
-                                )
+                            // The save: the one write whose answer never comes (a worker's
+                            // claim, a PutItem, comes first).
+                            c.function == doomed_name && c.operation == "UpdateItem"
                         })
                         .count();
                     if writes > 0 || Instant::now() > deadline {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::proxy::{Call, by_operation};
-use crate::runtime::Record;
+use crate::runtime::{Carried, Record};
 
 /// us-east-1 list prices in USD, from the AWS pricing pages as published in January 2025
 /// (DynamoDB on-demand after its November 2024 price cut), not re-checked since.
@@ -164,6 +164,17 @@ pub fn render(run: &Run<'_>) -> String {
             "invocations",
         );
     }
+    let mut by_kind: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    for r in run.records {
+        *by_kind.entry((&r.function, r.kind.replace(' ', "_"))).or_default() += 1;
+    }
+    for ((f, kind), n) in by_kind {
+        line(
+            &format!("e2e.lambda_invocations_per_action.{f}.{kind}"),
+            format!("{:.2}", per(n as f64)),
+            "invocations",
+        );
+    }
     line("e2e.lambda_gb_seconds_per_action", format!("{:.4}", per(gb_seconds)), "GB-s");
     let mut durations: BTreeMap<&str, Vec<u128>> = BTreeMap::new();
     for r in run.records {
@@ -172,6 +183,10 @@ pub fn render(run: &Run<'_>) -> String {
     for (f, all) in durations {
         let max = all.iter().max().copied().unwrap_or(0);
         line(&format!("e2e.lambda_longest_invocation.{f}"), max.to_string(), "ms");
+    }
+
+    for (name, value, unit) in hops(run.records) {
+        line(&format!("e2e.{name}"), value, unit);
     }
 
     let count = |service: &str, pred: &dyn Fn(&str) -> bool| {
@@ -248,4 +263,63 @@ pub fn zipped_size(path: &std::path::Path) -> std::io::Result<u64> {
     zip.write_all(&std::fs::read(path)?)?;
     let bytes = zip.finish().map_err(std::io::Error::other)?.into_inner();
     Ok(bytes.len() as u64)
+}
+
+/// Published per-hop delays, for the projection. EventBridge to Lambda: about 150 ms at p50
+/// since EventBridge's latency improvement of February 2023. DynamoDB stream to Lambda: Lambda
+/// polls each shard four times a second (Lambda Developer Guide, "Using AWS Lambda with Amazon
+/// DynamoDB"), 125 ms on average, plus the relay's PutEvents, about 25 ms.
+const EVENTBRIDGE_HOP_MS: f64 = 150.0;
+const STREAM_HOP_MS: f64 = 150.0;
+
+/// The asynchronous hops on the critical path of each transition the harness saw: from an
+/// action's end to the next one's start (in the worker, or the approval function that asks
+/// for an approval). The next action's request always
+/// comes by EventBridge (one hop) from the stream relay (another); when the save that started
+/// it did not carry the previous action's end, that end was applied by stage-advance, which it
+/// reached by EventBridge first (a third).
+fn hops(records: &[Record]) -> Vec<(&'static str, String, &'static str)> {
+    let relayed: Vec<&Record> = records.iter().filter(|r| r.kind == "stream").collect();
+    let (mut transitions, mut hops, mut by_bus) = (0usize, 0usize, 0usize);
+    let starts = |r: &&Record| matches!(r.function.as_str(), "action-worker" | "approval");
+    for r in records.iter().filter(starts) {
+        let Some(start) = r.carried.iter().find(|c| c.state == "STARTED") else { continue };
+        // The stream record (the save) that carried this start, among its relay's batch.
+        let same = |c: &Carried| {
+            (&c.execution, &c.action, &c.state) == (&start.execution, &start.action, &start.state)
+        };
+        let Some((batch, saved)) =
+            relayed.iter().find_map(|b| Some((b, b.carried.iter().find(|c| same(c))?)))
+        else {
+            continue;
+        };
+        let of_execution = || {
+            batch
+                .carried
+                .iter()
+                .filter(|c| c.record == saved.record && c.execution == start.execution)
+        };
+        // The execution's first action, started with the execution, is no transition.
+        if of_execution().any(|c| c.action.is_empty() && c.state == "STARTED") {
+            continue;
+        }
+        let ended_with_it = of_execution().any(|c| {
+            c.action != start.action && matches!(c.state.as_str(), "SUCCEEDED" | "FAILED")
+        });
+        transitions += 1;
+        hops += if ended_with_it { 2 } else { 3 };
+        by_bus += usize::from(!ended_with_it);
+    }
+    let per = |n: usize| n as f64 / transitions.max(1) as f64;
+    let mean = per(hops);
+    // The relay's EventBridge hop and the stream's, and EventBridge again for an end by bus.
+    let projected = EVENTBRIDGE_HOP_MS + STREAM_HOP_MS + per(by_bus) * EVENTBRIDGE_HOP_MS;
+    vec![
+        ("critical_path.transitions", transitions.to_string(), "transitions"),
+        ("critical_path.hops_per_transition", format!("{mean:.2}"), "hops"),
+        ("critical_path.hops_per_transition.goal", "2".into(), "hops"),
+        ("critical_path.ends_by_bus_per_transition", format!("{:.2}", per(by_bus)), "ends"),
+        ("critical_path.projected_p50_per_transition", format!("{projected:.0}"), "ms"),
+        ("critical_path.projected_p50_per_transition.goal", "350".into(), "ms"),
+    ]
 }

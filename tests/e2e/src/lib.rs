@@ -53,11 +53,11 @@ pub fn endpoint() -> Result<String> {
 pub struct FaultPlan {
     /// Deliver every event twice.
     pub duplicate: bool,
-    /// Deliver the two completions of this stage at the same instant.
-    pub simultaneous_completions_of: Option<String>,
-    /// Kill the stage-advance that applies the first event of this detail-type it is sent,
-    /// between its save and its publish.
-    pub kill_on: Option<String>,
+    /// Start two actions of this stage at the same instant, so their ends race.
+    pub racing_actions_of: Option<String>,
+    /// Kill the function (by binary name) handling the first event of this detail-type it is
+    /// sent, once its save landed and before it is answered.
+    pub kill_on: Option<(String, String)>,
 }
 
 /// Everything of one scenario.
@@ -194,19 +194,23 @@ impl Harness {
         }
         let kill = match &plan.kill_on {
             None => None,
-            Some(detail_type) => {
-                let base = launches
-                    .get("stage-advance")
-                    .ok_or_else(|| anyhow!("no stage-advance function"))?;
-                let mut launch = base.clone();
+            Some((function, detail_type)) => {
+                let f = functions
+                    .iter()
+                    .find(|f| &f.binary == function)
+                    .ok_or_else(|| anyhow!("no {function} function"))?;
+                let mut launch = launches[function].clone();
                 // The save (one UpdateItem of the lanes item) lands, and its answer never
                 // comes: the function dies having saved and published nothing.
-                let endpoint =
-                    proxy.listen_hanging("stage-advance-doomed", Some("UpdateItem")).await?;
-                launch.env =
-                    function_env(&stack, &endpoint, &scratch, &keys_of("StageAdvanceFunction"));
-                let pool = Pool::start("stage-advance-doomed", &launch, 1, Arc::default()).await?;
+                let doomed = format!("{function}-doomed");
+                let endpoint = proxy.listen_hanging(&doomed, Some("UpdateItem")).await?;
+                launch.env = function_env(&stack, &endpoint, &scratch, &keys_of(&f.logical_id))
+                    .into_iter()
+                    .chain(template.own_environment(&f.logical_id, &stack.bindings)?)
+                    .collect();
+                let pool = Pool::start(&doomed, &launch, 1, Arc::default()).await?;
                 Some(Arc::new(Kill {
+                    function: function.clone(),
                     detail_type: detail_type.clone(),
                     pool: tokio::sync::Mutex::new(pool),
                     proxy: proxy.clone(),
@@ -218,7 +222,7 @@ impl Harness {
         };
         let faults = Faults {
             duplicate: plan.duplicate,
-            simultaneous_completions_of: plan.simultaneous_completions_of.clone(),
+            racing_actions_of: plan.racing_actions_of.clone(),
             kill: kill.clone(),
         };
         // With IAM enforced, a rule's SNS delivery (made here, as moto's rules cannot) goes

@@ -87,6 +87,64 @@ pub struct Record {
     pub duration: Duration,
     /// The X-Ray trace id the invocation was given.
     pub trace: String,
+    /// The action state changes the payload carried: its event's, or the events of its stream
+    /// records, in order.
+    pub carried: Vec<Carried>,
+}
+
+/// An action state change an invocation was handed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Carried {
+    #[allow(missing_docs)]
+    pub execution: String,
+    /// `<stage>/<action>`; empty for the execution's own state change.
+    pub action: String,
+    /// STARTED, SUCCEEDED, FAILED...
+    pub state: String,
+    /// Whether it carried an action's result for stage-advance to apply.
+    pub completion: bool,
+    /// Which of the payload's stream records carried it (0 for an EventBridge event).
+    pub record: usize,
+}
+
+impl Carried {
+    /// What an EventBridge envelope or a bus event's `detail-type` and `detail` carry: an
+    /// action's state change, or the execution's (with an empty `action`).
+    fn of(detail_type: &str, detail: &Value) -> Option<Self> {
+        use baton::core::events::{ACTION_DETAIL_TYPE, PIPELINE_DETAIL_TYPE};
+        if detail_type != ACTION_DETAIL_TYPE && detail_type != PIPELINE_DETAIL_TYPE {
+            return None;
+        }
+        let s = |k: &str| detail.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        Some(Self {
+            execution: s("execution-id"),
+            action: if detail_type == ACTION_DETAIL_TYPE {
+                format!("{}/{}", s("stage"), s("action"))
+            } else {
+                String::new()
+            },
+            state: s("state"),
+            completion: detail.get(baton::bus_events::COMPLETION_FIELD).is_some(),
+            record: 0,
+        })
+    }
+
+    /// What `payload` (an EventBridge envelope, or a batch of stream records) carries.
+    pub fn all_in(payload: &Value) -> Vec<Self> {
+        if let Some(records) = payload.get("Records").and_then(Value::as_array) {
+            let events = |r| baton::adapters::aws::dynamodb_relay::record_events(r).ok();
+            return (records.iter().enumerate())
+                .filter_map(|(n, r)| Some((n, events(r)?)))
+                .flat_map(|(n, events)| {
+                    events.into_iter().filter_map(move |e| {
+                        Some(Self { record: n, ..Self::of(&e.detail_type, &e.detail)? })
+                    })
+                })
+                .collect();
+        }
+        let detail_type = payload.get("detail-type").and_then(Value::as_str).unwrap_or_default();
+        payload.get("detail").and_then(|d| Self::of(detail_type, d)).into_iter().collect()
+    }
 }
 
 /// A function with its processes.
@@ -220,6 +278,7 @@ impl Pool {
             },
             str::to_owned,
         );
+        let carried = Carried::all_in(&payload);
         let (reply, answer) = oneshot::channel();
         let deadline_ms =
             SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() + self.timeout.as_millis();
@@ -243,6 +302,7 @@ impl Pool {
             ok: outcome.is_ok(),
             duration: started.elapsed(),
             trace,
+            carried,
         });
         Ok(outcome)
     }

@@ -402,7 +402,6 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("ActionWorkerFunction/LendJobArtifacts", JOBS),
     ("JobArtifactsRole/ReadAndWriteArtifacts", JOBS),
     ("ApiFunction/TellTheWorkerOfJobReports", JOBS),
-    ("ActionWorkerFunction/StartInvokedPipelinesAndHandOverJobs", JOBS),
     ("DeployRole/RunStateMachines", PROVIDERS),
     ("DeployRole/FollowStateMachineExecutions", PROVIDERS),
     ("DeployRole/ManageStackSets", PROVIDERS),
@@ -524,10 +523,13 @@ async fn a_failed_build_sends_a_failure_notice_and_fails_the_execution() {
 async fn faults_leave_each_action_run_once_and_the_execution_right() {
     let plan = FaultPlan {
         duplicate: false,
-        simultaneous_completions_of: Some("Deploy".into()),
-        // The first action result stage-advance is sent (the source's), which rides on its
-        // public SUCCEEDED event.
-        kill_on: Some("CodePipeline Action Execution State Change".into()),
+        racing_actions_of: Some("Deploy".into()),
+        // The first action request the worker is sent (the source's), which rides on its
+        // public STARTED event: the worker saves the source's end with the next step.
+        kill_on: Some((
+            "action-worker".into(),
+            "CodePipeline Action Execution State Change".into(),
+        )),
     };
     let h = Harness::start(2, plan).await.unwrap();
     let release = Release::new(&h.stack, "faults");
@@ -535,11 +537,11 @@ async fn faults_leave_each_action_run_once_and_the_execution_right() {
     h.enforce().await.unwrap();
     release.upload_source(&h.stack).await.unwrap();
 
-    // The stage-advance that applies the result saves, is never told so, and is killed.
+    // The worker that ran the source saves its end, is never told so, and is killed.
     let kill = h.kill.clone().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !kill.done.load(std::sync::atomic::Ordering::SeqCst) {
-        assert!(Instant::now() < deadline, "the doomed stage-advance never ran");
+        assert!(Instant::now() < deadline, "the doomed action-worker never ran");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let writes = *kill.writes_at_kill.lock().unwrap();
@@ -548,12 +550,12 @@ async fn faults_leave_each_action_run_once_and_the_execution_right() {
         !h.proxy
             .calls()
             .iter()
-            .any(|c| c.function == "stage-advance-doomed" && c.operation == "PutEvents"),
+            .any(|c| c.function == "action-worker-doomed" && c.operation == "PutEvents"),
         "the doomed function published: it was not killed between saving and publishing"
     );
 
     // What it saved reaches the bus through the table's stream: no sweep is needed, and its
-    // retried delivery finds the result applied already. The rest runs as a release does.
+    // retried delivery finds the attempt claimed and ended. The rest runs as a release does.
     let e = finish_release(&h, &release).await;
     assert_eq!(
         e.status(),
@@ -568,6 +570,13 @@ async fn faults_leave_each_action_run_once_and_the_execution_right() {
         "a sweep ran: the stream alone must carry what was saved"
     );
 
+    // The two deploy actions read the same state, so the end saved second met a conflict and
+    // went to stage-advance by the bus.
+    assert!(
+        h.records.lock().unwrap().iter().any(|r| r.function == "stage-advance"
+            && r.carried.iter().any(|c| c.completion && c.action.starts_with("Deploy/"))),
+        "no deploy end went by the bus: the two ends did not race"
+    );
     // Both deploy completions were applied although they raced; every state change was
     // published (the sweep may send one twice, which consumers tolerate as CodePipeline's do).
     let id = e.id.clone();

@@ -13,20 +13,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use baton_core::engine::{
-    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation, Millis,
+    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation, Input,
+    Millis,
 };
 use baton_core::plan::DeclaredStore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::ServiceError;
 use super::work_folders::WorkFolders;
+use super::{ServiceError, StageAdvance};
 use crate::ports::artifacts::{ArtifactKey, ArtifactStore};
 use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::jobs::{RunningJob, RunningJobs};
 use crate::ports::metrics::{Metric, Metrics};
 use crate::ports::provider::{InPlaceArtifacts, Job, JobResult, LocalArtifact, ProviderRegistry};
-use crate::ports::state::{ActionClaims, StateStore};
+use crate::ports::state::{ActionClaims, PipelineRecord, Snapshot, StateStore};
 use baton_protocol::bus_events::BusEvent;
 
 /// The action-worker service.
@@ -51,6 +52,16 @@ pub struct ActionWorker {
     metrics: Option<Arc<dyn Metrics>>,
     /// Emptied work folders of ended steps, reused by the next.
     pub(super) folders: WorkFolders,
+    /// Applies an attempt's end here, when set, instead of announcing it for stage-advance.
+    advance: Option<Arc<StageAdvance>>,
+}
+
+/// What the worker read of the pipeline before running an attempt: when it started, and the
+/// state its end is applied to when nothing moved on meanwhile.
+struct Current {
+    started: Millis,
+    record: PipelineRecord,
+    snapshot: Snapshot,
 }
 
 /// The default pause between two looks at running work: AWS services announce the end of a
@@ -80,7 +91,17 @@ impl ActionWorker {
             metrics: None,
             folders: WorkFolders::new(&home.join("work")),
             home,
+            advance: None,
         }
+    }
+
+    /// Applies each attempt's end with `advance` to the state read before the attempt ran,
+    /// saving the next step with it: the transition to the next action then takes no trip
+    /// through the bus and no second read. When the state moved on meanwhile (another save
+    /// came first), the end is announced on the bus as without it, for a fresh application.
+    pub fn with_advance(mut self, advance: Arc<StageAdvance>) -> Self {
+        self.advance = Some(advance);
+        self
     }
 
     /// Records each attempt's end, with its provider and duration, in `metrics`.
@@ -178,7 +199,7 @@ impl ActionWorker {
     pub async fn run(&self, mut request: ActionRequest) -> Result<(), ServiceError> {
         request.role_arn =
             self.role_for(request.role_arn.as_deref(), request.pipeline_role_arn.as_deref());
-        let Some(started) = self.current_start(&request).await? else {
+        let Some(current) = self.current_start(&request).await? else {
             info!(execution_id = %request.execution_id, action = %request.action, "attempt no longer current; not running it");
             return Ok(());
         };
@@ -190,7 +211,8 @@ impl ActionWorker {
             }
             Err(e) => return Err(e),
         };
-        self.complete(&request, outcome, started).await
+        let started = current.started;
+        self.complete(&request, outcome, started, Some(current)).await
     }
 
     /// Picks up the running job `key` ([`RunningJob::key_for`]) because its service announced
@@ -232,7 +254,7 @@ impl ActionWorker {
             warn!(job = %job.key, "no provider here for a running job; forgetting it");
             return Ok(self.jobs.remove_job(&job.key).await?);
         };
-        let Some(started) = self.current_start(r).await? else {
+        let Some(current) = self.current_start(r).await? else {
             info!(job = %job.key, execution_id = %r.execution_id, "attempt no longer current; stopping its work");
             if let Err(e) = provider.cancel(r, &job.external_id).await {
                 warn!(job = %job.key, error = %e, "cannot stop the work of a stale attempt");
@@ -282,7 +304,9 @@ impl ActionWorker {
         };
         self.folders.give_back(&work_dir);
         let Some(outcome) = result? else { return Ok(()) };
-        self.complete(r, outcome, started).await?;
+        // Read just before this look at the work, so its end is likely applied here too.
+        let started = current.started;
+        self.complete(r, outcome, started, Some(current)).await?;
         Ok(self.jobs.remove_job(&job.key).await?)
     }
 
@@ -316,42 +340,80 @@ impl ActionWorker {
         Ok((work_dir, log_path))
     }
 
-    /// Publishes the attempt's end, which started at `started`.
+    /// Ends the attempt, which started at `started`: applied here to what was `read` before it
+    /// ran (see [`Self::with_advance`]), or else announced for stage-advance.
     async fn complete(
         &self,
         r: &ActionRequest,
         outcome: ActionOutcome,
         started: Millis,
+        read: Option<Current>,
     ) -> Result<(), ServiceError> {
-        let now = self.clock.now();
         let succeeded = matches!(outcome, ActionOutcome::Succeeded { .. });
-        // The public end of the attempt carries the result: one event, not two.
-        self.bus.publish(&[BusEvent::action_completed(r, outcome, now)]).await?;
+        if !self.apply_here(r, &outcome, read).await {
+            // The public end of the attempt carries the result: one event, not two.
+            self.bus.publish(&[BusEvent::action_completed(r, outcome, self.clock.now())]).await?;
+        }
         if let Some(metrics) = &self.metrics {
             let t = &r.action_type;
             let provider = format!("{}/{}/{}", t.owner, t.category, t.provider);
+            let now = self.clock.now();
             let duration = (now - started).max(0);
             metrics.record(&Metric::ActionEnded { provider, succeeded, duration }, now);
         }
         Ok(())
     }
 
-    /// When the attempt `r` names started, if it is still the current one and running.
-    async fn current_start(&self, r: &ActionRequest) -> Result<Option<Millis>, ServiceError> {
-        let Some(record) = self.store.get_pipeline(&r.pipeline).await? else { return Ok(None) };
-        let Some(e) = self.store.execution(&r.pipeline, &r.execution_id).await? else {
-            return Ok(None);
+    /// Whether the attempt's end was applied here, to the state `read` before it ran.
+    async fn apply_here(
+        &self,
+        r: &ActionRequest,
+        outcome: &ActionOutcome,
+        read: Option<Current>,
+    ) -> bool {
+        let (Some(advance), Some(read)) = (&self.advance, read) else { return false };
+        let input = Input::ActionCompleted {
+            execution_id: r.execution_id.clone(),
+            stage: r.stage.clone(),
+            action: r.action.clone(),
+            attempt: r.attempt,
+            outcome: outcome.clone(),
         };
+        match advance.apply_as_read(&read.record, read.snapshot, &input).await {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                debug!(execution_id = %r.execution_id, action = %r.action, "the state moved on while the action ran; its end goes by the bus");
+                false
+            }
+            Err(e) => {
+                warn!(execution_id = %r.execution_id, action = %r.action, error = %e, "cannot apply the action's end here; it goes by the bus");
+                false
+            }
+        }
+    }
+
+    /// When the attempt `r` names started, with what was read to know it, if it is still the
+    /// current one and running.
+    async fn current_start(&self, r: &ActionRequest) -> Result<Option<Current>, ServiceError> {
+        let Some(record) = self.store.get_pipeline(&r.pipeline).await? else { return Ok(None) };
         let Some((s, a)) = record.plan.action_position(&r.stage, &r.action) else {
             return Ok(None);
         };
+        let scope = StageAdvance::execution_scope(&record.plan, &r.execution_id);
+        let snapshot = self.store.load(&r.pipeline, &scope).await?;
+        let Some(e) = snapshot.executions.iter().find(|e| e.value.id == r.execution_id) else {
+            return Ok(None);
+        };
         // An execution of an older declaration is being cancelled; nothing of it runs.
-        if !e.runs(&record.plan) {
+        if !e.value.runs(&record.plan) {
             return Ok(None);
         }
-        let run = &e.stages[s].actions[a];
-        let current = run.attempt == r.attempt && run.status == ActionStatus::InProgress;
-        Ok(current.then(|| run.started_at.unwrap_or_default()))
+        let run = &e.value.stages[s].actions[a];
+        if run.attempt != r.attempt || run.status != ActionStatus::InProgress {
+            return Ok(None);
+        }
+        let started = run.started_at.unwrap_or_default();
+        Ok(Some(Current { started, record, snapshot }))
     }
 
     /// Runs the attempt; `None` when its work goes on elsewhere and was recorded.

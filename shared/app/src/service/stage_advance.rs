@@ -9,12 +9,15 @@ use std::sync::Arc;
 
 use baton_core::engine::{self, Effect, Env, Input, PipelineState, Rejection};
 use baton_core::events::{About, Published, Subject};
+use baton_core::plan::Plan;
 use tracing::{debug, warn};
 
 use super::ServiceError;
 use crate::ports::bus::EventBus;
 use crate::ports::clock::{Clock, entropy};
-use crate::ports::state::{Changes, PipelineRecord, Scope, StateStore, StoreError, Versioned};
+use crate::ports::state::{
+    Changes, PipelineRecord, Scope, Snapshot, StateStore, StoreError, Versioned,
+};
 use baton_protocol::bus_events::{BusEvent, PipelineInput};
 
 /// Saving gives up after this many conflicts in a row; the event is then retried later.
@@ -151,6 +154,37 @@ impl StageAdvance {
         Ok(outcomes.pop().unwrap_or(Outcome::Unchanged))
     }
 
+    /// Applies an action's completion where the worker that ran it read the pipeline's
+    /// `record` and `snapshot` (of [`Self::scope`]) before it started: one save, conditioned on
+    /// what was read then, and no retry. The action's end is then published with the state, and
+    /// the transition to the next action takes no trip through the bus.
+    ///
+    /// `None` when the state moved on since (another save came first, or an execution of
+    /// another declaration is in the snapshot): the caller announces the completion on the bus
+    /// instead, where it is applied to a fresh read.
+    ///
+    /// # Errors
+    /// When the store or the bus is unavailable.
+    pub async fn apply_as_read(
+        &self,
+        record: &PipelineRecord,
+        snapshot: Snapshot,
+        input: &Input,
+    ) -> Result<Option<Outcome>, ServiceError> {
+        let plan = &record.plan;
+        if snapshot.executions.iter().any(|e| e.value.pipeline_version != plan.version) {
+            return Ok(None);
+        }
+        let outcomes = self.try_save(plan, snapshot, &[(input, None)]).await?;
+        Ok(outcomes.and_then(|mut o| o.pop()))
+    }
+
+    /// What [`StageAdvance`] loads to apply an input naming execution `id` (an action's end)
+    /// to `plan`'s executions.
+    pub fn execution_scope(plan: &Plan, id: &str) -> Scope {
+        widened(plan, Scope::One(id.to_owned()))
+    }
+
     /// Applies `inputs` in order to one load of what they need and saves once. The inputs
     /// must need the same executions (one execution's, or none named). `read`: the pipeline's
     /// record, when the caller has it.
@@ -168,97 +202,99 @@ impl StageAdvance {
         };
         let plan = &record.plan;
         let Some((first, _)) = inputs.first() else { return Ok(Vec::new()) };
-        let scope = match scope_of(first) {
-            // Replacing a waiting approval needs the execution holding the stage as well.
-            Scope::One(_) | Scope::LanesOnly
-                if plan.mode == baton_core::plan::ExecutionMode::Superseded
-                    && plan.replaces_waiting_approvals() =>
-            {
-                Scope::Active
-            }
-            scope => scope,
-        };
+        let scope = widened(plan, scope_of(first));
         for conflicts in 0..MAX_CONFLICTS {
             back_off(conflicts).await;
             let snapshot = self.store.load(pipeline, &scope).await?;
-            let versions: BTreeMap<String, u64> =
-                snapshot.executions.iter().map(|e| (e.value.id.clone(), e.version)).collect();
-            let mut state = PipelineState {
-                lanes: snapshot.lanes.value.clone(),
-                executions: snapshot
-                    .executions
-                    .into_iter()
-                    .map(|e| (e.value.id.clone(), e.value))
-                    .collect(),
-            };
-            if state.lanes.holders.is_empty() {
-                state.lanes = PipelineState::new(plan.stages.len()).lanes;
-            }
-            let mut outcomes = Vec::with_capacity(inputs.len());
-            let mut outbox = Vec::new();
-            let mut touched = BTreeSet::new();
-            let mut lanes_changed = false;
-            for (input, announced) in inputs {
-                let env = Env {
-                    now: self.clock.now(),
-                    entropy: entropy()
-                        .map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?,
-                };
-                let step = match engine::apply(plan, &mut state, input, env) {
-                    Ok(step) if step.is_noop() => {
-                        outcomes.push(Outcome::Unchanged);
-                        continue;
-                    }
-                    Ok(step) => step,
-                    Err(rejection) => {
-                        outcomes.push(Outcome::Rejected(rejection));
-                        continue;
-                    }
-                };
-                let mut effects = step.effects;
-                if let Some(state) = announced {
-                    effects.retain(|e| !announces(e, input, state));
-                }
-                let events = BusEvent::for_effects(plan, effects);
-                outcomes.push(Outcome::Applied { published: events.len() });
-                outbox.extend(events);
-                touched.extend(step.touched);
-                lanes_changed |= step.lanes_changed;
-            }
-            if touched.is_empty() && !lanes_changed && outbox.is_empty() {
-                return Ok(outcomes);
-            }
-            let changes = Changes {
-                lanes: lanes_changed.then(|| Versioned {
-                    version: snapshot.lanes.version,
-                    value: state.lanes.clone(),
-                }),
-                executions: touched
-                    .iter()
-                    .filter_map(|id| state.executions.get(id))
-                    .map(|e| Versioned {
-                        version: versions.get(&e.id).copied().unwrap_or(0),
-                        value: e.clone(),
-                    })
-                    .collect(),
-                outbox: outbox.clone(),
-            };
-            match self.store.save(pipeline, changes).await {
-                Ok(seqs) => {
-                    if !self.publish(&outbox, &seqs).await? {
-                        for outcome in &mut outcomes {
-                            if let Outcome::Applied { published } = outcome {
-                                *published = 0;
-                            }
-                        }
-                    }
-                    return Ok(outcomes);
-                }
-                Err(StoreError::Conflict(_)) => debug!(pipeline, "conflict; applying again"),
-                Err(e) => return Err(e.into()),
+            match self.try_save(plan, snapshot, inputs).await? {
+                Some(outcomes) => return Ok(outcomes),
+                None => debug!(pipeline, "conflict; applying again"),
             }
         }
         Err(StoreError::Conflict(pipeline.to_string()).into())
+    }
+
+    /// Applies `inputs` to `snapshot` and saves what changed, conditioned on the versions read,
+    /// then publishes: each input's outcome, or `None` on a conflict.
+    async fn try_save(
+        &self,
+        plan: &Plan,
+        snapshot: Snapshot,
+        inputs: &[(&Input, Option<&str>)],
+    ) -> Result<Option<Vec<Outcome>>, ServiceError> {
+        let versions: BTreeMap<String, u64> =
+            snapshot.executions.iter().map(|e| (e.value.id.clone(), e.version)).collect();
+        let mut state = PipelineState {
+            lanes: snapshot.lanes.value.clone(),
+            executions: snapshot
+                .executions
+                .into_iter()
+                .map(|e| (e.value.id.clone(), e.value))
+                .collect(),
+        };
+        if state.lanes.holders.is_empty() {
+            state.lanes = PipelineState::new(plan.stages.len()).lanes;
+        }
+        let mut outcomes = Vec::with_capacity(inputs.len());
+        let mut outbox = Vec::new();
+        let mut touched = BTreeSet::new();
+        let mut lanes_changed = false;
+        for (input, announced) in inputs {
+            let env = Env {
+                now: self.clock.now(),
+                entropy: entropy()
+                    .map_err(|e| ServiceError::Permanent(format!("no randomness: {e}")))?,
+            };
+            let step = match engine::apply(plan, &mut state, input, env) {
+                Ok(step) if step.is_noop() => {
+                    outcomes.push(Outcome::Unchanged);
+                    continue;
+                }
+                Ok(step) => step,
+                Err(rejection) => {
+                    outcomes.push(Outcome::Rejected(rejection));
+                    continue;
+                }
+            };
+            let mut effects = step.effects;
+            if let Some(state) = announced {
+                effects.retain(|e| !announces(e, input, state));
+            }
+            let events = BusEvent::for_effects(plan, effects);
+            outcomes.push(Outcome::Applied { published: events.len() });
+            outbox.extend(events);
+            touched.extend(step.touched);
+            lanes_changed |= step.lanes_changed;
+        }
+        if touched.is_empty() && !lanes_changed && outbox.is_empty() {
+            return Ok(Some(outcomes));
+        }
+        let changes = Changes {
+            lanes: lanes_changed
+                .then(|| Versioned { version: snapshot.lanes.version, value: state.lanes.clone() }),
+            executions: touched
+                .iter()
+                .filter_map(|id| state.executions.get(id))
+                .map(|e| Versioned {
+                    version: versions.get(&e.id).copied().unwrap_or(0),
+                    value: e.clone(),
+                })
+                .collect(),
+            outbox: outbox.clone(),
+        };
+        let seqs = match self.store.save(&plan.name, changes).await {
+            Ok(seqs) => seqs,
+            Err(StoreError::Conflict(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if !self.publish(&outbox, &seqs).await? {
+            for outcome in &mut outcomes {
+                if let Outcome::Applied { published } = outcome {
+                    *published = 0;
+                }
+            }
+        }
+        Ok(Some(outcomes))
     }
 
     /// Publishes what was just saved and clears it from the outbox; whether they went out now.
@@ -306,6 +342,20 @@ fn announces(effect: &Effect, input: &Input, state: &str) -> bool {
     let Some(state) = Published::parse(state) else { return false };
     let subject = Subject::Action { stage: stage.clone(), action: action.clone() };
     event.about.as_deref() == Some(&About { execution_id: execution_id.clone(), subject, state })
+}
+
+/// `scope`, or every active execution where replacing a waiting approval needs the execution
+/// holding the stage as well.
+fn widened(plan: &Plan, scope: Scope) -> Scope {
+    match scope {
+        Scope::One(_) | Scope::LanesOnly
+            if plan.mode == baton_core::plan::ExecutionMode::Superseded
+                && plan.replaces_waiting_approvals() =>
+        {
+            Scope::Active
+        }
+        scope => scope,
+    }
 }
 
 /// The executions an input needs besides those waiting in the lanes.

@@ -417,3 +417,21 @@ async fn readers_that_meet_an_unexplained_tombstone_read_again_and_then_give_up(
     // A tombstone the lanes explain is simply the resident's old place.
     assert!(store.load("moving", &Scope::One("e1".into())).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_pipeline_read_at_a_version_is_the_latest_whichever_version_was_expected() {
+    let (store, _, _) = fresh_store().await;
+    let mut latest = record("p");
+    store.create_pipeline(&latest).await.unwrap();
+    let first = latest.plan.version;
+    latest.plan.version = first + 1;
+    latest.updated = 2;
+    store.update_pipeline(&latest).await.unwrap();
+    assert_eq!(store.get_pipeline_at("p", first + 1).await.unwrap(), Some(latest.clone()));
+    assert_eq!(
+        store.get_pipeline_at("p", first).await.unwrap(),
+        Some(latest),
+        "a reader expecting the version before gets the latest one"
+    );
+    assert_eq!(store.get_pipeline_at("missing", 1).await.unwrap(), None);
+}

@@ -113,6 +113,18 @@ pub trait StateStore: Send + Sync {
     async fn update_pipeline(&self, record: &PipelineRecord) -> Result<(), StoreError>;
     /// Reads a pipeline.
     async fn get_pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError>;
+    /// Reads a pipeline whose `version` the caller expects (the one an execution or a request
+    /// it holds was made with). A store may answer it for less where the version is what was
+    /// expected (DynamoDB: an eventually consistent read, half the read units, exactly
+    /// again when it shows another version or none); it is the latest one either way.
+    async fn get_pipeline_at(
+        &self,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<PipelineRecord>, StoreError> {
+        let _ = version;
+        self.get_pipeline(name).await
+    }
     /// Every pipeline's name, sorted.
     async fn list_pipelines(&self) -> Result<Vec<String>, StoreError>;
     /// Deletes a pipeline and everything it ran.

@@ -395,7 +395,10 @@ impl ActionWorker {
     /// When the attempt `r` names started, with what was read to know it, if it is still the
     /// current one and running.
     async fn current_start(&self, r: &ActionRequest) -> Result<Option<Current>, ServiceError> {
-        let Some(record) = self.store.get_pipeline(&r.pipeline).await? else { return Ok(None) };
+        let Some(record) = self.store.get_pipeline_at(&r.pipeline, r.pipeline_version).await?
+        else {
+            return Ok(None);
+        };
         let Some((s, a)) = record.plan.action_position(&r.stage, &r.action) else {
             return Ok(None);
         };

@@ -126,7 +126,11 @@ impl Approvals {
         let approve_url = self.url(&link.id, &approve_secret);
         let reject_url = self.url(&link.id, &reject_secret);
         let execution = self.store.execution(&request.pipeline, &request.execution_id).await?;
-        let plan = self.store.get_pipeline(&request.pipeline).await?.map(|r| r.plan);
+        let plan = self
+            .store
+            .get_pipeline_at(&request.pipeline, request.pipeline_version)
+            .await?
+            .map(|r| r.plan);
         let revisions = match (&plan, &execution) {
             (Some(p), Some(e)) => revisions(p, e),
             _ => Vec::new(),
@@ -260,7 +264,11 @@ impl Approvals {
     async fn examine(&self, followed: &Followed) -> Result<(Details, Verdict), ServiceError> {
         let link = &followed.link;
         let execution = self.store.execution(&link.pipeline, &link.execution_id).await?;
-        let plan = self.store.get_pipeline(&link.pipeline).await?.map(|r| r.plan);
+        let plan = match &execution {
+            Some(e) => self.store.get_pipeline_at(&link.pipeline, e.pipeline_version).await?,
+            None => self.store.get_pipeline(&link.pipeline).await?,
+        };
+        let plan = plan.map(|r| r.plan);
         let run = match (&plan, &execution) {
             (Some(p), Some(e)) => action_run(p, e, &link.stage, &link.action),
             _ => None,

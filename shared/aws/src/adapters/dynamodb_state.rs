@@ -395,12 +395,17 @@ impl DynamoDbStateStore {
     }
 
     pub(super) async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        self.read_item(key, true).await
+    }
+
+    /// Reads an item, strongly consistent or not (half the read units, and maybe a moment old).
+    async fn read_item(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(sdk("GetItem"))?;
@@ -951,6 +956,23 @@ impl StateStore for DynamoDbStateStore {
             Some(item) => Ok(Some(from_json(&unpacked(&item, "record")?)?)),
             None => Ok(None),
         }
+    }
+
+    async fn get_pipeline_at(
+        &self,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<PipelineRecord>, StoreError> {
+        // A record that shows the version expected is the latest one, unless an update landed
+        // a moment ago; that reader could as well have read just before it, and what it does
+        // is conditioned on the execution, read exactly. Any other answer is read again exactly.
+        if let Some(item) = self.read_item(key(pipeline_pk(name), PIPELINE_SK), false).await? {
+            let record: PipelineRecord = from_json(&unpacked(&item, "record")?)?;
+            if record.plan.version == version {
+                return Ok(Some(record));
+            }
+        }
+        self.get_pipeline(name).await
     }
 
     async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {

@@ -256,7 +256,9 @@ impl Aws {
         .with_metrics(std::sync::Arc::new(crate::adapters::emf_metrics::EmfMetrics::stdout()))
         // An action's end is saved with the next step here, so the next action starts one hop
         // (the stream relay, then EventBridge) after it, not two.
-        .with_advance(std::sync::Arc::new(self.stage_advance()));
+        // A sibling's end saved first costs a read and a try more here, less than the bus's
+        // event, invocation and two reads.
+        .with_advance(std::sync::Arc::new(self.stage_advance().with_tries_as_read(3)));
         if self.config.assume_pipeline_roles { worker.with_pipeline_roles() } else { worker }
     }
 

@@ -249,8 +249,19 @@ async fn a_release_runs_from_commit_to_two_regions() {
         .map(|r| std::fs::read(home.path().join(format!("keys/{r}.key"))).unwrap())
         .collect();
     assert_ne!(keys[0], keys[1], "each region has its own key");
-    // Public events were journaled, ending with the pipeline's success.
-    let journal = std::fs::read_to_string(home.path().join("events.jsonl")).unwrap();
+    // Public events were journaled, ending with the pipeline's success. They go out once the
+    // state that says so is saved, so the state may show the end a moment before they do.
+    let journaled = || std::fs::read_to_string(home.path().join("events.jsonl")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ended = |j: &str| {
+        j.lines().last().is_some_and(|l| {
+            l.contains("CodePipeline Pipeline Execution State Change") && l.contains("SUCCEEDED")
+        })
+    };
+    while !ended(&journaled()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let journal = journaled();
     let last = journal.lines().last().unwrap();
     assert!(
         last.contains("CodePipeline Pipeline Execution State Change") && last.contains("SUCCEEDED"),

@@ -168,10 +168,11 @@ async fn events_of_different_executions_are_applied_one_by_one() {
 }
 
 /// The worker's way: an action's end applied to what was read before the action ran, in one
-/// save, with its public end published by the engine; a read that another save has passed
-/// since is refused untouched, and the end then applies by the bus as before.
+/// save, with its public end published by the engine; a read another save has passed since is
+/// refused (or read again, where that was asked for); a read of an execution of another
+/// declaration is refused untouched, and the end then applies by the bus as before.
 #[tokio::test]
-async fn an_end_applies_to_the_state_read_before_the_action_only_while_that_read_is_current() {
+async fn an_end_applies_to_the_state_read_before_the_action_or_else_goes_by_the_bus() {
     let (s, requests) = fanned_out().await;
     let record = s.store.get_pipeline("fan").await.unwrap().unwrap();
     let scope = StageAdvance::execution_scope(&record.plan, "e-1");
@@ -185,25 +186,42 @@ async fn an_end_applies_to_the_state_read_before_the_action_only_while_that_read
     };
     let before = version_of_execution(&s.store).await;
     s.bus.0.lock().unwrap().clear();
+    let published = || -> Vec<BusEvent> { s.bus.0.lock().unwrap().drain(..).collect() };
 
     let applied = s.advance.apply_as_read(&record, read.clone(), &end(&requests[0])).await.unwrap();
     assert!(matches!(applied, Some(Outcome::Applied { published: 1 })), "{applied:?}");
     assert_eq!(version_of_execution(&s.store).await, before + 1, "one save");
-    let published: Vec<_> = s.bus.0.lock().unwrap().drain(..).collect();
-    assert_eq!(published.len(), 1, "{published:?}");
-    assert_eq!(published[0].detail["action"], "P00");
-    assert_eq!(published[0].detail["state"], "SUCCEEDED", "the engine announces the end");
-    assert!(published[0].announced_end().is_none(), "and carries no completion to apply again");
+    let events = published();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].detail["action"], "P00");
+    assert_eq!(events[0].detail["state"], "SUCCEEDED", "the engine announces the end");
+    assert!(events[0].announced_end().is_none(), "and carries no completion to apply again");
 
-    // P01's worker read the same state: the save above passed it.
-    let stale = s.advance.apply_as_read(&record, read, &end(&requests[1])).await.unwrap();
+    // P01's worker read the same state, which the save above passed: refused untouched, or
+    // read again where that was asked for.
+    let stale = s.advance.apply_as_read(&record, read.clone(), &end(&requests[1])).await.unwrap();
     assert_eq!(stale, None, "a stale read is refused");
     assert_eq!(version_of_execution(&s.store).await, before + 1, "nothing was saved");
-    assert!(s.bus.0.lock().unwrap().is_empty(), "nothing was published");
-    let by_bus = BusEvent::action_completed(&requests[1], succeeded(), s.clock.now());
+    assert!(published().is_empty(), "nothing was published");
+    let rereading =
+        StageAdvance::new(s.store.clone(), s.bus.clone(), s.clock.clone()).with_tries_as_read(3);
+    let again = rereading.apply_as_read(&record, read, &end(&requests[1])).await.unwrap();
+    assert!(matches!(again, Some(Outcome::Applied { published: 1 })), "{again:?}");
+    assert_eq!(version_of_execution(&s.store).await, before + 2);
+    assert_eq!(published()[0].detail["action"], "P01");
+
+    // The pipeline was updated since P02 started: its end is not applied with either plan here.
+    let mut updated = record.clone();
+    updated.plan.version += 1;
+    let read = s.store.load("fan", &scope).await.unwrap();
+    let refused = rereading.apply_as_read(&updated, read, &end(&requests[2])).await.unwrap();
+    assert_eq!(refused, None, "an execution of another declaration is left to stage-advance");
+    assert_eq!(version_of_execution(&s.store).await, before + 2, "nothing was saved");
+    assert!(published().is_empty(), "nothing was published");
+    let by_bus = BusEvent::action_completed(&requests[2], succeeded(), s.clock.now());
     let outcome = s.advance.handle_event(&by_bus).await.unwrap();
     assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
     let e = s.store.execution("fan", "e-1").await.unwrap().unwrap();
     let done = e.stages[1].actions.iter().filter(|a| a.status == ActionStatus::Succeeded).count();
-    assert_eq!(done, 2, "both ends are applied, once each");
+    assert_eq!(done, 3, "each end is applied, once");
 }

@@ -100,6 +100,9 @@ pub struct Proxy {
     /// Whether the declared statements of the caller (its access key, and the role it was
     /// handed out for) allow a call: the harness's decision where moto cannot make one.
     decide: Option<Decide>,
+    /// How many more `UpdateItem`s of a function (by name) are answered with a conflict here,
+    /// as DynamoDB answers a save whose condition another save broke.
+    conflicts: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
 /// A deployment as CodeDeploy reports it once it has run: moto's never leave `Created`.
@@ -166,6 +169,7 @@ impl Proxy {
             service_keys: Arc::default(),
             own_keys: Arc::default(),
             decide: None,
+            conflicts: Arc::default(),
         })
     }
 
@@ -273,6 +277,29 @@ impl Proxy {
         &self.codecommit
     }
 
+    /// Answers the next `n` `UpdateItem`s of `function` with a conflict, without sending them.
+    pub fn conflict_saves(&self, function: &str, n: usize) {
+        self.conflicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(function.to_owned(), n);
+    }
+
+    /// Whether this call is one [`Self::conflict_saves`] asked to be answered with a conflict.
+    fn conflicts_here(&self, call: &Call) -> bool {
+        if call.operation != "UpdateItem" {
+            return false;
+        }
+        let mut conflicts = self.conflicts.lock().unwrap_or_else(PoisonError::into_inner);
+        match conflicts.get_mut(&call.function) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Everything recorded so far.
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
@@ -342,6 +369,18 @@ impl Proxy {
             call.status = 403;
             self.record(call);
             return Ok(refusal);
+        }
+        if self.conflicts_here(&call) {
+            call.status = 400;
+            self.record(call);
+            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}"#;
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = hyper::StatusCode::BAD_REQUEST;
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+            );
+            return Ok(r);
         }
         let hangs = hang == Some(call.operation.as_str());
         let parts_headers = parts.headers.clone();

@@ -392,6 +392,9 @@ fn statement_mutation_check(needed: &BTreeMap<String, Option<String>>) {
 /// Statements the release does not need and another scenario does, with that scenario's test,
 /// which checks with [`assert_needed_here`] that it still needs them.
 const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
+    // An action's end the worker could not save itself goes by the bus to stage-advance.
+    ("ActionWorkerFunction/PublishResults", FAULTS),
+    ("StageAdvanceFunction/ReadAndWriteExecutions", FAULTS),
     ("ApiFunction/ReadAndChangePipelinesAndExecutions", CONSOLE),
     ("ApiFunction/ReadPipelineRolesTrust", CONSOLE),
     ("ApiFunction/FindDeclaredArtifactStores", CONSOLE),
@@ -422,6 +425,7 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
 ];
 
 const CONSOLE: &str = "the_console_shows_a_deployment_through_its_api_url";
+const FAULTS: &str = "faults_leave_each_action_run_once_and_the_execution_right";
 const JOBS: &str = jobs::JOBS;
 const PROVIDERS: &str = providers::PROVIDERS;
 
@@ -535,6 +539,9 @@ async fn faults_leave_each_action_run_once_and_the_execution_right() {
     let release = Release::new(&h.stack, "faults");
     release.prepare(&h.stack, &release.project).await.unwrap();
     h.enforce().await.unwrap();
+    // The worker's first three saves (the build's end, after the source ran on the doomed
+    // worker) meet conflicts: the build's end goes to stage-advance by the bus.
+    h.proxy.conflict_saves("action-worker", 3);
     release.upload_source(&h.stack).await.unwrap();
 
     // The worker that ran the source saves its end, is never told so, and is killed.
@@ -570,12 +577,20 @@ async fn faults_leave_each_action_run_once_and_the_execution_right() {
         "a sweep ran: the stream alone must carry what was saved"
     );
 
-    // The two deploy actions read the same state, so the end saved second met a conflict and
-    // went to stage-advance by the bus.
+    let records = h.records.lock().unwrap().clone();
     assert!(
-        h.records.lock().unwrap().iter().any(|r| r.function == "stage-advance"
-            && r.carried.iter().any(|c| c.completion && c.action.starts_with("Deploy/"))),
-        "no deploy end went by the bus: the two ends did not race"
+        records.iter().any(|r| r.function == "stage-advance"
+            && r.carried.iter().any(|c| c.completion && c.action == "Build/Build")),
+        "the build's end, whose saves met conflicts, did not go by the bus"
+    );
+    // The two deploy actions read the same state, so the end saved second met a real conflict
+    // in the table (and read again, or went to stage-advance by the bus).
+    let conflicts = |c: &&baton_e2e::proxy::Call| {
+        c.function == "action-worker" && c.operation == "UpdateItem" && c.status == 400
+    };
+    assert!(
+        h.proxy.calls().iter().filter(conflicts).count() > 3,
+        "no worker's save met a conflict beyond those made up: the two ends did not race"
     );
     // Both deploy completions were applied although they raced; every state change was
     // published (the sweep may send one twice, which consumers tolerate as CodePipeline's do).
@@ -596,6 +611,7 @@ async fn faults_leave_each_action_run_once_and_the_execution_right() {
             );
         }
     }
+    assert_needed_here(&h, FAULTS);
     assert_no_call_refused(&h);
 }
 

@@ -54,12 +54,25 @@ pub struct StageAdvance {
     store: Arc<dyn StateStore>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
+    /// How many saves [`Self::apply_as_read`] tries before the end is handed to the bus.
+    tries_as_read: usize,
 }
 
 impl StageAdvance {
     #[allow(missing_docs)]
     pub fn new(store: Arc<dyn StateStore>, bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, bus, clock }
+        Self { store, bus, clock, tries_as_read: 1 }
+    }
+
+    /// Lets [`Self::apply_as_read`] read the state again and retry after a conflict, up to
+    /// `tries` saves in all, before it hands the end to the bus: where the bus costs an event,
+    /// an invocation and two reads (AWS), and a read costs one. On one machine the bus is
+    /// in-process and stage-advance applies siblings ending together in one save, so a
+    /// conflict goes there at once (W4 measured 4,100 transitions/s with three tries, 6,400
+    /// with one).
+    pub fn with_tries_as_read(mut self, tries: usize) -> Self {
+        self.tries_as_read = tries.max(1);
+        self
     }
 
     /// Applies a bus event: an internal input, or an action's public end carrying its
@@ -155,13 +168,15 @@ impl StageAdvance {
     }
 
     /// Applies an action's completion where the worker that ran it read the pipeline's
-    /// `record` and `snapshot` (of [`Self::scope`]) before it started: one save, conditioned on
-    /// what was read then, and no retry. The action's end is then published with the state, and
-    /// the transition to the next action takes no trip through the bus.
+    /// `record` and `snapshot` (of [`Self::execution_scope`]) before it started: saved
+    /// conditioned on that read, so the action's end is published with the state, and the
+    /// transition to the next action takes no trip through the bus. Another save having come
+    /// first (a sibling action's end), the state may be read again and the end applied to it
+    /// (see [`Self::with_tries_as_read`]).
     ///
-    /// `None` when the state moved on since (another save came first, or an execution of
-    /// another declaration is in the snapshot): the caller announces the completion on the bus
-    /// instead, where it is applied to a fresh read.
+    /// `None` when it still met conflicts, or an execution of another declaration is in the
+    /// state: the caller announces the completion on the bus instead, where stage-advance
+    /// applies it with the current declaration (and with its siblings, in one save).
     ///
     /// # Errors
     /// When the store or the bus is unavailable.
@@ -172,11 +187,23 @@ impl StageAdvance {
         input: &Input,
     ) -> Result<Option<Outcome>, ServiceError> {
         let plan = &record.plan;
-        if snapshot.executions.iter().any(|e| e.value.pipeline_version != plan.version) {
-            return Ok(None);
+        let mut read = Some(snapshot);
+        for conflicts in 0..self.tries_as_read {
+            let snapshot = match read.take() {
+                Some(snapshot) => snapshot,
+                None => {
+                    back_off(conflicts).await;
+                    self.store.load(&plan.name, &widened(plan, scope_of(input))).await?
+                }
+            };
+            if snapshot.executions.iter().any(|e| e.value.pipeline_version != plan.version) {
+                return Ok(None);
+            }
+            if let Some(mut outcomes) = self.try_save(plan, snapshot, &[(input, None)]).await? {
+                return Ok(outcomes.pop());
+            }
         }
-        let outcomes = self.try_save(plan, snapshot, &[(input, None)]).await?;
-        Ok(outcomes.and_then(|mut o| o.pop()))
+        Ok(None)
     }
 
     /// What [`StageAdvance`] loads to apply an input naming execution `id` (an action's end)

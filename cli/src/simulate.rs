@@ -175,13 +175,7 @@ impl Simulation<'_> {
                 by: "baton simulate".into(),
             }
         } else {
-            Input::ActionCompleted {
-                execution_id: r.execution_id.clone(),
-                stage: r.stage.clone(),
-                action: r.action.clone(),
-                attempt: r.attempt,
-                outcome: self.outcome(r, self.fail.contains(&name)),
-            }
+            r.completion(self.outcome(r, self.fail.contains(&name)))
         };
         self.queue.insert((self.now + duration, self.seq), input);
     }

@@ -186,13 +186,7 @@ impl BusEvent {
     /// arrives.
     pub fn action_completed(request: &ActionRequest, outcome: ActionOutcome, now: Millis) -> Self {
         let event = action_end(request, &outcome, now);
-        let input = Input::ActionCompleted {
-            execution_id: request.execution_id.clone(),
-            stage: request.stage.clone(),
-            action: request.action.clone(),
-            attempt: request.attempt,
-            outcome,
-        };
+        let input = request.completion(outcome);
         if request.announce.source.is_empty() {
             return Self::for_result(ACTION_COMPLETED, &request.pipeline, input);
         }

@@ -177,13 +177,7 @@ async fn an_end_applies_to_the_state_read_before_the_action_or_else_goes_by_the_
     let record = s.store.get_pipeline("fan").await.unwrap().unwrap();
     let scope = StageAdvance::execution_scope(&record.plan, "e-1");
     let read = s.store.load("fan", &scope).await.unwrap();
-    let end = |r: &ActionRequest| Input::ActionCompleted {
-        execution_id: r.execution_id.clone(),
-        stage: r.stage.clone(),
-        action: r.action.clone(),
-        attempt: r.attempt,
-        outcome: succeeded(),
-    };
+    let end = |r: &ActionRequest| r.completion(succeeded());
     let before = version_of_execution(&s.store).await;
     s.bus.0.lock().unwrap().clear();
     let published = || -> Vec<BusEvent> { s.bus.0.lock().unwrap().drain(..).collect() };

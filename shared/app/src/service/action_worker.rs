@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use baton_core::engine::{
-    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation, Input,
-    Millis,
+    ActionError, ActionOutcome, ActionRequest, ActionStatus, Artifact, ArtifactLocation, Millis,
 };
 use baton_core::plan::DeclaredStore;
 use tracing::{debug, info, warn};
@@ -372,13 +371,7 @@ impl ActionWorker {
         read: Option<Current>,
     ) -> bool {
         let (Some(advance), Some(read)) = (&self.advance, read) else { return false };
-        let input = Input::ActionCompleted {
-            execution_id: r.execution_id.clone(),
-            stage: r.stage.clone(),
-            action: r.action.clone(),
-            attempt: r.attempt,
-            outcome: outcome.clone(),
-        };
+        let input = r.completion(outcome.clone());
         match advance.apply_as_read(&read.record, read.snapshot, &input).await {
             Ok(Some(_)) => true,
             Ok(None) => {

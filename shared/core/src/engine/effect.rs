@@ -3,6 +3,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::input::{ActionOutcome, Input};
 use super::state::{Artifact, ConditionKind, ExecutionId, Millis, SourceRevision};
 use crate::events::{Announce, PublicEvent};
 use crate::plan::{ActionType, DeclaredStore};
@@ -64,6 +65,19 @@ pub struct ActionRequest {
     /// [`crate::events::action_end`].
     #[serde(default)]
     pub announce: Announce,
+}
+
+impl ActionRequest {
+    /// The engine's input that ends this attempt with `outcome`.
+    pub fn completion(&self, outcome: ActionOutcome) -> Input {
+        Input::ActionCompleted {
+            execution_id: self.execution_id.clone(),
+            stage: self.stage.clone(),
+            action: self.action.clone(),
+            attempt: self.attempt,
+            outcome,
+        }
+    }
 }
 
 /// One evaluation of a rule that asks a service (`LambdaInvoke`, `CloudWatchAlarm`,

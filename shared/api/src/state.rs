@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use baton_core::engine::{Execution, Input, PipelineState};
+use baton_core::plan::ExecutionMode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -44,11 +45,15 @@ impl Ctx<'_> {
         }
         let mut known: HashMap<String, Execution> =
             snapshot.executions.into_iter().map(|v| (v.value.id.clone(), v.value)).collect();
-        // The newest execution that entered each stage, when the lanes do not name one (PARALLEL).
+        // The newest execution that entered each stage, when the lanes do not name one: PARALLEL
+        // executions enter without writing the lanes (a name left there by an earlier mode is
+        // outdated).
         let recent = self.api.store.executions(&name, 50).await?;
+        let parallel = plan.mode == ExecutionMode::Parallel;
         let mut stages = Vec::with_capacity(plan.stages.len());
         for (s, stage) in plan.stages.iter().enumerate() {
-            let latest_id = match lanes.latest.get(s).cloned().flatten() {
+            let named = lanes.latest.get(s).cloned().flatten().filter(|_| !parallel);
+            let latest_id = match named {
                 Some(id) => Some(id),
                 None => recent
                     .iter()

@@ -8,6 +8,7 @@ mod aws_approvals;
 mod aws_artifacts;
 mod aws_bus;
 mod aws_providers;
+mod aws_scale;
 mod aws_secrets;
 mod aws_state;
 mod aws_support;

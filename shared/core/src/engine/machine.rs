@@ -240,9 +240,13 @@ impl<'a> Machine<'a> {
 
     /// Adds `execution` in its order of arrival, announces it, and lines it up for stage `s`.
     fn launch(&mut self, mut execution: Execution, s: usize) {
-        execution.arrival = self.state.lanes.arrivals;
-        self.state.lanes.arrivals += 1;
-        self.step.lanes_changed = true;
+        // Only SUPERSEDED and QUEUED executions are ordered by the shared counter: a PARALLEL
+        // start writes nothing shared, so concurrent starts of one pipeline do not contend.
+        if self.plan.mode != ExecutionMode::Parallel {
+            execution.arrival = self.state.lanes.arrivals;
+            self.state.lanes.arrivals += 1;
+            self.step.lanes_changed = true;
+        }
         let id = execution.id.clone();
         let trigger = &execution.trigger;
         let trigger_json =
@@ -614,6 +618,11 @@ impl<'a> Machine<'a> {
         if let Some(e) = self.state.executions.get_mut(id) {
             e.phase = Phase::Waiting(s);
         }
+        if self.plan.mode == ExecutionMode::Parallel && self.state.lanes.disabled[s].is_none() {
+            // Nothing to wait for and nothing held: the stage's entry touches no lane, so
+            // executions of one pipeline move without contending on its lanes.
+            return self.enter(id, s);
+        }
         self.step.lanes_changed = true;
         if self.is_rollback(id) {
             // A rollback restores what ran before; it goes first and supersedes nobody.
@@ -679,9 +688,10 @@ impl<'a> Machine<'a> {
             }
             let Some(id) = lanes.waiting[s].pop_front() else { return };
             if !parallel {
+                // Only the latest may retry the stage; PARALLEL executions each retry their own.
                 lanes.holders[s] = Some(id.clone());
+                lanes.latest[s] = Some(id.clone());
             }
-            lanes.latest[s] = Some(id.clone());
             self.step.lanes_changed = true;
             self.enter(&id, s);
         }

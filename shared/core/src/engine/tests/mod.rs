@@ -348,6 +348,30 @@ fn in_parallel_mode_executions_share_stages() {
 }
 
 #[test]
+fn parallel_executions_start_and_move_without_writing_the_lanes() {
+    // The lanes are one item per pipeline: written by every start and stage entry, they would
+    // serialise a PARALLEL pipeline's executions on it.
+    let mut w = World::given(three_stages(ExecutionMode::Parallel));
+    let fresh = w.state.lanes.clone();
+    for id in ["e1", "e2"] {
+        assert!(!w.start(id).lanes_changed, "{id}'s start wrote the lanes");
+    }
+    let step = w.finish("e1", "Source", "Src", true);
+    assert!(!step.lanes_changed, "entering Build wrote the lanes");
+    assert_eq!(w.exec("e1").place(), Place::InStage(1));
+    assert_eq!(w.state.lanes, fresh);
+
+    // A disabled transition still holds executions at its door, in the lanes.
+    w.ok(Input::DisableTransition { stage: "Build".into(), reason: "freeze".into(), by: None });
+    let step = w.finish("e2", "Source", "Src", true);
+    assert!(step.lanes_changed);
+    assert_eq!(w.exec("e2").place(), Place::Waiting(1));
+    w.ok(Input::EnableTransition { stage: "Build".into() });
+    assert_eq!(w.exec("e2").place(), Place::InStage(1));
+    assert!(w.state.lanes.waiting[1].is_empty());
+}
+
+#[test]
 fn stop_and_wait_lets_running_actions_finish_then_stops() {
     let mut w = World::given(three_stages(ExecutionMode::Superseded));
     w.start("e1");

@@ -247,7 +247,43 @@ pub struct Placement {
     pub event_source: String,
 }
 
+/// The watch key of every pipeline with a polled source: see [`Plan::watched_sources`].
+pub const POLLED_SOURCES: &str = "poll";
+
+/// The watch key of a change to `name` (a repository, a bucket) in `service` (`codecommit`,
+/// `s3`, `ecr`, `git`): see [`Plan::watched_sources`].
+pub fn watch_key(service: &str, name: &str) -> String {
+    format!("{service}:{name}")
+}
+
 impl Plan {
+    /// What a change must touch to start this pipeline: a [`watch_key`] per source action of
+    /// its first stage (its repository or bucket), and [`POLLED_SOURCES`] when one of them
+    /// polls. A store indexes pipelines by them, so a change reads only the pipelines it may
+    /// start; which branch, object key or tag starts one is checked on the pipeline itself.
+    pub fn watched_sources(&self) -> std::collections::BTreeSet<String> {
+        let mut keys = std::collections::BTreeSet::new();
+        let Some(first) = self.stages.first() else { return keys };
+        for action in &first.actions {
+            let config = |k: &str| action.configuration.get(k).map(String::as_str);
+            let (category, provider) = (&action.action_type.category, &action.action_type.provider);
+            let watched = match (category.as_str(), provider.as_str()) {
+                ("Source", "CodeCommit") => config("RepositoryName").map(|r| ("codecommit", r)),
+                ("Source", "S3") => config("S3Bucket").map(|b| ("s3", b)),
+                ("Source", "ECR") => config("RepositoryName").map(|r| ("ecr", r)),
+                ("Source", "CodeStarSourceConnection") => {
+                    config("FullRepositoryId").map(|r| ("git", r))
+                }
+                _ => None,
+            };
+            keys.extend(watched.map(|(service, name)| watch_key(service, name)));
+            if config("PollForSourceChanges").is_some_and(|p| p.eq_ignore_ascii_case("true")) {
+                keys.insert(POLLED_SOURCES.to_owned());
+            }
+        }
+        keys
+    }
+
     /// Validates `pipeline` and turns it into a plan.
     ///
     /// # Errors

@@ -77,6 +77,59 @@ fn record(name: &str) -> PipelineRecord {
     PipelineRecord { declaration, plan, created: 1, updated: 1, tags: Vec::new() }
 }
 
+/// A pipeline whose source action is `provider` with `configuration`.
+fn watching(name: &str, provider: &str, configuration: serde_json::Value) -> PipelineRecord {
+    let mut record = record(name);
+    let source = serde_json::json!({"name": "Src",
+        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": provider, "version": "1"},
+        "configuration": configuration, "outputArtifacts": [{"name": "SourceOutput"}],
+        "namespace": "SourceVariables"});
+    record.declaration.stages[0].actions = vec![serde_json::from_value(source).unwrap()];
+    let placement = Placement {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        event_source: "baton.codepipeline".into(),
+    };
+    record.plan = Plan::from_declaration(&record.declaration, &placement).unwrap();
+    record
+}
+
+#[tokio::test]
+async fn a_source_change_reads_only_the_pipelines_watching_its_source() {
+    let (store, client, table) = fresh_store().await;
+    let repo = |r: &str, poll: &str| serde_json::json!({"RepositoryName": r, "BranchName": "main", "PollForSourceChanges": poll});
+    store
+        .create_pipeline(&watching("pushed", "CodeCommit", repo("repo-a", "false")))
+        .await
+        .unwrap();
+    store.create_pipeline(&watching("polled", "CodeCommit", repo("repo-a", "true"))).await.unwrap();
+    let upload = serde_json::json!({"S3Bucket": "bucket-b", "S3ObjectKey": "app.zip"});
+    store.create_pipeline(&watching("uploaded", "S3", upload)).await.unwrap();
+    // A listing written before the index says nothing of its sources: it is always read.
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("PIPELINES".into()))
+        .item("sk", AttributeValue::S("older".into()))
+        .send()
+        .await
+        .unwrap();
+    let watching_key = async |key: &str| store.pipelines_watching(key).await.unwrap();
+    assert_eq!(watching_key("codecommit:repo-a").await, ["older", "polled", "pushed"]);
+    assert_eq!(watching_key("poll").await, ["older", "polled"]);
+    assert_eq!(watching_key("s3:bucket-b").await, ["older", "uploaded"]);
+    assert_eq!(watching_key("codecommit:repo").await, ["older"], "a key matches whole");
+
+    // An update that moves the source moves the pipeline in the index.
+    store
+        .update_pipeline(&watching("pushed", "CodeCommit", repo("repo-c", "false")))
+        .await
+        .unwrap();
+    assert_eq!(watching_key("codecommit:repo-a").await, ["older", "polled"]);
+    assert_eq!(watching_key("codecommit:repo-c").await, ["older", "pushed"]);
+    assert_eq!(store.list_pipelines().await.unwrap(), ["older", "polled", "pushed", "uploaded"]);
+}
+
 #[tokio::test]
 async fn the_dynamodb_store_keeps_the_contract() {
     let (store, _, _) = fresh_store().await;

@@ -127,6 +127,13 @@ pub trait StateStore: Send + Sync {
     }
     /// Every pipeline's name, sorted.
     async fn list_pipelines(&self) -> Result<Vec<String>, StoreError>;
+    /// The names, sorted, of the pipelines that watch `key` (one of a plan's
+    /// [`watched_sources`](baton_core::plan::Plan::watched_sources)), and maybe others: the
+    /// caller checks each record. A store that keeps no index answers every pipeline.
+    async fn pipelines_watching(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let _ = key;
+        self.list_pipelines().await
+    }
     /// Deletes a pipeline and everything it ran.
     async fn delete_pipeline(&self, name: &str) -> Result<(), StoreError>;
 

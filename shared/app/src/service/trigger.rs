@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use baton_core::engine::{Input, SourceRevision, Trigger as ExecutionTrigger};
 use baton_core::events::{format_uuid, uuid_from};
+use baton_core::plan::{POLLED_SOURCES, watch_key};
 
 use super::ServiceError;
 use super::stage_advance::{Outcome, StageAdvance};
@@ -51,6 +52,15 @@ pub enum SourceChange {
 }
 
 impl SourceChange {
+    /// The [`watch_key`] of what changed: its repository or bucket.
+    pub fn watch_key(&self) -> String {
+        match self {
+            Self::Push(p) => watch_key("codecommit", &p.repository),
+            Self::Upload { bucket, .. } => watch_key("s3", bucket),
+            Self::ImagePush { repository, .. } => watch_key("ecr", repository),
+        }
+    }
+
     /// Reads CodeCommit's "Repository State Change" (branch created or updated), S3's
     /// "Object Created" or ECR's "ECR Image Action" (a successful push of a tagged image) event.
     ///
@@ -228,7 +238,7 @@ impl Trigger {
         event_id: Option<&str>,
     ) -> Result<Vec<(String, String)>, ServiceError> {
         let mut started = Vec::new();
-        for name in self.store.list_pipelines().await? {
+        for name in self.store.pipelines_watching(&change.watch_key()).await? {
             let Some(record) = self.store.get_pipeline(&name).await? else { continue };
             let Some(first) = record.plan.stages.first() else { continue };
             let watching: Vec<_> = first.actions.iter().filter(|a| watches(a, change)).collect();
@@ -277,7 +287,7 @@ impl Trigger {
     ) -> Result<Vec<(String, String)>, ServiceError> {
         let Some(event) = &delivery.event else { return Ok(Vec::new()) };
         let mut started = Vec::new();
-        for name in self.store.list_pipelines().await? {
+        for name in self.store.pipelines_watching(&watch_key("git", &delivery.repository)).await? {
             let Some(record) = self.store.get_pipeline(&name).await? else { continue };
             let triggers = record.declaration.triggers.clone().unwrap_or_default();
             let Some(first) = record.plan.stages.first() else { continue };
@@ -337,7 +347,7 @@ impl Trigger {
     pub async fn poll(&self) -> Result<Vec<(String, String)>, ServiceError> {
         let Some(providers) = &self.providers else { return Ok(Vec::new()) };
         let mut started = Vec::new();
-        for name in self.store.list_pipelines().await? {
+        for name in self.store.pipelines_watching(POLLED_SOURCES).await? {
             let Some(record) = self.store.get_pipeline(&name).await? else { continue };
             let Some(first) = record.plan.stages.first() else { continue };
             let polled = first.actions.iter().filter(|a| {

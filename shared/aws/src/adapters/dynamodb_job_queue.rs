@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::dynamodb_state::{
-    DynamoDbStateStore, conflicted, from_json, get_n, key, n, packed, s, sdk, to_json, unpacked,
+    DynamoDbStateStore, Filter, conflicted, from_json, get_n, key, n, packed, s, sdk, to_json,
+    unpacked,
 };
 use baton_app::ports::job_queue::{ActionType, CustomActionType, JobQueue, JobStatus, QueuedJob};
 use baton_app::ports::state::{StoreError, Versioned};
@@ -45,7 +46,7 @@ impl JobQueue for DynamoDbStateStore {
 
     async fn action_types(&self) -> Result<Vec<CustomActionType>, StoreError> {
         let mut types = Vec::new();
-        for item in self.query_all(TYPES_PK.to_owned(), None, false).await? {
+        for item in self.query_all(TYPES_PK.to_owned(), None, Filter::All).await? {
             types.push(from_json(&unpacked(&item, "body")?)?);
         }
         Ok(types)
@@ -100,7 +101,7 @@ impl JobQueue for DynamoDbStateStore {
         limit: usize,
     ) -> Result<Vec<Versioned<QueuedJob>>, StoreError> {
         let mut jobs = Vec::new();
-        for entry in self.query_all(queue_pk(action_type), None, false).await? {
+        for entry in self.query_all(queue_pk(action_type), None, Filter::All).await? {
             if jobs.len() >= limit {
                 break;
             }

@@ -6,7 +6,7 @@
 //! looked at again.
 
 use super::dynamodb_state::{
-    DynamoDbStateStore, from_json, get_n, key, n, packed, to_json, unpacked,
+    DynamoDbStateStore, Filter, from_json, get_n, key, n, packed, to_json, unpacked,
 };
 use async_trait::async_trait;
 use baton_app::ports::jobs::{RunningJob, RunningJobs};
@@ -40,7 +40,7 @@ impl RunningJobs for DynamoDbStateStore {
     async fn due_jobs(&self, now: i64, limit: usize) -> Result<Vec<RunningJob>, StoreError> {
         // The partition is read whole either way (a filter saves transfer, not read units).
         let mut due = Vec::new();
-        for item in self.query_all(JOBS_PK.to_owned(), None, false).await? {
+        for item in self.query_all(JOBS_PK.to_owned(), None, Filter::All).await? {
             let check_at: i64 = get_n(&item, "check_at")?;
             if check_at <= now {
                 due.push((check_at, from_json::<RunningJob>(&unpacked(&item, "body")?)?));

@@ -19,7 +19,7 @@
 //! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON), `x:<id>` (deflated JSON) per execution holding a stage, `events`/`event_count` of the last save |
 //! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`; or a tombstone (`version`, `resident`) while the execution lives in `LANES` |
 //! | `PIPELINE#<name>` | `EVENTS`         | `events`/`event_count` of a save that wrote no state item, `expires_at` |
-//! | `PIPELINES`       | `<name>`         | none: the sorted listing                                |
+//! | `PIPELINES`       | `<name>`         | `watches`: the sources the pipeline watches (the sorted listing, and the trigger's index) |
 //! | `APPROVAL#<id>`   | `LINK`           | `body` (JSON), `used` (JSON) once used, `expires_at`    |
 //! | `CLAIM#<attempt>` | `CLAIM`          | `until`, `expires_at`                                   |
 //! | `JOBS`            | `<provider>#<external id>` | `check_at`, `body` (JSON), `expires_at`       |
@@ -74,6 +74,30 @@ const READ_ATTEMPTS: u32 = 5;
 /// Marks an execution's own item as a tombstone: the execution lives in the lanes item.
 const RESIDENT_MARK: &str = "resident";
 const EXECUTION_PREFIX: &str = "EXECUTION#";
+/// A listing's attribute naming the sources its pipeline watches, each between newlines
+/// (which no repository, bucket or key names hold), so `contains` matches whole keys.
+const WATCHES: &str = "watches";
+
+/// Which items of a partition a query keeps.
+pub(super) enum Filter<'a> {
+    All,
+    /// Executions not ended, and tombstones.
+    Active,
+    /// Pipeline listings that watch a source key.
+    Watching(&'a str),
+}
+
+fn watched(key: &str) -> String {
+    format!("\n{key}\n")
+}
+
+/// A pipeline's item in the `PIPELINES` listing, with the sources it watches.
+fn listing_item(record: &PipelineRecord) -> Item {
+    let mut item = key(PIPELINES_PK, record.plan.name.as_str());
+    let keys: String = record.plan.watched_sources().iter().map(|k| format!("{k}\n")).collect();
+    item.insert(WATCHES.into(), s(format!("\n{keys}")));
+    item
+}
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
@@ -429,7 +453,7 @@ impl DynamoDbStateStore {
         &self,
         pk: String,
         sk_prefix: Option<&str>,
-        filter_active: bool,
+        filter: Filter<'_>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
@@ -447,16 +471,23 @@ impl DynamoDbStateStore {
                     .expression_attribute_values(":prefix", s(prefix)),
                 None => q.key_condition_expression("pk = :pk"),
             };
-            if filter_active {
-                // The filter saves transfer, not read units: DynamoDB bills what the key
-                // condition reads. Active loads are rare (approvals, ticks); see `load`.
-                // Tombstones too: `load` must see an execution that moved into the lanes item.
-                q = q
+            // A filter saves transfer, not read units: DynamoDB bills what the key condition
+            // reads.
+            q = match filter {
+                Filter::All => q,
+                // Active loads are rare (approvals, ticks); see `load`. Tombstones too: `load`
+                // must see an execution that moved into the lanes item.
+                Filter::Active => q
                     .filter_expression("#ended = :zero OR attribute_exists(#mark)")
                     .expression_attribute_names("#ended", "ended")
                     .expression_attribute_names("#mark", RESIDENT_MARK)
-                    .expression_attribute_values(":zero", n(0));
-            }
+                    .expression_attribute_values(":zero", n(0)),
+                // Listings written before the index have no `watches`: they may watch anything.
+                Filter::Watching(key) => q
+                    .filter_expression("attribute_not_exists(#watches) OR contains(#watches, :key)")
+                    .expression_attribute_names("#watches", WATCHES)
+                    .expression_attribute_values(":key", s(watched(key))),
+            };
             let out = q.send().await.map_err(sdk("Query"))?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
@@ -527,7 +558,9 @@ impl DynamoDbStateStore {
                 // (and bills) the ended executions still within their retention too. A
                 // sparse GSI on an `active` attribute would read only the live ones; the
                 // template declares no GSI yet, and active loads are rare.
-                for item in self.query_all(pk.clone(), Some(EXECUTION_PREFIX), true).await? {
+                for item in
+                    self.query_all(pk.clone(), Some(EXECUTION_PREFIX), Filter::Active).await?
+                {
                     if moved_in(&item, &found) {
                         return Ok(None);
                     }
@@ -912,7 +945,7 @@ impl StateStore for DynamoDbStateStore {
             .map_err(sdk("TransactWriteItems"))?;
         let listing = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(key(PIPELINES_PK, name.as_str())))
+            .set_item(Some(listing_item(record)))
             .build()
             .map_err(sdk("TransactWriteItems"))?;
         let result = self
@@ -933,21 +966,31 @@ impl StateStore for DynamoDbStateStore {
 
     async fn update_pipeline(&self, record: &PipelineRecord) -> Result<(), StoreError> {
         let name = &record.plan.name;
-        let item = pipeline_item(record)?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(pipeline_item(record)?))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(sdk("TransactWriteItems"))?;
+        // The listing with it: the sources watched may have changed.
+        let listing = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(listing_item(record)))
+            .build()
+            .map_err(sdk("TransactWriteItems"))?;
         let result = self
             .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_exists(pk)")
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().put(listing).build())
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if condition_refused(&e) => {
+            Err(e) if e.as_service_error().is_some_and(condition_failed) => {
                 Err(StoreError::NotFound(format!("pipeline {name}")))
             }
-            Err(e) => Err(sdk("PutItem")(e)),
+            Err(e) => Err(sdk("TransactWriteItems")(e)),
         }
     }
 
@@ -977,7 +1020,12 @@ impl StateStore for DynamoDbStateStore {
 
     async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {
         // The sort key orders by UTF-8 bytes, as the SQLite store's ORDER BY does.
-        let items = self.query_all(PIPELINES_PK.to_owned(), None, false).await?;
+        let items = self.query_all(PIPELINES_PK.to_owned(), None, Filter::All).await?;
+        items.iter().map(|i| get_s(i, "sk").map(str::to_owned)).collect()
+    }
+
+    async fn pipelines_watching(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let items = self.query_all(PIPELINES_PK.to_owned(), None, Filter::Watching(key)).await?;
         items.iter().map(|i| get_s(i, "sk").map(str::to_owned)).collect()
     }
 
@@ -988,7 +1036,7 @@ impl StateStore for DynamoDbStateStore {
         // Not one transaction (a pipeline can have more than 100 items): the record and its
         // listing go last, so a delete that fails half-way can simply be run again.
         let mut rest = Vec::new();
-        for item in self.query_all(pipeline_pk(name), None, false).await? {
+        for item in self.query_all(pipeline_pk(name), None, Filter::All).await? {
             let sk = get_s(&item, "sk")?;
             if sk != PIPELINE_SK {
                 rest.push(key(pipeline_pk(name), sk));
@@ -1049,7 +1097,7 @@ impl StateStore for DynamoDbStateStore {
         // One Query of the whole partition: the executions' own items and the lanes item with
         // the residents.
         let mut all = Vec::new();
-        for item in self.query_all(pipeline_pk(pipeline), None, false).await? {
+        for item in self.query_all(pipeline_pk(pipeline), None, Filter::All).await? {
             match get_s(&item, "sk")? {
                 LANES_SK => all.extend(residents(&item)?.into_iter().map(|r| r.value)),
                 sk if sk.starts_with(EXECUTION_PREFIX) && !item.contains_key(RESIDENT_MARK) => {

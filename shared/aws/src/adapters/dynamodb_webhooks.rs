@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 
-use super::dynamodb_state::{DynamoDbStateStore, from_json, key, s, to_json, unpacked};
+use super::dynamodb_state::{DynamoDbStateStore, Filter, from_json, key, s, to_json, unpacked};
 use baton_app::ports::state::StoreError;
 use baton_app::ports::webhooks::{WebhookRecord, WebhookStore};
 
@@ -23,7 +23,7 @@ impl WebhookStore for DynamoDbStateStore {
 
     async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
         let mut all = Vec::new();
-        for item in self.query_all(WEBHOOKS_PK.to_owned(), None, false).await? {
+        for item in self.query_all(WEBHOOKS_PK.to_owned(), None, Filter::All).await? {
             all.push(from_json(&unpacked(&item, "body")?)?);
         }
         Ok(all)

@@ -259,3 +259,48 @@ fn plans_carry_the_declared_artifact_stores() {
         ]
     );
 }
+
+/// A pipeline is indexed by the repositories and buckets its first stage's sources watch, so
+/// a change reads only the pipelines it may start.
+#[test]
+fn plans_name_the_sources_they_watch() {
+    use baton_core::plan::{Placement, Plan};
+    let placement = Placement {
+        account: "111111111111".into(),
+        region: HOME_REGION.into(),
+        event_source: "baton.codepipeline".into(),
+    };
+    let source = |name: &str, provider: &str, configuration: &str| {
+        format!(
+            r#"{{"name": "{name}", "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "{provider}", "version": "1"}},
+            "configuration": {configuration}, "outputArtifacts": [{{"name": "{name}Out"}}]}}"#
+        )
+    };
+    let sources = [
+        source("Cc", "CodeCommit", r#"{"RepositoryName": "app", "BranchName": "main"}"#),
+        source(
+            "Up",
+            "S3",
+            r#"{"S3Bucket": "drop", "S3ObjectKey": "a.zip", "PollForSourceChanges": "true"}"#,
+        ),
+        source("Img", "ECR", r#"{"RepositoryName": "base"}"#),
+        source(
+            "Gh",
+            "CodeStarSourceConnection",
+            r#"{"ConnectionArn": "arn:aws:codeconnections:us-east-1:111111111111:connection/c", "FullRepositoryId": "acme/site", "BranchName": "main"}"#,
+        ),
+    ]
+    .join(",");
+    let text = format!(
+        r#"{{"name": "p", "roleArn": "arn:aws:iam::111111111111:role/r",
+        "artifactStore": {{"type": "S3", "location": "artifacts"}},
+        "stages": [{{"name": "Source", "actions": [{sources}]}},
+          {{"name": "Build", "actions": [{{"name": "B", "actionTypeId": {{"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"}},
+            "configuration": {{"ProjectName": "x"}}, "inputArtifacts": [{{"name": "CcOut"}}]}}]}}]}}"#
+    );
+    let plan =
+        Plan::from_declaration(&PipelineDocument::parse(&text).unwrap().pipeline, &placement)
+            .unwrap();
+    let watched: Vec<String> = plan.watched_sources().into_iter().collect();
+    assert_eq!(watched, ["codecommit:app", "ecr:base", "git:acme/site", "poll", "s3:drop"]);
+}

@@ -295,10 +295,15 @@ impl ControlApi {
             Err(e) => return e.reply(),
         };
         let ctx = Ctx { api: self, caller };
-        match ctx.dispatch(operation, input).await {
-            Ok(output) => ApiReply { status: 200, body: output.to_string().into_bytes() },
-            Err(e) => e.reply(),
-        }
+        reply(ctx.dispatch(operation, input).await)
+    }
+}
+
+/// An operation's answer on the wire.
+fn reply(result: Result<Value, ApiError>) -> ApiReply {
+    match result {
+        Ok(output) => ApiReply { status: 200, body: output.to_string().into_bytes() },
+        Err(e) => e.reply(),
     }
 }
 

@@ -63,17 +63,20 @@ async fn raw_item(
         .expect("the item exists")
 }
 
+fn placement() -> Placement {
+    Placement {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        event_source: "baton.codepipeline".into(),
+    }
+}
+
 fn record(name: &str) -> PipelineRecord {
     let text = include_str!("../../../examples/release-pipeline.json");
     let mut declaration = PipelineDocument::parse(text).unwrap().pipeline;
     declaration.name = name.into();
     declaration.version = Some(1);
-    let placement = Placement {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        event_source: "baton.codepipeline".into(),
-    };
-    let plan = Plan::from_declaration(&declaration, &placement).unwrap();
+    let plan = Plan::from_declaration(&declaration, &placement()).unwrap();
     PipelineRecord { declaration, plan, created: 1, updated: 1, tags: Vec::new() }
 }
 
@@ -85,12 +88,7 @@ fn watching(name: &str, provider: &str, configuration: serde_json::Value) -> Pip
         "configuration": configuration, "outputArtifacts": [{"name": "SourceOutput"}],
         "namespace": "SourceVariables"});
     record.declaration.stages[0].actions = vec![serde_json::from_value(source).unwrap()];
-    let placement = Placement {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        event_source: "baton.codepipeline".into(),
-    };
-    record.plan = Plan::from_declaration(&record.declaration, &placement).unwrap();
+    record.plan = Plan::from_declaration(&record.declaration, &placement()).unwrap();
     record
 }
 

@@ -449,6 +449,38 @@ impl DynamoDbStateStore {
     }
 
     /// Every item of a query, following pages.
+    /// Writes a pipeline's record under `condition`, and its listing (the sources it watches
+    /// may have changed) with it, in one transaction; false when the condition failed.
+    async fn put_pipeline(
+        &self,
+        record: &PipelineRecord,
+        condition: &str,
+    ) -> Result<bool, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(pipeline_item(record)?))
+            .condition_expression(condition)
+            .build()
+            .map_err(sdk("TransactWriteItems"))?;
+        let listing = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(listing_item(record)))
+            .build()
+            .map_err(sdk("TransactWriteItems"))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().put(listing).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(condition_failed) => Ok(false),
+            Err(e) => Err(sdk("TransactWriteItems")(e)),
+        }
+    }
+
     pub(super) async fn query_all(
         &self,
         pk: String,
@@ -935,62 +967,18 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
 #[async_trait]
 impl StateStore for DynamoDbStateStore {
     async fn create_pipeline(&self, record: &PipelineRecord) -> Result<(), StoreError> {
-        let name = &record.plan.name;
-        let item = pipeline_item(record)?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(sdk("TransactWriteItems"))?;
-        let listing = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(listing_item(record)))
-            .build()
-            .map_err(sdk("TransactWriteItems"))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().put(listing).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(condition_failed) => {
-                Err(StoreError::Exists(format!("pipeline {name}")))
-            }
-            Err(e) => Err(sdk("TransactWriteItems")(e)),
+        if self.put_pipeline(record, "attribute_not_exists(pk)").await? {
+            Ok(())
+        } else {
+            Err(StoreError::Exists(format!("pipeline {}", record.plan.name)))
         }
     }
 
     async fn update_pipeline(&self, record: &PipelineRecord) -> Result<(), StoreError> {
-        let name = &record.plan.name;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(pipeline_item(record)?))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(sdk("TransactWriteItems"))?;
-        // The listing with it: the sources watched may have changed.
-        let listing = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(listing_item(record)))
-            .build()
-            .map_err(sdk("TransactWriteItems"))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().put(listing).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(condition_failed) => {
-                Err(StoreError::NotFound(format!("pipeline {name}")))
-            }
-            Err(e) => Err(sdk("TransactWriteItems")(e)),
+        if self.put_pipeline(record, "attribute_exists(pk)").await? {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound(format!("pipeline {}", record.plan.name)))
         }
     }
 

@@ -83,3 +83,33 @@ where
         Err(Failure::job(format!("A file operation stopped unexpectedly: {e}.")))
     })
 }
+
+/// Files up to this size are read or extracted on the async thread that needs them.
+pub const SMALL_FILE_BYTES: u64 = 256 * 1024;
+
+/// Whether `path` is a file small enough to work on where it is needed (at most
+/// [`SMALL_FILE_BYTES`]): its work takes tens of microseconds, less than waking a blocking
+/// thread and being woken again, which were two of the hops between one action and the next.
+pub fn is_small_file(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= SMALL_FILE_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn only_a_small_regular_file_is_worked_on_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.zip");
+        let large = dir.path().join("large.zip");
+        std::fs::write(&small, vec![0u8; SMALL_FILE_BYTES as usize]).unwrap();
+        std::fs::write(&large, vec![0u8; SMALL_FILE_BYTES as usize + 1]).unwrap();
+        assert!(is_small_file(&small));
+        assert!(!is_small_file(&large));
+        assert!(!is_small_file(dir.path()), "a folder");
+        assert!(!is_small_file(&dir.path().join("missing.zip")));
+    }
+}

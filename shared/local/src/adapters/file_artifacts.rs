@@ -53,6 +53,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, UnboundKey};
 use baton_core::engine::ArtifactLocation;
 
 use baton_app::ports::artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
+use baton_app::providers::is_small_file;
 
 /// The first eight bytes of every artifact file.
 pub const MAGIC: &[u8; 8] = b"BATONAF1";
@@ -130,6 +131,9 @@ impl ArtifactStore for FileArtifactStore {
         location: &ArtifactLocation,
         dest: &Path,
     ) -> Result<(), ArtifactError> {
+        if self.inner.is_small(region, location) {
+            return self.inner.get(region, location, dest);
+        }
         let (inner, region, location, dest) =
             (self.inner.clone(), region.to_owned(), location.clone(), dest.to_owned());
         blocking(move || inner.get(&region, &location, &dest)).await
@@ -226,6 +230,13 @@ impl Inner {
             }
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    /// Whether a valid location's stored file is small enough to read where it is needed.
+    fn is_small(&self, region: &str, location: &ArtifactLocation) -> bool {
+        check_region(region).is_ok()
+            && check_location_key(&location.key).is_ok()
+            && is_small_file(&self.object_path(region, &location.key))
     }
 
     fn object_path(&self, region: &str, object_key: &str) -> PathBuf {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use baton_app::ports::provider::{Job, LocalArtifact};
 
 use super::glob::{self, Selection};
-use super::{Failure, archive, blocking};
+use super::{Failure, archive, blocking, is_small_file};
 
 /// Where a build's sources and outputs live, under the job's fresh work folder.
 pub(crate) struct Workspace {
@@ -161,13 +161,14 @@ fn safe_name(name: &str) -> Result<&str, Failure> {
 
 /// Extracts one input artifact into `dir`.
 async fn unpack(zip: &Path, dir: &Path, name: &str) -> Result<(), Failure> {
+    let small = is_small_file(zip);
     let (zip, dir, name) = (zip.to_path_buf(), dir.to_path_buf(), name.to_string());
-    blocking(move || {
+    let work = move || {
         archive::extract(&zip, &dir).map_err(|e| {
             Failure::job(format!("Input artifact {name} could not be extracted: {e}."))
         })
-    })
-    .await
+    };
+    if small { work() } else { blocking(work).await }
 }
 
 fn io_failure(path: &Path, e: std::io::Error) -> Failure {

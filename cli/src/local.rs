@@ -374,6 +374,11 @@ impl Aftermath {
         if e.stages.iter().any(|s| s.conditions.waiting().is_some()) {
             return Ok(false);
         }
+        // An automatic rollback starts only after a stage failed: a succeeded execution has
+        // none to wait for, and the 20 latest executions need not be read to find it.
+        if self.rollback.is_none() && e.status() == ExecutionStatus::Succeeded {
+            return Ok(true);
+        }
         if self.rollback.is_none() {
             let started = rt.store.executions(pipeline, 20).await?.into_iter().find(|r| {
                 r.rollback.is_some()

@@ -113,7 +113,10 @@ impl Runner {
 
     /// Appends one CodeBuild-style line (`[Container] <time> <text>`) to the log.
     pub(crate) fn log(&mut self, text: &str) -> io::Result<()> {
-        writeln!(self.log, "[Container] {} {text}", log_timestamp())
+        // One write per line: `writeln!` on a file writes each piece with its own call, which
+        // the command's output, appended to the same log meanwhile, could land between.
+        let line = format!("[Container] {} {text}\n", log_timestamp());
+        self.log.write_all(line.as_bytes())
     }
 
     /// Runs the phases in order with CodeBuild's transitions: after a failure, `on-failure:

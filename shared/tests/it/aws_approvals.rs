@@ -11,14 +11,14 @@ use baton::adapters::aws::eventbridge_bus::EventBridgeBus;
 use baton::adapters::aws::sns_notifier::SnsNotifier;
 use baton::bus_events::BusEvent;
 use baton::ports::clock::{Clock, SystemClock};
-use baton::ports::state::{Changes, PipelineRecord, StateStore, Versioned};
+use baton::ports::state::{Changes, StateStore, Versioned};
 use baton::service::{ApprovalSettings, Approvals};
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{
     self, ActionOutcome, Artifact, ArtifactLocation, Effect, Env, Input, PipelineState, Trigger,
 };
 use baton_core::events::ACTION_DETAIL_TYPE;
-use baton_core::plan::{Placement, Plan};
+use baton_core::plan::Plan;
 use baton_testkit::FailingSaves;
 use serde_json::{Value, json};
 
@@ -48,23 +48,10 @@ const PIPELINE: &str = r##"{"pipeline": {
 /// Runs the engine to the approval and stores what it produced; returns the approval request.
 pub(crate) async fn waiting_at_the_approval(store: &dyn StateStore) -> (Plan, BusEvent) {
     let doc = PipelineDocument::parse(PIPELINE).unwrap();
-    let placement = Placement {
-        account: "111111111111".into(),
-        region: REGION.into(),
-        event_source: "baton.codepipeline".into(),
-    };
-    let plan = Plan::from_declaration(&doc.pipeline, &placement).unwrap();
     let now = SystemClock.now();
-    store
-        .create_pipeline(&PipelineRecord {
-            declaration: doc.pipeline.clone(),
-            plan: plan.clone(),
-            created: now,
-            updated: now,
-            tags: Vec::new(),
-        })
-        .await
-        .unwrap();
+    let record = crate::planned(doc.pipeline, REGION, now);
+    store.create_pipeline(&record).await.unwrap();
+    let plan = record.plan;
     let mut state = PipelineState::new(plan.stages.len());
     let env = |entropy| Env { now, entropy };
     let id = "e-1".to_owned();

@@ -10,11 +10,10 @@ use baton::adapters::aws::dynamodb_state::{DynamoDbStateStore, create_table};
 use baton::bus_events::{BusEvent, PipelineInput};
 use baton::ports::bus::{BusError, EventBus};
 use baton::ports::clock::SystemClock;
-use baton::ports::state::{PipelineRecord, Scope, StateStore};
+use baton::ports::state::{Scope, StateStore};
 use baton::service::{Outcome, StageAdvance};
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{ActionOutcome, Input, Place, Trigger};
-use baton_core::plan::Plan;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -71,16 +70,7 @@ async fn a_thousand_executions_of_one_parallel_pipeline_start_and_move_at_once()
     let store = Arc::new(DynamoDbStateStore::new(client, table, 30));
     let advance =
         Arc::new(StageAdvance::new(store.clone(), Arc::new(Unused), Arc::new(SystemClock)));
-    let doc = parallel_pipeline();
-    let placement = baton::embedded::placement("111111111111", "eu-west-1");
-    let plan = Plan::from_declaration(&doc.pipeline, &placement).unwrap();
-    let record = PipelineRecord {
-        declaration: doc.pipeline,
-        plan,
-        created: 0,
-        updated: 0,
-        tags: Vec::new(),
-    };
+    let record = crate::planned(parallel_pipeline().pipeline, "eu-west-1", 0);
     store.create_pipeline(&record).await.unwrap();
 
     let starts = (0..EXECUTIONS)

@@ -16,7 +16,7 @@ use baton::ports::clock::{Clock, ManualClock, SystemClock};
 use baton::ports::provider::{
     ActionProvider, Job, JobResult, LocalArtifact, ProviderError, ProviderRegistry,
 };
-use baton::ports::state::{PipelineRecord, StateStore};
+use baton::ports::state::StateStore;
 use baton::providers::archive;
 use baton::routing::{Target, rules, targets};
 use baton::service::{ActionWorker, StageAdvance};
@@ -229,20 +229,9 @@ async fn run_schedule(seed: u64) {
     let advance = StageAdvance::new(store.clone(), bus.clone(), clock.clone());
 
     let doc = PipelineDocument::parse(PIPELINE).unwrap();
-    let plan = Plan::from_declaration(
-        &doc.pipeline,
-        &baton::embedded::placement("111111111111", "us-east-1"),
-    )
-    .unwrap();
-    let now = clock.now();
-    let record = PipelineRecord {
-        declaration: doc.pipeline.clone(),
-        plan: plan.clone(),
-        created: now,
-        updated: now,
-        tags: Vec::new(),
-    };
+    let record = crate::planned(doc.pipeline, "us-east-1", clock.now());
     store.create_pipeline(&record).await.unwrap();
+    let plan = record.plan.clone();
     let ids = ["e-1", "e-2", "e-3"];
     for id in ids {
         let start = Input::Start {

@@ -32,3 +32,20 @@ mod smtp_tls;
 mod stage_advance_batches;
 mod state;
 mod worker_metrics;
+
+use baton::ports::state::PipelineRecord;
+use baton_core::declaration::PipelineDeclaration;
+use baton_core::engine::Millis;
+use baton_core::plan::Plan;
+
+/// The record a store keeps of `declaration`, planned in `region` of account 111111111111 and
+/// created and updated `at`.
+pub(crate) fn planned(
+    declaration: PipelineDeclaration,
+    region: &str,
+    at: Millis,
+) -> PipelineRecord {
+    let placement = baton::embedded::placement("111111111111", region);
+    let plan = Plan::from_declaration(&declaration, &placement).unwrap();
+    PipelineRecord { declaration, plan, created: at, updated: at, tags: Vec::new() }
+}

@@ -10,7 +10,7 @@ use baton::adapters::local::sql_state::SqlStateStore;
 use baton::bus_events::PipelineInput;
 use baton::ports::clock::{Clock, SystemClock};
 use baton::ports::provider::{ActionProvider, Job, JobResult, ProviderError, ProviderRegistry};
-use baton::ports::state::{PipelineRecord, StateStore};
+use baton::ports::state::StateStore;
 use baton::service::{ActionWorker, StageAdvance};
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::ActionRequest;
@@ -50,19 +50,7 @@ pub(crate) async fn requested(
     let store = Arc::new(SqlStateStore::open(&home.path().join("baton.db")).unwrap());
     let bus = Arc::new(KeptEvents::default());
     let doc = PipelineDocument::parse(PIPELINE).unwrap();
-    let plan = Plan::from_declaration(
-        &doc.pipeline,
-        &baton::embedded::placement("111111111111", "us-east-1"),
-    )
-    .unwrap();
-    let now = SystemClock.now();
-    let record = PipelineRecord {
-        declaration: doc.pipeline,
-        plan,
-        created: now,
-        updated: now,
-        tags: vec![],
-    };
+    let record = crate::planned(doc.pipeline, "us-east-1", SystemClock.now());
     store.create_pipeline(&record).await.unwrap();
     let advance = StageAdvance::new(store.clone(), bus.clone(), Arc::new(SystemClock));
     let start = manual_start("e-1");

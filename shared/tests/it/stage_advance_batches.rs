@@ -9,13 +9,12 @@ use baton::adapters::local::sql_state::SqlStateStore;
 use baton::bus_events::{BusEvent, PipelineInput};
 use baton::ports::bus::{BusError, EventBus};
 use baton::ports::clock::{Clock, ManualClock};
-use baton::ports::state::{PipelineRecord, Scope, StateStore};
+use baton::ports::state::{Scope, StateStore};
 use baton::service::{Outcome, StageAdvance};
 use baton_core::declaration::PipelineDocument;
 use baton_core::engine::{
     ActionOutcome, ActionRequest, ActionStatus, ExecutionStatus, Input, Trigger,
 };
-use baton_core::plan::Plan;
 use serde_json::json;
 
 /// Keeps what is published.
@@ -75,16 +74,7 @@ async fn fanned_out() -> (Setup, Vec<ActionRequest>) {
     let bus = Arc::new(Recording::default());
     let clock = Arc::new(ManualClock::at(1_000_000));
     let advance = StageAdvance::new(store.clone(), bus.clone(), clock.clone());
-    let doc = fan_out();
-    let placement = baton::embedded::placement("111111111111", "us-east-1");
-    let plan = Plan::from_declaration(&doc.pipeline, &placement).unwrap();
-    let record = PipelineRecord {
-        declaration: doc.pipeline,
-        plan,
-        created: clock.now(),
-        updated: clock.now(),
-        tags: Vec::new(),
-    };
+    let record = crate::planned(fan_out().pipeline, "us-east-1", clock.now());
     store.create_pipeline(&record).await.unwrap();
     let start = Input::Start {
         execution_id: "e-1".into(),

@@ -448,7 +448,6 @@ impl DynamoDbStateStore {
         Ok(())
     }
 
-    /// Every item of a query, following pages.
     /// Writes a pipeline's record under `condition`, and its listing (the sources it watches
     /// may have changed) with it, in one transaction; false when the condition failed.
     async fn put_pipeline(
@@ -481,6 +480,7 @@ impl DynamoDbStateStore {
         }
     }
 
+    /// Every item of a query, following pages.
     pub(super) async fn query_all(
         &self,
         pk: String,

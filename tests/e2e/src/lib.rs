@@ -24,7 +24,7 @@ pub mod template;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -83,6 +83,9 @@ pub struct Harness {
     _builds: codebuild::BuildAnnouncer,
     /// With IAM enforced: the scenario's own moto and the declared roles.
     pub iam: Option<iam::Iam>,
+    /// Checks a test made after the measured work, by function: its invocations and requests
+    /// from these counts on are not part of what a release costs.
+    probes: Mutex<BTreeMap<String, (usize, usize)>>,
 }
 
 impl Harness {
@@ -258,7 +261,38 @@ impl Harness {
             launches,
             _builds: builds,
             iam,
+            probes: Mutex::default(),
         })
+    }
+
+    /// Runs `check` (a test's own probe of `function`, such as opening a used approval link)
+    /// and leaves the invocations and requests of `function` from now on out of the figures.
+    pub async fn probe<T>(&self, function: &str, check: impl Future<Output = T>) -> T {
+        let invoked = self
+            .records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|r| r.function == function)
+            .count();
+        let requested = self.proxy.calls().iter().filter(|c| c.function == function).count();
+        self.probes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(function.to_owned())
+            .or_insert((invoked, requested));
+        check.await
+    }
+
+    /// The invocations and requests that measure the scenario's work: all but the probes'.
+    pub fn measured(&self) -> (Vec<Record>, Vec<proxy::Call>) {
+        let probes = self.probes.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let calls = self.proxy.calls();
+        (
+            kept(records, &probes, |r| &r.function, |p| p.0),
+            kept(calls, &probes, |c| &c.function, |p| p.1),
+        )
     }
 
     /// Switches IAM enforcement on (a harness started with `iam`): from now on every request
@@ -400,4 +434,23 @@ fn function_env(
         env.insert(k.into(), v);
     }
     env
+}
+
+/// `all` without each probed function's items from its count on.
+fn kept<T>(
+    all: Vec<T>,
+    probes: &BTreeMap<String, (usize, usize)>,
+    function: impl Fn(&T) -> &String,
+    from: impl Fn(&(usize, usize)) -> usize,
+) -> Vec<T> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    all.into_iter()
+        .filter(|item| {
+            let f = function(item);
+            let Some(probe) = probes.get(f) else { return true };
+            let n = seen.entry(f.clone()).or_default();
+            *n += 1;
+            *n <= from(probe)
+        })
+        .collect()
 }

@@ -32,6 +32,9 @@ struct Invocation {
     payload: Value,
     deadline_ms: u128,
     reply: oneshot::Sender<Outcome>,
+    /// When a process took it: Lambda bills from there, not from the wait for a free process
+    /// (Lambda would have started another one).
+    handed: Arc<OnceLock<Instant>>,
 }
 
 #[derive(Clone)]
@@ -83,7 +86,7 @@ pub struct Record {
     pub kind: String,
     #[allow(missing_docs)]
     pub ok: bool,
-    /// From handing the payload over to the response.
+    /// From a process taking the payload to its response.
     pub duration: Duration,
     /// The X-Ray trace id the invocation was given.
     pub trace: String,
@@ -287,9 +290,17 @@ impl Pool {
         // X-Ray's format: `Root=1-<8 hex of epoch seconds>-<24 hex>`, one per invocation.
         let secs = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let trace = format!("Root=1-{secs:08x}-{:024x};Sampled=1", u128::from(n) + 1);
-        let started = Instant::now();
+        let handed = Arc::new(OnceLock::new());
+        let invocation = Invocation {
+            id,
+            trace: trace.clone(),
+            payload,
+            deadline_ms,
+            reply,
+            handed: handed.clone(),
+        };
         self.sender
-            .send(Invocation { id, trace: trace.clone(), payload, deadline_ms, reply })
+            .send(invocation)
             .await
             .map_err(|_| anyhow!("{} takes no more invocations", self.function))?;
         let outcome = tokio::time::timeout(self.timeout + Duration::from_secs(5), answer)
@@ -300,7 +311,7 @@ impl Pool {
             function: self.function.clone(),
             kind,
             ok: outcome.is_ok(),
-            duration: started.elapsed(),
+            duration: handed.get().map_or(Duration::ZERO, Instant::elapsed),
             trace,
             carried,
         });
@@ -319,6 +330,7 @@ async fn next(State(l): State<Listener>) -> (StatusCode, HeaderMap, Bytes) {
     let Some(inv) = invocation else {
         return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
     };
+    let _ = inv.handed.set(Instant::now());
     let mut headers = HeaderMap::new();
     let mut put = |k: &'static str, v: String| {
         if let Ok(v) = HeaderValue::from_str(&v) {

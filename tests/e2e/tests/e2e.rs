@@ -124,7 +124,8 @@ async fn finish_release(h: &Harness, release: &Release) -> Execution {
     if done.status() == ExecutionStatus::Succeeded {
         let gate = &done.stages[2].actions[0];
         assert_eq!(gate.decided_by.as_deref(), Some("e2e (approval link)"));
-        let (status, page) = approval::open_link(&pages, &notice, true).await.unwrap();
+        let (status, page) =
+            h.probe("approval-pages", approval::open_link(&pages, &notice, true)).await.unwrap();
         assert_eq!(status, 409, "a used link must say it was used: {page}");
         assert!(page.contains("e2e (approval link)"), "it names who decided: {page}");
     }
@@ -222,29 +223,26 @@ async fn a_release_runs_across_accounts_and_regions() {
     let images = release.service_images(&h.stack).await.unwrap();
     assert_eq!(images, [("app".to_owned(), RELEASE_IMAGE.to_owned())]);
 
-    // The eu-west-1 actions read their input from the eu-west-1 bucket, encrypted with that
-    // region's key.
-    let eu_bucket = &h.stack.buckets["eu-west-1"];
-    let eu_reads: Vec<_> = h
-        .proxy
-        .calls()
-        .into_iter()
-        .filter(|c| {
-            c.function == "action-worker" && c.operation == "GetObject" && c.region == "eu-west-1"
-        })
+    // The eu-west-1 and us-west-2 actions download their inputs, so they read them where they
+    // were made: in the home region's bucket, encrypted with its key. A download needs no copy
+    // in its own region (only a service working in place there would).
+    let calls = h.proxy.calls();
+    let copies: Vec<_> = calls.iter().filter(|c| c.operation == "CopyObject").collect();
+    assert!(copies.is_empty(), "downloads made copies: {copies:?}");
+    let home_bucket = &h.stack.buckets["us-east-1"];
+    let artifact_reads: Vec<_> = calls
+        .iter()
+        .filter(|c| c.function == "action-worker" && c.operation == "GetObject")
+        .filter(|c| h.stack.buckets.values().any(|b| c.path.starts_with(&format!("/{b}/"))))
         .collect();
-    assert!(!eu_reads.is_empty(), "the eu-west-1 action fetched nothing in eu-west-1");
-    for read in &eu_reads {
-        assert!(
-            read.path.starts_with(&format!("/{eu_bucket}/")),
-            "read outside the eu bucket: {}",
-            read.path
-        );
+    assert!(artifact_reads.len() >= 3, "three deploys read {artifact_reads:?}");
+    for read in &artifact_reads {
+        assert!(read.path.starts_with(&format!("/{home_bucket}/")), "{}", read.path);
     }
-    let eu_s3 = baton_e2e::scenario::s3_client(&h.stack.sdk("eu-west-1").await);
-    let key = eu_reads[0].path.trim_start_matches(&format!("/{eu_bucket}/")).to_owned();
-    let head = eu_s3.head_object().bucket(eu_bucket).key(&key).send().await.unwrap();
-    assert_eq!(head.ssekms_key_id(), Some(h.stack.keys_by_region["eu-west-1"].as_str()));
+    let east_s3 = baton_e2e::scenario::s3_client(&h.stack.sdk("us-east-1").await);
+    let key = artifact_reads[0].path.trim_start_matches(&format!("/{home_bucket}/")).to_owned();
+    let head = east_s3.head_object().bucket(home_bucket).key(&key).send().await.unwrap();
+    assert_eq!(head.ssekms_key_id(), Some(h.stack.keys_by_region["us-east-1"].as_str()));
     let west_s3 = baton_e2e::scenario::s3_client(&h.stack.sdk("us-west-2").await);
     let page =
         west_s3.get_object().bucket(&release.site_bucket).key("index.html").send().await.unwrap();
@@ -402,6 +400,10 @@ const EXERCISED_ELSEWHERE: &[(&str, &str)] = &[
     ("TriggerFunction/ReadWebhookSecrets", CONSOLE),
     ("TriggerFunction/WebhookSecretsKeyThroughSecretsManagerOnly", CONSOLE),
     ("ActionWorkerFunction/ReadAndWriteDeclaredArtifacts", CONSOLE),
+    // A download reads its input where it was made; a service that reads in place in another
+    // region gets a copy there, and an action there writes its outputs there.
+    ("ActionWorkerFunction/region.yaml eu-west-1:WorkerReadsAndWrites", PROVIDERS),
+    ("ActionWorkerFunction/region.yaml us-west-2:WorkerReadsAndWrites", PROVIDERS),
     ("ActionWorkerFunction/LendJobArtifacts", JOBS),
     ("JobArtifactsRole/ReadAndWriteArtifacts", JOBS),
     ("ApiFunction/TellTheWorkerOfJobReports", JOBS),
@@ -448,15 +450,13 @@ fn write_figures(h: &Harness, actions: usize) {
     // Lambda's polling of the stream is not billed per request.
     // S3's and SNS's KMS calls, made here as the caller, are left out as S3 Bucket Keys and
     // SNS's data key reuse leave out most of them on AWS.
-    let calls: Vec<_> = h
-        .proxy
-        .calls()
+    let (records, calls) = h.measured();
+    let calls: Vec<_> = calls
         .into_iter()
         .filter(|c| {
             c.function != baton_e2e::ESM_READER && !c.function.ends_with(FOR_ANOTHER_SERVICE)
         })
         .collect();
-    let records = h.records.lock().unwrap().clone();
     let memory_mb = h.functions.iter().map(|f| (f.binary.clone(), f.memory_mb)).collect();
     let packaged = baton_e2e::runtime::runs_packages();
     let binary_bytes = h

@@ -1,8 +1,9 @@
 //! action-worker: runs one action attempt with its provider.
 //!
 //! Before running, it checks that the attempt is still the current one, so an event delivered
-//! again after the action finished does not run it twice. Inputs are fetched from the action's
-//! own region (copied there first when they were produced elsewhere), outputs are stored in it.
+//! again after the action finished does not run it twice. Inputs are downloaded from the
+//! region that made them, or, for a service that works in place, copied into the action's own
+//! region first; outputs are stored in the action's region.
 //!
 //! A provider whose work outlives the invocation (a build) answers `Running`: the attempt is
 //! recorded as a [`RunningJob`] and completed later by [`ActionWorker::resume`], when the
@@ -619,16 +620,19 @@ async fn in_region(
     }
 }
 
-/// Downloads one input into `dir`, copying it into the action's region first if needed.
+/// Downloads one input into `dir` from the store of the region that made it. Only a service
+/// working in place needs the input in the action's region; a download reads any region's
+/// store, and copying first would cost a billed copy and a second transfer for nothing (the
+/// worker downloads wherever it runs).
 async fn fetch(
     artifacts: &dyn ArtifactStore,
     region: &str,
     artifact: &Artifact,
     dir: &Path,
 ) -> Result<LocalArtifact, ServiceError> {
-    let location = in_region(artifacts, region, artifact).await?;
+    let home = artifacts.region_of(&artifact.location).unwrap_or_else(|| region.to_owned());
     let path = dir.join(format!("{}.zip", artifact.name));
-    artifacts.get(region, &location, &path).await?;
+    artifacts.get(&home, &artifact.location, &path).await?;
     Ok(LocalArtifact { name: artifact.name.clone(), path })
 }
 
@@ -673,5 +677,103 @@ impl<'a> Step<'a> {
             self.name,
             self.number,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::ports::artifacts::{ArtifactError, InPlace};
+
+    /// Two regions' buckets; records every read and copy.
+    #[derive(Default)]
+    struct Store {
+        calls: Mutex<Vec<String>>,
+        in_place: bool,
+    }
+
+    fn bucket(region: &str) -> String {
+        format!("artifacts-{region}")
+    }
+
+    #[async_trait]
+    impl ArtifactStore for Store {
+        async fn put(
+            &self,
+            region: &str,
+            key: &ArtifactKey,
+            _: &Path,
+        ) -> Result<ArtifactLocation, ArtifactError> {
+            Ok(ArtifactLocation { bucket: bucket(region), key: key.artifact.clone() })
+        }
+        async fn get(
+            &self,
+            region: &str,
+            location: &ArtifactLocation,
+            _: &Path,
+        ) -> Result<(), ArtifactError> {
+            self.calls.lock().unwrap().push(format!("get {region} {}", location.bucket));
+            Ok(())
+        }
+        async fn copy_to_region(
+            &self,
+            from: &str,
+            location: &ArtifactLocation,
+            to: &str,
+        ) -> Result<ArtifactLocation, ArtifactError> {
+            self.calls.lock().unwrap().push(format!("copy {from} {to}"));
+            Ok(ArtifactLocation { bucket: bucket(to), key: location.key.clone() })
+        }
+        fn region_of(&self, location: &ArtifactLocation) -> Option<String> {
+            location.bucket.strip_prefix("artifacts-").map(str::to_owned)
+        }
+        fn in_place(&self, region: &str, key: &ArtifactKey) -> Option<InPlace> {
+            self.in_place.then(|| InPlace {
+                location: ArtifactLocation { bucket: bucket(region), key: key.artifact.clone() },
+                kms_key_arn: format!("key-{region}"),
+            })
+        }
+    }
+
+    fn made_in_the_east() -> Artifact {
+        Artifact {
+            name: "Src".into(),
+            location: ArtifactLocation { bucket: bucket("us-east-1"), key: "p/e/Src/1.zip".into() },
+        }
+    }
+
+    const WEST: Piece<'static> =
+        Piece { pipeline: "p", execution_id: "e", attempt: 1, region: "eu-west-1" };
+
+    #[tokio::test]
+    async fn a_download_in_another_region_reads_where_the_artifact_was_made() {
+        let store = Store::default();
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = [made_in_the_east()];
+        let (placed, fetched) =
+            gather(&store, &WEST, (&inputs, &[]), false, dir.path()).await.unwrap();
+        assert!(placed.is_none());
+        assert_eq!(fetched[0].path, dir.path().join("Src.zip"));
+        assert_eq!(*store.calls.lock().unwrap(), ["get us-east-1 artifacts-us-east-1"]);
+    }
+
+    #[tokio::test]
+    async fn work_in_place_in_another_region_gets_a_copy_in_that_region() {
+        let store = Store { in_place: true, ..Store::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = [made_in_the_east()];
+        let outputs = ["Out".to_owned()];
+        let (placed, fetched) =
+            gather(&store, &WEST, (&inputs, &outputs), true, dir.path()).await.unwrap();
+        let placed = placed.expect("placed in the store");
+        assert!(fetched.is_empty());
+        assert_eq!(*store.calls.lock().unwrap(), ["copy us-east-1 eu-west-1"]);
+        assert_eq!(placed.inputs[0].1.bucket, bucket("eu-west-1"));
+        assert_eq!(placed.outputs[0].1.bucket, bucket("eu-west-1"));
+        assert_eq!(placed.kms_key_arn, "key-eu-west-1");
     }
 }

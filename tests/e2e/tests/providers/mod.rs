@@ -17,6 +17,9 @@ use crate::{assert_needed_here, assert_no_call_refused};
 pub(crate) const PROVIDERS: &str = "providers::a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_account_as_the_deploy_role";
 
 const TARGET_REGION: &str = "eu-west-1";
+/// Where one service that reads its input in place runs: the worker copies the input into
+/// that region's store, as it does for every such service in a region other than home's.
+const OTHER_REGION: &str = "us-west-2";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_account_as_the_deploy_role()
@@ -103,7 +106,7 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
     let user = user.await.unwrap();
     let api = async |operation: &str, body: Value| user.ok(operation, body).await.unwrap();
 
-    let stores: serde_json::Map<String, Value> = [HOME, TARGET_REGION]
+    let stores: serde_json::Map<String, Value> = [HOME, TARGET_REGION, OTHER_REGION]
         .iter()
         .map(|r| (r.to_string(), json!({"type": "S3", "location": h.stack.buckets[*r]})))
         .collect();
@@ -149,7 +152,7 @@ async fn a_state_machine_a_stack_set_a_deployment_and_a_site_run_in_the_target_a
                     "ConfigurationProfile": profile, "InputArtifactConfigurationPath": "input.json"},
                 "inputArtifacts": [{"name": "SourceOutput"}]},
               {"name": "Web", "actionTypeId": kind("Deploy", "ElasticBeanstalk"),
-                "region": TARGET_REGION, "roleArn": DEPLOY_ROLE,
+                "region": OTHER_REGION, "roleArn": DEPLOY_ROLE,
                 "configuration": {"ApplicationName": "web", "EnvironmentName": "web-prod"},
                 "inputArtifacts": [{"name": "SourceOutput"}]},
               {"name": "Site", "actionTypeId": kind("Deploy", "S3"),

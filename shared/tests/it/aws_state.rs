@@ -486,3 +486,92 @@ async fn a_pipeline_read_at_a_version_is_the_latest_whichever_version_was_expect
     );
     assert_eq!(store.get_pipeline_at("missing", 1).await.unwrap(), None);
 }
+
+/// Saves `x` on its own (not holding a stage) at version 0.
+async fn save_alone(store: &DynamoDbStateStore, pipeline: &str, x: Execution) {
+    let changes = Changes {
+        lanes: None,
+        executions: vec![Versioned { version: 0, value: x }],
+        outbox: vec![],
+    };
+    store.save(pipeline, changes).await.unwrap();
+}
+
+fn ids(listed: &[Execution]) -> Vec<&str> {
+    listed.iter().map(|x| x.id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_listing_of_the_newest_reads_only_them_through_the_index() {
+    let (store, client, table) = fresh_store().await;
+    // e1 holds a stage (it lives in the lanes item) and started first, at 1,000.
+    seed(&store, "long").await;
+    for n in 2..=40 {
+        let x = baton_testkit::execution(&format!("e{n}"), ExecutionStatus::Succeeded, n);
+        save_alone(&store, "long", x).await;
+    }
+    // Two that started in the same millisecond as e40, arriving after it: the index cannot
+    // order them, the listing does (by arrival).
+    for (id, arrival) in [("tie-b", 41), ("tie-a", 42)] {
+        let mut x = execution(id, ExecutionStatus::Succeeded);
+        (x.started_at, x.arrival) = (1_040, arrival);
+        save_alone(&store, "long", x).await;
+    }
+    // An old execution whose item cannot be read: only a listing that reaches it can fail.
+    let mut broken = raw_item(&client, &table, "PIPELINE#long", "EXECUTION#e2").await;
+    broken.insert("body".into(), AttributeValue::B(b"not deflated json".to_vec().into()));
+    client.put_item().table_name(&table).set_item(Some(broken)).send().await.unwrap();
+
+    let newest = store.executions("long", 3).await.unwrap();
+    assert_eq!(ids(&newest), ["tie-a", "tie-b", "e40"]);
+    let newest = store.executions("long", 5).await.unwrap();
+    assert_eq!(ids(&newest), ["tie-a", "tie-b", "e40", "e39", "e38"]);
+    assert!(store.executions("long", 100).await.is_err(), "the whole history reads e2");
+    // The execution holding a stage comes from the lanes item, in its place by start time.
+    let gone = client.delete_item().table_name(&table);
+    let gone = gone.key("pk", AttributeValue::S("PIPELINE#long".into()));
+    gone.key("sk", AttributeValue::S("EXECUTION#e2".into())).send().await.unwrap();
+    let all = store.executions("long", 100).await.unwrap();
+    assert_eq!(all.len(), 41);
+    assert_eq!(ids(&all)[38..], ["e4", "e3", "e1"]);
+}
+
+#[tokio::test]
+async fn without_the_index_a_listing_reads_the_partition() {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config("eu-west-1").await);
+    let table = unique("baton-no-index");
+    let attribute = |name: &str| {
+        aws_sdk_dynamodb::types::AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, t: aws_sdk_dynamodb::types::KeyType| {
+        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .key_schema(key("pk", aws_sdk_dynamodb::types::KeyType::Hash))
+        .key_schema(key("sk", aws_sdk_dynamodb::types::KeyType::Range))
+        .send()
+        .await
+        .unwrap();
+    let store = DynamoDbStateStore::new(client, table, RETENTION_DAYS);
+    seed(&store, "old").await;
+    for n in 2..=4 {
+        let x = baton_testkit::execution(&format!("e{n}"), ExecutionStatus::Succeeded, n);
+        save_alone(&store, "old", x).await;
+    }
+    let newest = store.executions("old", 2).await.unwrap();
+    assert_eq!(ids(&newest), ["e4", "e3"]);
+    assert_eq!(ids(&store.executions("old", 10).await.unwrap()), ["e4", "e3", "e2", "e1"]);
+}

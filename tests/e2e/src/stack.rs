@@ -12,8 +12,9 @@ use anyhow::{Context, Result, anyhow};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    SseSpecification, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, SseSpecification, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
@@ -460,6 +461,21 @@ async fn create_table(
                 .key_type(KeyType::from(text(&k, "KeyType").as_str()))
                 .build()?,
         );
+    }
+    for index in list("GlobalSecondaryIndexes") {
+        let mut gsi = GlobalSecondaryIndex::builder().index_name(text(&index, "IndexName"));
+        for k in index.get("KeySchema").and_then(Yaml::as_sequence).cloned().unwrap_or_default() {
+            gsi = gsi.key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(text(&k, "AttributeName"))
+                    .key_type(KeyType::from(text(&k, "KeyType").as_str()))
+                    .build()?,
+            );
+        }
+        let projection = index.get("Projection").map(|p| text(p, "ProjectionType"));
+        let projection = ProjectionType::from(projection.unwrap_or_default().as_str());
+        gsi = gsi.projection(Projection::builder().projection_type(projection).build());
+        req = req.global_secondary_indexes(gsi.build()?);
     }
     if let Some(mode) = p.get("BillingMode").and_then(Yaml::as_str) {
         req = req.billing_mode(BillingMode::from(mode));

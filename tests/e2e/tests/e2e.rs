@@ -444,7 +444,13 @@ fn assert_needed_here(h: &Harness, test: &str) {
 }
 
 /// Statements no scenario on moto exercises, and why.
-const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[];
+const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
+    // moto checks no DynamoDB resource, so the table's own statement allows a Query of its
+    // index here too; AWS asks for `dynamodb:Query` on the index's ARN. The console scenario
+    // and the store's tests on moto list executions through the index.
+    ("ApiFunction/ListExecutionsNewestFirst", "a Query of the table's by-start index"),
+    ("TriggerFunction/FindTheNewestExecution", "a Query of the table's by-start index"),
+];
 
 fn write_figures(h: &Harness, actions: usize) {
     // Lambda's polling of the stream is not billed per request.

@@ -27,6 +27,8 @@
 //! Why this shape: everything one input reads lives in its pipeline's partition, so a load is
 //! a `GetItem` of the lanes (with the executions holding stages) plus one `GetItem` per other
 //! execution named (or, for [`Scope::Active`], a `Query` of that partition) and never a `Scan`.
+//! A listing of the newest executions finds them through the `by-start` index on
+//! (`pk`, `started`), keys only (see `dynamodb_history`), not by reading the partition.
 //! Only the actions the functions' role in `template.yaml` grants are used: no
 //! `BatchGetItem`/`BatchWriteItem`. A release orchestrator writes a few items per second at
 //! most, far below one partition's 1,000 writes per second, so the `PIPELINES` partition is
@@ -43,12 +45,13 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
-    TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TableStatus, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use baton_core::engine::{Execution, Lanes, Millis};
 
+use super::dynamodb_history as history;
 use super::dynamodb_writes as writes;
 use baton_app::ports::BoxError;
 use baton_app::ports::state::*;
@@ -169,7 +172,7 @@ fn pipeline_item(record: &PipelineRecord) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-fn pipeline_pk(name: &str) -> String {
+pub(super) fn pipeline_pk(name: &str) -> String {
     format!("PIPELINE#{name}")
 }
 
@@ -478,6 +481,26 @@ impl DynamoDbStateStore {
             Err(e) if e.as_service_error().is_some_and(condition_failed) => Ok(false),
             Err(e) => Err(sdk("TransactWriteItems")(e)),
         }
+    }
+
+    /// A pipeline's executions from one Query of its whole partition (the executions' own
+    /// items and the lanes item with the residents): the listing while the index is built.
+    async fn all_executions(
+        &self,
+        pipeline: &str,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        let mut all = Vec::new();
+        for item in self.query_all(pipeline_pk(pipeline), None, Filter::All).await? {
+            match get_s(&item, "sk")? {
+                LANES_SK => all.extend(residents(&item)?.into_iter().map(|r| r.value)),
+                sk if sk.starts_with(EXECUTION_PREFIX) && !item.contains_key(RESIDENT_MARK) => {
+                    all.push(from_json::<Execution>(&unpacked(&item, "body")?)?);
+                }
+                _ => {}
+            }
+        }
+        Ok(history::newest(all, limit))
     }
 
     /// Every item of a query, following pages.
@@ -838,7 +861,7 @@ impl DynamoDbStateStore {
         let ended = x.status().is_ended();
         let mut item = key(pipeline_pk(pipeline), execution_sk(&x.id));
         item.insert("ended".into(), n(u8::from(ended)));
-        item.insert("started".into(), n(x.started_at));
+        item.insert(history::STARTED.into(), n(x.started_at));
         item.insert("arrival".into(), n(x.arrival));
         item.insert("body".into(), body);
         // A put replaces the whole item, so an execution a retry re-opens loses its expiry.
@@ -898,10 +921,10 @@ where
 /// # Errors
 /// [`StoreError::Exists`] if the table exists; [`StoreError::Unavailable`] otherwise.
 pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
-    let attribute = |a: &str| {
+    let attribute = |a: &str, t: ScalarAttributeType| {
         AttributeDefinition::builder()
             .attribute_name(a)
-            .attribute_type(ScalarAttributeType::S)
+            .attribute_type(t)
             .build()
             .map_err(sdk("CreateTable"))
     };
@@ -916,10 +939,20 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk")?)
-        .attribute_definitions(attribute("sk")?)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("sk", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(history::STARTED, ScalarAttributeType::N)?)
         .key_schema(key_element("pk", KeyType::Hash)?)
         .key_schema(key_element("sk", KeyType::Range)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(history::INDEX)
+                .key_schema(key_element("pk", KeyType::Hash)?)
+                .key_schema(key_element(history::STARTED, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .map_err(sdk("CreateTable"))?,
+        )
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
@@ -1079,24 +1112,26 @@ impl StateStore for DynamoDbStateStore {
     }
 
     async fn executions(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
-        // The sort key is the id, not the start time, so this reads every execution still
-        // within retention and sorts here. Fine for the CLI's listing at today's volumes; a
-        // GSI on (pipeline, started) would make it a bounded Query.
-        // One Query of the whole partition: the executions' own items and the lanes item with
-        // the residents.
-        let mut all = Vec::new();
-        for item in self.query_all(pipeline_pk(pipeline), None, Filter::All).await? {
-            match get_s(&item, "sk")? {
-                LANES_SK => all.extend(residents(&item)?.into_iter().map(|r| r.value)),
-                sk if sk.starts_with(EXECUTION_PREFIX) && !item.contains_key(RESIDENT_MARK) => {
-                    all.push(from_json::<Execution>(&unpacked(&item, "body")?)?);
-                }
-                _ => {}
+        // The lanes first: an execution that leaves them afterwards is in the index by then.
+        let lanes = self.get_item(key(pipeline_pk(pipeline), LANES_SK)).await?;
+        let Some(keys) = self.newest_keys(pipeline, limit).await? else {
+            return self.all_executions(pipeline, limit).await;
+        };
+        let mut all: Vec<Execution> = match &lanes {
+            Some(item) => residents(item)?.into_iter().map(|r| r.value).collect(),
+            None => Vec::new(),
+        };
+        for item in self.get_items(keys).await? {
+            // A tombstone: the execution moved into the lanes item since it was indexed.
+            if item.contains_key(RESIDENT_MARK) {
+                continue;
+            }
+            let x: Execution = from_json(&unpacked(&item, "body")?)?;
+            if !all.iter().any(|r| r.id == x.id) {
+                all.push(x);
             }
         }
-        all.sort_by_key(|x| std::cmp::Reverse((x.started_at, x.arrival)));
-        all.truncate(limit);
-        Ok(all)
+        Ok(history::newest(all, limit))
     }
 
     async fn pending_outbox(

@@ -5,6 +5,7 @@
 #[cfg(feature = "secrets")]
 pub mod aws_secrets;
 pub mod dynamodb_approvals;
+mod dynamodb_history;
 pub mod dynamodb_job_queue;
 pub mod dynamodb_jobs;
 pub mod dynamodb_relay;

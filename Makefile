@@ -59,8 +59,8 @@ fast-checks:
 	python3 scripts/arrows.py
 
 ## bench: measured figures, one per line as `name: value unit`. The AWS release runs twice
-## and the second run is reported: moto loads each service on its first request, which
-## would bill the functions' first calls a second each.
+## and the second run is reported; each run asks moto's CloudFormation once before the
+## release, as moto loads a service on its first request (a second, billed to no function).
 bench:
 	@$(CARGO) bench --quiet -p baton-core --bench engine 2>/dev/null
 	@$(CARGO) bench --quiet -p baton --bench embedded 2>/dev/null

@@ -417,6 +417,8 @@ async fn a_waiting_execution_moves_in_when_it_enters_a_stage_and_out_when_it_end
     assert!(lanes_item.contains_key("x:e2") && !lanes_item.contains_key("x:e1"), "{lanes_item:?}");
     let tombstone = raw_item(&client, &table, "PIPELINE#queued", "EXECUTION#e2").await;
     assert!(tombstone.contains_key("resident") && !tombstone.contains_key("body"), "{tombstone:?}");
+    // It keeps the start time, its key in the by-start index: moving in writes no index entry.
+    assert_eq!(tombstone["started"], AttributeValue::N(e2_waiting.value.started_at.to_string()));
     assert_eq!(store.execution("queued", "e2").await.unwrap().unwrap().updated_at, 5_000);
     let listed = store.executions("queued", 10).await.unwrap();
     assert_eq!(listed.len(), 2, "each execution listed once: {listed:?}");

@@ -74,6 +74,8 @@ pub struct Proxy {
     calls: Arc<Mutex<Vec<Call>>>,
     /// Sizes of items written, by key, so a later delete is charged what it removes.
     sizes: Arc<Mutex<HashMap<String, usize>>>,
+    /// Each item's `started`, the key of the table's keys-only `by-start` index, by `pk|sk`.
+    indexed: Arc<Mutex<HashMap<String, String>>>,
     /// CodeCommit, which moto does not serve: answered here.
     codecommit: crate::codecommit::Repositories,
     /// CloudWatch's alarms, which moto cannot serve as the SDK asks: answered here.
@@ -158,6 +160,7 @@ impl Proxy {
             upstream: addr.parse().with_context(|| format!("moto endpoint {upstream}"))?,
             calls: Arc::default(),
             sizes: Arc::default(),
+            indexed: Arc::default(),
             codecommit: crate::codecommit::Repositories::default(),
             alarms: crate::cloudwatch::Alarms::default(),
             appconfig: crate::appconfig::Deployments::default(),
@@ -590,13 +593,14 @@ impl Proxy {
         Ok(sender.send_request(req).await?)
     }
 
-    /// The size of each item a successful write touched, read back from moto (0: gone), by
-    /// `pk|sk`. The read reuses the write's headers (moto routes by them) and is not recorded.
+    /// The size of each item a successful write touched, read back from moto (0: gone), and
+    /// its `started`, by `pk|sk`. The read reuses the write's headers (moto routes by them)
+    /// and is not recorded.
     async fn sizes_after(
         &self,
         headers: &hyper::HeaderMap,
         written: &[(String, Value)],
-    ) -> HashMap<String, usize> {
+    ) -> HashMap<String, (usize, Option<String>)> {
         let mut sizes = HashMap::new();
         for (table, key) in written {
             let body = serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true});
@@ -609,12 +613,43 @@ impl Proxy {
                 "x-amz-target",
                 hyper::header::HeaderValue::from_static("DynamoDB_20120810.GetItem"),
             );
+            self.sign_again(get.headers_mut(), body.to_string().as_bytes());
             let Ok(response) = self.send(get).await else { continue };
             let Ok(got) = response.into_body().collect().await else { continue };
-            let got: Value = serde_json::from_slice(&got.to_bytes()).unwrap_or_default();
-            sizes.insert(item_key(key), item_size(&got["Item"]));
+            let got = got.to_bytes();
+            let got: Value = serde_json::from_slice(&got).unwrap_or_default();
+            let started = got["Item"]["started"]["N"].as_str().map(str::to_owned);
+            sizes.insert(item_key(key), (item_size(&got["Item"]), started));
         }
         sizes
+    }
+
+    /// Signs a read-back again, for its own body, with the caller's key where the proxy
+    /// knows it: with IAM enforced moto checks signatures, and the write's would not match.
+    fn sign_again(&self, headers: &mut hyper::HeaderMap, body: &[u8]) {
+        use baton::api::sigv4::{Signable, SigningKey, sign};
+        let Some(secrets) = &self.secrets else { return };
+        let scope = credential_scope(headers);
+        let [access_key, _, region, service, ..] = &scope[..] else { return };
+        let secret =
+            secrets.lock().unwrap_or_else(PoisonError::into_inner).get(access_key).cloned();
+        let Some(secret) = secret else { return };
+        let header =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let signed: Vec<(String, String)> =
+            ["host", "content-type", "x-amz-target", "x-amz-security-token"]
+                .iter()
+                .filter_map(|n| Some(((*n).to_owned(), header(n)?)))
+                .collect();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let signable = Signable { method: "POST", path: "/", query: "", headers: &signed, body };
+        let key = SigningKey { access_key, secret_key: &secret, region, service };
+        let (amz_date, authorization) = sign(&signable, &key, now);
+        for (name, value) in [("x-amz-date", amz_date), ("authorization", authorization)] {
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+                headers.insert(name, v);
+            }
+        }
     }
 
     fn record(&self, call: Call) {
@@ -660,7 +695,7 @@ impl Proxy {
         req: &Value,
         response: &[u8],
         written: &[(String, Value)],
-        after: &HashMap<String, usize>,
+        after: &HashMap<String, (usize, Option<String>)>,
     ) {
         let resp: Value = serde_json::from_slice(response).unwrap_or_default();
         let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -671,7 +706,7 @@ impl Proxy {
         let mut charge = |key: &Value, factor: f64, sizes: &mut HashMap<String, usize>| {
             let k = item_key(key);
             let before = sizes.get(&k).copied().unwrap_or(0);
-            let now = after.get(&k).copied().unwrap_or(0);
+            let now = after.get(&k).map_or(0, |(size, _)| *size);
             if now > 0 {
                 bytes.push((item_kind(key), now));
                 sizes.insert(k, now);
@@ -686,9 +721,25 @@ impl Proxy {
         match call.operation.as_str() {
             "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" => {
                 let factor = if call.operation == "TransactWriteItems" { 2.0 } else { 1.0 };
+                let mut index_units = Vec::new();
+                let mut indexed = self.indexed.lock().unwrap_or_else(PoisonError::into_inner);
                 for (_, key) in written {
                     call.write_units += charge(key, factor, &mut sizes);
+                    // The keys-only `by-start` index: an entry (under 1 KB) is written when an
+                    // item's `started` appears, deleted when it goes, both when it changes.
+                    let k = item_key(key);
+                    let now = after.get(&k).and_then(|(_, started)| started.clone());
+                    let before = match &now {
+                        Some(started) => indexed.insert(k, started.clone()),
+                        None => indexed.remove(&k),
+                    };
+                    if before != now {
+                        let units = f64::from(u8::from(before.is_some()) + u8::from(now.is_some()));
+                        call.write_units += units;
+                        index_units.push(("by_start_index", units));
+                    }
                 }
+                by_item.extend(index_units);
             }
             "GetItem" => {
                 let size = item_size(&resp["Item"]);

@@ -17,7 +17,7 @@
 //! |-------------------|------------------|---------------------------------------------------------|
 //! | `PIPELINE#<name>` | `PIPELINE`       | `record` (deflated JSON), `created`, `updated`          |
 //! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON), `x:<id>` (deflated JSON) per execution holding a stage, `events`/`event_count` of the last save |
-//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`; or a tombstone (`version`, `resident`) while the execution lives in `LANES` |
+//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`; or a tombstone (`version`, `resident`, `started`) while the execution lives in `LANES` |
 //! | `PIPELINE#<name>` | `EVENTS`         | `events`/`event_count` of a save that wrote no state item, `expires_at` |
 //! | `PIPELINES`       | `<name>`         | `watches`: the sources the pipeline watches (the sorted listing, and the trigger's index) |
 //! | `APPROVAL#<id>`   | `LINK`           | `body` (JSON), `used` (JSON) once used, `expires_at`    |
@@ -739,9 +739,10 @@ impl DynamoDbStateStore {
                     bytes += item_size(&item);
                     ops.push(Write::Update(key(pk.clone(), get_s(&item, "sk")?), moved_out(item)));
                 }
-                writes::OwnWrite::MoveIn { id, read } => {
+                writes::OwnWrite::MoveIn { id, read, started } => {
                     let mut tombstone = key(pk.clone(), execution_sk(&id));
                     tombstone.insert("version".into(), n(read + 1));
+                    tombstone.insert(history::STARTED.into(), n(started));
                     tombstone.insert(RESIDENT_MARK.into(), n(1));
                     ops.push(Write::Put(tombstone, Expression::at_version(read)));
                 }

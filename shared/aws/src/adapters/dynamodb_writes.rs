@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use baton_core::engine::Execution;
+use baton_core::engine::{Execution, Millis};
 
 use super::dynamodb_state::{Item, packed, to_json};
 use baton_app::ports::state::{Changes, StoreError};
@@ -76,8 +76,10 @@ pub(super) enum OwnWrite {
     /// incremented from whatever it was (the lanes item's condition guards the save).
     MoveOut { item: Item },
     /// The execution moved into the lanes item: its item becomes a tombstone (`resident`) at
-    /// the next version, if still at `read`.
-    MoveIn { id: String, read: u64 },
+    /// the next version, if still at `read`. It keeps the execution's start time, so the
+    /// item's entry in the `by-start` index stays as it was (an index write only when it
+    /// changes).
+    MoveIn { id: String, read: u64, started: Millis },
 }
 
 /// Decides where each execution of `changes` lands. `own_item` builds an execution's own item.
@@ -135,7 +137,7 @@ pub(super) fn plan(
             (false, true) => {
                 set.push((resident_attribute(&x.id), packed));
                 if read > 0 {
-                    own.push(OwnWrite::MoveIn { id: x.id.clone(), read });
+                    own.push(OwnWrite::MoveIn { id: x.id.clone(), read, started: x.started_at });
                 }
             }
             (false, false) => {
@@ -186,7 +188,7 @@ mod tests {
             .map(|w| match w {
                 OwnWrite::Put { item, read } => format!("put {} {read}", id_of(item)),
                 OwnWrite::MoveOut { item } => format!("move out {}", id_of(item)),
-                OwnWrite::MoveIn { id, read } => format!("move in {id} {read}"),
+                OwnWrite::MoveIn { id, read, .. } => format!("move in {id} {read}"),
             })
             .collect()
     }

@@ -616,8 +616,7 @@ impl Proxy {
             self.sign_again(get.headers_mut(), body.to_string().as_bytes());
             let Ok(response) = self.send(get).await else { continue };
             let Ok(got) = response.into_body().collect().await else { continue };
-            let got = got.to_bytes();
-            let got: Value = serde_json::from_slice(&got).unwrap_or_default();
+            let got: Value = serde_json::from_slice(&got.to_bytes()).unwrap_or_default();
             let started = got["Item"]["started"]["N"].as_str().map(str::to_owned);
             sizes.insert(item_key(key), (item_size(&got["Item"]), started));
         }
@@ -645,11 +644,8 @@ impl Proxy {
         let signable = Signable { method: "POST", path: "/", query: "", headers: &signed, body };
         let key = SigningKey { access_key, secret_key: &secret, region, service };
         let (amz_date, authorization) = sign(&signable, &key, now);
-        for (name, value) in [("x-amz-date", amz_date), ("authorization", authorization)] {
-            if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
-                headers.insert(name, v);
-            }
-        }
+        set_header(headers, "x-amz-date", &amz_date);
+        set_header(headers, "authorization", &authorization);
     }
 
     fn record(&self, call: Call) {
@@ -974,19 +970,21 @@ fn resign_for_moto(
     let key = SigningKey { access_key, secret_key: &secret, region, service };
     let resigned = Signable { headers: &signed, body: &resent, ..signable };
     let (amz_date, authorization) = sign(&resigned, &key, now);
-    let set = |headers: &mut hyper::HeaderMap, name: &'static str, value: &str| {
-        if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
-            headers.insert(name, v);
-        }
-    };
-    set(&mut parts.headers, "x-amz-date", &amz_date);
-    set(&mut parts.headers, "authorization", &authorization);
+    set_header(&mut parts.headers, "x-amz-date", &amz_date);
+    set_header(&mut parts.headers, "authorization", &authorization);
     if bodiless {
-        set(&mut parts.headers, "x-amz-content-sha256", &empty_hash);
+        set_header(&mut parts.headers, "x-amz-content-sha256", &empty_hash);
     } else {
-        set(&mut parts.headers, "content-length", &resent.len().to_string());
+        set_header(&mut parts.headers, "content-length", &resent.len().to_string());
     }
     Ok(Some(resent))
+}
+
+/// Sets `name` to `value`, when `value` is a valid header value.
+fn set_header(headers: &mut hyper::HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
 }
 
 /// Python's `quote_plus`, which botocore's form encoding uses.

@@ -443,10 +443,23 @@ async fn create_table(
     table: &str,
 ) -> Result<()> {
     let p = template.properties("ExecutionsTable")?;
-    let list = |k: &str| p.get(k).and_then(Yaml::as_sequence).cloned().unwrap_or_default();
+    let list =
+        |v: &Yaml, k: &str| v.get(k).and_then(Yaml::as_sequence).cloned().unwrap_or_default();
     let text = |v: &Yaml, k: &str| v.get(k).and_then(Yaml::as_str).unwrap_or_default().to_owned();
+    // A `KeySchema` of the table or of an index.
+    let key_schema = |v: &Yaml| -> Result<Vec<KeySchemaElement>> {
+        list(v, "KeySchema")
+            .iter()
+            .map(|k| {
+                let element = KeySchemaElement::builder()
+                    .attribute_name(text(k, "AttributeName"))
+                    .key_type(KeyType::from(text(k, "KeyType").as_str()));
+                Ok(element.build()?)
+            })
+            .collect()
+    };
     let mut req = client.create_table().table_name(table);
-    for a in list("AttributeDefinitions") {
+    for a in list(p, "AttributeDefinitions") {
         req = req.attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name(text(&a, "AttributeName"))
@@ -454,24 +467,10 @@ async fn create_table(
                 .build()?,
         );
     }
-    for k in list("KeySchema") {
-        req = req.key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(text(&k, "AttributeName"))
-                .key_type(KeyType::from(text(&k, "KeyType").as_str()))
-                .build()?,
-        );
-    }
-    for index in list("GlobalSecondaryIndexes") {
-        let mut gsi = GlobalSecondaryIndex::builder().index_name(text(&index, "IndexName"));
-        for k in index.get("KeySchema").and_then(Yaml::as_sequence).cloned().unwrap_or_default() {
-            gsi = gsi.key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(text(&k, "AttributeName"))
-                    .key_type(KeyType::from(text(&k, "KeyType").as_str()))
-                    .build()?,
-            );
-        }
+    req = req.set_key_schema(Some(key_schema(p)?));
+    for index in list(p, "GlobalSecondaryIndexes") {
+        let gsi = GlobalSecondaryIndex::builder().index_name(text(&index, "IndexName"));
+        let mut gsi = gsi.set_key_schema(Some(key_schema(&index)?));
         let projection = index.get("Projection").map(|p| text(p, "ProjectionType"));
         let projection = ProjectionType::from(projection.unwrap_or_default().as_str());
         gsi = gsi.projection(Projection::builder().projection_type(projection).build());

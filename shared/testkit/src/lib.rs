@@ -648,12 +648,7 @@ impl LambdaFixture {
             .unwrap()
             .item
             .unwrap_or_default();
-        match item.get("events") {
-            Some(AttributeValue::B(blob)) => {
-                baton::adapters::aws::dynamodb_relay::events_in(blob.as_ref()).unwrap()
-            }
-            _ => Vec::new(),
-        }
+        baton::adapters::aws::dynamodb_relay::item_events(&item).unwrap()
     }
 
     /// Everything that reached any of `queues` by the time a marker sent after it arrives: the

@@ -577,3 +577,44 @@ async fn without_the_index_a_listing_reads_the_partition() {
     assert_eq!(ids(&newest), ["e4", "e3"]);
     assert_eq!(ids(&store.executions("old", 10).await.unwrap()), ["e4", "e3", "e2", "e1"]);
 }
+
+/// Items written before the table's dictionary (the lanes as text, a resident deflated
+/// without it) load as they were, and the next save writes them in the packed form.
+#[tokio::test]
+async fn items_written_before_the_dictionary_load_and_save_on() {
+    use std::io::Write as _;
+    let (store, client, table) = fresh_store().await;
+    let old = execution("e1", ExecutionStatus::InProgress);
+    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    deflate.write_all(serde_json::to_string(&old).unwrap().as_bytes()).unwrap();
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("PIPELINE#old".into()))
+        .item("sk", AttributeValue::S("LANES".into()))
+        .item("version", AttributeValue::N("1".into()))
+        .item("body", AttributeValue::S(serde_json::to_string(&lanes("e1")).unwrap()))
+        .item("x:e1", AttributeValue::B(deflate.finish().unwrap().into()))
+        .send()
+        .await
+        .unwrap();
+
+    let snap = store.load("old", &Scope::LanesOnly).await.unwrap();
+    assert_eq!(snap.lanes.value, lanes("e1"));
+    assert_eq!(snap.executions.len(), 1);
+    assert_eq!(snap.executions[0].value.started_at, old.started_at);
+    let mut e1 = snap.executions[0].clone();
+    e1.value.updated_at = 5_000;
+    let changes = Changes { lanes: Some(snap.lanes), executions: vec![e1], outbox: vec![event(7)] };
+    store.save("old", changes).await.unwrap();
+
+    let item = raw_item(&client, &table, "PIPELINE#old", "LANES").await;
+    let packed = |name: &str| match item.get(name) {
+        Some(AttributeValue::B(b)) => b.as_ref()[0] == baton::adapters::aws::dynamodb_packing::MARK,
+        _ => false,
+    };
+    assert!(packed("body") && packed("x:e1") && packed("events"), "{item:?}");
+    let again = store.load("old", &Scope::LanesOnly).await.unwrap();
+    assert_eq!(again.executions[0].value.updated_at, 5_000);
+    assert_eq!(relayed(&client, &table).await, vec![7], "the events read against the resident");
+}

@@ -206,10 +206,21 @@ pub(crate) async fn stream_events(
             }
             for record in out.records() {
                 let image = record.dynamodb().and_then(|d| d.new_image.as_ref());
-                if let Some(StreamValue::B(blob)) = image.and_then(|i| i.get("events")) {
-                    let events = baton::adapters::aws::dynamodb_relay::events_in(blob.as_ref());
-                    all.extend(events.unwrap());
-                }
+                // The events may be deflated against executions on the same item.
+                let Some(image) = image.filter(|i| i.contains_key("events")) else { continue };
+                let item = image
+                    .iter()
+                    .filter_map(|(name, value)| match value {
+                        StreamValue::B(blob) => Some((
+                            name.clone(),
+                            aws_sdk_dynamodb::types::AttributeValue::B(
+                                blob.as_ref().to_vec().into(),
+                            ),
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                all.extend(baton::adapters::aws::dynamodb_relay::item_events(&item).unwrap());
             }
             iterator = out.next_shard_iterator;
         }

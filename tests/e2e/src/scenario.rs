@@ -372,7 +372,8 @@ impl Release {
         let read = |v: &AttributeValue| -> Result<Execution> {
             match v {
                 AttributeValue::B(packed) => {
-                    Ok(serde_json::from_reader(flate2::read::DeflateDecoder::new(packed.as_ref()))?)
+                    let json = baton::adapters::aws::dynamodb_state::inflated(packed.as_ref())?;
+                    Ok(serde_json::from_str(&json)?)
                 }
                 _ => bail!("an execution body is not deflated JSON"),
             }

@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::dynamodb_state::inflated;
+use super::dynamodb_packing as packing;
 use super::dynamodb_writes::EVENTS;
 use baton_protocol::bus_events::BusEvent;
 
@@ -27,23 +27,36 @@ pub fn record_events(record: &Value) -> Result<Vec<BusEvent>, String> {
         .and_then(|d| d.get("NewImage"))
         .ok_or("the stream record has no new image (the stream must show new images)")?;
     let Some(events) = image.get(EVENTS) else { return Ok(Vec::new()) };
-    let text = events
-        .get("B")
-        .and_then(Value::as_str)
-        .ok_or("the record's events attribute is not binary")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| "the record's events attribute is not base64")?;
-    events_in(&bytes)
+    let bytes = binary(events).ok_or("the record's events attribute is not binary base64")?;
+    // The events may be deflated against executions on the same item: the image shows them.
+    let json = packing::unpack(&bytes, |name| {
+        let base = image.get(name).and_then(binary).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("no attribute {name}"))
+        })?;
+        packing::unpack_alone(&base)
+    })
+    .map_err(|e| format!("the record's events attribute does not inflate: {e}"))?;
+    serde_json::from_str(&json).map_err(|e| format!("the record's events do not read: {e}"))
 }
 
-/// The events an `events` attribute holds (its bytes, deflated JSON).
+/// The events an item carries, as a read of the table gives it.
 ///
 /// # Errors
 /// A sentence saying what is wrong with them.
-pub fn events_in(bytes: &[u8]) -> Result<Vec<BusEvent>, String> {
-    let json = inflated(bytes).map_err(|_| "the record's events attribute does not inflate")?;
-    serde_json::from_str(&json).map_err(|e| format!("the record's events do not read: {e}"))
+pub fn item_events(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Result<Vec<BusEvent>, String> {
+    if !item.contains_key(EVENTS) {
+        return Ok(Vec::new());
+    }
+    let json = super::dynamodb_state::unpacked(item, EVENTS).map_err(|e| e.to_string())?;
+    serde_json::from_str(&json).map_err(|e| format!("the item's events do not read: {e}"))
+}
+
+/// The bytes of a binary attribute as a record shows it (base64).
+fn binary(value: &Value) -> Option<Vec<u8>> {
+    let text = value.get("B")?.as_str()?;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 /// A record's sequence number: a failure reported with it makes Lambda retry from that record.
@@ -71,6 +84,22 @@ mod tests {
         assert_eq!(sequence_number(&r), Some("42"));
     }
 
+    /// Events deflated against the execution the save wrote on the same item read back from
+    /// the record alone, and not without that execution.
+    #[test]
+    fn events_deflated_against_an_execution_on_the_item_read_back_from_the_image() {
+        use base64::engine::general_purpose::STANDARD;
+        let execution = r#"{"id":"e1","stages":[{"status":"InProgress"}]}"#;
+        let events = serde_json::to_string(&[event(1), event(2)]).unwrap();
+        let resident = STANDARD.encode(packing::pack(execution, &[]).unwrap());
+        let carried = STANDARD.encode(packing::pack(&events, &[("x:e1", execution)]).unwrap());
+        let image = json!({"x:e1": {"B": resident}, "events": {"B": carried}});
+        assert_eq!(record_events(&record("MODIFY", image)).unwrap(), vec![event(1), event(2)]);
+        let without = json!({"events": {"B": carried}});
+        let err = record_events(&record("MODIFY", without)).unwrap_err();
+        assert!(err.contains("does not inflate") && err.contains("x:e1"), "{err}");
+    }
+
     #[test]
     fn writes_without_events_and_deletes_give_none() {
         assert!(
@@ -83,9 +112,10 @@ mod tests {
     #[test]
     fn a_damaged_record_is_refused_with_a_reason() {
         let r = record("INSERT", json!({"events": {"B": "not base64!"}}));
-        assert_eq!(record_events(&r).unwrap_err(), "the record's events attribute is not base64");
+        let not_binary = "the record's events attribute is not binary base64";
+        assert_eq!(record_events(&r).unwrap_err(), not_binary);
         let r = record("INSERT", json!({"events": {"S": "text"}}));
-        assert_eq!(record_events(&r).unwrap_err(), "the record's events attribute is not binary");
+        assert_eq!(record_events(&r).unwrap_err(), not_binary);
         let r = json!({"eventName": "INSERT", "dynamodb": {}});
         assert!(record_events(&r).unwrap_err().contains("new image"));
     }

@@ -52,6 +52,7 @@ use aws_sdk_dynamodb::types::{
 use baton_core::engine::{Execution, Lanes, Millis};
 
 use super::dynamodb_history as history;
+use super::dynamodb_packing as packing;
 use super::dynamodb_writes as writes;
 use baton_app::ports::BoxError;
 use baton_app::ports::state::*;
@@ -188,36 +189,42 @@ fn malformed(item: &Item, attribute: &'static str) -> StoreError {
     unavailable(DynamoError::Malformed { pk: key_part("pk"), sk: key_part("sk"), attribute })
 }
 
-/// Stores `json` deflated. Write units are counted per kilobyte of item, and execution bodies
-/// and event batches (repetitive JSON) shrink to a fifth or less, so this is most of the cost of
-/// a save. The best level: a few kilobytes take well under a millisecond either way, and each
-/// kilobyte saved is a write unit.
+/// Stores `json` deflated against the table's dictionary (see `dynamodb_packing`). Write units
+/// are counted per kilobyte of item, and execution bodies and event batches (repetitive JSON)
+/// shrink to a fifth or less, so this is most of the cost of a save.
 pub fn packed(json: &str) -> Result<AttributeValue, StoreError> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(json.as_bytes()).map_err(unavailable)?;
-    Ok(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
-        encoder.finish().map_err(unavailable)?,
-    )))
+    packed_against(json, &[])
 }
 
-/// The JSON an attribute holds: deflated (binary) or, as items written before packing, text.
+/// Stores `json` deflated against the dictionary and `bases`: attributes (name and text) of
+/// the item it goes on, which a reader finds there.
+pub(super) fn packed_against(
+    json: &str,
+    bases: &[(&str, &str)],
+) -> Result<AttributeValue, StoreError> {
+    let bytes = packing::pack(json, bases).map_err(unavailable)?;
+    Ok(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes)))
+}
+
+/// The JSON an attribute holds: packed (binary) or, as items written before packing, text.
+/// Bases a packed attribute names are read from the same item.
 pub(super) fn unpacked(item: &Item, attribute: &'static str) -> Result<String, StoreError> {
     match item.get(attribute) {
         Some(AttributeValue::S(text)) => Ok(text.clone()),
         Some(AttributeValue::B(blob)) => {
-            inflated(blob.as_ref()).map_err(|_| malformed(item, attribute))
+            packing::unpack(blob.as_ref(), |base| match item.get(base) {
+                Some(AttributeValue::B(b)) => packing::unpack_alone(b.as_ref()),
+                _ => Err(std::io::Error::new(std::io::ErrorKind::NotFound, base.to_owned())),
+            })
+            .map_err(|_| malformed(item, attribute))
         }
         _ => Err(malformed(item, attribute)),
     }
 }
 
-/// The text deflated in `bytes`.
-pub(crate) fn inflated(bytes: &[u8]) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let mut text = String::new();
-    flate2::read::DeflateDecoder::new(bytes).read_to_string(&mut text)?;
-    Ok(text)
+/// The text packed in `bytes`, which names no bases.
+pub fn inflated(bytes: &[u8]) -> std::io::Result<String> {
+    packing::unpack_alone(bytes)
 }
 
 /// Whether a conditional write was refused because its condition did not hold (every write
@@ -251,17 +258,17 @@ fn versioned_execution(item: &Item) -> Result<Versioned<Execution>, StoreError> 
 /// An item's size as DynamoDB counts it: attribute names plus values. Numbers are counted at
 /// their 21-byte maximum, so the estimate errs on the large side.
 fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(name, value)| {
-            name.len()
-                + match value {
-                    AttributeValue::S(v) => v.len(),
-                    AttributeValue::B(v) => v.as_ref().len(),
-                    AttributeValue::N(_) => 21,
-                    _ => 1,
-                }
-        })
-        .sum()
+    item.iter().map(|(name, value)| attribute_size(name, value)).sum()
+}
+
+fn attribute_size(name: &str, value: &AttributeValue) -> usize {
+    name.len()
+        + match value {
+            AttributeValue::S(v) => v.len(),
+            AttributeValue::B(v) => v.as_ref().len(),
+            AttributeValue::N(_) => 21,
+            _ => 1,
+        }
 }
 
 fn now_micros() -> i64 {
@@ -306,6 +313,43 @@ impl Expression {
 
 /// The update of the lanes item: the new version, lanes and residents, and this save's events
 /// (or none: an update leaves other attributes in place, so old events must go).
+/// A save's events: their JSON, and the attributes that carry them on an item of their own.
+struct SaveEvents {
+    json: String,
+    count: usize,
+    alone: Item,
+}
+
+impl SaveEvents {
+    fn attributes(events: AttributeValue, count: usize) -> Item {
+        Item::from([
+            (writes::EVENTS.to_owned(), events),
+            (writes::EVENT_COUNT.to_owned(), n(count)),
+        ])
+    }
+
+    /// The attributes carrying them on an item that also gets `bases` (attribute names and
+    /// packed executions): deflated against those, since the events repeat them.
+    fn against(self, bases: &[(String, AttributeValue)]) -> Result<Item, StoreError> {
+        let mut texts = Vec::with_capacity(bases.len());
+        for (name, value) in bases {
+            if let AttributeValue::B(blob) = value {
+                texts.push((name.as_str(), inflated(blob.as_ref()).map_err(unavailable)?));
+            }
+        }
+        let bases: Vec<(&str, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Ok(Self::attributes(packed_against(&self.json, &bases)?, self.count))
+    }
+
+    /// The attributes carrying them on an execution's own item, against its `body`.
+    fn against_body(self, item: &Item) -> Result<Item, StoreError> {
+        match item.get("body") {
+            Some(body) => self.against(&[("body".to_owned(), body.clone())]),
+            None => Ok(self.alone),
+        }
+    }
+}
+
 fn lanes_expression(l: &writes::LanesWrite, events: Option<&Item>) -> Expression {
     let mut e = Expression::at_version(l.read);
     let mut set = vec!["#version = :next".to_owned()];
@@ -315,7 +359,7 @@ fn lanes_expression(l: &writes::LanesWrite, events: Option<&Item>) -> Expression
     if let Some(body) = &l.body {
         set.push("#body = :body".into());
         e.names.insert("#body".into(), "body".into());
-        e.values.insert(":body".into(), s(body.clone()));
+        e.values.insert(":body".into(), body.clone());
     }
     for (i, (name, value)) in l.set.iter().enumerate() {
         set.push(format!("#x{i} = :x{i}"));
@@ -595,7 +639,7 @@ impl DynamoDbStateStore {
                 found.extend(residents(&item)?.into_iter().map(|r| (r.value.id.clone(), r)));
                 Versioned {
                     version: get_n(&item, "version")?,
-                    value: from_json::<Lanes>(get_s(&item, "body")?)?,
+                    value: from_json::<Lanes>(&unpacked(&item, "body")?)?,
                 }
             }
             None => Versioned { version: 0, value: Lanes::default() },
@@ -651,21 +695,19 @@ impl DynamoDbStateStore {
         Ok(Some(Snapshot { lanes, executions }))
     }
 
-    /// A save's events as the attributes that carry them; none for a save without events.
+    /// A save's events; none for a save without events.
     fn events_attributes(
         &self,
         pipeline: &str,
         events: &[BusEvent],
-    ) -> Result<Option<Item>, StoreError> {
+    ) -> Result<Option<SaveEvents>, StoreError> {
         if events.is_empty() {
             return Ok(None);
         }
         let events = super::traced(events, super::invocation_trace().as_deref());
-        let item = Item::from([
-            (writes::EVENTS.to_owned(), packed(&to_json(&events)?)?),
-            (writes::EVENT_COUNT.to_owned(), n(events.len())),
-        ]);
-        let bytes = item_size(&item);
+        let json = to_json(&events)?;
+        let alone = SaveEvents::attributes(packed(&json)?, events.len());
+        let bytes = item_size(&alone);
         if bytes > MAX_ITEM_BYTES {
             return Err(unavailable(DynamoError::ItemTooLarge {
                 pipeline: pipeline.to_owned(),
@@ -673,7 +715,7 @@ impl DynamoDbStateStore {
                 bytes,
             }));
         }
-        Ok(Some(item))
+        Ok(Some(SaveEvents { json, count: events.len(), alone }))
     }
 
     /// Sends one save: a single conditional write when it touches one item (the usual case),
@@ -683,25 +725,23 @@ impl DynamoDbStateStore {
         &self,
         pipeline: &str,
         planned: writes::Writes,
-        events: Option<Item>,
+        events: Option<SaveEvents>,
         now_secs: i64,
     ) -> Result<(), StoreError> {
         let pk = pipeline_pk(pipeline);
         let mut ops = Vec::new();
         let mut bytes = 0;
         let mut events = events;
-        let large = events.as_ref().is_some_and(|e| item_size(e) > MAX_CARRIED_EVENTS_BYTES);
+        let large = events.as_ref().is_some_and(|e| item_size(&e.alone) > MAX_CARRIED_EVENTS_BYTES);
         // Events go on an execution's item only if both stay within DynamoDB's item limit.
-        let fits = |item: &Item, events: Option<&Item>| {
-            !large && item_size(item) + events.map_or(0, item_size) + 64 <= MAX_ITEM_BYTES
+        let fits = |item: &Item, events: Option<&SaveEvents>| {
+            !large
+                && item_size(item) + events.map_or(0, |e| item_size(&e.alone)) + 64
+                    <= MAX_ITEM_BYTES
         };
         if let Some(l) = &planned.lanes {
-            let written = l
-                .set
-                .iter()
-                .map(|(k, v)| item_size(&Item::from([(k.clone(), v.clone())])))
-                .sum::<usize>()
-                + l.body.as_ref().map_or(0, String::len);
+            let written = l.set.iter().map(|(k, v)| attribute_size(k, v)).sum::<usize>()
+                + l.body.as_ref().map_or(0, |b| attribute_size("body", b));
             // What this update writes must fit, with room for the residents it leaves as they
             // are (at most one per stage, each at most 4 KB deflated).
             if written > MAX_ITEM_BYTES / 2 {
@@ -711,7 +751,14 @@ impl DynamoDbStateStore {
                     bytes: written,
                 }));
             }
-            let carried = if large { None } else { events.take() };
+            // Deflated against the residents this update writes, which the record shows too.
+            let carried = match events.take() {
+                Some(ev) if !large => Some(ev.against(&l.set)?),
+                other => {
+                    events = other;
+                    None
+                }
+            };
             bytes += written + carried.as_ref().map_or(0, item_size);
             ops.push(Write::Update(
                 key(pk.clone(), LANES_SK),
@@ -724,7 +771,7 @@ impl DynamoDbStateStore {
                     if fits(&item, events.as_ref())
                         && let Some(ev) = events.take()
                     {
-                        item.extend(ev);
+                        item.extend(ev.against_body(&item)?);
                     }
                     item.insert("version".into(), n(read + 1));
                     bytes += item_size(&item);
@@ -734,7 +781,7 @@ impl DynamoDbStateStore {
                     if fits(&item, events.as_ref())
                         && let Some(ev) = events.take()
                     {
-                        item.extend(ev);
+                        item.extend(ev.against_body(&item)?);
                     }
                     bytes += item_size(&item);
                     ops.push(Write::Update(key(pk.clone(), get_s(&item, "sk")?), moved_out(item)));
@@ -750,7 +797,7 @@ impl DynamoDbStateStore {
         }
         if let Some(ev) = events {
             let mut item = key(pk.clone(), EVENTS_SK);
-            item.extend(ev);
+            item.extend(ev.alone);
             // Only the stream needs it; TTL removes it. A put that changes nothing writes no
             // stream record, so each save's item differs by its time.
             item.insert("expires_at".into(), n(now_secs.saturating_add(86_400)));

@@ -54,8 +54,8 @@ pub(super) struct Writes {
 pub(super) struct LanesWrite {
     /// The version read (0: the item does not exist yet).
     pub read: u64,
-    /// The new lanes (JSON), when they changed.
-    pub body: Option<String>,
+    /// The new lanes (packed JSON), when they changed.
+    pub body: Option<AttributeValue>,
     /// Resident executions written: attribute name and deflated body.
     pub set: Vec<(String, AttributeValue)>,
     /// Residents that moved out.
@@ -96,7 +96,7 @@ pub(super) fn plan(
         .lanes
         .as_ref()
         .map(|l| l.value.holders.iter().flatten().map(String::as_str).collect());
-    let body = changes.lanes.as_ref().map(|l| to_json(&l.value)).transpose()?;
+    let body = changes.lanes.as_ref().map(|l| packed(&to_json(&l.value)?)).transpose()?;
     let mut lanes_read: Option<u64> = changes.lanes.as_ref().map(|l| l.version);
     let mut own = Vec::new();
     let mut writes_lanes = |read: u64| -> Result<(), StoreError> {

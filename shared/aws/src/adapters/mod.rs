@@ -8,6 +8,7 @@ pub mod dynamodb_approvals;
 mod dynamodb_history;
 pub mod dynamodb_job_queue;
 pub mod dynamodb_jobs;
+pub mod dynamodb_packing;
 pub mod dynamodb_relay;
 pub mod dynamodb_state;
 pub mod dynamodb_webhooks;

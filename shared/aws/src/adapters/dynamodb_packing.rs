@@ -1,0 +1,226 @@
+//! How the table's items hold JSON: deflated, against a preset dictionary.
+//!
+//! Why: DynamoDB bills a write per kilobyte of the whole item (the larger of before and
+//! after), and the items a save rewrites (the lanes item with its resident executions and the
+//! save's events, an execution's own item) are a few kilobytes of JSON each. Deflate alone
+//! spends most of a small document on spelling out its keys once; a dictionary of the keys
+//! and fixed strings Baton writes takes that away. A save's events may also be deflated
+//! against the executions written on the same item ("bases"): they repeat the execution's
+//! ids, artifact keys and configuration, and the stream record that carries the events shows
+//! those executions too, so the relay rebuilds the same dictionary from the record alone.
+//!
+//! The format, from the first byte:
+//! - [`MARK`], then the number of bases (one byte), each base's attribute name (one byte of
+//!   length, then the name), then raw deflate against [`DICTIONARY`] followed by the bases'
+//!   texts in order;
+//! - anything else: raw deflate without a dictionary, as items written before this format.
+//!   A raw deflate stream never starts with [`MARK`]: its block type bits would be 11,
+//!   which deflate reserves.
+//!
+//! [`DICTIONARY`] is part of the stored format: items written with it are read with it for as
+//! long as they live. Never edit it; a better one gets a new mark.
+
+use std::io;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+/// The first byte of a blob deflated against [`DICTIONARY`].
+pub const MARK: u8 = 0x06;
+
+/// Inflated text larger than this is refused: items are at most 400 KB deflated, and no
+/// document Baton writes comes near it inflated.
+const MAX_TEXT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Keys and fixed strings of what Baton stores, the most frequent last (deflate reaches the
+/// dictionary's end with the shortest distances). Pinned by a test: see the module's docs.
+pub const DICTIONARY: &str = concat!(
+    // The pipeline record: the declaration as CodePipeline spells it, and the plan.
+    r#"{"declaration":{"name":"","roleArn":"arn:aws:iam::","artifactStore":{"type":"S3","location":"","encryptionKey":{"id":"","type":"KMS"}},"artifactStores":{"#,
+    r#""stages":[{"name":"Source","actions":[{"name":"","actionTypeId":{"category":"Source","owner":"AWS","provider":"CodeStarSourceConnection","version":"1"},"runOrder":1,"configuration":{},"outputArtifacts":[{"name":""}],"inputArtifacts":[],"namespace":"","region":"","timeoutInMinutes":60}]}],"#,
+    r#""version":1,"executionMode":"QUEUED","pipelineType":"V2","variables":[{"name":"","defaultValue":"","description":""}],"triggers":[{"providerType":"CodeStarSourceConnection","gitConfiguration":{"sourceActionName":"","push":[{"branches":{"includes":["main"]}}]}}]},"#,
+    r#""plan":{"name":"","version":1,"mode":"SUPERSEDED","account":"","region":"us-east-1","event_source":"aws.codepipeline","variables":[],"stages":[{"name":"","actions":[{"name":"","#,
+    r#""run_order":1,"namespace":null,"timeout_minutes":60,"groups":[[0]],"auto_retry":null,"conditions":{"rollback_on_failure":false}}]}]},"created":17,"updated":17}"#,
+    // Approval links and running jobs.
+    r#"{"id":"","approve_hash":"","reject_hash":"","expires":17,"created":17,"used":null}"#,
+    r#"{"key":"CodeBuild#","request":{},"check_at":17}"#,
+    // The lanes.
+    r#"{"holders":[null],"waiting":[[]],"disabled":[null],"latest":[null],"arrivals":1}"#,
+    // The worker's request, carried in an action's STARTED event.
+    r#","baton-action-request":{"pipeline":"","pipeline_version":1,"execution_id":"","stage":"","action":"","attempt":1,"action_type":{"category":"Deploy","owner":"AWS","provider":"CloudFormation","version":"1"},"configuration":{},"commands":[],"input_artifacts":[{"name":"","location":{"bucket":"","key":""}}],"input_revisions":[["",""]],"output_artifacts":[],"region":"","role_arn":null,"pipeline_role_arn":"arn:aws:iam::","artifact_stores":[{"region":"us-east-1","bucket":"","kms_key":"arn:aws:kms:us-east-1:"}],"deadline":17,"token":null,"output_artifact_files":[],"output_variables":[],"environment_variables":[],"announce":{"source":"aws.codepipeline","account":"","home_region":"us-east-1","execution_attempt":1}}"#,
+    // The public events a save emits.
+    r#"[{"source":"aws.codepipeline","detail-type":"CodePipeline Pipeline Execution State Change","resources":["arn:aws:codepipeline:us-east-1:"],"detail":{"pipeline":"","execution-id":"","state":"SUCCEEDED","version":1,"pipeline-execution-attempt":1,"execution-trigger":{"trigger-type":"StartPipelineExecution","trigger-detail":""}}},"#,
+    r#"{"source":"aws.codepipeline","detail-type":"CodePipeline Stage Execution State Change","resources":["arn:aws:codepipeline:us-east-1:"],"detail":{"pipeline":"","execution-id":"","state":"STARTED","version":1,"pipeline-execution-attempt":1,"stage":""}},"#,
+    r#"{"source":"aws.codepipeline","detail-type":"CodePipeline Action Execution State Change","resources":["arn:aws:codepipeline:us-east-1:"],"detail":{"pipeline":"","execution-id":"","state":"STARTED","version":1,"pipeline-execution-attempt":1,"stage":"","action":"","region":"us-east-1","type":{"owner":"AWS","category":"Build","provider":"CodeBuild","version":1},"input-artifacts":[{"name":"","s3location":{"bucket":"","key":""}}],"output-artifacts":[],"execution-result":{"external-execution-url":"https://","external-execution-summary":"","external-execution-id":""}},"trace":"Root=1-;Sampled=1"}]"#,
+    // An execution, as it stands in the lanes item and in its own item.
+    r#"{"id":"","pipeline_version":1,"status":"InProgress","place":{"InStage":1},"status_summary":"","trigger":{"trigger_type":"StartPipelineExecution","trigger_detail":""},"variables":{},"arrival":1,"started_at":17,"updated_at":17,"#,
+    r#""stages":[{"status":"Succeeded","attempt":1,"actions":[{"status":"Succeeded","attempt":1,"started_at":17,"updated_at":17,"deadline":17,"token":"","resolved_configuration":{},"output_variables":{},"summary":"","external_id":"","external_url":"https://","decided_by":"","#,
+    r#""inputs":[{"name":"SourceOutput","location":{"bucket":"","key":"/SourceOutput/1.zip"}}],"outputs":[{"name":"BuildOutput","location":{"bucket":"","key":"/BuildOutput/1.zip"}}]}]}],"#,
+    r#""outputs":{},"artifacts":{},"revisions":{},"source_revisions":{"":{"revision_type":"COMMIT_ID","value":""}}}"#,
+);
+
+/// `json` deflated against [`DICTIONARY`] and then `bases` (attribute name and text, each an
+/// attribute of the item this blob goes on), at the best level: a few kilobytes take well
+/// under a millisecond, and each kilobyte saved is a write unit.
+///
+/// # Errors
+/// When a base's name is longer than 255 bytes, or deflate fails.
+pub fn pack(json: &str, bases: &[(&str, &str)]) -> io::Result<Vec<u8>> {
+    let mut out = vec![MARK, u8::try_from(bases.len()).map_err(invalid)?];
+    for (name, _) in bases {
+        out.push(u8::try_from(name.len()).map_err(invalid)?);
+        out.extend_from_slice(name.as_bytes());
+    }
+    let mut deflate = Compress::new(Compression::best(), false);
+    deflate.set_dictionary(&dictionary(bases.iter().map(|(_, text)| *text))).map_err(invalid)?;
+    out.reserve(json.len() / 3 + 64);
+    let input = json.as_bytes();
+    loop {
+        let read = usize::try_from(deflate.total_in()).map_err(invalid)?;
+        match deflate.compress_vec(&input[read..], &mut out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => return Ok(out),
+            Ok(_) => out.reserve(out.capacity().max(256)),
+            Err(e) => return Err(invalid(e)),
+        }
+    }
+}
+
+/// The names of the bases a blob was deflated against (none for one without).
+///
+/// # Errors
+/// When the blob's header is cut short or a name is not UTF-8.
+pub fn bases(bytes: &[u8]) -> io::Result<Vec<&str>> {
+    Ok(header(bytes)?.0)
+}
+
+/// The text of a blob; `base` gives the text of a base attribute it names.
+///
+/// # Errors
+/// When the blob does not inflate, names a base `base` does not give, or is not UTF-8.
+pub fn unpack(bytes: &[u8], base: impl Fn(&str) -> io::Result<String>) -> io::Result<String> {
+    let (names, body) = header(bytes)?;
+    let mut inflate = Decompress::new(false);
+    if bytes.first() == Some(&MARK) {
+        let texts = names.iter().map(|name| base(name)).collect::<io::Result<Vec<String>>>()?;
+        inflate.set_dictionary(&dictionary(texts.iter().map(String::as_str))).map_err(invalid)?;
+    }
+    let mut out = Vec::with_capacity(body.len() * 4 + 64);
+    loop {
+        let read = usize::try_from(inflate.total_in()).map_err(invalid)?;
+        let before = out.len();
+        match inflate.decompress_vec(&body[read..], &mut out, FlushDecompress::Finish) {
+            Ok(Status::StreamEnd) => break,
+            Ok(_) if out.len() == out.capacity() && out.len() < MAX_TEXT_BYTES => {
+                out.reserve(out.len());
+            }
+            // Neither input taken nor output made: the stream is cut short.
+            Ok(_) if out.len() == before && inflate.total_in() as usize == read => {
+                return Err(invalid("the deflated text ends early"));
+            }
+            Ok(_) if out.len() >= MAX_TEXT_BYTES => return Err(invalid("the text is too large")),
+            Ok(_) => {}
+            Err(e) => return Err(invalid(e)),
+        }
+    }
+    String::from_utf8(out).map_err(invalid)
+}
+
+/// The text of a blob that names no bases.
+///
+/// # Errors
+/// As [`unpack`]; also when the blob names a base.
+pub fn unpack_alone(bytes: &[u8]) -> io::Result<String> {
+    unpack(bytes, |name| Err(invalid(format!("a base `{name}` where none can be"))))
+}
+
+/// The base names and the deflate stream of a blob.
+fn header(bytes: &[u8]) -> io::Result<(Vec<&str>, &[u8])> {
+    if bytes.first() != Some(&MARK) {
+        return Ok((Vec::new(), bytes));
+    }
+    let short = || invalid("the packed header is cut short");
+    let count = *bytes.get(1).ok_or_else(short)?;
+    let mut at = 2;
+    let mut names = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let len = usize::from(*bytes.get(at).ok_or_else(short)?);
+        let name = bytes.get(at + 1..at + 1 + len).ok_or_else(short)?;
+        names.push(std::str::from_utf8(name).map_err(invalid)?);
+        at += 1 + len;
+    }
+    Ok((names, &bytes[at..]))
+}
+
+/// The preset dictionary: [`DICTIONARY`], then the bases in order (deflate uses its last 32 KB).
+fn dictionary<'a>(bases: impl Iterator<Item = &'a str>) -> Vec<u8> {
+    let mut all = DICTIONARY.as_bytes().to_vec();
+    for text in bases {
+        all.extend_from_slice(text.as_bytes());
+    }
+    all
+}
+
+fn invalid(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    const EXECUTION: &str = r#"{"id":"8d8ca7db-599b-4fc2-97c1-4347124190e5","pipeline_version":1,"status":"InProgress","place":{"InStage":1},"trigger":{"trigger_type":"StartPipelineExecution","trigger_detail":"cli"},"arrival":0,"started_at":1796669806779,"updated_at":1796669807089,"stages":[{"status":"Succeeded","attempt":1,"actions":[{"status":"Succeeded","attempt":1,"started_at":1796669806779,"updated_at":1796669807089,"resolved_configuration":{"S3Bucket":"team-source","S3ObjectKey":"app/source.zip"},"outputs":[{"name":"SourceOutput","location":{"bucket":"team-artifacts-us-east-1","key":"release/8d8ca7db-599b-4fc2-97c1-4347124190e5/SourceOutput/1.zip"}}]}]}],"artifacts":{"SourceOutput":{"bucket":"team-artifacts-us-east-1","key":"release/8d8ca7db-599b-4fc2-97c1-4347124190e5/SourceOutput/1.zip"}}}"#;
+    const EVENTS: &str = r#"[{"source":"aws.codepipeline","detail-type":"CodePipeline Stage Execution State Change","resources":["arn:aws:codepipeline:us-east-1:123456789012:release"],"detail":{"pipeline":"release","execution-id":"8d8ca7db-599b-4fc2-97c1-4347124190e5","state":"STARTED","version":1,"pipeline-execution-attempt":1,"stage":"Build"}},{"source":"aws.codepipeline","detail-type":"CodePipeline Action Execution State Change","resources":["arn:aws:codepipeline:us-east-1:123456789012:release"],"detail":{"pipeline":"release","execution-id":"8d8ca7db-599b-4fc2-97c1-4347124190e5","state":"STARTED","version":1,"pipeline-execution-attempt":1,"stage":"Build","action":"Compile","region":"us-east-1","type":{"owner":"AWS","category":"Build","provider":"CodeBuild","version":1},"input-artifacts":[{"name":"SourceOutput","s3location":{"bucket":"team-artifacts-us-east-1","key":"release/8d8ca7db-599b-4fc2-97c1-4347124190e5/SourceOutput/1.zip"}}]}}]"#;
+
+    fn deflated(text: &str) -> Vec<u8> {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), Compression::best());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_blob_reads_back_as_written_and_is_smaller_than_plain_deflate() {
+        let blob = pack(EXECUTION, &[]).unwrap();
+        assert_eq!(unpack_alone(&blob).unwrap(), EXECUTION);
+        let plain = deflated(EXECUTION).len();
+        assert!(blob.len() * 10 < plain * 8, "{} bytes against {plain} without", blob.len());
+    }
+
+    #[test]
+    fn events_deflated_against_their_execution_need_it_back_and_are_smaller() {
+        let blob = pack(EVENTS, &[("x:8d8ca7db", EXECUTION)]).unwrap();
+        assert_eq!(bases(&blob).unwrap(), ["x:8d8ca7db"]);
+        let back = unpack(&blob, |name| {
+            assert_eq!(name, "x:8d8ca7db");
+            Ok(EXECUTION.to_owned())
+        });
+        assert_eq!(back.unwrap(), EVENTS);
+        assert!(unpack_alone(&blob).is_err(), "without its base the blob does not read");
+        let alone = pack(EVENTS, &[]).unwrap().len();
+        assert!(blob.len() < alone, "{} bytes against {alone} without the base", blob.len());
+    }
+
+    #[test]
+    fn blobs_written_before_the_dictionary_still_read() {
+        assert_eq!(unpack_alone(&deflated(EXECUTION)).unwrap(), EXECUTION);
+        assert_ne!(deflated(EXECUTION)[0], MARK, "plain deflate never starts with the mark");
+    }
+
+    #[test]
+    fn cut_or_corrupt_blobs_are_errors() {
+        let blob = pack(EXECUTION, &[]).unwrap();
+        assert!(unpack_alone(&blob[..blob.len() / 2]).is_err());
+        assert!(unpack_alone(&[MARK]).is_err());
+        assert!(unpack_alone(&[MARK, 1, 9, b'x']).is_err());
+        assert!(unpack_alone(&[MARK, 0, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    /// Items written with the dictionary are read with it for as long as they live.
+    #[test]
+    fn the_dictionary_is_never_edited() {
+        let digest: u32 = DICTIONARY
+            .bytes()
+            .fold(2_166_136_261, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
+        assert_eq!((DICTIONARY.len(), digest), (3917, 2_967_271_661), "see the module's docs");
+    }
+}

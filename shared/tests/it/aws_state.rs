@@ -458,6 +458,7 @@ async fn readers_that_meet_an_unexplained_tombstone_read_again_and_then_give_up(
         .item("sk", AttributeValue::S("EXECUTION#e9".into()))
         .item("version", AttributeValue::N("2".into()))
         .item("resident", AttributeValue::N("1".into()))
+        .item("ended", AttributeValue::N("0".into()))
         .send()
         .await
         .unwrap();
@@ -539,7 +540,7 @@ async fn a_listing_of_the_newest_reads_only_them_through_the_index() {
 }
 
 #[tokio::test]
-async fn without_the_index_a_listing_reads_the_partition() {
+async fn without_the_indexes_listings_and_active_loads_read_the_partition() {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config("eu-west-1").await);
     let table = unique("baton-no-index");
     let attribute = |name: &str| {
@@ -576,6 +577,11 @@ async fn without_the_index_a_listing_reads_the_partition() {
     let newest = store.executions("old", 2).await.unwrap();
     assert_eq!(ids(&newest), ["e4", "e3"]);
     assert_eq!(ids(&store.executions("old", 10).await.unwrap()), ["e4", "e3", "e2", "e1"]);
+    // Nor has it the `active` index: an active load reads the partition.
+    save_alone(&store, "old", execution("p1", ExecutionStatus::InProgress)).await;
+    let active = store.load("old", &Scope::Active).await.unwrap().executions;
+    let active: Vec<&str> = active.iter().map(|e| e.value.id.as_str()).collect();
+    assert_eq!(active, ["e1", "p1"]);
 }
 
 /// Items written before the table's dictionary (the lanes as text, a resident deflated
@@ -617,4 +623,91 @@ async fn items_written_before_the_dictionary_load_and_save_on() {
     let again = store.load("old", &Scope::LanesOnly).await.unwrap();
     assert_eq!(again.executions[0].value.updated_at, 5_000);
     assert_eq!(relayed(&client, &table).await, vec![7], "the events read against the resident");
+}
+
+/// Execution `id` as a load of it gives it (the residents come along).
+async fn loaded(store: &DynamoDbStateStore, pipeline: &str, id: &str) -> Versioned<Execution> {
+    let snap = store.load(pipeline, &Scope::One(id.into())).await.unwrap();
+    snap.executions.into_iter().find(|e| e.value.id == id).unwrap()
+}
+
+/// The queries a client sends: the index (or `table`) and the key condition of each.
+#[derive(Debug, Clone, Default)]
+struct Queries(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for Queries {
+    fn name(&self) -> &'static str {
+        "Queries"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use aws_sdk_dynamodb::operation::query::QueryInput;
+        if let Some(q) = context.input().downcast_ref::<QueryInput>() {
+            let index = q.index_name().unwrap_or("table");
+            let condition = q.key_condition_expression().unwrap_or_default();
+            self.0.lock().unwrap().push(format!("{index}: {condition}"));
+        }
+        Ok(())
+    }
+}
+
+/// A tick or a decided approval loads a pipeline's active executions: through the `active`
+/// index, whose key condition reads (and bills) only the active ones, never the partition.
+#[tokio::test]
+async fn an_active_load_reads_only_the_active_executions_through_the_index() {
+    let queries = Queries::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config("eu-west-1").await)
+        .interceptor(queries.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let table = unique("baton-active");
+    create_table(&client, &table).await.unwrap();
+    let store = DynamoDbStateStore::new(client.clone(), table.clone(), RETENTION_DAYS);
+    // e1 holds a stage (the lanes item); p1 and p2 run on their own (PARALLEL mode); the
+    // rest ended.
+    seed(&store, "busy").await;
+    for n in 2..=30 {
+        let x = baton_testkit::execution(&format!("e{n}"), ExecutionStatus::Succeeded, n);
+        save_alone(&store, "busy", x).await;
+    }
+    for id in ["p1", "p2"] {
+        save_alone(&store, "busy", execution(id, ExecutionStatus::InProgress)).await;
+    }
+    // p2 ends: an ended execution is not active, whatever the index says at that moment.
+    let mut p2 = loaded(&store, "busy", "p2").await;
+    p2.value = execution("p2", ExecutionStatus::Succeeded);
+    let changes = Changes { lanes: None, executions: vec![p2], outbox: vec![] };
+    store.save("busy", changes).await.unwrap();
+    let ended = raw_item(&client, &table, "PIPELINE#busy", "EXECUTION#p2").await;
+    assert!(!ended.contains_key("ended"), "an ended execution leaves the index: {ended:?}");
+    queries.0.lock().unwrap().clear();
+
+    let snap = store.load("busy", &Scope::Active).await.unwrap();
+    let ids: Vec<&str> = snap.executions.iter().map(|e| e.value.id.as_str()).collect();
+    assert_eq!(ids, ["e1", "p1"]);
+    assert_eq!(*queries.0.lock().unwrap(), ["active: pk = :pk AND #ended = :zero"]);
+
+    // e3 is queued again (QUEUED mode: it waits in an item of its own), then moves into the
+    // lanes item: its tombstone keeps it in the index, and a load finds it resident.
+    let mut e3 = loaded(&store, "busy", "e3").await;
+    e3.value = execution("e3", ExecutionStatus::InProgress);
+    let changes = Changes { lanes: None, executions: vec![e3], outbox: vec![] };
+    store.save("busy", changes).await.unwrap();
+    let snap = store.load("busy", &Scope::Active).await.unwrap();
+    let e3 = snap.executions.iter().find(|e| e.value.id == "e3").unwrap().clone();
+    let lanes = Versioned { version: snap.lanes.version, value: lanes("e3") };
+    let changes = Changes { lanes: Some(lanes), executions: vec![e3], outbox: vec![] };
+    store.save("busy", changes).await.unwrap();
+    let tombstone = raw_item(&client, &table, "PIPELINE#busy", "EXECUTION#e3").await;
+    assert!(tombstone.contains_key("resident"), "{tombstone:?}");
+    assert_eq!(tombstone.get("ended"), Some(&AttributeValue::N("0".into())));
+    let snap = store.load("busy", &Scope::Active).await.unwrap();
+    let ids: Vec<&str> = snap.executions.iter().map(|e| e.value.id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e3", "p1"]);
 }

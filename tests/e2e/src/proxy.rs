@@ -74,8 +74,8 @@ pub struct Proxy {
     calls: Arc<Mutex<Vec<Call>>>,
     /// Sizes of items written, by key, so a later delete is charged what it removes.
     sizes: Arc<Mutex<HashMap<String, usize>>>,
-    /// Each item's `started`, the key of the table's keys-only `by-start` index, by `pk|sk`.
-    indexed: Arc<Mutex<HashMap<String, String>>>,
+    /// Each item's sort key in each of the table's keys-only indexes, by index and `pk|sk`.
+    indexed: Arc<Mutex<HashMap<(&'static str, String), String>>>,
     /// CodeCommit, which moto does not serve: answered here.
     codecommit: crate::codecommit::Repositories,
     /// CloudWatch's alarms, which moto cannot serve as the SDK asks: answered here.
@@ -594,13 +594,13 @@ impl Proxy {
     }
 
     /// The size of each item a successful write touched, read back from moto (0: gone), and
-    /// its `started`, by `pk|sk`. The read reuses the write's headers (moto routes by them)
-    /// and is not recorded.
+    /// its sort key in each keys-only index, by `pk|sk`. The read reuses the write's headers
+    /// (moto routes by them) and is not recorded.
     async fn sizes_after(
         &self,
         headers: &hyper::HeaderMap,
         written: &[(String, Value)],
-    ) -> HashMap<String, (usize, Option<String>)> {
+    ) -> HashMap<String, (usize, IndexKeys)> {
         let mut sizes = HashMap::new();
         for (table, key) in written {
             let body = serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true});
@@ -617,8 +617,9 @@ impl Proxy {
             let Ok(response) = self.send(get).await else { continue };
             let Ok(got) = response.into_body().collect().await else { continue };
             let got: Value = serde_json::from_slice(&got.to_bytes()).unwrap_or_default();
-            let started = got["Item"]["started"]["N"].as_str().map(str::to_owned);
-            sizes.insert(item_key(key), (item_size(&got["Item"]), started));
+            let keys = INDEXES
+                .map(|(_, attribute)| got["Item"][attribute]["N"].as_str().map(str::to_owned));
+            sizes.insert(item_key(key), (item_size(&got["Item"]), keys));
         }
         sizes
     }
@@ -691,7 +692,7 @@ impl Proxy {
         req: &Value,
         response: &[u8],
         written: &[(String, Value)],
-        after: &HashMap<String, (usize, Option<String>)>,
+        after: &HashMap<String, (usize, IndexKeys)>,
     ) {
         let resp: Value = serde_json::from_slice(response).unwrap_or_default();
         let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -721,18 +722,22 @@ impl Proxy {
                 let mut indexed = self.indexed.lock().unwrap_or_else(PoisonError::into_inner);
                 for (_, key) in written {
                     call.write_units += charge(key, factor, &mut sizes);
-                    // The keys-only `by-start` index: an entry (under 1 KB) is written when an
-                    // item's `started` appears, deleted when it goes, both when it changes.
+                    // A keys-only index's entry (under 1 KB) is written when an item's sort key
+                    // for it appears, deleted when it goes, both when it changes.
                     let k = item_key(key);
-                    let now = after.get(&k).and_then(|(_, started)| started.clone());
-                    let before = match &now {
-                        Some(started) => indexed.insert(k, started.clone()),
-                        None => indexed.remove(&k),
-                    };
-                    if before != now {
-                        let units = f64::from(u8::from(before.is_some()) + u8::from(now.is_some()));
-                        call.write_units += units;
-                        index_units.push(("by_start_index", units));
+                    for (i, (kind, _)) in INDEXES.iter().enumerate() {
+                        let now = after.get(&k).and_then(|(_, keys)| keys[i].clone());
+                        let slot = (*kind, k.clone());
+                        let before = match &now {
+                            Some(value) => indexed.insert(slot, value.clone()),
+                            None => indexed.remove(&slot),
+                        };
+                        if before != now {
+                            let units =
+                                f64::from(u8::from(before.is_some()) + u8::from(now.is_some()));
+                            call.write_units += units;
+                            index_units.push((*kind, units));
+                        }
                     }
                 }
                 by_item.extend(index_units);
@@ -753,6 +758,12 @@ impl Proxy {
         call.item_bytes = bytes;
     }
 }
+
+/// The table's keys-only indexes, as the write units name them, and each one's sort key.
+const INDEXES: [(&str, &str); 2] = [("by_start_index", "started"), ("active_index", "ended")];
+
+/// An item's sort key in each of [`INDEXES`], where it has one.
+type IndexKeys = [Option<String>; 2];
 
 /// The table and key of each item a write request writes.
 fn written_keys(operation: &str, req: &Value) -> Vec<(String, Value)> {

@@ -450,6 +450,12 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     // and the store's tests on moto list executions through the index.
     ("ApiFunction/ListExecutionsNewestFirst", "a Query of the table's by-start index"),
     ("TriggerFunction/FindTheNewestExecution", "a Query of the table's by-start index"),
+    // Likewise for the `active` index: the store's tests on moto load active executions
+    // through it.
+    ("TriggerFunction/LoadActiveExecutions", "a Query of the table's active index"),
+    ("StageAdvanceFunction/LoadActiveExecutions", "a Query of the table's active index"),
+    ("ApprovalPagesFunction/LoadActiveExecutions", "a Query of the table's active index"),
+    ("ApiFunction/LoadActiveExecutions", "a Query of the table's active index"),
 ];
 
 fn write_figures(h: &Harness, actions: usize) {

@@ -52,16 +52,7 @@ impl DynamoDbStateStore {
                 .await;
             let page = match page {
                 Ok(page) => page,
-                Err(e)
-                    if matches!(
-                        e.code(),
-                        Some("ValidationException" | "ResourceNotFoundException")
-                    ) =>
-                {
-                    warn!(table = %self.table, index = INDEX, error = e.message().unwrap_or_default(),
-                        "the executions index cannot be read yet; listing the whole partition");
-                    return Ok(None);
-                }
+                Err(e) if index_unreadable(&e, &self.table, INDEX) => return Ok(None),
                 Err(e) => return Err(sdk("Query")(e)),
             };
             for item in page.items.unwrap_or_default() {
@@ -77,6 +68,21 @@ impl DynamoDbStateStore {
             }
         }
     }
+}
+
+/// Whether a query failed because its index cannot be read: not there, or DynamoDB still
+/// builds it after it was added to a table with items. Logged: the caller reads the partition.
+pub(super) fn index_unreadable<E: ProvideErrorMetadata>(e: &E, table: &str, index: &str) -> bool {
+    let unreadable = matches!(e.code(), Some("ValidationException" | "ResourceNotFoundException"));
+    if unreadable {
+        warn!(
+            table,
+            index,
+            error = e.message().unwrap_or_default(),
+            "an index of the executions table cannot be read yet; reading the whole partition"
+        );
+    }
+    unreadable
 }
 
 /// `all` newest first (ties by arrival), cut to `limit`.

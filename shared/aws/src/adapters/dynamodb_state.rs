@@ -17,7 +17,7 @@
 //! |-------------------|------------------|---------------------------------------------------------|
 //! | `PIPELINE#<name>` | `PIPELINE`       | `record` (deflated JSON), `created`, `updated`          |
 //! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON), `x:<id>` (deflated JSON) per execution holding a stage, `events`/`event_count` of the last save |
-//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0/1), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`; or a tombstone (`version`, `resident`, `started`) while the execution lives in `LANES` |
+//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0, only while active), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`; or a tombstone (`version`, `resident`, `started`, `ended`) while the execution lives in `LANES` |
 //! | `PIPELINE#<name>` | `EVENTS`         | `events`/`event_count` of a save that wrote no state item, `expires_at` |
 //! | `PIPELINES`       | `<name>`         | `watches`: the sources the pipeline watches (the sorted listing, and the trigger's index) |
 //! | `APPROVAL#<id>`   | `LINK`           | `body` (JSON), `used` (JSON) once used, `expires_at`    |
@@ -51,6 +51,7 @@ use aws_sdk_dynamodb::types::{
 };
 use baton_core::engine::{Execution, Lanes, Millis};
 
+use super::dynamodb_active as active;
 use super::dynamodb_history as history;
 use super::dynamodb_packing as packing;
 use super::dynamodb_writes as writes;
@@ -403,10 +404,17 @@ fn moved_out(item: Item) -> Expression {
         e.names.insert(format!("#s{i}"), name);
         e.values.insert(format!(":s{i}"), value);
     }
+    let mut remove = vec!["#mark"];
+    if !e.names.values().any(|name| name == active::ENDED) {
+        // It ended: the tombstone's `ended = 0` goes with the mark.
+        e.names.insert("#ended".into(), active::ENDED.into());
+        remove.push("#ended");
+    }
     e.names.insert("#version".into(), "version".into());
     e.names.insert("#mark".into(), RESIDENT_MARK.into());
     e.values.insert(":one".into(), n(1));
-    e.update = Some(format!("SET {} REMOVE #mark ADD #version :one", set.join(", ")));
+    e.update =
+        Some(format!("SET {} REMOVE {} ADD #version :one", set.join(", "), remove.join(", ")));
     e
 }
 
@@ -652,24 +660,31 @@ impl DynamoDbStateStore {
         match scope {
             Scope::One(id) => wanted.push(id.clone()),
             Scope::LanesOnly => {}
-            Scope::Active => {
-                // A Query of the pipeline's partition with a filter: no Scan, but it reads
-                // (and bills) the ended executions still within their retention too. A
-                // sparse GSI on an `active` attribute would read only the live ones; the
-                // template declares no GSI yet, and active loads are rare.
-                for item in
-                    self.query_all(pk.clone(), Some(EXECUTION_PREFIX), Filter::Active).await?
-                {
-                    if moved_in(&item, &found) {
-                        return Ok(None);
+            // Through the `active` index (see `dynamodb_active`): its keys, then those items
+            // read strongly below, as the waiting ones are.
+            Scope::Active => match self.active_keys(&pk).await? {
+                Some(keys) => wanted.extend(
+                    keys.iter()
+                        .filter_map(|sk| sk.strip_prefix(EXECUTION_PREFIX))
+                        .map(str::to_owned),
+                ),
+                // A Query of the pipeline's partition with a filter: it reads (and bills) the
+                // ended executions still within their retention too.
+                None => {
+                    for item in
+                        self.query_all(pk.clone(), Some(EXECUTION_PREFIX), Filter::Active).await?
+                    {
+                        if moved_in(&item, &found) {
+                            return Ok(None);
+                        }
+                        if item.contains_key(RESIDENT_MARK) {
+                            continue;
+                        }
+                        let e = versioned_execution(&item)?;
+                        found.entry(e.value.id.clone()).or_insert(e);
                     }
-                    if item.contains_key(RESIDENT_MARK) {
-                        continue;
-                    }
-                    let e = versioned_execution(&item)?;
-                    found.entry(e.value.id.clone()).or_insert(e);
                 }
-            }
+            },
         }
         wanted.sort();
         wanted.dedup();
@@ -687,6 +702,11 @@ impl DynamoDbStateStore {
                     continue;
                 }
                 let e = versioned_execution(&item)?;
+                // The index may still list one that ended a moment ago.
+                let waits = || lanes.value.waiting.iter().flatten().any(|w| *w == e.value.id);
+                if matches!(scope, Scope::Active) && e.value.status().is_ended() && !waits() {
+                    continue;
+                }
                 found.insert(e.value.id.clone(), e);
             }
         }
@@ -791,6 +811,8 @@ impl DynamoDbStateStore {
                     tombstone.insert("version".into(), n(read + 1));
                     tombstone.insert(history::STARTED.into(), n(started));
                     tombstone.insert(RESIDENT_MARK.into(), n(1));
+                    // Active loads find it through the `active` index and read it again.
+                    tombstone.insert(active::ENDED.into(), n(0));
                     ops.push(Write::Put(tombstone, Expression::at_version(read)));
                 }
             }
@@ -908,7 +930,11 @@ impl DynamoDbStateStore {
     ) -> Result<Item, StoreError> {
         let ended = x.status().is_ended();
         let mut item = key(pipeline_pk(pipeline), execution_sk(&x.id));
-        item.insert("ended".into(), n(u8::from(ended)));
+        // Only while active: an ended execution then has no entry in the `active` index to
+        // write (items written before carry `ended = 1`, which its key condition skips).
+        if !ended {
+            item.insert(active::ENDED.into(), n(0));
+        }
         item.insert(history::STARTED.into(), n(x.started_at));
         item.insert("arrival".into(), n(x.arrival));
         item.insert("body".into(), body);
@@ -990,6 +1016,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
         .attribute_definitions(attribute("sk", ScalarAttributeType::S)?)
         .attribute_definitions(attribute(history::STARTED, ScalarAttributeType::N)?)
+        .attribute_definitions(attribute(active::ENDED, ScalarAttributeType::N)?)
         .key_schema(key_element("pk", KeyType::Hash)?)
         .key_schema(key_element("sk", KeyType::Range)?)
         .global_secondary_indexes(
@@ -997,6 +1024,15 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
                 .index_name(history::INDEX)
                 .key_schema(key_element("pk", KeyType::Hash)?)
                 .key_schema(key_element(history::STARTED, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .map_err(sdk("CreateTable"))?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(active::INDEX)
+                .key_schema(key_element("pk", KeyType::Hash)?)
+                .key_schema(key_element(active::ENDED, KeyType::Range)?)
                 .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
                 .build()
                 .map_err(sdk("CreateTable"))?,

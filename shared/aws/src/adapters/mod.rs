@@ -4,6 +4,7 @@
 
 #[cfg(feature = "secrets")]
 pub mod aws_secrets;
+mod dynamodb_active;
 pub mod dynamodb_approvals;
 mod dynamodb_history;
 pub mod dynamodb_job_queue;

@@ -30,6 +30,7 @@ mod routing;
 mod running_jobs;
 mod smtp_tls;
 mod stage_advance_batches;
+mod stage_advance_ticks;
 mod state;
 mod worker_metrics;
 

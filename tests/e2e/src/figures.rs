@@ -56,6 +56,24 @@ pub struct Run<'a> {
     pub startup: BTreeMap<String, Duration>,
     /// Priced as arm64 functions (the template's default), from durations measured here.
     pub arm64: bool,
+    /// The buckets the release deploys into: requests to them are the deploy's own work
+    /// (the objects an S3 deploy writes), which any orchestrator's user pays alike.
+    pub deploy_buckets: Vec<String>,
+}
+
+/// Whether S3 bills `operation` as a write (PUT, COPY, POST, LIST) rather than a read.
+fn s3_write(operation: &str) -> bool {
+    matches!(
+        operation,
+        "PutObject"
+            | "CopyObject"
+            | "UploadPart"
+            | "UploadPartCopy"
+            | "CreateMultipartUpload"
+            | "CompleteMultipartUpload"
+            | "ListObjects"
+            | "ListObjectsV2"
+    )
 }
 
 /// The figures as `name: value unit` lines.
@@ -88,6 +106,7 @@ pub fn render(run: &Run<'_>) -> String {
     let write_units: f64 = run.calls.iter().map(|c| c.write_units).sum();
     let read_units: f64 = run.calls.iter().map(|c| c.read_units).sum();
     line("e2e.dynamodb_write_units_per_action", format!("{:.2}", per(write_units)), "WRU");
+    line("e2e.dynamodb_write_units_per_action.goal", "4".into(), "WRU");
     let mut by_item: BTreeMap<String, f64> = BTreeMap::new();
     for c in run.calls {
         for (kind, units) in &c.write_units_by_item {
@@ -112,6 +131,7 @@ pub fn render(run: &Run<'_>) -> String {
         line(&format!("e2e.dynamodb_item_bytes_max.{kind}"), max.to_string(), "bytes");
     }
     line("e2e.dynamodb_read_units_per_action", format!("{:.2}", per(read_units)), "RRU");
+    line("e2e.dynamodb_read_units_per_action.goal", "6".into(), "RRU");
     let mut reads: BTreeMap<String, f64> = BTreeMap::new();
     for c in run.calls.iter().filter(|c| c.operation == "GetItem") {
         *reads.entry(format!("{}.{}", c.function, c.read_kind)).or_default() += 1.0;
@@ -149,6 +169,7 @@ pub fn render(run: &Run<'_>) -> String {
         format!("{:.2}", per(run.records.len() as f64)),
         "invocations",
     );
+    line("e2e.lambda_invocations_per_action.goal", "2".into(), "invocations");
     let mut gb_seconds = 0.0;
     let mut invocations: BTreeMap<&str, usize> = BTreeMap::new();
     for r in run.records {
@@ -192,19 +213,17 @@ pub fn render(run: &Run<'_>) -> String {
     let count = |service: &str, pred: &dyn Fn(&str) -> bool| {
         run.calls.iter().filter(|c| c.service == service && pred(&c.operation)).count() as f64
     };
-    let s3_writes = count("s3", &|op| {
-        matches!(
-            op,
-            "PutObject"
-                | "CopyObject"
-                | "UploadPart"
-                | "UploadPartCopy"
-                | "CreateMultipartUpload"
-                | "CompleteMultipartUpload"
-                | "ListObjects"
-        )
-    });
-    let s3_reads = count("s3", &|_| true) - s3_writes;
+    let s3_cost = |calls: &mut dyn Iterator<Item = &Call>| -> f64 {
+        calls
+            .filter(|c| c.service == "s3")
+            .map(|c| if s3_write(&c.operation) { price::S3_WRITE } else { price::S3_READ })
+            .sum()
+    };
+    let deploys_into = |c: &&Call| {
+        let bucket = c.path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        run.deploy_buckets.iter().any(|b| b == bucket)
+    };
+    let deploy_targets = s3_cost(&mut run.calls.iter().filter(deploys_into));
     let costs = [
         ("lambda_requests", run.records.len() as f64 * price::LAMBDA_REQUEST),
         (
@@ -217,7 +236,7 @@ pub fn render(run: &Run<'_>) -> String {
             "dynamodb",
             write_units * price::DYNAMODB_WRITE_UNIT + read_units * price::DYNAMODB_READ_UNIT,
         ),
-        ("s3", s3_writes * price::S3_WRITE + s3_reads * price::S3_READ),
+        ("s3", s3_cost(&mut run.calls.iter())),
         ("sns", count("sns", &|op| op == "Publish") * price::SNS_PUBLISH),
         ("sqs", count("sqs", &|_| true) * price::SQS_REQUEST),
         ("kms", count("kms", &|_| true) * price::KMS_REQUEST),
@@ -227,6 +246,10 @@ pub fn render(run: &Run<'_>) -> String {
         line(&format!("e2e.cost_per_action.{name}"), format!("{:.9}", per(cost)), "USD");
     }
     line("e2e.cost_per_action.total", format!("{:.9}", per(total)), "USD");
+    line("e2e.cost_per_action.goal", "0.000012000".into(), "USD");
+    // What Baton itself spends: the total less the deploy's own object writes.
+    line("e2e.cost_per_action.deploy_targets", format!("{:.9}", per(deploy_targets)), "USD");
+    line("e2e.cost_per_action.orchestration", format!("{:.9}", per(total - deploy_targets)), "USD");
     line(
         "e2e.cost_per_action.codepipeline_v2_one_minute",
         format!("{:.9}", price::CODEPIPELINE_V2_ACTION_MINUTE),

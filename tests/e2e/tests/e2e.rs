@@ -328,7 +328,7 @@ async fn a_release_runs_across_accounts_and_regions() {
         .expect("the site holds the build's artifact");
     assert_eq!(built_by.body.collect().await.unwrap().into_bytes().as_ref(), build_id.as_bytes());
 
-    write_figures(&h, 6);
+    write_figures(&h, 6, &release.site_bucket);
 
     // A malformed event is dead-lettered by each function that takes events, as its role, and
     // answered: never retried.
@@ -458,7 +458,7 @@ const NOT_EXERCISED_ON_MOTO: &[(&str, &str)] = &[
     ("ApiFunction/LoadActiveExecutions", "a Query of the table's active index"),
 ];
 
-fn write_figures(h: &Harness, actions: usize) {
+fn write_figures(h: &Harness, actions: usize, deploy_bucket: &str) {
     // Lambda's polling of the stream is not billed per request.
     // S3's and SNS's KMS calls, made here as the caller, are left out as S3 Bucket Keys and
     // SNS's data key reuse leave out most of them on AWS.
@@ -495,6 +495,7 @@ fn write_figures(h: &Harness, actions: usize) {
         packaged,
         startup,
         arm64: h.template.parameter_default("Architecture").as_deref() == Some("arm64"),
+        deploy_buckets: vec![deploy_bucket.to_owned()],
     };
     let text = figures::render(&run);
     let path = baton_e2e::workspace().join("target/e2e-figures.txt");

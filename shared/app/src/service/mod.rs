@@ -28,5 +28,5 @@ pub use job_desk::{
 pub use notices::Notices;
 pub use pipelines::{AdminError, PipelineAdmin, runnable};
 pub use relay::{Relay, StreamRecord};
-pub use stage_advance::{Outcome, StageAdvance};
+pub use stage_advance::{Outcome, StageAdvance, TICK_CONCURRENCY};
 pub use trigger::{SourceChange, SourcePush, StarterSlot, Trigger};

@@ -105,21 +105,28 @@ impl StageAdvance {
     }
 
     /// The sweeper's tick: lets time pass on every pipeline (timeouts, waiting conditions and
-    /// rules asked again). A pipeline that cannot be ticked now is logged and left for the next
-    /// tick, so the others still are. Returns how many were ticked.
+    /// rules asked again), [`TICK_CONCURRENCY`] at a time. A pipeline that cannot be ticked now
+    /// is logged and left for the next tick, so the others still are. Returns how many were
+    /// ticked.
     ///
     /// # Errors
     /// When the pipelines cannot be listed.
     pub async fn tick_all(&self) -> Result<usize, ServiceError> {
+        use futures_util::stream::{self, StreamExt as _};
         let names = self.store.list_pipelines().await?;
-        let mut ticked = 0;
-        for name in names {
-            let input = PipelineInput { pipeline: name.clone(), input: Input::Tick };
-            match self.handle(input).await {
-                Ok(_) => ticked += 1,
-                Err(e) => warn!(pipeline = %name, error = %e, "tick failed"),
-            }
-        }
+        let ticked = stream::iter(names)
+            .map(|name| async move {
+                let input = PipelineInput { pipeline: name.clone(), input: Input::Tick };
+                let ticked = self.handle(input).await;
+                if let Err(e) = &ticked {
+                    warn!(pipeline = %name, error = %e, "tick failed");
+                }
+                ticked.is_ok()
+            })
+            .buffer_unordered(TICK_CONCURRENCY)
+            .filter(|ticked| std::future::ready(*ticked))
+            .count()
+            .await;
         Ok(ticked)
     }
 
@@ -368,6 +375,10 @@ fn announces(effect: &Effect, input: &Input, state: &str) -> bool {
     let subject = Subject::Action { stage: stage.clone(), action: action.clone() };
     event.about.as_deref() == Some(&About { execution_id: execution_id.clone(), subject, state })
 }
+
+/// How many pipelines a tick lets time pass on at once: each takes a few round trips to the
+/// store, and one after another, thousands of them would not fit in the tick's minute.
+pub const TICK_CONCURRENCY: usize = 16;
 
 /// `scope`, or every active execution where replacing a waiting approval needs the execution
 /// holding the stage as well.

@@ -215,6 +215,34 @@ mod tests {
         assert!(unpack_alone(&[MARK, 0, 0xff, 0xff, 0xff]).is_err());
     }
 
+    /// A damaged item gives an error, never a panic or a loop: arbitrary bytes, with and
+    /// without the mark, and every cut of a good blob.
+    #[test]
+    fn arbitrary_bytes_never_panic_or_hang() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..2_000 {
+            let len = (next() % 300) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if round % 2 == 0 && !bytes.is_empty() {
+                bytes[0] = MARK;
+                if bytes.len() > 1 {
+                    bytes[1] %= 3;
+                }
+            }
+            let _ = unpack(&bytes, |_| Ok(EXECUTION.to_owned()));
+        }
+        let blob = pack(EVENTS, &[("x", EXECUTION)]).unwrap();
+        for cut in 0..blob.len() {
+            assert!(unpack(&blob[..cut], |_| Ok(EXECUTION.to_owned())).is_err(), "cut at {cut}");
+        }
+    }
+
     /// Items written with the dictionary are read with it for as long as they live.
     #[test]
     fn the_dictionary_is_never_edited() {

@@ -20,7 +20,7 @@
 use baton_app::ports::state::StoreError;
 
 use super::dynamodb_history::index_unreadable;
-use super::dynamodb_state::{DynamoDbStateStore, Item, get_s, n, s, sdk};
+use super::dynamodb_state::{DynamoDbStateStore, EXECUTION_PREFIX, Item, get_s, n, s, sdk};
 
 /// The index's name, as `template.yaml` declares it.
 pub(super) const INDEX: &str = "active";
@@ -28,10 +28,10 @@ pub(super) const INDEX: &str = "active";
 pub(super) const ENDED: &str = "ended";
 
 impl DynamoDbStateStore {
-    /// The sort keys (`EXECUTION#<id>`) of the pipeline's items not ended; `None` while the
-    /// index cannot be read.
-    pub(super) async fn active_keys(&self, pk: &str) -> Result<Option<Vec<String>>, StoreError> {
-        let mut keys = Vec::new();
+    /// The ids of the executions of partition `pk` whose items are not ended (tombstones
+    /// included); `None` while the index cannot be read.
+    pub(super) async fn active_ids(&self, pk: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let mut ids = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             let page = self
@@ -52,11 +52,13 @@ impl DynamoDbStateStore {
                 Err(e) => return Err(sdk("Query")(e)),
             };
             for item in page.items.unwrap_or_default() {
-                keys.push(get_s(&item, "sk")?.to_owned());
+                if let Some(id) = get_s(&item, "sk")?.strip_prefix(EXECUTION_PREFIX) {
+                    ids.push(id.to_owned());
+                }
             }
             match page.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(Some(keys)),
+                _ => return Ok(Some(ids)),
             }
         }
     }

@@ -26,9 +26,10 @@
 //!
 //! Why this shape: everything one input reads lives in its pipeline's partition, so a load is
 //! a `GetItem` of the lanes (with the executions holding stages) plus one `GetItem` per other
-//! execution named (or, for [`Scope::Active`], a `Query` of that partition) and never a `Scan`.
-//! A listing of the newest executions finds them through the `by-start` index on
-//! (`pk`, `started`), keys only (see `dynamodb_history`), not by reading the partition.
+//! execution named, and never a `Scan`. Two keys-only indexes find the rest without reading
+//! the partition: `by-start` on (`pk`, `started`) the newest executions, for listings (see
+//! `dynamodb_history`), and `active` on (`pk`, `ended`) the active ones, for [`Scope::Active`]
+//! (see `dynamodb_active`).
 //! Only the actions the functions' role in `template.yaml` grants are used: no
 //! `BatchGetItem`/`BatchWriteItem`. A release orchestrator writes a few items per second at
 //! most, far below one partition's 1,000 writes per second, so the `PIPELINES` partition is
@@ -78,7 +79,7 @@ const EVENTS_SK: &str = "EVENTS";
 const READ_ATTEMPTS: u32 = 5;
 /// Marks an execution's own item as a tombstone: the execution lives in the lanes item.
 const RESIDENT_MARK: &str = "resident";
-const EXECUTION_PREFIX: &str = "EXECUTION#";
+pub(super) const EXECUTION_PREFIX: &str = "EXECUTION#";
 /// A listing's attribute naming the sources its pipeline watches, each between newlines
 /// (which no repository, bucket or key names hold), so `contains` matches whole keys.
 const WATCHES: &str = "watches";
@@ -312,8 +313,6 @@ impl Expression {
     }
 }
 
-/// The update of the lanes item: the new version, lanes and residents, and this save's events
-/// (or none: an update leaves other attributes in place, so old events must go).
 /// A save's events: their JSON, and the attributes that carry them on an item of their own.
 struct SaveEvents {
     json: String,
@@ -351,6 +350,8 @@ impl SaveEvents {
     }
 }
 
+/// The update of the lanes item: the new version, lanes and residents, and this save's events
+/// (or none: an update leaves other attributes in place, so old events must go).
 fn lanes_expression(l: &writes::LanesWrite, events: Option<&Item>) -> Expression {
     let mut e = Expression::at_version(l.read);
     let mut set = vec!["#version = :next".to_owned()];
@@ -660,14 +661,10 @@ impl DynamoDbStateStore {
         match scope {
             Scope::One(id) => wanted.push(id.clone()),
             Scope::LanesOnly => {}
-            // Through the `active` index (see `dynamodb_active`): its keys, then those items
+            // Through the `active` index (see `dynamodb_active`): its ids, then those items
             // read strongly below, as the waiting ones are.
-            Scope::Active => match self.active_keys(&pk).await? {
-                Some(keys) => wanted.extend(
-                    keys.iter()
-                        .filter_map(|sk| sk.strip_prefix(EXECUTION_PREFIX))
-                        .map(str::to_owned),
-                ),
+            Scope::Active => match self.active_ids(&pk).await? {
+                Some(ids) => wanted.extend(ids),
                 // A Query of the pipeline's partition with a filter: it reads (and bills) the
                 // ended executions still within their retention too.
                 None => {
@@ -1009,6 +1006,16 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
             .build()
             .map_err(sdk("CreateTable"))
     };
+    // The pipeline's partition, sorted by `sort_key`; keys only.
+    let keys_only_index = |name: &str, sort_key: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key_element("pk", KeyType::Hash)?)
+            .key_schema(key_element(sort_key, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .build()
+            .map_err(sdk("CreateTable"))
+    };
     let created = client
         .create_table()
         .table_name(name)
@@ -1019,24 +1026,8 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .attribute_definitions(attribute(active::ENDED, ScalarAttributeType::N)?)
         .key_schema(key_element("pk", KeyType::Hash)?)
         .key_schema(key_element("sk", KeyType::Range)?)
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(history::INDEX)
-                .key_schema(key_element("pk", KeyType::Hash)?)
-                .key_schema(key_element(history::STARTED, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
-                .build()
-                .map_err(sdk("CreateTable"))?,
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(active::INDEX)
-                .key_schema(key_element("pk", KeyType::Hash)?)
-                .key_schema(key_element(active::ENDED, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
-                .build()
-                .map_err(sdk("CreateTable"))?,
-        )
+        .global_secondary_indexes(keys_only_index(history::INDEX, history::STARTED)?)
+        .global_secondary_indexes(keys_only_index(active::INDEX, active::ENDED)?)
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)

@@ -37,13 +37,13 @@ impl ActionProvider for NoOp {
                 .request
                 .output_artifacts
                 .iter()
-                .map(|name| LocalArtifact { name: name.clone(), path: input.path.clone() })
+                .map(|name| LocalArtifact { name: name.clone(), ..input.clone() })
                 .collect(),
             None => job
                 .request
                 .output_artifacts
                 .iter()
-                .map(|name| LocalArtifact { name: name.clone(), path: source_zip() })
+                .map(|name| LocalArtifact::file(name.clone(), source_zip()))
                 .collect(),
         };
         let finished = SystemClock.now().to_string();

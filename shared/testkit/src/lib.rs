@@ -202,6 +202,18 @@ pub async fn artifact_store_contract(
         "a round trip returns the same bytes"
     );
 
+    // Read into memory: never past the small size, and when answered, the same bytes.
+    assert_eq!(store.get_small(home, &location).await.expect("get_small"), None, "too large");
+    let small_key = ArtifactKey { artifact: "Small".into(), ..key.clone() };
+    std::fs::write(&source, &bytes[..4096]).expect("write source");
+    let small = store.put(home, &small_key, &source).await.expect("put");
+    if let Some(held) = store.get_small(home, &small).await.expect("get_small") {
+        assert_eq!(held, &bytes[..4096], "held in memory, the same bytes");
+    }
+    let r = store.get_small(other, &small).await;
+    assert!(matches!(r, Err(ArtifactError::NotFound(_)) | Ok(None)), "{r:?}");
+    std::fs::write(&source, &bytes).expect("write source");
+
     // Another attempt never overwrites what an earlier attempt's readers may be reading.
     let second =
         store.put(home, &ArtifactKey { attempt: 2, ..key.clone() }, &source).await.expect("put");

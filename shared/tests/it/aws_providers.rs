@@ -120,7 +120,7 @@ fn job(dir: &TempDir, request: ActionRequest, inputs: &[(&str, &Path)]) -> Job {
         request,
         inputs: inputs
             .iter()
-            .map(|(name, path)| LocalArtifact { name: name.to_string(), path: path.to_path_buf() })
+            .map(|(name, path)| LocalArtifact::file(name.to_string(), path.to_path_buf()))
             .collect(),
         log_path: work_dir.join("action.log"),
         work_dir,

@@ -185,10 +185,10 @@ struct Produces(std::path::PathBuf);
 impl ActionProvider for Produces {
     async fn run(&self, job: &Job) -> Result<JobResult, ProviderError> {
         Ok(JobResult::Succeeded {
-            output_artifacts: vec![LocalArtifact {
-                name: job.request.output_artifacts[0].clone(),
-                path: self.0.clone(),
-            }],
+            output_artifacts: vec![LocalArtifact::file(
+                job.request.output_artifacts[0].clone(),
+                self.0.clone(),
+            )],
             output_variables: BTreeMap::new(),
             summary: None,
             external_id: None,

@@ -183,7 +183,7 @@ impl ActionProvider for Counting {
             std::fs::write(&file, name).unwrap();
             let zip = job.work_dir.join(format!("{name}.zip"));
             archive::zip_entries(&[(file, format!("{name}.txt"))], &zip).unwrap();
-            outputs.push(LocalArtifact { name: name.clone(), path: zip });
+            outputs.push(LocalArtifact::file(name.clone(), zip));
         }
         Ok(JobResult::Succeeded {
             output_artifacts: outputs,

@@ -118,7 +118,7 @@ fn artifact(scratch: &Path, name: &str, files: &[(&str, &str)]) -> LocalArtifact
     let dir = tree(&scratch.join(format!("tree-{name}")), files);
     let path = scratch.join(format!("{name}.zip"));
     archive::zip_dir(&dir, &path).unwrap();
-    LocalArtifact { name: name.into(), path }
+    LocalArtifact::file(name, path)
 }
 
 /// The files of a zip, by name.
@@ -1181,6 +1181,42 @@ async fn commands_run_and_produce_variables_and_artifacts() {
     );
     let log = fs::read_to_string(&j.log_path).unwrap();
     assert!(log.contains(&format!("src={}\n", j.work_dir.join("src").display())), "{log}");
+}
+
+/// `artifact`, its archive held in memory as the worker holds a small input; its file is gone.
+fn held(scratch: &Path, name: &str, files: &[(&str, &str)]) -> LocalArtifact {
+    let file = artifact(scratch, name, files);
+    let bytes = fs::read(&file.path).unwrap();
+    fs::remove_file(&file.path).unwrap();
+    LocalArtifact::in_memory(name, bytes, file.path)
+}
+
+#[tokio::test]
+async fn inputs_held_in_memory_are_read_from_memory_and_get_no_file() {
+    let dir = TempDir::new().unwrap();
+    let jobs = dir.path().join("jobs");
+    fs::create_dir_all(&jobs).unwrap();
+    let src = held(dir.path(), "Src", &[("hello.txt", "from-memory"), ("a/b.txt", "deep")]);
+    let mut req = request(action_type("Compute", "Commands"), &[], &[]);
+    req.commands = vec!["RESULT=$(cat hello.txt a/b.txt)".into()];
+    req.output_variables = vec!["RESULT".into()];
+    let (_, vars, _, _) =
+        succeeded(CommandsProvider::new().run(&job(&jobs, req, vec![src.clone()])).await.unwrap());
+    assert_eq!(vars["RESULT"], "from-memorydeep");
+
+    let s3 = dir.path().join("s3");
+    let provider = S3DeployProvider::new(s3.clone());
+    let t = action_type("Deploy", "S3");
+    let config = [("BucketName", "web"), ("Extract", "true")];
+    let deploy = job(&jobs, request(t.clone(), &config, &[]), vec![src.clone()]);
+    succeeded(provider.run(&deploy).await.unwrap());
+    assert_eq!(fs::read_to_string(s3.join("web/a/b.txt")).unwrap(), "deep");
+    let config = [("BucketName", "web"), ("Extract", "false"), ("ObjectKey", "src.zip")];
+    succeeded(
+        provider.run(&job(&jobs, request(t, &config, &[]), vec![src.clone()])).await.unwrap(),
+    );
+    assert_eq!(fs::read(s3.join("web/src.zip")).unwrap(), *src.held.clone().unwrap());
+    assert!(!src.path.exists(), "no provider needed the input as a file");
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ impl ActionProvider for Source {
         zip.start_file("README", zip::write::SimpleFileOptions::default()).unwrap();
         zip.finish().unwrap();
         Ok(JobResult::Succeeded {
-            output_artifacts: vec![LocalArtifact { name: "Src".into(), path }],
+            output_artifacts: vec![LocalArtifact::file("Src", path)],
             output_variables: BTreeMap::new(),
             summary: None,
             external_id: None,

@@ -60,6 +60,17 @@ pub trait ArtifactStore: Send + Sync {
         location: &ArtifactLocation,
         dest: &Path,
     ) -> Result<(), ArtifactError>;
+    /// The artifact's verified plaintext in memory, when it is small enough to hold (at most
+    /// [`super::provider::SMALL_FILE_BYTES`] as stored); `None` when it is not, or when this
+    /// store only writes files ([`ArtifactStore::get`]).
+    async fn get_small(
+        &self,
+        region: &str,
+        location: &ArtifactLocation,
+    ) -> Result<Option<Vec<u8>>, ArtifactError> {
+        let _ = (region, location);
+        Ok(None)
+    }
     /// Copies an artifact into another region's store, encrypted with that region's key.
     async fn copy_to_region(
         &self,

@@ -11,13 +11,95 @@ use baton_core::rules::{RulePlan, Verdict};
 
 use super::BoxError;
 
-/// An artifact as a local zip file.
+/// Files up to this size are read or extracted on the async thread that needs them, and an
+/// input artifact up to this size is held in memory ([`LocalArtifact::in_memory`]).
+pub const SMALL_FILE_BYTES: u64 = 256 * 1024;
+
+/// Whether `path` is a file small enough to work on where it is needed (at most
+/// [`SMALL_FILE_BYTES`]): its work takes tens of microseconds, less than waking a blocking
+/// thread and being woken again, which were two of the hops between one action and the next.
+pub fn is_small_file(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= SMALL_FILE_BYTES)
+}
+
+/// An artifact as a local zip archive: a file, or a small input held in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalArtifact {
     #[allow(missing_docs)]
     pub name: String,
-    /// A zip archive.
+    /// Where the zip file is. For an input held in memory, where it goes once something needs
+    /// a file ([`LocalArtifact::to_file`]); read an input through [`LocalArtifact::open`].
     pub path: PathBuf,
+    /// A small input's archive, when it was read into memory rather than written to `path`:
+    /// creating and removing a file per action is most of a short action's cost on ext4.
+    pub held: Option<Arc<[u8]>>,
+}
+
+impl LocalArtifact {
+    /// An artifact in the zip file at `path`.
+    pub fn file(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self { name: name.into(), path: path.into(), held: None }
+    }
+
+    /// An artifact whose archive is `bytes`, written to `spill` only if a file is asked for.
+    pub fn in_memory(name: impl Into<String>, bytes: Vec<u8>, spill: impl Into<PathBuf>) -> Self {
+        Self { name: name.into(), path: spill.into(), held: Some(bytes.into()) }
+    }
+
+    /// A reader of the archive.
+    pub fn open(&self) -> std::io::Result<ZipReader> {
+        Ok(match &self.held {
+            Some(bytes) => ZipReader::Held(std::io::Cursor::new(bytes.clone())),
+            None => ZipReader::File(std::io::BufReader::new(std::fs::File::open(&self.path)?)),
+        })
+    }
+
+    /// The archive as a file, for what must name one (an upload, a copy): `path`, written
+    /// first when the archive is held in memory.
+    pub fn to_file(&self) -> std::io::Result<&std::path::Path> {
+        if let Some(bytes) = &self.held
+            && !self.path.is_file()
+        {
+            std::fs::write(&self.path, bytes)?;
+        }
+        Ok(&self.path)
+    }
+
+    /// Whether the archive is small enough to work on where it is needed, without a
+    /// blocking thread ([`is_small_file`]).
+    pub fn is_small(&self) -> bool {
+        match &self.held {
+            Some(bytes) => bytes.len() as u64 <= SMALL_FILE_BYTES,
+            None => is_small_file(&self.path),
+        }
+    }
+}
+
+/// Reads a [`LocalArtifact`]'s archive from its file or from memory.
+#[derive(Debug)]
+pub enum ZipReader {
+    #[allow(missing_docs)]
+    File(std::io::BufReader<std::fs::File>),
+    #[allow(missing_docs)]
+    Held(std::io::Cursor<Arc<[u8]>>),
+}
+
+impl std::io::Read for ZipReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::File(r) => r.read(buf),
+            Self::Held(r) => r.read(buf),
+        }
+    }
+}
+
+impl std::io::Seek for ZipReader {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        match self {
+            Self::File(r) => r.seek(pos),
+            Self::Held(r) => r.seek(pos),
+        }
+    }
 }
 
 /// One action attempt, prepared for a provider.

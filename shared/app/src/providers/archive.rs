@@ -113,7 +113,16 @@ pub fn extract_with_limits(
     target: &Path,
     limits: ExtractLimits,
 ) -> Result<(), ArchiveError> {
-    let mut zip = ZipArchive::new(BufReader::new(File::open(archive)?))?;
+    extract_from(BufReader::new(File::open(archive)?), target, limits)
+}
+
+/// [`extract_with_limits`] from an archive read by `reader` (a file, or bytes in memory).
+pub fn extract_from<R: Read + io::Seek>(
+    reader: R,
+    target: &Path,
+    limits: ExtractLimits,
+) -> Result<(), ArchiveError> {
+    let mut zip = ZipArchive::new(reader)?;
     let plan = plan_extraction(&mut zip, limits)?;
     fs::create_dir_all(target)?;
     let mut budget = limits.max_bytes;

@@ -84,15 +84,7 @@ where
     })
 }
 
-/// Files up to this size are read or extracted on the async thread that needs them.
-pub const SMALL_FILE_BYTES: u64 = 256 * 1024;
-
-/// Whether `path` is a file small enough to work on where it is needed (at most
-/// [`SMALL_FILE_BYTES`]): its work takes tens of microseconds, less than waking a blocking
-/// thread and being woken again, which were two of the hops between one action and the next.
-pub fn is_small_file(path: &std::path::Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= SMALL_FILE_BYTES)
-}
+pub use crate::ports::provider::{SMALL_FILE_BYTES, is_small_file};
 
 #[cfg(test)]
 mod tests {

@@ -502,7 +502,12 @@ impl ActionWorker {
                         artifact: out.name.clone(),
                         attempt: r.attempt,
                     };
-                    let location = artifacts.put(&r.region, &key, &out.path).await?;
+                    // A provider may pass an input on as an output (one held in memory).
+                    let file = out.to_file().map_err(|source| ServiceError::Io {
+                        context: format!("could not write the output artifact {}", out.name),
+                        source,
+                    })?;
+                    let location = artifacts.put(&r.region, &key, file).await?;
                     stored.push(Artifact { name: out.name, location });
                 }
                 // What the provider's service wrote in place (a build's artifacts).
@@ -620,10 +625,10 @@ async fn in_region(
     }
 }
 
-/// Downloads one input into `dir` from the store of the region that made it. Only a service
-/// working in place needs the input in the action's region; a download reads any region's
-/// store, and copying first would cost a billed copy and a second transfer for nothing (the
-/// worker downloads wherever it runs).
+/// Downloads one input into `dir` (a small one into memory) from the store of the region that
+/// made it. Only a service working in place needs the input in the action's region; a download
+/// reads any region's store, and copying first would cost a billed copy and a second transfer
+/// for nothing (the worker downloads wherever it runs).
 async fn fetch(
     artifacts: &dyn ArtifactStore,
     region: &str,
@@ -632,8 +637,11 @@ async fn fetch(
 ) -> Result<LocalArtifact, ServiceError> {
     let home = artifacts.region_of(&artifact.location).unwrap_or_else(|| region.to_owned());
     let path = dir.join(format!("{}.zip", artifact.name));
+    if let Some(bytes) = artifacts.get_small(&home, &artifact.location).await? {
+        return Ok(LocalArtifact::in_memory(artifact.name.clone(), bytes, path));
+    }
     artifacts.get(&home, &artifact.location, &path).await?;
-    Ok(LocalArtifact { name: artifact.name.clone(), path })
+    Ok(LocalArtifact::file(artifact.name.clone(), path))
 }
 
 fn failed(code: &str, message: &str) -> ActionOutcome {
@@ -694,6 +702,8 @@ mod tests {
     struct Store {
         calls: Mutex<Vec<String>>,
         in_place: bool,
+        /// Holds every artifact in memory.
+        small: bool,
     }
 
     fn bucket(region: &str) -> String {
@@ -718,6 +728,14 @@ mod tests {
         ) -> Result<(), ArtifactError> {
             self.calls.lock().unwrap().push(format!("get {region} {}", location.bucket));
             Ok(())
+        }
+        async fn get_small(
+            &self,
+            region: &str,
+            location: &ArtifactLocation,
+        ) -> Result<Option<Vec<u8>>, ArtifactError> {
+            self.calls.lock().unwrap().push(format!("get_small {region} {}", location.bucket));
+            Ok(self.small.then(|| b"PK zip".to_vec()))
         }
         async fn copy_to_region(
             &self,
@@ -758,7 +776,28 @@ mod tests {
             gather(&store, &WEST, (&inputs, &[]), false, dir.path()).await.unwrap();
         assert!(placed.is_none());
         assert_eq!(fetched[0].path, dir.path().join("Src.zip"));
-        assert_eq!(*store.calls.lock().unwrap(), ["get us-east-1 artifacts-us-east-1"]);
+        assert_eq!(fetched[0].held, None);
+        assert_eq!(
+            *store.calls.lock().unwrap(),
+            ["get_small us-east-1 artifacts-us-east-1", "get us-east-1 artifacts-us-east-1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_small_input_is_held_in_memory_and_written_only_when_a_file_is_asked_for() {
+        let store = Store { small: true, ..Store::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = [made_in_the_east()];
+        let (_, fetched) = gather(&store, &WEST, (&inputs, &[]), false, dir.path()).await.unwrap();
+        assert_eq!(*store.calls.lock().unwrap(), ["get_small us-east-1 artifacts-us-east-1"]);
+        let input = &fetched[0];
+        assert_eq!(input.held.as_deref(), Some(&b"PK zip"[..]));
+        assert!(!input.path.exists(), "no file made for it");
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut input.open().unwrap(), &mut read).unwrap();
+        assert_eq!(read, b"PK zip");
+        assert_eq!(input.to_file().unwrap(), dir.path().join("Src.zip"));
+        assert_eq!(std::fs::read(&input.path).unwrap(), b"PK zip", "written when asked for");
     }
 
     #[tokio::test]

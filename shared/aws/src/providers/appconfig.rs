@@ -269,7 +269,7 @@ impl AppConfigProvider {
             ))
             .into());
         }
-        let (zip, entry) = (input.path.clone(), path.clone());
+        let (zip, entry) = (input.clone(), path.clone());
         let content = blocking(move || read_zip_entry(&zip, &entry, MAX_HOSTED)).await?;
         let version = api.create_hosted_version(t, content, content_type(&path)).await?;
         let strategy = optional(&r.configuration, "DeploymentStrategy").unwrap_or(DEFAULT_STRATEGY);

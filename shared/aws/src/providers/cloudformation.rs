@@ -402,7 +402,7 @@ pub(super) async fn artifact_file(
             "{key} names the artifact {artifact}, which is not an input of this action."
         ))
     })?;
-    let (zip, path) = (input.path.clone(), path.to_owned());
+    let (zip, path) = (input.clone(), path.to_owned());
     let (key, value) = (key.to_owned(), value.to_owned());
     blocking(move || {
         read_zip_entry(&zip, &path, limit)
@@ -1025,7 +1025,7 @@ impl Run<'_> {
             blocking(move || write_zip(&dest, file.as_deref().map(|f| (f, json.as_slice()))))
                 .await?;
             if let JobResult::Succeeded { output_artifacts, .. } = &mut result {
-                output_artifacts.push(LocalArtifact { name: name.clone(), path });
+                output_artifacts.push(LocalArtifact::file(name.clone(), path));
             }
         }
         if let JobResult::Succeeded { output_variables, .. } = &mut result {

@@ -130,7 +130,7 @@ impl CodeCommitSourceProvider {
         let dest = job.work_dir.join("source.zip");
         let written = write_tree(api.as_ref(), repository, &commit, &dest).await?;
         let output_artifacts = match job.request.output_artifacts.first() {
-            Some(name) => vec![LocalArtifact { name: name.clone(), path: dest }],
+            Some(name) => vec![LocalArtifact::file(name.clone(), dest)],
             None => Vec::new(),
         };
         let region = &job.request.region;

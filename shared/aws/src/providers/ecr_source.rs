@@ -74,7 +74,7 @@ impl EcrSourceProvider {
             .map_err(|e| Failure::job(format!("imageDetail.json cannot be written: {e}.")))?;
         write_zip(&path, Some(("imageDetail.json", &text)))?;
         Ok(JobResult::Succeeded {
-            output_artifacts: vec![LocalArtifact { name, path }],
+            output_artifacts: vec![LocalArtifact::file(name, path)],
             summary: Some(format!("Image {}", detail.variables["ImageURI"])),
             external_id: Some(detail.variables["ImageDigest"].clone()),
             external_url: None,

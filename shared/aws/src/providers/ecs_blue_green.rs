@@ -90,7 +90,7 @@ impl EcsBlueGreenProvider {
 /// The UTF-8 file `path` of the input artifact `artifact`.
 fn text_of(job: &Job, artifact: &str, path: &str) -> Result<String, Failure> {
     let input = input(job, artifact)?;
-    let bytes = read_zip_entry(&input.path, path, FILE_LIMIT)?;
+    let bytes = read_zip_entry(input, path, FILE_LIMIT)?;
     String::from_utf8(bytes)
         .map_err(|_| Failure::configuration(format!("{path} in {artifact} is not UTF-8 text.")))
 }

@@ -83,7 +83,7 @@ impl EcsDeployProvider {
                 "The action needs an input artifact holding the image definitions.",
             )
         })?;
-        let bytes = read_zip_entry(&input.path, file, DEFINITIONS_LIMIT)?;
+        let bytes = read_zip_entry(input, file, DEFINITIONS_LIMIT)?;
         let images: Vec<ImageDefinition> = serde_json::from_slice(&bytes).map_err(|e| {
             Failure::configuration(format!(
                 "{file} must be a JSON list of {{\"name\", \"imageUri\"}} objects: {e}"

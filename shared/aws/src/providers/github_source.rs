@@ -71,7 +71,7 @@ impl GitHubSourceProvider {
             .map_err(|e| Failure::job(format!("Could not write the source zip: {e}.")))??;
         let _ = std::fs::remove_file(&archive);
         let output_artifacts = match job.request.output_artifacts.first() {
-            Some(name) => vec![LocalArtifact { name: name.clone(), path: dest }],
+            Some(name) => vec![LocalArtifact::file(name.clone(), dest)],
             None => Vec::new(),
         };
         let first_line = commit.message.lines().next().unwrap_or_default().to_owned();

@@ -30,7 +30,7 @@ use super::credentials::RoleCredentials;
 use super::{
     Failure, Stop, finish, has_reference, now_ms, optional, required, sdk_config, sdk_stop,
 };
-use baton_app::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
+use baton_app::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
 /// Lambda's limit on a zip sent in the request.
 const MAX_DIRECT_ZIP: u64 = 50 * 1024 * 1024;
@@ -212,7 +212,7 @@ impl LambdaDeployProvider {
         let alarms = parse_alarms(optional(config, "Alarms")).map_err(Failure::configuration)?;
         let client = self.client(r).await?;
         let version = match job.inputs.first() {
-            Some(code) => self.publish(&client, function, &code.path).await?,
+            Some(code) => self.publish(&client, function, code).await?,
             None => required(config, "PublishedTargetVersion")
                 .map_err(|_| {
                     Failure::configuration(
@@ -253,8 +253,11 @@ impl LambdaDeployProvider {
         &self,
         client: &Client,
         function: &str,
-        path: &std::path::Path,
+        code: &LocalArtifact,
     ) -> Result<String, Stop> {
+        let path = code.to_file().map_err(|e| {
+            Failure::job(format!("Could not write the code artifact {}: {e}.", code.name))
+        })?;
         let size = tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0);
         if size > MAX_DIRECT_ZIP {
             return Err(Failure::configuration(format!(

@@ -55,7 +55,7 @@ pub mod stack_sets;
 pub mod step_functions;
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -69,7 +69,7 @@ use indexmap::IndexMap;
 use tracing::warn;
 
 use baton_app::ports::BoxError;
-use baton_app::ports::provider::{ProviderError, ProviderRegistry};
+use baton_app::ports::provider::{LocalArtifact, ProviderError, ProviderRegistry};
 use credentials::{RoleCredentials, RoleError};
 
 /// Registers every AWS provider under CodePipeline's category, owner and provider names,
@@ -462,12 +462,12 @@ fn time_left(deadline_ms: i64) -> Duration {
 }
 
 /// Reads one file of a zip, refusing one larger than `limit` bytes.
-fn read_zip_entry(zip: &Path, entry: &str, limit: u64) -> Result<Vec<u8>, Failure> {
+fn read_zip_entry(zip: &LocalArtifact, entry: &str, limit: u64) -> Result<Vec<u8>, Failure> {
     let unreadable = |e: &dyn std::fmt::Display| {
-        Failure::job(format!("Could not read the artifact {}: {e}.", zip.display()))
+        Failure::job(format!("Could not read the artifact {}: {e}.", zip.name))
     };
-    let file = File::open(zip).map_err(|e| unreadable(&e))?;
-    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| unreadable(&e))?;
+    let reader = zip.open().map_err(|e| unreadable(&e))?;
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| unreadable(&e))?;
     let wanted = entry.trim_start_matches("./");
     let index = (0..archive.len())
         .find(|&i| archive.name_for_index(i).is_some_and(|n| n.trim_start_matches("./") == wanted));

@@ -31,7 +31,7 @@ use super::{
     url_encode,
 };
 use crate::adapters::sdk;
-use baton_app::ports::provider::{ActionProvider, Job, JobResult, ProviderError};
+use baton_app::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 use baton_app::providers::archive;
 
 /// Uploads in flight at once: enough to hide round trips, few enough to stay clear of S3's
@@ -83,7 +83,7 @@ impl S3DeployProvider {
             let prefix = key.map(|k| format!("{}/", k.trim_matches('/'))).unwrap_or_default();
             let prefix = if prefix == "/" { String::new() } else { prefix };
             let dir = job.work_dir.join("extracted");
-            let files = unpack(input.path.clone(), dir.clone(), input.name.clone()).await?;
+            let files = unpack(input.clone(), dir.clone()).await?;
             let objects = files
                 .into_iter()
                 .map(|(path, relative)| {
@@ -98,7 +98,10 @@ impl S3DeployProvider {
             let key = key.ok_or_else(|| {
                 Failure::configuration("ObjectKey is required when Extract is false.")
             })?;
-            upload(&client, &settings, input.path.clone(), key.to_owned(), "application/zip")
+            let zip = input.to_file().map_err(|e| {
+                Failure::job(format!("Could not write the artifact {}: {e}.", input.name))
+            })?;
+            upload(&client, &settings, zip.to_path_buf(), key.to_owned(), "application/zip")
                 .await?;
             (1, key.to_owned())
         };
@@ -190,13 +193,13 @@ pub fn content_type(path: &str) -> &'static str {
 }
 
 /// Extracts the artifact and lists its files as (path on disk, key relative to the prefix).
-async fn unpack(
-    zip: PathBuf,
-    dir: PathBuf,
-    name: String,
-) -> Result<Vec<(PathBuf, String)>, Failure> {
+async fn unpack(zip: LocalArtifact, dir: PathBuf) -> Result<Vec<(PathBuf, String)>, Failure> {
     blocking(move || {
-        archive::extract(&zip, &dir).map_err(|e| {
+        let name = &zip.name;
+        let extracted = zip.open().map_err(archive::ArchiveError::from).and_then(|reader| {
+            archive::extract_from(reader, &dir, archive::ExtractLimits::default())
+        });
+        extracted.map_err(|e| {
             Failure::job(format!("The artifact {name} could not be extracted: {e}."))
         })?;
         let mut files = Vec::new();

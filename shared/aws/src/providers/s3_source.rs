@@ -79,7 +79,7 @@ impl S3SourceProvider {
         })
         .await?;
         let output_artifacts = match job.request.output_artifacts.first() {
-            Some(name) => vec![LocalArtifact { name: name.clone(), path: dest }],
+            Some(name) => vec![LocalArtifact::file(name.clone(), dest)],
             None => Vec::new(),
         };
         let region = &job.request.region;

@@ -50,7 +50,7 @@ impl StepFunctionsProvider {
                     )
                     .into());
                 };
-                let bytes = read_zip_entry(&artifact.path, path, MAX_INPUT_BYTES)?;
+                let bytes = read_zip_entry(artifact, path, MAX_INPUT_BYTES)?;
                 String::from_utf8(bytes).map_err(|_| {
                     Failure::configuration(format!("The input file {path} is not UTF-8 text."))
                 })?
@@ -122,7 +122,7 @@ impl StepFunctionsProvider {
                     let path = job.work_dir.join(format!("{name}.zip"));
                     let output = out.output.unwrap_or_else(|| "{}".into());
                     write_zip(&path, Some(("output.json", output.as_bytes())))?;
-                    outputs.push(LocalArtifact { name: name.clone(), path });
+                    outputs.push(LocalArtifact::file(name.clone(), path));
                 }
                 let variables = BTreeMap::from([
                     ("StateMachineArn".to_owned(), out.state_machine_arn),

@@ -139,6 +139,17 @@ impl ArtifactStore for FileArtifactStore {
         blocking(move || inner.get(&region, &location, &dest)).await
     }
 
+    async fn get_small(
+        &self,
+        region: &str,
+        location: &ArtifactLocation,
+    ) -> Result<Option<Vec<u8>>, ArtifactError> {
+        if !self.inner.is_small(region, location) {
+            return Ok(None);
+        }
+        self.inner.get_bytes(region, location).map(Some)
+    }
+
     async fn copy_to_region(
         &self,
         from_region: &str,
@@ -186,6 +197,18 @@ impl Inner {
         let out = open_to_plaintext(&master, &wrap_aad(region, &location.key), input, out)
             .map_err(|fault| fault.into_error(&location.key))?;
         staged.reveal(out, dest).map_err(unavailable)
+    }
+
+    /// [`Inner::get`] into memory.
+    fn get_bytes(
+        &self,
+        region: &str,
+        location: &ArtifactLocation,
+    ) -> Result<Vec<u8>, ArtifactError> {
+        let input = self.open_object(region, location)?;
+        let master = self.master_key(region)?;
+        open_to_plaintext(&master, &wrap_aad(region, &location.key), input, Vec::new())
+            .map_err(|fault| fault.into_error(&location.key))
     }
 
     fn copy_to_region(
@@ -578,12 +601,12 @@ fn seal_plaintext(
 }
 
 /// Verifies and decrypts all of `input` into `out`.
-fn open_to_plaintext(
+fn open_to_plaintext<W: Write>(
     master: &Aes256Gcm,
     wrap_aad: &[u8],
     input: File,
-    mut out: File,
-) -> Result<File, Fault> {
+    mut out: W,
+) -> Result<W, Fault> {
     let mut opener = Opener::new(master, wrap_aad, input)?;
     let mut chunk = Vec::with_capacity(SEALED_CHUNK_LEN);
     loop {

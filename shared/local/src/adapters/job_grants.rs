@@ -102,7 +102,7 @@ impl JobArtifacts for LocalJobArtifacts {
         let mut inputs = Vec::new();
         for input in &job.inputs {
             let file = format!("in/{}.zip", input.name);
-            std::fs::copy(&input.path, dir.join(&file))?;
+            std::io::copy(&mut input.open()?, &mut std::fs::File::create(dir.join(&file))?)?;
             let key = format!("{grant_id}/{file}");
             reads.insert(key.clone(), file);
             inputs.push((
@@ -152,7 +152,7 @@ impl JobArtifacts for LocalJobArtifacts {
             }
             let path = job.work_dir.join(format!("{name}.zip"));
             std::fs::copy(&from, &path)?;
-            outputs.push(LocalArtifact { name: name.clone(), path });
+            outputs.push(LocalArtifact::file(name.clone(), path));
         }
         Ok(outputs)
     }

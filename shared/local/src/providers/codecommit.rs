@@ -95,7 +95,7 @@ impl CodeCommitProvider {
         git(repo, &["archive", "--format=zip", "-o", &out, commit])
             .await
             .map_err(|e| Failure::job(format!("git archive failed for commit {commit}: {e}")))?;
-        Ok(vec![LocalArtifact { name: name.clone(), path: dest }])
+        Ok(vec![LocalArtifact::file(name.clone(), dest)])
     }
 }
 

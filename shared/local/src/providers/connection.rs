@@ -202,7 +202,7 @@ impl ConnectionSourceProvider {
                 Failure::job(format!("git archive failed for commit {commit}: {e}"))
             })?;
         }
-        Ok(vec![LocalArtifact { name: name.clone(), path: dest }])
+        Ok(vec![LocalArtifact::file(name.clone(), dest)])
     }
 }
 

@@ -102,7 +102,7 @@ fn required<'a>(config: &'a IndexMap<String, String>, key: &str) -> Result<&'a s
     }
 }
 
-pub(crate) use baton_app::providers::{archive, blocking, has_reference, is_small_file};
+pub(crate) use baton_app::providers::{archive, blocking, has_reference};
 
 /// The current UTC time as CodeBuild prints it in logs: `2024/05/02 10:00:00.123456`.
 fn log_timestamp() -> String {

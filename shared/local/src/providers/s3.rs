@@ -71,7 +71,7 @@ impl S3SourceProvider {
             )));
         }
         let output_artifacts = match job.request.output_artifacts.first() {
-            Some(name) => vec![LocalArtifact { name: name.clone(), path: dest }],
+            Some(name) => vec![LocalArtifact::file(name.clone(), dest)],
             None => Vec::new(),
         };
         Ok(JobResult::Succeeded {
@@ -136,7 +136,7 @@ impl S3DeployProvider {
         let input = job.inputs.first().ok_or_else(|| {
             Failure::configuration("The S3 deploy action needs one input artifact.")
         })?;
-        let zip = input.path.clone();
+        let zip = input.clone();
         let bucket_dir = self.s3_root.join(bucket);
         let (target, uri) = match (extract, key) {
             (true, None) => (bucket_dir, format!("s3://{bucket}/")),
@@ -153,9 +153,7 @@ impl S3DeployProvider {
             }
         };
         let to = target.clone();
-        let name = input.name.clone();
-        blocking(move || if extract { extract_to(&zip, &to, &name) } else { copy_to(&zip, &to) })
-            .await?;
+        blocking(move || if extract { extract_to(&zip, &to) } else { copy_to(&zip, &to) }).await?;
         Ok(JobResult::Succeeded {
             output_artifacts: Vec::new(),
             output_variables: BTreeMap::new(),
@@ -264,10 +262,15 @@ fn copy_source(from: &Path, to: &Path, uri: &str) -> Result<(String, String), Fa
 }
 
 /// Extracts the artifact `zip` into the folder `to`.
-fn extract_to(zip: &Path, to: &Path, name: &str) -> Result<(), Failure> {
-    archive::extract(zip, to).map_err(|e| {
+fn extract_to(zip: &LocalArtifact, to: &Path) -> Result<(), Failure> {
+    let extracted = zip
+        .open()
+        .map_err(archive::ArchiveError::from)
+        .and_then(|reader| archive::extract_from(reader, to, archive::ExtractLimits::default()));
+    extracted.map_err(|e| {
         Failure::job(format!(
-            "The artifact {name} could not be extracted to {}: {e}.",
+            "The artifact {} could not be extracted to {}: {e}.",
+            zip.name,
             to.display()
         ))
     })
@@ -275,14 +278,15 @@ fn extract_to(zip: &Path, to: &Path, name: &str) -> Result<(), Failure> {
 
 /// Copies the artifact `zip` to the object file `to`, replacing it in one step (a reader never
 /// sees half an object).
-fn copy_to(zip: &Path, to: &Path) -> Result<(), Failure> {
+fn copy_to(zip: &LocalArtifact, to: &Path) -> Result<(), Failure> {
     let fail = |e: io::Error| Failure::job(format!("Could not write {}: {e}.", to.display()));
     let parent =
         to.parent().ok_or_else(|| Failure::job(format!("{} has no folder.", to.display())))?;
     fs::create_dir_all(parent).map_err(fail)?;
     let file_name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = parent.join(format!(".{file_name}.baton-partial"));
-    fs::copy(zip, &temp).map_err(fail)?;
+    io::copy(&mut zip.open().map_err(fail)?, &mut fs::File::create(&temp).map_err(fail)?)
+        .map_err(fail)?;
     fs::rename(&temp, to).map_err(|e| {
         let _ = fs::remove_file(&temp);
         fail(e)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use baton_app::ports::provider::{Job, LocalArtifact};
 
 use super::glob::{self, Selection};
-use super::{Failure, archive, blocking, is_small_file};
+use super::{Failure, archive, blocking};
 
 /// Where a build's sources and outputs live, under the job's fresh work folder.
 pub(crate) struct Workspace {
@@ -55,7 +55,7 @@ impl Workspace {
                 ws.secondary.push((input.name.clone(), dir.clone()));
                 dir
             };
-            unpack(&input.path, &dir, &input.name).await?;
+            unpack(input, &dir).await?;
         }
         if job.inputs.is_empty() {
             tokio::fs::create_dir_all(&ws.src).await.map_err(|e| io_failure(&ws.src, e))?;
@@ -108,7 +108,7 @@ impl Workspace {
             })
         })
         .await?;
-        Ok(LocalArtifact { name: name.to_string(), path: dest })
+        Ok(LocalArtifact::file(name.to_string(), dest))
     }
 }
 
@@ -160,12 +160,16 @@ fn safe_name(name: &str) -> Result<&str, Failure> {
 }
 
 /// Extracts one input artifact into `dir`.
-async fn unpack(zip: &Path, dir: &Path, name: &str) -> Result<(), Failure> {
-    let small = is_small_file(zip);
-    let (zip, dir, name) = (zip.to_path_buf(), dir.to_path_buf(), name.to_string());
+async fn unpack(input: &LocalArtifact, dir: &Path) -> Result<(), Failure> {
+    let (input, dir) = (input.clone(), dir.to_path_buf());
+    let small = input.is_small();
     let work = move || {
-        archive::extract(&zip, &dir).map_err(|e| {
-            Failure::job(format!("Input artifact {name} could not be extracted: {e}."))
+        let extracted = input
+            .open()
+            .map_err(archive::ArchiveError::from)
+            .and_then(|zip| archive::extract_from(zip, &dir, archive::ExtractLimits::default()));
+        extracted.map_err(|e| {
+            Failure::job(format!("Input artifact {} could not be extracted: {e}.", input.name))
         })
     };
     if small { work() } else { blocking(work).await }

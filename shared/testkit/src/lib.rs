@@ -202,16 +202,20 @@ pub async fn artifact_store_contract(
         "a round trip returns the same bytes"
     );
 
-    // Read into memory: never past the small size, and when answered, the same bytes.
-    assert_eq!(store.get_small(home, &location).await.expect("get_small"), None, "too large");
+    // Held in memory only when small, and then the same bytes with no file written.
+    let large = scratch.join("contract-large.zip");
+    let held = store.get_or_hold(home, &location, &large).await.expect("get_or_hold");
+    assert_eq!(held, None, "too large to hold");
+    assert_eq!(std::fs::read(&large).expect("written instead"), bytes);
     let small_key = ArtifactKey { artifact: "Small".into(), ..key.clone() };
     std::fs::write(&source, &bytes[..4096]).expect("write source");
     let small = store.put(home, &small_key, &source).await.expect("put");
-    if let Some(held) = store.get_small(home, &small).await.expect("get_small") {
-        assert_eq!(held, &bytes[..4096], "held in memory, the same bytes");
-    }
-    let r = store.get_small(other, &small).await;
-    assert!(matches!(r, Err(ArtifactError::NotFound(_)) | Ok(None)), "{r:?}");
+    let not_written = scratch.join("contract-small.zip");
+    let held = store.get_or_hold(home, &small, &not_written).await.expect("get_or_hold");
+    assert_eq!(held.as_deref(), Some(&bytes[..4096]), "held in memory, the same bytes");
+    assert!(!not_written.exists(), "a held artifact is not written");
+    let r = store.get_or_hold(other, &small, &not_written).await;
+    assert!(matches!(r, Err(ArtifactError::NotFound(_))), "{r:?}");
     std::fs::write(&source, &bytes).expect("write source");
 
     // Another attempt never overwrites what an earlier attempt's readers may be reading.

@@ -272,9 +272,11 @@ async fn an_object_under_another_key_or_unencrypted_is_refused_as_tampered() {
 
     for location in [&foreign, &plain] {
         let got = store.get(US, location, &dest).await;
+        let held = store.get_or_hold(US, location, &dest).await;
         let copied = store.copy_to_region(US, location, EU).await;
 
         assert!(matches!(got, Err(ArtifactError::Tampered(_))), "{got:?}");
+        assert!(matches!(held, Err(ArtifactError::Tampered(_))), "{held:?}");
         assert!(matches!(copied, Err(ArtifactError::Tampered(_))), "{copied:?}");
     }
     assert!(!dest.exists());

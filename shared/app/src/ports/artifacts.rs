@@ -60,16 +60,16 @@ pub trait ArtifactStore: Send + Sync {
         location: &ArtifactLocation,
         dest: &Path,
     ) -> Result<(), ArtifactError>;
-    /// The artifact's verified plaintext in memory, when it is small enough to hold (at most
-    /// [`super::provider::SMALL_FILE_BYTES`] as stored); `None` when it is not, or when this
-    /// store only writes files ([`ArtifactStore::get`]).
-    async fn get_small(
+    /// The artifact's verified plaintext, in one read of the store: held in memory and
+    /// returned when it is small (at most [`super::provider::SMALL_FILE_BYTES`] as stored),
+    /// else written to `dest` as [`ArtifactStore::get`] does, and `None`.
+    async fn get_or_hold(
         &self,
         region: &str,
         location: &ArtifactLocation,
+        dest: &Path,
     ) -> Result<Option<Vec<u8>>, ArtifactError> {
-        let _ = (region, location);
-        Ok(None)
+        self.get(region, location, dest).await.map(|()| None)
     }
     /// Copies an artifact into another region's store, encrypted with that region's key.
     async fn copy_to_region(

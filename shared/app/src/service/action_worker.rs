@@ -637,11 +637,10 @@ async fn fetch(
 ) -> Result<LocalArtifact, ServiceError> {
     let home = artifacts.region_of(&artifact.location).unwrap_or_else(|| region.to_owned());
     let path = dir.join(format!("{}.zip", artifact.name));
-    if let Some(bytes) = artifacts.get_small(&home, &artifact.location).await? {
-        return Ok(LocalArtifact::in_memory(artifact.name.clone(), bytes, path));
-    }
-    artifacts.get(&home, &artifact.location, &path).await?;
-    Ok(LocalArtifact::file(artifact.name.clone(), path))
+    Ok(match artifacts.get_or_hold(&home, &artifact.location, &path).await? {
+        Some(bytes) => LocalArtifact::in_memory(artifact.name.clone(), bytes, path),
+        None => LocalArtifact::file(artifact.name.clone(), path),
+    })
 }
 
 fn failed(code: &str, message: &str) -> ActionOutcome {
@@ -729,13 +728,17 @@ mod tests {
             self.calls.lock().unwrap().push(format!("get {region} {}", location.bucket));
             Ok(())
         }
-        async fn get_small(
+        async fn get_or_hold(
             &self,
             region: &str,
             location: &ArtifactLocation,
+            dest: &Path,
         ) -> Result<Option<Vec<u8>>, ArtifactError> {
-            self.calls.lock().unwrap().push(format!("get_small {region} {}", location.bucket));
-            Ok(self.small.then(|| b"PK zip".to_vec()))
+            if self.small {
+                self.calls.lock().unwrap().push(format!("hold {region} {}", location.bucket));
+                return Ok(Some(b"PK zip".to_vec()));
+            }
+            self.get(region, location, dest).await.map(|()| None)
         }
         async fn copy_to_region(
             &self,
@@ -777,10 +780,7 @@ mod tests {
         assert!(placed.is_none());
         assert_eq!(fetched[0].path, dir.path().join("Src.zip"));
         assert_eq!(fetched[0].held, None);
-        assert_eq!(
-            *store.calls.lock().unwrap(),
-            ["get_small us-east-1 artifacts-us-east-1", "get us-east-1 artifacts-us-east-1"]
-        );
+        assert_eq!(*store.calls.lock().unwrap(), ["get us-east-1 artifacts-us-east-1"]);
     }
 
     #[tokio::test]
@@ -789,7 +789,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inputs = [made_in_the_east()];
         let (_, fetched) = gather(&store, &WEST, (&inputs, &[]), false, dir.path()).await.unwrap();
-        assert_eq!(*store.calls.lock().unwrap(), ["get_small us-east-1 artifacts-us-east-1"]);
+        assert_eq!(*store.calls.lock().unwrap(), ["hold us-east-1 artifacts-us-east-1"]);
         let input = &fetched[0];
         assert_eq!(input.held.as_deref(), Some(&b"PK zip"[..]));
         assert!(!input.path.exists(), "no file made for it");

@@ -49,7 +49,7 @@ use async_trait::async_trait;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
@@ -63,6 +63,7 @@ use tracing::warn;
 use super::sdk;
 use baton_app::ports::BoxError;
 use baton_app::ports::artifacts::{ArtifactError, ArtifactKey, ArtifactStore, InPlace};
+use baton_app::ports::provider::SMALL_FILE_BYTES;
 
 /// Files larger than this are uploaded in parts of this size.
 pub const PART_BYTES: u64 = 16 * 1024 * 1024;
@@ -393,6 +394,63 @@ async fn finish_upload(
     finished
 }
 
+impl S3ArtifactStore {
+    /// `GetObject` of an artifact of `region`'s bucket, checked to be encrypted with that
+    /// bucket's key, with its declared length.
+    async fn get_checked(
+        &self,
+        region: &str,
+        location: &ArtifactLocation,
+    ) -> Result<(GetObjectOutput, Option<u64>), ArtifactError> {
+        let bucket = self.bucket(region)?;
+        if location.bucket != bucket.bucket {
+            return Err(ArtifactError::NotFound(location.key.clone()));
+        }
+        let object = self
+            .client(region)
+            .get_object()
+            .bucket(&bucket.bucket)
+            .key(&location.key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(GetObjectError::NoSuchKey(_)) => ArtifactError::NotFound(location.key.clone()),
+                _ if is_not_found(e.code()) => ArtifactError::NotFound(location.key.clone()),
+                _ => sdk_error("GetObject")(e),
+            })?;
+        check_encryption(
+            &location.key,
+            bucket,
+            object.server_side_encryption(),
+            object.ssekms_key_id(),
+        )?;
+        let expected = object.content_length().and_then(|n| u64::try_from(n).ok());
+        Ok((object, expected))
+    }
+}
+
+/// Streams an object's `body` to `dest`, which appears only whole and of the `expected` length.
+async fn write_body(
+    mut body: ByteStream,
+    expected: Option<u64>,
+    location: &ArtifactLocation,
+    dest: &Path,
+) -> Result<(), ArtifactError> {
+    let (staged, mut file) = Staged::create(dest).await?;
+    let mut written: u64 = 0;
+    while let Some(chunk) = body.try_next().await.map_err(sdk_error("GetObject"))? {
+        file.write_all(&chunk).await.map_err(S3Error::Io)?;
+        written += chunk.len() as u64;
+    }
+    if let Some(expected) = expected
+        && expected != written
+    {
+        return Err(S3Error::Truncated { key: location.key.clone(), got: written, expected }.into());
+    }
+    staged.commit(file, dest).await
+}
+
 #[async_trait]
 impl ArtifactStore for S3ArtifactStore {
     fn for_pipeline(
@@ -472,45 +530,31 @@ impl ArtifactStore for S3ArtifactStore {
         location: &ArtifactLocation,
         dest: &Path,
     ) -> Result<(), ArtifactError> {
-        let bucket = self.bucket(region)?;
-        if location.bucket != bucket.bucket {
-            return Err(ArtifactError::NotFound(location.key.clone()));
+        let (object, expected) = self.get_checked(region, location).await?;
+        write_body(object.body, expected, location, dest).await
+    }
+
+    async fn get_or_hold(
+        &self,
+        region: &str,
+        location: &ArtifactLocation,
+        dest: &Path,
+    ) -> Result<Option<Vec<u8>>, ArtifactError> {
+        let (object, expected) = self.get_checked(region, location).await?;
+        match expected {
+            Some(n) if n <= SMALL_FILE_BYTES => {
+                let body = object.body.collect().await.map_err(sdk_error("GetObject"))?;
+                let bytes = body.to_vec();
+                if bytes.len() as u64 != n {
+                    let got = bytes.len() as u64;
+                    return Err(
+                        S3Error::Truncated { key: location.key.clone(), got, expected: n }.into()
+                    );
+                }
+                Ok(Some(bytes))
+            }
+            _ => write_body(object.body, expected, location, dest).await.map(|()| None),
         }
-        let object = self
-            .client(region)
-            .get_object()
-            .bucket(&bucket.bucket)
-            .key(&location.key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(GetObjectError::NoSuchKey(_)) => ArtifactError::NotFound(location.key.clone()),
-                _ if is_not_found(e.code()) => ArtifactError::NotFound(location.key.clone()),
-                _ => sdk_error("GetObject")(e),
-            })?;
-        check_encryption(
-            &location.key,
-            bucket,
-            object.server_side_encryption(),
-            object.ssekms_key_id(),
-        )?;
-        let expected = object.content_length().and_then(|n| u64::try_from(n).ok());
-        let mut body = object.body;
-        let (staged, mut file) = Staged::create(dest).await?;
-        let mut written: u64 = 0;
-        while let Some(chunk) = body.try_next().await.map_err(sdk_error("GetObject"))? {
-            file.write_all(&chunk).await.map_err(S3Error::Io)?;
-            written += chunk.len() as u64;
-        }
-        if let Some(expected) = expected
-            && expected != written
-        {
-            return Err(
-                S3Error::Truncated { key: location.key.clone(), got: written, expected }.into()
-            );
-        }
-        staged.commit(file, dest).await
     }
 
     async fn copy_to_region(

@@ -139,15 +139,16 @@ impl ArtifactStore for FileArtifactStore {
         blocking(move || inner.get(&region, &location, &dest)).await
     }
 
-    async fn get_small(
+    async fn get_or_hold(
         &self,
         region: &str,
         location: &ArtifactLocation,
+        dest: &Path,
     ) -> Result<Option<Vec<u8>>, ArtifactError> {
-        if !self.inner.is_small(region, location) {
-            return Ok(None);
+        if self.inner.is_small(region, location) {
+            return self.inner.get_bytes(region, location).map(Some);
         }
-        self.inner.get_bytes(region, location).map(Some)
+        self.get(region, location, dest).await.map(|()| None)
     }
 
     async fn copy_to_region(

@@ -55,11 +55,10 @@ impl LocalArtifact {
     }
 
     /// The archive as a file, for what must name one (an upload, a copy): `path`, written
-    /// first when the archive is held in memory.
+    /// first when the archive is held in memory (each time: whatever is at `path` was not
+    /// checked, what is held was).
     pub fn to_file(&self) -> std::io::Result<&std::path::Path> {
-        if let Some(bytes) = &self.held
-            && !self.path.is_file()
-        {
+        if let Some(bytes) = &self.held {
             std::fs::write(&self.path, bytes)?;
         }
         Ok(&self.path)

@@ -47,11 +47,19 @@ impl LocalArtifact {
     }
 
     /// A reader of the archive.
-    pub fn open(&self) -> std::io::Result<ZipReader> {
+    pub fn open(&self) -> std::io::Result<Box<dyn ZipSource>> {
         Ok(match &self.held {
-            Some(bytes) => ZipReader::Held(std::io::Cursor::new(bytes.clone())),
-            None => ZipReader::File(std::io::BufReader::new(std::fs::File::open(&self.path)?)),
+            Some(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
+            None => Box::new(std::io::BufReader::new(std::fs::File::open(&self.path)?)),
         })
+    }
+
+    /// Writes the archive to `dest` (a copy of the file, or the bytes held).
+    pub fn copy_to(&self, dest: &std::path::Path) -> std::io::Result<()> {
+        match &self.held {
+            Some(bytes) => std::fs::write(dest, bytes),
+            None => std::fs::copy(&self.path, dest).map(drop),
+        }
     }
 
     /// The archive as a file, for what must name one (an upload, a copy): `path`, written
@@ -74,32 +82,10 @@ impl LocalArtifact {
     }
 }
 
-/// Reads a [`LocalArtifact`]'s archive from its file or from memory.
-#[derive(Debug)]
-pub enum ZipReader {
-    #[allow(missing_docs)]
-    File(std::io::BufReader<std::fs::File>),
-    #[allow(missing_docs)]
-    Held(std::io::Cursor<Arc<[u8]>>),
-}
+/// What reads a [`LocalArtifact`]'s archive: its file, or the bytes held.
+pub trait ZipSource: std::io::Read + std::io::Seek + Send {}
 
-impl std::io::Read for ZipReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Self::File(r) => r.read(buf),
-            Self::Held(r) => r.read(buf),
-        }
-    }
-}
-
-impl std::io::Seek for ZipReader {
-    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
-        match self {
-            Self::File(r) => r.seek(pos),
-            Self::Held(r) => r.seek(pos),
-        }
-    }
-}
+impl<T: std::io::Read + std::io::Seek + Send> ZipSource for T {}
 
 /// One action attempt, prepared for a provider.
 #[derive(Debug, Clone)]

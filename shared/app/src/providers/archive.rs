@@ -15,6 +15,8 @@ use std::path::{Component, Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
+use crate::ports::provider::LocalArtifact;
+
 /// CodePipeline's quota on files in one artifact.
 pub const MAX_ENTRIES: usize = 100_000;
 
@@ -116,8 +118,13 @@ pub fn extract_with_limits(
     extract_from(BufReader::new(File::open(archive)?), target, limits)
 }
 
-/// [`extract_with_limits`] from an archive read by `reader` (a file, or bytes in memory).
-pub fn extract_from<R: Read + io::Seek>(
+/// [`extract`] of an artifact's archive, from its file or from the bytes held.
+pub fn extract_artifact(artifact: &LocalArtifact, target: &Path) -> Result<(), ArchiveError> {
+    extract_from(artifact.open()?, target, ExtractLimits::default())
+}
+
+/// [`extract_with_limits`] from an archive read by `reader`.
+fn extract_from<R: Read + io::Seek>(
     reader: R,
     target: &Path,
     limits: ExtractLimits,

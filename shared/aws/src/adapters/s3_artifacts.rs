@@ -443,12 +443,18 @@ async fn write_body(
         file.write_all(&chunk).await.map_err(S3Error::Io)?;
         written += chunk.len() as u64;
     }
-    if let Some(expected) = expected
-        && expected != written
-    {
-        return Err(S3Error::Truncated { key: location.key.clone(), got: written, expected }.into());
-    }
+    whole(location, written, expected)?;
     staged.commit(file, dest).await
+}
+
+/// Refuses a body cut short (or overlong): `got` bytes where the response declared `expected`.
+fn whole(location: &ArtifactLocation, got: u64, expected: Option<u64>) -> Result<(), S3Error> {
+    match expected {
+        Some(expected) if expected != got => {
+            Err(S3Error::Truncated { key: location.key.clone(), got, expected })
+        }
+        _ => Ok(()),
+    }
 }
 
 #[async_trait]
@@ -545,12 +551,7 @@ impl ArtifactStore for S3ArtifactStore {
             Some(n) if n <= SMALL_FILE_BYTES => {
                 let body = object.body.collect().await.map_err(sdk_error("GetObject"))?;
                 let bytes = body.to_vec();
-                if bytes.len() as u64 != n {
-                    let got = bytes.len() as u64;
-                    return Err(
-                        S3Error::Truncated { key: location.key.clone(), got, expected: n }.into()
-                    );
-                }
+                whole(location, bytes.len() as u64, expected)?;
                 Ok(Some(bytes))
             }
             _ => write_body(object.body, expected, location, dest).await.map(|()| None),

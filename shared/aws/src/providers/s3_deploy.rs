@@ -196,10 +196,7 @@ pub fn content_type(path: &str) -> &'static str {
 async fn unpack(zip: LocalArtifact, dir: PathBuf) -> Result<Vec<(PathBuf, String)>, Failure> {
     blocking(move || {
         let name = &zip.name;
-        let extracted = zip.open().map_err(archive::ArchiveError::from).and_then(|reader| {
-            archive::extract_from(reader, &dir, archive::ExtractLimits::default())
-        });
-        extracted.map_err(|e| {
+        archive::extract_artifact(&zip, &dir).map_err(|e| {
             Failure::job(format!("The artifact {name} could not be extracted: {e}."))
         })?;
         let mut files = Vec::new();

@@ -102,7 +102,7 @@ impl JobArtifacts for LocalJobArtifacts {
         let mut inputs = Vec::new();
         for input in &job.inputs {
             let file = format!("in/{}.zip", input.name);
-            std::io::copy(&mut input.open()?, &mut std::fs::File::create(dir.join(&file))?)?;
+            input.copy_to(&dir.join(&file))?;
             let key = format!("{grant_id}/{file}");
             reads.insert(key.clone(), file);
             inputs.push((

@@ -263,11 +263,7 @@ fn copy_source(from: &Path, to: &Path, uri: &str) -> Result<(String, String), Fa
 
 /// Extracts the artifact `zip` into the folder `to`.
 fn extract_to(zip: &LocalArtifact, to: &Path) -> Result<(), Failure> {
-    let extracted = zip
-        .open()
-        .map_err(archive::ArchiveError::from)
-        .and_then(|reader| archive::extract_from(reader, to, archive::ExtractLimits::default()));
-    extracted.map_err(|e| {
+    archive::extract_artifact(zip, to).map_err(|e| {
         Failure::job(format!(
             "The artifact {} could not be extracted to {}: {e}.",
             zip.name,
@@ -285,8 +281,7 @@ fn copy_to(zip: &LocalArtifact, to: &Path) -> Result<(), Failure> {
     fs::create_dir_all(parent).map_err(fail)?;
     let file_name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = parent.join(format!(".{file_name}.baton-partial"));
-    io::copy(&mut zip.open().map_err(fail)?, &mut fs::File::create(&temp).map_err(fail)?)
-        .map_err(fail)?;
+    zip.copy_to(&temp).map_err(fail)?;
     fs::rename(&temp, to).map_err(|e| {
         let _ = fs::remove_file(&temp);
         fail(e)

@@ -164,11 +164,7 @@ async fn unpack(input: &LocalArtifact, dir: &Path) -> Result<(), Failure> {
     let (input, dir) = (input.clone(), dir.to_path_buf());
     let small = input.is_small();
     let work = move || {
-        let extracted = input
-            .open()
-            .map_err(archive::ArchiveError::from)
-            .and_then(|zip| archive::extract_from(zip, &dir, archive::ExtractLimits::default()));
-        extracted.map_err(|e| {
+        archive::extract_artifact(&input, &dir).map_err(|e| {
             Failure::job(format!("Input artifact {} could not be extracted: {e}.", input.name))
         })
     };

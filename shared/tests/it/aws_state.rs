@@ -625,6 +625,45 @@ async fn items_written_before_the_dictionary_load_and_save_on() {
     assert_eq!(relayed(&client, &table).await, vec![7], "the events read against the resident");
 }
 
+/// A resident written under its full id (as before the compact names) loads once, and the
+/// next save writes it under its compact name and removes the full one: never both.
+#[tokio::test]
+async fn a_resident_under_its_full_id_moves_to_its_compact_name_on_the_next_save() {
+    let (store, client, table) = fresh_store().await;
+    let id = "8d8ca7db-599b-4fc2-97c1-4347124190e5";
+    let old = execution(id, ExecutionStatus::InProgress);
+    let full = format!("x:{id}");
+    let packed =
+        baton::adapters::aws::dynamodb_state::packed(&serde_json::to_string(&old).unwrap());
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("PIPELINE#uuid".into()))
+        .item("sk", AttributeValue::S("LANES".into()))
+        .item("version", AttributeValue::N("1".into()))
+        .item("body", AttributeValue::S(serde_json::to_string(&lanes(id)).unwrap()))
+        .item(&full, packed.unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let snap = store.load("uuid", &Scope::LanesOnly).await.unwrap();
+    assert_eq!(snap.executions.len(), 1);
+    let mut x = snap.executions[0].clone();
+    x.value.updated_at = 5_000;
+    let changes = Changes { lanes: Some(snap.lanes), executions: vec![x], outbox: vec![event(3)] };
+    store.save("uuid", changes).await.unwrap();
+
+    let item = raw_item(&client, &table, "PIPELINE#uuid", "LANES").await;
+    let residents: Vec<&String> =
+        item.keys().filter(|k| k.starts_with("x:") || k.starts_with("u:")).collect();
+    assert_eq!(residents, [&"u:jYyn21mbT8KXwUNHEkGQ5Q".to_owned()], "{item:?}");
+    let again = store.load("uuid", &Scope::LanesOnly).await.unwrap();
+    assert_eq!(again.executions.len(), 1);
+    assert_eq!(again.executions[0].value.updated_at, 5_000);
+    assert_eq!(relayed(&client, &table).await, vec![3], "the events read against the resident");
+}
+
 /// Execution `id` as a load of it gives it (the residents come along).
 async fn loaded(store: &DynamoDbStateStore, pipeline: &str, id: &str) -> Versioned<Execution> {
     let snap = store.load(pipeline, &Scope::One(id.into())).await.unwrap();

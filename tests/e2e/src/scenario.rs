@@ -386,7 +386,7 @@ impl Release {
             };
             if sk == "LANES" {
                 for (name, v) in item {
-                    if name.starts_with("x:") {
+                    if baton::adapters::aws::dynamodb_state::is_resident_attribute(name) {
                         all.push(read(v)?);
                     }
                 }

@@ -10,26 +10,57 @@
 //! those executions too, so the relay rebuilds the same dictionary from the record alone.
 //!
 //! The format, from the first byte:
-//! - [`MARK`], then the number of bases (one byte), each base's attribute name (one byte of
-//!   length, then the name), then raw deflate against [`DICTIONARY`] followed by the bases'
-//!   texts in order;
+//! - [`MARK`] or [`MARK_V1`], then the number of bases (one byte), each base's attribute name
+//!   (one byte of length, then the name), then raw deflate against that mark's dictionary
+//!   followed by the bases' texts in order. [`MARK`] (what is written now) deflates against
+//!   [`PROVIDER_TEXT`] then [`DICTIONARY`]; [`MARK_V1`] (items written before) against
+//!   [`DICTIONARY`] alone;
 //! - anything else: raw deflate without a dictionary, as items written before this format.
-//!   A raw deflate stream never starts with [`MARK`]: its block type bits would be 11,
+//!   A raw deflate stream never starts with either mark: its block type bits would be 11,
 //!   which deflate reserves.
 //!
-//! [`DICTIONARY`] is part of the stored format: items written with it are read with it for as
-//! long as they live. Never edit it; a better one gets a new mark.
+//! The dictionaries are part of the stored format: items written with one are read with it
+//! for as long as they live. Never edit them; a better one gets a new mark.
 
 use std::io;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-/// The first byte of a blob deflated against [`DICTIONARY`].
-pub const MARK: u8 = 0x06;
+/// The first byte of a blob deflated against [`PROVIDER_TEXT`] and [`DICTIONARY`].
+pub const MARK: u8 = 0x07;
+
+/// The first byte of a blob deflated against [`DICTIONARY`] alone (written before [`MARK`]).
+pub const MARK_V1: u8 = 0x06;
 
 /// Inflated text larger than this is refused: items are at most 400 KB deflated, and no
 /// document Baton writes comes near it inflated.
 const MAX_TEXT_BYTES: usize = 64 * 1024 * 1024;
+
+/// What the providers write into an execution, for any user: the configuration keys and
+/// values of CodePipeline's action types, the summaries and console links of the actions'
+/// ends, the ARNs and revision kinds they name. Why: a release's execution spends most of its
+/// deflated bytes spelling these out once, and an item under 1 KB is half the write units of
+/// one just over it. Read before [`DICTIONARY`], so the rarer text is the farther back.
+pub const PROVIDER_TEXT: &str = concat!(
+    // Configuration keys and values, by action type.
+    r#"{"RepositoryName":"","BranchName":"main","PollForSourceChanges":"false","OutputArtifactFormat":"CODE_ZIP","ConnectionArn":"arn:aws:codeconnections:","FullRepositoryId":"","DetectChanges":"true","ImageTag":"latest","#,
+    r#""S3Bucket":"","S3ObjectKey":"","ProjectName":"","PrimarySource":"","BatchEnabled":"false","EnvironmentVariables":"[{\"name\":\"\",\"value\":\"\",\"type\":\"PLAINTEXT\"}]","#,
+    r#""ActionMode":"CREATE_UPDATE","ActionMode":"CHANGE_SET_REPLACE","ActionMode":"CHANGE_SET_EXECUTE","ActionMode":"REPLACE_ON_FAILURE","ActionMode":"DELETE_ONLY","StackName":"","ChangeSetName":"","TemplatePath":"::template.yaml","TemplateConfiguration":"::","OutputFileName":"","Capabilities":"CAPABILITY_IAM,CAPABILITY_NAMED_IAM,CAPABILITY_AUTO_EXPAND","ParameterOverrides":"{}","RoleArn":"arn:aws:iam:::role/","#,
+    r#""ClusterName":"","ServiceName":"","FileName":"imagedefinitions.json","DeploymentTimeout":"","ApplicationName":"","DeploymentGroupName":"","EnvironmentName":"","BucketName":"","Extract":"true","ObjectKey":"","KMSEncryptionKeyARN":"","CannedACL":"","CacheControl":"","#,
+    r#""FunctionName":"","UserParameters":"","StateMachineArn":"arn:aws:states:","ExecutionNamePrefix":"","InputType":"Literal","Input":"","CustomData":"","ExternalEntityLink":"https://","NotificationArn":"arn:aws:sns:"}"#,
+    // What the actions' ends say, and where their consoles show them.
+    r#"{"summary":"Fetched s3://","external_url":"https://.console.aws.amazon.com/s3/object/?region=&prefix="}"#,
+    r#"{"summary":"Build  succeeded","external_id":":","external_url":"https://.console.aws.amazon.com/codesuite/codebuild/projects//build/%3A/?region="}"#,
+    r#"{"summary":"Stack : CREATE_COMPLETE","summary":"Stack : UPDATE_COMPLETE","external_id":"arn:aws:cloudformation::stack//","external_url":"https://.console.aws.amazon.com/cloudformation/home?region=#/stacks/stackinfo?stackId=arn%3Aaws%3Acloudformation%3A%3A%3Astack%2F%2F"}"#,
+    r#"{"summary":"Deployed  as  object(s) to s3://","external_url":"https://.console.aws.amazon.com/s3/buckets/?region=&prefix="}"#,
+    r#"{"summary":" runs arn:aws:ecs::task-definition/:","external_id":"arn:aws:ecs::task-definition/:"}"#,
+    r#"{"summary":"Deployment  succeeded","external_url":"https://.console.aws.amazon.com/codesuite/codedeploy/deployments/?region="}"#,
+    r#"{"summary":"Execution  succeeded","external_url":"https://.console.aws.amazon.com/states/home?region=#/v2/executions/details/arn:aws:states::execution::"}"#,
+    r#"{"external_url":"https://.console.aws.amazon.com/lambda/home?region=#/functions/","external_url":"https://.console.aws.amazon.com/codesuite/codecommit/repositories//commit/?region="}"#,
+    // Triggers and revisions.
+    r#"{"trigger_type":"CloudWatchEvent","trigger_type":"PollForSourceChanges","trigger_type":"Webhook","trigger_type":"WebhookV2","trigger_type":"PutActionRevision","trigger_type":"CreatePipeline","trigger_detail":"s3://?versionId=","revision_type":"S3_OBJECT_VERSION_ID","revision_type":"IMAGE_DIGEST","value":"sha256:"}"#,
+    r#"{"decided_by":" (approval link)","output_variables":{"ETag":"","VersionId":"","CommitId":"","BranchName":"","AuthorDate":"","CommitMessage":""}}"#,
+);
 
 /// Keys and fixed strings of what Baton stores, the most frequent last (deflate reaches the
 /// dictionary's end with the shortest distances). Pinned by a test: see the module's docs.
@@ -65,13 +96,19 @@ pub const DICTIONARY: &str = concat!(
 /// # Errors
 /// When a base's name is longer than 255 bytes, or deflate fails.
 pub fn pack(json: &str, bases: &[(&str, &str)]) -> io::Result<Vec<u8>> {
-    let mut out = vec![MARK, u8::try_from(bases.len()).map_err(invalid)?];
+    pack_with(MARK, json, bases)
+}
+
+/// [`pack`] against the dictionary of `mark`.
+fn pack_with(mark: u8, json: &str, bases: &[(&str, &str)]) -> io::Result<Vec<u8>> {
+    let mut out = vec![mark, u8::try_from(bases.len()).map_err(invalid)?];
     for (name, _) in bases {
         out.push(u8::try_from(name.len()).map_err(invalid)?);
         out.extend_from_slice(name.as_bytes());
     }
     let mut deflate = Compress::new(Compression::best(), false);
-    deflate.set_dictionary(&dictionary(bases.iter().map(|(_, text)| *text))).map_err(invalid)?;
+    let preset = dictionary(mark, bases.iter().map(|(_, text)| *text));
+    deflate.set_dictionary(&preset).map_err(invalid)?;
     out.reserve(json.len() / 3 + 64);
     let input = json.as_bytes();
     loop {
@@ -99,9 +136,10 @@ pub fn bases(bytes: &[u8]) -> io::Result<Vec<&str>> {
 pub fn unpack(bytes: &[u8], base: impl Fn(&str) -> io::Result<String>) -> io::Result<String> {
     let (names, body) = header(bytes)?;
     let mut inflate = Decompress::new(false);
-    if bytes.first() == Some(&MARK) {
+    if let Some(&mark @ (MARK | MARK_V1)) = bytes.first() {
         let texts = names.iter().map(|name| base(name)).collect::<io::Result<Vec<String>>>()?;
-        inflate.set_dictionary(&dictionary(texts.iter().map(String::as_str))).map_err(invalid)?;
+        let preset = dictionary(mark, texts.iter().map(String::as_str));
+        inflate.set_dictionary(&preset).map_err(invalid)?;
     }
     let mut out = Vec::with_capacity(body.len() * 4 + 64);
     loop {
@@ -134,7 +172,7 @@ pub fn unpack_alone(bytes: &[u8]) -> io::Result<String> {
 
 /// The base names and the deflate stream of a blob.
 fn header(bytes: &[u8]) -> io::Result<(Vec<&str>, &[u8])> {
-    if bytes.first() != Some(&MARK) {
+    if !matches!(bytes.first(), Some(&(MARK | MARK_V1))) {
         return Ok((Vec::new(), bytes));
     }
     let short = || invalid("the packed header is cut short");
@@ -150,9 +188,14 @@ fn header(bytes: &[u8]) -> io::Result<(Vec<&str>, &[u8])> {
     Ok((names, &bytes[at..]))
 }
 
-/// The preset dictionary: [`DICTIONARY`], then the bases in order (deflate uses its last 32 KB).
-fn dictionary<'a>(bases: impl Iterator<Item = &'a str>) -> Vec<u8> {
-    let mut all = DICTIONARY.as_bytes().to_vec();
+/// The preset dictionary of `mark`: [`PROVIDER_TEXT`] (for [`MARK`]) and [`DICTIONARY`], then
+/// the bases in order (deflate uses its last 32 KB).
+fn dictionary<'a>(mark: u8, bases: impl Iterator<Item = &'a str>) -> Vec<u8> {
+    let mut all = Vec::new();
+    if mark == MARK {
+        all.extend_from_slice(PROVIDER_TEXT.as_bytes());
+    }
+    all.extend_from_slice(DICTIONARY.as_bytes());
     for text in bases {
         all.extend_from_slice(text.as_bytes());
     }
@@ -201,9 +244,32 @@ mod tests {
     }
 
     #[test]
+    fn blobs_written_against_the_first_dictionary_still_read() {
+        let v1 = pack_with(MARK_V1, EVENTS, &[("x:e", EXECUTION)]).unwrap();
+        assert_eq!(v1[0], MARK_V1);
+        assert_eq!(bases(&v1).unwrap(), ["x:e"]);
+        assert_eq!(unpack(&v1, |_| Ok(EXECUTION.to_owned())).unwrap(), EVENTS);
+        let now = pack(EVENTS, &[("x:e", EXECUTION)]).unwrap();
+        assert_eq!(now[0], MARK);
+        assert_ne!(v1, now, "each is read with its own dictionary");
+    }
+
+    /// The providers' own text (configuration keys, summaries, console links) costs a
+    /// fraction of what it cost against the first dictionary.
+    #[test]
+    fn an_execution_with_the_providers_text_packs_smaller_than_against_the_first_dictionary() {
+        let ended = r#"{"id":"8d8ca7db-599b-4fc2-97c1-4347124190e5","stages":[{"status":"Succeeded","attempt":1,"actions":[{"status":"Succeeded","attempt":1,"resolved_configuration":{"ActionMode":"CREATE_UPDATE","StackName":"web","TemplatePath":"BuildOutput::template.yaml","RoleArn":"arn:aws:iam::222222222222:role/deploy"},"summary":"Stack web: CREATE_COMPLETE","external_id":"arn:aws:cloudformation:eu-west-1:222222222222:stack/web/1f5b5bee-9b6a-4aae-9f93-04a428a176c6","external_url":"https://eu-west-1.console.aws.amazon.com/cloudformation/home?region=eu-west-1#/stacks/stackinfo?stackId=arn%3Aaws%3Acloudformation%3Aeu-west-1%3A222222222222%3Astack%2Fweb%2F1f5b5bee-9b6a-4aae-9f93-04a428a176c6"}]}]}"#;
+        let now = pack(ended, &[]).unwrap();
+        let v1 = pack_with(MARK_V1, ended, &[]).unwrap();
+        assert_eq!(unpack_alone(&now).unwrap(), ended);
+        assert!(now.len() + 40 < v1.len(), "{} bytes against {} before", now.len(), v1.len());
+    }
+
+    #[test]
     fn blobs_written_before_the_dictionary_still_read() {
         assert_eq!(unpack_alone(&deflated(EXECUTION)).unwrap(), EXECUTION);
-        assert_ne!(deflated(EXECUTION)[0], MARK, "plain deflate never starts with the mark");
+        assert_ne!(deflated(EXECUTION)[0], MARK, "plain deflate never starts with a mark");
+        assert_ne!(deflated(EXECUTION)[0], MARK_V1);
     }
 
     #[test]
@@ -250,5 +316,9 @@ mod tests {
             .bytes()
             .fold(2_166_136_261, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
         assert_eq!((DICTIONARY.len(), digest), (3917, 2_967_271_661), "see the module's docs");
+        let digest: u32 = PROVIDER_TEXT
+            .bytes()
+            .fold(2_166_136_261, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
+        assert_eq!((PROVIDER_TEXT.len(), digest), (2932, 3_429_543_209), "see the module's docs");
     }
 }

@@ -56,6 +56,7 @@ use super::dynamodb_active as active;
 use super::dynamodb_history as history;
 use super::dynamodb_packing as packing;
 use super::dynamodb_writes as writes;
+pub use super::dynamodb_writes::is_resident_attribute;
 use baton_app::ports::BoxError;
 use baton_app::ports::state::*;
 use baton_protocol::bus_events::BusEvent;
@@ -424,7 +425,7 @@ fn residents(item: &Item) -> Result<Vec<Versioned<Execution>>, StoreError> {
     let version: u64 = get_n(item, "version")?;
     let mut found = Vec::new();
     for (name, value) in item {
-        if !name.starts_with(writes::RESIDENT_PREFIX) {
+        if !writes::is_resident_attribute(name) {
             continue;
         }
         let AttributeValue::B(blob) = value else { return Err(malformed(item, "resident")) };

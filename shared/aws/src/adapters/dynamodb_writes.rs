@@ -17,6 +17,8 @@
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use baton_core::engine::{Execution, Millis};
 
 use super::dynamodb_state::{Item, packed, to_json};
@@ -25,8 +27,13 @@ use baton_app::ports::state::{Changes, StoreError};
 /// Marks the version of a resident execution: the rest is the lanes item's version, which is
 /// what a save of it is conditioned on. Callers treat versions as opaque.
 pub(super) const RESIDENT: u64 = 1 << 48;
-/// Resident executions are attributes of the lanes item named this plus their id.
+/// Resident executions are attributes of the lanes item named this plus their id, or (an id
+/// that is a UUID, as Baton makes every execution id) [`UUID_RESIDENT_PREFIX`] plus its 16
+/// bytes in URL-safe base64: 24 characters, not 38. Why: the name is stored, and billed, on
+/// every write of the lanes item, and again in the header of the events packed against it.
 pub(super) const RESIDENT_PREFIX: &str = "x:";
+/// See [`RESIDENT_PREFIX`].
+pub(super) const UUID_RESIDENT_PREFIX: &str = "u:";
 /// A resident's deflated size limit: holders are at most one per stage (CodePipeline allows 50
 /// stages), so the lanes item stays far below DynamoDB's 400 KB.
 pub(super) const MAX_RESIDENT_BYTES: usize = 4 * 1024;
@@ -37,7 +44,42 @@ pub(super) const EVENT_COUNT: &str = "event_count";
 
 /// The attribute name of resident execution `id`.
 pub(super) fn resident_attribute(id: &str) -> String {
-    format!("{RESIDENT_PREFIX}{id}")
+    match uuid_bytes(id) {
+        Some(bytes) => format!("{UUID_RESIDENT_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)),
+        None => format!("{RESIDENT_PREFIX}{id}"),
+    }
+}
+
+/// The name a resident UUID had before [`UUID_RESIDENT_PREFIX`], removed whenever the compact
+/// one is written or removed, so an execution written by an earlier version is not left
+/// behind beside itself.
+fn earlier_resident_attribute(id: &str) -> Option<String> {
+    uuid_bytes(id).map(|_| format!("{RESIDENT_PREFIX}{id}"))
+}
+
+/// Whether `name` is a resident execution's attribute of the lanes item.
+pub fn is_resident_attribute(name: &str) -> bool {
+    name.starts_with(RESIDENT_PREFIX) || name.starts_with(UUID_RESIDENT_PREFIX)
+}
+
+/// The 16 bytes of `id` when it is a UUID in its canonical form (lowercase, hyphenated): the
+/// only form with a compact name, so no two ids share one.
+fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    let b = id.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let hex: Vec<u8> = b.iter().copied().filter(|&c| c != b'-').collect();
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        *out.get_mut(i)? = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    (hex.len() == 32).then_some(out)
 }
 
 /// What one save writes.
@@ -128,10 +170,12 @@ pub(super) fn plan(
             (true, true) => {
                 writes_lanes(read)?;
                 set.push((resident_attribute(&x.id), packed));
+                remove.extend(earlier_resident_attribute(&x.id));
             }
             (true, false) => {
                 writes_lanes(read)?;
                 remove.push(resident_attribute(&x.id));
+                remove.extend(earlier_resident_attribute(&x.id));
                 own.push(OwnWrite::MoveOut { item: own_item(x, packed)? });
             }
             (false, true) => {
@@ -191,6 +235,59 @@ mod tests {
                 OwnWrite::MoveIn { id, read, .. } => format!("move in {id} {read}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_uuid_resident_has_a_compact_name_and_any_other_id_its_own() {
+        let id = "8d8ca7db-599b-4fc2-97c1-4347124190e5";
+        assert_eq!(resident_attribute(id), "u:jYyn21mbT8KXwUNHEkGQ5Q");
+        assert_eq!(
+            earlier_resident_attribute(id).as_deref(),
+            Some("x:8d8ca7db-599b-4fc2-97c1-4347124190e5")
+        );
+        // Only the canonical form is compact, so no two ids share a name.
+        for other in [
+            "8D8CA7DB-599B-4FC2-97C1-4347124190E5",
+            "8d8ca7db599b4fc297c14347124190e5",
+            "8d8ca7db-599b-4fc2-97c1-4347124190eg",
+            "e1",
+            "jYyn21mbT8KXwUNHEkGQ5Q",
+        ] {
+            assert_eq!(resident_attribute(other), format!("x:{other}"));
+            assert_eq!(earlier_resident_attribute(other), None);
+        }
+        assert!(is_resident_attribute("u:jYyn21mbT8KXwUNHEkGQ5Q") && is_resident_attribute("x:e1"));
+        assert!(!is_resident_attribute("events") && !is_resident_attribute("version"));
+    }
+
+    #[test]
+    fn a_uuid_resident_written_again_drops_its_earlier_name() {
+        let id = "8d8ca7db-599b-4fc2-97c1-4347124190e5";
+        let mut x = execution(id, ExecutionStatus::InProgress, 0);
+        let changes = Changes {
+            lanes: holding(id),
+            executions: vec![Versioned { version: RESIDENT | 3, value: x.clone() }],
+            outbox: vec![],
+        };
+        let writes = plan("p", &changes, item).unwrap();
+        let lanes = writes.lanes.unwrap();
+        assert_eq!(
+            lanes.set.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["u:jYyn21mbT8KXwUNHEkGQ5Q"]
+        );
+        assert_eq!(lanes.remove, [format!("x:{id}")]);
+
+        x.phase = baton_testkit::phase_of(ExecutionStatus::Succeeded);
+        let changes = Changes {
+            lanes: Some(Versioned { version: 3, value: Lanes::default() }),
+            executions: vec![Versioned { version: RESIDENT | 3, value: x }],
+            outbox: vec![],
+        };
+        let writes = plan("p", &changes, item).unwrap();
+        assert_eq!(
+            writes.lanes.unwrap().remove,
+            ["u:jYyn21mbT8KXwUNHEkGQ5Q".to_owned(), format!("x:{id}")]
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ fn main() {
     let Some(workload) = workload else {
         let me = std::env::current_exe().unwrap();
         for w in ["w1", "w3", "w4", "w5", "w6"] {
+            // What the workload before wrote is flushed now, not while the next one is timed.
+            workloads::settle_disk();
             let status = std::process::Command::new(&me).arg(w).status().unwrap();
             assert!(status.success(), "{w} failed");
         }

@@ -306,6 +306,7 @@ pub(crate) async fn w5(size: &Sizes) {
     let scratch = tempfile::tempdir().unwrap();
     let source = scratch.path().join("source.zip");
     big_zip(&source, size.bytes);
+    settle_disk();
     SOURCE_ZIP.set(source).unwrap();
     let b = runtime().await;
     let doc = pipeline(
@@ -387,4 +388,10 @@ pub(crate) async fn w6(size: &Sizes) {
     }
     println!("w6_pipelines: {} pipelines", size.pipelines + 1);
     let _ = b.stop.send(true);
+}
+
+/// Writes every dirty page back to disk (`sync`), so a workload's timing does not include the
+/// kernel flushing what was written before it (the last workload's files, a setup's input).
+pub(crate) fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
 }

@@ -16,7 +16,7 @@
 //! | `pk`              | `sk`             | attributes                                              |
 //! |-------------------|------------------|---------------------------------------------------------|
 //! | `PIPELINE#<name>` | `PIPELINE`       | `record` (deflated JSON), `created`, `updated`          |
-//! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON), `x:<id>` (deflated JSON) per execution holding a stage, `events`/`event_count` of the last save |
+//! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON), `u:<UUID in base64>` (or `x:<id>` for an id that is no UUID; deflated JSON) per execution holding a stage, `events`/`event_count` of the last save |
 //! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0, only while active), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`; or a tombstone (`version`, `resident`, `started`, `ended`) while the execution lives in `LANES` |
 //! | `PIPELINE#<name>` | `EVENTS`         | `events`/`event_count` of a save that wrote no state item, `expires_at` |
 //! | `PIPELINES`       | `<name>`         | `watches`: the sources the pipeline watches (the sorted listing, and the trigger's index) |

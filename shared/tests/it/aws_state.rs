@@ -593,17 +593,8 @@ async fn items_written_before_the_dictionary_load_and_save_on() {
     let old = execution("e1", ExecutionStatus::InProgress);
     let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     deflate.write_all(serde_json::to_string(&old).unwrap().as_bytes()).unwrap();
-    client
-        .put_item()
-        .table_name(&table)
-        .item("pk", AttributeValue::S("PIPELINE#old".into()))
-        .item("sk", AttributeValue::S("LANES".into()))
-        .item("version", AttributeValue::N("1".into()))
-        .item("body", AttributeValue::S(serde_json::to_string(&lanes("e1")).unwrap()))
-        .item("x:e1", AttributeValue::B(deflate.finish().unwrap().into()))
-        .send()
-        .await
-        .unwrap();
+    let resident = AttributeValue::B(deflate.finish().unwrap().into());
+    put_earlier_lanes(&client, &table, "old", "e1", "x:e1", resident).await;
 
     let snap = store.load("old", &Scope::LanesOnly).await.unwrap();
     assert_eq!(snap.lanes.value, lanes("e1"));
@@ -635,17 +626,7 @@ async fn a_resident_under_its_full_id_moves_to_its_compact_name_on_the_next_save
     let full = format!("x:{id}");
     let packed =
         baton::adapters::aws::dynamodb_state::packed(&serde_json::to_string(&old).unwrap());
-    client
-        .put_item()
-        .table_name(&table)
-        .item("pk", AttributeValue::S("PIPELINE#uuid".into()))
-        .item("sk", AttributeValue::S("LANES".into()))
-        .item("version", AttributeValue::N("1".into()))
-        .item("body", AttributeValue::S(serde_json::to_string(&lanes(id)).unwrap()))
-        .item(&full, packed.unwrap())
-        .send()
-        .await
-        .unwrap();
+    put_earlier_lanes(&client, &table, "uuid", id, &full, packed.unwrap()).await;
 
     let snap = store.load("uuid", &Scope::LanesOnly).await.unwrap();
     assert_eq!(snap.executions.len(), 1);
@@ -662,6 +643,29 @@ async fn a_resident_under_its_full_id_moves_to_its_compact_name_on_the_next_save
     assert_eq!(again.executions.len(), 1);
     assert_eq!(again.executions[0].value.updated_at, 5_000);
     assert_eq!(relayed(&client, &table).await, vec![3], "the events read against the resident");
+}
+
+/// A lanes item as an earlier version wrote it: the lanes (`holder` holding) as text, at
+/// version 1, and one resident under the attribute `name`.
+async fn put_earlier_lanes(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pipeline: &str,
+    holder: &str,
+    name: &str,
+    resident: AttributeValue,
+) {
+    client
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(format!("PIPELINE#{pipeline}")))
+        .item("sk", AttributeValue::S("LANES".into()))
+        .item("version", AttributeValue::N("1".into()))
+        .item("body", AttributeValue::S(serde_json::to_string(&lanes(holder)).unwrap()))
+        .item(name, resident)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Execution `id` as a load of it gives it (the residents come along).

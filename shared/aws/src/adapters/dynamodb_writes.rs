@@ -63,23 +63,13 @@ pub fn is_resident_attribute(name: &str) -> bool {
 }
 
 /// The 16 bytes of `id` when it is a UUID in its canonical form (lowercase, hyphenated): the
-/// only form with a compact name, so no two ids share one.
+/// only form with a compact name, so no two ids share one. Canonical is what formats back
+/// to `id` itself.
 fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
-    let b = id.as_bytes();
-    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
-        return None;
-    }
-    let hex: Vec<u8> = b.iter().copied().filter(|&c| c != b'-').collect();
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        *out.get_mut(i)? = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    (hex.len() == 32).then_some(out)
+    let bits = u128::from_str_radix(&id.replace('-', ""), 16).ok()?;
+    let h = format!("{bits:032x}");
+    let canonical = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+    (canonical == id).then(|| bits.to_be_bytes())
 }
 
 /// What one save writes.

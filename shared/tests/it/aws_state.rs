@@ -9,7 +9,9 @@ use baton::adapters::aws::dynamodb_state::{DynamoDbStateStore, create_table};
 use baton::core::declaration::PipelineDocument;
 use baton::core::engine::{Execution, ExecutionStatus, Lanes};
 use baton::core::plan::{Placement, Plan};
-use baton::ports::state::{Changes, PipelineRecord, Scope, StateStore, StoreError, Versioned};
+use baton::ports::state::{
+    Changes, PipelineRecord, Scope, Snapshot, StateStore, StoreError, Versioned,
+};
 use baton_testkit::event;
 use baton_testkit::state_store_contract;
 
@@ -170,6 +172,98 @@ async fn two_concurrent_saves_from_the_same_read_let_exactly_one_win() {
     assert_eq!(stored.updated_at, i64::from(*n), "the winner's write is the one stored");
     let relayed = relayed(&client, &table).await;
     assert_eq!(relayed, vec![0, u64::from(*n)], "only the winner's events reach the stream");
+}
+
+/// `e1` of the snapshot `snap` ended with `updated_at`, the lanes it held let go: a save
+/// that moves it out of the lanes item, carrying event `n`.
+fn ending(snap: &Snapshot, updated_at: i64, n: u32) -> Changes {
+    let mut e1 = snap.executions.iter().find(|e| e.value.id == "e1").unwrap().clone();
+    e1.value.phase = baton_testkit::phase_of(ExecutionStatus::Succeeded);
+    e1.value.updated_at = updated_at;
+    Changes {
+        lanes: Some(Versioned { version: snap.lanes.version, value: Lanes::default() }),
+        executions: vec![e1],
+        outbox: vec![event(n)],
+    }
+}
+
+/// A move out of the lanes item writes the execution's own item before the lanes: when the
+/// lanes update then fails, that item is a draft every reader passes over for the resident,
+/// and a later mover replaces it; once a move landed, a mover from an older read is refused.
+#[tokio::test]
+async fn a_move_out_whose_lanes_update_fails_leaves_a_draft_no_reader_takes() {
+    let (store, client, table) = fresh_store().await;
+    seed(&store, "draft").await;
+    let stale = store.load("draft", &Scope::One("e1".into())).await.unwrap();
+    // Another save lands first: e1 still runs, updated.
+    let mut e1 = stale.executions[0].clone();
+    e1.value.updated_at = 5;
+    let racer = Changes {
+        lanes: Some(Versioned { version: stale.lanes.version, value: lanes("e1") }),
+        executions: vec![e1],
+        outbox: vec![event(5)],
+    };
+    store.save("draft", racer).await.unwrap();
+
+    let result = store.save("draft", ending(&stale, 6, 6)).await;
+
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    let draft = raw_item(&client, &table, "PIPELINE#draft", "EXECUTION#e1").await;
+    assert!(draft.contains_key("body"), "the own item was written first: {draft:?}");
+    let shown = store.execution("draft", "e1").await.unwrap().unwrap();
+    assert_eq!((shown.status(), shown.updated_at), (ExecutionStatus::InProgress, 5));
+    let listed = store.executions("draft", 10).await.unwrap();
+    assert_eq!(listed.len(), 1, "listed once: {listed:?}");
+    assert_eq!((listed[0].status(), listed[0].updated_at), (ExecutionStatus::InProgress, 5));
+    let active = store.load("draft", &Scope::Active).await.unwrap();
+    assert_eq!(active.executions.len(), 1, "{active:?}");
+    assert_eq!(active.executions[0].value.updated_at, 5);
+    assert_eq!(relayed(&client, &table).await, vec![0, 5], "the failed move's event went out");
+
+    // Read again and moved out: it lands over the draft.
+    let current = store.load("draft", &Scope::One("e1".into())).await.unwrap();
+    store.save("draft", ending(&current, 7, 7)).await.unwrap();
+    let shown = store.execution("draft", "e1").await.unwrap().unwrap();
+    assert_eq!((shown.status(), shown.updated_at), (ExecutionStatus::Succeeded, 7));
+    let lanes_item = raw_item(&client, &table, "PIPELINE#draft", "LANES").await;
+    assert!(!lanes_item.contains_key("x:e1"), "moved out: {lanes_item:?}");
+    assert_eq!(relayed(&client, &table).await, vec![0, 5, 7]);
+
+    // Movers from the reads before it are refused and change nothing.
+    for (read, n) in [(&stale, 8), (&current, 9)] {
+        let late = store.save("draft", ending(read, i64::from(n), n)).await;
+        assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    }
+    let shown = store.execution("draft", "e1").await.unwrap().unwrap();
+    assert_eq!((shown.status(), shown.updated_at), (ExecutionStatus::Succeeded, 7));
+    assert_eq!(relayed(&client, &table).await, vec![0, 5, 7]);
+}
+
+/// Two moves of the same execution from the same read: exactly one lands, and the execution's
+/// own item holds the winner's, not the last one written.
+#[tokio::test]
+async fn two_concurrent_moves_out_from_the_same_read_let_exactly_one_win() {
+    let (store, client, table) = fresh_store().await;
+    let store = Arc::new(store);
+    seed(&store, "moves").await;
+    let snap = store.load("moves", &Scope::One("e1".into())).await.unwrap();
+    let attempt = |n: u32| {
+        let store = Arc::clone(&store);
+        let changes = ending(&snap, i64::from(n), n);
+        tokio::spawn(async move { (n, store.save("moves", changes).await) })
+    };
+    let (first, second) = (attempt(1), attempt(2));
+    let results = [first.await.unwrap(), second.await.unwrap()];
+
+    let winners: Vec<_> = results.iter().filter(|r| r.1.is_ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one move lands: {results:?}");
+    assert!(results.iter().any(|r| matches!(r.1, Err(StoreError::Conflict(_)))), "{results:?}");
+    let n = winners[0].0;
+    let stored = store.execution("moves", "e1").await.unwrap().unwrap();
+    assert_eq!(stored.updated_at, i64::from(n), "the winner's move is the one stored");
+    let raw = raw_item(&client, &table, "PIPELINE#moves", "EXECUTION#e1").await;
+    assert!(!raw.contains_key("resident"), "{raw:?}");
+    assert_eq!(relayed(&client, &table).await, vec![0, u64::from(n)]);
 }
 
 #[tokio::test]

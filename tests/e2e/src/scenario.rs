@@ -378,7 +378,8 @@ impl Release {
                 _ => bail!("an execution body is not deflated JSON"),
             }
         };
-        let mut all = Vec::new();
+        let mut resident = Vec::new();
+        let mut own = Vec::new();
         for item in out.items() {
             let sk = match item.get("sk") {
                 Some(AttributeValue::S(sk)) => sk.as_str(),
@@ -387,16 +388,19 @@ impl Release {
             if sk == "LANES" {
                 for (name, v) in item {
                     if baton::adapters::aws::dynamodb_state::is_resident_attribute(name) {
-                        all.push(read(v)?);
+                        resident.push(read(v)?);
                     }
                 }
             } else if sk.starts_with("EXECUTION#") && !item.contains_key("resident") {
-                all.push(read(
+                own.push(read(
                     item.get("body").ok_or_else(|| anyhow::anyhow!("{sk} has no body"))?,
                 )?);
             }
         }
-        Ok(all)
+        // A resident wins over its own item, which is then a move's draft not yet current.
+        own.retain(|x: &Execution| !resident.iter().any(|r: &Execution| r.id == x.id));
+        own.extend(resident);
+        Ok(own)
     }
 
     /// Waits until an execution exists and satisfies `done`; returns it.

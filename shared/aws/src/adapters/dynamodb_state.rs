@@ -4,7 +4,10 @@
 //! Contract: every item carries a version; [`StateStore::save`] writes the lanes, the
 //! executions and the events of one input either as one conditional write (the usual case) or
 //! in ONE `TransactWriteItems`, each state item conditioned on the version it was read at, so
-//! either all of it lands or nothing does and the caller gets [`StoreError::Conflict`].
+//! either all of it lands or nothing does and the caller gets [`StoreError::Conflict`]. One
+//! write may go before it: an execution moving out of the lanes item has its own item written
+//! first, as a draft that no reader takes over the resident until the lanes update lands (see
+//! `moved_out`), at half a transaction's cost.
 //!
 //! The outbox is the table's stream: a save's events ride on an item it writes (see
 //! `dynamodb_writes`), and stage-advance relays them from the stream (see `dynamodb_relay`).
@@ -17,7 +20,7 @@
 //! |-------------------|------------------|---------------------------------------------------------|
 //! | `PIPELINE#<name>` | `PIPELINE`       | `record` (deflated JSON), `created`, `updated`          |
 //! | `PIPELINE#<name>` | `LANES`          | `version`, `body` (JSON), `u:<UUID in base64>` (or `x:<id>` for an id that is no UUID; deflated JSON) per execution holding a stage, `events`/`event_count` of the last save |
-//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0, only while active), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`; or a tombstone (`version`, `resident`, `started`, `ended`) while the execution lives in `LANES` |
+//! | `PIPELINE#<name>` | `EXECUTION#<id>` | `version`, `ended` (0, only while active), `started`, `arrival`, `body` (deflated JSON), `expires_at` once ended, `events`/`event_count`, `moved` (the lanes version a move out read); or a tombstone (`version`, `resident`, `started`, `ended`) while the execution lives in `LANES` |
 //! | `PIPELINE#<name>` | `EVENTS`         | `events`/`event_count` of a save that wrote no state item, `expires_at` |
 //! | `PIPELINES`       | `<name>`         | `watches`: the sources the pipeline watches (the sorted listing, and the trigger's index) |
 //! | `APPROVAL#<id>`   | `LINK`           | `body` (JSON), `used` (JSON) once used, `expires_at`    |
@@ -80,6 +83,9 @@ const EVENTS_SK: &str = "EVENTS";
 const READ_ATTEMPTS: u32 = 5;
 /// Marks an execution's own item as a tombstone: the execution lives in the lanes item.
 const RESIDENT_MARK: &str = "resident";
+/// On an execution's own item that a move out of the lanes item wrote: the version of the
+/// lanes item that move read (see [`moved_out`]).
+const MOVED: &str = "moved";
 pub(super) const EXECUTION_PREFIX: &str = "EXECUTION#";
 /// A listing's attribute naming the sources its pipeline watches, each between newlines
 /// (which no repository, bucket or key names hold), so `contains` matches whole keys.
@@ -397,9 +403,27 @@ fn lanes_expression(l: &writes::LanesWrite, events: Option<&Item>) -> Expression
 }
 
 /// The update that writes a moved-out execution's item: every attribute of `item`, the
-/// tombstone mark gone, the version one more than whatever it was (0 for none).
-fn moved_out(item: Item) -> Expression {
-    let mut e = Expression::default();
+/// tombstone mark gone, the version one more than whatever it was (0 for none), and [`MOVED`]
+/// the lanes item's version `lanes_read` that the save read.
+///
+/// Why not in one transaction with the lanes: a transaction bills every item twice, and the
+/// execution ending (the last save of most executions) would cost six write units where these
+/// two plain writes cost three. This one goes first; until the lanes item's update lands, the
+/// execution is still resident there, and every reader takes the resident over its own item.
+/// So if the lanes update then fails (a conflict, a crash), what was written here is only a
+/// draft no reader shows, and the retry writes it again. The condition keeps a draft from
+/// replacing a move that landed: it holds on a tombstone, on a missing item, or on a draft of
+/// an earlier version of the lanes; an item a move wrote at this version or later, or one a
+/// plain save wrote since (which drops [`MOVED`]), is refused, and the save conflicts.
+fn moved_out(item: Item, lanes_read: u64) -> Expression {
+    let mut e = Expression {
+        condition: Some(
+            "attribute_not_exists(pk) OR attribute_exists(#mark) OR #moved < :lanes".into(),
+        ),
+        ..Expression::default()
+    };
+    e.names.insert("#moved".into(), MOVED.into());
+    e.values.insert(":lanes".into(), n(lanes_read));
     let mut set = Vec::new();
     for (i, (name, value)) in item.into_iter().filter(|(k, _)| k != "pk" && k != "sk").enumerate() {
         set.push(format!("#s{i} = :s{i}"));
@@ -415,8 +439,11 @@ fn moved_out(item: Item) -> Expression {
     e.names.insert("#version".into(), "version".into());
     e.names.insert("#mark".into(), RESIDENT_MARK.into());
     e.values.insert(":one".into(), n(1));
-    e.update =
-        Some(format!("SET {} REMOVE {} ADD #version :one", set.join(", "), remove.join(", ")));
+    e.update = Some(format!(
+        "SET {}, #moved = :lanes REMOVE {} ADD #version :one",
+        set.join(", "),
+        remove.join(", ")
+    ));
     e
 }
 
@@ -544,17 +571,21 @@ impl DynamoDbStateStore {
         pipeline: &str,
         limit: usize,
     ) -> Result<Vec<Execution>, StoreError> {
-        let mut all = Vec::new();
+        let mut resident = Vec::new();
+        let mut own = Vec::new();
         for item in self.query_all(pipeline_pk(pipeline), None, Filter::All).await? {
             match get_s(&item, "sk")? {
-                LANES_SK => all.extend(residents(&item)?.into_iter().map(|r| r.value)),
+                LANES_SK => resident.extend(residents(&item)?.into_iter().map(|r| r.value)),
                 sk if sk.starts_with(EXECUTION_PREFIX) && !item.contains_key(RESIDENT_MARK) => {
-                    all.push(from_json::<Execution>(&unpacked(&item, "body")?)?);
+                    own.push(from_json::<Execution>(&unpacked(&item, "body")?)?);
                 }
                 _ => {}
             }
         }
-        Ok(history::newest(all, limit))
+        // A resident wins over its own item: that is a draft of a move (see `moved_out`).
+        own.retain(|x| !resident.iter().any(|r| r.id == x.id));
+        resident.extend(own);
+        Ok(history::newest(resident, limit))
     }
 
     /// Every item of a query, following pages.
@@ -750,6 +781,9 @@ impl DynamoDbStateStore {
         let mut ops = Vec::new();
         let mut bytes = 0;
         let mut events = events;
+        // Moves out of the lanes item, written before the rest (see `moved_out`).
+        let mut moves = Vec::new();
+        let lanes_read = planned.lanes.as_ref().map_or(0, |l| l.read);
         let large = events.as_ref().is_some_and(|e| item_size(&e.alone) > MAX_CARRIED_EVENTS_BYTES);
         // Events go on an execution's item only if both stay within DynamoDB's item limit.
         let fits = |item: &Item, events: Option<&SaveEvents>| {
@@ -795,14 +829,11 @@ impl DynamoDbStateStore {
                     bytes += item_size(&item);
                     ops.push(Write::Put(item, Expression::at_version(read)));
                 }
-                writes::OwnWrite::MoveOut { mut item } => {
-                    if fits(&item, events.as_ref())
-                        && let Some(ev) = events.take()
-                    {
-                        item.extend(ev.against_body(&item)?);
-                    }
-                    bytes += item_size(&item);
-                    ops.push(Write::Update(key(pk.clone(), get_s(&item, "sk")?), moved_out(item)));
+                // Never carries the events: they go out only once the lanes item's update,
+                // which a move always comes with, has landed.
+                writes::OwnWrite::MoveOut { item } => {
+                    let k = key(pk.clone(), get_s(&item, "sk")?);
+                    moves.push(Write::Update(k, moved_out(item, lanes_read)));
                 }
                 writes::OwnWrite::MoveIn { id, read, started } => {
                     let mut tombstone = key(pk.clone(), execution_sk(&id));
@@ -831,6 +862,9 @@ impl DynamoDbStateStore {
                 items: ops.len(),
                 bytes,
             }));
+        }
+        for draft in moves {
+            self.send_one(pipeline, draft).await?;
         }
         match ops.len() {
             0 => Ok(()),

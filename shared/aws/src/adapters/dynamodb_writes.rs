@@ -104,8 +104,9 @@ pub(super) struct LanesWrite {
 pub(super) enum OwnWrite {
     /// Put the item, conditioned on the version read (0: it must not exist).
     Put { item: Item, read: u64 },
-    /// The execution moves out of the lanes item: its item is written with its version
-    /// incremented from whatever it was (the lanes item's condition guards the save).
+    /// The execution moves out of the lanes item: its item is written first, with its version
+    /// incremented from whatever it was, as a draft the lanes item's update then makes current
+    /// (see `dynamodb_state::moved_out`).
     MoveOut { item: Item },
     /// The execution moved into the lanes item: its item becomes a tombstone (`resident`) at
     /// the next version, if still at `read`. It keeps the execution's start time, so the

@@ -421,6 +421,15 @@ async fn a_connection_source_mirrors_a_remote_and_clones_with_history_when_asked
         names.iter().any(|n| n == ".git/HEAD"),
         "CODEBUILD_CLONE_REF holds the clone: {names:?}"
     );
+    // An abbreviated id runs the commit it names, reported by its full id.
+    let mut short = connection_request("CODE_ZIP");
+    short.source_revision = Some(baton::core::engine::SourceRevision {
+        revision_type: "COMMIT_ID".into(),
+        value: first[..10].to_string(),
+        branch: None,
+    });
+    let (_, vars, _, _) = succeeded(provider.run(&job(&jobs, short, vec![])).await.unwrap());
+    assert_eq!(vars["CommitId"], first);
     let (artifacts, _, _, _) =
         succeeded(provider.run(&job(&jobs, connection_request("CODE_ZIP"), vec![])).await.unwrap());
     assert_eq!(zip_names_and(&artifacts[0].path, "src/v.txt").1, "three", "fetched again");
@@ -568,7 +577,8 @@ async fn codecommit_fails_on_a_missing_branch_or_repository() {
     let req = request(t.clone(), &[("RepositoryName", "app"), ("BranchName", "release")], &["S"]);
     let (code, message) = failed(provider.run(&job(&jobs, req, vec![])).await.unwrap());
     assert_eq!(code, "ConfigurationError");
-    assert!(message.contains("release") && message.contains("app"), "{message}");
+    assert!(message.contains("The branch release does not exist"), "{message}");
+    assert!(message.contains("app"), "{message}");
 
     let req = request(t.clone(), &[("RepositoryName", "gone"), ("BranchName", "main")], &["S"]);
     let (code, message) = failed(provider.run(&job(&jobs, req, vec![])).await.unwrap());

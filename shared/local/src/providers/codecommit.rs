@@ -13,7 +13,7 @@ use baton_core::plan::ActionPlan;
 
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
-use super::git::{commit_of, describe, git, head_of, succeeded};
+use super::git::{Revision, git, head_of, resolve, succeeded};
 use super::{Failure, has_reference, required};
 
 /// Reads CodeCommit repositories from local git repositories.
@@ -46,29 +46,29 @@ impl CodeCommitProvider {
                 path.display()
             ))
         })?;
-        git(&repo, &["rev-parse", "--git-dir"]).await.map_err(|_| {
-            Failure::configuration(format!(
-                "The repository {name} at {} is not a git repository.",
-                repo.display()
-            ))
-        })?;
-        let id = match &job.request.source_revision {
-            // The commit a push or `sourceRevisions` named, else the branch's head.
-            Some(r) => commit_of(&repo, &r.value).await.map_err(|_| {
-                Failure::configuration(format!(
-                    "The commit {} does not exist in the repository {name} at {}.",
-                    r.value,
-                    repo.display()
-                ))
-            })?,
-            None => head_of(&repo, branch).await.map_err(|_| {
-                Failure::configuration(format!(
-                    "The branch {branch} does not exist in the repository {name} at {}.",
-                    repo.display()
-                ))
-            })?,
+        // The commit a push or `sourceRevisions` named, else the branch's head.
+        let revision = match &job.request.source_revision {
+            Some(r) => Revision::Commit(&r.value),
+            None => Revision::Branch(branch),
         };
-        let commit = describe(&repo, id).await?;
+        let Ok(commit) = resolve(&repo, revision).await else {
+            // Asked only now: a repository is usually there, and each question is a process.
+            let missing = if git(&repo, &["rev-parse", "--git-dir"]).await.is_err() {
+                format!("The repository {name} at {} is not a git repository.", repo.display())
+            } else {
+                match revision {
+                    Revision::Commit(id) => format!(
+                        "The commit {id} does not exist in the repository {name} at {}.",
+                        repo.display()
+                    ),
+                    Revision::Branch(branch) => format!(
+                        "The branch {branch} does not exist in the repository {name} at {}.",
+                        repo.display()
+                    ),
+                }
+            };
+            return Err(Failure::configuration(missing));
+        };
         let artifact = self.archive(job, &repo, &commit.id).await?;
         let own = vec![
             ("CommitterDate", commit.committer_date.clone()),

@@ -14,7 +14,7 @@ use baton_core::engine::SourceRevision;
 use baton_core::plan::ActionPlan;
 use baton_core::triggers::{GitChange, GitEvent};
 
-use super::git::{Commit, commit_of, describe, git, head_of, succeeded};
+use super::git::{Commit, Revision, git, head_of, resolve, succeeded};
 use super::{Failure, archive, blocking, has_reference, required};
 use baton_app::ports::provider::{ActionProvider, Job, JobResult, LocalArtifact, ProviderError};
 
@@ -145,21 +145,21 @@ impl ConnectionSourceProvider {
         clone: bool,
     ) -> Result<(Commit, Vec<LocalArtifact>), Failure> {
         let repo = self.repository(repository).await?;
-        let id = match &job.request.source_revision {
-            // The commit a webhook, a push or `sourceRevisions` named, else the branch's head.
-            Some(r) => commit_of(&repo, &r.value).await.map_err(|_| {
-                Failure::configuration(format!(
-                    "The commit {} does not exist in the repository {repository}.",
-                    r.value
-                ))
-            })?,
-            None => head_of(&repo, branch).await.map_err(|_| {
-                Failure::configuration(format!(
-                    "The branch {branch} does not exist in the repository {repository}."
-                ))
-            })?,
+        // The commit a webhook, a push or `sourceRevisions` named, else the branch's head.
+        let revision = match &job.request.source_revision {
+            Some(r) => Revision::Commit(&r.value),
+            None => Revision::Branch(branch),
         };
-        let commit = describe(&repo, id).await?;
+        let commit = resolve(&repo, revision).await.map_err(|_| {
+            Failure::configuration(match revision {
+                Revision::Commit(id) => {
+                    format!("The commit {id} does not exist in the repository {repository}.")
+                }
+                Revision::Branch(branch) => {
+                    format!("The branch {branch} does not exist in the repository {repository}.")
+                }
+            })
+        })?;
         let artifacts = self.artifact(job, &repo, &commit.id, branch, clone).await?;
         Ok((commit, artifacts))
     }

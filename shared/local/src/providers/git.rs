@@ -7,7 +7,6 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use super::Failure;
 use baton_app::ports::provider::{JobResult, LocalArtifact};
 
 /// Variables a caller's environment could set to point git at another repository.
@@ -37,24 +36,33 @@ pub(crate) async fn head_of(repo: &Path, branch: &str) -> Result<String, String>
     Ok(id.trim().to_string())
 }
 
-/// The full id of the commit `id` names (a full or abbreviated hash).
-pub(crate) async fn commit_of(repo: &Path, id: &str) -> Result<String, String> {
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("{id} is not a commit id"));
-    }
-    let spec = format!("{id}^{{commit}}");
-    Ok(git(repo, &["rev-parse", "--verify", "--quiet", &spec]).await?.trim().to_string())
+/// What names the commit a source runs: a branch's head, or a commit id (full or abbreviated).
+#[derive(Clone, Copy)]
+pub(crate) enum Revision<'a> {
+    Branch(&'a str),
+    Commit(&'a str),
 }
 
-/// Dates (strict ISO 8601, as CodeCommit gives them) and the full message of `id`.
-pub(crate) async fn describe(repo: &Path, id: String) -> Result<Commit, Failure> {
-    let text = git(repo, &["show", "-s", "--format=%aI%x00%cI%x00%B", &id])
-        .await
-        .map_err(|e| Failure::job(format!("Could not read commit {id}: {e}")))?;
-    let mut parts = text.splitn(3, '\0');
-    let author_date = parts.next().unwrap_or_default().to_string();
-    let committer_date = parts.next().unwrap_or_default().to_string();
-    let message = parts.next().unwrap_or_default().trim_end().to_string();
+/// The commit `revision` names, with its dates (strict ISO 8601, as CodeCommit gives them) and
+/// full message: one `git show`, where asking for the id and then the rest took two processes.
+pub(crate) async fn resolve(repo: &Path, revision: Revision<'_>) -> Result<Commit, String> {
+    let spec = match revision {
+        // The full ref keeps a branch named like an option (`-x`) from being read as one.
+        Revision::Branch(branch) => format!("refs/heads/{branch}^{{commit}}"),
+        Revision::Commit(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            format!("{id}^{{commit}}")
+        }
+        Revision::Commit(id) => return Err(format!("{id} is not a commit id")),
+    };
+    // `--` reads the spec as a revision only, never as a path.
+    let text = git(repo, &["show", "-s", "--format=%H%x00%aI%x00%cI%x00%B", &spec, "--"]).await?;
+    let mut parts = text.splitn(4, '\0');
+    let mut next = || parts.next().unwrap_or_default().to_string();
+    let (id, author_date, committer_date) = (next(), next(), next());
+    let message = next().trim_end().to_string();
+    if id.len() < 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("git named no commit for {spec}"));
+    }
     Ok(Commit { id, message, author_date, committer_date })
 }
 

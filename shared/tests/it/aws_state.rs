@@ -239,6 +239,41 @@ async fn a_move_out_whose_lanes_update_fails_leaves_a_draft_no_reader_takes() {
     assert_eq!(relayed(&client, &table).await, vec![0, 5, 7]);
 }
 
+/// A draft written ended (its lanes update lost) and then a move of the execution still
+/// running, which let go of its stage: the item keeps nothing of the draft, so it neither
+/// expires nor leaves the `active` index while it runs.
+#[tokio::test]
+async fn a_move_out_keeps_nothing_of_an_earlier_draft() {
+    let (store, client, table) = fresh_store().await;
+    seed(&store, "redraft").await;
+    let stale = store.load("redraft", &Scope::One("e1".into())).await.unwrap();
+    let mut e1 = stale.executions[0].clone();
+    e1.value.updated_at = 5;
+    let racer = Changes {
+        lanes: Some(Versioned { version: stale.lanes.version, value: lanes("e1") }),
+        executions: vec![e1],
+        outbox: vec![],
+    };
+    store.save("redraft", racer).await.unwrap();
+    let lost = store.save("redraft", ending(&stale, 6, 6)).await;
+    assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
+    let draft = raw_item(&client, &table, "PIPELINE#redraft", "EXECUTION#e1").await;
+    assert!(draft.contains_key("expires_at"), "the draft was written ended: {draft:?}");
+
+    let current = store.load("redraft", &Scope::One("e1".into())).await.unwrap();
+    let mut waiting = ending(&current, 7, 7);
+    waiting.executions[0].value.phase = baton_testkit::phase_of(ExecutionStatus::InProgress);
+    store.save("redraft", waiting).await.unwrap();
+
+    let moved = raw_item(&client, &table, "PIPELINE#redraft", "EXECUTION#e1").await;
+    assert!(!moved.contains_key("expires_at"), "a running execution never expires: {moved:?}");
+    assert_eq!(moved.get("ended"), Some(&AttributeValue::N("0".into())), "{moved:?}");
+    let shown = store.execution("redraft", "e1").await.unwrap().unwrap();
+    assert_eq!((shown.status(), shown.updated_at), (ExecutionStatus::InProgress, 7));
+    let active = store.load("redraft", &Scope::Active).await.unwrap();
+    assert_eq!(active.executions.len(), 1, "{active:?}");
+}
+
 /// Two moves of the same execution from the same read: exactly one lands, and the execution's
 /// own item holds the winner's, not the last one written.
 #[tokio::test]

@@ -431,10 +431,13 @@ fn moved_out(item: Item, lanes_read: u64) -> Expression {
         e.values.insert(format!(":s{i}"), value);
     }
     let mut remove = vec!["#mark"];
-    if !e.names.values().any(|name| name == active::ENDED) {
-        // It ended: the tombstone's `ended = 0` goes with the mark.
-        e.names.insert("#ended".into(), active::ENDED.into());
-        remove.push("#ended");
+    // What the item does not have goes: once it ended, the tombstone's `ended = 0`; while it
+    // has not, the expiry of an earlier draft that had it ended.
+    for (alias, attribute) in [("#ended", active::ENDED), ("#expires", "expires_at")] {
+        if !e.names.values().any(|name| name == attribute) {
+            e.names.insert(alias.into(), attribute.into());
+            remove.push(alias);
+        }
     }
     e.names.insert("#version".into(), "version".into());
     e.names.insert("#mark".into(), RESIDENT_MARK.into());

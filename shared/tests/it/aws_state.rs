@@ -187,6 +187,17 @@ fn ending(snap: &Snapshot, updated_at: i64, n: u32) -> Changes {
     }
 }
 
+/// `e1` of `snap` still running and holding its stage, updated at `n`: a save carrying event `n`.
+fn running(snap: &Snapshot, n: u32) -> Changes {
+    let mut e1 = snap.executions.iter().find(|e| e.value.id == "e1").unwrap().clone();
+    e1.value.updated_at = i64::from(n);
+    Changes {
+        lanes: Some(Versioned { version: snap.lanes.version, value: lanes("e1") }),
+        executions: vec![e1],
+        outbox: vec![event(n)],
+    }
+}
+
 /// A move out of the lanes item writes the execution's own item before the lanes: when the
 /// lanes update then fails, that item is a draft every reader passes over for the resident,
 /// and a later mover replaces it; once a move landed, a mover from an older read is refused.
@@ -196,14 +207,7 @@ async fn a_move_out_whose_lanes_update_fails_leaves_a_draft_no_reader_takes() {
     seed(&store, "draft").await;
     let stale = store.load("draft", &Scope::One("e1".into())).await.unwrap();
     // Another save lands first: e1 still runs, updated.
-    let mut e1 = stale.executions[0].clone();
-    e1.value.updated_at = 5;
-    let racer = Changes {
-        lanes: Some(Versioned { version: stale.lanes.version, value: lanes("e1") }),
-        executions: vec![e1],
-        outbox: vec![event(5)],
-    };
-    store.save("draft", racer).await.unwrap();
+    store.save("draft", running(&stale, 5)).await.unwrap();
 
     let result = store.save("draft", ending(&stale, 6, 6)).await;
 
@@ -247,14 +251,7 @@ async fn a_move_out_keeps_nothing_of_an_earlier_draft() {
     let (store, client, table) = fresh_store().await;
     seed(&store, "redraft").await;
     let stale = store.load("redraft", &Scope::One("e1".into())).await.unwrap();
-    let mut e1 = stale.executions[0].clone();
-    e1.value.updated_at = 5;
-    let racer = Changes {
-        lanes: Some(Versioned { version: stale.lanes.version, value: lanes("e1") }),
-        executions: vec![e1],
-        outbox: vec![],
-    };
-    store.save("redraft", racer).await.unwrap();
+    store.save("redraft", running(&stale, 5)).await.unwrap();
     let lost = store.save("redraft", ending(&stale, 6, 6)).await;
     assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
     let draft = raw_item(&client, &table, "PIPELINE#redraft", "EXECUTION#e1").await;

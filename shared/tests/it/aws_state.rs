@@ -198,20 +198,26 @@ fn running(snap: &Snapshot, n: u32) -> Changes {
     }
 }
 
+/// Seeds `pipeline`, then moves `e1` out (ended at 6, event 6) from a read that another save
+/// (still running, at 5, event 5) made stale: that move conflicts. Returns the stale read.
+async fn lose_a_move(store: &DynamoDbStateStore, pipeline: &str) -> Snapshot {
+    seed(store, pipeline).await;
+    let stale = store.load(pipeline, &Scope::One("e1".into())).await.unwrap();
+    store.save(pipeline, running(&stale, 5)).await.unwrap();
+    let lost = store.save(pipeline, ending(&stale, 6, 6)).await;
+    assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
+    stale
+}
+
 /// A move out of the lanes item writes the execution's own item before the lanes: when the
 /// lanes update then fails, that item is a draft every reader passes over for the resident,
 /// and a later mover replaces it; once a move landed, a mover from an older read is refused.
 #[tokio::test]
 async fn a_move_out_whose_lanes_update_fails_leaves_a_draft_no_reader_takes() {
     let (store, client, table) = fresh_store().await;
-    seed(&store, "draft").await;
-    let stale = store.load("draft", &Scope::One("e1".into())).await.unwrap();
-    // Another save lands first: e1 still runs, updated.
-    store.save("draft", running(&stale, 5)).await.unwrap();
 
-    let result = store.save("draft", ending(&stale, 6, 6)).await;
+    let stale = lose_a_move(&store, "draft").await;
 
-    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
     let draft = raw_item(&client, &table, "PIPELINE#draft", "EXECUTION#e1").await;
     assert!(draft.contains_key("body"), "the own item was written first: {draft:?}");
     let shown = store.execution("draft", "e1").await.unwrap().unwrap();
@@ -249,11 +255,7 @@ async fn a_move_out_whose_lanes_update_fails_leaves_a_draft_no_reader_takes() {
 #[tokio::test]
 async fn a_move_out_keeps_nothing_of_an_earlier_draft() {
     let (store, client, table) = fresh_store().await;
-    seed(&store, "redraft").await;
-    let stale = store.load("redraft", &Scope::One("e1".into())).await.unwrap();
-    store.save("redraft", running(&stale, 5)).await.unwrap();
-    let lost = store.save("redraft", ending(&stale, 6, 6)).await;
-    assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
+    lose_a_move(&store, "redraft").await;
     let draft = raw_item(&client, &table, "PIPELINE#redraft", "EXECUTION#e1").await;
     assert!(draft.contains_key("expires_at"), "the draft was written ended: {draft:?}");
 

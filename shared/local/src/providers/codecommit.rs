@@ -46,26 +46,13 @@ impl CodeCommitProvider {
                 path.display()
             ))
         })?;
-        // The commit a push or `sourceRevisions` named, else the branch's head.
-        let revision = match &job.request.source_revision {
-            Some(r) => Revision::Commit(&r.value),
-            None => Revision::Branch(branch),
-        };
+        let revision = Revision::of(job, branch);
         let Ok(commit) = resolve(&repo, revision).await else {
             // Asked only now: a repository is usually there, and each question is a process.
             let missing = if git(&repo, &["rev-parse", "--git-dir"]).await.is_err() {
                 format!("The repository {name} at {} is not a git repository.", repo.display())
             } else {
-                match revision {
-                    Revision::Commit(id) => format!(
-                        "The commit {id} does not exist in the repository {name} at {}.",
-                        repo.display()
-                    ),
-                    Revision::Branch(branch) => format!(
-                        "The branch {branch} does not exist in the repository {name} at {}.",
-                        repo.display()
-                    ),
-                }
+                revision.missing_from(&format!("the repository {name} at {}", repo.display()))
             };
             return Err(Failure::configuration(missing));
         };

@@ -145,20 +145,9 @@ impl ConnectionSourceProvider {
         clone: bool,
     ) -> Result<(Commit, Vec<LocalArtifact>), Failure> {
         let repo = self.repository(repository).await?;
-        // The commit a webhook, a push or `sourceRevisions` named, else the branch's head.
-        let revision = match &job.request.source_revision {
-            Some(r) => Revision::Commit(&r.value),
-            None => Revision::Branch(branch),
-        };
+        let revision = Revision::of(job, branch);
         let commit = resolve(&repo, revision).await.map_err(|_| {
-            Failure::configuration(match revision {
-                Revision::Commit(id) => {
-                    format!("The commit {id} does not exist in the repository {repository}.")
-                }
-                Revision::Branch(branch) => {
-                    format!("The branch {branch} does not exist in the repository {repository}.")
-                }
-            })
+            Failure::configuration(revision.missing_from(&format!("the repository {repository}")))
         })?;
         let artifacts = self.artifact(job, &repo, &commit.id, branch, clone).await?;
         Ok((commit, artifacts))

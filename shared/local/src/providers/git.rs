@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use baton_app::ports::provider::{JobResult, LocalArtifact};
+use baton_app::ports::provider::{Job, JobResult, LocalArtifact};
 
 /// Variables a caller's environment could set to point git at another repository.
 const GIT_REDIRECTS: [&str; 7] = [
@@ -28,10 +28,9 @@ pub(crate) struct Commit {
     pub(crate) committer_date: String,
 }
 
-/// The commit id at `refs/heads/<branch>`. The full ref keeps a branch named like an option
-/// (`-x`) from being read as one.
+/// The commit id at `refs/heads/<branch>`.
 pub(crate) async fn head_of(repo: &Path, branch: &str) -> Result<String, String> {
-    let spec = format!("refs/heads/{branch}^{{commit}}");
+    let spec = Revision::Branch(branch).spec()?;
     let id = git(repo, &["rev-parse", "--verify", "--quiet", &spec]).await?;
     Ok(id.trim().to_string())
 }
@@ -43,17 +42,43 @@ pub(crate) enum Revision<'a> {
     Commit(&'a str),
 }
 
+impl<'a> Revision<'a> {
+    /// What `job` runs: the commit a push, a webhook or `sourceRevisions` named, else the head
+    /// of `branch`.
+    pub(crate) fn of(job: &'a Job, branch: &'a str) -> Self {
+        match &job.request.source_revision {
+            Some(r) => Revision::Commit(&r.value),
+            None => Revision::Branch(branch),
+        }
+    }
+
+    /// Why it is not found in `repository` (as the message names it), in one sentence.
+    pub(crate) fn missing_from(self, repository: &str) -> String {
+        match self {
+            Revision::Commit(id) => format!("The commit {id} does not exist in {repository}."),
+            Revision::Branch(branch) => {
+                format!("The branch {branch} does not exist in {repository}.")
+            }
+        }
+    }
+
+    /// The revision as git reads it, always a commit. The full ref keeps a branch named like
+    /// an option (`-x`) from being read as one.
+    fn spec(self) -> Result<String, String> {
+        match self {
+            Revision::Branch(branch) => Ok(format!("refs/heads/{branch}^{{commit}}")),
+            Revision::Commit(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(format!("{id}^{{commit}}"))
+            }
+            Revision::Commit(id) => Err(format!("{id} is not a commit id")),
+        }
+    }
+}
+
 /// The commit `revision` names, with its dates (strict ISO 8601, as CodeCommit gives them) and
 /// full message: one `git show`, where asking for the id and then the rest took two processes.
 pub(crate) async fn resolve(repo: &Path, revision: Revision<'_>) -> Result<Commit, String> {
-    let spec = match revision {
-        // The full ref keeps a branch named like an option (`-x`) from being read as one.
-        Revision::Branch(branch) => format!("refs/heads/{branch}^{{commit}}"),
-        Revision::Commit(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            format!("{id}^{{commit}}")
-        }
-        Revision::Commit(id) => return Err(format!("{id} is not a commit id")),
-    };
+    let spec = revision.spec()?;
     // `--` reads the spec as a revision only, never as a path.
     let text = git(repo, &["show", "-s", "--format=%H%x00%aI%x00%cI%x00%B", &spec, "--"]).await?;
     let mut parts = text.splitn(4, '\0');

@@ -139,39 +139,43 @@ async fn the_dynamodb_store_keeps_the_contract() {
     baton_testkit::running_jobs_contract(&store).await;
 }
 
-#[tokio::test]
-async fn two_concurrent_saves_from_the_same_read_let_exactly_one_win() {
-    let (store, client, table) = fresh_store().await;
+/// Seeds `pipeline` in `store`, then sends `save(read, 1)` and `save(read, 2)` of the same read
+/// at once. Exactly one wins and the other conflicts; the winner's `e1` is the one stored, and
+/// only its event reaches the stream. Returns the winner's number.
+async fn race_two(
+    (store, client, table): (DynamoDbStateStore, aws_sdk_dynamodb::Client, String),
+    pipeline: &'static str,
+    save: fn(&Snapshot, u32) -> Changes,
+) -> u32 {
     let store = Arc::new(store);
-    seed(&store, "race").await;
-    let snap = store.load("race", &Scope::One("e1".into())).await.unwrap();
-    // Both keep e1 running, so each save is one conditional write of the lanes item. (moto
-    // runs racing transactions unsafely: a cancelled one restores the table as it found it,
-    // over the other's write. DynamoDB does not.)
+    seed(&store, pipeline).await;
+    let snap = store.load(pipeline, &Scope::One("e1".into())).await.unwrap();
     let attempt = |n: u32| {
         let store = Arc::clone(&store);
-        let mut e1 = snap.executions[0].clone();
-        e1.value.updated_at = i64::from(n);
-        let changes = Changes {
-            lanes: Some(Versioned { version: snap.lanes.version, value: lanes("e1") }),
-            executions: vec![e1],
-            outbox: vec![event(n)],
-        };
-        tokio::spawn(async move { (n, store.save("race", changes).await) })
+        let changes = save(&snap, n);
+        tokio::spawn(async move { (n, store.save(pipeline, changes).await) })
     };
-    let first = attempt(1);
-    let second = attempt(2);
+    let (first, second) = (attempt(1), attempt(2));
     let results = [first.await.unwrap(), second.await.unwrap()];
 
     let winners: Vec<_> = results.iter().filter(|r| r.1.is_ok()).collect();
     assert_eq!(winners.len(), 1, "exactly one save wins: {results:?}");
     let losers: Vec<_> = results.iter().filter(|r| r.1.is_err()).collect();
     assert!(matches!(losers[0].1, Err(StoreError::Conflict(_))), "{results:?}");
-    let (n, _) = winners[0];
-    let stored = store.execution("race", "e1").await.unwrap().unwrap();
-    assert_eq!(stored.updated_at, i64::from(*n), "the winner's write is the one stored");
+    let n = winners[0].0;
+    let stored = store.execution(pipeline, "e1").await.unwrap().unwrap();
+    assert_eq!(stored.updated_at, i64::from(n), "the winner's write is the one stored");
     let relayed = relayed(&client, &table).await;
-    assert_eq!(relayed, vec![0, u64::from(*n)], "only the winner's events reach the stream");
+    assert_eq!(relayed, vec![0, u64::from(n)], "only the winner's events reach the stream");
+    n
+}
+
+/// Both keep e1 running, so each save is one conditional write of the lanes item. (moto runs
+/// racing transactions unsafely: a cancelled one restores the table as it found it, over the
+/// other's write. DynamoDB does not.)
+#[tokio::test]
+async fn two_concurrent_saves_from_the_same_read_let_exactly_one_win() {
+    race_two(fresh_store().await, "race", running).await;
 }
 
 /// `e1` of the snapshot `snap` ended with `updated_at`, the lanes it held let go: a save
@@ -278,26 +282,10 @@ async fn a_move_out_keeps_nothing_of_an_earlier_draft() {
 #[tokio::test]
 async fn two_concurrent_moves_out_from_the_same_read_let_exactly_one_win() {
     let (store, client, table) = fresh_store().await;
-    let store = Arc::new(store);
-    seed(&store, "moves").await;
-    let snap = store.load("moves", &Scope::One("e1".into())).await.unwrap();
-    let attempt = |n: u32| {
-        let store = Arc::clone(&store);
-        let changes = ending(&snap, i64::from(n), n);
-        tokio::spawn(async move { (n, store.save("moves", changes).await) })
-    };
-    let (first, second) = (attempt(1), attempt(2));
-    let results = [first.await.unwrap(), second.await.unwrap()];
-
-    let winners: Vec<_> = results.iter().filter(|r| r.1.is_ok()).collect();
-    assert_eq!(winners.len(), 1, "exactly one move lands: {results:?}");
-    assert!(results.iter().any(|r| matches!(r.1, Err(StoreError::Conflict(_)))), "{results:?}");
-    let n = winners[0].0;
-    let stored = store.execution("moves", "e1").await.unwrap().unwrap();
-    assert_eq!(stored.updated_at, i64::from(n), "the winner's move is the one stored");
+    let fresh = (store, client.clone(), table.clone());
+    race_two(fresh, "moves", |read, n| ending(read, i64::from(n), n)).await;
     let raw = raw_item(&client, &table, "PIPELINE#moves", "EXECUTION#e1").await;
-    assert!(!raw.contains_key("resident"), "{raw:?}");
-    assert_eq!(relayed(&client, &table).await, vec![0, u64::from(n)]);
+    assert!(!raw.contains_key("resident"), "the winner's move landed: {raw:?}");
 }
 
 #[tokio::test]
